@@ -1,0 +1,1 @@
+"""Executors of the logical plan; no backend imports another."""

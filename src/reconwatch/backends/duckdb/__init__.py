@@ -1,0 +1,1 @@
+"""DuckDB executor: plan to SQL, one CTE per pipe stage."""

@@ -1,0 +1,1 @@
+"""Reference interpreter: the plan evaluated row by row in Python, the semantic oracle."""

@@ -1,0 +1,1 @@
+"""Streaming executor: the plan evaluated incrementally over a sliding event-time window."""

@@ -1,0 +1,1 @@
+"""ECS: field schema and types, multivalue rules, mappings from other telemetry."""

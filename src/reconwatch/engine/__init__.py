@@ -1,0 +1,1 @@
+"""Rule execution with Kibana semantics: windows, schedules, alert building, evidence."""

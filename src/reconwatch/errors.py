@@ -1,0 +1,130 @@
+"""One error tree for reconwatch: every user-facing failure carries where it happened."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of query text: 1-based line and column of its start, 0-based offsets [start, end)."""
+
+    start: int
+    end: int
+    line: int
+    col: int
+
+    def text(self, source: str) -> str:
+        return source[self.start : self.end]
+
+    def join(self, other: Span) -> Span:
+        """The smallest span covering both (self must start first)."""
+        return Span(self.start, max(self.end, other.end), self.line, self.col)
+
+
+def span_at(source: str, start: int, end: int | None = None) -> Span:
+    """Build a Span for offsets into source, computing line and column."""
+    line = source.count("\n", 0, start) + 1
+    col = start - (source.rfind("\n", 0, start) + 1) + 1
+    return Span(start, start if end is None else end, line, col)
+
+
+class ReconwatchError(Exception):
+    """Root of every error reconwatch reports to a user. exit_code: 2 bad input, 1 runtime."""
+
+    exit_code = 1
+
+    def one_line(self) -> str:
+        return str(self)
+
+
+class QueryError(ReconwatchError):
+    """A problem in ES|QL text, positioned as Elasticsearch does: `line L:C: message`."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, span: Span | None = None, source: str | None = None) -> None:
+        self.message = message
+        self.span = span
+        self.source = source
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        if self.span is None:
+            return self.message
+        return f"line {self.span.line}:{self.span.col}: {self.message}"
+
+    def caret(self) -> str:
+        """The offending query line with a caret under the error position, or '' if unknown."""
+        if self.span is None or self.source is None:
+            return ""
+        lines = self.source.split("\n")
+        if not 1 <= self.span.line <= len(lines):
+            return ""
+        text = lines[self.span.line - 1]
+        width = max(1, min(self.span.end - self.span.start, len(text) - self.span.col + 1))
+        return f"{text}\n{' ' * (self.span.col - 1)}{'^' * width}"
+
+    def render(self) -> str:
+        caret = self.caret()
+        return f"{self.one_line()}\n{caret}" if caret else self.one_line()
+
+
+class QuerySyntaxError(QueryError):
+    """The text is not ES|QL (lexer or parser)."""
+
+
+class QuerySemanticError(QueryError):
+    """Valid syntax, invalid meaning: unknown column, wrong type, bad argument count."""
+
+
+class UnsupportedFeatureError(QueryError):
+    """A real ES|QL feature reconwatch does not run; refused by name, never approximated."""
+
+    def __init__(self, feature: str, span: Span | None = None, source: str | None = None) -> None:
+        self.feature = feature
+        super().__init__(f"unsupported: {feature}", span, source)
+
+
+class IngestError(ReconwatchError):
+    """A bad event or input file: `file:line: reason`. Usually counted and skipped, not raised."""
+
+    exit_code = 2
+
+    def __init__(self, reason: str, path: str | None = None, line: int | None = None) -> None:
+        self.reason = reason
+        self.path = path
+        self.line = line
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        where = self.path or "<input>"
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        return f"{where}: {self.reason}"
+
+
+class RuleLoadError(ReconwatchError):
+    """A rule file that cannot be used; carries every problem found, each naming file and field."""
+
+    exit_code = 2
+
+    def __init__(self, path: str, problems: list[tuple[str, str]]) -> None:
+        self.path = path
+        self.problems = problems  # (field, reason)
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        return "; ".join(f"{self.path}: {field}: {reason}" for field, reason in self.problems)
+
+
+class UsageError(ReconwatchError):
+    """A command line that cannot be carried out as given."""
+
+    exit_code = 2
+
+
+class SensorError(ReconwatchError):
+    """The sensor cannot capture (missing bpftrace, no privileges, no tracefs); names the fix."""
+
+    exit_code = 1

@@ -1,0 +1,1 @@
+"""ES|QL language: lexer, parser, AST, renderer, function registry, analyser."""

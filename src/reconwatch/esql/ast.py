@@ -1,0 +1,324 @@
+"""ES|QL abstract syntax tree: what the text says, with source spans, before any name or type is resolved.
+
+Equality ignores spans (compare=False) so that parse(render(q)) == parse(q) holds structurally.
+Every node's `span` covers its whole source text; the default name of an unnamed expression is
+`span.text(query)` as Elasticsearch does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal as Lit
+
+from reconwatch.errors import Span
+
+NO_SPAN = Span(0, 0, 0, 0)
+
+
+def _span() -> Span:
+    return field(default=NO_SPAN, compare=False, repr=False)  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------------------
+# Expressions
+
+LiteralKind = Lit["null", "integer", "decimal", "string", "boolean", "param"]
+TimeUnit = Lit[
+    "year", "quarter", "month", "week", "day", "hour", "minute", "second", "millisecond", "nanosecond"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    """null, 42, 4.2, "text" (value already unescaped), true/false, or a ?param (value = its name)."""
+
+    kind: LiteralKind
+    value: object
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class TimeSpan:
+    """`1 hour`, `61 minutes`, `1h`: amount and the normalised unit; unit_text keeps the spelling."""
+
+    amount: int
+    unit: TimeUnit
+    unit_text: str = field(default="", compare=False)
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ListLiteral:
+    """`[1, 2, 3]`: a multivalue constant."""
+
+    items: tuple[Expr, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A (possibly dotted, possibly back-quoted) column name: `host.os.type`, `` `AVG(x)` ``."""
+
+    name: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A function call; `name` lower-cased. `count(*)` has star=True and no args."""
+
+    name: str
+    args: tuple[Expr, ...]
+    star: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Unary:
+    """Arithmetic negation or plus: `-x`, `+x`."""
+
+    op: Lit["-", "+"]
+    operand: Expr
+    span: Span = _span()
+
+
+BinaryOp = Lit["+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "=~"]
+
+
+@dataclass(frozen=True, slots=True)
+class Binary:
+    """Arithmetic or comparison."""
+
+    op: BinaryOp
+    left: Expr
+    right: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    left: Expr
+    right: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    left: Expr
+    right: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    operand: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class In:
+    """`x [NOT] IN (a, b, ...)`."""
+
+    value: Expr
+    items: tuple[Expr, ...]
+    negated: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Like:
+    """`x [NOT] LIKE "p"`, `x LIKE ("p1", "p2")`, and RLIKE (regex=True). Patterns are unescaped
+    string values; pattern-level escapes (`\\*`) are still in them."""
+
+    value: Expr
+    patterns: tuple[str, ...]
+    regex: bool = False
+    negated: bool = False
+    listed: bool = False  # written as a parenthesised list (kept for rendering)
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class IsNull:
+    """`x IS [NOT] NULL`."""
+
+    value: Expr
+    negated: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Cast:
+    """`x::type` (type name lower-cased as written, e.g. "ip", "long", "datetime")."""
+
+    value: Expr
+    type_name: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """`field : "query"` full-text match operator (parsed so rules load; executors refuse it)."""
+
+    field: Expr
+    query: Expr
+    span: Span = _span()
+
+
+Expr = (
+    Literal | TimeSpan | ListLiteral | Field | Call | Unary | Binary | And | Or | Not | In | Like
+    | IsNull | Cast | Match
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command parts
+
+
+@dataclass(frozen=True, slots=True)
+class Assign:
+    """`name = expr` or a bare `expr` (name None: the column is named by the expression's text)."""
+
+    name: str | None
+    expr: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class AggField:
+    """One STATS aggregate: `[name =] expr [WHERE cond]`."""
+
+    name: str | None
+    expr: Expr
+    where: Expr | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class SortItem:
+    expr: Expr
+    descending: bool = False
+    nulls_first: bool | None = None  # None: the default (nulls last ASC, first DESC)
+    span: Span = _span()
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+@dataclass(frozen=True, slots=True)
+class From:
+    """`FROM idx1, idx-*, "quoted" [METADATA _id, _index]`."""
+
+    sources: tuple[str, ...]
+    metadata: tuple[str, ...] = ()
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    fields: tuple[Assign, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    condition: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Eval:
+    fields: tuple[Assign, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Keep:
+    """Name patterns (`*` wildcards allowed), in order."""
+
+    patterns: tuple[str, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    patterns: tuple[str, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Rename:
+    """Pairs (old, new); both `old AS new` and `new = old` parse to the same pair."""
+
+    pairs: tuple[tuple[str, str], ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """`STATS aggs [BY groups]`; inline=True for `INLINE STATS` (parsed; not executed)."""
+
+    aggs: tuple[AggField, ...]
+    by: tuple[Assign, ...] = ()
+    inline: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Sort:
+    items: tuple[SortItem, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    count: int
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class MvExpand:
+    field: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Dissect:
+    """`DISSECT expr "pattern" [APPEND_SEPARATOR = "sep"]`."""
+
+    value: Expr
+    pattern: str
+    append_separator: str | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Grok:
+    value: Expr
+    pattern: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Unsupported:
+    """A command that parses but that reconwatch does not run (ENRICH, LOOKUP JOIN, COMPLETION,
+    FORK, ...). `name` is its keyword(s) upper-cased; `text` its source text, kept for rendering."""
+
+    name: str
+    text: str
+    span: Span = _span()
+
+
+Command = (
+    From | Row | Where | Eval | Keep | Drop | Rename | Stats | Sort | Limit | MvExpand | Dissect
+    | Grok | Unsupported
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A whole query: a source command then processing commands. `source` is the original text."""
+
+    commands: tuple[Command, ...]
+    source: str = field(default="", compare=False, repr=False)

@@ -1,0 +1,1 @@
+"""Ingest: files, stdin, HTTP bulk and sensor output become ECS event datasets."""

@@ -1,0 +1,1 @@
+"""Executor-neutral logical plan: typed expressions and pipeline steps."""

@@ -1,0 +1,1 @@
+"""Detection rules: TOML model, loading, validation, exceptions."""

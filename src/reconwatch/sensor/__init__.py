@@ -1,0 +1,1 @@
+"""Live sensor: eBPF (bpftrace) and auditd collectors producing Elastic Defend network events."""
