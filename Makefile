@@ -1,9 +1,9 @@
-# Targets CI calls too (.ci/run -> make ci).
+# Targets CI calls too (.ci/run -> make test-all).
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup lint typecheck test test-fast ci demo bench clean
+.PHONY: setup system-deps lint typecheck test test-fast ci test-all demo bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,12 @@ test-fast: setup
 	$(BIN)/pytest -q -m 'not slow'
 
 ci: setup lint typecheck test
+
+# Everything on a fresh machine: system packages (as root), venv, lint, types, all tests.
+test-all: system-deps ci
+
+system-deps:
+	bash scripts/install-system-deps.sh
 
 demo: setup
 	$(BIN)/reconwatch detect --demo
