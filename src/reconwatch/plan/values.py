@@ -1,0 +1,319 @@
+"""Value conventions of plan/nodes.py made executable: coercion, canonical forms, ordering, printing."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from reconwatch.esql.types import DataType
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
+ULONG_MAX = 2**64 - 1
+
+
+class ConversionError(ValueError):
+    """A value that cannot be converted to the requested type; the message is Elasticsearch's."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Multivalues
+
+
+def as_list(value: object) -> list[object]:
+    """Every value of a cell: [] for null, [v] for a single value, the list for a multivalue."""
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return [v for v in value if v is not None]
+    return [value]
+
+
+def from_list(values: Iterable[object]) -> object:
+    """The cell holding these values: None, the single value, or a list of two or more."""
+    items = [v for v in values if v is not None]
+    if not items:
+        return None
+    return items[0] if len(items) == 1 else items
+
+
+def is_multi(value: object) -> bool:
+    return isinstance(value, list | tuple) and len(value) > 1
+
+
+# ---------------------------------------------------------------------------------------------
+# IP addresses
+
+
+def canonical_ip(text: str) -> str:
+    """The canonical spelling of an IP (IPv4-mapped IPv6 as IPv4); ConversionError if invalid."""
+    try:
+        addr = ipaddress.ip_address(text.strip())
+    except ValueError:
+        msg = f"'{text}' is not an IP string literal."
+        raise ConversionError(msg) from None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(addr)
+
+
+def ip_bytes(text: str) -> bytes:
+    """The 16-byte IPv6 form Elasticsearch stores and orders IPs by (IPv4 mapped into ::ffff:0:0/96)."""
+    addr = ipaddress.ip_address(text)
+    if isinstance(addr, ipaddress.IPv4Address):
+        return b"\x00" * 10 + b"\xff\xff" + addr.packed
+    return addr.packed
+
+
+# ---------------------------------------------------------------------------------------------
+# Dates
+
+_DATE_RE = re.compile(
+    r"^(?P<y>[+-]?\d{4,})(?:-(?P<mo>\d{1,2})(?:-(?P<d>\d{1,2})"
+    r"(?:[T ](?P<h>\d{1,2})(?::(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d{1,9}))?)?)?"
+    r"(?P<tz>Z|[+-]\d{2}:?\d{2})?)?)?)?$"
+)
+
+
+def parse_datetime(text: str) -> datetime:
+    """An ISO-8601 date or date-time (strict_date_optional_time) as a UTC datetime, ms precision."""
+    m = _DATE_RE.match(text.strip())
+    if m is None:
+        msg = f"failed to parse date field [{text}] with format [strict_date_optional_time]"
+        raise ConversionError(msg)
+    g = m.groupdict()
+    try:
+        millis = int((g["f"] or "0").ljust(3, "0")[:3])
+        dt = datetime(
+            int(g["y"]),
+            int(g["mo"] or 1),
+            int(g["d"] or 1),
+            int(g["h"] or 0),
+            int(g["mi"] or 0),
+            int(g["s"] or 0),
+            millis * 1000,
+            tzinfo=UTC,
+        )
+    except ValueError as exc:
+        msg = f"failed to parse date field [{text}] with format [strict_date_optional_time]"
+        raise ConversionError(msg) from exc
+    tz = g["tz"]
+    if tz and tz != "Z":
+        sign = -1 if tz[0] == "-" else 1
+        digits = tz[1:].replace(":", "")
+        dt -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    return dt
+
+
+def datetime_from_millis(millis: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=millis)
+
+
+def datetime_to_millis(value: datetime) -> int:
+    delta = value - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def format_datetime(value: datetime) -> str:
+    """Elasticsearch's rendering: 2024-01-02T03:04:05.678Z."""
+    v = value.astimezone(UTC)
+    return f"{v.strftime('%Y-%m-%dT%H:%M:%S')}.{v.microsecond // 1000:03d}Z"
+
+
+def to_utc_millis_precision(value: datetime) -> datetime:
+    v = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    v = v.astimezone(UTC)
+    return v.replace(microsecond=v.microsecond // 1000 * 1000)
+
+
+# ---------------------------------------------------------------------------------------------
+# Versions
+
+
+def version_key(text: str) -> tuple[object, ...]:
+    """Semantic-version ordering: numeric parts numerically, a pre-release below its release."""
+    main, _, pre = text.partition("-")
+    parts: list[tuple[int, object]] = []
+    for part in main.split("."):
+        parts.append((1, int(part)) if part.isdigit() else (2, part))
+    release_rank = 0 if pre else 1
+    pre_parts = tuple((1, int(p)) if p.isdigit() else (2, p) for p in pre.split(".")) if pre else ()
+    return (tuple(parts), release_rank, pre_parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Printing and conversion
+
+
+def java_double(value: float) -> str:
+    """Double.toString: 1.0, 0.001, 1.0E-4, 1.0E7, NaN, Infinity."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == 0:
+        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
+    magnitude = abs(value)
+    if 1e-3 <= magnitude < 1e7:
+        text = repr(value)
+        if "e" in text:
+            text = f"{value:.17f}".rstrip("0")
+        return text if "." in text else text + ".0"
+    mantissa, _, exponent = f"{value:e}".partition("e")
+    digits = repr(value / 10 ** int(exponent)) if abs(int(exponent)) < 300 else mantissa
+    if "e" in digits:
+        digits = mantissa
+    digits = digits.rstrip("0")
+    if digits.endswith("."):
+        digits += "0"
+    if "." not in digits:
+        digits += ".0"
+    return f"{digits}E{int(exponent)}"
+
+
+def to_text(value: object, type_: DataType) -> str:
+    """TO_STRING of one value of a type."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return java_double(value)
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    return str(value)
+
+
+def _int_in_range(value: int, type_: DataType) -> int:
+    low, high = {
+        DataType.INTEGER: (INT_MIN, INT_MAX),
+        DataType.LONG: (LONG_MIN, LONG_MAX),
+        DataType.UNSIGNED_LONG: (0, ULONG_MAX),
+    }[type_]
+    if not low <= value <= high:
+        msg = f"[{value}] out of [{type_.value}] range"
+        raise ConversionError(msg)
+    return value
+
+
+def _to_int(value: object, type_: DataType) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return _int_in_range(value, type_)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            msg = f"[{java_double(value)}] out of [{type_.value}] range"
+            raise ConversionError(msg)
+        return _int_in_range(int(value), type_)
+    if isinstance(value, datetime):
+        return _int_in_range(datetime_to_millis(value), type_)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return _int_in_range(int(text), type_)
+        except ValueError:
+            pass
+        try:
+            number = float(text)
+        except ValueError:
+            msg = f"Cannot parse number [{value}]"
+            raise ConversionError(msg) from None
+        return _to_int(number, type_)
+    msg = f"Cannot convert [{value}] to [{type_.value}]"
+    raise ConversionError(msg)
+
+
+def _to_double(value: object) -> float:
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, datetime):
+        return float(datetime_to_millis(value))
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            msg = f"Cannot parse number [{value}]"
+            raise ConversionError(msg) from None
+    msg = f"Cannot convert [{value}] to [double]"
+    raise ConversionError(msg)
+
+
+def _to_boolean(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    if isinstance(value, str):
+        # Elasticsearch's Boolean.parseBoolean: only "true" (any case) is true.
+        return value.strip().lower() == "true"
+    msg = f"Cannot convert [{value}] to [boolean]"
+    raise ConversionError(msg)
+
+
+def _to_datetime(value: object) -> datetime:
+    if isinstance(value, datetime):
+        return to_utc_millis_precision(value)
+    if isinstance(value, bool):
+        msg = f"Cannot convert [{value}] to [datetime]"
+        raise ConversionError(msg)
+    if isinstance(value, int):
+        return datetime_from_millis(value)
+    if isinstance(value, float):
+        return datetime_from_millis(int(value))
+    if isinstance(value, str):
+        return parse_datetime(value)
+    msg = f"Cannot convert [{value}] to [datetime]"
+    raise ConversionError(msg)
+
+
+def convert(value: object, type_: DataType) -> object:
+    """One single value converted to `type_` as the TO_<type> functions do; ConversionError if not."""
+    if type_ in (DataType.KEYWORD, DataType.TEXT):
+        return to_text(value, type_)
+    if type_ in (DataType.INTEGER, DataType.LONG, DataType.UNSIGNED_LONG):
+        return _to_int(value, type_)
+    if type_ is DataType.DOUBLE:
+        return _to_double(value)
+    if type_ is DataType.BOOLEAN:
+        return _to_boolean(value)
+    if type_ in (DataType.DATETIME, DataType.DATE_NANOS):
+        return _to_datetime(value)
+    if type_ is DataType.IP:
+        if isinstance(value, str):
+            return canonical_ip(value)
+        msg = f"Cannot convert [{value}] to [ip]"
+        raise ConversionError(msg)
+    if type_ is DataType.VERSION:
+        return str(value)
+    if type_ is DataType.NULL:
+        return None
+    msg = f"Cannot convert [{value}] to [{type_.value}]"
+    raise ConversionError(msg)
+
+
+def coerce_cell(value: object, type_: DataType) -> object:
+    """An input cell brought to the plan's conventions: values converted, nulls and bad values
+    dropped from multivalues, one-element lists unwrapped. Unconvertible values become null."""
+    out: list[object] = []
+    for item in as_list(value):
+        if isinstance(item, dict):
+            continue  # an object where a leaf was expected is not a value of this column
+        try:
+            out.append(convert(item, type_))
+        except ConversionError:
+            continue
+    return from_list(out)
+
+
+def order_key(value: object, type_: DataType) -> object:
+    """A key that orders single values of one type as Elasticsearch does."""
+    if type_ is DataType.IP and isinstance(value, str):
+        return ip_bytes(value)
+    if type_ is DataType.VERSION and isinstance(value, str):
+        return version_key(value)
+    return value
