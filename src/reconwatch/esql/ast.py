@@ -56,6 +56,14 @@ class ListLiteral:
 
 
 @dataclass(frozen=True, slots=True)
+class MapLiteral:
+    """`{"fuzziness": 1, "boost": 2.0}`: named options, only as a function's last argument."""
+
+    entries: tuple[tuple[str, Expr], ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class Field:
     """A (possibly dotted, possibly back-quoted) column name: `host.os.type`, `` `AVG(x)` ``."""
 
@@ -166,8 +174,8 @@ class Match:
 
 
 Expr = (
-    Literal | TimeSpan | ListLiteral | Field | Call | Unary | Binary | And | Or | Not | In | Like
-    | IsNull | Cast | Match
+    Literal | TimeSpan | ListLiteral | MapLiteral | Field | Call | Unary | Binary | And | Or | Not
+    | In | Like | IsNull | Cast | Match
 )
 
 
