@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import TypeVar
 
-from reconwatch.errors import QuerySyntaxError, Span
+from reconwatch.errors import QueryError, QuerySyntaxError, Span, UnsupportedFeatureError
 from reconwatch.esql import ast
 from reconwatch.esql.lexer import Lexer, Mode, Token
 
@@ -55,7 +55,7 @@ def parse(text: str) -> ast.Query:
     parser = _Parser(text)
     try:
         return parser.query()
-    except QuerySyntaxError:
+    except QueryError:
         raise
     except RecursionError:
         raise QuerySyntaxError("query is nested too deeply", None, text) from None
@@ -499,11 +499,22 @@ class _Parser:
         listed = self.peek().is_op("(")
         if listed:
             self.advance()
-            patterns = self.comma_list(self.string_value)
+            patterns = self.comma_list(lambda: self.like_pattern(regex))
             self.expect_op(")")
         else:
-            patterns = (self.string_value(),)
+            patterns = (self.like_pattern(regex),)
         return ast.Like(left, patterns, regex, negated, listed, self.span_from(left.span))
+
+    def like_pattern(self, regex: bool) -> str:
+        tok = self.peek()
+        if tok.kind == "string":
+            self.advance()
+            return str(tok.value)
+        # Newer ES|QL folds constant expressions into patterns (`LIKE concat("a", "*")`);
+        # reconwatch refuses those rather than guess, naming the whole pattern expression.
+        pattern = self.expression(BP_PRED)
+        op = "RLIKE" if regex else "LIKE"
+        raise UnsupportedFeatureError(f"{op} with a computed pattern", pattern.span, self.source)
 
     def parenthesised_list(self) -> tuple[ast.Expr, ...]:
         self.expect_op("(")
