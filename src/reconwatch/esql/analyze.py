@@ -1,0 +1,1008 @@
+"""The semantic pass: an ES|QL AST resolved against a catalog into the typed logical plan."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import cast
+
+from reconwatch.errors import QueryError, QuerySemanticError, Span, UnsupportedFeatureError
+from reconwatch.esql import ast
+from reconwatch.esql import functions as fns
+from reconwatch.esql.types import DataType as T
+from reconwatch.esql.types import parse_type, widen
+from reconwatch.plan import nodes as p
+from reconwatch.plan import values
+from reconwatch.plan.catalog import Catalog
+
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 10_000
+METADATA_TYPES: dict[str, T] = {"_id": T.KEYWORD, "_index": T.KEYWORD, "_version": T.LONG}
+_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth")
+_ARITH = {"+": "add", "-": "sub", "*": "mul", "/": "div", "%": "mod"}
+_COMPARE = {"==": "eq", "!=": "neq", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte", "=~": "eq_ci"}
+# String literals are implicitly cast to these types where one is expected.
+_CASTABLE_FROM_STRING = frozenset({T.DATETIME, T.DATE_NANOS, T.IP, T.VERSION, T.BOOLEAN})
+_TEMPORAL_UNITS: dict[str, tuple[T, str, int]] = {
+    "year": (T.DATE_PERIOD, "months", 12),
+    "quarter": (T.DATE_PERIOD, "months", 3),
+    "month": (T.DATE_PERIOD, "months", 1),
+    "week": (T.DATE_PERIOD, "days", 7),
+    "day": (T.DATE_PERIOD, "days", 1),
+    "hour": (T.TIME_DURATION, "millis", 3_600_000),
+    "minute": (T.TIME_DURATION, "millis", 60_000),
+    "second": (T.TIME_DURATION, "millis", 1000),
+    "millisecond": (T.TIME_DURATION, "millis", 1),
+}
+_UNIT_SPELLINGS: dict[str, str] = {
+    **{s: "year" for s in ("y", "yr", "year", "years")},
+    **{s: "quarter" for s in ("q", "quarter", "quarters")},
+    **{s: "month" for s in ("mo", "month", "months")},
+    **{s: "week" for s in ("w", "week", "weeks")},
+    **{s: "day" for s in ("d", "day", "days")},
+    **{s: "hour" for s in ("h", "hour", "hours")},
+    **{s: "minute" for s in ("m", "min", "minute", "minutes")},
+    **{s: "second" for s in ("s", "sec", "second", "seconds")},
+    **{s: "millisecond" for s in ("ms", "millisecond", "milliseconds")},
+}
+
+
+def compile_query(text: str, catalog: Catalog) -> p.Plan:
+    """Parse then analyse ES|QL text."""
+    parser = importlib.import_module("reconwatch.esql.parser")
+    query = cast(ast.Query, parser.parse(text))
+    return analyze(query, catalog)
+
+
+def analyze(query: ast.Query, catalog: Catalog) -> p.Plan:
+    """Resolve names and types; raise QuerySemanticError / UnsupportedFeatureError with positions."""
+    problems = support_report(query)
+    if problems:
+        raise problems[0]
+    return _Analyzer(query, catalog).run()
+
+
+def ordinal(index: int) -> str:
+    return _ORDINALS[index] if index < len(_ORDINALS) else f"{index + 1}th"
+
+
+# ---------------------------------------------------------------------------------------------
+# Support report: every feature reconwatch refuses, found without resolving anything.
+
+
+def support_report(query: ast.Query) -> list[QueryError]:
+    """Every unsupported command, function, operator or parameter in the query, in text order."""
+    found: list[QueryError] = []
+    src = query.source
+    for cmd in query.commands:
+        if isinstance(cmd, ast.Unsupported):
+            found.append(UnsupportedFeatureError(f"command [{cmd.name}]", cmd.span, src))
+        elif isinstance(cmd, ast.Stats) and cmd.inline:
+            found.append(UnsupportedFeatureError("command [INLINE STATS]", cmd.span, src))
+        for expr in _command_exprs(cmd):
+            for node in _walk(expr):
+                problem = _unsupported_expr(node, src)
+                if problem is not None:
+                    found.append(problem)
+    return found
+
+
+def _unsupported_expr(node: ast.Expr, src: str) -> QueryError | None:
+    if isinstance(node, ast.Call) and node.name.lower() in fns.UNSUPPORTED:
+        return UnsupportedFeatureError(f"function [{node.name.lower()}]", node.span, src)
+    if isinstance(node, ast.Match):
+        return UnsupportedFeatureError("match operator [:]", node.span, src)
+    if isinstance(node, ast.MapLiteral):
+        return UnsupportedFeatureError("function options {...}", node.span, src)
+    if isinstance(node, ast.Literal) and node.kind == "param":
+        return UnsupportedFeatureError(f"query parameter [?{node.value}]", node.span, src)
+    if isinstance(node, ast.TimeSpan) and node.unit == "nanosecond" and node.amount % 1_000_000:
+        return UnsupportedFeatureError("nanosecond time spans", node.span, src)
+    if isinstance(node, ast.Cast):
+        target = parse_type(node.type_name)
+        if target is not None and f"cast_{target.value}" not in fns.REGISTRY:
+            return UnsupportedFeatureError(f"cast to [{node.type_name}]", node.span, src)
+    return None
+
+
+def _command_exprs(cmd: ast.Command) -> Iterator[ast.Expr]:
+    if isinstance(cmd, ast.Row | ast.Eval):
+        yield from (a.expr for a in cmd.fields)
+    elif isinstance(cmd, ast.Where):
+        yield cmd.condition
+    elif isinstance(cmd, ast.Stats):
+        for agg in cmd.aggs:
+            yield agg.expr
+            if agg.where is not None:
+                yield agg.where
+        yield from (a.expr for a in cmd.by)
+    elif isinstance(cmd, ast.Sort):
+        yield from (i.expr for i in cmd.items)
+    elif isinstance(cmd, ast.Dissect | ast.Grok):
+        yield cmd.value
+
+
+def _children(node: ast.Expr) -> tuple[ast.Expr, ...]:
+    if isinstance(node, ast.Call):
+        return node.args
+    if isinstance(node, ast.ListLiteral):
+        return node.items
+    if isinstance(node, ast.Unary | ast.Not):
+        return (node.operand,)
+    if isinstance(node, ast.Binary | ast.And | ast.Or):
+        return (node.left, node.right)
+    if isinstance(node, ast.In):
+        return (node.value, *node.items)
+    if isinstance(node, ast.Like | ast.IsNull | ast.Cast):
+        return (node.value,)
+    if isinstance(node, ast.Match):
+        return (node.field, node.query)
+    if isinstance(node, ast.MapLiteral):
+        return tuple(v for _, v in node.entries)
+    return ()
+
+
+def _walk(node: ast.Expr) -> Iterator[ast.Expr]:
+    yield node
+    for child in _children(node):
+        yield from _walk(child)
+
+
+# ---------------------------------------------------------------------------------------------
+# The analyser
+
+
+@dataclass
+class _Stats:
+    """What an expression in a STATS aggregate position may see outside aggregate calls."""
+
+    groups: dict[str, p.Column]
+    input_columns: dict[str, p.Column]
+    found: list[tuple[str, p.AggCall]] = field(default_factory=list)
+    filter: p.Expr | None = None
+
+
+@dataclass
+class _Env:
+    columns: Mapping[str, p.Column]
+    stats: _Stats | None = None
+    in_agg: str | None = None  # text of the enclosing aggregate call
+
+
+class _Analyzer:
+    def __init__(self, query: ast.Query, catalog: Catalog) -> None:
+        self.query = query
+        self.src = query.source
+        self.catalog = catalog
+        self.columns: dict[str, p.Column] = {}
+        self.origin: dict[str, str] = {}  # column -> the source field it still holds unchanged
+        self.used: set[str] = set()
+        self.source_fields: Mapping[str, p.Column] = {}
+        self.internal = 0
+
+    # -- errors --------------------------------------------------------------------------------
+
+    def error(self, message: str, span: Span) -> QuerySemanticError:
+        return QuerySemanticError(message, span if span != ast.NO_SPAN else None, self.src)
+
+    def text(self, node: ast.Expr) -> str:
+        span = node.span
+        if span != ast.NO_SPAN and self.src:
+            return span.text(self.src)
+        return _fallback_text(node)
+
+    # -- driver --------------------------------------------------------------------------------
+
+    def run(self) -> p.Plan:
+        commands = self.query.commands
+        if not commands:
+            raise QuerySemanticError("empty query", None, self.src)
+        first = commands[0]
+        source: p.Source | p.RowSource
+        if isinstance(first, ast.From):
+            source = self.from_(first)
+        elif isinstance(first, ast.Row):
+            source = self.row(first)
+        else:
+            raise self.error("a query must start with FROM or ROW", first.span)
+        steps: list[p.Step] = []
+        for cmd in commands[1:]:
+            for step in self.command(cmd):
+                previous = steps[-1] if steps else None
+                if isinstance(step, p.Project) and isinstance(previous, p.Project):
+                    steps[-1] = _merge_projects(previous, step)
+                else:
+                    steps.append(step)
+        steps = self.final_limit(steps)
+        if isinstance(source, p.Source):
+            source = self.finish_source(source)
+        return p.Plan(source, tuple(steps), self.query.source)
+
+    def final_limit(self, steps: list[p.Step]) -> list[p.Step]:
+        cols = self.snapshot()
+        if steps and isinstance(steps[-1], p.Limit):
+            last = steps[-1]
+            return [*steps[:-1], p.Limit(min(last.count, MAX_LIMIT), last.columns, last.span)]
+        return [*steps, p.Limit(DEFAULT_LIMIT, cols)]
+
+    def finish_source(self, source: p.Source) -> p.Source:
+        for name in self.columns:
+            if name in self.origin:
+                self.used.add(self.origin[name])
+        fields = tuple(c for name, c in self.source_fields.items() if name in self.used)
+        return p.Source(source.indices, source.metadata, fields, source.columns, source.span)
+
+    def snapshot(self) -> tuple[p.Column, ...]:
+        return tuple(self.columns.values())
+
+    def command(self, cmd: ast.Command) -> list[p.Step]:
+        handler = _HANDLERS.get(type(cmd))
+        if handler is None:
+            raise self.error(f"[{type(cmd).__name__.upper()}] must be the first command", cmd.span)
+        result = handler(self, cmd)
+        return result if isinstance(result, list) else [result]
+
+    # -- source commands -----------------------------------------------------------------------
+
+    def from_(self, cmd: ast.From) -> p.Source:
+        known = self.catalog.fields(cmd.sources)
+        self.source_fields = {name: known[name] for name in sorted(known)}
+        for name, col in self.source_fields.items():
+            self.columns[name] = p.Column(name, col.type, col.multivalued)
+            self.origin[name] = name
+        for meta in cmd.metadata:
+            mtype = METADATA_TYPES.get(meta)
+            if mtype is None:
+                raise UnsupportedFeatureError(f"metadata field [{meta}]", cmd.span, self.src)
+            self.columns.pop(meta, None)
+            self.columns[meta] = p.Column(meta, mtype)
+        return p.Source(cmd.sources, cmd.metadata, (), self.snapshot(), cmd.span)
+
+    def row(self, cmd: ast.Row) -> p.RowSource:
+        assignments: list[tuple[str, p.Expr]] = []
+        for assign in cmd.fields:
+            expr = self.expr(assign.expr, _Env(self.columns))
+            name = assign.name or self.text(assign.expr)
+            assignments.append((name, expr))
+            self.columns.pop(name, None)
+            self.columns[name] = p.Column(name, expr.type, _is_mv(expr))
+        return p.RowSource(tuple(assignments), self.snapshot(), cmd.span)
+
+    # -- processing commands -------------------------------------------------------------------
+
+    def where(self, cmd: ast.Where) -> p.Filter:
+        cond = self.condition(cmd.condition, _Env(self.columns))
+        return p.Filter(cond, self.snapshot(), cmd.span)
+
+    def condition(self, node: ast.Expr, env: _Env) -> p.Expr:
+        expr = self.expr(node, env)
+        if expr.type not in (T.BOOLEAN, T.NULL):
+            raise self.error(
+                f"Condition expression needs to be boolean, found [{expr.type.value.upper()}]",
+                node.span,
+            )
+        return expr
+
+    def eval_(self, cmd: ast.Eval) -> p.Eval:
+        assignments: list[tuple[str, p.Expr]] = []
+        for assign in cmd.fields:
+            expr = self.expr(assign.expr, _Env(self.columns))
+            name = assign.name or self.text(assign.expr)
+            assignments.append((name, expr))
+            self.columns.pop(name, None)
+            self.origin.pop(name, None)
+            self.columns[name] = p.Column(name, expr.type, _is_mv(expr))
+        return p.Eval(tuple(assignments), self.snapshot(), cmd.span)
+
+    def keep(self, cmd: ast.Keep) -> p.Project:
+        # Precedence: exact name > partial wildcard > lone `*`; rightmost wins among equals.
+        best: dict[str, tuple[int, int]] = {}
+        for index, pattern in enumerate(cmd.patterns):
+            matched = self.match_pattern(pattern, cmd.span)
+            rank = 1 if pattern == "*" else 2 if "*" in pattern else 3
+            for name in matched:
+                current = best.get(name)
+                if current is None or rank >= current[0]:
+                    best[name] = (rank, index)
+        order = sorted(best, key=lambda n: (best[n][1], list(self.columns).index(n)))
+        return self.project([(n, n) for n in order], cmd.span)
+
+    def drop(self, cmd: ast.Drop) -> p.Project:
+        dropped: set[str] = set()
+        for pattern in cmd.patterns:
+            dropped.update(self.match_pattern(pattern, cmd.span))
+        return self.project([(n, n) for n in self.columns if n not in dropped], cmd.span)
+
+    def rename(self, cmd: ast.Rename) -> p.Project:
+        mapping = [(n, n) for n in self.columns]
+        for old, new in cmd.pairs:
+            outs = [out for out, _ in mapping]
+            if old not in outs:
+                raise self.unknown_column(old, cmd.span, outs)
+            mapping = [
+                (new if out == old else out, src)
+                for out, src in mapping
+                if out != new or out == old
+            ]
+        return self.project(mapping, cmd.span)
+
+    def project(self, mapping: list[tuple[str, str]], span: Span) -> p.Project:
+        old_cols, old_origin = self.columns, self.origin
+        self.columns, self.origin = {}, {}
+        for out, src in mapping:
+            col = old_cols[src]
+            self.columns[out] = p.Column(out, col.type, col.multivalued)
+            if src in old_origin:
+                self.origin[out] = old_origin[src]
+        return p.Project(tuple(mapping), self.snapshot(), span)
+
+    def match_pattern(self, pattern: str, span: Span) -> list[str]:
+        if "*" not in pattern:
+            if pattern not in self.columns:
+                raise self.unknown_column(pattern, span, list(self.columns))
+            return [pattern]
+        matched = [n for n in self.columns if fnmatch.fnmatchcase(n, pattern.replace("[", "[[]"))]
+        if not matched and pattern != "*":
+            raise self.error(f"No matches found for pattern [{pattern}]", span)
+        return matched
+
+    def sort(self, cmd: ast.Sort) -> p.Sort:
+        keys: list[p.SortKey] = []
+        for item in cmd.items:
+            expr = self.expr(item.expr, _Env(self.columns))
+            if expr.type.is_temporal_amount:
+                raise self.error(f"cannot sort on {expr.type.value}", item.span)
+            nulls_first = item.descending if item.nulls_first is None else item.nulls_first
+            keys.append(p.SortKey(expr, item.descending, nulls_first))
+        return p.Sort(tuple(keys), self.snapshot(), cmd.span)
+
+    def limit(self, cmd: ast.Limit) -> p.Limit:
+        return p.Limit(cmd.count, self.snapshot(), cmd.span)
+
+    def mv_expand(self, cmd: ast.MvExpand) -> p.MvExpand:
+        col = self.columns.get(cmd.field)
+        if col is None:
+            raise self.unknown_column(cmd.field, cmd.span, list(self.columns))
+        if cmd.field in self.origin:
+            self.used.add(self.origin[cmd.field])
+        self.columns[cmd.field] = p.Column(cmd.field, col.type)
+        return p.MvExpand(cmd.field, self.snapshot(), cmd.span)
+
+    def dissect(self, cmd: ast.Dissect) -> p.Extract:
+        from reconwatch.esql.extract import dissect_regex
+
+        value = self.string_input(cmd.value, "DISSECT")
+        try:
+            regex, names, append = dissect_regex(cmd.pattern, cmd.append_separator)
+        except ValueError as exc:
+            raise self.error(
+                f"Invalid pattern for dissect: [{cmd.pattern}]: {exc}", cmd.span
+            ) from None
+        outputs = tuple(p.Column(n, T.KEYWORD) for n in names)
+        return self.extract("dissect", value, regex, outputs, append, cmd.span)
+
+    def grok(self, cmd: ast.Grok) -> p.Extract:
+        from reconwatch.esql.extract import grok_regex
+
+        value = self.string_input(cmd.value, "GROK")
+        try:
+            regex, typed = grok_regex(cmd.pattern)
+        except ValueError as exc:
+            raise self.error(f"Invalid GROK pattern [{cmd.pattern}]: {exc}", cmd.span) from None
+        outputs = tuple(p.Column(n, t, mv) for n, t, mv in typed)
+        return self.extract("grok", value, regex, outputs, (), cmd.span)
+
+    def string_input(self, node: ast.Expr, command: str) -> p.Expr:
+        value = self.expr(node, _Env(self.columns))
+        if value.type not in (*fns.STRING, T.NULL):
+            raise self.error(
+                f"{command} only supports KEYWORD or TEXT values, found expression "
+                f"[{self.text(node)}] type [{value.type.value.upper()}]",
+                node.span,
+            )
+        return value
+
+    def extract(
+        self,
+        kind: str,
+        value: p.Expr,
+        regex: str,
+        outputs: tuple[p.Column, ...],
+        append: tuple[tuple[str, str], ...],
+        span: Span,
+    ) -> p.Extract:
+        for col in outputs:
+            self.columns.pop(col.name, None)
+            self.origin.pop(col.name, None)
+            self.columns[col.name] = col
+        return p.Extract(kind, value, regex, outputs, append, self.snapshot(), span)
+
+    # -- STATS ---------------------------------------------------------------------------------
+
+    def stats(self, cmd: ast.Stats) -> list[p.Step]:
+        inputs = dict(self.columns)
+        groups: list[tuple[str, p.Expr]] = []
+        for assign in cmd.by:
+            expr = self.expr(assign.expr, _Env(inputs))
+            groups.append((assign.name or self.text(assign.expr), expr))
+        group_cols = {n: p.Column(n, e.type) for n, e in groups}
+        outputs: list[tuple[str, p.Expr | p.AggCall]] = []
+        collected: list[tuple[str, p.AggCall]] = []
+        for agg in cmd.aggs:
+            name = agg.name or self.text(agg.expr)
+            st = _Stats(group_cols, inputs)
+            if agg.where is not None:
+                st.filter = self.condition(agg.where, _Env(inputs))
+            resolved = self.expr(agg.expr, _Env(group_cols, stats=st))
+            if not st.found:
+                raise self.error(
+                    f"expected an aggregate function but found [{self.text(agg.expr)}]", agg.span
+                )
+            direct = isinstance(resolved, p.Ref) and len(st.found) == 1 and _is_agg_call(agg.expr)
+            outputs.append((name, st.found[0][1] if direct else resolved))
+            collected.extend(st.found)
+        # Rightmost wins among equal names; a grouping wins over an aggregate.
+        group_names = [n for n, _ in groups]
+        kept_groups = [(n, e) for i, (n, e) in enumerate(groups) if n not in group_names[i + 1 :]]
+        out_names = [n for n, _ in outputs]
+        kept = [
+            (n, e)
+            for i, (n, e) in enumerate(outputs)
+            if n not in out_names[i + 1 :] and n not in group_names
+        ]
+        self.columns, self.origin = {}, {}
+        if all(isinstance(e, p.AggCall) for _, e in kept):
+            aggs = tuple((n, cast(p.AggCall, e)) for n, e in kept)
+            for n, a in aggs:
+                self.columns[n] = p.Column(n, a.type, a.multivalued)
+            for n, e in kept_groups:
+                self.columns[n] = p.Column(n, e.type)
+            return [p.Aggregate(aggs, tuple(kept_groups), self.snapshot(), cmd.span)]
+        return self.lowered_stats(cmd.span, collected, kept, kept_groups)
+
+    def lowered_stats(
+        self,
+        span: Span,
+        collected: list[tuple[str, p.AggCall]],
+        kept: list[tuple[str, p.Expr | p.AggCall]],
+        groups: list[tuple[str, p.Expr]],
+    ) -> list[p.Step]:
+        """Scalar expressions over aggregates: Aggregate (internal names), Eval, then Project."""
+        agg_cols = [p.Column(n, c.type, c.multivalued) for n, c in collected]
+        group_cols = [p.Column(n, e.type) for n, e in groups]
+        aggregate = p.Aggregate(tuple(collected), tuple(groups), (*agg_cols, *group_cols), span)
+        eval_cols = {c.name: c for c in (*agg_cols, *group_cols)}
+        assignments: list[tuple[str, p.Expr]] = []
+        for name, e in kept:
+            expr = _ref_to(collected, e) if isinstance(e, p.AggCall) else e
+            assignments.append((name, expr))
+            eval_cols.pop(name, None)
+            eval_cols[name] = p.Column(name, expr.type, expr.multivalued)
+        ev = p.Eval(tuple(assignments), tuple(eval_cols.values()), span)
+        final = [n for n, _ in kept] + [n for n, _ in groups]
+        self.columns = {n: eval_cols[n] for n in final}
+        project = p.Project(tuple((n, n) for n in final), self.snapshot(), span)
+        return [aggregate, ev, project]
+
+    # -- expressions ---------------------------------------------------------------------------
+
+    def expr(self, node: ast.Expr, env: _Env) -> p.Expr:
+        handler = _EXPR_HANDLERS[type(node)]
+        return handler(self, node, env)
+
+    def literal(self, node: ast.Literal, env: _Env) -> p.Expr:
+        if node.kind == "null":
+            return p.Const(None, T.NULL, node.span)
+        if node.kind == "integer":
+            value = cast(int, node.value)
+            return p.Const(value, _integer_type(value), node.span)
+        if node.kind == "decimal":
+            return p.Const(float(cast(float, node.value)), T.DOUBLE, node.span)
+        if node.kind == "string":
+            return p.Const(node.value, T.KEYWORD, node.span)
+        if node.kind == "boolean":
+            return p.Const(bool(node.value), T.BOOLEAN, node.span)
+        raise UnsupportedFeatureError(f"query parameter [?{node.value}]", node.span, self.src)
+
+    def time_span(self, node: ast.TimeSpan, env: _Env) -> p.Expr:
+        if node.unit == "nanosecond":
+            return p.Const(
+                p.TemporalAmount(millis=node.amount // 1_000_000), T.TIME_DURATION, node.span
+            )
+        type_, part, factor = _TEMPORAL_UNITS[node.unit]
+        amount = p.TemporalAmount(**{part: node.amount * factor})
+        return p.Const(amount, type_, node.span)
+
+    def list_literal(self, node: ast.ListLiteral, env: _Env) -> p.Expr:
+        items = [self.expr(item, env) for item in node.items]
+        if any(not isinstance(i, p.Const) for i in items):
+            raise self.error("list items must be constants", node.span)
+        consts = [cast(p.Const, i) for i in items if cast(p.Const, i).value is not None]
+        if not consts:
+            return p.Const(None, T.NULL, node.span)
+        type_ = consts[0].type
+        for c in consts[1:]:
+            if c.type.is_numeric and type_.is_numeric:
+                type_ = widen(type_, c.type)
+            elif c.type != type_:
+                raise self.error(
+                    f"multivalue literals must be of the same type, found [{type_.value}] and [{c.type.value}]",
+                    node.span,
+                )
+        vals = [_widen_value(c.value, type_) for c in consts]
+        return p.Const(vals if len(vals) > 1 else vals[0], type_, node.span)
+
+    def field(self, node: ast.Field, env: _Env) -> p.Expr:
+        col = env.columns.get(node.name)
+        if col is None:
+            if env.stats is not None and node.name in env.stats.input_columns:
+                raise self.error(
+                    f"column [{node.name}] must appear in the STATS BY clause or be used in an "
+                    "aggregate function",
+                    node.span,
+                )
+            raise self.unknown_column(node.name, node.span, list(env.columns))
+        if col.type is T.UNSUPPORTED:
+            raise self.error(f"Cannot use field [{node.name}] with unsupported type", node.span)
+        if env.stats is None and node.name in self.origin:
+            self.used.add(self.origin[node.name])
+        return p.Ref(node.name, col.type, col.multivalued, node.span)
+
+    def unknown_column(self, name: str, span: Span, candidates: list[str]) -> QuerySemanticError:
+        close = _closest(name, candidates)
+        hint = ""
+        if len(close) == 1:
+            hint = f", did you mean [{close[0]}]?"
+        elif close:
+            hint = f", did you mean any of [{', '.join(close)}]?"
+        return self.error(f"Unknown column [{name}]{hint}", span)
+
+    def unary(self, node: ast.Unary, env: _Env) -> p.Expr:
+        operand = self.expr(node.operand, env)
+        if node.op == "+":
+            return operand
+        if operand.type not in (*fns.NUMERIC, *fns.TEMPORAL_AMOUNT, T.NULL):
+            raise self.type_error(node, 0, node.operand, operand, fns.NUMERIC)
+        if isinstance(operand, p.Const) and not isinstance(operand.value, list):
+            return p.Const(_negate(operand.value), operand.type, node.span)
+        return p.Call("neg", (operand,), operand.type, False, node.span)
+
+    def binary(self, node: ast.Binary, env: _Env) -> p.Expr:
+        left = self.expr(node.left, env)
+        right = self.expr(node.right, env)
+        if node.op in _ARITH:
+            return self.arithmetic(node, _ARITH[node.op], left, right)
+        return self.comparison(node, _COMPARE[node.op], left, right)
+
+    def arithmetic(self, node: ast.Binary, fn: str, left: p.Expr, right: p.Expr) -> p.Expr:
+        lt, rt = left.type, right.type
+        allowed = fns.NUMERIC | fns.DATE | fns.TEMPORAL_AMOUNT | {T.NULL}
+        for index, (arg_node, arg) in enumerate(((node.left, left), (node.right, right))):
+            if arg.type not in allowed:
+                raise self.type_error(node, index, arg_node, arg, allowed - {T.NULL})
+        result: T | None = None
+        if lt is T.NULL or rt is T.NULL:
+            result = rt if lt is T.NULL else lt
+        elif lt.is_numeric and rt.is_numeric:
+            result = widen(lt, rt)
+        elif fn in ("add", "sub") and lt in fns.DATE and rt.is_temporal_amount:
+            result = lt
+        elif fn == "add" and lt.is_temporal_amount and rt in fns.DATE:
+            result = rt
+        elif fn in ("add", "sub") and lt.is_temporal_amount and lt == rt:
+            result = lt
+        if result is None:
+            raise self.error(
+                f"[{node.op}] has arguments with incompatible types [{lt.value}] and [{rt.value}]",
+                node.span,
+            )
+        return p.Call(fn, (left, right), result, False, node.span)
+
+    def comparison(self, node: ast.Binary, fn: str, left: p.Expr, right: p.Expr) -> p.Expr:
+        left, right = self.implicit_pair(left, right)
+        if fn == "eq_ci":
+            for index, (arg_node, arg) in enumerate(((node.left, left), (node.right, right))):
+                if arg.type not in (*fns.STRING, T.NULL):
+                    raise self.type_error(node, index, arg_node, arg, fns.STRING)
+        self.check_comparable(node, left, right)
+        return p.Call(fn, (left, right), T.BOOLEAN, False, node.span)
+
+    def implicit_pair(self, left: p.Expr, right: p.Expr) -> tuple[p.Expr, p.Expr]:
+        """A string literal compared with a datetime/ip/version/boolean is cast to that type."""
+        if _is_string_const(right) and left.type in _CASTABLE_FROM_STRING:
+            return left, self.cast_literal(cast(p.Const, right), left.type)
+        if _is_string_const(left) and right.type in _CASTABLE_FROM_STRING:
+            return self.cast_literal(cast(p.Const, left), right.type), right
+        return left, right
+
+    def check_comparable(self, node: ast.Expr, left: p.Expr, right: p.Expr) -> None:
+        lt, rt = left.type, right.type
+        if T.NULL in (lt, rt) or _compatible(lt, rt):
+            return
+        category = "numeric" if lt.is_numeric else lt.value
+        raise self.error(
+            f"first argument of [{self.text(node)}] is [{category}] so second argument must also "
+            f"be [{category}] but was [{rt.value}]",
+            node.span,
+        )
+
+    def cast_literal(self, const: p.Const, target: T) -> p.Const:
+        try:
+            if target.is_temporal_amount:
+                value: object = _parse_temporal_amount(cast(str, const.value), target)
+            elif isinstance(const.value, list):
+                value = [values.convert(v, target) for v in const.value]
+            else:
+                value = values.convert(const.value, target)
+        except (values.ConversionError, ValueError) as exc:
+            raise self.error(
+                f"Cannot convert string [{const.value}] to [{target.value.upper()}], error [{exc}]",
+                const.span,
+            ) from None
+        return p.Const(value, target, const.span)
+
+    def logical(self, node: ast.And | ast.Or, env: _Env) -> p.Expr:
+        args = []
+        for index, child in enumerate((node.left, node.right)):
+            arg = self.expr(child, env)
+            if arg.type not in (T.BOOLEAN, T.NULL):
+                raise self.type_error(node, index, child, arg, fns.BOOLEAN)
+            args.append(arg)
+        fn = "and" if isinstance(node, ast.And) else "or"
+        return p.Call(fn, tuple(args), T.BOOLEAN, False, node.span)
+
+    def not_(self, node: ast.Not, env: _Env) -> p.Expr:
+        arg = self.expr(node.operand, env)
+        if arg.type not in (T.BOOLEAN, T.NULL):
+            raise self.type_error(node, 0, node.operand, arg, fns.BOOLEAN)
+        return p.Call("not", (arg,), T.BOOLEAN, False, node.span)
+
+    def in_(self, node: ast.In, env: _Env) -> p.Expr:
+        value = self.expr(node.value, env)
+        items: list[p.Expr] = []
+        for item_node in node.items:
+            item = self.expr(item_node, env)
+            value, item = self.implicit_pair(value, item)
+            self.check_comparable(node, value, item)
+            items.append(item)
+        call = p.Call("in", (value, *items), T.BOOLEAN, False, node.span)
+        return p.Call("not", (call,), T.BOOLEAN, False, node.span) if node.negated else call
+
+    def like(self, node: ast.Like, env: _Env) -> p.Expr:
+        value = self.expr(node.value, env)
+        if value.type not in (*fns.STRING, T.NULL):
+            raise self.type_error(node, 0, node.value, value, fns.STRING)
+        fn = "rlike" if node.regex else "like"
+        patterns = tuple(p.Const(pat, T.KEYWORD, node.span) for pat in node.patterns)
+        call = p.Call(fn, (value, *patterns), T.BOOLEAN, False, node.span)
+        return p.Call("not", (call,), T.BOOLEAN, False, node.span) if node.negated else call
+
+    def is_null(self, node: ast.IsNull, env: _Env) -> p.Expr:
+        value = self.expr(node.value, env)
+        fn = "is_not_null" if node.negated else "is_null"
+        return p.Call(fn, (value,), T.BOOLEAN, False, node.span)
+
+    def cast_(self, node: ast.Cast, env: _Env) -> p.Expr:
+        target = parse_type(node.type_name)
+        if target is None:
+            raise self.error(f"Unknown data type named [{node.type_name}]", node.span)
+        value = self.expr(node.value, env)
+        name = f"cast_{target.value}"
+        fn = fns.REGISTRY.get(name)
+        if fn is None:
+            raise UnsupportedFeatureError(f"cast to [{node.type_name}]", node.span, self.src)
+        if value.type == target:
+            return value
+        accepted = fn.params[0].types
+        if value.type not in (*accepted, T.NULL):
+            raise self.type_error(node, 0, node.value, value, accepted)
+        return p.Call(name, (value,), target, _is_mv(value), node.span)
+
+    def match(self, node: ast.Match, env: _Env) -> p.Expr:
+        raise UnsupportedFeatureError("match operator [:]", node.span, self.src)
+
+    def map_literal(self, node: ast.MapLiteral, env: _Env) -> p.Expr:
+        raise UnsupportedFeatureError("function options {...}", node.span, self.src)
+
+    def call(self, node: ast.Call, env: _Env) -> p.Expr:
+        name = node.name.lower()
+        if name in fns.UNSUPPORTED:
+            raise UnsupportedFeatureError(f"function [{name}]", node.span, self.src)
+        fn = fns.lookup(name)
+        if fn is None:
+            close = difflib.get_close_matches(name, list(fns.REGISTRY), n=1, cutoff=0.8)
+            hint = f", did you mean [{close[0]}]?" if close else ""
+            raise self.error(f"Unknown function [{node.name}]{hint}", node.span)
+        if fn.kind is fns.Kind.OPERATOR:
+            raise self.error(f"Unknown function [{node.name}]", node.span)
+        if fn.kind is fns.Kind.AGGREGATE:
+            return self.aggregate_call(node, fn, env)
+        args = [self.expr(a, env) for a in node.args]
+        self.check_arity(node, fn, len(args))
+        if fn.name == "case":
+            return self.case(node, args)
+        args = [self.check_arg(node, fn, i, a) for i, a in enumerate(args)]
+        result = fn.result([a.type for a in args])
+        if fn.name in ("coalesce", "greatest", "least", "mv_append", "mv_intersection"):
+            self.check_same_types(node, args)
+            result = _common_type([a.type for a in args])
+        args = (
+            [_widen_expr(a, result) if result.is_numeric else a for a in args]
+            if fn.name in ("coalesce", "greatest", "least")
+            else args
+        )
+        return p.Call(fn.name, tuple(args), result, _call_mv(fn, args), node.span)
+
+    def check_arity(self, node: ast.Call, fn: fns.FunctionDef, count: int) -> None:
+        low, high = fn.min_args, fn.max_args
+        if low <= count and (high is None or count <= high):
+            return
+        if high == low:
+            what = {0: "no arguments", 1: "exactly one argument"}.get(
+                low, f"exactly {low} arguments"
+            )
+        elif high is None or count < low:
+            what = f"at least {low} argument{'s' if low != 1 else ''}"
+        else:
+            what = f"at most {high} argument{'s' if high != 1 else ''}"
+        raise self.error(f"error building [{fn.name}]: expects {what}", node.span)
+
+    def check_arg(self, node: ast.Call, fn: fns.FunctionDef, index: int, arg: p.Expr) -> p.Expr:
+        accepted = fn.param_for(index).types
+        if arg.type is T.NULL or arg.type in accepted:
+            return arg
+        if _is_string_const(arg):
+            targets = [t for t in (*_CASTABLE_FROM_STRING, *fns.TEMPORAL_AMOUNT) if t in accepted]
+            if targets:
+                return self.cast_literal(cast(p.Const, arg), targets[0])
+        raise self.type_error(node, index, node.args[index], arg, accepted)
+
+    def type_error(
+        self, node: ast.Expr, index: int, arg_node: ast.Expr, arg: p.Expr, accepted: fns.TypeSet
+    ) -> QuerySemanticError:
+        return self.error(
+            f"{ordinal(index)} argument of [{self.text(node)}] must be [{fns.type_list(accepted)}], "
+            f"found value [{self.text(arg_node)}] type [{arg.type.value}]",
+            node.span,
+        )
+
+    def check_same_types(self, node: ast.Call, args: list[p.Expr]) -> None:
+        types = [a.type for a in args if a.type is not T.NULL]
+        for index, t in enumerate(types[1:], start=1):
+            if not _compatible(types[0], t):
+                raise self.error(
+                    f"{ordinal(index)} argument of [{self.text(node)}] must be "
+                    f"[{types[0].value}], found value [{self.text(node.args[index])}] type [{t.value}]",
+                    node.span,
+                )
+
+    def case(self, node: ast.Call, args: list[p.Expr]) -> p.Expr:
+        values_: list[p.Expr] = []
+        for index, arg in enumerate(args):
+            is_condition = index % 2 == 0 and index != len(args) - 1
+            if is_condition and arg.type not in (T.BOOLEAN, T.NULL):
+                raise self.type_error(node, index, node.args[index], arg, fns.BOOLEAN)
+            if not is_condition:
+                values_.append(arg)
+        types = [v.type for v in values_]
+        result = _common_type(types)
+        for index, v in enumerate(values_):
+            if v.type is not T.NULL and not _compatible(result, v.type):
+                raise self.error(
+                    f"{ordinal(index + 1)} value of [{self.text(node)}] must be [{result.value}], "
+                    f"found value type [{v.type.value}]",
+                    node.span,
+                )
+        widened = [
+            _widen_expr(a, result)
+            if result.is_numeric and (i % 2 == 1 or i == len(args) - 1)
+            else a
+            for i, a in enumerate(args)
+        ]
+        mv = any(_is_mv(v) for v in values_)
+        return p.Call("case", tuple(widened), result, mv, node.span)
+
+    def aggregate_call(self, node: ast.Call, fn: fns.FunctionDef, env: _Env) -> p.Expr:
+        text = self.text(node)
+        if env.in_agg is not None:
+            raise self.error(
+                f"The aggregation function [{text}] cannot be nested inside aggregation function "
+                f"[{env.in_agg}]",
+                node.span,
+            )
+        st = env.stats
+        if st is None:
+            raise self.error(
+                f"aggregate function [{text}] not allowed outside STATS command", node.span
+            )
+        inner = _Env(st.input_columns, in_agg=text)
+        args = [self.expr(a, inner) for a in node.args]
+        star = node.star or (fn.name == "count" and not args)
+        if not star:
+            self.check_arity(node, fn, len(args))
+        args = [self.check_arg(node, fn, i, a) for i, a in enumerate(args)]
+        result = fn.result([a.type for a in args]) if args else T.LONG
+        agg = p.AggCall(fn.name, tuple(args), result, star, st.filter, fn.mv_result, node.span)
+        self.internal += 1
+        internal = f"$agg{self.internal}"
+        st.found.append((internal, agg))
+        return p.Ref(internal, result, fn.mv_result, node.span)
+
+
+def _ref_to(collected: list[tuple[str, p.AggCall]], agg: p.AggCall) -> p.Expr:
+    for name, candidate in collected:
+        if candidate is agg:
+            return p.Ref(name, agg.type, agg.multivalued, agg.span)
+    raise AssertionError("aggregate not collected")
+
+
+_HANDLERS: dict[type, Callable[[_Analyzer, ast.Command], p.Step | list[p.Step]]] = {
+    ast.Where: lambda a, c: a.where(cast(ast.Where, c)),
+    ast.Eval: lambda a, c: a.eval_(cast(ast.Eval, c)),
+    ast.Keep: lambda a, c: a.keep(cast(ast.Keep, c)),
+    ast.Drop: lambda a, c: a.drop(cast(ast.Drop, c)),
+    ast.Rename: lambda a, c: a.rename(cast(ast.Rename, c)),
+    ast.Stats: lambda a, c: a.stats(cast(ast.Stats, c)),
+    ast.Sort: lambda a, c: a.sort(cast(ast.Sort, c)),
+    ast.Limit: lambda a, c: a.limit(cast(ast.Limit, c)),
+    ast.MvExpand: lambda a, c: a.mv_expand(cast(ast.MvExpand, c)),
+    ast.Dissect: lambda a, c: a.dissect(cast(ast.Dissect, c)),
+    ast.Grok: lambda a, c: a.grok(cast(ast.Grok, c)),
+}
+
+_EXPR_HANDLERS: dict[type, Callable[[_Analyzer, ast.Expr, _Env], p.Expr]] = {
+    ast.Literal: lambda a, n, e: a.literal(cast(ast.Literal, n), e),
+    ast.TimeSpan: lambda a, n, e: a.time_span(cast(ast.TimeSpan, n), e),
+    ast.ListLiteral: lambda a, n, e: a.list_literal(cast(ast.ListLiteral, n), e),
+    ast.Field: lambda a, n, e: a.field(cast(ast.Field, n), e),
+    ast.Call: lambda a, n, e: a.call(cast(ast.Call, n), e),
+    ast.Unary: lambda a, n, e: a.unary(cast(ast.Unary, n), e),
+    ast.Binary: lambda a, n, e: a.binary(cast(ast.Binary, n), e),
+    ast.And: lambda a, n, e: a.logical(cast(ast.And, n), e),
+    ast.Or: lambda a, n, e: a.logical(cast(ast.Or, n), e),
+    ast.Not: lambda a, n, e: a.not_(cast(ast.Not, n), e),
+    ast.In: lambda a, n, e: a.in_(cast(ast.In, n), e),
+    ast.Like: lambda a, n, e: a.like(cast(ast.Like, n), e),
+    ast.IsNull: lambda a, n, e: a.is_null(cast(ast.IsNull, n), e),
+    ast.Cast: lambda a, n, e: a.cast_(cast(ast.Cast, n), e),
+    ast.Match: lambda a, n, e: a.match(cast(ast.Match, n), e),
+    ast.MapLiteral: lambda a, n, e: a.map_literal(cast(ast.MapLiteral, n), e),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _merge_projects(first: p.Project, second: p.Project) -> p.Project:
+    inner = dict(first.mapping)
+    mapping = tuple((out, inner[src]) for out, src in second.mapping)
+    return p.Project(mapping, second.columns, first.span)
+
+
+def _closest(name: str, candidates: list[str]) -> list[str]:
+    """The known names nearest to a misspelt one (ties kept), if any is near enough."""
+    scored = [(difflib.SequenceMatcher(None, name, c).ratio(), c) for c in candidates]
+    near = [(score, c) for score, c in scored if score >= 0.8]
+    if not near:
+        return []
+    best = max(score for score, _ in near)
+    return sorted(c for score, c in near if score == best)
+
+
+def _is_mv(expr: p.Expr) -> bool:
+    return expr.multivalued
+
+
+def _is_agg_call(node: ast.Expr) -> bool:
+    fn = fns.lookup(node.name) if isinstance(node, ast.Call) else None
+    return fn is not None and fn.kind is fns.Kind.AGGREGATE
+
+
+def _call_mv(fn: fns.FunctionDef, args: list[p.Expr]) -> bool:
+    if not fn.mv_result:
+        return False
+    if fn.name in ("split", "mv_append"):
+        return True
+    return any(a.multivalued for a in args)
+
+
+def _is_string_const(expr: p.Expr) -> bool:
+    return isinstance(expr, p.Const) and expr.type in fns.STRING and expr.value is not None
+
+
+def _compatible(a: T, b: T) -> bool:
+    if a == b:
+        return True
+    if a.is_numeric and b.is_numeric:
+        return True
+    if a.is_string and b.is_string:
+        return True
+    return a in fns.DATE and b in fns.DATE
+
+
+def _common_type(types: list[T]) -> T:
+    result = T.NULL
+    for t in types:
+        if t is T.NULL:
+            continue
+        if result is T.NULL:
+            result = T.KEYWORD if t is T.TEXT else t
+        elif result.is_numeric and t.is_numeric:
+            result = widen(result, t)
+    return result
+
+
+def _widen_expr(expr: p.Expr, target: T) -> p.Expr:
+    if expr.type == target or expr.type is T.NULL or not expr.type.is_numeric:
+        return expr
+    if isinstance(expr, p.Const):
+        return p.Const(_widen_value(expr.value, target), target, expr.span)
+    return p.Call(f"cast_{target.value}", (expr,), target, expr.multivalued, expr.span)
+
+
+def _widen_value(value: object, target: T) -> object:
+    if target is T.DOUBLE and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _integer_type(value: int) -> T:
+    if values.INT_MIN <= value <= values.INT_MAX:
+        return T.INTEGER
+    if values.LONG_MIN <= value <= values.LONG_MAX:
+        return T.LONG
+    if 0 <= value <= values.ULONG_MAX:
+        return T.UNSIGNED_LONG
+    return T.DOUBLE
+
+
+def _negate(value: object) -> object:
+    if isinstance(value, p.TemporalAmount):
+        return p.TemporalAmount(-value.months, -value.days, -value.millis)
+    if isinstance(value, int | float):
+        return -value
+    return None
+
+
+def _parse_temporal_amount(text: str, target: T) -> p.TemporalAmount:
+    """Implicit cast of "1 hour" / "3days" to a time span."""
+    stripped = text.strip()
+    digits = len(stripped) - len(stripped.lstrip("+-0123456789"))
+    amount_text, unit_text = stripped[:digits], stripped[digits:].strip().lower()
+    unit = _UNIT_SPELLINGS.get(unit_text)
+    if not amount_text or unit is None:
+        msg = f"Unexpected temporal unit: '{unit_text}'"
+        raise ValueError(msg)
+    type_, part, factor = _TEMPORAL_UNITS[unit]
+    if type_ != target:
+        msg = f"Unexpected temporal unit: '{unit_text}'"
+        raise ValueError(msg)
+    return p.TemporalAmount(**{part: int(amount_text) * factor})
+
+
+def _fallback_text(node: ast.Expr) -> str:
+    """A rendering for hand-built ASTs without source spans (tests); parsed queries use spans."""
+    if isinstance(node, ast.Field):
+        return node.name
+    if isinstance(node, ast.Literal):
+        if node.kind == "string":
+            return f'"{node.value}"'
+        return (
+            "null"
+            if node.value is None
+            else str(node.value).lower()
+            if node.kind == "boolean"
+            else str(node.value)
+        )
+    if isinstance(node, ast.Call):
+        inner = "*" if node.star else ", ".join(_fallback_text(a) for a in node.args)
+        return f"{node.name}({inner})"
+    if isinstance(node, ast.Binary):
+        return f"{_fallback_text(node.left)} {node.op} {_fallback_text(node.right)}"
+    if isinstance(node, ast.TimeSpan):
+        return f"{node.amount} {node.unit_text or node.unit}"
+    return type(node).__name__.lower()
