@@ -187,7 +187,7 @@ class Lexer:
         if end < n and src[end] == ".":
             after = src[end + 1] if end + 1 < n else ""
             # `1.` is a decimal, but `1.hour` or `1..` is not one.
-            if after in _DIGITS or not (after in _IDENT_START or after in ".`"):
+            if after in _DIGITS or not (after in _IDENT_START or after in (".", "`")):
                 decimal = True
                 end += 1
                 while end < n and src[end] in _DIGITS:
