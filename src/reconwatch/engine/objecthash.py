@@ -8,7 +8,9 @@ import math
 
 def _js_number(value: int | float) -> str:
     """JavaScript Number.prototype.toString for the numbers alert ids use."""
-    if isinstance(value, int) or (math.isfinite(value) and value.is_integer() and abs(value) < 1e21):
+    if isinstance(value, int) or (
+        math.isfinite(value) and value.is_integer() and abs(value) < 1e21
+    ):
         return str(int(value))
     if math.isnan(value):
         return "NaN"

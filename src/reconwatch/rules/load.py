@@ -72,7 +72,9 @@ def _build(doc: dict[str, Any], problems: Problems, label: str, builtin: str | N
     g = _Getter(table, problems)
     name = g.text("name", required=True)
     if name and not _NAME_RE.match(name):
-        problems.append(("rule.name", f"{name!r} must start with a letter or digit and end with one or ])"))
+        problems.append(
+            ("rule.name", f"{name!r} must start with a letter or digit and end with one or ])")
+        )
     rule_id = g.text("rule_id", required=True)
     if rule_id:
         _check_uuid(rule_id, problems)
@@ -86,7 +88,9 @@ def _build(doc: dict[str, Any], problems: Problems, label: str, builtin: str | N
     language = g.text("language")
     query = g.text("query")
     if rtype and rtype != "esql":
-        problems.append(("rule.type", f"{rtype!r}: reconwatch runs ES|QL rules (type = \"esql\") only"))
+        problems.append(
+            ("rule.type", f'{rtype!r}: reconwatch runs ES|QL rules (type = "esql") only')
+        )
     elif rtype == "esql":
         _check_esql(table, language, query, problems)
     interval_text = g.text("interval") or DEFAULT_INTERVAL
@@ -210,7 +214,9 @@ def _check_metadata(meta: dict[str, Any], problems: Problems) -> None:
             problems.append((f"metadata.{key}", f"{value!r} is not a YYYY/MM/DD date"))
     maturity = meta.get("maturity")
     if maturity is not None and maturity not in MATURITIES:
-        problems.append(("metadata.maturity", f"{maturity!r} is not one of {', '.join(MATURITIES)}"))
+        problems.append(
+            ("metadata.maturity", f"{maturity!r} is not one of {', '.join(MATURITIES)}")
+        )
 
 
 def _check_uuid(value: str, problems: Problems) -> None:
@@ -223,7 +229,7 @@ def _check_uuid(value: str, problems: Problems) -> None:
 def _check_esql(table: dict[str, Any], language: str, query: str, problems: Problems) -> None:
     """The detection-rules schema checks for ES|QL rules (validates_esql_data)."""
     if language != "esql":
-        problems.append(("rule.language", f"{language!r}: an esql rule needs language = \"esql\""))
+        problems.append(("rule.language", f'{language!r}: an esql rule needs language = "esql"'))
     if "index" in table:
         problems.append(("rule.index", "Index is not a valid field for ES|QL rule type"))
     if not query.strip():

@@ -1,0 +1,157 @@
+"""Alert documents shaped like Kibana's (build_alert.ts), with flat dotted keys and our evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from reconwatch.plan.values import format_datetime
+from reconwatch.rules.exceptions import ExceptionList, as_dict
+from reconwatch.rules.model import Rule
+
+if TYPE_CHECKING:
+    from reconwatch.engine.schedule import RunWindow
+
+
+def build_alert(
+    rule: Rule,
+    window: RunWindow,
+    row: Mapping[str, object],
+    *,
+    alert_id: str,
+    aggregating: bool,
+    source: Mapping[str, object],
+    space: str,
+    evidence: Mapping[str, object] | None,
+    exceptions: Sequence[ExceptionList] = (),
+) -> dict[str, object]:
+    """One alert: source fields (non-aggregating) merged with the ES|QL columns, then kibana.*."""
+    merged: dict[str, object] = {}
+    if not aggregating:
+        merged.update({k: plain(v) for k, v in source.items()})
+    merged.update({k: plain(v) for k, v in row.items()})
+    original_time = merged.get("@timestamp")
+    event_id = "" if aggregating else str(row.get("_id", ""))
+    event_index = "" if aggregating else str(row.get("_index", ""))
+    run_at = format_datetime(window.run_at)
+    alert: dict[str, object] = {"@timestamp": run_at}
+    # Kibana strips the source event's own kind/signal fields and sets event.kind = signal.
+    alert.update({k: v for k, v in merged.items() if k not in ("@timestamp", "event.kind")})
+    alert["event.kind"] = "signal"
+    if isinstance(original_time, str):
+        alert["kibana.alert.original_time"] = original_time
+    alert.update(
+        {
+            "kibana.space_ids": [space],
+            "kibana.alert.ancestors": [
+                {"id": event_id, "type": "event", "index": event_index, "depth": 0}
+            ],
+            "kibana.alert.depth": 1,
+            "kibana.alert.status": "active",
+            "kibana.alert.workflow_status": "open",
+            "kibana.alert.workflow_tags": [],
+            "kibana.alert.workflow_assignee_ids": [],
+            "kibana.alert.reason": reason(merged, rule),
+            "kibana.alert.severity": rule.severity,
+            "kibana.alert.risk_score": rule.risk_score,
+            "kibana.alert.uuid": alert_id,
+            "kibana.alert.start": run_at,
+            "kibana.alert.last_detected": run_at,
+            "kibana.alert.intended_timestamp": run_at,
+            "kibana.alert.rule.execution.type": window.execution_type,
+            "kibana.alert.rule.execution.timestamp": run_at,
+        }
+    )
+    alert.update(rule_fields(rule, exceptions))
+    alert.update(
+        {
+            "reconwatch.run.index": window.index,
+            "reconwatch.run.at": run_at,
+            "reconwatch.run.from": format_datetime(window.start),
+            "reconwatch.run.to": format_datetime(window.end),
+            "reconwatch.rule.source": rule.label,
+        }
+    )
+    if evidence is not None:
+        alert["reconwatch.evidence"] = dict(evidence)
+    return alert
+
+
+def rule_fields(rule: Rule, exceptions: Sequence[ExceptionList] = ()) -> dict[str, object]:
+    """kibana.alert.rule.* for a rule (the SO id is the rule_id: there is no Kibana saved object)."""
+    fields: dict[str, object] = {
+        "kibana.alert.rule.author": list(rule.author),
+        "kibana.alert.rule.category": "ES|QL Rule",
+        "kibana.alert.rule.consumer": "siem",
+        "kibana.alert.rule.description": rule.description,
+        "kibana.alert.rule.enabled": True,
+        "kibana.alert.rule.exceptions_list": [as_dict(e) for e in exceptions],
+        "kibana.alert.rule.false_positives": list(rule.false_positives),
+        "kibana.alert.rule.from": rule.from_,
+        "kibana.alert.rule.immutable": rule.builtin is not None,
+        "kibana.alert.rule.interval": rule.interval_text,
+        "kibana.alert.rule.license": rule.license,
+        "kibana.alert.rule.max_signals": rule.max_signals,
+        "kibana.alert.rule.name": rule.name,
+        "kibana.alert.rule.producer": "siem",
+        "kibana.alert.rule.references": list(rule.references),
+        "kibana.alert.rule.risk_score": rule.risk_score,
+        "kibana.alert.rule.rule_id": rule.rule_id,
+        "kibana.alert.rule.rule_type_id": "siem.esqlRule",
+        "kibana.alert.rule.severity": rule.severity,
+        "kibana.alert.rule.tags": list(rule.tags),
+        "kibana.alert.rule.threat": [dict(t) for t in rule.threat],
+        "kibana.alert.rule.to": rule.to,
+        "kibana.alert.rule.type": rule.type,
+        "kibana.alert.rule.uuid": rule.rule_id,
+        "kibana.alert.rule.parameters.query": rule.query,
+        "kibana.alert.rule.parameters.language": rule.language,
+    }
+    if rule.timestamp_override:
+        fields["kibana.alert.rule.timestamp_override"] = rule.timestamp_override
+    return fields
+
+
+def _first(doc: Mapping[str, object], key: str) -> str | None:
+    value = doc.get(key)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return None if value is None else str(value)
+
+
+def reason(doc: Mapping[str, object], rule: Rule) -> str:
+    """reason_formatters.ts buildReasonMessageUtil: the parts present in the merged document."""
+    text = ""
+    category = doc.get("event.category")
+    if category is not None:
+        text += (
+            ", ".join(map(str, category)) if isinstance(category, list) else str(category)
+        ) + " "
+    text += "event"
+    if (process := _first(doc, "process.name")) is not None:
+        text += f" with process {process},"
+    if (src := _first(doc, "source.ip")) is not None:
+        port = _first(doc, "source.port")
+        text += f" from {src}{':' + port if port else ''},"
+    if (dst := _first(doc, "destination.ip")) is not None:
+        port = _first(doc, "destination.port")
+        text += f" to {dst}{':' + port if port else ''},"
+    if (file_name := _first(doc, "file.name")) is not None:
+        text += f" file {file_name},"
+    if (user := _first(doc, "user.name")) is not None:
+        text += f" by {user}"
+    if (host := _first(doc, "host.name")) is not None:
+        text += f" on {host}"
+    return f"{text} created {rule.severity} alert {rule.name}."
+
+
+def plain(value: object) -> object:
+    """A result value as JSON: datetimes in Elasticsearch's format, lists element-wise."""
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value

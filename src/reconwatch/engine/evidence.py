@@ -1,0 +1,287 @@
+"""The source events behind an alert, found through the engine, and their bounded summary."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from reconwatch.engine.backend import QueryBackend
+from reconwatch.engine.query_text import (
+    append_limit,
+    command_name,
+    insert_after_source,
+    join_commands,
+    literal,
+    quote_field,
+    string_literal,
+)
+from reconwatch.engine.schedule import RunWindow
+from reconwatch.errors import QueryError
+from reconwatch.esql import ast
+from reconwatch.esql.parser import parse
+from reconwatch.plan.nodes import Column
+from reconwatch.plan.values import as_list, format_datetime
+from reconwatch.rules.model import Rule
+
+EVIDENCE_FIELDS = (
+    "@timestamp",
+    "event.ingested",
+    "_id",
+    "_index",
+    "event.action",
+    "process.executable",
+    "process.name",
+    "process.pid",
+    "host.name",
+    "agent.id",
+    "user.name",
+    "source.ip",
+    "source.port",
+    "destination.ip",
+    "destination.port",
+    "network.transport",
+    "network.direction",
+)
+MAX_EVENTS = 100_000
+SAMPLE_SIZE = 10
+MAX_BLOCKS = 16
+MAX_PORTS = 20
+MAX_MINUTES = 120
+
+_INTERNAL = [
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "fc00::/7",
+        "::1/128",
+        "fe80::/10",
+    )
+]
+
+
+class EvidenceFinder:
+    """Re-runs the rule's pre-STATS pipeline with the alert's group key fixed (aggregating rules),
+    or fetches the source document by _id (non-aggregating), and summarises what it finds."""
+
+    def __init__(
+        self,
+        rule: Rule,
+        backend: QueryBackend,
+        commands: Sequence[str],
+        fields: Mapping[str, Column],
+    ) -> None:
+        self.rule = rule
+        self.backend = backend
+        self.commands = list(commands)
+        self.fields = fields
+        self.groups = _group_keys(rule.query)
+        self.stats_at = next(
+            (i for i, c in enumerate(commands) if command_name(c) == "stats"), len(commands)
+        )
+        self.key_types: dict[str, Column] = {}
+        self._columns_cache: dict[str, tuple[Column, ...]] = {}
+
+    def _columns(self, query: str) -> tuple[Column, ...]:
+        if query not in self._columns_cache:
+            self._columns_cache[query] = self.backend.columns(query)
+        return self._columns_cache[query]
+
+    def source_document(
+        self, row: Mapping[str, object], conditions: list[str], window: RunWindow
+    ) -> dict[str, object]:
+        """Kibana's fetch_source_documents: the event with this _id, all its fields."""
+        query = join_commands(
+            [self.commands[0], f" where _id == {string_literal(str(row['_id']))}\n", " limit 1"]
+        )
+        try:
+            result = self.backend.run(query, now=window.run_at)
+        except QueryError:
+            return {}
+        docs = result.as_dicts()
+        return {k: v for k, v in docs[0].items() if v is not None} if docs else {}
+
+    def collect(
+        self,
+        row: Mapping[str, object],
+        conditions: list[str],
+        window: RunWindow,
+        aggregating: bool,
+    ) -> dict[str, object]:
+        if not aggregating:
+            return summarize([dict(row)], method="the alert's own event")
+        filters = self._key_filters(row)
+        if filters is None:
+            return {"available": False, "reason": "the query's output does not carry its BY keys"}
+        pre = [c for c in self.commands[: self.stats_at] if command_name(c) not in ("keep", "drop")]
+        base = insert_after_source(join_commands(pre), [*conditions, *filters])
+        try:
+            present = {c.name for c in self._columns(base)}
+            keep = [quote_field(f) for f in EVIDENCE_FIELDS if f in present]
+            query = join_commands([base, f" keep {', '.join(keep)}"]) if keep else base
+            result = self.backend.run(append_limit(query, MAX_EVENTS), now=window.run_at)
+        except QueryError as exc:
+            return {"available": False, "reason": f"evidence query failed: {exc.one_line()}"}
+        method = "the rule's pipeline before STATS, re-run with " + " and ".join(filters)
+        out = summarize(result.as_dicts(), method=method)
+        if len(result.rows) >= MAX_EVENTS:
+            out["truncated_at"] = MAX_EVENTS
+        return out
+
+    def _key_filters(self, row: Mapping[str, object]) -> list[str] | None:
+        output = {c.name: c for c in self._columns(self.rule.query)}
+        filters: list[str] = []
+        for name, expr_text in self.groups:
+            column = output.get(name)
+            if column is None:
+                return None
+            value = row.get(name)
+            if value is None:
+                filters.append(f"{expr_text} is null")
+            elif isinstance(value, list):
+                return None
+            else:
+                filters.append(f"{expr_text} == {literal(value, column.type)}")
+        return filters
+
+
+def _group_keys(query: str) -> list[tuple[str, str]]:
+    """(output column name, expression text) of the first STATS command's BY keys."""
+    try:
+        parsed = parse(query)
+    except QueryError:
+        return []
+    for cmd in parsed.commands:
+        if isinstance(cmd, ast.Stats):
+            keys = []
+            for assign in cmd.by:
+                text = assign.expr.span.text(query) if assign.expr.span.end else ""
+                if isinstance(assign.expr, ast.Field):
+                    text = quote_field(assign.expr.name)
+                keys.append((assign.name or text, f"({text})" if assign.name else text))
+            return keys
+    return []
+
+
+# ---------------------------------------------------------------------------------------------
+# Summaries (pure functions over event rows)
+
+
+def summarize(events: list[dict[str, object]], *, method: str) -> dict[str, object]:
+    """Bounded evidence: count, first/last time, sample, CIDR blocks, internal/external, ports,
+    attempts per minute."""
+    times = sorted(t for e in events if isinstance(t := e.get("@timestamp"), datetime))
+    dest_ips = [
+        ip for e in events for ip in as_list(e.get("destination.ip")) if isinstance(ip, str)
+    ]
+    ports = [p for e in events for p in as_list(e.get("destination.port")) if isinstance(p, int)]
+    out: dict[str, object] = {
+        "available": True,
+        "method": method,
+        "event_count": len(events),
+        "first_seen": format_datetime(times[0]) if times else None,
+        "last_seen": format_datetime(times[-1]) if times else None,
+        "destination": _destinations(dest_ips),
+        "destination_ports": _ports(ports),
+        "attempts_per_minute": _per_minute(times),
+        "sample": [_sample(e) for e in _spread(events, times)],
+    }
+    return out
+
+
+def _spread(events: list[dict[str, object]], times: list[datetime]) -> list[dict[str, object]]:
+    """Up to SAMPLE_SIZE events spread evenly over the time-ordered list (first and last included)."""
+
+    def key(e: dict[str, object]) -> str:
+        t = e.get("@timestamp")
+        return format_datetime(t) if isinstance(t, datetime) else ""
+
+    ordered = sorted(events, key=key)
+    if len(ordered) <= SAMPLE_SIZE:
+        return ordered
+    step = (len(ordered) - 1) / (SAMPLE_SIZE - 1)
+    return [ordered[round(i * step)] for i in range(SAMPLE_SIZE)]
+
+
+def _sample(event: Mapping[str, object]) -> dict[str, object]:
+    return {k: _plain(event[k]) for k in EVIDENCE_FIELDS if event.get(k) is not None}
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def is_internal(ip: str) -> bool:
+    addr = ipaddress.ip_address(ip)
+    return any(addr in net for net in _INTERNAL if net.version == addr.version)
+
+
+def _block(ip: str) -> str:
+    addr = ipaddress.ip_address(ip)
+    prefix = 24 if addr.version == 4 else 64
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def _destinations(ips: list[str]) -> dict[str, object]:
+    events_per_ip = Counter(ips)
+    blocks: dict[str, Counter[str]] = {}
+    for ip, n in events_per_ip.items():
+        blocks.setdefault(_block(ip), Counter())[ip] += n
+    ranked = sorted(blocks.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    internal = [ip for ip in events_per_ip if is_internal(ip)]
+    internal_events = sum(events_per_ip[ip] for ip in internal)
+    collapsed4 = ipaddress.collapse_addresses(
+        ipaddress.IPv4Network(ip) for ip in events_per_ip if ":" not in ip
+    )
+    collapsed6 = ipaddress.collapse_addresses(
+        ipaddress.IPv6Network(ip) for ip in events_per_ip if ":" in ip
+    )
+    exact = [str(n) for n in collapsed4] + [str(n) for n in collapsed6]
+    return {
+        "distinct_ips": len(events_per_ip),
+        "blocks": [
+            {"cidr": cidr, "distinct_ips": len(c), "events": sum(c.values())}
+            for cidr, c in ranked[:MAX_BLOCKS]
+        ],
+        "blocks_total": len(blocks),
+        "exact_ranges": exact[:MAX_BLOCKS],
+        "exact_ranges_total": len(exact),
+        "internal": {"distinct_ips": len(internal), "events": internal_events},
+        "external": {
+            "distinct_ips": len(events_per_ip) - len(internal),
+            "events": len(ips) - internal_events,
+        },
+    }
+
+
+def _ports(ports: list[int]) -> dict[str, object]:
+    counts = Counter(ports)
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_PORTS]
+    return {
+        "distinct": len(counts),
+        "top": [{"port": p, "events": n} for p, n in top],
+    }
+
+
+def _per_minute(times: list[datetime]) -> dict[str, object]:
+    if not times:
+        return {"active_minutes": 0, "peak": 0, "mean": 0.0, "by_minute": []}
+    buckets = Counter(t.replace(second=0, microsecond=0) for t in times)
+    ordered = sorted(buckets.items())
+    return {
+        "active_minutes": len(buckets),
+        "peak": max(buckets.values()),
+        "mean": round(len(times) / len(buckets), 2),
+        "by_minute": [
+            {"minute": format_datetime(m), "attempts": n} for m, n in ordered[:MAX_MINUTES]
+        ],
+    }

@@ -1,0 +1,177 @@
+"""Kibana's ES|QL rule executor: one run = filtered query, rows to alerts, ids, max_signals, paging."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from reconwatch.alerts.document import build_alert
+from reconwatch.engine.backend import QueryBackend, source_fields
+from reconwatch.engine.evidence import EvidenceFinder
+from reconwatch.engine.exceptions_esql import keep_condition
+from reconwatch.engine.objecthash import UNDEFINED, object_hash
+from reconwatch.engine.query_text import (
+    append_limit,
+    command_name,
+    insert_after_source,
+    split_commands,
+    time_range_condition,
+)
+from reconwatch.engine.schedule import RunWindow
+from reconwatch.plan.nodes import Column
+from reconwatch.rules.exceptions import ExceptionList
+from reconwatch.rules.model import Rule
+
+# Kibana re-queries with a bigger page while deduplication leaves room, up to 3 x max_signals.
+PAGE_SIZE_CIRCUIT_BREAKER = 3
+MAX_SIGNALS_WARNING = "This rule reached the maximum alert limit for the rule execution. Some alerts were not created."
+
+
+@dataclass(slots=True)
+class RunResult:
+    window: RunWindow
+    alerts: list[dict[str, object]]
+    rows: int
+    warnings: list[str] = field(default_factory=list)
+    query: str = ""
+
+
+class RuleExecutor:
+    """Runs one rule over one backend, any number of windows; remembers alert ids across runs so
+    overlapping windows of a non-aggregating rule deduplicate as Kibana's persistence does."""
+
+    def __init__(
+        self,
+        rule: Rule,
+        backend: QueryBackend,
+        *,
+        exceptions: Sequence[ExceptionList] = (),
+        space: str = "default",
+        evidence: bool = True,
+    ) -> None:
+        self.rule = rule
+        self.backend = backend
+        self.space = space
+        self.commands = split_commands(rule.query)
+        self.aggregating = any(command_name(c) == "stats" for c in self.commands)
+        self.mv_expanded = [
+            c.split(None, 1)[1].strip() for c in self.commands if command_name(c) == "mv_expand"
+        ]
+        self.fields: Mapping[str, Column] = source_fields(backend, self.commands[0])
+        self.exception_condition = keep_condition(exceptions, self.fields)
+        self.exceptions = tuple(exceptions)
+        self.seen: set[str] = set()
+        self.evidence = (
+            EvidenceFinder(rule, backend, self.commands, self.fields) if evidence else None
+        )
+
+    def source_conditions(self, window: RunWindow) -> list[str]:
+        """The filters Kibana puts in the request's DSL: time range, then exceptions."""
+        ts_field = self.rule.timestamp_override
+        if ts_field is not None and ts_field not in self.fields:
+            ts_field = None  # an unmapped override field: every event falls back to @timestamp
+        conditions = []
+        if ts_field is not None or "@timestamp" in self.fields:
+            conditions.append(
+                time_range_condition(ts_field, window.start, window.end, fallback=True)
+            )
+        if self.exception_condition is not None:
+            conditions.append(self.exception_condition)
+        return conditions
+
+    def run(self, window: RunWindow) -> RunResult:
+        conditions = self.source_conditions(window)
+        filtered = insert_after_source(self.rule.query, conditions)
+        max_signals = self.rule.max_signals
+        size = max_signals
+        alerts: list[dict[str, object]] = []
+        processed = 0
+        warnings: list[str] = list(self.rule.warnings)
+        query = filtered
+        rows: list[dict[str, object]] = []
+        while True:
+            query = append_limit(filtered, size)
+            result = self.backend.run(query, now=window.run_at)
+            warnings.extend(result.warnings)
+            rows = [_drop_nulls(r) for r in result.as_dicts()]
+            for index in range(processed, len(rows)):
+                if len(alerts) >= max_signals:
+                    break
+                alert = self._alert(window, rows[index], index, conditions)
+                if alert is not None:
+                    alerts.append(alert)
+            processed = len(rows)
+            page_full = len(rows) >= size
+            if not page_full or len(alerts) >= max_signals or self.aggregating:
+                break
+            if size >= PAGE_SIZE_CIRCUIT_BREAKER * max_signals:
+                break
+            size += max_signals
+        if len(rows) >= size and len(alerts) >= max_signals:
+            warnings.append(MAX_SIGNALS_WARNING)
+        return RunResult(window, alerts, len(rows), warnings, query)
+
+    def _alert(
+        self, window: RunWindow, row: dict[str, object], index: int, conditions: list[str]
+    ) -> dict[str, object] | None:
+        alert_id = self.alert_id(window, row, index)
+        if alert_id in self.seen:
+            return None
+        self.seen.add(alert_id)
+        source: dict[str, object] = {}
+        if not self.aggregating and "_id" in row:
+            source = self.evidence.source_document(row, conditions, window) if self.evidence else {}
+        evidence = (
+            self.evidence.collect(row, conditions, window, self.aggregating)
+            if self.evidence
+            else None
+        )
+        return build_alert(
+            self.rule,
+            window,
+            row,
+            alert_id=alert_id,
+            aggregating=self.aggregating,
+            source=source,
+            space=self.space,
+            evidence=evidence,
+            exceptions=self.exceptions,
+        )
+
+    def alert_id(self, window: RunWindow, row: Mapping[str, object], index: int) -> str:
+        """generate_alert_id.ts: event identity for non-aggregating rows, run identity otherwise."""
+        rule_ref = f"{self.space}:{self.rule.rule_id}"
+        if not self.aggregating and row.get("_id") is not None:
+            fields: list[object] = [
+                row["_id"],
+                row.get("_version", UNDEFINED),
+                row.get("_index", UNDEFINED),
+                rule_ref,
+            ]
+            fields.extend(_expanded_values(row, self.mv_expanded))
+            return object_hash(fields)
+        return object_hash([window.run_id, self.rule.query, rule_ref, index])
+
+
+def _expanded_values(row: Mapping[str, object], names: Iterable[str]) -> list[object]:
+    out: list[object] = []
+    for name in names:
+        value = row.get(name.strip("`"))
+        out.append(_jsonable(value))
+    return out
+
+
+def _jsonable(value: object) -> object:
+    if value is None:
+        return UNDEFINED
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _drop_nulls(row: dict[str, object]) -> dict[str, object]:
+    """drop_null_columns=true and Kibana's rowToDocument: null cells are absent from the alert."""
+    return {k: v for k, v in row.items() if v is not None}
