@@ -138,7 +138,7 @@ def _word(text: str, mode: str) -> Token:
         ("*:logs-*", "*:logs-*"),
         ('"my index"', "my index"),
         ("logs-*// comment", "logs-*"),
-        ("<logs-{now/d}>", "<logs-"),
+        ("<logs-{now/d}>, b", "<logs-{now/d}>"),
     ],
 )
 def test_source_mode_reads_index_patterns(text: str, value: str) -> None:

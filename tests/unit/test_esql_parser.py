@@ -439,6 +439,11 @@ def test_errors_are_positioned(text: str, where: str, message: str) -> None:
     assert err.source == text
 
 
+def test_deep_nesting_is_a_query_error() -> None:
+    with pytest.raises(QuerySyntaxError, match="nested too deeply"):
+        parse("ROW x = " + "(" * 5000 + "1" + ")" * 5000)
+
+
 def test_error_caret_points_at_the_bad_token() -> None:
     with pytest.raises(QuerySyntaxError) as info:
         parse("FROM a\n| WHERE x >> 1")

@@ -275,6 +275,12 @@ class Lexer:
         end = pos
         while end < len(src):
             ch = src[end]
+            if ch == "<":
+                # Date math (`<logs-{now/d}>`) may hold braces and slashes up to its `>`.
+                close = src.find(">", end)
+                if close >= 0 and "\n" not in src[end:close]:
+                    end = close + 1
+                    continue
             if ch.isspace() or ch in _SOURCE_STOP or src.startswith(("//", "/*"), end):
                 break
             end += 1

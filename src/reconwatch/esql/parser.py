@@ -53,23 +53,32 @@ N = TypeVar("N")
 def parse(text: str) -> ast.Query:
     """Parse one ES|QL query; any problem is a QuerySyntaxError positioned at the bad token."""
     parser = _Parser(text)
-    try:
-        return parser.query()
-    except QueryError:
-        raise
-    except RecursionError:
-        raise QuerySyntaxError("query is nested too deeply", None, text) from None
-    except Exception as exc:  # a parser bug must still surface as a positioned user error
-        tok_span = parser.lexer.span(parser.pos, parser.pos)
-        raise QuerySyntaxError(f"cannot parse query: {exc}", tok_span, text) from exc
+    return _guarded(parser, parser.query)
 
 
 def parse_expression(text: str) -> ast.Expr:
     """Parse a lone expression (used by tests and tools)."""
     parser = _Parser(text)
-    expr = parser.expression()
-    parser.expect_end("end of expression")
-    return expr
+
+    def whole() -> ast.Expr:
+        expr = parser.expression()
+        parser.expect_end("end of expression")
+        return expr
+
+    return _guarded(parser, whole)
+
+
+def _guarded(parser: _Parser, run: Callable[[], N]) -> N:
+    try:
+        return run()
+    except QueryError:
+        raise
+    except RecursionError:
+        span = parser.lexer.span(parser.pos, parser.pos)
+        raise QuerySyntaxError("query is nested too deeply", span, parser.source) from None
+    except Exception as exc:  # a parser bug must still surface as a positioned user error
+        span = parser.lexer.span(parser.pos, parser.pos)
+        raise QuerySyntaxError(f"cannot parse query: {exc}", span, parser.source) from exc
 
 
 def _with_span(node: N, span: Span) -> N:
