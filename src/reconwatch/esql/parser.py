@@ -252,13 +252,15 @@ class _Parser:
         raise self.error(self.peek(), "{'as', '='}")
 
     def stats_command(self) -> ast.Stats:
-        start = self.advance().span
-        inline = start.text(self.source).lower() != "stats"
-        if inline and start.text(self.source).lower() == "inline":
+        word = self.advance()
+        start = word.span
+        keyword = word.text.lower()  # STATS, INLINE STATS, or the older INLINESTATS
+        if keyword == "inline":
             tok = self.peek()
             if not tok.is_word("stats"):
                 raise self.error(tok, "'stats'")
             self.advance()
+        inline = keyword != "stats"
         aggs: tuple[ast.AggField, ...] = ()
         tok = self.peek()
         if not (tok.is_word("by") or tok.is_op("|") or tok.kind == "eof"):
