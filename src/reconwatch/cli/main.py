@@ -19,7 +19,11 @@ app = typer.Typer(
 )
 
 # Each module defines `register(app)`; add a command by adding its module here.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "reconwatch.cli.detect",
+    "reconwatch.cli.rules",
+    "reconwatch.cli.simulate",
+]
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 

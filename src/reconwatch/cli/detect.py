@@ -1,0 +1,166 @@
+"""`reconwatch detect`: run detection rules over event files the way Kibana does, print alerts."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from reconwatch.alerts.render import print_reports, table, to_json, to_ndjson
+from reconwatch.engine.detect import DatasetBackend, DetectReport, Schedule, detect
+from reconwatch.errors import UsageError
+from reconwatch.plan.values import ConversionError, parse_datetime
+from reconwatch.rules.builtin import DEFAULT_RULE, resolve_rule
+from reconwatch.rules.exceptions import ExceptionList, load_exceptions
+from reconwatch.rules.model import Rule
+
+SAMPLE_FILE = "defend-network-sample.ndjson.gz"
+# The shipped sample covers 09:00-10:00Z; the demo is the hourly run right after it.
+SAMPLE_RUN_AT = "2025-07-16T10:00:00Z"
+FORMATS = ("table", "ndjson", "json")
+
+
+def parse_time(text: str, option: str) -> datetime:
+    if text == "now":
+        return datetime.now(UTC)  # the CLI is the edge where the real clock may be read
+    try:
+        return parse_datetime(text)
+    except ConversionError:
+        msg = f"{option} {text!r}: expected an ISO-8601 time such as 2025-07-16T10:00:00Z, or now"
+        raise UsageError(msg) from None
+
+
+def sample_path() -> Path:
+    return Path(str(resources.files("reconwatch").joinpath("data", "sample", SAMPLE_FILE)))
+
+
+def _schedule(now: str | None, first: str | None, last: str | None, demo: bool) -> Schedule:
+    if (first is None) != (last is None):
+        raise UsageError("--from and --to go together")
+    if first is not None and last is not None:
+        if now is not None:
+            raise UsageError("--now cannot be combined with --from/--to")
+        return Schedule(first=parse_time(first, "--from"), last=parse_time(last, "--to"))
+    default = SAMPLE_RUN_AT if demo else "now"
+    return Schedule(at=parse_time(now or default, "--now"))
+
+
+def _write(
+    report: DetectReport, rules: list[Rule], fmt: str, as_report: bool, output: str | None
+) -> None:
+    alerts = report.alerts
+    if output is not None:
+        with open(output, "w", encoding="utf-8") as fh:
+            if fmt == "table" or as_report:
+                print_to = Console(file=fh, width=120, force_terminal=False)
+                _render(print_to, alerts, rules, fmt, as_report)
+            else:
+                fh.write(to_json(alerts) if fmt == "json" else to_ndjson(alerts))
+        return
+    _render(Console(soft_wrap=fmt != "table"), alerts, rules, fmt, as_report)
+
+
+def _render(
+    console: Console, alerts: list[dict[str, object]], rules: list[Rule], fmt: str, as_report: bool
+) -> None:
+    if as_report:
+        print_reports(console, alerts, {r.label: r for r in rules})
+    elif fmt == "table":
+        console.print(table(alerts))
+    else:
+        console.file.write(to_json(alerts) if fmt == "json" else to_ndjson(alerts))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("detect")
+    def detect_cmd(
+        files: Annotated[
+            list[str] | None, typer.Argument(help="Event files: NDJSON (.gz), JSON, Parquet.")
+        ] = None,
+        rule: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--rule",
+                "-r",
+                help=f"Built-in name, rule_id or TOML path; repeatable (default {DEFAULT_RULE}).",
+            ),
+        ] = None,
+        now: Annotated[
+            str | None,
+            typer.Option("--now", help="Run time T (ISO-8601; default: the current time)."),
+        ] = None,
+        first: Annotated[
+            str | None,
+            typer.Option("--from", help="With --to: every scheduled run between the two times."),
+        ] = None,
+        last: Annotated[str | None, typer.Option("--to", help="End of the --from range.")] = None,
+        exceptions: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--exceptions",
+                "-e",
+                help="Exception list: Kibana NDJSON export or .toml; repeatable.",
+            ),
+        ] = None,
+        fmt: Annotated[
+            str | None,
+            typer.Option(
+                "--format", "-f", help="table (terminal default) | ndjson (piped default) | json."
+            ),
+        ] = None,
+        output: Annotated[
+            str | None, typer.Option("--output", "-o", help="Write alerts to this file.")
+        ] = None,
+        as_report: Annotated[
+            bool,
+            typer.Option(
+                "--report", help="Readable report per alert with the rule's investigation guide."
+            ),
+        ] = False,
+        demo: Annotated[
+            bool, typer.Option("--demo", help="Run over the shipped sample at its own time.")
+        ] = False,
+        no_evidence: Annotated[
+            bool, typer.Option("--no-evidence", help="Skip the evidence queries.")
+        ] = False,
+        space: Annotated[
+            str, typer.Option("--space", help="Kibana space id used in alert ids.")
+        ] = "default",
+    ) -> None:
+        """Run detection rules over events as Kibana's ES|QL rule executor would and print alerts."""
+        from reconwatch.ingest import Dataset
+
+        paths = list(files or [])
+        if demo:
+            paths.append(str(sample_path()))
+        if not paths:
+            raise UsageError("give event files to read, or --demo for the shipped sample")
+        chosen = fmt or ("table" if sys.stdout.isatty() else "ndjson")
+        if chosen not in FORMATS:
+            raise UsageError(f"--format {chosen!r}: choose one of {', '.join(FORMATS)}")
+        rules = [resolve_rule(r) for r in (rule or [DEFAULT_RULE])]
+        lists: list[ExceptionList] = [load_exceptions(p) for p in exceptions or []]
+        schedule = _schedule(now, first, last, demo)
+        dataset = Dataset.from_files(paths)
+        report = detect(
+            rules, DatasetBackend(dataset), schedule, exceptions=lists, evidence=not no_evidence
+        )
+        err = Console(stderr=True, highlight=False, soft_wrap=True)
+        ingest = getattr(dataset, "report", None)
+        if ingest is not None and ingest.skipped:
+            for line in ingest.lines(cap=20):
+                err.print(f"warning: skipped {line}", markup=False)
+            err.print(f"warning: {ingest.skipped} bad event(s) skipped", markup=False)
+        for w in report.warnings:
+            err.print(f"warning: {w}", markup=False)
+        _write(report, rules, chosen, as_report, output)
+        runs = len(report.runs)
+        err.print(
+            f"{len(report.alerts)} alert(s) from {runs} run(s) of {len(rules)} rule(s)",
+            markup=False,
+        )

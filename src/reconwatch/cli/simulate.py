@@ -1,0 +1,75 @@
+"""`reconwatch simulate`: Elastic-Defend-shaped fleet traffic with planted scans, to a file."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, BinaryIO
+
+import msgspec
+import typer
+from rich.console import Console
+
+from reconwatch.cli.detect import parse_time
+from reconwatch.errors import UsageError
+from reconwatch.simulate import SCAN_KINDS, Simulation
+
+
+def write_events(events: list[dict[str, object]], path: str) -> None:
+    encoder = msgspec.json.Encoder()
+    opener: BinaryIO
+    with (
+        gzip.open(path, "wb", compresslevel=6) if path.endswith(".gz") else open(path, "wb")
+    ) as opener:
+        for e in events:
+            opener.write(encoder.encode(e))
+            opener.write(b"\n")
+
+
+def register(app: typer.Typer) -> None:
+    kinds = "; ".join(f"{k}: {v}" for k, v in SCAN_KINDS.items())
+
+    @app.command("simulate")
+    def simulate_cmd(
+        output: Annotated[
+            str, typer.Option("--output", "-o", help="NDJSON file to write (.gz compresses).")
+        ],
+        hosts: Annotated[int, typer.Option("--hosts", help="Fleet size.")] = 20,
+        hours: Annotated[float, typer.Option("--hours", help="Hours of traffic.")] = 1.0,
+        scan: Annotated[
+            list[str] | None, typer.Option("--scan", help=f"Plant a scan; repeatable. {kinds}")
+        ] = None,
+        seed: Annotated[int, typer.Option("--seed", help="Same seed, same events.")] = 0,
+        start: Annotated[
+            str | None,
+            typer.Option(
+                "--start", help="First event time (default: the current hour minus --hours)."
+            ),
+        ] = None,
+    ) -> None:
+        """Write benign fleet traffic (DNS, NTP, web, SSH, monitoring) plus planted scans."""
+        if hours <= 0:
+            raise UsageError("--hours must be positive")
+        if start is None:
+            hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+            begin = hour - timedelta(hours=hours)
+        else:
+            begin = parse_time(start, "--start")
+        try:
+            sim = Simulation(
+                hosts=hosts, hours=hours, start=begin, scans=tuple(scan or ()), seed=seed
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        events = sim.events()
+        write_events(events, output)
+        err = Console(stderr=True, highlight=False)
+        err.print(
+            f"wrote {len(events)} events for {hosts} hosts from {begin.isoformat()} to {output}",
+            markup=False,
+        )
+        for p in sim.planted:
+            err.print(
+                f"planted {p.kind} scan on {p.host}: {p.targets} target(s), {p.start.isoformat()} .. {p.end.isoformat()}",
+                markup=False,
+            )

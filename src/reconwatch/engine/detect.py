@@ -1,0 +1,86 @@
+"""The detect facade: rules + events + run times -> alerts, through the ES|QL engine."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from reconwatch.engine.backend import QueryBackend
+from reconwatch.engine.run import RuleExecutor, RunResult
+from reconwatch.engine.schedule import RunWindow, runs_between, window_at
+from reconwatch.plan.catalog import Result
+from reconwatch.plan.nodes import Column
+from reconwatch.rules.exceptions import ExceptionList
+from reconwatch.rules.model import Rule
+
+
+class DatasetBackend:
+    """QueryBackend over an ingest Dataset via the query facade and the analyser."""
+
+    def __init__(self, dataset: object) -> None:
+        self.dataset = dataset
+
+    def run(self, query: str, *, now: datetime) -> Result:
+        from reconwatch.query import run_query
+
+        result: Result = run_query(query, self.dataset, now=now)
+        return result
+
+    def columns(self, query: str) -> tuple[Column, ...]:
+        from reconwatch.esql.analyze import compile_query
+
+        return compile_query(query, self.dataset).columns  # type: ignore[arg-type]
+
+
+@dataclass(slots=True)
+class Schedule:
+    """One run at `at`, or every run over [first, last]."""
+
+    at: datetime | None = None
+    first: datetime | None = None
+    last: datetime | None = None
+
+    def windows(self, rule: Rule) -> list[RunWindow]:
+        if self.first is not None and self.last is not None:
+            return runs_between(rule, self.first, self.last)
+        assert self.at is not None  # the CLI resolves the default (the real clock) at its edge
+        return [window_at(rule, self.at)]
+
+
+@dataclass(slots=True)
+class DetectReport:
+    runs: list[tuple[Rule, RunResult]] = field(default_factory=list)
+
+    @property
+    def alerts(self) -> list[dict[str, object]]:
+        return [a for _, run in self.runs for a in run.alerts]
+
+    @property
+    def warnings(self) -> list[str]:
+        out: list[str] = []
+        for rule, run in self.runs:
+            for w in run.warnings:
+                line = f"{rule.label} run at {run.window.run_id[24:]}: {w}"
+                if line not in out:
+                    out.append(line)
+        return out
+
+
+def detect(
+    rules: Sequence[Rule],
+    backend: QueryBackend,
+    schedule: Schedule,
+    *,
+    exceptions: Sequence[ExceptionList] = (),
+    evidence: bool = True,
+    space: str = "default",
+) -> DetectReport:
+    report = DetectReport()
+    for rule in rules:
+        executor = RuleExecutor(
+            rule, backend, exceptions=exceptions, space=space, evidence=evidence
+        )
+        for window in schedule.windows(rule):
+            report.runs.append((rule, executor.run(window)))
+    return report

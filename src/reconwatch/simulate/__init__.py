@@ -1,0 +1,5 @@
+"""Simulated Elastic Defend network events: a benign Linux fleet with planted scans."""
+
+from reconwatch.simulate.generate import SCAN_KINDS, PlantedScan, Simulation
+
+__all__ = ["SCAN_KINDS", "PlantedScan", "Simulation"]

@@ -1,0 +1,247 @@
+"""Deterministic benign fleet traffic plus planted scans, as Elastic Defend network events."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from reconwatch.simulate.fleet import (
+    EXTERNAL_WEB,
+    FLEET_SERVER,
+    NTP_POOL,
+    RESOLVER,
+    EventFactory,
+    Host,
+    Process,
+    make_fleet,
+)
+
+NMAP = Process("/usr/bin/nmap", args=("nmap", "-sn"))
+# kind -> what it plants (docs and `reconwatch simulate --help` list these)
+SCAN_KINDS: dict[str, str] = {
+    "subnet": "nmap host discovery of 300 addresses in 10.30.0.0/23 within ~4 minutes (alerts)",
+    "port": "nmap connect scan of 1000 ports on one host (port-scanning rule alerts)",
+    "slow": "300 addresses spread over 3 hours, ~100 per hour (stays under the threshold)",
+    "split": "300 addresses over 60 minutes straddling a run boundary (each run sees ~150)",
+    "ipv6": "sweep of 300 IPv6 addresses in fd00:30::/64 (alerts)",
+    "distributed": "the same scanner on two hosts, 200 addresses each (agent count 2: no alert)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PlantedScan:
+    kind: str
+    host: str
+    start: datetime
+    end: datetime
+    targets: int
+
+
+class Simulation:
+    """Events for `hosts` machines over `hours` from `start`, with `scans` planted; same seed,
+    same events."""
+
+    def __init__(
+        self,
+        *,
+        hosts: int,
+        hours: float,
+        start: datetime,
+        scans: tuple[str, ...] = (),
+        seed: int = 0,
+    ) -> None:
+        unknown = [s for s in scans if s not in SCAN_KINDS]
+        if unknown:
+            msg = f"unknown scan kind {unknown[0]!r}; kinds: {', '.join(SCAN_KINDS)}"
+            raise ValueError(msg)
+        if hosts < 3:
+            msg = "need at least 3 hosts (monitoring, bastion, one more)"
+            raise ValueError(msg)
+        self.start = start
+        self.end = start + timedelta(hours=hours)
+        self.rng = random.Random(seed)
+        self.fleet = make_fleet(hosts, self.rng)
+        self.factory = EventFactory(self.rng)
+        self.scans = scans
+        self.planted: list[PlantedScan] = []
+
+    def events(self) -> list[dict[str, object]]:
+        """All events sorted by @timestamp."""
+        out = list(self._benign())
+        for i, kind in enumerate(self.scans):
+            out.extend(self._scan(kind, i))
+        out.sort(key=lambda e: str(e["@timestamp"]))
+        return out
+
+    # -- benign traffic ------------------------------------------------------------------------
+
+    def _times(self, per_hour: float) -> Iterator[datetime]:
+        """Poisson-ish arrivals over the simulated span."""
+        if per_hour <= 0:
+            return
+        mean = 3600.0 / per_hour
+        t = self.start + timedelta(seconds=self.rng.expovariate(1 / mean))
+        while t < self.end:
+            yield t
+            t += timedelta(seconds=self.rng.expovariate(1 / mean))
+
+    def _benign(self) -> Iterator[dict[str, object]]:
+        f, rng = self.factory, self.rng
+        monitoring, bastion = self.fleet[0], self.fleet[1]
+        resolved = Process("/usr/lib/systemd/systemd-resolved", user="systemd-resolve")
+        chrony = Process("/usr/sbin/chronyd", user="_chrony")
+        agent = Process("/opt/Elastic/Agent/data/elastic-agent-8.15.2-a1b2c3/elastic-agent")
+        curl, apt = Process("/usr/bin/curl"), Process("/usr/lib/apt/methods/http", user="_apt")
+        for host in self.fleet:
+            for t in self._times(30):
+                yield f.connection(
+                    host, resolved, t, dest_ip=RESOLVER, dest_port=53, transport="udp"
+                )
+            for t in self._times(2):
+                yield f.connection(
+                    host, chrony, t, dest_ip=rng.choice(NTP_POOL), dest_port=123, transport="udp"
+                )
+            for t in self._times(12):
+                yield f.connection(host, agent, t, dest_ip=FLEET_SERVER, dest_port=8220)
+            for t in self._times(4):
+                proc = curl if rng.random() < 0.6 else apt
+                yield f.connection(host, proc, t, dest_ip=rng.choice(EXTERNAL_WEB), dest_port=443)
+            if host.role in ("web", "app"):
+                yield from self._app_traffic(host)
+            # node_exporter scraped by the monitoring server: an accepted connection here ...
+            exporter = Process("/usr/local/bin/node_exporter", user="node_exporter")
+            for t in self._times(4):
+                yield f.connection(
+                    host,
+                    exporter,
+                    t,
+                    dest_ip=host.ip,
+                    dest_port=9100,
+                    action="connection_accepted",
+                    source_ip=monitoring.ip,
+                )
+        # ... and the scrapes themselves: one Prometheus process reaching every host, a classic
+        # false positive of the 2025-07-16 rule for fleets above 250 hosts (upstream excludes it).
+        prometheus = Process("/usr/local/bin/prometheus", user="prometheus")
+        for host in self.fleet:
+            for t in self._times(4):
+                yield f.connection(monitoring, prometheus, t, dest_ip=host.ip, dest_port=9100)
+        ssh = Process("/usr/bin/ssh", user="ops")
+        for t in self._times(20):
+            target = rng.choice(self.fleet[2:])
+            yield f.connection(bastion, ssh, t, dest_ip=target.ip, dest_port=22)
+
+    def _app_traffic(self, host: Host) -> Iterator[dict[str, object]]:
+        dbs = [h for h in self.fleet if h.role == "db"] or self.fleet[2:3]
+        caches = [h for h in self.fleet if h.role == "cache"] or self.fleet[2:3]
+        app = Process("/usr/local/bin/app-server", user="app")
+        for t in self._times(25):
+            yield self.factory.connection(
+                host, app, t, dest_ip=self.rng.choice(dbs).ip, dest_port=5432
+            )
+        for t in self._times(15):
+            yield self.factory.connection(
+                host, app, t, dest_ip=self.rng.choice(caches).ip, dest_port=6379
+            )
+
+    # -- planted scans -------------------------------------------------------------------------
+
+    def _scan(self, kind: str, number: int) -> list[dict[str, object]]:
+        host = self.fleet[2 + number % (len(self.fleet) - 2)]
+        span = (self.end - self.start).total_seconds()
+        if kind == "subnet":
+            return self._sweep(kind, host, _v4_targets(300, 30), self._at(0.5), 240)
+        if kind == "ipv6":
+            targets = [f"fd00:30::{i + 1:x}" for i in range(300)]
+            return self._sweep(kind, host, targets, self._at(0.6), 240)
+        if kind == "slow":
+            return self._sweep(kind, host, _v4_targets(300, 40), self.start, min(span, 3 * 3600.0))
+        if kind == "split":
+            middle = self.start + timedelta(hours=max(1, int(span // 3600) // 2))
+            begin = middle - timedelta(minutes=30)
+            return self._sweep(kind, host, _v4_targets(300, 50), begin, 3600)
+        if kind == "distributed":
+            other = self.fleet[2 + (number + 1) % (len(self.fleet) - 2)]
+            targets = _v4_targets(400, 60)
+            first = self._sweep(kind, host, targets[:200], self._at(0.4), 300)
+            return first + self._sweep(kind, other, targets[200:], self._at(0.45), 300)
+        if kind == "port":
+            target = self.fleet[-1].ip
+            begin = self._at(0.3)
+            events = []
+            for i, port in enumerate(_ports(1000)):
+                t = begin + timedelta(seconds=i * 0.12)
+                events.append(
+                    self.factory.connection(host, NMAP, t, dest_ip=target, dest_port=port)
+                )
+            self.planted.append(
+                PlantedScan(kind, host.name, begin, begin + timedelta(seconds=120), 1)
+            )
+            return events
+        msg = f"unknown scan kind {kind!r}"
+        raise ValueError(msg)
+
+    def _at(self, fraction: float) -> datetime:
+        """A moment inside the simulated span, leaving room for a 4-minute scan."""
+        usable = max(0.0, (self.end - self.start).total_seconds() - 600)
+        return self.start + timedelta(seconds=int(usable * fraction))
+
+    def _sweep(
+        self, kind: str, host: Host, targets: list[str], begin: datetime, duration: float
+    ) -> list[dict[str, object]]:
+        """nmap -sn style host discovery: a SYN to 443 and an ACK to 80 for every address."""
+        step = duration / max(1, len(targets))
+        events = []
+        for i, ip in enumerate(targets):
+            t = begin + timedelta(seconds=i * step + self.rng.uniform(0, step / 2))
+            if t >= self.end:
+                break
+            for port in (443, 80):
+                events.append(self.factory.connection(host, NMAP, t, dest_ip=ip, dest_port=port))
+        self.planted.append(
+            PlantedScan(kind, host.name, begin, begin + timedelta(seconds=duration), len(targets))
+        )
+        return events
+
+
+def _v4_targets(count: int, second_octet: int) -> list[str]:
+    """`count` addresses 10.<second_octet>.0.1 upward, skipping .0 and .255."""
+    out: list[str] = []
+    n = 0
+    while len(out) < count:
+        third, fourth = divmod(n, 256)
+        n += 1
+        if fourth in (0, 255):
+            continue
+        out.append(f"10.{second_octet}.{third}.{fourth}")
+    return out
+
+
+def _ports(count: int) -> list[int]:
+    """nmap-like order: well-known service ports first, then the rest of 1..1024 and beyond."""
+    common = [
+        21,
+        22,
+        23,
+        25,
+        53,
+        80,
+        110,
+        111,
+        135,
+        139,
+        143,
+        443,
+        445,
+        993,
+        995,
+        1723,
+        3306,
+        3389,
+        5900,
+        8080,
+    ]
+    rest = [p for p in range(1, 20000) if p not in common]
+    return (common + rest)[:count]
