@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import gzip
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, BinaryIO
+from typing import Annotated
 
-import msgspec
 import typer
 from rich.console import Console
 
 from reconwatch.cli.detect import parse_time
 from reconwatch.errors import UsageError
-from reconwatch.simulate import SCAN_KINDS, Simulation
+from reconwatch.simulate import SCAN_KINDS, Simulation, write_events
 
 
-def write_events(events: list[dict[str, object]], path: str) -> None:
-    encoder = msgspec.json.Encoder()
-    opener: BinaryIO
-    with (
-        gzip.open(path, "wb", compresslevel=6) if path.endswith(".gz") else open(path, "wb")
-    ) as opener:
-        for e in events:
-            opener.write(encoder.encode(e))
-            opener.write(b"\n")
+KINDS_HELP = "; ".join(f"{k}: {v}" for k, v in SCAN_KINDS.items())
 
 
 def register(app: typer.Typer) -> None:
-    kinds = "; ".join(f"{k}: {v}" for k, v in SCAN_KINDS.items())
-
     @app.command("simulate")
     def simulate_cmd(
         output: Annotated[
@@ -37,7 +25,7 @@ def register(app: typer.Typer) -> None:
         hosts: Annotated[int, typer.Option("--hosts", help="Fleet size.")] = 20,
         hours: Annotated[float, typer.Option("--hours", help="Hours of traffic.")] = 1.0,
         scan: Annotated[
-            list[str] | None, typer.Option("--scan", help=f"Plant a scan; repeatable. {kinds}")
+            list[str] | None, typer.Option("--scan", help=f"Plant a scan; repeatable. {KINDS_HELP}")
         ] = None,
         seed: Annotated[int, typer.Option("--seed", help="Same seed, same events.")] = 0,
         start: Annotated[
@@ -63,7 +51,7 @@ def register(app: typer.Typer) -> None:
             raise UsageError(str(exc)) from None
         events = sim.events()
         write_events(events, output)
-        err = Console(stderr=True, highlight=False)
+        err = Console(stderr=True, highlight=False, soft_wrap=True)
         err.print(
             f"wrote {len(events)} events for {hosts} hosts from {begin.isoformat()} to {output}",
             markup=False,

@@ -149,7 +149,8 @@ class Simulation:
     # -- planted scans -------------------------------------------------------------------------
 
     def _scan(self, kind: str, number: int) -> list[dict[str, object]]:
-        host = self.fleet[2 + number % (len(self.fleet) - 2)]
+        # Every planted scan runs on one compromised host, as an intruder's would.
+        host = self.fleet[2]
         span = (self.end - self.start).total_seconds()
         if kind == "subnet":
             return self._sweep(kind, host, _v4_targets(300, 30), self._at(0.5), 240)
@@ -163,7 +164,7 @@ class Simulation:
             begin = middle - timedelta(minutes=30)
             return self._sweep(kind, host, _v4_targets(300, 50), begin, 3600)
         if kind == "distributed":
-            other = self.fleet[2 + (number + 1) % (len(self.fleet) - 2)]
+            other = self.fleet[3]
             targets = _v4_targets(400, 60)
             first = self._sweep(kind, host, targets[:200], self._at(0.4), 300)
             return first + self._sweep(kind, other, targets[200:], self._at(0.45), 300)
