@@ -16,7 +16,7 @@ def write_events(events: Iterable[dict[str, object]], path: str | Path) -> int:
     count = 0
     with open(path, "wb") as raw:
         fh: IO[bytes] = (
-            gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0)
+            gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=6, mtime=0)
             if str(path).endswith(".gz")
             else raw
         )
