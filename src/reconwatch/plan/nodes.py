@@ -217,7 +217,10 @@ class Extract:
     """DISSECT and GROK: match `value` against a compiled regular expression whose named groups
     become new keyword (or typed, for GROK's :int/:float) columns; no match gives nulls.
     `kind` is "dissect" or "grok"; `regex` is a Python `re` pattern with named groups `g0, g1, ...`
-    in the order of `outputs`; `append` maps an output to the separator joining repeated keys."""
+    in the order of `outputs`; `append` maps an output to the separator joining repeated keys.
+    A key captured more than once uses `g{i}`, `g{i}_1`, `g{i}_2`, ... in text order (joined with
+    its `append` separator, or a multivalue for GROK). Executors apply `re.search` with re.DOTALL
+    (DISSECT regexes are anchored with \\A...\\Z); builders are in esql/extract.py."""
 
     kind: str
     value: Expr

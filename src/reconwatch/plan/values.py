@@ -7,6 +7,7 @@ import math
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from reconwatch.esql.types import DataType
 
@@ -310,7 +311,7 @@ def coerce_cell(value: object, type_: DataType) -> object:
     return from_list(out)
 
 
-def order_key(value: object, type_: DataType) -> object:
+def order_key(value: object, type_: DataType) -> Any:
     """A key that orders single values of one type as Elasticsearch does."""
     if type_ is DataType.IP and isinstance(value, str):
         return ip_bytes(value)
