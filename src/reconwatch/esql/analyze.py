@@ -12,6 +12,7 @@ from typing import cast
 from reconwatch.errors import QueryError, QuerySemanticError, Span, UnsupportedFeatureError
 from reconwatch.esql import ast
 from reconwatch.esql import functions as fns
+from reconwatch.esql.patterns import PatternError, rlike_to_regex
 from reconwatch.esql.types import DataType as T
 from reconwatch.esql.types import parse_type, widen
 from reconwatch.plan import nodes as p
@@ -676,9 +677,23 @@ class _Analyzer:
         if value.type not in (*fns.STRING, T.NULL):
             raise self.type_error(node, 0, node.value, value, fns.STRING)
         fn = "rlike" if node.regex else "like"
+        for pattern in node.patterns:
+            self.check_pattern(pattern, node)
         patterns = tuple(p.Const(pat, T.KEYWORD, node.span) for pat in node.patterns)
         call = p.Call(fn, (value, *patterns), T.BOOLEAN, False, node.span)
         return p.Call("not", (call,), T.BOOLEAN, False, node.span) if node.negated else call
+
+    def check_pattern(self, pattern: str, node: ast.Like) -> None:
+        if not node.regex:
+            return
+        try:
+            rlike_to_regex(pattern)
+        except PatternError as exc:
+            if exc.unsupported:
+                raise UnsupportedFeatureError(str(exc), node.span, self.src) from None
+            raise self.error(
+                f"Invalid regex pattern for RLIKE [{pattern}]: [{exc}]", node.span
+            ) from None
 
     def is_null(self, node: ast.IsNull, env: _Env) -> p.Expr:
         value = self.expr(node.value, env)

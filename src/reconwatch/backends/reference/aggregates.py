@@ -1,0 +1,205 @@
+"""Aggregate functions as small state objects (add a row, read the result), reusable by streaming."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from reconwatch.backends.reference.evaluate import Compiled, EvalContext, Row, compile_expr
+from reconwatch.esql.types import DataType as T
+from reconwatch.plan import nodes as p
+from reconwatch.plan import values as v
+
+
+class AggState(Protocol):
+    """One group's running state of one aggregate."""
+
+    def add(self, row: Row) -> None: ...
+
+    def result(self) -> object: ...
+
+
+class AggSpec:
+    """A compiled aggregate: `new()` makes an empty state for a group."""
+
+    def __init__(self, agg: p.AggCall, ctx: EvalContext) -> None:
+        self.agg = agg
+        self.ctx = ctx
+        self.args: list[Compiled] = [compile_expr(a, ctx) for a in agg.args]
+        self.filter: Compiled | None = (
+            compile_expr(agg.filter, ctx) if agg.filter is not None else None
+        )
+        self.type = agg.args[0].type if agg.args else T.NULL
+        self._factory: Callable[[AggSpec], _Base] = _STATES[agg.fn]
+
+    def new(self) -> AggState:
+        return self._factory(self)
+
+
+def compile_agg(agg: p.AggCall, ctx: EvalContext | None = None) -> AggSpec:
+    """An aggregate ready to make per-group states (init = `new()`, then add/result)."""
+    return AggSpec(agg, ctx if ctx is not None else EvalContext())
+
+
+class _Base(ABC):
+    """Applies the per-aggregate WHERE and hands every non-null value to `take`."""
+
+    def __init__(self, spec: AggSpec) -> None:
+        self.spec = spec
+
+    def add(self, row: Row) -> None:
+        spec = self.spec
+        if spec.filter is not None and spec.filter(row) is not True:
+            return
+        if spec.agg.star:
+            self.take_row()
+            return
+        for item in v.as_list(spec.args[0](row)):
+            self.take(item)
+
+    def take_row(self) -> None:
+        raise TypeError(f"{self.spec.agg.fn}(*) is not an aggregate")
+
+    @abstractmethod
+    def take(self, value: object) -> None: ...
+
+    @abstractmethod
+    def result(self) -> object: ...
+
+
+class _Count(_Base):
+    def __init__(self, spec: AggSpec) -> None:
+        super().__init__(spec)
+        self.n = 0
+
+    def take_row(self) -> None:
+        self.n += 1
+
+    def take(self, value: object) -> None:
+        self.n += 1
+
+    def result(self) -> object:
+        return self.n
+
+
+class _CountDistinct(_Base):
+    """Exact distinct count: Elasticsearch's HyperLogLog++ is exact below its precision
+    threshold (default 3000), which covers detection thresholds."""
+
+    def __init__(self, spec: AggSpec) -> None:
+        super().__init__(spec)
+        self.seen: set[object] = set()
+
+    def take(self, value: object) -> None:
+        self.seen.add(v.order_key(value, self.spec.type))
+
+    def result(self) -> object:
+        return len(self.seen)
+
+
+class _Values(_Base):
+    def __init__(self, spec: AggSpec) -> None:
+        super().__init__(spec)
+        self.seen: dict[Any, object] = {}
+
+    def take(self, value: object) -> None:
+        self.seen.setdefault(v.order_key(value, self.spec.type), value)
+
+    def result(self) -> object:
+        # Elasticsearch leaves the order unspecified; sorted makes results reproducible.
+        return v.from_list(self.seen[k] for k in sorted(self.seen))
+
+
+class _MinMax(_Base):
+    def __init__(self, spec: AggSpec) -> None:
+        super().__init__(spec)
+        self.best: object = None
+        self.best_key: object = None
+        self.want_max = spec.agg.fn == "max"
+
+    def take(self, value: object) -> None:
+        key = v.order_key(value, self.spec.type)
+        if self.best is None or (key > self.best_key if self.want_max else key < self.best_key):
+            self.best, self.best_key = value, key
+
+    def result(self) -> object:
+        return self.best
+
+
+class _Sum(_Base):
+    def __init__(self, spec: AggSpec) -> None:
+        super().__init__(spec)
+        self.items: list[float] = []
+        self.total = 0
+        self.seen = False
+        self.overflow = False
+
+    def take(self, value: object) -> None:
+        self.seen = True
+        if self.spec.agg.type is T.DOUBLE:
+            assert isinstance(value, int | float)
+            self.items.append(float(value))
+            return
+        assert isinstance(value, int)
+        self.total += value
+        high = v.ULONG_MAX if self.spec.agg.type is T.UNSIGNED_LONG else v.LONG_MAX
+        low = 0 if self.spec.agg.type is T.UNSIGNED_LONG else v.LONG_MIN
+        if not low <= self.total <= high:
+            self.overflow = True
+
+    def result(self) -> object:
+        if not self.seen:
+            return None
+        if self.overflow:
+            self.spec.ctx.fail(self.spec.agg.span, "java.lang.ArithmeticException: long overflow")
+            return None
+        return math.fsum(self.items) if self.spec.agg.type is T.DOUBLE else self.total
+
+
+class _Avg(_Base):
+    def __init__(self, spec: AggSpec) -> None:
+        super().__init__(spec)
+        self.items: list[float] = []
+
+    def take(self, value: object) -> None:
+        assert isinstance(value, int | float)
+        self.items.append(float(value))
+
+    def result(self) -> object:
+        return math.fsum(self.items) / len(self.items) if self.items else None
+
+
+class _Top(_Base):
+    def __init__(self, spec: AggSpec) -> None:
+        super().__init__(spec)
+        self.items: list[object] = []
+        limit = spec.agg.args[1]
+        order = spec.agg.args[2] if len(spec.agg.args) > 2 else None
+        self.limit = (
+            int(limit.value) if isinstance(limit, p.Const) and isinstance(limit.value, int) else 0
+        )
+        text = order.value if isinstance(order, p.Const) and isinstance(order.value, str) else "asc"
+        self.descending = text.lower() == "desc"
+
+    def take(self, value: object) -> None:
+        self.items.append(value)
+
+    def result(self) -> object:
+        ordered = sorted(
+            self.items, key=lambda x: v.order_key(x, self.spec.type), reverse=self.descending
+        )
+        return v.from_list(ordered[: self.limit])
+
+
+_STATES: dict[str, Callable[[AggSpec], _Base]] = {
+    "count": _Count,
+    "count_distinct": _CountDistinct,
+    "values": _Values,
+    "min": _MinMax,
+    "max": _MinMax,
+    "sum": _Sum,
+    "avg": _Avg,
+    "top": _Top,
+}

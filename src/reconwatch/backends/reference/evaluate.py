@@ -1,0 +1,318 @@
+"""Plan expressions compiled once into Python closures, with Elasticsearch's null, MV and warning rules."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from reconwatch.errors import Span
+from reconwatch.esql.functions import REGISTRY, FunctionDef
+from reconwatch.esql.patterns import like_to_regex, rlike_to_regex
+from reconwatch.esql.types import DataType
+from reconwatch.plan import nodes as p
+from reconwatch.plan import values as v
+
+Row = Mapping[str, object]
+Compiled = Callable[[Row], object]
+
+MV_FAILURE = "java.lang.IllegalArgumentException: single-value function encountered multi-value"
+MAX_RECORDED = 20
+
+
+class EvalFailure(Exception):
+    """One value's evaluation failed: the result is null and a warning names the Java exception."""
+
+
+class Warnings:
+    """Elasticsearch response warnings: per failing expression a header then up to 20 reasons."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[int, int, str], list[str]] = {}
+
+    def fail(self, span: Span, text: str, reason: str) -> None:
+        key = (span.line, span.col, text)
+        reasons = self._entries.setdefault(key, [])
+        if reason not in reasons and len(reasons) < MAX_RECORDED:
+            reasons.append(reason)
+
+    def as_list(self) -> list[str]:
+        out: list[str] = []
+        for (line, col, text), reasons in self._entries.items():
+            out.append(
+                f"Line {line}:{col}: evaluation of [{text}] failed, treating result as null. "
+                f"Only first {MAX_RECORDED} failures recorded."
+            )
+            out.extend(f"Line {line}:{col}: {reason}" for reason in reasons)
+        return out
+
+
+@dataclass
+class EvalContext:
+    """What evaluation needs beyond the row: the query time, the query text for warning
+    messages, and where warnings go."""
+
+    now: datetime | None = None
+    source: str = ""
+    warnings: Warnings = field(default_factory=Warnings)
+
+    def fail(self, span: Span, reason: str) -> None:
+        text = span.text(self.source) if self.source and span.end > span.start else ""
+        self.warnings.fail(span, text, reason)
+
+
+# Filled by scalars.py: name -> implementation over evaluated single values (or whole MVs for
+# MV-aware functions). Implementations raise EvalFailure for a null-with-warning result.
+ScalarImpl = Callable[[list[object], p.Call, EvalContext], object]
+SCALARS: dict[str, ScalarImpl] = {}
+
+
+def scalar_impl(*names: str) -> Callable[[ScalarImpl], ScalarImpl]:
+    def register(fn: ScalarImpl) -> ScalarImpl:
+        for name in names:
+            SCALARS[name] = fn
+        return fn
+
+    return register
+
+
+def compile_expr(expr: p.Expr, ctx: EvalContext | None = None) -> Compiled:
+    """A closure computing `expr` over a row (a mapping of column name to value)."""
+    context = ctx if ctx is not None else EvalContext()
+    if isinstance(expr, p.Const):
+        value = _normalize(expr.value)
+        return lambda _row: value
+    if isinstance(expr, p.Ref):
+        name = expr.name
+        return lambda row: _normalize(row.get(name))
+    special = _SPECIAL.get(expr.fn)
+    if special is not None:
+        return special(expr, context)
+    return _generic(expr, context)
+
+
+def _normalize(value: object) -> object:
+    if isinstance(value, list | tuple):
+        return v.from_list(value)
+    return value
+
+
+def _generic(call: p.Call, ctx: EvalContext) -> Compiled:
+    fdef: FunctionDef = REGISTRY[call.fn]
+    impl = SCALARS[fdef.name]
+    args = [compile_expr(a, ctx) for a in call.args]
+    check_mv = not fdef.mv_aware
+    propagate = fdef.null_propagating
+    span = call.span
+
+    def run(row: Row) -> object:
+        vals = [a(row) for a in args]
+        if check_mv and any(isinstance(x, list) for x in vals):
+            ctx.fail(span, MV_FAILURE)
+            return None
+        if propagate and any(x is None for x in vals):
+            return None
+        try:
+            return impl(vals, call, ctx)
+        except EvalFailure as exc:
+            ctx.fail(span, str(exc))
+            return None
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# Operators and functions with their own evaluation order
+
+
+def _and(call: p.Call, ctx: EvalContext) -> Compiled:
+    left, right = (_boolean_operand(a, ctx) for a in call.args)
+
+    def run(row: Row) -> object:
+        a = left(row)
+        if a is False:
+            return False
+        b = right(row)
+        if b is False:
+            return False
+        return None if a is None or b is None else True
+
+    return run
+
+
+def _or(call: p.Call, ctx: EvalContext) -> Compiled:
+    left, right = (_boolean_operand(a, ctx) for a in call.args)
+
+    def run(row: Row) -> object:
+        a = left(row)
+        if a is True:
+            return True
+        b = right(row)
+        if b is True:
+            return True
+        return None if a is None or b is None else False
+
+    return run
+
+
+def _not(call: p.Call, ctx: EvalContext) -> Compiled:
+    operand = _boolean_operand(call.args[0], ctx, call.span)
+    return lambda row: None if (x := operand(row)) is None else not x
+
+
+def _boolean_operand(expr: p.Expr, ctx: EvalContext, span: Span | None = None) -> Compiled:
+    inner = compile_expr(expr, ctx)
+    where = span if span is not None else expr.span
+
+    def run(row: Row) -> object:
+        x = inner(row)
+        if isinstance(x, list):
+            ctx.fail(where, MV_FAILURE)
+            return None
+        return x
+
+    return run
+
+
+def _is_null(call: p.Call, ctx: EvalContext) -> Compiled:
+    inner = compile_expr(call.args[0], ctx)
+    want_null = call.fn == "is_null"
+    return lambda row: (inner(row) is None) == want_null
+
+
+def _now(call: p.Call, ctx: EvalContext) -> Compiled:
+    if ctx.now is None:
+        msg = "now() needs the query time: pass EvalContext(now=...)"
+        raise ValueError(msg)
+    now = v.to_utc_millis_precision(ctx.now)
+    return lambda _row: now
+
+
+def _case(call: p.Call, ctx: EvalContext) -> Compiled:
+    args = [compile_expr(a, ctx) for a in call.args]
+    pairs = [(args[i], args[i + 1]) for i in range(0, len(args) - 1, 2)]
+    default = args[-1] if len(args) % 2 == 1 else None
+    spans = [call.args[i].span for i in range(0, len(args) - 1, 2)]
+
+    def run(row: Row) -> object:
+        for (cond, value), span in zip(pairs, spans, strict=True):
+            c = cond(row)
+            if isinstance(c, list):
+                ctx.fail(span, MV_FAILURE)
+                continue
+            if c is True:
+                return value(row)
+        return default(row) if default is not None else None
+
+    return run
+
+
+def _coalesce(call: p.Call, ctx: EvalContext) -> Compiled:
+    args = [compile_expr(a, ctx) for a in call.args]
+
+    def run(row: Row) -> object:
+        for a in args:
+            x = a(row)
+            if x is not None:
+                return x
+        return None
+
+    return run
+
+
+def _in(call: p.Call, ctx: EvalContext) -> Compiled:
+    value = compile_expr(call.args[0], ctx)
+    items = [compile_expr(a, ctx) for a in call.args[1:]]
+    span = call.span
+
+    def run(row: Row) -> object:
+        x = value(row)
+        if isinstance(x, list):
+            ctx.fail(span, MV_FAILURE)
+            return None
+        if x is None:
+            return None
+        saw_null = False
+        for item in items:
+            y = item(row)
+            if isinstance(y, list):
+                ctx.fail(span, MV_FAILURE)
+                saw_null = True
+            elif y is None:
+                saw_null = True
+            elif x == y:
+                return True
+        return None if saw_null else False
+
+    return run
+
+
+def _like(call: p.Call, ctx: EvalContext) -> Compiled:
+    value = compile_expr(call.args[0], ctx)
+    translate = rlike_to_regex if call.fn == "rlike" else like_to_regex
+    patterns = [
+        re.compile(translate(str(c.value)), re.DOTALL)
+        for c in call.args[1:]
+        if isinstance(c, p.Const)
+    ]
+    span = call.span
+
+    def run(row: Row) -> object:
+        x = value(row)
+        if isinstance(x, list):
+            ctx.fail(span, MV_FAILURE)
+            return None
+        if x is None:
+            return None
+        return any(pat.fullmatch(str(x)) for pat in patterns)
+
+    return run
+
+
+def _convert(call: p.Call, ctx: EvalContext) -> Compiled:
+    """TO_<type> and `::type`: every value of a multivalue converted; failures dropped, warned."""
+    inner = compile_expr(call.args[0], ctx)
+    target = call.type
+    source_type = call.args[0].type
+    span = call.span
+
+    def one(x: object) -> object:
+        if target is DataType.KEYWORD or target is DataType.TEXT:
+            return v.to_text(x, source_type)
+        if target is DataType.IP and source_type is DataType.IP:
+            return x
+        try:
+            return v.convert(x, target)
+        except v.ConversionError as exc:
+            ctx.fail(span, _conversion_reason(target, exc))
+            return None
+
+    def run(row: Row) -> object:
+        return v.from_list(one(x) for x in v.as_list(inner(row)))
+
+    return run
+
+
+def _conversion_reason(target: DataType, exc: Exception) -> str:
+    if target in (DataType.IP, DataType.DATETIME, DataType.BOOLEAN):
+        return f"java.lang.IllegalArgumentException: {exc}"
+    return f"org.elasticsearch.xpack.esql.core.InvalidArgumentException: {exc}"
+
+
+_SPECIAL: dict[str, Callable[[p.Call, EvalContext], Compiled]] = {
+    "and": _and,
+    "or": _or,
+    "not": _not,
+    "is_null": _is_null,
+    "is_not_null": _is_null,
+    "now": _now,
+    "case": _case,
+    "coalesce": _coalesce,
+    "in": _in,
+    "like": _like,
+    "rlike": _like,
+}
+for _name, _fn in REGISTRY.items():
+    if _fn.maps_values:
+        _SPECIAL[_name] = _convert

@@ -1,0 +1,194 @@
+"""The plan run row by row over dict rows: each step is a generator over the previous one."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from reconwatch.backends.reference import scalars as _scalars  # noqa: F401 - registers functions
+from reconwatch.backends.reference.aggregates import AggSpec, AggState
+from reconwatch.backends.reference.evaluate import EvalContext, compile_expr
+from reconwatch.esql.types import DataType as T
+from reconwatch.plan import nodes as p
+from reconwatch.plan import values as v
+from reconwatch.plan.catalog import Result
+
+Rows = Iterator[dict[str, object]]
+
+
+def execute(plan: p.Plan, rows: Iterable[Mapping[str, object]], now: datetime) -> Result:
+    """Run `plan` over flattened input rows (dotted keys; a list is a multivalue) at query time `now`."""
+    ctx = EvalContext(now=now, source=plan.query)
+    stream: Rows = _source(plan.source, rows, ctx)
+    for step in plan.steps:
+        stream = _STEPS[type(step)](step, stream, ctx)
+    names = [c.name for c in plan.columns]
+    out = [tuple(row.get(n) for n in names) for row in stream]
+    return Result(plan.columns, out, ctx.warnings.as_list())
+
+
+def _source(
+    source: p.Source | p.RowSource, rows: Iterable[Mapping[str, object]], ctx: EvalContext
+) -> Rows:
+    if isinstance(source, p.RowSource):
+        row: dict[str, object] = {}
+        for name, expr in source.assignments:
+            row[name] = compile_expr(expr, ctx)(row)
+        yield row
+        return
+    wanted = [*source.fields, *(c for c in source.columns if c.name in source.metadata)]
+    for raw in rows:
+        yield {c.name: v.coerce_cell(raw.get(c.name), c.type) for c in wanted}
+
+
+def _filter(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
+    assert isinstance(step, p.Filter)
+    cond = compile_expr(step.condition, ctx)
+    return (row for row in rows if cond(row) is True)
+
+
+def _eval(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
+    assert isinstance(step, p.Eval)
+    compiled = [(name, compile_expr(expr, ctx)) for name, expr in step.assignments]
+    for row in rows:
+        out = dict(row)
+        for name, fn in compiled:
+            out[name] = fn(out)
+        yield out
+
+
+def _project(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
+    assert isinstance(step, p.Project)
+    mapping = step.mapping
+    return ({out: row.get(src) for out, src in mapping} for row in rows)
+
+
+def _limit(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
+    assert isinstance(step, p.Limit)
+    return itertools.islice(rows, step.count)
+
+
+def _mv_expand(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
+    assert isinstance(step, p.MvExpand)
+    name = step.column
+    for row in rows:
+        items = v.as_list(row.get(name))
+        if len(items) <= 1:
+            yield {**row, name: items[0] if items else None}
+            continue
+        for item in items:
+            yield {**row, name: item}
+
+
+def _sort(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
+    assert isinstance(step, p.Sort)
+    data = list(rows)
+    # Stable sorts from the least to the most significant key give the combined order.
+    for key in reversed(step.keys):
+        fn = compile_expr(key.expr, ctx)
+        type_ = key.expr.type
+        pick = max if key.descending else min
+        keyed: list[tuple[Any, dict[str, object]]] = []
+        nulls: list[dict[str, object]] = []
+        for row in data:
+            items = v.as_list(fn(row))
+            if not items:
+                nulls.append(row)
+            else:
+                keyed.append((pick(v.order_key(i, type_) for i in items), row))
+        keyed.sort(key=lambda kr: kr[0], reverse=key.descending)
+        ordered = [r for _, r in keyed]
+        data = nulls + ordered if key.nulls_first else ordered + nulls
+    return iter(data)
+
+
+def _aggregate(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
+    assert isinstance(step, p.Aggregate)
+    specs = [(name, AggSpec(agg, ctx)) for name, agg in step.aggregates]
+    keys = [(name, compile_expr(expr, ctx), expr.type) for name, expr in step.groups]
+    groups: dict[tuple[object, ...], tuple[tuple[object, ...], list[AggState]]] = {}
+    for row in rows:
+        # A multivalued key puts the whole row into every combination of its values.
+        per_key = [v.as_list(fn(row)) or [None] for _, fn, _ in keys]
+        seen: set[tuple[object, ...]] = set()
+        for combo in itertools.product(*per_key):
+            ident = tuple(v.order_key(x, t) for x, (_, _, t) in zip(combo, keys, strict=True))
+            if ident in seen:
+                continue
+            seen.add(ident)
+            entry = groups.get(ident)
+            if entry is None:
+                entry = (combo, [spec.new() for _, spec in specs])
+                groups[ident] = entry
+            for state in entry[1]:
+                state.add(row)
+    if not keys and not groups:
+        groups[()] = ((), [spec.new() for _, spec in specs])
+    for combo, states in groups.values():
+        out: dict[str, object] = {}
+        for (name, _), state in zip(specs, states, strict=True):
+            out[name] = state.result()
+        for (name, _, _), value in zip(keys, combo, strict=True):
+            out[name] = value
+        yield out
+
+
+def _extract(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
+    assert isinstance(step, p.Extract)
+    value = compile_expr(step.value, ctx)
+    regex = re.compile(step.regex, re.DOTALL)
+    append = dict(step.append)
+    groups = regex.groupindex
+    outputs = [
+        (
+            i,
+            col,
+            sorted((g for g in groups if g == f"g{i}" or g.startswith(f"g{i}_")), key=_group_order),
+        )
+        for i, col in enumerate(step.outputs)
+    ]
+    for row in rows:
+        out = dict(row)
+        text = value(row)
+        match = regex.search(text) if isinstance(text, str) else None
+        for _, col, names in outputs:
+            out[col.name] = _extracted(match, names, col, append) if match else None
+        yield out
+
+
+def _group_order(name: str) -> int:
+    _, _, suffix = name.partition("_")
+    return int(suffix) if suffix else 0
+
+
+def _extracted(
+    match: re.Match[str], names: list[str], col: p.Column, append: Mapping[str, str]
+) -> object:
+    found = [match.group(n) for n in names if match.group(n) is not None]
+    if col.name in append:
+        return append[col.name].join(found) if found else None
+    converted: list[object] = []
+    for text in found:
+        if col.type is T.KEYWORD:
+            converted.append(text)
+            continue
+        try:
+            converted.append(v.convert(text, col.type))
+        except v.ConversionError:
+            continue
+    return v.from_list(converted)
+
+
+_STEPS: dict[type, Callable[[p.Step, Rows, EvalContext], Rows]] = {
+    p.Filter: _filter,
+    p.Eval: _eval,
+    p.Project: _project,
+    p.Limit: _limit,
+    p.MvExpand: _mv_expand,
+    p.Sort: _sort,
+    p.Aggregate: _aggregate,
+    p.Extract: _extract,
+}
