@@ -1,0 +1,109 @@
+"""Exception lists: Kibana NDJSON export and the short TOML form, compiled to ES|QL conditions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reconwatch.engine.exceptions_esql import keep_condition
+from reconwatch.errors import RuleLoadError
+from reconwatch.esql.types import DataType
+from reconwatch.plan.nodes import Column
+from reconwatch.rules.exceptions import describe, load_exceptions
+
+FIELDS = {
+    "process.executable": Column("process.executable", DataType.KEYWORD),
+    "agent.id": Column("agent.id", DataType.KEYWORD),
+    "destination.ip": Column("destination.ip", DataType.IP),
+    "event.type": Column("event.type", DataType.KEYWORD, multivalued=True),
+}
+
+
+def _ndjson(tmp_path: Path, items: list[dict[str, object]]) -> Path:
+    lines = [{"list_id": "scanners", "name": "Known scanners", "type": "detection"}]
+    lines += [{"item_id": f"i{i}", "name": f"item {i}", **it} for i, it in enumerate(items)]
+    lines.append(
+        {"exported_exception_list_count": 1, "exported_exception_list_item_count": len(items)}
+    )
+    path = tmp_path / "exceptions.ndjson"
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    return path
+
+
+def test_kibana_export_all_operators(tmp_path: Path) -> None:
+    path = _ndjson(
+        tmp_path,
+        [
+            {
+                "entries": [
+                    {
+                        "field": "process.executable",
+                        "operator": "included",
+                        "type": "match",
+                        "value": "/usr/bin/nmap",
+                    },
+                    {
+                        "field": "agent.id",
+                        "operator": "excluded",
+                        "type": "match_any",
+                        "value": ["a", "b"],
+                    },
+                ]
+            },
+            {"entries": [{"field": "destination.ip", "operator": "included", "type": "exists"}]},
+            {
+                "entries": [
+                    {
+                        "field": "process.executable",
+                        "operator": "excluded",
+                        "type": "wildcard",
+                        "value": "/opt/*",
+                    }
+                ]
+            },
+        ],
+    )
+    lst = load_exceptions(path)
+    assert lst.name == "Known scanners"
+    assert len(lst.items) == 3
+    assert (
+        describe(lst.items[0])
+        == "process.executable is '/usr/bin/nmap' AND agent.id is not one of ['a', 'b']"
+    )
+    cond = keep_condition([lst], FIELDS)
+    assert cond == (
+        'not ((coalesce(process.executable == "/usr/bin/nmap", false) and '
+        'not coalesce(agent.id in ("a", "b"), false)) or (destination.ip is not null) or '
+        '(not coalesce(process.executable like "/opt/*", false)))'
+    )
+
+
+def test_toml_form_multivalue_ip_and_unknown_field(tmp_path: Path) -> None:
+    path = tmp_path / "ex.toml"
+    path.write_text(
+        '[[exception]]\nname = "x"\n"event.type" = "start"\n"destination.ip" = { "is one of" = ["10.0.0.1", "bogus"] }\n'
+        '[[exception]]\n"no.such.field" = { "does not exist" = true }\n'
+    )
+    cond = keep_condition([load_exceptions(path)], FIELDS)
+    assert cond == (
+        'not (((coalesce(mv_contains(event.type, "start"), false)) and '
+        'coalesce(destination.ip == to_ip("10.0.0.1"), false)) or (not false))'
+    )
+
+
+def test_bad_exception_files_name_every_problem(tmp_path: Path) -> None:
+    path = _ndjson(
+        tmp_path, [{"entries": [{"field": "a", "type": "regex", "value": "x"}]}, {"entries": []}]
+    )
+    with open(path, "a") as fh:
+        fh.write("{not json\n")
+    with pytest.raises(RuleLoadError) as info:
+        load_exceptions(path)
+    where = [f for f, _ in info.value.problems]
+    assert where == ["line 2: entries[0]", "line 3: entries", "line 5"]
+    bad = tmp_path / "b.toml"
+    bad.write_text('[[exception]]\n"a" = { "equals" = "x" }\n')
+    with pytest.raises(RuleLoadError, match="operator 'equals'"):
+        load_exceptions(bad)
