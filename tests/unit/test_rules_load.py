@@ -81,7 +81,7 @@ def test_broken_rule_collects_every_problem_with_file_and_field() -> None:
 
 
 def test_missing_file_and_bad_toml_are_rule_load_errors(tmp_path: Path) -> None:
-    with pytest.raises(RuleLoadError, match="missing.toml"):
+    with pytest.raises(RuleLoadError, match=r"missing\.toml"):
         load_rule_file(tmp_path / "missing.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("[rule\nname=")
