@@ -1,0 +1,262 @@
+"""The logical plan as one DuckDB statement: one CTE per pipe stage, reading only referenced fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconwatch.backends.duckdb.expr import (
+    E,
+    ExprCompiler,
+    as_list,
+    ident,
+    ip_list_extreme,
+    single,
+    sql_type,
+)
+from reconwatch.errors import UnsupportedFeatureError
+from reconwatch.esql.types import DataType as T
+from reconwatch.plan import nodes as p
+
+SOURCE_TABLE = "rw_source"
+SOURCE_COLUMN = "__src"
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    sql: str
+    columns: tuple[p.Column, ...]
+    lists: tuple[bool, ...]
+
+
+class PlanCompiler:
+    def __init__(
+        self, plan: p.Plan, now_sql: str, source_lists: dict[str, bool], inputs: list[int]
+    ) -> None:
+        self.plan = plan
+        self.now = now_sql
+        self.source_lists = source_lists
+        self.inputs = inputs
+        self.ctes: list[tuple[str, str]] = []
+        self.cols: dict[str, E] = {}
+
+    def add(self, select: str) -> str:
+        name = f"s{len(self.ctes)}"
+        self.ctes.append((name, select))
+        return name
+
+    @property
+    def prev(self) -> str:
+        return self.ctes[-1][0]
+
+    def refs(self, columns: tuple[p.Column, ...]) -> dict[str, E]:
+        return {
+            c.name: E(ident(c.name), self.cols[c.name].type, self.cols[c.name].is_list)
+            for c in columns
+        }
+
+    def compiler(self) -> ExprCompiler:
+        return ExprCompiler(
+            {n: E(ident(n), e.type, e.is_list) for n, e in self.cols.items()}, self.now
+        )
+
+    def run(self) -> Compiled:
+        src = self.plan.source
+        if isinstance(src, p.Source):
+            self.source(src)
+        else:
+            self.row(src)
+        for step in self.plan.steps:
+            handler = getattr(self, "step_" + type(step).__name__.lower())
+            handler(step)
+        out = self.plan.columns
+        select = ", ".join(ident(c.name) for c in out) or "1 AS __empty"
+        body = ",\n".join(f"{n} AS ({q})" for n, q in self.ctes)
+        sql = f"WITH {body}\nSELECT {select} FROM {self.prev}"
+        return Compiled(sql, out, tuple(self.cols[c.name].is_list for c in out))
+
+    # -- sources -------------------------------------------------------------------------------
+
+    def source(self, src: p.Source) -> None:
+        wanted = {f.name for f in src.fields}
+        items: list[str] = []
+        for col in src.columns:
+            if col.name in wanted or col.name in src.metadata:
+                is_list = self.source_lists.get(col.name, False)
+                items.append(ident(col.name))
+                self.cols[col.name] = E(ident(col.name), col.type, is_list)
+            else:
+                # A known column no step reads: null, never loaded.
+                items.append(
+                    f"CAST(NULL AS {sql_type(col.type) if col.type is not T.UNSUPPORTED else 'VARCHAR'}) AS {ident(col.name)}"
+                )
+                self.cols[col.name] = E(ident(col.name), col.type, False)
+        where = f" WHERE {SOURCE_COLUMN} IN ({', '.join(map(str, self.inputs)) or 'NULL'})"
+        self.add(f"SELECT {', '.join(items) or '1 AS __empty'} FROM {SOURCE_TABLE}{where}")
+
+    def row(self, src: p.RowSource) -> None:
+        c = ExprCompiler({}, self.now)
+        items = []
+        for name, expr in src.assignments:
+            e = c.compile(expr)
+            items.append(f"{e.sql} AS {ident(name)}")
+            self.cols[name] = E(ident(name), e.type, e.is_list)
+        self.add("SELECT " + (", ".join(items) or "1 AS __empty"))
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def step_filter(self, step: p.Filter) -> None:
+        cond = self.compiler().compile(step.condition)
+        self.add(f"SELECT * FROM {self.prev} WHERE {single(cond)}")
+
+    def step_eval(self, step: p.Eval) -> None:
+        for name, expr in step.assignments:
+            e = self.compiler().compile(expr)
+            others = [ident(n) for n in self.cols if n != name]
+            self.cols.pop(name, None)
+            self.cols[name] = E(ident(name), e.type, e.is_list)
+            self.add(f"SELECT {', '.join([*others, f'{e.sql} AS {ident(name)}'])} FROM {self.prev}")
+        self.cols = {c.name: self.cols[c.name] for c in step.columns}
+
+    def step_project(self, step: p.Project) -> None:
+        items = [f"{ident(src)} AS {ident(out)}" for out, src in step.mapping]
+        new = {
+            out: E(ident(out), self.cols[src].type, self.cols[src].is_list)
+            for out, src in step.mapping
+        }
+        self.cols = new
+        self.add(f"SELECT {', '.join(items) or '1 AS __empty'} FROM {self.prev}")
+
+    def step_limit(self, step: p.Limit) -> None:
+        self.add(f"SELECT * FROM {self.prev} LIMIT {step.count}")
+
+    def step_mvexpand(self, step: p.MvExpand) -> None:
+        col = self.cols[step.column]
+        if not col.is_list:
+            return
+        items = [
+            f"unnest(CASE WHEN {ident(n)} IS NULL THEN [NULL] ELSE {ident(n)} END) AS {ident(n)}"
+            if n == step.column
+            else ident(n)
+            for n in self.cols
+        ]
+        self.cols[step.column] = E(ident(step.column), col.type, False)
+        self.add(f"SELECT {', '.join(items)} FROM {self.prev}")
+
+    def step_sort(self, step: p.Sort) -> None:
+        c = self.compiler()
+        keys = []
+        for key in step.keys:
+            e = c.compile(key.expr)
+            if e.is_list:
+                if e.type is T.IP:
+                    v = ip_list_extreme(e.sql, key.descending)
+                else:
+                    v = f"list_{'max' if key.descending else 'min'}({e.sql})"
+            else:
+                v = e.sql
+            if e.type is T.IP:
+                v = f"rw_ip_key({v})"
+            elif e.type is T.VERSION:
+                raise UnsupportedFeatureError("SORT on version values", step.span)
+            order = "DESC" if key.descending else "ASC"
+            nulls = "NULLS FIRST" if key.nulls_first else "NULLS LAST"
+            keys.append(f"{v} {order} {nulls}")
+        self.add(f"SELECT * FROM {self.prev} ORDER BY {', '.join(keys)}")
+
+    def step_extract(self, step: p.Extract) -> None:
+        if step.append:
+            raise UnsupportedFeatureError("DISSECT append modifier", step.span)
+        value = single(self.compiler().compile(step.value))
+        regex = step.regex.replace("'", "''")
+        names = [f"g{i}" for i in range(len(step.outputs))]
+        struct = f"regexp_extract({value}, '{regex}', [{', '.join(repr(n) for n in names)}])"
+        items = [ident(n) for n in self.cols if n not in {o.name for o in step.outputs}]
+        for g, out in zip(names, step.outputs, strict=True):
+            raw = f"(CASE WHEN regexp_matches({value}, '{regex}') THEN ({struct}).{g} END)"
+            typed = raw if out.type.is_string else f"TRY_CAST({raw} AS {sql_type(out.type)})"
+            items.append(f"{typed} AS {ident(out.name)}")
+        for out in step.outputs:
+            self.cols.pop(out.name, None)
+            self.cols[out.name] = E(ident(out.name), out.type, False)
+        self.add(f"SELECT {', '.join(items)} FROM {self.prev}")
+        self.cols = {c.name: self.cols[c.name] for c in step.columns}
+
+    def step_aggregate(self, step: p.Aggregate) -> None:
+        c = self.compiler()
+        # Group keys are computed, then multivalued keys expanded one at a time (every combination).
+        key_items = []
+        keys: list[tuple[str, E]] = []
+        for i, (_name, expr) in enumerate(step.groups):
+            e = c.compile(expr)
+            key = f"__k{i}"
+            key_items.append(f"{e.sql} AS {key}")
+            keys.append((key, e))
+        base = self.add(f"SELECT *{''.join(', ' + k for k in key_items)} FROM {self.prev}")
+        for key, e in keys:
+            if e.is_list:
+                t = sql_type(e.type)
+                self.add(
+                    f"SELECT * REPLACE (unnest(CASE WHEN {key} IS NULL THEN [CAST(NULL AS {t})] "
+                    f"ELSE list_distinct({key}) END) AS {key}) FROM {self.prev}"
+                )
+        del base
+        aggs = [f"{self.agg(a, c)} AS {ident(name)}" for name, a in step.aggregates]
+        groups = [
+            f"{k} AS {ident(name)}" for (k, _e), (name, _x) in zip(keys, step.groups, strict=True)
+        ]
+        group_by = f" GROUP BY {', '.join(k for k, _ in keys)}" if keys else ""
+        self.add(
+            f"SELECT {', '.join([*aggs, *groups]) or '1 AS __empty'} FROM {self.prev}{group_by}"
+        )
+        new: dict[str, E] = {}
+        for name, a in step.aggregates:
+            new[name] = E(ident(name), a.type, a.fn == "values" or a.fn == "top")
+        for (name, _x), (_k, e) in zip(step.groups, keys, strict=True):
+            new.pop(name, None)
+            new[name] = E(ident(name), e.type, False)
+        self.cols = {col.name: new[col.name] for col in step.columns}
+
+    def agg(self, a: p.AggCall, c: ExprCompiler) -> str:
+        filt = ""
+        if a.filter is not None:
+            filt = f" FILTER (WHERE {single(c.compile(a.filter))})"
+        if a.fn == "count" and (a.star or not a.args):
+            return f"count(*){filt}"
+        arg = c.compile(a.args[0])
+        if a.fn == "count":
+            inner = f"sum(len({arg.sql})){filt}" if arg.is_list else f"count({arg.sql}){filt}"
+            return f"CAST(COALESCE({inner}, 0) AS BIGINT)"
+        if a.fn == "count_distinct":
+            # Exact, where Elasticsearch's HyperLogLog++ is approximate above its precision.
+            if arg.is_list:
+                return f"CAST(COALESCE(len(list_distinct(flatten(list({arg.sql}){filt}))), 0) AS BIGINT)"
+            return f"count(DISTINCT {arg.sql}){filt}"
+        if a.fn == "values":
+            if arg.is_list:
+                return f"list_sort(list_distinct(flatten(list({arg.sql}){filt})))"
+            return f"list_sort(list(DISTINCT {arg.sql}){filt})"
+        if a.fn in ("min", "max"):
+            return self.min_max(a.fn, arg, filt)
+        if a.fn == "sum":
+            v = f"list_sum({arg.sql})" if arg.is_list else arg.sql
+            return f"TRY_CAST(sum({v}){filt} AS {sql_type(a.type)})"
+        if a.fn == "avg":
+            if arg.is_list:
+                return f"(sum(list_sum({arg.sql})){filt} / sum(len({arg.sql})){filt})"
+            return f"CAST(avg({arg.sql}){filt} AS DOUBLE)"
+        raise UnsupportedFeatureError(f"aggregate function [{a.fn}] on the duckdb backend", a.span)
+
+    def min_max(self, fn: str, arg: E, filt: str) -> str:
+        if arg.type is T.VERSION:
+            raise UnsupportedFeatureError(f"{fn.upper()} of version values")
+        if arg.type is T.IP:
+            flat = f"flatten(list({as_list(arg)}){filt})"
+            return ip_list_extreme(flat, fn == "max")
+        v = f"list_{fn}({arg.sql})" if arg.is_list else arg.sql
+        return f"{fn}({v}){filt}"
+
+
+def compile_plan(
+    plan: p.Plan, now_sql: str, source_lists: dict[str, bool], inputs: list[int]
+) -> Compiled:
+    return PlanCompiler(plan, now_sql, source_lists, inputs).run()

@@ -1,0 +1,103 @@
+"""Runs a compiled plan on an embedded DuckDB connection and returns plan-convention Python values."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Protocol
+
+import duckdb
+import pyarrow as pa
+
+from reconwatch.backends.duckdb import udf
+from reconwatch.backends.duckdb.compile import SOURCE_TABLE, Compiled, compile_plan
+from reconwatch.backends.duckdb.expr import literal
+from reconwatch.errors import ReconwatchError
+from reconwatch.esql.types import DataType as T
+from reconwatch.plan import nodes as p
+from reconwatch.plan import values
+from reconwatch.plan.catalog import Result
+
+
+class ScanSource(Protocol):
+    """What the executor needs from a dataset (ingest.Dataset implements it)."""
+
+    def selected_inputs(self, indices: tuple[str, ...]) -> list[int]: ...
+
+    def column(self, name: str) -> p.Column | None: ...
+
+    def batches(
+        self, names: list[str], inputs: list[int], metadata: tuple[str, ...] = ()
+    ) -> object: ...
+
+    def arrow_schema(self, cols: list[p.Column], metadata: tuple[str, ...]) -> pa.Schema: ...
+
+
+class ExecutionError(ReconwatchError):
+    """DuckDB failed while running a query (a bug or an unsupported corner), reported in one line."""
+
+
+def compile_for(plan: p.Plan, dataset: ScanSource | None, now: datetime) -> Compiled:
+    now_sql = literal(values.to_utc_millis_precision(now), T.DATETIME)
+    lists: dict[str, bool] = {}
+    inputs: list[int] = []
+    if isinstance(plan.source, p.Source) and dataset is not None:
+        for f in plan.source.fields:
+            col = dataset.column(f.name)
+            lists[f.name] = bool(col is not None and col.multivalued)
+        inputs = dataset.selected_inputs(plan.source.indices)
+    return compile_plan(plan, now_sql, lists, inputs)
+
+
+def execute(plan: p.Plan, dataset: ScanSource | None, now: datetime) -> Result:
+    """Run `plan` over `dataset` with `now` as the query time."""
+    compiled = compile_for(plan, dataset, now)
+    con = duckdb.connect()
+    try:
+        udf.register(con)
+        if isinstance(plan.source, p.Source):
+            _register_source(con, plan.source, dataset)
+        try:
+            rows = con.execute(compiled.sql).fetchall()
+        except duckdb.Error as exc:
+            msg = f"query failed in DuckDB: {str(exc).splitlines()[0]}"
+            raise ExecutionError(msg) from exc
+    finally:
+        con.close()
+    convert = [_converter(c.type) for c in compiled.columns]
+    out = [tuple(f(v) for f, v in zip(convert, row, strict=False)) for row in rows]
+    if not compiled.columns:
+        out = [() for _ in rows]
+    return Result(compiled.columns, out)
+
+
+def _register_source(
+    con: duckdb.DuckDBPyConnection, src: p.Source, dataset: ScanSource | None
+) -> None:
+    names = [f.name for f in src.fields]
+    meta = tuple(m for m in src.metadata)
+    if dataset is None:
+        schema = pa.schema([pa.field("__src", pa.int32())])
+        table = schema.empty_table()
+        con.register(SOURCE_TABLE, table)
+        return
+    cols = [dataset.column(n) or p.Column(n, T.KEYWORD) for n in names]
+    schema = dataset.arrow_schema(cols, meta)
+    inputs = dataset.selected_inputs(src.indices)
+    reader = pa.RecordBatchReader.from_batches(schema, dataset.batches(names, inputs, meta))
+    con.register(SOURCE_TABLE, reader)
+
+
+def _converter(t: T):  # type: ignore[no-untyped-def]
+    def one(v: object) -> object:
+        if isinstance(v, datetime):
+            return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+        if isinstance(v, float) and t in (T.INTEGER, T.LONG):
+            return int(v)
+        return v
+
+    def cell(v: object) -> object:
+        if isinstance(v, list):
+            return values.from_list(one(x) for x in v)
+        return one(v)
+
+    return cell

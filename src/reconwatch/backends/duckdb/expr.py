@@ -1,0 +1,809 @@
+"""Plan expressions as DuckDB SQL, with ES|QL's multivalue and null rules made explicit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from reconwatch.errors import UnsupportedFeatureError
+from reconwatch.esql.types import DataType as T
+from reconwatch.plan import nodes as p
+from reconwatch.plan import values
+
+SQL_TYPES: dict[T, str] = {
+    T.KEYWORD: "VARCHAR",
+    T.TEXT: "VARCHAR",
+    T.IP: "VARCHAR",
+    T.VERSION: "VARCHAR",
+    T.LONG: "BIGINT",
+    T.INTEGER: "INTEGER",
+    T.UNSIGNED_LONG: "UBIGINT",
+    T.DOUBLE: "DOUBLE",
+    T.BOOLEAN: "BOOLEAN",
+    T.DATETIME: "TIMESTAMP",
+    T.DATE_NANOS: "TIMESTAMP",
+    T.NULL: "INTEGER",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class E:
+    """A compiled expression: SQL text, ES|QL type, and whether the SQL value is a LIST.
+
+    A LIST value holds every value of a cell; length 1 is a single value, NULL (never empty)
+    is null. A non-LIST value is always a single value or NULL."""
+
+    sql: str
+    type: T
+    is_list: bool = False
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_type(t: T) -> str:
+    found = SQL_TYPES.get(t)
+    if found is None:
+        raise UnsupportedFeatureError(f"values of type [{t.value}]")
+    return found
+
+
+def single(e: E) -> str:
+    """The single value of an expression; null for a multivalue (ES|QL's single-value rule)."""
+    if not e.is_list:
+        return e.sql
+    return f"(CASE WHEN len({e.sql}) = 1 THEN ({e.sql})[1] END)"
+
+
+def as_list(e: E) -> str:
+    if e.is_list:
+        return e.sql
+    return f"(CASE WHEN ({e.sql}) IS NULL THEN NULL ELSE [{e.sql}] END)"
+
+
+def norm_list(sql: str) -> str:
+    """A LIST with nulls removed, NULL when nothing remains."""
+    return f"(CASE WHEN len(list_filter({sql}, lambda z: z IS NOT NULL)) > 0 THEN list_filter({sql}, lambda z: z IS NOT NULL) END)"
+
+
+def literal(value: object, t: T) -> str:
+    if value is None:
+        return f"CAST(NULL AS {sql_type(t)})"
+    if isinstance(value, list):
+        return "[" + ", ".join(literal(v, t) for v in value) + "]"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return f"CAST({value} AS {sql_type(t)})"
+    if isinstance(value, float):
+        return f"CAST('{value!r}' AS DOUBLE)"
+    if isinstance(value, datetime):
+        return f"TIMESTAMP '{values.format_datetime(value)[:-1]}'"
+    if isinstance(value, p.TemporalAmount):
+        return interval(value)
+    text = str(value).replace("'", "''")
+    return f"'{text}'"
+
+
+def interval(amount: p.TemporalAmount) -> str:
+    return (
+        f"(to_months({amount.months}) + to_days({amount.days}) + to_milliseconds({amount.millis}))"
+    )
+
+
+class ExprCompiler:
+    """Compiles expressions against the columns of one step's input."""
+
+    def __init__(self, columns: dict[str, E], now: str) -> None:
+        self.columns = columns
+        self.now = now
+
+    def compile(self, expr: p.Expr) -> E:
+        if isinstance(expr, p.Const):
+            return E(literal(expr.value, expr.type), expr.type, isinstance(expr.value, list))
+        if isinstance(expr, p.Ref):
+            col = self.columns.get(expr.name)
+            if col is None:
+                raise UnsupportedFeatureError(f"reference to unknown column [{expr.name}]")
+            return col
+        handler = _CALLS.get(expr.fn)
+        if handler is None:
+            raise UnsupportedFeatureError(f"function [{expr.fn}] on the duckdb backend", expr.span)
+        return handler(self, expr)
+
+    def args(self, call: p.Call) -> list[E]:
+        return [self.compile(a) for a in call.args]
+
+    def singles(self, call: p.Call) -> list[str]:
+        return [single(a) for a in self.args(call)]
+
+
+Handler = Callable[[ExprCompiler, p.Call], E]
+_CALLS: dict[str, Handler] = {}
+
+
+def _reg(*names: str) -> Callable[[Handler], Handler]:
+    def wrap(fn: Handler) -> Handler:
+        for n in names:
+            _CALLS[n] = fn
+        return fn
+
+    return wrap
+
+
+def _simple(name: str, template: str) -> None:
+    """A scalar function of single values: `template` formats the arguments {0}, {1}, ..."""
+
+    def handler(c: ExprCompiler, call: p.Call) -> E:
+        return E("(" + template.format(*c.singles(call)) + ")", call.type)
+
+    _CALLS[name] = handler
+
+
+def supported() -> frozenset[str]:
+    return frozenset(_CALLS)
+
+
+# -- operators ------------------------------------------------------------------------------
+
+
+@_reg("add", "sub")
+def _add_sub(c: ExprCompiler, call: p.Call) -> E:
+    a, b = c.args(call)
+    op = "+" if call.fn == "add" else "-"
+    if a.type.is_temporal_amount and b.type.is_temporal_amount:
+        raise UnsupportedFeatureError("arithmetic between two time spans", call.span)
+    if b.type.is_temporal_amount or a.type.is_temporal_amount:
+        date, span = (a, b) if b.type.is_temporal_amount else (b, a)
+        return E(f"try(CAST({single(date)} {op} {single(span)} AS TIMESTAMP))", call.type)
+    return E(f"try(CAST({single(a)} {op} {single(b)} AS {sql_type(call.type)}))", call.type)
+
+
+@_reg("mul")
+def _mul(c: ExprCompiler, call: p.Call) -> E:
+    a, b = c.singles(call)
+    return E(f"try(CAST({a} * {b} AS {sql_type(call.type)}))", call.type)
+
+
+@_reg("div")
+def _div(c: ExprCompiler, call: p.Call) -> E:
+    a, b = c.singles(call)
+    op = "/" if call.type is T.DOUBLE else "//"
+    return E(f"try(CAST({a} {op} NULLIF({b}, 0) AS {sql_type(call.type)}))", call.type)
+
+
+@_reg("mod")
+def _mod(c: ExprCompiler, call: p.Call) -> E:
+    a, b = c.singles(call)
+    if call.type is T.DOUBLE:
+        # Java's % on doubles is fmod: the result takes the dividend's sign.
+        return E(f"try(fmod({a}, NULLIF({b}, 0)))", call.type)
+    return E(f"try(CAST({a} % NULLIF({b}, 0) AS {sql_type(call.type)}))", call.type)
+
+
+@_reg("neg")
+def _neg(c: ExprCompiler, call: p.Call) -> E:
+    (a,) = c.args(call)
+    return E(f"try(-({single(a)}))", call.type)
+
+
+_CMP = {"eq": "=", "neq": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+
+
+@_reg("eq", "neq", "lt", "lte", "gt", "gte")
+def _compare(c: ExprCompiler, call: p.Call) -> E:
+    a, b = c.args(call)
+    x, y = single(a), single(b)
+    if call.fn not in ("eq", "neq") and T.IP in (a.type, b.type):
+        x, y = f"rw_ip_key({x})", f"rw_ip_key({y})"
+    if T.VERSION in (a.type, b.type) and call.fn not in ("eq", "neq"):
+        raise UnsupportedFeatureError("ordering comparison of version values", call.span)
+    return E(f"({x} {_CMP[call.fn]} {y})", T.BOOLEAN)
+
+
+@_reg("eq_ci")
+def _eq_ci(c: ExprCompiler, call: p.Call) -> E:
+    a, b = c.singles(call)
+    return E(f"(lower({a}) = lower({b}))", T.BOOLEAN)
+
+
+@_reg("and", "or")
+def _logic(c: ExprCompiler, call: p.Call) -> E:
+    a, b = c.singles(call)
+    return E(f"({a} {call.fn.upper()} {b})", T.BOOLEAN)
+
+
+@_reg("not")
+def _not(c: ExprCompiler, call: p.Call) -> E:
+    (a,) = c.singles(call)
+    return E(f"(NOT {a})", T.BOOLEAN)
+
+
+@_reg("in")
+def _in(c: ExprCompiler, call: p.Call) -> E:
+    first, *items = c.args(call)
+    item_sql: list[str] = []
+    for item in items:
+        if isinstance(item.sql, str) and item.is_list and item.sql.startswith("["):
+            item_sql.append(f"CAST(NULL AS {sql_type(first.type)})")  # a multivalue item is null
+        else:
+            item_sql.append(single(item))
+    return E(f"({single(first)} IN ({', '.join(item_sql)}))", T.BOOLEAN)
+
+
+@_reg("is_null", "is_not_null")
+def _is_null(c: ExprCompiler, call: p.Call) -> E:
+    (a,) = c.args(call)
+    op = "IS NULL" if call.fn == "is_null" else "IS NOT NULL"
+    return E(f"(({a.sql}) {op})", T.BOOLEAN)
+
+
+def like_to_sql(pattern: str) -> str:
+    """An ES|QL LIKE pattern (* ? and \\ escapes) as a SQL LIKE pattern with ESCAPE '\\'."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            nxt = pattern[i + 1]
+            out.append("\\" + nxt if nxt in "%_\\" else nxt)
+            i += 2
+            continue
+        if ch == "*":
+            out.append("%")
+        elif ch == "?":
+            out.append("_")
+        elif ch in "%_\\":
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+_LUCENE_ONLY = set("#@&<>~")
+
+
+def rlike_to_re2(pattern: str, call: p.Call) -> str:
+    """A Lucene regular expression as RE2 for a whole-string match; Lucene-only operators refused."""
+    out: list[str] = []
+    i = 0
+    in_class = False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            if ch == "]":
+                in_class = False
+            out.append(ch)
+        elif ch == "[":
+            in_class = True
+            out.append(ch)
+        elif ch in "^$":
+            out.append("\\" + ch)  # anchors do not exist in Lucene regexps: literal characters
+        elif ch == '"':
+            end = pattern.find('"', i + 1)
+            if end < 0:
+                raise UnsupportedFeatureError("RLIKE pattern with an unterminated quote", call.span)
+            out.append("".join("\\" + x if not x.isalnum() else x for x in pattern[i + 1 : end]))
+            i = end + 1
+            continue
+        elif ch in _LUCENE_ONLY:
+            raise UnsupportedFeatureError(f"RLIKE operator [{ch}]", call.span)
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _const_str(e: p.Expr, what: str) -> str:
+    if isinstance(e, p.Const) and isinstance(e.value, str):
+        return e.value
+    raise UnsupportedFeatureError(f"{what} that is not a constant string", e.span)
+
+
+@_reg("like", "rlike")
+def _like(c: ExprCompiler, call: p.Call) -> E:
+    value = single(c.compile(call.args[0]))
+    parts: list[str] = []
+    for arg in call.args[1:]:
+        patterns = arg.value if isinstance(arg, p.Const) and isinstance(arg.value, list) else None
+        for pat in (
+            patterns if patterns is not None else [_const_str(arg, call.fn.upper() + " pattern")]
+        ):
+            if call.fn == "like":
+                parts.append(
+                    f"({value} LIKE {literal(like_to_sql(str(pat)), T.KEYWORD)} ESCAPE '\\')"
+                )
+            else:
+                re2 = rlike_to_re2(str(pat), call)
+                parts.append(f"regexp_full_match({value}, {literal(re2, T.KEYWORD)})")
+    return E("(" + " OR ".join(parts) + ")", T.BOOLEAN)
+
+
+# -- conversions ----------------------------------------------------------------------------
+
+
+def convert_sql(v: str, src: T, dst: T, span: object = None) -> str:
+    """One single value converted like TO_<type>; NULL where Elasticsearch gives null + warning."""
+    if src is dst or (src.is_string and dst.is_string) or src is T.NULL:
+        return v if src is not T.NULL else f"CAST(NULL AS {sql_type(dst)})"
+    if dst in (T.KEYWORD, T.TEXT):
+        if src is T.DOUBLE:
+            return f"rw_double_text({v})"
+        if src is T.BOOLEAN:
+            return f"(CASE WHEN {v} THEN 'true' WHEN NOT {v} THEN 'false' END)"
+        if src in (T.DATETIME, T.DATE_NANOS):
+            return f"strftime({v}, '%Y-%m-%dT%H:%M:%S.%gZ')"
+        return f"CAST({v} AS VARCHAR)"
+    if dst in (T.INTEGER, T.LONG, T.UNSIGNED_LONG):
+        target = sql_type(dst)
+        if src.is_string:
+            text = f"trim({v})"
+            return (
+                f"COALESCE(TRY_CAST(CASE WHEN regexp_full_match({text}, '[+-]?[0-9]+') THEN {text} END AS {target}), "
+                f"TRY_CAST(trunc(TRY_CAST({text} AS DOUBLE)) AS {target}))"
+            )
+        if src is T.DOUBLE:
+            return f"TRY_CAST(trunc({v}) AS {target})"
+        if src in (T.DATETIME, T.DATE_NANOS):
+            return f"TRY_CAST(epoch_ms({v}) AS {target})"
+        return f"TRY_CAST({v} AS {target})"
+    if dst is T.DOUBLE:
+        if src in (T.DATETIME, T.DATE_NANOS):
+            return f"CAST(epoch_ms({v}) AS DOUBLE)"
+        if src.is_string:
+            return f"TRY_CAST(trim({v}) AS DOUBLE)"
+        return f"CAST({v} AS DOUBLE)"
+    if dst is T.BOOLEAN:
+        if src.is_string:
+            return f"(lower(trim({v})) = 'true')"
+        return f"({v} <> 0)"
+    if dst in (T.DATETIME, T.DATE_NANOS):
+        if src.is_string:
+            return f"rw_parse_date({v})"
+        if src is T.DOUBLE:
+            return f"TRY_CAST(epoch_ms(CAST(trunc({v}) AS BIGINT)) AS TIMESTAMP)"
+        return f"TRY_CAST(epoch_ms(CAST({v} AS BIGINT)) AS TIMESTAMP)"
+    if dst is T.IP and src.is_string:
+        return f"rw_ip_canon({v})"
+    if dst is T.VERSION and src.is_string:
+        return v
+    raise UnsupportedFeatureError(f"conversion from [{src.value}] to [{dst.value}]")
+
+
+def _convert(c: ExprCompiler, call: p.Call) -> E:
+    (a,) = c.args(call)
+    if not a.is_list:
+        return E(convert_sql(a.sql, a.type, call.type), call.type)
+    body = convert_sql("x", a.type, call.type)
+    return E(norm_list(f"list_transform({a.sql}, lambda x: {body})"), call.type, True)
+
+
+for _name in [
+    "to_string",
+    "to_integer",
+    "to_long",
+    "to_unsigned_long",
+    "to_double",
+    "to_boolean",
+    "to_datetime",
+    "to_ip",
+    "to_version",
+    "cast_keyword",
+    "cast_text",
+    "cast_integer",
+    "cast_long",
+    "cast_unsigned_long",
+    "cast_double",
+    "cast_boolean",
+    "cast_datetime",
+    "cast_ip",
+    "cast_version",
+]:
+    _CALLS[_name] = _convert
+
+
+# -- strings --------------------------------------------------------------------------------
+
+_WS = r"[\s\x0B\x1C-\x1F]"
+_simple("to_lower", "lower({0})")
+_simple("to_upper", "upper({0})")
+_simple("trim", f"regexp_replace({{0}}, '^{_WS}+|{_WS}+$', '', 'g')")
+_simple("ltrim", f"regexp_replace({{0}}, '^{_WS}+', '')")
+_simple("rtrim", f"regexp_replace({{0}}, '{_WS}+$', '')")
+_simple("reverse", "reverse({0})")
+_simple("length", "CAST(length({0}) AS INTEGER)")
+_simple("bit_length", "CAST(bit_length({0}) AS INTEGER)")
+_simple("byte_length", "CAST(strlen({0}) AS INTEGER)")
+_simple("starts_with", "starts_with({0}, {1})")
+_simple("ends_with", "suffix({0}, {1})")
+_simple("contains", "contains({0}, {1})")
+_simple("left", "CASE WHEN {1} <= 0 THEN '' ELSE left({0}, {1}) END")
+_simple("right", "CASE WHEN {1} <= 0 THEN '' ELSE right({0}, {1}) END")
+_simple("repeat", "CASE WHEN {1} < 0 THEN NULL ELSE repeat({0}, {1}) END")
+_simple("space", "CASE WHEN {0} < 0 THEN NULL ELSE repeat(' ', {0}) END")
+_simple("url_decode", "try(url_decode(replace({0}, '+', ' ')))")
+_simple("url_encode", "rw_url_encode({0})")
+_simple("url_encode_component", "rw_url_encode_component({0})")
+_simple("from_base64", "try(decode(from_base64({0})))")
+_simple("to_base64", "to_base64(encode({0}))")
+_simple("md5", "md5({0})")
+_simple("sha1", "sha1({0})")
+_simple("sha256", "sha256({0})")
+
+
+@_reg("concat")
+def _concat(c: ExprCompiler, call: p.Call) -> E:
+    # `||` is null if any operand is null, as ES|QL's CONCAT; DuckDB's concat() skips nulls.
+    return E("(" + " || ".join(c.singles(call)) + ")", T.KEYWORD)
+
+
+@_reg("substring")
+def _substring(c: ExprCompiler, call: p.Call) -> E:
+    s, start, *rest = c.singles(call)
+    # ES: a negative start counts from the end; start 0 is the first character.
+    begin = f"(CASE WHEN {start} > 0 THEN {start} WHEN {start} < 0 THEN greatest(length({s}) + {start} + 1, 1) ELSE 1 END)"
+    if rest:
+        return E(
+            f"(CASE WHEN {rest[0]} < 0 THEN NULL ELSE substring({s}, {begin}, {rest[0]}) END)",
+            T.KEYWORD,
+        )
+    return E(f"substring({s}, {begin})", T.KEYWORD)
+
+
+@_reg("locate")
+def _locate(c: ExprCompiler, call: p.Call) -> E:
+    s, sub, *rest = c.singles(call)
+    if not rest:
+        return E(f"CAST(instr({s}, {sub}) AS INTEGER)", T.INTEGER)
+    st = f"greatest({rest[0]}, 1)"
+    found = f"instr(substring({s}, {st}), {sub})"
+    return E(
+        f"CAST(CASE WHEN {found} = 0 THEN 0 ELSE {found} + {st} - 1 END AS INTEGER)", T.INTEGER
+    )
+
+
+@_reg("replace")
+def _replace(c: ExprCompiler, call: p.Call) -> E:
+    s, regex, _new = c.singles(call)
+    new = _const_str(call.args[2], "REPLACE replacement")
+    # Java's $n group references are RE2's \n.
+    re2_new = ""
+    i = 0
+    while i < len(new):
+        ch = new[i]
+        if ch == "\\" and i + 1 < len(new):
+            re2_new += "\\\\" if new[i + 1] == "\\" else new[i + 1]
+            i += 2
+            continue
+        if ch == "$" and i + 1 < len(new) and new[i + 1].isdigit():
+            re2_new += "\\" + new[i + 1]
+            i += 2
+            continue
+        re2_new += "\\\\" if ch == "\\" else ch
+        i += 1
+    return E(f"try(regexp_replace({s}, {regex}, {literal(re2_new, T.KEYWORD)}, 'g'))", T.KEYWORD)
+
+
+@_reg("split")
+def _split(c: ExprCompiler, call: p.Call) -> E:
+    s, d = c.singles(call)
+    return E(norm_list(f"string_split({s}, {d})"), T.KEYWORD, True)
+
+
+@_reg("json_extract")
+def _json_extract(c: ExprCompiler, call: p.Call) -> E:
+    s, path = c.singles(call)
+    full = f"(CASE WHEN starts_with({path}, '$') THEN {path} ELSE '$.' || {path} END)"
+    return E(f"try(json_extract_string({s}, {full}))", T.KEYWORD)
+
+
+# -- numbers --------------------------------------------------------------------------------
+
+_simple("abs", "abs({0})")
+_simple("ceil", "ceil({0})")
+_simple("floor", "floor({0})")
+_simple("signum", "CAST(sign({0}) AS DOUBLE)")
+_simple("sqrt", "CASE WHEN {0} < 0 THEN NULL ELSE sqrt({0}) END")
+_simple("cbrt", "cbrt({0})")
+_simple("exp", "exp({0})")
+_simple("log10", "CASE WHEN {0} <= 0 THEN NULL ELSE log10({0}) END")
+_simple(
+    "pow",
+    "try(CASE WHEN isinf(pow({0}, {1})) OR isnan(pow({0}, {1})) THEN NULL ELSE pow({0}, {1}) END)",
+)
+_simple("pi", "pi()")
+_simple("e", "exp(1)")
+_simple("tau", "(2 * pi())")
+
+
+@_reg("round")
+def _round(c: ExprCompiler, call: p.Call) -> E:
+    args = c.singles(call)
+    digits = args[1] if len(args) > 1 else "0"
+    return E(f"try(CAST(round({args[0]}, {digits}) AS {sql_type(call.type)}))", call.type)
+
+
+# -- dates ----------------------------------------------------------------------------------
+
+
+@_reg("now")
+def _now(c: ExprCompiler, call: p.Call) -> E:
+    return E(c.now, T.DATETIME)
+
+
+_PERIOD_TRUNC = {(0, 1): "day", (0, 7): "week", (1, 0): "month", (3, 0): "quarter", (12, 0): "year"}
+_DURATION_TRUNC = {3_600_000: "hour", 60_000: "minute", 1000: "second", 1: "millisecond"}
+
+
+@_reg("date_trunc")
+def _date_trunc(c: ExprCompiler, call: p.Call) -> E:
+    span, date = call.args
+    if not isinstance(span, p.Const) or not isinstance(span.value, p.TemporalAmount):
+        raise UnsupportedFeatureError("DATE_TRUNC with a non-constant interval", call.span)
+    amount = span.value
+    d = single(c.compile(date))
+    if amount.millis == 0:
+        unit = _PERIOD_TRUNC.get((amount.months, amount.days))
+        if unit is None:
+            raise UnsupportedFeatureError(
+                f"DATE_TRUNC interval of {amount.months} months and {amount.days} days", call.span
+            )
+        return E(f"CAST(date_trunc('{unit}', {d}) AS TIMESTAMP)", call.type)
+    if amount.months or amount.days or amount.millis < 0:
+        raise UnsupportedFeatureError("DATE_TRUNC with a mixed interval", call.span)
+    unit = _DURATION_TRUNC.get(amount.millis)
+    if unit is not None:
+        return E(f"CAST(date_trunc('{unit}', {d}) AS TIMESTAMP)", call.type)
+    return E(
+        f"CAST(time_bucket(to_milliseconds({amount.millis}), {d}, TIMESTAMP '1970-01-01') AS TIMESTAMP)",
+        call.type,
+    )
+
+
+_DIFF_UNITS = {
+    **dict.fromkeys(("year", "years", "yy", "yyyy"), "year"),
+    **dict.fromkeys(("quarter", "quarters", "qq", "q"), "quarter"),
+    **dict.fromkeys(("month", "months", "mm", "m"), "month"),
+    **dict.fromkeys(("dayofyear", "dy", "y"), "day"),
+    **dict.fromkeys(("day", "days", "dd", "d"), "day"),
+    **dict.fromkeys(("week", "weeks", "wk", "ww"), "week"),
+    **dict.fromkeys(("weekday", "weekdays", "dw"), "day"),
+    **dict.fromkeys(("hour", "hours", "hh"), "hour"),
+    **dict.fromkeys(("minute", "minutes", "mi", "n"), "minute"),
+    **dict.fromkeys(("second", "seconds", "ss", "s"), "second"),
+    **dict.fromkeys(("millisecond", "milliseconds", "ms"), "millisecond"),
+    **dict.fromkeys(("microsecond", "microseconds", "mcs"), "microsecond"),
+}
+
+
+@_reg("date_diff")
+def _date_diff(c: ExprCompiler, call: p.Call) -> E:
+    unit_name = _const_str(call.args[0], "DATE_DIFF unit").lower()
+    unit = _DIFF_UNITS.get(unit_name)
+    if unit is None:
+        raise UnsupportedFeatureError(f"DATE_DIFF unit [{unit_name}]", call.span)
+    start, end = (single(c.compile(a)) for a in call.args[1:])
+    return E(f"try(CAST(date_sub('{unit}', {start}, {end}) AS INTEGER))", T.INTEGER)
+
+
+_EXTRACT = {
+    "year": "year",
+    "month_of_year": "month",
+    "day_of_month": "day",
+    "day_of_week": "isodow",
+    "day_of_year": "dayofyear",
+    "hour_of_day": "hour",
+    "minute_of_hour": "minute",
+    "second_of_minute": "second",
+    "milli_of_second": "millisecond",
+    "aligned_week_of_year": "week",
+}
+
+
+@_reg("date_extract")
+def _date_extract(c: ExprCompiler, call: p.Call) -> E:
+    part = _const_str(call.args[0], "DATE_EXTRACT part").lower()
+    sql_part = _EXTRACT.get(part)
+    if sql_part is None:
+        raise UnsupportedFeatureError(f"DATE_EXTRACT part [{part}]", call.span)
+    d = single(c.compile(call.args[1]))
+    if sql_part == "millisecond":
+        return E(f"CAST(millisecond({d}) % 1000 AS BIGINT)", T.LONG)
+    return E(f"CAST(date_part('{sql_part}', {d}) AS BIGINT)", T.LONG)
+
+
+@_reg("bucket")
+def _bucket(c: ExprCompiler, call: p.Call) -> E:
+    value, span = call.args
+    if isinstance(span, p.Const) and isinstance(span.value, p.TemporalAmount):
+        return _date_trunc(c, p.Call("date_trunc", (span, value), call.type, span=call.span))
+    if isinstance(span, p.Const) and isinstance(span.value, int | float) and value.type.is_numeric:
+        v = single(c.compile(value))
+        return E(f"CAST(floor({v} / {span.value!r}) * {span.value!r} AS DOUBLE)", T.DOUBLE)
+    raise UnsupportedFeatureError("BUCKET without a constant span", call.span)
+
+
+# -- IPs ------------------------------------------------------------------------------------
+
+
+@_reg("cidr_match")
+def _cidr_match(c: ExprCompiler, call: p.Call) -> E:
+    ip, *blocks = c.args(call)
+    block_list = []
+    for b in blocks:
+        block_list.extend(
+            b.sql[1:-1].split(", ") if b.is_list and b.sql.startswith("[") else [single(b)]
+        )
+    return E(f"rw_cidr({single(ip)}, [{', '.join(block_list)}])", T.BOOLEAN)
+
+
+_simple("ip_prefix", "rw_ip_prefix({0}, {1}, {2})")
+
+
+# -- conditionals ---------------------------------------------------------------------------
+
+
+def _uniform(items: Sequence[E]) -> tuple[list[str], bool]:
+    if any(i.is_list for i in items):
+        return [as_list(i) for i in items], True
+    return [i.sql for i in items], False
+
+
+@_reg("case")
+def _case(c: ExprCompiler, call: p.Call) -> E:
+    args = c.args(call)
+    pairs = len(args) // 2
+    conds = [single(args[2 * i]) for i in range(pairs)]
+    vals = [args[2 * i + 1] for i in range(pairs)]
+    has_else = len(args) % 2 == 1
+    if has_else:
+        vals.append(args[-1])
+    sqls, is_list = _uniform(vals)
+    parts = [f"WHEN {cond} THEN {v}" for cond, v in zip(conds, sqls, strict=False)]
+    tail = f" ELSE {sqls[-1]}" if has_else else ""
+    return E(f"(CASE {' '.join(parts)}{tail} END)", call.type, is_list)
+
+
+@_reg("coalesce")
+def _coalesce(c: ExprCompiler, call: p.Call) -> E:
+    sqls, is_list = _uniform(c.args(call))
+    return E(f"COALESCE({', '.join(sqls)})", call.type, is_list)
+
+
+@_reg("greatest", "least")
+def _greatest(c: ExprCompiler, call: p.Call) -> E:
+    if call.type in (T.IP, T.VERSION):
+        raise UnsupportedFeatureError(f"{call.fn.upper()} of [{call.type.value}] values", call.span)
+    args = c.args(call)
+    lists = [as_list(a) for a in args]
+    nulls = " OR ".join(f"({a.sql}) IS NULL" for a in args)
+    agg = "list_max" if call.fn == "greatest" else "list_min"
+    return E(
+        f"(CASE WHEN {nulls} THEN NULL ELSE {agg}(list_concat({', '.join(lists)})) END)", call.type
+    )
+
+
+# -- multivalue functions -------------------------------------------------------------------
+
+
+def _mv_arg(c: ExprCompiler, call: p.Call) -> E:
+    return c.compile(call.args[0])
+
+
+@_reg("mv_count")
+def _mv_count(c: ExprCompiler, call: p.Call) -> E:
+    return E(f"CAST(len({as_list(_mv_arg(c, call))}) AS INTEGER)", T.INTEGER)
+
+
+@_reg("mv_first", "mv_last")
+def _mv_first(c: ExprCompiler, call: p.Call) -> E:
+    a = _mv_arg(c, call)
+    if not a.is_list:
+        return a
+    return E(f"({a.sql})[{1 if call.fn == 'mv_first' else -1}]", a.type)
+
+
+def ip_list_extreme(sql: str, largest: bool) -> str:
+    keyed = f"list_sort(list_transform({sql}, lambda v: {{'k': rw_ip_key(v), 'v': v}}))"
+    return f"({keyed})[{-1 if largest else 1}].v"
+
+
+@_reg("mv_min", "mv_max")
+def _mv_min(c: ExprCompiler, call: p.Call) -> E:
+    a = _mv_arg(c, call)
+    if not a.is_list:
+        return a
+    if a.type is T.VERSION:
+        raise UnsupportedFeatureError(f"{call.fn.upper()} of version values", call.span)
+    if a.type is T.IP:
+        return E(ip_list_extreme(a.sql, call.fn == "mv_max"), a.type)
+    return E(f"list_{call.fn[3:]}({a.sql})", a.type)
+
+
+@_reg("mv_sum")
+def _mv_sum(c: ExprCompiler, call: p.Call) -> E:
+    a = _mv_arg(c, call)
+    return E(f"try(CAST(list_sum({as_list(a)}) AS {sql_type(call.type)}))", call.type)
+
+
+@_reg("mv_avg")
+def _mv_avg(c: ExprCompiler, call: p.Call) -> E:
+    return E(f"CAST(list_avg({as_list(_mv_arg(c, call))}) AS DOUBLE)", T.DOUBLE)
+
+
+@_reg("mv_median")
+def _mv_median(c: ExprCompiler, call: p.Call) -> E:
+    a = as_list(_mv_arg(c, call))
+    if call.type is T.DOUBLE:
+        return E(f"CAST(list_median({a}) AS DOUBLE)", T.DOUBLE)
+    return E(f"CAST(floor(list_median({a})) AS {sql_type(call.type)})", call.type)
+
+
+@_reg("mv_concat")
+def _mv_concat(c: ExprCompiler, call: p.Call) -> E:
+    a = c.compile(call.args[0])
+    d = single(c.compile(call.args[1]))
+    return E(
+        f"(CASE WHEN ({a.sql}) IS NULL THEN NULL ELSE array_to_string({as_list(a)}, {d}) END)",
+        T.KEYWORD,
+    )
+
+
+@_reg("mv_dedupe")
+def _mv_dedupe(c: ExprCompiler, call: p.Call) -> E:
+    a = _mv_arg(c, call)
+    if not a.is_list:
+        return a
+    return E(f"list_filter({a.sql}, lambda v, i: list_position({a.sql}, v) = i)", a.type, True)
+
+
+@_reg("mv_slice")
+def _mv_slice(c: ExprCompiler, call: p.Call) -> E:
+    a = as_list(c.compile(call.args[0]))
+    start = single(c.compile(call.args[1]))
+    end = single(c.compile(call.args[2])) if len(call.args) > 2 else start
+    n = f"len({a})"
+    s = f"(CASE WHEN {start} < 0 THEN {n} + {start} ELSE {start} END)"
+    e = f"(CASE WHEN {end} < 0 THEN {n} + {end} ELSE {end} END)"
+    body = f"(CASE WHEN {s} > {e} OR {s} >= {n} OR {e} < 0 THEN NULL ELSE list_slice({a}, greatest({s}, 0) + 1, least({e}, {n} - 1) + 1) END)"
+    return E(body, call.type, True)
+
+
+@_reg("mv_sort")
+def _mv_sort(c: ExprCompiler, call: p.Call) -> E:
+    a = _mv_arg(c, call)
+    order = _const_str(call.args[1], "MV_SORT order").upper() if len(call.args) > 1 else "ASC"
+    if order not in ("ASC", "DESC"):
+        raise UnsupportedFeatureError(f"MV_SORT order [{order}]", call.span)
+    if a.type in (T.IP, T.VERSION):
+        raise UnsupportedFeatureError(f"MV_SORT of [{a.type.value}] values", call.span)
+    return E(f"list_sort({as_list(a)}, '{order}')", a.type, True)
+
+
+@_reg("mv_append")
+def _mv_append(c: ExprCompiler, call: p.Call) -> E:
+    a, b = c.args(call)
+    return E(norm_list(f"list_concat({as_list(a)}, {as_list(b)})"), call.type, True)
+
+
+@_reg("mv_contains")
+def _mv_contains(c: ExprCompiler, call: p.Call) -> E:
+    a, b = c.args(call)
+    sup, sub = as_list(a), as_list(b)
+    return E(
+        f"(CASE WHEN {sub} IS NULL THEN TRUE WHEN {sup} IS NULL THEN FALSE ELSE list_has_all({sup}, {sub}) END)",
+        T.BOOLEAN,
+    )
+
+
+@_reg("mv_intersection")
+def _mv_intersection(c: ExprCompiler, call: p.Call) -> E:
+    a, b = c.args(call)
+    return E(norm_list(f"list_intersect({as_list(a)}, {as_list(b)})"), call.type, True)

@@ -1,0 +1,314 @@
+"""A set of event inputs queried together: the Catalog the analyser reads and the tables executors scan."""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from reconwatch.ecs.schema import ECS_FIELDS, is_ecs_index
+from reconwatch.errors import UsageError
+from reconwatch.esql.types import DataType as T
+from reconwatch.ingest.flatten import (
+    Flat,
+    convert_leaf,
+    flatten,
+    infer_type,
+    kind_of,
+    looks_like_date,
+)
+from reconwatch.ingest.read import IngestReport, read_events
+from reconwatch.plan import values
+from reconwatch.plan.nodes import Column
+
+DOCUMENTS = "<documents>"
+BATCH = 50_000
+# Hidden columns every scanned table carries besides the fields and METADATA.
+SOURCE_COLUMN = "__src"
+
+_ARROW_TYPES: dict[T, pa.DataType] = {
+    T.KEYWORD: pa.string(),
+    T.TEXT: pa.string(),
+    T.IP: pa.string(),
+    T.VERSION: pa.string(),
+    T.LONG: pa.int64(),
+    T.INTEGER: pa.int32(),
+    T.UNSIGNED_LONG: pa.uint64(),
+    T.DOUBLE: pa.float64(),
+    T.BOOLEAN: pa.bool_(),
+    T.DATETIME: pa.timestamp("us"),
+    T.DATE_NANOS: pa.timestamp("us"),
+}
+
+
+@dataclass(slots=True)
+class _Input:
+    """One file (or the in-memory documents) and the index patterns it was given for."""
+
+    name: str
+    path: Path | None
+    patterns: tuple[str, ...]
+    docs: Sequence[object] = ()
+
+
+@dataclass(slots=True)
+class _FieldInfo:
+    kinds: set[str] = field(default_factory=set)
+    all_dates: bool = True
+    multivalued: bool = False
+
+
+@dataclass(slots=True)
+class _Scan:
+    fields: dict[str, _FieldInfo] = field(default_factory=dict)
+    per_input: list[set[str]] = field(default_factory=list)
+
+
+class Dataset:
+    """Events from files or documents. Implements plan.catalog.Catalog; bad events go to `report`."""
+
+    def __init__(self, inputs: Sequence[_Input]) -> None:
+        self._inputs = list(inputs)
+        self.report = IngestReport()
+        self._scan: _Scan | None = None
+        self._types: dict[str, T] = {}
+
+    # -- construction ----------------------------------------------------------------------------
+
+    @classmethod
+    def from_documents(
+        cls, docs: Sequence[object], index: str = "logs-endpoint.events.network-default"
+    ) -> Dataset:
+        return cls([_Input(DOCUMENTS, None, (index,), docs)])
+
+    @classmethod
+    def from_files(
+        cls, paths: Iterable[str | Path], index_map: Sequence[tuple[str, str]] = ()
+    ) -> Dataset:
+        """Positional files are read by every FROM; `index_map` pairs (index pattern, glob) add
+        files read only by FROM clauses whose patterns can match that index pattern."""
+        inputs: list[_Input] = []
+        seen: dict[Path, _Input] = {}
+        for pattern, pathglob in index_map:
+            matched = sorted(glob.glob(pathglob, recursive=True))
+            if not matched:
+                msg = f"--index {pattern}={pathglob}: no file matches"
+                raise UsageError(msg)
+            for name in matched:
+                path = Path(name)
+                if path in seen:
+                    seen[path].patterns = (*seen[path].patterns, pattern)
+                    continue
+                seen[path] = _Input(name, path, (pattern,))
+                inputs.append(seen[path])
+        for raw in paths:
+            path = Path(raw)
+            if path not in seen:
+                seen[path] = _Input(str(raw), path, ())
+                inputs.append(seen[path])
+        return cls(inputs)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _events(self, index: int) -> Iterator[tuple[int, Flat]]:
+        """Good events of one input as (line, flat fields), bad ones reported on the first pass."""
+        inp = self._inputs[index]
+        report = self.report if self._scan is None else IngestReport()
+        if inp.path is None:
+            raw: Iterable[tuple[int, object]] = enumerate(inp.docs, start=1)
+        else:
+            raw = read_events(inp.path, report)
+        for line, value in raw:
+            if not isinstance(value, dict):
+                report.add("not a JSON object", inp.name, line)
+                continue
+            flat = flatten(value)
+            problem = self._check(flat)
+            if problem is not None:
+                report.add(problem, inp.name, line)
+                continue
+            yield line, flat
+
+    def _check(self, flat: Flat) -> str | None:
+        """Why Elasticsearch would reject this event (a value its mapping cannot take), or None."""
+        for name, vals in flat.items():
+            type_ = ECS_FIELDS.get(name)
+            if type_ is None:
+                continue
+            for v in vals:
+                try:
+                    convert_leaf(v, type_)
+                except values.ConversionError as exc:
+                    return f"field [{name}] of type [{type_.value}]: {exc}"
+        return None
+
+    def _ensure_scan(self) -> _Scan:
+        if self._scan is not None:
+            return self._scan
+        scan = _Scan()
+        for index in range(len(self._inputs)):
+            names: set[str] = set()
+            for _line, flat in self._events(index):
+                self.report.events += 1
+                for name, vals in flat.items():
+                    names.add(name)
+                    info = scan.fields.get(name)
+                    if info is None:
+                        info = scan.fields[name] = _FieldInfo()
+                    if len(vals) > 1:
+                        info.multivalued = True
+                    if name in ECS_FIELDS:
+                        continue
+                    for v in vals:
+                        kind = kind_of(v)
+                        info.kinds.add(kind)
+                        if kind == "string" and info.all_dates:
+                            info.all_dates = looks_like_date(str(v))
+            scan.per_input.append(names)
+        self._scan = scan
+        self._types = {
+            n: ECS_FIELDS.get(n) or infer_type(i.kinds, i.all_dates) for n, i in scan.fields.items()
+        }
+        return scan
+
+    def scan(self) -> IngestReport:
+        """Read every input once (validation and field discovery); returns the report."""
+        self._ensure_scan()
+        return self.report
+
+    # -- catalog -------------------------------------------------------------------------------
+
+    def selected_inputs(self, indices: Sequence[str]) -> list[int]:
+        """Inputs a FROM clause reads: unmapped inputs always, mapped ones when a pattern matches."""
+        chosen = []
+        for i, inp in enumerate(self._inputs):
+            if not inp.patterns or any(_overlaps(f, p) for f in indices for p in inp.patterns):
+                chosen.append(i)
+        return chosen
+
+    def fields(self, indices: tuple[str, ...]) -> Mapping[str, Column]:
+        scan = self._ensure_scan()
+        out: dict[str, Column] = {}
+        if any(is_ecs_index(i) for i in indices):
+            out.update({n: Column(n, t) for n, t in ECS_FIELDS.items()})
+        for i in self.selected_inputs(indices):
+            for name in scan.per_input[i]:
+                out[name] = Column(name, self._types[name], scan.fields[name].multivalued)
+        return out
+
+    def column(self, name: str) -> Column | None:
+        scan = self._ensure_scan()
+        if name in scan.fields:
+            return Column(name, self._types[name], scan.fields[name].multivalued)
+        type_ = ECS_FIELDS.get(name)
+        return Column(name, type_) if type_ is not None else None
+
+    # -- tables for executors ------------------------------------------------------------------
+
+    def batches(
+        self, names: Sequence[str], inputs: Sequence[int], metadata: Sequence[str] = ()
+    ) -> Iterator[pa.RecordBatch]:
+        """Arrow batches holding only `names` (typed, lists where multivalued), METADATA and __src."""
+        self._ensure_scan()
+        cols = [self.column(n) or Column(n, T.KEYWORD) for n in names]
+        schema = self.arrow_schema(cols, metadata)
+        for index in inputs:
+            inp = self._inputs[index]
+            rows: list[tuple[int, Flat]] = []
+            for line, flat in self._events(index):
+                rows.append((line, flat))
+                if len(rows) >= BATCH:
+                    yield self._batch(schema, cols, metadata, index, inp, rows)
+                    rows = []
+            if rows:
+                yield self._batch(schema, cols, metadata, index, inp, rows)
+
+    def arrow_schema(self, cols: Sequence[Column], metadata: Sequence[str]) -> pa.Schema:
+        fields = [pa.field(SOURCE_COLUMN, pa.int32())]
+        for c in cols:
+            base = _ARROW_TYPES.get(c.type, pa.string())
+            fields.append(pa.field(c.name, pa.list_(base) if c.multivalued else base))
+        for m in metadata:
+            fields.append(pa.field(m, pa.int64() if m == "_version" else pa.string()))
+        return pa.schema(fields)
+
+    def _batch(
+        self,
+        schema: pa.Schema,
+        cols: Sequence[Column],
+        metadata: Sequence[str],
+        index: int,
+        inp: _Input,
+        rows: list[tuple[int, Flat]],
+    ) -> pa.RecordBatch:
+        arrays: list[list[Any]] = [[index] * len(rows)]
+        for c in cols:
+            arrays.append([_cell(flat.get(c.name), c) for _line, flat in rows])
+        for m in metadata:
+            arrays.append([_meta(m, inp, line, flat) for line, flat in rows])
+        return pa.RecordBatch.from_arrays(
+            [pa.array(a, type=f.type) for a, f in zip(arrays, schema, strict=True)], schema=schema
+        )
+
+
+def _cell(vals: list[object] | None, col: Column) -> object:
+    if not vals:
+        return None
+    out = []
+    for v in vals:
+        try:
+            out.append(_arrow_value(convert_leaf(v, col.type), col.type))
+        except values.ConversionError:
+            continue  # only fields outside ECS get here: a value the inferred type cannot hold
+    if col.type is T.KEYWORD or col.type is T.IP:
+        pass
+    if not out:
+        return None
+    if col.multivalued:
+        return out
+    return out[0] if len(out) == 1 else None
+
+
+def _arrow_value(value: object, type_: T) -> object:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    return value
+
+
+def _meta(name: str, inp: _Input, line: int, flat: Flat) -> object:
+    if name == "_version":
+        return 1
+    if name == "_index":
+        return index_name(inp, flat)
+    given = flat.get("_id")
+    if given:
+        return str(given[0])
+    digest = hashlib.sha1(f"{inp.name}:{line}".encode()).digest()
+    return digest[:15].hex()
+
+
+def index_name(inp: _Input, flat: Flat) -> str:
+    """The data stream an event would be indexed into, from its data_stream.* fields when present."""
+    parts = [flat.get(f"data_stream.{k}") for k in ("type", "dataset", "namespace")]
+    if all(parts):
+        return "-".join(str(p[0]) for p in parts if p)
+    if inp.patterns:
+        return inp.patterns[0]
+    return Path(inp.name).name if inp.path is not None else inp.name
+
+
+def _overlaps(from_pattern: str, index_pattern: str) -> bool:
+    """Whether an index FROM names can also be named by the user's index pattern."""
+    a, b = from_pattern.strip(), index_pattern.strip()
+    if fnmatch.fnmatchcase(a, b) or fnmatch.fnmatchcase(b, a):
+        return True
+    # Two wildcard patterns overlap when one's literal prefix extends the other's.
+    pa_, pb = a.split("*", 1)[0], b.split("*", 1)[0]
+    return ("*" in a and pb.startswith(pa_)) or ("*" in b and pa_.startswith(pb))

@@ -1,0 +1,127 @@
+"""Readers for ECS events: NDJSON (plain or gzip), JSON arrays and Parquet, with bad input collected."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from reconwatch.errors import IngestError
+
+_DECODER = msgspec.json.Decoder()
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """Bad input met while reading: one IngestError per skipped event or unreadable file."""
+
+    errors: list[IngestError] = field(default_factory=list)
+    events: int = 0
+
+    def add(self, reason: str, path: str, line: int | None) -> None:
+        self.errors.append(IngestError(reason, path, line))
+
+    @property
+    def skipped(self) -> int:
+        return len(self.errors)
+
+    def lines(self, cap: int | None = None) -> list[str]:
+        shown = self.errors if cap is None else self.errors[:cap]
+        return [e.one_line() for e in shown]
+
+
+def read_events(path: Path, report: IngestReport) -> Iterator[tuple[int, object]]:
+    """(line or record number, decoded JSON value) for each event of a file; bad ones reported."""
+    name = str(path)
+    try:
+        if path.suffix == ".parquet":
+            yield from _read_parquet(path)
+            return
+        head = _peek(path)
+    except OSError as exc:
+        report.add(f"cannot read file: {exc.strerror or exc}", name, None)
+        return
+    except Exception as exc:  # pyarrow raises its own error types for corrupt files
+        report.add(f"cannot read file: {exc}", name, None)
+        return
+    if head == "[":
+        yield from _read_array(path, report)
+    else:
+        yield from _read_ndjson(path, report)
+
+
+def _open(path: Path) -> object:
+    with path.open("rb") as probe:
+        magic = probe.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rb")
+    return path.open("rb")
+
+
+def _peek(path: Path) -> str:
+    """The first non-blank character of a file (decompressed), '' if none."""
+    with _open(path) as fh:  # type: ignore[attr-defined]
+        try:
+            chunk: bytes = fh.read(4096)
+        except (OSError, EOFError, zlib.error):
+            return ""
+    return chunk.lstrip()[:1].decode("latin-1")
+
+
+def _read_ndjson(path: Path, report: IngestReport) -> Iterator[tuple[int, object]]:
+    name = str(path)
+    lineno = 0
+    fh = _open(path)
+    try:
+        for raw in fh:  # type: ignore[attr-defined]
+            lineno += 1
+            line: bytes = raw.strip()
+            if not line:
+                continue
+            try:
+                value = _DECODER.decode(line)
+            except msgspec.DecodeError as exc:
+                report.add(f"not JSON: {_reason(exc)}", name, lineno)
+                continue
+            yield lineno, value
+    except (OSError, EOFError, zlib.error) as exc:
+        # A truncated or corrupt gzip stream: every complete line before it was processed.
+        report.add(f"unreadable compressed data after this line: {exc}", name, lineno)
+    finally:
+        fh.close()  # type: ignore[attr-defined]
+
+
+def _read_array(path: Path, report: IngestReport) -> Iterator[tuple[int, object]]:
+    name = str(path)
+    try:
+        with _open(path) as fh:  # type: ignore[attr-defined]
+            data: bytes = fh.read()
+    except (OSError, EOFError, zlib.error) as exc:
+        report.add(f"unreadable compressed data: {exc}", name, None)
+        return
+    try:
+        value = _DECODER.decode(data)
+    except msgspec.DecodeError as exc:
+        report.add(f"not a JSON array: {_reason(exc)}", name, 1)
+        return
+    if not isinstance(value, list):
+        report.add("not a JSON array of events", name, 1)
+        return
+    # Elements of a JSON array have no line of their own: report them as file:index (1-based).
+    yield from enumerate(value, start=1)
+
+
+def _read_parquet(path: Path) -> Iterator[tuple[int, object]]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    yield from enumerate(table.to_pylist(), start=1)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    return text[:120]

@@ -1,0 +1,38 @@
+"""The engine facade: ES|QL text and a dataset in, a Result out (the CLI, rules engine and web call it)."""
+
+from __future__ import annotations
+
+import pprint
+from datetime import datetime
+
+from reconwatch.errors import UsageError
+from reconwatch.esql.analyze import compile_query
+from reconwatch.ingest.dataset import Dataset
+from reconwatch.plan.catalog import Result
+
+BACKENDS = ("duckdb",)
+
+
+def run_query(text: str, dataset: Dataset, *, now: datetime, backend: str = "duckdb") -> Result:
+    """Compile and run ES|QL text over a dataset, `now` being the query time."""
+    if backend != "duckdb":
+        msg = f"unknown backend [{backend}]; known: {', '.join(BACKENDS)}"
+        raise UsageError(msg)
+    from reconwatch.backends.duckdb import execute
+
+    plan = compile_query(text, dataset)
+    return execute(plan, dataset, now)
+
+
+def explain(text: str, dataset: Dataset, *, now: datetime | None = None) -> str:
+    """The logical plan pretty-printed, then the DuckDB SQL it compiles to."""
+    from datetime import UTC
+
+    from reconwatch.backends.duckdb import compile_for
+
+    plan = compile_query(text, dataset)
+    compiled = compile_for(plan, dataset, now or datetime(1970, 1, 1, tzinfo=UTC))
+    lines = ["-- plan", pprint.pformat(plan.source, width=100)]
+    lines += [pprint.pformat(step, width=100) for step in plan.steps]
+    lines += ["-- duckdb sql", compiled.sql]
+    return "\n".join(lines)
