@@ -1,0 +1,284 @@
+"""Linux audit records (SYSCALL + SOCKADDR + PROCTITLE) for connect() -> Elastic Defend network events."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from reconwatch.errors import IngestError
+from reconwatch.sensor.ecs import ATTEMPTED, Connection, to_ecs
+from reconwatch.sensor.host import HostInfo
+
+# Record header; the prefix may be a syslog line or auditd's `node=` field, so search, not match.
+_HEADER = re.compile(
+    r"type=(?P<type>[A-Z_]+|UNKNOWN\[\d+\]|\d+)\s+(?:msg=)?audit\((?P<sec>\d+)\.(?P<ms>\d+):(?P<serial>\d+)\):?\s?"
+)
+_FIELD = re.compile(r'(\w+)=("(?:[^"]*)"|\'[^\']*\'|\S*)')
+_NUMERIC_TYPES = {"1300": "SYSCALL", "1306": "SOCKADDR", "1327": "PROCTITLE", "1320": "EOE"}
+_WANTED = frozenset({"SYSCALL", "SOCKADDR", "PROCTITLE", "EOE"})
+# auditd's ENRICHED log format appends interpreted fields after a GS (0x1d) separator.
+_ENRICHED_SEP = "\x1d"
+_ENRICHED_TAIL = re.compile(r"[A-Z][A-Z0-9_]*=")
+EINPROGRESS = -115
+AF_INET, AF_INET6 = 2, 10
+_MAX_PENDING = 256
+
+# connect() per audit arch (AUDIT_ARCH_*): direct syscall numbers, and socketcall where it exists.
+_CONNECT = {
+    0xC000003E: 42,  # x86_64
+    0x40000003: 362,  # i386
+    0xC00000B7: 203,  # aarch64
+    0x40000028: 283,  # arm (EABI)
+    0x80000015: 328,  # ppc64
+    0xC0000015: 328,  # ppc64le
+    0x00000014: 328,  # ppc
+    0x80000016: 362,  # s390x
+    0x00000016: 362,  # s390
+    0xC00000F3: 203,  # riscv64
+    0xC0000102: 203,  # loongarch64
+}
+_SOCKETCALL = {0x40000003: 102, 0x80000015: 102, 0xC0000015: 102, 0x00000014: 102, 0x80000016: 102}
+_SYS_CONNECT = 3  # socketcall(2) call number for connect
+_ARCH_LE = 0x40000000
+
+
+@dataclass(frozen=True, slots=True)
+class SockAddr:
+    family: int
+    ip: str | None = None
+    port: int | None = None
+
+
+def decode_sockaddr(hex_text: str, *, big_endian: bool = False) -> SockAddr:
+    """Decode a SOCKADDR saddr: sa_family in the audited host's byte order, port big-endian."""
+    raw = bytes.fromhex(hex_text)
+    if len(raw) < 2:
+        raise ValueError("saddr shorter than sa_family")
+    family = int.from_bytes(raw[:2], "big" if big_endian else "little")
+    if family == AF_INET:
+        if len(raw) < 8:
+            raise ValueError("AF_INET saddr shorter than 8 bytes")
+        return SockAddr(
+            family, str(ipaddress.IPv4Address(raw[4:8])), int.from_bytes(raw[2:4], "big")
+        )
+    if family == AF_INET6:
+        if len(raw) < 24:
+            raise ValueError("AF_INET6 saddr shorter than 24 bytes")
+        addr = ipaddress.IPv6Address(raw[8:24])
+        mapped = addr.ipv4_mapped
+        return SockAddr(family, str(mapped or addr), int.from_bytes(raw[2:4], "big"))
+    return SockAddr(family)
+
+
+def _unquote(value: str) -> str:
+    """Audit values are "quoted", hex-encoded (when they hold spaces or controls), or bare."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    if value and len(value) % 2 == 0 and all(c in "0123456789ABCDEFabcdef" for c in value):
+        try:
+            return bytes.fromhex(value).decode("utf-8", "replace")
+        except ValueError:
+            return value
+    return value
+
+
+def _fields(body: str) -> dict[str, str]:
+    return {m.group(1): m.group(2) for m in _FIELD.finditer(body)}
+
+
+def _enriched(extra: str) -> dict[str, str]:
+    return {k: v.strip('"') for k, v in _fields(extra).items()}
+
+
+@dataclass(slots=True)
+class _Pending:
+    """The records of one audit event (same timestamp:serial), as they arrive."""
+
+    timestamp: float
+    line: int
+    syscall: dict[str, str] | None = None
+    enriched: dict[str, str] = field(default_factory=dict)
+    saddr: str | None = None
+    proctitle: str | None = None
+
+
+class AuditParser:
+    """Reassembles audit events line by line; connect() events come out as Connections.
+
+    Bad records are reported through on_error (an IngestError with path and line) and skipped.
+    """
+
+    def __init__(self, *, path: str, on_error: Callable[[IngestError], None] | None = None) -> None:
+        self.path = path
+        self.on_error = on_error
+        self.error_count = 0
+        self.pending: OrderedDict[str, _Pending] = OrderedDict()
+
+    def _error(self, reason: str, line: int) -> None:
+        self.error_count += 1
+        if self.on_error is not None:
+            self.on_error(IngestError(reason, self.path, line))
+
+    def feed(self, text: str, line: int) -> Iterator[Connection]:
+        """Take one log line; yields the connections of events it completes."""
+        text = text.rstrip("\r\n")
+        if not text.strip():
+            return
+        body, _, extra = text.partition(_ENRICHED_SEP)
+        header = _HEADER.search(body)
+        if header is None and _ENRICHED_TAIL.match(body):
+            return  # the enriched half of a record split by str.splitlines(); nothing we need
+        if header is None:
+            self._error("not an audit record (no `type=... msg=audit(...)` header)", line)
+            return
+        rtype = header.group("type")
+        rtype = _NUMERIC_TYPES.get(rtype.removeprefix("UNKNOWN[").removesuffix("]"), rtype)
+        if rtype not in _WANTED:
+            return
+        key = f"{header.group('sec')}.{header.group('ms')}:{header.group('serial')}"
+        event = self.pending.get(key)
+        if event is None:
+            stamp = int(header.group("sec")) + int(header.group("ms")) / 10 ** len(
+                header.group("ms")
+            )
+            event = self.pending[key] = _Pending(stamp, line)
+        self._add(event, rtype, body[header.end() :], extra, line)
+        if rtype == "EOE":
+            yield from self._complete(key)
+        while len(self.pending) > _MAX_PENDING:
+            yield from self._complete(next(iter(self.pending)))
+
+    def _add(self, event: _Pending, rtype: str, body: str, extra: str, line: int) -> None:
+        values = _fields(body)
+        if rtype == "SYSCALL":
+            event.syscall = values
+            event.enriched = _enriched(extra)
+            event.line = line
+        elif rtype == "SOCKADDR":
+            event.saddr = values.get("saddr")
+            if event.saddr is None:
+                self._error("SOCKADDR record without saddr", line)
+        elif rtype == "PROCTITLE":
+            event.proctitle = values.get("proctitle")
+
+    def flush(self, older_than: float | None = None) -> Iterator[Connection]:
+        """Complete pending events: all of them (end of input) or those older than a wall time."""
+        for key in list(self.pending):
+            if older_than is None or self.pending[key].timestamp < older_than:
+                yield from self._complete(key)
+
+    def _complete(self, key: str) -> Iterator[Connection]:
+        event = self.pending.pop(key)
+        if event.syscall is None or not _is_connect(event.syscall, event.enriched):
+            return
+        if event.saddr is None:
+            self._error("connect SYSCALL without its SOCKADDR record", event.line)
+            return
+        try:
+            conn = _connection(event)
+        except (KeyError, ValueError) as exc:
+            self._error(f"bad connect record: {exc}", event.line)
+            return
+        if conn is not None:
+            yield conn
+
+
+def _arch(syscall: dict[str, str]) -> int:
+    return int(syscall.get("arch", "c000003e"), 16)
+
+
+def _is_connect(syscall: dict[str, str], enriched: dict[str, str]) -> bool:
+    if "SYSCALL" in enriched:
+        return enriched["SYSCALL"] == "connect" or (
+            enriched["SYSCALL"] == "socketcall" and syscall.get("a0") == "3"
+        )
+    try:
+        arch, number = _arch(syscall), int(syscall["syscall"])
+    except (KeyError, ValueError):
+        return False
+    if _CONNECT.get(arch) == number:
+        return True
+    return _SOCKETCALL.get(arch) == number and syscall.get("a0") == f"{_SYS_CONNECT:x}"
+
+
+def _outcome(syscall: dict[str, str]) -> str:
+    code = int(syscall.get("exit", "0"))
+    if code == 0:
+        return "success"
+    # EINPROGRESS: a nonblocking connect was started; whether it succeeds is not in the record.
+    return "unknown" if code == EINPROGRESS else "failure"
+
+
+def _connection(event: _Pending) -> Connection | None:
+    """The Connection for a complete connect event; None for families the rule does not use."""
+    syscall = event.syscall
+    assert syscall is not None and event.saddr is not None
+    big_endian = not _arch(syscall) & _ARCH_LE
+    addr = decode_sockaddr(event.saddr, big_endian=big_endian)
+    if addr.family not in (AF_INET, AF_INET6) or addr.ip is None or addr.port is None:
+        return None  # unix, netlink, AF_UNSPEC (UDP disconnect): not network connections
+    args = _proctitle_args(event.proctitle)
+    uid = int(syscall["uid"]) if syscall.get("uid", "").isdigit() else None
+    return Connection(
+        timestamp=event.timestamp,
+        action=ATTEMPTED,
+        pid=int(syscall["pid"]),
+        ppid=int(syscall["ppid"]) if "ppid" in syscall else None,
+        dst_ip=addr.ip,
+        dst_port=addr.port,
+        family=6 if ":" in addr.ip else 4,
+        name=_unquote(syscall.get("comm", "")),
+        executable=_unquote(syscall["exe"]) if "exe" in syscall else None,
+        args=args,
+        uid=uid,
+        user_name=event.enriched.get("UID"),
+        outcome=_outcome(syscall),
+    )
+
+
+def _proctitle_args(proctitle: str | None) -> list[str] | None:
+    if not proctitle:
+        return None
+    if proctitle.startswith('"'):
+        return proctitle.strip('"').split(" ")
+    try:
+        raw = bytes.fromhex(proctitle)
+    except ValueError:
+        return [proctitle]
+    return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
+
+
+def parse_audit_lines(
+    lines: Iterable[str],
+    *,
+    path: str,
+    host: HostInfo | None,
+    on_error: Callable[[IngestError], None] | None = None,
+) -> Iterator[dict[str, object]]:
+    """ECS network events for the connect() calls in audit log lines.
+
+    Bad records go to on_error as IngestError(reason, path, line) and are skipped. Without a
+    host, host.* and agent.* are left out (a log file from elsewhere does not say them).
+    """
+    parser = AuditParser(path=path, on_error=on_error)
+    stamp = host or HostInfo(name="", hostname="", id="")
+    for number, text in enumerate(lines, start=1):
+        for conn in parser.feed(text, number):
+            yield _document(conn, stamp, host is not None)
+    for conn in parser.flush():
+        yield _document(conn, stamp, host is not None)
+
+
+def _document(conn: Connection, host: HostInfo, known_host: bool) -> dict[str, object]:
+    doc = to_ecs(conn, host, ingested=time.time())
+    if not known_host:
+        del doc["host"]
+        doc.pop("agent")
+        process = doc["process"]
+        assert isinstance(process, dict)
+        process.pop("entity_id", None)
+    return doc
