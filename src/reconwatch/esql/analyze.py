@@ -5,11 +5,18 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import cast
 
-from reconwatch.errors import QueryError, QuerySemanticError, Span, UnsupportedFeatureError
+from reconwatch.errors import (
+    QueryError,
+    QuerySemanticError,
+    Span,
+    UnsupportedFeatureError,
+    span_at,
+)
 from reconwatch.esql import ast
 from reconwatch.esql import functions as fns
 from reconwatch.esql.patterns import PatternError, rlike_to_regex
@@ -21,7 +28,14 @@ from reconwatch.plan.catalog import Catalog
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
-METADATA_TYPES: dict[str, T] = {"_id": T.KEYWORD, "_index": T.KEYWORD, "_version": T.LONG}
+# `_source` is the original document as JSON text (JSON_EXTRACT reads it), typed keyword.
+METADATA_TYPES: dict[str, T] = {
+    "_id": T.KEYWORD,
+    "_index": T.KEYWORD,
+    "_version": T.LONG,
+    "_ignored": T.KEYWORD,
+    "_source": T.KEYWORD,
+}
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth")
 _ARITH = {"+": "add", "-": "sub", "*": "mul", "/": "div", "%": "mod"}
 _COMPARE = {"==": "eq", "!=": "neq", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte", "=~": "eq_ci"}
@@ -259,7 +273,7 @@ class _Analyzer:
             if mtype is None:
                 raise UnsupportedFeatureError(f"metadata field [{meta}]", cmd.span, self.src)
             self.columns.pop(meta, None)
-            self.columns[meta] = p.Column(meta, mtype)
+            self.columns[meta] = p.Column(meta, mtype, multivalued=meta == "_ignored")
         return p.Source(cmd.sources, cmd.metadata, (), self.snapshot(), cmd.span)
 
     def row(self, cmd: ast.Row) -> p.RowSource:
@@ -298,6 +312,18 @@ class _Analyzer:
             self.columns[name] = p.Column(name, expr.type, _is_mv(expr))
         return p.Eval(tuple(assignments), self.snapshot(), cmd.span)
 
+    def name_span(self, name: str, span: Span) -> Span:
+        """Where a KEEP/DROP/RENAME/MV_EXPAND name is written inside its command (the AST keeps
+        names as strings)."""
+        if span == ast.NO_SPAN or not self.src:
+            return span
+        text = span.text(self.src)
+        pattern = re.compile(r"(?<![\w.@`*])`?" + re.escape(name) + r"`?(?![\w.*])")
+        for m in pattern.finditer(text):
+            if m.start() > 0:
+                return span_at(self.src, span.start + m.start(), span.start + m.end())
+        return span
+
     def keep(self, cmd: ast.Keep) -> p.Project:
         # Precedence: exact name > partial wildcard > lone `*`; rightmost wins among equals.
         best: dict[str, tuple[int, int]] = {}
@@ -322,7 +348,7 @@ class _Analyzer:
         for old, new in cmd.pairs:
             outs = [out for out, _ in mapping]
             if old not in outs:
-                raise self.unknown_column(old, cmd.span, outs)
+                raise self.unknown_column(old, self.name_span(old, cmd.span), outs)
             mapping = [
                 (new if out == old else out, src)
                 for out, src in mapping
@@ -341,6 +367,7 @@ class _Analyzer:
         return p.Project(tuple(mapping), self.snapshot(), span)
 
     def match_pattern(self, pattern: str, span: Span) -> list[str]:
+        span = self.name_span(pattern, span)
         if "*" not in pattern:
             if pattern not in self.columns:
                 raise self.unknown_column(pattern, span, list(self.columns))
@@ -366,7 +393,8 @@ class _Analyzer:
     def mv_expand(self, cmd: ast.MvExpand) -> p.MvExpand:
         col = self.columns.get(cmd.field)
         if col is None:
-            raise self.unknown_column(cmd.field, cmd.span, list(self.columns))
+            span = self.name_span(cmd.field, cmd.span)
+            raise self.unknown_column(cmd.field, span, list(self.columns))
         if cmd.field in self.origin:
             self.used.add(self.origin[cmd.field])
         self.columns[cmd.field] = p.Column(cmd.field, col.type)
@@ -434,6 +462,10 @@ class _Analyzer:
         collected: list[tuple[str, p.AggCall]] = []
         for agg in cmd.aggs:
             name = agg.name or self.text(agg.expr)
+            if not any(_is_agg_call(n) for n in _walk(agg.expr)):
+                raise self.error(
+                    f"expected an aggregate function but found [{self.text(agg.expr)}]", agg.span
+                )
             st = _Stats(group_cols, inputs)
             if agg.where is not None:
                 st.filter = self.condition(agg.where, _Env(inputs))

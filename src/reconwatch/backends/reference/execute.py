@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
@@ -40,8 +41,30 @@ def _source(
         yield row
         return
     wanted = [*source.fields, *(c for c in source.columns if c.name in source.metadata)]
+    with_source = "_source" in source.metadata
     for raw in rows:
-        yield {c.name: v.coerce_cell(raw.get(c.name), c.type) for c in wanted}
+        row = {c.name: v.coerce_cell(raw.get(c.name), c.type) for c in wanted}
+        if with_source and raw.get("_source") is None:
+            row["_source"] = document_json(raw)
+        yield row
+
+
+def document_json(raw: Mapping[str, object]) -> str:
+    """METADATA _source: the event as nested JSON (dotted keys become objects)."""
+    doc: dict[str, object] = {}
+    for key, value in raw.items():
+        if key.startswith("_"):
+            continue
+        node = doc
+        *parents, leaf = key.split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                break
+            node = child
+        else:
+            node[leaf] = value
+    return json.dumps(doc, default=str, separators=(",", ":"))
 
 
 def _filter(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:

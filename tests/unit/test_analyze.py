@@ -1,0 +1,343 @@
+"""The analyser: names, positions, suggestions, types, output order, STATS lowering, rule plan shapes."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from reconwatch.errors import QuerySemanticError, UnsupportedFeatureError
+from reconwatch.esql import ast
+from reconwatch.esql.analyze import analyze, compile_query, support_report
+from reconwatch.esql.parser import parse
+from reconwatch.esql.types import DataType as T
+from reconwatch.plan import nodes as p
+from reconwatch.plan.catalog import StaticCatalog
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+BUILTIN_RULES = Path(__file__).resolve().parents[2] / "src" / "reconwatch" / "data" / "rules"
+
+FIELDS = {
+    "@timestamp": T.DATETIME,
+    "host.os.type": T.KEYWORD,
+    "host.name": T.KEYWORD,
+    "event.type": T.KEYWORD,
+    "event.action": T.KEYWORD,
+    "process.executable": T.KEYWORD,
+    "process.name": T.KEYWORD,
+    "destination.ip": T.IP,
+    "source.ip": T.IP,
+    "destination.port": T.LONG,
+    "agent.id": T.KEYWORD,
+    "network.direction": T.KEYWORD,
+    "data_stream.dataset": T.KEYWORD,
+    "data_stream.namespace": T.KEYWORD,
+    "emp_no": T.INTEGER,
+    "salary": T.INTEGER,
+    "last_name": T.KEYWORD,
+    "first_name": T.KEYWORD,
+    "gender": T.KEYWORD,
+    "languages": T.INTEGER,
+    "height": T.DOUBLE,
+}
+MULTIVALUED = {"event.type", "event.action"}
+CATALOG = StaticCatalog({n: p.Column(n, t, n in MULTIVALUED) for n, t in FIELDS.items()})
+
+SEED = """from logs-endpoint.events.network-*
+| keep @timestamp, host.os.type, event.type, event.action, process.executable, destination.ip, agent.id, host.name
+| where @timestamp > now() - 1 hours and host.os.type == "linux" and event.type == "start" and event.action == "connection_attempted"
+| stats Esql.event_count = count(), Esql.destination_ip_count_distinct = count_distinct(destination.ip), Esql.agent_id_count_distinct = count_distinct(agent.id), Esql.host_name_values = values(host.name), Esql.agent_id_values = values(agent.id) by process.executable
+| where Esql.agent_id_count_distinct == 1 and Esql.destination_ip_count_distinct > 250
+| sort Esql.event_count asc
+| limit 100"""
+
+
+def plan_of(text: str) -> p.Plan:
+    return compile_query(text, CATALOG)
+
+
+def names(text: str) -> list[str]:
+    return [c.name for c in plan_of(text).columns]
+
+
+def semantic_error(text: str) -> QuerySemanticError:
+    with pytest.raises(QuerySemanticError) as info:
+        plan_of(text)
+    return info.value
+
+
+# ---------------------------------------------------------------------------------------------
+# Names and positions
+
+
+def test_unknown_column_has_position_and_suggestion() -> None:
+    err = semantic_error("from x | keep @timestamp, destinaton.ip")
+    assert str(err) == "line 1:27: Unknown column [destinaton.ip], did you mean [destination.ip]?"
+    assert err.caret().splitlines()[1].startswith(" " * 26 + "^")
+
+
+def test_unknown_column_in_expression_on_later_line() -> None:
+    err = semantic_error('from x\n| where hots.name == "a"')
+    assert str(err) == "line 2:9: Unknown column [hots.name], did you mean [host.name]?"
+
+
+def test_unknown_column_without_close_name_has_no_suggestion() -> None:
+    assert str(semantic_error("from x | where zzz > 1")) == "line 1:16: Unknown column [zzz]"
+
+
+def test_unknown_function_and_unsupported_function() -> None:
+    assert str(semantic_error("from x | eval y = foo(1)")) == "line 1:19: Unknown function [foo]"
+    with pytest.raises(UnsupportedFeatureError) as info:
+        plan_of('from x | where kql("a: b")')
+    assert info.value.feature == "function [kql]"
+    assert str(info.value).startswith("line 1:16: ")
+
+
+def test_aggregate_outside_stats_is_refused() -> None:
+    err = semantic_error("from x | eval c = count(*)")
+    assert "aggregate function [count(*)] not allowed outside STATS command" in str(err)
+
+
+def test_support_report_lists_every_unsupported_feature() -> None:
+    query = parse(
+        'from x | where kql("a") | inline stats c = count() by host.name | eval d = st_x(y)'
+    )
+    features = [e.feature for e in support_report(query) if isinstance(e, UnsupportedFeatureError)]
+    assert features == ["function [kql]", "command [INLINE STATS]", "function [st_x]"]
+
+
+def test_hand_built_ast_without_spans_is_analysed() -> None:
+    query = ast.Query(
+        (
+            ast.From(("x",)),
+            ast.Eval((ast.Assign(None, ast.Call("to_lower", (ast.Field("host.name"),))),)),
+        )
+    )
+    plan = analyze(query, CATALOG)
+    assert plan.columns[-1].name == "to_lower(host.name)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Types
+
+
+def test_function_argument_type_error_wording() -> None:
+    err = semantic_error("from x | eval y = to_lower(destination.port)")
+    assert str(err) == (
+        "line 1:19: first argument of [to_lower(destination.port)] must be [keyword or text], "
+        "found value [destination.port] type [long]"
+    )
+
+
+def test_comparison_type_error_wording() -> None:
+    err = semantic_error('from x | where destination.port == "a"')
+    assert "is [numeric] so second argument must also be [numeric] but was [keyword]" in str(err)
+
+
+def test_where_condition_must_be_boolean() -> None:
+    err = semantic_error("from x | where destination.port + 1")
+    assert "Condition expression needs to be boolean, found [LONG]" in str(err)
+
+
+def test_string_literals_cast_to_datetime_and_ip() -> None:
+    plan = plan_of(
+        'from x | where @timestamp > "2024-01-01" and destination.ip == "::ffff:10.0.0.1"'
+    )
+    cond = plan.steps[0]
+    assert isinstance(cond, p.Filter) and isinstance(cond.condition, p.Call)
+    left, right = cond.condition.args
+    assert isinstance(left, p.Call) and isinstance(right, p.Call)
+    assert isinstance(left.args[1], p.Const) and left.args[1].type is T.DATETIME
+    assert isinstance(right.args[1], p.Const) and right.args[1].value == "10.0.0.1"
+
+
+def test_bad_string_cast_is_a_semantic_error() -> None:
+    err = semantic_error('from x | where destination.ip == "not an ip"')
+    assert "Cannot convert string [not an ip] to [IP]" in str(err)
+
+
+def test_date_math_types() -> None:
+    plan = plan_of("from x | eval t = now() - 1 hour, u = @timestamp + 2 days")
+    ev = plan.steps[0]
+    assert isinstance(ev, p.Eval)
+    assert [e.type for _, e in ev.assignments] == [T.DATETIME, T.DATETIME]
+    err = semantic_error("from x | eval t = @timestamp + @timestamp")
+    assert "[+] has arguments with incompatible types [datetime] and [datetime]" in str(err)
+
+
+def test_arity_errors() -> None:
+    assert "expects exactly one argument" in str(semantic_error("from x | eval y = to_lower()"))
+    assert "expects at least" in str(semantic_error("from x | eval y = cidr_match(source.ip)"))
+
+
+def test_multivalued_flags_propagate() -> None:
+    plan = plan_of(
+        'from x | eval a = event.type, b = split(host.name, "."), c = to_upper(host.name) '
+        "| mv_expand event.action"
+    )
+    cols = {c.name: c for c in plan.columns}
+    assert cols["a"].multivalued and cols["b"].multivalued and not cols["c"].multivalued
+    assert not cols["event.action"].multivalued
+
+
+# ---------------------------------------------------------------------------------------------
+# Output column names and order
+
+
+def test_keep_order_duplicates_and_wildcards() -> None:
+    assert names("from x | keep last_name, emp_no, last_name") == ["emp_no", "last_name"]
+    assert names(
+        "from x | keep last*name, emp_no, last*name, first_name, last*, gender, last*"
+    ) == ["emp_no", "first_name", "gender", "last_name"]
+    # A lone * is every column not matched by another pattern, at its own position.
+    assert names("from x | keep emp_no, * , salary")[:1] == ["emp_no"]
+    assert names("from x | keep emp_no, *, salary")[-1] == "salary"
+
+
+def test_keep_wildcard_matching_nothing() -> None:
+    assert "No matches found for pattern [nope*]" in str(semantic_error("from x | keep nope*"))
+
+
+def test_bare_from_columns_sorted_and_metadata_last() -> None:
+    cols = names("from x metadata _index, _id")
+    assert cols[:2] == ["@timestamp", "agent.id"]
+    assert cols[-2:] == ["_index", "_id"]
+
+
+def test_eval_replacing_moves_column_to_end() -> None:
+    assert names("from x | keep emp_no, salary, gender | eval emp_no = emp_no + 1") == [
+        "salary",
+        "gender",
+        "emp_no",
+    ]
+
+
+def test_unnamed_expressions_are_named_by_source_text() -> None:
+    assert names("from x | stats couNt(*), AVG(salary)  by  languages") == [
+        "couNt(*)",
+        "AVG(salary)",
+        "languages",
+    ]
+    assert names("from x | keep salary | eval salary   +  1") == ["salary", "salary   +  1"]
+
+
+def test_stats_name_collisions() -> None:
+    assert names("from x | stats x = count(*), x = max(salary)") == ["x"]
+    assert names("from x | stats languages = count(*) by languages") == ["languages"]
+
+
+def test_rename_and_drop() -> None:
+    assert names("from x | keep emp_no, salary | rename emp_no as id") == ["id", "salary"]
+    assert names("from x | keep emp_no, salary, gender | drop sal*") == ["emp_no", "gender"]
+    assert names("from x | keep emp_no, salary | rename emp_no as salary") == ["salary"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Plan shapes
+
+
+def test_stats_lowering_of_scalar_over_aggregates() -> None:
+    plan = plan_of("from x | stats r = round(avg(salary), 1), c = count(*) by gender")
+    kinds = [type(s).__name__ for s in plan.steps]
+    assert kinds == ["Aggregate", "Eval", "Project", "Limit"]
+    agg = plan.steps[0]
+    assert isinstance(agg, p.Aggregate)
+    assert [a.fn for _, a in agg.aggregates] == ["avg", "count"]
+    assert [c.name for c in plan.columns] == ["r", "c", "gender"]
+
+
+def test_per_aggregate_where_becomes_filter() -> None:
+    plan = plan_of("from x | stats c = count(*) where salary > 10, d = count(*)")
+    agg = plan.steps[0]
+    assert isinstance(agg, p.Aggregate)
+    assert agg.aggregates[0][1].filter is not None and agg.aggregates[1][1].filter is None
+
+
+def test_non_aggregate_in_stats_is_refused() -> None:
+    err = semantic_error("from x | stats salary by gender")
+    assert "expected an aggregate function but found [salary]" in str(err)
+    err = semantic_error("from x | stats m = max(salary) + languages by gender")
+    assert "column [languages] must appear in the STATS BY clause" in str(err)
+
+
+def test_sort_null_defaults_and_limits() -> None:
+    plan = plan_of("from x | sort salary desc, emp_no | limit 20000")
+    sort = plan.steps[0]
+    assert isinstance(sort, p.Sort)
+    assert [(k.descending, k.nulls_first) for k in sort.keys] == [(True, True), (False, False)]
+    assert isinstance(plan.steps[-1], p.Limit) and plan.steps[-1].count == 10_000
+    implicit = plan_of("from x | keep emp_no").steps[-1]
+    assert isinstance(implicit, p.Limit) and implicit.count == 1000
+
+
+def test_seed_rule_plan_shape() -> None:
+    plan = plan_of(SEED)
+    assert [type(s).__name__ for s in plan.steps] == [
+        "Project",
+        "Filter",
+        "Aggregate",
+        "Filter",
+        "Sort",
+        "Limit",
+    ]
+    assert [c.name for c in plan.columns] == [
+        "Esql.event_count",
+        "Esql.destination_ip_count_distinct",
+        "Esql.agent_id_count_distinct",
+        "Esql.host_name_values",
+        "Esql.agent_id_values",
+        "process.executable",
+    ]
+    assert isinstance(plan.source, p.Source)
+    assert {c.name for c in plan.source.fields} == {
+        "@timestamp",
+        "host.os.type",
+        "event.type",
+        "event.action",
+        "process.executable",
+        "destination.ip",
+        "agent.id",
+        "host.name",
+    }
+    types = {c.name: (c.type, c.multivalued) for c in plan.columns}
+    assert types["Esql.event_count"] == (T.LONG, False)
+    assert types["Esql.host_name_values"] == (T.KEYWORD, True)
+
+
+@pytest.mark.parametrize("path", sorted(BUILTIN_RULES.glob("*.toml")), ids=lambda q: q.stem)
+def test_builtin_rule_plans(path: Path) -> None:
+    query = tomllib.loads(path.read_text())["rule"]["query"]
+    plan = plan_of(query)
+    cols = [c.name for c in plan.columns]
+    assert "process.executable" in cols
+    assert any(c.startswith("Esql.") for c in cols)
+    if "metadata" in query:
+        assert isinstance(plan.source, p.Source) and plan.source.metadata == (
+            "_id",
+            "_index",
+            "_version",
+        )
+        # KEEP after STATS: the ECS fields first, then Esql.* in their STATS order.
+        assert cols[:3] == ["agent.id", "host.name", "process.executable"]
+        assert cols[cols.index("Esql.event_count") :][:2] == [
+            "Esql.event_count",
+            cols[cols.index("Esql.event_count") + 1],
+        ]
+
+
+def test_upstream_corpus_rules_analyse_or_refuse_by_name() -> None:
+    corpus = SHARED / "rules" / "esql-corpus"
+    if not corpus.is_dir():
+        pytest.skip(f"shared rule corpus not available at {corpus}")
+    refused = analysed = 0
+    for path in sorted(corpus.glob("*.toml")):
+        query = parse(tomllib.loads(path.read_text())["rule"]["query"])
+        problems = support_report(query)
+        if problems:
+            refused += 1
+            assert all(isinstance(e, UnsupportedFeatureError) for e in problems)
+            continue
+        analysed += 1
+    assert refused + analysed == len(list(corpus.glob("*.toml")))
+    assert analysed >= 140
