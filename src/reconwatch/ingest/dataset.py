@@ -56,6 +56,7 @@ class _Input:
     path: Path | None
     patterns: tuple[str, ...]
     docs: Sequence[object] = ()
+    index: str = ""
 
 
 @dataclass(slots=True)
@@ -86,7 +87,7 @@ class Dataset:
     def from_documents(
         cls, docs: Sequence[object], index: str = "logs-endpoint.events.network-default"
     ) -> Dataset:
-        return cls([_Input(DOCUMENTS, None, (index,), docs)])
+        return cls([_Input(DOCUMENTS, None, (), docs, index)])
 
     @classmethod
     def from_files(
@@ -267,13 +268,18 @@ def _cell(vals: list[object] | None, col: Column) -> object:
             out.append(_arrow_value(convert_leaf(v, col.type), col.type))
         except values.ConversionError:
             continue  # only fields outside ECS get here: a value the inferred type cannot hold
-    if col.type is T.KEYWORD or col.type is T.IP:
-        pass
     if not out:
         return None
     if col.multivalued:
-        return out
+        return doc_values_order(out, col.type)
     return out[0] if len(out) == 1 else None
+
+
+def doc_values_order(items: list[Any], type_: T) -> list[Any]:
+    """A multivalue as Elasticsearch returns it from doc values: sorted; keyword-like types unique."""
+    if type_ in (T.KEYWORD, T.IP, T.VERSION, T.TEXT):
+        items = list(dict.fromkeys(items))
+    return sorted(items, key=lambda v: values.order_key(v, type_))
 
 
 def _arrow_value(value: object, type_: T) -> object:
@@ -299,6 +305,8 @@ def index_name(inp: _Input, flat: Flat) -> str:
     parts = [flat.get(f"data_stream.{k}") for k in ("type", "dataset", "namespace")]
     if all(parts):
         return "-".join(str(p[0]) for p in parts if p)
+    if inp.index:
+        return inp.index
     if inp.patterns:
         return inp.patterns[0]
     return Path(inp.name).name if inp.path is not None else inp.name

@@ -1,0 +1,153 @@
+"""`reconwatch query`: run ES|QL over event files and print the result table."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from reconwatch.errors import UsageError
+from reconwatch.plan import values
+from reconwatch.plan.catalog import Result
+
+MAX_REPORTED = 20
+
+
+class Format(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    ndjson = "ndjson"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("query")(query)
+
+
+def query(
+    esql: Annotated[str, typer.Argument(help="The ES|QL query.")],
+    files: Annotated[
+        list[str] | None, typer.Argument(help="NDJSON (.gz), JSON array or Parquet files.")
+    ] = None,
+    fmt: Annotated[
+        Format | None,
+        typer.Option("--format", help="Default: table on a terminal, ndjson when piped."),
+    ] = None,
+    now: Annotated[
+        str | None, typer.Option(help="Query time for NOW(), ISO-8601 (default: the clock).")
+    ] = None,
+    index: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="PATTERN=GLOB: files read only by FROM clauses naming PATTERN (repeatable)."
+        ),
+    ] = None,
+    explain_: Annotated[
+        bool, typer.Option("--explain", help="Print the plan and SQL instead of running.")
+    ] = False,
+) -> None:
+    """Run an ES|QL query over event files. Bad events are skipped and reported on stderr."""
+    from reconwatch.ingest import Dataset
+    from reconwatch.query import explain, run_query
+
+    dataset = Dataset.from_files(files or [], _index_map(index or []))
+    query_time = _parse_now(now)
+    if explain_:
+        typer.echo(explain(esql, dataset, now=query_time))
+        return
+    result = run_query(esql, dataset, now=query_time)
+    _report_bad_events(dataset)
+    chosen = fmt or (Format.table if sys.stdout.isatty() else Format.ndjson)
+    _print(result, chosen)
+
+
+def _index_map(items: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        pattern, sep, pathglob = item.partition("=")
+        if not sep or not pattern or not pathglob:
+            msg = f"--index {item}: expected PATTERN=GLOB"
+            raise UsageError(msg)
+        out.append((pattern, pathglob))
+    return out
+
+
+def _parse_now(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)  # the real clock, at the edge only
+    try:
+        return values.parse_datetime(text)
+    except values.ConversionError as exc:
+        msg = f"--now {text}: {exc}"
+        raise UsageError(msg) from None
+
+
+def _report_bad_events(dataset: object) -> None:
+    report = dataset.report  # type: ignore[attr-defined]
+    if not report.errors:
+        return
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    for line in report.lines(MAX_REPORTED):
+        err.print(f"warning: skipped {line}", markup=False)
+    err.print(
+        f"warning: {report.skipped} bad event(s) skipped, {report.events} processed", markup=False
+    )
+
+
+def jsonable(value: object) -> object:
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return values.format_datetime(value)
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    return value
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "[" + ", ".join(_text(v) for v in value) + "]"
+    if isinstance(value, float):
+        return values.java_double(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return values.format_datetime(value)
+    return str(value)
+
+
+def _print(result: Result, fmt: Format) -> None:
+    names = [c.name for c in result.columns]
+    out = sys.stdout
+    if fmt is Format.ndjson:
+        for row in result.rows:
+            out.write(json.dumps(dict(zip(names, map(jsonable, row), strict=True))) + "\n")
+    elif fmt is Format.json:
+        out.write(
+            json.dumps(
+                [dict(zip(names, map(jsonable, r), strict=True)) for r in result.rows], indent=2
+            )
+            + "\n"
+        )
+    elif fmt is Format.csv:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(names)
+        for row in result.rows:
+            writer.writerow(["" if v is None else _text(v) for v in row])
+        out.write(buf.getvalue())
+    else:
+        table = Table(*names, show_lines=False)
+        for row in result.rows:
+            table.add_row(*(_text(v) for v in row))
+        Console(highlight=False).print(table)
