@@ -21,6 +21,7 @@ app = typer.Typer(
 # Each module defines `register(app)`; add a command by adding its module here.
 COMMAND_MODULES: list[str] = [
     "reconwatch.cli.detect",
+    "reconwatch.cli.query",
     "reconwatch.cli.rules",
     "reconwatch.cli.simulate",
 ]
