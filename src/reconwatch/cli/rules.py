@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markdown import Markdown
-from rich.table import Table
 
 from reconwatch.errors import QueryError, RuleLoadError, UsageError
 from reconwatch.rules.builtin import BUILTINS, DEFAULT_RULE, builtin_rules, resolve_rule
@@ -51,19 +50,14 @@ def register(app: typer.Typer) -> None:
     @rules_app.command("list")
     def list_cmd() -> None:
         """The built-in rules."""
-        t = Table(title="built-in rules")
-        for col in ("name", "rule", "severity", "interval / from", "rule_id"):
-            t.add_column(col)
+        console = Console(highlight=False, soft_wrap=True)
         for r in builtin_rules():
             label = f"{r.builtin} (default)" if r.builtin == DEFAULT_RULE else str(r.builtin)
-            t.add_row(
-                label,
-                f"{r.name}\n{BUILTINS[str(r.builtin)][1]}",
-                f"{r.severity}/{r.risk_score}",
-                f"{r.interval_text} / {r.from_}",
-                r.rule_id,
+            console.print(
+                f"{label}\n    {r.name}: {BUILTINS[str(r.builtin)][1]}\n"
+                f"    {r.severity}/{r.risk_score}, every {r.interval_text} over {r.from_}, rule_id {r.rule_id}",
+                markup=False,
             )
-        Console().print(t)
 
     @rules_app.command("show")
     def show_cmd(
