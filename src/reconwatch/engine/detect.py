@@ -9,6 +9,7 @@ from datetime import datetime
 from reconwatch.engine.backend import QueryBackend
 from reconwatch.engine.run import RuleExecutor, RunResult
 from reconwatch.engine.schedule import RunWindow, runs_between, window_at
+from reconwatch.ingest import Dataset
 from reconwatch.plan.catalog import Result
 from reconwatch.plan.nodes import Column
 from reconwatch.rules.exceptions import ExceptionList
@@ -18,7 +19,7 @@ from reconwatch.rules.model import Rule
 class DatasetBackend:
     """QueryBackend over an ingest Dataset via the query facade and the analyser."""
 
-    def __init__(self, dataset: object) -> None:
+    def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
 
     def run(self, query: str, *, now: datetime) -> Result:
@@ -30,7 +31,7 @@ class DatasetBackend:
     def columns(self, query: str) -> tuple[Column, ...]:
         from reconwatch.esql.analyze import compile_query
 
-        return compile_query(query, self.dataset).columns  # type: ignore[arg-type]
+        return compile_query(query, self.dataset).columns
 
 
 @dataclass(slots=True)

@@ -15,11 +15,9 @@ def write_events(events: Iterable[dict[str, object]], path: str | Path) -> int:
     encoder = msgspec.json.Encoder()
     count = 0
     with open(path, "wb") as raw:
-        fh: IO[bytes] = (
-            gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=6, mtime=0)
-            if str(path).endswith(".gz")
-            else raw
-        )
+        fh: IO[bytes] | gzip.GzipFile = raw
+        if str(path).endswith(".gz"):
+            fh = gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=6, mtime=0)
         for event in events:
             fh.write(encoder.encode(event))
             fh.write(b"\n")
