@@ -143,3 +143,13 @@ def test_duplicate_names_get_unique_ids() -> None:
 
 def test_split_cells_escaped_bar() -> None:
     assert split_cells(" a | b\\|c |  ") == ["a", "b|c", ""]
+
+
+def test_case_after_an_unterminated_query_is_marked_as_swallowed_upstream() -> None:
+    text = (
+        "noSemi-Ignore\nfrom hosts | keep ip0\n\nip0:ip\n::1\n;\n\n"
+        "swallowed\nrow a = 1;\n\na:integer\n1\n;\n\n"
+        "fine\nrow a = 1;\n\na:integer\n1\n;\n"
+    )
+    cases = parse_spec_text(text).cases
+    assert [c.swallowed_by for c in cases] == [None, "noSemi", None]

@@ -84,13 +84,16 @@ class SpecData:
         return out
 
     def rows(self, patterns: tuple[str, ...]) -> list[Row]:
-        """Rows of the selected indices (index after index, each in file order), every field keyed."""
+        """Rows of the selected indices (index after index, each in file order), every field keyed,
+        plus the METADATA fields `_index`, `_id` (`<index>-<row number>`) and `_version` (1)."""
         names = list(self.columns(patterns))
-        return [
-            {name: row.get(name) for name in names}
-            for index in self.resolve(patterns)
-            for row in index.rows
-        ]
+        out: list[Row] = []
+        for index in self.resolve(patterns):
+            for number, row in enumerate(index.rows, start=1):
+                cells = {name: row.get(name) for name in names}
+                cells.update(_index=index.name, _id=f"{index.name}-{number}", _version=1)
+                out.append(cells)
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,9 @@ class SpecCase:
     ignored: bool = False
     skip: SkipMarker | None = None
     notes: tuple[str, ...] = ()
+    # Elastic's reader never sees this case: the previous case's query lacks its ';', so the
+    # reader takes that case's table as query text and this whole case as its expected table.
+    swallowed_by: str | None = None
 
     @property
     def id(self) -> str:
@@ -144,6 +147,7 @@ class _Block:
     columns: tuple[HeaderColumn, ...] | None = None
     rows: list[tuple[str, ...]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    swallowed_by: str | None = None
 
     def finish(self, file: str) -> SpecCase:
         query = "\n".join(self.query_lines).replace("\\;", ";")
@@ -163,6 +167,7 @@ class _Block:
             ignored=self.ignored,
             skip=self.skip,
             notes=tuple(self.notes),
+            swallowed_by=self.swallowed_by,
         )
 
 
@@ -191,6 +196,7 @@ class _Reader:
         self.block: _Block | None = None
         self.resync = False  # after a bad block: skip to its closing `;`
         self.previous_blank = False
+        self.swallowing: str | None = None  # name of a case whose query lacked its ';'
 
     def problem(self, line_no: int, reason: str) -> None:
         self.out.problems.append(IngestError(reason, self.path, line_no))
@@ -225,7 +231,8 @@ class _Reader:
             self.resync = line != ";"
             return
         name, ignored, skip = parsed
-        self.block = _Block(name, line_no, ignored, skip)
+        self.block = _Block(name, line_no, ignored, skip, swallowed_by=self.swallowing)
+        self.swallowing = None
 
     def _query_line(self, line_no: int, line: str) -> None:
         block = self.block
@@ -243,6 +250,7 @@ class _Reader:
         elif self.previous_blank and _looks_like_header(line):
             # The query lacked its ';' (e.g. ip.csv-spec#equalityNoSort-Ignore): the header starts.
             block.notes.append(f"line {line_no}: query not terminated by ';'")
+            self.swallowing = block.name
             block.query_done = True
             self._result_line(line_no, line)
             return
