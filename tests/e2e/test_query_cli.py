@@ -1,0 +1,77 @@
+"""`reconwatch query` as a user runs it: formats, exit codes, caret errors, bad events on stderr."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DOCS = [
+    {
+        "@timestamp": "2024-01-01T00:00:00Z",
+        "host": {"name": "a"},
+        "destination": {"ip": "10.0.0.1"},
+    },
+    {"@timestamp": 1704067200000, "host.name": "b", "destination.ip": ["::ffff:10.0.0.2", "::1"]},
+]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-c", "from reconwatch.cli.main import main; main()", "query", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture
+def events(tmp_path: Path) -> Path:
+    path = tmp_path / "events.ndjson"
+    lines = [json.dumps(d) for d in DOCS]
+    lines.insert(1, "{not json")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+QUERY = "from logs-* | keep @timestamp, host.name, destination.ip | sort host.name"
+
+
+def test_ndjson_when_piped_and_bad_events_reported(events: Path) -> None:
+    res = run(QUERY, str(events))
+    assert res.returncode == 0
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert rows[0] == {
+        "@timestamp": "2024-01-01T00:00:00.000Z",
+        "host.name": "a",
+        "destination.ip": "10.0.0.1",
+    }
+    assert rows[1]["destination.ip"] == ["::1", "10.0.0.2"]
+    assert f"{events}:2: not JSON" in res.stderr
+    assert "1 bad event(s) skipped, 2 processed" in res.stderr
+
+
+def test_csv_and_json_formats(events: Path) -> None:
+    res = run(QUERY, str(events), "--format", "csv")
+    assert res.stdout.splitlines()[0] == "@timestamp,host.name,destination.ip"
+    res = run(QUERY, str(events), "--format", "json")
+    assert [r["host.name"] for r in json.loads(res.stdout)] == ["a", "b"]
+
+
+def test_bad_query_exit_2_with_caret(events: Path) -> None:
+    res = run("from logs-* | where hostx == 1", str(events))
+    assert res.returncode == 2
+    assert "line 1:21:" in res.stderr
+    assert "^^^^^" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_now_option_and_explain(events: Path) -> None:
+    res = run(
+        "from logs-* | where @timestamp > now() - 1 day | stats c = count()",
+        str(events),
+        "--now",
+        "2024-01-01T12:00:00Z",
+    )
+    assert json.loads(res.stdout) == {"c": 2}
+    res = run(QUERY, str(events), "--explain")
+    assert res.returncode == 0 and "WITH s0 AS" in res.stdout

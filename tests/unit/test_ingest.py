@@ -1,0 +1,121 @@
+"""Ingest: formats, nested and dotted keys, multivalues, timestamps, and bad input reported by file:line."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from reconwatch.esql.types import DataType as T
+from reconwatch.ingest import Dataset
+
+ECS = ("logs-endpoint.events.network-*",)
+
+
+def rows(ds: Dataset, names: list[str]) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    for batch in ds.batches(names, ds.selected_inputs(ECS)):
+        out.extend(batch.to_pylist())
+    return out
+
+
+def test_nested_and_dotted_keys_are_one_field() -> None:
+    ds = Dataset.from_documents([{"host": {"os": {"type": "linux"}}}, {"host.os.type": "mac"}])
+    assert [r["host.os.type"] for r in rows(ds, ["host.os.type"])] == ["linux", "mac"]
+
+
+def test_scalar_in_one_document_array_in_another_is_multivalued() -> None:
+    ds = Dataset.from_documents([{"x": 3}, {"x": [2, 1]}, {"x": [5]}])
+    col = ds.fields(ECS)["x"]
+    assert col.multivalued and col.type is T.LONG
+    assert [r["x"] for r in rows(ds, ["x"])] == [[3], [1, 2], [5]]
+
+
+def test_timestamps_iso_and_epoch_millis() -> None:
+    ds = Dataset.from_documents(
+        [{"@timestamp": "2024-01-02T03:04:05.678+01:00"}, {"@timestamp": 1704067200000}]
+    )
+    got = [r["@timestamp"] for r in rows(ds, ["@timestamp"])]
+    assert got == [datetime(2024, 1, 2, 2, 4, 5, 678000), datetime(2024, 1, 1)]
+    assert ds.report.errors == []
+
+
+def test_ecs_fields_known_and_ips_canonical() -> None:
+    ds = Dataset.from_documents([{"destination": {"ip": "::FFFF:10.1.2.3"}}])
+    fields = ds.fields(ECS)
+    assert fields["source.ip"].type is T.IP  # mapped by the template although absent
+    assert "source.ip" not in ds.fields(("employees",))
+    assert rows(ds, ["destination.ip"])[0]["destination.ip"] == "10.1.2.3"
+
+
+def test_formats_ndjson_gzip_array_parquet(tmp_path: Path) -> None:
+    docs = [{"a": "x", "n": 1}, {"a": "y", "n": 2}]
+    (tmp_path / "e.ndjson").write_text("\n".join(json.dumps(d) for d in docs) + "\n")
+    with gzip.open(tmp_path / "e.ndjson.gz", "wt") as fh:
+        fh.write("\n".join(json.dumps(d) for d in docs))
+    (tmp_path / "e.json").write_text(json.dumps(docs))
+    pq.write_table(pa.Table.from_pylist(docs), tmp_path / "e.parquet")
+    for name in ("e.ndjson", "e.ndjson.gz", "e.json", "e.parquet"):
+        ds = Dataset.from_files([tmp_path / name])
+        assert [r["a"] for r in rows(ds, ["a"])] == ["x", "y"], name
+        assert ds.report.errors == [], name
+
+
+def test_bad_input_skipped_counted_and_reported_with_file_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.ndjson"
+    lines = [
+        b'{"a": "good1"}',
+        b"not json",
+        b"[1, 2]",
+        b'{"destination": {"port": "http"}}',
+        b"\x00\xff\xfe garbage",
+        b'{"a": "good2"}',
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    ds = Dataset.from_files([path])
+    assert [r["a"] for r in rows(ds, ["a"])] == ["good1", "good2"]
+    report = ds.scan()
+    assert [e.line for e in report.errors] == [2, 3, 4, 5]
+    assert report.lines()[1] == f"{path}:3: not a JSON object"
+    assert "destination.port" in report.lines()[2]
+    assert report.events == 2
+
+
+def test_truncated_gzip_keeps_complete_lines(tmp_path: Path) -> None:
+    body = "\n".join(json.dumps({"i": i, "pad": "x" * 50}) for i in range(2000)).encode()
+    data = gzip.compress(body)
+    path = tmp_path / "t.ndjson.gz"
+    path.write_bytes(data[: len(data) // 2])
+    ds = Dataset.from_files([path])
+    got = rows(ds, ["i"])
+    assert 0 < len(got) < 2000
+    assert [r["i"] for r in got] == list(range(len(got)))
+    assert len(ds.report.errors) == 1 and "compressed" in ds.report.errors[0].reason
+
+
+def test_index_mapping_selects_files(tmp_path: Path) -> None:
+    (tmp_path / "net.ndjson").write_text('{"k": "net"}\n')
+    (tmp_path / "proc.ndjson").write_text('{"k": "proc"}\n')
+    ds = Dataset.from_files(
+        [],
+        [
+            ("logs-endpoint.events.network-*", str(tmp_path / "net*.ndjson")),
+            ("logs-endpoint.events.process-*", str(tmp_path / "proc*.ndjson")),
+        ],
+    )
+    inputs = ds.selected_inputs(("logs-endpoint.events.network-*",))
+    got = [r["k"] for b in ds.batches(["k"], inputs) for r in b.to_pylist()]
+    assert got == ["net"]
+    assert len(ds.selected_inputs(("logs-endpoint.events.*",))) == 2
+
+
+def test_now_is_not_read_by_ingest() -> None:
+    # Ingest needs no clock: the same documents give the same rows whenever they are read.
+    ds = Dataset.from_documents([{"@timestamp": "2024-01-01"}])
+    assert rows(ds, ["@timestamp"])[0]["@timestamp"] == datetime(2024, 1, 1, tzinfo=UTC).replace(
+        tzinfo=None
+    )
