@@ -39,8 +39,11 @@ def test_timestamps_iso_and_epoch_millis() -> None:
     ds = Dataset.from_documents(
         [{"@timestamp": "2024-01-02T03:04:05.678+01:00"}, {"@timestamp": 1704067200000}]
     )
-    got = [r["@timestamp"] for r in rows(ds, ["@timestamp"])]
-    assert got == [datetime(2024, 1, 2, 2, 4, 5, 678000), datetime(2024, 1, 1)]
+    got = [r["@timestamp"].replace(tzinfo=UTC) for r in rows(ds, ["@timestamp"])]  # type: ignore[union-attr]
+    assert got == [
+        datetime(2024, 1, 2, 2, 4, 5, 678000, tzinfo=UTC),
+        datetime(2024, 1, 1, tzinfo=UTC),
+    ]
     assert ds.report.errors == []
 
 
