@@ -12,7 +12,6 @@ from reconwatch.cli.detect import parse_time
 from reconwatch.errors import UsageError
 from reconwatch.simulate import SCAN_KINDS, Simulation, write_events
 
-
 KINDS_HELP = "; ".join(f"{k}: {v}" for k, v in SCAN_KINDS.items())
 
 
