@@ -242,6 +242,9 @@ class Plan:
     source: Source | RowSource
     steps: tuple[Step, ...]
     query: str = field(default="", compare=False, repr=False)
+    # Analysis-time warnings every executor puts first in Result.warnings, e.g. Elasticsearch's
+    # "Line 1:24: Field 'h' shadowed by field at line 1:41" for STATS name collisions.
+    warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def columns(self) -> tuple[Column, ...]:
