@@ -1,0 +1,471 @@
+"""The streaming executor: events in, per-event pipeline, windowed STATS groups, matches out as they happen."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from reconwatch.backends.reference import EvalContext, compile_expr, execute
+from reconwatch.backends.stream.split import StreamPlan, WindowSpec, split_plan
+from reconwatch.backends.stream.state import (
+    BUCKET_BYTES,
+    DISTINCT_ENTRY_BYTES,
+    GROUP_BYTES,
+    AggSpec,
+    Group,
+)
+from reconwatch.errors import UsageError
+from reconwatch.esql.types import DataType as T
+from reconwatch.ingest.flatten import convert_leaf
+from reconwatch.plan import nodes as p
+from reconwatch.plan import values as v
+from reconwatch.plan.catalog import Result
+
+Row = dict[str, object]
+RowFn = Callable[[Row], list[Row]]
+
+
+@dataclass(frozen=True, slots=True)
+class RealertPolicy:
+    """When a group that already alerted may alert again.
+
+    Never while it keeps matching, except: after it stopped matching for `rearm_after_ms`
+    (None: one window length), or, with `growth_factor`, when `growth_column` (default: the
+    first count_distinct or count column) reaches that many times its value at the last alert.
+    """
+
+    rearm_after_ms: int | None = None
+    growth_factor: float | None = None
+    growth_column: str | None = None
+
+
+@dataclass(slots=True)
+class Match:
+    """A group (or, without STATS, an event) that satisfies the query over the window ending at
+    `end`: `row` is its output row, as the batch executor would return it."""
+
+    row: dict[str, object]
+    end: datetime
+    trigger_ms: int
+    key: tuple[object, ...] = ()
+    repeat: int = 0
+
+
+@dataclass(slots=True)
+class StreamMetrics:
+    events: int = 0
+    rows: int = 0
+    no_time: int = 0
+    too_late: int = 0
+    outside_window: int = 0
+    matches: int = 0
+    groups: int = 0
+    distinct_entries: int = 0
+    time_buckets: int = 0
+    held_rows: int = 0
+
+    @property
+    def state_bytes(self) -> int:
+        """Estimated memory of the window state (per-entry costs in state.py, docs/streaming.md)."""
+        return (
+            self.groups * GROUP_BYTES
+            + self.distinct_entries * DISTINCT_ENTRY_BYTES
+            + self.time_buckets * BUCKET_BYTES
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        out = {k: getattr(self, k) for k in self.__slots__}
+        out["state_bytes"] = self.state_bytes
+        return out
+
+
+@dataclass(slots=True)
+class _Memory:
+    """What the re-alert policy remembers about a group that alerted."""
+
+    value: float = 0.0
+    unmatched_since: int | None = None
+    repeat: int = 0
+
+
+@dataclass(slots=True)
+class _Clock:
+    end_ms: int | None = None
+    start_ms: int = 0
+    prune_at: int = 0
+    heap: list[tuple[int, int, tuple[object, ...]]] = field(default_factory=list)
+    seq: Iterator[int] = field(default_factory=itertools.count)
+
+
+class StreamExecutor:
+    """Runs an analysed plan incrementally over events in event-time order or not.
+
+    Feed flattened events (dotted keys; a list is a multivalue) to `push`; it returns the
+    matches that fire. The window ends at the latest event time seen; an event older than the
+    window start can never count again and is dropped, as is one later than `lateness_ms`.
+    """
+
+    def __init__(
+        self,
+        plan: p.Plan,
+        *,
+        lookback: WindowSpec | None = None,
+        lateness_ms: int | None = None,
+        policy: RealertPolicy | None = None,
+    ) -> None:
+        self.split: StreamPlan = split_plan(plan)
+        window = self.split.window or lookback
+        if window is None:
+            msg = "the query has no time filter (ts > now() - N): give the rule's lookback window"
+            raise UsageError(msg)
+        self.window = window
+        self.lateness_ms = window.length_ms if lateness_ms is None else lateness_ms
+        self.policy = policy or RealertPolicy()
+        self.rearm_ms = (
+            window.length_ms if self.policy.rearm_after_ms is None else self.policy.rearm_after_ms
+        )
+        self.ctx = EvalContext(source=plan.query)
+        self.metrics = StreamMetrics()
+        self._fields = [(c.name, c.type) for c in self.split.source.fields]
+        self._metadata = self.split.source.metadata
+        self._pre = _row_pipeline(self.split.pre, self.ctx)
+        agg = self.split.aggregate
+        self._specs = [AggSpec(a, self.ctx) for _, a in agg.aggregates] if agg else []
+        self._agg_names = [n for n, _ in agg.aggregates] if agg else []
+        self._keys = [(n, compile_expr(e, self.ctx), e.type) for n, e in agg.groups] if agg else []
+        self._post_rows = _row_pipeline(
+            tuple(s for s in self.split.post if not isinstance(s, p.Sort | p.Limit)), self.ctx
+        )
+        self._growth = self._growth_column()
+        self.groups: dict[tuple[object, ...], Group] = {}
+        self.memory: dict[tuple[object, ...], _Memory] = {}
+        self.held: deque[tuple[int, Row]] = deque()  # rows of a query without STATS
+        self.clock = _Clock()
+
+    # -- input -------------------------------------------------------------------------------
+
+    def event_time(self, raw: Mapping[str, object]) -> int | None:
+        for name in self.window.time_fields:
+            value = _cell(raw.get(name), T.DATETIME)
+            if isinstance(value, list):
+                value = value[0]
+            if isinstance(value, datetime):
+                return v.datetime_to_millis(value)
+        return None
+
+    def push(self, raw: Mapping[str, object]) -> list[Match]:
+        """One event: advance the window to its time if later, add it, return what fires."""
+        self.metrics.events += 1
+        ms = self.event_time(raw)
+        if ms is None:
+            self.metrics.no_time += 1
+            return []
+        fired: list[Match] = []
+        clock = self.clock
+        if clock.end_ms is None or ms > clock.end_ms:
+            self.advance(ms, fired)
+        elif ms < clock.start_ms:
+            self.metrics.outside_window += 1
+            return fired
+        elif ms < clock.end_ms - self.lateness_ms:
+            self.metrics.too_late += 1
+            return fired
+        row: Row = {name: _cell(raw.get(name), type_) for name, type_ in self._fields}
+        for name in self._metadata:
+            row[name] = _metadata(name, raw)
+        for out in self._pre(row):
+            self.metrics.rows += 1
+            if self._specs or self._keys:
+                self._add_to_groups(out, ms, fired)
+            else:
+                self._hold(out, ms, fired)
+        return fired
+
+    def advance(self, end_ms: int, fired: list[Match] | None = None) -> list[Match]:
+        """Slide the window to end at `end_ms`: expire old state and re-check groups it changed."""
+        out = fired if fired is not None else []
+        clock = self.clock
+        if clock.end_ms is not None and end_ms <= clock.end_ms:
+            return out
+        clock.end_ms = end_ms
+        start = clock.start_ms = self.window.start_ms(end_ms)
+        while self.held and self.held[0][0] < start:
+            self.held.popleft()
+        if end_ms >= clock.prune_at:
+            self._prune_memory(end_ms)
+        heap = clock.heap
+        while heap and heap[0][0] < start:
+            ms, _seq, key = heapq.heappop(heap)
+            group = self.groups.get(key)
+            if group is None or group.heap_ms != ms:
+                continue  # stale: the group was re-queued at an older time or removed
+            group.expire(start)
+            if group.empty:
+                del self.groups[key]
+                self._judge(key, None, out)
+                continue
+            self._queue(group, group.rows.buckets[0][0])
+            self._judge(key, group, out)
+        return out
+
+    def _prune_memory(self, end_ms: int) -> None:
+        """Forget groups re-armed by time, so memory stays bounded by the groups still tracked."""
+        expired = [
+            key
+            for key, m in self.memory.items()
+            if m.unmatched_since is not None and end_ms - m.unmatched_since >= self.rearm_ms
+        ]
+        for key in expired:
+            del self.memory[key]
+        self.clock.prune_at = end_ms + max(1, self.rearm_ms // 4)
+
+    # -- STATS -------------------------------------------------------------------------------
+
+    def _group_keys(self, row: Row) -> list[tuple[object, ...]]:
+        if not self._keys:
+            return [()]
+        per_key = []
+        for _name, fn, _type in self._keys:
+            value = fn(row)
+            per_key.append(value if isinstance(value, list) else [value])
+        if len(per_key) == 1:
+            return [(x,) for x in dict.fromkeys(per_key[0])]
+        return list(dict.fromkeys(itertools.product(*per_key)))
+
+    def _add_to_groups(self, row: Row, ms: int, fired: list[Match]) -> None:
+        for key in self._group_keys(row):
+            group = self.groups.get(key)
+            if group is None:
+                group = self.groups[key] = Group(key, self._specs)
+            group.add(row, ms)
+            if group.heap_ms is None or ms < group.heap_ms:
+                self._queue(group, ms)
+            self._judge(key, group, fired, ms)
+
+    def _queue(self, group: Group, ms: int) -> None:
+        group.heap_ms = ms
+        heapq.heappush(self.clock.heap, (ms, next(self.clock.seq), group.key))
+
+    def group_row(self, group: Group | None, key: tuple[object, ...] = ()) -> Row:
+        """The STATS output row of a group: aggregates in order, then keys."""
+        row: Row = {}
+        for name, spec, agg in zip(
+            self._agg_names,
+            self._specs,
+            group.aggs if group else [None] * len(self._specs),
+            strict=True,
+        ):
+            row[name] = agg.result() if agg is not None else spec.read(_empty_state(spec))
+        keys = group.key if group is not None else key
+        for (name, _fn, _type), value in zip(self._keys, keys, strict=True):
+            row[name] = value
+        return row
+
+    def _matching_row(self, group: Group | None, key: tuple[object, ...]) -> Row | None:
+        if group is None and self._keys:
+            return None
+        rows = self._post_rows(self.group_row(group, key))
+        return rows[0] if rows else None
+
+    def _judge(
+        self, key: tuple[object, ...], group: Group | None, fired: list[Match], trigger: int = -1
+    ) -> None:
+        """Whether the group matches now, and whether that fires under the re-alert policy."""
+        end = self.clock.end_ms
+        assert end is not None
+        memory = self.memory.get(key)
+        since = memory.unmatched_since if memory is not None else None
+        if since is not None and end - since >= self.rearm_ms:
+            del self.memory[key]
+            memory = None
+        row = self._matching_row(group, key)
+        if row is None:
+            if memory is not None and memory.unmatched_since is None:
+                memory.unmatched_since = end
+            return
+        level = self._level(row)
+        if memory is None:
+            self.memory[key] = _Memory(level)
+            fired.append(self._match(row, key, trigger, 0))
+            return
+        memory.unmatched_since = None
+        factor = self.policy.growth_factor
+        if factor is not None and memory.value > 0 and level >= factor * memory.value:
+            memory.value = level
+            memory.repeat += 1
+            fired.append(self._match(row, key, trigger, memory.repeat))
+
+    def _match(self, row: Row, key: tuple[object, ...], trigger: int, repeat: int) -> Match:
+        end = self.clock.end_ms
+        assert end is not None
+        self.metrics.matches += 1
+        return Match(
+            row, v.datetime_from_millis(end), trigger if trigger >= 0 else end, key, repeat
+        )
+
+    def _growth_column(self) -> str | None:
+        if self.policy.growth_factor is None:
+            return None
+        if self.policy.growth_column is not None:
+            return self.policy.growth_column
+        ranked = sorted(
+            zip(self._agg_names, self._specs, strict=True),
+            key=lambda ns: ns[1].fn != "count_distinct",
+        )
+        return next((n for n, s in ranked if s.fn in ("count_distinct", "count")), None)
+
+    def _level(self, row: Row) -> float:
+        if self._growth is None:
+            return 0.0
+        value = row.get(self._growth)
+        return float(value) if isinstance(value, int | float) else 0.0
+
+    # -- without STATS: each surviving event is a match --------------------------------------
+
+    def _hold(self, row: Row, ms: int, fired: list[Match]) -> None:
+        held = self.held
+        if not held or held[-1][0] <= ms:
+            held.append((ms, row))
+        else:
+            held.insert(sum(1 for t, _ in held if t <= ms), (ms, row))
+        for out in self._post_rows(row):
+            fired.append(self._match(out, (), ms, 0))
+
+    # -- the answer for the window ending now --------------------------------------------------
+
+    def snapshot(self) -> Result:
+        """What the batch executor returns for the window ending at the latest event time."""
+        post_plan = self._post_plan()
+        if self.split.aggregate is None:
+            rows: list[Row] = [r for _, r in self.held]
+        else:
+            rows = [self.group_row(g) for g in self.groups.values()]
+            if not self._keys and not self.groups:
+                rows = [self.group_row(None)]
+        now = v.datetime_from_millis(self.clock.end_ms or 0)
+        return execute(post_plan, rows, now)
+
+    def _post_plan(self) -> p.Plan:
+        cols = self.split.aggregate.columns if self.split.aggregate else self.split.pre_columns
+        source = p.Source((), (), cols, cols)
+        return p.Plan(source, self.split.post, self.split.plan.query)
+
+    def refresh_metrics(self) -> StreamMetrics:
+        m = self.metrics
+        m.groups = len(self.groups)
+        m.distinct_entries = sum(g.distinct_entries() for g in self.groups.values())
+        m.time_buckets = sum(g.buckets() for g in self.groups.values())
+        m.held_rows = len(self.held)
+        return m
+
+    @property
+    def end(self) -> datetime | None:
+        ms = self.clock.end_ms
+        return None if ms is None else v.datetime_from_millis(ms)
+
+
+def _empty_state(spec: AggSpec) -> Any:
+    from reconwatch.backends.stream.state import LastSeen, TimeCounter
+
+    return LastSeen(True) if spec.distinct else TimeCounter()
+
+
+def _cell(raw: object, type_: T) -> object:
+    """An input value (or list of values) converted as ingest indexes it; bad values dropped."""
+    if raw is None:
+        return None
+    items = raw if isinstance(raw, list) else (raw,)
+    out: list[object] = []
+    for item in items:
+        if item is None or isinstance(item, dict | list):
+            continue
+        try:
+            out.append(convert_leaf(item, type_))
+        except v.ConversionError:
+            continue
+    if not out:
+        return None
+    return out[0] if len(out) == 1 else out
+
+
+def _metadata(name: str, raw: Mapping[str, object]) -> object:
+    if name == "_version":
+        return 1
+    value = raw.get(name)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return None if value is None else str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Row-wise steps compiled once into one function per step: row -> rows.
+
+
+def _row_pipeline(steps: tuple[p.Step, ...], ctx: EvalContext) -> RowFn:
+    fns = [_ROW_STEPS[type(s)](s, ctx) for s in steps]
+
+    def run(row: Row) -> list[Row]:
+        rows = [row]
+        for fn in fns:
+            nxt: list[Row] = []
+            for r in rows:
+                nxt.extend(fn(r))
+            if not nxt:
+                return nxt
+            rows = nxt
+        return rows
+
+    return run
+
+
+def _filter(step: p.Step, ctx: EvalContext) -> RowFn:
+    assert isinstance(step, p.Filter)
+    cond = compile_expr(step.condition, ctx)
+    return lambda row: [row] if cond(row) is True else []
+
+
+def _eval(step: p.Step, ctx: EvalContext) -> RowFn:
+    assert isinstance(step, p.Eval)
+    compiled = [(name, compile_expr(expr, ctx)) for name, expr in step.assignments]
+
+    def run(row: Row) -> list[Row]:
+        out = dict(row)
+        for name, fn in compiled:
+            value = fn(out)
+            out.pop(name, None)  # a reassigned name moves to the end, as in Elasticsearch
+            out[name] = value
+        return [out]
+
+    return run
+
+
+def _project(step: p.Step, ctx: EvalContext) -> RowFn:
+    assert isinstance(step, p.Project)
+    mapping = step.mapping
+    return lambda row: [{out: row.get(src) for out, src in mapping}]
+
+
+def _mv_expand(step: p.Step, ctx: EvalContext) -> RowFn:
+    assert isinstance(step, p.MvExpand)
+    name = step.column
+
+    def run(row: Row) -> list[Row]:
+        value = row.get(name)
+        if not isinstance(value, list):
+            return [row]
+        return [{**row, name: item} for item in value]
+
+    return run
+
+
+_ROW_STEPS: dict[type, Callable[[p.Step, EvalContext], RowFn]] = {
+    p.Filter: _filter,
+    p.Eval: _eval,
+    p.Project: _project,
+    p.MvExpand: _mv_expand,
+}
