@@ -20,6 +20,7 @@ app = typer.Typer(
 
 # Each module defines `register(app)`; add a command by adding its module here.
 COMMAND_MODULES: list[str] = [
+    "reconwatch.cli.conformance",
     "reconwatch.cli.detect",
     "reconwatch.cli.query",
     "reconwatch.cli.rules",

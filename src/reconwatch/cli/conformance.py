@@ -1,0 +1,128 @@
+"""`reconwatch conformance DIR`: Elastic's csv-spec cases run on our executors, passed / failed / skipped."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from reconwatch.conformance.runner import BACKENDS, Outcome, Summary, run_all, spec_files
+from reconwatch.errors import UsageError
+
+
+class BackendChoice(StrEnum):
+    duckdb = "duckdb"
+    reference = "reference"
+    both = "both"
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def _count(summary: Summary, backend: str, outcome: Outcome, file: str | None = None) -> int:
+    return sum(
+        1
+        for r in summary.results
+        if r.backend == backend and r.outcome is outcome and file in (None, r.case.file)
+    )
+
+
+def _table(summary: Summary, backends: tuple[str, ...]) -> Table:
+    """One row per file and backend, then the totals."""
+    table = Table(title="csv-spec conformance")
+    table.add_column("file", no_wrap=True)
+    table.add_column("backend", no_wrap=True)
+    for outcome in Outcome:
+        table.add_column(outcome.value, justify="right")
+    for file in summary.files:
+        for backend in backends:
+            counts = [str(_count(summary, backend, o, file)) for o in Outcome]
+            table.add_row(file, backend, *counts)
+    table.add_section()
+    for backend in backends:
+        table.add_row("total", backend, *(str(_count(summary, backend, o)) for o in Outcome))
+    return table
+
+
+def _details(console: Console, summary: Summary, verbose: bool) -> None:
+    for problem in summary.problems:
+        console.print(f"problem: {problem.one_line()}", markup=False)
+    for r in summary.results:
+        if r.outcome is Outcome.FAILED:
+            console.print(f"FAILED  {r.case.id} [{r.backend}] ({r.case.where})", markup=False)
+            for line in r.diff or (r.reason,):
+                console.print(f"    {line}", markup=False)
+            if verbose:
+                for line in r.case.query.splitlines():
+                    console.print(f"    | {line}", markup=False)
+        elif verbose and r.outcome is Outcome.SKIPPED:
+            console.print(f"skipped {r.case.id} [{r.backend}]: {r.reason}", markup=False)
+
+
+def _as_json(summary: Summary, backends: tuple[str, ...]) -> str:
+    totals = {
+        b: {
+            o.value: sum(1 for r in summary.results if r.backend == b and r.outcome is o)
+            for o in Outcome
+        }
+        for b in backends
+    }
+    cases = [
+        {
+            "id": r.case.id,
+            "file": r.case.file,
+            "line": r.case.line,
+            "backend": r.backend,
+            "outcome": r.outcome.value,
+            "reason": r.reason,
+            "diff": list(r.diff),
+        }
+        for r in summary.results
+    ]
+    problems = [p.one_line() for p in summary.problems]
+    return json.dumps({"totals": totals, "problems": problems, "cases": cases}, indent=2)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("conformance")
+    def conformance_cmd(
+        directory: Annotated[
+            Path, typer.Argument(help="A csv-spec directory: specs/*.csv-spec, data/, mappings/.")
+        ],
+        backend: Annotated[
+            BackendChoice, typer.Option("--backend", help="Executor to run the cases on.")
+        ] = BackendChoice.duckdb,
+        case: Annotated[
+            str | None, typer.Option("--case", help="Only this case: NAME or FILE#NAME.")
+        ] = None,
+        verbose: Annotated[
+            bool, typer.Option("--verbose", "-v", help="Also list skips and failing queries.")
+        ] = False,
+        output: Annotated[
+            OutputFormat, typer.Option("--format", help="table (with failures) or json.")
+        ] = OutputFormat.table,
+    ) -> None:
+        """Run Elastic's ES|QL csv-spec cases; exit 1 if any case fails."""
+        if not spec_files(directory):
+            msg = f"{directory}: no *.csv-spec files (looked in {directory / 'specs'} and {directory})"
+            raise UsageError(msg)
+        backends = BACKENDS if backend is BackendChoice.both else (backend.value,)
+        summary = run_all(directory, backends, case)
+        if case is not None and not summary.results:
+            msg = f"no case named {case}"
+            raise UsageError(msg)
+        console = Console(highlight=False, soft_wrap=True)
+        if output is OutputFormat.json:
+            print(_as_json(summary, backends))
+        else:
+            _details(console, summary, verbose)
+            console.print(_table(summary, backends))
+        if not summary.ok:
+            raise typer.Exit(1)
