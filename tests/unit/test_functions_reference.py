@@ -119,7 +119,8 @@ def test_conversions_map_every_value() -> None:
     assert value('row a = "42" | eval b = to_integer(a)') == 42
     assert value('row a = "4.5" | eval b = to_double(a)') == 4.5
     assert value('row a = "TRUE" | eval b = to_boolean(a)') is True
-    assert value("row a = 3.9 | eval b = to_long(a)") == 3
+    assert value("row a = 3.9 | eval b = to_long(a)") == 4  # Math.round
+    assert value("row a = -2.5 | eval b = to_integer(a)") == -2
     assert value('row a = "2024-01-02T03:04:05Z" | eval b = to_datetime(a)') == datetime(
         2024, 1, 2, 3, 4, 5, tzinfo=UTC
     )

@@ -176,6 +176,7 @@ class _Stats:
 
     groups: dict[str, p.Column]
     input_columns: dict[str, p.Column]
+    aliases: Mapping[str, p.Expr] = field(default_factory=dict)
     found: list[tuple[str, p.AggCall]] = field(default_factory=list)
     filter: p.Expr | None = None
 
@@ -185,6 +186,7 @@ class _Env:
     columns: Mapping[str, p.Column]
     stats: _Stats | None = None
     in_agg: str | None = None  # text of the enclosing aggregate call
+    aliases: Mapping[str, p.Expr] = field(default_factory=dict)  # STATS groupings by name
 
 
 class _Analyzer:
@@ -197,6 +199,7 @@ class _Analyzer:
         self.used: set[str] = set()
         self.source_fields: Mapping[str, p.Column] = {}
         self.internal = 0
+        self.warnings: list[str] = []
 
     # -- errors --------------------------------------------------------------------------------
 
@@ -234,7 +237,7 @@ class _Analyzer:
         steps = self.final_limit(steps)
         if isinstance(source, p.Source):
             source = self.finish_source(source)
-        return p.Plan(source, tuple(steps), self.query.source)
+        return p.Plan(source, tuple(steps), self.query.source, tuple(self.warnings))
 
     def final_limit(self, steps: list[p.Step]) -> list[p.Step]:
         cols = self.snapshot()
@@ -454,29 +457,38 @@ class _Analyzer:
     def stats(self, cmd: ast.Stats) -> list[p.Step]:
         inputs = dict(self.columns)
         groups: list[tuple[str, p.Expr]] = []
+        aliases: dict[str, p.Expr] = {}
         for assign in cmd.by:
-            expr = self.expr(assign.expr, _Env(inputs))
-            groups.append((assign.name or self.text(assign.expr), expr))
+            # A grouping may use the groupings before it by name.
+            visible = {
+                **inputs,
+                **{n: p.Column(n, e.type, e.multivalued) for n, e in aliases.items()},
+            }
+            expr = self.expr(assign.expr, _Env(visible, aliases=aliases))
+            name = assign.name or self.text(assign.expr)
+            groups.append((name, expr))
+            if not (isinstance(expr, p.Ref) and expr.name == name):
+                aliases[name] = expr
+            else:
+                aliases.pop(name, None)
         group_cols = {n: p.Column(n, e.type) for n, e in groups}
+        # Inside aggregates and their WHERE, a grouping's name means its expression.
+        agg_inputs = {
+            **inputs,
+            **{n: p.Column(n, e.type, e.multivalued) for n, e in aliases.items()},
+        }
         outputs: list[tuple[str, p.Expr | p.AggCall]] = []
         collected: list[tuple[str, p.AggCall]] = []
         for agg in cmd.aggs:
             name = agg.name or self.text(agg.expr)
-            if not any(_is_agg_call(n) for n in _walk(agg.expr)):
-                raise self.error(
-                    f"expected an aggregate function but found [{self.text(agg.expr)}]", agg.span
-                )
-            st = _Stats(group_cols, inputs)
+            st = _Stats(group_cols, agg_inputs, aliases=aliases)
             if agg.where is not None:
-                st.filter = self.condition(agg.where, _Env(inputs))
+                st.filter = self.condition(agg.where, _Env(agg_inputs, aliases=aliases))
             resolved = self.expr(agg.expr, _Env(group_cols, stats=st))
-            if not st.found:
-                raise self.error(
-                    f"expected an aggregate function but found [{self.text(agg.expr)}]", agg.span
-                )
             direct = isinstance(resolved, p.Ref) and len(st.found) == 1 and _is_agg_call(agg.expr)
             outputs.append((name, st.found[0][1] if direct else resolved))
             collected.extend(st.found)
+        self.shadow_warnings(cmd)
         # Rightmost wins among equal names; a grouping wins over an aggregate.
         group_names = [n for n, _ in groups]
         kept_groups = [(n, e) for i, (n, e) in enumerate(groups) if n not in group_names[i + 1 :]]
@@ -495,6 +507,24 @@ class _Analyzer:
                 self.columns[n] = p.Column(n, e.type)
             return [p.Aggregate(aggs, tuple(kept_groups), self.snapshot(), cmd.span)]
         return self.lowered_stats(cmd.span, collected, kept, kept_groups)
+
+    def shadow_warnings(self, cmd: ast.Stats) -> None:
+        """Elasticsearch's warning for each STATS column hidden by a later one of the same name
+        (a grouping hides aggregates)."""
+        entries = [(a.name or self.text(a.expr), a.span, False) for a in cmd.aggs]
+        entries += [(g.name or self.text(g.expr), g.span, True) for g in cmd.by]
+        for name in dict.fromkeys(n for n, _, _ in entries):
+            same = [(span, is_group) for n, span, is_group in entries if n == name]
+            if len(same) < 2:
+                continue
+            groups = [span for span, is_group in same if is_group]
+            winner = groups[-1] if groups else same[-1][0]
+            for span, _ in same:
+                if span is not winner and span != ast.NO_SPAN:
+                    self.warnings.append(
+                        f"Line {span.line}:{span.col}: Field '{name}' shadowed by field at "
+                        f"line {winner.line}:{winner.col}"
+                    )
 
     def lowered_stats(
         self,
@@ -569,6 +599,9 @@ class _Analyzer:
         return p.Const(vals if len(vals) > 1 else vals[0], type_, node.span)
 
     def field(self, node: ast.Field, env: _Env) -> p.Expr:
+        alias = env.aliases.get(node.name)
+        if alias is not None:
+            return alias
         col = env.columns.get(node.name)
         if col is None:
             if env.stats is not None and node.name in env.stats.input_columns:
@@ -711,6 +744,13 @@ class _Analyzer:
         fn = "rlike" if node.regex else "like"
         for pattern in node.patterns:
             self.check_pattern(pattern, node)
+        if all(pat == ("." + "*" if node.regex else "*") for pat in node.patterns):
+            # Elasticsearch rewrites a match-everything pattern to IS NOT NULL (so a multivalue
+            # matches and NOT LIKE "*" keeps the nulls); reconwatch does the same.
+            present = p.Call("is_not_null", (value,), T.BOOLEAN, False, node.span)
+            return (
+                p.Call("not", (present,), T.BOOLEAN, False, node.span) if node.negated else present
+            )
         patterns = tuple(p.Const(pat, T.KEYWORD, node.span) for pat in node.patterns)
         call = p.Call(fn, (value, *patterns), T.BOOLEAN, False, node.span)
         return p.Call("not", (call,), T.BOOLEAN, False, node.span) if node.negated else call
@@ -865,7 +905,7 @@ class _Analyzer:
             raise self.error(
                 f"aggregate function [{text}] not allowed outside STATS command", node.span
             )
-        inner = _Env(st.input_columns, in_agg=text)
+        inner = _Env(st.input_columns, in_agg=text, aliases=st.aliases)
         args = [self.expr(a, inner) for a in node.args]
         star = node.star or (fn.name == "count" and not args)
         if not star:

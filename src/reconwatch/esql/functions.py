@@ -102,6 +102,8 @@ def first_non_null(args: Sequence[T]) -> T:
 
 def sum_type(args: Sequence[T]) -> T:
     t = args[0] if args else T.NULL
+    if t is T.NULL:
+        return T.NULL
     return T.DOUBLE if t is T.DOUBLE else T.UNSIGNED_LONG if t is T.UNSIGNED_LONG else T.LONG
 
 

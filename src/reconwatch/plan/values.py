@@ -208,7 +208,8 @@ def _to_int(value: object, type_: DataType) -> int:
         if math.isnan(value) or math.isinf(value):
             msg = f"[{java_double(value)}] out of [{type_.value}] range"
             raise ConversionError(msg)
-        return _int_in_range(int(value), type_)
+        # Elasticsearch converts a double with Math.round: half up, toward positive infinity.
+        return _int_in_range(math.floor(value + 0.5), type_)
     if isinstance(value, datetime):
         return _int_in_range(datetime_to_millis(value), type_)
     if isinstance(value, str):

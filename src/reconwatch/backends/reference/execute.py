@@ -28,7 +28,7 @@ def execute(plan: p.Plan, rows: Iterable[Mapping[str, object]], now: datetime) -
         stream = _STEPS[type(step)](step, stream, ctx)
     names = [c.name for c in plan.columns]
     out = [tuple(row.get(n) for n in names) for row in stream]
-    return Result(plan.columns, out, ctx.warnings.as_list())
+    return Result(plan.columns, out, [*plan.warnings, *ctx.warnings.as_list()])
 
 
 def _source(
