@@ -1,0 +1,52 @@
+"""Elastic's csv-spec cases (shared/esql-spec) on every backend: skipped ones name why, the rest pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconwatch.conformance.datasets import SpecData, load_spec_data
+from reconwatch.conformance.runner import BACKENDS, Outcome, run_case, spec_files
+from reconwatch.conformance.specfile import SpecCase, SpecFile, parse_spec_file
+
+SPEC_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "esql-spec"
+FILES: list[SpecFile] = (
+    [parse_spec_file(p) for p in spec_files(SPEC_DIR)] if SPEC_DIR.is_dir() else []
+)
+CASES: list[SpecCase] = [case for spec in FILES for case in spec.cases]
+# DuckDB opens a connection per case: the whole file takes seconds there.
+PARAMS = [
+    pytest.param(
+        case,
+        backend,
+        id=f"{case.id}-{backend}",
+        marks=[pytest.mark.slow] if backend == "duckdb" else [],
+    )
+    for case in CASES
+    for backend in BACKENDS
+]
+
+pytestmark = pytest.mark.skipif(not SPEC_DIR.is_dir(), reason=f"no spec directory at {SPEC_DIR}")
+
+
+@pytest.fixture(scope="module")
+def data() -> SpecData:
+    return load_spec_data(SPEC_DIR)
+
+
+def test_spec_files_and_data_load_cleanly(data: SpecData) -> None:
+    assert FILES, "no *.csv-spec files found"
+    assert [p.one_line() for spec in FILES for p in spec.problems] == []
+    assert [p.one_line() for p in data.problems] == []
+    assert set(data.indices) == {"employees", "hosts", "sample_data"}
+
+
+@pytest.mark.parametrize(("case", "backend"), PARAMS)
+def test_case(case: SpecCase, backend: str, data: SpecData) -> None:
+    result = run_case(case, data, backend)
+    if result.outcome is Outcome.SKIPPED:
+        pytest.skip(result.reason)
+    assert result.outcome is Outcome.PASSED, "\n".join(
+        [f"{case.where}: {result.reason}", *result.diff, "query:", case.query]
+    )
