@@ -7,6 +7,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from reconwatch.errors import QueryError, ReconwatchError
 
@@ -38,7 +39,8 @@ def _register_all() -> None:
 def report_error(exc: ReconwatchError) -> int:
     """Print a user error without a traceback and return its exit code."""
     text = exc.render() if isinstance(exc, QueryError) else exc.one_line()
-    err_console.print(f"[bold red]error:[/] {text}", markup=True, highlight=False)
+    # Escape: user text such as "Unknown column [x]" must not be read as rich markup.
+    err_console.print(f"[bold red]error:[/] {escape(text)}", markup=True, highlight=False)
     return exc.exit_code
 
 
