@@ -187,30 +187,36 @@ class StreamExecutor:
         return fired
 
     def advance(self, end_ms: int, fired: list[Match] | None = None) -> list[Match]:
-        """Slide the window to end at `end_ms`: expire old state and re-check groups it changed."""
+        """Slide the window to end at `end_ms`. State leaves in time order, each group re-checked
+        at the moment its oldest row left (so a group stops, or starts, matching when it did)."""
         out = fired if fired is not None else []
         clock = self.clock
         if clock.end_ms is not None and end_ms <= clock.end_ms:
             return out
-        clock.end_ms = end_ms
-        start = clock.start_ms = self.window.start_ms(end_ms)
-        while self.held and self.held[0][0] < start:
-            self.held.popleft()
         if end_ms >= clock.prune_at:
             self._prune_memory(end_ms)
+        start = self.window.start_ms(end_ms)
+        # The first window end at which a row of time `ms` is no longer inside.
+        leave = self.window.length_ms + (1 if self.window.closed else 0)
         heap = clock.heap
         while heap and heap[0][0] < start:
             ms, _seq, key = heapq.heappop(heap)
             group = self.groups.get(key)
             if group is None or group.heap_ms != ms:
                 continue  # stale: the group was re-queued at an older time or removed
-            group.expire(start)
+            clock.end_ms = max(ms + leave, clock.end_ms or 0)
+            clock.start_ms = self.window.start_ms(clock.end_ms)
+            group.expire(clock.start_ms)
             if group.empty:
                 del self.groups[key]
                 self._judge(key, None, out)
                 continue
             self._queue(group, group.rows.buckets[0][0])
             self._judge(key, group, out)
+        clock.end_ms = end_ms
+        clock.start_ms = start
+        while self.held and self.held[0][0] < start:
+            self.held.popleft()
         return out
 
     def _prune_memory(self, end_ms: int) -> None:
