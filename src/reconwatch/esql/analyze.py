@@ -459,12 +459,8 @@ class _Analyzer:
         groups: list[tuple[str, p.Expr]] = []
         aliases: dict[str, p.Expr] = {}
         for assign in cmd.by:
-            # A grouping may use the groupings before it by name.
-            visible = {
-                **inputs,
-                **{n: p.Column(n, e.type, e.multivalued) for n, e in aliases.items()},
-            }
-            expr = self.expr(assign.expr, _Env(visible, aliases=aliases))
+            # Groupings see the STATS input only, not each other (`BY l = l + 1, l = l + 1`).
+            expr = self.expr(assign.expr, _Env(inputs))
             name = assign.name or self.text(assign.expr)
             groups.append((name, expr))
             if not (isinstance(expr, p.Ref) and expr.name == name):

@@ -201,6 +201,8 @@ aggregate("min", [_p("field", ORDERED)], same_as(0, text_to_keyword=True))
 aggregate("max", [_p("field", ORDERED)], same_as(0, text_to_keyword=True))
 aggregate("sum", [_p("number", NUMERIC)], sum_type)
 aggregate("avg", [_p("number", NUMERIC)], fixed(T.DOUBLE))
+aggregate("std_dev", [_p("number", NUMERIC)], fixed(T.DOUBLE))
+aggregate("std_var", [_p("number", NUMERIC)], fixed(T.DOUBLE))
 aggregate(
     "top",
     [_p("field", ORDERED), _p("limit", INTEGRAL), _p("order", STRING, optional=True)],
@@ -527,7 +529,6 @@ UNSUPPORTED: frozenset[str] = frozenset(
         "median_absolute_deviation",
         "percentile",
         "weighted_avg",
-        "std_dev",
         "variance",
         "rate",
         "irate",

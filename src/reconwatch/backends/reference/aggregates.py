@@ -171,6 +171,25 @@ class _Avg(_Base):
         return math.fsum(self.items) / len(self.items) if self.items else None
 
 
+class _Spread(_Base):
+    """Population variance (STD_VAR) and its square root (STD_DEV)."""
+
+    def __init__(self, spec: AggSpec) -> None:
+        super().__init__(spec)
+        self.items: list[float] = []
+
+    def take(self, value: object) -> None:
+        assert isinstance(value, int | float)
+        self.items.append(float(value))
+
+    def result(self) -> object:
+        if not self.items:
+            return None
+        mean = math.fsum(self.items) / len(self.items)
+        variance = math.fsum((x - mean) ** 2 for x in self.items) / len(self.items)
+        return math.sqrt(variance) if self.spec.agg.fn == "std_dev" else variance
+
+
 class _Top(_Base):
     def __init__(self, spec: AggSpec) -> None:
         super().__init__(spec)
@@ -202,4 +221,6 @@ _STATES: dict[str, Callable[[AggSpec], _Base]] = {
     "sum": _Sum,
     "avg": _Avg,
     "top": _Top,
+    "std_dev": _Spread,
+    "std_var": _Spread,
 }
