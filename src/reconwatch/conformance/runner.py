@@ -4,6 +4,9 @@ A skip always names what is missing: an index whose data is not here, a capabili
 UNSUPPORTED_CAPABILITIES, a command/function/type the analyser or a backend refuses by name, or a
 marker in the spec itself (`-Ignore`, `#[skip:...]` covering the emulated version). Anything else
 that goes wrong, including a syntax or semantic error on an Elastic test query, is a failure.
+Warnings are in scope: they are part of ES|QL's answer (a multivalue turned into null is only
+visible through them), so a case's warnings are compared and an executor that emits none fails
+every case that lists some.
 """
 
 from __future__ import annotations
