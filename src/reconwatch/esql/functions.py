@@ -202,6 +202,8 @@ aggregate("max", [_p("field", ORDERED)], same_as(0, text_to_keyword=True))
 aggregate("sum", [_p("number", NUMERIC)], sum_type)
 aggregate("avg", [_p("number", NUMERIC)], fixed(T.DOUBLE))
 aggregate("std_dev", [_p("number", NUMERIC)], fixed(T.DOUBLE))
+aggregate("median", [_p("number", NUMERIC)], fixed(T.DOUBLE))
+aggregate("weighted_avg", [_p("number", NUMERIC), _p("weight", NUMERIC)], fixed(T.DOUBLE))
 aggregate("std_var", [_p("number", NUMERIC)], fixed(T.DOUBLE))
 aggregate(
     "top",
@@ -525,10 +527,8 @@ UNSUPPORTED: frozenset[str] = frozenset(
         "st_npoints",
         "st_simplify",
         "st_buffer",
-        "median",
         "median_absolute_deviation",
         "percentile",
-        "weighted_avg",
         "variance",
         "rate",
         "irate",

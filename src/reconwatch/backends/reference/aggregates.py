@@ -7,7 +7,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from reconwatch.backends.reference.evaluate import Compiled, EvalContext, Row, compile_expr
+from reconwatch.backends.reference.evaluate import (
+    MV_FAILURE,
+    Compiled,
+    EvalContext,
+    Row,
+    compile_expr,
+)
 from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
@@ -190,6 +196,75 @@ class _Spread(_Base):
         return math.sqrt(variance) if self.spec.agg.fn == "std_dev" else variance
 
 
+class _Median(_Base):
+    """Exact median, interpolated between the middle values (Elasticsearch's t-digest gives the
+    same on small inputs; on large ones it approximates)."""
+
+    def __init__(self, spec: AggSpec) -> None:
+        super().__init__(spec)
+        self.items: list[float] = []
+
+    def take(self, value: object) -> None:
+        assert isinstance(value, int | float)
+        self.items.append(float(value))
+
+    def result(self) -> object:
+        if not self.items:
+            return None
+        items = sorted(self.items)
+        mid = len(items) // 2
+        return items[mid] if len(items) % 2 else (items[mid - 1] + items[mid]) / 2
+
+
+class _WeightedAvg(_Base):
+    """sum(value * weight) / sum(weight); a multivalue, overflow or zero weight nulls the group."""
+
+    def __init__(self, spec: AggSpec) -> None:
+        super().__init__(spec)
+        self.products: list[float] = []
+        self.weights: list[float] = []
+        self.integral = all(a.type in (T.INTEGER, T.LONG) for a in spec.agg.args)
+        self.failure: str | None = None
+        weight = spec.agg.args[1]
+        self.constant_weight = isinstance(weight, p.Const) and not isinstance(weight.value, list)
+
+    def add(self, row: Row) -> None:
+        spec = self.spec
+        if spec.filter is not None and spec.filter(row) is not True:
+            return
+        value, weight = spec.args[0](row), spec.args[1](row)
+        if self.constant_weight and isinstance(value, list) and weight is not None:
+            # Elasticsearch folds a constant weight into a plain average over every value.
+            for item in value:
+                assert isinstance(item, int | float) and isinstance(weight, int | float)
+                self.products.append(item * weight)
+                self.weights.append(weight)
+            return
+        if isinstance(value, list) or isinstance(weight, list):
+            self.failure = MV_FAILURE
+            return
+        if value is None or weight is None:
+            return
+        assert isinstance(value, int | float) and isinstance(weight, int | float)
+        self.products.append(value * weight)
+        self.weights.append(weight)
+
+    def take(self, value: object) -> None:
+        raise TypeError("weighted_avg reads whole rows")
+
+    def result(self) -> object:
+        total = sum(self.products) if self.integral else math.fsum(self.products)
+        weights = sum(self.weights) if self.integral else math.fsum(self.weights)
+        if self.failure is None and self.integral and not v.LONG_MIN <= total <= v.LONG_MAX:
+            self.failure = "java.lang.ArithmeticException: long overflow"
+        if self.failure is None and self.weights and weights == 0:
+            self.failure = "java.lang.ArithmeticException: / by zero"
+        if self.failure is not None:
+            self.spec.ctx.fail(self.spec.agg.span, self.failure)
+            return None
+        return float(total) / float(weights) if self.weights else None
+
+
 class _Top(_Base):
     def __init__(self, spec: AggSpec) -> None:
         super().__init__(spec)
@@ -223,4 +298,6 @@ _STATES: dict[str, Callable[[AggSpec], _Base]] = {
     "top": _Top,
     "std_dev": _Spread,
     "std_var": _Spread,
+    "median": _Median,
+    "weighted_avg": _WeightedAvg,
 }
