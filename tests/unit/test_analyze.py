@@ -341,3 +341,24 @@ def test_upstream_corpus_rules_analyse_or_refuse_by_name() -> None:
         analysed += 1
     assert refused + analysed == len(list(corpus.glob("*.toml")))
     assert analysed >= 140
+
+
+def test_stats_shadowing_warnings() -> None:
+    plan = plan_of("from x | stats h = avg(height), h = min(height) by languages")
+    assert plan.warnings == ("Line 1:16: Field 'h' shadowed by field at line 1:33",)
+    plan = plan_of("from x | stats languages = count(*) by languages")
+    assert plan.warnings == ("Line 1:16: Field 'languages' shadowed by field at line 1:40",)
+
+
+def test_grouping_names_inside_aggregates_mean_the_grouping() -> None:
+    plan = plan_of("from x | stats m = max(l) where l > 1 by l = languages + 1")
+    agg = plan.steps[0]
+    assert isinstance(agg, p.Aggregate)
+    call = agg.aggregates[0][1]
+    assert isinstance(call.args[0], p.Call) and call.args[0].fn == "add"
+    assert isinstance(call.filter, p.Call) and isinstance(call.filter.args[0], p.Call)
+
+
+def test_expressions_over_group_keys_need_no_aggregate() -> None:
+    plan = plan_of("from x | stats e = length(f) + 1, count(*) by f = first_name")
+    assert [c.name for c in plan.columns] == ["e", "count(*)", "f"]

@@ -327,3 +327,20 @@ def test_sum_overflow_warns() -> None:
     )
     assert result.rows == [(None,)]
     assert result.warnings[1].endswith("java.lang.ArithmeticException: long overflow")
+
+
+def test_median_std_and_weighted_avg() -> None:
+    got = stats(
+        "row a = [1, 2, 3, 10] | stats m = median(a), sd = std_dev(a), sv = std_var(a), "
+        "w = weighted_avg(a, 2)"
+    )
+    assert got == {"m": 2.5, "sd": 3.5355339059327378, "sv": 12.5, "w": 4.0}
+    result = execute(
+        compile_query("row v = [1, 2], w = [1, 2] | stats x = weighted_avg(v, w)", EMPTY), [], NOW
+    )
+    assert result.rows == [(None,)] and result.warnings[1].endswith(MV_WARNING)
+
+
+def test_like_star_is_is_not_null() -> None:
+    assert value('row a = ["x", "y"] | eval b = a like "*"') is True
+    assert value('row a = null | eval b = a not like "*"') is True
