@@ -26,6 +26,7 @@ COMMAND_MODULES: list[str] = [
     "reconwatch.cli.query",
     "reconwatch.cli.rules",
     "reconwatch.cli.simulate",
+    "reconwatch.cli.sensor",
 ]
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -1,0 +1,276 @@
+"""The eBPF collector: runs bpftrace on the shipped script and turns its lines into Connections."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from reconwatch.errors import SensorError
+from reconwatch.sensor.ecs import ACCEPTED, ATTEMPTED, Connection
+from reconwatch.sensor.procs import ProcessCache
+
+TRACEFS = Path("/sys/kernel/tracing")
+_LOST = re.compile(r"Lost (\d+) events")
+_READY_TIMEOUT = 120.0  # bpftrace compiles with LLVM; a loaded 2-core machine needs a while
+# Per-CPU perf buffer pages; the default (64) overflows near 20k events/s.
+_PERF_PAGES = "1024"
+_UDP_SEEN_MAX = 65536
+
+
+def script_path() -> Path:
+    return Path(str(resources.files("reconwatch.sensor") / "scripts" / "connections.bt"))
+
+
+@dataclass(slots=True)
+class Stats:
+    lines: int = 0
+    attempted: int = 0
+    accepted: int = 0
+    udp: int = 0
+    udp_repeats: int = 0
+    execs: int = 0
+    lost: int = 0
+    bad_lines: int = 0
+    own: int = 0
+    executable_unknown: int = 0
+    tracer_messages: list[str] = field(default_factory=list)
+
+
+def check_environment(*, mount_tracefs: bool = True) -> str:
+    """The bpftrace binary to run, after checking root and tracefs; SensorError names the fix."""
+    binary = shutil.which("bpftrace")
+    if binary is None:
+        raise SensorError(
+            "bpftrace is not installed: install it with `apt-get install -y bpftrace` "
+            "(or use --backend auditd)"
+        )
+    if os.geteuid() != 0:
+        raise SensorError("the sensor needs root to load eBPF programs: run it as root (sudo)")
+    ensure_tracefs(mount=mount_tracefs)
+    return binary
+
+
+def ensure_tracefs(*, mount: bool = True) -> None:
+    """bpftrace reports 'tracepoint not found' without tracefs; as root, mount it."""
+    if (TRACEFS / "events").is_dir():
+        return
+    fix = f"mount -t tracefs nodev {TRACEFS}"
+    if not mount or os.geteuid() != 0:
+        raise SensorError(f"tracefs is not mounted at {TRACEFS}: run `{fix}` as root")
+    result = subprocess.run(
+        ["mount", "-t", "tracefs", "nodev", str(TRACEFS)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0 or not (TRACEFS / "events").is_dir():
+        detail = result.stderr.strip() or "no events directory after mounting"
+        raise SensorError(f"tracefs is not mounted and `{fix}` failed: {detail}")
+
+
+def explain_failure(stderr: str) -> str:
+    """One line naming the fix for a bpftrace that would not start."""
+    errors = [
+        line
+        for line in stderr.splitlines()
+        if "ERROR" in line and "RLIMIT_MEMLOCK" not in line  # that one is only a warning
+    ]
+    text = "\n".join(errors) or stderr.strip()
+    if "tracepoint not found" in text:
+        return f"bpftrace: tracepoint not found; mount tracefs: `mount -t tracefs nodev {TRACEFS}`"
+    if "Operation not permitted" in text or "permission" in text.lower():
+        return (
+            "eBPF is not permitted here (needs root with CAP_BPF/CAP_SYS_ADMIN, no kernel "
+            "lockdown, not an unprivileged container): run as root on the host or use --backend auditd"
+        )
+    first = errors[0] if errors else (text.splitlines() or ["no output"])[0]
+    return f"bpftrace failed to start: {first.strip()}"
+
+
+class BpfCollector:
+    """Runs bpftrace and yields Connections until stop() is called and the tracer has drained."""
+
+    def __init__(self, *, binary: str, cache: ProcessCache | None = None) -> None:
+        self.binary = binary
+        self.cache = cache or ProcessCache()
+        self.stats = Stats()
+        self.proc: subprocess.Popen[str] | None = None
+        self.own_pids: set[int] = {os.getpid()}
+        self._udp_seen: OrderedDict[tuple[int, str, int], None] = OrderedDict()
+        self._clock_offset = time.time() - time.monotonic()
+        self._stderr: list[str] = []
+        self._stderr_thread: threading.Thread | None = None
+        self._stop_requested = False
+
+    def start(self) -> None:
+        env = dict(os.environ, BPFTRACE_PERF_RB_PAGES=_PERF_PAGES)
+        self.proc = subprocess.Popen(
+            [self.binary, "-B", "line", str(script_path())],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            env=env,
+            start_new_session=True,  # we decide when it stops, so a terminal ^C cannot cut it short
+        )
+        self.own_pids.add(self.proc.pid)
+        self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_thread.start()
+        self._wait_ready()
+
+    def _read_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._stderr.append(line)
+            self._note_lost(line)
+
+    def _note_lost(self, line: str) -> bool:
+        match = _LOST.search(line)
+        if match:
+            self.stats.lost += int(match.group(1))
+        return match is not None
+
+    def _wait_ready(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        # A tracer that hangs before its first line is killed, which ends the loop below.
+        watchdog = threading.Timer(_READY_TIMEOUT, self.kill)
+        watchdog.start()
+        try:
+            for line in self.proc.stdout:
+                if line.startswith("R\tready"):
+                    return
+        finally:
+            watchdog.cancel()
+        self.proc.kill()
+        self.proc.wait()
+        if self._stop_requested:
+            return  # stopped while bpftrace was still compiling: nothing to report
+        if self._stderr_thread is not None:
+            self._stderr_thread.join(timeout=5)
+        raise SensorError(explain_failure("".join(self._stderr)))
+
+    def stop(self) -> None:
+        """Ask bpftrace to finish; events already in its buffers still come out of events()."""
+        self._stop_requested = True
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+
+    def events(self) -> Iterator[Connection]:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            conn = self.handle_line(line)
+            if conn is not None:
+                yield conn
+        self.proc.wait()
+        if self._stderr_thread is not None:
+            self._stderr_thread.join(timeout=5)
+
+    def summary(self) -> str:
+        s = self.stats
+        text = (
+            f"captured {s.attempted} connection attempts, {s.accepted} accepts, {s.udp} UDP "
+            f"destinations; lost {s.lost} events (tracer buffer full)"
+        )
+        if s.executable_unknown:
+            text += f"; {s.executable_unknown} with unknown executable"
+        if s.bad_lines:
+            text += f"; {s.bad_lines} unparsable tracer lines"
+        return text
+
+    def handle_line(self, line: str) -> Connection | None:
+        """Parse one tracer line: update the process cache or return a Connection."""
+        self.stats.lines += 1
+        parts = line.rstrip("\n").split("\t")
+        try:
+            kind = parts[0]
+            if kind == "X":
+                self._exec(parts)
+            elif kind in ("C", "A", "U"):
+                return self._connection(kind, parts)
+            elif not line.strip() or self._note_lost(line):
+                pass
+            else:
+                self.stats.tracer_messages.append(line.strip())
+        except (IndexError, ValueError):
+            self.stats.bad_lines += 1
+        return None
+
+    def _timestamp(self, nsecs: str) -> float:
+        return self._clock_offset + int(nsecs) / 1e9
+
+    def _exec(self, parts: list[str]) -> None:
+        _, nsecs, pid, ppid, _uid = parts[:5]
+        filename = "\t".join(parts[5:])
+        self.stats.execs += 1
+        self.cache.on_exec(int(pid), filename, int(ppid), self._timestamp(nsecs))
+
+    def _connection(self, kind: str, parts: list[str]) -> Connection | None:
+        pid, uid, family = int(parts[2]), int(parts[3]), int(parts[4])
+        if pid in self.own_pids:
+            self.stats.own += 1  # our own output traffic is not something we observe
+            return None
+        if kind == "C":
+            src_ip, src_port, dst_ip, dst_port = parts[5], int(parts[6]), parts[7], int(parts[8])
+            comm = "\t".join(parts[9:])
+        else:
+            src_ip, src_port, dst_ip, dst_port = None, None, parts[5], int(parts[6])
+            comm = "\t".join(parts[7:])
+        if kind == "U" and self._udp_repeat(pid, dst_ip, dst_port):
+            return None
+        info = self.cache.lookup(pid)
+        self._count(kind, info.executable)
+        return Connection(
+            timestamp=self._timestamp(parts[1]),
+            action=ACCEPTED if kind == "A" else ATTEMPTED,
+            pid=pid,
+            dst_ip=dst_ip,
+            dst_port=dst_port,
+            family=family,
+            name=comm,
+            executable=info.executable,
+            args=info.args,
+            ppid=info.ppid,
+            uid=uid,
+            user_name=self.cache.user_name(uid),
+            transport="udp" if kind == "U" else "tcp",
+            src_ip=src_ip,
+            src_port=src_port or None,  # 0 until the kernel picks the ephemeral port
+            process_start=info.start,
+        )
+
+    def _count(self, kind: str, executable: str | None) -> None:
+        if kind == "C":
+            self.stats.attempted += 1
+        elif kind == "A":
+            self.stats.accepted += 1
+        else:
+            self.stats.udp += 1
+        if executable is None:
+            self.stats.executable_unknown += 1
+
+    def _udp_repeat(self, pid: int, ip: str, port: int) -> bool:
+        """UDP has no handshake: report a destination the first time a process uses it."""
+        key = (pid, ip, port)
+        if key in self._udp_seen:
+            self._udp_seen.move_to_end(key)
+            self.stats.udp_repeats += 1
+            return True
+        self._udp_seen[key] = None
+        if len(self._udp_seen) > _UDP_SEEN_MAX:
+            self._udp_seen.popitem(last=False)
+        return False

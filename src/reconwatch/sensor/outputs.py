@@ -1,0 +1,270 @@
+"""Where events go: NDJSON files with size rotation, stdout, or Elasticsearch `_bulk` over HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO, Protocol
+
+import msgspec
+
+from reconwatch.sensor.ecs import INDEX
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(doc: dict[str, object]) -> bytes:
+    return _encoder.encode(doc)
+
+
+class Sink(Protocol):
+    def write(self, doc: dict[str, object]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def report(self) -> str: ...
+
+
+class StreamSink:
+    """NDJSON to an open binary stream (stdout)."""
+
+    def __init__(self, stream: IO[bytes] | None = None) -> None:
+        self.stream = stream or sys.stdout.buffer
+        self.count = 0
+
+    def write(self, doc: dict[str, object]) -> None:
+        self.stream.write(encode(doc) + b"\n")
+        self.count += 1
+
+    def flush(self) -> None:
+        with contextlib.suppress(BrokenPipeError):
+            self.stream.flush()
+
+    def close(self) -> None:
+        self.flush()
+
+    def report(self) -> str:
+        return f"{self.count} events to stdout"
+
+
+class FileSink:
+    """NDJSON file; at max_bytes it becomes FILE.1 (older ones shift up to FILE.<keep>)."""
+
+    def __init__(self, path: Path, *, max_bytes: int = 100 * 1024 * 1024, keep: int = 5) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.keep = keep
+        self.count = 0
+        self.rotations = 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = path.open("ab")
+        self.size = self.handle.tell()
+
+    def write(self, doc: dict[str, object]) -> None:
+        line = encode(doc) + b"\n"
+        if self.size and self.size + len(line) > self.max_bytes:
+            self._rotate()
+        self.handle.write(line)
+        self.size += len(line)
+        self.count += 1
+
+    def _rotate(self) -> None:
+        self.handle.close()
+        for index in range(self.keep - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{index}")
+            if older.exists():
+                older.replace(self.path.with_name(f"{self.path.name}.{index + 1}"))
+        if self.keep > 0:
+            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        else:
+            self.path.unlink()
+        self.handle = self.path.open("ab")
+        self.size = 0
+        self.rotations += 1
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+
+    def report(self) -> str:
+        return f"{self.count} events to {self.path} ({self.rotations} rotations)"
+
+
+def bulk_body(docs: list[bytes], index: str = INDEX) -> bytes:
+    """Elasticsearch `_bulk` NDJSON: a `create` action per document (data streams need create)."""
+    action = json.dumps({"create": {"_index": index}}).encode()
+    return b"".join(action + b"\n" + doc + b"\n" for doc in docs)
+
+
+class HttpSink:
+    """Batches documents into an on-disk spool and POSTs them to a `_bulk` URL from a thread.
+
+    The spool survives receiver outages and restarts; when it would exceed max_spool_bytes the
+    oldest batch is dropped and counted. Retries back off exponentially up to max_backoff.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        spool: Path,
+        *,
+        batch_size: int = 1000,
+        flush_interval: float = 1.0,
+        max_spool_bytes: int = 256 * 1024 * 1024,
+        max_backoff: float = 30.0,
+        timeout: float = 10.0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.url = url
+        self.spool = spool
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.max_spool_bytes = max_spool_bytes
+        self.max_backoff = max_backoff
+        self.timeout = timeout
+        self.headers = {"Content-Type": "application/x-ndjson", **(headers or {})}
+        self.sent = self.dropped = self.rejected = self.retries = 0
+        self.last_error = ""
+        self._pending: list[bytes] = []
+        self._pending_since = time.monotonic()
+        self._seq = int(time.time() * 1000)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        spool.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._run, name="bulk-sender", daemon=True)
+        self._thread.start()
+
+    def write(self, doc: dict[str, object]) -> None:
+        with self._lock:
+            if not self._pending:
+                self._pending_since = time.monotonic()
+            self._pending.append(encode(doc))
+            full = len(self._pending) >= self.batch_size
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        """Seal the pending documents into a spool batch (durable) and wake the sender."""
+        with self._lock:
+            docs, self._pending = self._pending, []
+            if docs:
+                self._seq += 1
+                name = f"batch-{self._seq:016d}.ndjson"
+                tmp = self.spool / f".{name}"
+                tmp.write_bytes(bulk_body(docs))
+                tmp.replace(self.spool / name)
+        if docs:
+            self._enforce_bound()
+        self._wake.set()
+
+    def _batches(self) -> list[Path]:
+        return sorted(self.spool.glob("batch-*.ndjson"))
+
+    def _enforce_bound(self) -> None:
+        batches = self._batches()
+        total = sum(p.stat().st_size for p in batches)
+        while batches and total > self.max_spool_bytes:
+            oldest = batches.pop(0)
+            total -= oldest.stat().st_size
+            self.dropped += oldest.read_bytes().count(b"\n") // 2
+            oldest.unlink(missing_ok=True)
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            with self._lock:
+                stale = (
+                    self._pending and time.monotonic() - self._pending_since >= self.flush_interval
+                )
+            if stale:
+                self.flush()
+            batches = self._batches()
+            if not batches:
+                if self._closing.is_set():
+                    return
+                self._wake.wait(self.flush_interval / 2)
+                self._wake.clear()
+                continue
+            if self._send(batches[0]):
+                backoff = 0.5
+                continue
+            if self._closing.is_set():
+                return  # the receiver is down at shutdown: the spool keeps the rest for next time
+            self.retries += 1
+            self._wake.wait(backoff)
+            self._wake.clear()
+            backoff = min(backoff * 2, self.max_backoff)
+
+    def _send(self, batch: Path) -> bool:
+        body = batch.read_bytes()
+        request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                reply = json.loads(response.read() or b"{}")
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            self.last_error = str(exc)
+            return False
+        retry = self._retryable_items(body, reply)
+        if retry:
+            batch.write_bytes(retry)
+            return False
+        batch.unlink(missing_ok=True)
+        return True
+
+    def _retryable_items(self, body: bytes, reply: object) -> bytes:
+        """Keep the items worth retrying (429, 5xx); count permanent rejections; 409 is done."""
+        lines = body.split(b"\n")
+        pairs = len(lines) // 2
+        items = reply.get("items") if isinstance(reply, dict) and reply.get("errors") else None
+        if not isinstance(items, list):
+            self.sent += pairs
+            return b""
+        keep: list[bytes] = []
+        for index, item in enumerate(items[:pairs]):
+            status = _item_status(item)
+            if status == 429 or status >= 500:
+                keep += [lines[2 * index], lines[2 * index + 1]]
+            elif status >= 400 and status != 409:
+                self.rejected += 1
+            else:
+                self.sent += 1
+        return b"".join(line + b"\n" for line in keep)
+
+    def close(self, deadline: float = 10.0) -> None:
+        """Flush, then give the sender until the deadline to empty the spool."""
+        self.flush()
+        self._closing.set()
+        self._wake.set()
+        self._thread.join(timeout=deadline)
+
+    def report(self) -> str:
+        waiting = sum(p.read_bytes().count(b"\n") // 2 for p in self._batches())
+        text = f"{self.sent} events sent to {self.url}, {waiting} waiting in {self.spool}"
+        if self.dropped or self.rejected:
+            text += f", {self.dropped} dropped (spool full), {self.rejected} rejected"
+        if self.last_error and waiting:
+            text += f"; last error: {self.last_error}"
+        return text
+
+
+def _item_status(item: object) -> int:
+    """The HTTP status of one `_bulk` response item, `{"create": {"status": 201, ...}}`."""
+    if isinstance(item, dict):
+        for result in item.values():
+            if isinstance(result, dict) and isinstance(result.get("status"), int):
+                return int(result["status"])
+    return 200

@@ -1,0 +1,85 @@
+"""pid -> executable, args and user: fed by exec events, falling back to /proc for older processes."""
+
+from __future__ import annotations
+
+import os
+import pwd
+from collections import OrderedDict
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    executable: str | None
+    args: list[str] | None = None
+    ppid: int | None = None
+    start: float | None = None  # epoch seconds of the exec, when seen
+
+
+def _readlink_exe(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return None
+    parts = [p.decode("utf-8", "replace") for p in raw.split(b"\0") if p]
+    return parts or None
+
+
+class ProcessCache:
+    """Bounded LRU of what each live pid runs; exec events keep it right for short-lived processes."""
+
+    def __init__(self, capacity: int = 65536) -> None:
+        self.capacity = capacity
+        self.entries: OrderedDict[int, ProcessInfo] = OrderedDict()
+        self.users: dict[int, str | None] = {}
+
+    def on_exec(self, pid: int, filename: str, ppid: int | None, start: float) -> None:
+        # /proc names the real binary (the interpreter for a script); the exec path is the
+        # fallback when the process is already gone.
+        exe = _readlink_exe(pid)
+        if exe is None and filename.startswith("/"):
+            exe = filename
+        self._put(pid, ProcessInfo(exe, _cmdline(pid), ppid, start))
+
+    def lookup(self, pid: int) -> ProcessInfo:
+        info = self.entries.get(pid)
+        if info is not None:
+            self.entries.move_to_end(pid)
+            return info
+        info = ProcessInfo(_readlink_exe(pid), _cmdline(pid), _ppid(pid))
+        if info.executable is not None:
+            self._put(pid, info)
+        return info
+
+    def _put(self, pid: int, info: ProcessInfo) -> None:
+        self.entries[pid] = info
+        self.entries.move_to_end(pid)
+        while len(self.entries) > self.capacity:
+            self.entries.popitem(last=False)
+
+    def user_name(self, uid: int) -> str | None:
+        if uid not in self.users:
+            try:
+                self.users[uid] = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                self.users[uid] = None
+        return self.users[uid]
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    # comm (field 2) may hold spaces and parentheses; fields after the last ')' are fixed.
+    fields = stat.rpartition(")")[2].split()
+    return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None

@@ -1,0 +1,83 @@
+"""The sensor loop: a collector's Connections -> ECS documents -> a sink, with a clean stop on signals."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Protocol
+
+from reconwatch.sensor.ecs import Connection, to_ecs
+from reconwatch.sensor.host import HostInfo
+from reconwatch.sensor.outputs import Sink
+
+
+class Collector(Protocol):
+    def start(self) -> None: ...
+
+    def events(self) -> Iterator[Connection]: ...
+
+    def stop(self) -> None: ...
+
+    def summary(self) -> str: ...
+
+
+class _Flusher:
+    """Flushes the sink every interval so a quiet host still gets its events written."""
+
+    def __init__(self, sink: Sink, lock: threading.Lock, interval: float = 1.0) -> None:
+        self.sink, self.lock, self.interval = sink, lock, interval
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="flusher", daemon=True)
+
+    def _run(self) -> None:
+        while not self.done.wait(self.interval):
+            with self.lock:
+                self.sink.flush()
+
+
+def run(
+    collector: Collector,
+    sink: Sink,
+    host: HostInfo,
+    *,
+    log: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True),
+    ready: Callable[[], None] | None = None,
+) -> int:
+    """Capture until SIGINT/SIGTERM, then drain the collector and flush the sink; returns events."""
+    lock = threading.Lock()
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            log(f"{signal.Signals(signum).name}: stopping, flushing events")
+        collector.stop()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    count = 0
+    flusher = _Flusher(sink, lock)
+    try:
+        collector.start()
+        log(f"sensor running (agent.id {host.agent_id}); SIGINT or SIGTERM stops it")
+        if ready is not None:
+            ready()
+        flusher.thread.start()
+        for conn in collector.events():
+            doc = to_ecs(conn, host, ingested=time.time())
+            with lock:
+                sink.write(doc)
+            count += 1
+    finally:
+        flusher.done.set()
+        collector.stop()
+        with lock:
+            sink.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log(collector.summary())
+    log(sink.report())
+    return count
