@@ -261,3 +261,16 @@ def test_compile_expr_and_compile_agg_are_reusable() -> None:
     for ip in ("10.0.0.1", "10.0.0.2", "10.0.0.1"):
         state.add({"destination.ip": ip})
     assert state.result() == 2
+
+
+def test_or_of_constant_tests_on_one_field_warns_at_the_field() -> None:
+    rows = [{"destination.ip": ["10.0.0.1", "10.0.0.2"]}]
+    query = (
+        'from x | where cidr_match(destination.ip, "10.0.0.0/8") or destination.ip == "192.168.0.1"'
+    )
+    result = execute(compile_query(query, CATALOG), rows, NOW)
+    assert result.rows == []
+    assert result.warnings[0].startswith("Line 1:27: evaluation of [destination.ip] failed")
+    single = 'from x | where cidr_match(destination.ip, "10.0.0.0/8")'
+    result = execute(compile_query(single, CATALOG), rows, NOW)
+    assert 'evaluation of [cidr_match(destination.ip, "10.0.0.0/8")] failed' in result.warnings[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 import importlib
@@ -293,7 +294,36 @@ class _Analyzer:
 
     def where(self, cmd: ast.Where) -> p.Filter:
         cond = self.condition(cmd.condition, _Env(self.columns))
+        cond = self.combined_spans(cond)
         return p.Filter(cond, self.snapshot(), cmd.span)
+
+    def combined_spans(self, expr: p.Expr) -> p.Expr:
+        """Elasticsearch merges OR-ed tests of one field against constants (`a == 1 OR a IN (2)`,
+        CIDR_MATCHes of an ip) into one test written at the field, so a multivalue warns
+        `evaluation of [field] failed` there; the merged disjuncts get the field's span."""
+        if not isinstance(expr, p.Call):
+            return expr
+        if expr.fn in ("and", "not"):
+            return dataclasses.replace(expr, args=tuple(self.combined_spans(a) for a in expr.args))
+        if expr.fn != "or":
+            return expr
+        disjuncts = [self.combined_spans(d) for d in _flatten_or(expr)]
+        by_field: dict[str, list[int]] = {}
+        for index, d in enumerate(disjuncts):
+            field_ref = _constant_test_field(d)
+            if field_ref is not None:
+                by_field.setdefault(field_ref.name, []).append(index)
+        for indexes in by_field.values():
+            if len(indexes) < 2:
+                continue
+            first = _constant_test_field(disjuncts[indexes[0]])
+            assert first is not None
+            for index in indexes:
+                disjuncts[index] = dataclasses.replace(disjuncts[index], span=first.span)
+        result = disjuncts[0]
+        for d in disjuncts[1:]:
+            result = p.Call("or", (result, d), T.BOOLEAN, False, expr.span)
+        return result
 
     def condition(self, node: ast.Expr, env: _Env) -> p.Expr:
         expr = self.expr(node, env)
@@ -307,7 +337,7 @@ class _Analyzer:
     def eval_(self, cmd: ast.Eval) -> p.Eval:
         assignments: list[tuple[str, p.Expr]] = []
         for assign in cmd.fields:
-            expr = self.expr(assign.expr, _Env(self.columns))
+            expr = self.combined_spans(self.expr(assign.expr, _Env(self.columns)))
             name = assign.name or self.text(assign.expr)
             assignments.append((name, expr))
             self.columns.pop(name, None)
@@ -958,6 +988,26 @@ _EXPR_HANDLERS: dict[type, Callable[[_Analyzer, ast.Expr, _Env], p.Expr]] = {
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
+
+
+def _flatten_or(expr: p.Expr) -> list[p.Expr]:
+    if isinstance(expr, p.Call) and expr.fn == "or":
+        return [d for a in expr.args for d in _flatten_or(a)]
+    return [expr]
+
+
+def _constant_test_field(expr: p.Expr) -> p.Ref | None:
+    """The field of `field == const`, `field IN (consts)`, or `CIDR_MATCH(ip, consts)`."""
+    if not isinstance(expr, p.Call) or expr.fn not in ("eq", "in", "cidr_match"):
+        return None
+    refs = [a for a in expr.args if isinstance(a, p.Ref)]
+    if len(refs) != 1 or not all(isinstance(a, p.Ref | p.Const) for a in expr.args):
+        return None
+    if expr.fn != "eq" and expr.args[0] is not refs[0]:
+        return None
+    if expr.fn == "cidr_match" and refs[0].type is not T.IP:
+        return None
+    return None if refs[0].span == ast.NO_SPAN else refs[0]
 
 
 def _merge_projects(first: p.Project, second: p.Project) -> p.Project:
