@@ -80,7 +80,8 @@ class AuditCollector:
         self.audit_log = audit_log or DEFAULT_AUDIT_LOG
         self.follow_log = daemon_running or audit_log is not None
         self.cache = ProcessCache()
-        self.parser = AuditParser(path=str(self.audit_log), on_error=self._bad_record)
+        source = str(self.audit_log) if self.follow_log else "<audit netlink>"
+        self.parser = AuditParser(path=source, on_error=self._bad_record)
         self.stopping = False
         self.count = 0
         self.lost_at_start: int | None = None
@@ -220,14 +221,15 @@ class AuditCollector:
 
 
 def _netlink_records(data: bytes) -> Iterator[str]:
-    """Audit netlink messages as audit.log lines (`type=NAME msg=audit(...): ...`)."""
-    offset = 0
-    while offset + _NLMSG.size <= len(data):
-        length, kind, _flags, _seq, _pid = _NLMSG.unpack_from(data, offset)
-        if length < _NLMSG.size:
-            return
-        payload = data[offset + _NLMSG.size : offset + length].rstrip(b"\0")
-        name = _RECORD_NAMES.get(kind)
-        if name is not None:
-            yield f"type={name} msg={payload.decode('utf-8', 'replace')}"
-        offset += (length + 3) & ~3
+    """One audit netlink datagram as an audit.log line (`type=NAME msg=audit(...): ...`).
+
+    The kernel sends one record per datagram and its nlmsg_len is not reliable (EOE records
+    claim less than they carry), so the payload is the rest of the datagram, as libaudit reads it.
+    """
+    if len(data) < _NLMSG.size:
+        return
+    _length, kind, _flags, _seq, _pid = _NLMSG.unpack_from(data)
+    name = _RECORD_NAMES.get(kind)
+    if name is not None:
+        payload = data[_NLMSG.size :].split(b"\0", 1)[0].rstrip(b"\n")
+        yield f"type={name} msg={payload.decode('utf-8', 'replace')}"

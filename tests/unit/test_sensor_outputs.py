@@ -1,0 +1,147 @@
+"""Sensor outputs: NDJSON rotation, `_bulk` bodies, and the HTTP spool surviving a receiver outage."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from reconwatch.errors import SensorError
+from reconwatch.sensor.ecs import Connection, to_ecs
+from reconwatch.sensor.host import HostInfo, load_agent_id
+from reconwatch.sensor.outputs import FileSink, HttpSink, bulk_body
+
+HOST = HostInfo(name="h", hostname="h", id="m", agent_id="a")
+
+
+def doc(n: int) -> dict[str, object]:
+    conn = Connection(
+        timestamp=1.7e9 + n,
+        action="connection_attempted",
+        pid=1,
+        dst_ip="127.0.0.1",
+        dst_port=n,
+        family=4,
+    )
+    return to_ecs(conn, HOST, ingested=1.7e9)
+
+
+def test_ecs_document_shape() -> None:
+    d = doc(9)
+    assert d["@timestamp"] == "2023-11-14T22:13:29.000Z"
+    assert d["event"]["type"] == ["start"] and d["event"]["category"] == ["network"]  # type: ignore[index]
+    assert d["tags"] == ["executable_unknown"]
+    assert d["agent"] == {"id": "a", "type": "reconwatch-sensor", "version": "0.1.0"}
+    assert d["host"]["os"]["type"] == "linux"  # type: ignore[index]
+
+
+def test_agent_id_is_created_once_and_persisted(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "agent-id"
+    first = load_agent_id(path)
+    assert str(uuid.UUID(first)) == first
+    assert load_agent_id(path) == first
+    path.write_text("junk")
+    with pytest.raises(SensorError, match="does not hold a UUID"):
+        load_agent_id(path)
+
+
+def test_file_rotation_keeps_every_event(tmp_path: Path) -> None:
+    out = tmp_path / "events.ndjson"
+    sink = FileSink(out, max_bytes=4000, keep=100)
+    for n in range(40):
+        sink.write(doc(n))
+    sink.close()
+    files = [out, *sorted(tmp_path.glob("events.ndjson.*"))]
+    assert sink.rotations >= 3 and len(files) == sink.rotations + 1
+    ports = sorted(json.loads(line)["destination"]["port"] for f in files for line in f.open())
+    assert ports == list(range(40))
+    assert all(f.stat().st_size <= 4000 for f in files)
+
+
+def test_bulk_body_uses_create_actions() -> None:
+    body = bulk_body([b'{"a":1}', b'{"a":2}']).decode().splitlines()
+    assert json.loads(body[0]) == {"create": {"_index": "logs-endpoint.events.network-default"}}
+    assert body[1] == '{"a":1}' and len(body) == 4
+
+
+class Receiver:
+    """A `_bulk` endpoint on 127.0.0.1 that can be down (503) and reject one document."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.docs: list[dict[str, object]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"])).decode().splitlines()
+                if not receiver.up:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                items = []
+                for action, source in zip(body[::2], body[1::2], strict=True):
+                    assert "create" in json.loads(action)
+                    document = json.loads(source)
+                    bad = document["destination"]["port"] == 13
+                    if not bad:
+                        receiver.docs.append(document)
+                    items.append({"create": {"status": 400 if bad else 201}})
+                reply = json.dumps({"errors": True, "items": items}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/_bulk"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+
+
+def test_http_sink_spools_while_down_and_delivers_later(tmp_path: Path, receiver: Receiver) -> None:
+    sink = HttpSink(
+        receiver.url, tmp_path / "spool", batch_size=10, flush_interval=0.1, max_backoff=0.2
+    )
+    for n in range(25):
+        sink.write(doc(n))
+    sink.flush()
+    time.sleep(0.5)
+    assert receiver.docs == [] and sink.retries > 0
+    assert len(list((tmp_path / "spool").glob("batch-*"))) == 3
+    receiver.up = True
+    sink.close(deadline=10)
+    assert sorted(d["destination"]["port"] for d in receiver.docs) == [
+        n for n in range(25) if n != 13
+    ]  # type: ignore[index]
+    assert sink.sent == 24 and sink.rejected == 1
+    assert list((tmp_path / "spool").glob("batch-*")) == []
+
+
+def test_http_spool_survives_a_restart_and_is_bounded(tmp_path: Path, receiver: Receiver) -> None:
+    spool = tmp_path / "spool"
+    sink = HttpSink(receiver.url, spool, batch_size=5, max_spool_bytes=12000, max_backoff=0.1)
+    for n in range(30):
+        sink.write(doc(n + 100))
+    sink.close(deadline=0.5)
+    assert sink.dropped > 0  # oldest batches went when the bound was reached
+    kept = 30 - sink.dropped
+    receiver.up = True
+    again = HttpSink(receiver.url, spool, batch_size=5, max_backoff=0.1)
+    again.close(deadline=10)
+    assert len(receiver.docs) == kept and again.sent == kept
