@@ -344,3 +344,18 @@ def test_median_std_and_weighted_avg() -> None:
 def test_like_star_is_is_not_null() -> None:
     assert value('row a = ["x", "y"] | eval b = a like "*"') is True
     assert value('row a = null | eval b = a not like "*"') is True
+
+
+def test_to_lower_and_to_upper_map_every_value() -> None:
+    assert value('row a = ["Some", "Text"] | eval b = to_lower(a)') == ["some", "text"]
+    assert value('row a = ["Some", "Text"] | eval b = to_upper(a)') == ["SOME", "TEXT"]
+
+
+def test_string_time_spans_are_cast_by_unit() -> None:
+    d = 'to_datetime("2024-05-03T10:11:12.345Z")'
+    assert value(f'row a = 1 | eval x = date_trunc("1 hour", {d})') == datetime(
+        2024, 5, 3, 10, tzinfo=UTC
+    )
+    assert value(f'row a = 1 | eval x = date_trunc("1 day", {d})') == datetime(
+        2024, 5, 3, tzinfo=UTC
+    )

@@ -869,8 +869,14 @@ class _Analyzer:
             return arg
         if _is_string_const(arg):
             targets = [t for t in (*_CASTABLE_FROM_STRING, *fns.TEMPORAL_AMOUNT) if t in accepted]
+            for target in targets[:-1]:
+                # "1 hour" is a time_duration, "1 day" a date_period: the first that parses wins.
+                try:
+                    return self.cast_literal(cast(p.Const, arg), target)
+                except QuerySemanticError:
+                    continue
             if targets:
-                return self.cast_literal(cast(p.Const, arg), targets[0])
+                return self.cast_literal(cast(p.Const, arg), targets[-1])
         raise self.type_error(node, index, node.args[index], arg, accepted)
 
     def type_error(

@@ -251,8 +251,23 @@ scalar(
 # ---------------------------------------------------------------------------------------------
 # Strings
 
-scalar("to_lower", [_p("str", STRING)], same_as(0))
-scalar("to_upper", [_p("str", STRING)], same_as(0))
+# Elasticsearch 9.1+: TO_LOWER/TO_UPPER convert every value of a multivalue; text becomes keyword.
+scalar(
+    "to_lower",
+    [_p("str", STRING)],
+    fixed(T.KEYWORD),
+    maps_values=True,
+    mv_aware=True,
+    mv_result=True,
+)
+scalar(
+    "to_upper",
+    [_p("str", STRING)],
+    fixed(T.KEYWORD),
+    maps_values=True,
+    mv_aware=True,
+    mv_result=True,
+)
 scalar("trim", [_p("string", STRING)], same_as(0))
 scalar("ltrim", [_p("string", STRING)], same_as(0))
 scalar("rtrim", [_p("string", STRING)], same_as(0))

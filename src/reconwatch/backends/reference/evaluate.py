@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from reconwatch.errors import Span
-from reconwatch.esql.functions import REGISTRY, FunctionDef
+from reconwatch.esql.functions import CAST_TARGETS, CONVERSIONS, REGISTRY, FunctionDef
 from reconwatch.esql.patterns import like_to_regex, rlike_to_regex
 from reconwatch.esql.types import DataType
 from reconwatch.plan import nodes as p
@@ -106,6 +106,9 @@ def _generic(call: p.Call, ctx: EvalContext) -> Compiled:
     propagate = fdef.null_propagating
     span = call.span
 
+    if fdef.maps_values:
+        return _map_values(call, impl, args, ctx)
+
     def run(row: Row) -> object:
         vals = [a(row) for a in args]
         if check_mv and any(isinstance(x, list) for x in vals):
@@ -117,6 +120,25 @@ def _generic(call: p.Call, ctx: EvalContext) -> Compiled:
             return impl(vals, call, ctx)
         except EvalFailure as exc:
             ctx.fail(span, str(exc))
+            return None
+
+    return run
+
+
+def _map_values(call: p.Call, impl: ScalarImpl, args: list[Compiled], ctx: EvalContext) -> Compiled:
+    """A function applied to each value of its multivalued first argument."""
+
+    def run(row: Row) -> object:
+        first, *rest = [a(row) for a in args]
+        if any(isinstance(x, list) for x in rest):
+            ctx.fail(call.span, MV_FAILURE)
+            return None
+        if first is None or any(x is None for x in rest):
+            return None
+        try:
+            return v.from_list(impl([x, *rest], call, ctx) for x in v.as_list(first))
+        except EvalFailure as exc:
+            ctx.fail(call.span, str(exc))
             return None
 
     return run
@@ -314,5 +336,5 @@ _SPECIAL: dict[str, Callable[[p.Call, EvalContext], Compiled]] = {
     "rlike": _like,
 }
 for _name, _fn in REGISTRY.items():
-    if _fn.maps_values:
+    if _fn.name in CONVERSIONS or _fn.name in CAST_TARGETS:
         _SPECIAL[_name] = _convert
