@@ -20,6 +20,16 @@ class Backend(StrEnum):
     auditd = "auditd"
 
 
+def _check_one_output(output: Path | None, stdout: bool, url: str | None) -> None:
+    chosen = [
+        flag for flag, on in (("--output", output), ("--stdout", stdout), ("--url", url)) if on
+    ]
+    if len(chosen) != 1:
+        raise UsageError("choose exactly one output: --output FILE, --stdout or --url URL")
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise UsageError(f"--url must be an http(s) URL ending in /_bulk, got {url!r}")
+
+
 def _sink(
     output: Path | None,
     stdout: bool,
@@ -39,8 +49,6 @@ def _sink(
     if output is not None:
         return FileSink(output, max_bytes=max_bytes, keep=keep)
     if url is not None:
-        if not url.startswith(("http://", "https://")):
-            raise UsageError(f"--url must be an http(s) URL ending in /_bulk, got {url!r}")
         return HttpSink(url, spool, batch_size=batch_size, headers=_headers(headers))
     return StreamSink()
 
@@ -101,6 +109,7 @@ def register(app: typer.Typer) -> None:
 
         if max_bytes <= 0 or batch_size <= 0 or keep < 0:
             raise UsageError("--max-bytes and --batch-size must be positive, --keep not negative")
+        _check_one_output(output, stdout, url)
         collector = build_collector(backend.value, audit_log=audit_log)
         host = this_host(load_agent_id(agent_id_file))
         sink = _sink(
