@@ -25,6 +25,8 @@ _READY_TIMEOUT = 120.0  # bpftrace compiles with LLVM; a loaded 2-core machine n
 # Per-CPU perf buffer pages; the default (64) overflows near 20k events/s.
 _PERF_PAGES = "1024"
 _UDP_SEEN_MAX = 65536
+_DRAIN_IDLE = 0.3  # seconds without a tracer line that mean its buffers are empty
+_DRAIN_DEADLINE = 15.0  # a busy host never goes idle; stop anyway after this
 
 
 def script_path() -> Path:
@@ -111,6 +113,7 @@ class BpfCollector:
         self._stderr: list[str] = []
         self._stderr_thread: threading.Thread | None = None
         self._stop_requested = False
+        self._last_line = time.monotonic()
 
     def start(self) -> None:
         env = dict(os.environ, BPFTRACE_PERF_RB_PAGES=_PERF_PAGES)
@@ -161,8 +164,20 @@ class BpfCollector:
         raise SensorError(explain_failure("".join(self._stderr)))
 
     def stop(self) -> None:
-        """Ask bpftrace to finish; events already in its buffers still come out of events()."""
+        """Finish once the tracer's backlog is drained; events() then ends after the last one.
+
+        bpftrace drops what is still in its perf buffers when interrupted, and it cannot empty
+        them while we lag behind on the pipe; so wait until no line has come for a moment.
+        """
+        if self._stop_requested:
+            return
         self._stop_requested = True
+        threading.Thread(target=self._stop_when_idle, name="bpftrace-stop", daemon=True).start()
+
+    def _stop_when_idle(self) -> None:
+        deadline = time.monotonic() + _DRAIN_DEADLINE
+        while time.monotonic() < deadline and time.monotonic() - self._last_line < _DRAIN_IDLE:
+            time.sleep(_DRAIN_IDLE / 4)
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
 
@@ -195,6 +210,7 @@ class BpfCollector:
     def handle_line(self, line: str) -> Connection | None:
         """Parse one tracer line: update the process cache or return a Connection."""
         self.stats.lines += 1
+        self._last_line = time.monotonic()
         parts = line.rstrip("\n").split("\t")
         try:
             kind = parts[0]

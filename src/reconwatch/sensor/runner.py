@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import signal
 import sys
 import threading
@@ -80,4 +81,15 @@ def run(
             signal.signal(sig, handler)
     log(collector.summary())
     log(sink.report())
+    log(cpu_report())
     return count
+
+
+def cpu_report() -> str:
+    """CPU spent by this process and its reaped children (bpftrace, auditctl), for benchmarks."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (
+        f"cpu: sensor {own.ru_utime + own.ru_stime:.2f}s, "
+        f"tracer {kids.ru_utime + kids.ru_stime:.2f}s (user+system)"
+    )
