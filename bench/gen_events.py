@@ -1,115 +1,57 @@
-"""Deterministic Elastic-Defend-shaped network events (~1.3 KB each): fleet traffic plus planted scans."""
+"""Benchmark input from the package simulator: hour after hour of fleet traffic, a subnet scan in the last."""
 
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
-import random
+import math
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-START = datetime(2024, 1, 1, tzinfo=UTC)
-BENIGN = [
-    "/usr/sbin/sshd",
-    "/usr/bin/curl",
-    "/usr/lib/systemd/systemd-resolved",
-    "/usr/bin/python3",
-    "/usr/sbin/chronyd",
-]
+from reconwatch.simulate import Simulation, write_events
+
+START = datetime(2025, 7, 15, 0, tzinfo=UTC)
+# Events a simulated host sends per hour, on average (fleet services, app traffic, scrapes).
+PER_HOST_HOUR = 72
+HOSTS = 1000
 
 
-def event(rng: random.Random, i: int, hosts: int) -> dict[str, object]:
-    h = rng.randrange(hosts)
-    scan = i % 997 < 3  # planted scanners: a few hosts sweeping a /16
-    exe = "/tmp/.x/scan" if scan else rng.choice(BENIGN)
-    dst = (
-        f"10.{(h % 4) + 1}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-        if scan
-        else f"172.16.{rng.randrange(4)}.{rng.randrange(1, 20)}"
-    )
-    ts = START + timedelta(milliseconds=i * 7)
-    host_id = f"{h:08x}-5d2c-4d3b-9b6f-{h:012x}"
-    return {
-        "@timestamp": ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z",
-        "agent": {
-            "id": host_id,
-            "type": "endpoint",
-            "version": "8.15.0",
-            "ephemeral_id": f"e{h:07x}",
-        },
-        "data_stream": {
-            "dataset": "endpoint.events.network",
-            "namespace": "default",
-            "type": "logs",
-        },
-        "destination": {
-            "address": dst,
-            "ip": dst,
-            "port": rng.randrange(1, 65535) if scan else 443,
-        },
-        "source": {
-            "address": f"192.168.{h % 256}.{h // 256 % 256}",
-            "ip": f"192.168.{h % 256}.{h // 256 % 256}",
-            "port": rng.randrange(32768, 60999),
-        },
-        "ecs": {"version": "8.10.0"},
-        "elastic": {"agent": {"id": host_id}},
-        "event": {
-            "action": "connection_attempted",
-            "agent_id_status": "verified",
-            "category": ["network"],
-            "created": ts.isoformat().replace("+00:00", "Z"),
-            "dataset": "endpoint.events.network",
-            "id": f"MzQ{i:012d}",
-            "kind": "event",
-            "module": "endpoint",
-            "outcome": "unknown",
-            "sequence": i,
-            "type": ["start"],
-        },
-        "group": {"Ext": {"real": {"id": 0, "name": "root"}}, "id": 0, "name": "root"},
-        "host": {
-            "architecture": "x86_64",
-            "hostname": f"host-{h}",
-            "id": host_id,
-            "ip": [f"192.168.{h % 256}.{h // 256 % 256}", "fe80::1"],
-            "mac": ["00-16-3e-00-00-01"],
-            "name": f"host-{h}",
-            "os": {
-                "Ext": {"variant": "Ubuntu"},
-                "family": "ubuntu",
-                "full": "Ubuntu 22.04.4",
-                "kernel": "5.15.0-105-generic",
-                "name": "Linux",
-                "platform": "ubuntu",
-                "type": "linux",
-                "version": "22.04.4",
-            },
-        },
-        "message": "Endpoint network event",
-        "network": {"direction": "egress", "transport": "tcp", "type": "ipv4"},
-        "process": {
-            "entity_id": f"NzY{h:08d}{i % 50:04d}",
-            "executable": exe,
-            "name": exe.rsplit("/", 1)[-1],
-            "pid": 1000 + i % 30000,
-            "Ext": {"ancestry": [f"anc{h}a", f"anc{h}b"]},
-        },
-        "user": {"Ext": {"real": {"id": 0, "name": "root"}}, "id": 0, "name": "root"},
-    }
+def plan(count: int) -> tuple[int, int]:
+    """(hosts, hours) giving about `count` events; small files keep a fleet above 250 hosts."""
+    hours = max(1, math.ceil(count / (HOSTS * PER_HOST_HOUR)))
+    return max(300, round(count / (hours * PER_HOST_HOUR))), hours
 
 
-def generate(path: Path, count: int, seed: int = 7, hosts: int = 200) -> Path:
-    """Write `count` events as gzip NDJSON (cached: an existing file of that name is reused)."""
+def query_time(count: int) -> datetime:
+    """The end of the simulated span: a rule run then, looking back one hour, sees the scan."""
+    return START + timedelta(hours=plan(count)[1])
+
+
+def _events(count: int, seed: int) -> Iterator[dict[str, object]]:
+    hosts, hours = plan(count)
+    fleet = None
+    for hour in range(hours):
+        last = hour == hours - 1
+        sim = Simulation(
+            hosts=hosts,
+            hours=1,
+            start=START + timedelta(hours=hour),
+            scans=("subnet",) if last else (),
+            seed=seed * 100_003 + hour,
+        )
+        # One fleet for every hour: the same machines keep their names, addresses and agent ids.
+        fleet = fleet or sim.fleet
+        sim.fleet = fleet
+        yield from sim.events()
+
+
+def generate(path: Path, count: int, seed: int = 7) -> Path:
+    """Write about `count` events as NDJSON (cached: an existing file of that name is reused)."""
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
-    tmp = path.with_suffix(".tmp")
-    with gzip.open(tmp, "wt", compresslevel=1) as fh:
-        for i in range(count):
-            fh.write(json.dumps(event(rng, i, hosts), separators=(",", ":")) + "\n")
+    tmp = path.with_name(path.name + ".tmp")
+    write_events(_events(count, seed), tmp)
     tmp.rename(path)
     return path
 
@@ -120,9 +62,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     args = ap.parse_args()
-    print(
-        generate(args.out / f"events-{args.events}-{args.seed}.ndjson.gz", args.events, args.seed)
-    )
+    print(generate(args.out / f"events-{args.events}-{args.seed}.ndjson", args.events, args.seed))
 
 
 if __name__ == "__main__":

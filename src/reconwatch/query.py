@@ -11,6 +11,7 @@ from reconwatch.ingest.dataset import Dataset
 from reconwatch.plan.catalog import Result
 
 BACKENDS = ("duckdb",)
+MAX_RETRIES = 64
 
 
 def run_query(text: str, dataset: Dataset, *, now: datetime, backend: str = "duckdb") -> Result:
@@ -18,8 +19,16 @@ def run_query(text: str, dataset: Dataset, *, now: datetime, backend: str = "duc
     if backend != "duckdb":
         msg = f"unknown backend [{backend}]; known: {', '.join(BACKENDS)}"
         raise UsageError(msg)
-    from reconwatch.backends.duckdb import execute
+    from reconwatch.backends.duckdb.execute import RetryScan, execute
 
+    # Each retry moves a file to the Python reader, marks a field multivalued or completes the
+    # field scan: a bounded number of times.
+    for _attempt in range(MAX_RETRIES):
+        plan = compile_query(text, dataset)
+        try:
+            return execute(plan, dataset, now)
+        except RetryScan:
+            continue
     plan = compile_query(text, dataset)
     return execute(plan, dataset, now)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import glob
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -11,11 +12,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from reconwatch.ecs.schema import ECS_FIELDS, is_ecs_index
 from reconwatch.errors import UsageError
 from reconwatch.esql.types import DataType as T
+from reconwatch.ingest import fast
 from reconwatch.ingest.flatten import (
     Flat,
     convert_leaf,
@@ -24,12 +27,14 @@ from reconwatch.ingest.flatten import (
     kind_of,
     looks_like_date,
 )
-from reconwatch.ingest.read import IngestReport, read_events
+from reconwatch.ingest.read import IngestReport, peek, read_events
 from reconwatch.plan import values
 from reconwatch.plan.nodes import Column
 
 DOCUMENTS = "<documents>"
 BATCH = 50_000
+# Events of an NDJSON file read in Python to learn its fields before DuckDB reads it all.
+SAMPLE_LINES = 1000
 # Hidden columns every scanned table carries besides the fields and METADATA.
 SOURCE_COLUMN = "__src"
 
@@ -68,18 +73,28 @@ class _FieldInfo:
 
 @dataclass(slots=True)
 class _Scan:
+    """What is known of the inputs' fields: from every event of an input once it was read
+    through (`complete`), else from its first SAMPLE_LINES events."""
+
     fields: dict[str, _FieldInfo] = field(default_factory=dict)
     per_input: list[set[str]] = field(default_factory=list)
+    complete: list[bool] = field(default_factory=list)
 
 
 class Dataset:
-    """Events from files or documents. Implements plan.catalog.Catalog; bad events go to `report`."""
+    """Events from files or documents. Implements plan.catalog.Catalog; bad events go to `report`.
+
+    NDJSON files are read by DuckDB itself (ingest.fast); a file it cannot read exactly (bad
+    events among others) goes through the validating Python reader, which reports them."""
 
     def __init__(self, inputs: Sequence[_Input]) -> None:
         self._inputs = list(inputs)
         self.report = IngestReport()
         self._scan: _Scan | None = None
         self._types: dict[str, T] = {}
+        self._reported: set[int] = set()
+        self._slow: set[int] = set()
+        self._multivalued: set[str] = set()
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -118,24 +133,32 @@ class Dataset:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def _events(self, index: int) -> Iterator[tuple[int, Flat]]:
-        """Good events of one input as (line, flat fields), bad ones reported on the first pass."""
+    def _events(self, index: int, limit: int | None = None) -> Iterator[tuple[int, Flat]]:
+        """Good events of one input as (line, flat fields). The first read to the end of an
+        input reports its bad events and counts its good ones; `limit` stops early (a sample)."""
         inp = self._inputs[index]
-        report = self.report if self._scan is None else IngestReport()
+        local = IngestReport()
+        good = 0
         if inp.path is None:
             raw: Iterable[tuple[int, object]] = enumerate(inp.docs, start=1)
         else:
-            raw = read_events(inp.path, report)
+            raw = read_events(inp.path, local)
         for line, value in raw:
+            if limit is not None and good >= limit:
+                return
             if not isinstance(value, dict):
-                report.add("not a JSON object", inp.name, line)
+                local.add("not a JSON object", inp.name, line)
                 continue
             flat = flatten(value)
             problem = self._check(flat)
             if problem is not None:
-                report.add(problem, inp.name, line)
+                local.add(problem, inp.name, line)
                 continue
+            good += 1
             yield line, flat
+        if index not in self._reported:
+            self._reported.add(index)
+            self.report.settle(index, good, local.errors)
 
     def _check(self, flat: Flat) -> str | None:
         """Why Elasticsearch would reject this event (a value its mapping cannot take), or None."""
@@ -150,33 +173,61 @@ class Dataset:
                     return f"field [{name}] of type [{type_.value}]: {exc}"
         return None
 
-    def _ensure_scan(self) -> _Scan:
+    def _fast_candidate(self, index: int) -> bool:
+        """Whether DuckDB may read this input: an NDJSON file not already sent to Python."""
+        inp = self._inputs[index]
+        if inp.path is None or index in self._slow or inp.path.suffix == ".parquet":
+            return False
+        try:
+            return peek(inp.path) not in ("[", "")
+        except Exception:  # unreadable: the Python reader reports it
+            return False
+
+    def _read_fields(self, scan: _Scan, index: int, limit: int | None) -> None:
+        names = scan.per_input[index]
+        for _line, flat in self._events(index, limit):
+            for name, vals in flat.items():
+                names.add(name)
+                info = scan.fields.get(name)
+                if info is None:
+                    info = scan.fields[name] = _FieldInfo()
+                if len(vals) > 1:
+                    info.multivalued = True
+                if name in ECS_FIELDS:
+                    continue
+                for v in vals:
+                    kind = kind_of(v)
+                    info.kinds.add(kind)
+                    if kind == "string" and info.all_dates:
+                        info.all_dates = looks_like_date(str(v))
+        scan.complete[index] = limit is None
+
+    def _retype(self, scan: _Scan) -> None:
+        self._types = {
+            n: ECS_FIELDS.get(n) or infer_type(i.kinds, i.all_dates) for n, i in scan.fields.items()
+        }
+
+    def _ensure_sample(self) -> _Scan:
+        """Fields from the first SAMPLE_LINES events of each NDJSON file, all events of others."""
         if self._scan is not None:
             return self._scan
         scan = _Scan()
         for index in range(len(self._inputs)):
-            names: set[str] = set()
-            for _line, flat in self._events(index):
-                self.report.events += 1
-                for name, vals in flat.items():
-                    names.add(name)
-                    info = scan.fields.get(name)
-                    if info is None:
-                        info = scan.fields[name] = _FieldInfo()
-                    if len(vals) > 1:
-                        info.multivalued = True
-                    if name in ECS_FIELDS:
-                        continue
-                    for v in vals:
-                        kind = kind_of(v)
-                        info.kinds.add(kind)
-                        if kind == "string" and info.all_dates:
-                            info.all_dates = looks_like_date(str(v))
-            scan.per_input.append(names)
+            scan.per_input.append(set())
+            scan.complete.append(False)
+            limit = SAMPLE_LINES if self._fast_candidate(index) else None
+            self._read_fields(scan, index, limit)
         self._scan = scan
-        self._types = {
-            n: ECS_FIELDS.get(n) or infer_type(i.kinds, i.all_dates) for n, i in scan.fields.items()
-        }
+        self._retype(scan)
+        return scan
+
+    def _ensure_scan(self) -> _Scan:
+        """Every event of every input read once (validation, exact field types)."""
+        scan = self._ensure_sample()
+        for index in range(len(self._inputs)):
+            if not scan.complete[index]:
+                self._read_fields(scan, index, None)
+        self._retype(scan)
         return scan
 
     def scan(self) -> IngestReport:
@@ -195,21 +246,112 @@ class Dataset:
         return chosen
 
     def fields(self, indices: tuple[str, ...]) -> Mapping[str, Column]:
-        scan = self._ensure_scan()
+        scan = self._ensure_sample()
         out: dict[str, Column] = {}
         if any(is_ecs_index(i) for i in indices):
             out.update({n: Column(n, t) for n, t in ECS_FIELDS.items()})
         for i in self.selected_inputs(indices):
             for name in scan.per_input[i]:
-                out[name] = Column(name, self._types[name], scan.fields[name].multivalued)
+                out[name] = self._known(scan, name)
         return out
 
+    def _known(self, scan: _Scan, name: str) -> Column:
+        multi = scan.fields[name].multivalued or name in self._multivalued
+        return Column(name, self._types[name], multi)
+
     def column(self, name: str) -> Column | None:
-        scan = self._ensure_scan()
+        scan = self._ensure_sample()
         if name in scan.fields:
-            return Column(name, self._types[name], scan.fields[name].multivalued)
+            return self._known(scan, name)
         type_ = ECS_FIELDS.get(name)
-        return Column(name, type_) if type_ is not None else None
+        if type_ is not None:
+            return Column(name, type_, name in self._multivalued)
+        if not all(scan.complete):
+            # Neither the schema nor the sample knows it: look at every event before saying no.
+            scan = self._ensure_scan()
+            if name in scan.fields:
+                return self._known(scan, name)
+        return None
+
+    # -- DuckDB's own reader -------------------------------------------------------------------
+
+    def register_source(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        names: Sequence[str],
+        inputs: Sequence[int],
+        metadata: Sequence[str] = (),
+    ) -> None:
+        """Make `rw_source` on `con`: DuckDB reads NDJSON files itself where it can, the Python
+        reader supplies the rest as Arrow batches."""
+        cols = [self.column(n) or Column(n, T.KEYWORD) for n in names]
+        parts: list[str] = []
+        slow: list[int] = []
+        for index in inputs:
+            sql = self._fast_select(index, cols, metadata)
+            if sql is None:
+                slow.append(index)
+            else:
+                parts.append(sql)
+        if slow or not parts:
+            schema = self.arrow_schema(cols, metadata)
+            reader = pa.RecordBatchReader.from_batches(schema, self.batches(names, slow, metadata))
+            con.register("rw_python", reader)
+            parts.append("SELECT * FROM rw_python")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW rw_source AS {' UNION ALL BY NAME '.join(parts)}")
+
+    def _fast_select(
+        self, index: int, cols: Sequence[Column], metadata: Sequence[str]
+    ) -> str | None:
+        if metadata or not self._fast_candidate(index):
+            return None
+        if any(c.type not in fast.FAST_TYPES for c in cols):
+            return None
+        scan = self._ensure_sample()
+        leaves = [
+            fast.Leaf(c.name, c.type, c.multivalued, self._misfit(scan, c.name)) for c in cols
+        ]
+        wanted = {c.name for c in cols}
+        checks = [
+            fast.Leaf(n, t, False)
+            for n in sorted(scan.per_input[index] - wanted)
+            if (t := ECS_FIELDS.get(n)) is not None and t in fast.FAST_TYPES and not t.is_string
+        ]
+        inp = self._inputs[index]
+        assert inp.path is not None
+        return fast.source_select(str(inp.path), index, leaves, checks)
+
+    def _misfit(self, scan: _Scan, name: str) -> str:
+        if name in ECS_FIELDS:
+            return "slow"
+        return "drop" if all(scan.complete) else "retype"
+
+    def scan_failed(self, message: str, inputs: Sequence[int]) -> bool:
+        """Learn from DuckDB's failure while reading `inputs`; True when a re-run can succeed."""
+        for tag in (fast.SLOW, fast.MULTI, fast.RETYPE):
+            if tag in message:
+                what = message.split(tag, 1)[1].split()[0].strip("'\"")
+                if tag == fast.SLOW:
+                    self._slow.add(int(what))
+                elif tag == fast.MULTI:
+                    self._multivalued.add(what)
+                else:
+                    self._ensure_scan()
+                return True
+        for index in inputs:
+            inp = self._inputs[index]
+            if index not in self._slow and inp.path is not None and str(inp.path) in message:
+                self._slow.add(index)  # malformed JSON, a non-object line, a truncated file ...
+                return True
+        return False
+
+    def counted_later(self, inputs: Sequence[int]) -> None:
+        """After a query DuckDB read: count those files' events only if the report is asked."""
+        for index in inputs:
+            inp = self._inputs[index]
+            if index in self._reported or index in self._slow or inp.path is None:
+                continue
+            self.report.defer(index, functools.partial(_count_lines, str(inp.path)))
 
     # -- tables for executors ------------------------------------------------------------------
 
@@ -217,7 +359,10 @@ class Dataset:
         self, names: Sequence[str], inputs: Sequence[int], metadata: Sequence[str] = ()
     ) -> Iterator[pa.RecordBatch]:
         """Arrow batches holding only `names` (typed, lists where multivalued), METADATA and __src."""
-        self._ensure_scan()
+        if any(n not in ECS_FIELDS for n in names):
+            self._ensure_scan()  # a field outside the schema takes the type all its values fit
+        else:
+            self._ensure_sample()
         cols = [self.column(n) or Column(n, T.KEYWORD) for n in names]
         schema = self.arrow_schema(cols, metadata)
         for index in inputs:
@@ -257,6 +402,20 @@ class Dataset:
         return pa.RecordBatch.from_arrays(
             [pa.array(a, type=f.type) for a, f in zip(arrays, schema, strict=True)], schema=schema
         )
+
+
+def _count_lines(path: str) -> int:
+    """Events in an NDJSON file DuckDB read without complaint: its non-blank lines."""
+    con = duckdb.connect()
+    try:
+        row = con.execute(
+            "SELECT count(*) FROM read_json(?, format='newline_delimited', "
+            "columns={'@timestamp': 'JSON'}, maximum_object_size=67108864)",
+            [path],
+        ).fetchone()
+    finally:
+        con.close()
+    return int(row[0]) if row else 0
 
 
 def _cell(vals: list[object] | None, col: Column) -> object:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -15,12 +14,34 @@ from reconwatch.errors import IngestError
 _DECODER = msgspec.json.Decoder()
 
 
-@dataclass(slots=True)
 class IngestReport:
-    """Bad input met while reading: one IngestError per skipped event or unreadable file."""
+    """Bad input met while reading: one IngestError per skipped event or unreadable file, and the
+    number of good events (files read by DuckDB are counted only when someone asks)."""
 
-    errors: list[IngestError] = field(default_factory=list)
-    events: int = 0
+    def __init__(self) -> None:
+        self.errors: list[IngestError] = []
+        self._events = 0
+        self._deferred: dict[int, Callable[[], int]] = {}
+
+    @property
+    def events(self) -> int:
+        for key in list(self._deferred):
+            self._events += self._deferred.pop(key)()
+        return self._events
+
+    @events.setter
+    def events(self, value: int) -> None:
+        self._events = value
+
+    def defer(self, key: int, count: Callable[[], int]) -> None:
+        """Count input `key` later with `count` (once), unless `settle` counts it first."""
+        self._deferred.setdefault(key, count)
+
+    def settle(self, key: int, events: int, errors: list[IngestError]) -> None:
+        """Input `key` was read through: add its good events and its errors."""
+        self._deferred.pop(key, None)
+        self._events += events
+        self.errors.extend(errors)
 
     def add(self, reason: str, path: str, line: int | None) -> None:
         self.errors.append(IngestError(reason, path, line))
@@ -41,7 +62,7 @@ def read_events(path: Path, report: IngestReport) -> Iterator[tuple[int, object]
         if path.suffix == ".parquet":
             yield from _read_parquet(path)
             return
-        head = _peek(path)
+        head = peek(path)
     except OSError as exc:
         report.add(f"cannot read file: {exc.strerror or exc}", name, None)
         return
@@ -62,7 +83,7 @@ def _open(path: Path) -> object:
     return path.open("rb")
 
 
-def _peek(path: Path) -> str:
+def peek(path: Path) -> str:
     """The first non-blank character of a file (decompressed), '' if none."""
     with _open(path) as fh:  # type: ignore[attr-defined]
         try:

@@ -32,6 +32,11 @@ class ScanSource(Protocol):
     def arrow_schema(self, cols: list[p.Column], metadata: tuple[str, ...]) -> pa.Schema: ...
 
 
+class RetryScan(Exception):
+    """The dataset learnt something while DuckDB read it (a file to read in Python, a field that
+    is multivalued after all): compile the query again and re-run it."""
+
+
 class ExecutionError(ReconwatchError):
     """DuckDB failed while running a query (a bug or an unsupported corner), reported in one line."""
 
@@ -54,13 +59,22 @@ def execute(plan: p.Plan, dataset: ScanSource | None, now: datetime) -> Result:
     con = duckdb.connect()
     try:
         udf.register(con)
+        inputs: list[int] = []
         if isinstance(plan.source, p.Source):
             _register_source(con, plan.source, dataset)
+            if dataset is not None:
+                inputs = dataset.selected_inputs(plan.source.indices)
         try:
             rows = con.execute(compiled.sql).fetchall()
         except duckdb.Error as exc:
+            failed = getattr(dataset, "scan_failed", None)
+            if failed is not None and failed(str(exc), inputs):
+                raise RetryScan(str(exc)) from exc
             msg = f"query failed in DuckDB: {str(exc).splitlines()[0]}"
             raise ExecutionError(msg) from exc
+        later = getattr(dataset, "counted_later", None)
+        if later is not None:
+            later(inputs)
     finally:
         con.close()
     convert = [_converter(c.type) for c in compiled.columns]
@@ -80,9 +94,13 @@ def _register_source(
         table = schema.empty_table()
         con.register(SOURCE_TABLE, table)
         return
+    inputs = dataset.selected_inputs(src.indices)
+    own = getattr(dataset, "register_source", None)
+    if own is not None:
+        own(con, names, inputs, meta)
+        return
     cols = [dataset.column(n) or p.Column(n, T.KEYWORD) for n in names]
     schema = dataset.arrow_schema(cols, meta)
-    inputs = dataset.selected_inputs(src.indices)
     reader = pa.RecordBatchReader.from_batches(schema, dataset.batches(names, inputs, meta))
     con.register(SOURCE_TABLE, reader)
 

@@ -1,0 +1,240 @@
+"""NDJSON read by DuckDB itself: typed leaf columns from nested and dotted keys, scalars or arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations, pairwise
+
+from reconwatch.esql.types import DataType as T
+
+# Error texts raised from SQL (DuckDB's error()) that make the dataset change course and re-run:
+# a file the fast path cannot read exactly goes through the validating Python reader, a field
+# seen holding several values becomes multivalued, an inferred type that does not fit asks for
+# the full scan that infers it from every event.
+SLOW = "rw-slow-input:"
+MULTI = "rw-multivalued:"
+RETYPE = "rw-retype:"
+
+# Types the SQL conversions below reproduce exactly; a query needing another one reads Python.
+FAST_TYPES = frozenset(
+    {T.KEYWORD, T.TEXT, T.IP, T.LONG, T.INTEGER, T.DOUBLE, T.BOOLEAN, T.DATETIME, T.DATE_NANOS}
+)
+_SQL_TYPES = {
+    T.KEYWORD: "VARCHAR",
+    T.TEXT: "VARCHAR",
+    T.IP: "VARCHAR",
+    T.LONG: "BIGINT",
+    T.INTEGER: "INTEGER",
+    T.DOUBLE: "DOUBLE",
+    T.BOOLEAN: "BOOLEAN",
+    T.DATETIME: "TIMESTAMP",
+    T.DATE_NANOS: "TIMESTAMP",
+}
+# Dotted-quad IPv4 without leading zeros is already canonical; anything else goes to the UDF.
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_V4 = rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}"
+_ISO = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?Z?"
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """One field the scan produces: its dotted name, type, and how a misfit value is treated."""
+
+    name: str
+    type: T
+    multivalued: bool
+    # "slow": a value the type cannot take means the event is bad (ECS fields: Elasticsearch
+    # rejects the document); "retype": the sample-inferred type was wrong; "drop": ignore it.
+    misfit: str = "slow"
+
+
+@dataclass(slots=True)
+class _Node:
+    children: dict[str, _Node] = field(default_factory=dict)
+    leaf: bool = False
+
+
+def spellings(name: str) -> list[tuple[str, ...]]:
+    """Every way a dotted field can be written as nested keys: a.b.c, a -> b.c, a.b -> c, ..."""
+    parts = name.split(".")
+    out = []
+    for k in range(len(parts)):
+        for cuts in combinations(range(1, len(parts)), k):
+            bounds = [0, *cuts, len(parts)]
+            out.append(
+                tuple(".".join(parts[a:b]) for a, b in pairwise(bounds))
+            )
+    return out
+
+
+def _tree(names: Iterable[str]) -> _Node | None:
+    """Declared keys for read_json; None when one key would be both a leaf and an object."""
+    root = _Node()
+    for name in names:
+        for keys in spellings(name):
+            node = root
+            for key in keys:
+                node = node.children.setdefault(key, _Node())
+            node.leaf = True
+    return root if _consistent(root) else None
+
+
+def _consistent(node: _Node) -> bool:
+    return all(
+        not (child.leaf and child.children) and _consistent(child)
+        for child in node.children.values()
+    )
+
+
+def _struct_type(node: _Node) -> str:
+    if node.leaf:
+        return "JSON"
+    inner = ", ".join(f"{_ident(k)} {_struct_type(c)}" for k, c in node.children.items())
+    return f"STRUCT({inner})"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _access(keys: Sequence[str]) -> str:
+    return ".".join(_ident(k) for k in keys)
+
+
+def _scalars(expr: str, src: int) -> str:
+    """A JSON value as the list of its scalar leaves (objects hold other fields; nulls none)."""
+    nested = f"error({_quote(SLOW + str(src))})"
+    return (
+        f"(CASE WHEN {expr} IS NULL THEN []::JSON[] "
+        f"WHEN json_type({expr}) = 'ARRAY' THEN list_filter("
+        f"list_transform(CAST({expr} AS JSON[]), lambda e: CASE WHEN json_type(e) = 'ARRAY' THEN {nested} "
+        f"ELSE e END), lambda e: e IS NOT NULL AND json_type(e) NOT IN ('OBJECT', 'NULL')) "
+        f"WHEN json_type({expr}) IN ('OBJECT', 'NULL') THEN []::JSON[] ELSE [{expr}] END)"
+    )
+
+
+def _convert(v: str, leaf: Leaf, src: int) -> str:
+    """One JSON scalar `v` as a value of the leaf's type, as ingest.flatten.convert_leaf would."""
+    jt = f"json_type({v})"
+    s = f"json_extract_string({v}, '$')"
+    t = leaf.type
+    if t in (T.KEYWORD, T.TEXT):
+        return (
+            f"CASE {jt} WHEN 'VARCHAR' THEN {s} WHEN 'BOOLEAN' THEN CAST({v} AS VARCHAR) "
+            f"WHEN 'BIGINT' THEN CAST({v} AS VARCHAR) WHEN 'UBIGINT' THEN CAST({v} AS VARCHAR) "
+            f"WHEN 'DOUBLE' THEN rw_double_text(CAST({v} AS DOUBLE)) END"
+        )
+    if t is T.IP:
+        return (
+            f"CASE WHEN {jt} <> 'VARCHAR' THEN NULL WHEN regexp_full_match({s}, '{_V4}') "
+            f"THEN {s} ELSE rw_ip_canon({s}) END"
+        )
+    if t in (T.DATETIME, T.DATE_NANOS):
+        return (
+            f"CASE {jt} WHEN 'BIGINT' THEN epoch_ms(TRY_CAST({v} AS BIGINT)) "
+            f"WHEN 'UBIGINT' THEN epoch_ms(TRY_CAST({v} AS BIGINT)) WHEN 'VARCHAR' THEN "
+            f"CASE WHEN regexp_full_match({s}, '{_ISO}') THEN CAST({s} AS TIMESTAMP) "
+            f"WHEN regexp_full_match({s}, '-?[0-9]+') THEN epoch_ms(TRY_CAST({s} AS BIGINT)) "
+            f"ELSE rw_parse_date({s}) END END"
+        )
+    if t in (T.LONG, T.INTEGER):
+        return f"CASE WHEN {jt} IN ('BIGINT', 'UBIGINT') THEN TRY_CAST({v} AS {_SQL_TYPES[t]}) END"
+    if t is T.DOUBLE:
+        return f"CASE WHEN {jt} IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN CAST({v} AS DOUBLE) END"
+    if t is T.BOOLEAN:
+        return f"CASE {jt} WHEN 'BOOLEAN' THEN CAST({v} AS BOOLEAN) END"
+    msg = f"no fast conversion to {t.value}"
+    raise ValueError(msg)
+
+
+def _checked(v: str, leaf: Leaf, src: int) -> str:
+    """The conversion, with a misfit either raised (to change course) or dropped."""
+    conv = _convert(v, leaf, src)
+    if leaf.misfit == "drop":
+        return conv
+    signal = SLOW + str(src) if leaf.misfit == "slow" else RETYPE + leaf.name
+    return f"coalesce({conv}, error({_quote(signal)}))"
+
+
+def leaf_values(leaf: Leaf, src: int) -> str:
+    """SQL for the typed list of all values of a leaf, from every spelling of its keys."""
+    parts = [_scalars(_access(keys), src) for keys in spellings(leaf.name)]
+    raw = parts[0] if len(parts) == 1 else f"list_concat({', '.join(parts)})"
+    typed = f"list_filter(list_transform({raw}, lambda v: {_checked('v', leaf, src)}), lambda v: v IS NOT NULL)"
+    return f"CAST({typed} AS {_SQL_TYPES[leaf.type]}[])"
+
+
+_KINDS = {
+    T.IP: "'VARCHAR'",
+    T.LONG: "'BIGINT', 'UBIGINT'",
+    T.INTEGER: "'BIGINT', 'UBIGINT'",
+    T.DOUBLE: "'BIGINT', 'UBIGINT', 'DOUBLE'",
+    T.BOOLEAN: "'BOOLEAN'",
+    T.DATETIME: "'VARCHAR', 'BIGINT', 'UBIGINT'",
+    T.DATE_NANOS: "'VARCHAR', 'BIGINT', 'UBIGINT'",
+}
+
+
+def _kind_check(leaf: Leaf, src: int) -> str:
+    """A cheap guard for a field the query does not read: its JSON kinds fit its type (anything
+    else sends the file to the validating reader). Values of a fitting kind are not parsed."""
+    kinds = _KINDS.get(leaf.type)
+    if kinds is None:
+        return "true"
+    bad = f"error({_quote(SLOW + str(src))})"
+    tests = []
+    for keys in spellings(leaf.name):
+        x = _access(keys)
+        tests.append(
+            f"({x} IS NULL OR json_type({x}) IN ({kinds}, 'NULL') OR (json_type({x}) = 'ARRAY' "
+            f"AND list_bool_and(list_transform(CAST({x} AS JSON[]), lambda e: "
+            f"e IS NULL OR json_type(e) IN ({kinds}, 'NULL')))))"
+        )
+    return f"(CASE WHEN {' AND '.join(tests)} THEN true ELSE {bad} END)"
+
+
+def leaf_column(leaf: Leaf, vals: str) -> str:
+    """The leaf from its value list `vals`: a sorted list when multivalued, else one value."""
+    if leaf.multivalued:
+        if leaf.type in (T.KEYWORD, T.TEXT):
+            return f"CASE WHEN len({vals}) > 0 THEN list_sort(list_distinct({vals})) END"
+        if leaf.type is T.IP:
+            pairs = (
+                f"list_transform(list_distinct({vals}), lambda x: {{'k': rw_ip_key(x), 'v': x}})"
+            )
+            return f"CASE WHEN len({vals}) > 0 THEN list_transform(list_sort({pairs}), lambda x: x.v) END"
+        return f"CASE WHEN len({vals}) > 0 THEN list_sort({vals}) END"
+    many = f"error({_quote(MULTI + leaf.name)})"
+    return f"CASE len({vals}) WHEN 0 THEN NULL WHEN 1 THEN {vals}[1] ELSE {many} END"
+
+
+def source_select(
+    path: str, src: int, leaves: Sequence[Leaf], checks: Sequence[Leaf]
+) -> str | None:
+    """SELECT __src and each leaf from one NDJSON file; `checks` are fields only validated.
+    None when the keys cannot be declared (a key used both as a value and as an object)."""
+    tree = _tree([leaf.name for leaf in (*leaves, *checks)])
+    if tree is None:
+        return None
+    if not tree.children:
+        tree.children["@timestamp"] = _Node(leaf=True)  # read_json needs one column
+    columns = ", ".join(f"{_quote(k)}: {_quote(_struct_type(c))}" for k, c in tree.children.items())
+    reader = (
+        f"read_json({_quote(path)}, format='newline_delimited', columns={{{columns}}}, "
+        "maximum_object_size=67108864)"
+    )
+    inner = [f"{leaf_values(leaf, src)} AS __l{i}" for i, leaf in enumerate(leaves)]
+    where = ""
+    if checks:
+        where = " WHERE " + " AND ".join(_kind_check(c, src) for c in checks)
+    items = [f"CAST({src} AS INTEGER) AS __src"]
+    items += [
+        f"{leaf_column(leaf, f'__l{i}')} AS {_ident(leaf.name)}" for i, leaf in enumerate(leaves)
+    ]
+    body = f"SELECT {', '.join(inner) or '1 AS __none'} FROM {reader}{where}"
+    return f"SELECT {', '.join(items)} FROM ({body})"
