@@ -362,3 +362,21 @@ def test_grouping_names_inside_aggregates_mean_the_grouping() -> None:
 def test_expressions_over_group_keys_need_no_aggregate() -> None:
     plan = plan_of("from x | stats e = length(f) + 1, count(*) by f = first_name")
     assert [c.name for c in plan.columns] == ["e", "count(*)", "f"]
+
+
+def test_grouping_by_a_column_and_its_alias_is_one_key() -> None:
+    # Elasticsearch resolves zzz to y's attribute: y = [1, 2, 3] expands once (3 groups, not 9).
+    plan = plan_of(
+        "ROW x = 1, y = [1, 2, 3] | EVAL z = y | RENAME z AS zzz | STATS c = COUNT() BY y, x, zzz"
+    )
+    agg = next(s for s in plan.steps if isinstance(s, p.Aggregate))
+    assert [n for n, _ in agg.groups] == ["y", "x"]
+    assert [c.name for c in plan.columns] == ["c", "y", "x", "zzz"]
+
+
+@pytest.mark.parametrize("between", ["EVAL y = y + 1", "MV_EXPAND y", "EVAL y = 5 | EVAL y = z"])
+def test_grouping_copy_identity_ends_when_the_values_change(between: str) -> None:
+    plan = plan_of(f"ROW x = 1, y = [1, 2, 3] | EVAL z = y | {between} | STATS c = COUNT() BY y, z")
+    agg = next(s for s in plan.steps if isinstance(s, p.Aggregate))
+    expected = ["y", "z"] if between != "EVAL y = 5 | EVAL y = z" else ["y"]
+    assert [n for n, _ in agg.groups] == expected

@@ -197,6 +197,9 @@ class _Analyzer:
         self.catalog = catalog
         self.columns: dict[str, p.Column] = {}
         self.origin: dict[str, str] = {}  # column -> the source field it still holds unchanged
+        # column -> identity of the values it holds: EVAL z = y and RENAME keep y's identity, so
+        # STATS BY y, z groups once (Elasticsearch resolves z to the same attribute as y).
+        self.identity: dict[str, object] = {}
         self.used: set[str] = set()
         self.source_fields: Mapping[str, p.Column] = {}
         self.internal = 0
@@ -288,6 +291,7 @@ class _Analyzer:
             assignments.append((name, expr))
             self.columns.pop(name, None)
             self.columns[name] = p.Column(name, expr.type, _is_mv(expr))
+            self.identity[name] = object()
         return p.RowSource(tuple(assignments), self.snapshot(), cmd.span)
 
     # -- processing commands -------------------------------------------------------------------
@@ -343,7 +347,13 @@ class _Analyzer:
             self.columns.pop(name, None)
             self.origin.pop(name, None)
             self.columns[name] = p.Column(name, expr.type, _is_mv(expr))
+            self.identity[name] = (
+                self.identity_of(expr.name) if isinstance(expr, p.Ref) else object()
+            )
         return p.Eval(tuple(assignments), self.snapshot(), cmd.span)
+
+    def identity_of(self, name: str) -> object:
+        return self.identity.setdefault(name, object())
 
     def name_span(self, name: str, span: Span) -> Span:
         """Where a KEEP/DROP/RENAME/MV_EXPAND name is written inside its command (the AST keeps
@@ -391,7 +401,8 @@ class _Analyzer:
 
     def project(self, mapping: list[tuple[str, str]], span: Span) -> p.Project:
         old_cols, old_origin = self.columns, self.origin
-        self.columns, self.origin = {}, {}
+        identities = {out: self.identity_of(src) for out, src in mapping}
+        self.columns, self.origin, self.identity = {}, {}, identities
         for out, src in mapping:
             col = old_cols[src]
             self.columns[out] = p.Column(out, col.type, col.multivalued)
@@ -431,6 +442,7 @@ class _Analyzer:
         if cmd.field in self.origin:
             self.used.add(self.origin[cmd.field])
         self.columns[cmd.field] = p.Column(cmd.field, col.type)
+        self.identity[cmd.field] = object()
         return p.MvExpand(cmd.field, self.snapshot(), cmd.span)
 
     def dissect(self, cmd: ast.Dissect) -> p.Extract:
@@ -479,6 +491,7 @@ class _Analyzer:
         for col in outputs:
             self.columns.pop(col.name, None)
             self.origin.pop(col.name, None)
+            self.identity[col.name] = object()
             self.columns[col.name] = col
         return p.Extract(kind, value, regex, outputs, append, self.snapshot(), span)
 
@@ -524,7 +537,11 @@ class _Analyzer:
             for i, (n, e) in enumerate(outputs)
             if n not in out_names[i + 1 :] and n not in group_names
         ]
-        self.columns, self.origin = {}, {}
+        copies = self.same_groups(kept_groups)
+        self.columns, self.origin, self.identity = {}, {}, {}
+        if copies:
+            distinct = [(n, e) for n, e in kept_groups if n not in copies]
+            return self.lowered_stats(cmd.span, collected, kept, distinct, copies, kept_groups)
         if all(isinstance(e, p.AggCall) for _, e in kept):
             aggs = tuple((n, cast(p.AggCall, e)) for n, e in kept)
             for n, a in aggs:
@@ -533,6 +550,21 @@ class _Analyzer:
                 self.columns[n] = p.Column(n, e.type)
             return [p.Aggregate(aggs, tuple(kept_groups), self.snapshot(), cmd.span)]
         return self.lowered_stats(cmd.span, collected, kept, kept_groups)
+
+    def same_groups(self, groups: list[tuple[str, p.Expr]]) -> dict[str, str]:
+        """Groupings that name the same values as an earlier one (`EVAL z = y | STATS BY y, z`):
+        grouping name -> the earlier grouping's name. They are one key, expanded once."""
+        first: dict[object, str] = {}
+        copies: dict[str, str] = {}
+        for name, expr in groups:
+            if not isinstance(expr, p.Ref):
+                continue
+            identity = self.identity_of(expr.name)
+            if identity in first:
+                copies[name] = first[identity]
+            else:
+                first[identity] = name
+        return copies
 
     def shadow_warnings(self, cmd: ast.Stats) -> None:
         """Elasticsearch's warning for each STATS column hidden by a later one of the same name
@@ -558,8 +590,12 @@ class _Analyzer:
         collected: list[tuple[str, p.AggCall]],
         kept: list[tuple[str, p.Expr | p.AggCall]],
         groups: list[tuple[str, p.Expr]],
+        copies: Mapping[str, str] | None = None,
+        all_groups: list[tuple[str, p.Expr]] | None = None,
     ) -> list[p.Step]:
-        """Scalar expressions over aggregates: Aggregate (internal names), Eval, then Project."""
+        """Scalar expressions over aggregates: Aggregate (internal names), Eval, then Project.
+        `copies` are groupings computed as a copy of another one (see same_groups); `all_groups`
+        is then every grouping in output order."""
         agg_cols = [p.Column(n, c.type, c.multivalued) for n, c in collected]
         group_cols = [p.Column(n, e.type) for n, e in groups]
         aggregate = p.Aggregate(tuple(collected), tuple(groups), (*agg_cols, *group_cols), span)
@@ -570,8 +606,11 @@ class _Analyzer:
             assignments.append((name, expr))
             eval_cols.pop(name, None)
             eval_cols[name] = p.Column(name, expr.type, expr.multivalued)
+        for name, original in (copies or {}).items():
+            assignments.append((name, p.Ref(original, eval_cols[original].type)))
+            eval_cols[name] = p.Column(name, eval_cols[original].type)
         ev = p.Eval(tuple(assignments), tuple(eval_cols.values()), span)
-        final = [n for n, _ in kept] + [n for n, _ in groups]
+        final = [n for n, _ in kept] + [n for n, _ in (all_groups or groups)]
         self.columns = {n: eval_cols[n] for n in final}
         project = p.Project(tuple((n, n) for n in final), self.snapshot(), span)
         return [aggregate, ev, project]

@@ -11,7 +11,7 @@ from typing import Any
 
 from reconwatch.backends.reference import scalars as _scalars  # noqa: F401 - registers functions
 from reconwatch.backends.reference.aggregates import AggSpec, AggState
-from reconwatch.backends.reference.evaluate import EvalContext, compile_expr
+from reconwatch.backends.reference.evaluate import Compiled, EvalContext, compile_expr
 from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
@@ -150,13 +150,29 @@ def _aggregate(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
                 state.add(row)
     if not keys and not groups:
         groups[()] = ((), [spec.new() for _, spec in specs])
-    for combo, states in groups.values():
+    for combo, states in _hash_order(groups, keys):
         out: dict[str, object] = {}
         for (name, _), state in zip(specs, states, strict=True):
             out[name] = state.result()
         for (name, _, _), value in zip(keys, combo, strict=True):
             out[name] = value
         yield out
+
+
+def _hash_order(
+    groups: dict[tuple[object, ...], tuple[tuple[object, ...], list[AggState]]],
+    keys: list[tuple[str, Compiled, T]],
+) -> Iterable[tuple[tuple[object, ...], list[AggState]]]:
+    """Groups in Elasticsearch's output order: first seen, except that a single key's block hash
+    gives null ordinal 0 and booleans the fixed ordinals null, false, true."""
+    if len(keys) != 1:
+        return groups.values()
+    if keys[0][2] is T.BOOLEAN:
+        return [groups[k] for k in ((None,), (False,), (True,)) if k in groups]
+    null = groups.get((None,))
+    if null is None:
+        return groups.values()
+    return [null, *(g for k, g in groups.items() if k != (None,))]
 
 
 def _extract(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
