@@ -5,10 +5,12 @@ from __future__ import annotations
 import pprint
 from datetime import datetime
 
-from reconwatch.errors import UsageError
+from reconwatch.backends.duckdb.execute import ExecutionError
+from reconwatch.errors import QuerySemanticError, UsageError
 from reconwatch.esql.analyze import compile_query
 from reconwatch.ingest.dataset import Dataset
 from reconwatch.plan.catalog import Result
+from reconwatch.plan.nodes import Plan
 
 BACKENDS = ("duckdb",)
 MAX_RETRIES = 64
@@ -24,13 +26,24 @@ def run_query(text: str, dataset: Dataset, *, now: datetime, backend: str = "duc
     # Each retry moves a file to the Python reader, marks a field multivalued or completes the
     # field scan: a bounded number of times.
     for _attempt in range(MAX_RETRIES):
-        plan = compile_query(text, dataset)
+        plan = compile_on(text, dataset)
         try:
             return execute(plan, dataset, now)
         except RetryScan:
             continue
-    plan = compile_query(text, dataset)
-    return execute(plan, dataset, now)
+    msg = f"reading the events did not settle after {MAX_RETRIES} attempts"
+    raise ExecutionError(msg)
+
+
+def compile_on(text: str, dataset: Dataset) -> Plan:
+    """compile_query, except that an unknown column is looked for in every event first (the
+    catalog knows the schema and a sample of each file until then)."""
+    try:
+        return compile_query(text, dataset)
+    except QuerySemanticError as exc:
+        if "Unknown column" not in str(exc) or not dataset.complete_fields():
+            raise
+    return compile_query(text, dataset)
 
 
 def explain(text: str, dataset: Dataset, *, now: datetime | None = None) -> str:
@@ -39,7 +52,7 @@ def explain(text: str, dataset: Dataset, *, now: datetime | None = None) -> str:
 
     from reconwatch.backends.duckdb import compile_for
 
-    plan = compile_query(text, dataset)
+    plan = compile_on(text, dataset)
     compiled = compile_for(plan, dataset, now or datetime(1970, 1, 1, tzinfo=UTC))
     lines = ["-- plan", pprint.pformat(plan.source, width=100)]
     lines += [pprint.pformat(step, width=100) for step in plan.steps]

@@ -29,9 +29,9 @@ class DatasetBackend:
         return result
 
     def columns(self, query: str) -> tuple[Column, ...]:
-        from reconwatch.esql.analyze import compile_query
+        from reconwatch.query import compile_on
 
-        return compile_query(query, self.dataset).columns
+        return compile_on(query, self.dataset).columns
 
 
 @dataclass(slots=True)

@@ -230,6 +230,13 @@ class Dataset:
         self._retype(scan)
         return scan
 
+    def complete_fields(self) -> bool:
+        """Read every event for its fields if only samples were; False when nothing was left."""
+        if self._scan is not None and all(self._scan.complete):
+            return False
+        self._ensure_scan()
+        return True
+
     def scan(self) -> IngestReport:
         """Read every input once (validation and field discovery); returns the report."""
         self._ensure_scan()

@@ -62,9 +62,7 @@ def spellings(name: str) -> list[tuple[str, ...]]:
     for k in range(len(parts)):
         for cuts in combinations(range(1, len(parts)), k):
             bounds = [0, *cuts, len(parts)]
-            out.append(
-                tuple(".".join(parts[a:b]) for a, b in pairwise(bounds))
-            )
+            out.append(tuple(".".join(parts[a:b]) for a, b in pairwise(bounds)))
     return out
 
 

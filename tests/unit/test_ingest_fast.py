@@ -1,0 +1,73 @@
+"""DuckDB's own NDJSON reading gives what the Python reader gives; bad files fall back and report."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from reconwatch.ingest import Dataset
+from reconwatch.ingest.fast import spellings
+from reconwatch.query import run_query
+
+NOW = datetime(2024, 1, 2, tzinfo=UTC)
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def _write(path: Path, lines: list[object]) -> Path:
+    text = [x if isinstance(x, str) else json.dumps(x) for x in lines]
+    path.write_text("\n".join(text) + "\n")
+    return path
+
+
+def test_spellings_cover_nested_and_dotted_keys() -> None:
+    assert sorted(spellings("a.b.c")) == sorted(
+        [("a.b.c",), ("a", "b.c"), ("a.b", "c"), ("a", "b", "c")]
+    )
+
+
+def test_fast_path_types_multivalues_and_strings_that_look_like_arrays(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "good.ndjson",
+        [
+            {"@timestamp": "2024-01-01T00:00:00Z", "destination": {"ip": "10.0.0.1"}, "k": "[a"},
+            {
+                "@timestamp": 1704067200000,
+                "destination.ip": "::ffff:10.0.0.2",
+                "k": ["b", "a", "b"],
+            },
+        ],
+    )
+    ds = Dataset.from_files([path])
+    rows = run_query("from logs-* | keep @timestamp, destination.ip, k", ds, now=NOW).rows
+    assert rows == [(T0, "10.0.0.1", "[a"), (T0, "10.0.0.2", ["a", "b"])]
+    assert ds.report.errors == [] and ds.report.events == 2
+
+
+def test_bad_lines_are_reported_and_good_ones_processed(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "bad.ndjson",
+        [
+            {"destination": {"ip": "10.0.0.1", "port": 80}},
+            "{bad json",
+            [1, 2],
+            {"destination": {"ip": "10.0.0.3", "port": "abc"}},
+            {"destination.ip": "10.0.0.2"},
+        ],
+    )
+    ds = Dataset.from_files([path])
+    rows = run_query("from logs-* | stats d = count_distinct(destination.ip)", ds, now=NOW).rows
+    assert rows == [(2,)]
+    assert [e.line for e in ds.report.errors] == [2, 3, 4]
+    assert ds.report.events == 2
+
+
+def test_fields_beyond_the_sample_are_found(tmp_path: Path) -> None:
+    docs: list[object] = [{"k": "a", "event": {"type": "start"}} for _ in range(1100)]
+    docs.append({"k": ["z", "y"], "event": {"type": ["start", "end"]}, "late": 5})
+    path = _write(tmp_path / "many.ndjson", docs)
+    ds = Dataset.from_files([path])
+    text = 'from logs-* | where event.type == "start" | stats c = count(*), v = values(k)'
+    assert run_query(text, ds, now=NOW).rows == [(1100, "a")]
+    late = run_query("from logs-* | where late == 5 | keep k, event.type", ds, now=NOW).rows
+    assert late == [(["y", "z"], ["end", "start"])]
