@@ -19,6 +19,7 @@ from reconwatch.ecs.schema import ECS_FIELDS, is_ecs_index
 from reconwatch.errors import UsageError
 from reconwatch.esql.types import DataType as T
 from reconwatch.ingest import fast
+from reconwatch.ingest.auditd import looks_like_audit_log
 from reconwatch.ingest.flatten import (
     Flat,
     convert_leaf,
@@ -62,6 +63,7 @@ class _Input:
     patterns: tuple[str, ...]
     docs: Sequence[object] = ()
     index: str = ""
+    format: str | None = None  # None: by content; "auditd": an audit log (ingest.auditd)
 
 
 @dataclass(slots=True)
@@ -106,7 +108,11 @@ class Dataset:
 
     @classmethod
     def from_files(
-        cls, paths: Iterable[str | Path], index_map: Sequence[tuple[str, str]] = ()
+        cls,
+        paths: Iterable[str | Path],
+        index_map: Sequence[tuple[str, str]] = (),
+        *,
+        input_format: str | None = None,
     ) -> Dataset:
         """Positional files are read by every FROM; `index_map` pairs (index pattern, glob) add
         files read only by FROM clauses whose patterns can match that index pattern."""
@@ -122,12 +128,12 @@ class Dataset:
                 if path in seen:
                     seen[path].patterns = (*seen[path].patterns, pattern)
                     continue
-                seen[path] = _Input(name, path, (pattern,))
+                seen[path] = _Input(name, path, (pattern,), format=input_format)
                 inputs.append(seen[path])
         for raw in paths:
             path = Path(raw)
             if path not in seen:
-                seen[path] = _Input(str(raw), path, ())
+                seen[path] = _Input(str(raw), path, (), format=input_format)
                 inputs.append(seen[path])
         return cls(inputs)
 
@@ -142,7 +148,7 @@ class Dataset:
         if inp.path is None:
             raw: Iterable[tuple[int, object]] = enumerate(inp.docs, start=1)
         else:
-            raw = read_events(inp.path, local)
+            raw = read_events(inp.path, local, inp.format)
         for line, value in raw:
             if limit is not None and good >= limit:
                 return
@@ -178,8 +184,13 @@ class Dataset:
         inp = self._inputs[index]
         if inp.path is None or index in self._slow or inp.path.suffix == ".parquet":
             return False
+        if inp.format is not None:
+            return False
         try:
-            return peek(inp.path) not in ("[", "")
+            head = peek(inp.path)
+            return head not in ("[", "") and not (
+                head in ("t", "n") and looks_like_audit_log(inp.path)
+            )
         except Exception:  # unreadable: the Python reader reports it
             return False
 

@@ -55,9 +55,17 @@ class IngestReport:
         return [e.one_line() for e in shown]
 
 
-def read_events(path: Path, report: IngestReport) -> Iterator[tuple[int, object]]:
-    """(line or record number, decoded JSON value) for each event of a file; bad ones reported."""
+def read_events(
+    path: Path, report: IngestReport, input_format: str | None = None
+) -> Iterator[tuple[int, object]]:
+    """(line or record number, decoded JSON value) for each event of a file; bad ones reported.
+    Audit logs (input_format "auditd", or sniffed by content) go to ingest.auditd."""
+    from reconwatch.ingest import auditd
+
     name = str(path)
+    if input_format == auditd.FORMAT:
+        yield from auditd.read_audit_log(path, report)
+        return
     try:
         if path.suffix == ".parquet":
             yield from _read_parquet(path)
@@ -71,6 +79,8 @@ def read_events(path: Path, report: IngestReport) -> Iterator[tuple[int, object]
         return
     if head == "[":
         yield from _read_array(path, report)
+    elif head in ("t", "n") and auditd.looks_like_audit_log(path):
+        yield from auditd.read_audit_log(path, report)
     else:
         yield from _read_ndjson(path, report)
 
