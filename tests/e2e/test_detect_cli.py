@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import subprocess
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -86,3 +90,99 @@ def test_demo(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0, err
     alerts = json.loads(out)
     assert len(alerts) == 1 and alerts[0]["Esql.host_name_values"] == "db-002"
+
+
+# -- as a user: subprocess, real stdout/stderr --------------------------------------------------
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+REAL_AUDITD = SHARED / "data" / "real" / "auditd"
+RUN_AT = "2025-07-16T10:00:00Z"
+
+
+def reconwatch(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-c", "from reconwatch.cli.main import main; main()", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+
+
+def _audit_connect(stamp: float, serial: int, ip: str, port: int, exe: str, pid: int) -> str:
+    """One connect() event as auditd writes it: SYSCALL, SOCKADDR, EOE (laurel's record shape)."""
+    head = f"msg=audit({stamp:.3f}:{serial}):"
+    saddr = "0200" + f"{port:04X}" + ipaddress.IPv4Address(ip).packed.hex().upper() + "0" * 16
+    return (
+        f"type=SYSCALL {head} arch=c000003e syscall=42 success=no exit=-115 a0=3 a1=7ffd1 a2=10 "
+        f"a3=0 items=0 ppid=1000 pid={pid} auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 "
+        f'sgid=0 fsgid=0 tty=pts0 ses=1 comm="{exe.rsplit("/", 1)[-1]}" exe="{exe}" key=(null)\n'
+        f"type=SOCKADDR {head} saddr={saddr}\n"
+        f"type=EOE {head} \n"
+    )
+
+
+@pytest.fixture
+def audit_scan(tmp_path: Path) -> Path:
+    """An audit log of a /24-and-a-bit sweep by nmap from 09:20Z, a curl call, one broken line."""
+    start = datetime(2025, 7, 16, 9, 20, tzinfo=UTC).timestamp()
+    parts = [_audit_connect(start, 1, "93.184.215.14", 443, "/usr/bin/curl", 4000)]
+    parts.append("this line is not an audit record\n")
+    base = ipaddress.IPv4Address("10.9.0.1")
+    for i in range(300):
+        parts.append(
+            _audit_connect(start + 1 + i * 0.2, 10 + i, str(base + i), 22, "/usr/bin/nmap", 4242)
+        )
+    path = tmp_path / "audit.log"
+    path.write_text("".join(parts))
+    return path
+
+
+@pytest.mark.parametrize(
+    "how", [["--format", "auditd"], ["--input-format", "auditd", "--format", "ndjson"], []]
+)
+def test_detect_reads_audit_logs(audit_scan: Path, how: list[str]) -> None:
+    done = reconwatch("detect", str(audit_scan), "--now", RUN_AT, *how)
+    assert done.returncode == 0, done.stderr
+    alerts = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [a["process.executable"] for a in alerts] == ["/usr/bin/nmap"]
+    assert alerts[0]["Esql.destination_ip_count_distinct"] == 300
+    assert alerts[0]["Esql.host_name_values"] == "audit.log"
+    evidence = alerts[0]["reconwatch.evidence"]
+    assert evidence["destination"]["blocks"][0] == {
+        "cidr": "10.9.0.0/24",
+        "distinct_ips": 255,
+        "events": 255,
+    }
+    assert f"{audit_scan}:4: not an audit record" in done.stderr
+    assert "1 bad event(s) skipped" in done.stderr
+
+
+def test_detect_input_format_errors(audit_scan: Path) -> None:
+    done = reconwatch("detect", str(audit_scan), "--now", RUN_AT, "--input-format", "pcap")
+    assert done.returncode == 2 and "--input-format 'pcap'" in done.stderr
+    done = reconwatch("detect", str(audit_scan), "--now", RUN_AT, "--format", "yaml")
+    assert done.returncode == 2 and "auditd" in done.stderr
+
+
+def test_detect_real_audit_records(tmp_path: Path) -> None:
+    """Laurel's two real connect() records (php to memcached on 127.0.0.1 and ::1) reach a rule."""
+    real = REAL_AUDITD / "laurel--record-connect.txt"
+    if not real.exists():
+        pytest.skip(f"shared real audit data not found at {real}")
+    rule = tmp_path / "two_ips.toml"
+    rule.write_text(
+        builtin_text("subnet-scanning-seed").replace(
+            "Esql.destination_ip_count_distinct > 250", "Esql.destination_ip_count_distinct >= 2"
+        )
+    )
+    done = reconwatch(
+        "detect", "--format", "auditd", str(real), "--rule", str(rule), "--now",
+        "2024-08-16T15:00:00Z",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (alert,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert alert["process.executable"] == "/usr/bin/php"
+    assert alert["Esql.event_count"] == 2
+    ips = [s["destination.ip"] for s in alert["reconwatch.evidence"]["sample"]]
+    assert sorted(ips) == ["127.0.0.1", "::1"]
+    # The rhel7 log: a connect whose SOCKADDR is missing and a non-record line, as file:line.
+    rhel = REAL_AUDITD / "go-libaudit--auparse_testdata_audit-rhel7.log"
+    done = reconwatch("detect", str(rhel), "--now", "2016-12-07T02:00:00Z")
+    assert done.returncode == 0, done.stderr
+    assert f"{rhel}:28: connect SYSCALL without its SOCKADDR record" in done.stderr

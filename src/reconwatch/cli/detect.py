@@ -23,6 +23,8 @@ SAMPLE_FILE = "defend-network-sample.ndjson.gz"
 # The shipped sample covers 09:00-10:00Z; the demo is the hourly run right after it.
 SAMPLE_RUN_AT = "2025-07-16T10:00:00Z"
 FORMATS = ("table", "ndjson", "json")
+# Input formats --format also accepts (issue 5: `reconwatch detect --format auditd audit.log`).
+INPUT_FORMATS = ("auditd",)
 
 
 def parse_time(text: str, option: str) -> datetime:
@@ -80,7 +82,8 @@ def register(app: typer.Typer) -> None:
     @app.command("detect")
     def detect_cmd(
         files: Annotated[
-            list[str] | None, typer.Argument(help="Event files: NDJSON (.gz), JSON, Parquet.")
+            list[str] | None,
+            typer.Argument(help="Event files: NDJSON (.gz), JSON, Parquet, Linux audit logs."),
         ] = None,
         rule: Annotated[
             list[str] | None,
@@ -110,7 +113,18 @@ def register(app: typer.Typer) -> None:
         fmt: Annotated[
             str | None,
             typer.Option(
-                "--format", "-f", help="table (terminal default) | ndjson (piped default) | json."
+                "--format",
+                "-f",
+                help="Output: table (terminal default) | ndjson (piped default) | json; "
+                "or auditd: the inputs are audit logs (same as --input-format auditd).",
+            ),
+        ] = None,
+        input_format: Annotated[
+            str | None,
+            typer.Option(
+                "--input-format",
+                help="auditd: read the inputs as Linux audit logs. Default: by content (a file "
+                "whose first line starts with type= is an audit log, others are ECS JSON).",
             ),
         ] = None,
         output: Annotated[
@@ -140,13 +154,23 @@ def register(app: typer.Typer) -> None:
             paths.append(str(sample_path()))
         if not paths:
             raise UsageError("give event files to read, or --demo for the shipped sample")
+        if fmt in INPUT_FORMATS:
+            if input_format not in (None, fmt):
+                raise UsageError(f"--format {fmt} contradicts --input-format {input_format}")
+            input_format, fmt = fmt, None
+        if input_format is not None and input_format not in INPUT_FORMATS:
+            raise UsageError(
+                f"--input-format {input_format!r}: choose {', '.join(INPUT_FORMATS)} "
+                "(other inputs are recognised by content)"
+            )
         chosen = fmt or ("table" if sys.stdout.isatty() else "ndjson")
         if chosen not in FORMATS:
-            raise UsageError(f"--format {chosen!r}: choose one of {', '.join(FORMATS)}")
+            known = ", ".join(FORMATS + INPUT_FORMATS)
+            raise UsageError(f"--format {chosen!r}: choose one of {known}")
         rules = [resolve_rule(r) for r in (rule or [DEFAULT_RULE])]
         lists: list[ExceptionList] = [load_exceptions(p) for p in exceptions or []]
         schedule = _schedule(now, first, last, demo)
-        dataset = Dataset.from_files(paths)
+        dataset = Dataset.from_files(paths, input_format=input_format)
         report = detect(
             rules, DatasetBackend(dataset), schedule, exceptions=lists, evidence=not no_evidence
         )
