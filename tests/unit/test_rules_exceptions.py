@@ -107,3 +107,20 @@ def test_bad_exception_files_name_every_problem(tmp_path: Path) -> None:
     bad.write_text('[[exception]]\n"a" = { "equals" = "x" }\n')
     with pytest.raises(RuleLoadError, match="operator 'equals'"):
         load_exceptions(bad)
+
+
+def test_toml_problems_are_exact(tmp_path: Path) -> None:
+    bad = tmp_path / "c.toml"
+    bad.write_text(
+        'exception = [{ "host.name" = { "is like" = "x" }, a = { exists = false } }, "x", {}]\n'
+    )
+    with pytest.raises(RuleLoadError) as info:
+        load_exceptions(bad)
+    assert [f for f, _ in info.value.problems] == [
+        "exception[0].host.name",
+        "exception[0].a",
+        "exception[1]",
+        "exception[2]",
+    ]
+    assert info.value.problems[2][1] == "must be a table of field = condition"
+    assert info.value.problems[3][1] == "has no conditions"

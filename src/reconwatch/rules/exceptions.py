@@ -174,15 +174,17 @@ def _from_toml(text: str, label: str) -> ExceptionList:
     items: list[ExceptionItem] = []
     for i, raw in enumerate(raw_items):
         where = f"exception[{i}]"
+        if not isinstance(raw, dict):
+            problems.append((where, "must be a table of field = condition"))
+            continue
         name = str(raw.get("name", where))
         entries: list[Entry] = []
-        for field, spec in raw.items():
-            if field in ("name", "comment", "description"):
-                continue
+        conditions = {k: v for k, v in raw.items() if k not in ("name", "comment", "description")}
+        for field, spec in conditions.items():
             entry = _toml_entry(field, spec, f"{where}.{field}", problems)
             if entry is not None:
                 entries.append(entry)
-        if not entries:
+        if not conditions:
             problems.append((where, "has no conditions"))
         items.append(ExceptionItem(name, tuple(entries)))
     if problems:
