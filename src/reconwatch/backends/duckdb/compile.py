@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from reconwatch.backends.duckdb.expr import (
@@ -167,7 +168,8 @@ class PlanCompiler:
         if step.append:
             raise UnsupportedFeatureError("DISSECT append modifier", step.span)
         value = single(self.compiler().compile(step.value))
-        regex = step.regex.replace("'", "''")
+        # Python's end-of-text \Z is RE2's \z (RE2 rejects \Z).
+        regex = re.sub(r"(?<!\\)((?:\\\\)*)\\Z", r"\1\\z", step.regex).replace("'", "''")
         names = [f"g{i}" for i in range(len(step.outputs))]
         struct = f"regexp_extract({value}, '{regex}', [{', '.join(repr(n) for n in names)}])"
         items = [ident(n) for n in self.cols if n not in {o.name for o in step.outputs}]

@@ -53,35 +53,68 @@ def compile_for(plan: p.Plan, dataset: ScanSource | None, now: datetime) -> Comp
     return compile_plan(plan, now_sql, lists, inputs)
 
 
-def execute(plan: p.Plan, dataset: ScanSource | None, now: datetime) -> Result:
-    """Run `plan` over `dataset` with `now` as the query time."""
-    compiled = compile_for(plan, dataset, now)
+def connect() -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the rw_* helpers registered."""
     con = duckdb.connect()
+    udf.register(con)
+    return con
+
+
+def execute(
+    plan: p.Plan,
+    dataset: ScanSource | None,
+    now: datetime,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> Result:
+    """Run `plan` over `dataset` with `now` as the query time (on `con` when given)."""
+    compiled = compile_for(plan, dataset, now)
+    own = con is None
+    con = connect() if con is None else con
     try:
-        udf.register(con)
-        inputs: list[int] = []
-        if isinstance(plan.source, p.Source):
-            _register_source(con, plan.source, dataset)
-            if dataset is not None:
-                inputs = dataset.selected_inputs(plan.source.indices)
-        try:
-            rows = con.execute(compiled.sql).fetchall()
-        except duckdb.Error as exc:
-            failed = getattr(dataset, "scan_failed", None)
-            if failed is not None and failed(str(exc), inputs):
-                raise RetryScan(str(exc)) from exc
-            msg = f"query failed in DuckDB: {str(exc).splitlines()[0]}"
-            raise ExecutionError(msg) from exc
-        later = getattr(dataset, "counted_later", None)
-        if later is not None:
-            later(inputs)
+        rows = _run(con, plan, dataset, compiled.sql).fetchall()
     finally:
-        con.close()
+        if own:
+            con.close()
     convert = [_converter(c.type) for c in compiled.columns]
     out = [tuple(f(v) for f, v in zip(convert, row, strict=False)) for row in rows]
     if not compiled.columns:
         out = [() for _ in rows]
-    return Result(compiled.columns, out)
+    return Result(compiled.columns, out, list(plan.warnings))
+
+
+def materialize(
+    plan: p.Plan,
+    dataset: ScanSource | None,
+    now: datetime,
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+) -> Compiled:
+    """Run `plan` into the temporary table `table` on `con`; its columns are the plan's."""
+    compiled = compile_for(plan, dataset, now)
+    _run(con, plan, dataset, f"CREATE OR REPLACE TEMP TABLE {table} AS {compiled.sql}")
+    return compiled
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection, plan: p.Plan, dataset: ScanSource | None, sql: str
+) -> duckdb.DuckDBPyConnection:
+    inputs: list[int] = []
+    if isinstance(plan.source, p.Source):
+        _register_source(con, plan.source, dataset)
+        if dataset is not None:
+            inputs = dataset.selected_inputs(plan.source.indices)
+    try:
+        cursor = con.execute(sql)
+    except duckdb.Error as exc:
+        failed = getattr(dataset, "scan_failed", None)
+        if failed is not None and failed(str(exc), inputs):
+            raise RetryScan(str(exc)) from exc
+        msg = f"query failed in DuckDB: {str(exc).splitlines()[0]}"
+        raise ExecutionError(msg) from exc
+    later = getattr(dataset, "counted_later", None)
+    if later is not None:
+        later(inputs)
+    return cursor
 
 
 def _register_source(
@@ -111,6 +144,8 @@ def _converter(t: T):  # type: ignore[no-untyped-def]
             return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
         if isinstance(v, float) and t in (T.INTEGER, T.LONG):
             return int(v)
+        if t is T.BOOLEAN and isinstance(v, int) and not isinstance(v, bool):
+            return bool(v)
         return v
 
     def cell(v: object) -> object:

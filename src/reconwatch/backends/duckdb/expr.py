@@ -70,7 +70,9 @@ def norm_list(sql: str) -> str:
 
 def literal(value: object, t: T) -> str:
     if value is None:
-        return f"CAST(NULL AS {sql_type(t)})"
+        # An untyped null stays SQL's NULL type, which DuckDB coerces to whatever meets it
+        # (COALESCE(null, "b"), x IN ("a", null), length(null)).
+        return "NULL" if t is T.NULL else f"CAST(NULL AS {sql_type(t)})"
     if isinstance(value, list):
         return "[" + ", ".join(literal(v, t) for v in value) + "]"
     if isinstance(value, bool):
@@ -347,10 +349,10 @@ def convert_sql(v: str, src: T, dst: T, span: object = None) -> str:
             text = f"trim({v})"
             return (
                 f"COALESCE(TRY_CAST(CASE WHEN regexp_full_match({text}, '[+-]?[0-9]+') THEN {text} END AS {target}), "
-                f"TRY_CAST(trunc(TRY_CAST({text} AS DOUBLE)) AS {target}))"
+                f"TRY_CAST(floor(TRY_CAST({text} AS DOUBLE) + 0.5) AS {target}))"
             )
         if src is T.DOUBLE:
-            return f"TRY_CAST(trunc({v}) AS {target})"
+            return f"TRY_CAST(floor({v} + 0.5) AS {target})"  # Java's Math.round
         if src in (T.DATETIME, T.DATE_NANOS):
             return f"TRY_CAST(epoch_ms({v}) AS {target})"
         return f"TRY_CAST({v} AS {target})"
@@ -527,7 +529,22 @@ _simple("tau", "(2 * pi())")
 def _round(c: ExprCompiler, call: p.Call) -> E:
     args = c.singles(call)
     digits = args[1] if len(args) > 1 else "0"
+    if call.type is T.DOUBLE:
+        return E(
+            _round_double(args[0], call.args[1] if len(call.args) > 1 else None, digits), T.DOUBLE
+        )
     return E(f"try(CAST(round({args[0]}, {digits}) AS {sql_type(call.type)}))", call.type)
+
+
+def _round_double(x: str, digits: p.Expr | None, single_sql: str) -> str:
+    """Half up on the shortest decimal form of the double (2.05 -> 2.1), like the reference's
+    BigDecimal-style rounding; DuckDB's round() works on the binary value (2.05 -> 2.0)."""
+    n = 0 if digits is None else digits.value if isinstance(digits, p.Const) else None
+    if isinstance(n, int):
+        exact = f"CAST(round(CAST(CAST({x} AS VARCHAR) AS DECIMAL(38, 18)), {n}) AS DOUBLE)"
+        # Beyond DECIMAL(38, 18) a double has no fraction left to round at non-negative digits.
+        return f"(CASE WHEN abs({x}) < 1e19 THEN {exact} WHEN {n} >= 0 THEN {x} ELSE round({x}, {n}) END)"
+    return f"try(round({x}, {single_sql}))"
 
 
 # -- dates ----------------------------------------------------------------------------------

@@ -3,29 +3,37 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from datetime import datetime
 from urllib.parse import quote_plus
 
 import duckdb
+from duckdb.func import SPECIAL
 
 from reconwatch.plan import values
 
 
-def ip_key(text: str) -> bytes | None:
+def ip_key(text: str | None) -> bytes | None:
+    if text is None:
+        return None
     try:
         return values.ip_bytes(text)
     except ValueError:
         return None
 
 
-def ip_canon(text: str) -> str | None:
+def ip_canon(text: str | None) -> str | None:
+    if text is None:
+        return None
     try:
         return values.canonical_ip(text)
     except values.ConversionError:
         return None
 
 
-def cidr(ip: str, blocks: list[str]) -> bool | None:
+def cidr(ip: str | None, blocks: list[str] | None) -> bool | None:
+    if ip is None or blocks is None:
+        return None
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
@@ -44,7 +52,9 @@ def cidr(ip: str, blocks: list[str]) -> bool | None:
     return False
 
 
-def parse_date(text: str) -> datetime | None:
+def parse_date(text: str | None) -> datetime | None:
+    if text is None:
+        return None
     try:
         return values.parse_datetime(text).replace(tzinfo=None)
     except values.ConversionError:
@@ -63,25 +73,40 @@ def url_encode_component(text: str) -> str:
     return quote_plus(text, safe="*-._").replace("+", "%20")
 
 
-def ip_prefix(ip: str, v4: int, v6: int) -> str | None:
+def ip_prefix(ip: str | None, v4: int | None, v6: int | None) -> str | None:
+    if ip is None or v4 is None or v6 is None:
+        return None
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
         return None
-    length = v4 if addr.version == 4 else v6
-    if not 0 <= length <= addr.max_prefixlen:
+    # Elasticsearch checks both lengths whatever the address family.
+    if not (0 <= v4 <= 32 and 0 <= v6 <= 128):
         return None
+    length = v4 if addr.version == 4 else v6
     return str(ipaddress.ip_network(f"{addr}/{length}", strict=False).network_address)
+
+
+def _nullable(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    fn: Callable[..., object],
+    params: list[str],
+    ret: str,
+) -> None:
+    """A helper that returns NULL for input it cannot read: DuckDB accepts NULL results only with
+    "special" null handling (the function then sees NULL inputs itself)."""
+    con.create_function(name, fn, params, ret, null_handling=SPECIAL, side_effects=False)  # type: ignore[arg-type]
 
 
 def register(con: duckdb.DuckDBPyConnection) -> None:
     """Make the rw_* helpers callable from SQL on this connection."""
     v, b, ts, d = "VARCHAR", "BLOB", "TIMESTAMP", "DOUBLE"
-    con.create_function("rw_ip_key", ip_key, [v], b, side_effects=False)
-    con.create_function("rw_ip_canon", ip_canon, [v], v, side_effects=False)
-    con.create_function("rw_cidr", cidr, [v, "VARCHAR[]"], "BOOLEAN", side_effects=False)
-    con.create_function("rw_parse_date", parse_date, [v], ts, side_effects=False)
+    _nullable(con, "rw_ip_key", ip_key, [v], b)
+    _nullable(con, "rw_ip_canon", ip_canon, [v], v)
+    _nullable(con, "rw_cidr", cidr, [v, "VARCHAR[]"], "BOOLEAN")
+    _nullable(con, "rw_parse_date", parse_date, [v], ts)
     con.create_function("rw_double_text", double_text, [d], v, side_effects=False)
     con.create_function("rw_url_encode", url_encode, [v], v, side_effects=False)
     con.create_function("rw_url_encode_component", url_encode_component, [v], v, side_effects=False)
-    con.create_function("rw_ip_prefix", ip_prefix, [v, "INTEGER", "INTEGER"], v, side_effects=False)
+    _nullable(con, "rw_ip_prefix", ip_prefix, [v, "INTEGER", "INTEGER"], v)

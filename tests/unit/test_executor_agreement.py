@@ -1,0 +1,58 @@
+"""Elasticsearch rules both executors must follow, checked on ROW queries (no data needed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from reconwatch.backends import duckdb as duck
+from reconwatch.backends import reference
+from reconwatch.esql.analyze import compile_query
+from reconwatch.plan.catalog import Result, StaticCatalog
+
+NOW = datetime(2025, 1, 15, 12, tzinfo=UTC)
+BACKENDS = ["reference", "duckdb"]
+
+
+def run(backend: str, query: str) -> Result:
+    plan = compile_query(query, StaticCatalog({}))
+    if backend == "reference":
+        return reference.execute(plan, [], NOW)
+    return duck.execute(plan, None, NOW)
+
+
+CASES = {
+    # ROUND is half up on the decimal form: 2.05 is 2.04999... in binary but rounds to 2.1.
+    "round_half_up": (
+        "ROW x = 2.05, y = -2.05, z = 2.5 | EVAL a = ROUND(x, 1), b = ROUND(y, 1), c = ROUND(z) | KEEP a, b, c",
+        [(2.1, -2.1, 3.0)],
+    ),
+    # double -> long rounds like Java's Math.round, it does not truncate.
+    "double_to_long_rounds": (
+        'ROW x = 55461.6 | EVAL l = x::LONG, i = TO_INTEGER("2.5") | KEEP l, i',
+        [(55462, 3)],
+    ),
+    # An untyped null meets any type (DuckDB would otherwise take it as INTEGER).
+    "untyped_null": (
+        'ROW a = null, b = "b" | EVAL c = COALESCE(a, b), d = "foo" IN ("bar", null), l = LENGTH(null) | KEEP c, d, l',
+        [("b", None, None)],
+    ),
+    "boolean_stays_boolean": (
+        "ROW x = 1 | EVAL b = COALESCE(true, false, null) | KEEP b",
+        [(True,)],
+    ),
+    # DISSECT's \\Z anchor must work on DuckDB's RE2 too.
+    "dissect_anchor": ('ROW s = "a-b" | DISSECT s "%{x}-%{y}" | KEEP x, y', [("a", "b")]),
+    "bad_ip_is_null": (
+        'ROW s = "foo" | EVAL ip = TO_IP(s), p = IP_PREFIX(TO_IP("1.2.3.4"), 32, 129) | KEEP ip, p',
+        [(None, None)],
+    ),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_rows(backend: str, name: str) -> None:
+    query, rows = CASES[name]
+    assert run(backend, query).rows == rows
