@@ -64,7 +64,8 @@ def _write(
             else:
                 fh.write(to_json(alerts) if fmt == "json" else to_ndjson(alerts))
         return
-    _render(Console(soft_wrap=fmt != "table"), alerts, rules, fmt, as_report)
+    # Machine formats must not be wrapped; the table and reports wrap to the terminal.
+    _render(Console(soft_wrap=fmt != "table" and not as_report), alerts, rules, fmt, as_report)
 
 
 def _render(
