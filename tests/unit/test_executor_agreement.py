@@ -48,6 +48,27 @@ CASES = {
         'ROW s = "foo" | EVAL ip = TO_IP(s), p = IP_PREFIX(TO_IP("1.2.3.4"), 32, 129) | KEEP ip, p',
         [(None, None)],
     ),
+    "median_std": (
+        "ROW x = [1, 2, 3, 10] | MV_EXPAND x | STATS m = MEDIAN(x), s = STD_DEV(x), v = STD_VAR(x), mm = MEDIAN([1, 5])",
+        [(2.5, 3.5355339059327378, 12.5, 3.0)],
+    ),
+    "weighted_avg": (
+        "ROW x = [1, 2, 3] | MV_EXPAND x | STATS a = WEIGHTED_AVG(x, x), b = WEIGHTED_AVG([1, 2, 3], 1)",
+        [(14 / 6, 2.0)],
+    ),
+    "top_ips_by_address": (
+        'ROW ip = TO_IP(["10.0.0.9", "9.0.0.1", "10.0.0.10"]) | STATS t = TOP(ip, 2, "desc")',
+        [(["10.0.0.10", "10.0.0.9"],)],
+    ),
+    # IPv4 sorts as IPv4-mapped IPv6, after ::1.
+    "mv_sort_ips_by_address": (
+        'ROW ip = TO_IP(["10.0.0.9", "9.0.0.1", "::1"]) | EVAL s = MV_SORT(ip) | KEEP s',
+        [(["::1", "9.0.0.1", "10.0.0.9"],)],
+    ),
+    "rlike_empty_language": (
+        'ROW x = "abc" | EVAL a = x RLIKE "#", b = x RLIKE "a@" | KEEP a, b',
+        [(False, True)],
+    ),
 }
 
 

@@ -19,6 +19,9 @@ from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
 
 SOURCE_TABLE = "rw_source"
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
+# ES|QL's population statistics and median as DuckDB aggregates (exact, interpolated median).
+_SPREAD = {"std_dev": "stddev_pop", "std_var": "var_pop", "median": "median"}
 SOURCE_COLUMN = "__src"
 
 
@@ -246,7 +249,64 @@ class PlanCompiler:
             if arg.is_list:
                 return f"(sum(list_sum({arg.sql})){filt} / sum(len({arg.sql})){filt})"
             return f"CAST(avg({arg.sql}){filt} AS DOUBLE)"
+        if a.fn in _SPREAD:
+            # Population statistics over every value (a multivalue contributes each of its values).
+            if arg.is_list:
+                return f"CAST(list_aggregate(flatten(list({arg.sql}){filt}), '{_SPREAD[a.fn]}') AS DOUBLE)"
+            return f"CAST({_SPREAD[a.fn]}({arg.sql}){filt} AS DOUBLE)"
+        if a.fn == "weighted_avg":
+            return self.weighted_avg(a, c, filt)
+        if a.fn == "top":
+            return self.top(a, arg, filt)
         raise UnsupportedFeatureError(f"aggregate function [{a.fn}] on the duckdb backend", a.span)
+
+    def weighted_avg(self, a: p.AggCall, c: ExprCompiler, filt: str) -> str:
+        """sum(value * weight) / sum(weight) over rows with both; a multivalue (unless the weight
+        is a constant, which Elasticsearch folds into a plain average), a long overflow or a zero
+        total weight make the group null, as on the reference executor."""
+        value, weight = (c.compile(x) for x in a.args)
+        integral = all(x.type in (T.INTEGER, T.LONG) for x in a.args)
+        num = "HUGEINT" if integral else "DOUBLE"
+        constant = isinstance(a.args[1], p.Const) and not a.args[1].multivalued
+        w = weight.sql
+        if value.is_list and constant:
+            product = f"CAST(list_sum({value.sql}) AS {num}) * CAST({w} AS {num})"
+            w_sum = f"(len({value.sql}) * {w})"
+            both = f"{value.sql} IS NOT NULL AND {w} IS NOT NULL"
+            mv = "FALSE"
+        else:
+            v, w1 = single(value), single(weight)
+            product, w_sum = f"CAST({v} AS {num}) * CAST({w1} AS {num})", w1
+            both = f"{v} IS NOT NULL AND {w1} IS NOT NULL"
+            lists = [f"len({x.sql}) > 1" for x in (value, weight) if x.is_list]
+            mv = " OR ".join(lists) or "FALSE"
+        cond = _filter_and(filt, both)
+        mv_filt = _filter_and(filt, mv)
+        total = f"sum({product}){cond}"
+        weights = f"sum(CAST({w_sum} AS {num})){cond}"
+        overflow = f"{total} NOT BETWEEN {LONG_MIN} AND {LONG_MAX}" if integral else "FALSE"
+        return (
+            f"(CASE WHEN count(*){mv_filt} > 0 OR {overflow} OR {weights} = 0 THEN NULL "
+            f"ELSE CAST({total} AS DOUBLE) / CAST({weights} AS DOUBLE) END)"
+        )
+
+    def top(self, a: p.AggCall, arg: E, filt: str) -> str:
+        limit, order = a.args[1], a.args[2] if len(a.args) > 2 else None
+        if not isinstance(limit, p.Const) or not isinstance(limit.value, int):
+            raise UnsupportedFeatureError("TOP with a non-constant limit", a.span)
+        text = order.value if isinstance(order, p.Const) else "asc"
+        if not isinstance(text, str) or text.lower() not in ("asc", "desc"):
+            raise UnsupportedFeatureError("TOP with a non-constant order", a.span)
+        desc = text.lower() == "desc"
+        values = f"flatten(list({as_list(arg)}){filt})"
+        if arg.type is T.IP:
+            keyed = f"list_transform({values}, lambda v: {{'k': rw_ip_key(v), 'v': v}})"
+            ordered = f"list_transform(list_sort({keyed}, '{text.upper()}'), lambda s: s.v)"
+        elif arg.type is T.VERSION:
+            raise UnsupportedFeatureError("TOP of version values", a.span)
+        else:
+            ordered = f"list_sort({values}, '{'DESC' if desc else 'ASC'}')"
+        return f"list_slice({ordered}, 1, {limit.value})"
 
     def min_max(self, fn: str, arg: E, filt: str) -> str:
         if arg.type is T.VERSION:
@@ -256,6 +316,13 @@ class PlanCompiler:
             return ip_list_extreme(flat, fn == "max")
         v = f"list_{fn}({arg.sql})" if arg.is_list else arg.sql
         return f"{fn}({v}){filt}"
+
+
+def _filter_and(filt: str, condition: str) -> str:
+    """An aggregate FILTER clause (`filt`, possibly empty) narrowed by one more condition."""
+    if filt:
+        return filt.replace("FILTER (WHERE ", f"FILTER (WHERE ({condition}) AND ", 1)
+    return f" FILTER (WHERE {condition})"
 
 
 def compile_plan(

@@ -265,7 +265,9 @@ def like_to_sql(pattern: str) -> str:
     return "".join(out)
 
 
-_LUCENE_ONLY = set("#@&<>~")
+_LUCENE_ONLY = set("&<>~")
+# Lucene's empty language `#` matches nothing: an empty character class in RE2.
+_NOTHING = "[^\\x00-\\x{10FFFF}]"
 
 
 def rlike_to_re2(pattern: str, call: p.Call) -> str:
@@ -295,6 +297,10 @@ def rlike_to_re2(pattern: str, call: p.Call) -> str:
             out.append("".join("\\" + x if not x.isalnum() else x for x in pattern[i + 1 : end]))
             i = end + 1
             continue
+        elif ch == "#":
+            out.append(_NOTHING)
+        elif ch == "@":
+            out.append("(?s:.*)")  # Lucene's any string
         elif ch in _LUCENE_ONLY:
             raise UnsupportedFeatureError(f"RLIKE operator [{ch}]", call.span)
         else:
@@ -799,8 +805,12 @@ def _mv_sort(c: ExprCompiler, call: p.Call) -> E:
     order = _const_str(call.args[1], "MV_SORT order").upper() if len(call.args) > 1 else "ASC"
     if order not in ("ASC", "DESC"):
         raise UnsupportedFeatureError(f"MV_SORT order [{order}]", call.span)
-    if a.type in (T.IP, T.VERSION):
+    if a.type is T.VERSION:
         raise UnsupportedFeatureError(f"MV_SORT of [{a.type.value}] values", call.span)
+    if a.type is T.IP:
+        # By address bytes, as Elasticsearch orders ips (not as text).
+        keyed = f"list_transform({as_list(a)}, lambda v: {{'k': rw_ip_key(v), 'v': v}})"
+        return E(f"list_transform(list_sort({keyed}, '{order}'), lambda s: s.v)", a.type, True)
     return E(f"list_sort({as_list(a)}, '{order}')", a.type, True)
 
 
