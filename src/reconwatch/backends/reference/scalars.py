@@ -612,7 +612,8 @@ def _date_diff(args: Args, call: p.Call, ctx: EvalContext) -> object:
         elif unit == "nanosecond":
             result = millis * 1_000_000
         else:
-            result = int(millis / _UNIT_MILLIS[unit])
+            size = _UNIT_MILLIS[unit]
+            result = abs(millis) // size * (1 if millis >= 0 else -1)
     return _checked(result, T.INTEGER)
 
 
