@@ -380,3 +380,11 @@ def test_grouping_copy_identity_ends_when_the_values_change(between: str) -> Non
     agg = next(s for s in plan.steps if isinstance(s, p.Aggregate))
     expected = ["y", "z"] if between != "EVAL y = 5 | EVAL y = z" else ["y"]
     assert [n for n, _ in agg.groups] == expected
+
+
+def test_aggregate_options_must_be_constants() -> None:
+    assert "must be a constant" in str(semantic_error("from x | stats t = top(salary, emp_no)"))
+    assert "Invalid order value" in str(semantic_error('from x | stats t = top(salary, 3, "up")'))
+    assert "Limit must be greater than 0" in str(
+        semantic_error("from x | stats t = top(salary, 0)")
+    )

@@ -963,6 +963,31 @@ class _Analyzer:
         mv = any(_is_mv(v) for v in values_)
         return p.Call("case", tuple(widened), result, mv, node.span)
 
+    def check_agg_options(self, node: ast.Call, fn: fns.FunctionDef, args: list[p.Expr]) -> None:
+        """TOP's limit and order, and COUNT_DISTINCT's precision, must be constants."""
+        options = {"top": args[1:], "count_distinct": args[1:]}.get(fn.name, [])
+        for index, option in enumerate(options, start=1):
+            if not isinstance(option, p.Const) or option.value is None:
+                raise self.error(
+                    f"{ordinal(index)} argument of [{self.text(node)}] must be a constant, "
+                    f"received [{self.text(node.args[index])}]",
+                    node.span,
+                )
+        if fn.name == "top":
+            limit = cast(p.Const, args[1]).value
+            if not isinstance(limit, int) or limit <= 0:
+                raise self.error(
+                    f"Limit must be greater than 0 in [{self.text(node)}], found [{limit}]",
+                    node.span,
+                )
+            order = cast(p.Const, args[2]).value if len(args) > 2 else "asc"
+            if not isinstance(order, str) or order.lower() not in ("asc", "desc"):
+                raise self.error(
+                    f"Invalid order value in [{self.text(node)}], expected [ASC, DESC] but got "
+                    f"[{order}]",
+                    node.span,
+                )
+
     def aggregate_call(self, node: ast.Call, fn: fns.FunctionDef, env: _Env) -> p.Expr:
         text = self.text(node)
         if env.in_agg is not None:
@@ -982,6 +1007,7 @@ class _Analyzer:
         if not star:
             self.check_arity(node, fn, len(args))
         args = [self.check_arg(node, fn, i, a) for i, a in enumerate(args)]
+        self.check_agg_options(node, fn, args)
         result = fn.result([a.type for a in args]) if args else T.LONG
         agg = p.AggCall(fn.name, tuple(args), result, star, st.filter, fn.mv_result, node.span)
         self.internal += 1
