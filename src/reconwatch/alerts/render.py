@@ -150,16 +150,18 @@ def evidence_line(ev: Mapping[str, Any]) -> str:
     )
 
 
-def _results_cell(alert: Mapping[str, object], shown: set[str]) -> Table:
-    """The query's columns not already shown as host / process / agent, as name: value."""
-    grid = Table.grid(padding=(0, 1))
-    grid.add_column(style="cyan", overflow="fold")
-    grid.add_column(overflow="fold")
+def _results_cell(alert: Mapping[str, object], shown: set[str]) -> Text:
+    """The query's columns not already shown as host / process / agent, one `name value` a line."""
+    text = Text()
     for k, v in _results(alert):
         value = _short(v, 48)
-        if value not in shown:
-            grid.add_row(k.removeprefix("Esql."), value)
-    return grid
+        if value in shown:
+            continue
+        if text:
+            text.append("\n")
+        text.append(k.removeprefix("Esql."), style="cyan")
+        text.append(f" {value}")
+    return text
 
 
 def table(alerts: Sequence[Mapping[str, object]]) -> Table:
@@ -173,10 +175,10 @@ def table(alerts: Sequence[Mapping[str, object]]) -> Table:
         title_style="bold",
     )
     t.add_column("#", justify="right", style="dim")
-    t.add_column("run / rule", ratio=3)
+    t.add_column("run / rule", ratio=3, overflow="fold")
     t.add_column("host / process", ratio=2, overflow="fold")
-    t.add_column("query result", ratio=3)
-    t.add_column("evidence (source events)", ratio=3)
+    t.add_column("query result", ratio=3, overflow="fold")
+    t.add_column("evidence (source events)", ratio=3, overflow="fold")
     for i, a in enumerate(alerts, 1):
         rule = Text(_time(a.get("reconwatch.run.at")), style="dim")
         rule.append(f" run {a.get('reconwatch.run.index', 0)}\n", style="dim")
@@ -328,17 +330,53 @@ def _endpoint(s: Mapping[str, Any]) -> str:
     return dest
 
 
-def _sample_table(sample: Sequence[Mapping[str, Any]]) -> Table:
-    """The sampled events; a column every event leaves empty is left out."""
+def _sample_table(sample: Sequence[Mapping[str, Any]]) -> RenderableType:
+    """The sampled events. What every sampled event shares (host, process, user, action) is said
+    once above the table; columns left empty are left out."""
     cells = [_sample_cells(s) for s in sample]
-    keep = [i for i in range(len(_SAMPLE_COLUMNS)) if any(row[i] for row in cells)]
+    if not cells:
+        return Text("no events", style="dim")
+    columns = range(len(_SAMPLE_COLUMNS))
+    same = [i for i in columns if len(cells) > 1 and len({row[i] for row in cells}) == 1]
+    shared = [
+        f"{_SAMPLE_COLUMNS[i]} {cells[0][i]}"
+        for i in same
+        if cells[0][i] and _SAMPLE_COLUMNS[i] not in ("time", "destination")
+    ]
+    keep = [
+        i
+        for i in columns
+        if any(row[i] for row in cells)
+        and (i not in same or _SAMPLE_COLUMNS[i] in ("time", "destination"))
+    ]
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for i in keep:
         name = _SAMPLE_COLUMNS[i]
         t.add_column(name, no_wrap=name in ("time", "destination"), overflow="fold")
     for row in cells:
         t.add_row(*(Text(row[i]) for i in keep))
-    return t
+    if not shared:
+        return t
+    return Group(Text("all of them: " + ", ".join(shared), style="dim"), t)
+
+
+class _SideBySide:
+    """Two renderables side by side when there is room, one above the other when not."""
+
+    def __init__(self, left: RenderableType, right: RenderableType, min_width: int) -> None:
+        self.left, self.right, self.min_width = left, right, min_width
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if options.max_width >= self.min_width:
+            grid = Table.grid(padding=(0, 4))
+            grid.add_column()
+            grid.add_column()
+            grid.add_row(self.left, self.right)
+            yield grid
+        else:
+            yield self.left
+            yield Text("")
+            yield self.right
 
 
 def _evidence_view(ev: Mapping[str, Any]) -> RenderableType:
@@ -374,10 +412,7 @@ def _evidence_view(ev: Mapping[str, Any]) -> RenderableType:
         )
     ports = ev.get("destination_ports", {})
     rate = ev.get("attempts_per_minute", {})
-    side = Table.grid(padding=(0, 4))
-    side.add_column()
-    side.add_column()
-    side.add_row(
+    side = _SideBySide(
         Group(
             Text(f"destination ports: {ports.get('distinct', 0)} distinct", style="bold"),
             _ports_table(ports),
@@ -390,6 +425,7 @@ def _evidence_view(ev: Mapping[str, Any]) -> RenderableType:
             ),
             _minutes_table(rate),
         ),
+        min_width=96,
     )
     method = Text(f"found by: {ev.get('method', '')}", style="dim")
     if ev.get("truncated_at"):
