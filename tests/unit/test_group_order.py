@@ -12,7 +12,7 @@ from reconwatch.esql.analyze import compile_query
 from reconwatch.plan.catalog import Result, StaticCatalog
 
 NOW = datetime(2025, 1, 15, 12, tzinfo=UTC)
-BACKENDS = ["reference"]
+BACKENDS = ["reference", "duckdb"]
 
 
 def run(backend: str, query: str) -> Result:

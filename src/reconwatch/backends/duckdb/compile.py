@@ -69,7 +69,13 @@ class PlanCompiler:
             self.source(src)
         else:
             self.row(src)
-        for step in self.plan.steps:
+        steps = self.plan.steps
+        for i, step in enumerate(steps):
+            if isinstance(step, p.Aggregate):
+                # Group order is only visible when no later SORT replaces it: the hot path of a
+                # sorted rule pays nothing for it.
+                self.step_aggregate(step, not any(isinstance(s, p.Sort) for s in steps[i + 1 :]))
+                continue
             handler = getattr(self, "step_" + type(step).__name__.lower())
             handler(step)
         out = self.plan.columns
@@ -186,7 +192,7 @@ class PlanCompiler:
         self.add(f"SELECT {', '.join(items)} FROM {self.prev}")
         self.cols = {c.name: self.cols[c.name] for c in step.columns}
 
-    def step_aggregate(self, step: p.Aggregate) -> None:
+    def step_aggregate(self, step: p.Aggregate, ordered: bool = False) -> None:
         c = self.compiler()
         # Group keys are computed, then multivalued keys expanded one at a time (every combination).
         key_items = []
@@ -200,18 +206,28 @@ class PlanCompiler:
         for key, e in keys:
             if e.is_list:
                 t = sql_type(e.type)
+                distinct = (
+                    f"list_filter({key}, lambda v, i: list_position({key}, v) = i)"
+                    if ordered
+                    else f"list_distinct({key})"
+                )
                 self.add(
                     f"SELECT * REPLACE (unnest(CASE WHEN {key} IS NULL THEN [CAST(NULL AS {t})] "
-                    f"ELSE list_distinct({key}) END) AS {key}) FROM {self.prev}"
+                    f"ELSE {distinct} END) AS {key}) FROM {self.prev}"
                 )
         del base
+        order_by = ""
+        if ordered and keys:
+            self.add(f"SELECT *, row_number() OVER () AS __ord FROM {self.prev}")
+            order_by = f" ORDER BY {_hash_order(keys)}"
         aggs = [f"{self.agg(a, c)} AS {ident(name)}" for name, a in step.aggregates]
         groups = [
             f"{k} AS {ident(name)}" for (k, _e), (name, _x) in zip(keys, step.groups, strict=True)
         ]
         group_by = f" GROUP BY {', '.join(k for k, _ in keys)}" if keys else ""
         self.add(
-            f"SELECT {', '.join([*aggs, *groups]) or '1 AS __empty'} FROM {self.prev}{group_by}"
+            f"SELECT {', '.join([*aggs, *groups]) or '1 AS __empty'} FROM {self.prev}"
+            f"{group_by}{order_by}"
         )
         new: dict[str, E] = {}
         for name, a in step.aggregates:
@@ -316,6 +332,17 @@ class PlanCompiler:
             return ip_list_extreme(flat, fn == "max")
         v = f"list_{fn}({arg.sql})" if arg.is_list else arg.sql
         return f"{fn}({v}){filt}"
+
+
+def _hash_order(keys: list[tuple[str, E]]) -> str:
+    """Elasticsearch's group output order: first seen, except that a single key's block hash
+    gives null ordinal 0 and booleans the fixed ordinals null, false, true."""
+    if len(keys) == 1:
+        key, e = keys[0]
+        if e.type is T.BOOLEAN:
+            return f"{key} ASC NULLS FIRST"
+        return f"({key} IS NULL) DESC, min(__ord)"
+    return "min(__ord)"
 
 
 def _filter_and(filt: str, condition: str) -> str:
