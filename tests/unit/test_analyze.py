@@ -388,3 +388,41 @@ def test_aggregate_options_must_be_constants() -> None:
     assert "Limit must be greater than 0" in str(
         semantic_error("from x | stats t = top(salary, 0)")
     )
+
+
+def test_shared_reconnaissance_rules_analyse_against_ecs() -> None:
+    rules = SHARED / "rules"
+    if not rules.is_dir():
+        pytest.skip(f"shared rules not available at {rules}")
+    from reconwatch.ecs.schema import ecs_type
+
+    analysed = 0
+    for path in sorted(rules.glob("*.toml")):
+        rule = tomllib.loads(path.read_text())["rule"]
+        if rule.get("language") != "esql":
+            continue
+        query = parse(rule["query"])
+        names = {n.name for cmd in query.commands for n in _fields(cmd)}
+        catalog = StaticCatalog(
+            {n: p.Column(n, t) for n in names if (t := ecs_type(n)) is not None}
+        )
+        plan = analyze(query, catalog)
+        assert plan.columns, path.name
+        analysed += 1
+    assert analysed >= 6
+
+
+def _fields(node: object) -> list[ast.Field]:
+    if isinstance(node, ast.Field):
+        return [node]
+    if isinstance(node, ast.Keep | ast.Drop):
+        return [ast.Field(n) for n in node.patterns if "*" not in n]
+    if isinstance(node, ast.MvExpand):
+        return [ast.Field(node.field)]
+    found: list[ast.Field] = []
+    for name in getattr(node, "__dataclass_fields__", {}):
+        value = getattr(node, name)
+        for item in value if isinstance(value, tuple) else (value,):
+            for inner in item if isinstance(item, tuple) else (item,):
+                found.extend(_fields(inner))
+    return found
