@@ -38,6 +38,9 @@ METADATA_TYPES: dict[str, T] = {
     "_source": T.KEYWORD,
 }
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth")
+# Functions whose arguments share one type; the first three widen numbers to the common type.
+_SAME_TYPE_ARGS = ("coalesce", "greatest", "least", "mv_append", "mv_intersection")
+_WIDENED_ARGS = ("coalesce", "greatest", "least")
 _ARITH = {"+": "add", "-": "sub", "*": "mul", "/": "div", "%": "mod"}
 _COMPARE = {"==": "eq", "!=": "neq", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte", "=~": "eq_ci"}
 # String literals are implicitly cast to these types where one is expected.
@@ -864,12 +867,11 @@ class _Analyzer:
         if name in fns.UNSUPPORTED:
             raise UnsupportedFeatureError(f"function [{name}]", node.span, self.src)
         fn = fns.lookup(name)
-        if fn is None:
-            close = difflib.get_close_matches(name, list(fns.REGISTRY), n=1, cutoff=0.8)
+        if fn is None or fn.kind is fns.Kind.OPERATOR:
+            known = [n for n, f in fns.REGISTRY.items() if f.kind is not fns.Kind.OPERATOR]
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
             hint = f", did you mean [{close[0]}]?" if close else ""
             raise self.error(f"Unknown function [{node.name}]{hint}", node.span)
-        if fn.kind is fns.Kind.OPERATOR:
-            raise self.error(f"Unknown function [{node.name}]", node.span)
         if fn.kind is fns.Kind.AGGREGATE:
             return self.aggregate_call(node, fn, env)
         args = [self.expr(a, env) for a in node.args]
@@ -878,14 +880,11 @@ class _Analyzer:
             return self.case(node, args)
         args = [self.check_arg(node, fn, i, a) for i, a in enumerate(args)]
         result = fn.result([a.type for a in args])
-        if fn.name in ("coalesce", "greatest", "least", "mv_append", "mv_intersection"):
+        if fn.name in _SAME_TYPE_ARGS:
             self.check_same_types(node, args)
             result = _common_type([a.type for a in args])
-        args = (
-            [_widen_expr(a, result) if result.is_numeric else a for a in args]
-            if fn.name in ("coalesce", "greatest", "least")
-            else args
-        )
+            if result.is_numeric and fn.name in _WIDENED_ARGS:
+                args = [_widen_expr(a, result) for a in args]
         return p.Call(fn.name, tuple(args), result, _call_mv(fn, args), node.span)
 
     def check_arity(self, node: ast.Call, fn: fns.FunctionDef, count: int) -> None:
