@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import re
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -186,3 +188,159 @@ def test_detect_real_audit_records(tmp_path: Path) -> None:
     done = reconwatch("detect", str(rhel), "--now", "2016-12-07T02:00:00Z")
     assert done.returncode == 0, done.stderr
     assert f"{rhel}:28: connect SYSCALL without its SOCKADDR record" in done.stderr
+
+
+def _wide(*args: str, columns: int = 200) -> subprocess.CompletedProcess[str]:
+    """reconwatch with rich rendering to a terminal this wide (COLUMNS, as a shell sets it)."""
+    cmd = [sys.executable, "-c", "from reconwatch.cli.main import main; main()", *args]
+    env = {**os.environ, "COLUMNS": str(columns), "NO_COLOR": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False, env=env)
+
+
+@pytest.fixture
+def mixed_scan(tmp_path: Path) -> Path:
+    """nmap on web-01 tries 260 internal and 40 external addresses on ports 22 and 3389."""
+    start = datetime(2025, 7, 16, 9, 30, tzinfo=UTC)
+    targets = [ipaddress.IPv4Address("10.9.0.1") + i for i in range(260)]
+    targets += [ipaddress.IPv4Address("203.0.113.1") + i for i in range(40)]
+    lines = []
+    for i, ip in enumerate(targets):
+        at = (start + timedelta(seconds=i)).isoformat().replace("+00:00", "Z")
+        lines.append(
+            json.dumps(
+                {
+                    "@timestamp": at,
+                    "event": {"action": "connection_attempted", "type": ["start"]},
+                    "host": {"name": "web-01", "os": {"type": "linux"}},
+                    "agent": {"id": "a6f1c0de-0000-4000-8000-000000000001"},
+                    "user": {"name": "www-data"},
+                    "process": {"executable": "/tmp/.x/nmap", "name": "nmap", "pid": 31337},
+                    "destination": {"ip": str(ip), "port": 22 if i % 2 else 3389},
+                    "network": {"transport": "tcp"},
+                }
+            )
+        )
+    path = tmp_path / "mixed.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_report_reads_like_an_analyst_report(mixed_scan: Path) -> None:
+    done = _wide("detect", str(mixed_scan), "--now", RUN_AT, "--report")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    # Who, what, how bad, which run; MITRE from the rule.
+    for text in (
+        "Potential Subnet Scanning Activity from Compromised Host",
+        "LOW (risk 21)",
+        "web-01",
+        "/tmp/.x/nmap",
+        "300 connection attempts to 300 IPs",
+        "2025-07-16 10:00:00Z (scheduled run 0)",
+        "TA0007 Discovery / T1046 Network Service Discovery",
+        "Esql.destination_ip_count_distinct",
+    ):
+        assert text in out, text
+    # Evidence: blocks with internal/external, ports, attempts per minute, sampled events.
+    assert "internal 260 IPs / 260 events" in out
+    assert "external 40 IPs / 40 events" in out
+    assert re.search(r"10\.9\.0\.0/24\s+255\s+255\s+internal", out)
+    assert re.search(r"203\.0\.113\.0/24\s+40\s+40\s+external", out)
+    assert re.search(r"destination ports: 2 distinct", out)
+    assert re.search(r"^\W*22\s+150\b", out, re.MULTILINE)
+    assert "attempts/minute: peak 60, mean 60.0, 5 active" in out
+    assert re.search(r"09:30\s+60\s+█+", out)
+    assert "user www-data" in out and "10.9.0.1:3389/tcp" in out
+    # The investigation guide beside the evidence, rendered (headings, not markdown source).
+    for heading in (
+        "Triage and analysis",
+        "Possible investigation steps",
+        "False positive analysis",
+        "Response and remediation",
+    ):
+        assert heading in out, heading
+    assert "### " not in out
+    assert "evidence (source events)" in out and "investigation guide" in out
+    assert '"kibana.alert' not in out  # not a JSON dump
+
+
+def test_report_stacks_on_a_narrow_terminal(mixed_scan: Path) -> None:
+    done = _wide("detect", str(mixed_scan), "--now", RUN_AT, "--report", columns=80)
+    assert done.returncode == 0, done.stderr
+    assert max(len(line) for line in done.stdout.splitlines()) <= 80
+    evidence, guide = (
+        done.stdout.index("evidence (source"),
+        done.stdout.index("investigation guide"),
+    )
+    assert evidence < guide and "Possible investigation steps" in done.stdout
+
+
+def test_table_view(mixed_scan: Path) -> None:
+    done = _wide("detect", str(mixed_scan), "--now", RUN_AT, "--format", "table", columns=160)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "1 alert(s)" in out
+    for text in (
+        "Potential Subnet Scanning",  # the name wraps in its column
+        "LOW (risk 21)",
+        "web-01",
+        "/tmp/.x/nmap",
+        "destination_ip_count_distinct 300",
+        "300 IPs: 260 internal, 40 external",
+        "10.9.0.0/24 (255)",
+        "2 ports (top 22, 3389)",
+        "peak 60/min",
+        "2025-07-16 10:00:00Z run 0",
+    ):
+        assert text in out, text
+    assert '"kibana.alert' not in out
+
+
+def test_default_format_table_on_a_terminal_ndjson_when_piped(mixed_scan: Path) -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    cmd = [sys.executable, "-c", "from reconwatch.cli.main import main; main()"]
+    args = ["detect", str(mixed_scan), "--now", RUN_AT]
+    env = {**os.environ, "COLUMNS": "160", "TERM": "dumb"}
+    with subprocess.Popen([*cmd, *args], stdout=follower, stderr=subprocess.PIPE, env=env) as proc:
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        proc.wait(timeout=300)
+    os.close(leader)
+    shown = b"".join(chunks).decode("utf-8", "replace")
+    assert "1 alert(s)" in shown and "╭" in shown and "kibana.alert.uuid" not in shown
+    piped = reconwatch(*args)
+    (alert,) = [json.loads(line) for line in piped.stdout.splitlines()]
+    assert alert["kibana.alert.rule.name"].startswith("Potential Subnet Scanning")
+
+
+def test_output_file_gets_the_chosen_format(mixed_scan: Path, tmp_path: Path) -> None:
+    report_file, json_file = tmp_path / "report.txt", tmp_path / "alerts.json"
+    done = reconwatch(
+        "detect", str(mixed_scan), "--now", RUN_AT, "--report", "-o", str(report_file)
+    )
+    assert done.returncode == 0 and done.stdout == ""
+    assert "Possible investigation steps" in report_file.read_text()
+    done = reconwatch(
+        "detect", str(mixed_scan), "--now", RUN_AT, "-f", "json", "-o", str(json_file)
+    )
+    assert done.returncode == 0
+    (alert,) = json.loads(json_file.read_text())
+    assert alert["reconwatch.evidence"]["destination"]["external"]["distinct_ips"] == 40
+
+
+def test_rules_show_renders_the_guide() -> None:
+    done = _wide("rules", "show", "port-scanning")
+    assert done.returncode == 0, done.stderr
+    assert "Potential Port Scanning Activity from Compromised Host" in done.stdout
+    assert "Possible investigation steps" in done.stdout and "## " not in done.stdout
+    assert "engine: runs" in done.stdout
