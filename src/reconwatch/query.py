@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pprint
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from reconwatch.backends.duckdb.execute import ExecutionError
 from reconwatch.errors import QuerySemanticError, UsageError
 from reconwatch.esql.analyze import compile_query
 from reconwatch.ingest.dataset import Dataset
 from reconwatch.plan.catalog import Result
-from reconwatch.plan.nodes import Plan
+from reconwatch.plan.nodes import NO_SPAN, Column, Limit, Plan
+
+if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection
 
 BACKENDS = ("duckdb",)
 MAX_RETRIES = 64
@@ -33,6 +38,35 @@ def run_query(text: str, dataset: Dataset, *, now: datetime, backend: str = "duc
             continue
     msg = f"reading the events did not settle after {MAX_RETRIES} attempts"
     raise ExecutionError(msg)
+
+
+def pin(
+    text: str, dataset: Dataset, *, now: datetime, con: DuckDBPyConnection, table: str
+) -> tuple[Column, ...]:
+    """Run ES|QL text into a temporary DuckDB table on `con` (read once, queried many times);
+    returns its columns (multivalued where the table holds lists)."""
+    from reconwatch.backends.duckdb.execute import RetryScan, materialize
+
+    for _attempt in range(MAX_RETRIES):
+        plan = _without_implicit_limit(compile_on(text, dataset))
+        try:
+            compiled = materialize(plan, dataset, now, con, table)
+        except RetryScan:
+            continue
+        return tuple(
+            Column(c.name, c.type, is_list)
+            for c, is_list in zip(compiled.columns, compiled.lists, strict=True)
+        )
+    msg = f"reading the events did not settle after {MAX_RETRIES} attempts"
+    raise ExecutionError(msg)
+
+
+def _without_implicit_limit(plan: Plan) -> Plan:
+    """A pinned result keeps every row: the LIMIT 1000 the analyser adds to results is not there."""
+    steps = plan.steps
+    if steps and isinstance(steps[-1], Limit) and steps[-1].span == NO_SPAN:
+        return dataclasses.replace(plan, steps=steps[:-1])
+    return plan
 
 
 def compile_on(text: str, dataset: Dataset) -> Plan:

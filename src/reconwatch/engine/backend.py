@@ -21,3 +21,10 @@ class QueryBackend(Protocol):
 def source_fields(backend: QueryBackend, from_command: str) -> Mapping[str, Column]:
     """The fields a FROM command exposes (by dotted name), read from the analyser."""
     return {c.name: c for c in backend.columns(from_command)}
+
+
+class PinnableResult(QueryBackend, Protocol):
+    """A query result kept in memory by a backend that offers `pin(query, now=...)`; it answers
+    ES|QL (any FROM) over that result until closed."""
+
+    def close(self) -> None: ...

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+
+import duckdb
 
 from reconwatch.engine.backend import QueryBackend
 from reconwatch.engine.run import RuleExecutor, RunResult
@@ -22,6 +24,19 @@ class DatasetBackend:
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
 
+    def pin(self, query: str, *, now: datetime) -> PinnedBackend:
+        """The query's result kept in memory, itself queryable with ES|QL (FROM any name)."""
+        from reconwatch.backends.duckdb.execute import connect
+        from reconwatch.query import pin
+
+        con = connect()
+        try:
+            columns = pin(query, self.dataset, now=now, con=con, table=PINNED_TABLE)
+        except BaseException:
+            con.close()
+            raise
+        return PinnedBackend(con, columns)
+
     def run(self, query: str, *, now: datetime) -> Result:
         from reconwatch.query import run_query
 
@@ -32,6 +47,60 @@ class DatasetBackend:
         from reconwatch.query import compile_on
 
         return compile_on(query, self.dataset).columns
+
+
+PINNED_TABLE = "rw_pinned"
+
+
+class PinnedBackend:
+    """QueryBackend over one materialised result (a DuckDB temporary table); close() frees it."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, columns: tuple[Column, ...]) -> None:
+        self.con = con
+        self._columns = {c.name: c for c in columns}
+
+    # Catalog and scan source for the analyser and the DuckDB executor.
+    def fields(self, indices: tuple[str, ...]) -> Mapping[str, Column]:
+        return self._columns
+
+    def column(self, name: str) -> Column | None:
+        return self._columns.get(name)
+
+    def selected_inputs(self, indices: Sequence[str]) -> list[int]:
+        return [0]
+
+    def register_source(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        names: Sequence[str],
+        inputs: Sequence[int],
+        metadata: Sequence[str] = (),
+    ) -> None:
+        cols = ", ".join(_quoted(n) for n in names if n in self._columns)
+        extra = f", {cols}" if cols else ""
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW rw_source AS "
+            f"SELECT CAST(0 AS INTEGER) AS __src{extra} FROM {PINNED_TABLE}"
+        )
+
+    # QueryBackend
+    def run(self, query: str, *, now: datetime) -> Result:
+        from reconwatch.backends.duckdb.execute import execute
+        from reconwatch.esql.analyze import compile_query
+
+        return execute(compile_query(query, self), self, now, self.con)  # type: ignore[arg-type]
+
+    def columns(self, query: str) -> tuple[Column, ...]:
+        from reconwatch.esql.analyze import compile_query
+
+        return compile_query(query, self).columns
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(slots=True)

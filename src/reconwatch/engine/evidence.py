@@ -45,6 +45,8 @@ EVIDENCE_FIELDS = (
     "network.direction",
 )
 MAX_EVENTS = 100_000
+# The FROM of queries over a pinned result (any name reads it).
+PINNED_SOURCE = "pinned"
 SAMPLE_SIZE = 5
 MAX_BLOCKS = 16
 MAX_PORTS = 10
@@ -106,25 +108,56 @@ class EvidenceFinder:
         docs = result.as_dicts()
         return {k: v for k, v in docs[0].items() if v is not None} if docs else {}
 
+    def pinned_query(self, conditions: list[str]) -> str | None:
+        """The pipeline before STATS with the run's filters, keeping what the rest of the rule
+        and the evidence read; None when the rule has no STATS or the query does not analyse."""
+        if self.stats_at >= len(self.commands):
+            return None
+        wide = self._pre(conditions)
+        narrow = insert_after_source(join_commands(self.commands[: self.stats_at]), conditions)
+        try:
+            kept = [c.name for c in self._columns(narrow)]
+            present = {c.name for c in self._columns(wide)}
+        except QueryError:
+            return None
+        names = list(dict.fromkeys([*kept, *(f for f in EVIDENCE_FIELDS if f in present)]))
+        if not names:
+            return None
+        return join_commands([wide, f" keep {', '.join(quote_field(n) for n in names)}\n"])
+
+    def after_pin(self) -> str:
+        """The rule's query from STATS on, over the pinned result."""
+        return join_commands([f"from {PINNED_SOURCE}\n", *self.commands[self.stats_at :]])
+
+    def _pre(self, conditions: list[str]) -> str:
+        pre = [c for c in self.commands[: self.stats_at] if command_name(c) not in ("keep", "drop")]
+        return insert_after_source(join_commands(pre), conditions)
+
     def collect(
         self,
         row: Mapping[str, object],
         conditions: list[str],
         window: RunWindow,
         aggregating: bool,
+        pinned: QueryBackend | None = None,
     ) -> dict[str, object]:
         if not aggregating:
             return summarize([dict(row)], method="the alert's own event")
         filters = self._key_filters(row)
         if filters is None:
             return {"available": False, "reason": "the query's output does not carry its BY keys"}
-        pre = [c for c in self.commands[: self.stats_at] if command_name(c) not in ("keep", "drop")]
-        base = insert_after_source(join_commands(pre), [*conditions, *filters])
+        backend = self.backend
+        if pinned is not None:
+            # The pinned rows already passed the run's filters and the pipeline before STATS.
+            backend = pinned
+            base = join_commands([f"from {PINNED_SOURCE}\n", *(f" where {f}\n" for f in filters)])
+        else:
+            base = insert_after_source(self._pre([]), [*conditions, *filters])
         try:
-            present = {c.name for c in self._columns(base)}
+            present = {c.name for c in backend.columns(base)}
             keep = [quote_field(f) for f in EVIDENCE_FIELDS if f in present]
             query = join_commands([base, f" keep {', '.join(keep)}"]) if keep else base
-            result = self.backend.run(append_limit(query, MAX_EVENTS), now=window.run_at)
+            result = backend.run(append_limit(query, MAX_EVENTS), now=window.run_at)
         except QueryError as exc:
             return {"available": False, "reason": f"evidence query failed: {exc.one_line()}"}
         method = "the rule's pipeline before STATS, re-run with " + " and ".join(filters)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from reconwatch.alerts.document import build_alert
-from reconwatch.engine.backend import QueryBackend, source_fields
+from reconwatch.engine.backend import PinnableResult, QueryBackend, source_fields
 from reconwatch.engine.evidence import EvidenceFinder
 from reconwatch.engine.exceptions_esql import keep_condition
 from reconwatch.engine.objecthash import UNDEFINED, object_hash
@@ -83,6 +83,32 @@ class RuleExecutor:
     def run(self, window: RunWindow) -> RunResult:
         conditions = self.source_conditions(window)
         filtered = insert_after_source(self.rule.query, conditions)
+        pinned = self._pin(conditions, window) if self.aggregating and self.evidence else None
+        try:
+            return self._pages(window, conditions, filtered, pinned)
+        finally:
+            if pinned is not None:
+                pinned.close()
+
+    def _pin(self, conditions: list[str], window: RunWindow) -> PinnableResult | None:
+        """Read the events once per run: the pipeline before STATS, kept in memory with the
+        fields the rest of the query and the evidence need; both then query that."""
+        pin = getattr(self.backend, "pin", None)
+        if pin is None or self.evidence is None:
+            return None
+        query = self.evidence.pinned_query(conditions)
+        if query is None:
+            return None
+        result: PinnableResult = pin(query, now=window.run_at)
+        return result
+
+    def _pages(
+        self,
+        window: RunWindow,
+        conditions: list[str],
+        filtered: str,
+        pinned: PinnableResult | None,
+    ) -> RunResult:
         max_signals = self.rule.max_signals
         size = max_signals
         alerts: list[dict[str, object]] = []
@@ -90,15 +116,17 @@ class RuleExecutor:
         warnings: list[str] = list(self.rule.warnings)
         query = filtered
         rows: list[dict[str, object]] = []
+        backend: QueryBackend = pinned if pinned is not None else self.backend
+        source = self.evidence.after_pin() if pinned is not None and self.evidence else filtered
         while True:
             query = append_limit(filtered, size)
-            result = self.backend.run(query, now=window.run_at)
+            result = backend.run(append_limit(source, size), now=window.run_at)
             warnings.extend(result.warnings)
             rows = [_drop_nulls(r) for r in result.as_dicts()]
             for index in range(processed, len(rows)):
                 if len(alerts) >= max_signals:
                     break
-                alert = self._alert(window, rows[index], index, conditions)
+                alert = self._alert(window, rows[index], index, conditions, pinned)
                 if alert is not None:
                     alerts.append(alert)
             processed = len(rows)
@@ -113,7 +141,12 @@ class RuleExecutor:
         return RunResult(window, alerts, len(rows), warnings, query)
 
     def _alert(
-        self, window: RunWindow, row: dict[str, object], index: int, conditions: list[str]
+        self,
+        window: RunWindow,
+        row: dict[str, object],
+        index: int,
+        conditions: list[str],
+        pinned: QueryBackend | None = None,
     ) -> dict[str, object] | None:
         alert_id = self.alert_id(window, row, index)
         if alert_id in self.seen:
@@ -123,7 +156,7 @@ class RuleExecutor:
         if not self.aggregating and "_id" in row:
             source = self.evidence.source_document(row, conditions, window) if self.evidence else {}
         evidence = (
-            self.evidence.collect(row, conditions, window, self.aggregating)
+            self.evidence.collect(row, conditions, window, self.aggregating, pinned)
             if self.evidence
             else None
         )
