@@ -344,3 +344,28 @@ def test_rules_show_renders_the_guide() -> None:
     assert "Potential Port Scanning Activity from Compromised Host" in done.stdout
     assert "Possible investigation steps" in done.stdout and "## " not in done.stdout
     assert "engine: runs" in done.stdout
+
+
+def test_simulate_writes_stdout_without_output() -> None:
+    done = reconwatch(
+        "simulate", "--hosts", "3", "--hours", "0.1", "--scan", "port", "--start", "2025-07-16T09:00:00Z"
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(events) > 1000 and "to stdout" in done.stderr
+    assert sum(e["process"]["executable"] == "/usr/bin/nmap" for e in events) >= 1000
+
+
+def test_rules_check_on_the_upstream_corpus() -> None:
+    corpus = SHARED / "rules" / "esql-corpus"
+    if not corpus.is_dir():
+        pytest.skip(f"shared ES|QL rule corpus not found at {corpus}")
+    done = reconwatch("rules", "check", str(corpus))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len([line for line in lines if line.startswith(("OK ", "UNSUPPORTED "))]) == 209
+    assert "209 file(s): 209 valid, 0 invalid" in lines[-1]
+    unsupported = [line for line in lines if line.startswith("UNSUPPORTED ")]
+    # Each rule the engine cannot run says which feature it lacks, with its position.
+    assert unsupported and all(re.search(r"line \d+:\d+: unsupported: ", u) for u in unsupported)
+    assert any("command [INLINE STATS]" in u for u in unsupported)

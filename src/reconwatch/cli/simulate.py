@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
+import msgspec
 import typer
 from rich.console import Console
 
@@ -15,12 +17,23 @@ from reconwatch.simulate import SCAN_KINDS, Simulation, write_events
 KINDS_HELP = "; ".join(f"{k}: {v}" for k, v in SCAN_KINDS.items())
 
 
+def _to_stdout(events: list[dict[str, object]]) -> None:
+    encoder = msgspec.json.Encoder()
+    out = sys.stdout.buffer
+    for event in events:
+        out.write(encoder.encode(event) + b"\n")
+    out.flush()
+
+
 def register(app: typer.Typer) -> None:
     @app.command("simulate")
     def simulate_cmd(
         output: Annotated[
-            str, typer.Option("--output", "-o", help="NDJSON file to write (.gz compresses).")
-        ],
+            str,
+            typer.Option(
+                "--output", "-o", help="NDJSON file to write (.gz compresses); - is stdout."
+            ),
+        ] = "-",
         hosts: Annotated[int, typer.Option("--hosts", help="Fleet size.")] = 20,
         hours: Annotated[float, typer.Option("--hours", help="Hours of traffic.")] = 1.0,
         scan: Annotated[
@@ -49,10 +62,14 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         events = sim.events()
-        write_events(events, output)
+        if output == "-":
+            _to_stdout(events)
+        else:
+            write_events(events, output)
         err = Console(stderr=True, highlight=False, soft_wrap=True)
         err.print(
-            f"wrote {len(events)} events for {hosts} hosts from {begin.isoformat()} to {output}",
+            f"wrote {len(events)} events for {hosts} hosts from {begin.isoformat()} to "
+            + ("stdout" if output == "-" else output),
             markup=False,
         )
         for p in sim.planted:
