@@ -369,3 +369,17 @@ def test_rules_check_on_the_upstream_corpus() -> None:
     # Each rule the engine cannot run says which feature it lacks, with its position.
     assert unsupported and all(re.search(r"line \d+:\d+: unsupported: ", u) for u in unsupported)
     assert any("command [INLINE STATS]" in u for u in unsupported)
+
+
+def test_missing_event_file_is_a_usage_error_and_bad_events_are_reported(
+    mixed_scan: Path, tmp_path: Path
+) -> None:
+    done = reconwatch("detect", str(tmp_path / "nope.ndjson"), "--now", RUN_AT)
+    assert done.returncode == 2 and "no such file" in done.stderr
+    with mixed_scan.open("a") as fh:
+        fh.write('{"@timestamp": "yesterday"}\n[1]\n')
+    done = reconwatch("detect", str(mixed_scan), "--now", RUN_AT, "-f", "table")
+    assert done.returncode == 0, done.stderr
+    assert f"{mixed_scan}:301: field [@timestamp]" in done.stderr
+    assert f"{mixed_scan}:302: not a JSON object" in done.stderr
+    assert "2 bad event(s) skipped" in done.stderr and "1 alert(s)" in done.stdout

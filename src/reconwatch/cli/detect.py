@@ -74,7 +74,7 @@ def _render(
     if as_report:
         print_reports(console, alerts, {r.label: r for r in rules})
     elif fmt == "table":
-        console.print(table(alerts))
+        console.print(table(alerts) if alerts else "no alerts")
     else:
         console.file.write(to_json(alerts) if fmt == "json" else to_ndjson(alerts))
 
@@ -170,6 +170,10 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"--format {chosen!r}: choose one of {known}")
         rules = [resolve_rule(r) for r in (rule or [DEFAULT_RULE])]
         lists: list[ExceptionList] = [load_exceptions(p) for p in exceptions or []]
+        # A mistyped file name must not read as "no alerts": refuse it before any run.
+        missing = [p for p in paths if not Path(p).exists()]
+        if missing:
+            raise UsageError(f"no such file: {', '.join(missing)}")
         schedule = _schedule(now, first, last, demo)
         dataset = Dataset.from_files(paths, input_format=input_format)
         report = detect(
