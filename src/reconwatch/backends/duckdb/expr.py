@@ -420,8 +420,18 @@ for _name in [
 # -- strings --------------------------------------------------------------------------------
 
 _WS = r"[\s\x0B\x1C-\x1F]"
-_simple("to_lower", "lower({0})")
-_simple("to_upper", "upper({0})")
+
+
+@_reg("to_lower", "to_upper")
+def _case_map(c: ExprCompiler, call: p.Call) -> E:
+    # Elasticsearch 9.1+ converts every value of a multivalue (the registry's maps_values).
+    (a,) = c.args(call)
+    fn = "lower" if call.fn == "to_lower" else "upper"
+    if a.is_list:
+        return E(f"list_transform({a.sql}, lambda x: {fn}(x))", T.KEYWORD, True)
+    return E(f"{fn}({a.sql})", T.KEYWORD)
+
+
 _simple("trim", f"regexp_replace({{0}}, '^{_WS}+|{_WS}+$', '', 'g')")
 _simple("ltrim", f"regexp_replace({{0}}, '^{_WS}+', '')")
 _simple("rtrim", f"regexp_replace({{0}}, '{_WS}+$', '')")
