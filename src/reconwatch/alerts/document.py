@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -61,6 +62,10 @@ def build_alert(
             "kibana.alert.intended_timestamp": run_at,
             "kibana.alert.rule.execution.type": window.execution_type,
             "kibana.alert.rule.execution.timestamp": run_at,
+            # Kibana draws a random execution uuid; one per (space, rule, run window) here.
+            "kibana.alert.rule.execution.uuid": str(
+                uuid.uuid5(uuid.NAMESPACE_URL, f"{space}:{rule.rule_id}:{window.run_id}")
+            ),
         }
     )
     alert.update(rule_fields(rule, exceptions))
@@ -108,9 +113,37 @@ def rule_fields(rule: Rule, exceptions: Sequence[ExceptionList] = ()) -> dict[st
         "kibana.alert.rule.parameters.query": rule.query,
         "kibana.alert.rule.parameters.language": rule.language,
     }
+    raw = rule.raw
+    fields.update(
+        {
+            "kibana.alert.rule.note": rule.note,
+            "kibana.alert.rule.setup": rule.setup,
+            "kibana.alert.rule.version": raw.get("version", 1),
+            "kibana.alert.rule.revision": 0,
+            "kibana.alert.rule.risk_score_mapping": list(raw.get("risk_score_mapping", [])),
+            "kibana.alert.rule.severity_mapping": list(raw.get("severity_mapping", [])),
+            "kibana.alert.rule.indices": [],  # ES|QL rules name their indices in FROM
+            "kibana.alert.rule.actions": [],
+        }
+    )
+    created, updated = rule.metadata.get("creation_date"), rule.metadata.get("updated_date")
+    if isinstance(created, str):
+        fields["kibana.alert.rule.created_at"] = _metadata_date(created)
+    if isinstance(updated, str):
+        fields["kibana.alert.rule.updated_at"] = _metadata_date(updated)
+    for key in ("rule_name_override", "building_block_type"):
+        if isinstance(raw.get(key), str):
+            fields[f"kibana.alert.rule.{key}"] = raw[key]
+    if raw.get("building_block_type") == "default":
+        fields["kibana.alert.building_block_type"] = "default"
     if rule.timestamp_override:
         fields["kibana.alert.rule.timestamp_override"] = rule.timestamp_override
     return fields
+
+
+def _metadata_date(text: str) -> str:
+    """detection-rules' YYYY/MM/DD metadata dates as Elasticsearch dates (midnight UTC)."""
+    return text.replace("/", "-") + "T00:00:00.000Z"
 
 
 def _first(doc: Mapping[str, object], key: str) -> str | None:
