@@ -843,4 +843,7 @@ def _mv_contains(c: ExprCompiler, call: p.Call) -> E:
 @_reg("mv_intersection")
 def _mv_intersection(c: ExprCompiler, call: p.Call) -> E:
     a, b = c.args(call)
-    return E(norm_list(f"list_intersect({as_list(a)}, {as_list(b)})"), call.type, True)
+    # The first argument's order, each value once (list_intersect's order is unspecified).
+    left, right = as_list(a), as_list(b)
+    kept = f"list_filter({left}, lambda v, i: list_contains({right}, v) AND list_position({left}, v) = i)"
+    return E(norm_list(kept), call.type, True)

@@ -1,0 +1,287 @@
+"""Meta-test: every registered ES|QL function and operator runs on every executor, or is refused by name."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pytest
+
+from reconwatch.backends import duckdb as duck
+from reconwatch.backends import reference as ref
+from reconwatch.errors import UnsupportedFeatureError
+from reconwatch.esql import functions as fns
+from reconwatch.esql.analyze import compile_query
+from reconwatch.plan import nodes as p
+from reconwatch.plan.catalog import Result, StaticCatalog
+
+NOW = datetime(2024, 5, 3, 10, 11, 12, 345000, tzinfo=UTC)
+BACKENDS = ("reference", "duckdb")
+
+
+@dataclass(frozen=True)
+class Case:
+    """A query whose single output column `r` must hold `expected` on every backend, except
+    those named in `unsupported` (backend -> why), which must refuse it by name."""
+
+    query: str
+    expected: object
+    unsupported: dict[str, str] = field(default_factory=dict)
+
+
+def s(expr: str, expected: object, row: str = "x = 1", **unsupported: str) -> Case:
+    """A scalar: ROW inputs (not folded by the analyser), then `EVAL r = expr`."""
+    return Case(f"ROW {row} | EVAL r = {expr} | KEEP r", expected, unsupported)
+
+
+def a(agg: str, expected: object, row: str, expand: str = "", **unsupported: str) -> Case:
+    """An aggregate over ROW inputs, optionally MV_EXPANDed into several rows first."""
+    mid = f" | MV_EXPAND {expand}" if expand else ""
+    return Case(f"ROW {row}{mid} | STATS r = {agg}", expected, unsupported)
+
+
+def dt(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+D = 'd = to_datetime("2024-05-03T10:11:12.345Z")'
+
+CASES: list[Case] = [
+    # -- arithmetic --------------------------------------------------------------------------
+    s("x + 2", 3),
+    s("x - 3", -2),
+    s("x * 7", 7),
+    s("7 / x2", 3, row="x2 = 2"),
+    s("7.0 / x2", 3.5, row="x2 = 2"),
+    s("x / 0", None),
+    s("-7 % x3", -1, row="x3 = 3"),
+    s("-x", -1),
+    s("d + 1 month", dt("2024-06-03T10:11:12.345Z"), row=D),
+    s("d - 1 day", dt("2024-05-02T10:11:12.345Z"), row=D),
+    # -- comparison and logic ----------------------------------------------------------------
+    s("x == 1", True),
+    s('k != "b"', True, row='k = "a"'),
+    s("x < 2", True),
+    s("x <= 0", False),
+    s("x > 0", True),
+    s("x >= 2", False),
+    s('k =~ "ABC"', True, row='k = "abc"'),
+    s("t and f", False, row="t = true, f = false"),
+    s("t or n", True, row="t = true, n = null"),
+    s("not t", False, row="t = true"),
+    s("x in (3, 1)", True),
+    s("x in (3, null)", None),
+    s('k like "a*c"', True, row='k = "abc"'),
+    s('k rlike "a.c"', True, row='k = "abc"'),
+    s("n is null", True, row="n = null"),
+    s("x is not null", True),
+    s("mv == 1", None, row="mv = [1, 2]"),
+    # -- casts -------------------------------------------------------------------------------
+    s("x::keyword", "1"),
+    s("k::text", "a", row='k = "a"'),
+    s("k::integer", 12, row='k = "12"'),
+    s("k::long", 4, row='k = "3.6"'),
+    s("k::unsigned_long", 5, row='k = "5"'),
+    s("x::double", 1.0),
+    s("k::boolean", True, row='k = "TRUE"'),
+    s("k::datetime", dt("2024-01-02T00:00:00Z"), row='k = "2024-01-02"'),
+    s("k::ip", "10.0.0.1", row='k = "::ffff:10.0.0.1"'),
+    s("k::version", "1.2.3", row='k = "1.2.3"'),
+    # -- conversions ---------------------------------------------------------------------------
+    s("to_string(f)", "1.5", row="f = 1.5"),
+    s("to_string(mv)", ["1", "2"], row="mv = [1, 2]"),
+    s("to_integer(k)", 42, row='k = "42"'),
+    s("to_long(f)", 4, row="f = 3.5"),
+    s("to_unsigned_long(k)", 7, row='k = "7"'),
+    s("to_double(k)", 1.5, row='k = "1.5"'),
+    s("to_boolean(k)", False, row='k = "yes"'),
+    s("to_datetime(ms)", dt("1970-01-01T00:00:01Z"), row="ms = 1000"),
+    s("to_ip(k)", "2001:db8::1", row='k = "2001:DB8:0:0:0:0:0:1"'),
+    s("to_ip(k)", None, row='k = "foo"'),
+    s("to_version(k)", "2.0.0-rc1", row='k = "2.0.0-rc1"'),
+    # -- strings -------------------------------------------------------------------------------
+    s("to_lower(k)", "abc", row='k = "AbC"'),
+    s("to_upper(k)", ["A", "B"], row='k = ["a", "b"]'),
+    s("trim(k)", "a b", row='k = "  a b \t"'),
+    s("ltrim(k)", "a ", row='k = "  a "'),
+    s("rtrim(k)", "  a", row='k = "  a "'),
+    s("reverse(k)", "cba", row='k = "abc"'),
+    s("length(k)", 5, row='k = "héllo"'),
+    s("bit_length(k)", 16, row='k = "ab"'),
+    s("byte_length(k)", 2, row='k = "é"'),
+    s('concat(k, "-", k)', "a-a", row='k = "a"'),
+    s('concat(k, "-", n)', None, row='k = "a", n = null'),
+    s("substring(k, 2, 3)", "ell", row='k = "hello"'),
+    s("substring(k, -3)", "llo", row='k = "hello"'),
+    s("left(k, 2)", "he", row='k = "hello"'),
+    s("right(k, 2)", "lo", row='k = "hello"'),
+    s('locate(k, "ll")', 3, row='k = "hello"'),
+    s('replace(k, "l+", "L")', "heLo", row='k = "hello"'),
+    s('split(k, ",")', ["a", "b", "c"], row='k = "a,b,c"'),
+    s('starts_with(k, "he")', True, row='k = "hello"'),
+    s('ends_with(k, "lo")', True, row='k = "hello"'),
+    s('contains(k, "ell")', True, row='k = "hello"'),
+    s("repeat(k, 3)", "ababab", row='k = "ab"'),
+    s("space(x2)", "  ", row="x2 = 2"),
+    s("url_decode(k)", "a b c", row='k = "a%20b+c"'),
+    s("url_encode(k)", "a+b%26c", row='k = "a b&c"'),
+    s("url_encode_component(k)", "a%20b%26c", row='k = "a b&c"'),
+    s("to_base64(k)", "aGk=", row='k = "hi"'),
+    s("from_base64(k)", "hi", row='k = "aGk="'),
+    s("md5(k)", "0cc175b9c0f1b6a831c399e269772661", row='k = "a"'),
+    s("sha1(k)", "86f7e437faa5a7fce15d1ddcb9eaeaea377667b8", row='k = "a"'),
+    s(
+        "sha256(k)",
+        "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb",
+        row='k = "a"',
+    ),
+    s('json_extract(k, "a.b")', "2", row='k = """{"a": {"b": 2}}"""'),
+    # -- numbers -------------------------------------------------------------------------------
+    s("abs(n)", 4, row="n = -4"),
+    s("ceil(f)", 2.0, row="f = 1.2"),
+    s("floor(f)", -2.0, row="f = -1.5"),
+    s("round(f)", 3.0, row="f = 2.5"),
+    s("round(f, 2)", 2.35, row="f = 2.345"),
+    s("round(n, -2)", 1200, row="n = 1234"),
+    s("signum(n)", -1.0, row="n = -3"),
+    s("sqrt(n)", 4.0, row="n = 16"),
+    s("sqrt(n)", None, row="n = -1"),
+    s("cbrt(n)", 3.0, row="n = 27"),
+    s("exp(n)", 1.0, row="n = 0"),
+    s("log10(n)", 2.0, row="n = 100"),
+    s("pow(n, 10)", 1024.0, row="n = 2"),
+    s("pi() + x - x", math.pi),
+    s("e() + x - x", math.e),
+    s("tau() + x - x", math.tau),
+    s("greatest(x, 5, 3)", 5),
+    s("least(x, 5, 3)", 1),
+    s('case(x > 1, "big", x == 1, "one", "small")', "one"),
+    s('case(x > 1, "big")', None),
+    s("coalesce(n, x)", 1, row="n = null, x = 1"),
+    # -- dates -------------------------------------------------------------------------------
+    s("now()", dt("2024-05-03T10:11:12.345Z")),
+    s("date_trunc(1 hour, d)", dt("2024-05-03T10:00:00Z"), row=D),
+    s("date_trunc(1 month, d)", dt("2024-05-01T00:00:00Z"), row=D),
+    s('date_diff("hour", d, d + 5 hours)', 5, row=D),
+    s('date_extract("hour_of_day", d)', 10, row=D),
+    s("bucket(d, 1 day)", dt("2024-05-03T00:00:00Z"), row=D),
+    s("bucket(n, 10.0)", 20.0, row="n = 23"),
+    # -- IPs ---------------------------------------------------------------------------------
+    s('cidr_match(ip, "10.0.0.0/8", "fe80::/10")', True, row='ip = to_ip("10.1.2.3")'),
+    s('cidr_match(ip, "10.0.0.0/8")', True, row='ip = to_ip("::ffff:10.1.2.3")'),
+    s('cidr_match(ip, "fe80::/10")', False, row='ip = to_ip("::1")'),
+    s("ip_prefix(ip, 24, 0)", "192.168.1.0", row='ip = to_ip("192.168.1.77")'),
+    s("ip_prefix(ip, 0, 32)", "2001:db8::", row='ip = to_ip("2001:db8:1:2::9")'),
+    # -- multivalues ---------------------------------------------------------------------------
+    s("mv_count(mv)", 3, row="mv = [5, 1, 3]"),
+    s("mv_first(mv)", 5, row="mv = [5, 1, 3]"),
+    s("mv_last(mv)", 3, row="mv = [5, 1, 3]"),
+    s("mv_min(mv)", 1, row="mv = [5, 1, 3]"),
+    s("mv_max(mv)", "b", row='mv = ["a", "b"]'),
+    s("mv_min(ip)", "::1", row='ip = to_ip(["10.0.0.1", "::1"])'),
+    s("mv_sum(mv)", 9, row="mv = [5, 1, 3]"),
+    s("mv_avg(mv)", 3.0, row="mv = [5, 1, 3]"),
+    s("mv_median(mv)", 4, row="mv = [5, 1, 3, 9]"),
+    s('mv_concat(mv, ",")', "a,b", row='mv = ["a", "b"]'),
+    s("mv_dedupe(mv)", ["a", "b"], row='mv = ["a", "b", "a"]'),
+    s("mv_slice(mv, 1, 2)", [1, 3], row="mv = [5, 1, 3, 9]"),
+    s('mv_sort(mv, "desc")', [9, 5, 3, 1], row="mv = [5, 1, 3, 9]"),
+    s("mv_append(mv, x)", [5, 1, 1], row="mv = [5, 1], x = 1"),
+    s("mv_contains(mv, sub)", True, row="mv = [5, 1, 3], sub = [3, 5]"),
+    s("mv_intersection(mv, other)", [1, 3], row="mv = [5, 1, 3], other = [3, 1, 7]"),
+    # -- aggregates ----------------------------------------------------------------------------
+    a("count()", 1, row="x = [1, 2]"),
+    a("count(x)", 3, row="x = [1, 2, 2]"),
+    a("count_distinct(x)", 2, row="x = [1, 2, 2]"),
+    a("values(x)", ["a", "b"], row='x = ["b", "a", "b"]'),
+    a("min(x)", -1, row="x = [3, -1, 2]"),
+    a("max(ip)", "fe80::1", row='ip = to_ip(["10.0.0.1", "fe80::1", "::1"])'),
+    a("sum(x)", 4, row="x = [3, -1, 2]"),
+    a("avg(x)", 4 / 3, row="x = [3, -1, 2]"),
+    a("median(x)", 2.5, row="x = [1, 2, 3, 4]"),
+    a("std_dev(x)", 2.0, row="x = [2, 4, 4, 4, 5, 5, 7, 9]"),
+    a("std_var(x)", 4.0, row="x = [2, 4, 4, 4, 5, 5, 7, 9]"),
+    a('top(x, 2, "desc")', [9, 5], row="x = [5, 1, 9]"),
+    Case(
+        "ROW v = [1, 3] | MV_EXPAND v | EVAL w = v | STATS r = weighted_avg(v, w)",
+        2.5,
+    ),
+    a("count(x) where x > 1", 2, row="x = [1, 2, 3]", expand="x"),
+]
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _run(backend: str, query: str) -> Result:
+    plan = compile_query(query, StaticCatalog())
+    if backend == "reference":
+        return ref.execute(plan, [], NOW)
+    return duck.execute(plan, None, NOW)
+
+
+def _exprs(expr: p.Expr | None) -> Iterator[str]:
+    if isinstance(expr, p.Call):
+        yield expr.fn
+        for arg in expr.args:
+            yield from _exprs(arg)
+
+
+def plan_functions(plan: p.Plan) -> set[str]:
+    """Every function and operator a plan calls (registry names, aliases folded)."""
+    found: set[str] = set()
+    roots: list[p.Expr | None] = []
+    if isinstance(plan.source, p.RowSource):
+        roots += [e for _, e in plan.source.assignments]
+    for step in plan.steps:
+        if isinstance(step, p.Filter):
+            roots.append(step.condition)
+        elif isinstance(step, p.Eval):
+            roots += [e for _, e in step.assignments]
+        elif isinstance(step, p.Sort):
+            roots += [k.expr for k in step.keys]
+        elif isinstance(step, p.Aggregate):
+            roots += [e for _, e in step.groups]
+            for _, agg in step.aggregates:
+                found.add(agg.fn)
+                roots += [*agg.args, agg.filter]
+    for root in roots:
+        found.update(_exprs(root))
+    return {fns.REGISTRY[name].name for name in found if name in fns.REGISTRY}
+
+
+def _same(got: object, want: object) -> bool:
+    if isinstance(want, float) and isinstance(got, int | float):
+        return math.isclose(got, want, rel_tol=1e-9)
+    if isinstance(want, list) and isinstance(got, list):
+        return len(got) == len(want) and all(_same(g, w) for g, w in zip(got, want, strict=True))
+    return type(got) is type(want) and got == want
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", CASES, ids=[c.query for c in CASES])
+def test_case(case: Case, backend: str) -> None:
+    if backend in case.unsupported:
+        with pytest.raises(UnsupportedFeatureError):
+            _run(backend, case.query)
+        return
+    result = _run(backend, case.query)
+    assert [c.name for c in result.columns] == ["r"]
+    assert len(result.rows) == 1
+    got = result.rows[0][0]
+    assert _same(got, case.expected), f"{backend}: {got!r} != {case.expected!r}"
+
+
+def test_every_registered_function_is_covered_on_every_backend() -> None:
+    covered = set().union(*(plan_functions(compile_query(c.query, StaticCatalog())) for c in CASES))
+    missing = sorted(set(fns.canonical_names()) - covered)
+    assert not missing, f"registry entries without a coverage case: {missing}"
+
+
+def test_unsupported_reasons_are_given_by_name() -> None:
+    for case in CASES:
+        for backend, reason in case.unsupported.items():
+            assert backend in BACKENDS
+            assert reason.strip(), case.query
