@@ -426,3 +426,13 @@ def _fields(node: object) -> list[ast.Field]:
             for inner in item if isinstance(item, tuple) else (item,):
                 found.extend(_fields(inner))
     return found
+
+
+def test_aggregate_options_fold_integer_arithmetic() -> None:
+    # Elasticsearch folds the precision expression before checking that it is a constant.
+    plan = plan_of(
+        "FROM x | STATS m = COUNT_DISTINCT(salary, 9876 * 3 + (-9876 * 2)), t = TOP(salary, 1 + 1)"
+    )
+    agg = next(s for s in plan.steps if isinstance(s, p.Aggregate))
+    options = [a.args[1] for _, a in agg.aggregates]
+    assert options == [p.Const(9876, T.INTEGER), p.Const(2, T.INTEGER)]

@@ -962,8 +962,13 @@ class _Analyzer:
         mv = any(_is_mv(v) for v in values_)
         return p.Call("case", tuple(widened), result, mv, node.span)
 
-    def check_agg_options(self, node: ast.Call, fn: fns.FunctionDef, args: list[p.Expr]) -> None:
-        """TOP's limit and order, and COUNT_DISTINCT's precision, must be constants."""
+    def check_agg_options(
+        self, node: ast.Call, fn: fns.FunctionDef, args: list[p.Expr]
+    ) -> list[p.Expr]:
+        """TOP's limit and order, and COUNT_DISTINCT's precision, must be constants; integer
+        arithmetic on constants is folded first (`count_distinct(h, 9875 + 1)`), as in ES."""
+        if fn.name in ("top", "count_distinct"):
+            args = [args[0], *(_fold_integral(a) for a in args[1:])]
         options = {"top": args[1:], "count_distinct": args[1:]}.get(fn.name, [])
         for index, option in enumerate(options, start=1):
             if not isinstance(option, p.Const) or option.value is None:
@@ -986,6 +991,7 @@ class _Analyzer:
                     f"[{order}]",
                     node.span,
                 )
+        return args
 
     def aggregate_call(self, node: ast.Call, fn: fns.FunctionDef, env: _Env) -> p.Expr:
         text = self.text(node)
@@ -1006,7 +1012,7 @@ class _Analyzer:
         if not star:
             self.check_arity(node, fn, len(args))
         args = [self.check_arg(node, fn, i, a) for i, a in enumerate(args)]
-        self.check_agg_options(node, fn, args)
+        args = self.check_agg_options(node, fn, args)
         result = fn.result([a.type for a in args]) if args else T.LONG
         agg = p.AggCall(fn.name, tuple(args), result, star, st.filter, fn.mv_result, node.span)
         self.internal += 1
@@ -1058,6 +1064,29 @@ _EXPR_HANDLERS: dict[type, Callable[[_Analyzer, ast.Expr, _Env], p.Expr]] = {
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
+
+
+_INTEGRAL_OPS: dict[str, Callable[[int, int], int]] = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+}
+
+
+def _fold_integral(expr: p.Expr) -> p.Expr:
+    """Integer arithmetic on constants as one constant (other expressions unchanged)."""
+    if not isinstance(expr, p.Call) or expr.type not in (T.INTEGER, T.LONG):
+        return expr
+    args = [_fold_integral(a) for a in expr.args]
+    values = [a.value for a in args if isinstance(a, p.Const) and isinstance(a.value, int)]
+    if len(values) != len(args):
+        return expr
+    if expr.fn == "neg" and len(values) == 1:
+        return p.Const(-values[0], expr.type, expr.span)
+    op = _INTEGRAL_OPS.get(expr.fn)
+    if op is None or len(values) != 2:
+        return expr
+    return p.Const(op(values[0], values[1]), expr.type, expr.span)
 
 
 def _flatten_or(expr: p.Expr) -> list[p.Expr]:
