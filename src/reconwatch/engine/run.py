@@ -156,7 +156,8 @@ class RuleExecutor:
         if not self.aggregating and "_id" in row:
             source = self.evidence.source_document(row, conditions, window) if self.evidence else {}
         evidence = (
-            self.evidence.collect(row, conditions, window, self.aggregating, pinned)
+            # A non-aggregating alert's evidence is its whole source event, not just the KEEP.
+            self.evidence.collect({**source, **row}, conditions, window, self.aggregating, pinned)
             if self.evidence
             else None
         )
