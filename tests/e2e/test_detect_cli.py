@@ -383,3 +383,29 @@ def test_missing_event_file_is_a_usage_error_and_bad_events_are_reported(
     assert f"{mixed_scan}:301: field [@timestamp]" in done.stderr
     assert f"{mixed_scan}:302: not a JSON object" in done.stderr
     assert "2 bad event(s) skipped" in done.stderr and "1 alert(s)" in done.stdout
+
+
+def test_report_of_a_non_aggregating_alert(tmp_path: Path) -> None:
+    """A non-aggregating rule: the alert is the source event; the evidence shows all of it."""
+    rule_text = Path(__file__).resolve().parents[1] / "conformance" / "test_scheduled_runs.py"
+    toml = rule_text.read_text().split('NETCAT_RULE = """', 1)[1].split('"""', 1)[0]
+    rule = tmp_path / "nc.toml"
+    rule.write_text(toml)
+    event = {
+        "@timestamp": "2025-07-16T09:30:00Z",
+        "event": {"action": "connection_attempted", "category": ["network"]},
+        "host": {"name": "cache-003", "os": {"type": "linux"}},
+        "user": {"name": "root"},
+        "process": {"executable": "/usr/bin/nc", "name": "nc", "pid": 2006876},
+        "destination": {"ip": "185.125.190.36", "port": 443},
+        "network": {"transport": "tcp"},
+    }
+    events = tmp_path / "nc.ndjson"
+    events.write_text(json.dumps(event) + "\n")
+    done = _wide("detect", str(events), "-r", str(rule), "--now", RUN_AT, "--report", columns=100)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "MEDIUM (risk 47)" in out and "1 event at 2025-07-16 09:30:00Z" in out
+    assert "source event with the query's columns" in out
+    assert re.search(r"destination\s+185\.125\.190\.36:443/tcp", out)  # port from the source
+    assert re.search(r"185\.125\.190\.0/24\s+1\s+1\s+external", out)

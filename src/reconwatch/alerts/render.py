@@ -217,14 +217,15 @@ def _summary(alert: Mapping[str, object]) -> Table:
     if ev.get("available"):
         dest_ev = ev.get("destination", {})
         span = _duration(ev.get("first_seen"), ev.get("last_seen"))
-        grid.add_row(
-            "activity",
-            Text(
+        if ev.get("event_count") == 1:
+            activity = f"1 event at {_time(ev.get('first_seen'))}"
+        else:
+            activity = (
                 f"{ev.get('event_count')} connection attempts to {dest_ev.get('distinct_ips', 0)} "
                 f"IPs, {_time(ev.get('first_seen'))} → {_time(ev.get('last_seen'))}"
                 + (f" ({span})" if span else "")
-            ),
-        )
+            )
+        grid.add_row("activity", Text(activity))
     grid.add_row(
         "rule run",
         Text(
@@ -336,6 +337,14 @@ def _sample_table(sample: Sequence[Mapping[str, Any]]) -> RenderableType:
     cells = [_sample_cells(s) for s in sample]
     if not cells:
         return Text("no events", style="dim")
+    if len(cells) == 1:
+        one = Table.grid(padding=(0, 2))
+        one.add_column(style="bold", no_wrap=True)
+        one.add_column(overflow="fold")
+        for name, value in zip(_SAMPLE_COLUMNS, cells[0], strict=True):
+            if value:
+                one.add_row(name, Text(value))
+        return one
     columns = range(len(_SAMPLE_COLUMNS))
     same = [i for i in columns if len(cells) > 1 and len({row[i] for row in cells}) == 1]
     shared = [
@@ -437,7 +446,12 @@ def _evidence_view(ev: Mapping[str, Any]) -> RenderableType:
         Text(""),
         side,
         Text(""),
-        Text(f"sample ({len(ev.get('sample', []))} events spread over the activity)", style="bold"),
+        Text(
+            "the event"
+            if len(ev.get("sample", [])) == 1
+            else f"sample ({len(ev.get('sample', []))} events spread over the activity)",
+            style="bold",
+        ),
         _sample_table(ev.get("sample", [])),
         method,
     )
@@ -468,6 +482,14 @@ class _EvidenceBesideGuide:
             yield self.guide
 
 
+def _source_event_id(alert: Mapping[str, object]) -> str:
+    """The source event's _id of a non-aggregating alert ('' for an aggregating one)."""
+    ancestors = alert.get("kibana.alert.ancestors")
+    if isinstance(ancestors, list) and ancestors and isinstance(ancestors[0], dict):
+        return str(ancestors[0].get("id") or "")
+    return ""
+
+
 def report(alert: Mapping[str, object], rule: Rule | None) -> RenderableType:
     """One alert as a readable report: who and what, the query's result, the evidence, and the
     rule's investigation guide beside it."""
@@ -477,7 +499,12 @@ def report(alert: Mapping[str, object], rule: Rule | None) -> RenderableType:
         title=Text(str(alert.get("kibana.alert.rule.name", "alert")), style="bold"),
         border_style=SEVERITY_STYLE.get(sev, "bold").replace("bold ", "").split(" on ")[-1],
     )
-    results = Panel(_results_table(alert), title="query result (the rule's ES|QL columns)")
+    title = (
+        "source event with the query's columns"
+        if _source_event_id(alert)
+        else "query result (the rule's ES|QL columns)"
+    )
+    results = Panel(_results_table(alert), title=title)
     guide = Markdown(rule.note) if rule is not None and rule.note.strip() else None
     return Group(header, results, _EvidenceBesideGuide(_evidence_view(_evidence(alert)), guide))
 
