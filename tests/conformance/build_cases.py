@@ -102,9 +102,13 @@ CASES: dict[str, dict[str, object]] = {
         "note": "exception on agent.id",
     },
     "max_signals": {
-        "groups": [sweep(260, exe=f"/tmp/scan{i}", ip_from=f"10.{i + 1}.0.1") for i in range(3)],
+        # Distinct counts: `sort Esql.event_count asc` must decide which two rows make alerts
+        # (ES|QL leaves the order of ties unspecified).
+        "groups": [
+            sweep(260 + 10 * i, exe=f"/tmp/scan{i}", ip_from=f"10.{i + 1}.0.1") for i in range(3)
+        ],
         "rule_file": "seed_max_signals_2.toml",
-        "note": "3 rows, max_signals 2",
+        "note": "3 rows, max_signals 2: the two smallest by event count",
     },
     "port_100": {
         "groups": [sweep(100, fixed_ip="10.20.10.29", port_from=1)],
