@@ -12,6 +12,7 @@ from reconwatch.backends.duckdb.expr import (
     ident,
     ip_list_extreme,
     single,
+    sort_values,
     sql_type,
 )
 from reconwatch.errors import UnsupportedFeatureError
@@ -253,9 +254,11 @@ class PlanCompiler:
                 return f"CAST(COALESCE(len(list_distinct(flatten(list({arg.sql}){filt}))), 0) AS BIGINT)"
             return f"count(DISTINCT {arg.sql}){filt}"
         if a.fn == "values":
+            # Elasticsearch leaves the order unspecified; the type's order (as the reference) is
+            # reproducible.
             if arg.is_list:
-                return f"list_sort(list_distinct(flatten(list({arg.sql}){filt})))"
-            return f"list_sort(list(DISTINCT {arg.sql}){filt})"
+                return sort_values(f"list_distinct(flatten(list({arg.sql}){filt}))", a.type)
+            return sort_values(f"list(DISTINCT {arg.sql}){filt}", a.type)
         if a.fn in ("min", "max"):
             return self.min_max(a.fn, arg, filt)
         if a.fn == "sum":

@@ -743,6 +743,14 @@ def _mv_first(c: ExprCompiler, call: p.Call) -> E:
     return E(f"({a.sql})[{1 if call.fn == 'mv_first' else -1}]", a.type)
 
 
+def sort_values(sql: str, t: T) -> str:
+    """A LIST sorted as Elasticsearch orders the type: ips by address bytes, not as text."""
+    if t is T.IP:
+        keyed = f"list_transform({sql}, lambda v: {{'k': rw_ip_key(v), 'v': v}})"
+        return f"list_transform(list_sort({keyed}), lambda s: s.v)"
+    return f"list_sort({sql})"
+
+
 def ip_list_extreme(sql: str, largest: bool) -> str:
     keyed = f"list_sort(list_transform({sql}, lambda v: {{'k': rw_ip_key(v), 'v': v}}))"
     return f"({keyed})[{-1 if largest else 1}].v"
