@@ -77,3 +77,48 @@ CASES = {
 def test_rows(backend: str, name: str) -> None:
     query, rows = CASES[name]
     assert run(backend, query).rows == rows
+
+
+MV = "java.lang.IllegalArgumentException: single-value function encountered multi-value"
+
+
+def header(where: str, text: str) -> str:
+    return (
+        f"Line {where}: evaluation of [{text}] failed, treating result as null. "
+        "Only first 20 failures recorded."
+    )
+
+
+WARNINGS = {
+    "mv_comparison": (
+        "ROW y = [1, 2] | EVAL z = y == 1",
+        [header("1:27", "y == 1"), f"Line 1:27: {MV}"],
+    ),
+    "mv_operand_of_and": (
+        "ROW b = [true, false] | EVAL z = b AND true",
+        [header("1:34", "b"), f"Line 1:34: {MV}"],
+    ),
+    "failed_conversion": (
+        'ROW s = ["1.1.1.1", "foo"] | EVAL ip = TO_IP(s)',
+        [
+            header("1:40", "TO_IP(s)"),
+            "Line 1:40: java.lang.IllegalArgumentException: 'foo' is not an IP string literal.",
+        ],
+    ),
+    "sum_overflow": (
+        "ROW x = [9223372036854775807, 1] | MV_EXPAND x | STATS s = SUM(x)",
+        [header("1:60", "SUM(x)"), "Line 1:60: java.lang.ArithmeticException: long overflow"],
+    ),
+    # Single values and constants that convert warn about nothing, even where DuckDB folds.
+    "no_failure_no_warning": (
+        'ROW s = "1.1.1.1", y = [1] | EVAL ip = TO_IP(s), z = y == 1, p = IP_PREFIX(ip, 24, 0)',
+        [],
+    ),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", sorted(WARNINGS))
+def test_warnings(backend: str, name: str) -> None:
+    query, expected = WARNINGS[name]
+    assert run(backend, query).warnings == expected

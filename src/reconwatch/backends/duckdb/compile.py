@@ -15,6 +15,13 @@ from reconwatch.backends.duckdb.expr import (
     sort_values,
     sql_type,
 )
+from reconwatch.backends.duckdb.warnings import (
+    DIV_BY_ZERO,
+    LONG_OVERFLOW,
+    MV_FAILURE,
+    Site,
+    WarningSites,
+)
 from reconwatch.errors import UnsupportedFeatureError
 from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
@@ -31,6 +38,8 @@ class Compiled:
     sql: str
     columns: tuple[p.Column, ...]
     lists: tuple[bool, ...]
+    # Where evaluation may fail with a warning: the SQL's rw_warn sites, by number.
+    warning_sites: tuple[Site, ...] = ()
 
 
 class PlanCompiler:
@@ -43,6 +52,7 @@ class PlanCompiler:
         self.inputs = inputs
         self.ctes: list[tuple[str, str]] = []
         self.cols: dict[str, E] = {}
+        self.warnings = WarningSites(plan.query)
 
     def add(self, select: str) -> str:
         name = f"s{len(self.ctes)}"
@@ -61,7 +71,9 @@ class PlanCompiler:
 
     def compiler(self) -> ExprCompiler:
         return ExprCompiler(
-            {n: E(ident(n), e.type, e.is_list) for n, e in self.cols.items()}, self.now
+            {n: E(ident(n), e.type, e.is_list) for n, e in self.cols.items()},
+            self.now,
+            self.warnings,
         )
 
     def run(self) -> Compiled:
@@ -83,7 +95,8 @@ class PlanCompiler:
         select = ", ".join(ident(c.name) for c in out) or "1 AS __empty"
         body = ",\n".join(f"{n} AS ({q})" for n, q in self.ctes)
         sql = f"WITH {body}\nSELECT {select} FROM {self.prev}"
-        return Compiled(sql, out, tuple(self.cols[c.name].is_list for c in out))
+        lists = tuple(self.cols[c.name].is_list for c in out)
+        return Compiled(sql, out, lists, tuple(self.warnings.sites))
 
     # -- sources -------------------------------------------------------------------------------
 
@@ -105,7 +118,7 @@ class PlanCompiler:
         self.add(f"SELECT {', '.join(items) or '1 AS __empty'} FROM {SOURCE_TABLE}{where}")
 
     def row(self, src: p.RowSource) -> None:
-        c = ExprCompiler({}, self.now)
+        c = ExprCompiler({}, self.now, self.warnings)
         items = []
         for name, expr in src.assignments:
             e = c.compile(expr)
@@ -263,7 +276,15 @@ class PlanCompiler:
             return self.min_max(a.fn, arg, filt)
         if a.fn == "sum":
             v = f"list_sum({arg.sql})" if arg.is_list else arg.sql
-            return f"TRY_CAST(sum({v}){filt} AS {sql_type(a.type)})"
+            if a.type not in (T.LONG, T.UNSIGNED_LONG):
+                return f"TRY_CAST(sum({v}){filt} AS {sql_type(a.type)})"
+            total = f"sum(CAST({v} AS HUGEINT)){filt}"
+            low, high = (0, 2**64 - 1) if a.type is T.UNSIGNED_LONG else (LONG_MIN, LONG_MAX)
+            overflow = f"{total} NOT BETWEEN {low} AND {high}"
+            fail = c.failure(a.span, f"['{LONG_OVERFLOW}']", overflow, a.type)
+            return (
+                f"(CASE WHEN {overflow} THEN {fail} ELSE CAST({total} AS {sql_type(a.type)}) END)"
+            )
         if a.fn == "avg":
             if arg.is_list:
                 return f"(sum(list_sum({arg.sql})){filt} / sum(len({arg.sql})){filt})"
@@ -304,8 +325,13 @@ class PlanCompiler:
         total = f"sum({product}){cond}"
         weights = f"sum(CAST({w_sum} AS {num})){cond}"
         overflow = f"{total} NOT BETWEEN {LONG_MIN} AND {LONG_MAX}" if integral else "FALSE"
+        has_mv, zero = f"count(*){mv_filt} > 0", f"{weights} = 0"
+        mv_fail = c.failure(a.span, f"['{MV_FAILURE}']", has_mv, T.DOUBLE)
+        overflow_fail = c.failure(a.span, f"['{LONG_OVERFLOW}']", overflow, T.DOUBLE)
+        zero_fail = c.failure(a.span, f"['{DIV_BY_ZERO}']", zero, T.DOUBLE)
         return (
-            f"(CASE WHEN count(*){mv_filt} > 0 OR {overflow} OR {weights} = 0 THEN NULL "
+            f"(CASE WHEN {has_mv} THEN {mv_fail} WHEN {overflow} THEN {overflow_fail} "
+            f"WHEN {zero} THEN {zero_fail} "
             f"ELSE CAST({total} AS DOUBLE) / CAST({weights} AS DOUBLE) END)"
         )
 

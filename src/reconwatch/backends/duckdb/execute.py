@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -11,6 +13,7 @@ import pyarrow as pa
 from reconwatch.backends.duckdb import udf
 from reconwatch.backends.duckdb.compile import SOURCE_TABLE, Compiled, compile_plan
 from reconwatch.backends.duckdb.expr import literal
+from reconwatch.backends.duckdb.warnings import WarningSink
 from reconwatch.errors import ReconwatchError
 from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
@@ -70,8 +73,10 @@ def execute(
     compiled = compile_for(plan, dataset, now)
     own = con is None
     con = connect() if con is None else con
+    sink = WarningSink()
     try:
-        rows = _run(con, plan, dataset, compiled.sql).fetchall()
+        with _recording(con, compiled, sink):
+            rows = _run(con, plan, dataset, compiled.sql).fetchall()
     finally:
         if own:
             con.close()
@@ -79,7 +84,25 @@ def execute(
     out = [tuple(f(v) for f, v in zip(convert, row, strict=False)) for row in rows]
     if not compiled.columns:
         out = [() for _ in rows]
-    return Result(compiled.columns, out, list(plan.warnings))
+    return Result(compiled.columns, out, [*plan.warnings, *sink.finish()])
+
+
+@contextmanager
+def _recording(
+    con: duckdb.DuckDBPyConnection, compiled: Compiled, sink: WarningSink
+) -> Iterator[None]:
+    """Route the query's rw_warn calls to `sink` (the SQL finds it by getvariable('rw_query'))."""
+    if not compiled.warning_sites:
+        yield
+        return
+    sink.start(compiled.warning_sites)
+    token = id(sink)
+    udf.ACTIVE_SINKS[token] = sink
+    try:
+        con.execute(f"SET VARIABLE rw_query = {token}")
+        yield
+    finally:
+        udf.ACTIVE_SINKS.pop(token, None)
 
 
 def materialize(

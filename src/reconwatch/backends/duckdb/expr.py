@@ -6,7 +6,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from reconwatch.errors import UnsupportedFeatureError
+from reconwatch.backends.duckdb.warnings import MV_FAILURE, WarningSites
+from reconwatch.errors import Span, UnsupportedFeatureError
+from reconwatch.esql.functions import REGISTRY
 from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values
@@ -96,11 +98,19 @@ def interval(amount: p.TemporalAmount) -> str:
 
 
 class ExprCompiler:
-    """Compiles expressions against the columns of one step's input."""
+    """Compiles expressions against the columns of one step's input. With `warnings`, failing
+    evaluations (a multivalue given to a single-value function, a failed conversion, ...) also
+    record Elasticsearch's warning for their site."""
 
-    def __init__(self, columns: dict[str, E], now: str) -> None:
+    def __init__(
+        self, columns: dict[str, E], now: str, warnings: WarningSites | None = None
+    ) -> None:
         self.columns = columns
         self.now = now
+        self.warnings = warnings
+        # Calls compiled so far (by node identity): the MV check compiles arguments a second
+        # time, which must not grow exponentially with nesting depth.
+        self._done: dict[int, tuple[p.Call, E]] = {}
 
     def compile(self, expr: p.Expr) -> E:
         if isinstance(expr, p.Const):
@@ -113,7 +123,47 @@ class ExprCompiler:
         handler = _CALLS.get(expr.fn)
         if handler is None:
             raise UnsupportedFeatureError(f"function [{expr.fn}] on the duckdb backend", expr.span)
-        return handler(self, expr)
+        done = self._done.get(id(expr))
+        if done is not None and done[0] is expr:
+            return done[1]
+        result = self.mv_checked(expr, handler(self, expr))
+        self._done[id(expr)] = (expr, result)
+        return result
+
+    # -- warnings ------------------------------------------------------------------------------
+
+    def failure(self, span: Span, reasons: str, failed: str, t: T, is_list: bool = False) -> str:
+        """A typed NULL that records `reasons` (SQL for a VARCHAR[]) as a failure at `span` when
+        `failed` (the SQL test that selects this branch) holds."""
+        target = _null_type(t, is_list)
+        if self.warnings is None:
+            return f"CAST(NULL AS {target})"
+        site = self.warnings.site(span)
+        query = "getvariable('rw_query')"
+        return f"CAST(rw_warn({query}, {site}, {reasons}, {failed}) AS {target})"
+
+    def checked_single(self, e: E, span: Span) -> str:
+        """The single value of `e`; a multivalue is null and warns at `span`."""
+        if not e.is_list or self.warnings is None:
+            return single(e)
+        many = f"len({e.sql}) > 1"
+        fail = self.failure(span, _reason(MV_FAILURE), many, e.type)
+        return f"(CASE WHEN len({e.sql}) = 1 THEN ({e.sql})[1] WHEN {many} THEN {fail} END)"
+
+    def mv_checked(self, call: p.Call, e: E) -> E:
+        """A single-value function (the registry's rule) warns where an argument is multivalued."""
+        if self.warnings is None or call.fn in _OWN_MV_CHECKS:
+            return e
+        fdef = REGISTRY.get(call.fn)
+        if fdef is None or (fdef.mv_aware and not fdef.maps_values):
+            return e
+        checked = call.args[1:] if fdef.maps_values else call.args
+        lists = [a for a in (self.compile(x) for x in checked) if a.is_list]
+        if not lists:
+            return e
+        cond = " OR ".join(f"len({a.sql}) > 1" for a in lists)
+        fail = self.failure(call.span, _reason(MV_FAILURE), f"({cond})", e.type, e.is_list)
+        return E(f"(CASE WHEN {cond} THEN {fail} ELSE {e.sql} END)", e.type, e.is_list)
 
     def args(self, call: p.Call) -> list[E]:
         return [self.compile(a) for a in call.args]
@@ -142,6 +192,19 @@ def _simple(name: str, template: str) -> None:
         return E("(" + template.format(*c.singles(call)) + ")", call.type)
 
     _CALLS[name] = handler
+
+
+# Operators that check their operands themselves, each at its own span (as the reference does).
+_OWN_MV_CHECKS = frozenset({"and", "or", "not", "case", "in", "like", "rlike"})
+
+
+def _reason(text: str) -> str:
+    return f"[{literal(text, T.KEYWORD)}]"
+
+
+def _null_type(t: T, is_list: bool) -> str:
+    base = SQL_TYPES.get(t, "BOOLEAN")
+    return base + "[]" if is_list else base
 
 
 def supported() -> frozenset[str]:
@@ -213,13 +276,13 @@ def _eq_ci(c: ExprCompiler, call: p.Call) -> E:
 
 @_reg("and", "or")
 def _logic(c: ExprCompiler, call: p.Call) -> E:
-    a, b = c.singles(call)
+    a, b = (c.checked_single(c.compile(x), x.span) for x in call.args)
     return E(f"({a} {call.fn.upper()} {b})", T.BOOLEAN)
 
 
 @_reg("not")
 def _not(c: ExprCompiler, call: p.Call) -> E:
-    (a,) = c.singles(call)
+    a = c.checked_single(c.compile(call.args[0]), call.span)
     return E(f"(NOT {a})", T.BOOLEAN)
 
 
@@ -229,10 +292,13 @@ def _in(c: ExprCompiler, call: p.Call) -> E:
     item_sql: list[str] = []
     for item in items:
         if isinstance(item.sql, str) and item.is_list and item.sql.startswith("["):
-            item_sql.append(f"CAST(NULL AS {sql_type(first.type)})")  # a multivalue item is null
+            # A multivalue item is null.
+            x = c.checked_single(first, call.span)
+            fail = c.failure(call.span, _reason(MV_FAILURE), f"({x}) IS NOT NULL", first.type)
+            item_sql.append(fail)
         else:
-            item_sql.append(single(item))
-    return E(f"({single(first)} IN ({', '.join(item_sql)}))", T.BOOLEAN)
+            item_sql.append(c.checked_single(item, call.span))
+    return E(f"({c.checked_single(first, call.span)} IN ({', '.join(item_sql)}))", T.BOOLEAN)
 
 
 @_reg("is_null", "is_not_null")
@@ -317,7 +383,7 @@ def _const_str(e: p.Expr, what: str) -> str:
 
 @_reg("like", "rlike")
 def _like(c: ExprCompiler, call: p.Call) -> E:
-    value = single(c.compile(call.args[0]))
+    value = c.checked_single(c.compile(call.args[0]), call.span)
     parts: list[str] = []
     for arg in call.args[1:]:
         patterns = arg.value if isinstance(arg, p.Const) and isinstance(arg.value, list) else None
@@ -387,10 +453,37 @@ def convert_sql(v: str, src: T, dst: T, span: object = None) -> str:
 
 def _convert(c: ExprCompiler, call: p.Call) -> E:
     (a,) = c.args(call)
+    dst = call.type
+    # Only these conversions can fail on a non-null value (giving null and a warning).
+    can_fail = a.type is not T.NULL and a.type is not dst and dst in _FALLIBLE
+    can_fail = can_fail and not (a.type.is_string and dst is T.BOOLEAN)
+    can_fail = can_fail and not (a.type in (T.DATETIME, T.DATE_NANOS) and dst is not T.INTEGER)
     if not a.is_list:
-        return E(convert_sql(a.sql, a.type, call.type), call.type)
-    body = convert_sql("x", a.type, call.type)
-    return E(norm_list(f"list_transform({a.sql}, lambda x: {body})"), call.type, True)
+        converted = convert_sql(a.sql, a.type, dst)
+        if not can_fail or c.warnings is None:
+            return E(converted, dst)
+        reasons = f"rw_conversion_errors([CAST({a.sql} AS VARCHAR)], '{dst.value}')"
+        failed = f"({a.sql}) IS NOT NULL AND ({converted}) IS NULL"
+        fail = c.failure(call.span, reasons, failed, dst)
+        return E(f"(CASE WHEN {failed} THEN {fail} ELSE {converted} END)", dst)
+    body = convert_sql("x", a.type, dst)
+    value = norm_list(f"list_transform({a.sql}, lambda x: {body})")
+    if not can_fail or c.warnings is None:
+        return E(value, dst, True)
+    failed = f"list_filter({a.sql}, lambda x: x IS NOT NULL AND ({body}) IS NULL)"
+    reasons = f"rw_conversion_errors(CAST({failed} AS VARCHAR[]), '{dst.value}')"
+    fail = c.failure(call.span, reasons, f"len({failed}) > 0", dst, True)
+    # The values that convert are kept; the failure only records its warning.
+    return E(
+        f"(CASE WHEN len({failed}) > 0 THEN COALESCE({fail}, {value}) ELSE {value} END)",
+        dst,
+        True,
+    )
+
+
+_FALLIBLE = frozenset(
+    {T.INTEGER, T.LONG, T.UNSIGNED_LONG, T.DOUBLE, T.DATETIME, T.DATE_NANOS, T.IP}
+)
 
 
 for _name in [
@@ -677,7 +770,23 @@ def _cidr_match(c: ExprCompiler, call: p.Call) -> E:
     return E(f"rw_cidr({single(ip)}, [{', '.join(block_list)}])", T.BOOLEAN)
 
 
-_simple("ip_prefix", "rw_ip_prefix({0}, {1}, {2})")
+@_reg("ip_prefix")
+def _ip_prefix(c: ExprCompiler, call: p.Call) -> E:
+    ip, v4, v6 = c.singles(call)
+    value = f"rw_ip_prefix({ip}, {v4}, {v6})"
+    if c.warnings is None:
+        return E(value, T.IP)
+    bad = (
+        "'java.lang.IllegalArgumentException: Prefix length {0} must be in range [0, {1}], found '"
+    )
+    v4_bad, v6_bad = f"{v4} NOT BETWEEN 0 AND 32", f"{v6} NOT BETWEEN 0 AND 128"
+    v4_fail = c.failure(call.span, f"[{bad.format('v4', 32)} || {v4}]", v4_bad, T.IP)
+    v6_fail = c.failure(call.span, f"[{bad.format('v6', 128)} || {v6}]", v6_bad, T.IP)
+    return E(
+        f"(CASE WHEN {ip} IS NULL THEN NULL WHEN {v4_bad} THEN {v4_fail} "
+        f"WHEN {v6_bad} THEN {v6_fail} ELSE {value} END)",
+        T.IP,
+    )
 
 
 # -- conditionals ---------------------------------------------------------------------------
@@ -693,7 +802,7 @@ def _uniform(items: Sequence[E]) -> tuple[list[str], bool]:
 def _case(c: ExprCompiler, call: p.Call) -> E:
     args = c.args(call)
     pairs = len(args) // 2
-    conds = [single(args[2 * i]) for i in range(pairs)]
+    conds = [c.checked_single(args[2 * i], call.args[2 * i].span) for i in range(pairs)]
     vals = [args[2 * i + 1] for i in range(pairs)]
     has_else = len(args) % 2 == 1
     if has_else:

@@ -10,6 +10,8 @@ from urllib.parse import quote_plus
 import duckdb
 from duckdb.func import SPECIAL
 
+from reconwatch.backends.duckdb.warnings import WarningSink
+from reconwatch.esql.types import DataType
 from reconwatch.plan import values
 
 
@@ -87,6 +89,41 @@ def ip_prefix(ip: str | None, v4: int | None, v6: int | None) -> str | None:
     return str(ipaddress.ip_network(f"{addr}/{length}", strict=False).network_address)
 
 
+# Sinks of the queries running now, by the token each query reads from getvariable('rw_query').
+ACTIVE_SINKS: dict[int, WarningSink] = {}
+
+
+def warn(
+    query: int | None, site: int | None, reasons: list[str | None] | None, failed: bool | None
+) -> bool | None:
+    """Record failures of one evaluation site of the running query; always NULL. `failed` is the
+    failure test itself: DuckDB may fold a constant call outside its CASE branch, and then the
+    test, not the branch, keeps a value that did not fail from warning."""
+    sink = ACTIVE_SINKS.get(query) if query is not None else None
+    if sink is not None and failed is True:
+        sink.fail(site, reasons)
+    return None
+
+
+def conversion_errors(texts: list[str | None] | None, target: str | None) -> list[str] | None:
+    """Elasticsearch's reasons for values that do not convert to `target` (as the reference)."""
+    if texts is None or target is None:
+        return None
+    type_ = DataType(target)
+    out: list[str] = []
+    for text in texts:
+        if text is None:
+            continue
+        try:
+            values.convert(text, type_)
+        except values.ConversionError as exc:
+            if type_ in (DataType.IP, DataType.DATETIME, DataType.BOOLEAN):
+                out.append(f"java.lang.IllegalArgumentException: {exc}")
+            else:
+                out.append(f"org.elasticsearch.xpack.esql.core.InvalidArgumentException: {exc}")
+    return out
+
+
 def _nullable(
     con: duckdb.DuckDBPyConnection,
     name: str,
@@ -110,3 +147,13 @@ def register(con: duckdb.DuckDBPyConnection) -> None:
     con.create_function("rw_url_encode", url_encode, [v], v, side_effects=False)
     con.create_function("rw_url_encode_component", url_encode_component, [v], v, side_effects=False)
     _nullable(con, "rw_ip_prefix", ip_prefix, [v, "INTEGER", "INTEGER"], v)
+    con.create_function(
+        "rw_warn",
+        warn,
+        ["BIGINT", "INTEGER", "VARCHAR[]", "BOOLEAN"],
+        "BOOLEAN",
+        null_handling=SPECIAL,
+        # Not volatile, as DuckDB refuses volatile functions inside TRY(); see `failed` above.
+        side_effects=False,
+    )
+    _nullable(con, "rw_conversion_errors", conversion_errors, ["VARCHAR[]", v], "VARCHAR[]")
