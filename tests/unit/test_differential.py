@@ -9,11 +9,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 from reconwatch.backends import duckdb as duck
 from reconwatch.backends import reference as ref
+from reconwatch.errors import QueryError
 from reconwatch.esql.analyze import compile_query
 from reconwatch.esql.types import DataType as T
 from reconwatch.ingest import Dataset
@@ -276,6 +277,188 @@ QUERIES: dict[str, str] = {
     "mv-expand-ip": f'{FROM} | mv_expand destination.ip | where destination.ip != "::1" | keep destination.ip, agent.id',
     "keep-drop-rename": f"{FROM} | keep host.*, agent.id | drop host.os.type | rename agent.id as agent | eval host.name = to_upper(host.name)",
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# Queries built from parts: WHERE / EVAL / STATS / SORT / LIMIT over the same fields.
+
+KW = [
+    "host.os.type",
+    "event.type",
+    "event.action",
+    "process.executable",
+    "process.name",
+    "agent.id",
+    "host.name",
+    "user.name",
+    "process.args",
+]
+NUM = ["destination.port", "custom.n", "custom.f"]
+IPS = ["destination.ip", "source.ip"]
+DATES = ["@timestamp", "event.ingested"]
+ALL = KW + NUM + IPS + DATES
+
+
+def _kw_value(draw: st.DrawFn, field: str) -> str:
+    return str(draw(st.sampled_from(POOLS.get(field, ["x"]))))
+
+
+@st.composite
+def atoms(draw: st.DrawFn) -> str:
+    kind = draw(st.integers(0, 13))
+    kw = draw(st.sampled_from(KW))
+    num = draw(st.sampled_from(NUM))
+    ip = draw(st.sampled_from(IPS))
+    if kind == 0:
+        return f'{kw} == "{_kw_value(draw, kw)}"'
+    if kind == 1:
+        return f'{kw} != "{_kw_value(draw, kw)}"'
+    if kind == 2:
+        return f"{num} {draw(st.sampled_from(['<', '<=', '>', '>=', '==']))} {draw(st.sampled_from([0, 2, 80, 443]))}"
+    if kind == 3:
+        return f'{ip} {draw(st.sampled_from(["==", "!=", "<", ">="]))} "{draw(st.sampled_from(IPV4 + IPV6 + MAPPED))}"'
+    if kind == 4:
+        items = ", ".join(f'"{_kw_value(draw, kw)}"' for _ in range(draw(st.integers(1, 3))))
+        return f"{kw} in ({items}{', null' if draw(st.booleans()) else ''})"
+    if kind == 5:
+        pattern = draw(st.sampled_from(["*", "/usr/*", "?o*", "*N*", "a*", "*1", ""]))
+        return f'{kw} like "{pattern}"'
+    if kind == 6:
+        pattern = draw(st.sampled_from([".*", "[a-z]+", "h[0-9]", "/usr/.*", "(root|alice)"]))
+        return f'{kw} rlike "{pattern}"'
+    if kind == 7:
+        return f"{draw(st.sampled_from(ALL))} is {draw(st.sampled_from(['', 'not ']))}null"
+    if kind == 8:
+        blocks = draw(
+            st.lists(
+                st.sampled_from(
+                    ["10.0.0.0/8", "127.0.0.0/8", "::1/128", "fe80::/10", "192.168.0.0/16"]
+                ),
+                min_size=1,
+                max_size=3,
+            )
+        )
+        return f"cidr_match({ip}, {', '.join(repr(b).replace(chr(39), chr(34)) for b in blocks)})"
+    if kind == 9:
+        return f"{draw(st.sampled_from(DATES))} > now() - {draw(st.sampled_from(['30 minutes', '1 hour', '2 hours']))}"
+    if kind == 10:
+        return f'{kw} =~ "{_kw_value(draw, kw)}"'
+    if kind == 11:
+        return f'to_lower({kw}) == "{_kw_value(draw, kw).lower()}"'
+    if kind == 12:
+        return f"mv_count({draw(st.sampled_from(ALL))}) > 1"
+    return f'starts_with({kw}, "/usr")'
+
+
+def conditions(depth: int = 2) -> st.SearchStrategy[str]:
+    if depth == 0:
+        return atoms()
+    inner = conditions(depth - 1)
+    return st.one_of(
+        atoms(),
+        st.tuples(inner, st.sampled_from(["and", "or"]), inner).map(
+            lambda t: f"({t[0]} {t[1]} {t[2]})"
+        ),
+        inner.map(lambda c: f"not {c}"),
+    )
+
+
+@st.composite
+def evals(draw: st.DrawFn) -> str:
+    kw, kw2 = draw(st.sampled_from(KW)), draw(st.sampled_from(KW))
+    return draw(
+        st.sampled_from(
+            [
+                f"to_lower({kw})",
+                f"to_upper({kw})",
+                f'concat({kw}, "|", {kw2})',
+                f'coalesce({kw}, {kw2}, "none")',
+                f'case({kw} == "linux", "l", {kw2} is null, "n", "o")',
+                f"mv_count({kw})",
+                f"mv_first({kw})",
+                f"mv_last({kw})",
+                f"mv_min({draw(st.sampled_from(ALL))})",
+                f"mv_max({draw(st.sampled_from(ALL))})",
+                f'split({kw}, "/")',
+                f"length({kw})",
+                f"date_trunc(1 minute, {draw(st.sampled_from(DATES))})",
+                f"date_trunc(1 hour, {draw(st.sampled_from(DATES))})",
+                f"to_string({draw(st.sampled_from(IPS + NUM))})",
+                f'cidr_match({draw(st.sampled_from(IPS))}, "10.0.0.0/8", "::1/128")',
+                f"{draw(st.sampled_from(NUM))} + 1",
+                f"mv_dedupe({kw})",
+                f"mv_sort({draw(st.sampled_from(ALL))})",
+                f'mv_concat({kw}, ",")',
+            ]
+        )
+    )
+
+
+@st.composite
+def aggregates(draw: st.DrawFn) -> str:
+    field = draw(st.sampled_from(ALL))
+    num = draw(st.sampled_from(NUM))
+    agg = draw(
+        st.sampled_from(
+            [
+                "count()",
+                f"count({field})",
+                f"count_distinct({field})",
+                f"values({field})",
+                f"min({field})",
+                f"max({field})",
+                f"sum({num})",
+                f"avg({num})",
+            ]
+        )
+    )
+    if draw(st.integers(0, 3)) == 0:
+        agg += f" where {draw(atoms())}"
+    return agg
+
+
+@st.composite
+def queries(draw: st.DrawFn) -> str:
+    parts = [FROM]
+    if draw(st.booleans()):
+        parts.append(f"mv_expand {draw(st.sampled_from(KW + IPS))}")
+    if draw(st.integers(0, 3)) > 0:
+        parts.append(f"where {draw(conditions())}")
+    evals_named = [f"e{i} = {draw(evals())}" for i in range(draw(st.integers(0, 2)))]
+    if evals_named:
+        parts.append("eval " + ", ".join(evals_named))
+    names = [e.split(" = ")[0] for e in evals_named]
+    if draw(st.integers(0, 3)) > 0:
+        aggs = [f"a{i} = {draw(aggregates())}" for i in range(draw(st.integers(1, 3)))]
+        aggs[0] = draw(st.sampled_from([aggs[0], "a0 = count()"]))
+        keys = draw(st.lists(st.sampled_from(KW + IPS + names), max_size=2, unique=True))
+        parts.append("stats " + ", ".join(aggs) + (" by " + ", ".join(keys) if keys else ""))
+        columns = [a.split(" = ")[0] for a in aggs] + keys
+        if draw(st.booleans()):
+            parts.append(f"where a0 {draw(st.sampled_from(['>', '>=', '<']))} 1")
+    else:
+        columns = draw(st.lists(st.sampled_from(ALL), min_size=1, max_size=4, unique=True)) + names
+        parts.append("keep " + ", ".join(columns))
+    if draw(st.booleans()):
+        keys = draw(st.lists(st.sampled_from(columns), min_size=1, max_size=2, unique=True))
+        order = [
+            f"{k} {draw(st.sampled_from(['asc', 'desc', 'asc nulls first', 'desc nulls last']))}"
+            for k in keys
+        ]
+        parts.append("sort " + ", ".join(order))
+        parts.append(f"limit {draw(st.integers(1, 5))}")
+    return " | ".join(parts)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(query=queries(), docs=st.lists(documents(), max_size=10))
+def test_composed_queries_agree(query: str, docs: list[dict[str, object]]) -> None:
+    try:
+        compile_query(query, Dataset.from_documents([MAPPING_DOC, *docs], index=INDEX))
+    except QueryError:
+        reject()  # a part combination Elasticsearch would refuse too (types, names)
+    assert_same(query, docs)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
