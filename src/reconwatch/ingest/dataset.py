@@ -333,7 +333,7 @@ class Dataset:
         checks = [
             fast.Leaf(n, t, False)
             for n in sorted(scan.per_input[index] - wanted)
-            if (t := ECS_FIELDS.get(n)) is not None and t in fast.FAST_TYPES and not t.is_string
+            if (t := ECS_FIELDS.get(n)) is not None and fast.check_type(t) is not None
         ]
         inp = self._inputs[index]
         assert inp.path is not None
