@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 from gen_events import generate, query_time
-
 from reconwatch.rules.builtin import load_builtin
 
 HERE = Path(__file__).resolve().parent
@@ -21,7 +20,7 @@ BASELINE_SQL = """
 SELECT count(*) AS n, count(DISTINCT destination.ip) AS d, count(DISTINCT agent.id) AS a,
        list(DISTINCT host.name), list(DISTINCT agent.id), process.executable
 FROM read_ndjson_auto('{path}')
-WHERE "@timestamp" > TIMESTAMP '{now}' - INTERVAL 1 HOUR
+WHERE "@timestamp" > TIMESTAMPTZ '{now}' - INTERVAL 1 HOUR
   AND host.os.type = 'linux' AND len(event.type) = 1 AND event.type[1] = 'start'
   AND event.action = 'connection_attempted'
 GROUP BY process.executable
@@ -43,17 +42,19 @@ print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrs
 CHILD_DUCKDB = """
 import resource, sys, time, duckdb
 t = time.perf_counter()
-rows = duckdb.connect().execute(sys.argv[2]).fetchall()
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
+rows = con.execute(sys.argv[2]).fetchall()
 print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(rows))
 """
 
 
 def child(code: str, *args: str) -> tuple[float, int, int]:
     """Run in a fresh interpreter so each side's peak RSS is its own."""
-    out = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
-    )
-    secs, rss, rows = out.stdout.splitlines()[-1].split()
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(out.stderr)
+    secs, rss, rows = out.stdout.split()[-3:]
     return float(secs), int(rss) * 1024, int(rows)
 
 
@@ -86,7 +87,7 @@ def main() -> None:
     with path.open("rb") as fh:
         raw = sum(1 for _ in fh)
     text = load_builtin(RULE).query
-    sql = BASELINE_SQL.format(path=path, now=now.replace("+00:00", ""))
+    sql = BASELINE_SQL.format(path=path, now=now)
     base = child(CHILD_DUCKDB, str(path), sql)
     ours = child(CHILD_RECONWATCH, str(path), text, now)
     cli_secs = cli(path, text, now)

@@ -1,7 +1,9 @@
 """Sensor capture benchmark: paced nonblocking connect() load on loopback vs events recorded, and CPU.
 
-Run as root: `.venv/bin/python bench/bench_sensor.py [--backend ebpf] [--rates 5000,10000,20000,40000]`.
-SAFETY: every connect goes to 127.0.0.0/8, to a closed port.
+Run as root: `.venv/bin/python bench/bench_sensor.py [--backend ebpf] [--rates 5000,...,80000]`.
+The load comes from bench/loadgen.c, compiled here with `cc -O2` into bench/out/; without a C
+compiler a slower Python generator is used (and says so).
+SAFETY: every connect goes to 127.0.0.0/8 (127.10.0.0/15 and up), to a closed port.
 """
 
 from __future__ import annotations
@@ -12,76 +14,105 @@ import errno
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+HERE = Path(__file__).resolve().parent
+PORT = 9  # discard: closed on this machine, so each connect is refused at once
+FIRST_SUBNET = 10  # worker i targets 127.(10 + i).y.z
+LOSSLESS = 0.9999
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and its reaped children, from /proc."""
-    try:
+def compile_loadgen() -> Path | None:
+    """bench/out/loadgen built from bench/loadgen.c, or None (with a note) when there is no cc."""
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        print("note: no C compiler (cc): using the Python load generator, which tops out lower")
+        return None
+    out = HERE / "out"
+    out.mkdir(exist_ok=True)
+    binary = out / "loadgen"
+    subprocess.run([compiler, "-O2", "-o", str(binary), str(HERE / "loadgen.c")], check=True)
+    return binary
+
+
+def own_cpu(pid: int) -> float:
+    """utime + stime (and reaped children's) of one process, in seconds."""
+    with contextlib.suppress(OSError):
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return sum(int(x) for x in fields[11:15]) / CLK_TCK
+        return sum(int(x) for x in fields[11:15]) / CLK_TCK
+    return 0.0
 
 
-def children(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            found += [int(c) for c in (task / "children").read_text().split()]
+        with contextlib.suppress(OSError, ValueError):
+            for child in (task / "children").read_text().split():
+                found += [int(child), *descendants(int(child))]
     return found
 
 
-def load(rate: int, seconds: float, port: int) -> tuple[int, float]:
-    """Paced connect() calls in a child process; returns (attempted, achieved rate)."""
-    total = int(rate * seconds)
+def tree_cpu(pid: int) -> tuple[float, float]:
+    """(the process's own CPU, its live descendants' CPU): the sensor and its bpftrace."""
+    return own_cpu(pid), sum(own_cpu(child) for child in descendants(pid))
+
+
+def python_load(count: int, rate: int, subnet: int) -> str:
+    """The fallback generator: the loadgen.c protocol and output line, in Python."""
     start = time.perf_counter()
-    made = 0
-    while made < total:
-        due = min(total, int((time.perf_counter() - start) * rate) + 1)
+    made = errors = 0
+    while made < count:
+        due = min(count, int((time.perf_counter() - start) * rate) + 1)
         while made < due:
-            # 127.10.0.0/16: many destinations, all loopback.
-            addr = f"127.10.{(made >> 8) & 255}.{made & 255}"
+            host = made % (256 * 254)
+            addr = f"127.{subnet}.{host // 254}.{host % 254 + 1}"  # loopback only
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setblocking(False)
-            code = s.connect_ex((addr, port))
+            code = s.connect_ex((addr, PORT))
             s.close()
-            if code not in (0, errno.EINPROGRESS, errno.ECONNREFUSED, errno.EAGAIN):
-                raise OSError(code, os.strerror(code))
+            errors += code not in (0, errno.EINPROGRESS, errno.ECONNREFUSED, errno.EAGAIN)
             made += 1
-        time.sleep(0.0005)
+        time.sleep(0.001)
     elapsed = time.perf_counter() - start
-    return made, made / elapsed
+    return f"attempted {made} errors {errors} seconds {elapsed:.6f} rate {made / elapsed:.1f}\n"
 
 
-def start_load(rate: int, seconds: float, workers: int) -> tuple[list[int], int]:
-    """Fork paced load workers; returns their pids and the read end of their result pipe."""
-    read_fd, write_fd = os.pipe()
-    pids = []
-    for _ in range(workers):
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_fd)
-            made, achieved = load(rate // workers, seconds, port=9)
-            os.write(write_fd, (json.dumps([made, achieved]) + "\n").encode())
-            os._exit(0)
-        pids.append(pid)
-    os.close(write_fd)
-    return pids, read_fd
+def start_worker(loadgen: Path | None, count: int, rate: int, subnet: int) -> subprocess.Popen[str]:
+    if loadgen is not None:
+        argv = [str(loadgen), str(count), str(rate), str(PORT), str(subnet)]
+    else:
+        code = f"import bench_sensor as b; print(b.python_load({count}, {rate}, {subnet}), end='')"
+        argv = [sys.executable, "-c", code]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=HERE)
 
 
-def run_level(
-    backend: str, rate: int, seconds: float, workers: int, workdir: Path
-) -> dict[str, float | str]:
-    out = workdir / f"events-{rate}.ndjson"
+@dataclass
+class Level:
+    rate: int
+    attempted: int
+    errors: int
+    achieved: float
+    captured: int
+    lost: str
+    cpu_seconds: float
+    tracer_cpu_seconds: float
+    wall_seconds: float
+
+    @property
+    def ratio(self) -> float:
+        return self.captured / self.attempted if self.attempted else 0.0
+
+
+def start_sensor(backend: str, out: Path, workdir: Path) -> subprocess.Popen[str]:
     sensor = subprocess.Popen(
         [
             sys.executable,
@@ -92,6 +123,8 @@ def run_level(
             backend,
             "--output",
             str(out),
+            "--max-bytes",
+            str(1 << 40),
             "--agent-id-file",
             str(workdir / "agent-id"),
         ],
@@ -102,78 +135,119 @@ def run_level(
     assert sensor.stderr is not None
     for line in sensor.stderr:
         if "sensor running" in line:
+            return sensor
+    raise SystemExit(f"sensor did not start: exit {sensor.wait()}")
+
+
+def wait_caught_up(pid: int, limit: float = 120.0) -> tuple[float, float]:
+    """Wait until the sensor tree is idle (its backlog is processed); returns its CPU then."""
+    deadline = time.monotonic() + limit
+    last = sum(tree_cpu(pid))
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = sum(tree_cpu(pid))
+        if now - last < 0.03:
             break
-    else:
-        raise SystemExit(f"sensor did not start: exit {sensor.wait()}")
-    pids, read_fd = start_load(rate, seconds, workers)
-    with os.fdopen(read_fd) as results:
-        reports = [json.loads(line) for line in results]
-    for pid in pids:
-        os.waitpid(pid, 0)
-    made = sum(r[0] for r in reports)
-    achieved = sum(r[1] for r in reports)
-    time.sleep(1.0)
-    sensor.send_signal(signal.SIGINT)
-    summary = sensor.communicate(timeout=300)[1]
-    marks = [f'"pid":{pid},'.encode() for pid in pids]
+        last = now
+    return tree_cpu(pid)
+
+
+def count_captured(out: Path, pids: list[int]) -> int:
+    marks = [f'"process":{{"pid":{pid},'.encode() for pid in pids]
     captured = 0
-    for path in workdir.glob(f"events-{rate}.ndjson*"):
+    for path in out.parent.glob(f"{out.name}*"):
         with path.open("rb") as handle:
             captured += sum(1 for line in handle if any(m in line for m in marks))
-        if os.environ.get("BENCH_KEEP"):
-            continue
-        path.unlink()
-    cpu = re.search(r"cpu: sensor ([0-9.]+)s, tracer ([0-9.]+)s", summary)
+        if not os.environ.get("BENCH_KEEP"):
+            path.unlink()
+    return captured
+
+
+def run_level(
+    backend: str, rate: int, seconds: float, workers: int, loadgen: Path | None, workdir: Path
+) -> Level:
+    out = workdir / f"events-{rate}.ndjson"
+    sensor = start_sensor(backend, out, workdir)
+    time.sleep(0.5)  # let start-up work (first /proc reads) settle before measuring
+    (own_before, tracer_before), wall_before = tree_cpu(sensor.pid), time.monotonic()
+    count = int(rate * seconds) // workers
+    procs = [
+        start_worker(loadgen, count, rate // workers, FIRST_SUBNET + i) for i in range(workers)
+    ]
+    reports = [p.communicate()[0] for p in procs]
+    own_after, tracer_after = wait_caught_up(sensor.pid)
+    wall = time.monotonic() - wall_before
+    sensor.send_signal(signal.SIGINT)
+    summary = sensor.communicate(timeout=300)[1]
+    numbers = [re.findall(r"[0-9.]+", report) for report in reports]
     lost = re.search(r"lost (\d+)", summary)
-    busy = float(cpu.group(1)) + float(cpu.group(2)) if cpu else float("nan")
-    return {
-        "rate": rate,
-        "achieved": achieved,
-        "attempted": made,
-        "captured": captured,
-        "ratio": captured / made if made else 0.0,
-        "sensor_cpu_pct": 100 * busy / seconds,
-        "lost": lost.group(1) if lost else "?",
-    }
+    return Level(
+        rate=rate,
+        attempted=sum(int(n[0]) for n in numbers),
+        errors=sum(int(n[1]) for n in numbers),
+        achieved=sum(float(n[3]) for n in numbers),
+        captured=count_captured(out, [p.pid for p in procs]),
+        lost=lost.group(1) if lost else "?",
+        cpu_seconds=own_after - own_before + tracer_after - tracer_before,
+        tracer_cpu_seconds=tracer_after - tracer_before,
+        wall_seconds=wall,
+    )
+
+
+def print_level(backend: str, r: Level) -> None:
+    per_event = 1e6 * r.cpu_seconds / r.captured if r.captured else float("nan")
+    print(
+        f"{backend} target {r.rate}/s achieved {r.achieved:.0f}/s: "
+        f"captured {r.captured}/{r.attempted} = {r.ratio:.4f} (connect errors {r.errors}, "
+        f"tracer lost {r.lost}); sensor+bpftrace CPU {r.cpu_seconds:.2f}s "
+        f"(bpftrace {r.tracer_cpu_seconds:.2f}s) over {r.wall_seconds:.1f}s = "
+        f"{100 * r.cpu_seconds / r.wall_seconds:.0f}% of a core ({per_event:.1f} us/event)",
+        flush=True,
+    )
+
+
+def print_verdict(results: list[Level]) -> None:
+    loss = [r for r in results if r.ratio < LOSSLESS]
+    full = [r for r in results if r.ratio >= LOSSLESS]
+    at_20k = [r for r in results if r.achieved >= 19000]
+    print(
+        "loss begins at: "
+        + (
+            f"{loss[0].rate}/s target ({loss[0].achieved:.0f}/s achieved)"
+            if loss
+            else f"none up to {max(r.achieved for r in results):.0f}/s achieved"
+        )
+        + (f"; highest lossless {max(r.achieved for r in full):.0f}/s achieved" if full else "")
+    )
+    if at_20k:
+        first = at_20k[0]
+        print(
+            f"ratio captured/attempted at >= 19000 connects/s achieved ({first.achieved:.0f}/s): "
+            f"{first.ratio:.4f} (target 1.0000)"
+        )
+    else:
+        print("ratio captured/attempted at 20000 connects/s: not reached (load generator too slow)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backend", default="ebpf", choices=["ebpf", "auditd"])
-    parser.add_argument("--rates", default="5000,10000,20000,40000")
+    parser.add_argument("--rates", default="5000,10000,20000,40000,80000")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=2, help="load generator processes")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench_sensor needs root (the sensor loads eBPF programs)")
+    loadgen = compile_loadgen()
     results = []
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
     with tempfile.TemporaryDirectory() as tmp:
         for rate in (int(r) for r in args.rates.split(",")):
-            r = run_level(args.backend, rate, args.seconds, args.workers, Path(tmp))
-            results.append(r)
-            print(
-                f"{args.backend} target {rate}/s achieved {r['achieved']:.0f}/s: "
-                f"captured {r['captured']}/{r['attempted']} = {r['ratio']:.4f}, "
-                f"sensor+tracer CPU {r['sensor_cpu_pct']:.0f}% of one core over the load period, "
-                f"tracer reported {r['lost']} lost",
-                flush=True,
-            )
-    full = [r for r in results if r["ratio"] >= 0.9999]
-    loss = [r for r in results if r["ratio"] < 0.9999]
-    at_20k = next((r for r in results if r["rate"] == 20000), None)
-    if at_20k is not None:
-        print(
-            f"ratio captured/attempted at 20000 connects/s: {at_20k['ratio']:.4f} (target 1.0000)"
-        )
-    print(
-        "loss begins at: "
-        + (
-            f"{loss[0]['rate']}/s target ({loss[0]['achieved']:.0f}/s achieved)"
-            if loss
-            else "none up to the highest rate tried"
-        )
-        + (f"; last lossless level {full[-1]['rate']}/s" if full else "")
-    )
+            level = run_level(args.backend, rate, args.seconds, args.workers, loadgen, Path(tmp))
+            results.append(level)
+            print_level(args.backend, level)
+    print(json.dumps([{**vars(r), "ratio": r.ratio} for r in results]))
+    print_verdict(results)
 
 
 if __name__ == "__main__":

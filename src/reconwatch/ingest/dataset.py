@@ -426,6 +426,7 @@ def _count_lines(path: str) -> int:
     """Events in an NDJSON file DuckDB read without complaint: its non-blank lines."""
     con = duckdb.connect()
     try:
+        con.execute("SET enable_progress_bar = false")
         row = con.execute(
             "SELECT count(*) FROM read_json(?, format='newline_delimited', "
             "columns={'@timestamp': 'JSON'}, maximum_object_size=67108864)",

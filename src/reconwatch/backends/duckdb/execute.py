@@ -58,7 +58,9 @@ def compile_for(plan: p.Plan, dataset: ScanSource | None, now: datetime) -> Comp
 
 def connect() -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the rw_* helpers registered."""
+    # No progress bar: it would be drawn on the user's stdout, among the results.
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     udf.register(con)
     return con
 

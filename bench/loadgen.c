@@ -1,0 +1,88 @@
+/*
+ * Paced nonblocking TCP connect() load for bench/bench_sensor.py.
+ *
+ * usage: loadgen COUNT RATE PORT SUBNET
+ *   COUNT   connect() calls to make
+ *   RATE    target calls per second (paced in 1 ms slices)
+ *   PORT    destination port (a closed one, e.g. 9)
+ *   SUBNET  second octet of the 127.SUBNET.y.z destinations (1..254)
+ *
+ * SAFETY: every destination is built here as 127.SUBNET.y.z; nothing else can be addressed.
+ * Prints one line: "attempted N errors E seconds S rate R".
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static long parse(const char *text, long lo, long hi, const char *what)
+{
+	char *end;
+	long value = strtol(text, &end, 10);
+	if (*text == '\0' || *end != '\0' || value < lo || value > hi) {
+		fprintf(stderr, "loadgen: bad %s %s (want %ld..%ld)\n", what, text, lo, hi);
+		exit(2);
+	}
+	return value;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 5) {
+		fprintf(stderr, "usage: loadgen COUNT RATE PORT SUBNET\n");
+		return 2;
+	}
+	long count = parse(argv[1], 1, 100000000, "COUNT");
+	long rate = parse(argv[2], 1, 10000000, "RATE");
+	long port = parse(argv[3], 1, 65535, "PORT");
+	long subnet = parse(argv[4], 1, 254, "SUBNET");
+
+	struct sockaddr_in addr;
+	memset(&addr, 0, sizeof addr);
+	addr.sin_family = AF_INET;
+	addr.sin_port = htons((unsigned short)port);
+
+	long made = 0, errors = 0;
+	double start = now();
+	while (made < count) {
+		long due = (long)((now() - start) * rate) + 1;
+		if (due > count)
+			due = count;
+		for (; made < due; made++) {
+			/* 127.SUBNET.y.z with z in 1..254: loopback only, many distinct destinations. */
+			unsigned long host = (unsigned long)made % (256UL * 254UL);
+			unsigned long y = host / 254, z = host % 254 + 1;
+			addr.sin_addr.s_addr = htonl((127UL << 24) | ((unsigned long)subnet << 16) | (y << 8) | z);
+			int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+			if (fd < 0) {
+				errors++;
+				continue;
+			}
+			if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0 && errno != EINPROGRESS &&
+			    errno != ECONNREFUSED && errno != EAGAIN)
+				errors++;
+			close(fd);
+		}
+		if (made < count) {
+			struct timespec pause = {0, 1000000}; /* 1 ms between slices */
+			nanosleep(&pause, NULL);
+		}
+	}
+	double elapsed = now() - start;
+	printf("attempted %ld errors %ld seconds %.6f rate %.1f\n", made, errors, elapsed,
+	       elapsed > 0 ? made / elapsed : 0.0);
+	return 0;
+}
