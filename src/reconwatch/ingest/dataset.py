@@ -429,7 +429,7 @@ def _count_lines(path: str) -> int:
         con.execute("SET enable_progress_bar = false")
         row = con.execute(
             "SELECT count(*) FROM read_json(?, format='newline_delimited', "
-            "columns={'@timestamp': 'JSON'}, maximum_object_size=67108864)",
+            "columns={'@timestamp': 'JSON', 'message': 'JSON'})",
             [path],
         ).fetchone()
     finally:

@@ -162,28 +162,9 @@ def _convert(v: str, leaf: Leaf, src: int) -> str:
     raise ValueError(msg)
 
 
-def _quick(v: str, leaf: Leaf, src: int) -> str:
-    """_convert, with a shortcut for the usual case: a JSON string without escapes, whose text
-    is read straight from the JSON (no second parse)."""
-    r = f"CAST({v} AS VARCHAR)"
-    plain = f"(starts_with({r}, '\"') AND NOT contains({r}, '\\'))"
-    text = f"{r}[2:-2]"
-    slow = _convert(v, leaf, src)
-    if leaf.type in (T.KEYWORD, T.TEXT):
-        return f"CASE WHEN {plain} THEN {text} ELSE {slow} END"
-    if leaf.type is T.IP:
-        return (
-            f"CASE WHEN {plain} AND regexp_full_match({text}, '{_V4}') THEN {text} ELSE {slow} END"
-        )
-    if leaf.type in (T.DATETIME, T.DATE_NANOS):
-        fast = f"{plain} AND regexp_full_match({text}, '{_ISO}')"
-        return f"CASE WHEN {fast} THEN CAST({text} AS TIMESTAMP) ELSE {slow} END"
-    return slow
-
-
 def _checked(v: str, leaf: Leaf, src: int) -> str:
     """The conversion, with a misfit either raised (to change course) or dropped."""
-    conv = _quick(v, leaf, src)
+    conv = _convert(v, leaf, src)
     if leaf.misfit == "drop":
         return conv
     signal = SLOW + str(src) if leaf.misfit == "slow" else RETYPE + leaf.name
@@ -227,22 +208,34 @@ def _from_list(leaf: Leaf, vals: str) -> str:
 
 
 def scalar_column(leaf: Leaf, src: int) -> str:
-    """A single-valued leaf, cheaply in the usual case (one spelling present, holding a scalar);
-    anything else takes the general list path (written once: see _let)."""
+    """A single-valued leaf: straight from the JSON text in the usual case (one spelling present,
+    holding a plain string of the expected shape); anything else takes the general list path."""
     xs = [_access(keys) for keys in spellings(leaf.name)]
     general = leaf_column(leaf, leaf_values(leaf, src))
-    v = xs[0] if len(xs) == 1 else f"coalesce({', '.join(xs)})"
-    scalar = f"left(CAST({v} AS VARCHAR), 1) NOT IN ('[', '{{')"
+    quick = _plain_string(xs[0] if len(xs) == 1 else f"coalesce({', '.join(xs)})", leaf)
+    if quick is None:
+        return general
+    only = " + ".join(f"CAST({x} IS NOT NULL AS INTEGER)" for x in xs) + " = 1"
     if len(xs) == 1:
-        return (
-            f"CASE WHEN {v} IS NULL THEN NULL WHEN {scalar} THEN {_checked(v, leaf, src)} "
-            f"ELSE {general} END"
-        )
-    present = " + ".join(f"CAST({x} IS NOT NULL AS INTEGER)" for x in xs)
-    return (
-        f"CASE WHEN {present} = 0 THEN NULL WHEN {present} = 1 AND {scalar} "
-        f"THEN {_checked(v, leaf, src)} ELSE {general} END"
-    )
+        only = f"{xs[0]} IS NOT NULL"
+    cond, value = quick
+    nothing = " AND ".join(f"{x} IS NULL" for x in xs)
+    return f"CASE WHEN {only} AND {cond} THEN {value} WHEN {nothing} THEN NULL ELSE {general} END"
+
+
+def _plain_string(v: str, leaf: Leaf) -> tuple[str, str] | None:
+    """(condition, value) reading a JSON string without escapes directly from its text, for the
+    types whose usual values are such strings."""
+    r = f"CAST({v} AS VARCHAR)"
+    text = f"{r}[2:-2]"
+    plain = f"starts_with({r}, '\"') AND NOT contains({r}, '\\')"
+    if leaf.type in (T.KEYWORD, T.TEXT):
+        return plain, text
+    if leaf.type is T.IP:
+        return f"{plain} AND regexp_full_match({text}, '{_V4}')", text
+    if leaf.type in (T.DATETIME, T.DATE_NANOS):
+        return f"{plain} AND regexp_full_match({text}, '{_ISO}')", f"CAST({text} AS TIMESTAMP)"
+    return None
 
 
 def source_select(
@@ -260,10 +253,9 @@ def source_select(
         if len(tree.children) < 2 and spare not in tree.children:
             tree.children[spare] = _Node(leaf=True)
     columns = ", ".join(f"{_quote(k)}: {_quote(_struct_type(c))}" for k, c in tree.children.items())
-    reader = (
-        f"read_json({_quote(path)}, format='newline_delimited', columns={{{columns}}}, "
-        "maximum_object_size=67108864)"
-    )
+    # DuckDB's default object size limit (16 MB) also sizes its read buffers; a longer line
+    # fails the read and the file goes to the Python reader.
+    reader = f"read_json({_quote(path)}, format='newline_delimited', columns={{{columns}}})"
     where = ""
     if checks:
         # Referenced, so DuckDB converts (and checks) them; the condition itself is always true.
