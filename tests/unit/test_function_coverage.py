@@ -56,6 +56,10 @@ CASES: list[Case] = [
     s("7 / x2", 3, row="x2 = 2"),
     s("7.0 / x2", 3.5, row="x2 = 2"),
     s("x / 0", None),
+    s("-7 / x2", -3, row="x2 = 2"),
+    s("f % 0", None, row="f = 7.5"),
+    s("pow(n, 0.5)", None, row="n = -8"),
+    s("log10(n)", None, row="n = 0"),
     s("-7 % x3", -1, row="x3 = 3"),
     s("-x", -1),
     s("d + 1 month", dt("2024-06-03T10:11:12.345Z"), row=D),
@@ -375,6 +379,12 @@ def test_case(case: Case, backend: str) -> None:
     assert len(result.rows) == 1
     got = result.rows[0][0]
     assert _same(got, case.expected), f"{backend}: {got!r} != {case.expected!r}"
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if not c.unsupported], ids=lambda c: c.query)
+def test_backends_warn_alike(case: Case) -> None:
+    warnings = {backend: sorted(_run(backend, case.query).warnings) for backend in BACKENDS}
+    assert warnings["duckdb"] == warnings["reference"]
 
 
 def test_every_registered_function_is_covered_on_every_backend() -> None:

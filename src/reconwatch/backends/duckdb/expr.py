@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from reconwatch.backends.duckdb.warnings import MV_FAILURE, WarningSites
+from reconwatch.backends.duckdb.warnings import DIV_BY_ZERO, MV_FAILURE, WarningSites
 from reconwatch.errors import Span, UnsupportedFeatureError
 from reconwatch.esql.functions import REGISTRY
 from reconwatch.esql.types import DataType as T
@@ -214,6 +214,30 @@ def supported() -> frozenset[str]:
 # -- operators ------------------------------------------------------------------------------
 
 
+_OVERFLOW = {T.INTEGER: "integer", T.LONG: "long", T.UNSIGNED_LONG: "unsigned_long"}
+
+
+def _overflow_checked(c: ExprCompiler, call: p.Call, value: str, operands: Sequence[str]) -> E:
+    """`value` (a try(...) that is NULL on overflow) warning as Java's exact arithmetic does:
+    an integral result outside its type's range is null with an ArithmeticException."""
+    kind = _OVERFLOW.get(call.type)
+    if kind is None or c.warnings is None:
+        return E(value, call.type)
+    failed = " AND ".join([*(f"({x}) IS NOT NULL" for x in operands), f"{value} IS NULL"])
+    reason = _reason(f"java.lang.ArithmeticException: {kind} overflow")
+    fail = c.failure(call.span, reason, f"({failed})", call.type)
+    return E(f"(CASE WHEN {failed} THEN {fail} ELSE {value} END)", call.type)
+
+
+def _zero_checked(c: ExprCompiler, call: p.Call, value: E, divisor: str) -> E:
+    """Division and remainder by zero: null with Java's `/ by zero` (doubles too, as in ES|QL)."""
+    if c.warnings is None:
+        return value
+    zero = f"(({divisor}) = 0)"
+    fail = c.failure(call.span, _reason(DIV_BY_ZERO), zero, call.type)
+    return E(f"(CASE WHEN {zero} THEN {fail} ELSE {value.sql} END)", call.type)
+
+
 @_reg("add", "sub")
 def _add_sub(c: ExprCompiler, call: p.Call) -> E:
     a, b = c.args(call)
@@ -223,20 +247,24 @@ def _add_sub(c: ExprCompiler, call: p.Call) -> E:
     if b.type.is_temporal_amount or a.type.is_temporal_amount:
         date, span = (a, b) if b.type.is_temporal_amount else (b, a)
         return E(f"try(CAST({single(date)} {op} {single(span)} AS TIMESTAMP))", call.type)
-    return E(f"try(CAST({single(a)} {op} {single(b)} AS {sql_type(call.type)}))", call.type)
+    x, y = single(a), single(b)
+    value = f"try(CAST({x} {op} {y} AS {sql_type(call.type)}))"
+    return _overflow_checked(c, call, value, (x, y))
 
 
 @_reg("mul")
 def _mul(c: ExprCompiler, call: p.Call) -> E:
     a, b = c.singles(call)
-    return E(f"try(CAST({a} * {b} AS {sql_type(call.type)}))", call.type)
+    value = f"try(CAST({a} * {b} AS {sql_type(call.type)}))"
+    return _overflow_checked(c, call, value, (a, b))
 
 
 @_reg("div")
 def _div(c: ExprCompiler, call: p.Call) -> E:
     a, b = c.singles(call)
     op = "/" if call.type is T.DOUBLE else "//"
-    return E(f"try(CAST({a} {op} NULLIF({b}, 0) AS {sql_type(call.type)}))", call.type)
+    value = f"try(CAST({a} {op} NULLIF({b}, 0) AS {sql_type(call.type)}))"
+    return _zero_checked(c, call, E(value, call.type), b)
 
 
 @_reg("mod")
@@ -244,14 +272,16 @@ def _mod(c: ExprCompiler, call: p.Call) -> E:
     a, b = c.singles(call)
     if call.type is T.DOUBLE:
         # Java's % on doubles is fmod: the result takes the dividend's sign.
-        return E(f"try(fmod({a}, NULLIF({b}, 0)))", call.type)
-    return E(f"try(CAST({a} % NULLIF({b}, 0) AS {sql_type(call.type)}))", call.type)
+        return _zero_checked(c, call, E(f"try(fmod({a}, NULLIF({b}, 0)))", call.type), b)
+    value = f"try(CAST({a} % NULLIF({b}, 0) AS {sql_type(call.type)}))"
+    return _zero_checked(c, call, E(value, call.type), b)
 
 
 @_reg("neg")
 def _neg(c: ExprCompiler, call: p.Call) -> E:
     (a,) = c.args(call)
-    return E(f"try(-({single(a)}))", call.type)
+    x = single(a)
+    return _overflow_checked(c, call, f"try(-({x}))", (x,))
 
 
 _CMP = {"eq": "=", "neq": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
@@ -621,13 +651,31 @@ _simple("abs", "abs({0})")
 _simple("ceil", "ceil({0})")
 _simple("floor", "floor({0})")
 _simple("signum", "CAST(sign({0}) AS DOUBLE)")
-_simple("sqrt", "CASE WHEN {0} < 0 THEN NULL ELSE sqrt({0}) END")
 _simple("cbrt", "cbrt({0})")
 _simple("exp", "exp({0})")
-_simple("log10", "CASE WHEN {0} <= 0 THEN NULL ELSE log10({0}) END")
-_simple(
+
+
+def _guarded(name: str, bad: str, value: str, reason: str) -> None:
+    """A math function that is null with an ArithmeticException where `bad` holds."""
+
+    def handler(c: ExprCompiler, call: p.Call) -> E:
+        args = c.singles(call)
+        test = "(" + bad.format(*args) + ")"
+        fail = c.failure(
+            call.span, _reason(f"java.lang.ArithmeticException: {reason}"), test, T.DOUBLE
+        )
+        return E(f"(CASE WHEN {test} THEN {fail} ELSE {value.format(*args)} END)", T.DOUBLE)
+
+    _CALLS[name] = handler
+
+
+_guarded("sqrt", "{0} < 0", "sqrt({0})", "Square root of negative")
+_guarded("log10", "{0} <= 0", "log10({0})", "Log of non-positive number")
+_guarded(
     "pow",
-    "try(CASE WHEN isinf(pow({0}, {1})) OR isnan(pow({0}, {1})) THEN NULL ELSE pow({0}, {1}) END)",
+    "try(isinf(pow({0}, {1})) OR isnan(pow({0}, {1})))",
+    "try(pow({0}, {1}))",
+    "invalid result when computing pow",
 )
 _simple("pi", "pi()")
 _simple("e", "exp(1)")
@@ -879,8 +927,9 @@ def _mv_min(c: ExprCompiler, call: p.Call) -> E:
 
 @_reg("mv_sum")
 def _mv_sum(c: ExprCompiler, call: p.Call) -> E:
-    a = _mv_arg(c, call)
-    return E(f"try(CAST(list_sum({as_list(a)}) AS {sql_type(call.type)}))", call.type)
+    a = as_list(_mv_arg(c, call))
+    value = f"try(CAST(list_sum({a}) AS {sql_type(call.type)}))"
+    return _overflow_checked(c, call, value, (a,))
 
 
 @_reg("mv_avg")
