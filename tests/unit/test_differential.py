@@ -504,6 +504,21 @@ REGRESSIONS: dict[str, tuple[str, list[dict[str, object]]]] = {
         f"{FROM} | eval up = to_upper(host.name) | stats c = count() by up",
         [{"host": {"name": ["h1", "H1"]}}, {"host.name": "h2"}],
     ),
+    # VALUES of ips sorted by address like the reference, not as text (::1 < 10.0.0.1).
+    "values-of-ips-in-address-order": (
+        f"{FROM} | stats v = values(destination.ip) by event.action",
+        [{}, {"destination": {"ip": ["10.0.0.1", "::1"]}}, {"destination.ip": "fe80::1"}],
+    ),
+    # A null in an IN list is typed like the tested value (DuckDB once cast the keyword to INT).
+    "in-list-with-null": (
+        f'{FROM} | where process.name in ("nmap", "java", null) | keep process.name',
+        [{"process": {"name": "nmap"}}, {"process.name": "curl"}],
+    ),
+    # An arithmetic failure warns on both executors (DuckDB once returned a silent null).
+    "long-overflow-warns": (
+        f"{FROM} | eval big = custom.n * 9223372036854775807 | keep big",
+        [{"custom": {"n": 2}}],
+    ),
 }
 
 
