@@ -112,7 +112,7 @@ class Level:
         return self.captured / self.attempted if self.attempted else 0.0
 
 
-def start_sensor(backend: str, out: Path, workdir: Path) -> subprocess.Popen[str]:
+def start_sensor(backend: str, out: Path, workdir: Path, nice: int | None) -> subprocess.Popen[str]:
     sensor = subprocess.Popen(
         [
             sys.executable,
@@ -127,6 +127,7 @@ def start_sensor(backend: str, out: Path, workdir: Path) -> subprocess.Popen[str
             str(1 << 40),
             "--agent-id-file",
             str(workdir / "agent-id"),
+            *(["--nice", str(nice)] if nice is not None else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -163,11 +164,10 @@ def count_captured(out: Path, pids: list[int]) -> int:
     return captured
 
 
-def run_level(
-    backend: str, rate: int, seconds: float, workers: int, loadgen: Path | None, workdir: Path
-) -> Level:
+def run_level(args: argparse.Namespace, rate: int, loadgen: Path | None, workdir: Path) -> Level:
+    backend, seconds, workers = args.backend, args.seconds, args.workers
     out = workdir / f"events-{rate}.ndjson"
-    sensor = start_sensor(backend, out, workdir)
+    sensor = start_sensor(backend, out, workdir, args.nice)
     time.sleep(0.5)  # let start-up work (first /proc reads) settle before measuring
     (own_before, tracer_before), wall_before = tree_cpu(sensor.pid), time.monotonic()
     count = int(rate * seconds) // workers
@@ -192,6 +192,15 @@ def run_level(
         tracer_cpu_seconds=tracer_after - tracer_before,
         wall_seconds=wall,
     )
+
+
+def baseline(args: argparse.Namespace, loadgen: Path | None) -> float:
+    """Connects/s the generator reaches flat out with no sensor running (same machine, same run)."""
+    count = int(20000 * args.seconds) // args.workers
+    procs = [
+        start_worker(loadgen, count, 10_000_000, FIRST_SUBNET + i) for i in range(args.workers)
+    ]
+    return sum(float(re.findall(r"[0-9.]+", p.communicate()[0])[3]) for p in procs)
 
 
 def print_level(backend: str, r: Level) -> None:
@@ -234,16 +243,19 @@ def main() -> None:
     parser.add_argument("--backend", default="ebpf", choices=["ebpf", "auditd"])
     parser.add_argument("--rates", default="5000,10000,20000,40000,80000")
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--workers", type=int, default=2, help="load generator processes")
+    parser.add_argument("--workers", type=int, default=4, help="load generator processes")
+    parser.add_argument("--nice", type=int, help="the sensor's --nice (default: its own)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench_sensor needs root (the sensor loads eBPF programs)")
     loadgen = compile_loadgen()
     results = []
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+    alone = baseline(args, loadgen)
+    print(f"baseline: the generator alone (no sensor) reaches {alone:.0f} connects/s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for rate in (int(r) for r in args.rates.split(",")):
-            level = run_level(args.backend, rate, args.seconds, args.workers, loadgen, Path(tmp))
+            level = run_level(args, rate, loadgen, Path(tmp))
             results.append(level)
             print_level(args.backend, level)
     print(json.dumps([{**vars(r), "ratio": r.ratio} for r in results]))

@@ -7,15 +7,18 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reconwatch.errors import SensorError
-from reconwatch.sensor.ecs import Connection, to_ecs
+from reconwatch.sensor.ecs import Connection, EcsEncoder, iso_time, to_ecs
 from reconwatch.sensor.host import HostInfo, load_agent_id
-from reconwatch.sensor.outputs import FileSink, HttpSink, bulk_body
+from reconwatch.sensor.outputs import FileSink, HttpSink, bulk_body, encode
 
 HOST = HostInfo(name="h", hostname="h", id="m", agent_id="a")
 
@@ -145,3 +148,52 @@ def test_http_spool_survives_a_restart_and_is_bounded(tmp_path: Path, receiver: 
     again = HttpSink(receiver.url, spool, batch_size=5, max_backoff=0.1)
     again.close(deadline=10)
     assert len(receiver.docs) == kept and again.sent == kept
+
+
+CONNECTIONS = [
+    Connection(1.7e9 + 0.0005, "connection_attempted", 7, "127.0.1.9", 9, 4),
+    Connection(
+        1.7e9 + 1.9999996,
+        "connection_accepted",
+        8,
+        "::1",
+        40000,
+        6,
+        name="sshd",
+        executable="/usr/sbin/sshd",
+        args=["sshd", "-D"],
+        ppid=1,
+        uid=0,
+        user_name="root",
+        transport="tcp",
+        src_ip="::1",
+        src_port=22,
+        process_start=1.6e9,
+    ),
+    Connection(1.7e9, "connection_attempted", 9, "127.0.0.53", 53, 4, name='q"\\', uid=65534),
+    Connection(1.7e9, "connection_attempted", 9, "127.0.0.53", 53, 4, transport="udp", uid=1),
+]
+
+
+@pytest.mark.parametrize("conn", CONNECTIONS)
+def test_cached_encoder_matches_to_ecs_byte_for_byte(conn: Connection) -> None:
+    encoder = EcsEncoder(HOST)
+    for ingested in (1.7e9 + 3.25, 1.7e9 + 3.9996):
+        expected = encode(to_ecs(conn, HOST, ingested))
+        assert encoder.encode(conn, ingested) == expected
+        assert encoder.encode(conn, ingested) == expected  # again, from the caches
+
+
+def test_cached_encoder_notices_a_new_exec_of_the_same_pid() -> None:
+    encoder = EcsEncoder(HOST)
+    first = Connection(1.7e9, "connection_attempted", 5, "127.0.0.2", 9, 4, args=["a", "1"])
+    again = Connection(1.7e9, "connection_attempted", 5, "127.0.0.2", 9, 4, args=["a", "2"])
+    encoder.encode(first, 1.7e9)
+    assert json.loads(encoder.encode(again, 1.7e9))["process"]["args"] == ["a", "2"]
+
+
+@given(st.floats(min_value=0, max_value=4.1e9, allow_nan=False))
+def test_iso_time_agrees_with_datetime(epoch: float) -> None:
+    moment = datetime.fromtimestamp(epoch, tz=UTC)
+    expected = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    assert iso_time(epoch) == expected

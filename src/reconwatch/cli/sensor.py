@@ -13,6 +13,7 @@ from reconwatch.sensor.host import DEFAULT_AGENT_ID_FILE, load_agent_id, this_ho
 from reconwatch.sensor.outputs import FileSink, HttpSink, Sink, StreamSink
 
 DEFAULT_SPOOL = Path("/var/lib/reconwatch/spool")
+DEFAULT_NICE = -10
 
 
 class Backend(StrEnum):
@@ -102,6 +103,14 @@ def register(app: typer.Typer) -> None:
                 "(default /var/log/audit/audit.log); otherwise the sensor reads the kernel directly.",
             ),
         ] = None,
+        nice: Annotated[
+            int,
+            typer.Option(
+                "--nice",
+                help="Scheduling priority of the sensor and its tracer (-20..19); below 0 keeps "
+                "a busy host from starving it into dropping events.",
+            ),
+        ] = DEFAULT_NICE,
     ) -> None:
         """Record each connection attempt and its process as Elastic Defend network events (root)."""
         from reconwatch.sensor.runner import run
@@ -109,6 +118,8 @@ def register(app: typer.Typer) -> None:
 
         if max_bytes <= 0 or batch_size <= 0 or keep < 0:
             raise UsageError("--max-bytes and --batch-size must be positive, --keep not negative")
+        if not -20 <= nice <= 19:
+            raise UsageError(f"--nice must be between -20 and 19, got {nice}")
         _check_one_output(output, stdout, url)
         collector = build_collector(backend.value, audit_log=audit_log)
         host = this_host(load_agent_id(agent_id_file))
@@ -122,4 +133,4 @@ def register(app: typer.Typer) -> None:
             batch_size=batch_size,
             headers=header or [],
         )
-        run(collector, sink, host)
+        run(collector, sink, host, nice=nice)

@@ -25,7 +25,9 @@ _READY_TIMEOUT = 120.0  # bpftrace compiles with LLVM; a loaded 2-core machine n
 # Per-CPU perf buffer pages; the default (64) overflows near 20k events/s.
 _PERF_PAGES = "1024"
 _UDP_SEEN_MAX = 65536
-_DRAIN_IDLE = 0.3  # seconds without a tracer line that mean its buffers are empty
+# Seconds without an event line that mean the tracer's buffers are empty; its stdout is flushed
+# every 0.1 s by the script's padding tick.
+_DRAIN_IDLE = 0.5
 _DRAIN_DEADLINE = 15.0  # a busy host never goes idle; stop anyway after this
 
 
@@ -118,7 +120,7 @@ class BpfCollector:
     def start(self) -> None:
         env = dict(os.environ, BPFTRACE_PERF_RB_PAGES=_PERF_PAGES)
         self.proc = subprocess.Popen(
-            [self.binary, "-B", "line", str(script_path())],
+            [self.binary, "-B", "full", str(script_path())],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -209,14 +211,18 @@ class BpfCollector:
 
     def handle_line(self, line: str) -> Connection | None:
         """Parse one tracer line: update the process cache or return a Connection."""
+        if line.startswith("P\t"):
+            return None  # the flush tick's padding
         self.stats.lines += 1
         self._last_line = time.monotonic()
         parts = line.rstrip("\n").split("\t")
         try:
             kind = parts[0]
+            if kind == "C":
+                return self._connection(kind, parts)
             if kind == "X":
                 self._exec(parts)
-            elif kind in ("C", "A", "U"):
+            elif kind in ("A", "U"):
                 return self._connection(kind, parts)
             elif not line.strip() or self._note_lost(line):
                 pass

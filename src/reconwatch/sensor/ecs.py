@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+
+import msgspec
 
 from reconwatch.sensor.host import HostInfo
 
@@ -15,6 +19,8 @@ ATTEMPTED = "connection_attempted"
 ACCEPTED = "connection_accepted"
 # Tag on events whose process.executable could not be resolved (neither exec cache nor /proc).
 TAG_EXECUTABLE_UNKNOWN = "executable_unknown"
+_DATA_STREAM = {"dataset": DATASET, "namespace": "default", "type": "logs"}
+_ECS = {"version": "8.11.0"}
 
 
 @dataclass(slots=True)
@@ -40,10 +46,28 @@ class Connection:
     process_start: float | None = None
 
 
+_second_prefixes: dict[int, str] = {}
+
+
 def iso_time(epoch: float) -> str:
-    """Elastic's date format: millisecond precision, UTC, trailing Z."""
-    moment = datetime.fromtimestamp(epoch, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """Elastic's date format: millisecond precision, UTC, trailing Z.
+
+    Milliseconds are those of datetime.fromtimestamp (microseconds rounded half-even, then
+    truncated); the per-second prefix is cached because the sensor formats two times per event.
+    """
+    frac, whole = math.modf(epoch)
+    micros = round(frac * 1e6)
+    second = int(whole)
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    elif micros < 0:
+        second, micros = second - 1, micros + 1_000_000
+    prefix = _second_prefixes.get(second)
+    if prefix is None:
+        if len(_second_prefixes) > 256:
+            _second_prefixes.clear()
+        prefix = _second_prefixes[second] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+    return f"{prefix}{micros // 1000:03d}Z"
 
 
 def entity_id(agent_id: str, pid: int, start: float | None, executable: str | None) -> str:
@@ -85,35 +109,43 @@ def _endpoints(conn: Connection) -> tuple[dict[str, object], dict[str, object]]:
     return local, remote
 
 
-def to_ecs(conn: Connection, host: HostInfo, ingested: float) -> dict[str, object]:
-    """The nested Elastic Defend document for one connection."""
-    source, destination = _endpoints(conn)
+def _network_doc(conn: Connection) -> dict[str, object]:
     network: dict[str, object] = {
         "type": "ipv6" if conn.family == 6 else "ipv4",
         "direction": "ingress" if conn.action == ACCEPTED else "egress",
     }
     if conn.transport:
         network["transport"] = conn.transport
+    return network
+
+
+def _event_doc(conn: Connection) -> dict[str, object]:
+    """event.* without `ingested`, which the caller appends last."""
+    return {
+        "action": conn.action,
+        "type": ["start"],
+        "category": ["network"],
+        "kind": "event",
+        "outcome": conn.outcome,
+        "dataset": DATASET,
+        "module": "endpoint",
+    }
+
+
+def to_ecs(conn: Connection, host: HostInfo, ingested: float) -> dict[str, object]:
+    """The nested Elastic Defend document for one connection."""
+    source, destination = _endpoints(conn)
     doc: dict[str, object] = {
         "@timestamp": iso_time(conn.timestamp),
-        "event": {
-            "action": conn.action,
-            "type": ["start"],
-            "category": ["network"],
-            "kind": "event",
-            "outcome": conn.outcome,
-            "dataset": DATASET,
-            "module": "endpoint",
-            "ingested": iso_time(ingested),
-        },
+        "event": {**_event_doc(conn), "ingested": iso_time(ingested)},
         "process": _process_doc(conn, host),
         "source": source,
         "destination": destination,
-        "network": network,
+        "network": _network_doc(conn),
         "host": host.host_doc(),
         "agent": host.agent_doc(),
-        "data_stream": {"dataset": DATASET, "namespace": "default", "type": "logs"},
-        "ecs": {"version": "8.11.0"},
+        "data_stream": dict(_DATA_STREAM),
+        "ecs": dict(_ECS),
     }
     user = _user_doc(conn)
     if user:
@@ -121,6 +153,85 @@ def to_ecs(conn: Connection, host: HostInfo, ingested: float) -> dict[str, objec
     if not conn.executable:
         doc["tags"] = [TAG_EXECUTABLE_UNKNOWN]
     return doc
+
+
+class EcsEncoder:
+    """msgspec JSON of to_ecs(), byte for byte, with per-host and per-process parts encoded once.
+
+    The sensor formats every event this way: the parts that repeat (host, agent, a process's
+    document, event/network/user variants) are cached as pre-encoded fragments.
+    """
+
+    def __init__(self, host: HostInfo, *, process_capacity: int = 4096) -> None:
+        self.host = host
+        self._encode = msgspec.json.Encoder().encode
+        self._constant = {
+            "host": msgspec.Raw(self._encode(host.host_doc())),
+            "agent": msgspec.Raw(self._encode(host.agent_doc())),
+            "data_stream": msgspec.Raw(self._encode(_DATA_STREAM)),
+            "ecs": msgspec.Raw(self._encode(_ECS)),
+        }
+        self._tags = msgspec.Raw(self._encode([TAG_EXECUTABLE_UNKNOWN]))
+        self._events: dict[tuple[str, str], bytes] = {}
+        self._networks: dict[tuple[int, str, str | None], msgspec.Raw] = {}
+        self._users: dict[tuple[int | None, str | None], msgspec.Raw | None] = {}
+        self._process_capacity = process_capacity
+        self._processes: OrderedDict[
+            tuple[int, str, str | None, int | None, float | None],
+            tuple[list[str] | None, msgspec.Raw],
+        ] = OrderedDict()
+
+    def encode(self, conn: Connection, ingested: float) -> bytes:
+        source, destination = _endpoints(conn)
+        doc: dict[str, object] = {
+            "@timestamp": iso_time(conn.timestamp),
+            "event": self._event(conn, ingested),
+            "process": self._process(conn),
+            "source": source,
+            "destination": destination,
+            "network": self._network(conn),
+            **self._constant,
+        }
+        user = self._user(conn)
+        if user is not None:
+            doc["user"] = user
+        if not conn.executable:
+            doc["tags"] = self._tags
+        return self._encode(doc)
+
+    def _event(self, conn: Connection, ingested: float) -> msgspec.Raw:
+        key = (conn.action, conn.outcome)
+        head = self._events.get(key)
+        if head is None:
+            # '{"action":...,"module":"endpoint"' then ',"ingested":"..."}' per event
+            head = self._events[key] = self._encode(_event_doc(conn))[:-1] + b',"ingested":"'
+        return msgspec.Raw(head + iso_time(ingested).encode() + b'"}')
+
+    def _network(self, conn: Connection) -> msgspec.Raw:
+        key = (conn.family, conn.action, conn.transport)
+        raw = self._networks.get(key)
+        if raw is None:
+            raw = self._networks[key] = msgspec.Raw(self._encode(_network_doc(conn)))
+        return raw
+
+    def _user(self, conn: Connection) -> msgspec.Raw | None:
+        key = (conn.uid, conn.user_name)
+        if key not in self._users:
+            user = _user_doc(conn)
+            self._users[key] = msgspec.Raw(self._encode(user)) if user else None
+        return self._users[key]
+
+    def _process(self, conn: Connection) -> msgspec.Raw:
+        # args is compared as well: one pid may exec again with the same executable
+        key = (conn.pid, conn.name, conn.executable, conn.ppid, conn.process_start)
+        hit = self._processes.get(key)
+        if hit is not None and (hit[0] is conn.args or hit[0] == conn.args):
+            return hit[1]
+        raw = msgspec.Raw(self._encode(_process_doc(conn, self.host)))
+        self._processes[key] = (conn.args, raw)
+        if len(self._processes) > self._process_capacity:
+            self._processes.popitem(last=False)
+        return raw
 
 
 def _user_doc(conn: Connection) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import signal
 import sys
@@ -11,7 +12,7 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Protocol
 
-from reconwatch.sensor.ecs import Connection, to_ecs
+from reconwatch.sensor.ecs import Connection, EcsEncoder
 from reconwatch.sensor.host import HostInfo
 from reconwatch.sensor.outputs import Sink
 
@@ -47,8 +48,10 @@ def run(
     *,
     log: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True),
     ready: Callable[[], None] | None = None,
+    nice: int = 0,
 ) -> int:
     """Capture until SIGINT/SIGTERM, then drain the collector and flush the sink; returns events."""
+    raise_priority(nice, log)
     lock = threading.Lock()
     stopping = threading.Event()
 
@@ -61,6 +64,7 @@ def run(
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     count = 0
     flusher = _Flusher(sink, lock)
+    encoder = EcsEncoder(host)
     try:
         collector.start()
         log(f"sensor running (agent.id {host.agent_id}); SIGINT or SIGTERM stops it")
@@ -68,9 +72,9 @@ def run(
             ready()
         flusher.thread.start()
         for conn in collector.events():
-            doc = to_ecs(conn, host, ingested=time.time())
+            data = encoder.encode(conn, time.time())
             with lock:
-                sink.write(doc)
+                sink.write_encoded(data)
             count += 1
     finally:
         flusher.done.set()
@@ -83,6 +87,20 @@ def run(
     log(sink.report())
     log(cpu_report())
     return count
+
+
+def raise_priority(nice: int, log: Callable[[str], None]) -> None:
+    """Renice this process (and so the tracer it starts) to `nice`.
+
+    The tracer's buffers overflow when a busy host leaves the sensor too little CPU; measured on
+    a loaded 2-core machine, nice -10 removed all loss that nice 0 showed at the same rate.
+    """
+    if nice == 0:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except OSError as exc:
+        log(f"could not set scheduling priority {nice}: {exc.strerror}; continuing")
 
 
 def cpu_report() -> str:
