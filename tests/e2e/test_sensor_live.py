@@ -151,3 +151,34 @@ def test_sensor_refuses_without_an_output(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "choose exactly one output" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+UDP_CLIENT = """
+import socket
+a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+a.sendto(b"x", ("127.0.3.1", 9))
+a.sendto(b"x", ("127.0.3.1", 9))  # the same destination again: reported once
+b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+b.connect(("127.0.3.2", 9))
+t = socket.socket()
+t.setblocking(False)
+t.connect_ex(("127.0.3.3", 9))
+"""
+
+
+def test_ebpf_sensor_records_udp_destinations_once_and_tcp(tmp_path: Path) -> None:
+    require_root()
+    if shutil.which("bpftrace") is None:
+        pytest.skip("bpftrace is not installed (apt-get install -y bpftrace)")
+    proc, out, _ = start_sensor(tmp_path, "ebpf")
+    try:
+        client = subprocess.Popen([sys.executable, "-c", UDP_CLIENT])
+        assert client.wait(timeout=60) == 0
+    finally:
+        stop_sensor(proc)
+    seen = [
+        (d["network"].get("transport"), d["destination"]["ip"])
+        for d in map(json.loads, out.open())
+        if d["process"]["pid"] == client.pid
+    ]
+    assert sorted(seen) == [("tcp", "127.0.3.3"), ("udp", "127.0.3.1"), ("udp", "127.0.3.2")]
