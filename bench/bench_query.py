@@ -36,7 +36,8 @@ from reconwatch.ingest import Dataset
 from reconwatch.query import run_query
 t = time.perf_counter()
 r = run_query(sys.argv[2], Dataset.from_files([sys.argv[1]]), now=datetime.fromisoformat(sys.argv[3]))
-print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(r.rows))
+u = resource.getrusage(resource.RUSAGE_SELF)
+print(u.ru_utime + u.ru_stime, time.perf_counter() - t, u.ru_maxrss, len(r.rows))
 """
 
 CHILD_DUCKDB = """
@@ -45,17 +46,18 @@ t = time.perf_counter()
 con = duckdb.connect()
 con.execute("SET enable_progress_bar = false")
 rows = con.execute(sys.argv[2]).fetchall()
-print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(rows))
+u = resource.getrusage(resource.RUSAGE_SELF)
+print(u.ru_utime + u.ru_stime, time.perf_counter() - t, u.ru_maxrss, len(rows))
 """
 
 
-def child(code: str, *args: str) -> tuple[float, int, int]:
+def child(code: str, *args: str) -> tuple[float, int, int, float]:
     """Run in a fresh interpreter so each side's peak RSS is its own."""
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(out.stderr)
-    secs, rss, rows = out.stdout.split()[-3:]
-    return float(secs), int(rss) * 1024, int(rows)
+    cpu, secs, rss, rows = out.stdout.split()[-4:]
+    return float(secs), int(rss) * 1024, int(rows), float(cpu)
 
 
 def cli(path: Path, text: str, now: str) -> float:
@@ -111,6 +113,10 @@ def main() -> None:
             f"peak {rss / 1e6:7.0f} MB"
         )
     print(f"rows: duckdb {base[2]} reconwatch {ours[2]}")
+    print(
+        f"CPU seconds (user+sys, whole child process): duckdb {base[3]:.2f}, "
+        f"reconwatch {ours[3]:.2f}, ratio {base[3] / ours[3]:.2f}"
+    )
     print(f"speed ratio (duckdb time / reconwatch time): {base[0] / ours[0]:.2f} (target >= 1.0)")
     print(f"memory ratio (reconwatch / duckdb peak RSS): {ours[1] / base[1]:.2f} (target <= 1.5)")
     print(json.dumps(report))

@@ -71,3 +71,12 @@ def test_fields_beyond_the_sample_are_found(tmp_path: Path) -> None:
     assert run_query(text, ds, now=NOW).rows == [(1100, "a")]
     late = run_query("from logs-* | where late == 5 | keep k, event.type", ds, now=NOW).rows
     assert late == [(["y", "z"], ["end", "start"])]
+
+
+def test_text_read_leaf_meets_arrays_floats_and_bracket_strings_late(tmp_path: Path) -> None:
+    docs: list[object] = [{"k": "x", "destination": {"ip": "10.0.0.1"}} for _ in range(1100)]
+    docs += [{"k": "[not an array"}, {"k": ["b", "a"]}, {"k": 1.5}, {"destination.ip": "::1"}]
+    ds = Dataset.from_files([_write(tmp_path / "late.ndjson", docs)])
+    text = "from logs-* | stats v = values(k), ips = count_distinct(destination.ip)"
+    assert run_query(text, ds, now=NOW).rows == [(["1.5", "[not an array", "a", "b", "x"], 2)]
+    assert ds.report.errors == []

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from reconwatch.ecs.schema import ECS_FIELDS, is_ecs_index
+from reconwatch.ecs.schema import ECS_FIELDS, MULTIVALUED_FIELDS, is_ecs_index
 from reconwatch.errors import UsageError
 from reconwatch.esql.types import DataType as T
 from reconwatch.ingest import fast
@@ -97,6 +97,9 @@ class Dataset:
         self._reported: set[int] = set()
         self._slow: set[int] = set()
         self._multivalued: set[str] = set()
+        self._json_leaves: set[str] = set()
+        # Fields written as JSON arrays in the sampled events (read as JSON, not as text).
+        self._arrays: set[str] = set(MULTIVALUED_FIELDS)
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -156,6 +159,8 @@ class Dataset:
                 local.add("not a JSON object", inp.name, line)
                 continue
             flat = flatten(value)
+            if limit is not None:
+                _array_paths(value, "", self._arrays)
             problem = self._check(flat)
             if problem is not None:
                 local.add(problem, inp.name, line)
@@ -327,7 +332,8 @@ class Dataset:
             return None
         scan = self._ensure_sample()
         leaves = [
-            fast.Leaf(c.name, c.type, c.multivalued, self._misfit(scan, c.name)) for c in cols
+            fast.Leaf(c.name, c.type, c.multivalued, self._misfit(scan, c.name), self._as_text(c))
+            for c in cols
         ]
         wanted = {c.name for c in cols}
         checks = [
@@ -339,6 +345,14 @@ class Dataset:
         assert inp.path is not None
         return fast.source_select(str(inp.path), index, leaves, checks)
 
+    def _as_text(self, col: Column) -> bool:
+        return (
+            col.type in fast.TEXT_TYPES
+            and not col.multivalued
+            and col.name not in self._json_leaves
+            and col.name not in self._arrays
+        )
+
     def _misfit(self, scan: _Scan, name: str) -> str:
         if name in ECS_FIELDS:
             return "slow"
@@ -346,13 +360,15 @@ class Dataset:
 
     def scan_failed(self, message: str, inputs: Sequence[int]) -> bool:
         """Learn from DuckDB's failure while reading `inputs`; True when a re-run can succeed."""
-        for tag in (fast.SLOW, fast.MULTI, fast.RETYPE):
+        for tag in (fast.SLOW, fast.MULTI, fast.RETYPE, fast.JSON_LEAF):
             if tag in message:
                 what = message.split(tag, 1)[1].split()[0].strip("'\"")
                 if tag == fast.SLOW:
                     self._slow.add(int(what))
                 elif tag == fast.MULTI:
                     self._multivalued.add(what)
+                elif tag == fast.JSON_LEAF:
+                    self._json_leaves.add(what)
                 else:
                     self._ensure_scan()
                 return True
@@ -420,6 +436,17 @@ class Dataset:
         return pa.RecordBatch.from_arrays(
             [pa.array(a, type=f.type) for a, f in zip(arrays, schema, strict=True)], schema=schema
         )
+
+
+def _array_paths(value: object, prefix: str, out: set[str]) -> None:
+    """Add the dotted paths at which `value` holds a JSON array."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _array_paths(item, f"{prefix}.{key}" if prefix else str(key), out)
+    elif isinstance(value, list):
+        out.add(prefix)
+        for item in value:
+            _array_paths(item, prefix, out)
 
 
 def _count_lines(path: str) -> int:

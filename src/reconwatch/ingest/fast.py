@@ -15,6 +15,12 @@ from reconwatch.esql.types import DataType as T
 SLOW = "rw-slow-input:"
 MULTI = "rw-multivalued:"
 RETYPE = "rw-retype:"
+JSON_LEAF = "rw-json-leaf:"
+# Types a single-valued leaf can be read as text (declared VARCHAR, the cheapest for DuckDB).
+TEXT_TYPES = frozenset({T.KEYWORD, T.TEXT, T.IP, T.DATETIME, T.DATE_NANOS})
+# How DuckDB writes a JSON float it reads as text: Java would spell some differently, so such a
+# value (or a string that looks like one) sends the leaf to the JSON path.
+_FLOAT_TEXT = r"-?[0-9]+(\.[0-9]+([eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)"
 
 # Types the SQL conversions below reproduce exactly; a query needing another one reads Python.
 FAST_TYPES = frozenset(
@@ -47,6 +53,9 @@ class Leaf:
     # "slow": a value the type cannot take means the event is bad (ECS fields: Elasticsearch
     # rejects the document); "retype": the sample-inferred type was wrong; "drop": ignore it.
     misfit: str = "slow"
+    # Declared VARCHAR (value as text); a value that text cannot represent exactly (an array, an
+    # object, a float, several spellings) raises JSON_LEAF and the leaf is read as JSON instead.
+    as_text: bool = False
 
 
 @dataclass(slots=True)
@@ -162,6 +171,39 @@ def _convert(v: str, leaf: Leaf, src: int) -> str:
     raise ValueError(msg)
 
 
+def _misfit(leaf: Leaf, src: int) -> str:
+    if leaf.misfit == "drop":
+        return "NULL"
+    signal = SLOW + str(src) if leaf.misfit == "slow" else RETYPE + leaf.name
+    return f"error({_quote(signal)})"
+
+
+def text_column(leaf: Leaf, src: int) -> str:
+    """A single-valued leaf declared VARCHAR: DuckDB unescapes strings and spells numbers and
+    booleans as JSON does; what text cannot say exactly asks for the JSON declaration."""
+    xs = [_access(keys) for keys in spellings(leaf.name)]
+    v = xs[0] if len(xs) == 1 else f"coalesce({', '.join(xs)})"
+    redo = f"error({_quote(JSON_LEAF + leaf.name)})"
+    nothing = " AND ".join(f"{x} IS NULL" for x in xs)
+    several = " + ".join(f"CAST({x} IS NOT NULL AS INTEGER)" for x in xs) + " > 1"
+    ambiguous = f"left({v}, 1) IN ('[', '{{')" + (f" OR {several}" if len(xs) > 1 else "")
+    bad = _misfit(leaf, src)
+    if leaf.type is T.IP:
+        conv = (
+            f"CASE WHEN regexp_full_match({v}, '{_V4}') THEN {v} "
+            f"ELSE coalesce(rw_ip_canon({v}), {bad}) END"
+        )
+    elif leaf.type in (T.DATETIME, T.DATE_NANOS):
+        conv = (
+            f"CASE WHEN regexp_full_match({v}, '{_ISO}') THEN CAST({v} AS TIMESTAMP) "
+            f"WHEN regexp_full_match({v}, '-?[0-9]+') THEN coalesce(epoch_ms(TRY_CAST({v} AS BIGINT)), {bad}) "
+            f"ELSE coalesce(rw_parse_date({v}), {bad}) END"
+        )
+    else:
+        conv = f"CASE WHEN regexp_full_match({v}, '{_FLOAT_TEXT}') THEN {redo} ELSE {v} END"
+    return f"CASE WHEN {nothing} THEN NULL WHEN {ambiguous} THEN {redo} ELSE {conv} END"
+
+
 def _checked(v: str, leaf: Leaf, src: int) -> str:
     """The conversion, with a misfit either raised (to change course) or dropped."""
     conv = _convert(v, leaf, src)
@@ -243,7 +285,7 @@ def source_select(
 ) -> str | None:
     """SELECT __src and each leaf from one NDJSON file; `checks` are fields only validated.
     None when the keys cannot be declared (a key used both as a value and as an object)."""
-    declared = [(leaf.name, "JSON") for leaf in leaves]
+    declared = [(leaf.name, "VARCHAR" if leaf.as_text else "JSON") for leaf in leaves]
     declared += [(c.name, _CHECK_TYPES[c.type]) for c in checks]
     tree = _tree(declared)
     if tree is None:
@@ -263,7 +305,9 @@ def source_select(
         where = " WHERE " + " AND ".join(f"({x} IS NULL OR {x} IS NOT NULL)" for x in seen)
     items = [f"CAST({src} AS INTEGER) AS __src"]
     for leaf in leaves:
-        if leaf.multivalued:
+        if leaf.as_text:
+            sql = text_column(leaf, src)
+        elif leaf.multivalued:
             sql = leaf_column(leaf, leaf_values(leaf, src))
         else:
             sql = scalar_column(leaf, src)
