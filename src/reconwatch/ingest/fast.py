@@ -250,33 +250,42 @@ def _from_list(leaf: Leaf, vals: str) -> str:
 
 
 def scalar_column(leaf: Leaf, src: int) -> str:
-    """A single-valued leaf: straight from the JSON text in the usual case (one spelling present,
-    holding a plain string of the expected shape); anything else takes the general list path."""
+    """A single-valued leaf declared JSON: straight from the JSON text in the usual cases (one
+    spelling present, holding a plain string or a one-string array, as Defend writes
+    event.type); anything else takes the general list path."""
     xs = [_access(keys) for keys in spellings(leaf.name)]
     general = leaf_column(leaf, leaf_values(leaf, src))
-    quick = _plain_string(xs[0] if len(xs) == 1 else f"coalesce({', '.join(xs)})", leaf)
-    if quick is None:
-        return general
-    only = " + ".join(f"CAST({x} IS NOT NULL AS INTEGER)" for x in xs) + " = 1"
-    if len(xs) == 1:
-        only = f"{xs[0]} IS NOT NULL"
-    cond, value = quick
-    nothing = " AND ".join(f"{x} IS NULL" for x in xs)
-    return f"CASE WHEN {only} AND {cond} THEN {value} WHEN {nothing} THEN NULL ELSE {general} END"
-
-
-def _plain_string(v: str, leaf: Leaf) -> tuple[str, str] | None:
-    """(condition, value) reading a JSON string without escapes directly from its text, for the
-    types whose usual values are such strings."""
+    v = xs[0] if len(xs) == 1 else f"coalesce({', '.join(xs)})"
     r = f"CAST({v} AS VARCHAR)"
-    text = f"{r}[2:-2]"
-    plain = f"starts_with({r}, '\"') AND NOT contains({r}, '\\')"
+    # Minified JSON: a one-string array without escapes has no '","' (that would be two strings).
+    one_string = (
+        f"starts_with({r}, '[\"') AND ends_with({r}, '\"]') AND NOT contains({r}, '\\') "
+        f"AND NOT contains({r}, '\",\"')"
+    )
+    shapes = [
+        (f"starts_with({r}, '\"') AND NOT contains({r}, '\\')", f"{r}[2:-2]"),
+        (one_string, f"{r}[3:-3]"),
+    ]
+    only = f"{xs[0]} IS NOT NULL"
+    if len(xs) > 1:
+        only = " + ".join(f"CAST({x} IS NOT NULL AS INTEGER)" for x in xs) + " = 1"
+    whens = []
+    for shape, text in shapes:
+        quick = _plain_string(text, leaf)
+        if quick is not None:
+            whens.append(f"WHEN {only} AND {shape} AND {quick[0]} THEN {quick[1]}")
+    nothing = " AND ".join(f"{x} IS NULL" for x in xs)
+    return f"CASE {' '.join(whens)} WHEN {nothing} THEN NULL ELSE {general} END"
+
+
+def _plain_string(text: str, leaf: Leaf) -> tuple[str, str] | None:
+    """(condition, value) for a plain string `text` of the leaf's type; None: no shortcut."""
     if leaf.type in (T.KEYWORD, T.TEXT):
-        return plain, text
+        return "true", text
     if leaf.type is T.IP:
-        return f"{plain} AND regexp_full_match({text}, '{_V4}')", text
+        return f"regexp_full_match({text}, '{_V4}')", text
     if leaf.type in (T.DATETIME, T.DATE_NANOS):
-        return f"{plain} AND regexp_full_match({text}, '{_ISO}')", f"CAST({text} AS TIMESTAMP)"
+        return f"regexp_full_match({text}, '{_ISO}')", f"CAST({text} AS TIMESTAMP)"
     return None
 
 
