@@ -270,12 +270,26 @@ def scalar_column(leaf: Leaf, src: int) -> str:
     if len(xs) > 1:
         only = " + ".join(f"CAST({x} IS NOT NULL AS INTEGER)" for x in xs) + " = 1"
     whens = []
+    number = _plain_number(r, leaf)
+    if number is not None:
+        whens.append(f"WHEN {only} AND {number[0]} THEN {number[1]}")
     for shape, text in shapes:
         quick = _plain_string(text, leaf)
         if quick is not None:
             whens.append(f"WHEN {only} AND {shape} AND {quick[0]} THEN {quick[1]}")
     nothing = " AND ".join(f"{x} IS NULL" for x in xs)
     return f"CASE {' '.join(whens)} WHEN {nothing} THEN NULL ELSE {general} END"
+
+
+def _plain_number(r: str, leaf: Leaf) -> tuple[str, str] | None:
+    """(condition, value) for a JSON integer or boolean in range, read from its text."""
+    if leaf.type is T.LONG:
+        return f"regexp_full_match({r}, '-?[0-9]{{1,18}}')", f"CAST({r} AS BIGINT)"
+    if leaf.type is T.INTEGER:
+        return f"regexp_full_match({r}, '-?[0-9]{{1,9}}')", f"TRY_CAST({r} AS INTEGER)"
+    if leaf.type is T.BOOLEAN:
+        return f"{r} IN ('true', 'false')", f"{r} = 'true'"
+    return None
 
 
 def _plain_string(text: str, leaf: Leaf) -> tuple[str, str] | None:
