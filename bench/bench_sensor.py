@@ -112,7 +112,9 @@ class Level:
         return self.captured / self.attempted if self.attempted else 0.0
 
 
-def start_sensor(backend: str, out: Path, workdir: Path, nice: int | None) -> subprocess.Popen[str]:
+def start_sensor(
+    backend: str, out: Path, workdir: Path, nice: int | None, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     sensor = subprocess.Popen(
         [
             sys.executable,
@@ -132,6 +134,7 @@ def start_sensor(backend: str, out: Path, workdir: Path, nice: int | None) -> su
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
     assert sensor.stderr is not None
     for line in sensor.stderr:
@@ -203,6 +206,53 @@ def baseline(args: argparse.Namespace, loadgen: Path | None) -> float:
     return sum(float(re.findall(r"[0-9.]+", p.communicate()[0])[3]) for p in procs)
 
 
+REPLAY_TRACER = """#!{python}
+import os, signal, sys, time
+signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+print("R\\tready", flush=True)
+time.sleep(1.5)  # the bench measures the sensor's CPU from here on, past its start-up
+with open(os.environ["REPLAY_LINES"], "rb") as lines:
+    sys.stdout.buffer.write(lines.read())
+sys.stdout.flush()
+while True:
+    time.sleep(0.05)
+"""
+
+
+def replay(count: int, workdir: Path) -> None:
+    """The sensor's own pipeline (parse, ECS, NDJSON) fed by a stand-in tracer, flat out."""
+    bindir = workdir / "replay-bin"
+    bindir.mkdir(exist_ok=True)
+    fake = bindir / "bpftrace"
+    fake.write_text(REPLAY_TRACER.format(python=sys.executable))
+    fake.chmod(0o755)
+    lines = workdir / "replay.txt"
+    gone = 2**22 + 77  # no such pid: the executable lookup misses, as for a short-lived scanner
+    with lines.open("w") as handle:
+        for n in range(count):
+            ip = f"127.10.{n >> 8 & 255}.{n & 255}"
+            handle.write(f"C\t{n}\t{gone}\t0\t4\t127.0.0.1\t0\t{ip}\t9\tloadgen\n")
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", REPLAY_LINES=str(lines))
+    out = workdir / "replay.ndjson"
+    sensor = start_sensor("ebpf", out, workdir, None, env)
+    time.sleep(0.5)
+    before, cpu_before = time.monotonic(), own_cpu(sensor.pid)
+    deadline = time.monotonic() + 30
+    while (not out.exists() or out.stat().st_size == 0) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the stand-in tracer starts writing 1.5 s after "ready"
+    cpu = wait_caught_up(sensor.pid)[0] - cpu_before
+    sensor.send_signal(signal.SIGINT)
+    sensor.communicate(timeout=120)
+    written = sum(1 for _ in out.open("rb"))
+    out.unlink()
+    print(
+        f"replay: sensor pipeline alone (stand-in tracer) wrote {written}/{count} events in "
+        f"{time.monotonic() - before:.1f}s wall, {1e6 * cpu / count:.1f} us/event of sensor CPU "
+        f"= {count / cpu:.0f} events/s per core",
+        flush=True,
+    )
+
+
 def print_level(backend: str, r: Level) -> None:
     per_event = 1e6 * r.cpu_seconds / r.captured if r.captured else float("nan")
     print(
@@ -245,6 +295,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=4, help="load generator processes")
     parser.add_argument("--nice", type=int, help="the sensor's --nice (default: its own)")
+    parser.add_argument("--replay", type=int, default=200000, help="events for the replay run")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench_sensor needs root (the sensor loads eBPF programs)")
@@ -254,6 +305,8 @@ def main() -> None:
     alone = baseline(args, loadgen)
     print(f"baseline: the generator alone (no sensor) reaches {alone:.0f} connects/s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
+        if args.replay:
+            replay(args.replay, Path(tmp))
         for rate in (int(r) for r in args.rates.split(",")):
             level = run_level(args, rate, loadgen, Path(tmp))
             results.append(level)

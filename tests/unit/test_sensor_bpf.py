@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
+from reconwatch.sensor import procs
 from reconwatch.sensor.bpf import BpfCollector, explain_failure, script_path
 from reconwatch.sensor.procs import ProcessCache
 
@@ -89,3 +92,26 @@ def test_failure_messages_name_the_fix() -> None:
     )
     assert "not permitted" in explain_failure("ERROR: bpf: Operation not permitted\n")
     assert "ERROR: something else" in explain_failure(memlock + "ERROR: something else\n")
+
+
+def test_unknown_pid_is_looked_up_again_once_its_miss_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache = ProcessCache(miss_ttl=60.0)
+    pid = 2**22 + 31
+    assert cache.lookup(pid).executable is None
+    reads: list[int] = []
+
+    def fake_readlink(p: int) -> str:
+        reads.append(p)
+        return "/usr/bin/new"
+
+    monkeypatch.setattr(procs, "_readlink_exe", fake_readlink)
+    assert cache.lookup(pid).executable is None  # within the TTL: no /proc read
+    assert reads == []
+    cache.misses[pid] = (0.0, cache.misses[pid][1])  # expired
+    assert cache.lookup(pid).executable == "/usr/bin/new" and reads == [pid]
+    other = pid + 1
+    assert cache.lookup(other).executable == "/usr/bin/new"
+    cache.on_exec(other, "/bin/x", 1, 1.0)  # an exec replaces whatever was known
+    assert other not in cache.misses and cache.lookup(other).args is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -36,10 +37,14 @@ def _cmdline(pid: int) -> list[str] | None:
 class ProcessCache:
     """Bounded LRU of what each live pid runs; exec events keep it right for short-lived processes."""
 
-    def __init__(self, capacity: int = 65536) -> None:
+    def __init__(self, capacity: int = 65536, *, miss_ttl: float = 1.0) -> None:
         self.capacity = capacity
         self.entries: OrderedDict[int, ProcessInfo] = OrderedDict()
         self.users: dict[int, str | None] = {}
+        # pid -> (monotonic expiry, what /proc said): a process that is gone sends its buffered
+        # events in a burst, and three failed /proc reads per event would dominate the sensor.
+        self.miss_ttl = miss_ttl
+        self.misses: dict[int, tuple[float, ProcessInfo]] = {}
 
     def on_exec(self, pid: int, filename: str, ppid: int | None, start: float) -> None:
         # /proc names the real binary (the interpreter for a script); the exec path is the
@@ -47,6 +52,7 @@ class ProcessCache:
         exe = _readlink_exe(pid)
         if exe is None and filename.startswith("/"):
             exe = filename
+        self.misses.pop(pid, None)
         self._put(pid, ProcessInfo(exe, _cmdline(pid), ppid, start))
 
     def lookup(self, pid: int) -> ProcessInfo:
@@ -54,9 +60,18 @@ class ProcessCache:
         if info is not None:
             self.entries.move_to_end(pid)
             return info
+        now = time.monotonic()
+        miss = self.misses.get(pid)
+        if miss is not None and miss[0] > now:
+            return miss[1]
         info = ProcessInfo(_readlink_exe(pid), _cmdline(pid), _ppid(pid))
         if info.executable is not None:
+            self.misses.pop(pid, None)
             self._put(pid, info)
+        else:
+            if len(self.misses) >= self.capacity:
+                self.misses.clear()
+            self.misses[pid] = (now + self.miss_ttl, info)
         return info
 
     def _put(self, pid: int, info: ProcessInfo) -> None:
