@@ -181,6 +181,28 @@ class Aggregate:
 
 
 @dataclass(frozen=True, slots=True)
+class InlineAggregate:
+    """INLINE STATS ... BY: STATS's groups computed over the input, attached to every input row
+    instead of collapsing them (the row count does not change).
+
+    `aggregates` are computed per group; `outputs` are then evaluated once per group, over the
+    aggregates and the groups by name (`round(avg(x), 2)` is `round($agg1, 2)`). A row belongs to
+    every distinct combination of its key values (a null key is a group of its own; first key
+    outermost, values in the row's order); each output column gets the results of those groups
+    one after the other, nulls dropped: one group gives its value as is, several a multivalue.
+    A grouping column holds the row's own value of its expression, not the group's.
+    Output columns: the input columns not named like an output or a grouping, in order, then the
+    outputs, then the groupings.
+    """
+
+    aggregates: tuple[tuple[str, AggCall], ...]
+    groups: tuple[tuple[str, Expr], ...]
+    outputs: tuple[tuple[str, Expr], ...]
+    columns: tuple[Column, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class SortKey:
     expr: Expr
     descending: bool = False
@@ -231,7 +253,7 @@ class Extract:
     span: Span = _span()
 
 
-Step = Filter | Eval | Project | Aggregate | Sort | Limit | MvExpand | Extract
+Step = Filter | Eval | Project | Aggregate | InlineAggregate | Sort | Limit | MvExpand | Extract
 
 
 @dataclass(frozen=True, slots=True)
