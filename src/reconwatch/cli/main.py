@@ -27,6 +27,7 @@ COMMAND_MODULES: list[str] = [
     "reconwatch.cli.rules",
     "reconwatch.cli.simulate",
     "reconwatch.cli.sensor",
+    "reconwatch.cli.watch",
 ]
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
