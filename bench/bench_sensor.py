@@ -137,10 +137,12 @@ def start_sensor(
         env=env,
     )
     assert sensor.stderr is not None
+    said = []
     for line in sensor.stderr:
         if "sensor running" in line:
             return sensor
-    raise SystemExit(f"sensor did not start: exit {sensor.wait()}")
+        said.append(line)
+    raise SystemExit(f"sensor did not start: exit {sensor.wait()}: {''.join(said).strip()}")
 
 
 def wait_caught_up(pid: int, limit: float = 120.0) -> tuple[float, float]:
