@@ -89,8 +89,8 @@ def test_unknown_column_without_close_name_has_no_suggestion() -> None:
 def test_unknown_function_and_unsupported_function() -> None:
     assert str(semantic_error("from x | eval y = foo(1)")) == "line 1:19: Unknown function [foo]"
     with pytest.raises(UnsupportedFeatureError) as info:
-        plan_of('from x | where kql("a: b")')
-    assert info.value.feature == "function [kql]"
+        plan_of('from x | where qstr("a: b")')
+    assert info.value.feature == "function [qstr]"
     assert str(info.value).startswith("line 1:16: ")
 
 
@@ -100,11 +100,9 @@ def test_aggregate_outside_stats_is_refused() -> None:
 
 
 def test_support_report_lists_every_unsupported_feature() -> None:
-    query = parse(
-        'from x | where kql("a") | inline stats c = count() by host.name | eval d = st_x(y)'
-    )
+    query = parse('from x | where qstr("a") | enrich p on host.name | eval d = st_x(y)')
     features = [e.feature for e in support_report(query) if isinstance(e, UnsupportedFeatureError)]
-    assert features == ["function [kql]", "command [INLINE STATS]", "function [st_x]"]
+    assert features == ["function [qstr]", "command [ENRICH]", "function [st_x]"]
 
 
 def test_hand_built_ast_without_spans_is_analysed() -> None:

@@ -283,6 +283,10 @@ CASES: list[Case] = [
     s('k rlike "a|b"', True, row='k = "b"'),
     s('k rlike "[a-c]+"', True, row='k = "abc"'),
     s('k =~ "Straße"', False, row='k = "STRASSE"'),
+    # KQL's wildcard term (mv_any_like): any value of a multivalue; `?` is literal, null is false.
+    s('kql("k: a*")', True, row='k = ["xy", "ab"]'),
+    s('kql("k: a?*")', False, row='k = ["xy", "ab"]'),
+    s('kql("k: a*")', False, row="k = null"),
     a("count_distinct(ip)", 2, row='ip = to_ip(["10.0.0.1", "::ffff:10.0.0.1", "::1"])'),
     a("values(ip)", ["::1", "10.0.0.1"], row='ip = to_ip(["10.0.0.1", "::1"])'),
     a("min(k)", "A", row='k = ["a", "B", "A"]'),

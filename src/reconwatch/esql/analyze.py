@@ -18,7 +18,7 @@ from reconwatch.errors import (
     UnsupportedFeatureError,
     span_at,
 )
-from reconwatch.esql import ast
+from reconwatch.esql import ast, kql
 from reconwatch.esql import functions as fns
 from reconwatch.esql.patterns import PatternError, rlike_to_regex
 from reconwatch.esql.types import DataType as T
@@ -99,13 +99,12 @@ def support_report(query: ast.Query) -> list[QueryError]:
     for cmd in query.commands:
         if isinstance(cmd, ast.Unsupported):
             found.append(UnsupportedFeatureError(f"command [{cmd.name}]", cmd.span, src))
-        elif isinstance(cmd, ast.Stats) and cmd.inline:
-            found.append(UnsupportedFeatureError("command [INLINE STATS]", cmd.span, src))
         for expr in _command_exprs(cmd):
             for node in _walk(expr):
                 problem = _unsupported_expr(node, src)
                 if problem is not None:
                     found.append(problem)
+                found.extend(_kql_problems(node, src))
     return found
 
 
@@ -125,6 +124,31 @@ def _unsupported_expr(node: ast.Expr, src: str) -> QueryError | None:
         if target is not None and f"cast_{target.value}" not in fns.REGISTRY:
             return UnsupportedFeatureError(f"cast to [{node.type_name}]", node.span, src)
     return None
+
+
+def _kql_problems(node: ast.Expr, src: str) -> list[QueryError]:
+    """A KQL("...") string that does not parse, or uses a KQL construct reconwatch refuses."""
+    if not (isinstance(node, ast.Call) and node.name.lower() == "kql"):
+        return []
+    where = _kql_text(node, src)
+    if where is None:
+        return []
+    try:
+        return kql.unsupported_parts(kql.parse(where), where)
+    except QueryError as exc:
+        return [exc]
+
+
+def _kql_text(node: ast.Call, src: str) -> kql.Located | None:
+    """KQL's one argument, a string literal, located in the query text (None if it is not one)."""
+    if len(node.args) != 1:
+        return None
+    arg = node.args[0]
+    if not (isinstance(arg, ast.Literal) and arg.kind == "string" and isinstance(arg.value, str)):
+        return None
+    if arg.span == ast.NO_SPAN or not src:
+        return kql.Located(arg.value)
+    return kql.locate(arg.span.text(src), arg.span.start, src, arg.value)
 
 
 def _command_exprs(cmd: ast.Command) -> Iterator[ast.Expr]:
@@ -501,6 +525,30 @@ class _Analyzer:
     # -- STATS ---------------------------------------------------------------------------------
 
     def stats(self, cmd: ast.Stats) -> list[p.Step]:
+        if cmd.inline:
+            return self.inline_stats(cmd)
+        kept_groups, kept, collected = self.stats_parts(cmd)
+        copies = self.same_groups(kept_groups)
+        self.columns, self.origin, self.identity = {}, {}, {}
+        if copies:
+            distinct = [(n, e) for n, e in kept_groups if n not in copies]
+            return self.lowered_stats(cmd.span, collected, kept, distinct, copies, kept_groups)
+        if all(isinstance(e, p.AggCall) for _, e in kept):
+            aggs = tuple((n, cast(p.AggCall, e)) for n, e in kept)
+            for n, a in aggs:
+                self.columns[n] = p.Column(n, a.type, a.multivalued)
+            for n, e in kept_groups:
+                self.columns[n] = p.Column(n, e.type)
+            return [p.Aggregate(aggs, tuple(kept_groups), self.snapshot(), cmd.span)]
+        return self.lowered_stats(cmd.span, collected, kept, kept_groups)
+
+    def stats_parts(
+        self, cmd: ast.Stats
+    ) -> tuple[
+        list[tuple[str, p.Expr]], list[tuple[str, p.Expr | p.AggCall]], list[tuple[str, p.AggCall]]
+    ]:
+        """A STATS command resolved against the current columns: the groupings and the outputs
+        that survive name collisions, and every aggregate call under its internal name."""
         inputs = dict(self.columns)
         groups: list[tuple[str, p.Expr]] = []
         aliases: dict[str, p.Expr] = {}
@@ -540,19 +588,52 @@ class _Analyzer:
             for i, (n, e) in enumerate(outputs)
             if n not in out_names[i + 1 :] and n not in group_names
         ]
+        return kept_groups, kept, collected
+
+    def inline_stats(self, cmd: ast.Stats) -> list[p.Step]:
+        """INLINE STATS: the input columns (less those named like a result), then the outputs,
+        then the groupings; a grouping that copies another (see same_groups) is not a second key
+        but a copy made by an Eval after the InlineAggregate, then a Project restores the order."""
+        inputs = self.snapshot()
+        old_origin = dict(self.origin)
+        kept_groups, kept, collected = self.stats_parts(cmd)
         copies = self.same_groups(kept_groups)
-        self.columns, self.origin, self.identity = {}, {}, {}
-        if copies:
-            distinct = [(n, e) for n, e in kept_groups if n not in copies]
-            return self.lowered_stats(cmd.span, collected, kept, distinct, copies, kept_groups)
-        if all(isinstance(e, p.AggCall) for _, e in kept):
-            aggs = tuple((n, cast(p.AggCall, e)) for n, e in kept)
-            for n, a in aggs:
-                self.columns[n] = p.Column(n, a.type, a.multivalued)
-            for n, e in kept_groups:
-                self.columns[n] = p.Column(n, e.type)
-            return [p.Aggregate(aggs, tuple(kept_groups), self.snapshot(), cmd.span)]
-        return self.lowered_stats(cmd.span, collected, kept, kept_groups)
+        keys = [(n, e) for n, e in kept_groups if n not in copies]
+        outputs = [
+            (n, _ref_to(collected, e) if isinstance(e, p.AggCall) else _renamed_refs(e, copies))
+            for n, e in kept
+        ]
+        named = {n for n, _ in kept} | {n for n, _ in kept_groups}
+        keys_mv = any(e.multivalued for _, e in keys)
+        columns = [c for c in inputs if c.name not in named]
+        columns += [p.Column(n, e.type, e.multivalued or keys_mv) for n, e in outputs]
+        columns += [p.Column(n, e.type, e.multivalued) for n, e in keys]
+        self.columns = {c.name: c for c in columns}
+        for name, _expr in [*outputs, *kept_groups]:
+            self.origin.pop(name, None)
+            self.identity[name] = object()
+        for name, expr in kept_groups:
+            if isinstance(expr, p.Ref):
+                # The grouping column holds the row's own value: still the field it reads.
+                self.identity[name] = self.identity_of(expr.name)
+                if expr.name in old_origin:
+                    self.origin[name] = old_origin[expr.name]
+        step = p.InlineAggregate(
+            tuple(collected), tuple(keys), tuple(outputs), tuple(columns), cmd.span
+        )
+        if not copies:
+            return [step]
+        assignments = tuple(
+            (n, p.Ref(o, self.columns[o].type, self.columns[o].multivalued))
+            for n, o in copies.items()
+        )
+        for name, ref in assignments:
+            self.columns[name] = p.Column(name, ref.type, ref.multivalued)
+        ev = p.Eval(assignments, self.snapshot(), cmd.span)
+        final = [c.name for c in inputs if c.name not in named]
+        final += [n for n, _ in kept] + [n for n, _ in kept_groups]
+        self.columns = {n: self.columns[n] for n in final}
+        return [step, ev, p.Project(tuple((n, n) for n in final), self.snapshot(), cmd.span)]
 
     def same_groups(self, groups: list[tuple[str, p.Expr]]) -> dict[str, str]:
         """Groupings that name the same values as an earlier one (`EVAL z = y | STATS BY y, z`):
@@ -864,6 +945,8 @@ class _Analyzer:
 
     def call(self, node: ast.Call, env: _Env) -> p.Expr:
         name = node.name.lower()
+        if name == "kql":
+            return self.kql(node, env)
         if name in fns.UNSUPPORTED:
             raise UnsupportedFeatureError(f"function [{name}]", node.span, self.src)
         fn = fns.lookup(name)
@@ -886,6 +969,20 @@ class _Analyzer:
             if result.is_numeric and fn.name in _WIDENED_ARGS:
                 args = [_widen_expr(a, result) for a in args]
         return p.Call(fn.name, tuple(args), result, _call_mv(fn, args), node.span)
+
+    def kql(self, node: ast.Call, env: _Env) -> p.Expr:
+        """KQL("...") lowered to ordinary plan expressions over the visible columns (esql/kql.py)."""
+        where = _kql_text(node, self.src)
+        if where is None:
+            raise self.error(
+                f"[{self.text(node)}] needs exactly one argument, a constant string", node.span
+            )
+        expr = kql.lower(kql.parse(where), where, env.columns, node.span)
+        if env.stats is None:
+            for name in _ref_names(expr):
+                if name in self.origin:
+                    self.used.add(self.origin[name])
+        return expr
 
     def check_arity(self, node: ast.Call, fn: fns.FunctionDef, count: int) -> None:
         low, high = fn.min_args, fn.max_args
@@ -1021,6 +1118,15 @@ class _Analyzer:
         return p.Ref(internal, result, fn.mv_result, node.span)
 
 
+def _renamed_refs(expr: p.Expr, names: Mapping[str, str]) -> p.Expr:
+    """`expr` with references to the keys of `names` pointing at their values instead."""
+    if isinstance(expr, p.Ref) and expr.name in names:
+        return dataclasses.replace(expr, name=names[expr.name])
+    if isinstance(expr, p.Call):
+        return dataclasses.replace(expr, args=tuple(_renamed_refs(a, names) for a in expr.args))
+    return expr
+
+
 def _ref_to(collected: list[tuple[str, p.AggCall]], agg: p.AggCall) -> p.Expr:
     for name, candidate in collected:
         if candidate is agg:
@@ -1087,6 +1193,14 @@ def _fold_integral(expr: p.Expr) -> p.Expr:
     if op is None or len(values) != 2:
         return expr
     return p.Const(op(values[0], values[1]), expr.type, expr.span)
+
+
+def _ref_names(expr: p.Expr) -> Iterator[str]:
+    if isinstance(expr, p.Ref):
+        yield expr.name
+    elif isinstance(expr, p.Call):
+        for arg in expr.args:
+            yield from _ref_names(arg)
 
 
 def _flatten_or(expr: p.Expr) -> list[p.Expr]:

@@ -472,6 +472,15 @@ operator(
 )
 operator("like", [_p("value", STRING), _p("pattern", STRING)], fixed(T.BOOLEAN), variadic=True)
 operator("rlike", [_p("value", STRING), _p("pattern", STRING)], fixed(T.BOOLEAN), variadic=True)
+# KQL's `field: pat*` (esql/kql.py): true when any value of the field matches the LIKE
+# pattern, false for null. An operator, so ES|QL text cannot call it by name.
+operator(
+    "mv_any_like",
+    [_p("value", STRING), _p("pattern", STRING)],
+    fixed(T.BOOLEAN),
+    null_propagating=False,
+    mv_aware=True,
+)
 operator("is_null", [_p("value", ANY)], fixed(T.BOOLEAN), null_propagating=False, mv_aware=True)
 operator("is_not_null", [_p("value", ANY)], fixed(T.BOOLEAN), null_propagating=False, mv_aware=True)
 CAST_TARGETS: dict[str, T] = {
@@ -501,7 +510,6 @@ for _name, _target in CAST_TARGETS.items():
 
 UNSUPPORTED: frozenset[str] = frozenset(
     {
-        "kql",
         "qstr",
         "match",
         "match_phrase",

@@ -11,6 +11,7 @@ from reconwatch.backends.duckdb.expr import (
     as_list,
     ident,
     ip_list_extreme,
+    norm_list,
     single,
     sort_values,
     sql_type,
@@ -251,6 +252,74 @@ class PlanCompiler:
             new[name] = E(ident(name), e.type, False)
         self.cols = {col.name: new[col.name] for col in step.columns}
 
+    def step_inlineaggregate(self, step: p.InlineAggregate) -> None:
+        """STATS over the rows (a multivalued key expanded to its distinct values, each with its
+        position), the outputs per group, then each row joined to its groups by key (IS NOT
+        DISTINCT FROM: a null key is a group) and the outputs of several groups gathered in
+        combination order, first key outermost."""
+        c = self.compiler()
+        keys = [c.compile(expr) for _, expr in step.groups]
+        expanded = self.inline_keys(keys)
+        outs = self.inline_outputs(step, keys, c, expanded)
+        kept = [col.name for col in step.columns[: len(step.columns) - len(outs) - len(keys)]]
+        on = " AND ".join(f"x.__ig{i} IS NOT DISTINCT FROM o.__ig{i}" for i in range(len(keys)))
+        joined = f"{expanded} AS x LEFT JOIN {self.prev} AS o ON {on or 'TRUE'}"
+        lists = any(e.is_list for e in keys)
+        key_names = [name for name, _ in step.groups]
+        out_names = [name for name, _ in step.outputs]
+        if lists:
+            order = ", ".join(f"x.__ix{i}.i" for i, e in enumerate(keys) if e.is_list)
+            select = [f"any_value(x.{ident(n)}) AS {ident(n)}" for n in kept]
+            select += [
+                f"{_gathered(f'o.__io{i}', o, order)} AS {ident(n)}"
+                for i, (n, o) in enumerate(zip(out_names, outs, strict=True))
+            ]
+            select += [f"any_value(x.__ik{i}) AS {ident(n)}" for i, n in enumerate(key_names)]
+            self.add(f"SELECT {', '.join(select)} FROM {joined} GROUP BY x.__ir ORDER BY x.__ir")
+        else:
+            select = [f"x.{ident(n)}" for n in kept]
+            select += [f"o.__io{i} AS {ident(n)}" for i, n in enumerate(out_names)]
+            select += [f"x.__ik{i} AS {ident(n)}" for i, n in enumerate(key_names)]
+            self.add(f"SELECT {', '.join(select) or '1 AS __empty'} FROM {joined} ORDER BY x.__ir")
+        new = {n: E(ident(n), self.cols[n].type, self.cols[n].is_list) for n in kept}
+        for n, o in zip(out_names, outs, strict=True):
+            new[n] = E(ident(n), o.type, o.is_list or lists)
+        for n, e in zip(key_names, keys, strict=True):
+            new[n] = E(ident(n), e.type, e.is_list)
+        self.cols = {col.name: new[col.name] for col in step.columns}
+
+    def inline_keys(self, keys: list[E]) -> str:
+        """The rows numbered (__ir) with their keys (__ik*), one row per distinct combination of
+        key values (__ig*), a LIST key's value coming with its position (__ix*.i)."""
+        items = "".join(f", {e.sql} AS __ik{i}" for i, e in enumerate(keys))
+        self.add(f"SELECT *, row_number() OVER () AS __ir{items} FROM {self.prev}")
+        for i, e in enumerate(keys):
+            if e.is_list:
+                values = _positioned(f"__ik{i}", e.type)
+                self.add(f"SELECT *, unnest({values}) AS __ix{i} FROM {self.prev}")
+        groups = "".join(
+            f", {f'__ix{i}.v' if e.is_list else f'__ik{i}'} AS __ig{i}" for i, e in enumerate(keys)
+        )
+        return self.add(f"SELECT *{groups} FROM {self.prev}")
+
+    def inline_outputs(
+        self, step: p.InlineAggregate, keys: list[E], c: ExprCompiler, expanded: str
+    ) -> list[E]:
+        """The aggregates per group, then the outputs (__io*) over them and the group's keys."""
+        group_keys = [f"__ig{i}" for i in range(len(keys))]
+        aggs = [f"{self.agg(a, c)} AS {ident(name)}" for name, a in step.aggregates]
+        group_by = f" GROUP BY {', '.join(group_keys)}" if keys else ""
+        items = ", ".join([*group_keys, *aggs]) or "1 AS __empty"
+        grouped = self.add(f"SELECT {items} FROM {expanded}{group_by}")
+        inner = {n: E(ident(n), a.type, a.fn in ("values", "top")) for n, a in step.aggregates}
+        for i, ((name, _), e) in enumerate(zip(step.groups, keys, strict=True)):
+            inner[name] = E(f"__ig{i}", e.type, False)
+        oc = ExprCompiler(inner, self.now, self.warnings)
+        outs = [oc.compile(expr) for _, expr in step.outputs]
+        items = ", ".join([*group_keys, *(f"{o.sql} AS __io{i}" for i, o in enumerate(outs))])
+        self.add(f"SELECT {items or '1 AS __empty'} FROM {grouped}")
+        return outs
+
     def agg(self, a: p.AggCall, c: ExprCompiler) -> str:
         filt = ""
         if a.filter is not None:
@@ -372,6 +441,21 @@ def _hash_order(keys: list[tuple[str, E]]) -> str:
             return f"{key} ASC NULLS FIRST"
         return f"({key} IS NULL) DESC, min(__ord)"
     return "min(__ord)"
+
+
+def _positioned(key: str, t: T) -> str:
+    """A LIST key's distinct values in first-seen order, each as {'v': value, 'i': position};
+    a null key is one null value."""
+    distinct = f"list_filter({key}, lambda v, i: list_position({key}, v) = i)"
+    return (
+        f"(CASE WHEN {key} IS NULL THEN [{{'v': CAST(NULL AS {sql_type(t)}), 'i': 1}}] "
+        f"ELSE list_transform({distinct}, lambda v, i: {{'v': v, 'i': i}}) END)"
+    )
+
+
+def _gathered(column: str, out: E, order: str) -> str:
+    """The values of one output over a row's groups, in combination order, as one LIST."""
+    return norm_list(f"flatten(list({as_list(E(column, out.type, out.is_list))} ORDER BY {order}))")
 
 
 def _filter_and(filt: str, condition: str) -> str:

@@ -430,6 +430,18 @@ def _like(c: ExprCompiler, call: p.Call) -> E:
     return E("(" + " OR ".join(parts) + ")", T.BOOLEAN)
 
 
+@_reg("mv_any_like")
+def _mv_any_like(c: ExprCompiler, call: p.Call) -> E:
+    # KQL's wildcard term: a multivalue matches when any value does; null matches nothing.
+    value = c.compile(call.args[0])
+    pattern = literal(like_to_sql(_const_str(call.args[1], "KQL wildcard")), T.KEYWORD)
+    if value.is_list:
+        test = f"len(list_filter({value.sql}, lambda z: z LIKE {pattern} ESCAPE '\\')) > 0"
+    else:
+        test = f"(({value.sql}) LIKE {pattern} ESCAPE '\\')"
+    return E(f"COALESCE({test}, FALSE)", T.BOOLEAN)
+
+
 # -- conversions ----------------------------------------------------------------------------
 
 

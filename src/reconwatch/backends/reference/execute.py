@@ -159,6 +159,63 @@ def _aggregate(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
         yield out
 
 
+def _inline_aggregate(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
+    """STATS's groups, each row then given the outputs of the groups it belongs to."""
+    assert isinstance(step, p.InlineAggregate)
+    data = list(rows)
+    specs = [AggSpec(agg, ctx) for _, agg in step.aggregates]
+    keys = [(name, compile_expr(expr, ctx), expr.type) for name, expr in step.groups]
+    groups: dict[tuple[object, ...], tuple[tuple[object, ...], list[AggState]]] = {}
+    memberships: list[list[tuple[object, ...]]] = []
+    for row in data:
+        member: list[tuple[object, ...]] = []
+        per_key = [v.as_list(fn(row)) or [None] for _, fn, _ in keys]
+        for combo in itertools.product(*per_key):
+            ident = tuple(v.order_key(x, t) for x, (_, _, t) in zip(combo, keys, strict=True))
+            if ident in member:
+                continue
+            member.append(ident)
+            entry = groups.get(ident)
+            if entry is None:
+                entry = (combo, [spec.new() for spec in specs])
+                groups[ident] = entry
+            for state in entry[1]:
+                state.add(row)
+        memberships.append(member)
+    outputs = [compile_expr(expr, ctx) for _, expr in step.outputs]
+    results = {
+        ident: _group_outputs(step, outputs, combo, states)
+        for ident, (combo, states) in groups.items()
+    }
+    kept = [c.name for c in step.columns[: len(step.columns) - len(step.outputs) - len(keys)]]
+    for row, member in zip(data, memberships, strict=True):
+        out = {name: row.get(name) for name in kept}
+        for i, (name, _) in enumerate(step.outputs):
+            found = [results[ident][i] for ident in member]
+            out[name] = (
+                found[0]
+                if len(found) == 1
+                else v.from_list(x for value in found for x in v.as_list(value))
+            )
+        for name, fn, _ in keys:
+            out[name] = fn(row)
+        yield out
+
+
+def _group_outputs(
+    step: p.InlineAggregate,
+    outputs: list[Compiled],
+    combo: tuple[object, ...],
+    states: list[AggState],
+) -> list[object]:
+    """One group's outputs, evaluated over its aggregate results and key values by name."""
+    env: dict[str, object] = {
+        name: state.result() for (name, _), state in zip(step.aggregates, states, strict=True)
+    }
+    env.update((name, value) for (name, _), value in zip(step.groups, combo, strict=True))
+    return [fn(env) for fn in outputs]
+
+
 def _hash_order(
     groups: dict[tuple[object, ...], tuple[tuple[object, ...], list[AggState]]],
     keys: list[tuple[str, Compiled, T]],
@@ -229,5 +286,6 @@ _STEPS: dict[type, Callable[[p.Step, Rows, EvalContext], Rows]] = {
     p.MvExpand: _mv_expand,
     p.Sort: _sort,
     p.Aggregate: _aggregate,
+    p.InlineAggregate: _inline_aggregate,
     p.Extract: _extract,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import calendar
+import functools
 import hashlib
 import ipaddress
 import json
@@ -17,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from reconwatch.backends.reference.evaluate import EvalContext, EvalFailure, scalar_impl
+from reconwatch.esql.patterns import like_to_regex
 from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
@@ -815,6 +817,18 @@ def _mv_append(args: Args, call: p.Call, ctx: EvalContext) -> object:
 def _mv_contains(args: Args, call: p.Call, ctx: EvalContext) -> object:
     superset = {v.order_key(x, call.args[0].type) for x in _values_of(args[0])}
     return all(v.order_key(x, call.args[1].type) in superset for x in _values_of(args[1]))
+
+
+@functools.lru_cache(maxsize=256)
+def _like_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(like_to_regex(pattern), re.DOTALL)
+
+
+@scalar_impl("mv_any_like")
+def _mv_any_like(args: Args, call: p.Call, ctx: EvalContext) -> object:
+    # KQL's wildcard term: a multivalue matches when any value does; null matches nothing.
+    pattern = _like_regex(_s(args[1]))
+    return any(pattern.fullmatch(_s(x)) for x in _values_of(args[0]))
 
 
 @scalar_impl("mv_intersection")

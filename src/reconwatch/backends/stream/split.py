@@ -92,7 +92,13 @@ def _is_last(step: p.Step, plan: p.Plan) -> bool:
 
 
 def _name(step: p.Step) -> str:
-    names = {p.Extract: "DISSECT/GROK", p.MvExpand: "MV_EXPAND", p.Aggregate: "a second STATS"}
+    names = {
+        p.Extract: "DISSECT/GROK",
+        p.MvExpand: "MV_EXPAND",
+        p.Aggregate: "a second STATS",
+        # Its result for an early event depends on events not yet seen.
+        p.InlineAggregate: "INLINE STATS",
+    }
     return names.get(type(step), type(step).__name__.upper())
 
 

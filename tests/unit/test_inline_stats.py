@@ -1,0 +1,235 @@
+"""INLINE STATS on both executors against hand-computed results, and its refusal by the stream."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from reconwatch.backends import duckdb as duck
+from reconwatch.backends import reference as ref
+from reconwatch.backends.stream.split import split_plan
+from reconwatch.errors import QuerySemanticError, UnsupportedFeatureError
+from reconwatch.esql.analyze import compile_query
+from reconwatch.ingest import Dataset
+from reconwatch.plan import nodes as p
+from reconwatch.plan.catalog import Result, StaticCatalog
+
+NOW = datetime(2025, 1, 15, 12, tzinfo=UTC)
+INDEX = "logs-endpoint.events.network-default"
+BACKENDS = ["reference", "duckdb"]
+
+# Four events: host "a" twice (one with two destination IPs), host "b", and one without a host.
+DOCS: list[dict[str, object]] = [
+    {
+        "@timestamp": "2025-01-15T11:00:00Z",
+        "host": {"name": "a", "id": "h1"},
+        "destination": {"port": 22, "ip": ["10.0.0.1", "10.0.0.2"]},
+    },
+    {
+        "@timestamp": "2025-01-15T11:00:01Z",
+        "host": {"name": "a", "id": "h2"},
+        "destination": {"port": 80, "ip": "10.0.0.1"},
+    },
+    {"@timestamp": "2025-01-15T11:00:02Z", "host": {"name": "b"}, "destination": {"port": 443}},
+    {"@timestamp": "2025-01-15T11:00:03Z", "destination": {"port": 8080, "ip": "10.0.0.3"}},
+]
+# Every query starts here, so rows come in document order and only these columns exist.
+HEAD = f"FROM {INDEX} | SORT @timestamp | KEEP host.name, host.id, destination.port, destination.ip"
+
+
+def reference_rows() -> list[dict[str, object]]:
+    """DOCS as flattened rows (multivalues already in doc-values order)."""
+    out: list[dict[str, object]] = []
+    for doc in DOCS:
+        row: dict[str, object] = {"@timestamp": datetime.fromisoformat(str(doc["@timestamp"]))}
+        for parent in ("host", "destination"):
+            fields = doc.get(parent, {})
+            assert isinstance(fields, dict)
+            row.update((f"{parent}.{key}", value) for key, value in fields.items())
+        out.append(row)
+    return out
+
+
+def run(backend: str, query: str) -> Result:
+    dataset = Dataset.from_documents(DOCS, index=INDEX)
+    plan = compile_query(query, dataset)
+    if backend == "reference":
+        return ref.execute(plan, reference_rows(), NOW)
+    return duck.execute(plan, dataset, NOW)
+
+
+def names(result: Result) -> list[str]:
+    return [c.name for c in result.columns]
+
+
+# query tail -> (output column names, rows), computed by hand from DOCS.
+CASES: dict[str, tuple[str, list[str], list[tuple[object, ...]]]] = {
+    # The BY column moves to the end; a null key is a group of its own.
+    "by_field": (
+        "| INLINE STATS c = COUNT(*), p = MAX(destination.port), d = COUNT_DISTINCT(host.id) BY host.name",
+        ["host.id", "destination.port", "destination.ip", "c", "p", "d", "host.name"],
+        [
+            ("h1", 22, ["10.0.0.1", "10.0.0.2"], 2, 80, 2, "a"),
+            ("h2", 80, "10.0.0.1", 2, 80, 2, "a"),
+            (None, 443, None, 1, 443, 0, "b"),
+            (None, 8080, "10.0.0.3", 1, 8080, 0, None),
+        ],
+    ),
+    # Without BY every row gets the global aggregate, appended after the input columns.
+    "global_with_filter": (
+        "| INLINE STATS s = SUM(destination.port) WHERE destination.port > 50, n = COUNT(host.id)",
+        ["host.name", "host.id", "destination.port", "destination.ip", "s", "n"],
+        [
+            ("a", "h1", 22, ["10.0.0.1", "10.0.0.2"], 8603, 2),
+            ("a", "h2", 80, "10.0.0.1", 8603, 2),
+            ("b", None, 443, None, 8603, 2),
+            (None, None, 8080, "10.0.0.3", 8603, 2),
+        ],
+    ),
+    # A multivalued key: the row joins the group of each value (10.0.0.1: ports 22 and 80;
+    # 10.0.0.2: port 22) and gets their results one after the other, the BY column its own value.
+    # Expressions over aggregates are computed per group first.
+    "multivalued_key": (
+        (
+            "| INLINE STATS c = COUNT(*), v = VALUES(destination.port), "
+            "m = ROUND(AVG(destination.port), 1) BY destination.ip | KEEP c, v, m, destination.ip"
+        ),
+        ["c", "v", "m", "destination.ip"],
+        [
+            ([2, 1], [22, 80, 22], [51.0, 22.0], ["10.0.0.1", "10.0.0.2"]),
+            (2, [22, 80], 51.0, "10.0.0.1"),
+            (1, 443, 443.0, None),
+            (1, 8080, 8080.0, "10.0.0.3"),
+        ],
+    ),
+    # Two keys, one multivalued: the groups are combinations; equal results stay repeated.
+    "two_keys": (
+        "| INLINE STATS c = COUNT(*) BY host.name, destination.ip | KEEP c",
+        ["c"],
+        [([2, 1],), (2,), (1,), (1,)],
+    ),
+    # A grouping expression named like an input column replaces it, with the row's value.
+    "grouping_expression_overrides": (
+        "| INLINE STATS c = COUNT(*) BY host.name = TO_UPPER(host.name) | KEEP c, host.name",
+        ["c", "host.name"],
+        [(2, "A"), (2, "A"), (1, "B"), (1, None)],
+    ),
+    # An aggregate named like an input column replaces it and moves after the kept columns.
+    "aggregate_overrides_column": (
+        "| INLINE STATS destination.port = MIN(destination.port) BY host.name",
+        ["host.id", "destination.ip", "destination.port", "host.name"],
+        [
+            ("h1", ["10.0.0.1", "10.0.0.2"], 22, "a"),
+            ("h2", "10.0.0.1", 22, "a"),
+            (None, None, 443, "b"),
+            (None, "10.0.0.3", 8080, None),
+        ],
+    ),
+    # The rule shape: prevalence per destination, then a threshold, then STATS over the rows.
+    "then_where_and_stats": (
+        (
+            "| INLINE STATS ids = COUNT_DISTINCT(host.id) BY host.name "
+            "| WHERE ids < 2 | STATS n = COUNT(*), p = MAX(destination.port)"
+        ),
+        ["n", "p"],
+        [(2, 8080)],
+    ),
+    # A grouping that copies another is one key, and the copy keeps the row's value too.
+    "copied_grouping": (
+        "| EVAL ip2 = destination.ip | INLINE STATS c = COUNT(*) BY destination.ip, ip2 | KEEP c, ip2",
+        ["c", "ip2"],
+        [([2, 1], ["10.0.0.1", "10.0.0.2"]), (2, "10.0.0.1"), (1, None), (1, "10.0.0.3")],
+    ),
+    # Collect values over every row, then test each row against them (the GenAI-descendant rule).
+    "values_then_intersection": (
+        (
+            '| INLINE STATS ips = VALUES(destination.ip) WHERE host.name == "a" '
+            "| EVAL hit = MV_INTERSECTION(ips, destination.ip) | KEEP host.name, hit"
+        ),
+        ["host.name", "hit"],
+        [("a", ["10.0.0.1", "10.0.0.2"]), ("a", "10.0.0.1"), ("b", None), (None, None)],
+    ),
+    # Two INLINE STATS in a row; the second groups by the first's result.
+    "twice": (
+        "| INLINE STATS c = COUNT(*) BY host.name | INLINE STATS k = COUNT(*) BY c | KEEP k, c",
+        ["k", "c"],
+        [(2, 2), (2, 2), (2, 1), (2, 1)],
+    ),
+    "no_rows": (
+        "| WHERE destination.port > 10000 | INLINE STATS c = COUNT(*)",
+        ["host.name", "host.id", "destination.port", "destination.ip", "c"],
+        [],
+    ),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_inline_stats_rows(backend: str, name: str) -> None:
+    tail, columns, rows = CASES[name]
+    result = run(backend, f"{HEAD} {tail}")
+    assert names(result) == columns
+    assert result.rows == rows
+    assert result.warnings == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_row_order_is_kept_without_sort(backend: str) -> None:
+    query = "ROW x = [3, 1, 2, 1] | MV_EXPAND x | INLINE STATS c = COUNT(*) BY x"
+    assert run(backend, query).rows == [(1, 3), (2, 1), (1, 2), (2, 1)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_multivalued_key_in_a_row_and_a_grouping_over_it(backend: str) -> None:
+    # Each distinct value is a group: the row is alone in both, so the results repeat, and the
+    # BY column keeps the row's own value.
+    query = "ROW a = 1, b = [3, 2, 3] | INLINE STATS c = MAX(a), n = COUNT(*) BY b"
+    result = run(backend, query)
+    assert names(result) == ["a", "c", "n", "b"]
+    assert result.rows == [(1, [1, 1], [1, 1], [3, 2, 3])]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_false_filter_gives_null_and_zero_count(backend: str) -> None:
+    query = "ROW x = null, a = 1, b = [2, 3] | INLINE STATS c = MAX(a) WHERE x, n = COUNT(a) WHERE x BY b"
+    result = run(backend, query)
+    # Null results of every group drop out; zero counts stay, one per group.
+    assert result.rows == [(None, 1, None, [0, 0], [2, 3])]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_name_collisions_keep_the_rightmost_and_warn(backend: str) -> None:
+    query = 'ROW city = "Raleigh" | INLINE STATS city = COUNT(city) BY city'
+    result = run(backend, query)
+    assert names(result) == ["city"]
+    assert result.rows == [("Raleigh",)]
+    assert result.warnings == ["Line 1:37: Field 'city' shadowed by field at line 1:59"]
+
+
+def test_analysis_types_and_multivalue_flags() -> None:
+    dataset = Dataset.from_documents(DOCS, index=INDEX)
+    plan = compile_query(f"{HEAD} | INLINE STATS c = COUNT(*) BY destination.ip", dataset)
+    step = next(s for s in plan.steps if isinstance(s, p.InlineAggregate))
+    cols = {c.name: c for c in step.columns}
+    # A multivalued key may give a row several groups, so every output may be a multivalue.
+    assert cols["c"].multivalued and cols["destination.ip"].multivalued
+    plan = compile_query(f"{HEAD} | INLINE STATS c = COUNT(*) BY host.name", dataset)
+    step = next(s for s in plan.steps if isinstance(s, p.InlineAggregate))
+    assert not {c.name: c for c in step.columns}["c"].multivalued
+    assert not plan.is_aggregating
+
+
+def test_aggregate_outside_an_aggregate_position_is_refused() -> None:
+    catalog = StaticCatalog({})
+    with pytest.raises(QuerySemanticError, match="must appear in the STATS BY clause"):
+        compile_query("ROW a = 1, b = 2 | INLINE STATS c = MAX(a) + b", catalog)
+
+
+def test_stream_refuses_inline_stats_by_name() -> None:
+    dataset = Dataset.from_documents(DOCS, index=INDEX)
+    plan = compile_query(
+        f"FROM {INDEX} | INLINE STATS c = COUNT(*) BY host.name | WHERE c > 1", dataset
+    )
+    with pytest.raises(UnsupportedFeatureError, match="INLINE STATS"):
+        split_plan(plan)
