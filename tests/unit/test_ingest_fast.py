@@ -80,3 +80,24 @@ def test_text_read_leaf_meets_arrays_floats_and_bracket_strings_late(tmp_path: P
     text = "from logs-* | stats v = values(k), ips = count_distinct(destination.ip)"
     assert run_query(text, ds, now=NOW).rows == [(["1.5", "[not an array", "a", "b", "x"], 2)]
     assert ds.report.errors == []
+
+
+def test_good_file_read_by_duckdb_and_bad_file_by_python_in_one_query(tmp_path: Path) -> None:
+    good = _write(
+        tmp_path / "good.ndjson",
+        [
+            {"@timestamp": f"2024-01-01T00:00:0{i}Z", "host": {"ip": [f"10.0.0.{i}", "::1"]}}
+            for i in range(3)
+        ],
+    )
+    bad = _write(
+        tmp_path / "bad.ndjson",
+        [{"@timestamp": "2024-01-01T00:00:09Z", "host": {"ip": "10.9.9.9"}}, "{oops"],
+    )
+    ds = Dataset.from_files([good, bad])
+    rows = run_query("from logs-* | keep host.ip | sort @timestamp", ds, now=NOW).rows
+    assert rows == [(["::1", f"10.0.0.{i}"],) for i in range(3)] + [("10.9.9.9",)]
+    assert ds.report.lines() == [
+        f"{bad}:2: not JSON: JSON is malformed: object keys must be strings (byte 1)"
+    ]
+    assert ds.report.events == 4
