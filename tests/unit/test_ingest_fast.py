@@ -95,7 +95,7 @@ def test_good_file_read_by_duckdb_and_bad_file_by_python_in_one_query(tmp_path: 
         [{"@timestamp": "2024-01-01T00:00:09Z", "host": {"ip": "10.9.9.9"}}, "{oops"],
     )
     ds = Dataset.from_files([good, bad])
-    rows = run_query("from logs-* | keep host.ip | sort @timestamp", ds, now=NOW).rows
+    rows = run_query("from logs-* | sort @timestamp | keep host.ip", ds, now=NOW).rows
     assert rows == [(["::1", f"10.0.0.{i}"],) for i in range(3)] + [("10.9.9.9",)]
     assert ds.report.lines() == [
         f"{bad}:2: not JSON: JSON is malformed: object keys must be strings (byte 1)"
