@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -233,3 +235,110 @@ def test_stream_refuses_inline_stats_by_name() -> None:
     )
     with pytest.raises(UnsupportedFeatureError, match="INLINE STATS"):
         split_plan(plan)
+
+
+# ---------------------------------------------------------------------------------------------
+# Upstream rules that use INLINE STATS, unmodified, on small hand-made alert sets.
+
+CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "rules" / "esql-corpus"
+
+
+def corpus_query(name: str) -> str:
+    path = CORPUS / f"{name}.toml"
+    if not path.is_file():
+        pytest.skip(f"shared ES|QL rule corpus not found at {CORPUS}")
+    return str(tomllib.loads(path.read_text())["rule"]["query"])
+
+
+def run_docs(backend: str, query: str, docs: list[dict[str, object]], index: str) -> Result:
+    dataset = Dataset.from_documents(docs, index=index)
+    plan = compile_query(query, dataset)
+    if backend == "reference":
+        rows = [{**flat_row(doc), "_index": index, "_id": f"d{i}"} for i, doc in enumerate(docs)]
+        return ref.execute(plan, rows, NOW)
+    return duck.execute(plan, dataset, NOW)
+
+
+def flat_row(doc: dict[str, object], prefix: str = "") -> dict[str, object]:
+    """A nested document as dotted keys (lists are multivalues, left in doc-values order)."""
+    row: dict[str, object] = {}
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            row.update(flat_row(value, f"{prefix}{key}."))
+        else:
+            row[f"{prefix}{key}"] = value
+    return row
+
+
+def behavior_alert(host: str, rule: str) -> dict[str, object]:
+    return {
+        "@timestamp": "2025-01-15T11:00:00Z",
+        "data_stream": {"dataset": "endpoint.alerts"},
+        "event": {"code": "behavior"},
+        "host": {"id": host},
+        "rule": {"name": rule},
+        "process": {"executable": f"/usr/bin/{rule}"},
+        # Fields outside ECS that the rule reads are mapped only when some document has them.
+        "dll": {"path": "/lib/x.so", "hash": {"sha256": "ab"}},
+    }
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rule_same_host_prevalence(backend: str) -> None:
+    query = corpus_query(
+        "rules__cross-platform__multiple_elastic_defend_behavior_rules_same_host_prevalence"
+    )
+    # r1 and r2 fire on h1 only, r3 on h2 only, r4 on both hosts (so it is ignored).
+    docs = [
+        behavior_alert("h1", "r1"),
+        behavior_alert("h1", "r2"),
+        behavior_alert("h1", "r4"),
+        behavior_alert("h2", "r3"),
+        behavior_alert("h2", "r4"),
+    ]
+    result = run_docs(backend, query, docs, "logs-endpoint.alerts-default")
+    row = dict(zip(names(result), result.rows[0], strict=True))
+    assert len(result.rows) == 1
+    assert row["host.id"] == "h1"
+    assert row["Esql.rule_name_count_distinct"] == 2
+    assert row["Esql.rule_name_values"] == ["r1", "r2"]
+
+
+def process_event(
+    ancestry: list[str], parent: str, entity: str, **extra: object
+) -> dict[str, object]:
+    doc: dict[str, object] = {
+        "@timestamp": "2025-01-15T11:00:00Z",
+        "data_stream": {"dataset": "endpoint.events.process"},
+        "process": {
+            "Ext": {"ancestry": ancestry},
+            "parent": {"name": parent, "entity_id": entity},
+        },
+    }
+    doc.update(extra)
+    return doc
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rule_genai_utility_descendant(backend: str) -> None:
+    query = corpus_query(
+        "rules__cross-platform__initial_access_elastic_defend_alert_genai_utility_descendant"
+    )
+    alert = {"dataset": "endpoint.alerts"}
+    docs = [
+        # A GenAI tool (entity E1) spawns something: E1 joins the global list.
+        process_event(["P0"], "claude", "E1"),
+        # Alerts: one descends from E1, one does not, one is excluded by its rule name.
+        process_event(["E1", "P9"], "bash", "P9", data_stream=alert, rule={"name": "Bad"}),
+        process_event(["P7", "P8"], "bash", "P8", data_stream=alert, rule={"name": "Bad"}),
+        process_event(
+            ["E1"], "bash", "P5", data_stream=alert, rule={"name": "Persistence via GenAI Tool"}
+        ),
+    ]
+    result = run_docs(backend, query, docs, "logs-endpoint.alerts-default")
+    cols = names(result)
+    assert len(result.rows) == 1
+    row = dict(zip(cols, result.rows[0], strict=True))
+    assert row["Esql.genai_ancestor_ids"] == "E1"
+    assert row["all_genai_entity_ids"] == "E1"
+    assert row["process.parent.entity_id"] == "P9"
