@@ -10,10 +10,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
 
 from reconwatch.ecs.schema import ECS_FIELDS, MULTIVALUED_FIELDS, is_ecs_index
 from reconwatch.errors import UsageError
@@ -32,6 +31,9 @@ from reconwatch.ingest.read import IngestReport, peek, read_events
 from reconwatch.plan import values
 from reconwatch.plan.nodes import Column
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 DOCUMENTS = "<documents>"
 BATCH = 50_000
 # Events of an NDJSON file read in Python to learn its fields before DuckDB reads it all.
@@ -39,19 +41,25 @@ SAMPLE_LINES = 1000
 # Hidden columns every scanned table carries besides the fields and METADATA.
 SOURCE_COLUMN = "__src"
 
-_ARROW_TYPES: dict[T, pa.DataType] = {
-    T.KEYWORD: pa.string(),
-    T.TEXT: pa.string(),
-    T.IP: pa.string(),
-    T.VERSION: pa.string(),
-    T.LONG: pa.int64(),
-    T.INTEGER: pa.int32(),
-    T.UNSIGNED_LONG: pa.uint64(),
-    T.DOUBLE: pa.float64(),
-    T.BOOLEAN: pa.bool_(),
-    T.DATETIME: pa.timestamp("us"),
-    T.DATE_NANOS: pa.timestamp("us"),
-}
+
+@functools.cache
+def _arrow_types() -> dict[T, pa.DataType]:
+    # pyarrow is loaded only when the Python reader runs: DuckDB's own reading needs none of it.
+    import pyarrow as pa
+
+    return {
+        T.KEYWORD: pa.string(),
+        T.TEXT: pa.string(),
+        T.IP: pa.string(),
+        T.VERSION: pa.string(),
+        T.LONG: pa.int64(),
+        T.INTEGER: pa.int32(),
+        T.UNSIGNED_LONG: pa.uint64(),
+        T.DOUBLE: pa.float64(),
+        T.BOOLEAN: pa.bool_(),
+        T.DATETIME: pa.timestamp("us"),
+        T.DATE_NANOS: pa.timestamp("us"),
+    }
 
 
 @dataclass(slots=True)
@@ -318,6 +326,8 @@ class Dataset:
                 parts.append(sql)
         if slow or not parts:
             schema = self.arrow_schema(cols, metadata)
+            import pyarrow as pa
+
             reader = pa.RecordBatchReader.from_batches(schema, self.batches(names, slow, metadata))
             con.register("rw_python", reader)
             parts.append("SELECT * FROM rw_python")
@@ -411,9 +421,11 @@ class Dataset:
                 yield self._batch(schema, cols, metadata, index, inp, rows)
 
     def arrow_schema(self, cols: Sequence[Column], metadata: Sequence[str]) -> pa.Schema:
+        import pyarrow as pa
+
         fields = [pa.field(SOURCE_COLUMN, pa.int32())]
         for c in cols:
-            base = _ARROW_TYPES.get(c.type, pa.string())
+            base = _arrow_types().get(c.type, pa.string())
             fields.append(pa.field(c.name, pa.list_(base) if c.multivalued else base))
         for m in metadata:
             fields.append(pa.field(m, pa.int64() if m == "_version" else pa.string()))
@@ -428,6 +440,8 @@ class Dataset:
         inp: _Input,
         rows: list[tuple[int, Flat]],
     ) -> pa.RecordBatch:
+        import pyarrow as pa
+
         arrays: list[list[Any]] = [[index] * len(rows)]
         for c in cols:
             arrays.append([_cell(flat.get(c.name), c) for _line, flat in rows])

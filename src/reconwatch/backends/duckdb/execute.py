@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import duckdb
-import pyarrow as pa
 
 from reconwatch.backends.duckdb import udf
 from reconwatch.backends.duckdb.compile import SOURCE_TABLE, Compiled, compile_plan
@@ -19,6 +18,9 @@ from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values
 from reconwatch.plan.catalog import Result
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class ScanSource(Protocol):
@@ -148,6 +150,8 @@ def _register_source(
     names = [f.name for f in src.fields]
     meta = tuple(m for m in src.metadata)
     if dataset is None:
+        import pyarrow as pa
+
         schema = pa.schema([pa.field("__src", pa.int32())])
         table = schema.empty_table()
         con.register(SOURCE_TABLE, table)
@@ -159,6 +163,8 @@ def _register_source(
         return
     cols = [dataset.column(n) or p.Column(n, T.KEYWORD) for n in names]
     schema = dataset.arrow_schema(cols, meta)
+    import pyarrow as pa
+
     reader = pa.RecordBatchReader.from_batches(schema, dataset.batches(names, inputs, meta))
     con.register(SOURCE_TABLE, reader)
 
