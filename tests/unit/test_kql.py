@@ -366,7 +366,7 @@ def test_corpus_kql_parses_and_lowers(name: str, where: kql.Located) -> None:
     node = kql.parse(where)
     assert kql.unsupported_parts(node, where) == []
     fields = {
-        n.field.text for n in kql._walk(node) if isinstance(n, kql.Match | kql.Range | kql.Exists)
+        n.field.text for n in kql.walk(node) if isinstance(n, kql.Match | kql.Range | kql.Exists)
     }
     columns = {f: p.Column(f, T.KEYWORD, True) for f in fields}
     expr = kql.lower(node, where, columns, ast.NO_SPAN)

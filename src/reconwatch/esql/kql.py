@@ -354,7 +354,7 @@ def parse(where: Located | str) -> Node:
 def unsupported_parts(node: Node, where: Located) -> list[QueryError]:
     """KQL constructs reconwatch refuses whatever the fields are (for the support report)."""
     found: list[QueryError] = []
-    for item in _walk(node):
+    for item in walk(node):
         if isinstance(item, Nested):
             span = where.span(item.field.start, item.field.end)
             found.append(
@@ -371,13 +371,14 @@ def unsupported_parts(node: Node, where: Located) -> list[QueryError]:
     return found
 
 
-def _walk(node: Node) -> list[Node]:
+def walk(node: Node) -> list[Node]:
+    """The node and every node under it, parents first."""
     if isinstance(node, Bool):
-        return [node, *(n for item in node.items for n in _walk(item))]
+        return [node, *(n for item in node.items for n in walk(item))]
     if isinstance(node, Not):
-        return [node, *_walk(node.operand)]
+        return [node, *walk(node.operand)]
     if isinstance(node, Nested):
-        return [node, *_walk(node.query)]
+        return [node, *walk(node.query)]
     return [node]
 
 
