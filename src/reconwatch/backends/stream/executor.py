@@ -133,14 +133,27 @@ class StreamExecutor:
         self.metrics = StreamMetrics()
         self._fields = [(c.name, c.type) for c in self.split.source.fields]
         self._metadata = self.split.source.metadata
-        self._pre = _row_pipeline(self.split.pre, self.ctx)
+        # A KEEP that only narrows (no renames) changes nothing the later steps read; skipping it
+        # lets the event row convert just the fields a failing WHERE looks at.
+        pre = tuple(
+            st
+            for st in self.split.pre
+            if not (isinstance(st, p.Project) and all(a == b for a, b in st.mapping))
+        )
+        self._pre = _row_pipeline(pre, self.ctx)
+        self._types = dict(self._fields)
         agg = self.split.aggregate
         self._specs = [AggSpec(a, self.ctx) for _, a in agg.aggregates] if agg else []
         self._agg_names = [n for n, _ in agg.aggregates] if agg else []
         self._keys = [(n, compile_expr(e, self.ctx), e.type) for n, e in agg.groups] if agg else []
         self._post_rows = _row_pipeline(
-            tuple(s for s in self.split.post if not isinstance(s, p.Sort | p.Limit)), self.ctx
+            tuple(s for s in self.split.post if not isinstance(s, p.Sort | p.Limit)),
+            self.ctx,
+            lazy=True,
         )
+        self._out_names = [c.name for c in plan.columns]
+        self._agg_index = {n: i for i, n in enumerate(self._agg_names)}
+        self._key_index = {n: i for i, (n, _f, _t) in enumerate(self._keys)}
         self._growth = self._growth_column()
         self.groups: dict[tuple[object, ...], Group] = {}
         self.memory: dict[tuple[object, ...], _Memory] = {}
@@ -175,10 +188,10 @@ class StreamExecutor:
         elif ms < clock.end_ms - self.lateness_ms:
             self.metrics.too_late += 1
             return fired
-        row: Row = {name: _cell(raw.get(name), type_) for name, type_ in self._fields}
+        row = _EventRow(raw, self._types)
         for name in self._metadata:
-            row[name] = _metadata(name, raw)
-        for out in self._pre(row):
+            row.cache[name] = _metadata(name, raw)
+        for out in self._pre(row):  # type: ignore[arg-type]
             self.metrics.rows += 1
             if self._specs or self._keys:
                 self._add_to_groups(out, ms, fired)
@@ -273,10 +286,18 @@ class StreamExecutor:
         return row
 
     def _matching_row(self, group: Group | None, key: tuple[object, ...]) -> Row | None:
+        """The group's output row if it passes the post-STATS steps; aggregates are read only as
+        the threshold needs them (a VALUES list is built only for a match)."""
         if group is None and self._keys:
             return None
-        rows = self._post_rows(self.group_row(group, key))
-        return rows[0] if rows else None
+        if group is None:
+            view: Mapping[str, object] = self.group_row(None, key)
+        else:
+            view = _GroupView(group, self._agg_index, self._key_index)
+        rows = self._post_rows(view)  # type: ignore[arg-type]
+        if not rows:
+            return None
+        return {name: rows[0].get(name) for name in self._out_names}
 
     def _judge(
         self, key: tuple[object, ...], group: Group | None, fired: list[Match], trigger: int = -1
@@ -340,7 +361,7 @@ class StreamExecutor:
         else:
             held.insert(sum(1 for t, _ in held if t <= ms), (ms, row))
         for out in self._post_rows(row):
-            fired.append(self._match(out, (), ms, 0))
+            fired.append(self._match({n: out.get(n) for n in self._out_names}, (), ms, 0))
 
     # -- the answer for the window ending now --------------------------------------------------
 
@@ -381,10 +402,26 @@ def _empty_state(spec: AggSpec) -> Any:
     return LastSeen(True) if spec.distinct else TimeCounter()
 
 
+_MISSING = object()
+_IP_CACHE: dict[str, object] = {}
+_IP_CACHE_MAX = 200_000
+
+
 def _cell(raw: object, type_: T) -> object:
     """An input value (or list of values) converted as ingest indexes it; bad values dropped."""
     if raw is None:
         return None
+    if isinstance(raw, str):
+        if type_ is T.KEYWORD:
+            return raw
+        if type_ is T.IP:
+            # Scans repeat addresses; parsing one with ipaddress costs microseconds.
+            hit = _IP_CACHE.get(raw, _MISSING)
+            if hit is _MISSING:
+                if len(_IP_CACHE) >= _IP_CACHE_MAX:
+                    _IP_CACHE.clear()
+                hit = _IP_CACHE[raw] = _cell([raw], type_)
+            return hit
     items = raw if isinstance(raw, list) else (raw,)
     out: list[object] = []
     for item in items:
@@ -412,8 +449,9 @@ def _metadata(name: str, raw: Mapping[str, object]) -> object:
 # Row-wise steps compiled once into one function per step: row -> rows.
 
 
-def _row_pipeline(steps: tuple[p.Step, ...], ctx: EvalContext) -> RowFn:
-    fns = [_ROW_STEPS[type(s)](s, ctx) for s in steps]
+def _row_pipeline(steps: tuple[p.Step, ...], ctx: EvalContext, *, lazy: bool = False) -> RowFn:
+    table = _LAZY_STEPS if lazy else _ROW_STEPS
+    fns = [table.get(type(s), _ROW_STEPS[type(s)])(s, ctx) for s in steps]
 
     def run(row: Row) -> list[Row]:
         rows = [row]
@@ -475,3 +513,148 @@ _ROW_STEPS: dict[type, Callable[[p.Step, EvalContext], RowFn]] = {
     p.Project: _project,
     p.MvExpand: _mv_expand,
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# Lazy rows after STATS: a threshold reads one or two aggregates, so the rest stay unread.
+
+
+class _GroupView(Mapping[str, object]):
+    """A group's STATS output row, each aggregate computed when first read."""
+
+    __slots__ = ("agg_index", "cache", "group", "key_index")
+
+    def __init__(self, group: Group, agg_index: dict[str, int], key_index: dict[str, int]) -> None:
+        self.group = group
+        self.agg_index = agg_index
+        self.key_index = key_index
+        self.cache: dict[str, object] = {}
+
+    def get(self, name: str, default: object = None) -> object:
+        if name in self.cache:
+            return self.cache[name]
+        index = self.agg_index.get(name)
+        if index is not None:
+            value = self.cache[name] = self.group.aggs[index].result()
+            return value
+        index = self.key_index.get(name)
+        return self.group.key[index] if index is not None else default
+
+    def __getitem__(self, name: str) -> object:
+        if name not in self.agg_index and name not in self.key_index:
+            raise KeyError(name)
+        return self.get(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self.agg_index, *self.key_index])
+
+    def __len__(self) -> int:
+        return len(self.agg_index) + len(self.key_index)
+
+
+class _Overlay(Mapping[str, object]):
+    """EVAL over a lazy row: new values on top, the rest read through."""
+
+    __slots__ = ("base", "top")
+
+    def __init__(self, base: Mapping[str, object]) -> None:
+        self.base = base
+        self.top: dict[str, object] = {}
+
+    def get(self, name: str, default: object = None) -> object:
+        if name in self.top:
+            return self.top[name]
+        return self.base.get(name, default)
+
+    def __getitem__(self, name: str) -> object:
+        return self.top[name] if name in self.top else self.base[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*(k for k in self.base if k not in self.top), *self.top])
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+
+class _Renamed(Mapping[str, object]):
+    """KEEP/DROP/RENAME over a lazy row: output names read through to input names."""
+
+    __slots__ = ("base", "sources")
+
+    def __init__(self, base: Mapping[str, object], sources: dict[str, str]) -> None:
+        self.base = base
+        self.sources = sources
+
+    def get(self, name: str, default: object = None) -> object:
+        src = self.sources.get(name)
+        return self.base.get(src) if src is not None else default
+
+    def __getitem__(self, name: str) -> object:
+        return self.base[self.sources[name]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.sources)
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+
+def _lazy_eval(step: p.Step, ctx: EvalContext) -> RowFn:
+    assert isinstance(step, p.Eval)
+    compiled = [(name, compile_expr(expr, ctx)) for name, expr in step.assignments]
+
+    def run(row: Any) -> list[Any]:
+        out = _Overlay(row)
+        for name, fn in compiled:
+            out.top[name] = fn(out)
+        return [out]
+
+    return run
+
+
+def _lazy_project(step: p.Step, ctx: EvalContext) -> RowFn:
+    assert isinstance(step, p.Project)
+    sources = dict(step.mapping)
+
+    def run(row: Any) -> list[Any]:
+        return [_Renamed(row, sources)]
+
+    return run
+
+
+_LAZY_STEPS: dict[type, Callable[[p.Step, EvalContext], RowFn]] = {
+    p.Eval: _lazy_eval,
+    p.Project: _lazy_project,
+}
+
+
+class _EventRow(Mapping[str, object]):
+    """An event's source fields, each converted to its plan type when first read."""
+
+    __slots__ = ("cache", "raw", "types")
+
+    def __init__(self, raw: Mapping[str, object], types: dict[str, T]) -> None:
+        self.raw = raw
+        self.types = types
+        self.cache: dict[str, object] = {}
+
+    def get(self, name: str, default: object = None) -> object:
+        cache = self.cache
+        if name in cache:
+            return cache[name]
+        type_ = self.types.get(name)
+        if type_ is None:
+            return default
+        value = cache[name] = _cell(self.raw.get(name), type_)
+        return value
+
+    def __getitem__(self, name: str) -> object:
+        if name not in self.types and name not in self.cache:
+            raise KeyError(name)
+        return self.get(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self.types, *(k for k in self.cache if k not in self.types)])
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
