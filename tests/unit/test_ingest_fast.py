@@ -101,3 +101,15 @@ def test_good_file_read_by_duckdb_and_bad_file_by_python_in_one_query(tmp_path: 
         f"{bad}:2: not JSON: JSON is malformed: object keys must be strings (byte 1)"
     ]
     assert ds.report.events == 4
+
+
+def test_every_spelling_of_a_field_after_the_sample(tmp_path: Path) -> None:
+    docs: list[object] = [{"host": {"name": "a", "os": {"type": "linux"}}} for _ in range(1100)]
+    docs += [
+        {"host": {"name": "a", "os.type": "mac"}, "host.name": "b"},
+        {"host.os": {"type": "w"}},
+    ]
+    ds = Dataset.from_files([_write(tmp_path / "dots.ndjson", docs)])
+    text = "from logs-* | stats n = values(host.name), c = count(*) by t = host.os.type | sort t"
+    rows = run_query(text, ds, now=NOW).rows
+    assert rows == [("a", 1100, "linux"), (["a", "b"], 1, "mac"), (None, 1, "w")]

@@ -180,13 +180,10 @@ def _misfit(leaf: Leaf, src: int) -> str:
 
 def text_column(leaf: Leaf, src: int) -> str:
     """A single-valued leaf declared VARCHAR: DuckDB unescapes strings and spells numbers and
-    booleans as JSON does; what text cannot say exactly asks for the JSON declaration."""
-    xs = [_access(keys) for keys in spellings(leaf.name)]
-    v = xs[0] if len(xs) == 1 else f"coalesce({', '.join(xs)})"
+    booleans as JSON does; what text cannot say exactly (or a dotted spelling of the field,
+    which may add values) asks for the JSON declaration."""
+    *others, v = [_access(keys) for keys in spellings(leaf.name)]
     redo = f"error({_quote(JSON_LEAF + leaf.name)})"
-    nothing = " AND ".join(f"{x} IS NULL" for x in xs)
-    several = " + ".join(f"CAST({x} IS NOT NULL AS INTEGER)" for x in xs) + " > 1"
-    ambiguous = f"left({v}, 1) IN ('[', '{{')" + (f" OR {several}" if len(xs) > 1 else "")
     bad = _misfit(leaf, src)
     if leaf.type is T.IP:
         conv = (
@@ -196,12 +193,17 @@ def text_column(leaf: Leaf, src: int) -> str:
     elif leaf.type in (T.DATETIME, T.DATE_NANOS):
         conv = (
             f"CASE WHEN regexp_full_match({v}, '{_ISO}') THEN CAST({v} AS TIMESTAMP) "
-            f"WHEN regexp_full_match({v}, '-?[0-9]+') THEN coalesce(epoch_ms(TRY_CAST({v} AS BIGINT)), {bad}) "
+            f"WHEN regexp_full_match({v}, '-?[0-9]+') "
+            f"THEN coalesce(epoch_ms(TRY_CAST({v} AS BIGINT)), {bad}) "
             f"ELSE coalesce(rw_parse_date({v}), {bad}) END"
         )
     else:
         conv = f"CASE WHEN regexp_full_match({v}, '{_FLOAT_TEXT}') THEN {redo} ELSE {v} END"
-    return f"CASE WHEN {nothing} THEN NULL WHEN {ambiguous} THEN {redo} ELSE {conv} END"
+    dotted = "".join(f"WHEN {x} IS NOT NULL THEN {redo} " for x in others)
+    return (
+        f"CASE {dotted}WHEN {v} IS NULL THEN NULL "
+        f"WHEN left({v}, 1) IN ('[', '{{') THEN {redo} ELSE {conv} END"
+    )
 
 
 def _checked(v: str, leaf: Leaf, src: int) -> str:
@@ -250,12 +252,12 @@ def _from_list(leaf: Leaf, vals: str) -> str:
 
 
 def scalar_column(leaf: Leaf, src: int) -> str:
-    """A single-valued leaf declared JSON: straight from the JSON text in the usual cases (one
-    spelling present, holding a plain string or a one-string array, as Defend writes
-    event.type); anything else takes the general list path."""
+    """A single-valued leaf declared JSON: straight from the JSON text in the usual cases (only
+    the nested spelling present, holding a plain string, a one-string array as Defend writes
+    event.type, an integer or a boolean); anything else takes the general list path."""
     xs = [_access(keys) for keys in spellings(leaf.name)]
+    *others, v = xs
     general = leaf_column(leaf, leaf_values(leaf, src))
-    v = xs[0] if len(xs) == 1 else f"coalesce({', '.join(xs)})"
     r = f"CAST({v} AS VARCHAR)"
     # Minified JSON: a one-string array without escapes has no '","' (that would be two strings).
     one_string = (
@@ -266,19 +268,18 @@ def scalar_column(leaf: Leaf, src: int) -> str:
         (f"starts_with({r}, '\"') AND NOT contains({r}, '\\')", f"{r}[2:-2]"),
         (one_string, f"{r}[3:-3]"),
     ]
-    only = f"{xs[0]} IS NOT NULL"
-    if len(xs) > 1:
-        only = " + ".join(f"CAST({x} IS NOT NULL AS INTEGER)" for x in xs) + " = 1"
     whens = []
     number = _plain_number(r, leaf)
     if number is not None:
-        whens.append(f"WHEN {only} AND {number[0]} THEN {number[1]}")
+        whens.append(f"WHEN {number[0]} THEN {number[1]}")
     for shape, text in shapes:
         quick = _plain_string(text, leaf)
         if quick is not None:
-            whens.append(f"WHEN {only} AND {shape} AND {quick[0]} THEN {quick[1]}")
+            whens.append(f"WHEN {shape} AND {quick[0]} THEN {quick[1]}")
+    alone = " AND ".join([f"{v} IS NOT NULL", *(f"{x} IS NULL" for x in others)])
     nothing = " AND ".join(f"{x} IS NULL" for x in xs)
-    return f"CASE {' '.join(whens)} WHEN {nothing} THEN NULL ELSE {general} END"
+    fast = f"CASE {' '.join(whens)} ELSE {general} END" if whens else general
+    return f"CASE WHEN {nothing} THEN NULL WHEN {alone} THEN {fast} ELSE {general} END"
 
 
 def _plain_number(r: str, leaf: Leaf) -> tuple[str, str] | None:
