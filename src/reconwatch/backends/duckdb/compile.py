@@ -339,8 +339,11 @@ class PlanCompiler:
             # Elasticsearch leaves the order unspecified; the type's order (as the reference) is
             # reproducible.
             if arg.is_list:
-                return sort_values(f"list_distinct(flatten(list({arg.sql}){filt}))", a.type)
-            return sort_values(f"list(DISTINCT {arg.sql}){filt}", a.type)
+                found = f"list_distinct(flatten(list({arg.sql}){filt}))"
+            else:
+                # DuckDB's list keeps a NULL as an element; ES|QL's VALUES skips it.
+                found = f"list(DISTINCT {arg.sql}){_filter_and(filt, f'{arg.sql} IS NOT NULL')}"
+            return _null_if_empty(sort_values(found, a.type))
         if a.fn in ("min", "max"):
             return self.min_max(a.fn, arg, filt)
         if a.fn == "sum":
@@ -420,7 +423,7 @@ class PlanCompiler:
             raise UnsupportedFeatureError("TOP of version values", a.span)
         else:
             ordered = f"list_sort({values}, '{'DESC' if desc else 'ASC'}')"
-        return f"list_slice({ordered}, 1, {limit.value})"
+        return _null_if_empty(f"list_slice({ordered}, 1, {limit.value})")
 
     def min_max(self, fn: str, arg: E, filt: str) -> str:
         if arg.type is T.VERSION:
@@ -441,6 +444,12 @@ def _hash_order(keys: list[tuple[str, E]]) -> str:
             return f"{key} ASC NULLS FIRST"
         return f"({key} IS NULL) DESC, min(__ord)"
     return "min(__ord)"
+
+
+def _null_if_empty(sql: str) -> str:
+    """A LIST aggregate of no values is null (a LIST value is never empty), so that a later
+    `IS NULL` sees the group's null."""
+    return f"(CASE WHEN len({sql}) > 0 THEN {sql} END)"
 
 
 def _positioned(key: str, t: T) -> str:
