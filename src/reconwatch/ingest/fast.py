@@ -76,12 +76,12 @@ def spellings(name: str) -> list[tuple[str, ...]]:
     return out
 
 
-def _tree(names: Iterable[tuple[str, str]]) -> _Node | None:
+def _tree(names: Iterable[tuple[str, str, bool]]) -> _Node | None:
     """Declared keys (with the leaf's declared type) for read_json; None when one key would be
     both a leaf and an object or have two types."""
     root = _Node()
-    for name, type_ in names:
-        for keys in spellings(name):
+    for name, type_, every in names:
+        for keys in spellings(name) if every else [tuple(name.split("."))]:
             node = root
             for key in keys:
                 node = node.children.setdefault(key, _Node())
@@ -309,8 +309,9 @@ def source_select(
 ) -> str | None:
     """SELECT __src and each leaf from one NDJSON file; `checks` are fields only validated.
     None when the keys cannot be declared (a key used both as a value and as an object)."""
-    declared = [(leaf.name, "VARCHAR" if leaf.as_text else "JSON") for leaf in leaves]
-    declared += [(c.name, _CHECK_TYPES[c.type]) for c in checks]
+    declared = [(leaf.name, "VARCHAR" if leaf.as_text else "JSON", True) for leaf in leaves]
+    # Checked in the nested spelling only, the one Elastic's agents write.
+    declared += [(c.name, _CHECK_TYPES[c.type], False) for c in checks]
     tree = _tree(declared)
     if tree is None:
         return None
@@ -325,7 +326,7 @@ def source_select(
     where = ""
     if checks:
         # Referenced, so DuckDB converts (and checks) them; the condition itself is always true.
-        seen = [_access(k) for c in checks for k in spellings(c.name)]
+        seen = [_access(tuple(c.name.split("."))) for c in checks]
         where = " WHERE " + " AND ".join(f"({x} IS NULL OR {x} IS NOT NULL)" for x in seen)
     items = [f"CAST({src} AS INTEGER) AS __src"]
     for leaf in leaves:
