@@ -198,7 +198,10 @@ def text_column(leaf: Leaf, src: int) -> str:
             f"ELSE coalesce(rw_parse_date({v}), {bad}) END"
         )
     else:
-        conv = f"CASE WHEN regexp_full_match({v}, '{_FLOAT_TEXT}') THEN {redo} ELSE {v} END"
+        # Only text starting like a number can be a float; most keywords never reach the regex.
+        numeric = f"(left({v}, 1) IN ('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'))"
+        floaty = f"{numeric} AND regexp_full_match({v}, '{_FLOAT_TEXT}')"
+        conv = f"CASE WHEN {floaty} THEN {redo} ELSE {v} END"
     dotted = "".join(f"WHEN {x} IS NOT NULL THEN {redo} " for x in others)
     return (
         f"CASE {dotted}WHEN {v} IS NULL THEN NULL "
