@@ -1,0 +1,85 @@
+"""`reconwatch watch`: a scan split across the hour alerts once, in the detect format, from stdin or a file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from reconwatch.backends.stream.watch import PATH_FIELD, RuleWatch, lookback_window
+from reconwatch.ingest.flatten import flatten
+from reconwatch.plan import values as v
+from reconwatch.rules.builtin import load_builtin
+
+T0 = datetime(2025, 7, 16, 9, 0, tzinfo=UTC)
+
+
+def scan_lines() -> list[str]:
+    lines = []
+    for i in range(400):
+        ts = T0 + timedelta(minutes=50, seconds=3 * i)
+        doc = {
+            "@timestamp": v.format_datetime(ts),
+            "host": {"os": {"type": "linux"}, "name": "web-1"},
+            "event": {"type": "start", "action": "connection_attempted"},
+            "process": {"executable": "/usr/bin/nmap"},
+            "destination": {"ip": f"10.0.{i // 200}.{i % 200 + 1}"},
+            "agent": {"id": "agent-1"},
+        }
+        lines.append(json.dumps(doc))
+    return lines
+
+
+def _watch(args: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    code = "from reconwatch.cli.main import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, "watch", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_watch_from_stdin_prints_one_alert_with_bad_lines_reported() -> None:
+    lines = scan_lines()
+    lines.insert(10, "{not json")
+    done = _watch(["--rule", "subnet-scanning-seed", "-"], "\n".join(lines) + "\n")
+    assert done.returncode == 0, done.stderr
+    alerts = [json.loads(x) for x in done.stdout.splitlines()]
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert alert[PATH_FIELD] == "stream"
+    assert alert["Esql.destination_ip_count_distinct"] == 251
+    assert alert["kibana.alert.rule.rule_id"] == "860f2a03-a1cf-48d6-a674-c6d62ae608a1"
+    assert alert["@timestamp"] == "2025-07-16T10:02:30.000Z"
+    assert "<stdin>:11" in done.stderr and "1 alert(s)" in done.stderr
+
+
+def test_watch_replays_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "events.ndjson"
+    path.write_text("\n".join(scan_lines()) + "\n", encoding="utf-8")
+    done = _watch(["--rule", "subnet-scanning-seed", str(path), "--stats"])
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 1
+    assert "groups=1" in done.stderr
+
+
+def test_unknown_rule_is_a_usage_error() -> None:
+    done = _watch(["--rule", "no-such-rule", "-"])
+    assert done.returncode == 2
+    assert "no-such-rule" in done.stderr
+
+
+def test_rule_lookback_is_the_window_without_a_query_time_filter() -> None:
+    rule = load_builtin("subnet-scanning")
+    window = lookback_window(rule)
+    assert window.length_ms == 61 * 60_000
+    assert window.time_fields == ("event.ingested", "@timestamp")
+    watch = RuleWatch.create(rule)
+    assert watch.executor.window == window
+    fired = [a for line in scan_lines() for a in watch.push(flatten(json.loads(line)))]
+    assert [a["Esql.destination_ip_count_distinct"] for a in fired] == [251]
