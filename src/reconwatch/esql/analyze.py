@@ -265,7 +265,7 @@ class _Analyzer:
                     steps[-1] = _merge_projects(previous, step)
                 else:
                     steps.append(step)
-        steps = self.final_limit(steps)
+        steps = _unread_inline_outputs_nulled(self.final_limit(steps))
         if isinstance(source, p.Source):
             source = self.finish_source(source)
         return p.Plan(source, tuple(steps), self.query.source, tuple(self.warnings))
@@ -1221,6 +1221,68 @@ def _constant_test_field(expr: p.Expr) -> p.Ref | None:
     if expr.fn == "cidr_match" and refs[0].type is not T.IP:
         return None
     return None if refs[0].span == ast.NO_SPAN else refs[0]
+
+
+def _unread_inline_outputs_nulled(steps: list[p.Step]) -> list[p.Step]:
+    """INLINE STATS outputs nothing later reads become null constants, and the aggregates only
+    they read are dropped: Elasticsearch's optimizer prunes them, so they never run and cannot
+    warn (DuckDB's optimizer would drop some of them and not others)."""
+    if not any(isinstance(s, p.InlineAggregate) for s in steps):
+        return steps
+    needed = {c.name for c in steps[-1].columns}
+    out: list[p.Step] = []
+    for step in reversed(steps):
+        if isinstance(step, p.InlineAggregate):
+            step = _nulled_outputs(step, needed)
+        needed = _needed_before(step, needed)
+        out.append(step)
+    return out[::-1]
+
+
+def _nulled_outputs(step: p.InlineAggregate, needed: set[str]) -> p.InlineAggregate:
+    outputs = tuple(
+        (n, e if n in needed else p.Const(None, e.type, e.span)) for n, e in step.outputs
+    )
+    read = set().union(*(_refs(e) for _, e in outputs))
+    aggregates = tuple((n, a) for n, a in step.aggregates if n in read)
+    return dataclasses.replace(step, aggregates=aggregates, outputs=outputs)
+
+
+def _needed_before(step: p.Step, needed: set[str]) -> set[str]:
+    """The columns a step and those after it read, given what is read after it."""
+    if isinstance(step, p.Eval):
+        for name, expr in reversed(step.assignments):
+            if name in needed:
+                needed = (needed - {name}) | _refs(expr)
+        return needed
+    if isinstance(step, p.Project):
+        return {src for out, src in step.mapping if out in needed}
+    if isinstance(step, p.Aggregate | p.InlineAggregate):
+        kept = set() if isinstance(step, p.Aggregate) else needed
+        made = {n for n, _ in step.groups}
+        if isinstance(step, p.InlineAggregate):
+            made |= {n for n, _ in step.outputs}
+        return (kept - made).union(
+            *(_refs(e) for _, e in step.groups),
+            *(_refs(x) for _, a in step.aggregates for x in (*a.args, a.filter) if x is not None),
+        )
+    if isinstance(step, p.Extract):
+        return (needed - {c.name for c in step.outputs}) | _refs(step.value)
+    if isinstance(step, p.Filter):
+        return needed | _refs(step.condition)
+    if isinstance(step, p.Sort):
+        return needed.union(*(_refs(k.expr) for k in step.keys))
+    if isinstance(step, p.MvExpand):
+        return needed | {step.column}
+    return needed
+
+
+def _refs(expr: p.Expr) -> set[str]:
+    if isinstance(expr, p.Ref):
+        return {expr.name}
+    if isinstance(expr, p.Call):
+        return set().union(*(_refs(a) for a in expr.args))
+    return set()
 
 
 def _merge_projects(first: p.Project, second: p.Project) -> p.Project:
