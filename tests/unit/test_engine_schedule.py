@@ -62,7 +62,7 @@ def test_insert_after_source_and_limit() -> None:
 def test_time_range_condition_falls_back_to_timestamp() -> None:
     cond = time_range_condition("event.ingested", T - timedelta(minutes=61), T, fallback=True)
     assert cond == (
-        'coalesce(event.ingested, @timestamp) >= to_datetime("2025-07-16T08:59:00.000Z") and '
-        'coalesce(event.ingested, @timestamp) <= to_datetime("2025-07-16T10:00:00.000Z")'
+        'coalesce(event.ingested, @timestamp) >= "2025-07-16T08:59:00.000Z" and '
+        'coalesce(event.ingested, @timestamp) <= "2025-07-16T10:00:00.000Z"'
     )
     assert time_range_condition(None, T, T, fallback=True).startswith("@timestamp >= ")

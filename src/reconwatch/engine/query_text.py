@@ -136,7 +136,9 @@ def time_range_condition(
     field: str | None, start: datetime, end: datetime, *, fallback: bool
 ) -> str:
     """Kibana's run filter: `field` in [start, end], or `@timestamp` there when `field` is missing."""
-    lo, hi = datetime_literal(start), datetime_literal(end)
+    # Plain strings, which ES|QL casts to the field's datetime type: they compile to constants,
+    # where TO_DATETIME(...) is a function evaluated per row.
+    lo, hi = string_literal(format_datetime(start)), string_literal(format_datetime(end))
     if field is None or field == "@timestamp":
         ts = "@timestamp"
     elif fallback:
