@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Annotated
 
@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from reconwatch.alerts.render import to_ndjson
+from reconwatch.backends.stream.decode import PlanDecoder
 from reconwatch.backends.stream.executor import RealertPolicy
 from reconwatch.backends.stream.watch import RuleWatch
 from reconwatch.errors import UsageError
@@ -22,7 +23,8 @@ from reconwatch.plan.catalog import Catalog
 from reconwatch.rules.builtin import DEFAULT_RULE, resolve_rule
 from reconwatch.rules.datemath import parse_interval
 
-_DECODER = msgspec.json.Decoder()
+# Files read line by line with the plan's own decoder; others (.gz, JSON arrays) via ingest.
+PLAIN_NDJSON = (".ndjson", ".jsonl")
 FOLLOW_POLL_S = 0.2
 
 
@@ -58,33 +60,30 @@ def _lines(handle: IO[str], name: str, follow: bool) -> Iterator[tuple[str, int,
 
 
 def _decoded(
-    lines: Iterator[tuple[str, int, str]], report: IngestReport
-) -> Iterator[dict[str, object]]:
+    lines: Iterator[tuple[str, int, str]], report: IngestReport, decoder: PlanDecoder
+) -> Iterator[Mapping[str, object]]:
     for name, number, text in lines:
         if not text.strip():
             continue
         try:
-            value = _DECODER.decode(text)
+            yield decoder.decode(text)
         except msgspec.DecodeError as exc:
-            report.add(f"not JSON: {exc}", name, number)
-            continue
-        if not isinstance(value, dict):
-            report.add("not a JSON object", name, number)
-            continue
-        yield value
+            report.add(f"not a JSON object: {exc}", name, number)
 
 
-def _events(paths: list[str], follow: bool, report: IngestReport) -> Iterator[dict[str, object]]:
+def _events(
+    paths: list[str], follow: bool, report: IngestReport, decoder: PlanDecoder
+) -> Iterator[Mapping[str, object]]:
     for raw in paths or ["-"]:
         if raw == "-":
-            yield from _decoded(_lines(sys.stdin, "<stdin>", follow), report)
-        elif follow:
-            with open(raw, encoding="utf-8") as handle:
-                yield from _decoded(_lines(handle, raw, True), report)
+            yield from _decoded(_lines(sys.stdin, "<stdin>", follow), report, decoder)
+        elif follow or Path(raw).suffix in PLAIN_NDJSON:
+            with open(raw, encoding="utf-8", errors="replace") as handle:
+                yield from _decoded(_lines(handle, raw, follow), report, decoder)
         else:
             for line, value in read_events(Path(raw), report):
                 if isinstance(value, dict):
-                    yield value
+                    yield flatten(value)
                 else:
                     report.add("not a JSON object", raw, line)
 
@@ -165,8 +164,9 @@ def register(app: typer.Typer) -> None:
         err = Console(stderr=True, highlight=False, soft_wrap=True)
         alerts = 0
         try:
-            for event in _events(paths, follow, report):
-                for alert in watch.push(flatten(event)):
+            decoder = PlanDecoder(watch.executor.input_fields)
+            for event in _events(paths, follow, report, decoder):
+                for alert in watch.push(event):
                     out.write(to_ndjson([alert]))
                     out.flush()
                     alerts += 1

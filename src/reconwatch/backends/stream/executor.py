@@ -160,6 +160,12 @@ class StreamExecutor:
         self.held: deque[tuple[int, Row]] = deque()  # rows of a query without STATS
         self.clock = _Clock()
 
+    @property
+    def input_fields(self) -> list[str]:
+        """Every event field the executor reads: the plan's source fields, time, METADATA."""
+        names = [n for n, _ in self._fields] + list(self.window.time_fields)
+        return list(dict.fromkeys([*names, *self._metadata]))
+
     # -- input -------------------------------------------------------------------------------
 
     def event_time(self, raw: Mapping[str, object]) -> int | None:
