@@ -417,6 +417,8 @@ def _cell(raw: object, type_: T) -> object:
     """An input value (or list of values) converted as ingest indexes it; bad values dropped."""
     if raw is None:
         return None
+    if type(raw) is list and len(raw) == 1:
+        raw = raw[0]  # decoders give every field as a list; most hold one value
     if isinstance(raw, str):
         if type_ is T.KEYWORD:
             return raw
@@ -426,9 +428,12 @@ def _cell(raw: object, type_: T) -> object:
             if hit is _MISSING:
                 if len(_IP_CACHE) >= _IP_CACHE_MAX:
                     _IP_CACHE.clear()
-                hit = _IP_CACHE[raw] = _cell([raw], type_)
+                hit = _IP_CACHE[raw] = _convert_items((raw,), type_)
             return hit
-    items = raw if isinstance(raw, list) else (raw,)
+    return _convert_items(raw if isinstance(raw, list) else (raw,), type_)
+
+
+def _convert_items(items: list[object] | tuple[object, ...], type_: T) -> object:
     out: list[object] = []
     for item in items:
         if item is None or isinstance(item, dict | list):
