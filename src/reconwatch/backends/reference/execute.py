@@ -24,11 +24,64 @@ def execute(plan: p.Plan, rows: Iterable[Mapping[str, object]], now: datetime) -
     """Run `plan` over flattened input rows (dotted keys; a list is a multivalue) at query time `now`."""
     ctx = EvalContext(now=now, source=plan.query)
     stream: Rows = _source(plan.source, rows, ctx)
-    for step in plan.steps:
+    for step in prune_evals(plan):
         stream = _STEPS[type(step)](step, stream, ctx)
     names = [c.name for c in plan.columns]
     out = [tuple(row.get(n) for n in names) for row in stream]
     return Result(plan.columns, out, [*plan.warnings, *ctx.warnings.as_list()])
+
+
+def prune_evals(plan: p.Plan) -> list[p.Step]:
+    """The steps with EVAL assignments nothing later reads removed, as Elasticsearch's optimizer
+    prunes them: an unread expression is never evaluated, so it cannot warn."""
+    needed = {c.name for c in plan.columns}
+    out: list[p.Step] = []
+    for step in reversed(plan.steps):
+        if isinstance(step, p.Eval):
+            kept: list[tuple[str, p.Expr]] = []
+            for name, expr in reversed(step.assignments):
+                if name in needed:
+                    needed.discard(name)
+                    needed |= _refs(expr)
+                    kept.append((name, expr))
+            step = p.Eval(tuple(reversed(kept)), step.columns, step.span)
+        elif isinstance(step, p.Project):
+            needed = {src for name, src in step.mapping if name in needed}
+        elif isinstance(step, p.Aggregate):
+            needed = set().union(
+                *(_refs(e) for _, e in step.groups),
+                *(_refs(a) for _, agg in step.aggregates for a in (*agg.args, agg.filter) if a),
+            )
+        elif isinstance(step, p.InlineAggregate):
+            made = {n for n, _ in (*step.outputs, *step.groups)}
+            needed = (needed - made).union(
+                *(_refs(e) for _, e in step.groups),
+                *(_refs(a) for _, agg in step.aggregates for a in (*agg.args, agg.filter) if a),
+            )
+        else:
+            needed |= set().union(*(_refs(e) for e in _step_exprs(step)))
+        out.append(step)
+    return out[::-1]
+
+
+def _step_exprs(step: p.Step) -> list[p.Expr]:
+    if isinstance(step, p.Filter):
+        return [step.condition]
+    if isinstance(step, p.Sort):
+        return [k.expr for k in step.keys]
+    if isinstance(step, p.Extract):
+        return [step.value]
+    if isinstance(step, p.MvExpand):
+        return [p.Ref(step.column, T.KEYWORD)]
+    return []
+
+
+def _refs(expr: p.Expr) -> set[str]:
+    if isinstance(expr, p.Ref):
+        return {expr.name}
+    if isinstance(expr, p.Call):
+        return set().union(*(_refs(a) for a in expr.args))
+    return set()
 
 
 def _source(
