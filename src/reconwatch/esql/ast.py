@@ -24,7 +24,16 @@ def _span() -> Span:
 
 LiteralKind = Lit["null", "integer", "decimal", "string", "boolean", "param"]
 TimeUnit = Lit[
-    "year", "quarter", "month", "week", "day", "hour", "minute", "second", "millisecond", "nanosecond"
+    "year",
+    "quarter",
+    "month",
+    "week",
+    "day",
+    "hour",
+    "minute",
+    "second",
+    "millisecond",
+    "nanosecond",
 ]
 
 
@@ -174,8 +183,22 @@ class Match:
 
 
 Expr = (
-    Literal | TimeSpan | ListLiteral | MapLiteral | Field | Call | Unary | Binary | And | Or | Not
-    | In | Like | IsNull | Cast | Match
+    Literal
+    | TimeSpan
+    | ListLiteral
+    | MapLiteral
+    | Field
+    | Call
+    | Unary
+    | Binary
+    | And
+    | Or
+    | Not
+    | In
+    | Like
+    | IsNull
+    | Cast
+    | Match
 )
 
 
@@ -319,8 +342,20 @@ class Unsupported:
 
 
 Command = (
-    From | Row | Where | Eval | Keep | Drop | Rename | Stats | Sort | Limit | MvExpand | Dissect
-    | Grok | Unsupported
+    From
+    | Row
+    | Where
+    | Eval
+    | Keep
+    | Drop
+    | Rename
+    | Stats
+    | Sort
+    | Limit
+    | MvExpand
+    | Dissect
+    | Grok
+    | Unsupported
 )
 
 
