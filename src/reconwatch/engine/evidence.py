@@ -184,13 +184,14 @@ class EvidenceFinder:
 
 
 def _group_keys(query: str) -> list[tuple[str, str]]:
-    """(output column name, expression text) of the first STATS command's BY keys."""
+    """(output column name, expression text) of the first STATS command's BY keys (INLINE STATS
+    keeps every row, so its keys do not group the alerts)."""
     try:
         parsed = parse(query)
     except QueryError:
         return []
     for cmd in parsed.commands:
-        if isinstance(cmd, ast.Stats):
+        if isinstance(cmd, ast.Stats) and not cmd.inline:
             keys = []
             for assign in cmd.by:
                 text = assign.expr.span.text(query) if assign.expr.span.end else ""
