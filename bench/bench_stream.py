@@ -12,7 +12,7 @@ from gen_events import generate, query_time
 from reconwatch.backends.stream.decode import PlanDecoder
 from reconwatch.backends.stream.executor import StreamExecutor
 from reconwatch.backends.stream.state import DISTINCT_ENTRY_BYTES
-from reconwatch.backends.stream.watch import RuleWatch
+from reconwatch.engine.watch import RuleWatch
 from reconwatch.ingest import Dataset
 from reconwatch.ingest.flatten import flatten
 from reconwatch.query import run_query

@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from reconwatch.backends.stream.watch import PATH_FIELD, RuleWatch, lookback_window
+from reconwatch.engine.watch import PATH_FIELD, RuleWatch, lookback_window
 from reconwatch.ingest.flatten import flatten
 from reconwatch.plan import values as v
 from reconwatch.rules.builtin import load_builtin

@@ -15,7 +15,7 @@ from rich.console import Console
 from reconwatch.alerts.render import to_ndjson
 from reconwatch.backends.stream.decode import PlanDecoder
 from reconwatch.backends.stream.executor import RealertPolicy
-from reconwatch.backends.stream.watch import RuleWatch
+from reconwatch.engine.watch import RuleWatch
 from reconwatch.errors import UsageError
 from reconwatch.ingest.flatten import flatten
 from reconwatch.ingest.read import IngestReport, read_events
