@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from reconwatch.backends.reference import EvalContext, compile_expr, execute
+from reconwatch.backends.stream.prefilter import PASS, REJECT, compile_verdict, leading_equalities
 from reconwatch.backends.stream.split import StreamPlan, WindowSpec, split_plan
 from reconwatch.backends.stream.state import (
     BUCKET_BYTES,
@@ -141,6 +142,9 @@ class StreamExecutor:
             if not (isinstance(st, p.Project) and all(a == b for a, b in st.mapping))
         )
         self._pre = _row_pipeline(pre, self.ctx)
+        tests, known = leading_equalities(pre, {n for n, _ in self._fields} - set(self._metadata))
+        self._verdict = compile_verdict(tests) if tests else None
+        self._pre_known = _row_pipeline(known, self.ctx)
         self._types = dict(self._fields)
         agg = self.split.aggregate
         self._specs = [AggSpec(a, self.ctx) for _, a in agg.aggregates] if agg else []
@@ -194,10 +198,17 @@ class StreamExecutor:
         elif ms < clock.end_ms - self.lateness_ms:
             self.metrics.too_late += 1
             return fired
+        pipeline = self._pre
+        if self._verdict is not None:
+            verdict = self._verdict(raw)
+            if verdict == REJECT:
+                return fired
+            if verdict == PASS:
+                pipeline = self._pre_known  # the leading WHERE is known to hold
         row = _EventRow(raw, self._types)
         for name in self._metadata:
             row.cache[name] = _metadata(name, raw)
-        for out in self._pre(row):  # type: ignore[arg-type]
+        for out in pipeline(row):  # type: ignore[arg-type]
             self.metrics.rows += 1
             if self._specs or self._keys:
                 self._add_to_groups(out, ms, fired)

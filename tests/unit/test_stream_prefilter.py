@@ -1,0 +1,46 @@
+"""The raw-event pre-filter agrees with the full WHERE: rejects only what it rejects, defers the rest."""
+
+from __future__ import annotations
+
+from reconwatch.backends.stream.prefilter import (
+    PASS,
+    REJECT,
+    UNKNOWN,
+    compile_verdict,
+    leading_equalities,
+)
+from reconwatch.esql.types import DataType as T
+from reconwatch.plan import nodes as p
+
+
+def _eq(name: str, value: object, type_: T = T.KEYWORD) -> p.Call:
+    return p.Call("eq", (p.Ref(name, type_), p.Const(value, type_)), T.BOOLEAN)
+
+
+def test_simple_conjunction_is_compiled_and_dropped() -> None:
+    cond = p.Call("and", (_eq("host.os.type", "linux"), _eq("event.action", "x")), T.BOOLEAN)
+    tests, rest = leading_equalities((p.Filter(cond, ()),), {"host.os.type", "event.action"})
+    assert tests == [("host.os.type", "linux"), ("event.action", "x")]
+    assert rest == ()
+
+
+def test_other_terms_keep_the_where_and_eval_stops_the_search() -> None:
+    other = p.Call("gt", (p.Ref("n", T.LONG), p.Const(1, T.LONG)), T.BOOLEAN)
+    cond = p.Call("and", (_eq("a", "1"), other), T.BOOLEAN)
+    where = p.Filter(cond, ())
+    late = p.Filter(_eq("b", "2"), ())
+    steps: tuple[p.Step, ...] = (where, p.Eval((("b", p.Const("2", T.KEYWORD)),), ()), late)
+    tests, rest = leading_equalities(steps, {"a", "b", "n"})
+    assert tests == [("a", "1")]
+    assert rest == steps
+
+
+def test_verdicts() -> None:
+    verdict = compile_verdict([("a", "x"), ("b", "y")])
+    assert verdict({"a": ["x"], "b": ["y"]}) == PASS
+    assert verdict({"a": "x", "b": "y"}) == PASS
+    assert verdict({"a": ["x"], "b": ["z"]}) == REJECT
+    assert verdict({"a": ["x"]}) == REJECT  # missing: null
+    assert verdict({"a": ["x"], "b": []}) == REJECT
+    assert verdict({"a": ["x"], "b": ["y", "z"]}) == UNKNOWN  # multivalue: the WHERE decides
+    assert verdict({"a": [1], "b": ["y"]}) == UNKNOWN
