@@ -56,6 +56,11 @@ class _Node:
                 continue
             if child is not None:
                 child.collect(value, out)
+            elif type(value) is list and not any(isinstance(x, dict | list) for x in value):
+                assert path is not None  # a list of scalars: what flatten would give, cheaper
+                items = [x for x in value if x is not None]
+                if items:
+                    out.setdefault(path, []).extend(items)
             elif isinstance(value, dict | list):
                 assert path is not None
                 for name, items in flatten({path: value}).items():

@@ -152,6 +152,10 @@ class AggSpec:
         self.distinct = agg.fn in ("count_distinct", "values", "min", "max")
         self.is_double = agg.type is T.DOUBLE or self.type is T.DOUBLE
         self.ip_like = self.type in (T.IP, T.VERSION)
+        # A plain column argument is read straight from the row: its cells are already converted
+        # (None, one value, or a list of values), so the closure's normalising adds nothing.
+        first = agg.args[0] if agg.args else None
+        self.column = first.name if isinstance(first, p.Ref) else None
 
     def feed(self, state: TimeCounter | LastSeen, row: Row, ms: int) -> None:
         if self.filter is not None and self.filter(row) is not True:
@@ -161,18 +165,25 @@ class AggSpec:
             state.add(ms, 1)
             return
         assert self.arg is not None
-        value = self.arg(row)
+        value = row.get(self.column) if self.column is not None else self.arg(row)
         if value is None:
             return
-        items = value if isinstance(value, list) else (value,)
+        if type(value) is list:
+            items: list[Any] | tuple[Any, ...] = [x for x in value if x is not None]
+        else:
+            items = (value,)
         if isinstance(state, LastSeen):
-            for item in items:
-                state.touch(v.order_key(item, self.type) if self.ip_like else item, item, ms)
+            if self.ip_like:
+                for item in items:
+                    state.touch(v.order_key(item, self.type), item, ms)
+            else:
+                for item in items:
+                    state.touch(item, item, ms)
         elif self.fn == "count":
             state.add(ms, len(items))
         else:
             total: int | float = (
-                math.fsum(float(x) for x in items) if self.is_double else sum(items)  # type: ignore[arg-type]
+                math.fsum(float(x) for x in items) if self.is_double else sum(items)
             )
             state.add(ms, len(items), total)
 
