@@ -1,4 +1,4 @@
-"""The raw-event pre-filter agrees with the full WHERE: rejects only what it rejects, defers the rest."""
+"""Stream fast paths agree with the general ones: the raw-event pre-filter and the event-time parser."""
 
 from __future__ import annotations
 
@@ -44,3 +44,17 @@ def test_verdicts() -> None:
     assert verdict({"a": ["x"], "b": []}) == REJECT
     assert verdict({"a": ["x"], "b": ["y", "z"]}) == UNKNOWN  # multivalue: the WHERE decides
     assert verdict({"a": [1], "b": ["y"]}) == UNKNOWN
+
+
+def test_fast_event_time_agrees_with_the_generic_parser() -> None:
+    from reconwatch.backends.stream.executor import _iso_millis
+    from reconwatch.plan import values as v
+
+    for text in (
+        "2025-07-15T00:00:00.351Z",
+        "1969-12-31T23:59:59.999Z",
+        "2024-02-29T12:34:56.000Z",
+    ):
+        assert _iso_millis(text) == v.datetime_to_millis(v.parse_datetime(text))
+    for text in ("2025-02-30T00:00:00.000Z", "2025-07-15T24:00:00.000Z", "2025-07-15T00:00:00Z"):
+        assert _iso_millis(text) is None  # left to the generic parser (which rejects or parses)

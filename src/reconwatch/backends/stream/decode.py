@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
+from msgspec.structs import astuple
 
 from reconwatch.ingest.flatten import flatten
 
@@ -50,24 +51,29 @@ class _Node:
         )
 
     def collect(self, obj: msgspec.Struct, out: Flat) -> None:
-        for attr, path, child in self.reads:
-            value = getattr(obj, attr)
+        # astuple reads every field in one C call, in the order of `reads`.
+        for (_attr, path, child), value in zip(self.reads, astuple(obj), strict=True):
             if value is None:
                 continue
-            if child is not None:
+            kind = type(value)
+            if kind is str or kind is int or kind is float or kind is bool:
+                assert path is not None
+                got = out.get(path)
+                if got is None:
+                    out[path] = [value]
+                else:
+                    got.append(value)
+            elif child is not None:
                 child.collect(value, out)
-            elif type(value) is list and not any(isinstance(x, dict | list) for x in value):
+            elif kind is list and not any(isinstance(x, dict | list) for x in value):
                 assert path is not None  # a list of scalars: what flatten would give, cheaper
                 items = [x for x in value if x is not None]
                 if items:
                     out.setdefault(path, []).extend(items)
-            elif isinstance(value, dict | list):
-                assert path is not None
-                for name, items in flatten({path: value}).items():
-                    out.setdefault(name, []).extend(items)
             else:
                 assert path is not None
-                out.setdefault(path, []).append(value)
+                for name, found in flatten({path: value}).items():
+                    out.setdefault(name, []).extend(found)
 
 
 def self_or_none(node: _Node, key: str) -> Any:
