@@ -25,6 +25,9 @@ DOCS = [
     {"event": [{"action": "a"}, {"action": "b"}], "_id": "x"},
     {"event": "scalar", "host": {"os": {"type": {"deep": 1}}}},
     {"host": {"name": None}, "event": {"action": [None, "c"]}},
+    {"host": {"os": {"type": 5}, "name": True}, "@timestamp": 1.5, "event": None},
+    {"host": {"os": None, "name": []}, "_id": ["x", "y"]},
+    {"host.name": "a", "host": {"name": "b"}, "event": {"type": [["x"], "y"]}},
 ]
 
 

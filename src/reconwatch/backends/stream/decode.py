@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
-from msgspec.structs import astuple
 
 from reconwatch.ingest.flatten import flatten
 
@@ -50,30 +49,49 @@ class _Node:
             f"Event{next(_COUNTER)}", fields, rename=dict(self.attrs), forbid_unknown_fields=False
         )
 
-    def collect(self, obj: msgspec.Struct, out: Flat) -> None:
-        # astuple reads every field in one C call, in the order of `reads`.
-        for (_attr, path, child), value in zip(self.reads, astuple(obj), strict=True):
-            if value is None:
+    def source(self, var: str, indent: str, env: dict[str, object], lines: list[str]) -> None:
+        """Straight-line Python that reads this level of `var` into `out` (see compile_reader)."""
+        for attr, path, child in self.reads:
+            name = f"v{len(env)}"
+            env[name] = None  # reserves the name
+            lines.append(f"{indent}{name} = {var}.{attr}")
+            lines.append(f"{indent}if {name} is not None:")
+            if child is not None:
+                child.source(name, indent + "    ", env, lines)
                 continue
-            kind = type(value)
-            if kind is str or kind is int or kind is float or kind is bool:
-                assert path is not None
-                got = out.get(path)
-                if got is None:
-                    out[path] = [value]
-                else:
-                    got.append(value)
-            elif child is not None:
-                child.collect(value, out)
-            elif kind is list and not any(isinstance(x, dict | list) for x in value):
-                assert path is not None  # a list of scalars: what flatten would give, cheaper
-                items = [x for x in value if x is not None]
-                if items:
-                    out.setdefault(path, []).extend(items)
-            else:
-                assert path is not None
-                for name, found in flatten({path: value}).items():
-                    out.setdefault(name, []).extend(found)
+            const = f"p{len(env)}"
+            env[const] = path
+            lines.append(f"{indent}    if type({name}) is str and {const} not in out:")
+            lines.append(f"{indent}        out[{const}] = [{name}]")
+            lines.append(f"{indent}    else:")
+            lines.append(f"{indent}        add_leaf(out, {const}, {name})")
+
+
+def compile_reader(root: _Node) -> Callable[[msgspec.Struct], Flat]:
+    """One generated function per plan that walks the decoded Structs without loops: a generic
+    walk costs several times the JSON decode itself. Field paths enter only as bound constants."""
+    env: dict[str, object] = {}
+    lines = ["def read(obj):", "    out = {}"]
+    root.source("obj", "    ", env, lines)
+    lines.append("    return out")
+    scope: dict[str, object] = {k: val for k, val in env.items() if k.startswith("p")}
+    scope["add_leaf"] = add_leaf
+    # Safe to exec: identifiers are generated (v0, p1, f2); field paths are bound values.
+    exec("\n".join(lines), scope)
+    return scope["read"]  # type: ignore[return-value]
+
+
+def add_leaf(out: Flat, path: str, value: object) -> None:
+    """One decoded leaf (not None) added as flatten would: scalars, lists, objects below it."""
+    if isinstance(value, list) and not any(isinstance(x, dict | list) for x in value):
+        items = [x for x in value if x is not None]
+        if items:
+            out.setdefault(path, []).extend(items)
+    elif isinstance(value, dict | list):
+        for name, found in flatten({path: value}).items():
+            out.setdefault(name, []).extend(found)
+    else:
+        out.setdefault(path, []).append(value)
 
 
 def self_or_none(node: _Node, key: str) -> Any:
@@ -92,6 +110,7 @@ class PlanDecoder:
         self._typed = msgspec.json.Decoder(self.root.struct)
         self._generic = msgspec.json.Decoder()
         self.fallbacks = 0
+        self._read = compile_reader(self.root)
 
     def decode(self, data: bytes | str) -> Flat:
         """Raises msgspec.DecodeError for text that is not a JSON object."""
@@ -104,9 +123,7 @@ class PlanDecoder:
                 raise msgspec.DecodeError("not a JSON object") from None
             flat = flatten(value)
             return {k: flat[k] for k in self.fields if k in flat}
-        out: Flat = {}
-        self.root.collect(obj, out)
-        return out
+        return self._read(obj)
 
 
 def decoder_for(fields: Iterable[str]) -> Callable[[bytes | str], Flat]:
