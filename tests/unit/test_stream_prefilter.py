@@ -58,3 +58,13 @@ def test_fast_event_time_agrees_with_the_generic_parser() -> None:
         assert _iso_millis(text) == v.datetime_to_millis(v.parse_datetime(text))
     for text in ("2025-02-30T00:00:00.000Z", "2025-07-15T24:00:00.000Z", "2025-07-15T00:00:00Z"):
         assert _iso_millis(text) is None  # left to the generic parser (which rejects or parses)
+
+
+def test_fast_ipv4_order_key_agrees_with_ip_bytes() -> None:
+    from reconwatch.backends.stream.state import ipv4_key
+    from reconwatch.plan import values as v
+
+    for text in ("10.0.0.1", "0.0.0.0", "255.255.255.255", "192.168.1.10"):
+        assert ipv4_key(text) == v.ip_bytes(text)
+    for other in ("010.0.0.1", "::1", "1.2.3", "1.2.3.4 ", 7, None):
+        assert ipv4_key(other) is None  # left to the strict parser
