@@ -173,6 +173,10 @@ class AggSpec:
         # (None, one value, or a list of values), so the closure's normalising adds nothing.
         first = agg.args[0] if agg.args else None
         self.column = first.name if isinstance(first, p.Ref) else None
+        # The common shape Group.add handles inline: a distinct aggregate of a plain column.
+        self.plain_distinct = (
+            self.distinct and self.filter is None and self.column is not None and not self.ip_like
+        )
 
     def feed(self, state: TimeCounter | LastSeen, row: Row, ms: int) -> None:
         if self.filter is not None and self.filter(row) is not True:
@@ -280,7 +284,15 @@ class Group:
     def add(self, row: Row, ms: int) -> None:
         self.rows.add(ms, 1)
         for agg in self.aggs:
-            agg.spec.feed(agg.state, row, ms)
+            spec = agg.spec
+            if spec.plain_distinct:
+                value = row.get(spec.column)
+                if value is None:
+                    continue
+                if type(value) is not list:
+                    agg.state.touch(value, value, ms)  # type: ignore[union-attr]
+                    continue
+            spec.feed(agg.state, row, ms)
 
     def expire(self, start_ms: int) -> None:
         self.rows.expire(start_ms)
