@@ -14,9 +14,8 @@ from reconwatch.plan.nodes import Column
 from reconwatch.plan.values import (
     ConversionError,
     canonical_ip,
-    format_datetime,
-    java_double,
     parse_datetime,
+    to_text,
     to_utc_millis_precision,
 )
 
@@ -91,13 +90,8 @@ def render(value: object) -> str:
         return "null"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(render(v) for v in value) + "]"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return java_double(value)
-    if isinstance(value, datetime):
-        return format_datetime(value)
-    return str(value)
+    # Scalars print exactly as TO_STRING renders them (the type only matters for parsing).
+    return to_text(value, DataType.KEYWORD)
 
 
 def _single_matches(actual: object, expected: object, type_: DataType) -> bool:
