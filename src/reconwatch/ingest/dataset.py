@@ -6,7 +6,7 @@ import fnmatch
 import functools
 import glob
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -312,14 +312,16 @@ class Dataset:
         names: Sequence[str],
         inputs: Sequence[int],
         metadata: Sequence[str] = (),
+        filtered: Collection[str] | None = None,
     ) -> None:
         """Make `rw_source` on `con`: DuckDB reads NDJSON files itself where it can, the Python
-        reader supplies the rest as Arrow batches."""
+        reader supplies the rest as Arrow batches. `filtered`: the fields the query's filters
+        read (all when None), which DuckDB's reader checks for every event (fast.source_select)."""
         cols = [self.column(n) or Column(n, T.KEYWORD) for n in names]
         parts: list[str] = []
         slow: list[int] = []
         for index in inputs:
-            sql = self._fast_select(index, cols, metadata)
+            sql = self._fast_select(index, cols, metadata, filtered)
             if sql is None:
                 slow.append(index)
             else:
@@ -334,7 +336,11 @@ class Dataset:
         con.execute(f"CREATE OR REPLACE TEMP VIEW rw_source AS {' UNION ALL BY NAME '.join(parts)}")
 
     def _fast_select(
-        self, index: int, cols: Sequence[Column], metadata: Sequence[str]
+        self,
+        index: int,
+        cols: Sequence[Column],
+        metadata: Sequence[str],
+        filtered: Collection[str] | None = None,
     ) -> str | None:
         if metadata or not self._fast_candidate(index):
             return None
@@ -353,7 +359,7 @@ class Dataset:
         ]
         inp = self._inputs[index]
         assert inp.path is not None
-        return fast.source_select(str(inp.path), index, leaves, checks)
+        return fast.source_select(str(inp.path), index, leaves, checks, filtered)
 
     def _as_text(self, col: Column) -> bool:
         return (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations, pairwise
 
@@ -117,9 +117,9 @@ def _access(keys: Sequence[str]) -> str:
     return ".".join(_ident(k) for k in keys)
 
 
-def _scalars(expr: str, src: int) -> str:
+def _scalars(expr: str, src: int, raising: bool = True) -> str:
     """A JSON value as the list of its scalar leaves (objects hold other fields; nulls none)."""
-    nested = f"error({_quote(SLOW + str(src))})"
+    nested = f"error({_quote(SLOW + str(src))})" if raising else "NULL"
     return (
         f"(CASE WHEN {expr} IS NULL THEN []::JSON[] "
         f"WHEN json_type({expr}) = 'ARRAY' THEN list_filter("
@@ -152,7 +152,7 @@ def _convert(v: str, leaf: Leaf, src: int) -> str:
         return f"CASE WHEN {jt} = 'VARCHAR' THEN {_let(string, s, canon)} END"
     if t in (T.DATETIME, T.DATE_NANOS):
         parsed = (
-            f"CASE WHEN regexp_full_match({s}, '{_ISO}') THEN CAST({s} AS TIMESTAMP) "
+            f"CASE WHEN regexp_full_match({s}, '{_ISO}') THEN TRY_CAST({s} AS TIMESTAMP) "
             f"WHEN regexp_full_match({s}, '-?[0-9]+') THEN epoch_ms(TRY_CAST({s} AS BIGINT)) "
             f"ELSE rw_parse_date({s}) END"
         )
@@ -178,13 +178,14 @@ def _misfit(leaf: Leaf, src: int) -> str:
     return f"error({_quote(signal)})"
 
 
-def text_column(leaf: Leaf, src: int) -> str:
+def text_column(leaf: Leaf, src: int, raising: bool = True) -> str:
     """A single-valued leaf declared VARCHAR: DuckDB unescapes strings and spells numbers and
     booleans as JSON does; what text cannot say exactly (or a dotted spelling of the field,
-    which may add values) asks for the JSON declaration."""
+    which may add values) asks for the JSON declaration. Not `raising`: such values are null
+    (text_guard raised for them before)."""
     *others, v = [_access(keys) for keys in spellings(leaf.name)]
-    redo = f"error({_quote(JSON_LEAF + leaf.name)})"
-    bad = _misfit(leaf, src)
+    redo = f"error({_quote(JSON_LEAF + leaf.name)})" if raising else "NULL"
+    bad = _misfit(leaf, src) if raising else "NULL"
     if leaf.type is T.IP:
         conv = (
             f"CASE WHEN regexp_full_match({v}, '{_V4}') THEN {v} "
@@ -192,16 +193,18 @@ def text_column(leaf: Leaf, src: int) -> str:
         )
     elif leaf.type in (T.DATETIME, T.DATE_NANOS):
         conv = (
-            f"CASE WHEN regexp_full_match({v}, '{_ISO}') THEN CAST({v} AS TIMESTAMP) "
+            f"CASE WHEN regexp_full_match({v}, '{_ISO}') "
+            f"THEN coalesce(TRY_CAST({v} AS TIMESTAMP), {bad}) "
             f"WHEN regexp_full_match({v}, '-?[0-9]+') "
             f"THEN coalesce(epoch_ms(TRY_CAST({v} AS BIGINT)), {bad}) "
             f"ELSE coalesce(rw_parse_date({v}), {bad}) END"
         )
+    elif raising:
+        conv = f"CASE WHEN {_floaty(v)} THEN {redo} ELSE {v} END"
     else:
-        # Only text starting like a number can be a float; most keywords never reach the regex.
-        numeric = f"(left({v}, 1) IN ('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'))"
-        floaty = f"{numeric} AND regexp_full_match({v}, '{_FLOAT_TEXT}')"
-        conv = f"CASE WHEN {floaty} THEN {redo} ELSE {v} END"
+        conv = v
+    if not raising:
+        return f"CASE WHEN {v} IS NULL THEN NULL ELSE {conv} END"
     dotted = "".join(f"WHEN {x} IS NOT NULL THEN {redo} " for x in others)
     return (
         f"CASE {dotted}WHEN {v} IS NULL THEN NULL "
@@ -209,20 +212,58 @@ def text_column(leaf: Leaf, src: int) -> str:
     )
 
 
-def _checked(v: str, leaf: Leaf, src: int) -> str:
+def _floaty(v: str) -> str:
+    # Only text starting like a number can be a float; most keywords never reach the regex.
+    numeric = f"(left({v}, 1) IN ('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'))"
+    return f"({numeric} AND regexp_full_match({v}, '{_FLOAT_TEXT}'))"
+
+
+def text_guard(leaf: Leaf, src: int) -> str:
+    """True for every event, or an error naming what text_column(raising=False) cannot read."""
+    *others, v = [_access(keys) for keys in spellings(leaf.name)]
+    redo = f"error({_quote(JSON_LEAF + leaf.name)})"
+    bad = _misfit(leaf, src)
+    fits = []
+    if leaf.misfit == "drop":
+        pass  # a misfit is null in the value too
+    elif leaf.type is T.IP:
+        fits = [f"regexp_full_match({v}, '{_V4}')", f"rw_ip_canon({v}) IS NOT NULL"]
+    elif leaf.type in (T.DATETIME, T.DATE_NANOS):
+        # The same branches as text_column's conversion, so a value fits exactly when it has one.
+        fits = [
+            (
+                f"CASE WHEN regexp_full_match({v}, '{_ISO}') "
+                f"THEN TRY_CAST({v} AS TIMESTAMP) IS NOT NULL "
+                f"WHEN regexp_full_match({v}, '-?[0-9]+') "
+                f"THEN epoch_ms(TRY_CAST({v} AS BIGINT)) IS NOT NULL "
+                f"ELSE rw_parse_date({v}) IS NOT NULL END"
+            )
+        ]
+    whens = [f"WHEN {x} IS NOT NULL THEN {redo}" for x in others]
+    whens += [f"WHEN {v} IS NULL THEN true", f"WHEN left({v}, 1) IN ('[', '{{') THEN {redo}"]
+    if leaf.type in (T.KEYWORD, T.TEXT):
+        whens.append(f"WHEN {_floaty(v)} THEN {redo}")
+    # One WHEN each: CASE evaluates a branch only for the rows the earlier ones left.
+    whens += [f"WHEN {f} THEN true" for f in fits]
+    last = bad if fits else "true"
+    return f"CASE {' '.join(whens)} ELSE {last} END"
+
+
+def _checked(v: str, leaf: Leaf, src: int, raising: bool = True) -> str:
     """The conversion, with a misfit either raised (to change course) or dropped."""
     conv = _convert(v, leaf, src)
-    if leaf.misfit == "drop":
+    if leaf.misfit == "drop" or not raising:
         return conv
     signal = SLOW + str(src) if leaf.misfit == "slow" else RETYPE + leaf.name
     return f"coalesce({conv}, error({_quote(signal)}))"
 
 
-def leaf_values(leaf: Leaf, src: int) -> str:
+def leaf_values(leaf: Leaf, src: int, raising: bool = True) -> str:
     """SQL for the typed list of all values of a leaf, from every spelling of its keys."""
-    parts = [_scalars(_access(keys), src) for keys in spellings(leaf.name)]
+    parts = [_scalars(_access(keys), src, raising) for keys in spellings(leaf.name)]
     raw = parts[0] if len(parts) == 1 else f"list_concat({', '.join(parts)})"
-    typed = f"list_filter(list_transform({raw}, lambda v: {_checked('v', leaf, src)}), lambda v: v IS NOT NULL)"
+    checked = _checked("v", leaf, src, raising)
+    typed = f"list_filter(list_transform({raw}, lambda v: {checked}), lambda v: v IS NOT NULL)"
     return f"CAST({typed} AS {_SQL_TYPES[leaf.type]}[])"
 
 
@@ -235,12 +276,12 @@ def check_type(type_: T) -> str | None:
     return _CHECK_TYPES.get(type_)
 
 
-def leaf_column(leaf: Leaf, vals: str) -> str:
+def leaf_column(leaf: Leaf, vals: str, raising: bool = True) -> str:
     """The leaf from its value list `vals`: a sorted list when multivalued, else one value."""
-    return _let(vals, "rw_l", _from_list(leaf, "rw_l"))
+    return _let(vals, "rw_l", _from_list(leaf, "rw_l", raising))
 
 
-def _from_list(leaf: Leaf, vals: str) -> str:
+def _from_list(leaf: Leaf, vals: str, raising: bool = True) -> str:
     if leaf.multivalued:
         if leaf.type in (T.KEYWORD, T.TEXT):
             return f"CASE WHEN len({vals}) > 0 THEN list_sort(list_distinct({vals})) END"
@@ -250,17 +291,15 @@ def _from_list(leaf: Leaf, vals: str) -> str:
             )
             return f"CASE WHEN len({vals}) > 0 THEN list_transform(list_sort({pairs}), lambda x: x.v) END"
         return f"CASE WHEN len({vals}) > 0 THEN list_sort({vals}) END"
-    many = f"error({_quote(MULTI + leaf.name)})"
+    many = f"error({_quote(MULTI + leaf.name)})" if raising else "NULL"
     return f"CASE len({vals}) WHEN 0 THEN NULL WHEN 1 THEN {vals}[1] ELSE {many} END"
 
 
-def scalar_column(leaf: Leaf, src: int) -> str:
-    """A single-valued leaf declared JSON: straight from the JSON text in the usual cases (only
-    the nested spelling present, holding a plain string, a one-string array as Defend writes
-    event.type, an integer or a boolean); anything else takes the general list path."""
+def _scalar_cases(leaf: Leaf) -> tuple[list[tuple[str, str]], str, str]:
+    """For a single-valued JSON leaf: the (condition, value) pairs reading the usual cases
+    straight from the JSON text, when nothing is there, and when only the nested spelling is."""
     xs = [_access(keys) for keys in spellings(leaf.name)]
     *others, v = xs
-    general = leaf_column(leaf, leaf_values(leaf, src))
     r = f"CAST({v} AS VARCHAR)"
     # Minified JSON: a one-string array without escapes has no '","' (that would be two strings).
     one_string = (
@@ -274,15 +313,45 @@ def scalar_column(leaf: Leaf, src: int) -> str:
     whens = []
     number = _plain_number(r, leaf)
     if number is not None:
-        whens.append(f"WHEN {number[0]} THEN {number[1]}")
+        whens.append(number)
     for shape, text in shapes:
         quick = _plain_string(text, leaf)
         if quick is not None:
-            whens.append(f"WHEN {shape} AND {quick[0]} THEN {quick[1]}")
+            whens.append((f"{shape} AND {quick[0]}", quick[1]))
     alone = " AND ".join([f"{v} IS NOT NULL", *(f"{x} IS NULL" for x in others)])
     nothing = " AND ".join(f"{x} IS NULL" for x in xs)
-    fast = f"CASE {' '.join(whens)} ELSE {general} END" if whens else general
+    return whens, nothing, alone
+
+
+def scalar_column(leaf: Leaf, src: int, raising: bool = True) -> str:
+    """A single-valued leaf declared JSON: straight from the JSON text in the usual cases (only
+    the nested spelling present, holding a plain string, a one-string array as Defend writes
+    event.type, an integer or a boolean); anything else takes the general list path."""
+    whens, nothing, alone = _scalar_cases(leaf)
+    general = leaf_column(leaf, leaf_values(leaf, src, raising), raising)
+    cases = " ".join(f"WHEN {cond} THEN {value}" for cond, value in whens)
+    fast = f"CASE {cases} ELSE {general} END" if whens else general
     return f"CASE WHEN {nothing} THEN NULL WHEN {alone} THEN {fast} ELSE {general} END"
+
+
+def scalar_guard(leaf: Leaf, src: int) -> str:
+    """True for every event, or the error the general path raises (the usual cases need none)."""
+    whens, nothing, alone = _scalar_cases(leaf)
+    general = leaf_column(leaf, leaf_values(leaf, src))
+    usual = " OR ".join(f"({cond})" for cond, _value in whens)
+    quick = f"WHEN {alone} AND ({usual}) THEN true " if whens else ""
+    return f"CASE WHEN {nothing} THEN true {quick}ELSE {_evaluated(general)} END"
+
+
+def list_guard(leaf: Leaf, src: int) -> str:
+    """True for every event, or the error a multivalued leaf's conversion raises."""
+    nothing = " AND ".join(f"{_access(keys)} IS NULL" for keys in spellings(leaf.name))
+    return f"CASE WHEN {nothing} THEN true ELSE {_evaluated(leaf_values(leaf, src))} END"
+
+
+def _evaluated(expr: str) -> str:
+    # Always true, but DuckDB must compute `expr` (and raise its errors) to know it.
+    return f"(({expr}) IS NULL OR ({expr}) IS NOT NULL)"
 
 
 def _plain_number(r: str, leaf: Leaf) -> tuple[str, str] | None:
@@ -303,15 +372,25 @@ def _plain_string(text: str, leaf: Leaf) -> tuple[str, str] | None:
     if leaf.type is T.IP:
         return f"regexp_full_match({text}, '{_V4}')", text
     if leaf.type in (T.DATETIME, T.DATE_NANOS):
-        return f"regexp_full_match({text}, '{_ISO}')", f"CAST({text} AS TIMESTAMP)"
+        cond = f"regexp_full_match({text}, '{_ISO}') AND TRY_CAST({text} AS TIMESTAMP) IS NOT NULL"
+        return cond, f"TRY_CAST({text} AS TIMESTAMP)"
     return None
 
 
 def source_select(
-    path: str, src: int, leaves: Sequence[Leaf], checks: Sequence[Leaf]
+    path: str,
+    src: int,
+    leaves: Sequence[Leaf],
+    checks: Sequence[Leaf],
+    guarded: Collection[str] | None = None,
 ) -> str | None:
     """SELECT __src and each leaf from one NDJSON file; `checks` are fields only validated.
-    None when the keys cannot be declared (a key used both as a value and as an object)."""
+    None when the keys cannot be declared (a key used both as a value and as an object).
+
+    A leaf in `guarded` (all when None: the query's filters read them) is checked for every
+    event by an error-raising condition in the WHERE and converted without raising: DuckDB
+    pushes no filter below a conversion that can raise, so the query's own filters then run
+    first and the other leaves are converted (and checked) only for the events they keep."""
     declared = [(leaf.name, "VARCHAR" if leaf.as_text else "JSON", True) for leaf in leaves]
     # Checked in the nested spelling only, the one Elastic's agents write.
     declared += [(c.name, _CHECK_TYPES[c.type], False) for c in checks]
@@ -326,20 +405,28 @@ def source_select(
     # DuckDB's default object size limit (16 MB) also sizes its read buffers; a longer line
     # fails the read and the file goes to the Python reader.
     reader = f"read_json({_quote(path)}, format='newline_delimited', columns={{{columns}}})"
-    where = ""
-    if checks:
-        # Referenced, so DuckDB converts (and checks) them; the condition itself is always true.
-        seen = [_access(tuple(c.name.split("."))) for c in checks]
-        where = " WHERE " + " AND ".join(f"({x} IS NULL OR {x} IS NOT NULL)" for x in seen)
+    # Referenced, so DuckDB converts (and checks) them; the condition itself is always true.
+    conds = [
+        f"({x} IS NULL OR {x} IS NOT NULL)"
+        for x in (_access(tuple(c.name.split("."))) for c in checks)
+    ]
     items = [f"CAST({src} AS INTEGER) AS __src"]
     for leaf in leaves:
+        # A retyped field changes every event's value: its misfits count wherever they are.
+        guard = guarded is None or leaf.name in guarded or leaf.misfit == "retype"
         if leaf.as_text:
-            sql = text_column(leaf, src)
+            sql = text_column(leaf, src, raising=not guard)
+            check = text_guard(leaf, src)
         elif leaf.multivalued:
-            sql = leaf_column(leaf, leaf_values(leaf, src))
+            sql = leaf_column(leaf, leaf_values(leaf, src, not guard), not guard)
+            check = list_guard(leaf, src)
         else:
-            sql = scalar_column(leaf, src)
+            sql = scalar_column(leaf, src, raising=not guard)
+            check = scalar_guard(leaf, src)
+        if guard:
+            conds.append(check)
         items.append(f"CAST({sql} AS {_sql_type(leaf)}) AS {_ident(leaf.name)}")
+    where = f" WHERE {' AND '.join(conds)}" if conds else ""
     return f"SELECT {', '.join(items)} FROM {reader}{where}"
 
 

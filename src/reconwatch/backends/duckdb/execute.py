@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -127,7 +128,7 @@ def _run(
 ) -> duckdb.DuckDBPyConnection:
     inputs: list[int] = []
     if isinstance(plan.source, p.Source):
-        _register_source(con, plan.source, dataset)
+        _register_source(con, plan, plan.source, dataset)
         if dataset is not None:
             inputs = dataset.selected_inputs(plan.source.indices)
     try:
@@ -145,7 +146,7 @@ def _run(
 
 
 def _register_source(
-    con: duckdb.DuckDBPyConnection, src: p.Source, dataset: ScanSource | None
+    con: duckdb.DuckDBPyConnection, plan: p.Plan, src: p.Source, dataset: ScanSource | None
 ) -> None:
     names = [f.name for f in src.fields]
     meta = tuple(m for m in src.metadata)
@@ -159,7 +160,10 @@ def _register_source(
     inputs = dataset.selected_inputs(src.indices)
     own = getattr(dataset, "register_source", None)
     if own is not None:
-        own(con, names, inputs, meta)
+        if "filtered" in inspect.signature(own).parameters:
+            own(con, names, inputs, meta, filtered=filtered_fields(plan))
+        else:
+            own(con, names, inputs, meta)
         return
     cols = [dataset.column(n) or p.Column(n, T.KEYWORD) for n in names]
     schema = dataset.arrow_schema(cols, meta)
@@ -167,6 +171,37 @@ def _register_source(
 
     reader = pa.RecordBatchReader.from_batches(schema, dataset.batches(names, inputs, meta))
     con.register(SOURCE_TABLE, reader)
+
+
+def filtered_fields(plan: p.Plan) -> set[str]:
+    """Source fields a WHERE reads (through EVAL, RENAME and STATS keys). A reader checks these
+    for every event before the filters; the others it may check only for the events the filters
+    keep, as their values matter for no other (fast.source_select). Any answer is correct; a
+    field missed here only makes its filter run after the conversions."""
+    wanted: set[str] = set()
+    for step in reversed(plan.steps):
+        if isinstance(step, p.Filter):
+            wanted |= _refs(step.condition)
+        elif isinstance(step, p.Eval):
+            for name, expr in step.assignments:
+                if name in wanted:
+                    wanted |= _refs(expr)
+        elif isinstance(step, p.Project):
+            wanted |= {old for new, old in step.mapping if new in wanted}
+        elif isinstance(step, p.Aggregate):
+            # Later filters read its outputs; only a key's filter can reach the events.
+            keys = [expr for name, expr in step.groups if name in wanted]
+            wanted = set().union(*(_refs(e) for e in keys)) if keys else set()
+    fields = plan.source.fields if isinstance(plan.source, p.Source) else ()
+    return wanted & {f.name for f in fields}
+
+
+def _refs(expr: p.Expr) -> set[str]:
+    if isinstance(expr, p.Ref):
+        return {expr.name}
+    if isinstance(expr, p.Call):
+        return set().union(*(_refs(a) for a in expr.args)) if expr.args else set()
+    return set()
 
 
 def _converter(t: T):  # type: ignore[no-untyped-def]
