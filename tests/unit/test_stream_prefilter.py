@@ -68,3 +68,25 @@ def test_fast_ipv4_order_key_agrees_with_ip_bytes() -> None:
         assert ipv4_key(text) == v.ip_bytes(text)
     for other in ("010.0.0.1", "::1", "1.2.3", "1.2.3.4 ", 7, None):
         assert ipv4_key(other) is None  # left to the strict parser
+
+
+def test_count_thresholds_take_leading_where_terms_on_count_columns() -> None:
+    from reconwatch.backends.stream.prefilter import count_thresholds
+
+    c = p.Ref("c", T.LONG)
+    d = p.Ref("d", T.LONG)
+    cond = p.Call(
+        "and",
+        (
+            p.Call("gt", (c, p.Const(250, T.INTEGER)), T.BOOLEAN),
+            p.Call("lt", (p.Const(1, T.INTEGER), d), T.BOOLEAN),  # mirrored: d > 1
+        ),
+        T.BOOLEAN,
+    )
+    later = p.Filter(p.Call("eq", (c, p.Const(0, T.INTEGER)), T.BOOLEAN), ())
+    steps = (p.Filter(cond, ()), p.Eval((("c", p.Const(0, T.INTEGER)),), ()), later)
+    tests = count_thresholds(steps, {"c": 0, "d": 1})
+    assert [(i, bound) for i, _f, bound in tests] == [(0, 250), (1, 1)]
+    (_i, gt, _b), (_j, mirrored, _c) = tests
+    assert gt(251, 250) and not gt(250, 250)
+    assert mirrored(2, 1) and not mirrored(1, 1)

@@ -12,7 +12,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconwatch.backends.reference import EvalContext, compile_expr, execute
-from reconwatch.backends.stream.prefilter import PASS, REJECT, compile_verdict, leading_equalities
+from reconwatch.backends.stream.prefilter import (
+    PASS,
+    REJECT,
+    compile_verdict,
+    count_thresholds,
+    leading_equalities,
+)
 from reconwatch.backends.stream.split import StreamPlan, WindowSpec, split_plan
 from reconwatch.backends.stream.state import (
     BUCKET_BYTES,
@@ -160,6 +166,12 @@ class StreamExecutor:
         self._agg_index = {n: i for i, n in enumerate(self._agg_names)}
         self._key_index = {n: i for i, (n, _f, _t) in enumerate(self._keys)}
         self._growth = self._growth_column()
+        counts = {
+            n: i
+            for i, (n, spec) in enumerate(zip(self._agg_names, self._specs, strict=True))
+            if spec.fn in ("count", "count_distinct") and n not in self._key_index
+        }
+        self._thresholds = count_thresholds(self.split.post, counts)
         self.groups: dict[tuple[object, ...], Group] = {}
         self.memory: dict[tuple[object, ...], _Memory] = {}
         self.held: deque[tuple[int, Row]] = deque()  # rows of a query without STATS
@@ -317,6 +329,10 @@ class StreamExecutor:
         if group is None:
             view: Mapping[str, object] = self.group_row(None, key)
         else:
+            aggs = group.aggs
+            for index, compare, bound in self._thresholds:
+                if not compare(aggs[index].result(), bound):  # type: ignore[arg-type]
+                    return None  # most events leave their group short of the threshold
             view = _GroupView(group, self._agg_index, self._key_index)
         rows = self._post_rows(view)  # type: ignore[arg-type]
         if not rows:

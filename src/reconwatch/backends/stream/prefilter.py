@@ -1,4 +1,4 @@
-"""A leading WHERE's keyword equalities tested on the decoded event, before any row is built."""
+"""Cheap tests before the general ones: a leading WHERE on the decoded event, count thresholds on a group."""
 
 from __future__ import annotations
 
@@ -82,3 +82,52 @@ def compile_verdict(tests: list[tuple[str, str]]) -> Verdict:
         return result
 
     return verdict
+
+
+_COMPARE: dict[str, Callable[[int, int], bool]] = {
+    "eq": lambda a, b: a == b,
+    "neq": lambda a, b: a != b,
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+}
+_MIRROR = {"eq": "eq", "neq": "neq", "gt": "lt", "gte": "lte", "lt": "gt", "lte": "gte"}
+
+
+def count_thresholds(
+    post: tuple[p.Step, ...], counts: dict[str, int]
+) -> list[tuple[int, Callable[[int, int], bool], int]]:
+    """(aggregate index, comparison, integer) terms of the leading post-STATS WHEREs on count or
+    count_distinct columns (`counts`: name -> index). Those columns are never null, so a false
+    term means the group does not match, without running the general threshold."""
+    found: list[tuple[int, Callable[[int, int], bool], int]] = []
+    for step in post:
+        if not isinstance(step, p.Filter):
+            break
+        for term in _and_terms(step.condition):
+            test = _count_term(term, counts)
+            if test is not None:
+                found.append(test)
+    return found
+
+
+def _and_terms(expr: p.Expr) -> list[p.Expr]:
+    if isinstance(expr, p.Call) and expr.fn == "and" and len(expr.args) == 2:
+        return _and_terms(expr.args[0]) + _and_terms(expr.args[1])
+    return [expr]
+
+
+def _count_term(
+    expr: p.Expr, counts: dict[str, int]
+) -> tuple[int, Callable[[int, int], bool], int] | None:
+    if not (isinstance(expr, p.Call) and expr.fn in _COMPARE and len(expr.args) == 2):
+        return None
+    a, b = expr.args
+    fn = expr.fn
+    if isinstance(a, p.Const):
+        a, b, fn = b, a, _MIRROR[fn]
+    if not (isinstance(a, p.Ref) and isinstance(b, p.Const) and type(b.value) is int):
+        return None
+    index = counts.get(a.name)
+    return None if index is None else (index, _COMPARE[fn], b.value)
