@@ -164,6 +164,9 @@ class StreamExecutor:
         )
         self._out_names = [c.name for c in plan.columns]
         self._agg_index = {n: i for i, n in enumerate(self._agg_names)}
+        by = agg.groups if agg else ()
+        first = by[0][1] if len(by) == 1 else None
+        self._key_column = first.name if isinstance(first, p.Ref) else None
         self._key_index = {n: i for i, (n, _f, _t) in enumerate(self._keys)}
         self._growth = self._growth_column()
         counts = {
@@ -284,6 +287,10 @@ class StreamExecutor:
     def _group_keys(self, row: Row) -> list[tuple[object, ...]]:
         if not self._keys:
             return [()]
+        if self._key_column is not None:
+            value = row.get(self._key_column)
+            if type(value) is not list:
+                return [(value,)]  # one plain single-valued key column: the common BY
         per_key = []
         for _name, fn, _type in self._keys:
             value = fn(row)
