@@ -146,11 +146,13 @@ class WindowedAgg:
 
     __slots__ = ("spec", "state")
 
-    def __init__(self, spec: AggSpec) -> None:
+    def __init__(self, spec: AggSpec, rows: TimeCounter | None = None) -> None:
         self.spec = spec
         self.state: TimeCounter | LastSeen = (
             LastSeen(spec.fn != "count_distinct") if spec.distinct else TimeCounter()
         )
+        if spec.row_count and rows is not None:
+            self.state = rows  # count(*) is the group's own row counter: nothing to feed
 
     def result(self) -> object:
         return self.spec.read(self.state)
@@ -173,6 +175,7 @@ class AggSpec:
         # (None, one value, or a list of values), so the closure's normalising adds nothing.
         first = agg.args[0] if agg.args else None
         self.column = first.name if isinstance(first, p.Ref) else None
+        self.row_count = self.fn == "count" and self.star and self.filter is None
         # The common shape Group.add handles inline: a distinct aggregate of a plain column.
         self.plain_distinct = (
             self.distinct and self.filter is None and self.column is not None and not self.ip_like
@@ -278,13 +281,15 @@ class Group:
     def __init__(self, key: tuple[object, ...], specs: list[AggSpec]) -> None:
         self.key = key
         self.rows = TimeCounter()
-        self.aggs = [WindowedAgg(s) for s in specs]
+        self.aggs = [WindowedAgg(s, self.rows) for s in specs]
         self.heap_ms: int | None = None
 
     def add(self, row: Row, ms: int) -> None:
         self.rows.add(ms, 1)
         for agg in self.aggs:
             spec = agg.spec
+            if spec.row_count:
+                continue
             if spec.plain_distinct:
                 value = row.get(spec.column)
                 if value is None:
@@ -297,7 +302,8 @@ class Group:
     def expire(self, start_ms: int) -> None:
         self.rows.expire(start_ms)
         for agg in self.aggs:
-            agg.state.expire(start_ms)
+            if agg.state is not self.rows:
+                agg.state.expire(start_ms)
 
     @property
     def empty(self) -> bool:
@@ -308,5 +314,7 @@ class Group:
 
     def buckets(self) -> int:
         return self.rows.entries() + sum(
-            a.state.entries() for a in self.aggs if isinstance(a.state, TimeCounter)
+            a.state.entries()
+            for a in self.aggs
+            if isinstance(a.state, TimeCounter) and a.state is not self.rows
         )
