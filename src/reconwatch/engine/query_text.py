@@ -105,7 +105,7 @@ def quote_field(name: str) -> str:
 
 
 def string_literal(text: str) -> str:
-    # JSON escaping is a subset of ES|QL's double-quoted string escapes (\\ \" \n \t \r \uXXXX).
+    # JSON escaping is a subset of ES|QL's double-quoted string escapes (\\ \" \n \t \r and \u with four hex digits).
     return json.dumps(text, ensure_ascii=False)
 
 
