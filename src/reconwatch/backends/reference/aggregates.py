@@ -164,7 +164,9 @@ class _Sum(_Base):
         return math.fsum(self.items) if self.spec.agg.type is T.DOUBLE else self.total
 
 
-class _Avg(_Base):
+class _Floats(_Base):
+    """Shared state of the aggregates that need every numeric value of the group."""
+
     def __init__(self, spec: AggSpec) -> None:
         super().__init__(spec)
         self.items: list[float] = []
@@ -173,20 +175,14 @@ class _Avg(_Base):
         assert isinstance(value, int | float)
         self.items.append(float(value))
 
+
+class _Avg(_Floats):
     def result(self) -> object:
         return math.fsum(self.items) / len(self.items) if self.items else None
 
 
-class _Spread(_Base):
+class _Spread(_Floats):
     """Population variance (STD_VAR) and its square root (STD_DEV)."""
-
-    def __init__(self, spec: AggSpec) -> None:
-        super().__init__(spec)
-        self.items: list[float] = []
-
-    def take(self, value: object) -> None:
-        assert isinstance(value, int | float)
-        self.items.append(float(value))
 
     def result(self) -> object:
         if not self.items:
@@ -196,17 +192,9 @@ class _Spread(_Base):
         return math.sqrt(variance) if self.spec.agg.fn == "std_dev" else variance
 
 
-class _Median(_Base):
+class _Median(_Floats):
     """Exact median, interpolated between the middle values (Elasticsearch's t-digest gives the
     same on small inputs; on large ones it approximates)."""
-
-    def __init__(self, spec: AggSpec) -> None:
-        super().__init__(spec)
-        self.items: list[float] = []
-
-    def take(self, value: object) -> None:
-        assert isinstance(value, int | float)
-        self.items.append(float(value))
 
     def result(self) -> object:
         if not self.items:
