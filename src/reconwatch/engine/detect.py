@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 
@@ -36,6 +37,14 @@ class DatasetBackend:
             con.close()
             raise
         return PinnedBackend(con, columns)
+
+    def source_files(self, query: str) -> list[Path] | None:
+        """The plain NDJSON files the query's FROM reads, where events' lines can be sought."""
+        from reconwatch.esql import ast
+        from reconwatch.esql.parser import parse
+
+        first = parse(query).commands[0]
+        return self.dataset.plain_files(first.sources) if isinstance(first, ast.From) else None
 
     def run(self, query: str, *, now: datetime) -> Result:
         from reconwatch.query import run_query

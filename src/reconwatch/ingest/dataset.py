@@ -27,6 +27,7 @@ from reconwatch.ingest.flatten import (
     kind_of,
     looks_like_date,
 )
+from reconwatch.ingest.locate import is_plain
 from reconwatch.ingest.read import IngestReport, peek, read_events
 from reconwatch.plan import values
 from reconwatch.plan.nodes import Column
@@ -275,6 +276,17 @@ class Dataset:
             if not inp.patterns or any(_overlaps(f, p) for f in indices for p in inp.patterns):
                 chosen.append(i)
         return chosen
+
+    def plain_files(self, indices: Sequence[str]) -> list[Path] | None:
+        """The files a FROM clause reads, when each is an uncompressed NDJSON file DuckDB reads
+        (an event's line can then be sought in it: ingest.locate); None otherwise."""
+        paths: list[Path] = []
+        for index in self.selected_inputs(indices):
+            path = self._inputs[index].path
+            if path is None or not self._fast_candidate(index) or not is_plain(path):
+                return None
+            paths.append(path)
+        return paths
 
     def fields(self, indices: tuple[str, ...]) -> Mapping[str, Column]:
         scan = self._ensure_sample()
