@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 
 from reconwatch.engine.backend import QueryBackend
 from reconwatch.engine.query_text import (
@@ -21,6 +22,7 @@ from reconwatch.engine.schedule import RunWindow
 from reconwatch.errors import QueryError
 from reconwatch.esql import ast
 from reconwatch.esql.parser import parse
+from reconwatch.ingest.locate import Located, Wanted, locate
 from reconwatch.plan.nodes import Column
 from reconwatch.plan.values import as_list, format_datetime
 from reconwatch.rules.model import Rule
@@ -44,6 +46,14 @@ EVIDENCE_FIELDS = (
     "network.transport",
     "network.direction",
 )
+# What every summary but the sample reads. Over plain files the pinned read keeps only these
+# and fields of the JSON objects the rule reads anyway: DuckDB's reader pays per object, for
+# every event (docs/performance.md); the sample's other fields come from its source lines.
+SUMMARY_FIELDS = ("@timestamp", "destination.ip", "destination.port")
+# Compared with a candidate source line besides the time (the rest may be computed or absent).
+_NOT_IDENTITY = frozenset({"@timestamp", "event.ingested", "_id", "_index"})
+# A sampled event's fields, and where its line is when it was read back from a file.
+SAMPLE_FIELDS = (*EVIDENCE_FIELDS, "log.file.path", "log.offset")
 MAX_EVENTS = 100_000
 # The FROM of queries over a pinned result (any name reads it).
 PINNED_SOURCE = "pinned"
@@ -88,6 +98,8 @@ class EvidenceFinder:
         )
         self.key_types: dict[str, Column] = {}
         self._columns_cache: dict[str, tuple[Column, ...]] = {}
+        # Set by pinned_query: the files to find the sample's lines in, when the pin is thin.
+        self.files: list[Path] | None = None
 
     def _columns(self, query: str) -> tuple[Column, ...]:
         if query not in self._columns_cache:
@@ -120,10 +132,27 @@ class EvidenceFinder:
             present = {c.name for c in self._columns(wide)}
         except QueryError:
             return None
-        names = list(dict.fromkeys([*kept, *(f for f in EVIDENCE_FIELDS if f in present)]))
+        files = self._source_files()
+        objects = {_object(n) for n in kept}
+        evidence = [f for f in EVIDENCE_FIELDS if f in present]
+        cheap = [
+            f for f in evidence if files is None or f in SUMMARY_FIELDS or _object(f) in objects
+        ]
+        self.files = files if len(cheap) < len(evidence) else None
+        names = list(dict.fromkeys([*kept, *cheap]))
         if not names:
             return None
         return join_commands([wide, f" keep {', '.join(quote_field(n) for n in names)}\n"])
+
+    def _source_files(self) -> list[Path] | None:
+        finder = getattr(self.backend, "source_files", None)
+        if finder is None:
+            return None
+        try:
+            files: list[Path] | None = finder(self.commands[0])
+        except QueryError:
+            return None
+        return files
 
     def after_pin(self) -> str:
         """The rule's query from STATS on, over the pinned result."""
@@ -161,10 +190,45 @@ class EvidenceFinder:
         except QueryError as exc:
             return {"available": False, "reason": f"evidence query failed: {exc.one_line()}"}
         method = "the rule's pipeline before STATS, re-run with " + " and ".join(filters)
-        out = summarize(result.as_dicts(), method=method)
+        complete = self._from_source_lines if pinned is not None and self.files else None
+        out = summarize(result.as_dicts(), method=method, complete=complete)
         if len(result.rows) >= MAX_EVENTS:
             out["truncated_at"] = MAX_EVENTS
         return out
+
+    def _from_source_lines(self, events: list[dict[str, object]]) -> list[dict[str, object]]:
+        """The sample's events completed from their lines in the files (ingest.locate), with
+        the line's place as ECS log.file.path and log.offset; an event not found stays as is."""
+        assert self.files is not None
+        wanted = [self._wanted(e) for e in events]
+        found = iter(locate(self.files, [w for w in wanted if w is not None]))
+        out = []
+        for event, want in zip(events, wanted, strict=True):
+            located = next(found) if want is not None else None
+            out.append(event if located is None else self._completed(event, located))
+        return out
+
+    def _wanted(self, event: Mapping[str, object]) -> Wanted | None:
+        time = event.get("@timestamp")
+        if not isinstance(time, datetime):
+            return None
+        identity = {
+            k: v for k, v in event.items() if k not in _NOT_IDENTITY and k in self.fields
+        }
+        types = {k: self.fields[k].type for k in identity}
+        return Wanted(time, identity, types)
+
+    def _completed(self, event: Mapping[str, object], located: Located) -> dict[str, object]:
+        extra: dict[str, object] = {}
+        for name in EVIDENCE_FIELDS:
+            column = self.fields.get(name)
+            if name not in event and column is not None:
+                value = located.value(name, column.type)
+                if value is not None:
+                    extra[name] = value
+        extra["log.file.path"] = str(located.path)
+        extra["log.offset"] = located.offset
+        return {**extra, **event}
 
     def _key_filters(self, row: Mapping[str, object]) -> list[str] | None:
         output = {c.name: c for c in self._columns(self.rule.query)}
@@ -181,6 +245,11 @@ class EvidenceFinder:
             else:
                 filters.append(f"{expr_text} == {literal(value, column.type)}")
         return filters
+
+
+def _object(name: str) -> str:
+    """The top-level JSON key a field lives under (its own name for a top-level leaf)."""
+    return name.split(".", 1)[0]
 
 
 def _group_keys(query: str) -> list[tuple[str, str]]:
@@ -206,9 +275,14 @@ def _group_keys(query: str) -> list[tuple[str, str]]:
 # Summaries (pure functions over event rows)
 
 
-def summarize(events: list[dict[str, object]], *, method: str) -> dict[str, object]:
+def summarize(
+    events: list[dict[str, object]],
+    *,
+    method: str,
+    complete: Callable[[list[dict[str, object]]], list[dict[str, object]]] | None = None,
+) -> dict[str, object]:
     """Bounded evidence: count, first/last time, sample, CIDR blocks, internal/external, ports,
-    attempts per minute."""
+    attempts per minute. `complete` fills in the sampled events' other fields."""
     times = sorted(t for e in events if isinstance(t := e.get("@timestamp"), datetime))
     dest_ips = [
         ip for e in events for ip in as_list(e.get("destination.ip")) if isinstance(ip, str)
@@ -223,7 +297,7 @@ def summarize(events: list[dict[str, object]], *, method: str) -> dict[str, obje
         "destination": _destinations(dest_ips),
         "destination_ports": _ports(ports),
         "attempts_per_minute": _per_minute(times),
-        "sample": [_sample(e) for e in _spread(events, times)],
+        "sample": [_sample(e) for e in _completed_sample(_spread(events, times), complete)],
     }
     return out
 
@@ -242,8 +316,15 @@ def _spread(events: list[dict[str, object]], times: list[datetime]) -> list[dict
     return [ordered[round(i * step)] for i in range(SAMPLE_SIZE)]
 
 
+def _completed_sample(
+    sample: list[dict[str, object]],
+    complete: Callable[[list[dict[str, object]]], list[dict[str, object]]] | None,
+) -> list[dict[str, object]]:
+    return complete(sample) if complete is not None and sample else sample
+
+
 def _sample(event: Mapping[str, object]) -> dict[str, object]:
-    return {k: _plain(event[k]) for k in EVIDENCE_FIELDS if event.get(k) is not None}
+    return {k: _plain(event[k]) for k in SAMPLE_FIELDS if event.get(k) is not None}
 
 
 def _plain(value: object) -> object:
