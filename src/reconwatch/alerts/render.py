@@ -125,6 +125,27 @@ def _threat(alert: Mapping[str, object]) -> str:
     return "; ".join(parts)
 
 
+def suppression_summary(alert: Mapping[str, object]) -> str | None:
+    """Alert suppression in words: how many duplicates this alert stands for, and when."""
+    count = alert.get("kibana.alert.suppression.docs_count")
+    if not isinstance(count, int):
+        return None
+    start = _time(alert.get("kibana.alert.suppression.start"))
+    end = _time(alert.get("kibana.alert.suppression.end"))
+    noun = "alert" if count == 1 else "alerts"
+    return f"suppressed {count} duplicate {noun} between {start} and {end}"
+
+
+def suppression_terms(alert: Mapping[str, object]) -> str:
+    terms = alert.get("kibana.alert.suppression.terms")
+    parts = []
+    for term in terms if isinstance(terms, list) else []:
+        if isinstance(term, dict):
+            value = term.get("value")
+            parts.append(f"{term.get('field')}={'null' if value is None else _short(value, 40)}")
+    return ", ".join(parts)
+
+
 # -- the table -----------------------------------------------------------------------------------
 
 
@@ -184,6 +205,8 @@ def table(alerts: Sequence[Mapping[str, object]]) -> Table:
         rule.append(f" run {a.get('reconwatch.run.index', 0)}\n", style="dim")
         rule.append(str(a.get("kibana.alert.rule.name", "")) + "\n")
         rule.append_text(_severity(a))
+        if (suppressed := suppression_summary(a)) is not None:
+            rule.append(f"\n{suppressed} (by {suppression_terms(a)})", style="magenta")
         who = Text(_host(a) or "?", style="bold")
         shown = {_host(a), _process(a), _agent(a)}
         if _process(a):
@@ -237,6 +260,11 @@ def _summary(alert: Mapping[str, object]) -> Table:
     )
     if threat := _threat(alert):
         grid.add_row("MITRE ATT&CK", Text(threat))
+    if (suppressed := suppression_summary(alert)) is not None:
+        detail = f"{suppressed}; by {suppression_terms(alert)}"
+        detail += f"; last detected {_time(alert.get('kibana.alert.last_detected'))}"
+        grid.add_row("suppression", Text(detail, style="magenta"))
+        grid.add_row("instance id", Text(str(alert.get("kibana.alert.instance.id")), style="dim"))
     grid.add_row("reason", Text(str(alert.get("kibana.alert.reason", ""))))
     grid.add_row("rule", Text(f"{alert.get('reconwatch.rule.source', '')}", style="dim"))
     grid.add_row("alert id", Text(str(alert.get("kibana.alert.uuid", "")), style="dim"))

@@ -189,7 +189,7 @@ def register(app: typer.Typer) -> None:
             err.print(f"warning: {w}", markup=False)
         _write(report, rules, chosen, as_report, output)
         runs = len(report.runs)
-        err.print(
-            f"{len(report.alerts)} alert(s) from {runs} run(s) of {len(rules)} rule(s)",
-            markup=False,
-        )
+        summary = f"{len(report.alerts)} alert(s) from {runs} run(s) of {len(rules)} rule(s)"
+        if suppressed := sum(report.suppressed):
+            summary += f"; {suppressed} duplicate alert(s) suppressed"
+        err.print(summary, markup=False)

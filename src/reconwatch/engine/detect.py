@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
 from reconwatch.engine.backend import QueryBackend
-from reconwatch.engine.run import RuleExecutor, RunResult
+from reconwatch.engine.run import MAX_SIGNALS_WARNING, RuleExecutor, RunResult
 from reconwatch.engine.schedule import RunWindow, runs_between, window_at
+from reconwatch.engine.suppression import SUPPRESSION_MAX_SIGNALS_WARNING, Suppressor
 from reconwatch.ingest import Dataset
 from reconwatch.plan.catalog import Result
 from reconwatch.plan.nodes import Column
@@ -130,6 +131,8 @@ class Schedule:
 @dataclass(slots=True)
 class DetectReport:
     runs: list[tuple[Rule, RunResult]] = field(default_factory=list)
+    # Alerts folded into another by alert suppression (Kibana's suppressedItemsCount), per run.
+    suppressed: list[int] = field(default_factory=list)
 
     @property
     def alerts(self) -> list[dict[str, object]]:
@@ -160,6 +163,26 @@ def detect(
         executor = RuleExecutor(
             rule, backend, exceptions=exceptions, space=space, evidence=evidence
         )
+        suppressor = Suppressor.for_rule(rule, space)
+        # Runs in time order: a run's suppression looks at the alerts the earlier ones wrote.
         for window in schedule.windows(rule):
-            report.runs.append((rule, executor.run(window)))
+            run = executor.run(window)
+            suppressed = 0
+            if suppressor is not None:
+                run, suppressed = _suppress(suppressor, executor, run)
+            report.runs.append((rule, run))
+            report.suppressed.append(suppressed)
     return report
+
+
+def _suppress(
+    suppressor: Suppressor, executor: RuleExecutor, run: RunResult
+) -> tuple[RunResult, int]:
+    """Kibana's suppression path for one run: only created alerts are written, so only their ids
+    stay known to later runs (a suppressed event seen again is judged by its time instead)."""
+    outcome = suppressor.apply(run.window, run.alerts)
+    executor.seen.difference_update(outcome.unwritten_ids)
+    warnings = [w for w in run.warnings if w != MAX_SIGNALS_WARNING]
+    if outcome.truncated:
+        warnings.append(SUPPRESSION_MAX_SIGNALS_WARNING)
+    return replace(run, alerts=outcome.created, warnings=warnings), outcome.suppressed
