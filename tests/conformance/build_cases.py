@@ -110,6 +110,19 @@ CASES: dict[str, dict[str, object]] = {
         "rule_file": "seed_max_signals_2.toml",
         "note": "3 rows, max_signals 2: the two smallest by event count",
     },
+    "suppressed_by_host": {
+        # Four executables scan, three on db-002: per rule execution, one alert per host; the
+        # db-002 alert (the first row: fewest events) stands for the other two.
+        "groups": [
+            *(
+                sweep(260 + 10 * i, exe=f"/tmp/scan{i}", ip_from=f"10.{i + 1}.0.1")
+                for i in range(3)
+            ),
+            sweep(300, exe="/tmp/other", ip_from="10.9.0.1", agent=AGENT_B, host="web-001"),
+        ],
+        "rule_file": "seed_suppressed_by_host.toml",
+        "note": "alert suppression by Esql.host_name_values: 4 rows, 2 alerts, docs_count 2 and 0",
+    },
     "port_100": {
         "groups": [sweep(100, fixed_ip="10.20.10.29", port_from=1)],
         "rules": ["port-scanning"],

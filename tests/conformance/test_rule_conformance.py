@@ -30,6 +30,7 @@ _spec.loader.exec_module(_backend)
 backend_for = _backend.backend_for
 CASES = sorted((HERE / "cases").glob("*.json"))
 REGEN = os.environ.get("RECONWATCH_REGEN") == "1"
+SUPPRESSION_ID = "kibana.alert.instance.id"
 KEPT = (
     "kibana.alert.uuid",
     "kibana.alert.rule.rule_id",
@@ -89,8 +90,9 @@ def project(alert: dict[str, Any]) -> dict[str, Any]:
         {
             k: v
             for k, v in alert.items()
-            if k.startswith("Esql.")
-            or k in ("process.executable", "destination.ip", "agent.id", "host.name")
+            if k.startswith(("Esql.", "kibana.alert.suppression."))
+            or k
+            in ("process.executable", "destination.ip", "agent.id", "host.name", SUPPRESSION_ID)
         }
     )
     ev = alert.get("reconwatch.evidence", {})
