@@ -245,3 +245,27 @@ def test_non_aggregating_rule_across_overlapping_runs(
     assert got == expected
     db = [a for a in alerts if a["host.name"] == "db-02"]
     assert len(db) == 1 and db[0]["kibana.alert.suppression.docs_count"] == 0
+
+
+def test_group_by_outside_the_columns_is_warned_once(tmp_path: Path, sip_events: Path) -> None:
+    rule = tmp_path / "sip.toml"
+    rule.write_text(SIP_RULE.replace('"Esql.server_ip"]', '"server.ip"]') + ONE_HOUR)
+    done = _detect(str(sip_events), "-r", str(rule), *RANGE, "-f", "ndjson", "--no-evidence")
+    alerts = _alerts(done)
+    warned = [line for line in done.stderr.splitlines() if "'server.ip'" in line]
+    assert len(warned) == 1 and "not a column of the query's result" in warned[0]
+    # The missing field is a null term (missing_fields_strategy "suppress"): grouping still works.
+    assert alerts[0]["kibana.alert.suppression.terms"] == [
+        {"field": "Esql.client_ip", "value": "10.0.0.5"},
+        {"field": "server.ip", "value": None},
+    ]
+    assert [a["kibana.alert.suppression.docs_count"] for a in alerts] == [7, 1]
+
+
+def test_bad_suppression_table_is_exit_2(tmp_path: Path, sip_events: Path) -> None:
+    rule = tmp_path / "sip.toml"
+    rule.write_text(SIP_RULE + '\n[rule.alert_suppression.duration]\nunit = "d"\nvalue = 1\n')
+    done = _detect(str(sip_events), "-r", str(rule), *RANGE, "-f", "ndjson")
+    assert done.returncode == 2
+    assert f"{rule}: rule.alert_suppression.duration.unit: 'd' is not one of s, m, h" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,7 @@ from reconwatch.engine.suppression import (
 )
 from reconwatch.errors import RuleLoadError
 from reconwatch.plan.values import format_datetime
-from reconwatch.rules.load import load_rule_text
+from reconwatch.rules.load import load_rule_file, load_rule_text
 from reconwatch.rules.model import AlertSuppression, Rule
 
 T0 = datetime(2025, 7, 16, 10, 0, tzinfo=UTC)
@@ -277,3 +278,18 @@ def test_defaults_and_units() -> None:
     config = _rule('group_by = ["a"]\nduration = { value = 2, unit = "h" }').suppression
     assert config == AlertSuppression(("a",), timedelta(hours=2), "suppress")
     assert _rule('group_by = ["a"]').suppression == AlertSuppression(("a",), None, "suppress")
+
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+
+
+def test_every_upstream_suppression_table_loads() -> None:
+    rules_dir = SHARED / "rules"
+    if not rules_dir.is_dir():
+        pytest.skip(f"shared rules not present at {rules_dir}")
+    paths = [p for p in sorted(rules_dir.rglob("*.toml")) if "alert_suppression" in p.read_text()]
+    assert len(paths) >= 10
+    for path in paths:
+        config = load_rule_file(path).suppression
+        assert config is not None and 1 <= len(config.group_by) <= 3, path
+        assert config.duration is not None and config.duration >= timedelta(minutes=5), path

@@ -13,6 +13,7 @@ from reconwatch.engine.backend import QueryBackend
 from reconwatch.engine.run import MAX_SIGNALS_WARNING, RuleExecutor, RunResult
 from reconwatch.engine.schedule import RunWindow, runs_between, window_at
 from reconwatch.engine.suppression import SUPPRESSION_MAX_SIGNALS_WARNING, Suppressor
+from reconwatch.errors import ReconwatchError
 from reconwatch.ingest import Dataset
 from reconwatch.plan.catalog import Result
 from reconwatch.plan.nodes import Column
@@ -164,12 +165,15 @@ def detect(
             rule, backend, exceptions=exceptions, space=space, evidence=evidence
         )
         suppressor = Suppressor.for_rule(rule, space)
+        notes = _group_by_notes(rule, executor, backend) if suppressor is not None else []
         # Runs in time order: a run's suppression looks at the alerts the earlier ones wrote.
         for window in schedule.windows(rule):
             run = executor.run(window)
             suppressed = 0
             if suppressor is not None:
                 run, suppressed = _suppress(suppressor, executor, run)
+            if notes:
+                run, notes = replace(run, warnings=[*notes, *run.warnings]), []
             report.runs.append((rule, run))
             report.suppressed.append(suppressed)
     return report
@@ -186,3 +190,21 @@ def _suppress(
     if outcome.truncated:
         warnings.append(SUPPRESSION_MAX_SIGNALS_WARNING)
     return replace(run, alerts=outcome.created, warnings=warnings), outcome.suppressed
+
+
+def _group_by_notes(rule: Rule, executor: RuleExecutor, backend: QueryBackend) -> list[str]:
+    """An aggregating alert holds only the query's columns: a group_by field outside them is
+    missing from every alert (Kibana's rule form offers only the columns)."""
+    config = rule.suppression
+    if config is None or not executor.aggregating:
+        return []
+    try:
+        columns = {c.name for c in backend.columns(rule.query)}
+    except ReconwatchError:
+        return []  # the run itself reports what is wrong with the query
+    return [
+        f"alert suppression: group_by field {name!r} is not a column of the query's result, "
+        "so it is missing (null) in every alert"
+        for name in config.group_by
+        if name not in columns
+    ]
