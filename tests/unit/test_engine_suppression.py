@@ -134,6 +134,7 @@ def test_one_run_groups_equal_terms_into_one_alert() -> None:
     assert web[INSTANCE_ID] == instance_id(web[TERMS], RULE_ID, "default")  # type: ignore[arg-type]
     assert out.suppressed == 2 and sorted(out.unwritten_ids) == ["id1", "id4"]
     assert not out.truncated
+    assert web["kibana.alert.rule.parameters.alert_suppression"] == {"group_by": ["host.name"]}
 
 
 def test_per_execution_makes_a_new_alert_each_run_and_drops_events_already_suppressed() -> None:

@@ -138,6 +138,9 @@ def rule_fields(rule: Rule, exceptions: Sequence[ExceptionList] = ()) -> dict[st
         fields["kibana.alert.building_block_type"] = "default"
     if rule.timestamp_override:
         fields["kibana.alert.rule.timestamp_override"] = rule.timestamp_override
+    if rule.alert_suppression is not None:
+        # The rule's params as Kibana stores them (snake_case, as in the TOML).
+        fields["kibana.alert.rule.parameters.alert_suppression"] = dict(rule.alert_suppression)
     return fields
 
 
