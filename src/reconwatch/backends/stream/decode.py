@@ -17,7 +17,8 @@ _COUNTER = itertools.count()
 class _Node:
     """One object level: keys (possibly dotted) that lead to wanted leaves or deeper objects."""
 
-    def __init__(self, prefix: str, suffixes: list[tuple[str, ...]]) -> None:
+    def __init__(self, prefix: str, suffixes: list[tuple[str, ...]], leaf: Any = Any) -> None:
+        self.leaf = leaf
         self.leaves: dict[str, str] = {}  # key -> full path
         self.children: dict[str, _Node] = {}
         by_key: dict[str, list[tuple[str, ...]]] = {}
@@ -31,7 +32,7 @@ class _Node:
                     by_key.setdefault(key, []).append(suffix[j:])
         for key, rest in by_key.items():
             if key not in self.leaves:  # a key that is also a leaf is taken whole and flattened
-                self.children[key] = _Node(f"{prefix}.{key}" if prefix else key, rest)
+                self.children[key] = _Node(f"{prefix}.{key}" if prefix else key, rest, leaf)
         self.struct = self._define()
         self.reads: list[tuple[str, str | None, _Node | None]] = [
             (attr, self.leaves.get(key), self.children.get(key)) for attr, key in self.attrs
@@ -43,10 +44,15 @@ class _Node:
         for i, key in enumerate([*self.leaves, *self.children]):
             attr = f"f{i}"
             self.attrs.append((attr, key))
-            kind: Any = Any if key in self.leaves else self_or_none(self, key)
+            kind: Any = self.leaf if key in self.leaves else self_or_none(self, key)
             fields.append((attr, kind, None))
+        # Decoded JSON cannot form reference cycles, so the Structs need not be GC-tracked.
         return msgspec.defstruct(
-            f"Event{next(_COUNTER)}", fields, rename=dict(self.attrs), forbid_unknown_fields=False
+            f"Event{next(_COUNTER)}",
+            fields,
+            rename=dict(self.attrs),
+            forbid_unknown_fields=False,
+            gc=False,
         )
 
     def source(self, var: str, indent: str, env: dict[str, object], lines: list[str]) -> None:

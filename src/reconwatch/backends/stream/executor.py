@@ -6,18 +6,24 @@ import heapq
 import itertools
 import re
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from reconwatch.backends.reference import EvalContext, compile_expr, execute
+from reconwatch.backends.stream.decode import PlanDecoder
+from reconwatch.backends.stream.fastpath import FastPath
+from reconwatch.backends.stream.fastpath import build as build_fast_path
 from reconwatch.backends.stream.prefilter import (
     PASS,
     REJECT,
     compile_verdict,
     count_thresholds,
     leading_equalities,
+    only_count_terms,
 )
 from reconwatch.backends.stream.split import StreamPlan, WindowSpec, split_plan
 from reconwatch.backends.stream.state import (
@@ -125,6 +131,7 @@ class StreamExecutor:
         lookback: WindowSpec | None = None,
         lateness_ms: int | None = None,
         policy: RealertPolicy | None = None,
+        fast: bool = True,
     ) -> None:
         self.split: StreamPlan = split_plan(plan)
         window = self.split.window or lookback
@@ -175,10 +182,41 @@ class StreamExecutor:
             if spec.fn in ("count", "count_distinct") and n not in self._key_index
         }
         self._thresholds = count_thresholds(self.split.post, counts)
+        # The count terms are the whole test when the post-STATS steps filter nothing else.
+        self._terms_decide = only_count_terms(self.split.post, counts)
         self.groups: dict[tuple[object, ...], Group] = {}
         self.memory: dict[tuple[object, ...], _Memory] = {}
         self.held: deque[tuple[int, Row]] = deque()  # rows of a query without STATS
         self.clock = _Clock()
+        self._decoder: PlanDecoder | None = None
+        self.fast: FastPath | None = build_fast_path(self) if fast else None
+
+    @property
+    def decoder(self) -> PlanDecoder:
+        """The plan's JSON decoder (only the fields it reads) for the general path."""
+        if self._decoder is None:
+            self._decoder = PlanDecoder(self.input_fields)
+        return self._decoder
+
+    def push_lines(
+        self, lines: Sequence[bytes | str], errors: list[tuple[int, str]] | None = None
+    ) -> list[Match]:
+        """NDJSON lines in arrival order, as a micro-batch: the same matches, in the same
+        order, as `push` on each decoded line. Lines that are not JSON objects are skipped and
+        listed in `errors` as (index in `lines`, reason)."""
+        errs = errors if errors is not None else []
+        if self.fast is not None:
+            return self.fast.run(lines, errs)
+        fired: list[Match] = []
+        decode = self.decoder.decode
+        for index, line in enumerate(lines):
+            try:
+                event = decode(line)
+            except msgspec.DecodeError as exc:
+                errs.append((index, f"not a JSON object: {exc}"))
+                continue
+            fired.extend(self.push(event))
+        return fired
 
     @property
     def input_fields(self) -> list[str]:
@@ -357,6 +395,14 @@ class StreamExecutor:
         if since is not None and end - since >= self.rearm_ms:
             del self.memory[key]
             memory = None
+        if self._terms_decide and group is not None and memory is not None and self._growth is None:
+            # Matching or not is all a group that already alerted needs: no output row.
+            aggs = group.aggs
+            if all(compare(aggs[i].result(), b) for i, compare, b in self._thresholds):  # type: ignore[arg-type]
+                memory.unmatched_since = None
+            elif memory.unmatched_since is None:
+                memory.unmatched_since = end
+            return
         row = self._matching_row(group, key)
         if row is None:
             if memory is not None and memory.unmatched_since is None:

@@ -101,7 +101,12 @@ def count_thresholds(
     """(aggregate index, comparison, integer) terms of the leading post-STATS WHEREs on count or
     count_distinct columns (`counts`: name -> index). Those columns are never null, so a false
     term means the group does not match, without running the general threshold."""
-    found: list[tuple[int, Callable[[int, int], bool], int]] = []
+    return [(index, _COMPARE[op], bound) for index, op, bound in count_terms(post, counts)]
+
+
+def count_terms(post: tuple[p.Step, ...], counts: dict[str, int]) -> list[tuple[int, str, int]]:
+    """The terms of `count_thresholds` with the comparison by name (eq, gt, lte, ...)."""
+    found: list[tuple[int, str, int]] = []
     for step in post:
         if not isinstance(step, p.Filter):
             break
@@ -112,15 +117,62 @@ def count_thresholds(
     return found
 
 
+def only_count_terms(post: tuple[p.Step, ...], counts: dict[str, int]) -> bool:
+    """Whether a group matches exactly when every count term holds: the post-STATS steps are
+    WHEREs made only of such terms, then steps that keep every row (EVAL, KEEP, SORT, LIMIT;
+    a group is judged before SORT and LIMIT)."""
+    leading = True
+    terms = 0
+    for step in post:
+        if isinstance(step, p.Filter) and leading:
+            for term in _and_terms(step.condition):
+                if _count_term(term, counts) is None:
+                    return False
+                terms += 1
+        elif isinstance(step, p.Eval | p.Project | p.Sort | p.Limit):
+            leading = False
+        else:
+            return False
+    return terms > 0
+
+
+def always_true(op: str, low: int, high: int, bound: int) -> bool:
+    """Whether `value op bound` holds for every value in [low, high]."""
+    if op == "gt":
+        return low > bound
+    if op == "gte":
+        return low >= bound
+    if op == "lt":
+        return high < bound
+    if op == "lte":
+        return high <= bound
+    if op == "eq":
+        return low == high == bound
+    return high < bound or low > bound  # neq
+
+
+def never_true(op: str, low: int, high: int, bound: int) -> bool:
+    """Whether `value op bound` is false for every value in [low, high]."""
+    if op == "gt":
+        return high <= bound
+    if op == "gte":
+        return high < bound
+    if op == "lt":
+        return low >= bound
+    if op == "lte":
+        return low > bound
+    if op == "eq":
+        return high < bound or low > bound
+    return low == high == bound  # neq
+
+
 def _and_terms(expr: p.Expr) -> list[p.Expr]:
     if isinstance(expr, p.Call) and expr.fn == "and" and len(expr.args) == 2:
         return _and_terms(expr.args[0]) + _and_terms(expr.args[1])
     return [expr]
 
 
-def _count_term(
-    expr: p.Expr, counts: dict[str, int]
-) -> tuple[int, Callable[[int, int], bool], int] | None:
+def _count_term(expr: p.Expr, counts: dict[str, int]) -> tuple[int, str, int] | None:
     if not (isinstance(expr, p.Call) and expr.fn in _COMPARE and len(expr.args) == 2):
         return None
     a, b = expr.args
@@ -130,4 +182,4 @@ def _count_term(
     if not (isinstance(a, p.Ref) and isinstance(b, p.Const) and type(b.value) is int):
         return None
     index = counts.get(a.name)
-    return None if index is None else (index, _COMPARE[fn], b.value)
+    return None if index is None else (index, fn, b.value)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import bisect
 import math
 import socket
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 from reconwatch.backends.reference import EvalContext, compile_expr
@@ -70,6 +72,27 @@ class TimeCounter:
         else:
             buckets.insert(index, [ms, n, total])
 
+    def add_sorted(self, times: tuple[int, ...] | list[int]) -> None:
+        """One row per time in `times` (ascending), as many `add(ms, 1)` calls would; a batch
+        entirely after the newest bucket becomes new buckets with C-level calls."""
+        per_ms = Counter(times)
+        buckets = self.buckets
+        if buckets and buckets[-1][0] >= times[0]:
+            for ms, n in per_ms.items():
+                self.add(ms, n)
+            return
+        self.n += len(times)
+        buckets.extend(map(list, zip(per_ms, per_ms.values(), repeat(0))))
+
+    def leaving(self, start_ms: int) -> int:
+        """How many counted rows are older than `start_ms` (they leave by that window start)."""
+        gone = 0
+        for bucket in self.buckets:
+            if bucket[0] >= start_ms:
+                break
+            gone += bucket[1]
+        return gone
+
     def expire(self, start_ms: int) -> None:
         buckets = self.buckets
         while buckets and buckets[0][0] < start_ms:
@@ -123,6 +146,42 @@ class LastSeen:
         if self.stale > 64 and self.stale > len(self.last):
             self._compact()
 
+    def touch_many(self, latest: dict[Any, int], values: dict[Any, object] | None) -> None:
+        """`touch` for many keys at once: `latest` maps each key to its newest time in the batch
+        (it is consumed); `values` maps key to value, None when they are the same."""
+        last = self.last
+        for key in latest.keys() & last.keys():
+            if last[key] >= latest[key]:
+                del latest[key]  # seen as late or later already: touch would change nothing
+            else:
+                self.stale += 1
+        if not latest:
+            return
+        last.update(latest)
+        if self.keep_values:
+            if values is None:
+                self.values.update(zip(latest, latest, strict=True))
+            else:
+                self.values.update({k: values[k] for k in latest})
+        entries = sorted(zip(latest.values(), latest, strict=True), key=_FIRST)
+        queue = self.queue
+        if queue and queue[-1][0] > entries[0][0]:
+            # Older than the newest queued entry: merge with the tail (after equal times, as
+            # touch's bisect_right would put it).
+            tail: list[tuple[int, Any]] = []
+            while queue and queue[-1][0] > entries[0][0]:
+                tail.append(queue.pop())
+            tail.reverse()
+            entries = sorted(tail + entries, key=_FIRST)
+        queue.extend(entries)
+        if self.stale > 64 and self.stale > len(last):
+            self._compact()
+
+    def leaving(self, start_ms: int) -> int:
+        """At most how many distinct values leave by window start `start_ms` (queue entries
+        older than it, stale ones included)."""
+        return bisect.bisect_left(self.queue, start_ms, key=_FIRST)
+
     def _compact(self) -> None:
         self.queue = deque(sorted(((ms, k) for k, ms in self.last.items()), key=lambda e: e[0]))
         self.stale = 0
@@ -139,6 +198,9 @@ class LastSeen:
 
     def entries(self) -> int:
         return len(self.last)
+
+
+_FIRST = itemgetter(0)
 
 
 class WindowedAgg:

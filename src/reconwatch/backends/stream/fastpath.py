@@ -1,0 +1,589 @@
+"""Columnar micro-batches for the stream: raw lines decoded, filtered and grouped in one generated loop, state updated per group per batch."""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import count
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from reconwatch.backends.stream.decode import _Node
+from reconwatch.backends.stream.prefilter import always_true, count_terms, never_true
+from reconwatch.backends.stream.state import Group, LastSeen, ipv4_key
+from reconwatch.esql.types import DataType as T
+from reconwatch.plan import nodes as p
+from reconwatch.plan import values as v
+
+if TYPE_CHECKING:
+    from reconwatch.backends.stream.executor import Match, StreamExecutor
+
+# Window ends before any event: every first event advances the window.
+NO_END = -(1 << 62)
+# Lines scanned before the pending rows are applied: bounds the memory a batch holds.
+MAX_BATCH = 4096
+_CACHE_MAX = 100_000
+# Up to this many distinct values, those about to leave are counted exactly (a bound otherwise).
+_EXACT_LEAVING = 64
+_MISSING = object()
+_FAST_TYPES = (T.KEYWORD, T.IP)
+# `ss.` and `mmmZ` tails of an ISO time: with the minute prefix cached, an event time costs
+# three slices and three lookups in small (cache-resident) tables.
+_SEC = {f"{i:02d}.": i * 1000 for i in range(60)}
+_MS4 = {f"{i:03d}Z": i for i in range(1000)}
+_TIME = itemgetter(0)
+_ORDER = itemgetter(0, 1, 2)
+
+Sink = list[tuple[int, int, int, "Match"]]  # (event index, 0 expiry / 1 add, end, match)
+
+
+class _Ineligible(Exception):
+    """The plan's fields cannot all be read by the generated loop."""
+
+
+def _leaf_paths(node: _Node) -> list[str]:
+    return [*node.leaves.values(), *(f for c in node.children.values() for f in _leaf_paths(c))]
+
+
+@dataclass(slots=True)
+class _Scan:
+    """Counters one pass of the generated loop returns (see `_source`)."""
+
+    stop: int
+    end: int
+    no_time: int
+    outside: int
+    too_late: int
+    disordered: bool
+
+
+def _refs(expr: p.Expr | None, out: set[str]) -> set[str]:
+    if isinstance(expr, p.Ref):
+        out.add(expr.name)
+    elif isinstance(expr, p.Call):
+        for arg in expr.args:
+            _refs(arg, out)
+    return out
+
+
+def eligible_columns(ex: StreamExecutor) -> list[str] | None:
+    """The columns the fast path reads (WHERE, MV_EXPAND, BY, aggregate arguments), or None
+    when the plan has a shape it does not handle; the general path then runs every event."""
+    agg = ex.split.aggregate
+    if agg is None:
+        return None
+    names: set[str] = set()
+    for step in ex.split.pre:
+        if isinstance(step, p.Filter):
+            _refs(step.condition, names)
+        elif isinstance(step, p.MvExpand):
+            names.add(step.column)
+        elif not (isinstance(step, p.Project) and all(a == b for a, b in step.mapping)):
+            return None  # EVAL and RENAME change what later steps read
+    for _name, key in agg.groups:
+        if not isinstance(key, p.Ref):
+            return None
+        names.add(key.name)
+    for spec in ex._specs:
+        if spec.row_count:
+            continue
+        if not spec.distinct or spec.filter is not None or spec.column is None:
+            return None
+        names.add(spec.column)
+    types = dict(ex._fields)
+    if any(types.get(n) not in _FAST_TYPES or n in ex._metadata for n in names):
+        return None
+    return sorted(names)
+
+
+def build(ex: StreamExecutor) -> FastPath | None:
+    """The plan's fast path, or None when its shape needs the general path for every event."""
+    columns = eligible_columns(ex)
+    if columns is None:
+        return None
+    try:
+        return FastPath(ex, columns)
+    except _Ineligible:
+        return None
+
+
+class FastPath:
+    """Runs raw NDJSON lines through one plan's executor in micro-batches.
+
+    Each line is decoded into Structs whose leaves must be single strings (anything else, and
+    any time not in the usual ISO spelling, goes to the general path for that event, in order).
+    Rows are grouped per STATS group; per group per batch the state is updated with C-level
+    dict and deque calls when the group provably cannot match anywhere inside the batch (its
+    count terms out of reach, no re-alert memory); otherwise its rows are replayed event by
+    event with the general code, so alerts carry the exact crossing event and time.
+    """
+
+    def __init__(self, ex: StreamExecutor, columns: list[str]) -> None:
+        self.ex = ex
+        self.columns = columns
+        types = dict(ex._fields)
+        self.time_fields = list(ex.window.time_fields)
+        wanted = sorted({*columns, *self.time_fields})
+        root = _Node("", [tuple(f.split(".")) for f in wanted], str | tuple[str] | None)
+        self._decode = msgspec.json.Decoder(root.struct).decode
+        self.where_columns = sorted(
+            {n for s in ex.split.pre if isinstance(s, p.Filter) for n in _refs(s.condition, set())}
+        )
+        key_columns = [k.name for _n, k in ex.split.aggregate.groups]  # type: ignore[union-attr]
+        self.cells = sorted({s.column for s in ex._specs if s.column is not None})
+        self.ip_columns = {c for c in columns if types[c] is T.IP}
+        self.types = types
+        self.where_cache: dict[tuple[object, ...], bool] = {}
+        self.ip_cache: dict[object, object] = {}
+        self.ip_keys: dict[object, object] = {}
+        self.minute_cache: dict[str, int | None] = {}
+        self.route_columns: list[str] = []
+        self.key_positions: list[int] = []
+        self._scan = self._compile(root, wanted, key_columns)
+        self._agg_plan = [
+            (i, spec, self.cells.index(spec.column) if spec.column else -1)
+            for i, spec in enumerate(ex._specs)
+        ]
+        counts = {
+            n: i
+            for i, (n, spec) in enumerate(zip(ex._agg_names, ex._specs, strict=True))
+            if spec.fn in ("count", "count_distinct") and n not in ex._key_index
+        }
+        self.terms = count_terms(ex.split.post, counts)
+        self.leave = ex.window.length_ms + (1 if ex.window.closed else 0)
+        self.stats = {"fast_events": 0, "general_events": 0, "bulk_groups": 0, "replayed_groups": 0}
+
+    # -- code generation -----------------------------------------------------------------------
+
+    def _compile(self, root: _Node, wanted: list[str], keys: list[str]) -> Callable[..., _Scan]:
+        """The per-line loop, generated once per plan: identifiers are generated, field names
+        and constants enter only as bound values, never as source text."""
+        var = {name: f"x{i}" for i, name in enumerate(wanted)}
+        lines = [
+            "def scan(lines, i, n, E, P, B, adv, advi):",
+            "    nt = ow = tl = 0",
+            "    ooo = False",
+            "    lo = E - C",
+            "    ll = E - LATE",
+            "    while i < n:",
+            "        try:",
+            "            o = dec(lines[i])",
+            "        except Exception:",
+            "            break",
+        ]
+        assigned: set[str] = set()
+        self._reads(root, "o", "        ", var, lines, count(), assigned)
+        if assigned != set(wanted):
+            raise _Ineligible  # a field reachable only through a dotted key
+        # Event time: the first present time field, in the usual ISO spelling only; a one-value
+        # array or any other spelling goes to the general path (the slices then miss the caches).
+        t_vars = [var[f] for f in self.time_fields]
+        lines.append(f"        s = {t_vars[0]}")
+        for tv in t_vars[1:]:
+            lines.append("        if s is None:")
+            lines.append(f"            s = {tv}")
+        lines += [
+            "        if s is None:",
+            "            nt += 1",
+            "            i += 1",
+            "            continue",
+            "        b = MIN.get(s[:17], MISS)",
+            "        if b is MISS:",
+            "            b = minute(s[:17])",
+            "        c = SEC.get(s[17:20])",
+            "        m = MS4.get(s[20:])",
+            "        if b is None or c is None or m is None:",
+            "            break",
+            "        t = b + c + m",
+            "        if t > E:",
+            "            E = t",
+            "            lo = E - C",
+            "            ll = E - LATE",
+            "            adv.append(t)",
+            "            advi.append(i)",
+            "        elif t < lo:",
+            "            ow += 1",
+            "            i += 1",
+            "            continue",
+            "        elif t < ll:",
+            "            tl += 1",
+            "            i += 1",
+            "            continue",
+            "        elif t < E:",
+            "            ooo = True",
+        ]
+        # One lookup answers the WHERE and finds the group's pending rows (False: rejected).
+        route = [*self.where_columns, *(k for k in keys if k not in self.where_columns)]
+        self.route_columns = route
+        self.key_positions = [route.index(k) for k in keys]
+        combo = "".join(f"{var[c]}, " for c in route)
+        lines += [
+            f"        r = B.get(({combo}))",
+            "        if r is None:",
+            f"            r = route(({combo}), P, B)",
+            "        if r is False:",
+            "            i += 1",
+            "            continue",
+        ]
+        for c in sorted(self.ip_columns & set(self.cells)):
+            x = var[c]
+            lines += [
+                f"        if {x} is not None:",
+                f"            c_ = IPC.get({x}, MISS)",
+                f"            {x} = ip({x}) if c_ is MISS else c_",
+            ]
+        cells = "".join(f", {var[c]}" for c in self.cells)
+        lines += [
+            f"        r.append((t, i{cells}))",
+            "        i += 1",
+            "    return Scan(i, E, nt, ow, tl, ooo)",
+        ]
+        ex = self.ex
+        scope: dict[str, Any] = {
+            "dec": self._decode,
+            "C": ex.window.length_ms - (0 if ex.window.closed else 1),
+            "LATE": ex.lateness_ms,
+            "MIN": self.minute_cache,
+            "MISS": _MISSING,
+            "minute": self._minute,
+            "SEC": _SEC,
+            "MS4": _MS4,
+            "route": self._route,
+            "IPC": self.ip_cache,
+            "ip": self._ip,
+            "Scan": _Scan,
+        }
+        exec("\n".join(lines), scope)  # generated from the plan's shape, see the docstring
+        return scope["scan"]  # type: ignore[no-any-return]
+
+    def _reads(
+        self,
+        node: _Node,
+        obj: str,
+        indent: str,
+        var: dict[str, str],
+        lines: list[str],
+        counter: Any,
+        assigned: set[str],
+    ) -> None:
+        """Straight-line reads of one Struct level through the nested spelling. A dotted key
+        (`"host.name": ...`) sends the event to the general path, which merges spellings."""
+        dotted = [attr for attr, key in node.attrs if "." in key]
+        if dotted:
+            chain = " is ".join(f"{obj}.{a}" for a in dotted)
+            lines.append(f"{indent}if not ({chain} is None):")
+            lines.append(f"{indent}    break")
+        for attr, key in node.attrs:
+            if "." in key:
+                continue
+            path = node.leaves.get(key)
+            if path is not None:
+                lines.append(f"{indent}{var[path]} = {obj}.{attr}")
+                assigned.add(path)
+                continue
+            child = node.children[key]
+            name = f"y{next(counter)}"
+            lines.append(f"{indent}{name} = {obj}.{attr}")
+            lines.append(f"{indent}if {name} is not None:")
+            self._reads(child, name, indent + "    ", var, lines, counter, assigned)
+            below = sorted({var[f] for f in _leaf_paths(child)})
+            lines.append(f"{indent}else:")
+            lines.append(f"{indent}    {' = '.join(below)} = None")
+
+    # -- caches the generated loop fills ---------------------------------------------------------
+
+    def _minute(self, text: object) -> int | None:
+        """Epoch millis of a `YYYY-MM-DDThh:mm:` prefix, None when not valid (cached)."""
+        from reconwatch.backends.stream.executor import _iso_millis
+
+        if type(text) is not str:
+            return None
+        if len(self.minute_cache) >= _CACHE_MAX:
+            self.minute_cache.clear()
+        got = self.minute_cache[text] = _iso_millis(text + "00.000Z")
+        return got
+
+    def _route(
+        self, combo: tuple[object, ...], pending: dict[Any, list[Any]], seen: dict[Any, Any]
+    ) -> list[Any] | bool:
+        """The pending rows of the group an event with these WHERE and BY values joins, or
+        False when the WHERE rejects it. The WHERE result is memoised: its expressions are pure
+        (`now()` is refused outside the time filter)."""
+        from reconwatch.backends.stream.executor import _cell
+
+        values = tuple(_scalar(x) for x in combo)
+        nw = len(self.where_columns)
+        passed = self.where_cache.get(values[:nw])
+        if passed is None:
+            row = {c: _cell(x, self.types[c]) for c, x in zip(self.where_columns, values)}  # noqa: B905
+            passed = bool(self.ex._pre(row))
+            if len(self.where_cache) >= _CACHE_MAX:
+                self.where_cache.clear()
+            self.where_cache[values[:nw]] = passed
+        if not passed:
+            seen[combo] = False
+            return False
+        key = tuple(_cell(values[i], self.types[self.route_columns[i]]) for i in self.key_positions)
+        rows = pending.get(key)
+        if rows is None:
+            rows = pending[key] = []
+        seen[combo] = rows
+        return rows
+
+    def _ip(self, text: object) -> object:
+        from reconwatch.backends.stream.executor import _cell
+
+        value = _cell(_scalar(text), T.IP)
+        self.ip_cache[text] = value  # bounded between batches: pending rows need their keys
+        if value is not None and type(value) is not list:
+            self.ip_keys[value] = ipv4_key(value) or v.order_key(value, T.IP)
+        return value
+
+    # -- the batch driver --------------------------------------------------------------------
+
+    def run(self, lines: Sequence[bytes | str], errors: list[tuple[int, str]]) -> list[Match]:
+        """Every line in order; lines that are not JSON objects go to `errors` (index, reason)."""
+        fired: list[Match] = []
+        i, n = 0, len(lines)
+        while i < n:
+            if len(self.ip_cache) >= _CACHE_MAX:
+                self.ip_cache.clear()
+                self.ip_keys.clear()
+            stop = min(n, i + MAX_BATCH)
+            before = self.ex.clock.end_ms
+            batch = _Batch(NO_END if before is None else before)
+            got = self._scan(lines, i, stop, batch.before, batch.pending, {}, batch.adv, batch.advi)
+            self._count(got, got.stop - i, batch)
+            if batch.adv or batch.pending:
+                self._flush(batch, got)
+                batch.sink.sort(key=_ORDER)
+                fired.extend(m for *_x, m in batch.sink)
+            i = got.stop
+            if i < stop:
+                fired.extend(self._general(lines[i], i, errors))
+                i += 1
+        return fired
+
+    def _count(self, got: _Scan, events: int, batch: _Batch) -> None:
+        m = self.ex.metrics
+        m.events += events
+        m.no_time += got.no_time
+        m.outside_window += got.outside
+        m.too_late += got.too_late
+        m.rows += sum(map(len, batch.pending.values()))
+        self.stats["fast_events"] += events
+
+    def _general(self, line: bytes | str, index: int, errors: list[tuple[int, str]]) -> list[Match]:
+        self.stats["general_events"] += 1
+        try:
+            event = self.ex.decoder.decode(line)
+        except msgspec.DecodeError as exc:
+            errors.append((index, f"not a JSON object: {exc}"))
+            return []
+        return self.ex.push(event)
+
+    def _flush(self, batch: _Batch, got: _Scan) -> None:
+        """Apply one batch: groups that may match are replayed exactly, the others in bulk;
+        then the window slides to the batch's end."""
+        ex = self.ex
+        end = got.end
+        start = ex.window.start_ms(end)
+        quiet: set[tuple[object, ...]] = set()
+        for key, rows in batch.pending.items():
+            if not self._bulk(key, rows, start, got.disordered):
+                self._replay(key, rows, batch)
+            else:
+                quiet.add(key)
+        self._slide(end, start, quiet, batch)
+        ex.clock.end_ms = end
+        ex.clock.start_ms = start
+        if end >= ex.clock.prune_at:
+            ex._prune_memory(end)
+
+    def _column(self, columns: list[tuple[Any, ...]], cell: int) -> tuple[Any, ...]:
+        values = columns[2 + cell]
+        if tuple in set(map(type, values)):  # a one-value array somewhere: unwrap
+            return tuple(map(_scalar, values))
+        return values
+
+    def _bulk(
+        self, key: tuple[object, ...], rows: list[tuple[Any, ...]], start: int, disordered: bool
+    ) -> bool:
+        """Add a group's rows with C-level calls if the group cannot match at any moment of the
+        batch; False (nothing changed) when it might."""
+        if disordered:
+            rows = sorted(rows, key=_TIME)
+        columns = list(zip(*rows, strict=True))
+        times = columns[0]
+        cells = [self._column(columns, c) for c in range(len(self.cells))]
+        group = self.ex.groups.get(key)
+        latest: list[dict[Any, int] | None] = []
+        for _i, spec, cell in self._agg_plan:
+            if spec.row_count:
+                latest.append(None)
+                continue
+            keys = map(self.ip_keys.get, cells[cell]) if spec.ip_like else cells[cell]
+            newest = dict(zip(keys, times))  # noqa: B905 (equal lengths)
+            newest.pop(None, None)  # a missing value feeds nothing
+            latest.append(newest)
+        if not self._calm(key, group, latest, len(times), start):
+            return False
+        self.stats["bulk_groups"] += 1
+        if group is None:
+            group = self.ex.groups[key] = Group(key, self.ex._specs)
+        group.rows.add_sorted(times)
+        for (_i, spec, cell), agg, seen in zip(self._agg_plan, group.aggs, latest, strict=True):
+            if seen is None:
+                continue
+            assert isinstance(agg.state, LastSeen)
+            if spec.ip_like and agg.state.keep_values:
+                by_key = dict(zip(map(self.ip_keys.get, cells[cell]), cells[cell]))  # noqa: B905
+                agg.state.touch_many(seen, by_key)
+            else:
+                agg.state.touch_many(seen, None)
+        if group.heap_ms is None or times[0] < group.heap_ms:
+            self.ex._queue(group, times[0])
+        return True
+
+    def _calm(
+        self,
+        key: tuple[object, ...],
+        group: Group | None,
+        latest: list[dict[Any, int] | None],
+        added: int,
+        start: int,
+    ) -> bool:
+        """Whether judging the group at every moment of the batch would change nothing: it has
+        not alerted and some count term is false throughout, or it alerted, matches, and every
+        count term (the whole test) holds throughout while it keeps rows."""
+        ex = self.ex
+        memory = ex.memory.get(key)
+        if memory is None:
+            return any(
+                never_true(op, *self._range(group, index, latest[index], added, start), bound)
+                for index, op, bound in self.terms
+            )
+        if (
+            group is None
+            or not ex._terms_decide
+            or memory.unmatched_since is not None
+            or ex._growth is not None
+            or group.rows.n - group.rows.leaving(start) < 1
+        ):
+            return False
+        return all(
+            always_true(op, *self._range(group, index, latest[index], added, start), bound)
+            for index, op, bound in self.terms
+        )
+
+    def _range(
+        self, group: Group | None, index: int, seen: dict[Any, int] | None, added: int, start: int
+    ) -> tuple[int, int]:
+        """Bounds of a count aggregate at any moment of the batch: at least what is present now
+        less what may leave by `start`, at most what is present now plus the new values."""
+        if group is None:
+            return 0, added if seen is None else len(seen)
+        state = group.aggs[index].state
+        if isinstance(state, LastSeen):
+            last = state.last
+            now = len(last)
+            high = now + (0 if seen is None else len(seen) - len(seen.keys() & last.keys()))
+            if now <= _EXACT_LEAVING:
+                gone = sum(1 for ms in last.values() if ms < start)
+            else:
+                gone = state.leaving(start)
+            return max(0, now - gone), high
+        return max(0, state.n - state.leaving(start)), state.n + added
+
+    def _replay(self, key: tuple[object, ...], rows: list[tuple[Any, ...]], batch: _Batch) -> None:
+        """A group's rows event by event with the general code: its expiries at the moments
+        they happen, each row judged with the window ending at its event."""
+        self.stats["replayed_groups"] += 1
+        ex = self.ex
+        names = self.cells
+        for row in rows:
+            t, index = row[0], row[1]
+            end = batch.end_at(index)
+            self._expire_exact(key, end, batch)
+            group = ex.groups.get(key)
+            if group is None:
+                group = ex.groups[key] = Group(key, ex._specs)
+            group.add(dict(zip(names, map(_scalar, row[2:]), strict=True)), t)
+            if group.heap_ms is None or t < group.heap_ms:
+                ex._queue(group, t)
+            ex.clock.end_ms = end
+            fired: list[Match] = []
+            ex._judge(key, group, fired, t)
+            batch.sink.extend((index, 1, end, m) for m in fired)
+
+    def _expire_exact(self, key: tuple[object, ...], end: int, batch: _Batch) -> None:
+        """The general window slide for one group: each oldest row leaves at its own moment,
+        and the group is judged then."""
+        ex = self.ex
+        group = ex.groups.get(key)
+        while group is not None and group.heap_ms is not None and group.heap_ms + self.leave <= end:
+            at = group.heap_ms + self.leave
+            ex.clock.end_ms = at
+            group.expire(ex.window.start_ms(at))
+            fired: list[Match] = []
+            if group.empty:
+                del ex.groups[key]
+                ex._judge(key, None, fired)
+                group = None
+            else:
+                ex._queue(group, group.rows.buckets[0][0])
+                ex._judge(key, group, fired)
+            index = batch.event_at(at)
+            batch.sink.extend((index, 0, at, m) for m in fired)
+
+    def _slide(self, end: int, start: int, quiet: set[tuple[object, ...]], batch: _Batch) -> None:
+        """Slide the window to `end`: groups that cannot match expire in one step, the others
+        (re-alert memory, or a count that may come into range as rows leave) exactly."""
+        ex = self.ex
+        heap = ex.clock.heap
+        nothing: list[dict[Any, int] | None] = [None] * len(ex._specs)
+        while heap and heap[0][0] < start:
+            ms, _seq, key = heapq.heappop(heap)
+            group = ex.groups.get(key)
+            if group is None or group.heap_ms != ms:
+                continue
+            calm = key in quiet or self._calm(key, group, nothing, 0, start)
+            if not calm:
+                self._expire_exact(key, end, batch)
+                continue
+            group.expire(start)
+            if group.empty:
+                del ex.groups[key]
+            else:
+                ex._queue(group, group.rows.buckets[0][0])
+
+
+def _scalar(value: object) -> object:
+    """A one-value array (decoded as a 1-tuple) as its value."""
+    return value[0] if type(value) is tuple else value
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One micro-batch: pending rows per group, where the window end moved, what fired."""
+
+    before: int
+    pending: dict[tuple[object, ...], list[tuple[Any, ...]]] = field(default_factory=dict)
+    adv: list[int] = field(default_factory=list)  # window ends, ascending
+    advi: list[int] = field(default_factory=list)  # the event index that moved it there
+    sink: Sink = field(default_factory=list)
+
+    def end_at(self, index: int) -> int:
+        """The window end just after event `index` was seen."""
+        k = bisect.bisect_right(self.advi, index) - 1
+        return self.adv[k] if k >= 0 else self.before
+
+    def event_at(self, end: int) -> int:
+        """The index of the event whose time first moved the window to `end` or later."""
+        if not self.advi:
+            return 0
+        return self.advi[min(len(self.advi) - 1, bisect.bisect_left(self.adv, end))]
