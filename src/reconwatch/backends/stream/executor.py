@@ -32,6 +32,7 @@ from reconwatch.backends.stream.state import (
     GROUP_BYTES,
     AggSpec,
     Group,
+    share_states,
 )
 from reconwatch.errors import UsageError
 from reconwatch.esql.types import DataType as T
@@ -162,6 +163,7 @@ class StreamExecutor:
         self._types = dict(self._fields)
         agg = self.split.aggregate
         self._specs = [AggSpec(a, self.ctx) for _, a in agg.aggregates] if agg else []
+        share_states(self._specs)
         self._agg_names = [n for n, _ in agg.aggregates] if agg else []
         self._keys = [(n, compile_expr(e, self.ctx), e.type) for n, e in agg.groups] if agg else []
         self._post_rows = _row_pipeline(

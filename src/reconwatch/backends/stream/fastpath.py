@@ -6,8 +6,8 @@ import bisect
 import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import count
-from operator import itemgetter
+from itertools import accumulate, count, repeat
+from operator import add, itemgetter, lt
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -31,11 +31,13 @@ _CACHE_MAX = 100_000
 _EXACT_LEAVING = 64
 _MISSING = object()
 _FAST_TYPES = (T.KEYWORD, T.IP)
-# `ss.` and `mmmZ` tails of an ISO time: with the minute prefix cached, an event time costs
-# three slices and three lookups in small (cache-resident) tables.
+# An ISO time `2025-07-15T00:00:00.351Z` is three table lookups: the minute prefix (cached
+# as met), `ss.` and `mmmZ` (small tables), all done per batch with C-level maps.
 _SEC = {f"{i:02d}.": i * 1000 for i in range(60)}
 _MS4 = {f"{i:03d}Z": i for i in range(1000)}
-_TIME = itemgetter(0)
+_MINUTE_PART: Any = itemgetter(slice(0, 17))
+_SECOND_PART: Any = itemgetter(slice(17, 20))
+_MILLI_PART: Any = itemgetter(slice(20, None))
 _ORDER = itemgetter(0, 1, 2)
 
 Sink = list[tuple[int, int, int, "Match"]]  # (event index, 0 expiry / 1 add, end, match)
@@ -47,18 +49,6 @@ class _Ineligible(Exception):
 
 def _leaf_paths(node: _Node) -> list[str]:
     return [*node.leaves.values(), *(f for c in node.children.values() for f in _leaf_paths(c))]
-
-
-@dataclass(slots=True)
-class _Scan:
-    """Counters one pass of the generated loop returns (see `_source`)."""
-
-    stop: int
-    end: int
-    no_time: int
-    outside: int
-    too_late: int
-    disordered: bool
 
 
 def _refs(expr: p.Expr | None, out: set[str]) -> set[str]:
@@ -114,18 +104,22 @@ def build(ex: StreamExecutor) -> FastPath | None:
 class FastPath:
     """Runs raw NDJSON lines through one plan's executor in micro-batches.
 
-    Each line is decoded into Structs whose leaves must be single strings (anything else, and
-    any time not in the usual ISO spelling, goes to the general path for that event, in order).
-    Rows are grouped per STATS group; per group per batch the state is updated with C-level
-    dict and deque calls when the group provably cannot match anywhere inside the batch (its
-    count terms out of reach, no re-alert memory); otherwise its rows are replayed event by
-    event with the general code, so alerts carry the exact crossing event and time.
+    A generated loop decodes each line into Structs whose leaves must be single strings (or
+    one-value arrays), answers the WHERE from a memo of its input values and appends the row's
+    cells to its group's pending list. Event times are then converted and checked against the
+    window for the whole batch with C-level maps. Per group per batch the state is updated with
+    C-level dict and deque calls when judging the group at every moment of the batch would
+    change nothing (its count terms out of reach, or an alerted group that keeps matching);
+    otherwise its rows are replayed event by event with the general code, so alerts carry the
+    exact crossing event and time. Anything else (a multivalue, a dotted key, another time
+    spelling, a late event) goes to the general path, in order, so the answers never change.
     """
 
     def __init__(self, ex: StreamExecutor, columns: list[str]) -> None:
         self.ex = ex
         self.columns = columns
         types = dict(ex._fields)
+        self.types = types
         self.time_fields = list(ex.window.time_fields)
         wanted = sorted({*columns, *self.time_fields})
         root = _Node("", [tuple(f.split(".")) for f in wanted], str | tuple[str] | None)
@@ -135,18 +129,19 @@ class FastPath:
         )
         key_columns = [k.name for _n, k in ex.split.aggregate.groups]  # type: ignore[union-attr]
         self.cells = sorted({s.column for s in ex._specs if s.column is not None})
-        self.ip_columns = {c for c in columns if types[c] is T.IP}
-        self.types = types
+        self.ip_cells = [types[c] is T.IP for c in self.cells]
         self.where_cache: dict[tuple[object, ...], bool] = {}
         self.ip_cache: dict[object, object] = {}
         self.ip_keys: dict[object, object] = {}
-        self.minute_cache: dict[str, int | None] = {}
-        self.route_columns: list[str] = []
-        self.key_positions: list[int] = []
-        self._scan = self._compile(root, wanted, key_columns)
+        self.minute_cache: dict[object, int | None] = {}
+        self.route_columns = [
+            *self.where_columns,
+            *(k for k in key_columns if k not in self.where_columns),
+        ]
+        self.key_positions = [self.route_columns.index(k) for k in key_columns]
+        self._scan = self._compile(root, wanted)
         self._agg_plan = [
-            (i, spec, self.cells.index(spec.column) if spec.column else -1)
-            for i, spec in enumerate(ex._specs)
+            (spec, self.cells.index(spec.column) if spec.column else -1) for spec in ex._specs
         ]
         counts = {
             n: i
@@ -154,24 +149,23 @@ class FastPath:
             if spec.fn in ("count", "count_distinct") and n not in ex._key_index
         }
         self.terms = count_terms(ex.split.post, counts)
-        self.leave = ex.window.length_ms + (1 if ex.window.closed else 0)
+        window = ex.window
+        self.leave = window.length_ms + (1 if window.closed else 0)
+        self.outside = window.length_ms - (0 if window.closed else 1)  # start = end - outside
         self.stats = {"fast_events": 0, "general_events": 0, "bulk_groups": 0, "replayed_groups": 0}
 
     # -- code generation -----------------------------------------------------------------------
 
-    def _compile(self, root: _Node, wanted: list[str], keys: list[str]) -> Callable[..., _Scan]:
+    def _compile(self, root: _Node, wanted: list[str]) -> Callable[..., int]:
         """The per-line loop, generated once per plan: identifiers are generated, field names
         and constants enter only as bound values, never as source text."""
         var = {name: f"x{i}" for i, name in enumerate(wanted)}
         lines = [
-            "def scan(lines, i, n, E, P, B, adv, advi):",
-            "    nt = ow = tl = 0",
-            "    ooo = False",
-            "    lo = E - C",
-            "    ll = E - LATE",
-            "    while i < n:",
+            "def scan(lines, P, B, T):",
+            "    i = 0",
+            "    for line in lines:",
             "        try:",
-            "            o = dec(lines[i])",
+            "            o = dec(line)",
             "        except Exception:",
             "            break",
         ]
@@ -179,84 +173,25 @@ class FastPath:
         self._reads(root, "o", "        ", var, lines, count(), assigned)
         if assigned != set(wanted):
             raise _Ineligible  # a field reachable only through a dotted key
-        # Event time: the first present time field, in the usual ISO spelling only; a one-value
-        # array or any other spelling goes to the general path (the slices then miss the caches).
-        t_vars = [var[f] for f in self.time_fields]
-        lines.append(f"        s = {t_vars[0]}")
-        for tv in t_vars[1:]:
-            lines.append("        if s is None:")
-            lines.append(f"            s = {tv}")
-        lines += [
-            "        if s is None:",
-            "            nt += 1",
-            "            i += 1",
-            "            continue",
-            "        b = MIN.get(s[:17], MISS)",
-            "        if b is MISS:",
-            "            b = minute(s[:17])",
-            "        c = SEC.get(s[17:20])",
-            "        m = MS4.get(s[20:])",
-            "        if b is None or c is None or m is None:",
-            "            break",
-            "        t = b + c + m",
-            "        if t > E:",
-            "            E = t",
-            "            lo = E - C",
-            "            ll = E - LATE",
-            "            adv.append(t)",
-            "            advi.append(i)",
-            "        elif t < lo:",
-            "            ow += 1",
-            "            i += 1",
-            "            continue",
-            "        elif t < ll:",
-            "            tl += 1",
-            "            i += 1",
-            "            continue",
-            "        elif t < E:",
-            "            ooo = True",
-        ]
         # One lookup answers the WHERE and finds the group's pending rows (False: rejected).
-        route = [*self.where_columns, *(k for k in keys if k not in self.where_columns)]
-        self.route_columns = route
-        self.key_positions = [route.index(k) for k in keys]
-        combo = "".join(f"{var[c]}, " for c in route)
+        combo = "".join(f"{var[c]}, " for c in self.route_columns)
+        cells = "".join(f", {var[c]}" for c in self.cells)
+        t_vars = [var[f] for f in self.time_fields]
         lines += [
             f"        r = B.get(({combo}))",
             "        if r is None:",
             f"            r = route(({combo}), P, B)",
-            "        if r is False:",
-            "            i += 1",
-            "            continue",
+            f"        T.append({t_vars[0]})",
         ]
-        for c in sorted(self.ip_columns & set(self.cells)):
-            x = var[c]
-            lines += [
-                f"        if {x} is not None:",
-                f"            c_ = IPC.get({x}, MISS)",
-                f"            {x} = ip({x}) if c_ is MISS else c_",
-            ]
-        cells = "".join(f", {var[c]}" for c in self.cells)
+        for tv in t_vars[1:]:
+            lines += ["        if T[-1] is None:", f"            T[-1] = {tv}"]
         lines += [
-            f"        r.append((t, i{cells}))",
+            "        if r is not False:",
+            f"            r.append((i{cells}))",
             "        i += 1",
-            "    return Scan(i, E, nt, ow, tl, ooo)",
+            "    return i",
         ]
-        ex = self.ex
-        scope: dict[str, Any] = {
-            "dec": self._decode,
-            "C": ex.window.length_ms - (0 if ex.window.closed else 1),
-            "LATE": ex.lateness_ms,
-            "MIN": self.minute_cache,
-            "MISS": _MISSING,
-            "minute": self._minute,
-            "SEC": _SEC,
-            "MS4": _MS4,
-            "route": self._route,
-            "IPC": self.ip_cache,
-            "ip": self._ip,
-            "Scan": _Scan,
-        }
+        scope: dict[str, Any] = {"dec": self._decode, "route": self._route}
         exec("\n".join(lines), scope)  # generated from the plan's shape, see the docstring
         return scope["scan"]  # type: ignore[no-any-return]
 
@@ -294,18 +229,7 @@ class FastPath:
             lines.append(f"{indent}else:")
             lines.append(f"{indent}    {' = '.join(below)} = None")
 
-    # -- caches the generated loop fills ---------------------------------------------------------
-
-    def _minute(self, text: object) -> int | None:
-        """Epoch millis of a `YYYY-MM-DDThh:mm:` prefix, None when not valid (cached)."""
-        from reconwatch.backends.stream.executor import _iso_millis
-
-        if type(text) is not str:
-            return None
-        if len(self.minute_cache) >= _CACHE_MAX:
-            self.minute_cache.clear()
-        got = self.minute_cache[text] = _iso_millis(text + "00.000Z")
-        return got
+    # -- memos the loop and the batch fill --------------------------------------------------------
 
     def _route(
         self, combo: tuple[object, ...], pending: dict[Any, list[Any]], seen: dict[Any, Any]
@@ -334,11 +258,20 @@ class FastPath:
         seen[combo] = rows
         return rows
 
-    def _ip(self, text: object) -> object:
+    def _minute(self, text: object) -> int | None:
+        """Epoch millis of a `YYYY-MM-DDThh:mm:` prefix, None when not valid (cached)."""
+        from reconwatch.backends.stream.executor import _iso_millis
+
+        got = _iso_millis(text + "00.000Z") if type(text) is str else None
+        self.minute_cache[text] = got
+        return got
+
+    def _ip(self, raw: object) -> object:
+        """An IP cell converted as the general path does; its distinct-value key remembered."""
         from reconwatch.backends.stream.executor import _cell
 
-        value = _cell(_scalar(text), T.IP)
-        self.ip_cache[text] = value  # bounded between batches: pending rows need their keys
+        value = _cell(_scalar(raw), T.IP)
+        self.ip_cache[raw] = value
         if value is not None and type(value) is not list:
             self.ip_keys[value] = ipv4_key(value) or v.order_key(value, T.IP)
         return value
@@ -350,32 +283,122 @@ class FastPath:
         fired: list[Match] = []
         i, n = 0, len(lines)
         while i < n:
-            if len(self.ip_cache) >= _CACHE_MAX:
-                self.ip_cache.clear()
+            for cache in (self.ip_cache, self.minute_cache):
+                if len(cache) >= _CACHE_MAX:
+                    cache.clear()
+            if len(self.ip_keys) >= _CACHE_MAX:
                 self.ip_keys.clear()
-            stop = min(n, i + MAX_BATCH)
-            before = self.ex.clock.end_ms
-            batch = _Batch(NO_END if before is None else before)
-            got = self._scan(lines, i, stop, batch.before, batch.pending, {}, batch.adv, batch.advi)
-            self._count(got, got.stop - i, batch)
-            if batch.adv or batch.pending:
-                self._flush(batch, got)
+                self.ip_cache.clear()
+            chunk = lines[i : min(n, i + MAX_BATCH)]
+            batch = self._batch(chunk)
+            if batch.events:
+                self._flush(batch)
                 batch.sink.sort(key=_ORDER)
                 fired.extend(m for *_x, m in batch.sink)
-            i = got.stop
-            if i < stop:
+            i += batch.events
+            if batch.events < len(chunk):
                 fired.extend(self._general(lines[i], i, errors))
                 i += 1
         return fired
 
-    def _count(self, got: _Scan, events: int, batch: _Batch) -> None:
+    def _batch(self, chunk: Sequence[bytes | str]) -> _Batch:
+        """Scan a chunk up to its first line the fast path cannot take; convert its times and
+        place them in the window."""
+        before = self.ex.clock.end_ms
+        batch = _Batch(NO_END if before is None else before)
+        texts: list[object] = []
+        stop = self._scan(chunk, batch.pending, {}, texts)
+        times = self._times(texts)
+        if times is None:
+            times, stop = self._times_slowly(texts, stop)
+        batch.times = times
+        batch.events = stop
+        ends = list(accumulate(times, max, initial=batch.before)) if None not in times else None
+        margin = min(self.outside, self.ex.lateness_ms)
+        if ends is None or any(map(lt, map(add, times, repeat(margin)), ends)):
+            self._place_slowly(batch)  # missing times or late events: classify one by one
+        else:
+            batch.ends = ends
+            batch.disordered = any(map(lt, times, ends))
+        self._trim(batch, stop)
         m = self.ex.metrics
-        m.events += events
-        m.no_time += got.no_time
-        m.outside_window += got.outside
-        m.too_late += got.too_late
+        m.events += stop
         m.rows += sum(map(len, batch.pending.values()))
-        self.stats["fast_events"] += events
+        self.stats["fast_events"] += stop
+        return batch
+
+    def _times(self, texts: list[object]) -> list[Any] | None:
+        """Epoch millis of every time text, or None when one is missing or spelled otherwise."""
+        minutes = self.minute_cache
+        for _attempt in range(2):
+            try:
+                return list(
+                    map(
+                        add,
+                        map(
+                            add,
+                            map(minutes.get, map(_MINUTE_PART, texts)),
+                            map(_SEC.get, map(_SECOND_PART, texts)),
+                        ),
+                        map(_MS4.get, map(_MILLI_PART, texts)),
+                    )
+                )
+            except TypeError:
+                # A minute not met yet (fill and retry), a missing time or another spelling.
+                for prefix in {x[:17] for x in texts if type(x) is str} - minutes.keys():
+                    self._minute(prefix)
+        return None
+
+    def _times_slowly(self, texts: list[object], stop: int) -> tuple[list[Any], int]:
+        """Times one by one: None for an event without one; the batch stops at the first time
+        in another spelling (the general path parses it)."""
+        out: list[Any] = []
+        for index, text in enumerate(texts[:stop]):
+            if text is None:
+                out.append(None)
+                continue
+            got = self._times([text])
+            if got is None:
+                return out, index
+            out.append(got[0])
+        return out, stop
+
+    def _place_slowly(self, batch: _Batch) -> None:
+        """The window logic of `push`, event by event: no time, outside the window, too late."""
+        m = self.ex.metrics
+        end = batch.before
+        ends = [end]
+        dropped = batch.dropped
+        lateness = self.ex.lateness_ms
+        for index, t in enumerate(batch.times):
+            if t is None:
+                m.no_time += 1
+                dropped.add(index)
+            elif t > end:
+                end = t
+            elif t < end - self.outside:
+                m.outside_window += 1
+                dropped.add(index)
+            elif t < end - lateness:
+                m.too_late += 1
+                dropped.add(index)
+            elif t < end:
+                batch.disordered = True
+            ends.append(end)
+        batch.ends = ends
+
+    def _trim(self, batch: _Batch, stop: int) -> None:
+        """Pending rows only of events the batch keeps (before `stop`, not dropped)."""
+        dropped = batch.dropped
+        batch.times = batch.times[:stop]
+        batch.ends = batch.ends[: stop + 1]
+        for key, rows in list(batch.pending.items()):
+            if rows and (rows[-1][0] >= stop or dropped):
+                kept = [r for r in rows if r[0] < stop and r[0] not in dropped]
+                if kept:
+                    batch.pending[key] = kept
+                else:
+                    del batch.pending[key]
 
     def _general(self, line: bytes | str, index: int, errors: list[tuple[int, str]]) -> list[Match]:
         self.stats["general_events"] += 1
@@ -386,45 +409,57 @@ class FastPath:
             return []
         return self.ex.push(event)
 
-    def _flush(self, batch: _Batch, got: _Scan) -> None:
-        """Apply one batch: groups that may match are replayed exactly, the others in bulk;
-        then the window slides to the batch's end."""
+    def _flush(self, batch: _Batch) -> None:
+        """Apply one batch: groups that may change their verdict are replayed exactly, the
+        others in bulk; then the window slides to the batch's end."""
         ex = self.ex
-        end = got.end
+        end = batch.ends[-1]
+        if end == NO_END:
+            return  # no event had a time
         start = ex.window.start_ms(end)
         quiet: set[tuple[object, ...]] = set()
         for key, rows in batch.pending.items():
-            if not self._bulk(key, rows, start, got.disordered):
-                self._replay(key, rows, batch)
-            else:
+            if self._bulk(key, rows, start, batch):
                 quiet.add(key)
+            else:
+                self._replay(key, rows, batch)
         self._slide(end, start, quiet, batch)
         ex.clock.end_ms = end
         ex.clock.start_ms = start
         if end >= ex.clock.prune_at:
             ex._prune_memory(end)
 
-    def _column(self, columns: list[tuple[Any, ...]], cell: int) -> tuple[Any, ...]:
-        values = columns[2 + cell]
+    def _cells(self, columns: list[tuple[Any, ...]], cell: int) -> tuple[Any, ...] | list[Any]:
+        """One pending column as the general path would convert it."""
+        values = columns[1 + cell]
+        if self.ip_cells[cell]:
+            got = list(map(self.ip_cache.get, values, repeat(_MISSING)))
+            if _MISSING in got:
+                got = [self._ip(x) if c is _MISSING else c for x, c in zip(values, got)]  # noqa: B905
+            return got
         if tuple in set(map(type, values)):  # a one-value array somewhere: unwrap
             return tuple(map(_scalar, values))
         return values
 
     def _bulk(
-        self, key: tuple[object, ...], rows: list[tuple[Any, ...]], start: int, disordered: bool
+        self, key: tuple[object, ...], rows: list[tuple[Any, ...]], start: int, batch: _Batch
     ) -> bool:
-        """Add a group's rows with C-level calls if the group cannot match at any moment of the
-        batch; False (nothing changed) when it might."""
-        if disordered:
-            rows = sorted(rows, key=_TIME)
+        """Add a group's rows with C-level calls if judging it at every moment of the batch
+        would change nothing; False (nothing changed) otherwise."""
+        times_of = batch.times
+        if batch.disordered:
+            rows = sorted(rows, key=lambda r: times_of[r[0]])
         columns = list(zip(*rows, strict=True))
-        times = columns[0]
-        cells = [self._column(columns, c) for c in range(len(self.cells))]
+        times = list(map(times_of.__getitem__, columns[0]))
+        cells = [self._cells(columns, c) for c in range(len(self.cells))]
         group = self.ex.groups.get(key)
         latest: list[dict[Any, int] | None] = []
-        for _i, spec, cell in self._agg_plan:
+        for spec, cell in self._agg_plan:
             if spec.row_count:
                 latest.append(None)
+                continue
+            if spec.share is not None:
+                latest.append(latest[spec.share])  # one state: updated once, through its owner
                 continue
             keys = map(self.ip_keys.get, cells[cell]) if spec.ip_like else cells[cell]
             newest = dict(zip(keys, times))  # noqa: B905 (equal lengths)
@@ -435,16 +470,18 @@ class FastPath:
         self.stats["bulk_groups"] += 1
         if group is None:
             group = self.ex.groups[key] = Group(key, self.ex._specs)
+        buckets = group.rows.buckets
+        newer = not buckets or buckets[-1][0] < times[0]  # the newest row holds the newest value
         group.rows.add_sorted(times)
-        for (_i, spec, cell), agg, seen in zip(self._agg_plan, group.aggs, latest, strict=True):
-            if seen is None:
+        for (spec, cell), agg, seen in zip(self._agg_plan, group.aggs, latest, strict=True):
+            if seen is None or spec.share is not None:
                 continue
             assert isinstance(agg.state, LastSeen)
             if spec.ip_like and agg.state.keep_values:
                 by_key = dict(zip(map(self.ip_keys.get, cells[cell]), cells[cell]))  # noqa: B905
-                agg.state.touch_many(seen, by_key)
+                agg.state.touch_many(seen, by_key, newer)
             else:
-                agg.state.touch_many(seen, None)
+                agg.state.touch_many(seen, None, newer)
         if group.heap_ms is None or times[0] < group.heap_ms:
             self.ex._queue(group, times[0])
         return True
@@ -506,13 +543,22 @@ class FastPath:
         ex = self.ex
         names = self.cells
         for row in rows:
-            t, index = row[0], row[1]
-            end = batch.end_at(index)
+            index = row[0]
+            t = batch.times[index]
+            end = batch.ends[index + 1]
             self._expire_exact(key, end, batch)
             group = ex.groups.get(key)
             if group is None:
                 group = ex.groups[key] = Group(key, ex._specs)
-            group.add(dict(zip(names, map(_scalar, row[2:]), strict=True)), t)
+            cells = [
+                self.ip_cache.get(x, _MISSING) if ip else _scalar(x)
+                for x, ip in zip(row[1:], self.ip_cells)  # noqa: B905
+            ]
+            cells = [
+                self._ip(x) if c is _MISSING else c
+                for x, c in zip(row[1:], cells)  # noqa: B905
+            ]
+            group.add(dict(zip(names, cells, strict=True)), t)
             if group.heap_ms is None or t < group.heap_ms:
                 ex._queue(group, t)
             ex.clock.end_ms = end
@@ -569,21 +615,18 @@ def _scalar(value: object) -> object:
 
 @dataclass(slots=True)
 class _Batch:
-    """One micro-batch: pending rows per group, where the window end moved, what fired."""
+    """One micro-batch: pending rows per group, event times and window ends, what fired."""
 
-    before: int
+    before: int  # the window end before the batch
+    events: int = 0
     pending: dict[tuple[object, ...], list[tuple[Any, ...]]] = field(default_factory=dict)
-    adv: list[int] = field(default_factory=list)  # window ends, ascending
-    advi: list[int] = field(default_factory=list)  # the event index that moved it there
+    times: list[Any] = field(default_factory=list)  # per event, None without a time
+    ends: list[int] = field(default_factory=list)  # ends[k]: the window end before event k
+    dropped: set[int] = field(default_factory=set)
+    disordered: bool = False
     sink: Sink = field(default_factory=list)
-
-    def end_at(self, index: int) -> int:
-        """The window end just after event `index` was seen."""
-        k = bisect.bisect_right(self.advi, index) - 1
-        return self.adv[k] if k >= 0 else self.before
 
     def event_at(self, end: int) -> int:
         """The index of the event whose time first moved the window to `end` or later."""
-        if not self.advi:
-            return 0
-        return self.advi[min(len(self.advi) - 1, bisect.bisect_left(self.adv, end))]
+        k = bisect.bisect_left(self.ends, end, 1)
+        return max(0, min(k, len(self.ends) - 1) - 1)

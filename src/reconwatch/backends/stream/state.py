@@ -146,18 +146,29 @@ class LastSeen:
         if self.stale > 64 and self.stale > len(self.last):
             self._compact()
 
-    def touch_many(self, latest: dict[Any, int], values: dict[Any, object] | None) -> None:
+    def touch_many(
+        self, latest: dict[Any, int], values: dict[Any, object] | None, newer: bool = False
+    ) -> None:
         """`touch` for many keys at once: `latest` maps each key to its newest time in the batch
-        (it is consumed); `values` maps key to value, None when they are the same."""
+        (it is consumed); `values` maps key to value, None when they are the same. `newer`:
+        every time in `latest` is later than any time already held."""
         last = self.last
-        for key in latest.keys() & last.keys():
-            if last[key] >= latest[key]:
-                del latest[key]  # seen as late or later already: touch would change nothing
-            else:
-                self.stale += 1
         if not latest:
             return
-        last.update(latest)
+        if newer:
+            # Every key already held is re-sighted later: counted from the sizes, no set built.
+            before = len(last)
+            last.update(latest)
+            self.stale += len(latest) - (len(last) - before)
+        else:
+            for key in latest.keys() & last.keys():
+                if last[key] >= latest[key]:
+                    del latest[key]  # seen as late or later already: touch changes nothing
+                else:
+                    self.stale += 1
+            if not latest:
+                return
+            last.update(latest)
         if self.keep_values:
             if values is None:
                 self.values.update(zip(latest, latest, strict=True))
@@ -183,7 +194,9 @@ class LastSeen:
         return bisect.bisect_left(self.queue, start_ms, key=_FIRST)
 
     def _compact(self) -> None:
-        self.queue = deque(sorted(((ms, k) for k, ms in self.last.items()), key=lambda e: e[0]))
+        # Keep the live entries in queue order: a set of (time, key) filters in C, no sort.
+        live = set(zip(self.last.values(), self.last, strict=True))
+        self.queue = deque(filter(live.__contains__, self.queue))
         self.stale = 0
 
     def expire(self, start_ms: int) -> None:
@@ -208,11 +221,17 @@ class WindowedAgg:
 
     __slots__ = ("spec", "state")
 
-    def __init__(self, spec: AggSpec, rows: TimeCounter | None = None) -> None:
+    def __init__(
+        self, spec: AggSpec, rows: TimeCounter | None = None, shared: LastSeen | None = None
+    ) -> None:
         self.spec = spec
-        self.state: TimeCounter | LastSeen = (
-            LastSeen(spec.fn != "count_distinct") if spec.distinct else TimeCounter()
-        )
+        self.state: TimeCounter | LastSeen
+        if shared is not None:
+            self.state = shared  # another aggregate of the same column keeps the values
+        elif spec.distinct:
+            self.state = LastSeen(spec.keeps_values)
+        else:
+            self.state = TimeCounter()
         if spec.row_count and rows is not None:
             self.state = rows  # count(*) is the group's own row counter: nothing to feed
 
@@ -242,6 +261,14 @@ class AggSpec:
         self.plain_distinct = (
             self.distinct and self.filter is None and self.column is not None and not self.ip_like
         )
+        self.keeps_values = agg.fn != "count_distinct"
+        # Index of an earlier aggregate over the same column whose distinct state this one reads
+        # (count_distinct(x) and values(x) keep one value -> last-seen map); see share_states.
+        self.share: int | None = None
+
+    @property
+    def sharable(self) -> bool:
+        return self.distinct and self.filter is None and self.column is not None
 
     def feed(self, state: TimeCounter | LastSeen, row: Row, ms: int) -> None:
         if self.filter is not None and self.filter(row) is not True:
@@ -331,6 +358,20 @@ _READERS: dict[str, Callable[[AggSpec, TimeCounter | LastSeen], object]] = {
 }
 
 
+def share_states(specs: list[AggSpec]) -> None:
+    """Let distinct aggregates of the same plain column share one state (the first keeps
+    values if any of them needs them): one map and queue per column instead of per aggregate."""
+    first: dict[str, int] = {}
+    for index, spec in enumerate(specs):
+        if not spec.sharable:
+            continue
+        assert spec.column is not None
+        owner = first.setdefault(spec.column, index)
+        if owner != index:
+            spec.share = owner
+            specs[owner].keeps_values = specs[owner].keeps_values or spec.keeps_values
+
+
 class Group:
     """One STATS group inside the window: its key values, a row counter, and its aggregates.
 
@@ -343,14 +384,18 @@ class Group:
     def __init__(self, key: tuple[object, ...], specs: list[AggSpec]) -> None:
         self.key = key
         self.rows = TimeCounter()
-        self.aggs = [WindowedAgg(s, self.rows) for s in specs]
+        aggs: list[WindowedAgg] = []
+        for spec in specs:
+            shared = aggs[spec.share].state if spec.share is not None else None
+            aggs.append(WindowedAgg(spec, self.rows, shared))  # type: ignore[arg-type]
+        self.aggs = aggs
         self.heap_ms: int | None = None
 
     def add(self, row: Row, ms: int) -> None:
         self.rows.add(ms, 1)
         for agg in self.aggs:
             spec = agg.spec
-            if spec.row_count:
+            if spec.row_count or spec.share is not None:
                 continue
             if spec.plain_distinct:
                 value = row.get(spec.column)
@@ -364,7 +409,7 @@ class Group:
     def expire(self, start_ms: int) -> None:
         self.rows.expire(start_ms)
         for agg in self.aggs:
-            if agg.state is not self.rows:
+            if agg.state is not self.rows and agg.spec.share is None:
                 agg.state.expire(start_ms)
 
     @property
@@ -372,7 +417,11 @@ class Group:
         return not self.rows.buckets
 
     def distinct_entries(self) -> int:
-        return sum(a.state.entries() for a in self.aggs if isinstance(a.state, LastSeen))
+        return sum(
+            a.state.entries()
+            for a in self.aggs
+            if isinstance(a.state, LastSeen) and a.spec.share is None
+        )
 
     def buckets(self) -> int:
         return self.rows.entries() + sum(
