@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from reconwatch.backends.stream.decode import _Node
-from reconwatch.backends.stream.prefilter import always_true, count_terms, never_true
+from reconwatch.backends.stream.prefilter import _conjuncts, always_true, count_terms, never_true
 from reconwatch.backends.stream.state import Group, LastSeen, ipv4_key
 from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
@@ -134,10 +134,19 @@ class FastPath:
         self.ip_cache: dict[object, object] = {}
         self.ip_keys: dict[object, object] = {}
         self.minute_cache: dict[object, int | None] = {}
-        self.route_columns = [
-            *self.where_columns,
-            *(k for k in key_columns if k not in self.where_columns),
-        ]
+        # `field == "constant"` terms are tested in the loop; when the WHERE is nothing else,
+        # the memo lookup needs only the BY values.
+        keyword = {n for n, t in types.items() if t is T.KEYWORD}
+        self.equalities: list[tuple[str, str]] = []
+        complete = True
+        for step in ex.split.pre:
+            if isinstance(step, p.Filter):
+                found, whole = _conjuncts(step.condition, keyword)
+                self.equalities += found
+                complete = complete and whole
+        self.where_in_route = not complete
+        where_route = self.where_columns if self.where_in_route else []
+        self.route_columns = [*where_route, *(k for k in key_columns if k not in where_route)]
         self.key_positions = [self.route_columns.index(k) for k in key_columns]
         self._scan = self._compile(root, wanted)
         self._agg_plan = [
@@ -173,25 +182,38 @@ class FastPath:
         self._reads(root, "o", "        ", var, lines, count(), assigned)
         if assigned != set(wanted):
             raise _Ineligible  # a field reachable only through a dotted key
-        # One lookup answers the WHERE and finds the group's pending rows (False: rejected).
-        combo = "".join(f"{var[c]}, " for c in self.route_columns)
-        cells = "".join(f", {var[c]}" for c in self.cells)
+        scope: dict[str, Any] = {"dec": self._decode, "route": self._route}
         t_vars = [var[f] for f in self.time_fields]
-        lines += [
-            f"        r = B.get(({combo}))",
-            "        if r is None:",
-            f"            r = route(({combo}), P, B)",
-            f"        T.append({t_vars[0]})",
-        ]
+        lines.append(f"        T.append({t_vars[0]})")
         for tv in t_vars[1:]:
             lines += ["        if T[-1] is None:", f"            T[-1] = {tv}"]
+        # Equality terms: a single string or a one-value array equal to the constant; null,
+        # another value or a longer array (not decoded here) is false.
+        tests = []
+        for n, (name, const) in enumerate(self.equalities):
+            scope[f"K{n}"], scope[f"A{n}"] = const, (const,)
+            tests.append(f"({var[name]} == K{n} or {var[name]} == A{n})")
+        if tests:
+            lines += [
+                f"        if not ({' and '.join(tests)}):",
+                "            i += 1",
+                "            continue",
+            ]
+        # One lookup answers the rest of the WHERE and finds the group's pending rows (False:
+        # rejected); a single BY column is its own lookup key.
+        single = len(self.route_columns) == 1
+        combo = "".join(f"{var[c]}, " for c in self.route_columns)
+        lookup = var[self.route_columns[0]] if single else f"({combo})"
+        cells = "".join(f", {var[c]}" for c in self.cells)
         lines += [
+            f"        r = B.get({lookup})",
+            "        if r is None:",
+            f"            r = route(({combo}), P, B, {lookup})",
             "        if r is not False:",
             f"            r.append((i{cells}))",
             "        i += 1",
             "    return i",
         ]
-        scope: dict[str, Any] = {"dec": self._decode, "route": self._route}
         exec("\n".join(lines), scope)  # generated from the plan's shape, see the docstring
         return scope["scan"]  # type: ignore[no-any-return]
 
@@ -232,7 +254,11 @@ class FastPath:
     # -- memos the loop and the batch fill --------------------------------------------------------
 
     def _route(
-        self, combo: tuple[object, ...], pending: dict[Any, list[Any]], seen: dict[Any, Any]
+        self,
+        combo: tuple[object, ...],
+        pending: dict[Any, list[Any]],
+        seen: dict[Any, Any],
+        lookup: object,
     ) -> list[Any] | bool:
         """The pending rows of the group an event with these WHERE and BY values joins, or
         False when the WHERE rejects it. The WHERE result is memoised: its expressions are pure
@@ -241,7 +267,7 @@ class FastPath:
 
         values = tuple(_scalar(x) for x in combo)
         nw = len(self.where_columns)
-        passed = self.where_cache.get(values[:nw])
+        passed = self.where_cache.get(values[:nw]) if self.where_in_route else True
         if passed is None:
             row = {c: _cell(x, self.types[c]) for c, x in zip(self.where_columns, values)}  # noqa: B905
             passed = bool(self.ex._pre(row))
@@ -249,13 +275,13 @@ class FastPath:
                 self.where_cache.clear()
             self.where_cache[values[:nw]] = passed
         if not passed:
-            seen[combo] = False
+            seen[lookup] = False
             return False
         key = tuple(_cell(values[i], self.types[self.route_columns[i]]) for i in self.key_positions)
         rows = pending.get(key)
         if rows is None:
             rows = pending[key] = []
-        seen[combo] = rows
+        seen[lookup] = rows
         return rows
 
     def _minute(self, text: object) -> int | None:

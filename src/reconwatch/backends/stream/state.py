@@ -118,6 +118,7 @@ class LastSeen:
 
     A value leaves the window when its last sighting does; the expiry queue holds (ms, key)
     sorted by time, and entries made stale by a later sighting are skipped and compacted away.
+    `values` (key -> value) is kept only when keys are not the values themselves (IP order keys).
     """
 
     __slots__ = ("keep_values", "last", "queue", "stale", "values")
@@ -261,7 +262,9 @@ class AggSpec:
         self.plain_distinct = (
             self.distinct and self.filter is None and self.column is not None and not self.ip_like
         )
-        self.keeps_values = agg.fn != "count_distinct"
+        # Values differ from their keys only for IP/version order keys; otherwise the last-seen
+        # map's keys are the values.
+        self.keeps_values = agg.fn != "count_distinct" and self.ip_like
         # Index of an earlier aggregate over the same column whose distinct state this one reads
         # (count_distinct(x) and values(x) keep one value -> last-seen map); see share_states.
         self.share: int | None = None
@@ -317,15 +320,19 @@ def _count_distinct(spec: AggSpec, state: TimeCounter | LastSeen) -> object:
 def _values(spec: AggSpec, state: TimeCounter | LastSeen) -> object:
     assert isinstance(state, LastSeen)
     # Elasticsearch leaves the order unspecified; sorted (as the reference does) is reproducible.
+    if not state.keep_values:
+        return v.from_list(sorted(state.last))
     return v.from_list(state.values[k] for k in sorted(state.values))
 
 
 def _extreme(spec: AggSpec, state: TimeCounter | LastSeen) -> object:
     assert isinstance(state, LastSeen)
-    if not state.values:
+    held = state.values if state.keep_values else state.last
+    if not held:
         return None
     pick = max if spec.fn == "max" else min
-    return state.values[pick(state.values)]
+    key = pick(held)
+    return state.values[key] if state.keep_values else key
 
 
 def _sum(spec: AggSpec, state: TimeCounter | LastSeen) -> object:
