@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Annotated
+from typing import Annotated
 
-import msgspec
 import typer
 from rich.console import Console
 
 from reconwatch.alerts.render import to_ndjson
-from reconwatch.backends.stream.decode import PlanDecoder
 from reconwatch.backends.stream.executor import RealertPolicy
 from reconwatch.engine.watch import RuleWatch
 from reconwatch.errors import UsageError
@@ -26,6 +25,9 @@ from reconwatch.rules.datemath import parse_interval
 # Files read line by line with the plan's own decoder; others (.gz, JSON arrays) via ingest.
 PLAIN_NDJSON = (".ndjson", ".jsonl")
 FOLLOW_POLL_S = 0.2
+READ_BYTES = 1 << 20
+BATCH_LINES = 4096
+Emit = Callable[[list[dict[str, object]]], None]
 
 
 def _millis(text: str | None, option: str) -> int | None:
@@ -38,54 +40,58 @@ def _millis(text: str | None, option: str) -> int | None:
         raise UsageError(msg) from None
 
 
-def _lines(handle: IO[str], name: str, follow: bool) -> Iterator[tuple[str, int, str]]:
-    """(input name, line number, text) for each line; with `follow`, waits for appended lines."""
-    number = 0
-    pending = ""
+def _batches(fd: int, follow: bool) -> Iterator[list[bytes]]:
+    """Complete lines as they arrive, in micro-batches: each read takes whatever is available
+    (up to READ_BYTES), so a slow or paced input is processed as soon as a line ends and a fast
+    one in batches of many lines. With `follow`, waits for lines appended at end of input."""
+    pending = b""
     while True:
-        chunk = handle.readline()
+        chunk = os.read(fd, READ_BYTES)
         if not chunk:
             if not follow:
                 break
             time.sleep(FOLLOW_POLL_S)
             continue
-        pending += chunk
-        if not pending.endswith("\n") and follow:
-            continue  # a line still being written
-        number += 1
-        yield name, number, pending
-        pending = ""
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()  # a line still being written
+        for start in range(0, len(lines), BATCH_LINES):
+            yield lines[start : start + BATCH_LINES]
     if pending:
-        yield name, number + 1, pending
+        yield [pending]
 
 
-def _decoded(
-    lines: Iterator[tuple[str, int, str]], report: IngestReport, decoder: PlanDecoder
-) -> Iterator[Mapping[str, object]]:
-    for name, number, text in lines:
-        if not text.strip():
-            continue
-        try:
-            yield decoder.decode(text)
-        except msgspec.DecodeError as exc:
-            report.add(f"not a JSON object: {exc}", name, number)
-
-
-def _events(
-    paths: list[str], follow: bool, report: IngestReport, decoder: PlanDecoder
-) -> Iterator[Mapping[str, object]]:
+def _sources(paths: list[str], follow: bool) -> Iterator[tuple[str, int]]:
+    """(input name, file descriptor) for stdin and the plain NDJSON files, in order."""
     for raw in paths or ["-"]:
         if raw == "-":
-            yield from _decoded(_lines(sys.stdin, "<stdin>", follow), report, decoder)
-        elif follow or Path(raw).suffix in PLAIN_NDJSON:
-            with open(raw, encoding="utf-8", errors="replace") as handle:
-                yield from _decoded(_lines(handle, raw, follow), report, decoder)
+            yield "<stdin>", sys.stdin.fileno()
+            continue
+        fd = os.open(raw, os.O_RDONLY)
+        try:
+            yield raw, fd
+        finally:
+            os.close(fd)
+
+
+def _watch_lines(
+    watch: RuleWatch, name: str, fd: int, follow: bool, report: IngestReport, emit: Emit
+) -> None:
+    number = 0
+    for batch in _batches(fd, follow):
+        errors: list[tuple[int, str]] = []
+        emit(watch.push_lines(batch, errors))
+        for index, reason in errors:
+            report.add(reason, name, number + index + 1)
+        number += len(batch)
+
+
+def _watch_documents(watch: RuleWatch, path: str, report: IngestReport, emit: Emit) -> None:
+    """.gz files and JSON arrays, read by ingest, event by event."""
+    for line, value in read_events(Path(path), report):
+        if isinstance(value, dict):
+            emit(watch.push(flatten(value)))
         else:
-            for line, value in read_events(Path(raw), report):
-                if isinstance(value, dict):
-                    yield flatten(value)
-                else:
-                    report.add("not a JSON object", raw, line)
+            report.add("not a JSON object", path, line)
 
 
 def _catalog(paths: list[str], follow: bool) -> Catalog | None:
@@ -163,13 +169,21 @@ def register(app: typer.Typer) -> None:
         out = sys.stdout
         err = Console(stderr=True, highlight=False, soft_wrap=True)
         alerts = 0
+
+        def emit(batch: list[dict[str, object]]) -> None:
+            nonlocal alerts
+            if batch:
+                out.write(to_ndjson(batch))
+                out.flush()
+                alerts += len(batch)
+
         try:
-            decoder = PlanDecoder(watch.executor.input_fields)
-            for event in _events(paths, follow, report, decoder):
-                for alert in watch.push(event):
-                    out.write(to_ndjson([alert]))
-                    out.flush()
-                    alerts += 1
+            for raw in paths or ["-"]:
+                if raw != "-" and not follow and Path(raw).suffix not in PLAIN_NDJSON:
+                    _watch_documents(watch, raw, report, emit)
+                    continue
+                for name, fd in _sources([raw], follow):
+                    _watch_lines(watch, name, fd, follow, report, emit)
         except KeyboardInterrupt:
             pass
         for line in report.lines(cap=20):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -69,6 +69,12 @@ class RuleWatch:
 
     def push(self, event: Mapping[str, object]) -> list[dict[str, object]]:
         return [self.alert(m) for m in self.executor.push(event)]
+
+    def push_lines(
+        self, lines: Sequence[bytes | str], errors: list[tuple[int, str]] | None = None
+    ) -> list[dict[str, object]]:
+        """A micro-batch of NDJSON lines (see StreamExecutor.push_lines)."""
+        return [self.alert(m) for m in self.executor.push_lines(lines, errors)]
 
     def run(self, events: Iterable[Mapping[str, object]]) -> Iterator[dict[str, object]]:
         for event in events:

@@ -210,15 +210,26 @@ class StreamExecutor:
         if self.fast is not None:
             return self.fast.run(lines, errs)
         fired: list[Match] = []
-        decode = self.decoder.decode
         for index, line in enumerate(lines):
-            try:
-                event = decode(line)
-            except msgspec.DecodeError as exc:
-                errs.append((index, f"not a JSON object: {exc}"))
-                continue
-            fired.extend(self.push(event))
+            fired.extend(self.push_line(line, index, errs))
         return fired
+
+    def push_line(
+        self, line: bytes | str, index: int, errors: list[tuple[int, str]]
+    ) -> list[Match]:
+        """One NDJSON line through the general path; a blank line is nothing, a line that is
+        not a JSON object goes to `errors`. Bytes that are not UTF-8 are read with
+        replacement characters, as a text reader would."""
+        if not line.strip():
+            return []
+        try:
+            event = self.decoder.decode(line)
+        except msgspec.DecodeError as exc:
+            if isinstance(line, bytes):
+                return self.push_line(line.decode("utf-8", "replace"), index, errors)
+            errors.append((index, f"not a JSON object: {exc}"))
+            return []
+        return self.push(event)
 
     @property
     def input_fields(self) -> list[str]:
