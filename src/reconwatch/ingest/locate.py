@@ -57,9 +57,15 @@ class Wanted:
 
 @dataclass(frozen=True, slots=True)
 class Located:
+    """A line found: its file, its byte offset and its leaves as read (unconverted)."""
+
     path: Path
     offset: int
     event: Flat
+
+    def value(self, name: str, type_: T) -> object:
+        """The field as the engine would hold it: converted, a list when multivalued."""
+        return values.from_list(_converted(self.event.get(name, ()), type_))
 
 
 _MILLI = timedelta(milliseconds=1)
