@@ -3,6 +3,7 @@ matching are what the DuckDB executor returns for the window ending at the lates
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -40,6 +41,13 @@ QUERIES = {
         | where c >= 2
         | eval per = s / c
         | keep process.executable, agent.id, c, lo, hi, s, a, per""",
+    "residual-where-two-keys": """
+        from logs-endpoint.events.network-*
+        | where @timestamp >= now() - 20 minutes and host.name != "h2"
+        | stats c = count(), lo = min(destination.ip), hi = max(agent.id),
+                ips = values(destination.ip), d = count_distinct(destination.ip)
+          by process.executable, agent.id
+        | where c >= 2 and d < 4""",
     "no-by": """
         from logs-endpoint.events.network-*
         | where @timestamp > now() - 15 minutes
@@ -83,17 +91,25 @@ def _rows(rows: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
     return sorted((tuple(_norm(c) for c in r) for r in rows), key=repr)
 
 
-def _check(name: str, docs: list[dict[str, object]], chunks: list[int]) -> None:
+# Queries the micro-batch fast path runs (the others use the general path for every event).
+FAST = {"seed-like", "residual-where-two-keys"}
+
+
+def _check(name: str, docs: list[dict[str, object]], chunks: list[int], lines: bool) -> None:
     text = QUERIES[name]
     plan = compile_query(text, Dataset.from_documents(docs))
     stream = StreamExecutor(plan)
+    assert (stream.fast is not None) == (name in FAST)
     seen: list[dict[str, object]] = []
     position = 0
     for size in [*chunks, len(docs)]:
         chunk = docs[position : position + size]
         position += size
-        for doc in chunk:
-            stream.push(flatten(doc))
+        if lines:  # NDJSON lines as a micro-batch: the fast path where the plan allows
+            stream.push_lines([json.dumps(doc) for doc in chunk])
+        else:
+            for doc in chunk:
+                stream.push(flatten(doc))
         seen.extend(chunk)
         if not seen:
             continue
@@ -105,6 +121,7 @@ def _check(name: str, docs: list[dict[str, object]], chunks: list[int]) -> None:
         assert _rows(got.rows) == _rows(batch.rows), f"window ending {end}"
 
 
+@pytest.mark.parametrize("lines", [False, True], ids=["push", "lines"])
 @pytest.mark.parametrize("name", sorted(QUERIES))
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
@@ -113,10 +130,10 @@ def _check(name: str, docs: list[dict[str, object]], chunks: list[int]) -> None:
     data=st.data(),
 )
 def test_stream_matches_batch_on_shuffled_chunked_input(
-    name: str, docs: list[dict[str, object]], chunks: list[int], data: st.DataObject
+    name: str, lines: bool, docs: list[dict[str, object]], chunks: list[int], data: st.DataObject
 ) -> None:
     shuffled = data.draw(st.permutations(docs))
-    _check(name, list(shuffled), chunks)
+    _check(name, list(shuffled), chunks, lines)
 
 
 def test_seed_rule_scan_split_across_the_hour() -> None:

@@ -451,6 +451,7 @@ class FastPath:
         if end == NO_END:
             return  # no event had a time
         start = ex.window.start_ms(end)
+        self._prune_points(batch)
         quiet: set[tuple[object, ...]] = set()
         for key, rows in batch.pending.items():
             if self._bulk(key, rows, start, batch):
@@ -460,8 +461,36 @@ class FastPath:
         self._slide(end, start, quiet, batch)
         ex.clock.end_ms = end
         ex.clock.start_ms = start
-        if end >= ex.clock.prune_at:
-            ex._prune_memory(end)
+        if batch.prunes:
+            last = len(batch.prunes)
+            for key in [k for k in ex.memory if k not in batch.pruned]:
+                self._prune(key, last, batch)
+
+    def _prune_points(self, batch: _Batch) -> None:
+        """Where `push` would forget re-armed groups (at the start of a window slide past
+        `prune_at`): the memory a judge sees depends on it, so replays apply them in order."""
+        ex = self.ex
+        ends = batch.ends
+        due = ex.clock.prune_at
+        while True:
+            k = bisect.bisect_left(ends, due, 1)
+            if k >= len(ends):
+                break
+            batch.prunes.append((k - 1, ends[k]))
+            due = ends[k] + max(1, ex.rearm_ms // 4)
+        ex.clock.prune_at = due
+
+    def _prune(self, key: tuple[object, ...], upto: int, batch: _Batch) -> None:
+        """Apply to one group's memory the prune points of events up to index `upto`."""
+        done = batch.pruned.get(key, 0)
+        memory = self.ex.memory
+        while done < len(batch.prunes) and batch.prunes[done][0] <= upto:
+            got = memory.get(key)
+            since = None if got is None else got.unmatched_since
+            if since is not None and batch.prunes[done][1] - since >= self.ex.rearm_ms:
+                del memory[key]
+            done += 1
+        batch.pruned[key] = done
 
     def _cells(self, columns: list[tuple[Any, ...]], cell: int) -> tuple[Any, ...] | list[Any]:
         """One pending column as the general path would convert it."""
@@ -581,6 +610,7 @@ class FastPath:
             t = batch.times[index]
             end = batch.ends[index + 1]
             self._expire_exact(key, end, batch)
+            self._prune(key, index, batch)
             group = ex.groups.get(key)
             if group is None:
                 group = ex.groups[key] = Group(key, ex._specs)
@@ -599,6 +629,8 @@ class FastPath:
             fired: list[Match] = []
             ex._judge(key, group, fired, t)
             batch.sink.extend((index, 1, end, m) for m in fired)
+        self._expire_exact(key, batch.ends[-1], batch)
+        self._prune(key, len(batch.ends), batch)
 
     def _expire_exact(self, key: tuple[object, ...], end: int, batch: _Batch) -> None:
         """The general window slide for one group: each oldest row leaves at its own moment,
@@ -607,6 +639,8 @@ class FastPath:
         group = ex.groups.get(key)
         while group is not None and group.heap_ms is not None and group.heap_ms + self.leave <= end:
             at = group.heap_ms + self.leave
+            index = batch.event_at(at)
+            self._prune(key, index, batch)
             ex.clock.end_ms = at
             group.expire(ex.window.start_ms(at))
             fired: list[Match] = []
@@ -617,7 +651,6 @@ class FastPath:
             else:
                 ex._queue(group, group.rows.buckets[0][0])
                 ex._judge(key, group, fired)
-            index = batch.event_at(at)
             batch.sink.extend((index, 0, at, m) for m in fired)
 
     def _slide(self, end: int, start: int, quiet: set[tuple[object, ...]], batch: _Batch) -> None:
@@ -634,6 +667,7 @@ class FastPath:
             calm = key in quiet or self._calm(key, group, nothing, 0, start)
             if not calm:
                 self._expire_exact(key, end, batch)
+                self._prune(key, len(batch.ends), batch)
                 continue
             group.expire(start)
             if group.empty:
@@ -659,6 +693,8 @@ class _Batch:
     dropped: set[int] = field(default_factory=set)
     disordered: bool = False
     sink: Sink = field(default_factory=list)
+    prunes: list[tuple[int, int]] = field(default_factory=list)  # (event index, window end)
+    pruned: dict[tuple[object, ...], int] = field(default_factory=dict)  # points applied
 
     def event_at(self, end: int) -> int:
         """The index of the event whose time first moved the window to `end` or later."""
