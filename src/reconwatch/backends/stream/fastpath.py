@@ -384,7 +384,11 @@ class FastPath:
                 )
             except TypeError:
                 # A minute not met yet (fill and retry), a missing time or another spelling.
-                for prefix in {x[:17] for x in texts if type(x) is str} - minutes.keys():
+                try:
+                    prefixes = set(map(_MINUTE_PART, texts))
+                except TypeError:
+                    return None  # a missing time
+                for prefix in prefixes - minutes.keys():
                     self._minute(prefix)
         return None
 
