@@ -311,17 +311,32 @@ def test_builtin_rule_plans(path: Path) -> None:
     assert "process.executable" in cols
     assert any(c.startswith("Esql.") for c in cols)
     if "metadata" in query:
-        assert isinstance(plan.source, p.Source) and plan.source.metadata == (
-            "_id",
-            "_index",
-            "_version",
-        )
+        # METADATA _id, _index, _version: kept, then dropped by STATS, so never loaded.
+        assert isinstance(plan.source, p.Source) and plan.source.metadata == ()
         # KEEP after STATS: the ECS fields first, then Esql.* in their STATS order.
         assert cols[:3] == ["agent.id", "host.name", "process.executable"]
         assert cols[cols.index("Esql.event_count") :][:2] == [
             "Esql.event_count",
             cols[cols.index("Esql.event_count") + 1],
         ]
+
+
+@pytest.mark.parametrize(
+    ("query", "loaded"),
+    [
+        ("FROM logs-* METADATA _id, _index | KEEP _id, host.name", ("_id",)),
+        ('FROM logs-* METADATA _id, _index | WHERE _index LIKE "x*" | KEEP host.name', ("_index",)),
+        ("FROM logs-* METADATA _id | RENAME _id AS x | KEEP x", ("_id",)),
+        ("FROM logs-* METADATA _id, _version | STATS n = COUNT(*) BY _version", ("_version",)),
+        ("FROM logs-* METADATA _id, _index | KEEP _id, host.name | DROP _id", ()),
+        ("FROM logs-* METADATA _id | STATS n = COUNT(*) BY host.name", ()),
+    ],
+)
+def test_only_metadata_the_query_reads_is_loaded(query: str, loaded: tuple[str, ...]) -> None:
+    plan = plan_of(query)
+    assert isinstance(plan.source, p.Source) and plan.source.metadata == loaded
+    # Still columns of the source either way (an unread one is null, never loaded).
+    assert {"_id"} <= {c.name for c in plan.source.columns}
 
 
 def test_upstream_corpus_rules_analyse_or_refuse_by_name() -> None:

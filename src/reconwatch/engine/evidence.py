@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -139,7 +140,14 @@ class EvidenceFinder:
             f for f in evidence if files is None or f in SUMMARY_FIELDS or _object(f) in objects
         ]
         self.files = files if len(cheap) < len(evidence) else None
-        names = list(dict.fromkeys([*kept, *cheap]))
+        later = " ".join(self.commands[self.stats_at :])
+        # A METADATA column makes the read a Python one (docs/performance.md): pinned only when
+        # the rest of the rule reads it, so the sample goes without _id and _index otherwise.
+        names = [
+            n
+            for n in dict.fromkeys([*kept, *cheap])
+            if not n.startswith("_") or re.search(rf"(?<![\w.@`]){re.escape(n)}(?![\w.`])", later)
+        ]
         if not names:
             return None
         return join_commands([wide, f" keep {', '.join(quote_field(n) for n in names)}\n"])
@@ -212,9 +220,7 @@ class EvidenceFinder:
         time = event.get("@timestamp")
         if not isinstance(time, datetime):
             return None
-        identity = {
-            k: v for k, v in event.items() if k not in _NOT_IDENTITY and k in self.fields
-        }
+        identity = {k: v for k, v in event.items() if k not in _NOT_IDENTITY and k in self.fields}
         types = {k: self.fields[k].type for k in identity}
         return Wanted(time, identity, types)
 

@@ -282,7 +282,10 @@ class _Analyzer:
             if name in self.origin:
                 self.used.add(self.origin[name])
         fields = tuple(c for name, c in self.source_fields.items() if name in self.used)
-        return p.Source(source.indices, source.metadata, fields, source.columns, source.span)
+        # METADATA columns nothing reads are not loaded either (Elastic's rules declare _id,
+        # _index, _version and drop them at STATS): executors leave them null.
+        metadata = tuple(m for m in source.metadata if m in self.used)
+        return p.Source(source.indices, metadata, fields, source.columns, source.span)
 
     def snapshot(self) -> tuple[p.Column, ...]:
         return tuple(self.columns.values())
@@ -308,6 +311,7 @@ class _Analyzer:
                 raise UnsupportedFeatureError(f"metadata field [{meta}]", cmd.span, self.src)
             self.columns.pop(meta, None)
             self.columns[meta] = p.Column(meta, mtype, multivalued=meta == "_ignored")
+            self.origin[meta] = meta
         return p.Source(cmd.sources, cmd.metadata, (), self.snapshot(), cmd.span)
 
     def row(self, cmd: ast.Row) -> p.RowSource:
