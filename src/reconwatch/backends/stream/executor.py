@@ -32,6 +32,7 @@ from reconwatch.backends.stream.state import (
     GROUP_BYTES,
     AggSpec,
     Group,
+    ipv4_key,
     share_states,
 )
 from reconwatch.errors import UsageError
@@ -557,7 +558,9 @@ def _cell(raw: object, type_: T) -> object:
             if hit is _MISSING:
                 if len(_IP_CACHE) >= _IP_CACHE_MAX:
                     _IP_CACHE.clear()
-                hit = _IP_CACHE[raw] = _convert_items((raw,), type_)
+                # A canonical dotted quad converts to itself; only other spellings need parsing.
+                canonical = ipv4_key(raw) is not None
+                hit = _IP_CACHE[raw] = raw if canonical else _convert_items((raw,), type_)
             return hit
     return _convert_items(raw if isinstance(raw, list) else (raw,), type_)
 

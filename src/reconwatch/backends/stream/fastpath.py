@@ -297,10 +297,12 @@ class FastPath:
         """An IP cell converted as the general path does; its distinct-value key remembered."""
         from reconwatch.backends.stream.executor import _cell
 
-        value = _cell(_scalar(raw), T.IP)
+        text = _scalar(raw)
+        key = ipv4_key(text)  # a canonical dotted quad is its own converted value
+        value = text if key is not None else _cell(text, T.IP)
         self.ip_cache[raw] = value
         if value is not None and type(value) is not list:
-            self.ip_keys[value] = ipv4_key(value) or v.order_key(value, T.IP)
+            self.ip_keys[value] = key or ipv4_key(value) or v.order_key(value, T.IP)
         return value
 
     # -- the batch driver --------------------------------------------------------------------
