@@ -36,8 +36,7 @@ _FAST_TYPES = (T.KEYWORD, T.IP)
 # as met), `ss.` and `mmmZ` (small tables), all done per batch with C-level maps.
 _SEC = {f"{i:02d}.": i * 1000 for i in range(60)}
 _MS4 = {f"{i:03d}Z": i for i in range(1000)}
-_MINUTE_PART: Any = itemgetter(slice(0, 17))
-_SECOND_PART: Any = itemgetter(slice(17, 20))
+_SECOND_PREFIX: Any = itemgetter(slice(0, 20))
 _MILLI_PART: Any = itemgetter(slice(20, None))
 _ORDER = itemgetter(0, 1, 2)
 
@@ -135,6 +134,7 @@ class FastPath:
         self.ip_cache: dict[object, object] = {}
         self.ip_keys: dict[object, object] = {}
         self.minute_cache: dict[object, int | None] = {}
+        self.second_cache: dict[object, int | None] = {}
         # `field == "constant"` terms are tested in the loop; when the WHERE is nothing else,
         # the memo lookup needs only the BY values.
         keyword = {n for n, t in types.items() if t is T.KEYWORD}
@@ -324,7 +324,7 @@ class FastPath:
         fired: list[Match] = []
         i, n = 0, len(lines)
         while i < n:
-            for cache in (self.ip_cache, self.minute_cache):
+            for cache in (self.ip_cache, self.minute_cache, self.second_cache):
                 if len(cache) >= _CACHE_MAX:
                     cache.clear()
             if len(self.ip_keys) >= _CACHE_MAX:
@@ -369,30 +369,37 @@ class FastPath:
         return batch
 
     def _times(self, texts: list[object]) -> list[Any] | None:
-        """Epoch millis of every time text, or None when one is missing or spelled otherwise."""
-        minutes = self.minute_cache
+        """Epoch millis of every time text, or None when one is missing or spelled otherwise:
+        the `YYYY-MM-DDThh:mm:ss.` prefix from a cache (filled per batch from the minute cache
+        and the `ss.` table), plus the `mmmZ` tail, with C-level maps."""
+        seconds = self.second_cache
         for _attempt in range(2):
             try:
                 return list(
                     map(
                         add,
-                        map(
-                            add,
-                            map(minutes.get, map(_MINUTE_PART, texts)),
-                            map(_SEC.get, map(_SECOND_PART, texts)),
-                        ),
+                        map(seconds.get, map(_SECOND_PREFIX, texts)),
                         map(_MS4.get, map(_MILLI_PART, texts)),
                     )
                 )
             except TypeError:
-                # A minute not met yet (fill and retry), a missing time or another spelling.
+                # A second not met yet (fill and retry), a missing time or another spelling.
                 try:
-                    prefixes = set(map(_MINUTE_PART, texts))
+                    prefixes = set(map(_SECOND_PREFIX, texts)) - seconds.keys()
                 except TypeError:
                     return None  # a missing time
-                for prefix in prefixes - minutes.keys():
-                    self._minute(prefix)
+                for prefix in prefixes:
+                    seconds[prefix] = self._second(prefix)
         return None
+
+    def _second(self, prefix: object) -> int | None:
+        if type(prefix) is not str:
+            return None
+        minute = self.minute_cache.get(prefix[:17], _MISSING)
+        if minute is _MISSING:
+            minute = self._minute(prefix[:17])
+        second = _SEC.get(prefix[17:])
+        return None if minute is None or second is None else minute + second  # type: ignore[operator]
 
     def _times_slowly(self, texts: list[object], stop: int) -> tuple[list[Any], int]:
         """Times one by one: None for an event without one; the batch stops at the first time
