@@ -269,3 +269,17 @@ def test_bad_suppression_table_is_exit_2(tmp_path: Path, sip_events: Path) -> No
     assert done.returncode == 2
     assert f"{rule}: rule.alert_suppression.duration.unit: 'd' is not one of s, m, h" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_elastics_own_sip_rule_file_reads_source(sip_events: Path) -> None:
+    """The unmodified upstream file (METADATA _source, JSON_EXTRACT) gives the same alerts."""
+    shared = Path(__file__).resolve().parents[2].parent / "shared"
+    upstream = shared / "rules" / "discovery_potential_sip_extension_enumeration.toml"
+    if not upstream.is_file():
+        pytest.skip(f"Elastic's SIP rule not available at {upstream}")
+    done = _detect(str(sip_events), "-r", str(upstream), *RANGE, "-f", "ndjson", "--no-evidence")
+    first, second = _alerts(done)
+    assert first["kibana.alert.instance.id"] == SIP_INSTANCE_ID
+    assert first["kibana.alert.suppression.docs_count"] == 7
+    assert second["kibana.alert.suppression.docs_count"] == 1
+    assert first["Esql.distinct_extensions"] == 25

@@ -122,3 +122,24 @@ def test_now_is_not_read_by_ingest() -> None:
     assert rows(ds, ["@timestamp"])[0]["@timestamp"] == datetime(2024, 1, 1, tzinfo=UTC).replace(
         tzinfo=None
     )
+
+
+def test_metadata_source_is_the_event_as_json_and_ignored_is_null(tmp_path: Path) -> None:
+    """METADATA _source on the DuckDB path: JSON_EXTRACT reads the event (nested or dotted)."""
+    from reconwatch.query import run_query
+
+    path = tmp_path / "sip.ndjson"
+    docs = [
+        {"@timestamp": "2025-07-16T09:00:00Z", "sip": {"method": "REGISTER"}, "_id": "given"},
+        {"@timestamp": "2025-07-16T09:00:01Z", "sip.method": "INVITE"},
+    ]
+    path.write_text("\n".join(json.dumps(d) for d in docs) + "\n")
+    query = (
+        'FROM logs-* METADATA _source, _ignored, _id | EVAL m = JSON_EXTRACT(_source, "sip.method")'
+        " | KEEP m, _ignored, _id | SORT m"
+    )
+    result = run_query(query, Dataset.from_files([path]), now=datetime(2025, 7, 17, tzinfo=UTC))
+    rows = result.as_dicts()
+    assert [r["m"] for r in rows] == ["INVITE", "REGISTER"]
+    assert [r["_ignored"] for r in rows] == [None, None]
+    assert rows[1]["_id"] == "given" and len(str(rows[0]["_id"])) == 30

@@ -309,6 +309,8 @@ class _Analyzer:
             mtype = METADATA_TYPES.get(meta)
             if mtype is None:
                 raise UnsupportedFeatureError(f"metadata field [{meta}]", cmd.span, self.src)
+            # A document's own `_id` key is the metadata value (an export), never a field.
+            self.source_fields.pop(meta, None)
             self.columns.pop(meta, None)
             self.columns[meta] = p.Column(meta, mtype, multivalued=meta == "_ignored")
             self.origin[meta] = meta

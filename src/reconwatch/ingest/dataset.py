@@ -22,6 +22,7 @@ from reconwatch.ingest.auditd import looks_like_audit_log
 from reconwatch.ingest.flatten import (
     Flat,
     convert_leaf,
+    document_json,
     flatten,
     infer_type,
     kind_of,
@@ -530,6 +531,10 @@ def _meta(name: str, inp: _Input, line: int, flat: Flat) -> object:
         return 1
     if name == "_index":
         return index_name(inp, flat)
+    if name == "_source":
+        return document_json({k: values.from_list(vs) for k, vs in flat.items()})
+    if name != "_id":
+        return None  # _ignored: nothing is ignored at "index" time here
     given = flat.get("_id")
     if given:
         return str(given[0])

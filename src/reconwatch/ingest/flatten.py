@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import datetime
 
 from reconwatch.esql.types import DataType as T
@@ -84,3 +86,21 @@ def convert_leaf(value: object, type_: T) -> object:
     if type_ is T.DATETIME and isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return values.datetime_from_millis(int(value))
     return values.convert(value, type_)
+
+
+def document_json(raw: Mapping[str, object]) -> str:
+    """METADATA _source: the event as nested JSON (dotted keys become objects)."""
+    doc: dict[str, object] = {}
+    for key, value in raw.items():
+        if key.startswith("_"):
+            continue
+        node = doc
+        *parents, leaf = key.split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                break
+            node = child
+        else:
+            node[leaf] = value
+    return json.dumps(doc, default=str, separators=(",", ":"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
@@ -13,6 +12,7 @@ from reconwatch.backends.reference import scalars as _scalars  # noqa: F401 - re
 from reconwatch.backends.reference.aggregates import AggSpec, AggState
 from reconwatch.backends.reference.evaluate import Compiled, EvalContext, compile_expr
 from reconwatch.esql.types import DataType as T
+from reconwatch.ingest.flatten import document_json
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
 from reconwatch.plan.catalog import Result
@@ -100,24 +100,6 @@ def _source(
         if with_source and raw.get("_source") is None:
             row["_source"] = document_json(raw)
         yield row
-
-
-def document_json(raw: Mapping[str, object]) -> str:
-    """METADATA _source: the event as nested JSON (dotted keys become objects)."""
-    doc: dict[str, object] = {}
-    for key, value in raw.items():
-        if key.startswith("_"):
-            continue
-        node = doc
-        *parents, leaf = key.split(".")
-        for part in parents:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                break
-            node = child
-        else:
-            node[leaf] = value
-    return json.dumps(doc, default=str, separators=(",", ":"))
 
 
 def _filter(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
