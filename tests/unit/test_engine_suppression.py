@@ -268,9 +268,9 @@ def test_max_signals_counts_suppressed_and_created_alerts() -> None:
     ],
 )
 def test_bad_suppression_tables_are_rule_errors(table: str, field: str) -> None:
-    rule = _rule(table)
+    """Found when the file loads (so `rules check` reports them), each naming its field."""
     with pytest.raises(RuleLoadError) as err:
-        _ = rule.suppression
+        _rule(table)
     assert [f for f, _ in err.value.problems] == [field]
     assert "suppression-test.toml" in str(err.value)
 

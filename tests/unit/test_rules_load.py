@@ -80,6 +80,23 @@ def test_broken_rule_collects_every_problem_with_file_and_field() -> None:
     assert info.value.exit_code == 2
 
 
+def test_bad_suppression_table_is_a_load_problem() -> None:
+    text = builtin_text(DEFAULT_RULE) + (
+        '\n[rule.alert_suppression]\ngroup_by = []\nmissing_fields_strategy = "bogus"\n'
+    )
+    with pytest.raises(RuleLoadError) as info:
+        load_rule_text(text, "sup.toml")
+    assert [f for f, _ in info.value.problems] == [
+        "rule.alert_suppression.group_by",
+        "rule.alert_suppression.missing_fields_strategy",
+    ]
+    good = builtin_text(DEFAULT_RULE) + (
+        '\n[rule.alert_suppression]\ngroup_by = ["process.executable"]\n'
+    )
+    rule = load_rule_text(good, "ok.toml")
+    assert rule.suppression is not None and rule.suppression.group_by == ("process.executable",)
+
+
 def test_missing_file_and_bad_toml_are_rule_load_errors(tmp_path: Path) -> None:
     with pytest.raises(RuleLoadError, match=r"missing\.toml"):
         load_rule_file(tmp_path / "missing.toml")

@@ -18,6 +18,7 @@ from reconwatch.rules.model import (
     DEFAULT_TO,
     MAX_SIGNALS_CAP,
     Rule,
+    parse_alert_suppression,
 )
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -112,6 +113,8 @@ def _build(doc: dict[str, Any], problems: Problems, label: str, builtin: str | N
     if suppression is not None and not isinstance(suppression, dict):
         problems.append(("rule.alert_suppression", "must be a table"))
         suppression = None
+    elif suppression is not None:
+        problems.extend(parse_alert_suppression(suppression)[1])
     if problems or interval is None:
         return None
     return Rule(
