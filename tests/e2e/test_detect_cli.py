@@ -419,3 +419,34 @@ def test_report_of_a_non_aggregating_alert(tmp_path: Path) -> None:
     assert "source event with the query's columns" in out
     assert re.search(r"destination\s+185\.125\.190\.36:443/tcp", out)  # port from the source
     assert re.search(r"185\.125\.190\.0/24\s+1\s+1\s+external", out)
+
+
+def test_non_aggregating_alerts_merge_their_source_without_evidence(tmp_path: Path) -> None:
+    """Kibana merges every non-aggregating alert's source document (one query per page), also
+    with --no-evidence: fields outside the query's KEEP are in the alert."""
+    rule_text = Path(__file__).resolve().parents[1] / "conformance" / "test_scheduled_runs.py"
+    toml = rule_text.read_text().split('NETCAT_RULE = """', 1)[1].split('"""', 1)[0]
+    rule = tmp_path / "nc.toml"
+    rule.write_text(toml)
+    events = tmp_path / "nc.ndjson"
+    lines = []
+    for i in range(3):
+        event = {
+            "@timestamp": f"2025-07-16T09:3{i}:00Z",
+            "event": {"action": "connection_attempted", "category": ["network"]},
+            "host": {"name": f"cache-00{i}", "os": {"type": "linux"}},
+            "user": {"name": f"user{i}"},
+            "process": {"executable": "/usr/bin/nc", "name": "nc", "pid": 2006876 + i},
+            "destination": {"ip": "185.125.190.36", "port": 443},
+        }
+        lines.append(json.dumps(event))
+    events.write_text("\n".join(lines) + "\n")
+    for extra in ([], ["--no-evidence"]):
+        done = _wide(
+            "detect", str(events), "-r", str(rule), "--now", RUN_AT, "-f", "ndjson", *extra
+        )
+        assert done.returncode == 0, done.stderr
+        alerts = [json.loads(line) for line in done.stdout.splitlines()]
+        users = sorted(str(a.get("user.name") or a.get("user", {}).get("name")) for a in alerts)
+        assert users == ["user0", "user1", "user2"], extra
+        assert ("reconwatch.evidence" in alerts[0]) is not bool(extra)

@@ -56,6 +56,8 @@ _NOT_IDENTITY = frozenset({"@timestamp", "event.ingested", "_id", "_index"})
 # A sampled event's fields, and where its line is when it was read back from a file.
 SAMPLE_FIELDS = (*EVIDENCE_FIELDS, "log.file.path", "log.offset")
 MAX_EVENTS = 100_000
+# ES|QL's own LIMIT cap: a page of alerts' source documents fetched in one query.
+MAX_SOURCE_ROWS = 10_000
 # The FROM of queries over a pinned result (any name reads it).
 PINNED_SOURCE = "pinned"
 SAMPLE_SIZE = 5
@@ -107,19 +109,25 @@ class EvidenceFinder:
             self._columns_cache[query] = self.backend.columns(query)
         return self._columns_cache[query]
 
-    def source_document(
-        self, row: Mapping[str, object], conditions: list[str], window: RunWindow
-    ) -> dict[str, object]:
-        """Kibana's fetch_source_documents: the event with this _id, all its fields."""
+    def source_documents(
+        self, ids: Sequence[str], window: RunWindow
+    ) -> dict[str, dict[str, object]]:
+        """Kibana's fetch_source_documents: the events with these _ids, all their fields (the
+        first event of an _id that occurs twice)."""
+        listed = ", ".join(string_literal(i) for i in ids)
         query = join_commands(
-            [self.commands[0], f" where _id == {string_literal(str(row['_id']))}\n", " limit 1"]
+            [self.commands[0], f" where _id in ({listed})\n", f" limit {MAX_SOURCE_ROWS}"]
         )
         try:
             result = self.backend.run(query, now=window.run_at)
         except QueryError:
             return {}
-        docs = result.as_dicts()
-        return {k: v for k, v in docs[0].items() if v is not None} if docs else {}
+        out: dict[str, dict[str, object]] = {}
+        for doc in result.as_dicts():
+            key = str(doc.get("_id"))
+            if key not in out:
+                out[key] = {k: v for k, v in doc.items() if v is not None}
+        return out
 
     def pinned_query(self, conditions: list[str]) -> str | None:
         """The pipeline before STATS with the run's filters, keeping what the rest of the rule

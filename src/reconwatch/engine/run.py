@@ -62,9 +62,9 @@ class RuleExecutor:
         self.exception_condition = keep_condition(exceptions, self.fields)
         self.exceptions = tuple(exceptions)
         self.seen: set[str] = set()
-        self.evidence = (
-            EvidenceFinder(rule, backend, self.commands, self.fields) if evidence else None
-        )
+        # Also fetches a non-aggregating alert's source document, which Kibana always merges.
+        self.finder = EvidenceFinder(rule, backend, self.commands, self.fields)
+        self.evidence = self.finder if evidence else None
 
     def source_conditions(self, window: RunWindow) -> list[str]:
         """The filters Kibana puts in the request's DSL: time range, then exceptions."""
@@ -123,10 +123,11 @@ class RuleExecutor:
             result = backend.run(append_limit(source, size), now=window.run_at)
             warnings.extend(result.warnings)
             rows = [_drop_nulls(r) for r in result.as_dicts()]
+            sources = self._sources(rows[processed:], window)
             for index in range(processed, len(rows)):
                 if len(alerts) >= max_signals:
                     break
-                alert = self._alert(window, rows[index], index, conditions, pinned)
+                alert = self._alert(window, rows[index], index, conditions, sources, pinned)
                 if alert is not None:
                     alerts.append(alert)
             processed = len(rows)
@@ -146,15 +147,14 @@ class RuleExecutor:
         row: dict[str, object],
         index: int,
         conditions: list[str],
+        sources: Mapping[str, dict[str, object]],
         pinned: QueryBackend | None = None,
     ) -> dict[str, object] | None:
         alert_id = self.alert_id(window, row, index)
         if alert_id in self.seen:
             return None
         self.seen.add(alert_id)
-        source: dict[str, object] = {}
-        if not self.aggregating and "_id" in row:
-            source = self.evidence.source_document(row, conditions, window) if self.evidence else {}
+        source = sources.get(str(row["_id"]), {}) if "_id" in row else {}
         evidence = (
             # A non-aggregating alert's evidence is its whole source event, not just the KEEP.
             self.evidence.collect({**source, **row}, conditions, window, self.aggregating, pinned)
@@ -172,6 +172,15 @@ class RuleExecutor:
             evidence=evidence,
             exceptions=self.exceptions,
         )
+
+    def _sources(
+        self, rows: Sequence[Mapping[str, object]], window: RunWindow
+    ) -> dict[str, dict[str, object]]:
+        """Kibana's fetch_source_documents for a page of non-aggregating rows, in one query."""
+        if self.aggregating:
+            return {}
+        ids = list(dict.fromkeys(str(r["_id"]) for r in rows if r.get("_id") is not None))
+        return self.finder.source_documents(ids, window) if ids else {}
 
     def alert_id(self, window: RunWindow, row: Mapping[str, object], index: int) -> str:
         """generate_alert_id.ts: event identity for non-aggregating rows, run identity otherwise."""
