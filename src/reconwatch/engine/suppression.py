@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from reconwatch.engine.objecthash import UNDEFINED, Undefined
-from reconwatch.engine.objecthash import _serialize as _serialize_scalar
+from reconwatch.engine.objecthash import object_hash
 from reconwatch.plan.values import ConversionError, format_datetime, parse_datetime
 from reconwatch.rules.model import AlertSuppression, Rule
 
@@ -72,86 +70,9 @@ def has_every_field(config: AlertSuppression, doc: Mapping[str, object]) -> bool
 # -- kibana.alert.instance.id: objectHash([terms, rule SO id, space]) -------------------------------
 
 
-class _Native:
-    """Object.prototype and the Object constructor, which object-hash walks for plain objects."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-
-_OBJECT_PROTOTYPE = _Native("Object.prototype")
-_OBJECT_FUNCTION = _Native("Object")
-
-
-class _Writer:
-    """object-hash's default serialisation (respectType, sorted keys, ordered arrays), with its
-    circular-reference numbering: every object and array it enters is remembered in order."""
-
-    def __init__(self) -> None:
-        self.out: list[str] = []
-        self.context: list[int] = []
-
-    def _enter(self, value: object) -> bool:
-        if id(value) in self.context:
-            self.write_value(f"[CIRCULAR:{self.context.index(id(value))}]")
-            return False
-        self.context.append(id(value))
-        return True
-
-    def write_value(self, value: object) -> None:
-        if isinstance(value, Undefined):
-            self.out.append("Undefined")
-        elif value is _OBJECT_FUNCTION:
-            # A native function: its source as "[native]", its name, then its own (no) keys.
-            self.out.append("fn:")
-            self.write_value("[native]")
-            self.write_value("function-name:Object")
-            if self._enter(value):
-                self.out.append("object:0:")
-        elif value is _OBJECT_PROTOTYPE:
-            # Object.prototype has no own keys and no prototype of its own.
-            if self._enter(value):
-                self._entries(
-                    [
-                        ("prototype", UNDEFINED),
-                        ("__proto__", None),
-                        ("constructor", _OBJECT_FUNCTION),
-                    ]
-                )
-        elif isinstance(value, list | tuple):
-            if self._enter(value):
-                self.out.append(f"array:{len(value)}:")
-                for item in value:
-                    self.write_value(item)
-        elif isinstance(value, Mapping):
-            if self._enter(value):
-                # respectType puts prototype, __proto__ and constructor before the sorted keys.
-                own = sorted(value, key=lambda k: str(k).encode("utf-16-be"))
-                self._entries(
-                    [
-                        ("prototype", UNDEFINED),
-                        ("__proto__", _OBJECT_PROTOTYPE),
-                        ("constructor", _OBJECT_FUNCTION),
-                        *((str(k), value[k]) for k in own),
-                    ]
-                )
-        else:
-            _serialize_scalar(value, self.out)
-
-    def _entries(self, entries: Sequence[tuple[str, object]]) -> None:
-        self.out.append(f"object:{len(entries)}:")
-        for key, item in entries:
-            self.write_value(key)
-            self.out.append(":")
-            self.write_value(item)
-            self.out.append(",")
-
-
 def instance_id(terms: Sequence[Mapping[str, object]], rule_id: str, space: str) -> str:
     """wrap_suppressed_esql_alerts.ts: objectHash([suppressionTerms, rule SO id, spaceId])."""
-    writer = _Writer()
-    writer.write_value([list(terms), rule_id, space])
-    return hashlib.sha1("".join(writer.out).encode("utf-8"), usedforsecurity=False).hexdigest()
+    return object_hash([list(terms), rule_id, space])
 
 
 # -- the suppression fields and the alerts index -----------------------------------------------------
