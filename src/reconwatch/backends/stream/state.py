@@ -7,8 +7,8 @@ import math
 import socket
 from collections import Counter, deque
 from collections.abc import Callable
-from itertools import repeat
-from operator import itemgetter
+from itertools import compress, repeat, starmap
+from operator import eq, itemgetter
 from typing import Any
 
 from reconwatch.backends.reference import EvalContext, compile_expr
@@ -27,6 +27,9 @@ Row = Any  # a Mapping[str, object]; Any keeps the hot path free of casts
 
 
 _V4_PREFIX = b"\x00" * 10 + b"\xff\xff"
+_FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
+_THIRD = itemgetter(2)
 
 
 def ipv4_key(value: object) -> bytes | None:
@@ -95,10 +98,15 @@ class TimeCounter:
 
     def expire(self, start_ms: int) -> None:
         buckets = self.buckets
-        while buckets and buckets[0][0] < start_ms:
-            _ms, n, total = buckets.popleft()
-            self.n -= n
-            self.total -= total
+        if not buckets or buckets[0][0] >= start_ms:
+            return
+        # The leaving buckets popped and summed with C-level calls (a window slide after a
+        # micro-batch removes many at once). Integer totals stay exact; double sums are read
+        # with fsum over the buckets, never from `total`.
+        cut = bisect.bisect_left(buckets, start_ms, key=_FIRST)
+        gone = list(starmap(buckets.popleft, repeat((), cut)))
+        self.n -= sum(map(_SECOND, gone))
+        self.total -= sum(map(_THIRD, gone))
         if not buckets:
             self.total = 0  # float sums start again from exact zero
 
@@ -202,19 +210,23 @@ class LastSeen:
 
     def expire(self, start_ms: int) -> None:
         queue, last = self.queue, self.last
-        while queue and queue[0][0] < start_ms:
-            ms, key = queue.popleft()
-            if last.get(key) == ms:
-                del last[key]
+        if not queue or queue[0][0] >= start_ms:
+            return
+        # Leaving entries popped and checked against their last sighting with C-level calls;
+        # only the values that really leave are deleted one by one.
+        cut = bisect.bisect_left(queue, start_ms, key=_FIRST)
+        gone = list(starmap(queue.popleft, repeat((), cut)))
+        keys = list(map(_SECOND, gone))
+        leaving = list(compress(keys, map(eq, map(last.get, keys), map(_FIRST, gone))))
+        for key in leaving:
+            last.pop(key, None)
+        if self.values:
+            for key in leaving:
                 self.values.pop(key, None)
-            else:
-                self.stale -= 1
+        self.stale -= cut - len(leaving)
 
     def entries(self) -> int:
         return len(self.last)
-
-
-_FIRST = itemgetter(0)
 
 
 class WindowedAgg:
