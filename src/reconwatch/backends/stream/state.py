@@ -152,7 +152,7 @@ class LastSeen:
             queue.append((ms, key))
         else:
             queue.insert(bisect.bisect_right(queue, ms, key=lambda e: e[0]), (ms, key))
-        if self.stale > 64 and self.stale > len(self.last):
+        if self.stale > 64 and self.stale > 2 * len(self.last):
             self._compact()
 
     def touch_many(
@@ -194,7 +194,7 @@ class LastSeen:
             tail.reverse()
             entries = sorted(tail + entries, key=_FIRST)
         queue.extend(entries)
-        if self.stale > 64 and self.stale > len(last):
+        if self.stale > 64 and self.stale > 2 * len(last):
             self._compact()
 
     def leaving(self, start_ms: int) -> int:
