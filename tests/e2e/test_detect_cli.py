@@ -251,6 +251,8 @@ def test_report_reads_like_an_analyst_report(mixed_scan: Path) -> None:
     assert "attempts/minute: peak 60, mean 60.0, 5 active" in out
     assert re.search(r"09:30\s+60\s+█+", out)
     assert "user www-data" in out and "10.9.0.1:3389/tcp" in out
+    # Each sampled event's line: the file once (all share it), the byte offsets in a column.
+    assert "mixed.ndjson" in out and re.search(r"\boffset\b", out)
     # The investigation guide beside the evidence, rendered (headings, not markdown source).
     for heading in (
         "Triage and analysis",

@@ -333,7 +333,18 @@ def _minutes_table(rate: Mapping[str, Any]) -> Table:
     return t
 
 
-_SAMPLE_COLUMNS = ("time", "host", "process", "pid", "user", "destination", "action")
+# file and offset: where the event's line is (log.file.path, log.offset in bytes).
+_SAMPLE_COLUMNS = (
+    "time",
+    "host",
+    "process",
+    "pid",
+    "user",
+    "destination",
+    "action",
+    "file",
+    "offset",
+)
 
 
 def _sample_cells(s: Mapping[str, Any]) -> list[str]:
@@ -345,6 +356,8 @@ def _sample_cells(s: Mapping[str, Any]) -> list[str]:
         str(s.get("user.name", "")),
         _endpoint(s),
         str(s.get("event.action", "")),
+        str(s.get("log.file.path", "")),
+        str(s.get("log.offset", "")),
     ]
 
 
