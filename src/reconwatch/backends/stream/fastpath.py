@@ -577,7 +577,7 @@ class FastPath:
         memory = ex.memory.get(key)
         if memory is None:
             return any(
-                never_true(op, *self._range(group, index, latest[index], added, start), bound)
+                self._term(never_true, op, bound, group, index, latest[index], added, start)
                 for index, op, bound in self.terms
             )
         if (
@@ -589,28 +589,58 @@ class FastPath:
         ):
             return False
         return all(
-            always_true(op, *self._range(group, index, latest[index], added, start), bound)
+            self._term(always_true, op, bound, group, index, latest[index], added, start)
             for index, op, bound in self.terms
         )
 
-    def _range(
-        self, group: Group | None, index: int, seen: dict[Any, int] | None, added: int, start: int
-    ) -> tuple[int, int]:
-        """Bounds of a count aggregate at any moment of the batch: at least what is present now
-        less what may leave by `start`, at most what is present now plus the new values."""
+    def _term(
+        self,
+        test: Callable[[str, int, int, int], bool],
+        op: str,
+        bound: int,
+        group: Group | None,
+        index: int,
+        seen: dict[Any, int] | None,
+        added: int,
+        start: int,
+    ) -> bool:
+        """`test` (never_true or always_true) on a count's range over the batch, computing only
+        the bound the comparison needs: the lower bound for `<`, the upper one for `>`."""
+        if op in ("eq", "neq"):
+            low, high = self._low(group, index, start), self._high(group, index, seen, added)
+        elif (op in ("gt", "gte")) == (test is never_true):
+            low, high = 0, self._high(group, index, seen, added)
+        else:
+            low, high = self._low(group, index, start), 0
+        return test(op, low, high, bound)
+
+    def _low(self, group: Group | None, index: int, start: int) -> int:
+        """At least this many at every moment: what is present now less what may leave."""
         if group is None:
-            return 0, added if seen is None else len(seen)
+            return 0
         state = group.aggs[index].state
         if isinstance(state, LastSeen):
             last = state.last
-            now = len(last)
-            high = now + (0 if seen is None else len(seen) - len(seen.keys() & last.keys()))
-            if now <= _EXACT_LEAVING:
+            if len(last) <= _EXACT_LEAVING:
                 gone = sum(1 for ms in last.values() if ms < start)
             else:
                 gone = state.leaving(start)
-            return max(0, now - gone), high
-        return max(0, state.n - state.leaving(start)), state.n + added
+            return max(0, len(last) - gone)
+        return max(0, state.n - state.leaving(start))
+
+    def _high(
+        self, group: Group | None, index: int, seen: dict[Any, int] | None, added: int
+    ) -> int:
+        """At most this many at any moment: what is present now plus the new values."""
+        if group is None:
+            return added if seen is None else len(seen)
+        state = group.aggs[index].state
+        if isinstance(state, LastSeen):
+            last = state.last
+            if seen is None:
+                return len(last)
+            return len(last) + len(seen) - sum(map(last.__contains__, seen))
+        return state.n + added
 
     def _replay(self, key: tuple[object, ...], rows: list[tuple[Any, ...]], batch: _Batch) -> None:
         """A group's rows event by event with the general code: its expiries at the moments
