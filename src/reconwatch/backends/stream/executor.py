@@ -315,7 +315,7 @@ class StreamExecutor:
                 del self.groups[key]
                 self._judge(key, None, out)
                 continue
-            self._queue(group, group.rows.buckets[0][0])
+            self._queue(group, group.rows.times[0])
             self._judge(key, group, out)
         clock.end_ms = end_ms
         clock.start_ms = start

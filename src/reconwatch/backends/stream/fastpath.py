@@ -546,8 +546,8 @@ class FastPath:
         self.stats["bulk_groups"] += 1
         if group is None:
             group = self.ex.groups[key] = Group(key, self.ex._specs)
-        buckets = group.rows.buckets
-        newer = not buckets or buckets[-1][0] < times[0]  # the newest row holds the newest value
+        held = group.rows.newest()
+        newer = held is None or held < times[0]  # the newest row holds the newest value
         group.rows.add_sorted(times)
         for (spec, cell), agg, seen in zip(self._agg_plan, group.aggs, latest, strict=True):
             if seen is None or spec.share is not None:
@@ -692,7 +692,7 @@ class FastPath:
                 ex._judge(key, None, fired)
                 group = None
             else:
-                ex._queue(group, group.rows.buckets[0][0])
+                ex._queue(group, group.rows.times[0])
                 ex._judge(key, group, fired)
             batch.sink.extend((index, 0, at, m) for m in fired)
 
@@ -716,7 +716,7 @@ class FastPath:
             if group.empty:
                 del ex.groups[key]
             else:
-                ex._queue(group, group.rows.buckets[0][0])
+                ex._queue(group, group.rows.times[0])
 
 
 def _scalar(value: object) -> object:

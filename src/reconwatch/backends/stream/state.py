@@ -7,7 +7,7 @@ import math
 import socket
 from collections import Counter, deque
 from collections.abc import Callable
-from itertools import compress, repeat, starmap
+from itertools import compress, islice, repeat, starmap
 from operator import eq, itemgetter
 from typing import Any
 
@@ -18,9 +18,10 @@ from reconwatch.plan import values as v
 
 # Bytes one entry costs in CPython 3.11, measured with tracemalloc by bench/bench_stream.py
 # (see docs/streaming.md): a (group, distinct value) entry holds a dict slot for value ->
-# last-seen time plus one expiry-queue tuple; a time bucket one [ms, n, total] list in a deque.
+# last-seen time plus one expiry-queue tuple; a time bucket one slot in each of three deques
+# (time, count, sum) and its time's int.
 DISTINCT_ENTRY_BYTES = 200
-BUCKET_BYTES = 120
+BUCKET_BYTES = 60
 GROUP_BYTES = 900
 
 Row = Any  # a Mapping[str, object]; Any keeps the hot path free of casts
@@ -46,79 +47,84 @@ def ipv4_key(value: object) -> bytes | None:
 
 
 class TimeCounter:
-    """Counts (and sums) per event millisecond, oldest first: count, sum and avg over the window."""
+    """Counts (and sums) per event millisecond, oldest first: count, sum and avg over the window.
 
-    __slots__ = ("buckets", "n", "total")
+    Buckets are three parallel deques (times, counts, sums) rather than a list per bucket:
+    about half the memory, nothing for the collector to walk, and batch appends and expiry
+    with C-level calls.
+    """
+
+    __slots__ = ("counts", "n", "sums", "times", "total")
 
     def __init__(self) -> None:
-        self.buckets: deque[list[Any]] = deque()  # [ms, n, sum]
+        self.times: deque[int] = deque()
+        self.counts: deque[int] = deque()
+        self.sums: deque[int | float] = deque()
         self.n = 0
         self.total: int | float = 0
 
     def add(self, ms: int, n: int, total: int | float = 0) -> None:
         self.n += n
         self.total += total
-        buckets = self.buckets
-        if not buckets or buckets[-1][0] < ms:
-            buckets.append([ms, n, total])
+        times = self.times
+        if not times or times[-1] < ms:
+            times.append(ms)
+            self.counts.append(n)
+            self.sums.append(total)
             return
-        if buckets[-1][0] == ms:
-            last = buckets[-1]
-            last[1] += n
-            last[2] += total
-            return
-        # Out of order: rare, so a linear insertion keeps the common path a plain append.
-        index = bisect.bisect_left(buckets, ms, key=lambda b: b[0])
-        if index < len(buckets) and buckets[index][0] == ms:
-            buckets[index][1] += n
-            buckets[index][2] += total
+        # Same millisecond as the newest bucket, or out of order (rare: a bisect and insert).
+        index = len(times) - 1 if times[-1] == ms else bisect.bisect_left(times, ms)
+        if times[index] == ms:
+            self.counts[index] += n
+            self.sums[index] += total
         else:
-            buckets.insert(index, [ms, n, total])
+            times.insert(index, ms)
+            self.counts.insert(index, n)
+            self.sums.insert(index, total)
 
     def add_sorted(self, times: tuple[int, ...] | list[int]) -> None:
         """One row per time in `times` (ascending), as many `add(ms, 1)` calls would; a batch
         entirely after the newest bucket becomes new buckets with C-level calls."""
         per_ms = Counter(times)
-        buckets = self.buckets
-        if buckets and buckets[-1][0] >= times[0]:
+        if self.times and self.times[-1] >= times[0]:
             for ms, n in per_ms.items():
                 self.add(ms, n)
             return
         self.n += len(times)
-        buckets.extend(map(list, zip(per_ms, per_ms.values(), repeat(0))))
+        self.times.extend(per_ms)
+        self.counts.extend(per_ms.values())
+        self.sums.extend(repeat(0, len(per_ms)))
 
     def leaving(self, start_ms: int) -> int:
         """How many counted rows are older than `start_ms` (they leave by that window start)."""
-        gone = 0
-        for bucket in self.buckets:
-            if bucket[0] >= start_ms:
-                break
-            gone += bucket[1]
-        return gone
+        return sum(islice(self.counts, bisect.bisect_left(self.times, start_ms)))
 
     def expire(self, start_ms: int) -> None:
-        buckets = self.buckets
-        if not buckets or buckets[0][0] >= start_ms:
+        times = self.times
+        if not times or times[0] >= start_ms:
             return
         # The leaving buckets popped and summed with C-level calls (a window slide after a
         # micro-batch removes many at once). Integer totals stay exact; double sums are read
         # with fsum over the buckets, never from `total`.
-        cut = bisect.bisect_left(buckets, start_ms, key=_FIRST)
-        gone = list(starmap(buckets.popleft, repeat((), cut)))
-        self.n -= sum(map(_SECOND, gone))
-        self.total -= sum(map(_THIRD, gone))
-        if not buckets:
+        cut = bisect.bisect_left(times, start_ms)
+        deque(starmap(times.popleft, repeat((), cut)), maxlen=0)  # consumed in C
+        self.n -= sum(starmap(self.counts.popleft, repeat((), cut)))
+        self.total -= sum(starmap(self.sums.popleft, repeat((), cut)))
+        if not times:
             self.total = 0  # float sums start again from exact zero
 
     def oldest(self) -> int | None:
-        return self.buckets[0][0] if self.buckets else None
+        return self.times[0] if self.times else None
+
+    def newest(self) -> int | None:
+        return self.times[-1] if self.times else None
 
     def float_sum(self) -> float:
         # Summing bucket totals afresh avoids the drift of adding and subtracting floats.
-        return math.fsum(b[2] for b in self.buckets)
+        return math.fsum(self.sums)
 
     def entries(self) -> int:
-        return len(self.buckets)
+        return len(self.times)
 
 
 class LastSeen:
@@ -433,7 +439,7 @@ class Group:
 
     @property
     def empty(self) -> bool:
-        return not self.rows.buckets
+        return not self.rows.times
 
     def distinct_entries(self) -> int:
         return sum(
