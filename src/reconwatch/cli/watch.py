@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -25,8 +26,8 @@ from reconwatch.rules.datemath import parse_interval
 # Files read line by line with the plan's own decoder; others (.gz, JSON arrays) via ingest.
 PLAIN_NDJSON = (".ndjson", ".jsonl")
 FOLLOW_POLL_S = 0.2
-READ_BYTES = 1 << 20
-BATCH_LINES = 4096
+READ_BYTES = 16 << 20
+BATCH_LINES = 16384
 Emit = Callable[[list[dict[str, object]]], None]
 
 
@@ -40,8 +41,22 @@ def _millis(text: str | None, option: str) -> int | None:
         raise UsageError(msg) from None
 
 
+def _available(fd: int, chunk: bytes) -> bytes:
+    """`chunk` plus whatever else can be read at once (up to READ_BYTES in all): a pipe gives
+    at most its buffer per read, and a batch of a few dozen lines costs more per event."""
+    parts = [chunk]
+    size = len(chunk)
+    while size < READ_BYTES and select.select([fd], [], [], 0)[0]:
+        more = os.read(fd, READ_BYTES - size)
+        if not more:
+            break
+        parts.append(more)
+        size += len(more)
+    return b"".join(parts)
+
+
 def _batches(fd: int, follow: bool) -> Iterator[list[bytes]]:
-    """Complete lines as they arrive, in micro-batches: each read takes whatever is available
+    """Complete lines as they arrive, in micro-batches: each batch takes whatever is available
     (up to READ_BYTES), so a slow or paced input is processed as soon as a line ends and a fast
     one in batches of many lines. With `follow`, waits for lines appended at end of input."""
     pending = b""
@@ -52,7 +67,7 @@ def _batches(fd: int, follow: bool) -> Iterator[list[bytes]]:
                 break
             time.sleep(FOLLOW_POLL_S)
             continue
-        lines = (pending + chunk).split(b"\n")
+        lines = (pending + _available(fd, chunk)).split(b"\n")
         pending = lines.pop()  # a line still being written
         for start in range(0, len(lines), BATCH_LINES):
             yield lines[start : start + BATCH_LINES]
