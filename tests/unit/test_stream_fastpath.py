@@ -172,6 +172,34 @@ def test_alert_is_attributed_to_the_crossing_event_inside_a_batch() -> None:
     assert ex.fast is not None and ex.fast.stats["general_events"] == 0
 
 
+def test_a_crossing_inside_a_large_batch_replays_only_a_slice_around_it() -> None:
+    lines = []
+    for i in range(6_000):
+        ts = v.format_datetime(T0 + timedelta(milliseconds=37 * i))
+        ip = f"10.2.{i // 250}.{i % 250}" if i % 300 == 0 else "10.9.9.9"
+        agent = "a2" if i == 1_500 else "a1"  # one more agent: matches stop, then start again
+        doc = {
+            "@timestamp": ts,
+            "event": {"action": "connection_attempted", "type": "start"},
+            "process": {"executable": "/usr/bin/nmap"},
+            "destination": {"ip": ip},
+            "agent": {"id": agent},
+            "host": {"name": "h1"},
+        }
+        lines.append(json.dumps(doc))
+    plan = compile_query(SCAN, EcsCatalog())
+    policy = RealertPolicy(rearm_after_ms=1_000)
+    fast = StreamExecutor(plan, policy=policy)
+    general = StreamExecutor(plan, policy=policy, fast=False)
+    got, want = fast.push_lines(lines), general.push_lines(lines)
+    assert _matches(got) == _matches(want)
+    assert [m.repeat for m in want] == [0, 0]  # crossed, stopped (a second agent), re-armed
+    assert fast.refresh_metrics().as_dict() == general.refresh_metrics().as_dict()
+    assert fast.fast is not None
+    assert fast.fast.stats["split_groups"] > 0
+    assert fast.fast.stats["replayed_groups"] < 6_000 // 64
+
+
 def test_plans_the_fast_path_cannot_run_use_the_general_path() -> None:
     text = """from logs-endpoint.events.network-*
         | where @timestamp > now() - 2 minutes

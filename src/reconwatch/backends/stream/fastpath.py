@@ -7,15 +7,15 @@ import gc
 import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate, count, repeat
-from operator import add, itemgetter, lt
+from itertools import accumulate, compress, count, repeat
+from operator import add, is_, itemgetter, lt
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from reconwatch.backends.stream.decode import _Node
 from reconwatch.backends.stream.prefilter import _conjuncts, always_true, count_terms, never_true
-from reconwatch.backends.stream.state import Group, LastSeen, ipv4_key
+from reconwatch.backends.stream.state import AggSpec, Group, LastSeen, ipv4_key
 from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
@@ -30,6 +30,8 @@ MAX_BATCH = 16384
 _CACHE_MAX = 100_000
 # Up to this many distinct values, those about to leave are counted exactly (a bound otherwise).
 _EXACT_LEAVING = 64
+# A group's rows that may change its verdict are halved down to this many before replaying.
+_REPLAY_SLICE = 64
 _MISSING = object()
 _FAST_TYPES = (T.KEYWORD, T.IP)
 # An ISO time `2025-07-15T00:00:00.351Z` is three table lookups: the minute prefix (cached
@@ -132,7 +134,7 @@ class FastPath:
         self.ip_cells = [types[c] is T.IP for c in self.cells]
         self.where_cache: dict[tuple[object, ...], bool] = {}
         self.ip_cache: dict[object, object] = {}
-        self.ip_keys: dict[object, object] = {}
+        self.ip_raw_keys: dict[object, object] = {}  # IP text -> its distinct-value key
         self.minute_cache: dict[object, int | None] = {}
         self.second_cache: dict[object, int | None] = {}
         # `field == "constant"` terms are tested in the loop; when the WHERE is nothing else,
@@ -162,7 +164,13 @@ class FastPath:
         window = ex.window
         self.leave = window.length_ms + (1 if window.closed else 0)
         self.outside = window.length_ms - (0 if window.closed else 1)  # start = end - outside
-        self.stats = {"fast_events": 0, "general_events": 0, "bulk_groups": 0, "replayed_groups": 0}
+        self.stats = {
+            "fast_events": 0,
+            "general_events": 0,
+            "bulk_groups": 0,
+            "replayed_groups": 0,
+            "split_groups": 0,
+        }
 
     # -- code generation -----------------------------------------------------------------------
 
@@ -301,8 +309,10 @@ class FastPath:
         key = ipv4_key(text)  # a canonical dotted quad is its own converted value
         value = text if key is not None else _cell(text, T.IP)
         self.ip_cache[raw] = value
-        if value is not None and type(value) is not list:
-            self.ip_keys[value] = key or ipv4_key(value) or v.order_key(value, T.IP)
+        if value is None or type(value) is list:
+            self.ip_raw_keys[raw] = None
+        else:
+            self.ip_raw_keys[raw] = key or ipv4_key(value) or v.order_key(value, T.IP)
         return value
 
     # -- the batch driver --------------------------------------------------------------------
@@ -327,9 +337,7 @@ class FastPath:
             for cache in (self.ip_cache, self.minute_cache, self.second_cache):
                 if len(cache) >= _CACHE_MAX:
                     cache.clear()
-            if len(self.ip_keys) >= _CACHE_MAX:
-                self.ip_keys.clear()
-                self.ip_cache.clear()
+                    self.ip_raw_keys.clear()
             chunk = lines[i : min(n, i + MAX_BATCH)]
             batch = self._batch(chunk)
             if batch.events:
@@ -469,8 +477,10 @@ class FastPath:
         for key, rows in batch.pending.items():
             if self._bulk(key, rows, start, batch):
                 quiet.add(key)
-            else:
-                self._replay(key, rows, batch)
+                continue
+            self._split(key, rows, start, batch)
+            self._expire_exact(key, end, batch)
+            self._prune(key, len(batch.ends), batch)
         self._slide(end, start, quiet, batch)
         ex.clock.end_ms = end
         ex.clock.start_ms = start
@@ -505,17 +515,25 @@ class FastPath:
             done += 1
         batch.pruned[key] = done
 
-    def _cells(self, columns: list[tuple[Any, ...]], cell: int) -> tuple[Any, ...] | list[Any]:
-        """One pending column as the general path would convert it."""
-        values = columns[1 + cell]
-        if self.ip_cells[cell]:
-            got = list(map(self.ip_cache.get, values, repeat(_MISSING)))
-            if _MISSING in got:
-                got = [self._ip(x) if c is _MISSING else c for x, c in zip(values, got)]  # noqa: B905
-            return got
-        if tuple in set(map(type, values)):  # a one-value array somewhere: unwrap
-            return tuple(map(_scalar, values))
-        return values
+    def _ip_keys(self, raw: tuple[Any, ...]) -> list[Any]:
+        """The distinct-value keys of one pending IP column (None for a missing or bad value)."""
+        keys = list(map(self.ip_raw_keys.get, raw, repeat(_MISSING)))
+        if _MISSING in keys:
+            for x in compress(raw, map(is_, keys, repeat(_MISSING))):
+                self._ip(x)
+            keys = list(map(self.ip_raw_keys.get, raw))
+        return keys
+
+    def _latest(self, spec: AggSpec, raw: tuple[Any, ...], times: list[int]) -> dict[Any, int]:
+        """Key -> newest time in the batch, for one distinct aggregate's column."""
+        if spec.ip_like:
+            newest = dict(zip(self._ip_keys(raw), times))  # noqa: B905 (equal lengths)
+        else:
+            newest = dict(zip(raw, times))  # noqa: B905
+            if tuple in set(map(type, newest)):  # a one-value array somewhere: unwrap
+                newest = dict(zip(map(_scalar, raw), times))  # noqa: B905
+        newest.pop(None, None)  # a missing value feeds nothing
+        return newest
 
     def _bulk(
         self, key: tuple[object, ...], rows: list[tuple[Any, ...]], start: int, batch: _Batch
@@ -527,7 +545,6 @@ class FastPath:
             rows = sorted(rows, key=lambda r: times_of[r[0]])
         columns = list(zip(*rows, strict=True))
         times = list(map(times_of.__getitem__, columns[0]))
-        cells = [self._cells(columns, c) for c in range(len(self.cells))]
         group = self.ex.groups.get(key)
         latest: list[dict[Any, int] | None] = []
         for spec, cell in self._agg_plan:
@@ -537,10 +554,7 @@ class FastPath:
             if spec.share is not None:
                 latest.append(latest[spec.share])  # one state: updated once, through its owner
                 continue
-            keys = map(self.ip_keys.get, cells[cell]) if spec.ip_like else cells[cell]
-            newest = dict(zip(keys, times))  # noqa: B905 (equal lengths)
-            newest.pop(None, None)  # a missing value feeds nothing
-            latest.append(newest)
+            latest.append(self._latest(spec, columns[1 + cell], times))
         if not self._calm(key, group, latest, len(times), start):
             return False
         self.stats["bulk_groups"] += 1
@@ -554,7 +568,9 @@ class FastPath:
                 continue
             assert isinstance(agg.state, LastSeen)
             if spec.ip_like and agg.state.keep_values:
-                by_key = dict(zip(map(self.ip_keys.get, cells[cell]), cells[cell]))  # noqa: B905
+                raw = columns[1 + cell]
+                values = map(self.ip_cache.get, raw)
+                by_key = dict(zip(map(self.ip_raw_keys.get, raw), values))  # noqa: B905
                 agg.state.touch_many(seen, by_key, newer)
             else:
                 agg.state.touch_many(seen, None, newer)
@@ -672,8 +688,24 @@ class FastPath:
             fired: list[Match] = []
             ex._judge(key, group, fired, t)
             batch.sink.extend((index, 1, end, m) for m in fired)
-        self._expire_exact(key, batch.ends[-1], batch)
-        self._prune(key, len(batch.ends), batch)
+
+    def _split(
+        self, key: tuple[object, ...], rows: list[tuple[Any, ...]], start: int, batch: _Batch
+    ) -> None:
+        """Rows of a group that may change its verdict: halves that provably cannot are applied
+        in bulk, the rest replayed, so only a slice around the crossing runs event by event.
+
+        Exact because every judge inside a bulk half is a no-op for any state within that half's
+        bounds: the one it would have seen and the one a later replay or the final slide shows it
+        (both are within the bounds), so deferring those expiries changes nothing."""
+        if len(rows) <= _REPLAY_SLICE:
+            self._replay(key, rows, batch)
+            return
+        self.stats["split_groups"] += 1
+        half = len(rows) // 2
+        for part in (rows[:half], rows[half:]):
+            if not self._bulk(key, part, start, batch):
+                self._split(key, part, start, batch)
 
     def _expire_exact(self, key: tuple[object, ...], end: int, batch: _Batch) -> None:
         """The general window slide for one group: each oldest row leaves at its own moment,
