@@ -21,7 +21,7 @@ from reconwatch.rules.builtin import DEFAULT_RULE, load_builtin
 
 HERE = Path(__file__).resolve().parent
 TARGET = 300_000  # events/s per core
-BATCH = 16384  # lines per micro-batch, as `reconwatch watch` reads a fast input
+BATCH = 8192  # lines per micro-batch, as `reconwatch watch` reads a fast input
 
 
 def stream_pass(lines: list[bytes], fast: bool = True) -> tuple[float, int, dict[str, int]]:

@@ -27,7 +27,7 @@ from reconwatch.rules.datemath import parse_interval
 PLAIN_NDJSON = (".ndjson", ".jsonl")
 FOLLOW_POLL_S = 0.2
 READ_BYTES = 16 << 20
-BATCH_LINES = 16384
+BATCH_LINES = 8192
 Emit = Callable[[list[dict[str, object]]], None]
 
 

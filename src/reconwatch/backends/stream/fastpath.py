@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # Window ends before any event: every first event advances the window.
 NO_END = -(1 << 62)
 # Lines scanned before the pending rows are applied: bounds the memory a batch holds.
-MAX_BATCH = 16384
+MAX_BATCH = 8192
 _CACHE_MAX = 100_000
 # Up to this many distinct values, those about to leave are counted exactly (a bound otherwise).
 _EXACT_LEAVING = 64
