@@ -381,24 +381,21 @@ class FastPath:
         the `YYYY-MM-DDThh:mm:ss.` prefix from a cache (filled per batch from the minute cache
         and the `ss.` table), plus the `mmmZ` tail, with C-level maps."""
         seconds = self.second_cache
-        for _attempt in range(2):
-            try:
-                return list(
-                    map(
-                        add,
-                        map(seconds.get, map(_SECOND_PREFIX, texts)),
-                        map(_MS4.get, map(_MILLI_PART, texts)),
-                    )
-                )
-            except TypeError:
-                # A second not met yet (fill and retry), a missing time or another spelling.
-                try:
-                    prefixes = set(map(_SECOND_PREFIX, texts)) - seconds.keys()
-                except TypeError:
-                    return None  # a missing time
-                for prefix in prefixes:
-                    seconds[prefix] = self._second(prefix)
-        return None
+        try:
+            prefixes = list(map(_SECOND_PREFIX, texts))
+            millis = list(map(_MS4.get, map(_MILLI_PART, texts)))
+        except TypeError:
+            return None  # a missing time
+        if None in millis:
+            return None
+        found = list(map(seconds.get, prefixes))
+        if None in found:
+            for prefix in set(prefixes) - seconds.keys():
+                seconds[prefix] = self._second(prefix)
+            found = list(map(seconds.get, prefixes))
+            if None in found:
+                return None
+        return list(map(add, found, millis))
 
     def _second(self, prefix: object) -> int | None:
         if type(prefix) is not str:
