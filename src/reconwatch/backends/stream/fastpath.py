@@ -34,8 +34,9 @@ _EXACT_LEAVING = 64
 _REPLAY_SLICE = 64
 _MISSING = object()
 _FAST_TYPES = (T.KEYWORD, T.IP)
-# An ISO time `2025-07-15T00:00:00.351Z` is three table lookups: the minute prefix (cached
-# as met), `ss.` and `mmmZ` (small tables), all done per batch with C-level maps.
+# An ISO time `2025-07-15T00:00:00.351Z` is two lookups done per batch with C-level maps: the
+# `...T00:00:00.` prefix (cached as met, filled from a minute cache and the `ss.` table) and the
+# `mmmZ` tail (a small table).
 _SEC = {f"{i:02d}.": i * 1000 for i in range(60)}
 _MS4 = {f"{i:03d}Z": i for i in range(1000)}
 _SECOND_PREFIX: Any = itemgetter(slice(0, 20))
