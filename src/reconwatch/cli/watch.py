@@ -18,6 +18,7 @@ from reconwatch.backends.stream.executor import RealertPolicy
 from reconwatch.engine.watch import RuleWatch
 from reconwatch.errors import UsageError
 from reconwatch.ingest.flatten import flatten
+from reconwatch.ingest.locate import is_plain
 from reconwatch.ingest.read import IngestReport, read_events
 from reconwatch.plan.catalog import Catalog
 from reconwatch.rules.builtin import DEFAULT_RULE, resolve_rule
@@ -119,6 +120,11 @@ def _catalog(paths: list[str], follow: bool) -> Catalog | None:
     return Dataset.from_files(paths)
 
 
+def _plain_files(paths: list[str]) -> list[Path]:
+    """Watched files an event's line can be sought in (not stdin, not compressed)."""
+    return [Path(raw) for raw in paths if raw != "-" and is_plain(Path(raw))]
+
+
 def register(app: typer.Typer) -> None:
     @app.command("watch")
     def watch_cmd(
@@ -168,6 +174,9 @@ def register(app: typer.Typer) -> None:
         space: Annotated[
             str, typer.Option("--space", help="Kibana space id used in alert ids.")
         ] = "default",
+        no_evidence: Annotated[
+            bool, typer.Option("--no-evidence", help="Alerts without reconwatch.evidence.")
+        ] = False,
     ) -> None:
         """Evaluate a rule continuously over a sliding event-time window; alerts print as NDJSON when they fire."""
         paths = list(files or [])
@@ -179,6 +188,8 @@ def register(app: typer.Typer) -> None:
             lateness_ms=_millis(lateness, "--lateness"),
             policy=policy,
             space=space,
+            files=_plain_files(paths),
+            evidence=not no_evidence,
         )
         report = IngestReport()
         out = sys.stdout

@@ -308,10 +308,10 @@ def summarize(
         "event_count": len(events),
         "first_seen": format_datetime(times[0]) if times else None,
         "last_seen": format_datetime(times[-1]) if times else None,
-        "destination": _destinations(dest_ips),
+        "destination": destinations(Counter(dest_ips)),
         "destination_ports": _ports(ports),
-        "attempts_per_minute": _per_minute(times),
-        "sample": [_sample(e) for e in _completed_sample(_spread(events, times), complete)],
+        "attempts_per_minute": per_minute(Counter(_minute(t) for t in times)),
+        "sample": [sample_event(e) for e in _completed_sample(_spread(events, times), complete)],
     }
     return out
 
@@ -337,7 +337,7 @@ def _completed_sample(
     return complete(sample) if complete is not None and sample else sample
 
 
-def _sample(event: Mapping[str, object]) -> dict[str, object]:
+def sample_event(event: Mapping[str, object]) -> dict[str, object]:
     return {k: _plain(event[k]) for k in SAMPLE_FIELDS if event.get(k) is not None}
 
 
@@ -360,8 +360,9 @@ def _block(ip: str) -> str:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
-def _destinations(ips: list[str]) -> dict[str, object]:
-    events_per_ip = Counter(ips)
+def destinations(events_per_ip: Counter[str], *, counted: bool = True) -> dict[str, object]:
+    """Addresses in /24 (/64) blocks, exact collapsed ranges, internal vs external; with
+    `counted` false the counts are not events (only distinct addresses are known)."""
     blocks: dict[str, Counter[str]] = {}
     for ip, n in events_per_ip.items():
         blocks.setdefault(_block(ip), Counter())[ip] += n
@@ -375,20 +376,27 @@ def _destinations(ips: list[str]) -> dict[str, object]:
         ipaddress.IPv6Network(ip) for ip in events_per_ip if ":" in ip
     )
     exact = [str(n) for n in collapsed4] + [str(n) for n in collapsed6]
+    total = sum(events_per_ip.values())
+    counts: list[dict[str, object]] = [
+        {"cidr": cidr, "distinct_ips": len(c), "events": sum(c.values())}
+        for cidr, c in ranked[:MAX_BLOCKS]
+    ]
+    inside: dict[str, object] = {"distinct_ips": len(internal), "events": internal_events}
+    outside: dict[str, object] = {
+        "distinct_ips": len(events_per_ip) - len(internal),
+        "events": total - internal_events,
+    }
+    if not counted:
+        for part in [*counts, inside, outside]:
+            del part["events"]
     return {
         "distinct_ips": len(events_per_ip),
-        "blocks": [
-            {"cidr": cidr, "distinct_ips": len(c), "events": sum(c.values())}
-            for cidr, c in ranked[:MAX_BLOCKS]
-        ],
+        "blocks": counts,
         "blocks_total": len(blocks),
         "exact_ranges": exact[:MAX_BLOCKS],
         "exact_ranges_total": len(exact),
-        "internal": {"distinct_ips": len(internal), "events": internal_events},
-        "external": {
-            "distinct_ips": len(events_per_ip) - len(internal),
-            "events": len(ips) - internal_events,
-        },
+        "internal": inside,
+        "external": outside,
     }
 
 
@@ -401,15 +409,19 @@ def _ports(ports: list[int]) -> dict[str, object]:
     }
 
 
-def _per_minute(times: list[datetime]) -> dict[str, object]:
-    if not times:
+def _minute(t: datetime) -> datetime:
+    return t.replace(second=0, microsecond=0)
+
+
+def per_minute(buckets: Counter[datetime]) -> dict[str, object]:
+    """Attempts per minute from events counted by their minute."""
+    if not buckets:
         return {"active_minutes": 0, "peak": 0, "mean": 0.0, "by_minute": []}
-    buckets = Counter(t.replace(second=0, microsecond=0) for t in times)
     ordered = sorted(buckets.items())
     return {
         "active_minutes": len(buckets),
         "peak": max(buckets.values()),
-        "mean": round(len(times) / len(buckets), 2),
+        "mean": round(sum(buckets.values()) / len(buckets), 2),
         "by_minute": [
             {"minute": format_datetime(m), "attempts": n} for m, n in ordered[:MAX_MINUTES]
         ],

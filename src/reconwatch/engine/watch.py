@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from reconwatch.alerts.document import build_alert
 from reconwatch.backends.stream.executor import Match, RealertPolicy, StreamExecutor
@@ -12,6 +13,7 @@ from reconwatch.backends.stream.split import WindowSpec
 from reconwatch.ecs.schema import ECS_FIELDS, is_ecs_index
 from reconwatch.engine.objecthash import object_hash
 from reconwatch.engine.schedule import RunWindow, window_at
+from reconwatch.engine.stream_evidence import stream_evidence
 from reconwatch.esql.analyze import compile_query
 from reconwatch.plan.catalog import Catalog
 from reconwatch.plan.nodes import Column
@@ -50,6 +52,9 @@ class RuleWatch:
     rule: Rule
     executor: StreamExecutor
     space: str = "default"
+    # Plain NDJSON files being watched: the sampled evidence events are looked up in them.
+    files: tuple[Path, ...] = ()
+    evidence: bool = True
 
     @classmethod
     def create(
@@ -60,12 +65,20 @@ class RuleWatch:
         lateness_ms: int | None = None,
         policy: RealertPolicy | None = None,
         space: str = "default",
+        files: Sequence[Path] = (),
+        evidence: bool = True,
     ) -> RuleWatch:
         plan = compile_query(rule.query, catalog or EcsCatalog())
         executor = StreamExecutor(
             plan, lookback=lookback_window(rule), lateness_ms=lateness_ms, policy=policy
         )
-        return cls(rule, executor, space)
+        watch = cls(rule, executor, space, tuple(files), evidence)
+        if evidence:
+            executor.on_match = watch.evidence_at_match
+        return watch
+
+    def evidence_at_match(self, match: Match) -> dict[str, object]:
+        return stream_evidence(self.executor, match, self.files)
 
     def push(self, event: Mapping[str, object]) -> list[dict[str, object]]:
         return [self.alert(m) for m in self.executor.push(event)]
@@ -104,7 +117,7 @@ class RuleWatch:
             aggregating=aggregating,
             source={},
             space=self.space,
-            evidence=None,
+            evidence=match.detail,
         )
         alert[PATH_FIELD] = "stream"
         alert["reconwatch.stream.window"] = {

@@ -70,6 +70,8 @@ class Match:
     trigger_ms: int
     key: tuple[object, ...] = ()
     repeat: int = 0
+    # What `StreamExecutor.on_match` made of the state at the crossing (the alert's evidence).
+    detail: dict[str, object] | None = None
 
 
 @dataclass(slots=True)
@@ -148,6 +150,8 @@ class StreamExecutor:
         )
         self.ctx = EvalContext(source=plan.query)
         self.metrics = StreamMetrics()
+        # Called at each match, while the state is exactly the crossing's (mid-batch included).
+        self.on_match: Callable[[Match], dict[str, object]] | None = None
         self._fields = [(c.name, c.type) for c in self.split.source.fields]
         self._metadata = self.split.source.metadata
         # A KEEP that only narrows (no renames) changes nothing the later steps read; skipping it
@@ -438,9 +442,12 @@ class StreamExecutor:
         end = self.clock.end_ms
         assert end is not None
         self.metrics.matches += 1
-        return Match(
+        match = Match(
             row, v.datetime_from_millis(end), trigger if trigger >= 0 else end, key, repeat
         )
+        if self.on_match is not None:
+            match.detail = self.on_match(match)
+        return match
 
     def _growth_column(self) -> str | None:
         if self.policy.growth_factor is None:

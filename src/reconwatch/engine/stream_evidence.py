@@ -1,0 +1,153 @@
+"""A stream alert's evidence: its group's window state, and its sampled events' lines in files."""
+
+from __future__ import annotations
+
+import socket
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from reconwatch.backends.stream.executor import Match, StreamExecutor
+from reconwatch.backends.stream.state import Group, LastSeen
+from reconwatch.ecs.schema import ECS_FIELDS
+from reconwatch.engine.evidence import (
+    EVIDENCE_FIELDS,
+    SAMPLE_SIZE,
+    destinations,
+    per_minute,
+    sample_event,
+    summarize,
+)
+from reconwatch.esql.types import DataType as T
+from reconwatch.ingest.locate import Located, Wanted, locate
+from reconwatch.plan import nodes as p
+from reconwatch.plan.values import datetime_from_millis, format_datetime
+
+_V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
+_DISTINCT = ("count_distinct", "values", "min", "max")
+
+
+def stream_evidence(
+    executor: StreamExecutor, match: Match, files: Sequence[Path] = ()
+) -> dict[str, object]:
+    """Bounded evidence like `detect`'s, from what the executor holds for the group when the
+    alert is written (the end of the micro-batch it fired in)."""
+    aggregate = executor.split.aggregate
+    if aggregate is None:
+        return summarize([dict(match.row)], method="the alert's own event")
+    group = executor.groups.get(match.key)
+    if group is None:
+        return {"available": False, "reason": "the group left the window before the alert"}
+    ip_column, ips = _distinct_ips(group)
+    keys = _key_fields(aggregate, match.key, executor)
+    sample = _sample(group, ip_column, keys, executor, files)
+    times = group.rows.times
+    out: dict[str, object] = {
+        "available": True,
+        "method": "the stream's window state of the group"
+        + (" and the sampled events' lines" if any("log.offset" in s for s in sample) else ""),
+        "event_count": group.rows.n,
+        "first_seen": format_datetime(datetime_from_millis(times[0])) if times else None,
+        "last_seen": format_datetime(datetime_from_millis(times[-1])) if times else None,
+    }
+    if ips is not None:
+        # Distinct addresses only: the state keeps when each was last seen, not how often.
+        out["destination"] = destinations(Counter(ips), counted=False)
+    out["attempts_per_minute"] = per_minute(_minutes(group))
+    out["sample"] = [sample_event(e) for e in sample]
+    return out
+
+
+def _distinct_ips(group: Group) -> tuple[str | None, list[str] | None]:
+    """The addresses of the group's distinct aggregate over an IP column (destination.ip first)."""
+    found = [
+        a
+        for a in group.aggs
+        if a.spec.fn in _DISTINCT and a.spec.type is T.IP and isinstance(a.state, LastSeen)
+    ]
+    found.sort(key=lambda a: a.spec.column != "destination.ip")
+    if not found:
+        return None, None
+    state = found[0].state
+    assert isinstance(state, LastSeen)
+    return found[0].spec.column, [_ip_text(k, state) for k in state.last]
+
+
+def _ip_text(key: object, state: LastSeen) -> str:
+    if key in state.values:
+        return str(state.values[key])
+    if isinstance(key, bytes) and len(key) == 16:
+        if key.startswith(_V4_MAPPED):
+            return socket.inet_ntop(socket.AF_INET, key[12:])
+        return socket.inet_ntop(socket.AF_INET6, key)
+    return str(key)
+
+
+def _key_fields(
+    aggregate: p.Aggregate, key: tuple[object, ...], executor: StreamExecutor
+) -> dict[str, object]:
+    """BY keys that are source fields read as they are: they identify the group's events."""
+    source = {c.name for c in executor.split.source.fields}
+    out: dict[str, object] = {}
+    for (name, expr), value in zip(aggregate.groups, key, strict=False):
+        if isinstance(expr, p.Ref) and expr.name in source and value is not None:
+            out[expr.name if expr.name == name else name] = value
+    return out
+
+
+def _minutes(group: Group) -> Counter[datetime]:
+    minutes: Counter[int] = Counter()
+    for ms, n in zip(group.rows.times, group.rows.counts, strict=True):
+        minutes[ms - ms % 60_000] += n
+    return Counter({datetime_from_millis(m): n for m, n in minutes.items()})
+
+
+def _sample(
+    group: Group,
+    ip_column: str | None,
+    keys: Mapping[str, object],
+    executor: StreamExecutor,
+    files: Sequence[Path],
+) -> list[dict[str, object]]:
+    """Up to SAMPLE_SIZE distinct addresses spread over their last-seen times, as events (time,
+    address, keys), completed from their lines when the input files hold them."""
+    if ip_column is None:
+        return []
+    state = next(a.state for a in group.aggs if a.spec.column == ip_column)
+    assert isinstance(state, LastSeen)
+    seen = sorted((ms, _ip_text(k, state)) for k, ms in state.last.items())
+    if len(seen) > SAMPLE_SIZE:
+        step = (len(seen) - 1) / (SAMPLE_SIZE - 1)
+        seen = [seen[round(i * step)] for i in range(SAMPLE_SIZE)]
+    events: list[dict[str, object]] = [
+        {"@timestamp": datetime_from_millis(ms), ip_column: ip, **keys} for ms, ip in seen
+    ]
+    by_time = executor.window.time_fields[:1] == ("@timestamp",)
+    if not files or not by_time:
+        return events
+    types = {**ECS_FIELDS, **{c.name: c.type for c in executor.split.source.fields}}
+    wanted = [
+        Wanted(
+            e["@timestamp"],  # type: ignore[arg-type]
+            {k: v for k, v in e.items() if k != "@timestamp"},
+            {k: types.get(k, T.KEYWORD) for k in e},
+        )
+        for e in events
+    ]
+    return [_completed(e, f, types) for e, f in zip(events, locate(files, wanted), strict=True)]
+
+
+def _completed(
+    event: dict[str, object], located: Located | None, types: Mapping[str, T]
+) -> dict[str, object]:
+    if located is None:
+        return event
+    out: dict[str, object] = {}
+    for name in EVIDENCE_FIELDS:
+        value = located.value(name, types.get(name, T.KEYWORD))
+        if value is not None:
+            out[name] = value
+    out["log.file.path"] = str(located.path)
+    out["log.offset"] = located.offset
+    return {**out, **event}
