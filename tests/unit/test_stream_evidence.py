@@ -119,3 +119,33 @@ def test_without_files_the_sample_is_what_the_state_knows(scan: Path) -> None:
     }
     (bare,) = _watch(scan, files=True, evidence=False)
     assert "reconwatch.evidence" not in bare
+
+
+def test_port_scan_spreads_the_sample_over_ports_timed_by_event_ingested(tmp_path: Path) -> None:
+    """The port-scanning rule has no time filter of its own: its window is the lookback on
+    event.ingested, so the state's times are ingestion times and the lines are found by them."""
+    lines = []
+    for port in range(1, 121):
+        at = START + timedelta(seconds=port)
+        doc = json.loads(_event(at, "/tmp/.x/nmap", "10.9.0.7", port, "www-data"))
+        doc["event"]["ingested"] = (at + timedelta(seconds=3)).isoformat().replace("+00:00", "Z")
+        doc["event"]["category"] = ["network"]
+        doc["source"] = {"ip": "10.9.0.1"}
+        doc["process"]["name"] = "nmap"  # the rule's exclusions read it
+        doc["network"]["direction"] = "egress"
+        lines.append(json.dumps(doc).encode())
+    path = tmp_path / "ports.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    watch = RuleWatch.create(load_builtin("port-scanning"), files=[path])
+    (alert,) = watch.push_lines(lines)
+    evidence = alert["reconwatch.evidence"]
+    assert isinstance(evidence, dict)
+    ports = evidence["destination_ports"]
+    assert isinstance(ports, dict) and ports["distinct"] == evidence["event_count"]
+    sample = evidence["sample"]
+    assert isinstance(sample, list) and len(sample) == 5
+    for event in sample:
+        ingested = parse_datetime(event["event.ingested"])
+        assert parse_datetime(event["@timestamp"]) == ingested - timedelta(seconds=3)
+        assert event["destination.port"] == (ingested - START).seconds - 3
+        assert event["user.name"] == "www-data" and "log.offset" in event

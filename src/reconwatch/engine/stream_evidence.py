@@ -13,6 +13,7 @@ from reconwatch.backends.stream.state import Group, LastSeen
 from reconwatch.ecs.schema import ECS_FIELDS
 from reconwatch.engine.evidence import (
     EVIDENCE_FIELDS,
+    MAX_PORTS,
     SAMPLE_SIZE,
     destinations,
     per_minute,
@@ -40,8 +41,13 @@ def stream_evidence(
     if group is None:
         return {"available": False, "reason": "the group left the window before the alert"}
     ip_column, ips = _distinct_ips(group)
+    ports = _distinct(group, "destination.port")
     keys = _key_fields(aggregate, match.key, executor)
-    sample = _sample(group, ip_column, keys, executor, files)
+    # The sample spreads over the wider of the two: addresses for a sweep, ports for a port scan.
+    spread = ip_column
+    if ports is not None and len(ports[1].last) > len(ips or ()):
+        spread = "destination.port"
+    sample = _sample(group, spread, keys, executor, files)
     times = group.rows.times
     out: dict[str, object] = {
         "available": True,
@@ -54,6 +60,12 @@ def stream_evidence(
     if ips is not None:
         # Distinct addresses only: the state keeps when each was last seen, not how often.
         out["destination"] = destinations(Counter(ips), counted=False)
+    if ports is not None:
+        seen = sorted(p for p in ports[1].last if isinstance(p, int))
+        out["destination_ports"] = {
+            "distinct": len(ports[1].last),
+            "top": [{"port": p} for p in seen[:MAX_PORTS]],  # the lowest: no counts kept
+        }
     out["attempts_per_minute"] = per_minute(_minutes(group))
     out["sample"] = [sample_event(e) for e in sample]
     return out
@@ -72,6 +84,14 @@ def _distinct_ips(group: Group) -> tuple[str | None, list[str] | None]:
     state = found[0].state
     assert isinstance(state, LastSeen)
     return found[0].spec.column, [_ip_text(k, state) for k in state.last]
+
+
+def _distinct(group: Group, column: str) -> tuple[str, LastSeen] | None:
+    for agg in group.aggs:
+        state = agg.state
+        if agg.spec.fn in _DISTINCT and agg.spec.column == column and isinstance(state, LastSeen):
+            return column, state
+    return None
 
 
 def _ip_text(key: object, state: LastSeen) -> str:
@@ -105,33 +125,36 @@ def _minutes(group: Group) -> Counter[datetime]:
 
 def _sample(
     group: Group,
-    ip_column: str | None,
+    column: str | None,
     keys: Mapping[str, object],
     executor: StreamExecutor,
     files: Sequence[Path],
 ) -> list[dict[str, object]]:
-    """Up to SAMPLE_SIZE distinct addresses spread over their last-seen times, as events (time,
-    address, keys), completed from their lines when the input files hold them."""
-    if ip_column is None:
+    """Up to SAMPLE_SIZE distinct values of `column` spread over their last-seen times, as events
+    (time, value, keys), completed from their lines when the input files hold them."""
+    found = _distinct(group, column) if column is not None else None
+    if found is None:
         return []
-    state = next(a.state for a in group.aggs if a.spec.column == ip_column)
-    assert isinstance(state, LastSeen)
-    seen = sorted((ms, _ip_text(k, state)) for k, ms in state.last.items())
+    state = found[1]
+    seen = sorted(
+        (ms, _ip_text(k, state) if isinstance(k, bytes) else k) for k, ms in state.last.items()
+    )
     if len(seen) > SAMPLE_SIZE:
         step = (len(seen) - 1) / (SAMPLE_SIZE - 1)
         seen = [seen[round(i * step)] for i in range(SAMPLE_SIZE)]
+    when = executor.window.time_fields[0]  # the event time the state keeps
     events: list[dict[str, object]] = [
-        {"@timestamp": datetime_from_millis(ms), ip_column: ip, **keys} for ms, ip in seen
+        {when: datetime_from_millis(ms), found[0]: value, **keys} for ms, value in seen
     ]
-    by_time = executor.window.time_fields[:1] == ("@timestamp",)
-    if not files or not by_time:
+    if not files:
         return events
     types = {**ECS_FIELDS, **{c.name: c.type for c in executor.split.source.fields}}
     wanted = [
         Wanted(
-            e["@timestamp"],  # type: ignore[arg-type]
-            {k: v for k, v in e.items() if k != "@timestamp"},
+            e[when],  # type: ignore[arg-type]
+            {k: v for k, v in e.items() if k != when},
             {k: types.get(k, T.KEYWORD) for k in e},
+            when,
         )
         for e in events
     ]

@@ -38,6 +38,9 @@ class Wanted:
     time: datetime
     fields: Mapping[str, object]
     types: Mapping[str, T] = field(default_factory=dict)
+    # The field `time` is read from (falling back to @timestamp, as Kibana's
+    # timestamp_override does); the binary search itself always goes by @timestamp.
+    time_field: str = "@timestamp"
 
     def needle(self) -> bytes | None:
         """The longest piece of a string value that JSON writes verbatim; None without one."""
@@ -45,7 +48,8 @@ class Wanted:
         return max(pieces, key=len).encode() if pieces else None
 
     def matches(self, flat: Flat) -> bool:
-        stamps = [_time(v) for v in flat.get("@timestamp", ())]
+        raw = flat.get(self.time_field) or flat.get("@timestamp", [])
+        stamps = [_time(v) for v in raw]
         if not any(s is not None and abs(s - self.time) < _MILLI for s in stamps):
             return False
         for name, want in self.fields.items():
