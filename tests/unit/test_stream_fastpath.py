@@ -206,3 +206,18 @@ def test_plans_the_fast_path_cannot_run_use_the_general_path() -> None:
         | eval port = destination.port + 1
         | stats s = sum(port) by process.executable"""
     assert StreamExecutor(compile_query(text, EcsCatalog())).fast is None
+
+
+def test_times_filled_ahead_match_the_parser_across_a_year_boundary() -> None:
+    from reconwatch.backends.stream.executor import _iso_millis
+
+    ex = StreamExecutor(compile_query(SCAN, EcsCatalog()))
+    assert ex.fast is not None
+    start = datetime(2024, 12, 31, 23, 58, 59, tzinfo=UTC)
+    texts: list[object] = [
+        v.format_datetime(start + timedelta(milliseconds=997 * i)) for i in range(400)
+    ]
+    first = ex.fast._times(texts[:1])  # fills the minutes after the first one
+    assert first == [_iso_millis(str(texts[0]))]
+    assert ex.fast._times(texts) == [_iso_millis(str(t)) for t in texts]
+    assert ex.fast._times(["2025-01-01T00:00:61.000Z"]) is None  # not a time: general path

@@ -7,6 +7,7 @@ import gc
 import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import accumulate, compress, count, repeat
 from operator import add, is_, itemgetter, lt
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,8 @@ _MS4 = {f"{i:03d}Z": i for i in range(1000)}
 _SECOND_PREFIX: Any = itemgetter(slice(0, 20))
 _MILLI_PART: Any = itemgetter(slice(20, None))
 _ORDER = itemgetter(0, 1, 2)
+# Minutes whose second prefixes are filled from a new minute on (60 entries each).
+_MINUTES_AHEAD = 60
 
 Sink = list[tuple[int, int, int, "Match"]]  # (event index, 0 expiry / 1 add, end, match)
 
@@ -396,6 +399,17 @@ class FastPath:
         and the `ss.` table), plus the `mmmZ` tail, with C-level maps."""
         seconds = self.second_cache
         try:
+            # Every prefix already known (minutes are filled ahead): one fused C-level pass.
+            return list(
+                map(
+                    add,
+                    map(seconds.__getitem__, map(_SECOND_PREFIX, texts)),
+                    map(_MS4.__getitem__, map(_MILLI_PART, texts)),
+                )
+            )
+        except (KeyError, TypeError):
+            pass  # a new minute, a missing time or another spelling: step by step below
+        try:
             prefixes = list(map(_SECOND_PREFIX, texts))
             millis = list(map(_MS4.get, map(_MILLI_PART, texts)))
         except TypeError:
@@ -418,11 +432,26 @@ class FastPath:
         minute = self.minute_cache.get(prefix[:17], _MISSING)
         if minute is _MISSING:
             minute = self._minute(prefix[:17])
-            if minute is not None:  # the minute's other seconds come next: one call per minute
-                for text, ms in _SEC.items():
-                    self.second_cache[prefix[:17] + text] = minute + ms
+            if minute is not None:
+                self._fill_ahead(prefix[:17], minute)
         second = _SEC.get(prefix[17:])
         return None if minute is None or second is None else minute + second  # type: ignore[operator]
+
+    def _fill_ahead(self, text: str, minute: int) -> None:
+        """The second prefixes of a new minute and of the minutes after it (times mostly move
+        forward), so the next batches take the fused pass. A minute's text is the canonical
+        spelling, kept only when the parser reads it back as that minute."""
+        seconds = self.second_cache
+        for ahead in range(_MINUTES_AHEAD):
+            ms = minute + ahead * 60_000
+            if ahead:
+                text = _minute_text(ms)
+                if self.minute_cache.get(text, _MISSING) is not _MISSING:
+                    continue
+                if self._minute(text) != ms:
+                    return
+            for second, offset in _SEC.items():
+                seconds[text + second] = ms + offset
 
     def _times_slowly(self, texts: list[object], stop: int) -> tuple[list[Any], int]:
         """Times one by one: None for an event without one; the batch stops at the first time
@@ -769,6 +798,11 @@ class FastPath:
                 del ex.groups[key]
             else:
                 ex._queue(group, group.rows.times[0])
+
+
+def _minute_text(ms: int) -> str:
+    """`YYYY-MM-DDThh:mm:` of an epoch-millisecond minute."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:")
 
 
 def _scalar(value: object) -> object:
