@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from reconwatch.engine.backend import QueryBackend
 from reconwatch.engine.query_text import (
@@ -23,6 +24,7 @@ from reconwatch.engine.schedule import RunWindow
 from reconwatch.errors import QueryError
 from reconwatch.esql import ast
 from reconwatch.esql.parser import parse
+from reconwatch.esql.types import DataType as T
 from reconwatch.ingest.locate import Located, Wanted, locate
 from reconwatch.plan.nodes import Column
 from reconwatch.plan.values import as_list, format_datetime
@@ -47,6 +49,7 @@ EVIDENCE_FIELDS = (
     "network.transport",
     "network.direction",
 )
+_Item = TypeVar("_Item")
 # What every summary but the sample reads. Over plain files the pinned read keeps only these
 # and fields of the JSON objects the rule reads anyway: DuckDB's reader pays per object, for
 # every event (docs/performance.md); the sample's other fields come from its source lines.
@@ -221,7 +224,9 @@ class EvidenceFinder:
         out = []
         for event, want in zip(events, wanted, strict=True):
             located = next(found) if want is not None else None
-            out.append(event if located is None else self._completed(event, located))
+            out.append(
+                event if located is None else completed_from_line(event, located, self._types)
+            )
         return out
 
     def _wanted(self, event: Mapping[str, object]) -> Wanted | None:
@@ -229,20 +234,11 @@ class EvidenceFinder:
         if not isinstance(time, datetime):
             return None
         identity = {k: v for k, v in event.items() if k not in _NOT_IDENTITY and k in self.fields}
-        types = {k: self.fields[k].type for k in identity}
-        return Wanted(time, identity, types)
+        return Wanted(time, identity, {k: self._types[k] for k in identity})
 
-    def _completed(self, event: Mapping[str, object], located: Located) -> dict[str, object]:
-        extra: dict[str, object] = {}
-        for name in EVIDENCE_FIELDS:
-            column = self.fields.get(name)
-            if name not in event and column is not None:
-                value = located.value(name, column.type)
-                if value is not None:
-                    extra[name] = value
-        extra["log.file.path"] = str(located.path)
-        extra["log.offset"] = located.offset
-        return {**extra, **event}
+    @property
+    def _types(self) -> dict[str, T]:
+        return {name: column.type for name, column in self.fields.items()}
 
     def _key_filters(self, row: Mapping[str, object]) -> list[str] | None:
         output = {c.name: c for c in self._columns(self.rule.query)}
@@ -323,11 +319,32 @@ def _spread(events: list[dict[str, object]], times: list[datetime]) -> list[dict
         t = e.get("@timestamp")
         return format_datetime(t) if isinstance(t, datetime) else ""
 
-    ordered = sorted(events, key=key)
+    return evenly(sorted(events, key=key))
+
+
+def evenly(ordered: Sequence[_Item]) -> list[_Item]:
+    """Up to SAMPLE_SIZE items spread evenly over an ordered list, first and last included."""
     if len(ordered) <= SAMPLE_SIZE:
-        return ordered
+        return list(ordered)
     step = (len(ordered) - 1) / (SAMPLE_SIZE - 1)
     return [ordered[round(i * step)] for i in range(SAMPLE_SIZE)]
+
+
+def completed_from_line(
+    event: Mapping[str, object], located: Located, types: Mapping[str, T]
+) -> dict[str, object]:
+    """A sampled event with the evidence fields its source line adds (those `types` maps), and
+    where that line is (log.file.path, log.offset); the event's own values win."""
+    extra: dict[str, object] = {}
+    for name in EVIDENCE_FIELDS:
+        type_ = types.get(name)
+        if name not in event and type_ is not None:
+            value = located.value(name, type_)
+            if value is not None:
+                extra[name] = value
+    extra["log.file.path"] = str(located.path)
+    extra["log.offset"] = located.offset
+    return {**extra, **event}
 
 
 def _completed_sample(

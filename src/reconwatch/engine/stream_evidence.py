@@ -12,16 +12,16 @@ from reconwatch.backends.stream.executor import Match, StreamExecutor
 from reconwatch.backends.stream.state import Group, LastSeen
 from reconwatch.ecs.schema import ECS_FIELDS
 from reconwatch.engine.evidence import (
-    EVIDENCE_FIELDS,
     MAX_PORTS,
-    SAMPLE_SIZE,
+    completed_from_line,
     destinations,
+    evenly,
     per_minute,
     sample_event,
     summarize,
 )
 from reconwatch.esql.types import DataType as T
-from reconwatch.ingest.locate import Located, Wanted, locate
+from reconwatch.ingest.locate import Wanted, locate
 from reconwatch.plan import nodes as p
 from reconwatch.plan.values import datetime_from_millis, format_datetime
 
@@ -45,7 +45,7 @@ def stream_evidence(
     keys = _key_fields(aggregate, match.key, executor)
     # The sample spreads over the wider of the two: addresses for a sweep, ports for a port scan.
     spread = ip_column
-    if ports is not None and len(ports[1].last) > len(ips or ()):
+    if ports is not None and len(ports.last) > len(ips or ()):
         spread = "destination.port"
     sample = _sample(group, spread, keys, executor, files)
     times = group.rows.times
@@ -61,9 +61,9 @@ def stream_evidence(
         # Distinct addresses only: the state keeps when each was last seen, not how often.
         out["destination"] = destinations(Counter(ips), counted=False)
     if ports is not None:
-        seen = sorted(p for p in ports[1].last if isinstance(p, int))
+        seen = sorted(p for p in ports.last if isinstance(p, int))
         out["destination_ports"] = {
-            "distinct": len(ports[1].last),
+            "distinct": len(ports.last),
             "top": [{"port": p} for p in seen[:MAX_PORTS]],  # the lowest: no counts kept
         }
     out["attempts_per_minute"] = per_minute(_minutes(group))
@@ -86,11 +86,12 @@ def _distinct_ips(group: Group) -> tuple[str | None, list[str] | None]:
     return found[0].spec.column, [_ip_text(k, state) for k in state.last]
 
 
-def _distinct(group: Group, column: str) -> tuple[str, LastSeen] | None:
+def _distinct(group: Group, column: str) -> LastSeen | None:
+    """The last-seen map of the group's distinct aggregate over `column`."""
     for agg in group.aggs:
         state = agg.state
         if agg.spec.fn in _DISTINCT and agg.spec.column == column and isinstance(state, LastSeen):
-            return column, state
+            return state
     return None
 
 
@@ -132,19 +133,17 @@ def _sample(
 ) -> list[dict[str, object]]:
     """Up to SAMPLE_SIZE distinct values of `column` spread over their last-seen times, as events
     (time, value, keys), completed from their lines when the input files hold them."""
-    found = _distinct(group, column) if column is not None else None
-    if found is None:
+    state = _distinct(group, column) if column is not None else None
+    if column is None or state is None:
         return []
-    state = found[1]
-    seen = sorted(
-        (ms, _ip_text(k, state) if isinstance(k, bytes) else k) for k, ms in state.last.items()
+    seen = evenly(
+        sorted(
+            (ms, _ip_text(k, state) if isinstance(k, bytes) else k) for k, ms in state.last.items()
+        )
     )
-    if len(seen) > SAMPLE_SIZE:
-        step = (len(seen) - 1) / (SAMPLE_SIZE - 1)
-        seen = [seen[round(i * step)] for i in range(SAMPLE_SIZE)]
     when = executor.window.time_fields[0]  # the event time the state keeps
     events: list[dict[str, object]] = [
-        {when: datetime_from_millis(ms), found[0]: value, **keys} for ms, value in seen
+        {when: datetime_from_millis(ms), column: value, **keys} for ms, value in seen
     ]
     if not files:
         return events
@@ -158,19 +157,8 @@ def _sample(
         )
         for e in events
     ]
-    return [_completed(e, f, types) for e, f in zip(events, locate(files, wanted), strict=True)]
-
-
-def _completed(
-    event: dict[str, object], located: Located | None, types: Mapping[str, T]
-) -> dict[str, object]:
-    if located is None:
-        return event
-    out: dict[str, object] = {}
-    for name in EVIDENCE_FIELDS:
-        value = located.value(name, types.get(name, T.KEYWORD))
-        if value is not None:
-            out[name] = value
-    out["log.file.path"] = str(located.path)
-    out["log.offset"] = located.offset
-    return {**out, **event}
+    lines = locate(files, wanted)
+    return [
+        e if f is None else completed_from_line(e, f, types)
+        for e, f in zip(events, lines, strict=True)
+    ]
