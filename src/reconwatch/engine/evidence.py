@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
+from reconwatch.alerts.document import plain
 from reconwatch.engine.backend import QueryBackend
 from reconwatch.engine.query_text import (
     append_limit,
@@ -355,15 +356,7 @@ def _completed_sample(
 
 
 def sample_event(event: Mapping[str, object]) -> dict[str, object]:
-    return {k: _plain(event[k]) for k in SAMPLE_FIELDS if event.get(k) is not None}
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, datetime):
-        return format_datetime(value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+    return {k: plain(event[k]) for k in SAMPLE_FIELDS if event.get(k) is not None}
 
 
 def is_internal(ip: str) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from reconwatch.alerts.document import build_alert
+from reconwatch.alerts.document import build_alert, plain
 from reconwatch.backends.stream.executor import Match, RealertPolicy, StreamExecutor
 from reconwatch.backends.stream.split import WindowSpec
 from reconwatch.ecs.schema import ECS_FIELDS, is_ecs_index
@@ -103,7 +103,7 @@ class RuleWatch:
             [
                 f"{self.space}:{self.rule.rule_id}",
                 "stream",
-                [_jsonable(k) for k in match.key],
+                [plain(k) for k in match.key],
                 match.repeat,
                 format_datetime(match.end),
             ]
@@ -130,11 +130,3 @@ class RuleWatch:
         )
         alert["reconwatch.stream.repeat"] = match.repeat
         return alert
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, datetime):
-        return format_datetime(value)
-    if isinstance(value, list):
-        return [_jsonable(x) for x in value]
-    return value
