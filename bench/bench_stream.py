@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gen_events import generate, query_time
 from reconwatch.backends.stream.executor import StreamExecutor
+from reconwatch.backends.stream.fastpath import Scanner
 from reconwatch.backends.stream.state import BUCKET_BYTES, DISTINCT_ENTRY_BYTES
 from reconwatch.engine.watch import RuleWatch
 from reconwatch.ingest import Dataset
@@ -24,11 +25,16 @@ TARGET = 300_000  # events/s per core
 BATCH = 8192  # lines per micro-batch, as `reconwatch watch` reads a fast input
 
 
-def stream_pass(lines: list[bytes], fast: bool = True) -> tuple[float, int, dict[str, int]]:
-    """CPU seconds to run every line through a fresh watch in micro-batches; alerts; path stats."""
+def stream_pass(
+    lines: list[bytes], fast: bool = True, python_scan: bool = False
+) -> tuple[float, int, dict[str, int]]:
+    """CPU seconds to run every line through a fresh watch in micro-batches; alerts; path stats.
+    `python_scan`: the fast path with its generated Python loop instead of the compiled scan."""
     watch = RuleWatch.create(load_builtin(DEFAULT_RULE))
     if not fast:
         watch.executor.fast = None
+    elif python_scan and watch.executor.fast is not None:
+        watch.executor.fast.use_python_scan()
     alerts = 0
     start = time.process_time()
     for i in range(0, len(lines), BATCH):
@@ -130,14 +136,20 @@ def main() -> None:
 
     runs = [stream_pass(lines) for _ in range(args.repeat)]
     s_cpu, s_alerts, stats = min(runs, key=lambda r: r[0])
+    p_cpu, p_alerts, _ = min(stream_pass(lines, python_scan=True) for _ in range(args.repeat))
     g_cpu, g_alerts, _ = min(stream_pass(lines, fast=False) for _ in range(args.repeat))
     d_runs = [duckdb_pass(path, args.events) for _ in range(args.repeat)]
     d_wall, d_cpu = min(r[0] for r in d_runs), min(r[1] for r in d_runs)
     s_rate, g_rate = len(lines) / s_cpu, len(lines) / g_cpu
     d_rate, d_cpu_rate = len(lines) / d_wall, len(lines) / d_cpu
+    compiled = "compiled scan" if Scanner is not None else "Python scan: _scan.c was not built"
+    p_rate = len(lines) / p_cpu
     print(
-        f"stream  : {s_rate:>10,.0f} events/s per core (CPU time; {s_alerts} alert(s) as they "
-        f"fired; {stats})"
+        f"stream  : {s_rate:>10,.0f} events/s per core (CPU time, {compiled}; {s_alerts} alert(s) "
+        f"as they fired; {stats})"
+    )
+    print(
+        f"py scan : {p_rate:>10,.0f} events/s per core (the fast path's Python loop; {p_alerts} alert(s))"
     )
     print(f"general : {g_rate:>10,.0f} events/s per core (the per-event path; {g_alerts} alert(s))")
     print(
@@ -149,6 +161,7 @@ def main() -> None:
         f"ratio stream / duckdb (per CPU second): {s_rate / d_cpu_rate:.2f}; / duckdb wall: {s_rate / d_rate:.2f}"
     )
     print(f"ratio stream fast path / general path: {s_rate / g_rate:.2f}")
+    print(f"ratio compiled scan / Python scan: {s_rate / p_rate:.2f}")
 
     paced_path = generate(HERE / "out" / f"events-{args.paced_events}-7.ndjson", args.paced_events)
     wanted = int(args.rate * args.seconds)

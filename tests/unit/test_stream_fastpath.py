@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from reconwatch.backends.stream.executor import Match, RealertPolicy, StreamExecutor
+from reconwatch.backends.stream.fastpath import Scanner
 from reconwatch.engine.watch import EcsCatalog
 from reconwatch.esql.analyze import compile_query
 from reconwatch.plan import values as v
 
 T0 = datetime(2025, 7, 16, 9, 0, tzinfo=UTC)
+NOT_BUILT = "the compiled scan was not built (no C compiler at install)"
 
 SCAN = """
     from logs-endpoint.events.network-*
@@ -108,12 +110,21 @@ def _same_alerts(got: list[Match], want: list[Match]) -> None:
 
 
 def _run(
-    text: str, lines: list[str], chunks: list[int], policy: RealertPolicy, lateness: int | None
+    text: str,
+    lines: list[str],
+    chunks: list[int],
+    policy: RealertPolicy,
+    lateness: int | None,
+    scan: str = "python",
 ) -> None:
     plan = compile_query(text, EcsCatalog())
     fast = StreamExecutor(plan, policy=policy, lateness_ms=lateness)
     general = StreamExecutor(plan, policy=policy, lateness_ms=lateness, fast=False)
     assert fast.fast is not None and general.fast is None
+    if scan == "python":
+        fast.fast.use_python_scan()
+    else:
+        assert fast.fast.native
     position = 0
     for size in chunks:
         chunk = lines[position : position + size]
@@ -139,16 +150,23 @@ POLICIES = {
 }
 
 
+SCANS = [
+    "python",
+    pytest.param("compiled", marks=pytest.mark.skipif(Scanner is None, reason=NOT_BUILT)),
+]
+
+
 @pytest.mark.parametrize("text", [SCAN, TWO_KEYS], ids=["scan", "two-keys"])
 @pytest.mark.parametrize("policy", sorted(POLICIES))
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_fast_path_equals_general_path(text: str, policy: str, seed: int) -> None:
+@pytest.mark.parametrize("scan", SCANS)
+def test_fast_path_equals_general_path(text: str, policy: str, seed: int, scan: str) -> None:
     lines = _stream(seed, 3_000)
     rng = random.Random(seed)
     chunks = []
     while sum(chunks) < len(lines):
         chunks.append(rng.choice([1, 7, 64, 500, 5_000]))
-    _run(text, lines, chunks, *POLICIES[policy])
+    _run(text, lines, chunks, *POLICIES[policy], scan=scan)
 
 
 def test_alert_is_attributed_to_the_crossing_event_inside_a_batch() -> None:

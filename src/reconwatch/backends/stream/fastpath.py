@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import gc
 import heapq
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +21,19 @@ from reconwatch.backends.stream.state import AggSpec, Group, LastSeen, ipv4_key
 from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
+
+
+def _compiled_scanner() -> type[Any] | None:
+    """The compiled twin of the generated loop (_scan.c), None where the install could not
+    build it (no C compiler): the Python loop then runs, only slower."""
+    try:
+        from reconwatch.backends.stream._scan import Scanner as compiled
+    except ImportError:
+        return None
+    return compiled
+
+
+Scanner = _compiled_scanner()
 
 if TYPE_CHECKING:
     from reconwatch.backends.stream.executor import Match, StreamExecutor
@@ -155,7 +169,9 @@ class FastPath:
         where_route = self.where_columns if self.where_in_route else []
         self.route_columns = [*where_route, *(k for k in key_columns if k not in where_route)]
         self.key_positions = [self.route_columns.index(k) for k in key_columns]
-        self._scan = self._compile(root, wanted)
+        self._python_scan = self._compile(root, wanted)
+        self._native = self._native_scanner(root, wanted)
+        self.native = self._native is not None
         self._agg_plan = [
             (spec, self.cells.index(spec.column) if spec.column else -1) for spec in ex._specs
         ]
@@ -263,6 +279,36 @@ class FastPath:
             below = sorted({var[f] for f in _leaf_paths(child)})
             lines.append(f"{indent}else:")
             lines.append(f"{indent}    {' = '.join(below)} = None")
+
+    def _native_scanner(self, root: _Node, wanted: list[str]) -> Any:
+        """The compiled scan configured like the generated loop, or None without it (not
+        built, or RECONWATCH_PURE_PYTHON set: the Python twin, for comparison and debugging)."""
+        if Scanner is None or os.environ.get("RECONWATCH_PURE_PYTHON"):
+            return None
+        index = {name: i for i, name in enumerate(wanted)}
+        equalities = [(index[name], const) for name, const in self.equalities]
+        times = [index[f] for f in self.time_fields]
+        return Scanner(
+            _tree(root, index),
+            len(wanted),
+            times,
+            equalities,
+            [index[c] for c in self.route_columns],
+            [index[c] for c in self.cells],
+            [i for name, i in index.items() if name not in self.time_fields],
+            int_times=True,
+        )
+
+    def use_python_scan(self) -> None:
+        """Run the generated Python loop even where the compiled scan is built."""
+        self._native = None
+        self.native = False
+
+    def _scan(self, lines: Sequence[bytes | str], P: Any, B: Any, T: list[object]) -> int:
+        """Lines taken up to the first the fast path cannot take (see _compile)."""
+        if self._native is not None:
+            return int(self._native.scan(lines, P, B, T, self._route))
+        return int(self._python_scan(lines, P, B, T))
 
     # -- memos the loop and the batch fill --------------------------------------------------------
 
@@ -397,6 +443,8 @@ class FastPath:
         """Epoch millis of every time text, or None when one is missing or spelled otherwise:
         the `YYYY-MM-DDThh:mm:ss.` prefix from a cache (filled per batch from the minute cache
         and the `ss.` table), plus the `mmmZ` tail, with C-level maps."""
+        if self.native and set(map(type, texts)) == {int}:
+            return texts  # every time converted by the compiled scan
         seconds = self.second_cache
         try:
             # Every prefix already known (minutes are filled ahead): one fused C-level pass.
@@ -458,8 +506,8 @@ class FastPath:
         in another spelling (the general path parses it)."""
         out: list[Any] = []
         for index, text in enumerate(texts[:stop]):
-            if text is None:
-                out.append(None)
+            if text is None or type(text) is int:
+                out.append(text)  # no time, or one the compiled scan converted
                 continue
             got = self._times([text])
             if got is None:
@@ -798,6 +846,20 @@ class FastPath:
                 del ex.groups[key]
             else:
                 ex._queue(group, group.rows.times[0])
+
+
+def _tree(node: _Node, index: dict[str, int]) -> tuple[tuple[str, int, Any], ...]:
+    """One Struct level as the compiled scan reads it: (key, 0 leaf, field index), (key, 1
+    object, level) or (key, 2 dotted spelling, None), as _reads walks it."""
+    out: list[tuple[str, int, Any]] = []
+    for _attr, key in node.attrs:
+        if "." in key:
+            out.append((key, 2, None))
+        elif key in node.leaves:
+            out.append((key, 0, index[node.leaves[key]]))
+        else:
+            out.append((key, 1, _tree(node.children[key], index)))
+    return tuple(out)
 
 
 def _minute_text(ms: int) -> str:

@@ -1,0 +1,15 @@
+"""Build hook for the optional compiled line scan; everything else is in pyproject.toml."""
+
+from setuptools import Extension, setup
+
+# optional: without a C compiler the install still succeeds and the stream uses the Python
+# twin of the scan (backends/stream/fastpath.py), only slower.
+setup(
+    ext_modules=[
+        Extension(
+            "reconwatch.backends.stream._scan",
+            ["src/reconwatch/backends/stream/_scan.c"],
+            optional=True,
+        )
+    ]
+)
