@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from reconwatch.backends.stream.executor import Match, RealertPolicy, StreamExecutor
 from reconwatch.backends.stream.fastpath import Scanner
+from reconwatch.backends.stream.lines import split_lines
 from reconwatch.engine.watch import EcsCatalog
 from reconwatch.esql.analyze import compile_query
 from reconwatch.plan import values as v
@@ -131,7 +133,11 @@ def _run(
         position += size
         errors_fast: list[tuple[int, str]] = []
         errors_general: list[tuple[int, str]] = []
-        got = fast.push_lines(chunk, errors_fast)
+        given: Sequence[bytes | str] = chunk
+        if scan == "in-place":  # as `reconwatch watch` reads: lines scanned in its buffer
+            data = b"".join(line.encode() + b"\n" for line in chunk)
+            given = split_lines(bytearray(data), len(data))
+        got = fast.push_lines(given, errors_fast)
         want = general.push_lines(chunk, errors_general)
         _same_alerts(got, want)
         assert [i for i, _ in errors_fast] == [i for i, _ in errors_general]
@@ -153,6 +159,7 @@ POLICIES = {
 SCANS = [
     "python",
     pytest.param("compiled", marks=pytest.mark.skipif(Scanner is None, reason=NOT_BUILT)),
+    pytest.param("in-place", marks=pytest.mark.skipif(Scanner is None, reason=NOT_BUILT)),
 ]
 
 

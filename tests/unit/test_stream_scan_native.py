@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from reconwatch.backends.stream.executor import StreamExecutor, _iso_millis
 from reconwatch.backends.stream.fastpath import FastPath, Scanner
+from reconwatch.backends.stream.lines import BufferLines, split_lines
 from reconwatch.engine.watch import EcsCatalog
 from reconwatch.esql.analyze import compile_query
 from reconwatch.rules.builtin import DEFAULT_RULE, load_builtin
@@ -390,3 +391,32 @@ def test_scanning_does_not_leak() -> None:
     grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
     # Five passes over 2,986 lines: a leaked reference per line would be >= 400 kB.
     assert grown < 64_000, grown
+
+
+def _take_in_place(fp: FastPath, rows: list[bytes]) -> tuple[int, dict[Any, Any], list[Any]]:
+    data = b"".join(r + b"\n" for r in rows)
+    lines = split_lines(bytearray(data), len(data))
+    assert isinstance(lines, BufferLines)
+    pending: dict[Any, Any] = {}
+    times: list[Any] = []
+    stop = fp._scan(lines[1:], pending, {}, times)  # a view that does not start at line 0
+    return stop, pending, times
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(lines().map(lambda b: b.replace(b"\n", b" ")), min_size=1, max_size=6))
+def test_lines_read_in_place_equal_lines_as_bytes(rows: list[bytes]) -> None:
+    fp = PLANS["two-keys"]
+    got = _take_in_place(fp, [b"{}", *rows])
+    want = _take(fp, rows, native=True)
+    assert got[0] == want[0]
+    assert got[2] == want[2]
+    assert _typed(got[1]) == _typed(want[1])
+
+
+def test_sample_read_in_place() -> None:
+    fp = PLANS["seed"]
+    sample = _sample()
+    got = _take_in_place(fp, [b"", *sample])
+    assert got[0] == len(sample)
+    assert _typed(got[1]) == _typed(_take(fp, sample, native=True)[1])

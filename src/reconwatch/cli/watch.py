@@ -6,7 +6,7 @@ import os
 import select
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +15,7 @@ from rich.console import Console
 
 from reconwatch.alerts.render import to_ndjson
 from reconwatch.backends.stream.executor import RealertPolicy
+from reconwatch.backends.stream.lines import split_lines
 from reconwatch.engine.watch import RuleWatch
 from reconwatch.errors import UsageError
 from reconwatch.ingest.flatten import flatten
@@ -42,38 +43,51 @@ def _millis(text: str | None, option: str) -> int | None:
         raise UsageError(msg) from None
 
 
-def _available(fd: int, chunk: bytes) -> bytes:
-    """`chunk` plus whatever else can be read at once (up to READ_BYTES in all): a pipe gives
-    at most its buffer per read, and a batch of a few dozen lines costs more per event."""
-    parts = [chunk]
-    size = len(chunk)
-    while size < READ_BYTES and select.select([fd], [], [], 0)[0]:
-        more = os.read(fd, READ_BYTES - size)
-        if not more:
-            break
-        parts.append(more)
-        size += len(more)
-    return b"".join(parts)
+def _fill(fd: int, buf: bytearray, start: int) -> int:
+    """Bytes read into buf[start:]: a first read that waits for input, then whatever else can
+    be read at once (a pipe gives at most its 64 KiB per read, and a batch of a few dozen lines
+    costs more per event). 0 at end of input."""
+    view = memoryview(buf)
+    try:
+        got = total = os.readv(fd, [view[start:]])
+        while got and start + total < len(buf) and select.select([fd], [], [], 0)[0]:
+            got = os.readv(fd, [view[start + total :]])
+            total += got
+    finally:
+        view.release()
+    return total
 
 
-def _batches(fd: int, follow: bool) -> Iterator[list[bytes]]:
+def _batches(fd: int, follow: bool) -> Iterator[Sequence[bytes]]:
     """Complete lines as they arrive, in micro-batches: each batch takes whatever is available
     (up to READ_BYTES), so a slow or paced input is processed as soon as a line ends and a fast
-    one in batches of many lines. With `follow`, waits for lines appended at end of input."""
-    pending = b""
+    one in batches of many lines. With `follow`, waits for lines appended at end of input.
+
+    One buffer is reused for every read (a fresh 16 MiB per read costs its page faults and a
+    copy): the lines are scanned where they are, and a line still being written moves to the
+    front. A batch is used before the next read overwrites the buffer."""
+    buf = bytearray(READ_BYTES)
+    kept = 0  # a line still being written, at the front of buf
     while True:
-        chunk = os.read(fd, READ_BYTES)
-        if not chunk:
+        if kept == len(buf):  # one line longer than the buffer
+            grown = bytearray(2 * len(buf))
+            grown[:kept] = buf
+            buf = grown
+        got = _fill(fd, buf, kept)
+        if not got:
             if not follow:
                 break
             time.sleep(FOLLOW_POLL_S)
             continue
-        lines = (pending + _available(fd, chunk)).split(b"\n")
-        pending = lines.pop()  # a line still being written
+        size = kept + got
+        end = buf.rfind(b"\n", 0, size) + 1
+        lines = split_lines(buf, end)
         for start in range(0, len(lines), BATCH_LINES):
             yield lines[start : start + BATCH_LINES]
-    if pending:
-        yield [pending]
+        kept = size - end
+        buf[:kept] = buf[end:size]  # same length: moved in place
+    if kept:
+        yield [bytes(buf[:kept])]
 
 
 def _sources(paths: list[str], follow: bool) -> Iterator[tuple[str, int]]:

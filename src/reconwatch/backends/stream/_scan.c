@@ -782,6 +782,22 @@ clear_vals(Scanner *s)
 }
 
 static int
+read_span(Scanner *s, const char *data, Py_ssize_t len)
+{
+    Ctx c = {(const unsigned char *)data, (const unsigned char *)data + len, s};
+    skip_ws(&c);
+    if (c.p >= c.end || *c.p != '{') {
+        return DECLINE;
+    }
+    int got = read_object(&c, s->root, 1);
+    if (got != OK) {
+        return got;
+    }
+    skip_ws(&c);
+    return c.p == c.end ? OK : DECLINE;
+}
+
+static int
 read_line(Scanner *s, PyObject *line)
 {
     const char *data;
@@ -800,17 +816,7 @@ read_line(Scanner *s, PyObject *line)
     else {
         return DECLINE;
     }
-    Ctx c = {(const unsigned char *)data, (const unsigned char *)data + len, s};
-    skip_ws(&c);
-    if (c.p >= c.end || *c.p != '{') {
-        return DECLINE;
-    }
-    int got = read_object(&c, s->root, 1);
-    if (got != OK) {
-        return got;
-    }
-    skip_ws(&c);
-    return c.p == c.end ? OK : DECLINE;
+    return read_span(s, data, len);
 }
 
 /* `x == K or x == (K,)` for a value as the loop holds it. */
@@ -1001,6 +1007,85 @@ Scanner_scan(Scanner *s, PyObject *args)
     return PyLong_FromSsize_t(i);
 }
 
+/* Line k of `buf` is [starts[k], starts[k + 1] - 1): its newline excluded. */
+static PyObject *
+Scanner_scan_lines(Scanner *s, PyObject *args)
+{
+    PyObject *P, *B, *T, *route;
+    Py_buffer buf, starts;
+    Py_ssize_t first, count;
+    if (!PyArg_ParseTuple(args, "y*y*nnO!O!O!O:scan_lines", &buf, &starts, &first, &count,
+                          &PyDict_Type, &P, &PyDict_Type, &B, &PyList_Type, &T, &route)) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    const int64_t *at = starts.buf;
+    Py_ssize_t nstarts = starts.len / (Py_ssize_t)sizeof(int64_t);
+    if (first < 0 || count < 0 || first + count >= nstarts) {
+        PyErr_SetString(PyExc_IndexError, "lines out of range");
+        goto done;
+    }
+    Py_ssize_t i = 0;
+    int status = OK;
+    for (; i < count; i++) {
+        int64_t lo = at[first + i], hi = at[first + i + 1] - 1;
+        if (lo < 0 || hi < lo || hi > buf.len) {
+            PyErr_SetString(PyExc_ValueError, "line offsets outside the buffer");
+            goto done;
+        }
+        status = read_span(s, (const char *)buf.buf + lo, (Py_ssize_t)(hi - lo));
+        if (status == OK) {
+            status = place(s, i, P, B, T, route);
+        }
+        clear_vals(s);
+        if (status != OK) {
+            break;
+        }
+    }
+    if (status != FAIL) {
+        result = PyLong_FromSsize_t(i);
+    }
+done:
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&starts);
+    return result;
+}
+
+/* Native int64 start offsets of the lines of buf[0:end] (which ends with a newline), and end. */
+static PyObject *
+line_starts(PyObject *module, PyObject *args)
+{
+    Py_buffer buf;
+    Py_ssize_t end;
+    if (!PyArg_ParseTuple(args, "y*n:line_starts", &buf, &end)) {
+        return NULL;
+    }
+    PyObject *out = NULL;
+    const char *data = buf.buf;
+    if (end < 0 || end > buf.len || (end > 0 && data[end - 1] != '\n')) {
+        PyErr_SetString(PyExc_ValueError, "the lines must end with a newline");
+        goto done;
+    }
+    Py_ssize_t n = 0;
+    for (const char *p = data; p < data + end; n++) {
+        p = (const char *)memchr(p, '\n', (size_t)(data + end - p)) + 1;
+    }
+    out = PyBytes_FromStringAndSize(NULL, (n + 1) * (Py_ssize_t)sizeof(int64_t));
+    if (out == NULL) {
+        goto done;
+    }
+    int64_t *at = (int64_t *)PyBytes_AS_STRING(out);
+    const char *p = data;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        at[k] = p - data;
+        p = (const char *)memchr(p, '\n', (size_t)(data + end - p)) + 1;
+    }
+    at[n] = end;
+done:
+    PyBuffer_Release(&buf);
+    return out;
+}
+
 static PyObject *
 Scanner_clear(Scanner *s, PyObject *Py_UNUSED(ignored))
 {
@@ -1159,6 +1244,8 @@ Scanner_init(Scanner *s, PyObject *args, PyObject *kwds)
 static PyMethodDef Scanner_methods[] = {
     {"scan", (PyCFunction)Scanner_scan, METH_VARARGS,
      "scan(lines, P, B, T, route) -> index of the first line not taken"},
+    {"scan_lines", (PyCFunction)Scanner_scan_lines, METH_VARARGS,
+     "scan_lines(buf, starts, first, count, P, B, T, route): scan over lines in a buffer"},
     {"clear", (PyCFunction)Scanner_clear, METH_NOARGS, "Forget the interned values."},
     {NULL, NULL, 0, NULL},
 };
@@ -1175,8 +1262,15 @@ static PyTypeObject ScannerType = {
     .tp_methods = Scanner_methods,
 };
 
+static PyMethodDef module_methods[] = {
+    {"line_starts", line_starts, METH_VARARGS,
+     "line_starts(buf, end) -> packed int64 start offsets of buf[:end]'s lines, then end"},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef scan_module = {
     PyModuleDef_HEAD_INIT,
+    .m_methods = module_methods,
     .m_name = "reconwatch.backends.stream._scan",
     .m_doc = "Compiled line scan for the stream's fast path (optional; fastpath.py has the "
              "Python twin).",

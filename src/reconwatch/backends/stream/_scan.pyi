@@ -23,4 +23,17 @@ class Scanner:
         T: list[Any],
         route: Callable[..., Any],
     ) -> int: ...
+    def scan_lines(
+        self,
+        buf: bytes,
+        starts: bytes,
+        first: int,
+        count: int,
+        P: dict[Any, Any],
+        B: dict[Any, Any],
+        T: list[Any],
+        route: Callable[..., Any],
+    ) -> int: ...
     def clear(self) -> None: ...
+
+def line_starts(buf: bytes, end: int) -> bytes: ...

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from reconwatch.backends.stream.decode import _Node
+from reconwatch.backends.stream.lines import BufferLines
 from reconwatch.backends.stream.prefilter import _conjuncts, always_true, count_terms, never_true
 from reconwatch.backends.stream.state import AggSpec, Group, LastSeen, ipv4_key
 from reconwatch.esql.types import DataType as T
@@ -307,6 +308,12 @@ class FastPath:
     def _scan(self, lines: Sequence[bytes | str], P: Any, B: Any, T: list[object]) -> int:
         """Lines taken up to the first the fast path cannot take (see _compile)."""
         if self._native is not None:
+            if type(lines) is BufferLines:
+                return int(
+                    self._native.scan_lines(
+                        lines.buf, lines.starts, lines.lo, len(lines), P, B, T, self._route
+                    )
+                )
             return int(self._native.scan(lines, P, B, T, self._route))
         return int(self._python_scan(lines, P, B, T))
 
