@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup system-deps lint typecheck test test-fast ci test-all demo bench clean
+.PHONY: setup system-deps lint typecheck test test-fast sanitize ci test-all demo bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,8 +31,13 @@ test-fast: setup
 
 ci: setup lint typecheck test
 
-# Everything on a fresh machine: system packages (as root), venv, lint, types, all tests.
-test-all: system-deps ci
+# The compiled stream scan under AddressSanitizer and UBSan (its tests; about half a minute).
+sanitize: setup
+	BIN=$(BIN) bash scripts/sanitize-scan.sh
+
+# Everything on a fresh machine: system packages (as root), venv, lint, types, all tests, and
+# the compiled scan's tests under the sanitizers.
+test-all: system-deps ci sanitize
 
 system-deps:
 	bash scripts/install-system-deps.sh
