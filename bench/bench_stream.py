@@ -23,6 +23,7 @@ from reconwatch.rules.builtin import DEFAULT_RULE, load_builtin
 
 HERE = Path(__file__).resolve().parent
 TARGET = 300_000  # events/s per core
+RULE = DEFAULT_RULE  # --rule: a built-in rule name
 BATCH = 8192  # lines per micro-batch, as `reconwatch watch` reads a fast input
 
 
@@ -31,7 +32,7 @@ def stream_pass(
 ) -> tuple[float, int, dict[str, int]]:
     """CPU seconds to run every line through a fresh watch in micro-batches; alerts; path stats.
     `python_scan`: the fast path with its generated Python loop instead of the compiled scan."""
-    watch = RuleWatch.create(load_builtin(DEFAULT_RULE))
+    watch = RuleWatch.create(load_builtin(RULE))
     if not fast:
         watch.executor.fast = None
     elif python_scan and watch.executor.fast is not None:
@@ -48,7 +49,7 @@ def stream_pass(
 def file_pass(path: Path) -> tuple[float, int]:
     """CPU seconds to read the file as `reconwatch watch` does (16 MiB reads into one reused
     buffer, lines scanned where they are) and run it through a fresh watch; alerts."""
-    watch = RuleWatch.create(load_builtin(DEFAULT_RULE))
+    watch = RuleWatch.create(load_builtin(RULE))
     alerts = 0
     start = time.process_time()
     fd = os.open(path, os.O_RDONLY)
@@ -62,7 +63,7 @@ def file_pass(path: Path) -> tuple[float, int]:
 
 def duckdb_pass(path: Path, count: int) -> tuple[float, float, int]:
     """(wall, CPU) seconds of one `run_query` over the file; rows returned."""
-    rule = load_builtin(DEFAULT_RULE)
+    rule = load_builtin(RULE)
     wall, cpu = time.perf_counter(), time.process_time()
     result = run_query(rule.query, Dataset.from_files([path]), now=query_time(count))
     return time.perf_counter() - wall, time.process_time() - cpu, len(result.rows)
@@ -73,7 +74,7 @@ def paced(lines: list[bytes], rate: float) -> tuple[list[float], list[float], fl
     has arrived (at most BATCH) as one micro-batch, as `watch` does with a pipe. Per-event
     latency: arrival to the end of its batch. Alert latency: arrival of the first line of the
     batch holding the crossing event to the alert (an upper bound for the crossing event)."""
-    watch = RuleWatch.create(load_builtin(DEFAULT_RULE))
+    watch = RuleWatch.create(load_builtin(RULE))
     clock = time.perf_counter
     per_event: list[float] = []
     per_alert: list[float] = []
@@ -97,7 +98,7 @@ def paced(lines: list[bytes], rate: float) -> tuple[list[float], list[float], fl
 def state_bytes_per_distinct(count: int = 50_000, fast: bool = False) -> float:
     """tracemalloc: bytes one (group, distinct destination) costs in the seed rule's state, every
     event a new address in its own millisecond (one time bucket each)."""
-    rule = load_builtin(DEFAULT_RULE)
+    rule = load_builtin(RULE)
     watch = RuleWatch.create(rule)
     base = datetime(2025, 7, 16, 9, tzinfo=UTC)
     docs = [
@@ -143,12 +144,15 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=100_000.0, help="paced ingest rate, events/s")
     ap.add_argument("--seconds", type=float, default=5.0, help="paced run length")
     ap.add_argument("--paced-events", type=int, default=500_000, help="file the paced run reads")
+    ap.add_argument("--rule", default=DEFAULT_RULE, help="built-in rule (reconwatch rules list)")
     args = ap.parse_args()
+    global RULE
+    RULE = args.rule
     load = os.getloadavg()[0]
     path = generate(HERE / "out" / f"events-{args.events}-7.ndjson", args.events)
     lines = path.read_bytes().splitlines()
     size = sum(len(x) for x in lines) / len(lines)
-    print(f"file: {path.name}: {len(lines)} events, {size:.0f} bytes each on average")
+    print(f"file: {path.name}: {len(lines)} events, {size:.0f} bytes each on average; rule {RULE}")
 
     runs = [stream_pass(lines) for _ in range(args.repeat)]
     s_cpu, s_alerts, stats = min(runs, key=lambda r: r[0])

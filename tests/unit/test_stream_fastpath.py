@@ -29,16 +29,36 @@ SCAN = """
     | where agents == 1 and ips > 5
     | sort n asc"""
 
-# A residual WHERE (not only equalities), two BY columns, IP min/values, a `<` count term.
+# A residual WHERE (not only equalities), two BY columns, IP min/values, a `<` count term, the
+# values of a long read nowhere else.
 TWO_KEYS = """
     from logs-endpoint.events.network-*
     | where @timestamp >= now() - 90 seconds and host.name != "h2"
     | stats c = count(), lo = min(destination.ip), hi = max(agent.id),
-            ips = values(destination.ip), d = count_distinct(destination.ip)
+            ips = values(destination.ip), d = count_distinct(destination.ip),
+            ports = values(destination.port)
       by process.executable, agent.id
     | where c >= 3 and d < 6"""
 
+# The port-scanning shape: a long column (in the WHERE, counted, min), IP and executable
+# exclusions answered per term, two BY columns.
+PORTS = """
+    from logs-endpoint.events.network-*
+    | where @timestamp > now() - 2 minutes and event.action == "connection_attempted"
+        and destination.port < 1000 and not cidr_match(destination.ip, "10.0.0.0/30")
+        and process.executable not like "/tmp/*"
+    | stats n = count(), ports = count_distinct(destination.port), lo = min(destination.port),
+            ids = values(agent.id)
+      by process.executable, destination.ip
+    | where ports > 3"""
+
 EXES = ["/usr/bin/nmap", "/usr/bin/curl", "/tmp/x"]
+# Every spelling a long meets: JSON integers (also out of a long's range), a string, a float,
+# an exponent, a boolean, arrays of one and two values, null.
+PORT_VALUES: list[object] = [
+    *range(20, 30), *range(990, 1004), 0, -1, 2**63, -(2**63) - 1, 2**63 - 1,
+    "80", 80.0, 1e2, 22.5, True, [443], [22, 80], [], None,
+]  # fmt: skip
 IPS = [f"10.0.0.{i}" for i in range(1, 13)] + ["::1", "fe80::1", "010.0.0.1"]
 
 
@@ -79,6 +99,9 @@ def _line(rng: random.Random, ms: int) -> str:
         doc["process"] = {"executable": exe, "pid": 7}
     if rng.random() < 0.02:
         doc["destination"] = {"ip": 12}  # a number where a string is expected
+    else:  # drawn without the generator, so the other plans' streams stay as they were
+        port = PORT_VALUES[(ms * 7919 + len(str(doc["destination"]))) % len(PORT_VALUES)]
+        doc["destination"]["port"] = port  # type: ignore[index]
     return json.dumps(doc)
 
 
@@ -163,7 +186,7 @@ SCANS = [
 ]
 
 
-@pytest.mark.parametrize("text", [SCAN, TWO_KEYS], ids=["scan", "two-keys"])
+@pytest.mark.parametrize("text", [SCAN, TWO_KEYS, PORTS], ids=["scan", "two-keys", "ports"])
 @pytest.mark.parametrize("policy", sorted(POLICIES))
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("scan", SCANS)

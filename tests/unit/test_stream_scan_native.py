@@ -51,7 +51,19 @@ def _fast(text: str | None) -> FastPath:
     return ex.fast
 
 
-PLANS = {"seed": _fast(None), "two-keys": _fast(TWO_KEYS), "no-keys": _fast(NO_KEYS)}
+# A long column: in the WHERE, counted and a BY key.
+PORTS = """
+    from logs-endpoint.events.network-*
+    | where @timestamp > now() - 1 hour and destination.port < 1000
+    | stats ports = count_distinct(destination.port) by process.executable, destination.port
+    | where ports > 3"""
+
+PLANS = {
+    "seed": _fast(None),
+    "two-keys": _fast(TWO_KEYS),
+    "no-keys": _fast(NO_KEYS),
+    "ports": _fast(PORTS),
+}
 
 
 def _take(fp: FastPath, lines: list[Any], native: bool) -> tuple[int, dict[Any, Any], list[Any]]:
@@ -124,7 +136,15 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT | COMMON, inner, max_size=3),
     max_leaves=8,
 )
+INTEGER = st.one_of(
+    st.integers(-1000, 70_000),
+    st.integers(-(2**64), 2**64),
+    st.sampled_from([0, -1, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 10**18 - 1, 10**18]),
+)
 LEAF = st.one_of(
+    INTEGER,
+    INTEGER.map(lambda n: [n]),
+    st.sampled_from([80.0, 1e2, -0.0, 22.5, True, False, "80", ["80"]]),
     COMMON,
     COMMON.map(lambda s: [s]),
     TEXT,
@@ -158,7 +178,7 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
         doc["@timestamp"] = _stamp(draw)
     for top, leaves in {
         "event": ["action", "type"],
-        "destination": ["ip"],
+        "destination": ["ip", "port"],
         "agent": ["id"],
         "host": ["name"],
         "process": ["executable"],
@@ -420,3 +440,27 @@ def test_sample_read_in_place() -> None:
     got = _take_in_place(fp, [b"", *sample])
     assert got[0] == len(sample)
     assert _typed(got[1]) == _typed(_take(fp, sample, native=True)[1])
+
+
+@pytest.mark.parametrize(
+    ("port", "taken"),
+    [
+        (b"80", True),
+        (b"-0", True),
+        (b"[443]", True),
+        (b" [ 22 ] ", True),
+        (b"null", True),
+        (b"999999999999999999", True),
+        (b"9223372036854775807", False),  # 19 digits: left to msgspec and the range check
+        (b"9223372036854775808", False),
+        (b"80.0", False),
+        (b"1e2", False),
+        (b'"80"', False),
+        (b"true", False),
+        (b"[22,80]", False),
+        (b"[]", False),
+    ],
+)
+def test_long_leaves(port: bytes, taken: bool) -> None:
+    line = (GOOD % b"1").replace(b'"ip":"10.0.0.1"', b'"ip":"10.0.0.1","port":' + port)
+    assert _check_line(PLANS["ports"], line) is taken

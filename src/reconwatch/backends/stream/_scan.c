@@ -24,7 +24,7 @@
 #define MAX_FRAC_DIGITS 18
 #define MAX_EXP_DIGITS 2
 
-enum { KIND_LEAF = 0, KIND_CHILD = 1, KIND_DOTTED = 2 };
+enum { KIND_LEAF = 0, KIND_CHILD = 1, KIND_DOTTED = 2, KIND_LONG = 3 };
 enum { DECLINE = 0, OK = 1, FAIL = -1 };
 
 typedef struct Node Node;
@@ -148,7 +148,7 @@ build_node(PyObject *spec, int nvars)
         key->len = len;
         key->kind = kind;
         key->var = -1;
-        if (kind == KIND_LEAF) {
+        if (kind == KIND_LEAF || kind == KIND_LONG) {
             long var = PyLong_AsLong(payload);
             if (var < 0 || var >= nvars) {
                 if (!PyErr_Occurred()) {
@@ -640,32 +640,59 @@ skip_value(Ctx *c, int depth)
     }
 }
 
-/* A wanted leaf: a string, null, or a one-string array (a 1-tuple), as `str | tuple[str] |
- * None` decodes; anything else is not the fast path's. */
+/* A JSON integer of at most MAX_INT_DIGITS digits (inside a long's range) as an int. */
 static int
-leaf_value(Ctx *c, int var)
+long_value(Ctx *c, PyObject **out)
+{
+    const unsigned char *start = c->p;
+    int got = scan_number(c);
+    if (got != OK) {
+        return got;
+    }
+    long long v = 0;
+    int negative = *start == '-';
+    for (const unsigned char *p = start + negative; p < c->p; p++) {
+        if (*p < '0' || *p > '9') {
+            return DECLINE; /* a fraction or an exponent: msgspec reads a float */
+        }
+        v = v * 10 + (*p - '0');
+    }
+    *out = PyLong_FromLongLong(negative ? -v : v);
+    return *out == NULL ? FAIL : OK;
+}
+
+static int
+scalar_value(Ctx *c, int var, int integer, PyObject **out)
+{
+    if (integer) {
+        return (*c->p == '-' || (*c->p >= '0' && *c->p <= '9')) ? long_value(c, out) : DECLINE;
+    }
+    return *c->p == '"' ? string_value(c, var, out) : DECLINE;
+}
+
+/* A wanted leaf: a string (an integer for a long), null, or a one-value array (a 1-tuple), as
+ * `str | tuple[str] | None` (`int | ...`) decodes; anything else is not the fast path's. */
+static int
+leaf_value(Ctx *c, int var, int integer)
 {
     if (c->p >= c->end) {
         return DECLINE;
     }
     PyObject **slot = &c->s->vals[var];
     unsigned char ch = *c->p;
-    if (ch == '"') {
-        return string_value(c, var, slot);
-    }
     if (ch == 'n') {
         return scan_literal(c, "null", 4);
     }
     if (ch != '[') {
-        return DECLINE;
+        return scalar_value(c, var, integer, slot);
     }
     c->p++;
     skip_ws(c);
-    if (c->p >= c->end || *c->p != '"') {
+    if (c->p >= c->end) {
         return DECLINE;
     }
     PyObject *item;
-    int got = string_value(c, var, &item);
+    int got = scalar_value(c, var, integer, &item);
     if (got != OK) {
         return got;
     }
@@ -739,8 +766,8 @@ read_object(Ctx *c, const Node *node, int depth)
             }
             seen |= (uint64_t)1 << index;
             const Key *key = &node->keys[index];
-            if (key->kind == KIND_LEAF) {
-                got = leaf_value(c, key->var);
+            if (key->kind == KIND_LEAF || key->kind == KIND_LONG) {
+                got = leaf_value(c, key->var, key->kind == KIND_LONG);
             }
             else if (c->p < c->end && *c->p == 'n') {
                 got = scan_literal(c, "null", 4);

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -17,8 +17,15 @@ _COUNTER = itertools.count()
 class _Node:
     """One object level: keys (possibly dotted) that lead to wanted leaves or deeper objects."""
 
-    def __init__(self, prefix: str, suffixes: list[tuple[str, ...]], leaf: Any = Any) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        suffixes: list[tuple[str, ...]],
+        leaf: Any = Any,
+        leaf_types: Mapping[str, Any] | None = None,
+    ) -> None:
         self.leaf = leaf
+        self.leaf_types = leaf_types or {}  # full path -> its leaf's type, else `leaf`
         self.leaves: dict[str, str] = {}  # key -> full path
         self.children: dict[str, _Node] = {}
         by_key: dict[str, list[tuple[str, ...]]] = {}
@@ -32,7 +39,8 @@ class _Node:
                     by_key.setdefault(key, []).append(suffix[j:])
         for key, rest in by_key.items():
             if key not in self.leaves:  # a key that is also a leaf is taken whole and flattened
-                self.children[key] = _Node(f"{prefix}.{key}" if prefix else key, rest, leaf)
+                full = f"{prefix}.{key}" if prefix else key
+                self.children[key] = _Node(full, rest, leaf, self.leaf_types)
         self.struct = self._define()
         self.reads: list[tuple[str, str | None, _Node | None]] = [
             (attr, self.leaves.get(key), self.children.get(key)) for attr, key in self.attrs
@@ -44,7 +52,11 @@ class _Node:
         for i, key in enumerate([*self.leaves, *self.children]):
             attr = f"f{i}"
             self.attrs.append((attr, key))
-            kind: Any = self.leaf if key in self.leaves else self_or_none(self, key)
+            kind: Any = (
+                self.leaf_types.get(self.leaves[key], self.leaf)
+                if key in self.leaves
+                else self_or_none(self, key)
+            )
             fields.append((attr, kind, None))
         # Decoded JSON cannot form reference cycles, so the Structs need not be GC-tracked.
         return msgspec.defstruct(

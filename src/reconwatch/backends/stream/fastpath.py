@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from reconwatch.backends.reference import compile_expr
 from reconwatch.backends.stream.decode import _Node
 from reconwatch.backends.stream.lines import BufferLines
-from reconwatch.backends.stream.prefilter import _conjuncts, always_true, count_terms, never_true
+from reconwatch.backends.stream.prefilter import _equality, always_true, count_terms, never_true
 from reconwatch.backends.stream.state import AggSpec, Group, LastSeen, ipv4_key
 from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
@@ -49,7 +50,11 @@ _EXACT_LEAVING = 64
 # A group's rows that may change its verdict are halved down to this many before replaying.
 _REPLAY_SLICE = 64
 _MISSING = object()
-_FAST_TYPES = (T.KEYWORD, T.IP)
+_FAST_TYPES = (T.KEYWORD, T.IP, T.LONG)
+# Leaves the loop takes: one value or a one-value array; a long as a JSON integer in range.
+_TEXT_LEAF: Any = str | tuple[str] | None
+_LONG_LEAF: Any = int | tuple[int] | None
+_LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
 # An ISO time `2025-07-15T00:00:00.351Z` is two lookups done per batch with C-level maps: the
 # `...T00:00:00.` prefix (cached as met, filled from a minute cache and the `ss.` table) and the
 # `mmmZ` tail (a small table).
@@ -143,33 +148,38 @@ class FastPath:
         self.types = types
         self.time_fields = list(ex.window.time_fields)
         wanted = sorted({*columns, *self.time_fields})
-        root = _Node("", [tuple(f.split(".")) for f in wanted], str | tuple[str] | None)
+        self.longs = [c for c in wanted if types.get(c) is T.LONG]
+        leaf_types = dict.fromkeys(self.longs, _LONG_LEAF)
+        root = _Node("", [tuple(f.split(".")) for f in wanted], _TEXT_LEAF, leaf_types)
         self._decode = msgspec.json.Decoder(root.struct).decode
-        self.where_columns = sorted(
-            {n for s in ex.split.pre if isinstance(s, p.Filter) for n in _refs(s.condition, set())}
-        )
         key_columns = [k.name for _n, k in ex.split.aggregate.groups]  # type: ignore[union-attr]
         self.cells = sorted({s.column for s in ex._specs if s.column is not None})
         self.ip_cells = [types[c] is T.IP for c in self.cells]
-        self.where_cache: dict[tuple[object, ...], bool] = {}
         self.ip_cache: dict[object, object] = {}
         self.ip_raw_keys: dict[object, object] = {}  # IP text -> its distinct-value key
         self.minute_cache: dict[object, int | None] = {}
         self.second_cache: dict[object, int | None] = {}
-        # `field == "constant"` terms are tested in the loop; when the WHERE is nothing else,
-        # the memo lookup needs only the BY values.
+        # `field == "constant"` terms are tested in the loop; the other terms of the WHERE's AND
+        # chains are answered from a memo each, keyed by that term's own input values (a new
+        # address in a scan does not re-test the executable's exclusions).
         keyword = {n for n, t in types.items() if t is T.KEYWORD}
         self.equalities: list[tuple[str, str]] = []
-        complete = True
+        terms: list[p.Expr] = []
         for step in ex.split.pre:
             if isinstance(step, p.Filter):
-                found, whole = _conjuncts(step.condition, keyword)
-                self.equalities += found
-                complete = complete and whole
-        self.where_in_route = not complete
-        where_route = self.where_columns if self.where_in_route else []
+                for term in _and_terms(step.condition):
+                    test = _equality(term, keyword)
+                    if test is None:
+                        terms.append(term)
+                    else:
+                        self.equalities.append(test)
+        where_route = sorted({n for term in terms for n in _refs(term, set())})
         self.route_columns = [*where_route, *(k for k in key_columns if k not in where_route)]
         self.key_positions = [self.route_columns.index(k) for k in key_columns]
+        self.residual = [
+            _Term(self.route_columns, sorted(_refs(term, set())), compile_expr(term, ex.ctx))
+            for term in terms
+        ]
         self._python_scan = self._compile(root, wanted)
         self._native = self._native_scanner(root, wanted)
         self.native = self._native is not None
@@ -213,6 +223,15 @@ class FastPath:
         if assigned != set(wanted):
             raise _Ineligible  # a field reachable only through a dotted key
         scope: dict[str, Any] = {"dec": self._decode, "route": self._route}
+        scope["LO"], scope["HI"] = _LONG_MIN, _LONG_MAX
+        for name in self.longs:  # msgspec decodes any JSON integer; a long holds 64 bits
+            x = var[name]
+            lines += [
+                f"        if ({x}.__class__ is int and not LO <= {x} <= HI) or (",
+                f"            {x}.__class__ is tuple and not LO <= {x}[0] <= HI",
+                "        ):",
+                "            break",
+            ]
         t_vars = [var[f] for f in self.time_fields]
         lines.append(f"        T.append({t_vars[0]})")
         for tv in t_vars[1:]:
@@ -296,7 +315,7 @@ class FastPath:
             equalities,
             [index[c] for c in self.route_columns],
             [index[c] for c in self.cells],
-            [i for name, i in index.items() if name not in self.time_fields],
+            [i for name, i in index.items() if name not in {*self.time_fields, *self.longs}],
             int_times=True,
         )
 
@@ -327,22 +346,16 @@ class FastPath:
         lookup: object,
     ) -> list[Any] | bool:
         """The pending rows of the group an event with these WHERE and BY values joins, or
-        False when the WHERE rejects it. The WHERE result is memoised: its expressions are pure
-        (`now()` is refused outside the time filter)."""
+        False when the WHERE rejects it. Each term's result is memoised: its expressions are
+        pure (`now()` is refused outside the time filter), and on single values an AND chain
+        keeps a row exactly when every term is true."""
         from reconwatch.backends.stream.executor import _cell
 
         values = tuple(_scalar(x) for x in combo)
-        nw = len(self.where_columns)
-        passed = self.where_cache.get(values[:nw]) if self.where_in_route else True
-        if passed is None:
-            row = {c: _cell(x, self.types[c]) for c, x in zip(self.where_columns, values)}  # noqa: B905
-            passed = bool(self.ex._pre(row))
-            if len(self.where_cache) >= _CACHE_MAX:
-                self.where_cache.clear()
-            self.where_cache[values[:nw]] = passed
-        if not passed:
-            seen[lookup] = False
-            return False
+        for term in self.residual:
+            if not term.passes(values, self.types):
+                seen[lookup] = False
+                return False
         key = tuple(_cell(values[i], self.types[self.route_columns[i]]) for i in self.key_positions)
         rows = pending.get(key)
         if rows is None:
@@ -856,14 +869,15 @@ class FastPath:
 
 
 def _tree(node: _Node, index: dict[str, int]) -> tuple[tuple[str, int, Any], ...]:
-    """One Struct level as the compiled scan reads it: (key, 0 leaf, field index), (key, 1
-    object, level) or (key, 2 dotted spelling, None), as _reads walks it."""
+    """One Struct level as the compiled scan reads it: (key, 0 text leaf or 3 long leaf, field
+    index), (key, 1 object, level) or (key, 2 dotted spelling, None), as _reads walks it."""
     out: list[tuple[str, int, Any]] = []
     for _attr, key in node.attrs:
         if "." in key:
             out.append((key, 2, None))
         elif key in node.leaves:
-            out.append((key, 0, index[node.leaves[key]]))
+            path = node.leaves[key]
+            out.append((key, 3 if node.leaf_types.get(path) is _LONG_LEAF else 0, index[path]))
         else:
             out.append((key, 1, _tree(node.children[key], index)))
     return tuple(out)
@@ -877,6 +891,38 @@ def _minute_text(ms: int) -> str:
 def _scalar(value: object) -> object:
     """A one-value array (decoded as a 1-tuple) as its value."""
     return value[0] if type(value) is tuple else value
+
+
+class _Term:
+    """One term of the WHERE's AND chains with a memo of its result by its input values."""
+
+    __slots__ = ("columns", "memo", "positions", "test")
+
+    def __init__(self, route: list[str], columns: list[str], test: Callable[[Any], object]):
+        self.columns = columns
+        self.positions = [route.index(c) for c in columns]
+        self.test = test
+        self.memo: dict[tuple[object, ...], bool] = {}
+
+    def passes(self, values: tuple[object, ...], types: dict[str, T]) -> bool:
+        from reconwatch.backends.stream.executor import _cell
+
+        args = tuple(values[i] for i in self.positions)
+        passed = self.memo.get(args)
+        if passed is None:
+            row = {c: _cell(x, types[c]) for c, x in zip(self.columns, args, strict=True)}
+            passed = self.test(row) is True
+            if len(self.memo) >= _CACHE_MAX:
+                self.memo.clear()
+            self.memo[args] = passed
+        return passed
+
+
+def _and_terms(expr: p.Expr) -> list[p.Expr]:
+    """The terms of an AND chain (the expression itself when it is not one)."""
+    if isinstance(expr, p.Call) and expr.fn == "and" and len(expr.args) == 2:
+        return [*_and_terms(expr.args[0]), *_and_terms(expr.args[1])]
+    return [expr]
 
 
 @dataclass(slots=True)
