@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import select
+import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -83,3 +86,64 @@ def test_rule_lookback_is_the_window_without_a_query_time_filter() -> None:
     assert watch.executor.window == window
     fired = [a for line in scan_lines() for a in watch.push(flatten(json.loads(line)))]
     assert [a["Esql.destination_ip_count_distinct"] for a in fired] == [251]
+
+
+def _start(args: list[str], stdin: int | None = None) -> subprocess.Popen[str]:
+    code = "from reconwatch.cli.main import main; main()"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, "watch", *args],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _next_line(proc: subprocess.Popen[str], limit_s: float = 60.0) -> str:
+    """The next stdout line; fails if none comes while the input is still open (a liveness
+    bound, not a timing claim)."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], limit_s)
+    assert ready, "no alert while the input was still open"
+    return proc.stdout.readline()
+
+
+def test_alert_arrives_while_stdin_is_still_open() -> None:
+    """Real time: the alert is printed when the crossing line arrives, not at end of input."""
+    proc = _start(["--rule", "subnet-scanning-seed", "-"], stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write("\n".join(scan_lines()[:260]) + "\n")
+        proc.stdin.flush()
+        alert = json.loads(_next_line(proc))
+        assert alert["Esql.destination_ip_count_distinct"] == 251
+        assert alert["@timestamp"] == "2025-07-16T10:02:30.000Z"
+        assert proc.poll() is None  # still reading
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    assert proc.returncode == 0
+
+
+def test_follow_reads_lines_appended_later(tmp_path: Path) -> None:
+    """--follow: lines appended after start (one split across two writes) are read whole."""
+    path = tmp_path / "events.ndjson"
+    lines = scan_lines()
+    path.write_text("\n".join(lines[:100]) + "\n", encoding="utf-8")
+    proc = _start(["--rule", "subnet-scanning-seed", str(path), "--follow"])
+    try:
+        rest = ("\n".join(lines[100:300]) + "\n").encode()
+        cut = rest.index(b"destination", len(rest) // 2)  # inside a line
+        with path.open("ab") as handle:
+            handle.write(rest[:cut])
+            handle.flush()
+            time.sleep(0.5)  # the watcher meets end of file mid-line
+            handle.write(rest[cut:])
+        alert = json.loads(_next_line(proc))
+        assert alert["Esql.destination_ip_count_distinct"] == 251
+        assert alert["@timestamp"] == "2025-07-16T10:02:30.000Z"  # the 251st line: none lost
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    assert proc.stderr is not None
+    assert "Traceback" not in proc.stderr.read()
