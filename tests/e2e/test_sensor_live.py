@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -182,3 +183,35 @@ def test_ebpf_sensor_records_udp_destinations_once_and_tcp(tmp_path: Path) -> No
         if d["process"]["pid"] == client.pid
     ]
     assert sorted(seen) == [("tcp", "127.0.3.3"), ("udp", "127.0.3.1"), ("udp", "127.0.3.2")]
+
+
+def test_watch_alerts_on_a_live_scan_while_the_sensor_runs(tmp_path: Path) -> None:
+    """The sensor's file followed by `reconwatch watch`: the alert comes while the sensor is
+    still capturing, at the 251st address, not at the next scheduled run."""
+    require_root()
+    if shutil.which("bpftrace") is None:
+        pytest.skip("bpftrace is not installed (apt-get install -y bpftrace)")
+    sensor, out, _agent_file = start_sensor(tmp_path, "ebpf")
+    code = "from reconwatch.cli.main import main; main()"
+    out.touch()
+    watch = subprocess.Popen(
+        [sys.executable, "-c", code, "watch", "--rule", "subnet-scanning", str(out), "--follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        subprocess.run(NMAP, check=True, capture_output=True, timeout=300)
+        assert watch.stdout is not None
+        ready, _, _ = select.select([watch.stdout], [], [], 60)
+        assert ready, "no alert while the sensor was running"
+        alert = json.loads(watch.stdout.readline())
+        assert sensor.poll() is None  # still capturing
+    finally:
+        watch.send_signal(signal.SIGINT)
+        watch.wait(timeout=60)
+        stop_sensor(sensor)
+    assert alert["process.executable"] == "/usr/bin/nmap"
+    assert alert["Esql.destination_ip_count_distinct"] == 251
+    assert alert["reconwatch.detection.path"] == "stream"
+    assert os.uname().nodename in json.dumps(alert["Esql.host_name_values"])
