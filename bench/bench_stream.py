@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gen_events import generate, query_time
 from reconwatch.backends.stream.executor import StreamExecutor
-from reconwatch.backends.stream.fastpath import Scanner
+from reconwatch.backends.stream.fastpath import compiled_scan_enabled
 from reconwatch.backends.stream.state import BUCKET_BYTES, DISTINCT_ENTRY_BYTES
 from reconwatch.cli.watch import _batches
 from reconwatch.engine.watch import RuleWatch
@@ -163,7 +163,9 @@ def main() -> None:
     d_wall, d_cpu = min(r[0] for r in d_runs), min(r[1] for r in d_runs)
     s_rate, g_rate = len(lines) / s_cpu, len(lines) / g_cpu
     d_rate, d_cpu_rate = len(lines) / d_wall, len(lines) / d_cpu
-    compiled = "compiled scan" if Scanner is not None else "Python scan: _scan.c was not built"
+    compiled = (
+        "compiled scan" if compiled_scan_enabled() else "Python scan: _scan.c not built or off"
+    )
     p_rate = len(lines) / p_cpu
     print(
         f"stream  : {s_rate:>10,.0f} events/s per core (CPU time, {compiled}; {s_alerts} alert(s) "

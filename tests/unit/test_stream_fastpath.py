@@ -10,14 +10,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from reconwatch.backends.stream.executor import Match, RealertPolicy, StreamExecutor
-from reconwatch.backends.stream.fastpath import Scanner
+from reconwatch.backends.stream.fastpath import compiled_scan_enabled
 from reconwatch.backends.stream.lines import split_lines
 from reconwatch.engine.watch import EcsCatalog
 from reconwatch.esql.analyze import compile_query
 from reconwatch.plan import values as v
 
 T0 = datetime(2025, 7, 16, 9, 0, tzinfo=UTC)
-NOT_BUILT = "the compiled scan was not built (no C compiler at install)"
+NOT_BUILT = "the compiled scan was not built (no C compiler at install) or is turned off"
 
 SCAN = """
     from logs-endpoint.events.network-*
@@ -179,10 +179,11 @@ POLICIES = {
 }
 
 
+COMPILED = pytest.mark.skipif(not compiled_scan_enabled(), reason=NOT_BUILT)
 SCANS = [
     "python",
-    pytest.param("compiled", marks=pytest.mark.skipif(Scanner is None, reason=NOT_BUILT)),
-    pytest.param("in-place", marks=pytest.mark.skipif(Scanner is None, reason=NOT_BUILT)),
+    pytest.param("compiled", marks=COMPILED),
+    pytest.param("in-place", marks=COMPILED),
 ]
 
 

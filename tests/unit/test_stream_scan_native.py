@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconwatch.backends.stream.executor import StreamExecutor, _iso_millis
-from reconwatch.backends.stream.fastpath import FastPath, Scanner
+from reconwatch.backends.stream.fastpath import FastPath, Scanner, compiled_scan_enabled
 from reconwatch.backends.stream.lines import BufferLines, split_lines
 from reconwatch.engine.watch import EcsCatalog
 from reconwatch.esql.analyze import compile_query
@@ -28,6 +28,8 @@ if Scanner is None:
     pytest.skip(
         "the compiled scan was not built (no C compiler at install)", allow_module_level=True
     )
+if not compiled_scan_enabled():
+    pytest.skip("RECONWATCH_PURE_PYTHON is set", allow_module_level=True)
 
 # Two BY columns, a residual WHERE and IP/keyword cells: routes through tuples and the memo.
 TWO_KEYS = """

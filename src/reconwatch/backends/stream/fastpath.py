@@ -37,6 +37,13 @@ def _compiled_scanner() -> type[Any] | None:
 
 Scanner = _compiled_scanner()
 
+
+def compiled_scan_enabled() -> bool:
+    """Whether new fast paths use the compiled scan: it was built, and RECONWATCH_PURE_PYTHON
+    (the Python twin, for comparison and debugging) is not set."""
+    return Scanner is not None and not os.environ.get("RECONWATCH_PURE_PYTHON")
+
+
 if TYPE_CHECKING:
     from reconwatch.backends.stream.executor import Match, StreamExecutor
 
@@ -301,9 +308,8 @@ class FastPath:
             lines.append(f"{indent}    {' = '.join(below)} = None")
 
     def _native_scanner(self, root: _Node, wanted: list[str]) -> Any:
-        """The compiled scan configured like the generated loop, or None without it (not
-        built, or RECONWATCH_PURE_PYTHON set: the Python twin, for comparison and debugging)."""
-        if Scanner is None or os.environ.get("RECONWATCH_PURE_PYTHON"):
+        """The compiled scan configured like the generated loop, or None without it."""
+        if Scanner is None or not compiled_scan_enabled():
             return None
         index = {name: i for i, name in enumerate(wanted)}
         equalities = [(index[name], const) for name, const in self.equalities]
