@@ -931,7 +931,7 @@ iso_millis(PyObject *text, long long *out)
     return 1;
 }
 
-/* One taken line: its time appended to T, its row to its group's pending list. */
+/* One taken line: its time appended to T, its row to its group's pending list in P. */
 static int
 place(Scanner *s, Py_ssize_t i, PyObject *P, PyObject *B, PyObject *T, PyObject *route)
 {
@@ -956,7 +956,7 @@ place(Scanner *s, Py_ssize_t i, PyObject *P, PyObject *B, PyObject *T, PyObject 
             return OK;
         }
     }
-    PyObject *lookup, *rows;
+    PyObject *lookup;
     if (s->nroute == 1) {
         lookup = or_none(s->vals[s->route_vars[0]]);
         Py_INCREF(lookup);
@@ -967,9 +967,11 @@ place(Scanner *s, Py_ssize_t i, PyObject *P, PyObject *B, PyObject *T, PyObject 
             return FAIL;
         }
     }
-    rows = PyDict_GetItemWithError(B, lookup);
-    if (rows != NULL) {
-        Py_INCREF(rows);
+    /* B (lookup -> group key, or False when the WHERE rejects) outlives the batch; the route
+     * callback fills it on a miss. P (group key -> pending rows) is the batch's. */
+    PyObject *key = PyDict_GetItemWithError(B, lookup);
+    if (key != NULL) {
+        Py_INCREF(key);
     }
     else if (PyErr_Occurred()) {
         Py_DECREF(lookup);
@@ -981,24 +983,33 @@ place(Scanner *s, Py_ssize_t i, PyObject *P, PyObject *B, PyObject *T, PyObject 
             Py_DECREF(lookup);
             return FAIL;
         }
-        rows = PyObject_CallFunctionObjArgs(route, combo, P, B, lookup, NULL);
+        key = PyObject_CallFunctionObjArgs(route, combo, B, lookup, NULL);
         Py_DECREF(combo);
-        if (rows == NULL) {
+        if (key == NULL) {
             Py_DECREF(lookup);
             return FAIL;
         }
     }
     Py_DECREF(lookup);
     int status = OK;
-    if (rows != Py_False) {
-        PyObject *index = PyLong_FromSsize_t(i);
+    if (key != Py_False) {
+        PyObject *rows = PyDict_GetItemWithError(P, key); /* borrowed: P holds it */
+        if (rows == NULL && !PyErr_Occurred()) {
+            rows = PyList_New(0);
+            if (rows != NULL) {
+                int set = PyDict_SetItem(P, key, rows);
+                Py_DECREF(rows);
+                rows = set < 0 ? NULL : rows;
+            }
+        }
+        PyObject *index = rows == NULL ? NULL : PyLong_FromSsize_t(i);
         PyObject *row = index == NULL ? NULL : values_tuple(s, s->cell_vars, s->ncell, 1, index);
         if (row == NULL || PyList_Append(rows, row) < 0) {
             status = FAIL;
         }
         Py_XDECREF(row);
     }
-    Py_DECREF(rows);
+    Py_DECREF(key);
     return status;
 }
 

@@ -164,6 +164,7 @@ class FastPath:
         self.ip_cells = [types[c] is T.IP for c in self.cells]
         self.ip_cache: dict[object, object] = {}
         self.ip_raw_keys: dict[object, object] = {}  # IP text -> its distinct-value key
+        self.seen: dict[Any, Any] = {}  # the scan's lookup -> group key, False: rejected
         self.minute_cache: dict[object, int | None] = {}
         self.second_cache: dict[object, int | None] = {}
         # `field == "constant"` terms are tested in the loop; the other terms of the WHERE's AND
@@ -255,17 +256,20 @@ class FastPath:
                 "            i += 1",
                 "            continue",
             ]
-        # One lookup answers the rest of the WHERE and finds the group's pending rows (False:
-        # rejected); a single BY column is its own lookup key.
+        # One lookup in a memo that outlives the batch answers the rest of the WHERE and gives
+        # the group's key (False: rejected); a single BY column is its own lookup key.
         single = len(self.route_columns) == 1
         combo = "".join(f"{var[c]}, " for c in self.route_columns)
         lookup = var[self.route_columns[0]] if single else f"({combo})"
         cells = "".join(f", {var[c]}" for c in self.cells)
         lines += [
-            f"        r = B.get({lookup})",
-            "        if r is None:",
-            f"            r = route(({combo}), P, B, {lookup})",
-            "        if r is not False:",
+            f"        k = B.get({lookup})",
+            "        if k is None:",
+            f"            k = route(({combo}), B, {lookup})",
+            "        if k is not False:",
+            "            r = P.get(k)",
+            "            if r is None:",
+            "                r = P[k] = []",
             f"            r.append((i{cells}))",
             "        i += 1",
             "    return i",
@@ -345,16 +349,12 @@ class FastPath:
     # -- memos the loop and the batch fill --------------------------------------------------------
 
     def _route(
-        self,
-        combo: tuple[object, ...],
-        pending: dict[Any, list[Any]],
-        seen: dict[Any, Any],
-        lookup: object,
-    ) -> list[Any] | bool:
-        """The pending rows of the group an event with these WHERE and BY values joins, or
-        False when the WHERE rejects it. Each term's result is memoised: its expressions are
-        pure (`now()` is refused outside the time filter), and on single values an AND chain
-        keeps a row exactly when every term is true."""
+        self, combo: tuple[object, ...], seen: dict[Any, Any], lookup: object
+    ) -> tuple[object, ...] | bool:
+        """The group key of an event with these WHERE and BY values, or False when the WHERE
+        rejects it; remembered in `seen` under `lookup`. Each term's result is memoised: its
+        expressions are pure (`now()` is refused outside the time filter), and on single values
+        an AND chain keeps a row exactly when every term is true."""
         from reconwatch.backends.stream.executor import _cell
 
         values = tuple(_scalar(x) for x in combo)
@@ -363,11 +363,8 @@ class FastPath:
                 seen[lookup] = False
                 return False
         key = tuple(_cell(values[i], self.types[self.route_columns[i]]) for i in self.key_positions)
-        rows = pending.get(key)
-        if rows is None:
-            rows = pending[key] = []
-        seen[lookup] = rows
-        return rows
+        seen[lookup] = key
+        return key
 
     def _minute(self, text: object) -> int | None:
         """Epoch millis of a `YYYY-MM-DDThh:mm:` prefix, None when not valid (cached)."""
@@ -414,6 +411,8 @@ class FastPath:
                 if len(cache) >= _CACHE_MAX:
                     cache.clear()
                     self.ip_raw_keys.clear()
+            if len(self.seen) >= _CACHE_MAX:
+                self.seen.clear()
             chunk = lines[i : min(n, i + MAX_BATCH)]
             batch = self._batch(chunk)
             if batch.events:
@@ -432,7 +431,7 @@ class FastPath:
         before = self.ex.clock.end_ms
         batch = _Batch(NO_END if before is None else before)
         texts: list[object] = []
-        stop = self._scan(chunk, batch.pending, {}, texts)
+        stop = self._scan(chunk, batch.pending, self.seen, texts)
         times = self._times(texts)
         ordered = False
         if times is None:
