@@ -137,10 +137,11 @@ def build(ex: StreamExecutor) -> FastPath | None:
 class FastPath:
     """Runs raw NDJSON lines through one plan's executor in micro-batches.
 
-    A generated loop decodes each line into Structs whose leaves must be single strings (or
-    one-value arrays), answers the WHERE from a memo of its input values and appends the row's
-    cells to its group's pending list. Event times are then converted and checked against the
-    window for the whole batch with C-level maps. Per group per batch the state is updated with
+    A generated loop (or its compiled twin, _scan.c, where the install built it) decodes each
+    line into Structs whose leaves must be single strings or long integers (or one-value
+    arrays), tests the WHERE's equalities, answers its other terms from memos of their input
+    values and appends the row's cells to its group's pending list. Event times are then
+    converted and checked against the window for the whole batch with C-level maps. Per group per batch the state is updated with
     C-level dict and deque calls when judging the group at every moment of the batch would
     change nothing (its count terms out of reach, or an alerted group that keeps matching);
     otherwise its rows are replayed event by event with the general code, so alerts carry the
