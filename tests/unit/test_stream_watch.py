@@ -69,6 +69,7 @@ def test_watch_replays_a_file(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 1
     assert "groups=1" in done.stderr
+    assert "path: micro-batch fast path" in done.stderr and "fast_events=400" in done.stderr
 
 
 def test_unknown_rule_is_a_usage_error() -> None:

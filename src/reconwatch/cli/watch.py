@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from reconwatch.alerts.render import to_ndjson
-from reconwatch.backends.stream.executor import RealertPolicy
+from reconwatch.backends.stream.executor import RealertPolicy, StreamExecutor
 from reconwatch.backends.stream.lines import split_lines
 from reconwatch.engine.watch import RuleWatch
 from reconwatch.errors import UsageError
@@ -134,6 +134,17 @@ def _catalog(paths: list[str], follow: bool) -> Catalog | None:
     return Dataset.from_files(paths)
 
 
+def _path_line(executor: StreamExecutor) -> str:
+    """Which path ran the events: operators see when the compiled scan is missing."""
+    fast = executor.fast
+    if fast is None:
+        return "path: general, event by event (the plan's shape is not the fast path's)"
+    scan = "compiled scan" if fast.native else "Python scan (_scan.c not built or turned off)"
+    return f"path: micro-batch fast path, {scan}; " + " ".join(
+        f"{k}={v}" for k, v in fast.stats.items()
+    )
+
+
 def _plain_files(paths: list[str]) -> list[Path]:
     """Watched files an event's line can be sought in (not stdin, not compressed)."""
     return [Path(raw) for raw in paths if raw != "-" and is_plain(Path(raw))]
@@ -231,6 +242,7 @@ def register(app: typer.Typer) -> None:
         metrics = watch.executor.refresh_metrics()
         if stats:
             err.print(" ".join(f"{k}={v}" for k, v in metrics.as_dict().items()), markup=False)
+            err.print(_path_line(watch.executor), markup=False)
         err.print(
             f"{alerts} alert(s) from {metrics.events} event(s); {report.skipped} bad line(s) skipped, "
             f"{metrics.outside_window + metrics.too_late} late event(s) dropped",
