@@ -88,6 +88,18 @@ def test_bad_input_skipped_counted_and_reported_with_file_line(tmp_path: Path) -
     assert report.events == 2
 
 
+def test_nesting_deeper_than_the_decoder_is_a_bad_line(tmp_path: Path) -> None:
+    """msgspec raises RecursionError (not DecodeError) past its depth: a bad line, not a crash."""
+    path = tmp_path / "deep.ndjson"
+    deep = b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    path.write_bytes(b'{"a": "good1"}\n' + deep + b'\n{"a": "good2"}\n')
+    ds = Dataset.from_files([path])
+    assert [r["a"] for r in rows(ds, ["a"])] == ["good1", "good2"]
+    report = ds.scan()
+    assert [e.line for e in report.errors] == [2]
+    assert "recursion" in report.lines()[0]
+
+
 def test_truncated_gzip_keeps_complete_lines(tmp_path: Path) -> None:
     body = "\n".join(json.dumps({"i": i, "pad": "x" * 50}) for i in range(2000)).encode()
     data = gzip.compress(body)

@@ -99,10 +99,11 @@ def test_bad_exception_files_name_every_problem(tmp_path: Path) -> None:
     )
     with open(path, "a") as fh:
         fh.write("{not json\n")
+        fh.write("[" * 100_000 + "]" * 100_000 + "\n")  # deeper than the JSON parser's stack
     with pytest.raises(RuleLoadError) as info:
         load_exceptions(path)
     where = [f for f, _ in info.value.problems]
-    assert where == ["line 2: entries[0]", "line 3: entries", "line 5"]
+    assert where == ["line 2: entries[0]", "line 3: entries", "line 5", "line 6"]
     bad = tmp_path / "b.toml"
     bad.write_text('[[exception]]\n"a" = { "equals" = "x" }\n')
     with pytest.raises(RuleLoadError, match="operator 'equals'"):

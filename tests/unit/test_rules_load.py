@@ -138,3 +138,9 @@ def test_datemath() -> None:
             parse_datemath(bad)
     with pytest.raises(DateMathError):
         parse_interval("0m")
+
+
+def test_toml_nested_too_deeply_is_a_load_error() -> None:
+    text = "a = " + "[" * 100_000 + "]" * 100_000 + "\n"
+    with pytest.raises(RuleLoadError, match="recursion"):
+        load_rule_text(text, "deep.toml")

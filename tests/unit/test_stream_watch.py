@@ -148,3 +148,14 @@ def test_follow_reads_lines_appended_later(tmp_path: Path) -> None:
         proc.wait(timeout=60)
     assert proc.stderr is not None
     assert "Traceback" not in proc.stderr.read()
+
+
+def test_deeply_nested_line_is_reported_and_the_stream_goes_on(tmp_path: Path) -> None:
+    lines = scan_lines()
+    lines.insert(5, '{"x": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    path = tmp_path / "events.ndjson"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    done = _watch(["--rule", "subnet-scanning-seed", str(path)])
+    assert done.returncode == 0, done.stderr
+    assert f"{path}:6:" in done.stderr and "recursion" in done.stderr
+    assert json.loads(done.stdout)["@timestamp"] == "2025-07-16T10:02:30.000Z"

@@ -13,6 +13,7 @@ import msgspec
 
 from reconwatch.esql.types import DataType as T
 from reconwatch.ingest.flatten import Flat, convert_leaf, flatten
+from reconwatch.ingest.read import JSON_ERRORS
 from reconwatch.plan import values
 
 # Lines looked at on each side of where the binary search lands: files written in arrival
@@ -140,7 +141,7 @@ def _anywhere(path: Path, mm: mmap.mmap, want: Wanted) -> Located | None:
 def _verify(path: Path, offset: int, line: bytes, want: Wanted) -> Located | None:
     try:
         doc = msgspec.json.decode(line)
-    except msgspec.DecodeError:
+    except JSON_ERRORS:
         return None
     if not isinstance(doc, dict):
         return None
@@ -176,7 +177,7 @@ def _stamp_from(mm: mmap.mmap, start: int, limit: int) -> tuple[datetime | None,
 def _line_time(line: bytes) -> datetime | None:
     try:
         return _time(_STAMP.decode(line).timestamp)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (*JSON_ERRORS, msgspec.ValidationError):
         return None
 
 

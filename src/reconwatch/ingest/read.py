@@ -12,6 +12,9 @@ import msgspec
 from reconwatch.errors import IngestError
 
 _DECODER = msgspec.json.Decoder()
+# What decoding bad JSON raises: malformed text, or nesting deeper than msgspec's recursion
+# limit (a RecursionError, not a DecodeError).
+JSON_ERRORS = (msgspec.DecodeError, RecursionError)
 
 
 class IngestReport:
@@ -115,7 +118,7 @@ def _read_ndjson(path: Path, report: IngestReport) -> Iterator[tuple[int, object
                 continue
             try:
                 value = _DECODER.decode(line)
-            except msgspec.DecodeError as exc:
+            except JSON_ERRORS as exc:
                 report.add(f"not JSON: {_reason(exc)}", name, lineno)
                 continue
             yield lineno, value
@@ -136,7 +139,7 @@ def _read_array(path: Path, report: IngestReport) -> Iterator[tuple[int, object]
         return
     try:
         value = _DECODER.decode(data)
-    except msgspec.DecodeError as exc:
+    except JSON_ERRORS as exc:
         report.add(f"not a JSON array: {_reason(exc)}", name, 1)
         return
     if not isinstance(value, list):

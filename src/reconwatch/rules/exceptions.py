@@ -89,6 +89,9 @@ def _from_ndjson(text: str, label: str) -> ExceptionList:
         except json.JSONDecodeError as exc:
             problems.append((where, f"not JSON: {exc.msg}"))
             continue
+        except RecursionError:  # nesting deeper than the parser's stack
+            problems.append((where, "not JSON: nested too deeply"))
+            continue
         if not isinstance(obj, dict):
             problems.append((where, "expected a JSON object"))
             continue
@@ -165,7 +168,7 @@ def _values(
 def _from_toml(text: str, label: str) -> ExceptionList:
     try:
         doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
         raise RuleLoadError(label, [("<toml>", str(exc))]) from None
     problems: list[tuple[str, str]] = []
     raw_items = doc.get("exception")

@@ -48,7 +48,7 @@ def load_rule_text(text: str, label: str, *, builtin: str | None = None) -> Rule
     """Validate a rule file's text; `label` names it in errors."""
     try:
         doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # the latter: nested too deeply
         raise RuleLoadError(label, [("<toml>", str(exc))]) from None
     problems: Problems = []
     rule = _build(doc, problems, label, builtin)

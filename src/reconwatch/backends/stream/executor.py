@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
-
 from reconwatch.backends.reference import EvalContext, compile_expr, execute
 from reconwatch.backends.stream.decode import PlanDecoder
 from reconwatch.backends.stream.fastpath import FastPath
@@ -38,6 +36,7 @@ from reconwatch.backends.stream.state import (
 from reconwatch.errors import UsageError
 from reconwatch.esql.types import DataType as T
 from reconwatch.ingest.flatten import convert_leaf
+from reconwatch.ingest.read import JSON_ERRORS
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
 from reconwatch.plan.catalog import Result
@@ -229,7 +228,7 @@ class StreamExecutor:
             return []
         try:
             event = self.decoder.decode(line)
-        except msgspec.DecodeError as exc:
+        except JSON_ERRORS as exc:
             if isinstance(line, bytes):
                 return self.push_line(line.decode("utf-8", "replace"), index, errors)
             errors.append((index, f"not a JSON object: {exc}"))
