@@ -100,6 +100,20 @@ def test_nesting_deeper_than_the_decoder_is_a_bad_line(tmp_path: Path) -> None:
     assert "recursion" in report.lines()[0]
 
 
+def test_bytes_that_are_not_utf8_read_with_replacement_characters(tmp_path: Path) -> None:
+    """A valid JSON line with a stray byte in one string keeps its event (msgspec raises
+    UnicodeDecodeError on it), in NDJSON and in a JSON array."""
+    lines = [b'{"a": "good1"}', b'{"a": "bad\xff"}', b'{"a": "good2"}']
+    ndjson = tmp_path / "u.ndjson"
+    ndjson.write_bytes(b"\n".join(lines) + b"\n")
+    array = tmp_path / "u.json"
+    array.write_bytes(b"[" + b",".join(lines) + b"]")
+    for path in (ndjson, array):
+        ds = Dataset.from_files([path])
+        assert [r["a"] for r in rows(ds, ["a"])] == ["good1", "bad\ufffd", "good2"], path
+        assert ds.scan().errors == []
+
+
 def test_truncated_gzip_keeps_complete_lines(tmp_path: Path) -> None:
     body = "\n".join(json.dumps({"i": i, "pad": "x" * 50}) for i in range(2000)).encode()
     data = gzip.compress(body)

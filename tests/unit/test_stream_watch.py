@@ -159,3 +159,17 @@ def test_deeply_nested_line_is_reported_and_the_stream_goes_on(tmp_path: Path) -
     assert done.returncode == 0, done.stderr
     assert f"{path}:6:" in done.stderr and "recursion" in done.stderr
     assert json.loads(done.stdout)["@timestamp"] == "2025-07-16T10:02:30.000Z"
+
+
+def test_a_stray_byte_in_a_string_keeps_the_event(tmp_path: Path) -> None:
+    """Not UTF-8 inside one value: read with a replacement character, as a text reader would."""
+    lines = [line.encode() for line in scan_lines()]
+    lines[5] = lines[5].replace(b'"web-1"', b'"web-1\xff"')
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    done = _watch(["--rule", "subnet-scanning-seed", str(path)])
+    assert done.returncode == 0, done.stderr
+    alert = json.loads(done.stdout)
+    assert alert["@timestamp"] == "2025-07-16T10:02:30.000Z"  # no event lost
+    assert sorted(alert["Esql.host_name_values"]) == ["web-1", "web-1\ufffd"]
+    assert "0 bad line(s)" in done.stderr

@@ -12,9 +12,10 @@ import msgspec
 from reconwatch.errors import IngestError
 
 _DECODER = msgspec.json.Decoder()
-# What decoding bad JSON raises: malformed text, or nesting deeper than msgspec's recursion
-# limit (a RecursionError, not a DecodeError).
-JSON_ERRORS = (msgspec.DecodeError, RecursionError)
+# What decoding bad JSON raises: malformed text, nesting deeper than msgspec's recursion limit
+# (a RecursionError, not a DecodeError), or bytes that are not UTF-8 inside a string (callers
+# that can retry with replacement characters do, see _decode_line).
+JSON_ERRORS = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
 
 
 class IngestReport:
@@ -117,7 +118,7 @@ def _read_ndjson(path: Path, report: IngestReport) -> Iterator[tuple[int, object
             if not line:
                 continue
             try:
-                value = _DECODER.decode(line)
+                value = _decode_line(line)
             except JSON_ERRORS as exc:
                 report.add(f"not JSON: {_reason(exc)}", name, lineno)
                 continue
@@ -129,6 +130,16 @@ def _read_ndjson(path: Path, report: IngestReport) -> Iterator[tuple[int, object
         fh.close()  # type: ignore[attr-defined]
 
 
+def _decode_line(line: bytes) -> object:
+    """One NDJSON line (or a whole JSON array); bytes that are not UTF-8 inside its strings are
+    read with replacement characters, as a text reader would (and as the stream's general path
+    does)."""
+    try:
+        return _DECODER.decode(line)
+    except UnicodeDecodeError:
+        return _DECODER.decode(line.decode("utf-8", "replace"))
+
+
 def _read_array(path: Path, report: IngestReport) -> Iterator[tuple[int, object]]:
     name = str(path)
     try:
@@ -138,7 +149,7 @@ def _read_array(path: Path, report: IngestReport) -> Iterator[tuple[int, object]
         report.add(f"unreadable compressed data: {exc}", name, None)
         return
     try:
-        value = _DECODER.decode(data)
+        value = _decode_line(data)
     except JSON_ERRORS as exc:
         report.add(f"not a JSON array: {_reason(exc)}", name, 1)
         return
