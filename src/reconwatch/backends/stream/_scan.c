@@ -25,7 +25,7 @@
 #define MAX_EXP_DIGITS 2
 
 enum { KIND_LEAF = 0, KIND_CHILD = 1, KIND_DOTTED = 2, KIND_LONG = 3 };
-enum { DECLINE = 0, OK = 1, FAIL = -1 };
+enum { DECLINE = 0, OK = 1, FAIL = -1, MORE = 2 };
 
 typedef struct Node Node;
 
@@ -570,9 +570,10 @@ scan_literal(Ctx *c, const char *word, Py_ssize_t len)
 
 static int skip_value(Ctx *c, int depth);
 
-/* Members of an object or items of an array (opening bracket at c->p), values skipped. */
+/* Past an opening bracket at c->p: OK when the container is empty (and closed), MORE when a
+ * member or item follows. */
 static int
-skip_container(Ctx *c, int depth, unsigned char close)
+open_container(Ctx *c, int depth, unsigned char close)
 {
     if (depth > MAX_DEPTH) {
         return DECLINE;
@@ -583,39 +584,66 @@ skip_container(Ctx *c, int depth, unsigned char close)
         c->p++;
         return OK;
     }
-    for (;;) {
+    return MORE;
+}
+
+/* A member's key and its colon; on OK, [*name, *name + *len) is the key's raw body. */
+static int
+member_key(Ctx *c, const unsigned char **name, Py_ssize_t *len, int *flags)
+{
+    if (c->p >= c->end || *c->p != '"' || scan_string(c, name, len, flags) != OK) {
+        return DECLINE;
+    }
+    skip_ws(c);
+    if (c->p >= c->end || *c->p != ':') {
+        return DECLINE;
+    }
+    c->p++;
+    skip_ws(c);
+    return OK;
+}
+
+/* After a member or item: the closing bracket (OK), a comma (MORE; no trailing comma allowed
+ * by the next member_key or value), or not JSON. */
+static int
+next_member(Ctx *c, unsigned char close)
+{
+    skip_ws(c);
+    if (c->p >= c->end) {
+        return DECLINE;
+    }
+    if (*c->p == close) {
+        c->p++;
+        return OK;
+    }
+    if (*c->p != ',') {
+        return DECLINE;
+    }
+    c->p++;
+    skip_ws(c);
+    return MORE;
+}
+
+/* Members of an object or items of an array (opening bracket at c->p), values skipped. */
+static int
+skip_container(Ctx *c, int depth, unsigned char close)
+{
+    int got = open_container(c, depth, close);
+    while (got == MORE) {
         if (close == '}') {
-            const unsigned char *start;
+            const unsigned char *name;
             Py_ssize_t len;
             int flags;
-            if (c->p >= c->end || *c->p != '"' || scan_string(c, &start, &len, &flags) != OK) {
+            if (member_key(c, &name, &len, &flags) != OK) {
                 return DECLINE;
             }
-            skip_ws(c);
-            if (c->p >= c->end || *c->p != ':') {
-                return DECLINE;
-            }
-            c->p++;
-            skip_ws(c);
         }
-        int got = skip_value(c, depth + 1);
-        if (got != OK) {
-            return got;
+        got = skip_value(c, depth + 1);
+        if (got == OK) {
+            got = next_member(c, close);
         }
-        skip_ws(c);
-        if (c->p >= c->end) {
-            return DECLINE;
-        }
-        if (*c->p == close) {
-            c->p++;
-            return OK;
-        }
-        if (*c->p != ',') {
-            return DECLINE;
-        }
-        c->p++;
-        skip_ws(c);
     }
+    return got;
 }
 
 static int
@@ -728,35 +756,16 @@ find_key(const Node *node, const unsigned char *name, Py_ssize_t len)
 static int
 read_object(Ctx *c, const Node *node, int depth)
 {
-    if (depth > MAX_DEPTH) {
-        return DECLINE;
-    }
     uint64_t seen = 0;
-    c->p++;
-    skip_ws(c);
-    if (c->p < c->end && *c->p == '}') {
-        c->p++;
-        return OK;
-    }
-    for (;;) {
+    int got = open_container(c, depth, '}');
+    while (got == MORE) {
         const unsigned char *name;
         Py_ssize_t len;
         int flags;
-        if (c->p >= c->end || *c->p != '"' || scan_string(c, &name, &len, &flags) != OK) {
-            return DECLINE;
+        if (member_key(c, &name, &len, &flags) != OK || (flags & STR_ESCAPED)) {
+            return DECLINE; /* an escaped key could spell a wanted one: left to msgspec */
         }
-        /* An escaped key could spell a wanted one: left to msgspec. */
-        int index = (flags & STR_ESCAPED) ? -2 : find_key(node, name, len);
-        if (index == -2) {
-            return DECLINE;
-        }
-        skip_ws(c);
-        if (c->p >= c->end || *c->p != ':') {
-            return DECLINE;
-        }
-        c->p++;
-        skip_ws(c);
-        int got;
+        int index = find_key(node, name, len);
         if (index < 0) {
             got = skip_value(c, depth + 1);
         }
@@ -779,23 +788,11 @@ read_object(Ctx *c, const Node *node, int depth)
                 got = DECLINE; /* a dotted spelling with a value, or not an object */
             }
         }
-        if (got != OK) {
-            return got;
+        if (got == OK) {
+            got = next_member(c, '}');
         }
-        skip_ws(c);
-        if (c->p >= c->end) {
-            return DECLINE;
-        }
-        if (*c->p == '}') {
-            c->p++;
-            return OK;
-        }
-        if (*c->p != ',') {
-            return DECLINE;
-        }
-        c->p++;
-        skip_ws(c);
     }
+    return got;
 }
 
 /* -- the scanner ------------------------------------------------------------------------------ */
