@@ -223,7 +223,9 @@ def _encode(draw: st.DrawFn, doc: dict[str, Any]) -> bytes:
     )
 
 
-NOISE = st.sampled_from([*b'{}[]":,\\ 0123456789eE.-+tfnu\x00\x01\x1f\x80\xc3\xed\xff', ord("\n")])
+NOISE = st.sampled_from(
+    [*b'{}[]":,;x\\ 0123456789eE.-+tfnu\x00\x01\x1f\x80\xc3\xed\xff', ord("\n")]
+)
 
 
 @st.composite
@@ -275,6 +277,8 @@ NOT_JSON = [
     b"01", b"1.", b"-", b"1e", b"1e+", b".5", b"+1", b"0x1", b"--1", b"1.e3",
     b"[1,]", b"[,1]", b"[1 2]", b'{"a":1,}', b'{"a" 1}', b'{"a":}', b"{1:2}", b"nul",
     b"truex", b"True", b"NaN", b"Infinity",
+    b'["a";"b"]', b'{"k":"v" "k2":"v"}', b'{"k":"v";"k2":"v"}', b"[null null]", b"[[]{}]",
+    b'{"k":[]]', b'["a"}',
 ]  # fmt: skip
 # msgspec skips these unread values; the scan declines them (the general path decides).
 STRICTER = [
