@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from reconwatch.backends.stream.executor import StreamExecutor, _iso_millis
 from reconwatch.backends.stream.fastpath import FastPath, Scanner, compiled_scan_enabled
 from reconwatch.backends.stream.lines import BufferLines, split_lines
-from reconwatch.engine.watch import EcsCatalog
+from reconwatch.engine.watch import EcsCatalog, RuleWatch
 from reconwatch.esql.analyze import compile_query
 from reconwatch.rules.builtin import DEFAULT_RULE, load_builtin
 
@@ -278,7 +278,7 @@ NOT_JSON = [
     b"[1,]", b"[,1]", b"[1 2]", b'{"a":1,}', b'{"a" 1}', b'{"a":}', b"{1:2}", b"nul",
     b"truex", b"True", b"NaN", b"Infinity",
     b'["a";"b"]', b'{"k":"v" "k2":"v"}', b'{"k":"v";"k2":"v"}', b"[null null]", b"[[]{}]",
-    b'{"k":[]]', b'["a"}',
+    b'{"k":[]]', b'["a"}', b"[nuxl]", b"[trUe]", b"[fals3]",
 ]  # fmt: skip
 # msgspec skips these unread values; the scan declines them (the general path decides).
 STRICTER = [
@@ -288,6 +288,39 @@ STRICTER = [
     b'"\xff"',
     b"[" * 70 + b"]" * 70,
 ]
+
+
+# Not JSON in a wanted field's place: the scan must not take it (read, not skipped, there).
+WANTED_NOT_JSON = [
+    b'["h1"x', b'["h1",]', b'["h1" "h2"]', b"[nuxl]", b"nuxl", b'"h1\xc3\xc3"', b'"h1\xc3"',
+    b'"h1\xed\xa0\x80"', b'"h1\xf4\x90\x80\x80"', b'"h1\\ud800"', b'"h1\\q"',
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", WANTED_NOT_JSON)
+def test_declines_a_wanted_value_it_cannot_read(value: bytes) -> None:
+    line = (GOOD % b"1").replace(b'"h1"', value)
+    assert _take(PLANS["seed"], [line], native=True)[0] == 0
+    _check_line(PLANS["seed"], line)
+
+
+def test_declines_a_wanted_key_spelled_with_an_escape() -> None:
+    """`"ev\u0065nt"` is msgspec's `event`: the scan cannot compare it, so it declines."""
+    line = (GOOD % b"1").replace(b'"event"', b'"ev\\u0065nt"')
+    assert _take(PLANS["seed"], [line], native=False)[0] == 1
+    assert _take(PLANS["seed"], [line], native=True)[0] == 0
+
+
+def test_the_second_time_field_when_the_first_is_missing() -> None:
+    """The port rule's times: event.ingested (timestamp_override), else @timestamp."""
+    fp = RuleWatch.create(load_builtin("port-scanning")).executor.fast
+    assert fp is not None and fp.native and len(fp.time_fields) == 2
+    line = GOOD % b"1"
+    with_ingested = line.replace(b'"action"', b'"ingested":"2025-07-16T09:00:02.500Z","action"')
+    for case in (line, with_ingested):
+        assert _check_line(fp, case)
+    assert _take(fp, [line], native=True)[2] == [_iso_millis("2025-07-16T09:00:00.001Z")]
+    assert _take(fp, [with_ingested], native=True)[2] == [_iso_millis("2025-07-16T09:00:02.500Z")]
 
 
 def test_takes_unread_values_of_every_json_kind() -> None:
@@ -341,11 +374,11 @@ def test_escapes_in_wanted_values_are_decoded() -> None:
 
 
 def test_every_escape_in_a_wanted_value() -> None:
-    escaped = rb'"\"\\\/\b\f\n\r\t\u0041\u00e9\u20ac\u0000"'
+    escaped = rb'"\"\\\/\b\f\n\r\t\u0041\u00e9\u00ff\u07ff\u20ac\uffff\u0000"'
     line = (GOOD % b"1").replace(b'"h1"', escaped).replace(b'"/usr/bin/nmap"', escaped)
     assert _check_line(PLANS["seed"], line)
     rows = _take(PLANS["seed"], [line], native=True)[1]
-    assert list(rows) == [('"\\/\b\f\n\r\tA\u00e9\u20ac\x00',)]
+    assert list(rows) == [('"\\/\b\f\n\r\tA\u00e9\u00ff\u07ff\u20ac\uffff\x00',)]
 
 
 @pytest.mark.parametrize(

@@ -499,6 +499,10 @@ string_value(Ctx *c, int var, PyObject **out)
         *out = ascii ? ascii_value(&s->interns[var], data, outlen)
                      : PyUnicode_DecodeUTF8((const char *)data, outlen, "strict");
     }
+    if (*out == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        PyErr_Clear(); /* not reachable past scan_string's checks; the general path decides */
+        return DECLINE;
+    }
     return *out == NULL ? FAIL : OK;
 }
 
