@@ -14,7 +14,7 @@ from reconwatch.errors import IngestError
 _DECODER = msgspec.json.Decoder()
 # What decoding bad JSON raises: malformed text, nesting deeper than msgspec's recursion limit
 # (a RecursionError, not a DecodeError), or bytes that are not UTF-8 inside a string (callers
-# that can retry with replacement characters do, see _decode_line).
+# that can retry with replacement characters do, see _decode_json).
 JSON_ERRORS = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
 
 
@@ -118,7 +118,7 @@ def _read_ndjson(path: Path, report: IngestReport) -> Iterator[tuple[int, object
             if not line:
                 continue
             try:
-                value = _decode_line(line)
+                value = _decode_json(line)
             except JSON_ERRORS as exc:
                 report.add(f"not JSON: {_reason(exc)}", name, lineno)
                 continue
@@ -130,7 +130,7 @@ def _read_ndjson(path: Path, report: IngestReport) -> Iterator[tuple[int, object
         fh.close()  # type: ignore[attr-defined]
 
 
-def _decode_line(line: bytes) -> object:
+def _decode_json(line: bytes) -> object:
     """One NDJSON line (or a whole JSON array); bytes that are not UTF-8 inside its strings are
     read with replacement characters, as a text reader would (and as the stream's general path
     does)."""
@@ -149,7 +149,7 @@ def _read_array(path: Path, report: IngestReport) -> Iterator[tuple[int, object]
         report.add(f"unreadable compressed data: {exc}", name, None)
         return
     try:
-        value = _decode_line(data)
+        value = _decode_json(data)
     except JSON_ERRORS as exc:
         report.add(f"not a JSON array: {_reason(exc)}", name, 1)
         return

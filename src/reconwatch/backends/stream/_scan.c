@@ -825,26 +825,24 @@ read_span(Scanner *s, const char *data, Py_ssize_t len)
     return c.p == c.end ? OK : DECLINE;
 }
 
+/* The UTF-8 text of a bytes or str line; DECLINE for anything else. */
 static int
-read_line(Scanner *s, PyObject *line)
+line_span(PyObject *line, const char **data, Py_ssize_t *len)
 {
-    const char *data;
-    Py_ssize_t len;
     if (PyBytes_CheckExact(line)) {
-        data = PyBytes_AS_STRING(line);
-        len = PyBytes_GET_SIZE(line);
+        *data = PyBytes_AS_STRING(line);
+        *len = PyBytes_GET_SIZE(line);
+        return OK;
     }
-    else if (PyUnicode_CheckExact(line)) {
-        data = PyUnicode_AsUTF8AndSize(line, &len);
-        if (data == NULL) {
+    if (PyUnicode_CheckExact(line)) {
+        *data = PyUnicode_AsUTF8AndSize(line, len);
+        if (*data == NULL) {
             PyErr_Clear(); /* lone surrogates: the general path reports the line */
             return DECLINE;
         }
+        return OK;
     }
-    else {
-        return DECLINE;
-    }
-    return read_span(s, data, len);
+    return DECLINE;
 }
 
 /* `x == K or x == (K,)` for a value as the loop holds it. */
@@ -1014,6 +1012,19 @@ place(Scanner *s, Py_ssize_t i, PyObject *P, PyObject *B, PyObject *T, PyObject 
     return status;
 }
 
+/* Line i of a batch: read and placed (OK), or not the fast path's (DECLINE), or FAIL. */
+static int
+take(Scanner *s, Py_ssize_t i, const char *data, Py_ssize_t len, PyObject *P, PyObject *B,
+     PyObject *T, PyObject *route)
+{
+    int status = read_span(s, data, len);
+    if (status == OK) {
+        status = place(s, i, P, B, T, route);
+    }
+    clear_vals(s);
+    return status;
+}
+
 static PyObject *
 Scanner_scan(Scanner *s, PyObject *args)
 {
@@ -1030,11 +1041,12 @@ Scanner_scan(Scanner *s, PyObject *args)
     PyObject **items = PySequence_Fast_ITEMS(seq);
     int status = OK;
     for (; i < n; i++) {
-        status = read_line(s, items[i]);
+        const char *data;
+        Py_ssize_t len;
+        status = line_span(items[i], &data, &len);
         if (status == OK) {
-            status = place(s, i, P, B, T, route);
+            status = take(s, i, data, len, P, B, T, route);
         }
-        clear_vals(s);
         if (status != OK) {
             break;
         }
@@ -1072,11 +1084,7 @@ Scanner_scan_lines(Scanner *s, PyObject *args)
             PyErr_SetString(PyExc_ValueError, "line offsets outside the buffer");
             goto done;
         }
-        status = read_span(s, (const char *)buf.buf + lo, (Py_ssize_t)(hi - lo));
-        if (status == OK) {
-            status = place(s, i, P, B, T, route);
-        }
-        clear_vals(s);
+        status = take(s, i, (const char *)buf.buf + lo, (Py_ssize_t)(hi - lo), P, B, T, route);
         if (status != OK) {
             break;
         }

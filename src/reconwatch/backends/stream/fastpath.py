@@ -17,25 +17,15 @@ import msgspec
 
 from reconwatch.backends.reference import compile_expr
 from reconwatch.backends.stream.decode import _Node
-from reconwatch.backends.stream.lines import BufferLines
+from reconwatch.backends.stream.lines import COMPILED, BufferLines
 from reconwatch.backends.stream.prefilter import _equality, always_true, count_terms, never_true
 from reconwatch.backends.stream.state import AggSpec, Group, LastSeen, ipv4_key
 from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
 
-
-def _compiled_scanner() -> type[Any] | None:
-    """The compiled twin of the generated loop (_scan.c), None where the install could not
-    build it (no C compiler): the Python loop then runs, only slower."""
-    try:
-        from reconwatch.backends.stream._scan import Scanner as compiled
-    except ImportError:
-        return None
-    return compiled
-
-
-Scanner = _compiled_scanner()
+# The compiled twin of the generated loop, None where the install could not build it.
+Scanner: type[Any] | None = None if COMPILED is None else COMPILED.Scanner
 
 
 def compiled_scan_enabled() -> bool:
@@ -185,8 +175,11 @@ class FastPath:
         where_route = sorted({n for term in terms for n in _refs(term, set())})
         self.route_columns = [*where_route, *(k for k in key_columns if k not in where_route)]
         self.key_positions = [self.route_columns.index(k) for k in key_columns]
+        from reconwatch.backends.stream.executor import _cell  # executor imports this module
+
+        self._cell = _cell
         self.residual = [
-            _Term(self.route_columns, sorted(_refs(term, set())), compile_expr(term, ex.ctx))
+            _Term(self.route_columns, types, term, compile_expr(term, ex.ctx), _cell)
             for term in terms
         ]
         self._python_scan = self._compile(root, wanted)
@@ -319,6 +312,7 @@ class FastPath:
         index = {name: i for i, name in enumerate(wanted)}
         equalities = [(index[name], const) for name, const in self.equalities]
         times = [index[f] for f in self.time_fields]
+        unique = {*self.time_fields, *self.longs}  # values not worth interning
         return Scanner(
             _tree(root, index),
             len(wanted),
@@ -326,7 +320,7 @@ class FastPath:
             equalities,
             [index[c] for c in self.route_columns],
             [index[c] for c in self.cells],
-            [i for name, i in index.items() if name not in {*self.time_fields, *self.longs}],
+            [i for name, i in index.items() if name not in unique],
             int_times=True,
         )
 
@@ -356,14 +350,13 @@ class FastPath:
         rejects it; remembered in `seen` under `lookup`. Each term's result is memoised: its
         expressions are pure (`now()` is refused outside the time filter), and on single values
         an AND chain keeps a row exactly when every term is true."""
-        from reconwatch.backends.stream.executor import _cell
-
         values = tuple(_scalar(x) for x in combo)
         for term in self.residual:
-            if not term.passes(values, self.types):
+            if not term.passes(values):
                 seen[lookup] = False
                 return False
-        key = tuple(_cell(values[i], self.types[self.route_columns[i]]) for i in self.key_positions)
+        cell, types, route = self._cell, self.types, self.route_columns
+        key = tuple(cell(values[i], types[route[i]]) for i in self.key_positions)
         seen[lookup] = key
         return key
 
@@ -377,11 +370,9 @@ class FastPath:
 
     def _ip(self, raw: object) -> object:
         """An IP cell converted as the general path does; its distinct-value key remembered."""
-        from reconwatch.backends.stream.executor import _cell
-
         text = _scalar(raw)
         key = ipv4_key(text)  # a canonical dotted quad is its own converted value
-        value = text if key is not None else _cell(text, T.IP)
+        value = text if key is not None else self._cell(text, T.IP)
         self.ip_cache[raw] = value
         if value is None or type(value) is list:
             self.ip_raw_keys[raw] = None
@@ -902,22 +893,29 @@ def _scalar(value: object) -> object:
 class _Term:
     """One term of the WHERE's AND chains with a memo of its result by its input values."""
 
-    __slots__ = ("columns", "memo", "positions", "test")
+    __slots__ = ("cell", "columns", "memo", "positions", "test", "types")
 
-    def __init__(self, route: list[str], columns: list[str], test: Callable[[Any], object]):
-        self.columns = columns
-        self.positions = [route.index(c) for c in columns]
+    def __init__(
+        self,
+        route: list[str],
+        types: dict[str, T],
+        term: p.Expr,
+        test: Callable[[Any], object],
+        cell: Callable[[object, T], object],
+    ) -> None:
+        self.columns = sorted(_refs(term, set()))
+        self.positions = [route.index(c) for c in self.columns]
+        self.types = [types[c] for c in self.columns]
         self.test = test
+        self.cell = cell  # executor._cell: a raw value converted as the general path does
         self.memo: dict[tuple[object, ...], bool] = {}
 
-    def passes(self, values: tuple[object, ...], types: dict[str, T]) -> bool:
-        from reconwatch.backends.stream.executor import _cell
-
+    def passes(self, values: tuple[object, ...]) -> bool:
         args = tuple(values[i] for i in self.positions)
         passed = self.memo.get(args)
         if passed is None:
-            row = {c: _cell(x, types[c]) for c, x in zip(self.columns, args, strict=True)}
-            passed = self.test(row) is True
+            cells = map(self.cell, args, self.types)
+            passed = self.test(dict(zip(self.columns, cells, strict=True))) is True
             if len(self.memo) >= _CACHE_MAX:
                 self.memo.clear()
             self.memo[args] = passed

@@ -6,15 +6,18 @@ from collections.abc import Sequence
 from typing import Any, overload
 
 
-def _compiled_splitter() -> Any:
+def _compiled() -> Any:
+    """The compiled scan module (_scan.c), None where the install could not build it (no C
+    compiler): the stream then runs its Python twin, only slower."""
     try:
-        from reconwatch.backends.stream._scan import line_starts
+        from reconwatch.backends.stream import _scan
     except ImportError:
         return None
-    return line_starts
+    return _scan
 
 
-_line_starts = _compiled_splitter()
+COMPILED = _compiled()
+_line_starts = None if COMPILED is None else COMPILED.line_starts
 
 
 class BufferLines(Sequence[bytes]):

@@ -30,7 +30,6 @@ Row = Any  # a Mapping[str, object]; Any keeps the hot path free of casts
 _V4_PREFIX = b"\x00" * 10 + b"\xff\xff"
 _FIRST = itemgetter(0)
 _SECOND = itemgetter(1)
-_THIRD = itemgetter(2)
 
 
 def ipv4_key(value: object) -> bytes | None:
