@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from reconwatch.ecs.host import HostInfo
 from reconwatch.sensor.bpf import BpfCollector
-from reconwatch.sensor.host import HostInfo
 from reconwatch.sensor.outputs import FileSink
 from reconwatch.sensor.runner import run
 

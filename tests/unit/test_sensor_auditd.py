@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from reconwatch.ecs.auditd import AuditParser, decode_sockaddr, parse_audit_lines
+from reconwatch.ecs.host import HostInfo
 from reconwatch.errors import IngestError
-from reconwatch.sensor.auditd import AuditParser, decode_sockaddr, parse_audit_lines
-from reconwatch.sensor.host import HostInfo
 
 SHARED = Path(__file__).parents[2] / ".." / "shared"
 REAL = SHARED / "data" / "real" / "auditd"

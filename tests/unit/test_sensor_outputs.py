@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reconwatch.ecs.host import HostInfo
+from reconwatch.ecs.network import Connection, EcsEncoder, iso_time, to_ecs
 from reconwatch.errors import SensorError
-from reconwatch.sensor.ecs import Connection, EcsEncoder, iso_time, to_ecs
-from reconwatch.sensor.host import HostInfo, load_agent_id
+from reconwatch.sensor.host import load_agent_id
 from reconwatch.sensor.outputs import FileSink, HttpSink, bulk_body, encode
 
 HOST = HostInfo(name="h", hostname="h", id="m", agent_id="a")

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, cast
 
+from reconwatch.ecs.auditd import AuditParser
+from reconwatch.ecs.host import HostInfo
+from reconwatch.ecs.network import Connection, to_ecs
 from reconwatch.errors import IngestError
-from reconwatch.sensor.auditd import AuditParser
-from reconwatch.sensor.ecs import Connection, to_ecs
-from reconwatch.sensor.host import HostInfo
 
 if TYPE_CHECKING:
     from reconwatch.ingest.read import IngestReport

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from reconwatch.ecs.auditd import AuditParser
+from reconwatch.ecs.network import Connection
 from reconwatch.errors import IngestError, SensorError
-from reconwatch.sensor.auditd import AuditParser
-from reconwatch.sensor.ecs import Connection
 from reconwatch.sensor.procs import ProcessCache
 
 RULE_KEY = "reconwatch"

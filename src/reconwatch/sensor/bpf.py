@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from reconwatch.ecs.network import ACCEPTED, ATTEMPTED, Connection
 from reconwatch.errors import SensorError
-from reconwatch.sensor.ecs import ACCEPTED, ATTEMPTED, Connection
 from reconwatch.sensor.procs import ProcessCache
 
 TRACEFS = Path("/sys/kernel/tracing")

@@ -1,4 +1,4 @@
-"""Who is observing: host.* and agent.* facts (machine id, OS, addresses, persisted agent id)."""
+"""Who is observing, found on this host: machine id, OS, addresses and the persisted agent id."""
 
 from __future__ import annotations
 
@@ -9,38 +9,13 @@ import platform
 import socket
 import struct
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconwatch import __version__ as _pkg_version
+from reconwatch.ecs.host import HostInfo
 from reconwatch.errors import SensorError
 
 DEFAULT_AGENT_ID_FILE = Path("/var/lib/reconwatch/agent-id")
-AGENT_TYPE = "reconwatch-sensor"
 _SIOCGIFADDR = 0x8915
-
-
-@dataclass(frozen=True, slots=True)
-class HostInfo:
-    """The host.* and agent.* fields stamped on every event."""
-
-    name: str
-    hostname: str
-    id: str
-    ip: tuple[str, ...] = ()
-    os: dict[str, str] = field(default_factory=lambda: {"type": "linux"})
-    agent_id: str = ""
-    agent_version: str = _pkg_version
-
-    def host_doc(self) -> dict[str, object]:
-        doc: dict[str, object] = {"name": self.name, "hostname": self.hostname, "id": self.id}
-        if self.ip:
-            doc["ip"] = list(self.ip)
-        doc["os"] = dict(self.os)
-        return doc
-
-    def agent_doc(self) -> dict[str, object]:
-        return {"id": self.agent_id, "type": AGENT_TYPE, "version": self.agent_version}
 
 
 def load_agent_id(path: Path, *, create: bool = True) -> str:

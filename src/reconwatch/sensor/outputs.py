@@ -15,7 +15,7 @@ from typing import IO, Protocol
 
 import msgspec
 
-from reconwatch.sensor.ecs import INDEX
+from reconwatch.ecs.network import INDEX
 
 _encoder = msgspec.json.Encoder()
 _FILE_BUFFER = 1 << 20

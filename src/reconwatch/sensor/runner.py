@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Protocol
 
-from reconwatch.sensor.ecs import Connection, EcsEncoder
-from reconwatch.sensor.host import HostInfo
+from reconwatch.ecs.host import HostInfo
+from reconwatch.ecs.network import Connection, EcsEncoder
 from reconwatch.sensor.outputs import Sink
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from reconwatch.sensor.host import HostInfo
+from reconwatch.ecs.host import HostInfo
 
 DATASET = "endpoint.events.network"
 INDEX = "logs-endpoint.events.network-default"

@@ -9,9 +9,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from reconwatch.ecs.host import HostInfo
+from reconwatch.ecs.network import ATTEMPTED, Connection, to_ecs
 from reconwatch.errors import IngestError
-from reconwatch.sensor.ecs import ATTEMPTED, Connection, to_ecs
-from reconwatch.sensor.host import HostInfo
 
 # Record header; the prefix may be a syslog line or auditd's `node=` field, so search, not match.
 _HEADER = re.compile(
