@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SHARED
 from reconwatch.cli.main import main
 from reconwatch.rules.builtin import builtin_text
 
@@ -96,7 +97,6 @@ def test_demo(capsys: pytest.CaptureFixture[str]) -> None:
 
 # -- as a user: subprocess, real stdout/stderr --------------------------------------------------
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 REAL_AUDITD = SHARED / "data" / "real" / "auditd"
 RUN_AT = "2025-07-16T10:00:00Z"
 

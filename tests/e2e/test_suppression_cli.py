@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SHARED
 from reconwatch.plan.values import format_datetime
 
 T0 = datetime(2025, 7, 16, 10, 0, tzinfo=UTC)
@@ -273,8 +274,7 @@ def test_bad_suppression_table_is_exit_2(tmp_path: Path, sip_events: Path) -> No
 
 def test_elastics_own_sip_rule_file_reads_source(sip_events: Path) -> None:
     """The unmodified upstream file (METADATA _source, JSON_EXTRACT) gives the same alerts."""
-    shared = Path(__file__).resolve().parents[2].parent / "shared"
-    upstream = shared / "rules" / "discovery_potential_sip_extension_enumeration.toml"
+    upstream = SHARED / "rules" / "discovery_potential_sip_extension_enumeration.toml"
     if not upstream.is_file():
         pytest.skip(f"Elastic's SIP rule not available at {upstream}")
     done = _detect(str(sip_events), "-r", str(upstream), *RANGE, "-f", "ndjson", "--no-evidence")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from conftest import SHARED
 from reconwatch.conformance.datasets import SpecData, load_spec_data
 from reconwatch.conformance.runner import BACKENDS, Outcome, run_case, spec_files
 from reconwatch.conformance.specfile import SpecCase, SpecFile, parse_spec_file
 
-SPEC_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "esql-spec"
+SPEC_DIR = SHARED / "esql-spec"
 FILES: list[SpecFile] = (
     [parse_spec_file(p) for p in spec_files(SPEC_DIR)] if SPEC_DIR.is_dir() else []
 )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ROOT, SHARED
 from reconwatch.errors import QuerySemanticError, UnsupportedFeatureError
 from reconwatch.esql import ast
 from reconwatch.esql.analyze import analyze, compile_query, support_report
@@ -15,8 +16,7 @@ from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
 from reconwatch.plan.catalog import StaticCatalog
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-BUILTIN_RULES = Path(__file__).resolve().parents[2] / "src" / "reconwatch" / "data" / "rules"
+BUILTIN_RULES = ROOT / "src" / "reconwatch" / "data" / "rules"
 
 FIELDS = {
     "@timestamp": T.DATETIME,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
+from conftest import SHARED
 from reconwatch.alerts.document import build_alert
 from reconwatch.engine.schedule import RunWindow, window_at
 from reconwatch.engine.suppression import (
@@ -279,9 +279,6 @@ def test_defaults_and_units() -> None:
     config = _rule('group_by = ["a"]\nduration = { value = 2, unit = "h" }').suppression
     assert config == AlertSuppression(("a",), timedelta(hours=2), "suppress")
     assert _rule('group_by = ["a"]').suppression == AlertSuppression(("a",), None, "suppress")
-
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
 
 def test_every_upstream_suppression_table_loads() -> None:

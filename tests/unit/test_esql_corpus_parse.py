@@ -5,16 +5,15 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from conftest import SHARED
 from reconwatch.errors import QueryError, UnsupportedFeatureError
 from reconwatch.esql import ast
 from reconwatch.esql.parser import parse
 from reconwatch.esql.render import render
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 CORPUS = SHARED / "rules" / "esql-corpus"
 SPECS = SHARED / "esql-spec" / "specs"
 

@@ -6,20 +6,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from reconwatch.backends import duckdb as duck
-from reconwatch.backends import reference
-from reconwatch.esql.analyze import compile_query
-from reconwatch.plan.catalog import Result, StaticCatalog
+from conftest import BATCH_BACKENDS, run_rows
+from reconwatch.plan.catalog import Result
 
 NOW = datetime(2025, 1, 15, 12, tzinfo=UTC)
-BACKENDS = ["reference", "duckdb"]
+BACKENDS = BATCH_BACKENDS
 
 
 def run(backend: str, query: str) -> Result:
-    plan = compile_query(query, StaticCatalog({}))
-    if backend == "reference":
-        return reference.execute(plan, [], NOW)
-    return duck.execute(plan, None, NOW)
+    return run_rows(backend, query, NOW)
 
 
 CASES = {

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import tomllib
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import SHARED
 from reconwatch.backends import duckdb as duck
 from reconwatch.backends import reference as ref
 from reconwatch.backends.stream.split import split_plan
@@ -246,7 +246,7 @@ def test_stream_refuses_inline_stats_by_name() -> None:
 # ---------------------------------------------------------------------------------------------
 # Upstream rules that use INLINE STATS, unmodified, on small hand-made alert sets.
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "rules" / "esql-corpus"
+CORPUS = SHARED / "rules" / "esql-corpus"
 
 
 def corpus_query(name: str) -> str:

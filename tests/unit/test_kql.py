@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import tomllib
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
+from conftest import SHARED
 from reconwatch.backends import duckdb as duck
 from reconwatch.backends import reference as ref
 from reconwatch.errors import QuerySemanticError, QuerySyntaxError, UnsupportedFeatureError
@@ -21,7 +21,6 @@ from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
 from reconwatch.plan.catalog import StaticCatalog
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 CORPUS = SHARED / "rules" / "esql-corpus"
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"rule corpus not found at {CORPUS}")
 NOW = datetime(2024, 5, 3, 12, 0, tzinfo=UTC)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SHARED
 from reconwatch.errors import RuleLoadError, UsageError
 from reconwatch.rules.builtin import (
     BUILTINS,
@@ -17,8 +18,6 @@ from reconwatch.rules.builtin import (
 )
 from reconwatch.rules.datemath import DateMathError, parse_datemath, parse_interval
 from reconwatch.rules.load import load_rule_file, load_rule_text
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
 
 def test_seed_is_default_and_loads_with_kibana_settings() -> None:

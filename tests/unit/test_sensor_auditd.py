@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from conftest import SHARED
 from reconwatch.ecs.auditd import AuditParser, decode_sockaddr, parse_audit_lines
 from reconwatch.ecs.host import HostInfo
 from reconwatch.errors import IngestError
 
-SHARED = Path(__file__).parents[2] / ".." / "shared"
 REAL = SHARED / "data" / "real" / "auditd"
 HOST = HostInfo(name="web-1", hostname="web-1", id="m-1", agent_id="a-1")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -125,7 +124,7 @@ def test_http_sink_spools_while_down_and_delivers_later(tmp_path: Path, receiver
     for n in range(25):
         sink.write(doc(n))
     sink.flush()
-    time.sleep(0.5)
+    sink.attempt_failed.wait(timeout=60)  # a liveness bound: the sender tried and failed
     assert receiver.docs == [] and sink.retries > 0
     assert len(list((tmp_path / "spool").glob("batch-*"))) == 3
     receiver.up = True

@@ -7,7 +7,6 @@ import select
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -137,9 +136,8 @@ def test_follow_reads_lines_appended_later(tmp_path: Path) -> None:
         cut = rest.index(b"destination", len(rest) // 2)  # inside a line
         with path.open("ab") as handle:
             handle.write(rest[:cut])
-            handle.flush()
-            time.sleep(0.5)  # the watcher meets end of file mid-line
-            handle.write(rest[cut:])
+            handle.flush()  # the watcher may meet end of file mid-line (test_watch_reader
+            handle.write(rest[cut:])  # makes sure of it with an injected wait)
         alert = json.loads(_next_line(proc))
         assert alert["Esql.destination_ip_count_distinct"] == 251
         assert alert["@timestamp"] == "2025-07-16T10:02:30.000Z"  # the 251st line: none lost

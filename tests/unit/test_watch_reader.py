@@ -99,3 +99,30 @@ def test_pipe_written_in_pieces(monkeypatch: pytest.MonkeyPatch, splitter: str) 
     finally:
         thread.join()
         os.close(read_fd)
+
+
+def test_follow_meets_end_of_file_mid_line(tmp_path: Path) -> None:
+    """--follow: a line whose second half is appended while the reader waits at end of file
+    arrives whole, once (the wait is injected: it appends the rest)."""
+    path = tmp_path / "e.ndjson"
+    path.write_bytes(b'{"n": 1}\n{"n": ')
+    appended: list[float] = []
+
+    def pause(seconds: float) -> None:
+        assert seconds == watch_cli.FOLLOW_POLL_S
+        if not appended:
+            with path.open("ab") as handle:
+                handle.write(b'2}\n{"n": 3}\n')
+        appended.append(seconds)
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        got: list[bytes] = []
+        reader = watch_cli._batches(fd, follow=True, pause=pause)
+        while len(got) < 3:
+            got += [bytes(line) for line in next(reader)]
+        reader.close()
+    finally:
+        os.close(fd)
+    assert got == [b'{"n": 1}', b'{"n": 2}', b'{"n": 3}']
+    assert len(appended) == 1  # the reader met the half line at end of file exactly once

@@ -58,10 +58,13 @@ def _fill(fd: int, buf: bytearray, start: int) -> int:
     return total
 
 
-def _batches(fd: int, follow: bool) -> Iterator[Sequence[bytes]]:
+def _batches(
+    fd: int, follow: bool, pause: Callable[[float], None] = time.sleep
+) -> Iterator[Sequence[bytes]]:
     """Complete lines as they arrive, in micro-batches: each batch takes whatever is available
     (up to READ_BYTES), so a slow or paced input is processed as soon as a line ends and a fast
-    one in batches of many lines. With `follow`, waits for lines appended at end of input.
+    one in batches of many lines. With `follow`, waits (`pause`, injected by tests) for lines
+    appended at end of input.
 
     One buffer is reused for every read (a fresh 16 MiB per read costs its page faults and a
     copy): the lines are scanned where they are, and a line still being written moves to the
@@ -77,7 +80,7 @@ def _batches(fd: int, follow: bool) -> Iterator[Sequence[bytes]]:
         if not got:
             if not follow:
                 break
-            time.sleep(FOLLOW_POLL_S)
+            pause(FOLLOW_POLL_S)
             continue
         size = kept + got
         end = buf.rfind(b"\n", 0, size) + 1

@@ -159,6 +159,9 @@ class HttpSink:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = threading.Event()
+        # Set after each failed delivery attempt: what a caller (or a test) waits on instead of
+        # guessing how long the sender takes to try.
+        self.attempt_failed = threading.Event()
         spool.mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(target=self._run, name="bulk-sender", daemon=True)
         self._thread.start()
@@ -223,6 +226,7 @@ class HttpSink:
             if self._closing.is_set():
                 return  # the receiver is down at shutdown: the spool keeps the rest for next time
             self.retries += 1
+            self.attempt_failed.set()
             self._wake.wait(backoff)
             self._wake.clear()
             backoff = min(backoff * 2, self.max_backoff)
