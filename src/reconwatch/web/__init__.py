@@ -1,1 +1,0 @@
-"""HTTP service and web UI."""
