@@ -8,9 +8,9 @@ import pytest
 
 from reconwatch.conformance.compare import cell_matches, compare, parse_expected, render
 from reconwatch.conformance.specfile import SpecCase, parse_spec_text
-from reconwatch.esql.types import DataType as T
 from reconwatch.plan.catalog import Result
 from reconwatch.plan.nodes import Column
+from reconwatch.types import DataType as T
 
 
 def _case(text: str) -> SpecCase:

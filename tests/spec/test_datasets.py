@@ -13,7 +13,7 @@ from reconwatch.conformance.datasets import (
     load_spec_data,
     split_csv_line,
 )
-from reconwatch.esql.types import DataType as T
+from reconwatch.types import DataType as T
 
 EMPLOYEES = """\
 birth_date:date     ,emp_no:integer,name:keyword,tags:keyword,notes:text,height.float:float,height.half_float:half_float,height.scaled_float:scaled_float,ips:ip,flags:boolean

@@ -12,9 +12,9 @@ from reconwatch.errors import QuerySemanticError, UnsupportedFeatureError
 from reconwatch.esql import ast
 from reconwatch.esql.analyze import analyze, compile_query, support_report
 from reconwatch.esql.parser import parse
-from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
 from reconwatch.plan.catalog import StaticCatalog
+from reconwatch.types import DataType as T
 
 BUILTIN_RULES = ROOT / "src" / "reconwatch" / "data" / "rules"
 

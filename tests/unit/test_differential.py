@@ -16,13 +16,13 @@ from reconwatch.backends import duckdb as duck
 from reconwatch.backends import reference as ref
 from reconwatch.errors import QueryError
 from reconwatch.esql.analyze import DEFAULT_LIMIT, compile_query
-from reconwatch.esql.types import DataType as T
 from reconwatch.ingest import Dataset
 from reconwatch.ingest.flatten import convert_leaf, flatten
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
 from reconwatch.plan.catalog import Result
 from reconwatch.rules.builtin import load_builtin
+from reconwatch.types import DataType as T
 
 NOW = datetime(2025, 7, 16, 12, 0, tzinfo=UTC)
 INDEX = "logs-endpoint.events.network-default"

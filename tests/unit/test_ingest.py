@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from reconwatch.esql.types import DataType as T
 from reconwatch.ingest import Dataset
+from reconwatch.types import DataType as T
 
 ECS = ("logs-endpoint.events.network-*",)
 

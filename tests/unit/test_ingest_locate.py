@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconwatch.esql.types import DataType as T
 from reconwatch.ingest import locate as loc
 from reconwatch.ingest.locate import Wanted, is_plain, locate
+from reconwatch.types import DataType as T
 
 START = datetime(2025, 7, 16, 9, 0, tzinfo=UTC)
 TYPES = {"destination.ip": T.IP, "process.executable": T.KEYWORD, "destination.port": T.LONG}

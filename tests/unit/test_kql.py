@@ -14,12 +14,12 @@ from reconwatch.errors import QuerySemanticError, QuerySyntaxError, UnsupportedF
 from reconwatch.esql import ast, kql
 from reconwatch.esql.analyze import compile_query, support_report
 from reconwatch.esql.parser import parse
-from reconwatch.esql.types import DataType as T
 from reconwatch.ingest import Dataset
 from reconwatch.ingest.flatten import convert_leaf, flatten
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
 from reconwatch.plan.catalog import StaticCatalog
+from reconwatch.types import DataType as T
 
 CORPUS = SHARED / "rules" / "esql-corpus"
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"rule corpus not found at {CORPUS}")

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from reconwatch.backends.reference import EvalContext, compile_agg, compile_expr, execute
 from reconwatch.esql.analyze import compile_query
-from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
 from reconwatch.plan.catalog import StaticCatalog
+from reconwatch.types import DataType as T
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 FIELDS = {

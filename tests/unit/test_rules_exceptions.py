@@ -9,9 +9,9 @@ import pytest
 
 from reconwatch.engine.exceptions_esql import keep_condition
 from reconwatch.errors import RuleLoadError
-from reconwatch.esql.types import DataType
 from reconwatch.plan.nodes import Column
 from reconwatch.rules.exceptions import describe, load_exceptions
+from reconwatch.types import DataType
 
 FIELDS = {
     "process.executable": Column("process.executable", DataType.KEYWORD),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reconwatch.conformance.specfile import parse_spec_text, split_cells
-from reconwatch.esql.types import DataType
+from reconwatch.types import DataType
 
 
 def test_simple_case() -> None:

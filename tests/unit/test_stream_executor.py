@@ -10,8 +10,8 @@ from reconwatch.backends.stream.executor import RealertPolicy, StreamExecutor
 from reconwatch.backends.stream.split import WindowSpec, split_plan
 from reconwatch.backends.stream.state import LastSeen, TimeCounter
 from reconwatch.errors import UnsupportedFeatureError, UsageError
-from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
+from reconwatch.types import DataType as T
 
 T0 = datetime(2025, 7, 16, 9, 0, tzinfo=UTC)
 HOUR = p.TemporalAmount(millis=3_600_000)

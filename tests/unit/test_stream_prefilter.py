@@ -9,8 +9,8 @@ from reconwatch.backends.stream.prefilter import (
     compile_verdict,
     leading_equalities,
 )
-from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
+from reconwatch.types import DataType as T
 
 
 def _eq(name: str, value: object, type_: T = T.KEYWORD) -> p.Call:

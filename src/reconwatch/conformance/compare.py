@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from reconwatch.conformance.specfile import HeaderColumn, SpecCase
-from reconwatch.esql.types import DataType
 from reconwatch.plan.catalog import Result
 from reconwatch.plan.nodes import Column
 from reconwatch.plan.values import (
@@ -18,6 +17,7 @@ from reconwatch.plan.values import (
     to_text,
     to_utc_millis_precision,
 )
+from reconwatch.types import DataType
 
 # Elasticsearch sums doubles with Kahan compensation, in its own order; another summation order
 # changes the last digits. 1e-9 relative is far below any real computation error we could make.

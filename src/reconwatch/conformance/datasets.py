@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconwatch.errors import IngestError, ReconwatchError
-from reconwatch.esql.types import DataType, parse_type
 from reconwatch.plan.nodes import Column
 from reconwatch.plan.values import ConversionError, convert, from_list, order_key
+from reconwatch.types import DataType, parse_type
 
 # Which data set and mapping make up each index (Elastic's CsvTestsDataLoader).
 INDEX_FILES: dict[str, tuple[str, str | None]] = {

@@ -8,9 +8,9 @@ from datetime import datetime
 import pyarrow as pa
 
 from reconwatch.conformance.datasets import SpecData
-from reconwatch.esql.types import DataType
 from reconwatch.ingest.dataset import Dataset
 from reconwatch.plan.nodes import Column
+from reconwatch.types import DataType
 
 Cell = object
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from reconwatch.errors import IngestError
-from reconwatch.esql.types import DataType, parse_type
+from reconwatch.types import DataType, parse_type
 
 # Directives that may precede the query; the value is kept verbatim for the runner to judge.
 _PRE_DIRECTIVES = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping
 
-from reconwatch.esql.types import DataType as T
+from reconwatch.types import DataType as T
 
 # Fields that are arrays in typical Elastic Defend documents; any field may still hold an array.
 MULTIVALUED_FIELDS: frozenset[str] = frozenset(

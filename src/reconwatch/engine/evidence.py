@@ -25,11 +25,11 @@ from reconwatch.engine.schedule import RunWindow
 from reconwatch.errors import QueryError
 from reconwatch.esql import ast
 from reconwatch.esql.parser import parse
-from reconwatch.esql.types import DataType as T
 from reconwatch.ingest.locate import Located, Wanted, locate
 from reconwatch.plan.nodes import Column
 from reconwatch.plan.values import as_list, format_datetime
 from reconwatch.rules.model import Rule
+from reconwatch.types import DataType as T
 
 EVIDENCE_FIELDS = (
     "@timestamp",

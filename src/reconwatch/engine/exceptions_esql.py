@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from reconwatch.engine.query_text import literal, quote_field, string_literal
-from reconwatch.esql.types import DataType
 from reconwatch.plan.nodes import Column
 from reconwatch.plan.values import ConversionError, convert
 from reconwatch.rules.exceptions import Entry, ExceptionItem, ExceptionList
+from reconwatch.types import DataType
 
 
 def keep_condition(lists: Sequence[ExceptionList], fields: Mapping[str, Column]) -> str | None:

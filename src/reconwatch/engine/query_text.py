@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from reconwatch.esql.types import DataType
 from reconwatch.plan.values import format_datetime
+from reconwatch.types import DataType
 
 
 def split_commands(query: str) -> list[str]:

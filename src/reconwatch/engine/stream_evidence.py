@@ -20,10 +20,10 @@ from reconwatch.engine.evidence import (
     sample_event,
     summarize,
 )
-from reconwatch.esql.types import DataType as T
 from reconwatch.ingest.locate import Wanted, locate
 from reconwatch.plan import nodes as p
 from reconwatch.plan.values import datetime_from_millis, format_datetime
+from reconwatch.types import DataType as T
 
 _V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
 _DISTINCT = ("count_distinct", "values", "min", "max")

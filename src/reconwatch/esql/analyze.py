@@ -21,11 +21,11 @@ from reconwatch.errors import (
 from reconwatch.esql import ast, kql
 from reconwatch.esql import functions as fns
 from reconwatch.esql.patterns import PatternError, rlike_to_regex
-from reconwatch.esql.types import DataType as T
-from reconwatch.esql.types import parse_type, widen
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values
 from reconwatch.plan.catalog import Catalog
+from reconwatch.types import DataType as T
+from reconwatch.types import parse_type, widen
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000

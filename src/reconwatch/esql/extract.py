@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from reconwatch.esql.types import DataType
+from reconwatch.types import DataType
 
 # Elasticsearch's ECS-compatible grok base patterns (ES|QL uses them; nested captures are unnamed).
 GROK_PATTERNS: dict[str, str] = {

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from reconwatch.esql.types import DataType as T
+from reconwatch.types import DataType as T
 
 
 class Kind(StrEnum):

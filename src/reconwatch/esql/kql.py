@@ -15,9 +15,9 @@ from reconwatch.errors import (
     UnsupportedFeatureError,
     span_at,
 )
-from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values
+from reconwatch.types import DataType as T
 
 # Characters an unquoted KQL literal cannot hold unescaped (`*` is a wildcard instead).
 _SPECIAL = frozenset('\\():<>"{}')

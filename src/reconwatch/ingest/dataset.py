@@ -16,7 +16,6 @@ import duckdb
 
 from reconwatch.ecs.schema import ECS_FIELDS, MULTIVALUED_FIELDS, is_ecs_index
 from reconwatch.errors import UsageError
-from reconwatch.esql.types import DataType as T
 from reconwatch.ingest import fast
 from reconwatch.ingest.auditd import looks_like_audit_log
 from reconwatch.ingest.flatten import (
@@ -32,6 +31,7 @@ from reconwatch.ingest.locate import is_plain
 from reconwatch.ingest.read import IngestReport, peek, read_events
 from reconwatch.plan import values
 from reconwatch.plan.nodes import Column
+from reconwatch.types import DataType as T
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations, pairwise
 
-from reconwatch.esql.types import DataType as T
+from reconwatch.types import DataType as T
 
 # Error texts raised from SQL (DuckDB's error()) that make the dataset change course and re-run:
 # a file the fast path cannot read exactly goes through the validating Python reader, a field

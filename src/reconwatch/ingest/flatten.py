@@ -6,8 +6,8 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 
-from reconwatch.esql.types import DataType as T
 from reconwatch.plan import values
+from reconwatch.types import DataType as T
 
 Flat = dict[str, list[object]]
 

@@ -11,10 +11,10 @@ from typing import BinaryIO
 
 import msgspec
 
-from reconwatch.esql.types import DataType as T
 from reconwatch.ingest.flatten import Flat, convert_leaf, flatten
 from reconwatch.ingest.read import JSON_ERRORS
 from reconwatch.plan import values
+from reconwatch.types import DataType as T
 
 # Lines looked at on each side of where the binary search lands: files written in arrival
 # order are in time order only roughly (agents batch and retry, clocks drift).

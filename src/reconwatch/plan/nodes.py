@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from reconwatch.errors import Span
-from reconwatch.esql.types import DataType
+from reconwatch.types import DataType
 
 NO_SPAN = Span(0, 0, 0, 0)
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from reconwatch.esql.types import DataType
+from reconwatch.types import DataType
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1

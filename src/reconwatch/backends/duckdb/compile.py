@@ -24,8 +24,8 @@ from reconwatch.backends.duckdb.warnings import (
     WarningSites,
 )
 from reconwatch.errors import UnsupportedFeatureError
-from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
+from reconwatch.types import DataType as T
 
 SOURCE_TABLE = "rw_source"
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1

@@ -15,10 +15,10 @@ from reconwatch.backends.duckdb.compile import SOURCE_TABLE, Compiled, compile_p
 from reconwatch.backends.duckdb.expr import literal
 from reconwatch.backends.duckdb.warnings import WarningSink
 from reconwatch.errors import ReconwatchError
-from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values
 from reconwatch.plan.catalog import Result
+from reconwatch.types import DataType as T
 
 if TYPE_CHECKING:
     import pyarrow as pa

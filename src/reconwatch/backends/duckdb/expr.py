@@ -9,9 +9,9 @@ from datetime import datetime
 from reconwatch.backends.duckdb.warnings import DIV_BY_ZERO, MV_FAILURE, WarningSites
 from reconwatch.errors import Span, UnsupportedFeatureError
 from reconwatch.esql.functions import REGISTRY
-from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values
+from reconwatch.types import DataType as T
 
 SQL_TYPES: dict[T, str] = {
     T.KEYWORD: "VARCHAR",

@@ -11,8 +11,8 @@ import duckdb
 from duckdb.func import SPECIAL
 
 from reconwatch.backends.duckdb.warnings import WarningSink
-from reconwatch.esql.types import DataType
 from reconwatch.plan import values
+from reconwatch.types import DataType
 
 
 def ip_key(text: str | None) -> bytes | None:

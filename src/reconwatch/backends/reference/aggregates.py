@@ -14,9 +14,9 @@ from reconwatch.backends.reference.evaluate import (
     Row,
     compile_expr,
 )
-from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
+from reconwatch.types import DataType as T
 
 
 class AggState(Protocol):

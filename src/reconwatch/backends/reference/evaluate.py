@@ -10,9 +10,9 @@ from datetime import datetime
 from reconwatch.errors import Span
 from reconwatch.esql.functions import CAST_TARGETS, CONVERSIONS, REGISTRY, FunctionDef
 from reconwatch.esql.patterns import like_to_regex, rlike_to_regex
-from reconwatch.esql.types import DataType
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
+from reconwatch.types import DataType
 
 Row = Mapping[str, object]
 Compiled = Callable[[Row], object]

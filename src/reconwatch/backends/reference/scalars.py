@@ -19,9 +19,9 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from reconwatch.backends.reference.evaluate import EvalContext, EvalFailure, scalar_impl
 from reconwatch.esql.patterns import like_to_regex
-from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
+from reconwatch.types import DataType as T
 
 Args = list[object]
 

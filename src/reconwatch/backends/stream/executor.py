@@ -34,12 +34,12 @@ from reconwatch.backends.stream.state import (
     share_states,
 )
 from reconwatch.errors import UsageError
-from reconwatch.esql.types import DataType as T
 from reconwatch.ingest.flatten import convert_leaf
 from reconwatch.ingest.read import JSON_ERRORS
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
 from reconwatch.plan.catalog import Result
+from reconwatch.types import DataType as T
 
 Row = dict[str, object]
 RowFn = Callable[[Row], list[Row]]

@@ -20,9 +20,9 @@ from reconwatch.backends.stream.decode import _Node
 from reconwatch.backends.stream.lines import COMPILED, BufferLines
 from reconwatch.backends.stream.prefilter import _equality, always_true, count_terms, never_true
 from reconwatch.backends.stream.state import AggSpec, Group, LastSeen, ipv4_key
-from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
+from reconwatch.types import DataType as T
 
 # The compiled twin of the generated loop, None where the install could not build it.
 Scanner: type[Any] | None = None if COMPILED is None else COMPILED.Scanner

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
+from reconwatch.types import DataType as T
 
 REJECT, PASS, UNKNOWN = 0, 1, 2
 Verdict = Callable[[Mapping[str, object]], int]

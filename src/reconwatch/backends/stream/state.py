@@ -12,9 +12,9 @@ from operator import eq, itemgetter
 from typing import Any
 
 from reconwatch.backends.reference import EvalContext, compile_expr
-from reconwatch.esql.types import DataType as T
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
+from reconwatch.types import DataType as T
 
 # Bytes one entry costs in CPython 3.11, measured with tracemalloc by bench/bench_stream.py
 # (see docs/streaming.md): a (group, distinct value) entry holds a dict slot for value ->

@@ -1,4 +1,4 @@
-"""ES|QL data types, their spellings in csv-spec headers and casts, and the numeric widening order."""
+"""Data types every layer shares (ES|QL's names): their spellings in csv-spec headers, mappings and casts, and the numeric widening order."""
 
 from __future__ import annotations
 
