@@ -449,3 +449,22 @@ def test_aggregate_options_fold_integer_arithmetic() -> None:
     agg = next(s for s in plan.steps if isinstance(s, p.Aggregate))
     options = [a.args[1] for _, a in agg.aggregates]
     assert options == [p.Const(9876, T.INTEGER), p.Const(2, T.INTEGER)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("from i | stats c = count(*) by `host.name`", ["c", "host.name"]),
+        ('from i | stats c = count(*) by `host.name` | where host.name == "a"', ["c", "host.name"]),
+        (
+            "from i | inline stats c = count(*) by `host.name` | keep c, host.name",
+            ["c", "host.name"],
+        ),
+        ("from i | keep `host.name` | eval `host.name`", ["host.name"]),
+        # Any other expression is named by its text, quotes included (as Elasticsearch does).
+        ("from i | stats count(`destination.port`)", ["count(`destination.port`)"]),
+        ("from i | keep salary | eval `salary` + 1", ["salary", "`salary` + 1"]),
+    ],
+)
+def test_a_back_quoted_column_is_named_without_its_quotes(text: str, expected: list[str]) -> None:
+    assert names(text) == expected

@@ -243,6 +243,11 @@ class _Analyzer:
             return span.text(self.src)
         return _fallback_text(node)
 
+    def column_name(self, node: ast.Expr) -> str:
+        """The name of an unaliased output: a bare column keeps its own name (`` `host.name` ``
+        names `host.name`); any other expression is named by its source text, quotes included."""
+        return node.name if isinstance(node, ast.Field) else self.text(node)
+
     # -- driver --------------------------------------------------------------------------------
 
     def run(self) -> p.Plan:
@@ -320,7 +325,7 @@ class _Analyzer:
         assignments: list[tuple[str, p.Expr]] = []
         for assign in cmd.fields:
             expr = self.expr(assign.expr, _Env(self.columns))
-            name = assign.name or self.text(assign.expr)
+            name = assign.name or self.column_name(assign.expr)
             assignments.append((name, expr))
             self.columns.pop(name, None)
             self.columns[name] = p.Column(name, expr.type, _is_mv(expr))
@@ -375,7 +380,7 @@ class _Analyzer:
         assignments: list[tuple[str, p.Expr]] = []
         for assign in cmd.fields:
             expr = self.combined_spans(self.expr(assign.expr, _Env(self.columns)))
-            name = assign.name or self.text(assign.expr)
+            name = assign.name or self.column_name(assign.expr)
             assignments.append((name, expr))
             self.columns.pop(name, None)
             self.origin.pop(name, None)
@@ -561,7 +566,7 @@ class _Analyzer:
         for assign in cmd.by:
             # Groupings see the STATS input only, not each other (`BY l = l + 1, l = l + 1`).
             expr = self.expr(assign.expr, _Env(inputs))
-            name = assign.name or self.text(assign.expr)
+            name = assign.name or self.column_name(assign.expr)
             groups.append((name, expr))
             if not (isinstance(expr, p.Ref) and expr.name == name):
                 aliases[name] = expr
@@ -576,7 +581,7 @@ class _Analyzer:
         outputs: list[tuple[str, p.Expr | p.AggCall]] = []
         collected: list[tuple[str, p.AggCall]] = []
         for agg in cmd.aggs:
-            name = agg.name or self.text(agg.expr)
+            name = agg.name or self.column_name(agg.expr)
             st = _Stats(group_cols, agg_inputs, aliases=aliases)
             if agg.where is not None:
                 st.filter = self.condition(agg.where, _Env(agg_inputs, aliases=aliases))
@@ -659,8 +664,8 @@ class _Analyzer:
     def shadow_warnings(self, cmd: ast.Stats) -> None:
         """Elasticsearch's warning for each STATS column hidden by a later one of the same name
         (a grouping hides aggregates)."""
-        entries = [(a.name or self.text(a.expr), a.span, False) for a in cmd.aggs]
-        entries += [(g.name or self.text(g.expr), g.span, True) for g in cmd.by]
+        entries = [(a.name or self.column_name(a.expr), a.span, False) for a in cmd.aggs]
+        entries += [(g.name or self.column_name(g.expr), g.span, True) for g in cmd.by]
         for name in dict.fromkeys(n for n, _, _ in entries):
             same = [(span, is_group) for n, span, is_group in entries if n == name]
             if len(same) < 2:
