@@ -7,18 +7,30 @@ import pprint
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from reconwatch import __version__
 from reconwatch.backends.duckdb.execute import ExecutionError
 from reconwatch.errors import QuerySemanticError, UsageError
 from reconwatch.esql.analyze import compile_query
 from reconwatch.ingest.dataset import Dataset
 from reconwatch.plan.catalog import Result
-from reconwatch.plan.nodes import NO_SPAN, Column, Limit, Plan
+from reconwatch.plan.nodes import NO_SPAN, Column, Limit, Plan, Source
 
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
 
 BACKENDS = ("duckdb",)
 MAX_RETRIES = 64
+
+# Elasticsearch's `Warning` response header (RFC 7234 5.5): code 299, an agent token, then the
+# text as a quoted string. The agent names reconwatch where Elasticsearch names its version and
+# build, so a client's `299 Elasticsearch-\S+ "..."` pattern still reads it.
+WARNING_AGENT = f"Elasticsearch-reconwatch-{__version__}"
+# Characters a quoted warn-text holds as they are (tab, space, printable ASCII, U+0080-U+00FF);
+# `%` is encoded too, so that a decoder can tell an escape from text.
+_PLAIN = frozenset([0x09, 0x20, 0x21, 0x23, 0x24, *range(0x26, 0x7F), *range(0x80, 0x100)]) - {
+    0x22,
+    0x5C,
+}
 
 
 def run_query(text: str, dataset: Dataset, *, now: datetime, backend: str = "duckdb") -> Result:
@@ -81,14 +93,109 @@ def compile_on(text: str, dataset: Dataset) -> Plan:
 
 
 def explain(text: str, dataset: Dataset, *, now: datetime | None = None) -> str:
-    """The logical plan pretty-printed, then the DuckDB SQL it compiles to."""
+    """The logical plan pretty-printed, then the DuckDB SQL it compiles to, both limited to the
+    columns the query reads, creates or returns (not every column of the catalog)."""
     from datetime import UTC
 
     from reconwatch.backends.duckdb import compile_for
 
     plan = compile_on(text, dataset)
-    compiled = compile_for(plan, dataset, now or datetime(1970, 1, 1, tzinfo=UTC))
-    lines = ["-- plan", pprint.pformat(plan.source, width=100)]
-    lines += [pprint.pformat(step, width=100) for step in plan.steps]
+    unread = _unread_catalog_columns(plan)
+    pruned = _without_columns(plan, unread)
+    compiled = compile_for(pruned, dataset, now or datetime(1970, 1, 1, tzinfo=UTC))
+    lines = ["-- plan"]
+    before: tuple[Column, ...] = ()
+    for node in (pruned.source, *pruned.steps):
+        lines.append(_render_node(node, before))
+        before = node.columns
+    if unread:
+        lines.append(
+            f"-- {len(unread)} more column(s) of the catalog: no step reads or returns them"
+        )
     lines += ["-- duckdb sql", compiled.sql]
     return "\n".join(lines)
+
+
+def _render_node(node: object, before: tuple[Column, ...]) -> str:
+    """A plan node's fields pretty-printed, then its output columns (`unchanged` when they are
+    the previous node's)."""
+    assert dataclasses.is_dataclass(node)
+    lines = [type(node).__name__]
+    for f in dataclasses.fields(node):
+        if f.name in ("columns", "span"):
+            continue
+        value = getattr(node, f.name)
+        prefix = f"  {f.name}="
+        if _is_columns(value):
+            text = _columns_text(value)
+        else:
+            text = pprint.pformat(value, width=max(40, 100 - len(prefix)))
+        lines.append(prefix + text.replace("\n", "\n" + " " * len(prefix)))
+    columns: tuple[Column, ...] = getattr(node, "columns", ())
+    lines.append("  -> columns: " + ("unchanged" if columns == before else _columns_text(columns)))
+    return "\n".join(lines)
+
+
+def _is_columns(value: object) -> bool:
+    return isinstance(value, tuple) and bool(value) and all(isinstance(c, Column) for c in value)
+
+
+def _columns_text(columns: tuple[Column, ...]) -> str:
+    """`name:type`, `[]` marking a column that may hold multivalues."""
+    return ", ".join(f"{c.name}:{c.type.value}{'[]' if c.multivalued else ''}" for c in columns)
+
+
+def _unread_catalog_columns(plan: Plan) -> frozenset[str]:
+    """Source columns the plan neither reads, names in any step, nor returns: in a query without
+    KEEP or STATS they are carried to the end, so they are in every step's `columns`."""
+    source = plan.source
+    if not isinstance(source, Source):
+        return frozenset()
+    named: set[str] = set()
+    for step in plan.steps:
+        for f in dataclasses.fields(step):
+            if f.name != "columns":
+                _collect_strings(getattr(step, f.name), named)
+    needed = {c.name for c in (*source.fields, *plan.columns)} | set(source.metadata) | named
+    return frozenset(c.name for c in source.columns if c.name not in needed)
+
+
+def _collect_strings(value: object, out: set[str]) -> None:
+    """Every string inside a plan value (names, and constants too: keeping more is harmless)."""
+    if isinstance(value, str):
+        out.add(value)
+    elif isinstance(value, tuple | list):
+        for item in value:
+            _collect_strings(item, out)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            _collect_strings(getattr(value, f.name), out)
+
+
+def _without_columns(plan: Plan, names: frozenset[str]) -> Plan:
+    if not names:
+        return plan
+
+    def kept(columns: tuple[Column, ...]) -> tuple[Column, ...]:
+        return tuple(c for c in columns if c.name not in names)
+
+    return dataclasses.replace(
+        plan,
+        source=dataclasses.replace(plan.source, columns=kept(plan.source.columns)),
+        steps=tuple(dataclasses.replace(s, columns=kept(s.columns)) for s in plan.steps),
+    )
+
+
+def warning_header(text: str) -> str:
+    """One response warning as Elasticsearch sends it: `299 <agent> "<text>"`, `\\` and `"`
+    escaped with a backslash and characters outside the header's quoted-text set
+    percent-encoded as UTF-8."""
+    out: list[str] = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) in _PLAIN:
+            out.append(ch)
+        else:
+            out.append("".join(f"%{b:02X}" for b in ch.encode("utf-8", "replace")))
+    return f'299 {WARNING_AGENT} "{"".join(out)}"'

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from reconwatch import __version__
+
 DOCS = [
     {
         "@timestamp": "2024-01-01T00:00:00Z",
@@ -75,3 +77,31 @@ def test_now_option_and_explain(events: Path) -> None:
     assert json.loads(res.stdout) == {"c": 2}
     res = run(QUERY, str(events), "--explain")
     assert res.returncode == 0 and "WITH s0 AS" in res.stdout
+
+
+def test_explain_is_limited_to_the_fields_used(events: Path) -> None:
+    res = run("from logs-* | stats c = count(*) by host.name", str(events), "--explain")
+    assert res.returncode == 0
+    assert "fields=host.name:keyword" in res.stdout
+    assert "destination.ip" not in res.stdout and "agent.id" not in res.stdout
+
+
+def test_back_quoted_by_key_is_named_without_quotes(events: Path) -> None:
+    res = run(
+        'from logs-* | stats c = count(*) by `host.name` | where host.name == "b"', str(events)
+    )
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"c": 1, "host.name": "b"}
+
+
+def test_evaluation_warnings_on_stderr_as_elasticsearch_headers(events: Path) -> None:
+    res = run("from logs-* | eval n = to_integer(host.name) | keep n | sort n", str(events))
+    assert res.returncode == 0
+    assert [json.loads(line) for line in res.stdout.splitlines()] == [{"n": None}, {"n": None}]
+    warnings = [line for line in res.stderr.splitlines() if line.startswith("Warning: ")]
+    assert warnings[0] == (
+        f'Warning: 299 Elasticsearch-reconwatch-{__version__} "Line 1:24: evaluation of '
+        '[to_integer(host.name)] failed, treating result as null. Only first 20 failures recorded."'
+    )
+    assert len(warnings) == 3
+    assert all("Cannot parse number" in w for w in warnings[1:])

@@ -56,7 +56,7 @@ def query(
 ) -> None:
     """Run an ES|QL query over event files. Bad events are skipped and reported on stderr."""
     from reconwatch.ingest import Dataset
-    from reconwatch.query import explain, run_query
+    from reconwatch.query import explain, run_query, warning_header
 
     dataset = Dataset.from_files(files or [], _index_map(index or []))
     query_time = _parse_now(now)
@@ -65,6 +65,9 @@ def query(
         return
     result = run_query(esql, dataset, now=query_time)
     _report_bad_events(dataset)
+    for text in result.warnings:
+        # Elasticsearch's response headers, one line each, as `curl -i` would show them.
+        typer.echo(f"Warning: {warning_header(text)}", err=True)
     chosen = fmt or (Format.table if sys.stdout.isatty() else Format.ndjson)
     _print(result, chosen)
 
