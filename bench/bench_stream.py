@@ -17,7 +17,7 @@ from reconwatch.backends.stream.state import BUCKET_BYTES, DISTINCT_ENTRY_BYTES
 from reconwatch.cli.watch import _batches
 from reconwatch.engine.watch import RuleWatch
 from reconwatch.ingest import Dataset
-from reconwatch.ingest.flatten import flatten
+from reconwatch.plan.documents import flatten
 from reconwatch.query import run_query
 from reconwatch.rules.builtin import DEFAULT_RULE, load_builtin
 

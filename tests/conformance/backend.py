@@ -10,9 +10,9 @@ from datetime import datetime
 from reconwatch.engine.backend import QueryBackend
 from reconwatch.esql.analyze import compile_query
 from reconwatch.ingest import Dataset
-from reconwatch.ingest.flatten import flatten
 from reconwatch.plan import nodes as p
 from reconwatch.plan.catalog import Result
+from reconwatch.plan.documents import flatten
 from reconwatch.plan.values import coerce_cell, from_list
 
 
@@ -31,7 +31,7 @@ class ReferenceBackend:
         return compile_query(query, self.dataset).columns
 
     def run(self, query: str, *, now: datetime) -> Result:
-        from reconwatch.backends.reference.execute import execute
+        from reconwatch.evaluate.pipeline import execute
 
         plan = compile_query(query, self.dataset)
         types = {c.name: c.type for c in getattr(plan.source, "fields", ())}

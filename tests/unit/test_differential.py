@@ -17,10 +17,10 @@ from reconwatch.backends import reference as ref
 from reconwatch.errors import QueryError
 from reconwatch.esql.analyze import DEFAULT_LIMIT, compile_query
 from reconwatch.ingest import Dataset
-from reconwatch.ingest.flatten import convert_leaf, flatten
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
 from reconwatch.plan.catalog import Result
+from reconwatch.plan.documents import convert_leaf, flatten
 from reconwatch.rules.builtin import load_builtin
 from reconwatch.types import DataType as T
 

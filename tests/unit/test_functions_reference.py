@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import pytest
 
 from reconwatch.backends.reference import execute
-from reconwatch.backends.reference.aggregates import _STATES
-from reconwatch.backends.reference.evaluate import _SPECIAL, SCALARS
 from reconwatch.esql import functions as fns
 from reconwatch.esql.analyze import compile_query
 from reconwatch.esql.patterns import PatternError, like_to_regex, rlike_to_regex
+from reconwatch.evaluate.aggregates import _STATES
+from reconwatch.evaluate.expressions import _SPECIAL, SCALARS
 from reconwatch.plan.catalog import StaticCatalog
 
 NOW = datetime(2024, 5, 3, 10, 11, 12, 345000, tzinfo=UTC)

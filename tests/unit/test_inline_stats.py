@@ -16,10 +16,10 @@ from reconwatch.backends.stream.split import split_plan
 from reconwatch.errors import QuerySemanticError, UnsupportedFeatureError
 from reconwatch.esql.analyze import compile_query
 from reconwatch.ingest import Dataset
-from reconwatch.ingest.flatten import convert_leaf, flatten
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
 from reconwatch.plan.catalog import Result, StaticCatalog
+from reconwatch.plan.documents import convert_leaf, flatten
 from reconwatch.types import DataType as T
 
 NOW = datetime(2025, 1, 15, 12, tzinfo=UTC)

@@ -15,10 +15,10 @@ from reconwatch.esql import ast, kql
 from reconwatch.esql.analyze import compile_query, support_report
 from reconwatch.esql.parser import parse
 from reconwatch.ingest import Dataset
-from reconwatch.ingest.flatten import convert_leaf, flatten
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
 from reconwatch.plan.catalog import StaticCatalog
+from reconwatch.plan.documents import convert_leaf, flatten
 from reconwatch.types import DataType as T
 
 CORPUS = SHARED / "rules" / "esql-corpus"

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from reconwatch.backends.stream.decode import PlanDecoder
-from reconwatch.ingest.flatten import flatten
+from reconwatch.plan.documents import flatten
 
 FIELDS = ["@timestamp", "host.os.type", "host.name", "event.action", "event.type", "_id"]
 

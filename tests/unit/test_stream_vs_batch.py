@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from reconwatch.backends.stream.executor import StreamExecutor
 from reconwatch.esql.analyze import compile_query
 from reconwatch.ingest import Dataset
-from reconwatch.ingest.flatten import flatten
 from reconwatch.plan import values as v
+from reconwatch.plan.documents import flatten
 from reconwatch.query import run_query
 
 T0 = datetime(2025, 7, 16, 9, 0, tzinfo=UTC)

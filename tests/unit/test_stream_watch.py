@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from reconwatch.engine.watch import PATH_FIELD, RuleWatch, lookback_window
-from reconwatch.ingest.flatten import flatten
 from reconwatch.plan import values as v
+from reconwatch.plan.documents import flatten
 from reconwatch.rules.builtin import load_builtin
 
 T0 = datetime(2025, 7, 16, 9, 0, tzinfo=UTC)

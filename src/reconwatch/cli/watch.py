@@ -18,10 +18,10 @@ from reconwatch.backends.stream.executor import RealertPolicy, StreamExecutor
 from reconwatch.backends.stream.lines import split_lines
 from reconwatch.engine.watch import RuleWatch
 from reconwatch.errors import UsageError
-from reconwatch.ingest.flatten import flatten
 from reconwatch.ingest.locate import is_plain
 from reconwatch.ingest.read import IngestReport, read_events
 from reconwatch.plan.catalog import Catalog
+from reconwatch.plan.documents import flatten
 from reconwatch.rules.builtin import DEFAULT_RULE, resolve_rule
 from reconwatch.rules.datemath import parse_interval
 

@@ -18,18 +18,11 @@ from reconwatch.ecs.schema import ECS_FIELDS, MULTIVALUED_FIELDS, is_ecs_index
 from reconwatch.errors import UsageError
 from reconwatch.ingest import fast
 from reconwatch.ingest.auditd import looks_like_audit_log
-from reconwatch.ingest.flatten import (
-    Flat,
-    convert_leaf,
-    document_json,
-    flatten,
-    infer_type,
-    kind_of,
-    looks_like_date,
-)
+from reconwatch.ingest.flatten import infer_type, kind_of, looks_like_date
 from reconwatch.ingest.locate import is_plain
 from reconwatch.ingest.read import IngestReport, peek, read_events
 from reconwatch.plan import values
+from reconwatch.plan.documents import Flat, convert_leaf, document_json, flatten
 from reconwatch.plan.nodes import Column
 from reconwatch.types import DataType as T
 

@@ -136,7 +136,7 @@ def _let(value: str, name: str, body: str) -> str:
 
 
 def _convert(v: str, leaf: Leaf, src: int) -> str:
-    """One JSON scalar `v` as a value of the leaf's type, as ingest.flatten.convert_leaf would."""
+    """One JSON scalar `v` as a value of the leaf's type, as plan.documents.convert_leaf would."""
     jt = f"json_type({v})"
     s = "rw_s"
     t = leaf.type

@@ -1,33 +1,11 @@
-"""Events as Elasticsearch sees them: nested objects and dotted keys merged into leaf fields."""
+"""Dynamic mapping as Elasticsearch does it: the JSON kind of a leaf, the type inferred for a field outside the schema, date detection."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from datetime import datetime
 
 from reconwatch.plan import values
 from reconwatch.types import DataType as T
-
-Flat = dict[str, list[object]]
-
-
-def flatten(doc: dict[str, object]) -> Flat:
-    """Leaf fields by dotted path, each with all its values (arrays and repeated paths merged)."""
-    out: Flat = {}
-    _walk(doc, "", out)
-    return out
-
-
-def _walk(value: object, prefix: str, out: Flat) -> None:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _walk(item, f"{prefix}.{key}" if prefix else str(key), out)
-    elif isinstance(value, list):
-        for item in value:
-            _walk(item, prefix, out)
-    elif value is not None and prefix:
-        out.setdefault(prefix, []).append(value)
 
 
 def kind_of(value: object) -> str:
@@ -67,40 +45,3 @@ def looks_like_date(text: str) -> bool:
     except values.ConversionError:
         return False
     return True
-
-
-def convert_leaf(value: object, type_: T) -> object:
-    """One JSON leaf as a value of a mapped type; ConversionError when Elasticsearch would reject it."""
-    if type_ in (T.KEYWORD, T.TEXT):
-        if isinstance(value, str):
-            return value
-        if isinstance(value, bool | int | float):
-            return values.to_text(value, type_)
-        if isinstance(value, datetime):
-            return values.format_datetime(value)
-        msg = f"cannot index [{value!r}] as [{type_.value}]"
-        raise values.ConversionError(msg)
-    if type_ in (T.LONG, T.INTEGER) and isinstance(value, float) and not value.is_integer():
-        # Elasticsearch truncates a fractional long; keep its behaviour (coerce: true).
-        return values.convert(int(value), type_)
-    if type_ is T.DATETIME and isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return values.datetime_from_millis(int(value))
-    return values.convert(value, type_)
-
-
-def document_json(raw: Mapping[str, object]) -> str:
-    """METADATA _source: the event as nested JSON (dotted keys become objects)."""
-    doc: dict[str, object] = {}
-    for key, value in raw.items():
-        if key.startswith("_"):
-            continue
-        node = doc
-        *parents, leaf = key.split(".")
-        for part in parents:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                break
-            node = child
-        else:
-            node[leaf] = value
-    return json.dumps(doc, default=str, separators=(",", ":"))

@@ -11,9 +11,8 @@ from typing import BinaryIO
 
 import msgspec
 
-from reconwatch.ingest.flatten import Flat, convert_leaf, flatten
-from reconwatch.ingest.read import JSON_ERRORS
 from reconwatch.plan import values
+from reconwatch.plan.documents import JSON_ERRORS, Flat, convert_leaf, flatten
 from reconwatch.types import DataType as T
 
 # Lines looked at on each side of where the binary search lands: files written in arrival

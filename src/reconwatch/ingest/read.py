@@ -10,12 +10,9 @@ from pathlib import Path
 import msgspec
 
 from reconwatch.errors import IngestError
+from reconwatch.plan.documents import JSON_ERRORS
 
 _DECODER = msgspec.json.Decoder()
-# What decoding bad JSON raises: malformed text, nesting deeper than msgspec's recursion limit
-# (a RecursionError, not a DecodeError), or bytes that are not UTF-8 inside a string (callers
-# that can retry with replacement characters do, see _decode_json).
-JSON_ERRORS = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
 
 
 class IngestReport:

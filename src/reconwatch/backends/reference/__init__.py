@@ -1,8 +1,7 @@
-"""Reference interpreter: the plan evaluated row by row in Python, the semantic oracle."""
+"""Reference executor: the whole plan run row by row by the shared interpreter (reconwatch.evaluate), the semantic oracle."""
 
-from reconwatch.backends.reference.aggregates import AggSpec, AggState, compile_agg
-from reconwatch.backends.reference.evaluate import EvalContext, Warnings, compile_expr
-from reconwatch.backends.reference.execute import execute
+from reconwatch.evaluate import AggSpec, AggState, EvalContext, Warnings, compile_agg, compile_expr
+from reconwatch.evaluate.pipeline import execute
 
 __all__ = [
     "AggSpec",

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from reconwatch.ingest.flatten import flatten
+from reconwatch.plan.documents import flatten
 
 Flat = dict[str, list[object]]
 _COUNTER = itertools.count()

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from reconwatch.backends.reference import EvalContext, compile_expr, execute
 from reconwatch.backends.stream.decode import PlanDecoder
 from reconwatch.backends.stream.fastpath import FastPath
 from reconwatch.backends.stream.fastpath import build as build_fast_path
@@ -34,11 +33,11 @@ from reconwatch.backends.stream.state import (
     share_states,
 )
 from reconwatch.errors import UsageError
-from reconwatch.ingest.flatten import convert_leaf
-from reconwatch.ingest.read import JSON_ERRORS
+from reconwatch.evaluate import EvalContext, compile_expr, execute
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
 from reconwatch.plan.catalog import Result
+from reconwatch.plan.documents import JSON_ERRORS, convert_leaf
 from reconwatch.types import DataType as T
 
 Row = dict[str, object]

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from reconwatch.backends.reference import compile_expr
 from reconwatch.backends.stream.decode import _Node
 from reconwatch.backends.stream.lines import COMPILED, BufferLines
 from reconwatch.backends.stream.prefilter import _equality, always_true, count_terms, never_true
 from reconwatch.backends.stream.state import AggSpec, Group, LastSeen, ipv4_key
+from reconwatch.evaluate import compile_expr
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
 from reconwatch.types import DataType as T

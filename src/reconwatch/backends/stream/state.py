@@ -11,7 +11,7 @@ from itertools import compress, islice, repeat, starmap
 from operator import eq, itemgetter
 from typing import Any
 
-from reconwatch.backends.reference import EvalContext, compile_expr
+from reconwatch.evaluate import EvalContext, compile_expr
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
 from reconwatch.types import DataType as T

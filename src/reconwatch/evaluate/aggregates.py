@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from reconwatch.backends.reference.evaluate import (
+from reconwatch.evaluate.expressions import (
     MV_FAILURE,
     Compiled,
     EvalContext,

@@ -1,4 +1,4 @@
-"""Scalar functions and operators of the reference interpreter, one small implementation each."""
+"""Scalar functions and operators of the row interpreter, one small implementation each."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from reconwatch.backends.reference.evaluate import EvalContext, EvalFailure, scalar_impl
 from reconwatch.esql.patterns import like_to_regex
+from reconwatch.evaluate.expressions import EvalContext, EvalFailure, scalar_impl
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
 from reconwatch.types import DataType as T

@@ -8,13 +8,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from reconwatch.backends.reference import scalars as _scalars  # noqa: F401 - registers functions
-from reconwatch.backends.reference.aggregates import AggSpec, AggState
-from reconwatch.backends.reference.evaluate import Compiled, EvalContext, compile_expr
-from reconwatch.ingest.flatten import document_json
+from reconwatch.evaluate import scalars as _scalars  # noqa: F401 - registers functions
+from reconwatch.evaluate.aggregates import AggSpec, AggState
+from reconwatch.evaluate.expressions import Compiled, EvalContext, compile_expr
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
 from reconwatch.plan.catalog import Result
+from reconwatch.plan.documents import document_json
 from reconwatch.types import DataType as T
 
 Rows = Iterator[dict[str, object]]

@@ -1,0 +1,74 @@
+"""Events as every executor reads them: nested JSON flattened to dotted leaf fields, leaves converted as Elasticsearch indexes them, METADATA _source rendered back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+
+import msgspec
+
+from reconwatch.plan import values
+from reconwatch.types import DataType as T
+
+# What decoding bad JSON raises: malformed text, nesting deeper than msgspec's recursion limit
+# (a RecursionError, not a DecodeError), or bytes that are not UTF-8 inside a string (callers
+# that can retry with replacement characters do).
+JSON_ERRORS = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
+
+Flat = dict[str, list[object]]
+
+
+def flatten(doc: dict[str, object]) -> Flat:
+    """Leaf fields by dotted path, each with all its values (arrays and repeated paths merged)."""
+    out: Flat = {}
+    _walk(doc, "", out)
+    return out
+
+
+def _walk(value: object, prefix: str, out: Flat) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _walk(item, f"{prefix}.{key}" if prefix else str(key), out)
+    elif isinstance(value, list):
+        for item in value:
+            _walk(item, prefix, out)
+    elif value is not None and prefix:
+        out.setdefault(prefix, []).append(value)
+
+
+def convert_leaf(value: object, type_: T) -> object:
+    """One JSON leaf as a value of a mapped type; ConversionError when Elasticsearch would reject it."""
+    if type_ in (T.KEYWORD, T.TEXT):
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool | int | float):
+            return values.to_text(value, type_)
+        if isinstance(value, datetime):
+            return values.format_datetime(value)
+        msg = f"cannot index [{value!r}] as [{type_.value}]"
+        raise values.ConversionError(msg)
+    if type_ in (T.LONG, T.INTEGER) and isinstance(value, float) and not value.is_integer():
+        # Elasticsearch truncates a fractional long; keep its behaviour (coerce: true).
+        return values.convert(int(value), type_)
+    if type_ is T.DATETIME and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return values.datetime_from_millis(int(value))
+    return values.convert(value, type_)
+
+
+def document_json(raw: Mapping[str, object]) -> str:
+    """METADATA _source: the event as nested JSON (dotted keys become objects)."""
+    doc: dict[str, object] = {}
+    for key, value in raw.items():
+        if key.startswith("_"):
+            continue
+        node = doc
+        *parents, leaf = key.split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                break
+            node = child
+        else:
+            node[leaf] = value
+    return json.dumps(doc, default=str, separators=(",", ":"))
