@@ -19,23 +19,47 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Each module defines `register(app)`; add a command by adding its module here.
-COMMAND_MODULES: list[str] = [
-    "reconwatch.cli.conformance",
-    "reconwatch.cli.detect",
-    "reconwatch.cli.query",
-    "reconwatch.cli.rules",
-    "reconwatch.cli.simulate",
-    "reconwatch.cli.sensor",
-    "reconwatch.cli.watch",
-]
+
+@app.callback()
+def _group() -> None:
+    """A group even when one command is registered (Typer would run a lone command directly)."""
+
+
+# Each module defines `register(app)`; add a command by adding its name and module here. Only
+# the module of the command being run is imported (each pulls in its own engine parts).
+COMMAND_MODULES: dict[str, str] = {
+    "conformance": "reconwatch.cli.conformance",
+    "detect": "reconwatch.cli.detect",
+    "query": "reconwatch.cli.query",
+    "rules": "reconwatch.cli.rules",
+    "simulate": "reconwatch.cli.simulate",
+    "sensor": "reconwatch.cli.sensor",
+    "watch": "reconwatch.cli.watch",
+}
+_registered: set[str] = set()
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _register(modules: list[str]) -> None:
+    for name in modules:
+        if name not in _registered:
+            _registered.add(name)
+            importlib.import_module(name).register(app)
+
+
 def _register_all() -> None:
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(app)
+    _register(list(COMMAND_MODULES.values()))
+
+
+def _register_for(argv: list[str]) -> None:
+    """Register the command `argv` runs, or every command (help, or a name to say is unknown)."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    module = COMMAND_MODULES.get(command) if command is not None else None
+    if module is None:
+        _register_all()
+    else:
+        _register([module])
 
 
 def report_error(exc: ReconwatchError) -> int:
@@ -47,7 +71,7 @@ def report_error(exc: ReconwatchError) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    _register_all()
+    _register_for(sys.argv[1:] if argv is None else argv)
     try:
         app(args=argv, standalone_mode=True)
     except ReconwatchError as exc:
