@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconwatch.sensor.bpf import COMM_BYTES, encode_buf
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 HERE = Path(__file__).resolve().parent
 PORT = 9  # discard: closed on this machine, so each connect is refused at once
@@ -230,10 +232,11 @@ def replay(count: int, workdir: Path) -> None:
     fake.chmod(0o755)
     lines = workdir / "replay.txt"
     gone = 2**22 + 77  # no such pid: the executable lookup misses, as for a short-lived scanner
+    comm = encode_buf(b"loadgen", COMM_BYTES).decode()  # as the script prints comm (%rx)
     with lines.open("w") as handle:
         for n in range(count):
             ip = f"127.10.{n >> 8 & 255}.{n & 255}"
-            handle.write(f"C\t{n}\t{gone}\t0\t4\t127.0.0.1\t0\t{ip}\t9\tloadgen\n")
+            handle.write(f"C\t{n}\t{gone}\t0\t4\t127.0.0.1\t0\t{ip}\t9\t{comm}\n")
     env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", REPLAY_LINES=str(lines))
     out = workdir / "replay.ndjson"
     sensor = start_sensor("ebpf", out, workdir, None, env)

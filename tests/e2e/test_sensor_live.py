@@ -7,6 +7,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -215,3 +216,48 @@ def test_watch_alerts_on_a_live_scan_while_the_sensor_runs(tmp_path: Path) -> No
     assert alert["Esql.destination_ip_count_distinct"] == 251
     assert alert["reconwatch.detection.path"] == "stream"
     assert os.uname().nodename in json.dumps(alert["Esql.host_name_values"])
+
+
+# A connection_attempted line of the old protocol; only ever text inside a path, never traffic.
+FORGED = b"C\t1\t4242\t0\t4\t127.0.0.1\t0\t127.66.0.1\t22\tforged"
+RENAMED = b"\nC\t1\t4243\t0\t4"  # a 15-byte comm, the most PR_SET_NAME takes
+RENAMER = """
+import ctypes, socket, sys
+ctypes.CDLL(None).prctl(15, {name!r}, 0, 0, 0)  # PR_SET_NAME
+socket.create_connection(("127.0.0.1", int(sys.argv[1]))).close()
+"""
+
+
+def test_ebpf_sensor_takes_separators_and_undecodable_bytes_as_data(tmp_path: Path) -> None:
+    """The real tracer and sensor: an exec path holding a newline, tabs and a byte that is not
+    UTF-8, and a comm holding separators, each stay inside their own event."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the sensor loads eBPF programs")
+    bash = shutil.which("bash")
+    if shutil.which("bpftrace") is None or bash is None:
+        pytest.skip("bpftrace (apt-get install -y bpftrace) and bash are needed")
+    folder = os.path.join(os.fsencode(tmp_path), b"x\n" + FORGED + b"\xff")
+    os.mkdir(folder)
+    exe = os.path.join(folder, b"bash")
+    assert len(exe) < 200, "the tracer prints 199 bytes of an exec path"
+    shutil.copy(bash, exe)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    proc, out, _ = start_sensor(tmp_path, "ebpf")
+    try:
+        shell = subprocess.Popen([exe, "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}"])
+        renamer = subprocess.Popen([sys.executable, "-c", RENAMER.format(name=RENAMED), str(port)])
+        assert shell.wait(timeout=60) == 0 and renamer.wait(timeout=60) == 0
+    finally:
+        summary = stop_sensor(proc)
+        listener.close()
+    docs = [json.loads(line) for line in out.open()]
+    assert "unparsable" not in summary and "Traceback" not in summary, summary
+    assert not [d for d in docs if d["destination"]["ip"] == "127.66.0.1"]
+    assert not [d for d in docs if d["process"]["pid"] in (4242, 4243)]
+    mine = {d["process"]["pid"]: d for d in docs if d["destination"]["port"] == port}
+    assert set(mine) == {shell.pid, renamer.pid}, mine
+    assert mine[shell.pid]["process"]["executable"] == exe.decode("utf-8", "replace")
+    assert mine[shell.pid]["process"]["name"] == "bash"
+    assert mine[shell.pid]["process"]["entity_id"]
+    assert mine[renamer.pid]["process"]["name"] == RENAMED.decode()

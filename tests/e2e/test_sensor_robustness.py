@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from reconwatch.ecs.host import HostInfo
-from reconwatch.sensor.bpf import BpfCollector
+from reconwatch.sensor.bpf import BpfCollector, encode_buf
 from reconwatch.sensor.outputs import FileSink
 from reconwatch.sensor.runner import run
 
@@ -47,8 +47,11 @@ while True:
 """
 
 
+COMM = encode_buf(b"scan", 16).decode()  # as the script prints it: %rx of buf(comm, 16)
+
+
 def connect_line(n: int, pid: int = GONE_PID) -> str:
-    return f"C\t{n * 1000}\t{pid}\t0\t4\t127.0.0.1\t0\t127.30.{n >> 8 & 255}.{n & 255}\t9\tscan\n"
+    return f"C\t{n * 1000}\t{pid}\t0\t4\t127.0.0.1\t0\t127.30.{n >> 8 & 255}.{n & 255}\t9\t{COMM}\n"
 
 
 @pytest.fixture

@@ -1,18 +1,46 @@
-"""bpftrace line parsing, the exec cache, lost-event accounting and start-up error messages."""
+"""bpftrace line parsing (injection-proof strings, bytes that are not UTF-8), the exec cache,
+lost-event accounting and start-up error messages."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
+import msgspec
 import pytest
 
+from reconwatch.ecs.host import HostInfo
+from reconwatch.ecs.network import Connection, EcsEncoder, entity_id, to_ecs
 from reconwatch.sensor import procs
-from reconwatch.sensor.bpf import BpfCollector, explain_failure, script_path
+from reconwatch.sensor.bpf import BpfCollector, encode_buf, explain_failure, script_path
+from reconwatch.sensor.outputs import FileSink
 from reconwatch.sensor.procs import ProcessCache
+from reconwatch.sensor.runner import run
+
+HOST = HostInfo(name="h", hostname="h", id="m", agent_id="a")
 
 
 def collector() -> BpfCollector:
     return BpfCollector(binary="bpftrace", cache=ProcessCache())
+
+
+def comm(name: bytes) -> str:
+    """COMM as the script prints it: `%rx` of buf(curtask->comm, 16)."""
+    return encode_buf(name, 16).decode()
+
+
+def path(name: bytes) -> str:
+    """FILENAME as the script prints it: `%rx` of buf(args->filename, 200)."""
+    return encode_buf(name, 200).decode()
+
+
+def feed(c: BpfCollector, text: str) -> Connection | None:
+    return c.handle_line(text.encode())
 
 
 def test_script_is_shipped_in_the_package() -> None:
@@ -23,8 +51,8 @@ def test_script_is_shipped_in_the_package() -> None:
 def test_connect_line_uses_exec_cache_for_a_process_already_gone() -> None:
     c = collector()
     gone = 2**22 + 12345  # above pid_max defaults: no /proc entry
-    assert c.handle_line(f"X\t1000\t{gone}\t1\t0\t/usr/bin/nmap\n") is None
-    conn = c.handle_line(f"C\t2000\t{gone}\t0\t4\t127.0.0.1\t0\t127.0.1.7\t9\tnmap\n")
+    assert feed(c, f"X\t1000\t{gone}\t1\t0\t{path(b'/usr/bin/nmap')}\n") is None
+    conn = feed(c, f"C\t2000\t{gone}\t0\t4\t127.0.0.1\t0\t127.0.1.7\t9\t{comm(b'nmap')}\n")
     assert conn is not None
     assert conn.executable == "/usr/bin/nmap"
     assert (conn.dst_ip, conn.dst_port, conn.family, conn.transport) == ("127.0.1.7", 9, 4, "tcp")
@@ -35,7 +63,8 @@ def test_connect_line_uses_exec_cache_for_a_process_already_gone() -> None:
 
 def test_unknown_executable_is_marked_and_counted() -> None:
     c = collector()
-    conn = c.handle_line(f"C\t5\t{2**22 + 99}\t0\t6\t::1\t0\t::1\t22\tmy\tcomm\n")
+    name = comm(b"my\tcomm")
+    conn = feed(c, f"C\t5\t{2**22 + 99}\t0\t6\t::1\t0\t::1\t22\t{name}\n")
     assert conn is not None and conn.executable is None and conn.name == "my\tcomm"
     assert c.stats.executable_unknown == 1
 
@@ -43,45 +72,47 @@ def test_unknown_executable_is_marked_and_counted() -> None:
 def test_relative_exec_path_is_not_trusted() -> None:
     c = collector()
     pid = 2**22 + 7
-    c.handle_line(f"X\t1\t{pid}\t1\t0\t./scan\n")
-    conn = c.handle_line(f"C\t2\t{pid}\t0\t4\t127.0.0.1\t0\t127.0.0.2\t80\tscan\n")
+    feed(c, f"X\t1\t{pid}\t1\t0\t{path(b'./scan')}\n")
+    conn = feed(c, f"C\t2\t{pid}\t0\t4\t127.0.0.1\t0\t127.0.0.2\t80\t{comm(b'scan')}\n")
     assert conn is not None and conn.executable is None
 
 
 def test_falls_back_to_proc_for_processes_started_before_the_sensor() -> None:
     c = collector()
     c.own_pids.clear()
-    conn = c.handle_line(f"C\t2\t{os.getpid()}\t0\t4\t127.0.0.1\t0\t127.0.0.2\t80\tpython\n")
+    conn = feed(c, f"C\t2\t{os.getpid()}\t0\t4\t127.0.0.1\t0\t127.0.0.2\t80\t{comm(b'python')}\n")
     assert conn is not None and conn.executable == os.readlink("/proc/self/exe")
 
 
 def test_own_traffic_is_not_reported() -> None:
     c = collector()
-    assert c.handle_line(f"C\t2\t{os.getpid()}\t0\t4\t127.0.0.1\t0\t127.0.0.2\t80\tpy\n") is None
+    assert (
+        feed(c, f"C\t2\t{os.getpid()}\t0\t4\t127.0.0.1\t0\t127.0.0.2\t80\t{comm(b'py')}\n") is None
+    )
     assert c.stats.own == 1
 
 
 def test_udp_destinations_are_reported_once_per_process() -> None:
     c = collector()
-    line = f"U\t1\t{2**22 + 5}\t0\t4\t127.0.0.53\t53\tdig\n"
-    first = c.handle_line(line)
+    line = f"U\t1\t{2**22 + 5}\t0\t4\t127.0.0.53\t53\t{comm(b'dig')}\n"
+    first = c.handle_line(line.encode())
     assert first is not None and first.transport == "udp" and first.dst_port == 53
-    assert c.handle_line(line) is None
+    assert c.handle_line(line.encode()) is None
     assert c.stats.udp == 1 and c.stats.udp_repeats == 1
 
 
 def test_accept_line_is_ingress_with_peer_as_source() -> None:
     c = collector()
-    conn = c.handle_line(f"A\t1\t{2**22 + 6}\t0\t4\t127.0.0.1\t40000\tsshd\n")
+    conn = feed(c, f"A\t1\t{2**22 + 6}\t0\t4\t127.0.0.1\t40000\t{comm(b'sshd')}\n")
     assert conn is not None and conn.action == "connection_accepted"
     assert (conn.dst_ip, conn.dst_port) == ("127.0.0.1", 40000)
 
 
 def test_lost_events_and_bad_lines_are_counted() -> None:
     c = collector()
-    c.handle_line("Lost 17 events\n")
-    c.handle_line("Lost 3 events\n")
-    c.handle_line("C\tnot-a-number\n")
+    feed(c, "Lost 17 events\n")
+    feed(c, "Lost 3 events\n")
+    feed(c, "C\tnot-a-number\n")
     assert c.stats.lost == 20 and c.stats.bad_lines == 1
 
 
@@ -115,3 +146,149 @@ def test_unknown_pid_is_looked_up_again_once_its_miss_expires(
     assert cache.lookup(other).executable == "/usr/bin/new"
     cache.on_exec(other, "/bin/x", 1, 1.0)  # an exec replaces whatever was known
     assert other not in cache.misses and cache.lookup(other).args is None
+
+
+# --- strings from the kernel: injection, undecodable bytes, malformed lines ------------------
+
+GONE = 2**22 + 4321  # above pid_max defaults: no /proc entry, so the tracer's path is used
+# A path any local user can exec; the old script printed it raw and the parser then saw a
+# second line: a connection_attempted of pid 4242 to 127.66.0.1:22, at a time of their choosing.
+FORGING_PATH = b"/tmp/x\nC\t1\t4242\t0\t4\t127.0.0.1\t0\t127.66.0.1\t22\tforged"
+
+
+def tracer_output(c: BpfCollector, output: bytes) -> list[Connection]:
+    """Feed bytes as events() gets them from the pipe (split after each newline)."""
+    found = []
+    for line in io.BytesIO(output):
+        conn = c.handle_line(line)
+        if conn is not None:
+            found.append(conn)
+    return found
+
+
+def test_a_path_holding_a_forged_line_stays_one_exec_event() -> None:
+    c = collector()
+    output = b"X\t1000\t%d\t1\t0\t%s\n" % (GONE, encode_buf(FORGING_PATH, 200))
+    assert b"\n" not in output[:-1] and output.count(b"\t") == 5  # separators cannot appear
+    assert tracer_output(c, output) == []
+    assert c.stats.execs == 1 and c.stats.attempted == 0 and c.stats.bad_lines == 0
+    assert c.cache.lookup(GONE).executable == FORGING_PATH.decode()  # kept byte for byte
+    conn = feed(c, f"C\t2000\t{GONE}\t0\t4\t127.0.0.1\t0\t127.0.0.9\t9\t{comm(b'x')}\n")
+    assert conn is not None and conn.executable == FORGING_PATH.decode() and conn.pid == GONE
+
+
+def test_the_old_raw_form_of_the_forged_line_is_rejected_not_believed() -> None:
+    """Defence in depth: a raw string where the script prints %rx is a bad line, never an event."""
+    c = collector()
+    old = b"X\t1000\t%d\t1\t0\t%s\n" % (GONE, FORGING_PATH)
+    assert tracer_output(c, old) == []
+    assert c.stats.bad_lines == 2 and c.stats.attempted == 0 and c.stats.execs == 0
+    assert "unparsable tracer lines" in c.summary() and "forged" in c.summary()
+
+
+def test_a_comm_with_separators_is_one_field() -> None:
+    c = collector()
+    name = b"\nC\t1\t4243\t0\t4"  # 15 bytes: the most prctl(PR_SET_NAME) allows
+    output = b"C\t5\t%d\t0\t4\t127.0.0.1\t0\t127.0.0.9\t9\t%s\n" % (GONE, encode_buf(name, 16))
+    [conn] = tracer_output(c, output)
+    assert conn.name == name.decode() and conn.pid == GONE and c.stats.attempted == 1
+
+
+def test_a_path_that_is_not_utf8_survives_to_the_document() -> None:
+    c = collector()
+    evil, other = b"/tmp/evil\xff/scan", b"/tmp/evil\xfe/scan"
+    docs = []
+    name = comm(b"sc\xffan")
+    for pid, exe in ((GONE, evil), (GONE + 1, other)):
+        feed(c, f"X\t1\t{pid}\t1\t0\t{encode_buf(exe, 200).decode()}\n")
+        conn = feed(c, f"C\t2\t{pid}\t0\t4\t127.0.0.1\t0\t127.0.0.9\t9\t{name}\n")
+        assert conn is not None and conn.executable == exe.decode("utf-8", "surrogateescape")
+        data = EcsEncoder(HOST).encode(conn, 1.7e9)
+        assert data == msgspec.json.encode(to_ecs(conn, HOST, 1.7e9))
+        docs.append(json.loads(data)["process"])
+    assert docs[0]["executable"] == docs[1]["executable"] == "/tmp/evil\ufffd/scan"
+    assert docs[0]["name"] == "sc\ufffdan"
+    # the entity id hashes the bytes: same pid and start, different files, different ids
+    assert entity_id("a", 1, 2.0, evil.decode("utf-8", "surrogateescape")) != entity_id(
+        "a", 1, 2.0, other.decode("utf-8", "surrogateescape")
+    )
+    assert c.stats.bad_lines == 0
+
+
+def test_a_running_process_whose_executable_path_is_not_utf8(tmp_path: Path) -> None:
+    """The crash of the issue: /proc/PID/exe of a real process under `evil\\xff/`."""
+    folder = os.path.join(os.fsencode(tmp_path), b"evil\xff")
+    os.mkdir(folder)
+    exe = os.path.join(folder, b"scan")
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", exe)
+    with subprocess.Popen([exe, "60"]) as proc:
+        try:
+            c = collector()
+            conn = feed(c, f"C\t2\t{proc.pid}\t0\t4\t127.0.0.1\t0\t127.0.0.9\t9\t{comm(b'scan')}\n")
+            assert conn is not None and conn.executable is not None
+            assert os.fsencode(conn.executable) == exe
+            doc = json.loads(EcsEncoder(HOST).encode(conn, 1.7e9))
+            assert doc["process"]["executable"].endswith("/evil\ufffd/scan")
+            assert doc["process"]["entity_id"]
+        finally:
+            proc.kill()
+
+
+def test_an_exec_path_the_tracer_had_to_cut_is_not_used() -> None:
+    c = collector()
+    long_path = b"/opt/" + b"d" * 250 + b"/nmap"  # no NUL within the 200 bytes printed
+    feed(c, f"X\t1\t{GONE}\t1\t0\t{encode_buf(long_path, 200).decode()}\n")
+    conn = feed(c, f"C\t2\t{GONE}\t0\t4\t127.0.0.1\t0\t127.0.0.9\t9\t{comm(b'nmap')}\n")
+    assert conn is not None and conn.executable is None  # not a wrong, truncated path
+    assert c.stats.exec_path_cut == 1 and "exec paths longer than 199 bytes" in c.summary()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "C\t+5\t{pid}\t0\t4\t127.0.0.1\t0\t127.0.0.9\t9\t{comm}",  # int() would take a sign
+        "C\t5\t{pid}\t0\t4\t127.0.0.1\t0\t127.0.0.9\t1_0\t{comm}",  # ... and underscores
+        "C\t5\t{pid}\t0\t4\t127.0.0.1\t0\t127.0.0.9\t70000\t{comm}",
+        "C\t5\t{pid}\t0\t5\t127.0.0.1\t0\t127.0.0.9\t9\t{comm}",
+        "C\t5\t{pid}\t0\t4\t127.0.0.1\t0\t127.0.0\t9\t{comm}",
+        "C\t5\t{pid}\t0\t4\t127.0.0.1\t0\t::1\t9\t{comm}",
+        "C\t5\t{pid}\t0\t4\t127.0.0.1\t0\t127.0.0.9\t9\tscan",
+        "C\t5\t{pid}\t0\t4\t127.0.0.1\t0\t127.0.0.9\t9\t{comm}\textra",
+        "C\t5\t{pid}\t0\t4\t127.0.0.1\t0\t127.0.0.9\t9\t\\x4g\\x00\\x00\\x00",
+        "C\t5\t{pid}\t0\t4\t127.0.0.1\t0\t127.0.0.9\t9\t\\x4\\x00",
+        "C\t5\t{pid}\t0\t4\t127.0.0.1\t0\t127.0.0.9\t9\tab\\x41\\x00",
+        "C\t5\t{pid}\t0\t4\t127.0.0.1\t0\t127.0.0.9\t9\tab\\x41\\x00cd",  # hex, misplaced
+        "A\t5\t{pid}\t0\t4\t127.0.0.1\t9",
+        "X\t5\t{pid}\t1\t0\t/usr/bin/nmap",
+        "X\t5\t{pid}\t1\t-1\t{path}",
+    ],
+)
+def test_malformed_tracer_lines_are_counted_not_raised(line: str) -> None:
+    c = collector()
+    text = line.format(pid=GONE, comm=comm(b"scan"), path=encode_buf(b"/bin/x", 200).decode())
+    assert c.handle_line(text.encode() + b"\n") is None
+    assert c.stats.bad_lines == 1 and c.stats.attempted == 0 and c.stats.execs == 0
+    assert len(c.stats.bad_samples) == 1
+
+
+def test_runner_skips_an_event_it_cannot_encode_and_keeps_going(tmp_path: Path) -> None:
+    class Replay:
+        def start(self) -> None: ...
+
+        def events(self) -> Iterator[Connection]:
+            yield Connection(1.7e9, "connection_attempted", 1, "127.0.0.1", 1, 4)
+            yield Connection(float("nan"), "connection_attempted", 2, "127.0.0.1", 2, 4)
+            yield Connection(1.7e9, "connection_attempted", 3, "127.0.0.1", 3, 4)
+
+        def stop(self) -> None: ...
+
+        def summary(self) -> str:
+            return "replayed"
+
+    out = tmp_path / "events.ndjson"
+    logged: list[str] = []
+    count = run(Replay(), FileSink(out), HOST, log=logged.append)
+    assert count == 2
+    assert [json.loads(line)["process"]["pid"] for line in out.read_text().splitlines()] == [1, 3]
+    assert any("event of pid 2 not written: ValueError" in line for line in logged)
+    assert "1 events could not be encoded and were not written" in logged

@@ -80,7 +80,7 @@ def _unquote(value: str) -> str:
         return value[1:-1]
     if value and len(value) % 2 == 0 and all(c in "0123456789ABCDEFabcdef" for c in value):
         try:
-            return bytes.fromhex(value).decode("utf-8", "replace")
+            return bytes.fromhex(value).decode("utf-8", "surrogateescape")
         except ValueError:
             return value
     return value
@@ -249,7 +249,7 @@ def _proctitle_args(proctitle: str | None) -> list[str] | None:
         raw = bytes.fromhex(proctitle)
     except ValueError:
         return [proctitle]
-    return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
+    return [part.decode("utf-8", "surrogateescape") for part in raw.split(b"\0") if part]
 
 
 def parse_audit_lines(

@@ -25,7 +25,11 @@ _ECS = {"version": "8.11.0"}
 
 @dataclass(slots=True)
 class Connection:
-    """What a collector saw; every collector (bpftrace, auditd, log files) produces these."""
+    """What a collector saw; every collector (bpftrace, auditd, log files) produces these.
+
+    Strings that come from the kernel as bytes (name, executable, args) are decoded with
+    surrogateescape, so they keep every byte; json_text() and raw_bytes() turn them into output.
+    """
 
     timestamp: float  # epoch seconds
     action: str  # ATTEMPTED or ACCEPTED
@@ -70,24 +74,50 @@ def iso_time(epoch: float) -> str:
     return f"{prefix}{micros // 1000:03d}Z"
 
 
+def raw_bytes(text: str) -> bytes:
+    """The bytes a Connection string stands for: collectors decode kernel bytes with
+    surrogateescape, so a byte that is not UTF-8 is a lone surrogate and comes back exactly."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no decoder made (only from a caller's own str)
+        return text.encode("utf-8", "surrogatepass")
+
+
+def json_text(text: str) -> str:
+    """A Connection string as JSON can carry it: undecodable bytes become U+FFFD (as in every
+    other reader of the project); valid text is returned as is."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return raw_bytes(text).decode("utf-8", "replace")
+    return text
+
+
 def entity_id(agent_id: str, pid: int, start: float | None, executable: str | None) -> str:
-    """A stable id for one process lifetime, in the spirit of Defend's process.entity_id."""
+    """A stable id for one process lifetime, in the spirit of Defend's process.entity_id.
+
+    Hashed over the executable's bytes, so two paths that differ only in bytes that are not
+    UTF-8 (and read the same once those become U+FFFD) keep different ids.
+    """
     seed = f"{agent_id}|{pid}|{start if start is not None else ''}|{executable or ''}"
-    return base64.b64encode(hashlib.sha256(seed.encode()).digest()[:24]).decode()
+    return base64.b64encode(hashlib.sha256(raw_bytes(seed)).digest()[:24]).decode()
 
 
 def _process_doc(conn: Connection, host: HostInfo) -> dict[str, object]:
     doc: dict[str, object] = {"pid": conn.pid}
     if conn.name:
-        doc["name"] = conn.name
+        doc["name"] = json_text(conn.name)
     if conn.executable:
-        doc["executable"] = conn.executable
+        doc["executable"] = json_text(conn.executable)
         if not conn.name:
-            doc["name"] = conn.executable.rsplit("/", 1)[-1]
+            doc["name"] = json_text(conn.executable.rsplit("/", 1)[-1])
     if conn.args:
-        doc["args"] = conn.args
-        doc["args_count"] = len(conn.args)
-        doc["command_line"] = " ".join(conn.args)
+        args = [json_text(arg) for arg in conn.args]
+        doc["args"] = args
+        doc["args_count"] = len(args)
+        doc["command_line"] = " ".join(args)
     if conn.ppid is not None:
         doc["parent"] = {"pid": conn.ppid}
     if conn.process_start is not None:
@@ -239,5 +269,5 @@ def _user_doc(conn: Connection) -> dict[str, object]:
     if conn.uid is not None:
         user["id"] = str(conn.uid)
     if conn.user_name:
-        user["name"] = conn.user_name
+        user["name"] = json_text(conn.user_name)
     return user

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import binascii
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -17,13 +19,21 @@ from pathlib import Path
 
 from reconwatch.ecs.network import ACCEPTED, ATTEMPTED, Connection
 from reconwatch.errors import SensorError
-from reconwatch.sensor.procs import ProcessCache
+from reconwatch.sensor.procs import ProcessCache, fs_text
 
 TRACEFS = Path("/sys/kernel/tracing")
-_LOST = re.compile(r"Lost (\d+) events")
+_LOST = re.compile(rb"Lost (\d+) events")
 _READY_TIMEOUT = 120.0  # bpftrace compiles with LLVM; a loaded 2-core machine needs a while
 # Per-CPU perf buffer pages; the default (64) overflows near 20k events/s.
 _PERF_PAGES = "1024"
+# bpftrace's string/buffer size: the script's buf(args->filename, 200) needs it (the default, 64,
+# would cut paths; 200 is bpftrace's maximum and keeps the probe within the 512-byte BPF stack).
+FILENAME_BYTES = 200
+COMM_BYTES = 16  # TASK_COMM_LEN
+_FIELDS = {b"C": 10, b"A": 8, b"U": 8, b"X": 6}
+_FAMILIES = {b"4": (4, socket.AF_INET), b"6": (6, socket.AF_INET6)}
+_COMM_CACHE_MAX = 4096
+_BAD_SAMPLES = 3
 _UDP_SEEN_MAX = 65536
 # Seconds without an event line that mean the tracer's buffers are empty; its stdout is flushed
 # every 0.1 s by the script's padding tick.
@@ -47,7 +57,29 @@ class Stats:
     bad_lines: int = 0
     own: int = 0
     executable_unknown: int = 0
+    exec_path_cut: int = 0
     tracer_messages: list[str] = field(default_factory=list)
+    bad_samples: list[str] = field(default_factory=list)
+
+
+def encode_buf(data: bytes, size: int) -> bytes:
+    """What bpftrace's `%rx` prints for buf(p, size) over `data` (NUL-padded): \\xNN per byte."""
+    padded = data[:size].ljust(size, b"\0")
+    return b"".join(b"\\x%02x" % byte for byte in padded)
+
+
+def decode_buf(field: bytes) -> tuple[bytes, bool]:
+    """(the string in a `%rx` buffer up to its first NUL, whether it had one); ValueError if malformed.
+
+    Only `\\x` followed by two hex digits is accepted, so a field is either exactly what bpftrace
+    prints for some bytes or a clean error.
+    """
+    count, rest = divmod(len(field), 4)
+    if rest or field[0::4].count(b"\\") != count or field[1::4].count(b"x") != count:
+        raise ValueError("not a %rx buffer")
+    raw = binascii.unhexlify(field.replace(b"\\x", b""))
+    end = raw.find(b"\0")
+    return (raw, False) if end < 0 else (raw[:end], True)
 
 
 def check_environment(*, mount_tracefs: bool = True) -> str:
@@ -108,9 +140,10 @@ class BpfCollector:
         self.binary = binary
         self.cache = cache or ProcessCache()
         self.stats = Stats()
-        self.proc: subprocess.Popen[str] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.own_pids: set[int] = {os.getpid()}
         self._udp_seen: OrderedDict[tuple[int, str, int], None] = OrderedDict()
+        self._comms: dict[bytes, str] = {}
         self._clock_offset = time.time() - time.monotonic()
         self._stderr: list[str] = []
         self._stderr_thread: threading.Thread | None = None
@@ -118,14 +151,15 @@ class BpfCollector:
         self._last_line = time.monotonic()
 
     def start(self) -> None:
-        env = dict(os.environ, BPFTRACE_PERF_RB_PAGES=_PERF_PAGES)
+        env = dict(
+            os.environ, BPFTRACE_PERF_RB_PAGES=_PERF_PAGES, BPFTRACE_STRLEN=str(FILENAME_BYTES)
+        )
+        # Binary pipes: the tracer's lines are bytes, and every field is decoded explicitly.
         self.proc = subprocess.Popen(
             [self.binary, "-B", "full", str(script_path())],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
             env=env,
             start_new_session=True,  # we decide when it stops, so a terminal ^C cannot cut it short
         )
@@ -137,10 +171,10 @@ class BpfCollector:
     def _read_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
         for line in self.proc.stderr:
-            self._stderr.append(line)
+            self._stderr.append(line.decode("utf-8", "replace"))
             self._note_lost(line)
 
-    def _note_lost(self, line: str) -> bool:
+    def _note_lost(self, line: bytes) -> bool:
         match = _LOST.search(line)
         if match:
             self.stats.lost += int(match.group(1))
@@ -153,7 +187,7 @@ class BpfCollector:
         watchdog.start()
         try:
             for line in self.proc.stdout:
-                if line.startswith("R\tready"):
+                if line.startswith(b"R\tready"):
                     return
         finally:
             watchdog.cancel()
@@ -205,60 +239,91 @@ class BpfCollector:
         )
         if s.executable_unknown:
             text += f"; {s.executable_unknown} with unknown executable"
+        if s.exec_path_cut:
+            text += (
+                f"; {s.exec_path_cut} exec paths longer than {FILENAME_BYTES - 1} bytes not used"
+            )
         if s.bad_lines:
-            text += f"; {s.bad_lines} unparsable tracer lines"
+            text += f"; {s.bad_lines} unparsable tracer lines (first: {', '.join(s.bad_samples)})"
         return text
 
-    def handle_line(self, line: str) -> Connection | None:
-        """Parse one tracer line: update the process cache or return a Connection."""
-        if line.startswith("P\t"):
+    def handle_line(self, line: bytes) -> Connection | None:
+        """Parse one tracer line: update the process cache or return a Connection.
+
+        A line that is not exactly what the script prints is counted (and the first few kept
+        for the summary), never raised: the tracer's output carries strings any local user
+        chooses, so the parser assumes nothing about them.
+        """
+        if line.startswith(b"P\t"):
             return None  # the flush tick's padding
         self.stats.lines += 1
         self._last_line = time.monotonic()
-        parts = line.rstrip("\n").split("\t")
+        parts = line.rstrip(b"\n").split(b"\t")
+        expected = _FIELDS.get(parts[0])
+        if expected is None:
+            self._other(line)
+            return None
         try:
-            kind = parts[0]
-            if kind == "C":
-                return self._connection(kind, parts)
-            if kind == "X":
+            if len(parts) != expected:
+                raise ValueError(f"{len(parts)} fields, not {expected}")
+            if expected == 6:
                 self._exec(parts)
-            elif kind in ("A", "U"):
-                return self._connection(kind, parts)
-            elif not line.strip() or self._note_lost(line):
-                pass
-            else:
-                self.stats.tracer_messages.append(line.strip())
-        except (IndexError, ValueError):
+                return None
+            return self._connection(parts)
+        except ValueError:  # UnicodeError and binascii.Error are ValueErrors too
             self.stats.bad_lines += 1
+            if len(self.stats.bad_samples) < _BAD_SAMPLES:
+                self.stats.bad_samples.append(repr(line[:80]))
         return None
 
-    def _timestamp(self, nsecs: str) -> float:
-        return self._clock_offset + int(nsecs) / 1e9
+    def _other(self, line: bytes) -> None:
+        """bpftrace's own messages on stdout; `Lost N events` is counted."""
+        if line.strip() and not self._note_lost(line):
+            self.stats.tracer_messages.append(line.decode("utf-8", "replace").strip())
 
-    def _exec(self, parts: list[str]) -> None:
-        _, nsecs, pid, ppid, _uid = parts[:5]
-        filename = "\t".join(parts[5:])
+    def _timestamp(self, nsecs: bytes) -> float:
+        return self._clock_offset + _number(nsecs) / 1e9
+
+    def _exec(self, parts: list[bytes]) -> None:
+        _, nsecs, pid, ppid, uid, filename = parts
+        _number(uid)
+        raw, whole = decode_buf(filename)
+        start = self._timestamp(nsecs)
         self.stats.execs += 1
-        self.cache.on_exec(int(pid), filename, int(ppid), self._timestamp(nsecs))
+        if not whole:
+            self.stats.exec_path_cut += 1  # a cut path would name the wrong file
+        self.cache.on_exec(_number(pid), fs_text(raw) if whole else None, _number(ppid), start)
 
-    def _connection(self, kind: str, parts: list[str]) -> Connection | None:
-        pid, uid, family = int(parts[2]), int(parts[3]), int(parts[4])
+    def _comm(self, field: bytes) -> str:
+        comm = self._comms.get(field)
+        if comm is None:
+            if len(self._comms) >= _COMM_CACHE_MAX:
+                self._comms.clear()
+            comm = self._comms[field] = fs_text(decode_buf(field)[0])
+        return comm
+
+    def _connection(self, parts: list[bytes]) -> Connection | None:
+        kind = parts[0]
+        timestamp = self._timestamp(parts[1])
+        pid, uid = _number(parts[2]), _number(parts[3])
+        family, af = _family(parts[4])
+        if kind == b"C":
+            src_ip, src_port = _address(af, parts[5]), _port(parts[6])
+            dst_ip, dst_port = _address(af, parts[7]), _port(parts[8])
+        else:
+            src_ip, src_port = None, None
+            dst_ip, dst_port = _address(af, parts[5]), _port(parts[6])
+        comm = self._comm(parts[-1])
         if pid in self.own_pids:
             self.stats.own += 1  # our own output traffic is not something we observe
             return None
-        if kind == "C":
-            src_ip, src_port, dst_ip, dst_port = parts[5], int(parts[6]), parts[7], int(parts[8])
-            comm = "\t".join(parts[9:])
-        else:
-            src_ip, src_port, dst_ip, dst_port = None, None, parts[5], int(parts[6])
-            comm = "\t".join(parts[7:])
-        if kind == "U" and self._udp_repeat(pid, dst_ip, dst_port):
+        if kind == b"U" and self._udp_repeat(pid, dst_ip, dst_port):
             return None
         info = self.cache.lookup(pid)
         self._count(kind, info.executable)
         return Connection(
-            timestamp=self._timestamp(parts[1]),
-            action=ACCEPTED if kind == "A" else ATTEMPTED,
+            timestamp=timestamp,
+            action=ACCEPTED if kind == b"A" else ATTEMPTED,
             pid=pid,
             dst_ip=dst_ip,
             dst_port=dst_port,
@@ -269,16 +334,16 @@ class BpfCollector:
             ppid=info.ppid,
             uid=uid,
             user_name=self.cache.user_name(uid),
-            transport="udp" if kind == "U" else "tcp",
+            transport="udp" if kind == b"U" else "tcp",
             src_ip=src_ip,
             src_port=src_port or None,  # 0 until the kernel picks the ephemeral port
             process_start=info.start,
         )
 
-    def _count(self, kind: str, executable: str | None) -> None:
-        if kind == "C":
+    def _count(self, kind: bytes, executable: str | None) -> None:
+        if kind == b"C":
             self.stats.attempted += 1
-        elif kind == "A":
+        elif kind == b"A":
             self.stats.accepted += 1
         else:
             self.stats.udp += 1
@@ -296,3 +361,34 @@ class BpfCollector:
         if len(self._udp_seen) > _UDP_SEEN_MAX:
             self._udp_seen.popitem(last=False)
         return False
+
+
+def _number(field: bytes) -> int:
+    """A %d/%llu field: ASCII digits only (int() would also take signs, spaces and underscores)."""
+    if not field.isdigit() or len(field) > 20:
+        raise ValueError("not a number")
+    return int(field)
+
+
+def _port(field: bytes) -> int:
+    port = _number(field)
+    if port > 65535:
+        raise ValueError("port out of range")
+    return port
+
+
+def _family(field: bytes) -> tuple[int, int]:
+    found = _FAMILIES.get(field)
+    if found is None:
+        raise ValueError("unknown address family")
+    return found
+
+
+def _address(af: int, field: bytes) -> str:
+    """An ntop() address, checked by inet_pton (strict, and cheaper than ipaddress)."""
+    text = field.decode("ascii")
+    try:
+        socket.inet_pton(af, text)
+    except OSError:
+        raise ValueError("not an address") from None
+    return text

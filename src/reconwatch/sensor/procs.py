@@ -18,10 +18,18 @@ class ProcessInfo:
 
 
 def _readlink_exe(pid: int) -> str | None:
+    """The executable's path; undecodable bytes come back as surrogates, losslessly."""
     try:
-        return os.readlink(f"/proc/{pid}/exe")
+        return fs_text(os.readlink(b"/proc/%d/exe" % pid))
     except OSError:
         return None
+
+
+def fs_text(raw: bytes) -> str:
+    """Bytes from the kernel as str without loss (like os.fsdecode, but always UTF-8): a byte
+    that is not UTF-8 becomes a lone surrogate, which ecs.network turns back into these bytes
+    for process.entity_id and into U+FFFD for the JSON documents."""
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def _cmdline(pid: int) -> list[str] | None:
@@ -30,7 +38,7 @@ def _cmdline(pid: int) -> list[str] | None:
             raw = handle.read()
     except OSError:
         return None
-    parts = [p.decode("utf-8", "replace") for p in raw.split(b"\0") if p]
+    parts = [fs_text(p) for p in raw.split(b"\0") if p]
     return parts or None
 
 
@@ -46,11 +54,11 @@ class ProcessCache:
         self.miss_ttl = miss_ttl
         self.misses: dict[int, tuple[float, ProcessInfo]] = {}
 
-    def on_exec(self, pid: int, filename: str, ppid: int | None, start: float) -> None:
-        # /proc names the real binary (the interpreter for a script); the exec path is the
-        # fallback when the process is already gone.
+    def on_exec(self, pid: int, filename: str | None, ppid: int | None, start: float) -> None:
+        # /proc names the real binary (the interpreter for a script); the exec path (None when
+        # the tracer had to cut it) is the fallback when the process is already gone.
         exe = _readlink_exe(pid)
-        if exe is None and filename.startswith("/"):
+        if exe is None and filename is not None and filename.startswith("/"):
             exe = filename
         self.misses.pop(pid, None)
         self._put(pid, ProcessInfo(exe, _cmdline(pid), ppid, start))

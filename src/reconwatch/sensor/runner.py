@@ -62,7 +62,7 @@ def run(
         collector.stop()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    count = 0
+    count = unencodable = 0
     flusher = _Flusher(sink, lock)
     encoder = EcsEncoder(host)
     try:
@@ -72,7 +72,13 @@ def run(
             ready()
         flusher.thread.start()
         for conn in collector.events():
-            data = encoder.encode(conn, time.time())
+            try:
+                data = encoder.encode(conn, time.time())
+            except (ValueError, TypeError) as exc:
+                # one event that cannot be encoded must not end the capture of all later ones
+                unencodable += 1
+                log(f"event of pid {conn.pid} not written: {type(exc).__name__}: {exc}")
+                continue
             with lock:
                 sink.write_encoded(data)
             count += 1
@@ -84,6 +90,8 @@ def run(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log(collector.summary())
+    if unencodable:
+        log(f"{unencodable} events could not be encoded and were not written")
     log(sink.report())
     log(cpu_report())
     return count
