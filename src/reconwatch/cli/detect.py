@@ -14,6 +14,7 @@ from rich.console import Console
 from reconwatch.alerts.render import print_reports, table, to_json, to_ndjson
 from reconwatch.engine.detect import DatasetBackend, DetectReport, Schedule, detect
 from reconwatch.errors import UsageError
+from reconwatch.ingest import formats
 from reconwatch.plan.values import ConversionError, parse_datetime
 from reconwatch.rules.builtin import DEFAULT_RULE, resolve_rule
 from reconwatch.rules.exceptions import ExceptionList, load_exceptions
@@ -25,6 +26,11 @@ SAMPLE_RUN_AT = "2025-07-16T10:00:00Z"
 FORMATS = ("table", "ndjson", "json")
 # Input formats --format also accepts (issue 5: `reconwatch detect --format auditd audit.log`).
 INPUT_FORMATS = ("auditd",)
+INPUT_FORMAT_HELP = (
+    "Read every input as this format: "
+    + ", ".join(formats.names())
+    + ". Default: by content (an unrecognised file is reported by name)."
+)
 
 
 def parse_time(text: str, option: str) -> datetime:
@@ -124,8 +130,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--input-format",
-                help="auditd: read the inputs as Linux audit logs. Default: by content (a file "
-                "whose first line starts with type= is an audit log, others are ECS JSON).",
+                help=INPUT_FORMAT_HELP,
             ),
         ] = None,
         output: Annotated[
@@ -159,11 +164,8 @@ def register(app: typer.Typer) -> None:
             if input_format not in (None, fmt):
                 raise UsageError(f"--format {fmt} contradicts --input-format {input_format}")
             input_format, fmt = fmt, None
-        if input_format is not None and input_format not in INPUT_FORMATS:
-            raise UsageError(
-                f"--input-format {input_format!r}: choose {', '.join(INPUT_FORMATS)} "
-                "(other inputs are recognised by content)"
-            )
+        if input_format is not None:
+            formats.get(input_format)  # a UsageError listing the registered formats
         chosen = fmt or ("table" if sys.stdout.isatty() else "ndjson")
         if chosen not in FORMATS:
             known = ", ".join(FORMATS + INPUT_FORMATS)

@@ -35,7 +35,8 @@ def register(app: typer.Typer) -> None:
 def query(
     esql: Annotated[str, typer.Argument(help="The ES|QL query.")],
     files: Annotated[
-        list[str] | None, typer.Argument(help="NDJSON (.gz), JSON array or Parquet files.")
+        list[str] | None,
+        typer.Argument(help="Event files: NDJSON (.gz), JSON arrays, Parquet, Linux audit logs."),
     ] = None,
     fmt: Annotated[
         Format | None,
@@ -53,12 +54,20 @@ def query(
     explain_: Annotated[
         bool, typer.Option("--explain", help="Print the plan and SQL instead of running.")
     ] = False,
+    input_format: Annotated[
+        str | None,
+        typer.Option(
+            "--input-format",
+            help="Read every file as this format (ndjson, json, parquet, auditd, ...); "
+            "default: by content.",
+        ),
+    ] = None,
 ) -> None:
     """Run an ES|QL query over event files. Bad events are skipped and reported on stderr."""
     from reconwatch.ingest import Dataset
     from reconwatch.query import explain, run_query, warning_header
 
-    dataset = Dataset.from_files(files or [], _index_map(index or []))
+    dataset = Dataset.from_files(files or [], _index_map(index or []), input_format=input_format)
     query_time = _parse_now(now)
     if explain_:
         typer.echo(explain(esql, dataset, now=query_time))

@@ -17,6 +17,7 @@ from reconwatch.ecs.network import Connection, to_ecs
 from reconwatch.errors import IngestError
 
 if TYPE_CHECKING:
+    from reconwatch.ingest.formats import Head
     from reconwatch.ingest.read import IngestReport
 
 FORMAT = "auditd"
@@ -25,6 +26,7 @@ _FIRST_RECORD = re.compile(r"^(?:node=\S+\s+)?type=\S+\s+msg=audit\(\d+\.\d+:\d+
 _STAMP = re.compile(r"audit\((?P<sec>\d+)\.(?P<ms>\d+):\d+\)")
 _NODE = re.compile(r"^node=(\S+)\s")
 _PID = re.compile(r"\spid=(\d+)")
+# Sniffing looks at the first non-blank line within this many bytes.
 _SNIFF_BYTES = 8192
 # SYSCALL lines remembered until their event completes; the parser itself holds at most 256.
 _MAX_REMEMBERED = 4096
@@ -40,13 +42,12 @@ def _open(path: Path) -> IO[bytes]:
     return path.open("rb")
 
 
-def looks_like_audit_log(path: Path) -> bool:
-    """Whether the file's first non-blank line is an audit record (`type=... msg=audit(...)`)."""
-    try:
-        with _open(path) as fh:
-            head = fh.read(_SNIFF_BYTES)
-    except (OSError, EOFError, zlib.error):
-        return False
+def sniff(head: Head) -> bool:
+    """The input-format registry's test: the head's first non-blank line is an audit record."""
+    return _first_is_record(head.data[:_SNIFF_BYTES])
+
+
+def _first_is_record(head: bytes) -> bool:
     for raw in head.splitlines():
         line = raw.decode("utf-8", "replace").strip()
         if line:
@@ -76,19 +77,51 @@ def _syscall_key(text: str) -> tuple[float, int] | None:
     return int(sec) + int(ms) / 10 ** len(ms), int(pid.group(1))
 
 
+class AuditLines:
+    """One audit log read line by line (a file, or a followed file as it grows): each line in,
+    the ECS network events of the connect() records it completes out, as (line of the connect
+    SYSCALL record, event). Bad records go to `report` as file:line."""
+
+    def __init__(self, path: Path, report: IngestReport) -> None:
+        self.path = path
+
+        def on_error(exc: IngestError) -> None:
+            report.errors.append(exc)
+
+        self.parser = AuditParser(path=str(path), on_error=on_error)
+        self.syscall_lines: OrderedDict[tuple[float, int], deque[int]] = OrderedDict()
+        self.host: HostInfo | None = None
+        self.last = 0
+
+    def feed(self, raw: bytes, lineno: int) -> list[tuple[int, dict[str, object]]]:
+        self.last = lineno
+        text = raw.decode("utf-8", "replace")
+        if self.host is None and text.strip():
+            node = _NODE.match(text)
+            self.host = _host(self.path, node.group(1) if node else None)
+        key = _syscall_key(text)
+        if key is not None:
+            self.syscall_lines.setdefault(key, deque()).append(lineno)
+            if len(self.syscall_lines) > _MAX_REMEMBERED:
+                self.syscall_lines.popitem(last=False)
+        return [self._pair(conn) for conn in self.parser.feed(text, lineno)]
+
+    def flush(self) -> list[tuple[int, dict[str, object]]]:
+        """The events still pending at the end of the input."""
+        return [self._pair(conn) for conn in self.parser.flush()]
+
+    def _pair(self, conn: Connection) -> tuple[int, dict[str, object]]:
+        host = self.host or _host(self.path, None)
+        return _line(conn, self.syscall_lines, self.last), _event(conn, host)
+
+
 def read_audit_log(path: Path, report: IngestReport) -> Iterator[tuple[int, dict[str, object]]]:
     """(line of the connect SYSCALL record, ECS network event) for each connect() in the log.
 
     Bad records are reported as file:line and skipped. event.ingested is left out: a log file
     does not say when its records were ingested, so rule windows fall back to @timestamp."""
     name = str(path)
-
-    def on_error(exc: IngestError) -> None:
-        report.errors.append(exc)
-
-    parser = AuditParser(path=name, on_error=on_error)
-    syscall_lines: OrderedDict[tuple[float, int], deque[int]] = OrderedDict()
-    host: HostInfo | None = None
+    lines = AuditLines(path, report)
     lineno = 0
     try:
         fh = _open(path)
@@ -99,24 +132,15 @@ def read_audit_log(path: Path, report: IngestReport) -> Iterator[tuple[int, dict
         try:
             for raw in fh:
                 lineno += 1
-                text = raw.decode("utf-8", "replace")
-                if host is None and text.strip():
-                    node = _NODE.match(text)
-                    host = _host(path, node.group(1) if node else None)
-                key = _syscall_key(text)
-                if key is not None:
-                    syscall_lines.setdefault(key, deque()).append(lineno)
-                    if len(syscall_lines) > _MAX_REMEMBERED:
-                        syscall_lines.popitem(last=False)
-                for conn in parser.feed(text, lineno):
-                    yield (
-                        _line(conn, syscall_lines, lineno),
-                        _event(conn, host or _host(path, None)),
-                    )
+                yield from lines.feed(raw, lineno)
         except (OSError, EOFError, zlib.error) as exc:
             report.add(f"unreadable compressed data after this line: {exc}", name, lineno)
-    for conn in parser.flush():
-        yield _line(conn, syscall_lines, lineno), _event(conn, host or _host(path, None))
+    yield from lines.flush()
+
+
+def read_audit_log_events(path: Path, report: IngestReport) -> Iterator[tuple[int, object]]:
+    """read_audit_log as the input-format registry's reader."""
+    yield from read_audit_log(path, report)
 
 
 def _line(conn: Connection, lines: dict[tuple[float, int], deque[int]], fallback: int) -> int:

@@ -16,11 +16,10 @@ import duckdb
 
 from reconwatch.ecs.schema import ECS_FIELDS, MULTIVALUED_FIELDS, is_ecs_index
 from reconwatch.errors import UsageError
-from reconwatch.ingest import fast
-from reconwatch.ingest.auditd import looks_like_audit_log
+from reconwatch.ingest import fast, formats
 from reconwatch.ingest.flatten import infer_type, kind_of, looks_like_date
 from reconwatch.ingest.locate import is_plain
-from reconwatch.ingest.read import IngestReport, peek, read_events
+from reconwatch.ingest.read import IngestReport, read_events
 from reconwatch.plan import values
 from reconwatch.plan.documents import Flat, convert_leaf, document_json, flatten
 from reconwatch.plan.nodes import Column
@@ -66,7 +65,9 @@ class _Input:
     patterns: tuple[str, ...]
     docs: Sequence[object] = ()
     index: str = ""
-    format: str | None = None  # None: by content; "auditd": an audit log (ingest.auditd)
+    format: str | None = None  # a registered input format's name (ingest.formats); None: by content
+    # Whether DuckDB's reader may read it (the format's `duckdb`), once looked at.
+    duckdb: bool | None = None
 
 
 @dataclass(slots=True)
@@ -121,7 +122,10 @@ class Dataset:
         input_format: str | None = None,
     ) -> Dataset:
         """Positional files are read by every FROM; `index_map` pairs (index pattern, glob) add
-        files read only by FROM clauses whose patterns can match that index pattern."""
+        files read only by FROM clauses whose patterns can match that index pattern.
+        `input_format`: a registered format's name every file is read as (default: by content)."""
+        if input_format is not None:
+            formats.get(input_format)  # a UsageError naming the known formats
         inputs: list[_Input] = []
         seen: dict[Path, _Input] = {}
         for pattern, pathglob in index_map:
@@ -188,19 +192,17 @@ class Dataset:
         return None
 
     def _fast_candidate(self, index: int) -> bool:
-        """Whether DuckDB may read this input: an NDJSON file not already sent to Python."""
+        """Whether DuckDB may read this input: a file of a format DuckDB's reader takes
+        (ingest.formats) not already sent to Python."""
         inp = self._inputs[index]
-        if inp.path is None or index in self._slow or inp.path.suffix == ".parquet":
+        if inp.path is None or index in self._slow:
             return False
-        if inp.format is not None:
-            return False
-        try:
-            head = peek(inp.path)
-            return head not in ("[", "") and not (
-                head in ("t", "n") and looks_like_audit_log(inp.path)
-            )
-        except Exception:  # unreadable: the Python reader reports it
-            return False
+        if inp.duckdb is None:
+            try:
+                inp.duckdb = formats.resolve(inp.path, inp.format).duckdb
+            except Exception:  # unreadable or unrecognised: the Python reader reports it
+                inp.duckdb = False
+        return inp.duckdb
 
     def _read_fields(self, scan: _Scan, index: int, limit: int | None) -> None:
         names = scan.per_input[index]

@@ -59,31 +59,21 @@ class IngestReport:
 def read_events(
     path: Path, report: IngestReport, input_format: str | None = None
 ) -> Iterator[tuple[int, object]]:
-    """(line or record number, decoded JSON value) for each event of a file; bad ones reported.
-    Audit logs (input_format "auditd", or sniffed by content) go to ingest.auditd."""
-    from reconwatch.ingest import auditd
+    """(line or record number, decoded value) for each event of a file, read by its format
+    (ingest.formats: `input_format` by name, else recognised by content); bad events and
+    unreadable or unrecognised files are reported."""
+    from reconwatch.ingest import formats
 
     name = str(path)
-    if input_format == auditd.FORMAT:
-        yield from auditd.read_audit_log(path, report)
-        return
     try:
-        if path.suffix == ".parquet":
-            yield from _read_parquet(path)
-            return
-        head = peek(path)
+        fmt = formats.resolve(path, input_format)
     except OSError as exc:
         report.add(f"cannot read file: {exc.strerror or exc}", name, None)
         return
-    except Exception as exc:  # pyarrow raises its own error types for corrupt files
-        report.add(f"cannot read file: {exc}", name, None)
+    except IngestError as exc:  # an unrecognised format, named
+        report.errors.append(exc)
         return
-    if head == "[":
-        yield from _read_array(path, report)
-    elif head in ("t", "n") and auditd.looks_like_audit_log(path):
-        yield from auditd.read_audit_log(path, report)
-    else:
-        yield from _read_ndjson(path, report)
+    yield from fmt.read(path, report)
 
 
 def _open(path: Path) -> object:
@@ -94,17 +84,7 @@ def _open(path: Path) -> object:
     return path.open("rb")
 
 
-def peek(path: Path) -> str:
-    """The first non-blank character of a file (decompressed), '' if none."""
-    with _open(path) as fh:  # type: ignore[attr-defined]
-        try:
-            chunk: bytes = fh.read(4096)
-        except (OSError, EOFError, zlib.error):
-            return ""
-    return chunk.lstrip()[:1].decode("latin-1")
-
-
-def _read_ndjson(path: Path, report: IngestReport) -> Iterator[tuple[int, object]]:
+def read_ndjson(path: Path, report: IngestReport) -> Iterator[tuple[int, object]]:
     name = str(path)
     lineno = 0
     fh = _open(path)
@@ -130,14 +110,17 @@ def _read_ndjson(path: Path, report: IngestReport) -> Iterator[tuple[int, object
 def _decode_json(line: bytes) -> object:
     """One NDJSON line (or a whole JSON array); bytes that are not UTF-8 inside its strings are
     read with replacement characters, as a text reader would (and as the stream's general path
-    does)."""
+    does). msgspec reports them as a DecodeError ("Invalid UTF-8") or a UnicodeDecodeError."""
     try:
         return _DECODER.decode(line)
-    except UnicodeDecodeError:
-        return _DECODER.decode(line.decode("utf-8", "replace"))
+    except (UnicodeDecodeError, msgspec.DecodeError):
+        text = line.decode("utf-8", "replace")
+        if "\ufffd" not in text or text.encode() == line:
+            raise  # valid UTF-8: the JSON itself is bad
+        return _DECODER.decode(text)
 
 
-def _read_array(path: Path, report: IngestReport) -> Iterator[tuple[int, object]]:
+def read_array(path: Path, report: IngestReport) -> Iterator[tuple[int, object]]:
     name = str(path)
     try:
         with _open(path) as fh:  # type: ignore[attr-defined]
@@ -157,10 +140,18 @@ def _read_array(path: Path, report: IngestReport) -> Iterator[tuple[int, object]
     yield from enumerate(value, start=1)
 
 
-def _read_parquet(path: Path) -> Iterator[tuple[int, object]]:
-    import pyarrow.parquet as pq
+def read_parquet(path: Path, report: IngestReport) -> Iterator[tuple[int, object]]:
+    """Rows of a Parquet file as events, numbered from 1."""
+    try:
+        import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+        table = pq.read_table(path)
+    except OSError as exc:
+        report.add(f"cannot read file: {exc.strerror or exc}", str(path), None)
+        return
+    except Exception as exc:  # pyarrow raises its own error types for corrupt files
+        report.add(f"cannot read file: {exc}", str(path), None)
+        return
     yield from enumerate(table.to_pylist(), start=1)
 
 
