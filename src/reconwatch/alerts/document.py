@@ -5,14 +5,28 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from reconwatch.plan.values import format_datetime
 from reconwatch.rules.exceptions import ExceptionList, as_dict
 from reconwatch.rules.model import Rule
 
-if TYPE_CHECKING:
-    from reconwatch.engine.schedule import RunWindow
+
+class RunWindow(Protocol):
+    """What an alert records of the rule execution that raised it (engine.schedule.RunWindow)."""
+
+    @property
+    def run_at(self) -> datetime: ...
+    @property
+    def start(self) -> datetime: ...
+    @property
+    def end(self) -> datetime: ...
+    @property
+    def index(self) -> int: ...
+    @property
+    def execution_type(self) -> str: ...
+    @property
+    def run_id(self) -> str: ...
 
 
 def build_alert(

@@ -13,6 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from reconwatch.ecs.network import is_internal
 from reconwatch.plan.values import parse_datetime
 from reconwatch.rules.model import Rule
 
@@ -286,8 +287,6 @@ def _blocks_table(dest: Mapping[str, Any]) -> Table:
     t.add_column("IPs", justify="right")
     t.add_column("events", justify="right")
     t.add_column("where")
-    from reconwatch.engine.evidence import is_internal
-
     for b in dest.get("blocks", []):
         network = str(b["cidr"]).split("/", 1)[0]
         where = "internal" if is_internal(network) else "external"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import math
 import time
 from collections import OrderedDict
@@ -271,3 +272,25 @@ def _user_doc(conn: Connection) -> dict[str, object]:
     if conn.user_name:
         user["name"] = json_text(conn.user_name)
     return user
+
+
+# ECS network.direction's "internal" address space: private, loopback and link-local ranges.
+_INTERNAL = [
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "fc00::/7",
+        "::1/128",
+        "fe80::/10",
+    )
+]
+
+
+def is_internal(ip: str) -> bool:
+    """Whether an address is in the internal space (ECS network.direction's internal side)."""
+    addr = ipaddress.ip_address(ip)
+    return any(addr in net for net in _INTERNAL if net.version == addr.version)

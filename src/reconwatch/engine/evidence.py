@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from reconwatch.alerts.document import plain
+from reconwatch.ecs.network import is_internal
 from reconwatch.engine.backend import QueryBackend
 from reconwatch.engine.query_text import (
     append_limit,
@@ -68,20 +69,6 @@ SAMPLE_SIZE = 5
 MAX_BLOCKS = 16
 MAX_PORTS = 10
 MAX_MINUTES = 120
-
-_INTERNAL = [
-    ipaddress.ip_network(n)
-    for n in (
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "127.0.0.0/8",
-        "169.254.0.0/16",
-        "fc00::/7",
-        "::1/128",
-        "fe80::/10",
-    )
-]
 
 
 class EvidenceFinder:
@@ -357,11 +344,6 @@ def _completed_sample(
 
 def sample_event(event: Mapping[str, object]) -> dict[str, object]:
     return {k: plain(event[k]) for k in SAMPLE_FIELDS if event.get(k) is not None}
-
-
-def is_internal(ip: str) -> bool:
-    addr = ipaddress.ip_address(ip)
-    return any(addr in net for net in _INTERNAL if net.version == addr.version)
 
 
 def _block(ip: str) -> str:

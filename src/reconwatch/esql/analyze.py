@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
-import importlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from reconwatch.errors import (
 )
 from reconwatch.esql import ast, kql
 from reconwatch.esql import functions as fns
+from reconwatch.esql.parser import parse
 from reconwatch.esql.patterns import PatternError, rlike_to_regex
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values
@@ -71,9 +71,7 @@ _UNIT_SPELLINGS: dict[str, str] = {
 
 def compile_query(text: str, catalog: Catalog) -> p.Plan:
     """Parse then analyse ES|QL text."""
-    parser = importlib.import_module("reconwatch.esql.parser")
-    query = cast(ast.Query, parser.parse(text))
-    return analyze(query, catalog)
+    return analyze(parse(text), catalog)
 
 
 def analyze(query: ast.Query, catalog: Catalog) -> p.Plan:
