@@ -13,7 +13,8 @@ import pytest
 
 from reconwatch.errors import UsageError
 from reconwatch.ingest import Dataset, formats
-from reconwatch.ingest.read import IngestReport, read_events
+from reconwatch.ingest.read import read_events
+from reconwatch.ingest.report import IngestReport
 from reconwatch.query import run_query
 
 NOW = datetime(2025, 7, 16, 10, tzinfo=UTC)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from reconwatch.ingest.dataset import Dataset
-    from reconwatch.ingest.read import IngestReport
+    from reconwatch.ingest.report import IngestReport
 
 __all__ = ["Dataset", "IngestReport"]
 
@@ -18,7 +18,7 @@ def __getattr__(name: str) -> Any:
 
         return Dataset
     if name == "IngestReport":
-        from reconwatch.ingest.read import IngestReport
+        from reconwatch.ingest.report import IngestReport
 
         return IngestReport
     msg = f"module {__name__!r} has no attribute {name!r}"

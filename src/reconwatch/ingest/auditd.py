@@ -18,7 +18,7 @@ from reconwatch.errors import IngestError
 
 if TYPE_CHECKING:
     from reconwatch.ingest.formats import Head
-    from reconwatch.ingest.read import IngestReport
+    from reconwatch.ingest.report import IngestReport
 
 FORMAT = "auditd"
 # The first record line of an audit log: auditd's `type=` (or `node=NAME type=`, name_format).

@@ -19,7 +19,8 @@ from reconwatch.errors import UsageError
 from reconwatch.ingest import fast, formats
 from reconwatch.ingest.flatten import infer_type, kind_of, looks_like_date
 from reconwatch.ingest.locate import is_plain
-from reconwatch.ingest.read import IngestReport, read_events
+from reconwatch.ingest.read import read_events
+from reconwatch.ingest.report import IngestReport
 from reconwatch.plan import values
 from reconwatch.plan.documents import Flat, convert_leaf, document_json, flatten
 from reconwatch.plan.nodes import Column

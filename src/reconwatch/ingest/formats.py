@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 from reconwatch.errors import IngestError, UsageError
 
 if TYPE_CHECKING:
-    from reconwatch.ingest.read import IngestReport
+    from reconwatch.ingest.report import IngestReport
 
 # Bytes a sniffer sees: enough for several long NDJSON lines (Defend events are ~1.5 KB).
 HEAD_BYTES = 64 << 10

@@ -1,0 +1,48 @@
+"""What reading input met: the good events counted and every bad event or unreadable file, with its location."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from reconwatch.errors import IngestError
+
+
+class IngestReport:
+    """Bad input met while reading: one IngestError per skipped event or unreadable file, and the
+    number of good events (files read by DuckDB are counted only when someone asks)."""
+
+    def __init__(self) -> None:
+        self.errors: list[IngestError] = []
+        self._events = 0
+        self._deferred: dict[int, Callable[[], int]] = {}
+
+    @property
+    def events(self) -> int:
+        for key in list(self._deferred):
+            self._events += self._deferred.pop(key)()
+        return self._events
+
+    @events.setter
+    def events(self, value: int) -> None:
+        self._events = value
+
+    def defer(self, key: int, count: Callable[[], int]) -> None:
+        """Count input `key` later with `count` (once), unless `settle` counts it first."""
+        self._deferred.setdefault(key, count)
+
+    def settle(self, key: int, events: int, errors: list[IngestError]) -> None:
+        """Input `key` was read through: add its good events and its errors."""
+        self._deferred.pop(key, None)
+        self._events += events
+        self.errors.extend(errors)
+
+    def add(self, reason: str, path: str, line: int | None) -> None:
+        self.errors.append(IngestError(reason, path, line))
+
+    @property
+    def skipped(self) -> int:
+        return len(self.errors)
+
+    def lines(self, cap: int | None = None) -> list[str]:
+        shown = self.errors if cap is None else self.errors[:cap]
+        return [e.one_line() for e in shown]
