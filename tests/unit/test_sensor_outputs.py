@@ -79,11 +79,18 @@ class Receiver:
     def __init__(self) -> None:
         self.up = False
         self.docs: list[dict[str, object]] = []
+        # set gate to hold the next request until released: (request arrived, release it)
+        self.gate: tuple[threading.Event, threading.Event] | None = None
+        self.received = threading.Event()  # set once a request has delivered documents
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"])).decode().splitlines()
+                gate, receiver.gate = receiver.gate, None
+                if gate is not None:
+                    gate[0].set()
+                    assert gate[1].wait(30)
                 if not receiver.up:
                     self.send_response(503)
                     self.end_headers()
@@ -95,6 +102,7 @@ class Receiver:
                     bad = document["destination"]["port"] == 13
                     if not bad:
                         receiver.docs.append(document)
+                        receiver.received.set()
                     items.append({"create": {"status": 400 if bad else 201}})
                 reply = json.dumps({"errors": True, "items": items}).encode()
                 self.send_response(200)
@@ -197,3 +205,83 @@ def test_iso_time_agrees_with_datetime(epoch: float) -> None:
     moment = datetime.fromtimestamp(epoch, tz=UTC)
     expected = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
     assert iso_time(epoch) == expected
+
+
+def test_http_sender_survives_a_batch_vanishing_from_the_spool(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race of the issue, made certain: the sender lists the spool, then its first batch is
+    gone before it is read (FileNotFoundError). The thread used to die there and delivery
+    stopped silently; now it is counted, reported, and the other batches still go out."""
+    listed = HttpSink._batches
+    raced: list[str] = []
+
+    def racing(self: HttpSink) -> list[Path]:
+        batches = listed(self)
+        if batches and not raced and threading.current_thread().name == "bulk-sender":
+            raced.append(batches[0].name)
+            batches[0].unlink()  # what a concurrent drop did between listing and reading
+        return batches
+
+    monkeypatch.setattr(HttpSink, "_batches", racing)
+    receiver.up = True
+    errors: list[str] = []
+    sink = HttpSink(
+        receiver.url, tmp_path / "spool", batch_size=10, max_backoff=0.1, on_error=errors.append
+    )
+    for n in range(30):
+        sink.write(doc(n + 200))
+    sink.close(deadline=10)
+    assert raced and not sink._thread.is_alive()
+    assert sink.spool_errors == 1 and sink.sender_errors == 0
+    assert errors == [f"_bulk output: spool batch {raced[0]} vanished before it was sent"]
+    assert sink.sent == 20 and len(receiver.docs) == 20  # the two batches still there
+    assert "1 spool errors" in sink.report() and "vanished" in sink.report()
+
+
+def test_http_sender_survives_an_unexpected_error(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_send = HttpSink._send
+    calls: list[int] = []
+
+    def flaky(self: HttpSink, batch: Path, body: bytes) -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return real_send(self, batch, body)
+
+    monkeypatch.setattr(HttpSink, "_send", flaky)
+    receiver.up = True
+    errors: list[str] = []
+    sink = HttpSink(receiver.url, tmp_path / "spool", max_backoff=0.01, on_error=errors.append)
+    for n in range(5):
+        sink.write(doc(n + 300))
+    sink.flush()
+    assert receiver.received.wait(30)  # delivered by the retry after the error
+    sink.close(deadline=10)
+    assert sink.sender_errors == 1 and errors == ["_bulk output: sender error RuntimeError: boom"]
+    assert sink.sent == 5 and len(receiver.docs) == 5  # retried after the error
+    assert "1 sender errors" in sink.report()
+
+
+def test_spool_bound_never_drops_the_batch_being_sent(tmp_path: Path, receiver: Receiver) -> None:
+    """Dropping the batch in flight would count it lost and then sent."""
+    arrived, release = threading.Event(), threading.Event()
+    receiver.up = True
+    receiver.gate = (arrived, release)
+    spool = tmp_path / "spool"
+    sink = HttpSink(receiver.url, spool, batch_size=10, max_backoff=0.1)
+    for n in range(10):
+        sink.write(doc(n))  # the 10th seals batch 1, which the sender POSTs and the receiver holds
+    assert arrived.wait(30)
+    batch_size = next(spool.glob("batch-*")).stat().st_size
+    sink.max_spool_bytes = int(batch_size * 2.5)  # two batches fit, three do not
+    for n in range(10, 30):
+        sink.write(doc(n))
+    assert sink.dropped == 10  # batch 2 went; batch 1 (in flight) and batch 3 stayed
+    release.set()
+    sink.close(deadline=10)
+    ports = sorted(d["destination"]["port"] for d in receiver.docs)  # type: ignore[index]
+    assert ports == [n for n in range(10) if n != 13] + [n for n in range(20, 30)]
+    assert sink.sent + sink.rejected + sink.dropped == 30

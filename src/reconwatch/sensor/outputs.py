@@ -10,6 +10,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -124,11 +125,18 @@ def bulk_body(docs: list[bytes], index: str = INDEX) -> bytes:
     return b"".join(action + b"\n" + doc + b"\n" for doc in docs)
 
 
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 class HttpSink:
     """Batches documents into an on-disk spool and POSTs them to a `_bulk` URL from a thread.
 
     The spool survives receiver outages and restarts; when it would exceed max_spool_bytes the
-    oldest batch is dropped and counted. Retries back off exponentially up to max_backoff.
+    oldest batch not being sent is dropped and counted. Retries back off exponentially up to
+    max_backoff. The sender thread outlives any failure of its own (a batch that vanished from
+    the spool, a disk error, a bug): each is counted, reported through on_error (stderr by
+    default) and in report(), and delivery goes on with the next batch.
     """
 
     def __init__(
@@ -142,6 +150,7 @@ class HttpSink:
         max_backoff: float = 30.0,
         timeout: float = 10.0,
         headers: dict[str, str] | None = None,
+        on_error: Callable[[str], None] = _stderr,
     ) -> None:
         self.url = url
         self.spool = spool
@@ -151,17 +160,23 @@ class HttpSink:
         self.max_backoff = max_backoff
         self.timeout = timeout
         self.headers = {"Content-Type": "application/x-ndjson", **(headers or {})}
+        self.on_error = on_error
         self.sent = self.dropped = self.rejected = self.retries = 0
-        self.last_error = ""
+        self.spool_errors = self.sender_errors = 0
+        self.last_error = self.last_failure = ""
+        # Set after each failed delivery attempt: what a caller (or a test) waits on instead of
+        # guessing how long the sender takes to try.
+        self.attempt_failed = threading.Event()
         self._pending: list[bytes] = []
         self._pending_since = time.monotonic()
         self._seq = int(time.time() * 1000)
         self._lock = threading.Lock()
+        # Spool files are changed by two threads (the bound drops, the sender rewrites and
+        # deletes): every change, and the choice of the batch being sent, happens under this lock.
+        self._spool_lock = threading.Lock()
+        self._inflight: Path | None = None
         self._wake = threading.Event()
         self._closing = threading.Event()
-        # Set after each failed delivery attempt: what a caller (or a test) waits on instead of
-        # guessing how long the sender takes to try.
-        self.attempt_failed = threading.Event()
         spool.mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(target=self._run, name="bulk-sender", daemon=True)
         self._thread.start()
@@ -196,32 +211,44 @@ class HttpSink:
         return sorted(self.spool.glob("batch-*.ndjson"))
 
     def _enforce_bound(self) -> None:
-        batches = self._batches()
-        total = sum(p.stat().st_size for p in batches)
-        while batches and total > self.max_spool_bytes:
-            oldest = batches.pop(0)
-            total -= oldest.stat().st_size
-            self.dropped += oldest.read_bytes().count(b"\n") // 2
-            oldest.unlink(missing_ok=True)
+        with self._spool_lock:
+            sizes = {}
+            for batch in self._batches():
+                with contextlib.suppress(FileNotFoundError):  # removed by someone else
+                    sizes[batch] = batch.stat().st_size
+            total = sum(sizes.values())
+            for oldest, size in sizes.items():
+                if total <= self.max_spool_bytes:
+                    break
+                if oldest == self._inflight:
+                    continue  # being sent: dropping it would count it lost and then sent
+                total -= size
+                with contextlib.suppress(FileNotFoundError):
+                    self.dropped += _documents(oldest.read_bytes())
+                    oldest.unlink()
+
+    def _failure(self, counter: str, text: str) -> None:
+        setattr(self, counter, getattr(self, counter) + 1)
+        self.last_failure = text
+        with contextlib.suppress(Exception):  # reporting must not be what stops the sender
+            self.on_error(f"_bulk output: {text}")
 
     def _run(self) -> None:
         backoff = 0.5
         while True:
-            with self._lock:
-                stale = (
-                    self._pending and time.monotonic() - self._pending_since >= self.flush_interval
-                )
-            if stale:
-                self.flush()
-            batches = self._batches()
-            if not batches:
+            try:
+                outcome = self._cycle()
+            except Exception as exc:  # the thread is the only way events leave: it must go on
+                self._failure("sender_errors", f"sender error {type(exc).__name__}: {exc}")
+                outcome = "failed"
+            if outcome == "sent":
+                backoff = 0.5
+                continue
+            if outcome == "idle":
                 if self._closing.is_set():
                     return
                 self._wake.wait(self.flush_interval / 2)
                 self._wake.clear()
-                continue
-            if self._send(batches[0]):
-                backoff = 0.5
                 continue
             if self._closing.is_set():
                 return  # the receiver is down at shutdown: the spool keeps the rest for next time
@@ -231,8 +258,39 @@ class HttpSink:
             self._wake.clear()
             backoff = min(backoff * 2, self.max_backoff)
 
-    def _send(self, batch: Path) -> bool:
-        body = batch.read_bytes()
+    def _cycle(self) -> str:
+        """One step of the sender: 'sent', 'failed' (back off) or 'idle' (nothing spooled)."""
+        with self._lock:
+            stale = self._pending and time.monotonic() - self._pending_since >= self.flush_interval
+        if stale:
+            self.flush()
+        claimed = self._claim()
+        if claimed is None:
+            return "idle"
+        batch, body = claimed
+        try:
+            return "sent" if self._send(batch, body) else "failed"
+        finally:
+            with self._spool_lock:
+                self._inflight = None
+
+    def _claim(self) -> tuple[Path, bytes] | None:
+        """The oldest batch and its body, marked in flight so that the bound leaves it alone."""
+        with self._spool_lock:
+            for batch in self._batches():
+                try:
+                    body = batch.read_bytes()
+                except FileNotFoundError:
+                    # listed, then gone: removed by someone else; the others still go out
+                    self._failure(
+                        "spool_errors", f"spool batch {batch.name} vanished before it was sent"
+                    )
+                    continue
+                self._inflight = batch
+                return batch, body
+        return None
+
+    def _send(self, batch: Path, body: bytes) -> bool:
         request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
@@ -241,11 +299,17 @@ class HttpSink:
             self.last_error = str(exc)
             return False
         retry = self._retryable_items(body, reply)
-        if retry:
-            batch.write_bytes(retry)
-            return False
-        batch.unlink(missing_ok=True)
-        return True
+        with self._spool_lock:
+            try:
+                if retry:
+                    tmp = batch.with_name(f".{batch.name}")
+                    tmp.write_bytes(retry)
+                    tmp.replace(batch)
+                else:
+                    batch.unlink(missing_ok=True)
+            except OSError as exc:
+                self._failure("spool_errors", f"cannot update spool batch {batch.name}: {exc}")
+        return not retry
 
     def _retryable_items(self, body: bytes, reply: object) -> bytes:
         """Keep the items worth retrying (429, 5xx); count permanent rejections; 409 is done."""
@@ -273,14 +337,31 @@ class HttpSink:
         self._wake.set()
         self._thread.join(timeout=deadline)
 
+    def _waiting(self) -> int:
+        waiting = 0
+        for batch in self._batches():
+            with contextlib.suppress(FileNotFoundError):
+                waiting += _documents(batch.read_bytes())
+        return waiting
+
     def report(self) -> str:
-        waiting = sum(p.read_bytes().count(b"\n") // 2 for p in self._batches())
+        waiting = self._waiting()
         text = f"{self.sent} events sent to {self.url}, {waiting} waiting in {self.spool}"
         if self.dropped or self.rejected:
             text += f", {self.dropped} dropped (spool full), {self.rejected} rejected"
+        if self.spool_errors or self.sender_errors:
+            text += (
+                f"; {self.spool_errors} spool errors, {self.sender_errors} sender errors "
+                f"(last: {self.last_failure})"
+            )
         if self.last_error and waiting:
             text += f"; last error: {self.last_error}"
         return text
+
+
+def _documents(body: bytes) -> int:
+    """Documents in a `_bulk` body: an action line and a source line each."""
+    return body.count(b"\n") // 2
 
 
 def _item_status(item: object) -> int:
