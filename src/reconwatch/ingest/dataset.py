@@ -22,7 +22,14 @@ from reconwatch.ingest.locate import is_plain
 from reconwatch.ingest.read import read_events
 from reconwatch.ingest.report import IngestReport
 from reconwatch.plan import values
-from reconwatch.plan.documents import Flat, convert_leaf, document_json, flatten
+from reconwatch.plan.documents import (
+    MAX_DEPTH,
+    Flat,
+    convert_leaf,
+    document_json,
+    flatten,
+    nesting_depth,
+)
 from reconwatch.plan.nodes import Column
 from reconwatch.types import DataType as T
 
@@ -101,6 +108,7 @@ class Dataset:
         self._types: dict[str, T] = {}
         self._reported: set[int] = set()
         self._slow: set[int] = set()
+        self._shallow: set[int] = set()  # inputs DuckDB may read: no line nests too deep
         self._multivalued: set[str] = set()
         self._json_leaves: set[str] = set()
         # Fields written as JSON arrays in the sampled events (read as JSON, not as text).
@@ -162,6 +170,7 @@ class Dataset:
             raw = read_events(inp.path, local, inp.format)
         for line, value in raw:
             if limit is not None and good >= limit:
+                self._refused(index, local)
                 return
             if not isinstance(value, dict):
                 local.add("not a JSON object", inp.name, line)
@@ -175,9 +184,31 @@ class Dataset:
                 continue
             good += 1
             yield line, flat
+        self._refused(index, local)
         if index not in self._reported:
             self._reported.add(index)
             self.report.settle(index, good, local.errors)
+
+    def _refused(self, index: int, local: IngestReport) -> None:
+        """An input with an event this reader refused is read by this reader only: DuckDB's
+        would take some of those (a line nested deeper than MAX_DEPTH, say)."""
+        if local.errors:
+            self._slow.add(index)
+
+    def _too_deep(self, con: duckdb.DuckDBPyConnection, index: int) -> bool:
+        """Whether DuckDB would read a line of this input that nests deeper than MAX_DEPTH, which
+        the Python reader refuses (DuckDB's has no limit): then the input goes to Python. Asked
+        once per input, and only of one the sample did not read to the end."""
+        if index in self._shallow:
+            return False
+        path = self._inputs[index].path
+        if path is not None and not self._ensure_sample().complete[index]:
+            found = fast.deep_line_candidates(con, str(path), MAX_DEPTH)
+            if found is None or any(nesting_depth(t.encode()) > MAX_DEPTH for t in found):
+                self._slow.add(index)
+                return True
+        self._shallow.add(index)
+        return False
 
     def _check(self, flat: Flat) -> str | None:
         """Why Elasticsearch would reject this event (a value its mapping cannot take), or None."""
@@ -330,7 +361,8 @@ class Dataset:
         parts: list[str] = []
         slow: list[int] = []
         for index in inputs:
-            sql = self._fast_select(index, cols, metadata, filtered)
+            deep = self._fast_candidate(index) and self._too_deep(con, index)
+            sql = None if deep else self._fast_select(index, cols, metadata, filtered)
             if sql is None:
                 slow.append(index)
             else:

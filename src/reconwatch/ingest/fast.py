@@ -6,6 +6,8 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations, pairwise
 
+import duckdb
+
 from reconwatch.types import DataType as T
 
 # Error texts raised from SQL (DuckDB's error()) that make the dataset change course and re-run:
@@ -433,3 +435,21 @@ def source_select(
 def _sql_type(leaf: Leaf) -> str:
     base = _SQL_TYPES[leaf.type]
     return f"{base}[]" if leaf.multivalued else base
+
+
+def deep_line_candidates(con: duckdb.DuckDBPyConnection, path: str, depth: int) -> list[str] | None:
+    """The lines of an NDJSON file holding more than `depth` opening brackets (only they can nest
+    deeper than `depth`), read by DuckDB as raw text; None when DuckDB cannot read it so (the
+    file then goes to the Python reader, which decides line by line)."""
+    # One text column per line: no quoting, and a separator (US, 0x1f) that JSON text cannot hold
+    # outside a string, where it would be escaped.
+    sql = (
+        "SELECT l FROM read_csv(?, columns={'l': 'VARCHAR'}, header=false, delim='\x1f', "
+        "quote='', escape='', auto_detect=false) "
+        "WHERE strlen(l) > ? AND strlen(l) - strlen(replace(replace(l, '[', ''), '{', '')) > ?"
+    )
+    try:
+        rows = con.execute(sql, [path, 2 * depth, depth]).fetchall()
+    except duckdb.Error:
+        return None
+    return [str(r[0]) for r in rows]

@@ -12,7 +12,7 @@ from typing import BinaryIO
 import msgspec
 
 from reconwatch.plan import values
-from reconwatch.plan.documents import JSON_ERRORS, Flat, convert_leaf, flatten
+from reconwatch.plan.documents import JSON_ERRORS, Flat, check_depth, convert_leaf, flatten
 from reconwatch.types import DataType as T
 
 # Lines looked at on each side of where the binary search lands: files written in arrival
@@ -139,6 +139,7 @@ def _anywhere(path: Path, mm: mmap.mmap, want: Wanted) -> Located | None:
 
 def _verify(path: Path, offset: int, line: bytes, want: Wanted) -> Located | None:
     try:
+        check_depth(line)  # a line the readers refuse is no event's evidence
         doc = msgspec.json.decode(line)
     except JSON_ERRORS:
         return None

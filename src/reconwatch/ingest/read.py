@@ -11,7 +11,7 @@ import msgspec
 
 from reconwatch.errors import IngestError
 from reconwatch.ingest.report import IngestReport
-from reconwatch.plan.documents import JSON_ERRORS
+from reconwatch.plan.documents import JSON_ERRORS, check_depth
 
 _DECODER = msgspec.json.Decoder()
 
@@ -55,6 +55,7 @@ def read_ndjson(path: Path, report: IngestReport) -> Iterator[tuple[int, object]
             if not line:
                 continue
             try:
+                check_depth(line)
                 value = _decode_json(line)
             except JSON_ERRORS as exc:
                 report.add(f"not JSON: {_reason(exc)}", name, lineno)

@@ -11,10 +11,56 @@ import msgspec
 from reconwatch.plan import values
 from reconwatch.types import DataType as T
 
-# What decoding bad JSON raises: malformed text, nesting deeper than msgspec's recursion limit
-# (a RecursionError, not a DecodeError), or bytes that are not UTF-8 inside a string (callers
-# that can retry with replacement characters do).
-JSON_ERRORS = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
+# An event nesting arrays and objects deeper than this is a bad line for every reader (Python,
+# DuckDB, the stream): msgspec's own limit comes from Python's recursion limit and so moves with
+# the caller's stack, and DuckDB's reader has none; one fixed number below both makes them agree.
+MAX_DEPTH = 500
+
+
+class TooDeepError(ValueError):
+    """A JSON text nested deeper than MAX_DEPTH."""
+
+
+# What decoding bad JSON raises: malformed text, nesting deeper than MAX_DEPTH (check_depth) or
+# than msgspec's recursion limit (a RecursionError, not a DecodeError), or bytes that are not
+# UTF-8 inside a string (callers that can retry with replacement characters do).
+JSON_ERRORS = (msgspec.DecodeError, TooDeepError, RecursionError, UnicodeDecodeError)
+
+
+def check_depth(text: bytes | str) -> None:
+    """Raise TooDeepError when `text` nests deeper than MAX_DEPTH. Cheap for ordinary events:
+    only a text holding more than MAX_DEPTH opening brackets is walked."""
+    if len(text) <= 2 * MAX_DEPTH:
+        return
+    data = text if isinstance(text, bytes) else text.encode("utf-8", "replace")
+    if data.count(b"{") + data.count(b"[") <= MAX_DEPTH:
+        return
+    if nesting_depth(data) > MAX_DEPTH:
+        msg = f"nested deeper than {MAX_DEPTH} levels"
+        raise TooDeepError(msg)
+
+
+def nesting_depth(data: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text (brackets inside strings not counted)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
 
 Flat = dict[str, list[object]]
 

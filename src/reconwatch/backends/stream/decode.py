@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from reconwatch.plan.documents import flatten
+from reconwatch.plan.documents import check_depth, flatten
 
 Flat = dict[str, list[object]]
 _COUNTER = itertools.count()
@@ -131,7 +131,9 @@ class PlanDecoder:
         self._read = compile_reader(self.root)
 
     def decode(self, data: bytes | str) -> Flat:
-        """Raises msgspec.DecodeError for text that is not a JSON object."""
+        """Raises msgspec.DecodeError for text that is not a JSON object, TooDeepError for one
+        nested deeper than the readers accept."""
+        check_depth(data)
         try:
             obj = self._typed.decode(data)
         except msgspec.ValidationError:

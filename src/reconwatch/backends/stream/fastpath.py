@@ -22,6 +22,7 @@ from reconwatch.backends.stream.state import AggSpec, Group, LastSeen, ipv4_key
 from reconwatch.evaluate import compile_expr
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
+from reconwatch.plan.documents import MAX_DEPTH
 from reconwatch.types import DataType as T
 
 # The compiled twin of the generated loop, None where the install could not build it.
@@ -215,6 +216,10 @@ class FastPath:
             "def scan(lines, P, B, T):",
             "    i = 0",
             "    for line in lines:",
+            # A line that may nest too deep goes to the general path, which decides (msgspec
+            # alone would take some that the other readers refuse).
+            "        if len(line) > DEEP and deep(line):",
+            "            break",
             "        try:",
             "            o = dec(line)",
             "        except Exception:",
@@ -224,7 +229,12 @@ class FastPath:
         self._reads(root, "o", "        ", var, lines, count(), assigned)
         if assigned != set(wanted):
             raise _Ineligible  # a field reachable only through a dotted key
-        scope: dict[str, Any] = {"dec": self._decode, "route": self._route}
+        scope: dict[str, Any] = {
+            "dec": self._decode,
+            "route": self._route,
+            "DEEP": 2 * MAX_DEPTH,
+            "deep": _may_be_too_deep,
+        }
         scope["LO"], scope["HI"] = _LONG_MIN, _LONG_MAX
         for name in self.longs:  # msgspec decodes any JSON integer; a long holds 64 bits
             x = var[name]
@@ -264,7 +274,8 @@ class FastPath:
             "            r = P.get(k)",
             "            if r is None:",
             "                r = P[k] = []",
-            f"            r.append((i{cells}))",
+            # Always a tuple, as the compiled scan makes it (`(i)` alone would be an int).
+            f"            r.append((i,{cells.removeprefix(',')}))",
             "        i += 1",
             "    return i",
         ]
@@ -878,6 +889,13 @@ def _tree(node: _Node, index: dict[str, int]) -> tuple[tuple[str, int, Any], ...
         else:
             out.append((key, 1, _tree(node.children[key], index)))
     return tuple(out)
+
+
+def _may_be_too_deep(line: bytes | str) -> bool:
+    """Whether a line holds more opening brackets than MAX_DEPTH (so might nest deeper)."""
+    if isinstance(line, str):
+        return line.count("{") + line.count("[") > MAX_DEPTH
+    return line.count(b"{") + line.count(b"[") > MAX_DEPTH
 
 
 def _minute_text(ms: int) -> str:
