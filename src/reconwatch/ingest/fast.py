@@ -442,10 +442,10 @@ def deep_line_candidates(con: duckdb.DuckDBPyConnection, path: str, depth: int) 
     deeper than `depth`), read by DuckDB as raw text; None when DuckDB cannot read it so (the
     file then goes to the Python reader, which decides line by line)."""
     # One text column per line: no quoting, and a separator (US, 0x1f) that JSON text cannot hold
-    # outside a string, where it would be escaped.
+    # outside a string, where it would be escaped; lines as long as read_json takes (16 MB).
     sql = (
         "SELECT l FROM read_csv(?, columns={'l': 'VARCHAR'}, header=false, delim='\x1f', "
-        "quote='', escape='', auto_detect=false) "
+        "quote='', escape='', auto_detect=false, max_line_size=17000000) "
         "WHERE strlen(l) > ? AND strlen(l) - strlen(replace(replace(l, '[', ''), '{', '')) > ?"
     )
     try:
