@@ -3,14 +3,20 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup system-deps lint typecheck test test-fast sanitize ci test-all demo bench clean
+.PHONY: setup lock system-deps lint typecheck test test-fast sanitize ci test-all demo bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
+# Installs the exact versions in requirements.lock (what the suite last passed with), so a fresh
+# machine tests what was tested; pyproject.toml keeps honest ranges for library users.
 setup: $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -r requirements.lock -e '.[dev]'
+
+# Re-resolves the newest releases within pyproject.toml's ranges into requirements.lock.
+lock:
+	bash scripts/lock.sh
 
 lint: setup
 	$(BIN)/ruff check src tests bench

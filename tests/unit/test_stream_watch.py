@@ -171,3 +171,33 @@ def test_a_stray_byte_in_a_string_keeps_the_event(tmp_path: Path) -> None:
     assert alert["@timestamp"] == "2025-07-16T10:02:30.000Z"  # no event lost
     assert sorted(alert["Esql.host_name_values"]) == ["web-1", "web-1\ufffd"]
     assert "0 bad line(s)" in done.stderr
+
+
+def test_batch_and_stream_keep_the_same_lines_with_stray_bytes(tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 (in a value, a key, a cut multi-byte sequence) keep their event in
+    `detect` exactly as in `watch`, whichever msgspec release reports them and how."""
+    lines = [line.encode() for line in scan_lines()]
+    lines[5] = lines[5].replace(b'"web-1"', b'"web-1\xff"')
+    lines[6] = lines[6].replace(b'"web-1"', b'"web-1\xc3"')
+    lines[7] = lines[7].replace(b'"agent"', b'"agent\xfe"')
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    streamed = _watch(["--rule", "subnet-scanning-seed", str(path)])
+    assert streamed.returncode == 0, streamed.stderr
+    code = "from reconwatch.cli.main import main; main()"
+    run = ["detect", str(path), "--rule", "subnet-scanning-seed", "--now", "2025-07-16T10:10:00Z"]
+    batch = subprocess.run(
+        [sys.executable, "-c", code, *run, "--format", "ndjson", "--no-evidence"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert batch.returncode == 0, batch.stderr
+    (detected,) = [json.loads(x) for x in batch.stdout.splitlines()]
+    (alert,) = [json.loads(x) for x in streamed.stdout.splitlines()]
+    hosts = ["web-1", "web-1\ufffd"]
+    assert sorted(detected["Esql.host_name_values"]) == sorted(alert["Esql.host_name_values"])
+    assert sorted(alert["Esql.host_name_values"]) == hosts
+    assert detected["Esql.event_count"] == 400
+    assert "skipped" not in batch.stderr
