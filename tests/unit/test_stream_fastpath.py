@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from reconwatch.backends.stream.executor import Match, RealertPolicy, StreamExecutor
+from reconwatch.backends.stream.executor import RealertPolicy, StreamExecutor, StreamMatch
 from reconwatch.backends.stream.fastpath import compiled_scan_enabled
 from reconwatch.backends.stream.lines import split_lines
 from reconwatch.engine.watch import EcsCatalog
@@ -123,11 +123,11 @@ def _stream(seed: int, count: int) -> list[str]:
     return out
 
 
-def _matches(fired: list[Match]) -> list[tuple[object, ...]]:
+def _matches(fired: list[StreamMatch]) -> list[tuple[object, ...]]:
     return [(sorted(m.row.items(), key=repr), m.end, m.trigger_ms, m.key, m.repeat) for m in fired]
 
 
-def _same_alerts(got: list[Match], want: list[Match]) -> None:
+def _same_alerts(got: list[StreamMatch], want: list[StreamMatch]) -> None:
     """The same alerts in the same order of instants; groups leaving the window at the very same
     millisecond may fire in another order (the general path follows its heap's insertion order)."""
     assert [m.end for m in got] == [m.end for m in want]
@@ -258,7 +258,7 @@ def test_plans_the_fast_path_cannot_run_use_the_general_path() -> None:
 
 
 def test_times_filled_ahead_match_the_parser_across_a_year_boundary() -> None:
-    from reconwatch.backends.stream.executor import _iso_millis
+    from reconwatch.backends.stream.cells import iso_millis
 
     ex = StreamExecutor(compile_query(SCAN, EcsCatalog()))
     assert ex.fast is not None
@@ -267,6 +267,6 @@ def test_times_filled_ahead_match_the_parser_across_a_year_boundary() -> None:
         v.format_datetime(start + timedelta(milliseconds=997 * i)) for i in range(400)
     ]
     first = ex.fast._times(texts[:1])  # fills the minutes after the first one
-    assert first == [_iso_millis(str(texts[0]))]
-    assert ex.fast._times(texts) == [_iso_millis(str(t)) for t in texts]
+    assert first == [iso_millis(str(texts[0]))]
+    assert ex.fast._times(texts) == [iso_millis(str(t)) for t in texts]
     assert ex.fast._times(["2025-01-01T00:00:61.000Z"]) is None  # not a time: general path

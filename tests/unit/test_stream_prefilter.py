@@ -47,7 +47,7 @@ def test_verdicts() -> None:
 
 
 def test_fast_event_time_agrees_with_the_generic_parser() -> None:
-    from reconwatch.backends.stream.executor import _iso_millis
+    from reconwatch.backends.stream.cells import iso_millis
     from reconwatch.plan import values as v
 
     for text in (
@@ -55,13 +55,13 @@ def test_fast_event_time_agrees_with_the_generic_parser() -> None:
         "1969-12-31T23:59:59.999Z",
         "2024-02-29T12:34:56.000Z",
     ):
-        assert _iso_millis(text) == v.datetime_to_millis(v.parse_datetime(text))
+        assert iso_millis(text) == v.datetime_to_millis(v.parse_datetime(text))
     for text in ("2025-02-30T00:00:00.000Z", "2025-07-15T24:00:00.000Z", "2025-07-15T00:00:00Z"):
-        assert _iso_millis(text) is None  # left to the generic parser (which rejects or parses)
+        assert iso_millis(text) is None  # left to the generic parser (which rejects or parses)
 
 
 def test_fast_ipv4_order_key_agrees_with_ip_bytes() -> None:
-    from reconwatch.backends.stream.state import ipv4_key
+    from reconwatch.backends.stream.cells import ipv4_key
     from reconwatch.plan import values as v
 
     for text in ("10.0.0.1", "0.0.0.0", "255.255.255.255", "192.168.1.10"):

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconwatch.backends.stream.executor import StreamExecutor, _iso_millis
+from reconwatch.backends.stream.cells import iso_millis
+from reconwatch.backends.stream.executor import StreamExecutor
 from reconwatch.backends.stream.fastpath import FastPath, Scanner, compiled_scan_enabled
 from reconwatch.backends.stream.lines import BufferLines, split_lines
 from reconwatch.engine.watch import EcsCatalog, RuleWatch
@@ -81,7 +82,7 @@ def _take(fp: FastPath, lines: list[Any], native: bool) -> tuple[int, dict[Any, 
 def _converted(time: object) -> object:
     """What the compiled scan puts in T for a time the Python loop holds as text."""
     if type(time) is str and time.isascii():
-        ms = _iso_millis(time)
+        ms = iso_millis(time)
         if ms is not None:
             return ms
     return time
@@ -319,8 +320,8 @@ def test_the_second_time_field_when_the_first_is_missing() -> None:
     with_ingested = line.replace(b'"action"', b'"ingested":"2025-07-16T09:00:02.500Z","action"')
     for case in (line, with_ingested):
         assert _check_line(fp, case)
-    assert _take(fp, [line], native=True)[2] == [_iso_millis("2025-07-16T09:00:00.001Z")]
-    assert _take(fp, [with_ingested], native=True)[2] == [_iso_millis("2025-07-16T09:00:02.500Z")]
+    assert _take(fp, [line], native=True)[2] == [iso_millis("2025-07-16T09:00:00.001Z")]
+    assert _take(fp, [with_ingested], native=True)[2] == [iso_millis("2025-07-16T09:00:02.500Z")]
 
 
 def test_takes_unread_values_of_every_json_kind() -> None:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from reconwatch.backends.stream.executor import Match, StreamExecutor
+from reconwatch.backends.stream.executor import StreamExecutor, StreamMatch
 from reconwatch.backends.stream.state import Group, LastSeen
 from reconwatch.ecs.schema import ECS_FIELDS
 from reconwatch.engine.evidence import (
@@ -30,14 +30,14 @@ _DISTINCT = ("count_distinct", "values", "min", "max")
 
 
 def stream_evidence(
-    executor: StreamExecutor, match: Match, files: Sequence[Path] = ()
+    executor: StreamExecutor, match: StreamMatch, files: Sequence[Path] = ()
 ) -> dict[str, object]:
     """Bounded evidence like `detect`'s, from what the executor holds for the group when the
     alert is written (the end of the micro-batch it fired in)."""
     aggregate = executor.split.aggregate
     if aggregate is None:
         return summarize([dict(match.row)], method="the alert's own event")
-    group = executor.groups.get(match.key)
+    group = executor.state.groups.get(match.key)
     if group is None:
         return {"available": False, "reason": "the group left the window before the alert"}
     ip_column, ips = _distinct_ips(group)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from reconwatch.alerts.document import build_alert, plain
-from reconwatch.backends.stream.executor import Match, RealertPolicy, StreamExecutor
+from reconwatch.backends.stream.executor import RealertPolicy, StreamExecutor, StreamMatch
 from reconwatch.backends.stream.split import WindowSpec
 from reconwatch.ecs.schema import ECS_FIELDS, is_ecs_index
 from reconwatch.engine.objecthash import object_hash
@@ -77,7 +77,7 @@ class RuleWatch:
             executor.on_match = watch.evidence_at_match
         return watch
 
-    def evidence_at_match(self, match: Match) -> dict[str, object]:
+    def evidence_at_match(self, match: StreamMatch) -> dict[str, object]:
         return stream_evidence(self.executor, match, self.files)
 
     def push(self, event: Mapping[str, object]) -> list[dict[str, object]]:
@@ -93,7 +93,7 @@ class RuleWatch:
         for event in events:
             yield from self.push(event)
 
-    def alert(self, match: Match) -> dict[str, object]:
+    def alert(self, match: StreamMatch) -> dict[str, object]:
         """The `detect` alert document for a match; the run is the window ending at the match."""
         window = self.executor.window
         start = match.end - timedelta(milliseconds=window.length_ms)

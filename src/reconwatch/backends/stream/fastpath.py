@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import bisect
 import gc
-import heapq
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import accumulate, compress, count, repeat
 from operator import add, is_, itemgetter, lt
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
-from reconwatch.backends.stream.decode import _Node
+from reconwatch.backends.stream.cells import cell_value, ipv4_key, iso_millis
+from reconwatch.backends.stream.decode import Node
 from reconwatch.backends.stream.lines import COMPILED, BufferLines
-from reconwatch.backends.stream.prefilter import _equality, always_true, count_terms, never_true
-from reconwatch.backends.stream.state import AggSpec, Group, LastSeen, ipv4_key
-from reconwatch.evaluate import compile_expr
+from reconwatch.backends.stream.prefilter import always_true, count_terms, equality, never_true
+from reconwatch.backends.stream.split import StreamPlan
+from reconwatch.backends.stream.state import AggSpec, Group, LastSeen
+from reconwatch.backends.stream.window import StreamMatch, WindowState
+from reconwatch.evaluate import EvalContext, compile_expr
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
 from reconwatch.plan.documents import MAX_DEPTH
@@ -34,9 +36,6 @@ def compiled_scan_enabled() -> bool:
     (the Python twin, for comparison and debugging) is not set."""
     return Scanner is not None and not os.environ.get("RECONWATCH_PURE_PYTHON")
 
-
-if TYPE_CHECKING:
-    from reconwatch.backends.stream.executor import Match, StreamExecutor
 
 # Window ends before any event: every first event advances the window.
 NO_END = -(1 << 62)
@@ -64,14 +63,18 @@ _ORDER = itemgetter(0, 1, 2)
 # Minutes whose second prefixes are filled from a new minute on (60 entries each).
 _MINUTES_AHEAD = 60
 
-Sink = list[tuple[int, int, int, "Match"]]  # (event index, 0 expiry / 1 add, end, match)
+Sink = list[tuple[int, int, int, StreamMatch]]
+# The executor's general path for one line: (line, index, errors) -> matches.
+General = Callable[
+    [bytes | str, int, list[tuple[int, str]]], list[StreamMatch]
+]  # (event index, 0 expiry / 1 add, end, match)
 
 
 class _Ineligible(Exception):
     """The plan's fields cannot all be read by the generated loop."""
 
 
-def _leaf_paths(node: _Node) -> list[str]:
+def _leaf_paths(node: Node) -> list[str]:
     return [*node.leaves.values(), *(f for c in node.children.values() for f in _leaf_paths(c))]
 
 
@@ -84,14 +87,19 @@ def _refs(expr: p.Expr | None, out: set[str]) -> set[str]:
     return out
 
 
-def eligible_columns(ex: StreamExecutor) -> list[str] | None:
+def eligible_columns(
+    plan: StreamPlan,
+    specs: list[AggSpec],
+    fields: list[tuple[str, T]],
+    metadata: tuple[str, ...],
+) -> list[str] | None:
     """The columns the fast path reads (WHERE, MV_EXPAND, BY, aggregate arguments), or None
     when the plan has a shape it does not handle; the general path then runs every event."""
-    agg = ex.split.aggregate
+    agg = plan.aggregate
     if agg is None:
         return None
     names: set[str] = set()
-    for step in ex.split.pre:
+    for step in plan.pre:
         if isinstance(step, p.Filter):
             _refs(step.condition, names)
         elif isinstance(step, p.MvExpand):
@@ -102,25 +110,32 @@ def eligible_columns(ex: StreamExecutor) -> list[str] | None:
         if not isinstance(key, p.Ref):
             return None
         names.add(key.name)
-    for spec in ex._specs:
+    for spec in specs:
         if spec.row_count:
             continue
         if not spec.distinct or spec.filter is not None or spec.column is None:
             return None
         names.add(spec.column)
-    types = dict(ex._fields)
-    if any(types.get(n) not in _FAST_TYPES or n in ex._metadata for n in names):
+    types = dict(fields)
+    if any(types.get(n) not in _FAST_TYPES or n in metadata for n in names):
         return None
     return sorted(names)
 
 
-def build(ex: StreamExecutor) -> FastPath | None:
+def build(
+    state: WindowState,
+    plan: StreamPlan,
+    fields: list[tuple[str, T]],
+    metadata: tuple[str, ...],
+    ctx: EvalContext,
+    general: General,
+) -> FastPath | None:
     """The plan's fast path, or None when its shape needs the general path for every event."""
-    columns = eligible_columns(ex)
+    columns = eligible_columns(plan, state.specs, fields, metadata)
     if columns is None:
         return None
     try:
-        return FastPath(ex, columns)
+        return FastPath(state, plan, fields, ctx, general, columns)
     except _Ineligible:
         return None
 
@@ -140,19 +155,28 @@ class FastPath:
     spelling, a late event) goes to the general path, in order, so the answers never change.
     """
 
-    def __init__(self, ex: StreamExecutor, columns: list[str]) -> None:
-        self.ex = ex
+    def __init__(
+        self,
+        state: WindowState,
+        plan: StreamPlan,
+        fields: list[tuple[str, T]],
+        ctx: EvalContext,
+        general: General,
+        columns: list[str],
+    ) -> None:
+        self.state = state
+        self.general = general  # the executor's general path for one line (push_line)
         self.columns = columns
-        types = dict(ex._fields)
+        types = dict(fields)
         self.types = types
-        self.time_fields = list(ex.window.time_fields)
+        self.time_fields = list(state.window.time_fields)
         wanted = sorted({*columns, *self.time_fields})
         self.longs = [c for c in wanted if types.get(c) is T.LONG]
         leaf_types = dict.fromkeys(self.longs, _LONG_LEAF)
-        root = _Node("", [tuple(f.split(".")) for f in wanted], _TEXT_LEAF, leaf_types)
+        root = Node("", [tuple(f.split(".")) for f in wanted], _TEXT_LEAF, leaf_types)
         self._decode = msgspec.json.Decoder(root.struct).decode
-        key_columns = [k.name for _n, k in ex.split.aggregate.groups]  # type: ignore[union-attr]
-        self.cells = sorted({s.column for s in ex._specs if s.column is not None})
+        key_columns = [k.name for _n, k in plan.aggregate.groups]  # type: ignore[union-attr]
+        self.cells = sorted({s.column for s in state.specs if s.column is not None})
         self.ip_cells = [types[c] is T.IP for c in self.cells]
         self.ip_cache: dict[object, object] = {}
         self.ip_raw_keys: dict[object, object] = {}  # IP text -> its distinct-value key
@@ -165,10 +189,10 @@ class FastPath:
         keyword = {n for n, t in types.items() if t is T.KEYWORD}
         self.equalities: list[tuple[str, str]] = []
         terms: list[p.Expr] = []
-        for step in ex.split.pre:
+        for step in plan.pre:
             if isinstance(step, p.Filter):
                 for term in _and_terms(step.condition):
-                    test = _equality(term, keyword)
+                    test = equality(term, keyword)
                     if test is None:
                         terms.append(term)
                     else:
@@ -176,26 +200,17 @@ class FastPath:
         where_route = sorted({n for term in terms for n in _refs(term, set())})
         self.route_columns = [*where_route, *(k for k in key_columns if k not in where_route)]
         self.key_positions = [self.route_columns.index(k) for k in key_columns]
-        from reconwatch.backends.stream.executor import _cell  # executor imports this module
-
-        self._cell = _cell
         self.residual = [
-            _Term(self.route_columns, types, term, compile_expr(term, ex.ctx), _cell)
-            for term in terms
+            _Term(self.route_columns, types, term, compile_expr(term, ctx)) for term in terms
         ]
         self._python_scan = self._compile(root, wanted)
         self._native = self._native_scanner(root, wanted)
         self.native = self._native is not None
         self._agg_plan = [
-            (spec, self.cells.index(spec.column) if spec.column else -1) for spec in ex._specs
+            (spec, self.cells.index(spec.column) if spec.column else -1) for spec in state.specs
         ]
-        counts = {
-            n: i
-            for i, (n, spec) in enumerate(zip(ex._agg_names, ex._specs, strict=True))
-            if spec.fn in ("count", "count_distinct") and n not in ex._key_index
-        }
-        self.terms = count_terms(ex.split.post, counts)
-        window = ex.window
+        self.terms = count_terms(plan.post, state.count_columns)
+        window = state.window
         self.leave = window.length_ms + (1 if window.closed else 0)
         self.outside = window.length_ms - (0 if window.closed else 1)  # start = end - outside
         self.stats = {
@@ -208,7 +223,7 @@ class FastPath:
 
     # -- code generation -----------------------------------------------------------------------
 
-    def _compile(self, root: _Node, wanted: list[str]) -> Callable[..., int]:
+    def _compile(self, root: Node, wanted: list[str]) -> Callable[..., int]:
         """The per-line loop, generated once per plan: identifiers are generated, field names
         and constants enter only as bound values, never as source text."""
         var = {name: f"x{i}" for i, name in enumerate(wanted)}
@@ -284,7 +299,7 @@ class FastPath:
 
     def _reads(
         self,
-        node: _Node,
+        node: Node,
         obj: str,
         indent: str,
         var: dict[str, str],
@@ -316,7 +331,7 @@ class FastPath:
             lines.append(f"{indent}else:")
             lines.append(f"{indent}    {' = '.join(below)} = None")
 
-    def _native_scanner(self, root: _Node, wanted: list[str]) -> Any:
+    def _native_scanner(self, root: Node, wanted: list[str]) -> Any:
         """The compiled scan configured like the generated loop, or None without it."""
         if Scanner is None or not compiled_scan_enabled():
             return None
@@ -366,16 +381,14 @@ class FastPath:
             if not term.passes(values):
                 seen[lookup] = False
                 return False
-        cell, types, route = self._cell, self.types, self.route_columns
-        key = tuple(cell(values[i], types[route[i]]) for i in self.key_positions)
+        types, route = self.types, self.route_columns
+        key = tuple(cell_value(values[i], types[route[i]]) for i in self.key_positions)
         seen[lookup] = key
         return key
 
     def _minute(self, text: object) -> int | None:
         """Epoch millis of a `YYYY-MM-DDThh:mm:` prefix, None when not valid (cached)."""
-        from reconwatch.backends.stream.executor import _iso_millis
-
-        got = _iso_millis(text + "00.000Z") if type(text) is str else None
+        got = iso_millis(text + "00.000Z") if type(text) is str else None
         self.minute_cache[text] = got
         return got
 
@@ -383,7 +396,7 @@ class FastPath:
         """An IP cell converted as the general path does; its distinct-value key remembered."""
         text = _scalar(raw)
         key = ipv4_key(text)  # a canonical dotted quad is its own converted value
-        value = text if key is not None else self._cell(text, T.IP)
+        value = text if key is not None else cell_value(text, T.IP)
         self.ip_cache[raw] = value
         if value is None or type(value) is list:
             self.ip_raw_keys[raw] = None
@@ -393,7 +406,7 @@ class FastPath:
 
     # -- the batch driver --------------------------------------------------------------------
 
-    def run(self, lines: Sequence[bytes | str], errors: list[tuple[int, str]]) -> list[Match]:
+    def run(self, lines: Sequence[bytes | str], errors: list[tuple[int, str]]) -> list[StreamMatch]:
         """Every line in order; lines that are not JSON objects go to `errors` (index, reason)."""
         # A batch allocates many short-lived tuples and lists: without this the collector walks
         # the whole window state every few hundred events (about 12% of the time). It runs
@@ -406,8 +419,10 @@ class FastPath:
             if collecting:
                 gc.enable()
 
-    def _run(self, lines: Sequence[bytes | str], errors: list[tuple[int, str]]) -> list[Match]:
-        fired: list[Match] = []
+    def _run(
+        self, lines: Sequence[bytes | str], errors: list[tuple[int, str]]
+    ) -> list[StreamMatch]:
+        fired: list[StreamMatch] = []
         i, n = 0, len(lines)
         while i < n:
             for cache in (self.ip_cache, self.minute_cache, self.second_cache):
@@ -431,7 +446,7 @@ class FastPath:
     def _batch(self, chunk: Sequence[bytes | str]) -> _Batch:
         """Scan a chunk up to its first line the fast path cannot take; convert its times and
         place them in the window."""
-        before = self.ex.clock.end_ms
+        before = self.state.clock.end_ms
         batch = _Batch(NO_END if before is None else before)
         texts: list[object] = []
         stop = self._scan(chunk, batch.pending, self.seen, texts)
@@ -451,7 +466,7 @@ class FastPath:
             self._count(batch, stop)
             return batch
         ends = list(accumulate(times, max, initial=batch.before)) if None not in times else None
-        margin = min(self.outside, self.ex.lateness_ms)
+        margin = min(self.outside, self.state.lateness_ms)
         if ends is None or any(map(lt, map(add, times, repeat(margin)), ends)):
             self._place_slowly(batch)  # missing times or late events: classify one by one
         else:
@@ -462,7 +477,7 @@ class FastPath:
         return batch
 
     def _count(self, batch: _Batch, stop: int) -> None:
-        m = self.ex.metrics
+        m = self.state.metrics
         m.events += stop
         m.rows += sum(map(len, batch.pending.values()))
         self.stats["fast_events"] += stop
@@ -545,11 +560,11 @@ class FastPath:
 
     def _place_slowly(self, batch: _Batch) -> None:
         """The window logic of `push`, event by event: no time, outside the window, too late."""
-        m = self.ex.metrics
+        m = self.state.metrics
         end = batch.before
         ends = [end]
         dropped = batch.dropped
-        lateness = self.ex.lateness_ms
+        lateness = self.state.lateness_ms
         for index, t in enumerate(batch.times):
             if t is None:
                 m.no_time += 1
@@ -580,18 +595,20 @@ class FastPath:
                 else:
                     del batch.pending[key]
 
-    def _general(self, line: bytes | str, index: int, errors: list[tuple[int, str]]) -> list[Match]:
+    def _general(
+        self, line: bytes | str, index: int, errors: list[tuple[int, str]]
+    ) -> list[StreamMatch]:
         self.stats["general_events"] += 1
-        return self.ex.push_line(line, index, errors)
+        return self.general(line, index, errors)
 
     def _flush(self, batch: _Batch) -> None:
         """Apply one batch: groups that may change their verdict are replayed exactly, the
         others in bulk; then the window slides to the batch's end."""
-        ex = self.ex
+        state = self.state
         end = batch.ends[-1]
         if end == NO_END:
             return  # no event had a time
-        start = ex.window.start_ms(end)
+        start = state.window.start_ms(end)
         self._prune_points(batch)
         quiet: set[tuple[object, ...]] = set()
         for key, rows in batch.pending.items():
@@ -602,36 +619,32 @@ class FastPath:
             self._expire_exact(key, end, batch)
             self._prune(key, len(batch.ends), batch)
         self._slide(end, start, quiet, batch)
-        ex.clock.end_ms = end
-        ex.clock.start_ms = start
+        state.move_to(end, start)
         if batch.prunes:
             last = len(batch.prunes)
-            for key in [k for k in ex.memory if k not in batch.pruned]:
+            for key in [k for k in state.memory if k not in batch.pruned]:
                 self._prune(key, last, batch)
 
     def _prune_points(self, batch: _Batch) -> None:
         """Where `push` would forget re-armed groups (at the start of a window slide past
         `prune_at`): the memory a judge sees depends on it, so replays apply them in order."""
-        ex = self.ex
+        state = self.state
         ends = batch.ends
-        due = ex.clock.prune_at
+        due = state.clock.prune_at
         while True:
             k = bisect.bisect_left(ends, due, 1)
             if k >= len(ends):
                 break
             batch.prunes.append((k - 1, ends[k]))
-            due = ends[k] + max(1, ex.rearm_ms // 4)
-        ex.clock.prune_at = due
+            due = state.prune_due(ends[k])
+        state.set_prune_at(due)
 
     def _prune(self, key: tuple[object, ...], upto: int, batch: _Batch) -> None:
         """Apply to one group's memory the prune points of events up to index `upto`."""
         done = batch.pruned.get(key, 0)
-        memory = self.ex.memory
-        while done < len(batch.prunes) and batch.prunes[done][0] <= upto:
-            got = memory.get(key)
-            since = None if got is None else got.unmatched_since
-            if since is not None and batch.prunes[done][1] - since >= self.ex.rearm_ms:
-                del memory[key]
+        prunes = batch.prunes
+        while done < len(prunes) and prunes[done][0] <= upto:
+            self.state.forget_if_rearmed(key, prunes[done][1])
             done += 1
         batch.pruned[key] = done
 
@@ -670,7 +683,8 @@ class FastPath:
             rows = sorted(rows, key=lambda r: times_of[r[0]])
         columns = list(zip(*rows, strict=True))
         times = list(map(times_of.__getitem__, columns[0]))
-        group = self.ex.groups.get(key)
+        state = self.state
+        group = state.groups.get(key)
         latest: list[dict[Any, int] | None] = []
         for spec, cell in self._agg_plan:
             if spec.row_count:
@@ -684,7 +698,7 @@ class FastPath:
             return False
         self.stats["bulk_groups"] += 1
         if group is None:
-            group = self.ex.groups[key] = Group(key, self.ex._specs)
+            group = state.new_group(key)
         held = group.rows.newest()
         newer = held is None or held < times[0]  # the newest row holds the newest value
         group.rows.add_sorted(times)
@@ -700,7 +714,7 @@ class FastPath:
             else:
                 agg.state.touch_many(seen, None, newer)
         if group.heap_ms is None or times[0] < group.heap_ms:
-            self.ex._queue(group, times[0])
+            state.queue(group, times[0])
         return True
 
     def _calm(
@@ -714,8 +728,8 @@ class FastPath:
         """Whether judging the group at every moment of the batch would change nothing: it has
         not alerted and some count term is false throughout, or it alerted, matches, and every
         count term (the whole test) holds throughout while it keeps rows."""
-        ex = self.ex
-        memory = ex.memory.get(key)
+        state = self.state
+        memory = state.memory.get(key)
         if memory is None:
             return any(
                 self._term(never_true, op, bound, group, index, latest[index], added, start)
@@ -723,9 +737,9 @@ class FastPath:
             )
         if (
             group is None
-            or not ex._terms_decide
+            or not state.terms_decide
             or memory.unmatched_since is not None
-            or ex._growth is not None
+            or state.growth is not None
             or group.rows.n - group.rows.leaving(start) < 1
         ):
             return False
@@ -787,7 +801,7 @@ class FastPath:
         """A group's rows event by event with the general code: its expiries at the moments
         they happen, each row judged with the window ending at its event."""
         self.stats["replayed_groups"] += 1
-        ex = self.ex
+        state = self.state
         names = self.cells
         for row in rows:
             index = row[0]
@@ -795,9 +809,9 @@ class FastPath:
             end = batch.ends[index + 1]
             self._expire_exact(key, end, batch)
             self._prune(key, index, batch)
-            group = ex.groups.get(key)
+            group = state.groups.get(key)
             if group is None:
-                group = ex.groups[key] = Group(key, ex._specs)
+                group = state.new_group(key)
             cells = [
                 self.ip_cache.get(x, _MISSING) if ip else _scalar(x)
                 for x, ip in zip(row[1:], self.ip_cells)  # noqa: B905
@@ -808,10 +822,10 @@ class FastPath:
             ]
             group.add(dict(zip(names, cells, strict=True)), t)
             if group.heap_ms is None or t < group.heap_ms:
-                ex._queue(group, t)
-            ex.clock.end_ms = end
-            fired: list[Match] = []
-            ex._judge(key, group, fired, t)
+                state.queue(group, t)
+            state.move_to(end)
+            fired: list[StreamMatch] = []
+            state.judge(key, group, fired, t)
             batch.sink.extend((index, 1, end, m) for m in fired)
 
     def _split(
@@ -835,35 +849,30 @@ class FastPath:
     def _expire_exact(self, key: tuple[object, ...], end: int, batch: _Batch) -> None:
         """The general window slide for one group: each oldest row leaves at its own moment,
         and the group is judged then."""
-        ex = self.ex
-        group = ex.groups.get(key)
+        state = self.state
+        group = state.groups.get(key)
         while group is not None and group.heap_ms is not None and group.heap_ms + self.leave <= end:
             at = group.heap_ms + self.leave
             index = batch.event_at(at)
             self._prune(key, index, batch)
-            ex.clock.end_ms = at
-            group.expire(ex.window.start_ms(at))
-            fired: list[Match] = []
+            state.move_to(at)
+            group.expire(state.window.start_ms(at))
+            fired: list[StreamMatch] = []
             if group.empty:
-                del ex.groups[key]
-                ex._judge(key, None, fired)
+                state.drop_group(key)
+                state.judge(key, None, fired)
                 group = None
             else:
-                ex._queue(group, group.rows.times[0])
-                ex._judge(key, group, fired)
+                state.queue(group, group.rows.times[0])
+                state.judge(key, group, fired)
             batch.sink.extend((index, 0, at, m) for m in fired)
 
     def _slide(self, end: int, start: int, quiet: set[tuple[object, ...]], batch: _Batch) -> None:
         """Slide the window to `end`: groups that cannot match expire in one step, the others
         (re-alert memory, or a count that may come into range as rows leave) exactly."""
-        ex = self.ex
-        heap = ex.clock.heap
-        nothing: list[dict[Any, int] | None] = [None] * len(ex._specs)
-        while heap and heap[0][0] < start:
-            ms, _seq, key = heapq.heappop(heap)
-            group = ex.groups.get(key)
-            if group is None or group.heap_ms != ms:
-                continue
+        state = self.state
+        nothing: list[dict[Any, int] | None] = [None] * len(state.specs)
+        for _ms, key, group in state.due(start):
             calm = key in quiet or self._calm(key, group, nothing, 0, start)
             if not calm:
                 self._expire_exact(key, end, batch)
@@ -871,12 +880,12 @@ class FastPath:
                 continue
             group.expire(start)
             if group.empty:
-                del ex.groups[key]
+                state.drop_group(key)
             else:
-                ex._queue(group, group.rows.times[0])
+                state.queue(group, group.rows.times[0])
 
 
-def _tree(node: _Node, index: dict[str, int]) -> tuple[tuple[str, int, Any], ...]:
+def _tree(node: Node, index: dict[str, int]) -> tuple[tuple[str, int, Any], ...]:
     """One Struct level as the compiled scan reads it: (key, 0 text leaf or 3 long leaf, field
     index), (key, 1 object, level) or (key, 2 dotted spelling, None), as _reads walks it."""
     out: list[tuple[str, int, Any]] = []
@@ -911,7 +920,7 @@ def _scalar(value: object) -> object:
 class _Term:
     """One term of the WHERE's AND chains with a memo of its result by its input values."""
 
-    __slots__ = ("cell", "columns", "memo", "positions", "test", "types")
+    __slots__ = ("columns", "memo", "positions", "test", "types")
 
     def __init__(
         self,
@@ -919,20 +928,18 @@ class _Term:
         types: dict[str, T],
         term: p.Expr,
         test: Callable[[Any], object],
-        cell: Callable[[object, T], object],
     ) -> None:
         self.columns = sorted(_refs(term, set()))
         self.positions = [route.index(c) for c in self.columns]
         self.types = [types[c] for c in self.columns]
         self.test = test
-        self.cell = cell  # executor._cell: a raw value converted as the general path does
         self.memo: dict[tuple[object, ...], bool] = {}
 
     def passes(self, values: tuple[object, ...]) -> bool:
         args = tuple(values[i] for i in self.positions)
         passed = self.memo.get(args)
         if passed is None:
-            cells = map(self.cell, args, self.types)
+            cells = map(cell_value, args, self.types)  # converted as the general path does
             passed = self.test(dict(zip(self.columns, cells, strict=True))) is True
             if len(self.memo) >= _CACHE_MAX:
                 self.memo.clear()

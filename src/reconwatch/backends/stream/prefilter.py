@@ -40,11 +40,11 @@ def _conjuncts(expr: p.Expr, fields: set[str]) -> tuple[list[tuple[str, str]], b
         left, lc = _conjuncts(expr.args[0], fields)
         right, rc = _conjuncts(expr.args[1], fields)
         return left + right, lc and rc
-    test = _equality(expr, fields)
+    test = equality(expr, fields)
     return ([test], True) if test is not None else ([], False)
 
 
-def _equality(expr: p.Expr, fields: set[str]) -> tuple[str, str] | None:
+def equality(expr: p.Expr, fields: set[str]) -> tuple[str, str] | None:
     if not (isinstance(expr, p.Call) and expr.fn == "eq" and len(expr.args) == 2):
         return None
     a, b = expr.args

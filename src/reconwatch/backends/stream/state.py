@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import bisect
 import math
-import socket
 from collections import Counter, deque
 from collections.abc import Callable
 from itertools import compress, islice, repeat, starmap
 from operator import eq, itemgetter
 from typing import Any
 
+from reconwatch.backends.stream.cells import ipv4_key
 from reconwatch.evaluate import EvalContext, compile_expr
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
@@ -27,22 +27,8 @@ GROUP_BYTES = 900
 Row = Any  # a Mapping[str, object]; Any keeps the hot path free of casts
 
 
-_V4_PREFIX = b"\x00" * 10 + b"\xff\xff"
 _FIRST = itemgetter(0)
 _SECOND = itemgetter(1)
-
-
-def ipv4_key(value: object) -> bytes | None:
-    """values.ip_bytes of a canonical dotted-quad IPv4 string, via inet_pton rather than the
-    much slower ipaddress; None for anything else. Only a spelling that round-trips unchanged
-    counts, so leading zeros and other forms stay with the strict parser."""
-    if type(value) is not str or ":" in value:
-        return None
-    try:
-        packed = socket.inet_pton(socket.AF_INET, value)
-    except OSError:
-        return None
-    return _V4_PREFIX + packed if socket.inet_ntop(socket.AF_INET, packed) == value else None
 
 
 class TimeCounter:
