@@ -37,6 +37,10 @@ class ReconwatchError(Exception):
     def one_line(self) -> str:
         return str(self)
 
+    def render(self) -> str:
+        """What the CLI prints after `error: ` (a query error adds its caret line)."""
+        return self.one_line()
+
 
 class QueryError(ReconwatchError):
     """A problem in ES|QL text, positioned as Elasticsearch does: `line L:C: message`."""
@@ -122,6 +126,30 @@ class UsageError(ReconwatchError):
     """A command line that cannot be carried out as given."""
 
     exit_code = 2
+
+
+class OutputError(ReconwatchError):
+    """Results could not be written (a full disk, an I/O error): `writing alerts to X: reason`."""
+
+    exit_code = 1
+
+
+class RuleRunError(ReconwatchError):
+    """A rule that failed to load or run while others ran: the rule's file, then the cause."""
+
+    def __init__(self, label: str, cause: ReconwatchError) -> None:
+        self.label = label
+        self.cause = cause
+        self.exit_code = cause.exit_code
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        text = self.cause.one_line()
+        return text if text.startswith(self.label + ":") else f"{self.label}: {text}"
+
+    def render(self) -> str:
+        text = self.cause.render()
+        return text if text.startswith(self.label + ":") else f"{self.label}: {text}"
 
 
 class SensorError(ReconwatchError):

@@ -136,7 +136,7 @@ def audit_scan(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    "how", [["--format", "auditd"], ["--input-format", "auditd", "--format", "ndjson"], []]
+    "how", [["--input-format", "auditd"], ["--input-format", "auditd", "--format", "ndjson"], []]
 )
 def test_detect_reads_audit_logs(audit_scan: Path, how: list[str]) -> None:
     done = reconwatch("detect", str(audit_scan), "--now", RUN_AT, *how)
@@ -159,7 +159,10 @@ def test_detect_input_format_errors(audit_scan: Path) -> None:
     done = reconwatch("detect", str(audit_scan), "--now", RUN_AT, "--input-format", "pcap")
     assert done.returncode == 2 and "--input-format 'pcap'" in done.stderr
     done = reconwatch("detect", str(audit_scan), "--now", RUN_AT, "--format", "yaml")
-    assert done.returncode == 2 and "auditd" in done.stderr
+    assert done.returncode == 2 and "choose one of ndjson, json, csv, table" in done.stderr
+    # An input format is not an output format (issue 10): the flag says which it is.
+    done = reconwatch("detect", str(audit_scan), "--now", RUN_AT, "--format", "auditd")
+    assert done.returncode == 2 and "use --input-format auditd" in done.stderr
 
 
 def test_detect_real_audit_records(tmp_path: Path) -> None:
@@ -174,7 +177,7 @@ def test_detect_real_audit_records(tmp_path: Path) -> None:
         )
     )
     done = reconwatch(
-        "detect", "--format", "auditd", str(real), "--rule", str(rule), "--now",
+        "detect", "--input-format", "auditd", str(real), "--rule", str(rule), "--now",
         "2024-08-16T15:00:00Z",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

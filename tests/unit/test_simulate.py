@@ -58,3 +58,28 @@ def test_other_kinds() -> None:
 def test_unknown_kind() -> None:
     with pytest.raises(ValueError, match="unknown scan kind"):
         Simulation(hosts=5, hours=1, start=START, scans=("bogus",))
+
+
+def test_stream_makes_one_chunk_of_time_at_a_time() -> None:
+    """`simulate --hosts 1000 --hours 12` held every event in memory (4.3 GB): the stream makes
+    the first event after one 10-minute chunk of traffic (plus the planted scan), not 12 hours."""
+    sim = Simulation(hosts=300, hours=12, start=START, scans=("subnet",), seed=4)
+    stream = sim.stream()
+    next(stream)
+    made = sim.factory.sequence
+    # ~72 events per host and hour: 12 h of 300 hosts is ~260k events, one chunk ~3.6k.
+    assert 600 < made < 12_000
+
+
+def test_stream_is_sorted_deterministic_and_keeps_the_planted_scan() -> None:
+    def run() -> list[dict[str, object]]:
+        return list(
+            Simulation(hosts=5, hours=2.5, start=START, scans=("subnet", "port"), seed=9).stream()
+        )
+
+    events = run()
+    stamps = [str(e["@timestamp"]) for e in events]
+    assert stamps == sorted(stamps)
+    assert events == run()
+    assert len({e["destination"]["ip"] for e in _nmap(events)}) == 301  # type: ignore[index]
+    assert stamps[-1] < "2025-07-16T11:30:00"

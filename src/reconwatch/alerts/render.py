@@ -186,9 +186,9 @@ def _results_cell(alert: Mapping[str, object], shown: set[str]) -> Text:
     return text
 
 
-def table(alerts: Sequence[Mapping[str, object]]) -> Table:
+def table(alerts: Sequence[Mapping[str, object]], first: int = 1) -> Table:
     """One row per alert: which run, which rule and how bad, who did it, what the query counted,
-    and what the source events show."""
+    and what the source events show. Rows are numbered from `first` (a stream prints batches)."""
     t = Table(
         title=f"{len(alerts)} alert(s)",
         show_lines=True,
@@ -201,7 +201,7 @@ def table(alerts: Sequence[Mapping[str, object]]) -> Table:
     t.add_column("host / process", ratio=2, overflow="fold")
     t.add_column("query result", ratio=3, overflow="fold")
     t.add_column("evidence (source events)", ratio=3, overflow="fold")
-    for i, a in enumerate(alerts, 1):
+    for i, a in enumerate(alerts, first):
         rule = Text(_time(a.get("reconwatch.run.at")), style="dim")
         rule.append(f" run {a.get('reconwatch.run.index', 0)}\n", style="dim")
         rule.append(str(a.get("kibana.alert.rule.name", "")) + "\n")
@@ -550,10 +550,51 @@ def report(alert: Mapping[str, object], rule: Rule | None) -> RenderableType:
 
 
 def print_reports(
-    console: Console, alerts: Sequence[Mapping[str, object]], rules: Mapping[str, Rule]
+    console: Console,
+    alerts: Sequence[Mapping[str, object]],
+    rules: Mapping[str, Rule],
+    first: int = 1,
 ) -> None:
-    if not alerts:
+    """A report per alert, numbered from `first`; `no alerts` for none at all."""
+    if not alerts and first == 1:
         console.print("no alerts")
-    for i, a in enumerate(alerts, 1):
-        console.rule(f"alert {i} of {len(alerts)}")
+    for i, a in enumerate(alerts, first):
+        console.rule(f"alert {i}")
         console.print(report(a, rules.get(str(a.get("reconwatch.rule.source")))))
+
+
+# -- CSV: one row per alert, the table's columns as plain text -------------------------------
+
+CSV_COLUMNS = (
+    "kibana.alert.uuid",
+    "reconwatch.run.at",
+    "kibana.alert.rule.name",
+    "kibana.alert.severity",
+    "kibana.alert.risk_score",
+    "host.name",
+    "process.executable",
+    "user.name",
+    "results",
+    "evidence",
+    "kibana.alert.reason",
+)
+
+
+def csv_row(alert: Mapping[str, object]) -> list[str]:
+    """The CSV_COLUMNS of one alert: identity, who, the query's columns as `name=value; ...`
+    and the evidence line (rows keep one shape whatever the rule's columns are)."""
+    results = "; ".join(
+        f"{k}={json.dumps(v, ensure_ascii=False, default=str) if isinstance(v, list | dict) else v}"
+        for k, v in _results(alert)
+    )
+    cells = {
+        "host.name": _host(alert),
+        "process.executable": _process(alert),
+        "user.name": _first_of(alert, "user.name"),
+        "results": results,
+        "evidence": evidence_line(_evidence(alert)).replace("\n", "; "),
+    }
+    return [
+        cells[c] if c in cells else ("" if alert.get(c) is None else str(alert.get(c)))
+        for c in CSV_COLUMNS
+    ]

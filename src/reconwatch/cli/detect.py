@@ -2,35 +2,52 @@
 
 from __future__ import annotations
 
-import sys
-from datetime import UTC, datetime
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from reconwatch.alerts.render import print_reports, table, to_json, to_ndjson
-from reconwatch.engine.detect import DatasetBackend, DetectReport, Schedule, detect
-from reconwatch.errors import UsageError
+from reconwatch.alerts.sinks import FORMATS, AlertSink, open_sink
+from reconwatch.engine.detect import (
+    DatasetBackend,
+    DetectReport,
+    OnRun,
+    Schedule,
+    detect,
+    event_span,
+)
+from reconwatch.engine.run import RunResult
+from reconwatch.errors import ReconwatchError, RuleRunError, UsageError
 from reconwatch.ingest import formats
-from reconwatch.plan.values import ConversionError, parse_datetime
+from reconwatch.plan.values import ConversionError, format_datetime, parse_datetime
 from reconwatch.rules.builtin import DEFAULT_RULE, resolve_rule
-from reconwatch.rules.exceptions import ExceptionList, load_exceptions
+from reconwatch.rules.datemath import parse_interval
+from reconwatch.rules.exceptions import ExceptionList, check_fields, load_exceptions
 from reconwatch.rules.model import Rule
+
+if TYPE_CHECKING:
+    from reconwatch.ingest import Dataset
 
 SAMPLE_FILE = "defend-network-sample.ndjson.gz"
 # The shipped sample covers 09:00-10:00Z; the demo is the hourly run right after it.
 SAMPLE_RUN_AT = "2025-07-16T10:00:00Z"
-FORMATS = ("table", "ndjson", "json")
-# Input formats --format also accepts (issue 5: `reconwatch detect --format auditd audit.log`).
-INPUT_FORMATS = ("auditd",)
 INPUT_FORMAT_HELP = (
     "Read every input as this format: "
     + ", ".join(formats.names())
     + ". Default: by content (an unrecognised file is reported by name)."
 )
+# Kibana refuses a manual run reaching back more than 90 days
+# (MAX_SCHEDULE_BACKFILL_LOOKBACK_WINDOW_DAYS); --from/--to gets the same bound by default.
+MAX_RANGE_DEFAULT = "90d"
+# Bad events listed one by one on stderr (then only counted).
+MAX_REPORTED = 20
+# Fewer runs than this finish before a progress bar is worth drawing.
+PROGRESS_MIN_RUNS = 10
 
 
 def parse_time(text: str, option: str) -> datetime:
@@ -47,42 +64,137 @@ def sample_path() -> Path:
     return Path(str(resources.files("reconwatch").joinpath("data", "sample", SAMPLE_FILE)))
 
 
-def _schedule(now: str | None, first: str | None, last: str | None, demo: bool) -> Schedule:
+def _max_range(text: str) -> timedelta:
+    try:
+        return parse_interval(text)
+    except Exception:
+        msg = f"--max-range {text!r}: expected a duration such as 90d or 2160h"
+        raise UsageError(msg) from None
+
+
+def _schedule(
+    now: str | None, first: str | None, last: str | None, demo: bool, max_range: str
+) -> Schedule:
     if (first is None) != (last is None):
         raise UsageError("--from and --to go together")
     if first is not None and last is not None:
         if now is not None:
             raise UsageError("--now cannot be combined with --from/--to")
-        return Schedule(first=parse_time(first, "--from"), last=parse_time(last, "--to"))
+        start, end = parse_time(first, "--from"), parse_time(last, "--to")
+        limit = _max_range(max_range)
+        if end - start > limit:
+            days = (end - start) / timedelta(days=1)
+            msg = (
+                f"--from/--to spans {days:,.0f} days; a manual run covers at most {max_range}, "
+                f"as in Kibana (split the range, or raise the bound with --max-range {days:.0f}d)"
+            )
+            raise UsageError(msg)
+        return Schedule(first=start, last=end)
     default = SAMPLE_RUN_AT if demo else "now"
     return Schedule(at=parse_time(now or default, "--now"))
 
 
-def _write(
-    report: DetectReport, rules: list[Rule], fmt: str, as_report: bool, output: str | None
-) -> None:
-    alerts = report.alerts
-    if output is not None:
-        with open(output, "w", encoding="utf-8") as fh:
-            if fmt == "table" or as_report:
-                print_to = Console(file=fh, width=120, force_terminal=False)
-                _render(print_to, alerts, rules, fmt, as_report)
-            else:
-                fh.write(to_json(alerts) if fmt == "json" else to_ndjson(alerts))
-        return
-    # Machine formats must not be wrapped; the table and reports wrap to the terminal.
-    _render(Console(soft_wrap=fmt != "table" and not as_report), alerts, rules, fmt, as_report)
-
-
-def _render(
-    console: Console, alerts: list[dict[str, object]], rules: list[Rule], fmt: str, as_report: bool
-) -> None:
+def _output_format(fmt: str | None, as_report: bool) -> str | None:
+    if fmt is not None and fmt not in FORMATS and fmt in formats.names():
+        msg = f"--format {fmt}: {fmt} is an input format; use --input-format {fmt}"
+        raise UsageError(msg)
     if as_report:
-        print_reports(console, alerts, {r.label: r for r in rules})
-    elif fmt == "table":
-        console.print(table(alerts) if alerts else "no alerts")
-    else:
-        console.file.write(to_json(alerts) if fmt == "json" else to_ndjson(alerts))
+        if fmt not in (None, "report"):
+            raise UsageError(f"--report contradicts --format {fmt}")
+        return "report"
+    return fmt
+
+
+def _load_rules(specs: list[str]) -> tuple[list[Rule], list[RuleRunError]]:
+    """Every rule that loads; the others are reported (file and reason) and skipped. With no
+    rule left the first failure is the error."""
+    rules: list[Rule] = []
+    failed: list[RuleRunError] = []
+    for spec in specs:
+        try:
+            rules.append(resolve_rule(spec))
+        except ReconwatchError as exc:
+            if len(specs) == 1:
+                raise
+            failed.append(RuleRunError(spec, exc))
+    if not rules:
+        raise failed[0]
+    return rules, failed
+
+
+@contextlib.contextmanager
+def _progress(total: int, err: Console) -> Iterator[OnRun | None]:
+    """A progress bar on stderr for long --from/--to ranges, only on a terminal."""
+    if total < PROGRESS_MIN_RUNS or not err.is_terminal:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("[bold]runs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[alerts]} alert(s)"),
+        TextColumn("[dim]{task.fields[at]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("runs", total=total, alerts=0, at="")
+        alerts = 0
+
+        def advance(rule: Rule, run: RunResult) -> None:
+            nonlocal alerts
+            alerts += len(run.alerts)
+            at = run.window.run_at.strftime("%Y-%m-%d %H:%MZ")
+            bar.update(task, advance=1, alerts=alerts, at=f"{rule.label} run at {at}")
+
+        yield advance
+
+
+def _report_unusable(dataset: Dataset, err: Console) -> list[str]:
+    """Name every input that gave no event at all (with what it looks like if unrecognised)."""
+    unusable = dataset.unusable_inputs()
+    for line in unusable:
+        err.print(f"error: {line}", markup=False)
+    return unusable
+
+
+def _no_events_notes(
+    rules: list[Rule], report: DetectReport, backend: DatasetBackend, schedule: Schedule
+) -> list[str]:
+    """For rules without alerts whose runs saw no event at all: the runs' and the inputs' time
+    spans, so a wrong --now is visible at once."""
+    notes: list[str] = []
+    failed = {f.label for f in report.failures}
+    alerted = {rule.label for rule, run in report.runs if run.alerts}
+    for rule in rules:
+        if rule.label in alerted or rule.label in failed:
+            continue
+        windows = schedule.windows(rule)
+        span = event_span(rule, backend, windows[-1].run_at)
+        if span is None or any(span.overlaps(w) for w in windows):
+            continue
+        covered = f"{format_datetime(windows[0].start)} .. {format_datetime(windows[-1].end)}"
+        if span.events == 0 or span.first is None or span.last is None:
+            events = "the inputs hold no events"
+        else:
+            events = (
+                f"the inputs' {span.events} event(s) span "
+                f"{format_datetime(span.first)} .. {format_datetime(span.last)}"
+            )
+        notes.append(
+            f"{rule.label}: no events in any run window: the runs covered {covered}, {events} "
+            "(choose --now or --from/--to inside the events' span)"
+        )
+    return notes
 
 
 def register(app: typer.Typer) -> None:
@@ -90,7 +202,10 @@ def register(app: typer.Typer) -> None:
     def detect_cmd(
         files: Annotated[
             list[str] | None,
-            typer.Argument(help="Event files: NDJSON (.gz), JSON, Parquet, Linux audit logs."),
+            typer.Argument(
+                help="Event files: NDJSON (.gz), JSON, Parquet, Linux audit logs.",
+                metavar="FILES...",
+            ),
         ] = None,
         rule: Annotated[
             list[str] | None,
@@ -98,23 +213,41 @@ def register(app: typer.Typer) -> None:
                 "--rule",
                 "-r",
                 help=f"Built-in name, rule_id or TOML path; repeatable (default {DEFAULT_RULE}).",
+                metavar="RULE",
             ),
         ] = None,
         now: Annotated[
             str | None,
-            typer.Option("--now", help="Run time T (ISO-8601; default: the current time)."),
+            typer.Option(
+                "--now", help="Run time T (ISO-8601; default: the current time).", metavar="TIME"
+            ),
         ] = None,
         first: Annotated[
             str | None,
-            typer.Option("--from", help="With --to: every scheduled run between the two times."),
+            typer.Option(
+                "--from",
+                help="With --to: every scheduled run between the two times.",
+                metavar="TIME",
+            ),
         ] = None,
-        last: Annotated[str | None, typer.Option("--to", help="End of the --from range.")] = None,
+        last: Annotated[
+            str | None, typer.Option("--to", help="End of the --from range.", metavar="TIME")
+        ] = None,
+        max_range: Annotated[
+            str,
+            typer.Option(
+                "--max-range",
+                help="Longest --from/--to range, as Kibana bounds manual runs.",
+                metavar="DURATION",
+            ),
+        ] = MAX_RANGE_DEFAULT,
         exceptions: Annotated[
             list[str] | None,
             typer.Option(
                 "--exceptions",
                 "-e",
                 help="Exception list: Kibana NDJSON export or .toml; repeatable.",
+                metavar="FILE",
             ),
         ] = None,
         fmt: Annotated[
@@ -122,8 +255,9 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--format",
                 "-f",
-                help="Output: table (terminal default) | ndjson (piped default) | json; "
-                "or auditd: the inputs are audit logs (same as --input-format auditd).",
+                help=f"Output: {' | '.join(FORMATS)}. Default: by the -o file's extension "
+                "(else ndjson); on stdout table on a terminal, ndjson when piped.",
+                metavar="FORMAT",
             ),
         ] = None,
         input_format: Annotated[
@@ -131,10 +265,14 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--input-format",
                 help=INPUT_FORMAT_HELP,
+                metavar="FORMAT",
             ),
         ] = None,
         output: Annotated[
-            str | None, typer.Option("--output", "-o", help="Write alerts to this file.")
+            str | None,
+            typer.Option(
+                "--output", "-o", help="Write alerts to this file (- is stdout).", metavar="FILE"
+            ),
         ] = None,
         as_report: Annotated[
             bool,
@@ -149,49 +287,88 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--no-evidence", help="Skip the evidence queries.")
         ] = False,
         space: Annotated[
-            str, typer.Option("--space", help="Kibana space id used in alert ids.")
+            str,
+            typer.Option("--space", help="Kibana space id used in alert ids.", metavar="SPACE"),
         ] = "default",
     ) -> None:
         """Run detection rules over events as Kibana's ES|QL rule executor would and print alerts."""
         from reconwatch.ingest import Dataset
 
+        err = Console(stderr=True, highlight=False, soft_wrap=True)
         paths = list(files or [])
         if demo:
             paths.append(str(sample_path()))
         if not paths:
             raise UsageError("give event files to read, or --demo for the shipped sample")
-        if fmt in INPUT_FORMATS:
-            if input_format not in (None, fmt):
-                raise UsageError(f"--format {fmt} contradicts --input-format {input_format}")
-            input_format, fmt = fmt, None
+        out_format = _output_format(fmt, as_report)
         if input_format is not None:
             formats.get(input_format)  # a UsageError listing the registered formats
-        chosen = fmt or ("table" if sys.stdout.isatty() else "ndjson")
-        if chosen not in FORMATS:
-            known = ", ".join(FORMATS + INPUT_FORMATS)
-            raise UsageError(f"--format {chosen!r}: choose one of {known}")
-        rules = [resolve_rule(r) for r in (rule or [DEFAULT_RULE])]
+        rules, failed = _load_rules(list(rule or [DEFAULT_RULE]))
         lists: list[ExceptionList] = [load_exceptions(p) for p in exceptions or []]
         # A mistyped file name must not read as "no alerts": refuse it before any run.
         missing = [p for p in paths if not Path(p).exists()]
         if missing:
             raise UsageError(f"no such file: {', '.join(missing)}")
-        schedule = _schedule(now, first, last, demo)
+        schedule = _schedule(now, first, last, demo, max_range)
         dataset = Dataset.from_files(paths, input_format=input_format)
-        report = detect(
-            rules, DatasetBackend(dataset), schedule, exceptions=lists, evidence=not no_evidence
-        )
-        err = Console(stderr=True, highlight=False, soft_wrap=True)
-        ingest = getattr(dataset, "report", None)
-        if ingest is not None and ingest.skipped:
-            for line in ingest.lines(cap=20):
-                err.print(f"warning: skipped {line}", markup=False)
-            err.print(f"warning: {ingest.skipped} bad event(s) skipped", markup=False)
-        for w in report.warnings:
-            err.print(f"warning: {w}", markup=False)
-        _write(report, rules, chosen, as_report, output)
-        runs = len(report.runs)
-        summary = f"{len(report.alerts)} alert(s) from {runs} run(s) of {len(rules)} rule(s)"
-        if suppressed := sum(report.suppressed):
-            summary += f"; {suppressed} duplicate alert(s) suppressed"
-        err.print(summary, markup=False)
+        if lists:
+            fields = {name: col.type for name, col in dataset.fields(("*",)).items()}
+            for lst in lists:
+                check_fields(lst, fields)
+        sink = open_sink(output, out_format, rules={r.label: r for r in rules})
+        backend = DatasetBackend(dataset)
+        with _progress(schedule.total(rules), err) as on_run:
+            report = detect(
+                rules,
+                backend,
+                schedule,
+                exceptions=lists,
+                evidence=not no_evidence,
+                space=space,
+                on_run=on_run,
+            )
+        _finish(report, rules, failed, dataset, backend, schedule, sink, err)
+
+
+def _finish(
+    report: DetectReport,
+    rules: list[Rule],
+    failed: list[RuleRunError],
+    dataset: Dataset,
+    backend: DatasetBackend,
+    schedule: Schedule,
+    sink: AlertSink,
+    err: Console,
+) -> None:
+    """Warnings, the alerts, the summary; then the error exit when an input or a rule failed."""
+    # An unrecognised file is an error of its own (_report_unusable), not a skipped event.
+    bad = [e for e in dataset.report.errors if not isinstance(e, formats.UnrecognisedFormatError)]
+    if bad:
+        for e in bad[:MAX_REPORTED]:
+            err.print(f"warning: skipped {e.one_line()}", markup=False)
+        err.print(f"warning: {len(bad)} bad event(s) skipped", markup=False)
+    for w in report.warnings:
+        err.print(f"warning: {w}", markup=False)
+    try:
+        sink.write(report.alerts)
+    finally:
+        sink.close()
+    failed = [*failed, *report.failures]
+    for failure in failed:
+        err.print(f"error: {failure.render()}", markup=False)
+    unusable = _report_unusable(dataset, err)
+    if not report.alerts and not failed and not unusable:
+        for note in _no_events_notes(rules, report, backend, schedule):
+            err.print(f"warning: {note}", markup=False)
+    ran = len(rules) - len(report.failures)
+    summary = f"{len(report.alerts)} alert(s) from {len(report.runs)} run(s) of {ran} rule(s)"
+    if suppressed := sum(report.suppressed):
+        summary += f"; {suppressed} duplicate alert(s) suppressed"
+    if failed:
+        summary += f"; {len(failed)} rule(s) failed"
+    err.print(summary, markup=False)
+    if failed:
+        code = max(f.exit_code for f in failed)
+        raise typer.Exit(code)
+    if unusable:
+        raise typer.Exit(2)

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-import importlib
+import signal
 import sys
+from types import FrameType
 
-import typer
-from rich.console import Console
-from rich.markup import escape
 
-from reconwatch.errors import QueryError, ReconwatchError
+def _interrupted_at_start(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C while the program is still loading: leave with 130 and no traceback."""
+    raise SystemExit(130)
+
+
+# Before the heavy imports below: an interrupt while they load must not print a traceback.
+signal.signal(signal.SIGINT, _interrupted_at_start)
+
+import errno  # noqa: E402
+import importlib  # noqa: E402
+import os  # noqa: E402
+from typing import Annotated, Any  # noqa: E402
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.markup import escape  # noqa: E402
+
+from reconwatch import __version__  # noqa: E402
+from reconwatch.errors import ReconwatchError  # noqa: E402
 
 app = typer.Typer(
     name="reconwatch",
@@ -20,9 +36,28 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"reconwatch {__version__}")
+        raise typer.Exit()
+
+
+# The group's own options; a callback also keeps the app a group when only the command being
+# run is registered (Typer would run a lone command directly).
 @app.callback()
-def _group() -> None:
-    """A group even when one command is registered (Typer would run a lone command directly)."""
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
+            metavar="",
+        ),
+    ] = False,
+) -> None:
+    """Catch network reconnaissance from compromised Linux hosts with Elastic's ES|QL detection rules."""
 
 
 # Each module defines `register(app)`; add a command by adding its name and module here. Only
@@ -62,19 +97,66 @@ def _register_for(argv: list[str]) -> None:
         _register([module])
 
 
+def _quiet_flags(command: Any) -> None:
+    """Flags take no value: the help shows none (not `<bool>`) for them and for --help."""
+    commands = getattr(command, "commands", {})
+    for sub in commands.values():
+        _quiet_flags(sub)
+    for param in getattr(command, "params", []):
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    make_context = getattr(command, "context_class", None)
+    get_help = getattr(command, "get_help_option", None)
+    if make_context is not None and get_help is not None:
+        help_option = get_help(make_context(command, info_name=command.name))
+        if help_option is not None:
+            help_option.metavar = ""
+
+
+def build_command(argv: list[str]) -> Any:
+    """The click command tree that runs `argv` (its command registered, or all of them)."""
+    _register_for(argv)
+    command = typer.main.get_command(app)
+    _quiet_flags(command)
+    return command
+
+
 def report_error(exc: ReconwatchError) -> int:
     """Print a user error without a traceback and return its exit code."""
-    text = exc.render() if isinstance(exc, QueryError) else exc.one_line()
     # Escape: user text such as "Unknown column [x]" must not be read as rich markup.
-    err_console.print(f"[bold red]error:[/] {escape(text)}", markup=True, highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(exc.render())}", markup=True, highlight=False)
     return exc.exit_code
 
 
-def main(argv: list[str] | None = None) -> None:
-    _register_for(sys.argv[1:] if argv is None else argv)
+def _stdout_to_devnull() -> None:
+    """The interpreter flushes stdout once more at exit; after a failed write that flush
+    must go nowhere instead of printing a traceback."""
+    null = os.open(os.devnull, os.O_WRONLY)
     try:
-        app(args=argv, standalone_mode=True)
+        os.dup2(null, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(null)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        command = build_command(sys.argv[1:] if argv is None else argv)
+        # Loaded: from here Ctrl-C is a KeyboardInterrupt the commands may handle (watch's summary).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        command(args=argv, prog_name="reconwatch", standalone_mode=True)
     except ReconwatchError as exc:
         sys.exit(report_error(exc))
     except KeyboardInterrupt:
         sys.exit(130)
+    except BrokenPipeError:
+        _stdout_to_devnull()  # the reader went away (`| head`): nothing to say
+        sys.exit(1)
+    except OSError as exc:
+        # A write to stdout that failed (a full disk, an I/O error) or a file that vanished.
+        _stdout_to_devnull()
+        where = f"{exc.filename}: " if exc.filename else ""
+        reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+        err_console.print(f"error: {where}{reason}", markup=False)
+        sys.exit(1)

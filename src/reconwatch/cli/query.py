@@ -8,7 +8,8 @@ import json
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,6 +18,9 @@ from rich.table import Table
 from reconwatch.errors import UsageError
 from reconwatch.plan import values
 from reconwatch.plan.catalog import Result
+
+if TYPE_CHECKING:
+    from reconwatch.ingest import Dataset
 
 MAX_REPORTED = 20
 
@@ -60,13 +64,20 @@ def query(
             "--input-format",
             help="Read every file as this format (ndjson, json, parquet, auditd, ...); "
             "default: by content.",
+            metavar="FORMAT",
         ),
     ] = None,
 ) -> None:
     """Run an ES|QL query over event files. Bad events are skipped and reported on stderr."""
-    from reconwatch.ingest import Dataset
+    from reconwatch.ingest import Dataset, formats
     from reconwatch.query import explain, run_query, warning_header
 
+    if input_format is not None:
+        formats.get(input_format)  # a UsageError listing the registered formats
+    # A mistyped file name must not read as an empty result: refuse it before the query runs.
+    missing = [p for p in files or [] if not Path(p).exists()]
+    if missing:
+        raise UsageError(f"no such file: {', '.join(missing)}")
     dataset = Dataset.from_files(files or [], _index_map(index or []), input_format=input_format)
     query_time = _parse_now(now)
     if explain_:
@@ -79,6 +90,18 @@ def query(
         typer.echo(f"Warning: {warning_header(text)}", err=True)
     chosen = fmt or (Format.table if sys.stdout.isatty() else Format.ndjson)
     _print(result, chosen)
+    if _report_unusable(dataset):
+        raise typer.Exit(2)
+
+
+def _report_unusable(dataset: Dataset) -> bool:
+    """An input that gave no event at all is named, with what it looks like when no format
+    recognises it: the result is not what the user asked for."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    unusable = dataset.unusable_inputs()
+    for line in unusable:
+        err.print(f"error: {line}", markup=False)
+    return bool(unusable)
 
 
 def _index_map(items: list[str]) -> list[tuple[str, str]]:
@@ -102,16 +125,18 @@ def _parse_now(text: str | None) -> datetime:
         raise UsageError(msg) from None
 
 
-def _report_bad_events(dataset: object) -> None:
-    report = dataset.report  # type: ignore[attr-defined]
-    if not report.errors:
+def _report_bad_events(dataset: Dataset) -> None:
+    from reconwatch.ingest.formats import UnrecognisedFormatError
+
+    report = dataset.report
+    # An unrecognised file is an error of its own (_report_unusable), not a skipped event.
+    bad = [e for e in report.errors if not isinstance(e, UnrecognisedFormatError)]
+    if not bad:
         return
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    for line in report.lines(MAX_REPORTED):
-        err.print(f"warning: skipped {line}", markup=False)
-    err.print(
-        f"warning: {report.skipped} bad event(s) skipped, {report.events} processed", markup=False
-    )
+    for e in bad[:MAX_REPORTED]:
+        err.print(f"warning: skipped {e.one_line()}", markup=False)
+    err.print(f"warning: {len(bad)} bad event(s) skipped, {report.events} processed", markup=False)
 
 
 def jsonable(value: object) -> object:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -17,12 +18,31 @@ from reconwatch.simulate import SCAN_KINDS, Simulation, write_events
 KINDS_HELP = "; ".join(f"{k}: {v}" for k, v in SCAN_KINDS.items())
 
 
-def _to_stdout(events: list[dict[str, object]]) -> None:
+def _to_stdout(events: Iterable[dict[str, object]]) -> int:
     encoder = msgspec.json.Encoder()
     out = sys.stdout.buffer
+    count = 0
     for event in events:
         out.write(encoder.encode(event) + b"\n")
+        count += 1
     out.flush()
+    return count
+
+
+def _writable(path: str) -> str:
+    """Refuse an output path that cannot be created, before any event is made."""
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        reason = (
+            "is a directory (give a file name)"
+            if isinstance(exc, IsADirectoryError)
+            else exc.strerror
+        )
+        msg = f"--output {path}: cannot write: {reason or exc}"
+        raise UsageError(msg) from None
+    return path
 
 
 def register(app: typer.Typer) -> None:
@@ -61,14 +81,14 @@ def register(app: typer.Typer) -> None:
             )
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        events = sim.events()
+        # Streamed: a large fleet over many hours never sits in memory as a whole.
         if output == "-":
-            _to_stdout(events)
+            count = _to_stdout(sim.stream())
         else:
-            write_events(events, output)
+            count = write_events(sim.stream(), _writable(output))
         err = Console(stderr=True, highlight=False, soft_wrap=True)
         err.print(
-            f"wrote {len(events)} events for {hosts} hosts from {begin.isoformat()} to "
+            f"wrote {count} events for {hosts} hosts from {begin.isoformat()} to "
             + ("stdout" if output == "-" else output),
             markup=False,
         )

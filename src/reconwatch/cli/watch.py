@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from reconwatch.alerts.render import to_ndjson
+from reconwatch.alerts.sinks import FORMATS, open_sink
 from reconwatch.backends.stream.executor import RealertPolicy, StreamExecutor
 from reconwatch.backends.stream.lines import split_lines
 from reconwatch.engine.watch import RuleWatch
@@ -206,8 +206,24 @@ def register(app: typer.Typer) -> None:
         no_evidence: Annotated[
             bool, typer.Option("--no-evidence", help="Alerts without reconwatch.evidence.")
         ] = False,
+        fmt: Annotated[
+            str | None,
+            typer.Option(
+                "--format",
+                "-f",
+                help=f"Output: {' | '.join(FORMATS)}, as for detect. Default: by the -o "
+                "file's extension (else ndjson); on stdout table on a terminal, ndjson when piped.",
+                metavar="FORMAT",
+            ),
+        ] = None,
+        output: Annotated[
+            str | None,
+            typer.Option(
+                "--output", "-o", help="Write alerts to this file (- is stdout).", metavar="FILE"
+            ),
+        ] = None,
     ) -> None:
-        """Evaluate a rule continuously over a sliding event-time window; alerts print as NDJSON when they fire."""
+        """Evaluate a rule continuously over a sliding event-time window; alerts print as they fire."""
         paths = list(files or [])
         chosen = resolve_rule(rule)
         policy = RealertPolicy(_millis(rearm, "--rearm-after"), growth, growth_column)
@@ -221,15 +237,14 @@ def register(app: typer.Typer) -> None:
             evidence=not no_evidence,
         )
         report = IngestReport()
-        out = sys.stdout
+        sink = open_sink(output, fmt, rules={chosen.label: chosen})
         err = Console(stderr=True, highlight=False, soft_wrap=True)
         alerts = 0
 
         def emit(batch: list[dict[str, object]]) -> None:
             nonlocal alerts
             if batch:
-                out.write(to_ndjson(batch))
-                out.flush()
+                sink.write(batch)
                 alerts += len(batch)
 
         try:
@@ -241,6 +256,8 @@ def register(app: typer.Typer) -> None:
                     _watch_lines(watch, name, fd, follow, report, emit)
         except KeyboardInterrupt:
             pass
+        finally:
+            sink.close()
         for line in report.lines(cap=20):
             err.print(f"warning: skipped {line}", markup=False)
         metrics = watch.executor.refresh_metrics()

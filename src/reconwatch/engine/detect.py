@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +13,7 @@ from reconwatch.engine.backend import QueryBackend
 from reconwatch.engine.run import MAX_SIGNALS_WARNING, RuleExecutor, RunResult
 from reconwatch.engine.schedule import RunWindow, runs_between, window_at
 from reconwatch.engine.suppression import SUPPRESSION_MAX_SIGNALS_WARNING, Suppressor
-from reconwatch.errors import ReconwatchError
+from reconwatch.errors import ReconwatchError, RuleRunError
 from reconwatch.ingest import Dataset
 from reconwatch.plan.catalog import Result
 from reconwatch.plan.nodes import Column
@@ -128,12 +128,18 @@ class Schedule:
         assert self.at is not None  # the CLI resolves the default (the real clock) at its edge
         return [window_at(rule, self.at)]
 
+    def total(self, rules: Sequence[Rule]) -> int:
+        """How many runs `detect` makes for these rules (for a progress bar)."""
+        return sum(len(self.windows(rule)) for rule in rules)
+
 
 @dataclass(slots=True)
 class DetectReport:
     runs: list[tuple[Rule, RunResult]] = field(default_factory=list)
     # Alerts folded into another by alert suppression (Kibana's suppressedItemsCount), per run.
     suppressed: list[int] = field(default_factory=list)
+    # Rules that could not run (a query the engine refuses): the others still ran.
+    failures: list[RuleRunError] = field(default_factory=list)
 
     @property
     def alerts(self) -> list[dict[str, object]]:
@@ -158,25 +164,92 @@ def detect(
     exceptions: Sequence[ExceptionList] = (),
     evidence: bool = True,
     space: str = "default",
+    on_run: OnRun | None = None,
 ) -> DetectReport:
+    """Every run of every rule. A rule the engine refuses (its query, its exceptions) is
+    recorded in `failures` and the other rules still run; `on_run` is called after each run."""
     report = DetectReport()
     for rule in rules:
-        executor = RuleExecutor(
-            rule, backend, exceptions=exceptions, space=space, evidence=evidence
-        )
-        suppressor = Suppressor.for_rule(rule, space)
-        notes = _group_by_notes(rule, executor, backend) if suppressor is not None else []
-        # Runs in time order: a run's suppression looks at the alerts the earlier ones wrote.
-        for window in schedule.windows(rule):
-            run = executor.run(window)
-            suppressed = 0
-            if suppressor is not None:
-                run, suppressed = _suppress(suppressor, executor, run)
-            if notes:
-                run, notes = replace(run, warnings=[*notes, *run.warnings]), []
-            report.runs.append((rule, run))
-            report.suppressed.append(suppressed)
+        windows = schedule.windows(rule)
+        try:
+            _detect_rule(rule, windows, backend, exceptions, evidence, space, report, on_run)
+        except ReconwatchError as exc:
+            report.failures.append(RuleRunError(rule.label, exc))
     return report
+
+
+OnRun = Callable[[Rule, RunResult], None]
+
+
+def _detect_rule(
+    rule: Rule,
+    windows: list[RunWindow],
+    backend: QueryBackend,
+    exceptions: Sequence[ExceptionList],
+    evidence: bool,
+    space: str,
+    report: DetectReport,
+    on_run: OnRun | None,
+) -> None:
+    executor = RuleExecutor(rule, backend, exceptions=exceptions, space=space, evidence=evidence)
+    suppressor = Suppressor.for_rule(rule, space)
+    notes = _group_by_notes(rule, executor, backend) if suppressor is not None else []
+    # Runs in time order: a run's suppression looks at the alerts the earlier ones wrote.
+    for window in windows:
+        run = executor.run(window)
+        suppressed = 0
+        if suppressor is not None:
+            run, suppressed = _suppress(suppressor, executor, run)
+        if notes:
+            run, notes = replace(run, warnings=[*notes, *run.warnings]), []
+        report.runs.append((rule, run))
+        report.suppressed.append(suppressed)
+        if on_run is not None:
+            on_run(rule, run)
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpan:
+    """How many events a rule's FROM reads and the times they span (on the run filter's field)."""
+
+    events: int
+    first: datetime | None
+    last: datetime | None
+
+    def overlaps(self, window: RunWindow) -> bool:
+        if self.first is None or self.last is None:
+            return False
+        return self.first <= window.end and self.last >= window.start
+
+
+def event_span(rule: Rule, backend: QueryBackend, now: datetime) -> EventSpan | None:
+    """The events the rule's source reads, counted with their first and last time on the
+    field the run filter uses (timestamp_override, falling back to @timestamp); None if the
+    source has no such time field."""
+    from reconwatch.esql.parser import parse
+    from reconwatch.esql.render import quote_name, render_command
+
+    source = render_command(parse(rule.query).commands[0])
+    times = ["@timestamp"]
+    if rule.timestamp_override not in (None, "@timestamp"):
+        times.insert(0, f"coalesce({quote_name(str(rule.timestamp_override))}, @timestamp)")
+    for ts in times:
+        query = (
+            f"{source} | eval rw_t = {ts} "
+            "| stats rw_n = count(*), rw_first = min(rw_t), rw_last = max(rw_t)"
+        )
+        try:
+            rows = backend.run(query, now=now).as_dicts()
+        except ReconwatchError:
+            continue  # no such field in this source: try @timestamp alone
+        row = rows[0] if rows else {}
+        first, last = row.get("rw_first"), row.get("rw_last")
+        return EventSpan(
+            int(row.get("rw_n") or 0),  # type: ignore[call-overload]
+            first if isinstance(first, datetime) else None,
+            last if isinstance(last, datetime) else None,
+        )
+    return None
 
 
 def _suppress(

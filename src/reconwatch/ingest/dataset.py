@@ -107,6 +107,7 @@ class Dataset:
         self._scan: _Scan | None = None
         self._types: dict[str, T] = {}
         self._reported: set[int] = set()
+        self._good: dict[int, int] = {}  # good events of each input read through in Python
         self._slow: set[int] = set()
         self._shallow: set[int] = set()  # inputs DuckDB may read: no line nests too deep
         self._multivalued: set[str] = set()
@@ -187,6 +188,7 @@ class Dataset:
         self._refused(index, local)
         if index not in self._reported:
             self._reported.add(index)
+            self._good[index] = good
             self.report.settle(index, good, local.errors)
 
     def _refused(self, index: int, local: IngestReport) -> None:
@@ -294,6 +296,39 @@ class Dataset:
         """Read every input once (validation and field discovery); returns the report."""
         self._ensure_scan()
         return self.report
+
+    def unusable_inputs(self) -> list[str]:
+        """One line for each file read through that gave no event at all but an error: the
+        wrong file, not a few bad events. An unrecognised file says what it looks like (its
+        format error); a recognised one how many bad events it had. An audit log is a known
+        format even when none of its records is a connection (it reports no error then)."""
+        out: list[str] = []
+        for index, inp in enumerate(self._inputs):
+            if inp.path is None or self._good.get(index) != 0:
+                continue
+            names = (inp.name, str(inp.path))
+            errors = [e for e in self.report.errors if e.path in names]
+            if not errors:
+                continue
+            unrecognised = [e for e in errors if isinstance(e, formats.UnrecognisedFormatError)]
+            if unrecognised:
+                out.append(unrecognised[0].one_line())
+            elif len(errors) == 1 and errors[0].line is None:
+                out.append(errors[0].one_line())  # cannot read file: permission denied ...
+            elif self._audit_log(inp):
+                continue
+            else:
+                out.append(f"{inp.name}: no events read: all {len(errors)} were bad events (above)")
+        return out
+
+    @staticmethod
+    def _audit_log(inp: _Input) -> bool:
+        if inp.format is not None or inp.path is None:
+            return inp.format == "auditd"
+        try:
+            return formats.sniff(inp.path).name == "auditd"
+        except (OSError, formats.UnrecognisedFormatError):
+            return False
 
     # -- catalog -------------------------------------------------------------------------------
 

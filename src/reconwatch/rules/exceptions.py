@@ -14,13 +14,17 @@ Entries in one item are ANDed, items are ORed; a source event matching any item 
 
 from __future__ import annotations
 
+import difflib
 import json
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reconwatch.errors import RuleLoadError
+from reconwatch.plan.values import ConversionError, convert
+from reconwatch.types import DataType
 
 ENTRY_TYPES = ("match", "match_any", "exists", "wildcard")
 # The operator names of Kibana's UI -> (type, operator) of the stored entry.
@@ -71,6 +75,10 @@ def load_exceptions(path: str | Path) -> ExceptionList:
         text = p.read_text("utf-8")
     except OSError as exc:
         raise RuleLoadError(str(path), [("<file>", exc.strerror or str(exc))]) from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        reason = f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line {line})"
+        raise RuleLoadError(str(path), [("<file>", reason)]) from None
     if p.suffix.lower() == ".toml":
         return _from_toml(text, str(path))
     return _from_ndjson(text, str(path))
@@ -79,6 +87,7 @@ def load_exceptions(path: str | Path) -> ExceptionList:
 def _from_ndjson(text: str, label: str) -> ExceptionList:
     problems: list[tuple[str, str]] = []
     name = Path(label).stem
+    header = False
     items: list[ExceptionItem] = []
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -99,9 +108,16 @@ def _from_ndjson(text: str, label: str) -> ExceptionList:
             # The list header (list_id, name, type) or the export summary line.
             if "list_id" in obj and isinstance(obj.get("name"), str):
                 name = obj["name"]
+                header = True
             continue
         entries = _entries(obj["entries"], f"{where}: entries", problems)
         items.append(ExceptionItem(str(obj.get("name") or obj.get("item_id") or where), entries))
+    if not items and not header and not problems:
+        reason = (
+            "holds no exception list: expected Kibana's exception-list export "
+            "(a list header, then items with `entries`) or a .toml file"
+        )
+        problems.append(("<file>", reason))
     if problems:
         raise RuleLoadError(label, problems)
     return ExceptionList(name, tuple(items), label)
@@ -211,6 +227,43 @@ def _toml_entry(field: str, spec: object, at: str, problems: list[tuple[str, str
         return None
     values = _values(type_, value, at, problems)
     return None if values is None else Entry(field, type_, operator, values)
+
+
+def check_fields(lst: ExceptionList, fields: Mapping[str, DataType]) -> None:
+    """Refuse entries that can never match: a field neither ECS nor the events have, a value
+    the field's type cannot hold (`destination.ip is "not-an-ip"`, `destination.port is
+    "eighty"`), a wildcard on a field that is not a string. Raises RuleLoadError naming each."""
+    problems: list[tuple[str, str]] = []
+    for index, item in enumerate(lst.items):
+        for entry in item.entries:
+            where = f"{item.name or f'item {index}'}: {entry.field}"
+            problem = _entry_problem(entry, fields)
+            if problem is not None:
+                problems.append((where, problem))
+    if problems:
+        raise RuleLoadError(lst.path or lst.name, problems)
+
+
+def _entry_problem(entry: Entry, fields: Mapping[str, DataType]) -> str | None:
+    type_ = fields.get(entry.field)
+    if type_ is None:
+        near = difflib.get_close_matches(entry.field, list(fields), n=1)
+        hint = f", did you mean [{near[0]}]?" if near else ""
+        return f"unknown field [{entry.field}]: not an ECS field nor in the events{hint}"
+    if entry.type == "exists":
+        return None
+    if entry.type == "wildcard":
+        if type_ not in (DataType.KEYWORD, DataType.TEXT):
+            return f"`{entry.label}` needs a string field; [{entry.field}] is {type_.value}"
+        return None
+    for value in entry.value:
+        try:
+            convert(value, type_)
+        except ConversionError:
+            return (
+                f"{value!r} is not a valid {type_.value} for [{entry.field}], so it never matches"
+            )
+    return None
 
 
 def describe(item: ExceptionItem) -> str:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from reconwatch.plan.values import format_datetime
 from reconwatch.simulate.fleet import (
     EXTERNAL_WEB,
     FLEET_SERVER,
@@ -18,6 +19,8 @@ from reconwatch.simulate.fleet import (
     make_fleet,
 )
 
+# Benign traffic is made this much simulated time at a time (bounds `stream`'s memory).
+CHUNK = timedelta(minutes=10)
 NMAP = Process("/usr/bin/nmap", args=("nmap", "-sn"))
 # kind -> what it plants (docs and `reconwatch simulate --help` list these)
 SCAN_KINDS: dict[str, str] = {
@@ -68,51 +71,71 @@ class Simulation:
         self.planted: list[PlantedScan] = []
 
     def events(self) -> list[dict[str, object]]:
-        """All events sorted by @timestamp."""
-        out = list(self._benign())
-        for i, kind in enumerate(self.scans):
-            out.extend(self._scan(kind, i))
-        out.sort(key=lambda e: str(e["@timestamp"]))
-        return out
+        """All events sorted by @timestamp (in memory: `stream` for large fleets)."""
+        return list(self.stream())
+
+    def stream(self) -> Iterator[dict[str, object]]:
+        """All events sorted by @timestamp, made one CHUNK of time at a time: memory holds one
+        chunk of the fleet's traffic, not the whole span (1,000 hosts x 12 h is 4 GB of dicts)."""
+        # Planted scans are small (at most a few thousand events): made first, merged in by time.
+        planted = [e for i, kind in enumerate(self.scans) for e in self._scan(kind, i)]
+        planted.sort(key=_stamp)
+        taken = 0
+        begin = self.start
+        while begin < self.end:
+            end = min(begin + CHUNK, self.end)
+            chunk = list(self._benign(begin, end))
+            limit = format_datetime(end)
+            while taken < len(planted) and _stamp(planted[taken]) < limit:
+                chunk.append(planted[taken])
+                taken += 1
+            chunk.sort(key=_stamp)
+            yield from chunk
+            begin = end
+        yield from planted[taken:]
 
     # -- benign traffic ------------------------------------------------------------------------
 
-    def _times(self, per_hour: float) -> Iterator[datetime]:
-        """Poisson-ish arrivals over the simulated span."""
+    def _times(self, per_hour: float, begin: datetime, end: datetime) -> Iterator[datetime]:
+        """Poisson arrivals over [begin, end) (memoryless: chunks join without a seam)."""
         if per_hour <= 0:
             return
         mean = 3600.0 / per_hour
-        t = self.start + timedelta(seconds=self.rng.expovariate(1 / mean))
-        while t < self.end:
+        t = begin + timedelta(seconds=self.rng.expovariate(1 / mean))
+        while t < end:
             yield t
             t += timedelta(seconds=self.rng.expovariate(1 / mean))
 
-    def _benign(self) -> Iterator[dict[str, object]]:
+    def _benign(self, begin: datetime, end: datetime) -> Iterator[dict[str, object]]:
         f, rng = self.factory, self.rng
+
+        def times(per_hour: float) -> Iterator[datetime]:
+            return self._times(per_hour, begin, end)
+
         monitoring, bastion = self.fleet[0], self.fleet[1]
         resolved = Process("/usr/lib/systemd/systemd-resolved", user="systemd-resolve")
         chrony = Process("/usr/sbin/chronyd", user="_chrony")
         agent = Process("/opt/Elastic/Agent/data/elastic-agent-8.15.2-a1b2c3/elastic-agent")
         curl, apt = Process("/usr/bin/curl"), Process("/usr/lib/apt/methods/http", user="_apt")
         for host in self.fleet:
-            for t in self._times(30):
+            for t in times(30):
                 yield f.connection(
                     host, resolved, t, dest_ip=RESOLVER, dest_port=53, transport="udp"
                 )
-            for t in self._times(2):
+            for t in times(2):
                 yield f.connection(
                     host, chrony, t, dest_ip=rng.choice(NTP_POOL), dest_port=123, transport="udp"
                 )
-            for t in self._times(12):
+            for t in times(12):
                 yield f.connection(host, agent, t, dest_ip=FLEET_SERVER, dest_port=8220)
-            for t in self._times(4):
+            for t in times(4):
                 proc = curl if rng.random() < 0.6 else apt
                 yield f.connection(host, proc, t, dest_ip=rng.choice(EXTERNAL_WEB), dest_port=443)
             if host.role in ("web", "app"):
-                yield from self._app_traffic(host)
+                yield from self._app_traffic(host, times)
             # node_exporter scraped by the monitoring server: an accepted connection here ...
             exporter = Process("/usr/local/bin/node_exporter", user="node_exporter")
-            for t in self._times(4):
+            for t in times(4):
                 yield f.connection(
                     host,
                     exporter,
@@ -126,22 +149,24 @@ class Simulation:
         # false positive of the 2025-07-16 rule for fleets above 250 hosts (upstream excludes it).
         prometheus = Process("/usr/local/bin/prometheus", user="prometheus")
         for host in self.fleet:
-            for t in self._times(4):
+            for t in times(4):
                 yield f.connection(monitoring, prometheus, t, dest_ip=host.ip, dest_port=9100)
         ssh = Process("/usr/bin/ssh", user="ops")
-        for t in self._times(20):
+        for t in times(20):
             target = rng.choice(self.fleet[2:])
             yield f.connection(bastion, ssh, t, dest_ip=target.ip, dest_port=22)
 
-    def _app_traffic(self, host: Host) -> Iterator[dict[str, object]]:
+    def _app_traffic(
+        self, host: Host, times: Callable[[float], Iterator[datetime]]
+    ) -> Iterator[dict[str, object]]:
         dbs = [h for h in self.fleet if h.role == "db"] or self.fleet[2:3]
         caches = [h for h in self.fleet if h.role == "cache"] or self.fleet[2:3]
         app = Process("/usr/local/bin/app-server", user="app")
-        for t in self._times(25):
+        for t in times(25):
             yield self.factory.connection(
                 host, app, t, dest_ip=self.rng.choice(dbs).ip, dest_port=5432
             )
-        for t in self._times(15):
+        for t in times(15):
             yield self.factory.connection(
                 host, app, t, dest_ip=self.rng.choice(caches).ip, dest_port=6379
             )
@@ -246,3 +271,7 @@ def _ports(count: int) -> list[int]:
     ]
     rest = [p for p in range(1, 20000) if p not in common]
     return (common + rest)[:count]
+
+
+def _stamp(event: dict[str, object]) -> str:
+    return str(event["@timestamp"])

@@ -1,0 +1,411 @@
+"""The CLI as a user meets it when things go wrong: one clear line, the right exit code, no
+traceback, and no run that looks clean when it was not (issue 10), plus the alert sinks shared
+by detect and watch (issue 16)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from reconwatch.cli.main import main
+from reconwatch.rules.builtin import builtin_text
+
+RUN_AT = "2025-07-16T10:00:00Z"
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-c", "from reconwatch.cli.main import main; main()", *args]
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, check=False, env=full_env
+    )
+
+
+def _event(at: datetime, ip: str, port: int = 22) -> str:
+    return json.dumps(
+        {
+            "@timestamp": at.isoformat().replace("+00:00", "Z"),
+            "event": {"action": "connection_attempted", "type": ["start"]},
+            "host": {"name": "web-01", "os": {"type": "linux"}},
+            "agent": {"id": "a6f1c0de-0000-4000-8000-000000000001"},
+            "process": {"executable": "/tmp/.x/nmap", "name": "nmap", "pid": 31337},
+            "destination": {"ip": ip, "port": port},
+            "network": {"transport": "tcp"},
+        }
+    )
+
+
+@pytest.fixture
+def scan(tmp_path: Path) -> Path:
+    """One host trying 260 addresses at 09:30Z: the seed rule's 10:00Z run alerts once."""
+    start = datetime(2025, 7, 16, 9, 30, tzinfo=UTC)
+    lines = [
+        _event(start + timedelta(seconds=i), f"10.9.{i // 200}.{i % 200 + 1}") for i in range(260)
+    ]
+    path = tmp_path / "scan.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _detect(scan: Path, *extra: str) -> list[str]:
+    return ["detect", str(scan), "--now", RUN_AT, "--no-evidence", *extra]
+
+
+# -- output: sinks, formats, errors -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["missing-dir/x.ndjson", "."])
+def test_output_path_that_cannot_be_written_is_one_line_exit_2(
+    scan: Path, tmp_path: Path, where: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / where
+    code, _, err = _run(_detect(scan, "-o", str(target)), capsys)
+    assert code == 2
+    reason = "No such file or directory" if "missing" in where else "is a directory"
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"error: --output {target}: cannot write: {reason}")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+def test_full_disk_is_one_line_exit_1(scan: Path) -> None:
+    done = _process(*_detect(scan, "-o", "/dev/full"))
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: writing alerts to /dev/full: No space left on device"
+    # stdout itself on a full disk: the same line, not a traceback at the interpreter's exit
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-c", "from reconwatch.cli.main import main; main()", *_detect(scan)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert "error: writing alerts to <stdout>: No space left on device" in done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "check"),
+    [
+        ("alerts.json", lambda text: json.loads(text)[0]["process.executable"] == "/tmp/.x/nmap"),
+        ("alerts.ndjson", lambda text: json.loads(text.splitlines()[0])["Esql.event_count"] == 260),
+        (
+            "alerts.csv",
+            lambda text: next(csv.DictReader(io.StringIO(text)))["host.name"] == "web-01",
+        ),
+        ("alerts.txt", lambda text: "1 alert(s)" in text and "web-01" in text),
+        ("alerts.out", lambda text: json.loads(text.splitlines()[0])["Esql.event_count"] == 260),
+    ],
+)
+def test_output_format_follows_the_file_extension(
+    scan: Path, tmp_path: Path, name: str, check: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / name
+    code, out, err = _run(_detect(scan, "-o", str(target)), capsys)
+    assert code == 0, err
+    assert out == ""
+    assert check(target.read_text())  # type: ignore[operator]
+
+
+def test_detect_csv_format_on_stdout(scan: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(_detect(scan, "--format", "csv"), capsys)
+    assert code == 0, err
+    (row,) = list(csv.DictReader(io.StringIO(out)))
+    assert row["process.executable"] == "/tmp/.x/nmap"
+    assert row["kibana.alert.severity"] == "low"
+    assert "Esql.destination_ip_count_distinct=260" in row["results"]
+    # No alert: the header alone, so a spreadsheet still opens it.
+    code, out, _ = _run(
+        ["detect", str(scan), "--now", "2025-07-16T12:00:00Z", "--format", "csv"], capsys
+    )
+    assert code == 0 and out.startswith("kibana.alert.uuid,") and len(out.splitlines()) == 1
+
+
+def test_flag_beats_extension_and_bad_format_is_refused(
+    scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "alerts.json"
+    code, _, _ = _run(_detect(scan, "-o", str(target), "--format", "ndjson"), capsys)
+    assert code == 0 and len(target.read_text().splitlines()) == 1
+    code, _, err = _run(_detect(scan, "--format", "xml"), capsys)
+    assert code == 2 and "choose one of ndjson, json, csv, table, report" in err
+
+
+def test_unknown_sink_scheme_is_refused(scan: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(_detect(scan, "-o", "gopher://x"), capsys)
+    assert code == 2 and "no alert sink for gopher://" in err
+
+
+def test_watch_writes_through_the_same_sinks(
+    scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(["watch", str(scan), "--no-evidence", "--format", "json"], capsys)
+    assert code == 0, err
+    (alert,) = json.loads(out)
+    assert alert["process.executable"] == "/tmp/.x/nmap"
+    target = tmp_path / "w.csv"
+    code, out, err = _run(["watch", str(scan), "--no-evidence", "-o", str(target)], capsys)
+    assert code == 0, err
+    assert out == ""
+    (row,) = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert row["host.name"] == "web-01"
+    code, out, _ = _run(["watch", str(scan), "--no-evidence", "--format", "table"], capsys)
+    assert code == 0 and "1 alert(s)" in out and "/tmp/.x/nmap" in out
+
+
+def test_json_sink_streams_one_array_across_batches(tmp_path: Path) -> None:
+    from reconwatch.alerts.render import to_json
+    from reconwatch.alerts.sinks import open_sink
+
+    alerts: list[dict[str, object]] = [{"a": 1, "b": [1, 2]}, {"a": 2, "c": {"d": "é"}}]
+    target = tmp_path / "x.json"
+    sink = open_sink(str(target))
+    sink.write(alerts[:1])
+    sink.write([])
+    sink.write(alerts[1:])
+    sink.close()
+    assert target.read_text(encoding="utf-8") == to_json(alerts)
+    empty = tmp_path / "empty.json"
+    sink = open_sink(str(empty))
+    sink.close()
+    assert json.loads(empty.read_text()) == []
+
+
+def test_registered_sink_receives_alert_documents(tmp_path: Path) -> None:
+    from reconwatch.alerts import sinks
+
+    got: list[object] = []
+
+    class Memory:
+        name = "memory"
+
+        def __init__(self, target: str, formatter: object) -> None:
+            self.target = target
+
+        def write(self, alerts: sinks.Alerts) -> None:
+            got.extend(alerts)
+
+        def close(self) -> None:
+            got.append("closed")
+
+    sinks.register_sink("memory", Memory)
+    try:
+        sink = sinks.open_sink("memory://here")
+        sink.write([{"x": 1}])
+        sink.close()
+    finally:
+        del sinks.SINKS["memory"]
+    assert got == [{"x": 1}, "closed"]
+
+
+# -- inputs that are not events -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"garbage\nmore garbage\n", "looks like text that is not JSON"),
+        (b"#separator \\x09\n#fields\tts\tuid\n1.0\tC1\n", "looks like a Zeek log"),
+        (b"\xd4\xc3\xb2\xa1\x02\x00\x04\x00" + bytes(16), "looks like a pcap packet capture"),
+        (b'{"a": \n{"b": \n', "no events read: all 2 were bad events"),
+    ],
+)
+def test_input_with_no_event_is_an_error_naming_it(
+    tmp_path: Path, content: bytes, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "input.log"
+    path.write_bytes(content)
+    code, out, err = _run(["detect", str(path), "--now", RUN_AT, "-f", "ndjson"], capsys)
+    assert code == 2
+    assert out == ""
+    (line,) = [x for x in err.splitlines() if x.startswith("error: ")]
+    assert str(path) in line and says in line
+
+
+def test_unusable_input_beside_good_one_still_alerts_and_fails(
+    scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pcap = tmp_path / "capture.pcap"
+    pcap.write_bytes(b"\xd4\xc3\xb2\xa1" + bytes(20))
+    code, out, err = _run(_detect(scan, str(pcap), "-f", "ndjson"), capsys)
+    assert code == 2
+    assert len(out.splitlines()) == 1  # the good file's alert is written
+    assert f"error: unrecognised format: {pcap} looks like a pcap packet capture" in err
+
+
+def test_query_refuses_a_missing_input_and_names_a_useless_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(["query", "from * | limit 1", str(tmp_path / "nope.ndjson")], capsys)
+    assert code == 2 and f"no such file: {tmp_path / 'nope.ndjson'}" in err
+    zeek = tmp_path / "conn.log"
+    zeek.write_text("#separator \\x09\n#fields\tts\n1.0\n")
+    code, _, err = _run(["query", "from * | stats c = count(*)", str(zeek)], capsys)
+    assert code == 2 and "a Zeek log" in err
+
+
+def test_no_events_in_any_run_window_says_so_with_the_inputs_span(
+    scan: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(
+        ["detect", str(scan), "--now", "2026-01-01T00:00:00Z", "-f", "ndjson"], capsys
+    )
+    assert code == 0
+    assert "no events in any run window" in err
+    assert (
+        "the inputs' 260 event(s) span 2025-07-16T09:30:00.000Z .. 2025-07-16T09:34:19.000Z" in err
+    )
+    # Events in the window but no alert: nothing to say.
+    code, _, err = _run(["detect", str(scan), "--now", "2025-07-16T09:40:00Z"], capsys)
+    assert code == 0 and "no events in any run window" not in err
+
+
+# -- rules and exceptions -------------------------------------------------------------------------
+
+
+def test_bad_rule_among_good_ones_runs_the_good_names_the_file_exits_2(
+    scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        builtin_text("subnet-scanning-seed").replace(
+            "count_distinct(destination.ip)", "count_distinct(destination.ipx)"
+        )
+    )
+    broken = tmp_path / "broken.toml"
+    broken.write_text("this is not toml [")
+    code, out, err = _run(
+        _detect(
+            scan, "-r", str(bad), "-r", "subnet-scanning-seed", "-r", str(broken), "-f", "ndjson"
+        ),
+        capsys,
+    )
+    assert code == 2
+    (alert,) = [json.loads(line) for line in out.splitlines()]
+    assert alert["kibana.alert.rule.name"].startswith("Potential Subnet Scanning")
+    assert f"error: {bad}: line " in err and "Unknown column [destination.ipx]" in err
+    assert f"error: {broken}: " in err
+    assert "2 rule(s) failed" in err
+
+
+def test_exceptions_that_can_never_match_are_refused(
+    scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "ex.toml"
+    bad.write_text(
+        '[[exception]]\nname = "typos"\n"destination.ip" = "not-an-ip"\n'
+        '"destination.port" = "eighty"\n"proces.executable" = "/usr/bin/nmap"\n'
+        '[[exception]]\n"destination.port" = { matches = "8*" }\n'
+    )
+    code, out, err = _run(_detect(scan, "-e", str(bad)), capsys)
+    assert code == 2 and out == ""
+    assert "typos: destination.ip: 'not-an-ip' is not a valid ip" in err
+    assert "typos: destination.port: 'eighty' is not a valid long" in err
+    assert "unknown field [proces.executable]" in err and "did you mean [process.executable]" in err
+    assert "`matches` needs a string field; [destination.port] is long" in err
+    # A field only the events have is known.
+    ok = tmp_path / "ok.toml"
+    ok.write_text('[[exception]]\n"process.pid" = 31337\n"destination.ip" = "10.9.0.1"\n')
+    code, _, err = _run(_detect(scan, "-e", str(ok)), capsys)
+    assert code == 0, err
+
+
+def test_exception_file_without_a_list_or_not_utf8(
+    scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "rules.ndjson"
+    empty.write_text('{"rule_id": "x", "name": "a rule, not a list"}\n')
+    code, _, err = _run(_detect(scan, "-e", str(empty)), capsys)
+    assert code == 2 and f"{empty}: <file>: holds no exception list" in err
+    latin = tmp_path / "latin.ndjson"
+    latin.write_bytes(b'{"name": "caf\xe9"}\n')
+    code, _, err = _run(_detect(scan, "-e", str(latin)), capsys)
+    assert code == 2 and "not UTF-8 text (byte 0xe9 on line 1)" in err
+    assert "Traceback" not in err
+
+
+# -- long runs, version, help, interrupts ---------------------------------------------------------
+
+
+def test_from_to_is_bounded_like_kibana_manual_runs(
+    scan: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["detect", str(scan), "--from", "2010-01-01T00:00:00Z", "--to", "2030-01-01T00:00:00Z"]
+    code, _, err = _run(args, capsys)
+    assert code == 2
+    assert "--from/--to spans 7,305 days; a manual run covers at most 90d" in err
+    assert "--max-range 7305d" in err
+    short = ["--from", "2025-07-16T08:00:00Z", "--to", "2025-07-16T11:00:00Z"]
+    code, _, err = _run(["detect", str(scan), *short, "--max-range", "2h"], capsys)
+    assert code == 2 and "at most 2h" in err
+    code, _, err = _run(["detect", str(scan), *short, "--no-evidence", "-f", "ndjson"], capsys)
+    assert code == 0, err
+
+
+def test_progress_bar_only_on_a_terminal(scan: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = [
+        "detect", str(scan), "--from", "2025-07-16T00:00:00Z", "--to", "2025-07-16T12:00:00Z",
+        "--no-evidence", "-f", "ndjson",
+    ]  # fmt: skip
+    done = _process(*args, env={"TTY_COMPATIBLE": "1", "COLUMNS": "160"})
+    assert done.returncode == 0, done.stderr
+    assert "12/12" in done.stderr and "runs" in done.stderr
+    code, _, err = _run(args, capsys)  # stderr not a terminal: the summary alone
+    assert code == 0
+    assert err.strip().splitlines() == ["1 alert(s) from 12 run(s) of 1 rule(s)"]
+
+
+def test_version_and_help_without_type_noise(capsys: pytest.CaptureFixture[str]) -> None:
+    from reconwatch import __version__
+
+    code, out, _ = _run(["--version"], capsys)
+    assert code == 0 and out.strip() == f"reconwatch {__version__}"
+    for command in ("detect", "watch", "query", "simulate", "rules", "sensor", "conformance"):
+        code, out, _ = _run([command, "--help"], capsys)
+        assert code == 0
+        assert "<bool>" not in out, command
+
+
+INTERRUPT_AT_IMPORT = """
+import os, signal, sys
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r}:
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+sys.meta_path.insert(0, Interrupt())
+from reconwatch.cli.main import main
+main({argv!r})
+"""
+
+
+@pytest.mark.parametrize("module", ["typer", "duckdb", "reconwatch.query"])
+def test_ctrl_c_during_start_up_exits_130_without_traceback(scan: Path, module: str) -> None:
+    """SIGINT while the CLI's own modules load (typer), while commands register (duckdb), and
+    while the command starts its first query (reconwatch.query, imported at the first run)."""
+    code = INTERRUPT_AT_IMPORT.format(module=module, argv=_detect(scan))
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr
