@@ -367,7 +367,7 @@ def test_progress_bar_only_on_a_terminal(scan: Path, capsys: pytest.CaptureFixtu
         "detect", str(scan), "--from", "2025-07-16T00:00:00Z", "--to", "2025-07-16T12:00:00Z",
         "--no-evidence", "-f", "ndjson",
     ]  # fmt: skip
-    done = _process(*args, env={"TTY_COMPATIBLE": "1", "COLUMNS": "160"})
+    done = _process(*args, env={"TTY_COMPATIBLE": "1", "FORCE_COLOR": "1", "COLUMNS": "160"})
     assert done.returncode == 0, done.stderr
     assert "12/12" in done.stderr and "runs" in done.stderr
     code, _, err = _run(args, capsys)  # stderr not a terminal: the summary alone
