@@ -18,9 +18,11 @@ setup: $(BIN)/python
 lock:
 	bash scripts/lock.sh
 
+# lint-imports checks docs/architecture.md's dependency rules ([tool.importlinter] in pyproject.toml).
 lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy src
