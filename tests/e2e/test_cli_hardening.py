@@ -173,51 +173,6 @@ def test_watch_writes_through_the_same_sinks(
     assert code == 0 and "1 alert(s)" in out and "/tmp/.x/nmap" in out
 
 
-def test_json_sink_streams_one_array_across_batches(tmp_path: Path) -> None:
-    from reconwatch.alerts.render import to_json
-    from reconwatch.alerts.sinks import open_sink
-
-    alerts: list[dict[str, object]] = [{"a": 1, "b": [1, 2]}, {"a": 2, "c": {"d": "é"}}]
-    target = tmp_path / "x.json"
-    sink = open_sink(str(target))
-    sink.write(alerts[:1])
-    sink.write([])
-    sink.write(alerts[1:])
-    sink.close()
-    assert target.read_text(encoding="utf-8") == to_json(alerts)
-    empty = tmp_path / "empty.json"
-    sink = open_sink(str(empty))
-    sink.close()
-    assert json.loads(empty.read_text()) == []
-
-
-def test_registered_sink_receives_alert_documents(tmp_path: Path) -> None:
-    from reconwatch.alerts import sinks
-
-    got: list[object] = []
-
-    class Memory:
-        name = "memory"
-
-        def __init__(self, target: str, formatter: object) -> None:
-            self.target = target
-
-        def write(self, alerts: sinks.Alerts) -> None:
-            got.extend(alerts)
-
-        def close(self) -> None:
-            got.append("closed")
-
-    sinks.register_sink("memory", Memory)
-    try:
-        sink = sinks.open_sink("memory://here")
-        sink.write([{"x": 1}])
-        sink.close()
-    finally:
-        del sinks.SINKS["memory"]
-    assert got == [{"x": 1}, "closed"]
-
-
 # -- inputs that are not events -------------------------------------------------------------------
 
 
@@ -409,3 +364,15 @@ def test_ctrl_c_during_start_up_exits_130_without_traceback(scan: Path, module: 
     )
     assert done.returncode == 130, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_simulate_output_errors_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["simulate", "--hosts", "3", "--hours", "0.1", "--start", "2025-07-16T09:00:00Z"]
+    code, _, err = _run([*args, "-o", str(tmp_path / "no" / "x.ndjson")], capsys)
+    assert code == 2 and "cannot write: No such file or directory" in err
+    if Path("/dev/full").exists():
+        code, _, err = _run([*args, "-o", "/dev/full"], capsys)
+        assert code == 1
+        assert err.strip() == "error: writing events to /dev/full: No space left on device"

@@ -125,3 +125,46 @@ def test_toml_problems_are_exact(tmp_path: Path) -> None:
     ]
     assert info.value.problems[2][1] == "must be a table of field = condition"
     assert info.value.problems[3][1] == "has no conditions"
+
+
+def test_check_fields_refuses_entries_that_can_never_match(tmp_path: Path) -> None:
+    from reconwatch.ecs.schema import ECS_FIELDS
+    from reconwatch.rules.exceptions import check_fields
+
+    path = _ndjson(
+        tmp_path,
+        [
+            {"entries": [{"field": "destination.ip", "operator": "included", "type": "match", "value": "not-an-ip"}]},
+            {"entries": [{"field": "destination.port", "operator": "excluded", "type": "match_any", "value": ["80", "eighty"]}]},
+            {"entries": [{"field": "destination.port", "operator": "included", "type": "wildcard", "value": "8*"}]},
+            {"entries": [{"field": "hots.name", "operator": "included", "type": "exists"}]},
+        ],
+    )  # fmt: skip
+    lst = load_exceptions(path)
+    with pytest.raises(RuleLoadError) as caught:
+        check_fields(lst, ECS_FIELDS)
+    problems = dict(caught.value.problems)
+    assert problems["item 0: destination.ip"].startswith("'not-an-ip' is not a valid ip")
+    assert problems["item 1: destination.port"].startswith("'eighty' is not a valid long")
+    assert "needs a string field" in problems["item 2: destination.port"]
+    assert "did you mean [host.name]" in problems["item 3: hots.name"]
+    # Valid values of each type, an IPv6 address, and a field only the events have, pass.
+    good = _ndjson(
+        tmp_path,
+        [
+            {"entries": [{"field": "destination.ip", "operator": "included", "type": "match_any", "value": ["10.0.0.1", "fd00::1"]}]},
+            {"entries": [{"field": "destination.port", "operator": "included", "type": "match", "value": 443}]},
+            {"entries": [{"field": "custom.tag", "operator": "included", "type": "wildcard", "value": "x*"}]},
+        ],
+    )  # fmt: skip
+    check_fields(load_exceptions(good), {**ECS_FIELDS, "custom.tag": DataType.KEYWORD})
+
+
+def test_an_ndjson_file_without_a_list_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "rules.ndjson"
+    path.write_text(json.dumps({"rule_id": "x", "name": "a rule"}) + "\n")
+    with pytest.raises(RuleLoadError, match="holds no exception list"):
+        load_exceptions(path)
+    path.write_bytes(b'{"name": "caf\xe9"}\n')
+    with pytest.raises(RuleLoadError, match=r"not UTF-8 text \(byte 0xe9 on line 1\)"):
+        load_exceptions(path)

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from reconwatch.cli.detect import parse_time
-from reconwatch.errors import UsageError
+from reconwatch.errors import OutputError, UsageError
 from reconwatch.simulate import SCAN_KINDS, Simulation, write_events
 
 KINDS_HELP = "; ".join(f"{k}: {v}" for k, v in SCAN_KINDS.items())
@@ -82,10 +82,17 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         # Streamed: a large fleet over many hours never sits in memory as a whole.
-        if output == "-":
-            count = _to_stdout(sim.stream())
-        else:
-            count = write_events(sim.stream(), _writable(output))
+        target = "<stdout>" if output == "-" else _writable(output)
+        try:
+            if output == "-":
+                count = _to_stdout(sim.stream())
+            else:
+                count = write_events(sim.stream(), target)
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): main leaves quietly
+        except OSError as exc:  # a full disk, an I/O error: one line, exit 1
+            msg = f"writing events to {target}: {exc.strerror or exc}"
+            raise OutputError(msg) from None
         err = Console(stderr=True, highlight=False, soft_wrap=True)
         err.print(
             f"wrote {count} events for {hosts} hosts from {begin.isoformat()} to "
