@@ -10,9 +10,11 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from reconwatch.cli.main import main
@@ -376,3 +378,32 @@ def test_simulate_output_errors_are_one_line(
         code, _, err = _run([*args, "-o", "/dev/full"], capsys)
         assert code == 1
         assert err.strip() == "error: writing events to /dev/full: No space left on device"
+
+
+@pytest.mark.parametrize(
+    "raised",
+    [
+        lambda: duckdb.InterruptException("INTERRUPT Error: Interrupted!"),
+        lambda: RuntimeError("Query interrupted"),
+    ],
+)
+def test_ctrl_c_inside_a_duckdb_query_exits_130(
+    scan: Path,
+    raised: Callable[[], Exception],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Ctrl-C while DuckDB runs a query: DuckDB stops it and raises its own error, which is an
+    interrupt to the user (exit 130), not a traceback."""
+    import reconwatch.engine.detect as engine
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        raise raised()
+
+    monkeypatch.setattr(engine.RuleExecutor, "run", interrupted)
+    code, _, err = _run(_detect(scan), capsys)
+    assert code == 130 and err == ""
+    # Any other error of DuckDB's is not an interrupt: it still propagates (a bug to see).
+    monkeypatch.setattr(engine.RuleExecutor, "run", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        main(_detect(scan))

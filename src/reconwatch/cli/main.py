@@ -160,3 +160,22 @@ def main(argv: list[str] | None = None) -> None:
         reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
         err_console.print(f"error: {where}{reason}", markup=False)
         sys.exit(1)
+    except Exception as exc:
+        if not _interrupted(exc):
+            raise
+        sys.exit(130)  # Ctrl-C inside a DuckDB query: DuckDB stops it and raises its own error
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether `exc` is how DuckDB reports a query it stopped for Ctrl-C (its
+    InterruptException, or a RuntimeError "Query interrupted" in some releases)."""
+    seen: BaseException | None = exc
+    for _ in range(20):  # the chain of causes, bounded
+        if seen is None:
+            break
+        if isinstance(seen, KeyboardInterrupt) or type(seen).__name__ == "InterruptException":
+            return True
+        if isinstance(seen, RuntimeError) and str(seen).strip() == "Query interrupted":
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
