@@ -35,7 +35,7 @@ def shape(node: kql.Node) -> object:
         return (node.op, *(shape(i) for i in node.items))
     if isinstance(node, kql.Not):
         return ("not", shape(node.operand))
-    if isinstance(node, kql.Match):
+    if isinstance(node, kql.FieldMatch):
         return (":", shape(node.field), shape(node.values))
     if isinstance(node, kql.Exists):
         return ("exists", shape(node.field))
@@ -90,7 +90,7 @@ def test_parse(text: str, expected: object) -> None:
 
 def test_escaped_star_is_not_a_wildcard() -> None:
     node = kql.parse(r"a:x\*")
-    assert isinstance(node, kql.Match) and isinstance(node.values, kql.Value)
+    assert isinstance(node, kql.FieldMatch) and isinstance(node.values, kql.Value)
     assert node.values.chunks == ("x*",)
     assert not node.values.has_wildcard
 
@@ -365,7 +365,9 @@ def test_corpus_kql_parses_and_lowers(name: str, where: kql.Located) -> None:
     node = kql.parse(where)
     assert kql.unsupported_parts(node, where) == []
     fields = {
-        n.field.text for n in kql.walk(node) if isinstance(n, kql.Match | kql.Range | kql.Exists)
+        n.field.text
+        for n in kql.walk(node)
+        if isinstance(n, kql.FieldMatch | kql.Range | kql.Exists)
     }
     columns = {f: p.Column(f, T.KEYWORD, True) for f in fields}
     expr = kql.lower(node, where, columns, ast.NO_SPAN)

@@ -12,8 +12,8 @@ from reconwatch.rules.exceptions import ExceptionList, as_dict
 from reconwatch.rules.model import Rule
 
 
-class RunWindow(Protocol):
-    """What an alert records of the rule execution that raised it (engine.schedule.RunWindow)."""
+class AlertRun(Protocol):
+    """What an alert records of the rule execution that raised it (engine.schedule.RunWindow is one)."""
 
     @property
     def run_at(self) -> datetime: ...
@@ -31,7 +31,7 @@ class RunWindow(Protocol):
 
 def build_alert(
     rule: Rule,
-    window: RunWindow,
+    window: AlertRun,
     row: Mapping[str, object],
     *,
     alert_id: str,

@@ -8,7 +8,7 @@ import fnmatch
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from reconwatch.errors import (
     QueryError,
@@ -1143,37 +1143,39 @@ def _ref_to(collected: list[tuple[str, p.AggCall]], agg: p.AggCall) -> p.Expr:
     raise AssertionError("aggregate not collected")
 
 
-_HANDLERS: dict[type, Callable[[_Analyzer, ast.Command], p.Step | list[p.Step]]] = {
-    ast.Where: lambda a, c: a.where(cast(ast.Where, c)),
-    ast.Eval: lambda a, c: a.eval_(cast(ast.Eval, c)),
-    ast.Keep: lambda a, c: a.keep(cast(ast.Keep, c)),
-    ast.Drop: lambda a, c: a.drop(cast(ast.Drop, c)),
-    ast.Rename: lambda a, c: a.rename(cast(ast.Rename, c)),
-    ast.Stats: lambda a, c: a.stats(cast(ast.Stats, c)),
-    ast.Sort: lambda a, c: a.sort(cast(ast.Sort, c)),
-    ast.Limit: lambda a, c: a.limit(cast(ast.Limit, c)),
-    ast.MvExpand: lambda a, c: a.mv_expand(cast(ast.MvExpand, c)),
-    ast.Dissect: lambda a, c: a.dissect(cast(ast.Dissect, c)),
-    ast.Grok: lambda a, c: a.grok(cast(ast.Grok, c)),
+# Dispatch, as everywhere in the package: a table from the node's type to the function or
+# unbound method that handles it (its parameter typed precisely; the table's Any admits it).
+_HANDLERS: dict[type[ast.Command], Callable[[_Analyzer, Any], p.Step | list[p.Step]]] = {
+    ast.Where: _Analyzer.where,
+    ast.Eval: _Analyzer.eval_,
+    ast.Keep: _Analyzer.keep,
+    ast.Drop: _Analyzer.drop,
+    ast.Rename: _Analyzer.rename,
+    ast.Stats: _Analyzer.stats,
+    ast.Sort: _Analyzer.sort,
+    ast.Limit: _Analyzer.limit,
+    ast.MvExpand: _Analyzer.mv_expand,
+    ast.Dissect: _Analyzer.dissect,
+    ast.Grok: _Analyzer.grok,
 }
 
-_EXPR_HANDLERS: dict[type, Callable[[_Analyzer, ast.Expr, _Env], p.Expr]] = {
-    ast.Literal: lambda a, n, e: a.literal(cast(ast.Literal, n), e),
-    ast.TimeSpan: lambda a, n, e: a.time_span(cast(ast.TimeSpan, n), e),
-    ast.ListLiteral: lambda a, n, e: a.list_literal(cast(ast.ListLiteral, n), e),
-    ast.Field: lambda a, n, e: a.field(cast(ast.Field, n), e),
-    ast.Call: lambda a, n, e: a.call(cast(ast.Call, n), e),
-    ast.Unary: lambda a, n, e: a.unary(cast(ast.Unary, n), e),
-    ast.Binary: lambda a, n, e: a.binary(cast(ast.Binary, n), e),
-    ast.And: lambda a, n, e: a.logical(cast(ast.And, n), e),
-    ast.Or: lambda a, n, e: a.logical(cast(ast.Or, n), e),
-    ast.Not: lambda a, n, e: a.not_(cast(ast.Not, n), e),
-    ast.In: lambda a, n, e: a.in_(cast(ast.In, n), e),
-    ast.Like: lambda a, n, e: a.like(cast(ast.Like, n), e),
-    ast.IsNull: lambda a, n, e: a.is_null(cast(ast.IsNull, n), e),
-    ast.Cast: lambda a, n, e: a.cast_(cast(ast.Cast, n), e),
-    ast.Match: lambda a, n, e: a.match(cast(ast.Match, n), e),
-    ast.MapLiteral: lambda a, n, e: a.map_literal(cast(ast.MapLiteral, n), e),
+_EXPR_HANDLERS: dict[type[ast.Expr], Callable[[_Analyzer, Any, _Env], p.Expr]] = {
+    ast.Literal: _Analyzer.literal,
+    ast.TimeSpan: _Analyzer.time_span,
+    ast.ListLiteral: _Analyzer.list_literal,
+    ast.Field: _Analyzer.field,
+    ast.Call: _Analyzer.call,
+    ast.Unary: _Analyzer.unary,
+    ast.Binary: _Analyzer.binary,
+    ast.And: _Analyzer.logical,
+    ast.Or: _Analyzer.logical,
+    ast.Not: _Analyzer.not_,
+    ast.In: _Analyzer.in_,
+    ast.Like: _Analyzer.like,
+    ast.IsNull: _Analyzer.is_null,
+    ast.Cast: _Analyzer.cast_,
+    ast.Match: _Analyzer.match,
+    ast.MapLiteral: _Analyzer.map_literal,
 }
 
 

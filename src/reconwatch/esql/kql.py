@@ -61,7 +61,7 @@ class Not:
 
 
 @dataclass(frozen=True, slots=True)
-class Match:
+class FieldMatch:
     """`field: values`; `values` is a Value or a Bool/Not tree of Values; `field: *` is Exists."""
 
     field: Value
@@ -95,7 +95,7 @@ class FreeText:
     values: Node
 
 
-Node = Value | Bool | Not | Match | Exists | Range | Nested | FreeText
+Node = Value | Bool | Not | FieldMatch | Exists | Range | Nested | FreeText
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,11 +249,11 @@ class _Parser:
         if ch == "{":
             return Nested(field, self.group(self.primary, "}"))
         if ch == "(":
-            return Match(field, self.group(self.value_term))
+            return FieldMatch(field, self.group(self.value_term))
         value = self.literal("a value after [:]")
         if not value.quoted and value.chunks == ("", ""):
             return Exists(field)
-        return Match(field, value)
+        return FieldMatch(field, value)
 
     def value_term(self) -> Node:
         self.skip_space()
@@ -390,7 +390,7 @@ def _first_value(node: Node) -> Value:
         return _first_value(node.operand)
     if isinstance(node, Bool):
         return _first_value(node.items[0])
-    if isinstance(node, Match | FreeText):
+    if isinstance(node, FieldMatch | FreeText):
         return _first_value(node.values)
     return node.field
 
@@ -459,7 +459,7 @@ class _Lowering:
             return self.call("not", self.term(node.operand))
         if isinstance(node, Exists):
             return self.combine("or", [self.exists(ref) for ref in self.fields(node.field)])
-        if isinstance(node, Match):
+        if isinstance(node, FieldMatch):
             return self.per_field(node.field, lambda ref: self.values(ref, node.values))
         if isinstance(node, Range):
             return self.per_field(node.field, lambda ref: self.range(ref, node.op, node.value))

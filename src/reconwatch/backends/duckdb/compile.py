@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from reconwatch.backends.duckdb.expr import (
     E,
@@ -90,8 +92,7 @@ class PlanCompiler:
                 # sorted rule pays nothing for it.
                 self.step_aggregate(step, not any(isinstance(s, p.Sort) for s in steps[i + 1 :]))
                 continue
-            handler = getattr(self, "step_" + type(step).__name__.lower())
-            handler(step)
+            _STEPS[type(step)](self, step)
         out = self.plan.columns
         select = ", ".join(ident(c.name) for c in out) or "1 AS __empty"
         body = ",\n".join(f"{n} AS ({q})" for n, q in self.ctes)
@@ -472,6 +473,20 @@ def _filter_and(filt: str, condition: str) -> str:
     if filt:
         return filt.replace("FILTER (WHERE ", f"FILTER (WHERE ({condition}) AND ", 1)
     return f" FILTER (WHERE {condition})"
+
+
+# One CTE per step, by the step's type (STATS is called directly: it also takes the order flag).
+_STEPS: dict[type[p.Step], Callable[[PlanCompiler, Any], None]] = {
+    p.Filter: PlanCompiler.step_filter,
+    p.Eval: PlanCompiler.step_eval,
+    p.Project: PlanCompiler.step_project,
+    p.Limit: PlanCompiler.step_limit,
+    p.MvExpand: PlanCompiler.step_mvexpand,
+    p.Sort: PlanCompiler.step_sort,
+    p.Extract: PlanCompiler.step_extract,
+    p.Aggregate: PlanCompiler.step_aggregate,
+    p.InlineAggregate: PlanCompiler.step_inlineaggregate,
+}
 
 
 def compile_plan(

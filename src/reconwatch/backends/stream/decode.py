@@ -8,13 +8,12 @@ from typing import Any
 
 import msgspec
 
-from reconwatch.plan.documents import check_depth, flatten
+from reconwatch.plan.documents import Flat, check_depth, flatten
 
-Flat = dict[str, list[object]]
 _COUNTER = itertools.count()
 
 
-class Node:
+class DecodeNode:
     """One object level: keys (possibly dotted) that lead to wanted leaves or deeper objects."""
 
     def __init__(
@@ -27,7 +26,7 @@ class Node:
         self.leaf = leaf
         self.leaf_types = leaf_types or {}  # full path -> its leaf's type, else `leaf`
         self.leaves: dict[str, str] = {}  # key -> full path
-        self.children: dict[str, Node] = {}
+        self.children: dict[str, DecodeNode] = {}
         by_key: dict[str, list[tuple[str, ...]]] = {}
         for suffix in suffixes:
             for j in range(1, len(suffix) + 1):
@@ -40,9 +39,9 @@ class Node:
         for key, rest in by_key.items():
             if key not in self.leaves:  # a key that is also a leaf is taken whole and flattened
                 full = f"{prefix}.{key}" if prefix else key
-                self.children[key] = Node(full, rest, leaf, self.leaf_types)
+                self.children[key] = DecodeNode(full, rest, leaf, self.leaf_types)
         self.struct = self._define()
-        self.reads: list[tuple[str, str | None, Node | None]] = [
+        self.reads: list[tuple[str, str | None, DecodeNode | None]] = [
             (attr, self.leaves.get(key), self.children.get(key)) for attr, key in self.attrs
         ]
 
@@ -85,7 +84,7 @@ class Node:
             lines.append(f"{indent}        add_leaf(out, {const}, {name})")
 
 
-def compile_reader(root: Node) -> Callable[[msgspec.Struct], Flat]:
+def compile_reader(root: DecodeNode) -> Callable[[msgspec.Struct], Flat]:
     """One generated function per plan that walks the decoded Structs without loops: a generic
     walk costs several times the JSON decode itself. Field paths enter only as bound constants."""
     env: dict[str, object] = {}
@@ -112,7 +111,7 @@ def add_leaf(out: Flat, path: str, value: object) -> None:
         out.setdefault(path, []).append(value)
 
 
-def self_or_none(node: Node, key: str) -> Any:
+def self_or_none(node: DecodeNode, key: str) -> Any:
     return node.children[key].struct | None
 
 
@@ -124,7 +123,7 @@ class PlanDecoder:
     def __init__(self, fields: Iterable[str]) -> None:
         wanted = sorted(set(fields))
         self.fields = wanted
-        self.root = Node("", [tuple(f.split(".")) for f in wanted])
+        self.root = DecodeNode("", [tuple(f.split(".")) for f in wanted])
         self._typed = msgspec.json.Decoder(self.root.struct)
         self._generic = msgspec.json.Decoder()
         self.fallbacks = 0

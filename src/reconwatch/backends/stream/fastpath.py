@@ -15,11 +15,11 @@ from typing import Any
 import msgspec
 
 from reconwatch.backends.stream.cells import cell_value, ipv4_key, iso_millis
-from reconwatch.backends.stream.decode import Node
+from reconwatch.backends.stream.decode import DecodeNode
 from reconwatch.backends.stream.lines import COMPILED, BufferLines
 from reconwatch.backends.stream.prefilter import always_true, count_terms, equality, never_true
 from reconwatch.backends.stream.split import StreamPlan
-from reconwatch.backends.stream.state import AggSpec, Group, LastSeen
+from reconwatch.backends.stream.state import Group, LastSeen, StreamAggSpec
 from reconwatch.backends.stream.window import StreamMatch, WindowState
 from reconwatch.evaluate import EvalContext, compile_expr
 from reconwatch.plan import nodes as p
@@ -63,7 +63,7 @@ _ORDER = itemgetter(0, 1, 2)
 # Minutes whose second prefixes are filled from a new minute on (60 entries each).
 _MINUTES_AHEAD = 60
 
-Sink = list[tuple[int, int, int, StreamMatch]]
+Fired = list[tuple[int, int, int, StreamMatch]]
 # The executor's general path for one line: (line, index, errors) -> matches.
 General = Callable[
     [bytes | str, int, list[tuple[int, str]]], list[StreamMatch]
@@ -74,7 +74,7 @@ class _Ineligible(Exception):
     """The plan's fields cannot all be read by the generated loop."""
 
 
-def _leaf_paths(node: Node) -> list[str]:
+def _leaf_paths(node: DecodeNode) -> list[str]:
     return [*node.leaves.values(), *(f for c in node.children.values() for f in _leaf_paths(c))]
 
 
@@ -89,7 +89,7 @@ def _refs(expr: p.Expr | None, out: set[str]) -> set[str]:
 
 def eligible_columns(
     plan: StreamPlan,
-    specs: list[AggSpec],
+    specs: list[StreamAggSpec],
     fields: list[tuple[str, T]],
     metadata: tuple[str, ...],
 ) -> list[str] | None:
@@ -173,7 +173,7 @@ class FastPath:
         wanted = sorted({*columns, *self.time_fields})
         self.longs = [c for c in wanted if types.get(c) is T.LONG]
         leaf_types = dict.fromkeys(self.longs, _LONG_LEAF)
-        root = Node("", [tuple(f.split(".")) for f in wanted], _TEXT_LEAF, leaf_types)
+        root = DecodeNode("", [tuple(f.split(".")) for f in wanted], _TEXT_LEAF, leaf_types)
         self._decode = msgspec.json.Decoder(root.struct).decode
         key_columns = [k.name for _n, k in plan.aggregate.groups]  # type: ignore[union-attr]
         self.cells = sorted({s.column for s in state.specs if s.column is not None})
@@ -223,7 +223,7 @@ class FastPath:
 
     # -- code generation -----------------------------------------------------------------------
 
-    def _compile(self, root: Node, wanted: list[str]) -> Callable[..., int]:
+    def _compile(self, root: DecodeNode, wanted: list[str]) -> Callable[..., int]:
         """The per-line loop, generated once per plan: identifiers are generated, field names
         and constants enter only as bound values, never as source text."""
         var = {name: f"x{i}" for i, name in enumerate(wanted)}
@@ -299,7 +299,7 @@ class FastPath:
 
     def _reads(
         self,
-        node: Node,
+        node: DecodeNode,
         obj: str,
         indent: str,
         var: dict[str, str],
@@ -331,7 +331,7 @@ class FastPath:
             lines.append(f"{indent}else:")
             lines.append(f"{indent}    {' = '.join(below)} = None")
 
-    def _native_scanner(self, root: Node, wanted: list[str]) -> Any:
+    def _native_scanner(self, root: DecodeNode, wanted: list[str]) -> Any:
         """The compiled scan configured like the generated loop, or None without it."""
         if Scanner is None or not compiled_scan_enabled():
             return None
@@ -657,7 +657,9 @@ class FastPath:
             keys = list(map(self.ip_raw_keys.get, raw))
         return keys
 
-    def _latest(self, spec: AggSpec, raw: tuple[Any, ...], times: list[int]) -> dict[Any, int]:
+    def _latest(
+        self, spec: StreamAggSpec, raw: tuple[Any, ...], times: list[int]
+    ) -> dict[Any, int]:
         """Key -> newest time in the batch, for one distinct aggregate's column."""
         if spec.ip_like:
             # Each distinct text converted once: a value repeated through the batch (a DNS
@@ -885,7 +887,7 @@ class FastPath:
                 state.queue(group, group.rows.times[0])
 
 
-def _tree(node: Node, index: dict[str, int]) -> tuple[tuple[str, int, Any], ...]:
+def _tree(node: DecodeNode, index: dict[str, int]) -> tuple[tuple[str, int, Any], ...]:
     """One Struct level as the compiled scan reads it: (key, 0 text leaf or 3 long leaf, field
     index), (key, 1 object, level) or (key, 2 dotted spelling, None), as _reads walks it."""
     out: list[tuple[str, int, Any]] = []
@@ -965,7 +967,7 @@ class _Batch:
     ends: list[int] = field(default_factory=list)  # ends[k]: the window end before event k
     dropped: set[int] = field(default_factory=set)
     disordered: bool = False
-    sink: Sink = field(default_factory=list)
+    sink: Fired = field(default_factory=list)
     prunes: list[tuple[int, int]] = field(default_factory=list)  # (event index, window end)
     pruned: dict[tuple[object, ...], int] = field(default_factory=dict)  # points applied
 

@@ -226,7 +226,7 @@ class WindowedAgg:
     __slots__ = ("spec", "state")
 
     def __init__(
-        self, spec: AggSpec, rows: TimeCounter | None = None, shared: LastSeen | None = None
+        self, spec: StreamAggSpec, rows: TimeCounter | None = None, shared: LastSeen | None = None
     ) -> None:
         self.spec = spec
         self.state: TimeCounter | LastSeen
@@ -243,7 +243,7 @@ class WindowedAgg:
         return self.spec.read(self.state)
 
 
-class AggSpec:
+class StreamAggSpec:
     """A compiled aggregate: its argument and filter closures and how to read its state."""
 
     def __init__(self, agg: p.AggCall, ctx: EvalContext) -> None:
@@ -311,16 +311,16 @@ class AggSpec:
         return _READERS[self.fn](self, state)
 
 
-def _count(spec: AggSpec, state: TimeCounter | LastSeen) -> object:
+def _count(spec: StreamAggSpec, state: TimeCounter | LastSeen) -> object:
     assert isinstance(state, TimeCounter)
     return state.n
 
 
-def _count_distinct(spec: AggSpec, state: TimeCounter | LastSeen) -> object:
+def _count_distinct(spec: StreamAggSpec, state: TimeCounter | LastSeen) -> object:
     return len(state.last) if isinstance(state, LastSeen) else 0
 
 
-def _values(spec: AggSpec, state: TimeCounter | LastSeen) -> object:
+def _values(spec: StreamAggSpec, state: TimeCounter | LastSeen) -> object:
     assert isinstance(state, LastSeen)
     # Elasticsearch leaves the order unspecified; sorted (as the reference does) is reproducible.
     if not state.keep_values:
@@ -328,7 +328,7 @@ def _values(spec: AggSpec, state: TimeCounter | LastSeen) -> object:
     return v.from_list(state.values[k] for k in sorted(state.values))
 
 
-def _extreme(spec: AggSpec, state: TimeCounter | LastSeen) -> object:
+def _extreme(spec: StreamAggSpec, state: TimeCounter | LastSeen) -> object:
     assert isinstance(state, LastSeen)
     held = state.values if state.keep_values else state.last
     if not held:
@@ -338,7 +338,7 @@ def _extreme(spec: AggSpec, state: TimeCounter | LastSeen) -> object:
     return state.values[key] if state.keep_values else key
 
 
-def _sum(spec: AggSpec, state: TimeCounter | LastSeen) -> object:
+def _sum(spec: StreamAggSpec, state: TimeCounter | LastSeen) -> object:
     assert isinstance(state, TimeCounter)
     if state.n == 0:
         return None
@@ -349,7 +349,7 @@ def _sum(spec: AggSpec, state: TimeCounter | LastSeen) -> object:
     return total if low <= total <= high else None
 
 
-def _avg(spec: AggSpec, state: TimeCounter | LastSeen) -> object:
+def _avg(spec: StreamAggSpec, state: TimeCounter | LastSeen) -> object:
     assert isinstance(state, TimeCounter)
     if state.n == 0:
         return None
@@ -357,7 +357,7 @@ def _avg(spec: AggSpec, state: TimeCounter | LastSeen) -> object:
     return total / state.n
 
 
-_READERS: dict[str, Callable[[AggSpec, TimeCounter | LastSeen], object]] = {
+_READERS: dict[str, Callable[[StreamAggSpec, TimeCounter | LastSeen], object]] = {
     "count": _count,
     "count_distinct": _count_distinct,
     "values": _values,
@@ -368,7 +368,7 @@ _READERS: dict[str, Callable[[AggSpec, TimeCounter | LastSeen], object]] = {
 }
 
 
-def share_states(specs: list[AggSpec]) -> None:
+def share_states(specs: list[StreamAggSpec]) -> None:
     """Let distinct aggregates of the same plain column share one state (the first keeps
     values if any of them needs them): one map and queue per column instead of per aggregate."""
     first: dict[str, int] = {}
@@ -391,7 +391,7 @@ class Group:
 
     __slots__ = ("aggs", "heap_ms", "key", "rows")
 
-    def __init__(self, key: tuple[object, ...], specs: list[AggSpec]) -> None:
+    def __init__(self, key: tuple[object, ...], specs: list[StreamAggSpec]) -> None:
         self.key = key
         self.rows = TimeCounter()
         aggs: list[WindowedAgg] = []

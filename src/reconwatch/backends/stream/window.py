@@ -17,9 +17,9 @@ from reconwatch.backends.stream.state import (
     BUCKET_BYTES,
     DISTINCT_ENTRY_BYTES,
     GROUP_BYTES,
-    AggSpec,
     Group,
     LastSeen,
+    StreamAggSpec,
     TimeCounter,
     share_states,
 )
@@ -131,7 +131,7 @@ class WindowState:
         self.policy = policy
         self.rearm_ms = window.length_ms if policy.rearm_after_ms is None else policy.rearm_after_ms
         agg = split.aggregate
-        self.specs = [AggSpec(a, ctx) for _, a in agg.aggregates] if agg else []
+        self.specs = [StreamAggSpec(a, ctx) for _, a in agg.aggregates] if agg else []
         share_states(self.specs)
         self.agg_names = [n for n, _ in agg.aggregates] if agg else []
         self.keys = [(n, compile_expr(e, ctx), e.type) for n, e in agg.groups] if agg else []
@@ -414,5 +414,5 @@ class WindowState:
         return m
 
 
-def _empty_state(spec: AggSpec) -> Any:
+def _empty_state(spec: StreamAggSpec) -> Any:
     return LastSeen(True) if spec.distinct else TimeCounter()
