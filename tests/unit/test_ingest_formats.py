@@ -13,7 +13,7 @@ import pytest
 
 from reconwatch.errors import UsageError
 from reconwatch.ingest import Dataset, formats
-from reconwatch.ingest.read import read_events
+from reconwatch.ingest.formats import read_events
 from reconwatch.ingest.report import IngestReport
 from reconwatch.query import run_query
 

@@ -18,8 +18,8 @@ from reconwatch.backends.stream.executor import RealertPolicy, StreamExecutor
 from reconwatch.backends.stream.lines import split_lines
 from reconwatch.engine.watch import RuleWatch
 from reconwatch.errors import UsageError
+from reconwatch.ingest.formats import read_events
 from reconwatch.ingest.locate import is_plain
-from reconwatch.ingest.read import read_events
 from reconwatch.ingest.report import IngestReport
 from reconwatch.plan.catalog import Catalog
 from reconwatch.plan.documents import flatten

@@ -17,7 +17,7 @@ from reconwatch.ecs.network import Connection, to_ecs
 from reconwatch.errors import IngestError
 
 if TYPE_CHECKING:
-    from reconwatch.ingest.formats import Head
+    from reconwatch.ingest.head import Head
     from reconwatch.ingest.report import IngestReport
 
 FORMAT = "auditd"

@@ -18,8 +18,8 @@ from reconwatch.ecs.schema import ECS_FIELDS, MULTIVALUED_FIELDS, is_ecs_index
 from reconwatch.errors import UsageError
 from reconwatch.ingest import fast, formats
 from reconwatch.ingest.flatten import infer_type, kind_of, looks_like_date
+from reconwatch.ingest.formats import read_events
 from reconwatch.ingest.locate import is_plain
-from reconwatch.ingest.read import read_events
 from reconwatch.ingest.report import IngestReport
 from reconwatch.plan import values
 from reconwatch.plan.documents import (

@@ -2,58 +2,18 @@
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from reconwatch.errors import IngestError, UsageError
+from reconwatch.ingest.head import Head, read_head
 
 if TYPE_CHECKING:
     from reconwatch.ingest.report import IngestReport
 
-# Bytes a sniffer sees: enough for several long NDJSON lines (Defend events are ~1.5 KB).
-HEAD_BYTES = 64 << 10
-GZIP_MAGIC = b"\x1f\x8b"
-
 Reader = Callable[[Path, "IngestReport"], Iterator[tuple[int, object]]]
-
-
-@dataclass(frozen=True, slots=True)
-class Head:
-    """The start of a file as sniffers see it: stored bytes, and the decompressed start of a
-    gzip file (`data` is `raw` for a plain one). `broken`: the gzip stream could not be read."""
-
-    raw: bytes
-    data: bytes
-    compressed: bool = False
-    broken: bool = False
-
-    def lines(self) -> list[bytes]:
-        """The non-blank lines of `data`, stripped (the last one may be cut short)."""
-        return [s for line in self.data.splitlines() if (s := line.strip())]
-
-    def first_line(self) -> bytes:
-        found = self.lines()
-        return found[0] if found else b""
-
-
-def read_head(path: Path) -> Head:
-    """The first HEAD_BYTES of a file (decompressed if gzip). OSError if it cannot be opened."""
-    with path.open("rb") as fh:
-        raw = fh.read(HEAD_BYTES)
-    if not raw.startswith(GZIP_MAGIC):
-        return Head(raw, raw)
-    try:
-        with gzip.open(path, "rb") as gz:
-            data = gz.read(HEAD_BYTES)
-    except (OSError, EOFError, zlib.error):
-        # A truncated stream still gives its first bytes through a decompressor that stops.
-        data = zlib.decompressobj(wbits=31).decompress(raw, HEAD_BYTES)
-        return Head(raw, data, compressed=True, broken=True)
-    return Head(raw, data, compressed=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +114,24 @@ def sniff(path: Path, head: Head | None = None) -> InputFormat:
 def resolve(path: Path, forced: str | None = None) -> InputFormat:
     """The format a file is read as: `forced` (--input-format) or its sniffed one."""
     return get(forced) if forced is not None else sniff(path)
+
+
+def read_events(
+    path: Path, report: IngestReport, input_format: str | None = None
+) -> Iterator[tuple[int, object]]:
+    """(line or record number, decoded value) for each event of a file, read by its format
+    (ingest.formats: `input_format` by name, else recognised by content); bad events and
+    unreadable or unrecognised files are reported."""
+    name = str(path)
+    try:
+        fmt = resolve(path, input_format)
+    except OSError as exc:
+        report.add(f"cannot read file: {exc.strerror or exc}", name, None)
+        return
+    except IngestError as exc:  # an unrecognised format, named
+        report.errors.append(exc)
+        return
+    yield from fmt.read(path, report)
 
 
 # What a file no format reads looks like, so the error says more than "unrecognised". Later

@@ -9,31 +9,10 @@ from pathlib import Path
 
 import msgspec
 
-from reconwatch.errors import IngestError
 from reconwatch.ingest.report import IngestReport
 from reconwatch.plan.documents import JSON_ERRORS, check_depth
 
 _DECODER = msgspec.json.Decoder()
-
-
-def read_events(
-    path: Path, report: IngestReport, input_format: str | None = None
-) -> Iterator[tuple[int, object]]:
-    """(line or record number, decoded value) for each event of a file, read by its format
-    (ingest.formats: `input_format` by name, else recognised by content); bad events and
-    unreadable or unrecognised files are reported."""
-    from reconwatch.ingest import formats
-
-    name = str(path)
-    try:
-        fmt = formats.resolve(path, input_format)
-    except OSError as exc:
-        report.add(f"cannot read file: {exc.strerror or exc}", name, None)
-        return
-    except IngestError as exc:  # an unrecognised format, named
-        report.errors.append(exc)
-        return
-    yield from fmt.read(path, report)
 
 
 def _open(path: Path) -> object:
