@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conftest import SHARED
 from reconwatch.ecs.auditd import AuditParser, decode_sockaddr, parse_audit_lines
 from reconwatch.ecs.host import HostInfo
 from reconwatch.errors import IngestError
+from reconwatch.ingest.auditd import AuditLines
+from reconwatch.ingest.report import IngestReport
 
 REAL = SHARED / "data" / "real" / "auditd"
 HOST = HostInfo(name="web-1", hostname="web-1", id="m-1", agent_id="a-1")
@@ -155,3 +159,51 @@ def test_rhel7_log_reports_only_truly_bad_lines() -> None:
     list(parser.flush())
     # `type=UNKNOWN[1329] msg=?` has no header; the lone connect SYSCALL lacks its SOCKADDR.
     assert parser.error_count == 2
+
+
+@pytest.mark.parametrize("digits", [400, 5000])
+def test_a_timestamp_too_long_for_a_float_or_int_is_a_bad_line(digits: int) -> None:
+    """Found by bench/fuzz_sensor.py: 400 digits overflowed the float, 5000 hit int()'s limit."""
+    stamp = "9" * digits
+    lines = [
+        f"type=SYSCALL msg=audit({stamp}.1:3): arch=c000003e syscall=42 exit=0 pid={stamp}",
+        'type=SYSCALL msg=audit(2.0:4): arch=c000003e syscall=42 exit=0 pid=1 exe="/y"',
+        "type=SOCKADDR msg=audit(2.0:4): saddr=020000507F0000010000000000000000",
+    ]
+    docs, errors = parse(lines)
+    assert [d["process"]["executable"] for d in docs] == ["/y"]
+    assert [(e.line, e.reason) for e in errors] == [
+        (1, "not an audit record (no `type=... msg=audit(...)` header)")
+    ]
+    report = IngestReport()
+    reader = AuditLines(Path("audit.log"), report)
+    found = [pair for n, text in enumerate(lines, 1) for pair in reader.feed(text.encode(), n)]
+    found += reader.flush()
+    assert [line for line, _ in found] == [2] and [e.line for e in report.errors] == [1]
+
+
+def test_an_executable_that_is_not_utf8_keeps_its_bytes_in_entity_id() -> None:
+    def exe_doc(raw: bytes) -> dict:  # type: ignore[type-arg]
+        lines = [
+            f"type=SYSCALL msg=audit(2.0:4): arch=c000003e syscall=42 exit=0 pid=1 exe={raw.hex()}",
+            "type=SOCKADDR msg=audit(2.0:4): saddr=020000507F0000010000000000000000",
+        ]
+        docs, errors = parse(lines)
+        assert errors == []
+        return docs[0]["process"]  # type: ignore[no-any-return]
+
+    evil, other = exe_doc(b"/tmp/evil\xff/scan"), exe_doc(b"/tmp/evil\xfe/scan")
+    assert evil["executable"] == other["executable"] == "/tmp/evil\ufffd/scan"
+    assert evil["entity_id"] != other["entity_id"]
+
+
+@pytest.mark.parametrize("pid", ["-13659", "+5", "\u0663", " 7"])
+def test_a_pid_that_is_not_ascii_digits_is_a_bad_record(pid: str) -> None:
+    """Found by bench/fuzz_sensor.py: int() took `pid=-13659` and the event carried it."""
+    lines = [
+        f'type=SYSCALL msg=audit(2.0:4): arch=c000003e syscall=42 exit=0 pid={pid!s} exe="/y"',
+        "type=SOCKADDR msg=audit(2.0:4): saddr=020000507F0000010000000000000000",
+    ]
+    docs, errors = parse(lines)
+    assert docs == [] and [e.line for e in errors] == [1]
+    assert "not a number" in errors[0].reason

@@ -258,9 +258,11 @@ def test_an_exec_path_the_tracer_had_to_cut_is_not_used() -> None:
         "C\t5\t{pid}\t0\t4\t127.0.0.1\t0\t127.0.0.9\t9\t\\x4\\x00",
         "C\t5\t{pid}\t0\t4\t127.0.0.1\t0\t127.0.0.9\t9\tab\\x41\\x00",
         "C\t5\t{pid}\t0\t4\t127.0.0.1\t0\t127.0.0.9\t9\tab\\x41\\x00cd",  # hex, misplaced
+        "C\t5\t{pid}\t0\t4\t127.0.0.1\t0\t127.0.0.9\t9\t\\x\\x",  # `\x` as the digits
         "A\t5\t{pid}\t0\t4\t127.0.0.1\t9",
         "X\t5\t{pid}\t1\t0\t/usr/bin/nmap",
         "X\t5\t{pid}\t1\t-1\t{path}",
+        "X\t5\t{pid}\t1A\t0\t{path}",  # found by the fuzz: was counted as an exec and a bad line
     ],
 )
 def test_malformed_tracer_lines_are_counted_not_raised(line: str) -> None:

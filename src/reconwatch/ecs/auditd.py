@@ -14,8 +14,11 @@ from reconwatch.ecs.network import ATTEMPTED, Connection, to_ecs
 from reconwatch.errors import IngestError
 
 # Record header; the prefix may be a syslog line or auditd's `node=` field, so search, not match.
+# Digit counts are bounded: epoch seconds up to 2286, as the kernel prints them; longer runs
+# (a float overflow, or int()'s 4300-digit limit) make the line "not an audit record".
 _HEADER = re.compile(
-    r"type=(?P<type>[A-Z_]+|UNKNOWN\[\d+\]|\d+)\s+(?:msg=)?audit\((?P<sec>\d+)\.(?P<ms>\d+):(?P<serial>\d+)\):?\s?"
+    r"type=(?P<type>[A-Z_]+|UNKNOWN\[\d{1,10}\]|\d{1,10})\s+(?:msg=)?"
+    r"audit\((?P<sec>\d{1,10})\.(?P<ms>\d{1,9}):(?P<serial>\d{1,20})\):?\s?"
 )
 _FIELD = re.compile(r'(\w+)=("(?:[^"]*)"|\'[^\']*\'|\S*)')
 _NUMERIC_TYPES = {"1300": "SYSCALL", "1306": "SOCKADDR", "1327": "PROCTITLE", "1320": "EOE"}
@@ -222,12 +225,13 @@ def _connection(event: _Pending) -> Connection | None:
     if addr.family not in (AF_INET, AF_INET6) or addr.ip is None or addr.port is None:
         return None  # unix, netlink, AF_UNSPEC (UDP disconnect): not network connections
     args = _proctitle_args(event.proctitle)
-    uid = int(syscall["uid"]) if syscall.get("uid", "").isdigit() else None
+    raw_uid = syscall.get("uid", "")
+    uid = int(raw_uid) if raw_uid.isascii() and raw_uid.isdigit() else None  # optional: not fatal
     return Connection(
         timestamp=event.timestamp,
         action=ATTEMPTED,
-        pid=int(syscall["pid"]),
-        ppid=int(syscall["ppid"]) if "ppid" in syscall else None,
+        pid=_number(syscall["pid"]),
+        ppid=_number(syscall["ppid"]) if "ppid" in syscall else None,
         dst_ip=addr.ip,
         dst_port=addr.port,
         family=6 if ":" in addr.ip else 4,
@@ -238,6 +242,13 @@ def _connection(event: _Pending) -> Connection | None:
         user_name=event.enriched.get("UID"),
         outcome=_outcome(syscall),
     )
+
+
+def _number(value: str) -> int:
+    """A pid/ppid field: ASCII digits (int() would also take a sign or other scripts' digits)."""
+    if not (value.isascii() and value.isdigit()):
+        raise ValueError(f"not a number: {value[:40]!r}")
+    return int(value)
 
 
 def _proctitle_args(proctitle: str | None) -> list[str] | None:

@@ -23,9 +23,10 @@ if TYPE_CHECKING:
 FORMAT = "auditd"
 # The first record line of an audit log: auditd's `type=` (or `node=NAME type=`, name_format).
 _FIRST_RECORD = re.compile(r"^(?:node=\S+\s+)?type=\S+\s+msg=audit\(\d+\.\d+:\d+\)")
-_STAMP = re.compile(r"audit\((?P<sec>\d+)\.(?P<ms>\d+):\d+\)")
+# bounded like ecs.auditd's header, which decides whether the record is read at all
+_STAMP = re.compile(r"audit\((?P<sec>\d{1,10})\.(?P<ms>\d{1,9}):\d{1,20}\)")
 _NODE = re.compile(r"^node=(\S+)\s")
-_PID = re.compile(r"\spid=(\d+)")
+_PID = re.compile(r"\spid=(\d{1,20})\b")
 # Sniffing looks at the first non-blank line within this many bytes.
 _SNIFF_BYTES = 8192
 # SYSCALL lines remembered until their event completes; the parser itself holds at most 256.

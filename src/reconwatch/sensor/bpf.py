@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import NoReturn
 
 from reconwatch.ecs.network import ACCEPTED, ATTEMPTED, Connection
 from reconwatch.errors import SensorError
@@ -30,7 +31,9 @@ _PERF_PAGES = "1024"
 # would cut paths; 200 is bpftrace's maximum and keeps the probe within the 512-byte BPF stack).
 FILENAME_BYTES = 200
 COMM_BYTES = 16  # TASK_COMM_LEN
-_FIELDS = {b"C": 10, b"A": 8, b"U": 8, b"X": 6}
+# Fields per line kind. A line is what the script prints and nothing else: numbers of ASCII
+# digits (%d/%llu), ntop() addresses that inet_pton accepts, %rx buffers of \xNN only.
+_SHAPES = {b"C": 10, b"A": 8, b"U": 8, b"X": 6}
 _FAMILIES = {b"4": (4, socket.AF_INET), b"6": (6, socket.AF_INET6)}
 _COMM_CACHE_MAX = 4096
 _BAD_SAMPLES = 3
@@ -77,7 +80,10 @@ def decode_buf(field: bytes) -> tuple[bytes, bool]:
     count, rest = divmod(len(field), 4)
     if rest or field[0::4].count(b"\\") != count or field[1::4].count(b"x") != count:
         raise ValueError("not a %rx buffer")
-    raw = binascii.unhexlify(field.replace(b"\\x", b""))
+    digits = field.replace(b"\\x", b"")
+    if len(digits) != 2 * count:  # a `\\x` where the digits belong
+        raise ValueError("not a %rx buffer")
+    raw = binascii.unhexlify(digits)
     end = raw.find(b"\0")
     return (raw, False) if end < 0 else (raw[:end], True)
 
@@ -259,7 +265,7 @@ class BpfCollector:
         self.stats.lines += 1
         self._last_line = time.monotonic()
         parts = line.rstrip(b"\n").split(b"\t")
-        expected = _FIELDS.get(parts[0])
+        expected = _SHAPES.get(parts[0])
         if expected is None:
             self._other(line)
             return None
@@ -282,21 +288,23 @@ class BpfCollector:
             self.stats.tracer_messages.append(line.decode("utf-8", "replace").strip())
 
     def _timestamp(self, nsecs: bytes) -> float:
-        return self._clock_offset + _number(nsecs) / 1e9
+        return self._clock_offset + int(nsecs) / 1e9
 
     def _exec(self, parts: list[bytes]) -> None:
         _, nsecs, pid, ppid, uid, filename = parts
-        _number(uid)
+        _digits(nsecs, pid, ppid, uid)  # every field is checked before anything is counted
         raw, whole = decode_buf(filename)
-        start = self._timestamp(nsecs)
         self.stats.execs += 1
         if not whole:
             self.stats.exec_path_cut += 1  # a cut path would name the wrong file
-        self.cache.on_exec(_number(pid), fs_text(raw) if whole else None, _number(ppid), start)
+        text = fs_text(raw) if whole else None
+        self.cache.on_exec(int(pid), text, int(ppid), self._timestamp(nsecs))
 
     def _comm(self, field: bytes) -> str:
-        comm = self._comms.get(field)
+        comm = self._comms.get(field)  # a hit is a field already checked by decode_buf
         if comm is None:
+            if len(field) != 4 * COMM_BYTES:
+                raise ValueError("comm is not a 16-byte buffer")
             if len(self._comms) >= _COMM_CACHE_MAX:
                 self._comms.clear()
             comm = self._comms[field] = fs_text(decode_buf(field)[0])
@@ -304,16 +312,21 @@ class BpfCollector:
 
     def _connection(self, parts: list[bytes]) -> Connection | None:
         kind = parts[0]
-        timestamp = self._timestamp(parts[1])
-        pid, uid = _number(parts[2]), _number(parts[3])
-        family, af = _family(parts[4])
         if kind == b"C":
-            src_ip, src_port = _address(af, parts[5]), _port(parts[6])
-            dst_ip, dst_port = _address(af, parts[7]), _port(parts[8])
+            _, nsecs, pid_field, uid_field, family_field, src, sport, dst, dport, comm_field = parts
+            _digits(nsecs, pid_field, uid_field, sport, dport)
+            src_port: int | None = int(sport)
         else:
-            src_ip, src_port = None, None
-            dst_ip, dst_port = _address(af, parts[5]), _port(parts[6])
-        comm = self._comm(parts[-1])
+            _, nsecs, pid_field, uid_field, family_field, dst, dport, comm_field = parts
+            _digits(nsecs, pid_field, uid_field, dport)
+            src, src_port = None, None
+        family, af = _FAMILIES.get(family_field) or _bad("unknown address family")
+        dst_port = int(dport)
+        if dst_port > 65535 or (src_port or 0) > 65535:
+            raise ValueError("port out of range")
+        dst_ip = _address(af, dst)
+        src_ip = None if src is None else _address(af, src)
+        pid, uid, comm = int(pid_field), int(uid_field), self._comm(comm_field)
         if pid in self.own_pids:
             self.stats.own += 1  # our own output traffic is not something we observe
             return None
@@ -322,7 +335,7 @@ class BpfCollector:
         info = self.cache.lookup(pid)
         self._count(kind, info.executable)
         return Connection(
-            timestamp=timestamp,
+            timestamp=self._timestamp(nsecs),
             action=ACCEPTED if kind == b"A" else ATTEMPTED,
             pid=pid,
             dst_ip=dst_ip,
@@ -363,25 +376,15 @@ class BpfCollector:
         return False
 
 
-def _number(field: bytes) -> int:
-    """A %d/%llu field: ASCII digits only (int() would also take signs, spaces and underscores)."""
-    if not field.isdigit() or len(field) > 20:
-        raise ValueError("not a number")
-    return int(field)
+def _digits(*fields: bytes) -> None:
+    """%d/%llu fields: ASCII digits only (int() would also take signs, spaces and underscores)."""
+    for value in fields:
+        if not value.isdigit() or len(value) > 20:
+            raise ValueError("not a number")
 
 
-def _port(field: bytes) -> int:
-    port = _number(field)
-    if port > 65535:
-        raise ValueError("port out of range")
-    return port
-
-
-def _family(field: bytes) -> tuple[int, int]:
-    found = _FAMILIES.get(field)
-    if found is None:
-        raise ValueError("unknown address family")
-    return found
+def _bad(reason: str) -> NoReturn:
+    raise ValueError(reason)
 
 
 def _address(af: int, field: bytes) -> str:
