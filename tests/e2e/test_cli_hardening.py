@@ -215,6 +215,10 @@ def test_query_refuses_a_missing_input_and_names_a_useless_one(
 ) -> None:
     code, _, err = _run(["query", "from * | limit 1", str(tmp_path / "nope.ndjson")], capsys)
     assert code == 2 and f"no such file: {tmp_path / 'nope.ndjson'}" in err
+    code, _, err = _run(["query", "from * | limit 1", str(tmp_path)], capsys)
+    assert code == 2 and f"a directory, not an event file: {tmp_path}" in err
+    code, _, err = _run(["detect", str(tmp_path), "--now", RUN_AT], capsys)
+    assert code == 2 and f"a directory, not an event file: {tmp_path}" in err
     zeek = tmp_path / "conn.log"
     zeek.write_text("#separator \\x09\n#fields\tts\n1.0\n")
     code, _, err = _run(["query", "from * | stats c = count(*)", str(zeek)], capsys)

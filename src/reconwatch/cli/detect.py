@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from reconwatch.alerts.sinks import FORMATS, AlertSink, open_sink
+from reconwatch.cli.inputs import require_files
 from reconwatch.engine.detect import (
     DatasetBackend,
     DetectReport,
@@ -305,10 +306,7 @@ def register(app: typer.Typer) -> None:
             formats.get(input_format)  # a UsageError listing the registered formats
         rules, failed = _load_rules(list(rule or [DEFAULT_RULE]))
         lists: list[ExceptionList] = [load_exceptions(p) for p in exceptions or []]
-        # A mistyped file name must not read as "no alerts": refuse it before any run.
-        missing = [p for p in paths if not Path(p).exists()]
-        if missing:
-            raise UsageError(f"no such file: {', '.join(missing)}")
+        require_files(paths)
         schedule = _schedule(now, first, last, demo, max_range)
         dataset = Dataset.from_files(paths, input_format=input_format)
         if lists:

@@ -8,13 +8,13 @@ import json
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from reconwatch.cli.inputs import require_files
 from reconwatch.errors import UsageError
 from reconwatch.plan import values
 from reconwatch.plan.catalog import Result
@@ -74,10 +74,7 @@ def query(
 
     if input_format is not None:
         formats.get(input_format)  # a UsageError listing the registered formats
-    # A mistyped file name must not read as an empty result: refuse it before the query runs.
-    missing = [p for p in files or [] if not Path(p).exists()]
-    if missing:
-        raise UsageError(f"no such file: {', '.join(missing)}")
+    require_files(files or [])
     dataset = Dataset.from_files(files or [], _index_map(index or []), input_format=input_format)
     query_time = _parse_now(now)
     if explain_:
