@@ -411,3 +411,18 @@ def test_ctrl_c_inside_a_duckdb_query_exits_130(
     monkeypatch.setattr(engine.RuleExecutor, "run", lambda *a, **k: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         main(_detect(scan))
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+def test_other_commands_on_a_full_stdout_say_so_in_one_line(scan: Path) -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-c", "from reconwatch.cli.main import main; main()", "rules", "list"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: writing output: No space left on device"

@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         # A write to stdout that failed (a full disk, an I/O error) or a file that vanished.
         _stdout_to_devnull()
-        where = f"{exc.filename}: " if exc.filename else ""
+        where = f"{exc.filename}: " if exc.filename else "writing output: "
         reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
         err_console.print(f"error: {where}{reason}", markup=False)
         sys.exit(1)
