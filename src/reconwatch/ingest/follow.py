@@ -1,0 +1,556 @@
+"""Lines of event files as they grow: pipes and replays in one reused buffer, and files followed by name like `tail -F` (rotation, truncation, checkpoints)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import select
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+READ_BYTES = 16 << 20
+BATCH_LINES = 8192
+# The first bytes of a followed file identify it beside (device, inode): an inode number can be
+# reused for a new file, and a truncated file that grew again keeps its inode.
+FINGERPRINT_BYTES = 1024
+CHECKPOINT_VERSION = 1
+# What rotation appends to a file's name: NAME.1 (logrotate, the sensor), NAME-20250716
+# (logrotate's dateext), NAME.2025-07-16. Compressed rotations are not read back.
+_ROTATED_SUFFIX = re.compile(r"[.-](\d{1,4}|\d{8}(\d{2,6})?|\d{4}-\d{2}-\d{2}([-_T.]?[\d:]+)?)")
+
+# Splits data[:end] (ending with a newline, or empty) into its lines without newlines. The
+# stream executor passes its compiled splitter (lines scanned in place); the default copies.
+Split = Callable[[bytearray, int], Sequence[bytes]]
+Notice = Callable[[str], None]
+
+
+def split_copy(data: bytearray, end: int) -> Sequence[bytes]:
+    return bytes(data[:end]).split(b"\n")[:-1]
+
+
+def _ignore(_text: str) -> None:
+    return None
+
+
+class LineBuffer:
+    """One read buffer reused for every read (a fresh 16 MiB per read costs its page faults and
+    a copy): complete lines are split where they are, a line still being written moves to the
+    front. A batch is valid until the next read overwrites the buffer."""
+
+    def __init__(self, split: Split = split_copy, size: int = READ_BYTES) -> None:
+        self.split = split
+        self.buf = bytearray(size)
+        self.kept = 0  # bytes of an incomplete line at the front of buf
+
+    def fill(self, fd: int) -> int:
+        """Bytes read into the buffer after the kept ones: a first read (which waits on a pipe),
+        then whatever else can be read at once (a pipe gives at most 64 KiB per read, and a
+        batch of a few dozen lines costs more per event). 0 at end of input."""
+        if self.kept == len(self.buf):  # one line longer than the buffer
+            grown = bytearray(2 * len(self.buf))
+            grown[: self.kept] = self.buf
+            self.buf = grown
+        start = self.kept
+        view = memoryview(self.buf)
+        total = 0
+        try:
+            got = total = os.readv(fd, [view[start:]])
+            while got and start + total < len(self.buf) and select.select([fd], [], [], 0)[0]:
+                got = os.readv(fd, [view[start + total :]])
+                total += got
+        except BlockingIOError:
+            pass  # a followed FIFO opened without blocking: nothing more now
+        finally:
+            view.release()
+        self.kept += total
+        return total
+
+    def take(self) -> tuple[Sequence[bytes], int]:
+        """The complete lines now in the buffer and their length in bytes (with newlines).
+        `consume` must follow once they are used."""
+        end = self.buf.rfind(b"\n", 0, self.kept) + 1
+        return self.split(self.buf, end), end
+
+    def consume(self, end: int) -> None:
+        """Drop the first `end` bytes (the lines taken); the rest moves to the front."""
+        rest = self.kept - end
+        self.buf[:rest] = self.buf[end : self.kept]  # same length: moved in place
+        self.kept = rest
+
+    def rest(self) -> bytes:
+        """The incomplete last line, removed from the buffer."""
+        out = bytes(self.buf[: self.kept])
+        self.kept = 0
+        return out
+
+
+def read_batches(
+    fd: int, split: Split = split_copy, size: int = READ_BYTES
+) -> Iterator[Sequence[bytes]]:
+    """Complete lines of a pipe or file until end of input, in micro-batches: each takes what
+    is available (up to `size` bytes, at most BATCH_LINES lines), so a paced pipe is processed
+    as soon as a line ends and a fast input in large batches. A last line without a newline
+    comes last."""
+    buffer = LineBuffer(split, size)
+    while buffer.fill(fd):
+        lines, end = buffer.take()
+        for start in range(0, len(lines), BATCH_LINES):
+            yield lines[start : start + BATCH_LINES]
+        buffer.consume(end)
+    if buffer.kept:
+        yield [buffer.rest()]
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where reading a followed file stopped: its identity (device, inode, and a fingerprint of
+    its first bytes), the offset after the last complete line read, and that line's number."""
+
+    dev: int
+    ino: int
+    offset: int
+    line: int
+    fingerprint: str  # sha256 hex of the first `fingerprint_len` bytes
+    fingerprint_len: int
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: object) -> Position | None:
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(
+                int(data["dev"]),
+                int(data["ino"]),
+                int(data["offset"]),
+                int(data["line"]),
+                str(data["fingerprint"]),
+                int(data["fingerprint_len"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _head(fd: int, length: int) -> bytes:
+    return os.pread(fd, length, 0) if length else b""
+
+
+class Checkpoint:
+    """Followed files' positions in one small JSON file, replaced atomically (write, fsync,
+    rename), so a restart resumes where the last save stopped."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, Position]:
+        """Saved positions by followed path; an unreadable or foreign file is a ValueError."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        try:
+            data = json.loads(text)
+        except ValueError:
+            msg = f"checkpoint {self.path} is not JSON"
+            raise ValueError(msg) from None
+        if not isinstance(data, dict) or data.get("version") != CHECKPOINT_VERSION:
+            msg = f"checkpoint {self.path} is not a reconwatch follow checkpoint (version 1)"
+            raise ValueError(msg)
+        files = data.get("files")
+        out: dict[str, Position] = {}
+        for name, raw in (files.items() if isinstance(files, dict) else []):
+            pos = Position.from_json(raw)
+            if pos is not None:
+                out[str(name)] = pos
+        return out
+
+    def save(self, positions: dict[str, Position]) -> None:
+        body = {
+            "version": CHECKPOINT_VERSION,
+            "files": {k: p.to_json() for k, p in sorted(positions.items())},
+        }
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            json.dump(body, fh, indent=1)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(self.path)
+
+
+@dataclass(slots=True)
+class Batch:
+    """Lines read from one file: `name` for reports, `first` the line number of lines[0]."""
+
+    name: str
+    first: int
+    lines: Sequence[bytes]
+
+
+@dataclass(slots=True)
+class _Open:
+    """The file being read: its descriptor, identity, and what has been read of it."""
+
+    fd: int
+    dev: int
+    ino: int
+    offset: int  # file offset of the next byte read (the buffer holds the bytes before it)
+    line: int  # lines yielded so far
+    head: bytes  # its first bytes as read (up to FINGERPRINT_BYTES): the fingerprint
+
+
+class Follower:
+    """One file followed by name, like `tail -F`, without sleeping: `poll()` yields what can be
+    read now and returns, the caller decides when to poll again (tests drive it step by step).
+
+    - A file that does not exist yet is waited for (one notice).
+    - Rotation by rename (`mv` + a new file, the sensor's size rotation): the old file is read
+      to its end through the open descriptor, then the new one from its start.
+    - Truncation in place (copytruncate, `: > file`, a shorter truncate): the lines written
+      before the truncation are read from the rotated copy when one sits beside the file (same
+      first bytes, longer than what was read); the file is then read from its start, or from
+      its new end when its first bytes are unchanged (a shorter truncate keeps what was read).
+    - `start`: a saved Position; reading resumes after its last line, in the same file, or in
+      its rotated successor(s) beside it when the file was rotated while nobody followed it.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        split: Split = split_copy,
+        start: Position | None = None,
+        notice: Notice = _ignore,
+        read_bytes: int = READ_BYTES,
+    ) -> None:
+        self.path = path
+        self.name = str(path)
+        self.notice = notice
+        self.buffer = LineBuffer(split, read_bytes)
+        self.file: _Open | None = None
+        self._start = start
+        self._waiting = False
+        # Where a batch ends, for `position` between batches of one read.
+        self._base = 0  # file offset of buffer byte 0
+        self._taken = 0  # lines of the current read yielded
+        self._lines: Sequence[bytes] = ()
+        self._end = 0  # buffer bytes of the current read's complete lines
+        self._committed = 0  # file offset after the last read's lines
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def poll(self) -> Iterator[Batch]:
+        """Every complete line that can be read now, in batches; returns when caught up."""
+        if self.file is None:
+            yield from self._resume()
+            if self.file is None and not self._open_current(0, 0):
+                return
+        # Looked at before reading too: a file truncated and grown past the offset since the
+        # last poll must not be read from the middle of its new content.
+        change = self._change()
+        while self.file is not None:
+            if change is not None:
+                yield from change
+                if self.file is None:
+                    return
+            yield from self._read_available()
+            change = self._change()
+            if change is None:
+                return
+
+    def close(self) -> None:
+        if self.file is not None:
+            os.close(self.file.fd)
+            self.file = None
+
+    @property
+    def position(self) -> Position | None:
+        """After the last line yielded (a batch counts once it was handed out)."""
+        f = self.file
+        if f is None:
+            return self._start
+        length = min(len(f.head), FINGERPRINT_BYTES)
+        return Position(f.dev, f.ino, self._done(), f.line, _digest(f.head[:length]), length)
+
+    def _done(self) -> int:
+        """File offset after the last line yielded."""
+        if not self._lines:
+            return self._committed
+        return self._byte_after(self._taken)
+
+    def _read_available(self) -> Iterator[Batch]:
+        f = self.file
+        assert f is not None
+        while True:
+            self._base = f.offset - self.buffer.kept
+            got = self.buffer.fill(f.fd)
+            if not got:
+                return
+            f.offset += got
+            self._learn_head(f)
+            lines, end = self.buffer.take()
+            self._lines, self._end = lines, end
+            for start in range(0, len(lines), BATCH_LINES):
+                batch = lines[start : start + BATCH_LINES]
+                first = f.line + 1
+                f.line += len(batch)
+                self._taken = start + len(batch)
+                yield Batch(self.name, first, batch)
+            self.buffer.consume(end)
+            self._lines = ()
+            self._committed = self._base + end
+
+    def _byte_after(self, taken: int) -> int:
+        """File offset after the first `taken` lines of the current read."""
+        if taken >= len(self._lines):
+            return self._base + self._end
+        pos = 0
+        buf = self.buffer.buf
+        for _ in range(taken):  # only for a read cut into several batches
+            pos = buf.index(b"\n", pos) + 1
+        return self._base + pos
+
+    def _learn_head(self, f: _Open) -> None:
+        if len(f.head) < FINGERPRINT_BYTES:
+            f.head = _head(f.fd, FINGERPRINT_BYTES)
+
+    def _rest_line(self) -> Iterator[Batch]:
+        """A last line without a newline in a file nobody writes any more: a line of its own."""
+        f = self.file
+        if f is not None and self.buffer.kept:
+            rest = self.buffer.rest()
+            f.line += 1
+            self._committed = f.offset
+            yield Batch(self.name, f.line, [rest])
+
+    # -- what happened to the file -------------------------------------------------------------
+
+    def _change(self) -> Iterator[Batch] | None:
+        """At the end of the open file: None if nothing changed, else the batches of handling
+        a rotation or truncation (after which reading goes on)."""
+        f = self.file
+        assert f is not None
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None  # renamed away and not created again yet: keep reading the old one
+        if (st.st_dev, st.st_ino) != (f.dev, f.ino):
+            return self._rotated()
+        own = os.fstat(f.fd)
+        if not stat.S_ISREG(own.st_mode):
+            return None  # a FIFO has no size or content to compare
+        known = min(len(f.head), FINGERPRINT_BYTES)
+        now = _head(f.fd, known)
+        if own.st_size < f.offset or now != f.head[:known]:
+            return self._truncated(own.st_size, now)
+        return None
+
+    def _rotated(self) -> Iterator[Batch]:
+        f = self.file
+        assert f is not None
+        yield from self._read_available()  # written between the last read and the rename
+        yield from self._rest_line()
+        self.notice(f"{self.name}: rotated; read the old file to its end, now the new one")
+        old = (f.dev, f.ino)
+        self.close()
+        # Rotated more than once since the last poll: the files rotated after the old one.
+        yield from self._newer_than(old)
+        self._open_current(0, 0)
+
+    def _newer_than(self, ident: tuple[int, int]) -> Iterator[Batch]:
+        siblings = self._siblings()
+        index = next(
+            (i for i, (_p, st) in enumerate(siblings) if (st.st_dev, st.st_ino) == ident), None
+        )
+        if index is None:
+            return  # the old file is gone: which ones came after it is not known
+        for newer, _st in siblings[index + 1 :]:
+            yield from self._read_other(newer, 0, 0)
+
+    def _truncated(self, size: int, now: bytes) -> Iterator[Batch]:
+        f = self.file
+        assert f is not None
+        done = self._done()
+        copy = self._rotated_copy(f, done)
+        self.buffer.rest()  # an incomplete line of the old content
+        if copy is not None:
+            yield from self._read_copy(copy, f, done)
+        kept = _kept_lines(f.head, now, size)
+        if kept:
+            # A shorter truncate: the lines still there are the ones read; go on after them.
+            self.notice(f"{self.name}: truncated to {kept} bytes; reading on from there")
+            f.offset = kept
+        else:
+            self.notice(f"{self.name}: truncated; reading it again from the start")
+            f.offset = 0
+            f.line = 0
+            f.head = b""
+        os.lseek(f.fd, f.offset, os.SEEK_SET)
+        self._committed = f.offset
+        self._learn_head(f)
+
+    # -- rotated siblings ------------------------------------------------------------------------
+
+    def _siblings(self) -> list[tuple[Path, os.stat_result]]:
+        """Plain regular files beside the followed one named like its rotations (NAME.1,
+        NAME-20250716, ...), oldest first."""
+        found = []
+        name = self.path.name
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.path.parent):
+                if not entry.name.startswith(name) or not _ROTATED_SUFFIX.fullmatch(
+                    entry.name[len(name) :]
+                ):
+                    continue
+                with contextlib.suppress(OSError):
+                    st = entry.stat()
+                    if stat.S_ISREG(st.st_mode):
+                        found.append((Path(entry.path), st))
+        found.sort(key=lambda item: (item[1].st_mtime_ns, -_rotation_number(item[0])))
+        return found
+
+    def _rotated_copy(self, f: _Open, done: int) -> Path | None:
+        """A sibling holding more of this file's content than was read (copytruncate's copy)."""
+        known = min(len(f.head), FINGERPRINT_BYTES)
+        if not known:
+            return None
+        for path, st in reversed(self._siblings()):
+            if st.st_size > done and _starts_with(path, f.head[:known]):
+                return path
+        return None
+
+    def _read_copy(self, path: Path, f: _Open, done: int) -> Iterator[Batch]:
+        """The rest of a rotated copy after what was read of the original."""
+        self.notice(f"{self.name}: truncated; reading the rest of its copy {path} first")
+        yield from self._read_other(path, done, f.line)
+
+    def _read_other(self, path: Path, offset: int, line: int) -> Iterator[Batch]:
+        """Another file (a rotated one) from `offset` to its end, as its own batches."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            self.notice(f"{path}: cannot read the rotated file: {exc.strerror or exc}")
+            return
+        try:
+            os.lseek(fd, offset, os.SEEK_SET)
+            number = line
+            for lines in read_batches(fd, self.buffer.split, len(self.buffer.buf)):
+                yield Batch(str(path), number + 1, lines)
+                number += len(lines)
+        finally:
+            os.close(fd)
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    def _open_current(self, offset: int, line: int) -> bool:
+        try:
+            # Non-blocking: a followed FIFO must not stall the other files (regular files
+            # ignore the flag).
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            if not self._waiting:
+                self.notice(f"{self.name}: no such file yet; waiting for it")
+                self._waiting = True
+            return False
+        if self._waiting:
+            self.notice(f"{self.name}: appeared; reading it")
+            self._waiting = False
+        st = os.fstat(fd)
+        os.lseek(fd, offset, os.SEEK_SET)
+        self.buffer.rest()
+        self.file = _Open(fd, st.st_dev, st.st_ino, offset, line, _head(fd, FINGERPRINT_BYTES))
+        self._committed = offset
+        return True
+
+    def _resume(self) -> Iterator[Batch]:
+        """Open at a saved position: the same file after its last line, or the rest of it
+        where it was rotated to and its successors, then the current file from its start."""
+        pos, self._start = self._start, None
+        if pos is None:
+            return
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            st = None
+        if st is not None and (st.st_dev, st.st_ino) == (pos.dev, pos.ino):
+            if st.st_size >= pos.offset and self._matches(self.path, pos):
+                self._open_current(pos.offset, pos.line)
+                return
+            self.notice(f"{self.name}: changed since the checkpoint; reading it from the start")
+            return
+        siblings = self._siblings()
+        for path, sst in siblings:
+            if (sst.st_dev, sst.st_ino) == (pos.dev, pos.ino) and self._matches(path, pos):
+                self.notice(f"{self.name}: rotated since the checkpoint; reading {path} on first")
+                yield from self._read_other(path, pos.offset, pos.line)
+                yield from self._newer_than((pos.dev, pos.ino))
+                return
+        self.notice(
+            f"{self.name}: the checkpointed file is gone (rotated away or deleted); "
+            "reading the current file from the start"
+        )
+
+    @staticmethod
+    def _matches(path: Path, pos: Position) -> bool:
+        try:
+            with path.open("rb") as fh:
+                return _digest(fh.read(pos.fingerprint_len)) == pos.fingerprint
+        except OSError:
+            return False
+
+
+def _kept_lines(old: bytes, now: bytes, size: int) -> int:
+    """Where reading goes on in a file cut shorter: after the whole lines its first bytes still
+    share with what was read (0: nothing shared, read it again from the start). Past the first
+    FINGERPRINT_BYTES the content is not known, so a file still sharing all of them goes on
+    at its size."""
+    if len(old) >= FINGERPRINT_BYTES and now == old:
+        return size
+    same = 0
+    for a, b in zip(old, now, strict=False):
+        if a != b:
+            break
+        same += 1
+    return old.rfind(b"\n", 0, same) + 1
+
+
+def _starts_with(path: Path, head: bytes) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(len(head)) == head
+    except OSError:
+        return False
+
+
+def _rotation_number(path: Path) -> int:
+    """NAME.3 -> 3: among files of the same modification time the larger number is older."""
+    tail = path.name.rsplit(".", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def follow_all(
+    followers: Sequence[Follower], *, wait: Callable[[], None], running: Callable[[], bool]
+) -> Iterator[Batch]:
+    """Batches from every follower in turn; `wait()` when none had anything, until `running()`
+    says stop. `wait` is where the real clock (a sleep) enters; tests pass their own."""
+    while running():
+        idle = True
+        for follower in followers:
+            for batch in follower.poll():
+                idle = False
+                yield batch
+                if not running():
+                    return
+        if idle:
+            wait()
