@@ -13,10 +13,11 @@ from pathlib import Path
 from gen_events import generate, query_time
 from reconwatch.backends.stream.executor import StreamExecutor
 from reconwatch.backends.stream.fastpath import compiled_scan_enabled
+from reconwatch.backends.stream.lines import split_lines
 from reconwatch.backends.stream.state import BUCKET_BYTES, DISTINCT_ENTRY_BYTES
-from reconwatch.cli.watch import _batches
 from reconwatch.engine.watch import RuleWatch
 from reconwatch.ingest import Dataset
+from reconwatch.ingest.follow import read_batches
 from reconwatch.plan.documents import flatten
 from reconwatch.query import run_query
 from reconwatch.rules.builtin import DEFAULT_RULE, load_builtin
@@ -54,7 +55,7 @@ def file_pass(path: Path) -> tuple[float, int]:
     start = time.process_time()
     fd = os.open(path, os.O_RDONLY)
     try:
-        for batch in _batches(fd, follow=False):
+        for batch in read_batches(fd, split_lines):
             alerts += len(watch.push_lines(batch))
     finally:
         os.close(fd)

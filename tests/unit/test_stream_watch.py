@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import select
 import signal
 import subprocess
@@ -10,10 +11,15 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from reconwatch.backends.stream.executor import RealertPolicy
 from reconwatch.engine.watch import PATH_FIELD, RuleWatch, lookback_window
+from reconwatch.errors import UsageError
 from reconwatch.plan import values as v
 from reconwatch.plan.documents import flatten
 from reconwatch.rules.builtin import load_builtin
+from reconwatch.rules.model import Rule
 
 T0 = datetime(2025, 7, 16, 9, 0, tzinfo=UTC)
 
@@ -201,3 +207,118 @@ def test_batch_and_stream_keep_the_same_lines_with_stray_bytes(tmp_path: Path) -
     assert sorted(alert["Esql.host_name_values"]) == hosts
     assert detected["Esql.event_count"] == 400
     assert "skipped" not in batch.stderr
+
+
+def _sweep(start: datetime, count: int, first_ip: int, step_s: float = 0.2) -> list[str]:
+    """nmap from web-1 to `count` new addresses, one every `step_s` seconds from `start`."""
+    out = []
+    for i in range(count):
+        n = first_ip + i
+        doc = {
+            "@timestamp": v.format_datetime(start + timedelta(seconds=step_s * i)),
+            "host": {"os": {"type": "linux"}, "name": "web-1"},
+            "event": {"type": "start", "action": "connection_attempted"},
+            "process": {"executable": "/usr/bin/nmap"},
+            "destination": {"ip": f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"},
+            "agent": {"id": "agent-1"},
+        }
+        out.append(json.dumps(doc))
+    return out
+
+
+def test_a_second_scan_by_the_same_group_an_hour_later_is_a_new_alert(tmp_path: Path) -> None:
+    """Simulated fleet over 12 h with two scans by one host 70 minutes apart: detect alerts
+    in two runs, and so does watch by default (it used to re-arm only after a whole window
+    without matching, and missed the second scan)."""
+    from reconwatch.engine.detect import DatasetBackend, Schedule, detect
+    from reconwatch.ingest import Dataset
+    from reconwatch.rules.builtin import DEFAULT_RULE
+    from reconwatch.simulate import Simulation
+
+    start = datetime(2025, 7, 16, tzinfo=UTC)
+    sim = Simulation(hosts=12, hours=12, start=start, scans=("subnet", "ipv6"), seed=3)
+    lines = [json.dumps(e).encode() for e in sim.events()]
+    rule = load_builtin(DEFAULT_RULE)
+    watch = RuleWatch.create(rule, evidence=False)
+    fired = [a for i in range(0, len(lines), 4096) for a in watch.push_lines(lines[i : i + 4096])]
+    path = tmp_path / "fleet.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    # Only the runs around the scans (the others find nothing, and cost seconds).
+    runs = Schedule(first=start + timedelta(hours=5), last=start + timedelta(hours=8))
+    report = detect([rule], DatasetBackend(Dataset.from_files([path])), runs, evidence=False)
+    assert len(report.alerts) == 2
+    assert len(fired) == 2
+    hosts = {str(a["Esql.host_name_values"]) for a in report.alerts}
+    assert {str(a["Esql.host_name_values"]) for a in fired} == hosts
+    scans = sorted(p.start for p in sim.planted)
+    assert scans[1] - scans[0] > timedelta(hours=1)
+    for alert, begins in zip(fired, scans, strict=True):
+        assert v.parse_datetime(str(alert["@timestamp"])) - begins < timedelta(minutes=5)
+
+
+def _short_rule(window: str, interval: str) -> Rule:
+    from reconwatch.rules.builtin import DEFAULT_RULE, builtin_text
+    from reconwatch.rules.load import load_rule_text
+
+    text = builtin_text(DEFAULT_RULE)
+    text = text.replace('from = "now-61m"', f'from = "{window}"')
+    text = text.replace('interval = "1h"', f'interval = "{interval}"')
+    text = text.replace(
+        "@timestamp > now() - 1 hours", f"@timestamp > now() - {window[4:-1]} minutes"
+    )
+    return load_rule_text(text, "short.toml")
+
+
+def test_a_group_alerts_at_most_once_per_interval_unless_rearm_is_given() -> None:
+    """Window 6 m, interval 10 m (the limit is the window, 6 m): as the first sweep leaves the
+    window a fast second one crosses the threshold again 5 m 22 s after the first alert (no
+    alert: a group flapping at the threshold), the third 20 minutes after (an alert)."""
+    rule = _short_rule("now-6m", "10m")
+    base = datetime(2025, 7, 16, 9, tzinfo=UTC)
+    lines = (
+        _sweep(base, 300, 0)
+        + _sweep(base + timedelta(minutes=6, seconds=12), 300, 1000, step_s=0.01)
+        + _sweep(base + timedelta(minutes=20), 300, 2000)
+    )
+    flat = [flatten(json.loads(x)) for x in lines]
+    limited = RuleWatch.create(rule, evidence=False)
+    times = [a["@timestamp"] for e in flat for a in limited.push(e)]
+    assert times == ["2025-07-16T09:00:50.000Z", "2025-07-16T09:20:50.000Z"]
+    every = RuleWatch.create(rule, evidence=False, policy=RealertPolicy(rearm_after_ms=0))
+    assert len([a for e in flat for a in every.push(e)]) == 3
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        (RealertPolicy(growth_factor=0.5), "--realert-growth 0.5: expected a factor greater"),
+        (RealertPolicy(growth_factor=float("nan")), "--realert-growth nan"),
+        (RealertPolicy(growth_factor=float("inf")), "--realert-growth inf"),
+        (RealertPolicy(growth_factor=1.0), "--realert-growth 1.0"),
+        (
+            RealertPolicy(growth_factor=2, growth_column="nope"),
+            "--realert-column nope: rule 'Potential Subnet Scanning",
+        ),
+        (
+            RealertPolicy(growth_factor=2, growth_column="host.name"),
+            "--realert-column host.name",
+        ),
+        (RealertPolicy(growth_column="Esql.event_count"), "only used with --realert-growth"),
+    ],
+)
+def test_growth_realert_that_could_never_fire_is_refused(
+    policy: RealertPolicy, message: str
+) -> None:
+    with pytest.raises(UsageError, match=re.escape(message)):
+        RuleWatch.create(load_builtin("subnet-scanning-seed"), policy=policy)
+
+
+def test_growth_realert_on_a_named_column() -> None:
+    watch = RuleWatch.create(
+        load_builtin("subnet-scanning-seed"),
+        policy=RealertPolicy(growth_factor=2, growth_column="Esql.event_count"),
+        evidence=False,
+    )
+    base = datetime(2025, 7, 16, 9, tzinfo=UTC)
+    fired = [a for x in _sweep(base, 600, 0) for a in watch.push(flatten(json.loads(x)))]
+    assert [a["reconwatch.stream.repeat"] for a in fired] == [0, 1]

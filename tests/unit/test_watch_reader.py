@@ -1,4 +1,4 @@
-"""`reconwatch watch`'s reader: lines from one reused buffer, in place, with carries, long lines and pipes."""
+"""The pipe and replay reader (ingest.follow.read_batches): lines from one reused buffer, in place, with carries, long lines and pipes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from reconwatch.backends.stream import lines as lines_module
 from reconwatch.backends.stream.lines import BufferLines, split_lines
-from reconwatch.cli import watch as watch_cli
+from reconwatch.ingest import follow as follow_module
 
 COMPILED = lines_module._line_starts is not None
 SPLITTERS = [
@@ -30,7 +30,7 @@ def splitter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def _read_all(fd: int) -> list[bytes]:
-    return [bytes(line) for batch in watch_cli._batches(fd, follow=False) for line in batch]
+    return [bytes(line) for batch in follow_module.read_batches(fd, split_lines) for line in batch]
 
 
 TEXT = st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=30)
@@ -67,7 +67,7 @@ def test_file_with_long_lines_and_no_final_newline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, splitter: str, size: int
 ) -> None:
     """Lines longer than the buffer grow it; a line carried over many reads stays whole."""
-    monkeypatch.setattr(watch_cli, "READ_BYTES", size)
+    monkeypatch.setattr(follow_module, "READ_BYTES", size)
     rows = [b"x" * n + b"\r" for n in (0, 3, 150, 7, 1000, 1)] + [b'{"a": 1}'] * 50
     path = tmp_path / "e.ndjson"
     path.write_bytes(b"\n".join(rows))  # no newline at the end
@@ -80,7 +80,7 @@ def test_file_with_long_lines_and_no_final_newline(
 
 def test_pipe_written_in_pieces(monkeypatch: pytest.MonkeyPatch, splitter: str) -> None:
     """A line split across writes arrives whole, once, in order."""
-    monkeypatch.setattr(watch_cli, "READ_BYTES", 256)
+    monkeypatch.setattr(follow_module, "READ_BYTES", 256)
     rows = [f'{{"n": {i}, "pad": "{"p" * (i % 97)}"}}'.encode() for i in range(400)]
     data = b"\n".join(rows) + b"\n"
     read_fd, write_fd = os.pipe()
@@ -101,28 +101,24 @@ def test_pipe_written_in_pieces(monkeypatch: pytest.MonkeyPatch, splitter: str) 
         os.close(read_fd)
 
 
-def test_follow_meets_end_of_file_mid_line(tmp_path: Path) -> None:
+def test_follow_meets_end_of_file_mid_line(tmp_path: Path, splitter: str) -> None:
     """--follow: a line whose second half is appended while the reader waits at end of file
     arrives whole, once (the wait is injected: it appends the rest)."""
     path = tmp_path / "e.ndjson"
     path.write_bytes(b'{"n": 1}\n{"n": ')
-    appended: list[float] = []
+    appended: list[int] = []
 
-    def pause(seconds: float) -> None:
-        assert seconds == watch_cli.FOLLOW_POLL_S
+    def wait() -> None:
         if not appended:
             with path.open("ab") as handle:
                 handle.write(b'2}\n{"n": 3}\n')
-        appended.append(seconds)
+        appended.append(1)
 
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        got: list[bytes] = []
-        reader = watch_cli._batches(fd, follow=True, pause=pause)
-        while len(got) < 3:
-            got += [bytes(line) for line in next(reader)]
-        reader.close()
-    finally:
-        os.close(fd)
+    follower = follow_module.Follower(path, split=split_lines)
+    got: list[bytes] = []
+    batches = follow_module.follow_all([follower], wait=wait, running=lambda: len(got) < 3)
+    for batch in batches:
+        got += [bytes(line) for line in batch.lines]
+    follower.close()
     assert got == [b'{"n": 1}', b'{"n": 2}', b'{"n": 3}']
     assert len(appended) == 1  # the reader met the half line at end of file exactly once

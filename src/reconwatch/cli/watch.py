@@ -1,14 +1,16 @@
-"""`reconwatch watch`: run a rule over NDJSON events as they arrive and print alerts as they fire."""
+"""`reconwatch watch`: run rules over events as they arrive (replayed, piped or followed files) and print alerts as they fire."""
 
 from __future__ import annotations
 
 import os
-import select
+import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from types import FrameType
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -17,8 +19,17 @@ from reconwatch.alerts.sinks import FORMATS, open_sink
 from reconwatch.backends.stream.executor import RealertPolicy, StreamExecutor
 from reconwatch.backends.stream.lines import split_lines
 from reconwatch.engine.watch import RuleWatch
-from reconwatch.errors import UsageError
-from reconwatch.ingest.formats import read_events
+from reconwatch.errors import IngestError, UsageError
+from reconwatch.ingest import formats
+from reconwatch.ingest.follow import (
+    Checkpoint,
+    Follower,
+    LineDecoderSource,
+    Position,
+    follow_all,
+    read_batches,
+)
+from reconwatch.ingest.head import read_head
 from reconwatch.ingest.locate import is_plain
 from reconwatch.ingest.report import IngestReport
 from reconwatch.plan.catalog import Catalog
@@ -26,12 +37,59 @@ from reconwatch.plan.documents import flatten
 from reconwatch.rules.builtin import DEFAULT_RULE, resolve_rule
 from reconwatch.rules.datemath import parse_interval
 
-# Files read line by line with the plan's own decoder; others (.gz, JSON arrays) via ingest.
-PLAIN_NDJSON = (".ndjson", ".jsonl")
 FOLLOW_POLL_S = 0.2
-READ_BYTES = 16 << 20
-BATCH_LINES = 8192
+# A running follow saves its checkpoint at most this often (and always when it stops).
+CHECKPOINT_EVERY_S = 1.0
 Emit = Callable[[list[dict[str, object]]], None]
+T = TypeVar("T")
+
+
+class _Stop(Exception):
+    """SIGINT or SIGTERM while waiting for input."""
+
+
+class _Signals:
+    """SIGINT and SIGTERM end the watch with its summary (and checkpoint): at once while it
+    waits for input, else after the batch in hand, so no batch is half processed."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+        self.waiting = False
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, _signum: int, _frame: FrameType | None) -> None:
+        self.stopped = True
+        if self.waiting:
+            raise _Stop
+
+    def guard(self, items: Iterable[T]) -> Iterator[T]:
+        """`items`, each fetched as waiting (a signal stops at once) and handed out as work
+        (a signal stops after it)."""
+        it = iter(items)
+        while not self.stopped:
+            self.waiting = True
+            try:
+                if self.stopped:
+                    return
+                item = next(it)
+            except (StopIteration, _Stop):
+                return
+            finally:
+                self.waiting = False
+            yield item
+
+    def sleep(self, seconds: float) -> None:
+        self.waiting = True
+        try:
+            if not self.stopped:
+                time.sleep(seconds)
+        except _Stop:
+            pass
+        finally:
+            self.waiting = False
 
 
 def _millis(text: str | None, option: str) -> int | None:
@@ -44,98 +102,203 @@ def _millis(text: str | None, option: str) -> int | None:
         raise UsageError(msg) from None
 
 
-def _fill(fd: int, buf: bytearray, start: int) -> int:
-    """Bytes read into buf[start:]: a first read that waits for input, then whatever else can
-    be read at once (a pipe gives at most its 64 KiB per read, and a batch of a few dozen lines
-    costs more per event). 0 at end of input."""
-    view = memoryview(buf)
+@dataclass(slots=True)
+class _Run:
+    """Every rule's watch over the same input, the report of bad input, and the alerts out."""
+
+    watches: list[RuleWatch]
+    report: IngestReport
+    emit: Emit
+    signals: _Signals
+    # NDJSON lines go to the executors as they are; other line formats decode them first.
+    decoders: dict[str, LineDecoderSource] = field(default_factory=dict)
+
+    def lines(self, name: str, first: int, batch: Sequence[bytes]) -> None:
+        """One batch of NDJSON lines through every rule; a bad line is reported once."""
+        errors: dict[int, str] = {}
+        for watch in self.watches:
+            found: list[tuple[int, str]] = []
+            self.emit(watch.push_lines(batch, found))
+            for index, reason in found:
+                errors.setdefault(index, reason)
+        for index in sorted(errors):
+            self.report.add(errors[index], name, first + index)
+
+    def events(self, name: str, events: Iterable[tuple[int, object]]) -> None:
+        for line, value in events:
+            if not isinstance(value, dict):
+                self.report.add("not a JSON object", name, line)
+                continue
+            flat = flatten(value)
+            for watch in self.watches:
+                self.emit(watch.push(flat))
+
+    def batch(self, source: str, name: str, first: int, batch: Sequence[bytes]) -> None:
+        """Lines of `name` (the followed `source` itself or a rotated file of it)."""
+        decoder = self.decoders.get(source)
+        if decoder is None:
+            self.lines(name, first, batch)
+        else:
+            self.events(name, decoder.feed(first, batch))
+
+    def flush_decoders(self) -> None:
+        for name, decoder in self.decoders.items():
+            self.events(name, decoder.flush())
+
+
+def _replay(run: _Run, raw: str, forced: str | None) -> None:
+    """A file (or stdin) read to its end: plain NDJSON line by line in one reused buffer,
+    other formats through their registered reader."""
+    if raw == "-":
+        _stdin(run, forced)
+        return
+    path = Path(raw)
     try:
-        got = total = os.readv(fd, [view[start:]])
-        while got and start + total < len(buf) and select.select([fd], [], [], 0)[0]:
-            got = os.readv(fd, [view[start + total :]])
-            total += got
-    finally:
-        view.release()
-    return total
-
-
-def _batches(
-    fd: int, follow: bool, pause: Callable[[float], None] = time.sleep
-) -> Iterator[Sequence[bytes]]:
-    """Complete lines as they arrive, in micro-batches: each batch takes whatever is available
-    (up to READ_BYTES), so a slow or paced input is processed as soon as a line ends and a fast
-    one in batches of many lines. With `follow`, waits (`pause`, injected by tests) for lines
-    appended at end of input.
-
-    One buffer is reused for every read (a fresh 16 MiB per read costs its page faults and a
-    copy): the lines are scanned where they are, and a line still being written moves to the
-    front. A batch is used before the next read overwrites the buffer."""
-    buf = bytearray(READ_BYTES)
-    kept = 0  # a line still being written, at the front of buf
-    while True:
-        if kept == len(buf):  # one line longer than the buffer
-            grown = bytearray(2 * len(buf))
-            grown[:kept] = buf
-            buf = grown
-        got = _fill(fd, buf, kept)
-        if not got:
-            if not follow:
-                break
-            pause(FOLLOW_POLL_S)
-            continue
-        size = kept + got
-        end = buf.rfind(b"\n", 0, size) + 1
-        lines = split_lines(buf, end)
-        for start in range(0, len(lines), BATCH_LINES):
-            yield lines[start : start + BATCH_LINES]
-        kept = size - end
-        buf[:kept] = buf[end:size]  # same length: moved in place
-    if kept:
-        yield [bytes(buf[:kept])]
-
-
-def _sources(paths: list[str], follow: bool) -> Iterator[tuple[str, int]]:
-    """(input name, file descriptor) for stdin and the plain NDJSON files, in order."""
-    for raw in paths or ["-"]:
-        if raw == "-":
-            yield "<stdin>", sys.stdin.fileno()
-            continue
-        fd = os.open(raw, os.O_RDONLY)
+        fmt = formats.resolve(path, forced)
+    except OSError as exc:
+        run.report.add(f"cannot read file: {exc.strerror or exc}", raw, None)
+        return
+    except IngestError as exc:  # unrecognised: named, and the other inputs go on
+        run.report.errors.append(exc)
+        return
+    if fmt.duckdb and fmt.line_decoder is None and is_plain(path):
+        fd = os.open(path, os.O_RDONLY)
         try:
-            yield raw, fd
+            number = 1
+            for batch in run.signals.guard(read_batches(fd, split_lines)):
+                run.lines(raw, number, batch)
+                number += len(batch)
         finally:
             os.close(fd)
+        return
+    run.events(raw, run.signals.guard(fmt.read(path, run.report)))
 
 
-def _watch_lines(
-    watch: RuleWatch, name: str, fd: int, follow: bool, report: IngestReport, emit: Emit
-) -> None:
-    number = 0
-    for batch in _batches(fd, follow):
-        errors: list[tuple[int, str]] = []
-        emit(watch.push_lines(batch, errors))
-        for index, reason in errors:
-            report.add(reason, name, number + index + 1)
+def _stdin(run: _Run, forced: str | None) -> None:
+    fmt = formats.get(forced) if forced is not None else formats.get("ndjson")
+    if not fmt.lines:
+        msg = (
+            f"--input-format {fmt.name}: stdin is read line by line (a line format such as ndjson)"
+        )
+        raise UsageError(msg)
+    if fmt.line_decoder is not None:
+        run.decoders["<stdin>"] = LineDecoderSource(fmt.line_decoder(Path("<stdin>"), run.report))
+    number = 1
+    for batch in run.signals.guard(read_batches(sys.stdin.fileno(), split_lines)):
+        run.batch("<stdin>", "<stdin>", number, batch)
         number += len(batch)
+    run.flush_decoders()
 
 
-def _watch_documents(watch: RuleWatch, path: str, report: IngestReport, emit: Emit) -> None:
-    """.gz files and JSON arrays, read by ingest, event by event."""
-    for line, value in read_events(Path(path), report):
-        if isinstance(value, dict):
-            emit(watch.push(flatten(value)))
-        else:
-            report.add("not a JSON object", path, line)
+def _follow_format(path: Path, forced: str | None) -> formats.InputFormat:
+    """The line format of a file to follow; a compressed or non-line file is refused."""
+    if path.suffix in (".gz", ".zst", ".bz2", ".xz"):
+        msg = (
+            f"--follow {path}: a compressed file cannot be followed (nothing appends to it); "
+            "replay it without --follow"
+        )
+        raise UsageError(msg)
+    fmt = formats.get(forced) if forced is not None else None
+    try:
+        head = read_head(path)
+    except FileNotFoundError:
+        return fmt or formats.get("ndjson")  # waited for; NDJSON unless said otherwise
+    except OSError as exc:
+        msg = f"--follow {path}: cannot read: {exc.strerror or exc}"
+        raise UsageError(msg) from None
+    if head.compressed:
+        msg = f"--follow {path}: a gzip file cannot be followed; replay it without --follow"
+        raise UsageError(msg)
+    if fmt is None:
+        try:
+            fmt = formats.sniff(path, head)
+        except IngestError as exc:
+            raise UsageError(exc.one_line()) from None
+    if not fmt.lines:
+        msg = f"--follow {path}: {fmt.name} is not a line format; replay it without --follow"
+        raise UsageError(msg)
+    return fmt
 
 
-def _catalog(paths: list[str], follow: bool) -> Catalog | None:
+@dataclass(slots=True)
+class _Following:
+    """The followed files, their checkpoint, and when it was last saved."""
+
+    followers: list[Follower]
+    checkpoint: Checkpoint | None
+    clock: Callable[[], float] = time.monotonic
+    saved_at: float = 0.0
+    saved: dict[str, Position] = field(default_factory=dict)
+
+    def positions(self) -> dict[str, Position]:
+        out = dict(self.saved)
+        for f in self.followers:
+            pos = f.position
+            if pos is not None:
+                out[_key(f.path)] = pos
+        return out
+
+    def save(self, force: bool = False) -> None:
+        if self.checkpoint is None:
+            return
+        now = self.clock()
+        if not force and now - self.saved_at < CHECKPOINT_EVERY_S:
+            return
+        positions = self.positions()
+        if positions != self.saved:
+            self.checkpoint.save(positions)
+            self.saved = positions
+        self.saved_at = now
+
+
+def _key(path: Path) -> str:
+    return os.path.abspath(path)
+
+
+def _follow(
+    run: _Run, paths: list[str], forced: str | None, checkpoint: Checkpoint | None, err: Console
+) -> None:
+    start = checkpoint.load() if checkpoint is not None else {}
+
+    def notice(text: str) -> None:
+        err.print(f"watch: {text}", markup=False)
+
+    followers = []
+    for raw in paths:
+        path = Path(raw)
+        fmt = _follow_format(path, forced)
+        if fmt.line_decoder is not None:
+            run.decoders[raw] = LineDecoderSource(fmt.line_decoder(path, run.report))
+        resume = start.get(_key(path))
+        where = f"after line {resume.line} (checkpoint)" if resume is not None else "from its start"
+        notice(f"following {path} as {fmt.name}, {where}")
+        followers.append(Follower(path, split=split_lines, start=resume, notice=notice))
+    following = _Following(followers, checkpoint, saved=start)
+    signals = run.signals
+
+    def wait() -> None:
+        following.save()
+        signals.sleep(FOLLOW_POLL_S)
+
+    try:
+        batches = follow_all(followers, wait=wait, running=lambda: not signals.stopped)
+        for batch in signals.guard(batches):
+            run.batch(batch.source, batch.name, batch.first, batch.lines)
+            following.save()
+    finally:
+        following.save(force=True)
+        for f in followers:
+            f.close()
+
+
+def _catalog(paths: list[str], follow: bool, forced: str | None) -> Catalog | None:
     """Replayed files give the analyser their real fields (as `detect` sees them); a live stream
     is analysed against the ECS fields alone."""
     if follow or not paths or "-" in paths:
         return None
     from reconwatch.ingest import Dataset
 
-    return Dataset.from_files(paths)
+    return Dataset.from_files(paths, input_format=forced)
 
 
 def _path_line(executor: StreamExecutor) -> str:
@@ -154,21 +317,83 @@ def _plain_files(paths: list[str]) -> list[Path]:
     return [Path(raw) for raw in paths if raw != "-" and is_plain(Path(raw))]
 
 
+def _check_inputs(paths: list[str], follow: bool, checkpoint: str | None) -> None:
+    if checkpoint is not None and not follow:
+        raise UsageError("--checkpoint goes with --follow")
+    if follow and "-" in paths:
+        raise UsageError("--follow reads files by name; a pipe (-) is read to its end anyway")
+    if not follow:
+        missing = [p for p in paths if p != "-" and not Path(p).exists()]
+        if missing:
+            raise UsageError(f"no such file: {', '.join(missing)}")
+
+
+def _summary(watches: list[RuleWatch], report: IngestReport, alerts: int, stats: bool) -> None:
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    for line in report.lines(cap=20):
+        err.print(f"warning: skipped {line}", markup=False)
+    events = late = 0
+    for watch in watches:
+        metrics = watch.executor.refresh_metrics()
+        events = max(events, metrics.events)
+        late += metrics.outside_window + metrics.too_late
+        if stats:
+            label = f"{watch.rule.name}: " if len(watches) > 1 else ""
+            err.print(
+                label + " ".join(f"{k}={v}" for k, v in metrics.as_dict().items()), markup=False
+            )
+            err.print(label + _path_line(watch.executor), markup=False)
+    rules = f" of {len(watches)} rules" if len(watches) > 1 else ""
+    err.print(
+        f"{alerts} alert(s){rules} from {events} event(s); {report.skipped} bad line(s) skipped, "
+        f"{late} late event(s) dropped",
+        markup=False,
+    )
+
+
 def register(app: typer.Typer) -> None:
     @app.command("watch")
     def watch_cmd(
         files: Annotated[
             list[str] | None,
             typer.Argument(
-                help="NDJSON event files (.gz when replayed), or - for stdin (default)."
+                help="Event files (NDJSON, audit logs; others too when replayed), or - for stdin "
+                "(default)."
             ),
         ] = None,
         rule: Annotated[
-            str, typer.Option("--rule", "-r", help="Built-in name, rule_id or TOML path.")
-        ] = DEFAULT_RULE,
+            list[str] | None,
+            typer.Option(
+                "--rule",
+                "-r",
+                help=f"Built-in name, rule_id or TOML path; repeatable, every rule runs over the "
+                f"same events (default {DEFAULT_RULE}).",
+            ),
+        ] = None,
         follow: Annotated[
-            bool, typer.Option("--follow", "-F", help="Keep reading lines appended to the input.")
+            bool,
+            typer.Option(
+                "--follow",
+                "-F",
+                help="Follow the files by name as they grow, like tail -F (rotation and "
+                "truncation included); a missing file is waited for.",
+            ),
         ] = False,
+        checkpoint: Annotated[
+            str | None,
+            typer.Option(
+                "--checkpoint",
+                help="With --follow: keep the read position in this file, so a restart goes on "
+                "after the last line read (through rotations made meanwhile).",
+            ),
+        ] = None,
+        input_format: Annotated[
+            str | None,
+            typer.Option(
+                "--input-format",
+                help="Read every input as this format (ndjson, auditd, ...); default: by content.",
+            ),
+        ] = None,
         lateness: Annotated[
             str | None,
             typer.Option(
@@ -180,21 +405,23 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--rearm-after",
-                help="Alert a group again after it stopped matching this long (default: the window).",
+                help="Alert a group again once it stopped matching this long (default: the "
+                "rule's interval, capped at its window).",
             ),
         ] = None,
         growth: Annotated[
             float | None,
             typer.Option(
                 "--realert-growth",
-                help="Also alert again when the distinct count grows by this factor (e.g. 10).",
+                help="Also alert again when the distinct count grows by this factor (> 1, e.g. 10).",
             ),
         ] = None,
         growth_column: Annotated[
             str | None,
             typer.Option(
                 "--realert-column",
-                help="Column --realert-growth watches (default: first count_distinct).",
+                help="Numeric output column --realert-growth watches (default: the first "
+                "count_distinct, else count).",
             ),
         ] = None,
         stats: Annotated[
@@ -223,21 +450,31 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
     ) -> None:
-        """Evaluate a rule continuously over a sliding event-time window; alerts print as they fire."""
+        """Evaluate rules continuously over a sliding event-time window; alerts print as they fire."""
+        signals = _Signals()
+        signals.install()
         paths = list(files or [])
-        chosen = resolve_rule(rule)
+        _check_inputs(paths, follow, checkpoint)
+        if input_format is not None:
+            formats.get(input_format)
+        chosen = [resolve_rule(r) for r in (rule or [DEFAULT_RULE])]
         policy = RealertPolicy(_millis(rearm, "--rearm-after"), growth, growth_column)
-        watch = RuleWatch.create(
-            chosen,
-            _catalog(paths, follow),
-            lateness_ms=_millis(lateness, "--lateness"),
-            policy=policy,
-            space=space,
-            files=_plain_files(paths),
-            evidence=not no_evidence,
-        )
+        catalog = _catalog(paths, follow, input_format)
+        lateness_ms = _millis(lateness, "--lateness")
+        watches = [
+            RuleWatch.create(
+                r,
+                catalog,
+                lateness_ms=lateness_ms,
+                policy=policy,
+                space=space,
+                files=_plain_files(paths),
+                evidence=not no_evidence,
+            )
+            for r in chosen
+        ]
         report = IngestReport()
-        sink = open_sink(output, fmt, rules={chosen.label: chosen})
+        sink = open_sink(output, fmt, rules={r.label: r for r in chosen})
         err = Console(stderr=True, highlight=False, soft_wrap=True)
         alerts = 0
 
@@ -247,25 +484,22 @@ def register(app: typer.Typer) -> None:
                 sink.write(batch)
                 alerts += len(batch)
 
+        run = _Run(watches, report, emit, signals)
         try:
-            for raw in paths or ["-"]:
-                if raw != "-" and not follow and Path(raw).suffix not in PLAIN_NDJSON:
-                    _watch_documents(watch, raw, report, emit)
-                    continue
-                for name, fd in _sources([raw], follow):
-                    _watch_lines(watch, name, fd, follow, report, emit)
-        except KeyboardInterrupt:
-            pass
+            if follow:
+                store = Checkpoint(Path(checkpoint)) if checkpoint is not None else None
+                try:
+                    _follow(run, paths, input_format, store, err)
+                except ValueError as exc:  # an unreadable checkpoint
+                    raise UsageError(f"--checkpoint: {exc}") from None
+                run.flush_decoders()
+            else:
+                for raw in paths or ["-"]:
+                    if signals.stopped:
+                        break
+                    _replay(run, raw, input_format)
+        except OSError as exc:
+            raise IngestError(f"cannot read: {exc.strerror or exc}", exc.filename) from None
         finally:
             sink.close()
-        for line in report.lines(cap=20):
-            err.print(f"warning: skipped {line}", markup=False)
-        metrics = watch.executor.refresh_metrics()
-        if stats:
-            err.print(" ".join(f"{k}={v}" for k, v in metrics.as_dict().items()), markup=False)
-            err.print(_path_line(watch.executor), markup=False)
-        err.print(
-            f"{alerts} alert(s) from {metrics.events} event(s); {report.skipped} bad line(s) skipped, "
-            f"{metrics.outside_window + metrics.too_late} late event(s) dropped",
-            markup=False,
-        )
+        _summary(watches, report, alerts, stats)

@@ -12,6 +12,10 @@ import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconwatch.ingest.formats import LineDecoder
 
 READ_BYTES = 16 << 20
 BATCH_LINES = 8192
@@ -42,9 +46,9 @@ class LineBuffer:
     a copy): complete lines are split where they are, a line still being written moves to the
     front. A batch is valid until the next read overwrites the buffer."""
 
-    def __init__(self, split: Split = split_copy, size: int = READ_BYTES) -> None:
+    def __init__(self, split: Split = split_copy, size: int | None = None) -> None:
         self.split = split
-        self.buf = bytearray(size)
+        self.buf = bytearray(size or READ_BYTES)
         self.kept = 0  # bytes of an incomplete line at the front of buf
 
     def fill(self, fd: int) -> int:
@@ -90,7 +94,7 @@ class LineBuffer:
 
 
 def read_batches(
-    fd: int, split: Split = split_copy, size: int = READ_BYTES
+    fd: int, split: Split = split_copy, size: int | None = None
 ) -> Iterator[Sequence[bytes]]:
     """Complete lines of a pipe or file until end of input, in micro-batches: each takes what
     is available (up to `size` bytes, at most BATCH_LINES lines), so a paced pipe is processed
@@ -169,7 +173,7 @@ class Checkpoint:
             raise ValueError(msg)
         files = data.get("files")
         out: dict[str, Position] = {}
-        for name, raw in (files.items() if isinstance(files, dict) else []):
+        for name, raw in files.items() if isinstance(files, dict) else []:
             pos = Position.from_json(raw)
             if pos is not None:
                 out[str(name)] = pos
@@ -191,11 +195,29 @@ class Checkpoint:
 
 @dataclass(slots=True)
 class Batch:
-    """Lines read from one file: `name` for reports, `first` the line number of lines[0]."""
+    """Lines read from one file: `name` for reports (the followed file, or a rotated file of
+    it read back), `first` the line number of lines[0], `source` the followed path."""
 
     name: str
     first: int
     lines: Sequence[bytes]
+    source: str = ""
+
+
+class LineDecoderSource:
+    """A line format's decoder (ingest.formats.LineDecoder) fed the batches of one input."""
+
+    def __init__(self, decoder: LineDecoder) -> None:
+        self.decoder = decoder
+
+    def feed(self, first: int, lines: Sequence[bytes]) -> list[tuple[int, dict[str, object]]]:
+        out: list[tuple[int, dict[str, object]]] = []
+        for offset, line in enumerate(lines):
+            out.extend(self.decoder.feed(bytes(line), first + offset))
+        return out
+
+    def flush(self) -> list[tuple[int, dict[str, object]]]:
+        return self.decoder.flush()
 
 
 @dataclass(slots=True)
@@ -232,7 +254,7 @@ class Follower:
         split: Split = split_copy,
         start: Position | None = None,
         notice: Notice = _ignore,
-        read_bytes: int = READ_BYTES,
+        read_bytes: int | None = None,
     ) -> None:
         self.path = path
         self.name = str(path)
@@ -306,7 +328,7 @@ class Follower:
                 first = f.line + 1
                 f.line += len(batch)
                 self._taken = start + len(batch)
-                yield Batch(self.name, first, batch)
+                yield Batch(self.name, first, batch, self.name)
             self.buffer.consume(end)
             self._lines = ()
             self._committed = self._base + end
@@ -332,7 +354,7 @@ class Follower:
             rest = self.buffer.rest()
             f.line += 1
             self._committed = f.offset
-            yield Batch(self.name, f.line, [rest])
+            yield Batch(self.name, f.line, [rest], self.name)
 
     # -- what happened to the file -------------------------------------------------------------
 
@@ -446,7 +468,7 @@ class Follower:
             os.lseek(fd, offset, os.SEEK_SET)
             number = line
             for lines in read_batches(fd, self.buffer.split, len(self.buffer.buf)):
-                yield Batch(str(path), number + 1, lines)
+                yield Batch(str(path), number + 1, lines, self.name)
                 number += len(lines)
         finally:
             os.close(fd)

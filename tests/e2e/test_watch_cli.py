@@ -1,0 +1,249 @@
+"""`reconwatch watch` as a user runs it: several rules, refused options, signals with a summary,
+following a file across the sensor's rotations (alerting as `detect` does on the same files), a
+file that appears later, checkpoints, audit logs, and unrecognised inputs named."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import select
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from reconwatch.plan import values as v
+from reconwatch.sensor.outputs import FileSink
+
+T0 = datetime(2025, 7, 16, 9, 0, tzinfo=UTC)
+CODE = "from reconwatch.cli.main import main; main()"
+
+
+def sweep(hosts: int = 300, start: datetime = T0, step_s: float = 3.0) -> list[dict[str, object]]:
+    """nmap on web-1 reaching `hosts` addresses, one every `step_s` seconds."""
+    return [
+        {
+            "@timestamp": v.format_datetime(start + timedelta(seconds=step_s * i)),
+            "host": {"os": {"type": "linux"}, "name": "web-1"},
+            "event": {"type": "start", "action": "connection_attempted"},
+            "process": {"executable": "/usr/bin/nmap"},
+            "destination": {"ip": f"10.0.{i // 200}.{i % 200 + 1}"},
+            "agent": {"id": "agent-1"},
+        }
+        for i in range(hosts)
+    ]
+
+
+def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", CODE, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", CODE, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def next_alert(proc: subprocess.Popen[str], limit_s: float = 90.0) -> dict[str, object]:
+    """The next alert line; fails if none comes within the bound (liveness, not timing)."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], limit_s)
+    assert ready, "no alert while the watch was running"
+    line = proc.stdout.readline()
+    assert line, "the watch ended without an alert"
+    return dict(json.loads(line))
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[str, str]:
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    return out, err
+
+
+def wait_for_stderr(proc: subprocess.Popen[str], text: str, limit_s: float = 90.0) -> str:
+    """Stderr lines until one holds `text` (the watch says it is waiting, rotated, ...)."""
+    assert proc.stderr is not None
+    seen = ""
+    while text not in seen:
+        ready, _, _ = select.select([proc.stderr], [], [], limit_s)
+        assert ready, f"the watch never said {text!r}; it said {seen!r}"
+        line = proc.stderr.readline()
+        assert line, f"the watch ended without saying {text!r}: {seen!r}"
+        seen += line
+    return seen
+
+
+def caught_up(checkpoint: Path, path: Path, limit_s: float = 90.0) -> None:
+    """Until the watch's checkpoint says it read `path` to its end (it saves when idle). A
+    liveness wait on a condition, not a timing claim."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            saved = json.loads(checkpoint.read_text())["files"][str(path)]
+        except (OSError, ValueError, KeyError):
+            saved = None
+        st = path.stat()
+        if saved and (saved["ino"], saved["offset"]) == (st.st_ino, st.st_size):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the watch never caught up with {path}")
+
+
+def ndjson(docs: list[dict[str, object]]) -> str:
+    return "".join(json.dumps(d) + "\n" for d in docs)
+
+
+def test_every_rule_given_runs_and_tags_its_alerts(tmp_path: Path) -> None:
+    path = tmp_path / "events.ndjson"
+    path.write_text(ndjson(sweep()))
+    done = run("watch", "-r", "subnet-scanning-seed", "-r", "subnet-scanning", str(path))
+    assert done.returncode == 0, done.stderr
+    alerts = [json.loads(x) for x in done.stdout.splitlines()]
+    assert (
+        sorted(a["kibana.alert.rule.name"] for a in alerts)
+        == ["Potential Subnet Scanning Activity from Compromised Host"] * 2
+    )
+    assert len({a["kibana.alert.rule.severity"] for a in alerts}) == 2  # seed low, upstream medium
+    assert "2 alert(s) of 2 rules from 300 event(s)" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--realert-growth", "0.5", "-"], "--realert-growth 0.5: expected a factor greater"),
+        (["--realert-growth", "nan", "-"], "--realert-growth nan"),
+        (["--realert-growth", "2", "--realert-column", "nope", "-"], "--realert-column nope"),
+        (["--checkpoint", "c.json", "-"], "--checkpoint goes with --follow"),
+        (["--follow", "events.ndjson.gz"], "a compressed file cannot be followed"),
+        (["--input-format", "pcap", "-"], "--input-format 'pcap': choose one of"),
+        (["missing.ndjson"], "no such file: missing.ndjson"),
+    ],
+)
+def test_options_that_cannot_work_are_refused(args: list[str], message: str) -> None:
+    done = run("watch", *args)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_unrecognised_input_is_named_and_the_others_are_read(tmp_path: Path) -> None:
+    pcap = tmp_path / "sweep.pcap"
+    pcap.write_bytes(b"\xd4\xc3\xb2\xa1" + b"\x00" * 60)
+    good = tmp_path / "events.ndjson"
+    good.write_text(ndjson(sweep()))
+    done = run("watch", str(pcap), str(good))
+    assert done.returncode == 0, done.stderr
+    assert f"unrecognised format: {pcap} looks like a pcap packet capture" in done.stderr
+    assert len(done.stdout.splitlines()) == 1
+
+
+def test_sigterm_on_a_pipe_prints_the_summary() -> None:
+    proc = start("watch", "-")
+    assert proc.stdin is not None
+    proc.stdin.write(ndjson(sweep()[:260]))
+    proc.stdin.flush()
+    alert = next_alert(proc)
+    assert alert["Esql.destination_ip_count_distinct"] == 251
+    _, err = stop(proc)  # stdin still open: the watch was waiting for input
+    assert "1 alert(s) from 260 event(s)" in err
+
+
+def test_follow_waits_for_a_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "later.ndjson"
+    proc = start("watch", "--follow", str(path))
+    try:
+        wait_for_stderr(proc, "no such file yet; waiting for it")
+        path.write_text(ndjson(sweep()))
+        assert next_alert(proc)["@timestamp"] == "2025-07-16T09:12:30.000Z"
+    finally:
+        _, err = stop(proc, signal.SIGINT)
+    assert "1 alert(s) from 300 event(s)" in err
+
+
+def test_a_sweep_across_the_sensors_rotations_alerts_as_detect_does(tmp_path: Path) -> None:
+    """The issue's case: a 300-host sweep written by the sensor's file output while it rotates
+    the file several times. watch --follow alerts (it used to say nothing), the same group and
+    count as detect over the rotated files; a restart from the checkpoint reads nothing twice."""
+    path = tmp_path / "events.ndjson"
+    checkpoint = tmp_path / "watch.checkpoint"
+    docs = sweep() + sweep(40, T0 + timedelta(minutes=30))  # more events after the alert
+    proc = start("watch", "--follow", str(path), "--checkpoint", str(checkpoint))
+    try:
+        wait_for_stderr(proc, "waiting for it")
+        sink = FileSink(path, max_bytes=25_000, keep=20)
+        sink.write(docs[0])
+        sink.flush()
+        wait_for_stderr(proc, "appeared")  # open: from here on no rotation is missed
+        for doc in docs[1:]:  # as fast as it can: several rotations between two polls
+            sink.write(doc)
+        sink.close()
+        assert sink.rotations >= 3
+        alert = next_alert(proc)
+        caught_up(checkpoint, path)
+    finally:
+        _, err = stop(proc)
+    assert f"1 alert(s) from {len(docs)} event(s)" in err
+    rotated = sorted(tmp_path.glob("events.ndjson.*"), key=lambda p: -int(p.suffix[1:]))
+    detect = run(
+        "detect", *map(str, [*rotated, path]), "--now", "2025-07-16T10:00:00Z", "-f", "ndjson"
+    )
+    assert detect.returncode == 0, detect.stderr
+    batch = [json.loads(x) for x in detect.stdout.splitlines()]
+    assert len(batch) == 1
+    for key in ("Esql.host_name_values", "Esql.agent_id_values", "kibana.alert.rule.rule_id"):
+        assert alert[key] == batch[0][key]
+    assert alert["Esql.destination_ip_count_distinct"] == 251  # at the crossing
+    assert batch[0]["Esql.destination_ip_count_distinct"] == 300  # over the run's window
+    # Restarted from the checkpoint: nothing read again, nothing alerted again.
+    again = start("watch", "--follow", str(path), "--checkpoint", str(checkpoint))
+    wait_for_stderr(again, f"following {path} as ndjson, after line")
+    out, err = stop(again)
+    assert out == "" and "0 alert(s) from 0 event(s)" in err
+
+
+def _audit_connect(stamp: float, serial: int, ip: str) -> str:
+    head = f"msg=audit({stamp:.3f}:{serial}):"
+    saddr = "02000016" + ipaddress.IPv4Address(ip).packed.hex().upper() + "0" * 16
+    return (
+        f"type=SYSCALL {head} arch=c000003e syscall=42 success=no exit=-115 a0=3 a1=7ffd1 a2=10 "
+        "a3=0 items=0 ppid=1000 pid=4242 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 "
+        'sgid=0 fsgid=0 tty=pts0 ses=1 comm="nmap" exe="/usr/bin/nmap" key=(null)\n'
+        f"type=SOCKADDR {head} saddr={saddr}\n"
+        f"type=EOE {head} \n"
+    )
+
+
+def test_follow_an_audit_log(tmp_path: Path) -> None:
+    """Audit logs are a line format: followed and decoded record by record."""
+    base = T0.timestamp()
+    records = [
+        _audit_connect(base + i, i + 1, f"10.9.{i // 200}.{i % 200 + 1}") for i in range(300)
+    ]
+    path = tmp_path / "audit.log"
+    path.write_text("".join(records[:10]))
+    proc = start("watch", "--follow", str(path))
+    try:
+        with path.open("a") as fh:
+            fh.write("".join(records[10:]))
+        alert = next_alert(proc)
+        assert alert["Esql.destination_ip_count_distinct"] == 251
+        assert alert["Esql.host_name_values"] == "audit.log"
+    finally:
+        stop(proc)
