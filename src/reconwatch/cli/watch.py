@@ -55,10 +55,19 @@ class _Signals:
     def __init__(self) -> None:
         self.stopped = False
         self.waiting = False
+        self._previous: dict[int, object] = {}
 
     def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._handle)
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread (an embedding caller): signals stay theirs
+            self.restore()
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+        self._previous.clear()
 
     def _handle(self, _signum: int, _frame: FrameType | None) -> None:
         self.stopped = True
@@ -453,53 +462,60 @@ def register(app: typer.Typer) -> None:
         """Evaluate rules continuously over a sliding event-time window; alerts print as they fire."""
         signals = _Signals()
         signals.install()
-        paths = list(files or [])
-        _check_inputs(paths, follow, checkpoint)
-        if input_format is not None:
-            formats.get(input_format)
-        chosen = [resolve_rule(r) for r in (rule or [DEFAULT_RULE])]
-        policy = RealertPolicy(_millis(rearm, "--rearm-after"), growth, growth_column)
-        catalog = _catalog(paths, follow, input_format)
-        lateness_ms = _millis(lateness, "--lateness")
-        watches = [
-            RuleWatch.create(
-                r,
-                catalog,
-                lateness_ms=lateness_ms,
-                policy=policy,
-                space=space,
-                files=_plain_files(paths),
-                evidence=not no_evidence,
-            )
-            for r in chosen
-        ]
-        report = IngestReport()
-        sink = open_sink(output, fmt, rules={r.label: r for r in chosen})
-        err = Console(stderr=True, highlight=False, soft_wrap=True)
-        alerts = 0
-
-        def emit(batch: list[dict[str, object]]) -> None:
-            nonlocal alerts
-            if batch:
-                sink.write(batch)
-                alerts += len(batch)
-
-        run = _Run(watches, report, emit, signals)
+        signals.waiting = True  # Ctrl-C while starting (a replayed file is scanned): stop there
         try:
-            if follow:
-                store = Checkpoint(Path(checkpoint)) if checkpoint is not None else None
-                try:
-                    _follow(run, paths, input_format, store, err)
-                except ValueError as exc:  # an unreadable checkpoint
-                    raise UsageError(f"--checkpoint: {exc}") from None
-                run.flush_decoders()
-            else:
-                for raw in paths or ["-"]:
-                    if signals.stopped:
-                        break
-                    _replay(run, raw, input_format)
-        except OSError as exc:
-            raise IngestError(f"cannot read: {exc.strerror or exc}", exc.filename) from None
+            paths = list(files or [])
+            _check_inputs(paths, follow, checkpoint)
+            if input_format is not None:
+                formats.get(input_format)
+            chosen = [resolve_rule(r) for r in (rule or [DEFAULT_RULE])]
+            policy = RealertPolicy(_millis(rearm, "--rearm-after"), growth, growth_column)
+            catalog = _catalog(paths, follow, input_format)
+            lateness_ms = _millis(lateness, "--lateness")
+            watches = [
+                RuleWatch.create(
+                    r,
+                    catalog,
+                    lateness_ms=lateness_ms,
+                    policy=policy,
+                    space=space,
+                    files=_plain_files(paths),
+                    evidence=not no_evidence,
+                )
+                for r in chosen
+            ]
+            signals.waiting = False
+            report = IngestReport()
+            sink = open_sink(output, fmt, rules={r.label: r for r in chosen})
+            err = Console(stderr=True, highlight=False, soft_wrap=True)
+            alerts = 0
+
+            def emit(batch: list[dict[str, object]]) -> None:
+                nonlocal alerts
+                if batch:
+                    sink.write(batch)
+                    alerts += len(batch)
+
+            run = _Run(watches, report, emit, signals)
+            try:
+                if follow:
+                    store = Checkpoint(Path(checkpoint)) if checkpoint is not None else None
+                    try:
+                        _follow(run, paths, input_format, store, err)
+                    except ValueError as exc:  # an unreadable checkpoint
+                        raise UsageError(f"--checkpoint: {exc}") from None
+                    run.flush_decoders()
+                else:
+                    for raw in paths or ["-"]:
+                        if signals.stopped:
+                            break
+                        _replay(run, raw, input_format)
+            except OSError as exc:
+                raise IngestError(f"cannot read: {exc.strerror or exc}", exc.filename) from None
+            finally:
+                sink.close()
+            _summary(watches, report, alerts, stats)
+        except _Stop:
+            raise typer.Exit(130) from None  # stopped before any event was read
         finally:
-            sink.close()
-        _summary(watches, report, alerts, stats)
+            signals.restore()  # an in-process caller (tests) keeps its own handlers
