@@ -144,12 +144,19 @@ class RuleRunError(ReconwatchError):
         super().__init__(self.one_line())
 
     def one_line(self) -> str:
-        text = self.cause.one_line()
-        return text if text.startswith(self.label + ":") else f"{self.label}: {text}"
+        return self._named(self.cause.one_line())
 
     def render(self) -> str:
-        text = self.cause.render()
-        return text if text.startswith(self.label + ":") else f"{self.label}: {text}"
+        return self._named(self.cause.render())
+
+    def _named(self, text: str) -> str:
+        """The cause, led by the rule's file unless it names it already."""
+        first = text.split("\n", 1)[0]
+        return (
+            text
+            if repr(self.label) in first or first.startswith(self.label + ":")
+            else f"{self.label}: {text}"
+        )
 
 
 class SensorError(ReconwatchError):

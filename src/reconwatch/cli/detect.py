@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -84,10 +85,10 @@ def _schedule(
         start, end = parse_time(first, "--from"), parse_time(last, "--to")
         limit = _max_range(max_range)
         if end - start > limit:
-            days = (end - start) / timedelta(days=1)
+            days = math.ceil((end - start) / timedelta(days=1))
             msg = (
-                f"--from/--to spans {days:,.0f} days; a manual run covers at most {max_range}, "
-                f"as in Kibana (split the range, or raise the bound with --max-range {days:.0f}d)"
+                f"--from/--to spans {days:,} days; a manual run covers at most {max_range}, "
+                f"as in Kibana (split the range, or raise the bound with --max-range {days}d)"
             )
             raise UsageError(msg)
         return Schedule(first=start, last=end)
