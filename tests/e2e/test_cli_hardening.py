@@ -426,3 +426,13 @@ def test_other_commands_on_a_full_stdout_say_so_in_one_line(scan: Path) -> None:
         )
     assert done.returncode == 1
     assert done.stderr.strip() == "error: writing output: No space left on device"
+
+
+def test_output_onto_an_input_is_refused_and_the_events_kept(
+    scan: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = scan.read_bytes()
+    for command in (_detect(scan), ["watch", str(scan), "--no-evidence"]):
+        code, _, err = _run([*command, "-o", str(scan)], capsys)
+        assert code == 2 and "is an input of this command" in err
+        assert scan.read_bytes() == before

@@ -265,9 +265,11 @@ def open_sink(
     *,
     rules: Mapping[str, Rule] | None = None,
     stdout: TextIO | None = None,
+    inputs: Sequence[str] = (),
 ) -> AlertSink:
     """The sink for `-o target` (None or - is stdout). Opened before any run, so a bad path
-    fails at once rather than after an hour of runs."""
+    fails at once rather than after an hour of runs; a target that is one of the `inputs`
+    is refused (opening it would empty the events before they are read)."""
     out = stdout or sys.stdout
     to_stdout = target is None or target == STDOUT
     terminal = to_stdout and out.isatty()
@@ -287,7 +289,19 @@ def open_sink(
             known = ", ".join(["file", *SINKS]) + " (or a plain path, or - for stdout)"
             msg = f"--output {target}: no alert sink for {scheme}://; known: {known}"
             raise UsageError(msg)
+    _refuse_input(target, inputs)
     return StreamSink(target, _open_file(target), formatter, owned=True)
+
+
+def _refuse_input(target: str, inputs: Sequence[str]) -> None:
+    for name in inputs:
+        try:
+            same = os.path.samefile(target, name)
+        except OSError:  # either does not exist (yet): not the same file
+            continue
+        if same:
+            msg = f"--output {target}: is an input of this command (writing would empty it)"
+            raise UsageError(msg)
 
 
 def _open_file(path: str) -> TextIO:

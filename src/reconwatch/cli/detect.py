@@ -314,7 +314,7 @@ def register(app: typer.Typer) -> None:
             fields = {name: col.type for name, col in dataset.fields(("*",)).items()}
             for lst in lists:
                 check_fields(lst, fields)
-        sink = open_sink(output, out_format, rules={r.label: r for r in rules})
+        sink = open_sink(output, out_format, rules={r.label: r for r in rules}, inputs=paths)
         backend = DatasetBackend(dataset)
         with _progress(schedule.total(rules), err) as on_run:
             report = detect(

@@ -486,7 +486,7 @@ def register(app: typer.Typer) -> None:
             ]
             signals.waiting = False
             report = IngestReport()
-            sink = open_sink(output, fmt, rules={r.label: r for r in chosen})
+            sink = open_sink(output, fmt, rules={r.label: r for r in chosen}, inputs=paths)
             err = Console(stderr=True, highlight=False, soft_wrap=True)
             alerts = 0
 
