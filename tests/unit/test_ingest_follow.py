@@ -278,3 +278,36 @@ def test_follow_all_interleaves_files_and_waits_only_when_idle(tmp_path: Path) -
         seen += [(Path(batch.name).name, bytes(x)) for x in batch.lines]
     assert seen == [("a", b"a1"), ("b", b"b1"), ("a", b"a2")]
     assert len(waits) == 4
+
+
+def test_replay_lines_between_two_positions_across_a_rotation(tmp_path: Path) -> None:
+    """What a restart reads again to rebuild its window: from a read's start in a file rotated
+    since (found by inode and first bytes) to the checkpoint in the current file, no further."""
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"1\n2\n")
+    f = Follower(path)
+    batches = list(f.poll())
+    assert batches[0].base == 0
+    window = f.position_at(0, 0)
+    assert window is not None
+    path.rename(tmp_path / "events.ndjson.1")
+    path.write_bytes(b"3\n4\n")
+    assert texts(drain(f)) == [b"3", b"4"]
+    stop = f.position
+    assert stop is not None
+    append(path, b"5\n")  # after the checkpoint: not replayed
+    got = [
+        (Path(b.name).name, b.first + i, bytes(x))
+        for b in follow_module.replay_lines(path, window, stop)
+        for i, x in enumerate(b.lines)
+    ]
+    assert got == [
+        ("events.ndjson.1", 1, b"1"),
+        ("events.ndjson.1", 2, b"2"),
+        ("events.ndjson", 1, b"3"),
+        ("events.ndjson", 2, b"4"),
+    ]
+    (tmp_path / "events.ndjson.1").unlink()
+    gone: list[str] = []
+    assert list(follow_module.replay_lines(path, window, stop, notice=gone.append)) == []
+    assert gone and "starts empty" in gone[0]

@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +23,15 @@ from reconwatch.engine.watch import RuleWatch
 from reconwatch.errors import IngestError, UsageError
 from reconwatch.ingest import formats
 from reconwatch.ingest.follow import (
+    Batch,
     Checkpoint,
     Follower,
     LineDecoderSource,
+    Notice,
     Position,
     follow_all,
     read_batches,
+    replay_lines,
 )
 from reconwatch.ingest.head import read_head
 from reconwatch.ingest.locate import is_plain
@@ -121,6 +125,8 @@ class _Run:
     signals: _Signals
     # NDJSON lines go to the executors as they are; other line formats decode them first.
     decoders: dict[str, LineDecoderSource] = field(default_factory=dict)
+    # Events read again after a restart to rebuild the window (not new events).
+    replayed: int = 0
 
     def lines(self, name: str, first: int, batch: Sequence[bytes]) -> None:
         """One batch of NDJSON lines through every rule; a bad line is reported once."""
@@ -231,13 +237,41 @@ def _follow_format(path: Path, forced: str | None) -> formats.InputFormat:
 
 @dataclass(slots=True)
 class _Following:
-    """The followed files, their checkpoint, and when it was last saved."""
+    """The followed files, their checkpoint, and when it was last saved. Per file it also keeps
+    where the reads still inside the window began (`anchors`: the read's start, the window's
+    end after it), so the checkpoint says from where a restart rebuilds the window."""
 
     followers: list[Follower]
     checkpoint: Checkpoint | None
+    watches: list[RuleWatch]
     clock: Callable[[], float] = time.monotonic
     saved_at: float = 0.0
     saved: dict[str, Position] = field(default_factory=dict)
+    anchors: dict[str, deque[tuple[Position, int]]] = field(default_factory=dict)
+
+    def window_end(self) -> int | None:
+        ends = [w.executor.clock.end_ms for w in self.watches]
+        known = [e for e in ends if e is not None]
+        return max(known) if known else None
+
+    def note(self, follower: Follower, batch: Batch) -> None:
+        """A batch of the followed file was processed: the window's earliest read may move."""
+        end = self.window_end()
+        if self.checkpoint is None or batch.base is None or end is None:
+            return
+        queue = self.anchors.setdefault(_key(follower.path), deque())
+        last = queue[-1][0] if queue else None
+        pos = follower.position_at(batch.base, batch.first - 1)
+        if pos is None:
+            return
+        if last is not None and (last.dev, last.ino, last.offset) == (pos.dev, pos.ino, pos.offset):
+            queue[-1] = (last, end)
+        else:
+            queue.append((pos, end))
+        # A read whose events all came before the window's start is not needed any more.
+        start = end - max(w.executor.window.length_ms for w in self.watches)
+        while len(queue) > 1 and queue[0][1] < start:
+            queue.popleft()
 
     def positions(self) -> dict[str, Position]:
         out = dict(self.saved)
@@ -254,8 +288,9 @@ class _Following:
         if not force and now - self.saved_at < CHECKPOINT_EVERY_S:
             return
         positions = self.positions()
-        if positions != self.saved:
-            self.checkpoint.save(positions)
+        replay = {k: q[0][0] for k, q in self.anchors.items() if q}
+        if positions != self.saved or force:
+            self.checkpoint.save(positions, replay)
             self.saved = positions
         self.saved_at = now
 
@@ -264,25 +299,47 @@ def _key(path: Path) -> str:
     return os.path.abspath(path)
 
 
+def _rebuild(run: _Run, path: Path, start: Position, stop: Position, notice: Notice) -> None:
+    """The lines between the window's start and the checkpoint, read again so the window is
+    what it was when the last run stopped; their alerts were printed by that run."""
+    quiet = _Run(run.watches, IngestReport(), lambda _alerts: None, run.signals, run.decoders)
+    before = max(w.executor.refresh_metrics().events for w in run.watches)
+    lines = 0
+    for batch in run.signals.guard(replay_lines(path, start, stop, split_lines, notice)):
+        quiet.batch(batch.source, batch.name, batch.first, batch.lines)
+        lines += len(batch.lines)
+    run.replayed += max(w.executor.refresh_metrics().events for w in run.watches) - before
+    notice(f"{path}: window rebuilt from {lines} line(s) read before the checkpoint")
+
+
 def _follow(
     run: _Run, paths: list[str], forced: str | None, checkpoint: Checkpoint | None, err: Console
 ) -> None:
     start = checkpoint.load() if checkpoint is not None else {}
+    replay = checkpoint.load("replay") if checkpoint is not None else {}
 
     def notice(text: str) -> None:
         err.print(f"watch: {text}", markup=False)
 
-    followers = []
+    followers: list[Follower] = []
+    following = _Following(followers, checkpoint, run.watches, saved=start)
     for raw in paths:
         path = Path(raw)
         fmt = _follow_format(path, forced)
         if fmt.line_decoder is not None:
             run.decoders[raw] = LineDecoderSource(fmt.line_decoder(path, run.report))
-        resume = start.get(_key(path))
+        key = _key(path)
+        resume = start.get(key)
         where = f"after line {resume.line} (checkpoint)" if resume is not None else "from its start"
         notice(f"following {path} as {fmt.name}, {where}")
+        window = replay.get(key)
+        if resume is not None and window is not None and window != resume:
+            _rebuild(run, path, window, resume, notice)
+            end = following.window_end()
+            if end is not None:
+                following.anchors[key] = deque([(window, end)])
         followers.append(Follower(path, split=split_lines, start=resume, notice=notice))
-    following = _Following(followers, checkpoint, saved=start)
+    by_name = {f.name: f for f in followers}
     signals = run.signals
 
     def wait() -> None:
@@ -293,6 +350,7 @@ def _follow(
         batches = follow_all(followers, wait=wait, running=lambda: not signals.stopped)
         for batch in signals.guard(batches):
             run.batch(batch.source, batch.name, batch.first, batch.lines)
+            following.note(by_name[batch.source], batch)
             following.save()
     finally:
         following.save(force=True)
@@ -337,7 +395,9 @@ def _check_inputs(paths: list[str], follow: bool, checkpoint: str | None) -> Non
             raise UsageError(f"no such file: {', '.join(missing)}")
 
 
-def _summary(watches: list[RuleWatch], report: IngestReport, alerts: int, stats: bool) -> None:
+def _summary(
+    watches: list[RuleWatch], report: IngestReport, alerts: int, stats: bool, replayed: int = 0
+) -> None:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     for line in report.lines(cap=20):
         err.print(f"warning: skipped {line}", markup=False)
@@ -353,9 +413,10 @@ def _summary(watches: list[RuleWatch], report: IngestReport, alerts: int, stats:
             )
             err.print(label + _path_line(watch.executor), markup=False)
     rules = f" of {len(watches)} rules" if len(watches) > 1 else ""
+    again = f" (and {replayed} read again to rebuild the window)" if replayed else ""
     err.print(
-        f"{alerts} alert(s){rules} from {events} event(s); {report.skipped} bad line(s) skipped, "
-        f"{late} late event(s) dropped",
+        f"{alerts} alert(s){rules} from {events - replayed} event(s){again}; "
+        f"{report.skipped} bad line(s) skipped, {late} late event(s) dropped",
         markup=False,
     )
 
@@ -514,7 +575,7 @@ def register(app: typer.Typer) -> None:
                 raise IngestError(f"cannot read: {exc.strerror or exc}", exc.filename) from None
             finally:
                 sink.close()
-            _summary(watches, report, alerts, stats)
+            _summary(watches, report, alerts, stats, run.replayed)
         except _Stop:
             raise typer.Exit(130) from None  # stopped before any event was read
         finally:

@@ -51,7 +51,7 @@ class LineBuffer:
         self.buf = bytearray(size or READ_BYTES)
         self.kept = 0  # bytes of an incomplete line at the front of buf
 
-    def fill(self, fd: int) -> int:
+    def fill(self, fd: int, limit: int | None = None) -> int:
         """Bytes read into the buffer after the kept ones: a first read (which waits on a pipe),
         then whatever else can be read at once (a pipe gives at most 64 KiB per read, and a
         batch of a few dozen lines costs more per event). 0 at end of input."""
@@ -60,12 +60,13 @@ class LineBuffer:
             grown[: self.kept] = self.buf
             self.buf = grown
         start = self.kept
+        stop = len(self.buf) if limit is None else min(len(self.buf), start + limit)
         view = memoryview(self.buf)
         total = 0
         try:
-            got = total = os.readv(fd, [view[start:]])
-            while got and start + total < len(self.buf) and select.select([fd], [], [], 0)[0]:
-                got = os.readv(fd, [view[start + total :]])
+            got = total = os.readv(fd, [view[start:stop]]) if stop > start else 0
+            while got and start + total < stop and select.select([fd], [], [], 0)[0]:
+                got = os.readv(fd, [view[start + total : stop]])
                 total += got
         except BlockingIOError:
             pass  # a followed FIFO opened without blocking: nothing more now
@@ -94,14 +95,20 @@ class LineBuffer:
 
 
 def read_batches(
-    fd: int, split: Split = split_copy, size: int | None = None
+    fd: int, split: Split = split_copy, size: int | None = None, limit: int | None = None
 ) -> Iterator[Sequence[bytes]]:
     """Complete lines of a pipe or file until end of input, in micro-batches: each takes what
     is available (up to `size` bytes, at most BATCH_LINES lines), so a paced pipe is processed
     as soon as a line ends and a fast input in large batches. A last line without a newline
-    comes last."""
+    comes last. `limit`: read at most that many bytes."""
     buffer = LineBuffer(split, size)
-    while buffer.fill(fd):
+    left = limit
+    while left is None or left > 0:
+        got = buffer.fill(fd, left)
+        if not got:
+            break
+        if left is not None:
+            left -= got
         lines, end = buffer.take()
         for start in range(0, len(lines), BATCH_LINES):
             yield lines[start : start + BATCH_LINES]
@@ -152,13 +159,14 @@ def _head(fd: int, length: int) -> bytes:
 
 class Checkpoint:
     """Followed files' positions in one small JSON file, replaced atomically (write, fsync,
-    rename), so a restart resumes where the last save stopped."""
+    rename), so a restart resumes where the last save stopped. `files`: after the last line
+    read; `replay`: where the lines still inside a stream's window begin (a restart reads them
+    again to rebuild the window, alerting nothing for them)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def load(self) -> dict[str, Position]:
-        """Saved positions by followed path; an unreadable or foreign file is a ValueError."""
+    def _read(self) -> dict[str, object]:
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -171,7 +179,12 @@ class Checkpoint:
         if not isinstance(data, dict) or data.get("version") != CHECKPOINT_VERSION:
             msg = f"checkpoint {self.path} is not a reconwatch follow checkpoint (version 1)"
             raise ValueError(msg)
-        files = data.get("files")
+        return data
+
+    def load(self, part: str = "files") -> dict[str, Position]:
+        """Saved positions by followed path (`part` "replay": the window's starts); an
+        unreadable or foreign file is a ValueError."""
+        files = self._read().get(part)
         out: dict[str, Position] = {}
         for name, raw in files.items() if isinstance(files, dict) else []:
             pos = Position.from_json(raw)
@@ -179,10 +192,13 @@ class Checkpoint:
                 out[str(name)] = pos
         return out
 
-    def save(self, positions: dict[str, Position]) -> None:
+    def save(
+        self, positions: dict[str, Position], replay: dict[str, Position] | None = None
+    ) -> None:
         body = {
             "version": CHECKPOINT_VERSION,
             "files": {k: p.to_json() for k, p in sorted(positions.items())},
+            "replay": {k: p.to_json() for k, p in sorted((replay or {}).items())},
         }
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         with tmp.open("w", encoding="utf-8") as fh:
@@ -202,6 +218,9 @@ class Batch:
     first: int
     lines: Sequence[bytes]
     source: str = ""
+    # File offset where the read holding this batch began (a line start) in the followed file
+    # as open now; None for lines of a rotated file read back.
+    base: int | None = None
 
 
 class LineDecoderSource:
@@ -305,6 +324,14 @@ class Follower:
         length = min(len(f.head), FINGERPRINT_BYTES)
         return Position(f.dev, f.ino, self._done(), f.line, _digest(f.head[:length]), length)
 
+    def position_at(self, offset: int, line: int) -> Position | None:
+        """A position in the file open now (a read's start, for a window's replay)."""
+        f = self.file
+        if f is None:
+            return None
+        length = min(len(f.head), FINGERPRINT_BYTES)
+        return Position(f.dev, f.ino, offset, line, _digest(f.head[:length]), length)
+
     def _done(self) -> int:
         """File offset after the last line yielded."""
         if not self._lines:
@@ -328,7 +355,7 @@ class Follower:
                 first = f.line + 1
                 f.line += len(batch)
                 self._taken = start + len(batch)
-                yield Batch(self.name, first, batch, self.name)
+                yield Batch(self.name, first, batch, self.name, self._base)
             self.buffer.consume(end)
             self._lines = ()
             self._committed = self._base + end
@@ -559,6 +586,60 @@ def _rotation_number(path: Path) -> int:
     """NAME.3 -> 3: among files of the same modification time the larger number is older."""
     tail = path.name.rsplit(".", 1)[-1]
     return int(tail) if tail.isdigit() else 0
+
+
+def replay_lines(
+    path: Path, start: Position, stop: Position, split: Split = split_copy, notice: Notice = _ignore
+) -> Iterator[Batch]:
+    """The lines from `start` to `stop` (two checkpointed positions of a followed file, `stop`
+    the later), wherever rotation has moved them since: the file holding `start` from its
+    offset, the files rotated after it, and the one holding `stop` up to its offset."""
+    follower = Follower(path, split=split, notice=notice)
+    chain = [p for p, _st in follower._siblings()]
+    if path.exists():
+        chain.append(path)
+    ids = []
+    for candidate in chain:
+        try:
+            st = candidate.stat()
+        except OSError:
+            st = None
+        ids.append((st.st_dev, st.st_ino) if st is not None else None)
+    first = _index_of(chain, ids, start)
+    last = _index_of(chain, ids, stop)
+    if first is None or last is None or last < first:
+        notice(f"{path}: the lines of the window before the checkpoint are gone; it starts empty")
+        return
+    for k in range(first, last + 1):
+        offset = start.offset if k == first else 0
+        line = start.line if k == first else 0
+        end = stop.offset if k == last else None
+        yield from _read_range(chain[k], str(path), offset, line, end, split)
+
+
+def _index_of(chain: list[Path], ids: list[tuple[int, int] | None], pos: Position) -> int | None:
+    for k, (candidate, ident) in enumerate(zip(chain, ids, strict=True)):
+        if ident == (pos.dev, pos.ino) and Follower._matches(candidate, pos):
+            return k
+    return None
+
+
+def _read_range(
+    path: Path, source: str, offset: int, line: int, end: int | None, split: Split
+) -> Iterator[Batch]:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.lseek(fd, offset, os.SEEK_SET)
+        limit = None if end is None else max(0, end - offset)
+        number = line
+        for lines in read_batches(fd, split, limit=limit):
+            yield Batch(str(path), number + 1, lines, source)
+            number += len(lines)
+    finally:
+        os.close(fd)
 
 
 def follow_all(
