@@ -21,6 +21,10 @@ class Span:
         """The smallest span covering both (self must start first)."""
         return Span(self.start, max(self.end, other.end), self.line, self.col)
 
+    def cut(self, end: int) -> Span:
+        """The same start, ending at `end`."""
+        return Span(self.start, end, self.line, self.col)
+
 
 def span_at(source: str, start: int, end: int | None = None) -> Span:
     """Build a Span for offsets into source, computing line and column."""

@@ -76,18 +76,16 @@ def test_seed_query() -> None:
         ),
         ast.Where(
             ast.And(
-                ast.And(
-                    ast.And(
-                        ast.Binary(
-                            ">",
-                            F("@timestamp"),
-                            ast.Binary("-", ast.Call("now", ()), ast.TimeSpan(1, "hour")),
-                        ),
-                        eq("host.os.type", "linux"),
+                (
+                    ast.Binary(
+                        ">",
+                        F("@timestamp"),
+                        ast.Binary("-", ast.Call("now", ()), ast.TimeSpan(1, "hour")),
                     ),
+                    eq("host.os.type", "linux"),
                     eq("event.type", "start"),
-                ),
-                eq("event.action", "connection_attempted"),
+                    eq("event.action", "connection_attempted"),
+                )
             )
         ),
         ast.Stats(
@@ -107,8 +105,10 @@ def test_seed_query() -> None:
         ),
         ast.Where(
             ast.And(
-                ast.Binary("==", F("Esql.agent_id_count_distinct"), i(1)),
-                ast.Binary(">", F("Esql.destination_ip_count_distinct"), i(250)),
+                (
+                    ast.Binary("==", F("Esql.agent_id_count_distinct"), i(1)),
+                    ast.Binary(">", F("Esql.destination_ip_count_distinct"), i(250)),
+                )
             )
         ),
         ast.Sort((ast.SortItem(F("Esql.event_count")),)),
@@ -267,9 +267,12 @@ def test_unsupported_source_command_and_set() -> None:
 @pytest.mark.parametrize(
     ("text", "tree"),
     [
-        ("a OR b AND c", ast.Or(F("a"), ast.And(F("b"), F("c")))),
-        ("a AND b OR c", ast.Or(ast.And(F("a"), F("b")), F("c"))),
-        ("NOT a AND b", ast.And(ast.Not(F("a")), F("b"))),
+        ("a OR b AND c", ast.Or((F("a"), ast.And((F("b"), F("c")))))),
+        ("a AND b OR c", ast.Or((ast.And((F("a"), F("b"))), F("c")))),
+        ("a OR b OR c", ast.Or((F("a"), F("b"), F("c")))),
+        ("(a OR b) OR c", ast.Or((ast.Or((F("a"), F("b"))), F("c")))),
+        ("a AND (b AND c) AND d", ast.And((F("a"), ast.And((F("b"), F("c"))), F("d")))),
+        ("NOT a AND b", ast.And((ast.Not(F("a")), F("b")))),
         ("NOT a == 1", ast.Not(ast.Binary("==", F("a"), i(1)))),
         ("NOT NOT a", ast.Not(ast.Not(F("a")))),
         ("a + b * c", ast.Binary("+", F("a"), ast.Binary("*", F("b"), F("c")))),
@@ -282,7 +285,7 @@ def test_unsupported_source_command_and_set() -> None:
         ("a + 1 > b * 2", ast.Binary(">", ast.Binary("+", F("a"), i(1)), ast.Binary("*", F("b"), i(2)))),
         ("a =~ \"X\"", ast.Binary("=~", F("a"), s("X"))),
         ("a != b", ast.Binary("!=", F("a"), F("b"))),
-        ("a <= 1 AND b >= 2", ast.And(ast.Binary("<=", F("a"), i(1)), ast.Binary(">=", F("b"), i(2)))),
+        ("a <= 1 AND b >= 2", ast.And((ast.Binary("<=", F("a"), i(1)), ast.Binary(">=", F("b"), i(2))))),
         ("x::ip", ast.Cast(F("x"), "ip")),
         ('"1.2.3.4"::IP', ast.Cast(s("1.2.3.4"), "ip")),
         ("x::string::long", ast.Cast(ast.Cast(F("x"), "string"), "long")),
@@ -294,12 +297,12 @@ def test_unsupported_source_command_and_set() -> None:
         ('a RLIKE """.*\\d+"""', ast.Like(F("a"), (".*\\d+",), regex=True)),
         ('a NOT RLIKE "b"', ast.Like(F("a"), ("b",), regex=True, negated=True)),
         ("a IS NULL", ast.IsNull(F("a"))),
-        ("a is not null OR b", ast.Or(ast.IsNull(F("a"), negated=True), F("b"))),
+        ("a is not null OR b", ast.Or((ast.IsNull(F("a"), negated=True), F("b")))),
         ('a : "query"', ast.Match(F("a"), s("query"))),
-        ('a::keyword : "q" and b', ast.And(ast.Match(ast.Cast(F("a"), "keyword"), s("q")), F("b"))),
+        ('a::keyword : "q" and b', ast.And((ast.Match(ast.Cast(F("a"), "keyword"), s("q")), F("b")))),
         ("[1, 2.5, \"x\"]", ast.ListLiteral((i(1), L("decimal", 2.5), s("x")))),
         ("[]", ast.ListLiteral(())),
-        ("true AND false", ast.And(L("boolean", True), L("boolean", False))),
+        ("true AND false", ast.And((L("boolean", True), L("boolean", False)))),
         ("?p + ?", ast.Binary("+", L("param", "p"), L("param", ""))),
         ("COUNT(*)", ast.Call("count", (), True)),
         ("Count_Distinct(ip0, 80000)", ast.Call("count_distinct", (F("ip0"), i(80000)))),
@@ -439,9 +442,48 @@ def test_errors_are_positioned(text: str, where: str, message: str) -> None:
     assert err.source == text
 
 
-def test_deep_nesting_is_a_query_error() -> None:
-    with pytest.raises(QuerySyntaxError, match="nested too deeply"):
-        parse("ROW x = " + "(" * 5000 + "1" + ")" * 5000)
+DEPTH_LIMIT = "expression nested deeper than the limit of 100 levels"
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("ROW x = " + "(" * 5000 + "1" + ")" * 5000, "1:109"),
+        ("ROW x = " + "abs(" * 300 + "1" + ")" * 300, "1:409"),
+        ("ROW x = " + "- " * 300 + "1", "1:209"),
+        ("ROW x = " + "NOT " * 300 + "true", "1:409"),
+        # A left-deep chain parses in a loop; the tree it makes is still too deep to walk.
+        ("ROW x = 1" + " + 1" * 250, "1:613"),
+        ("ROW x = 1 | WHERE " + " AND ".join(["(a OR b" for _ in range(120)]) + ")" * 120, "1:416"),
+    ],
+)
+def test_too_deep_is_refused_at_a_position(text: str, where: str) -> None:
+    with pytest.raises(QuerySyntaxError) as info:
+        parse(text)
+    assert info.value.message == DEPTH_LIMIT
+    assert info.value.span is not None
+    assert f"{info.value.span.line}:{info.value.span.col}" == where
+
+
+def test_parse_expression_checks_depth_too() -> None:
+    with pytest.raises(QuerySyntaxError, match=DEPTH_LIMIT):
+        parse_expression("1" + " * 2" * 101)
+
+
+def test_long_and_or_chains_are_one_node() -> None:
+    q = parse("ROW a = 1 | WHERE " + " OR ".join(f"a == {n}" for n in range(3000)))
+    where = q.commands[1]
+    assert isinstance(where, ast.Where)
+    assert isinstance(where.condition, ast.Or)
+    assert len(where.condition.operands) == 3000
+    assert where.condition.span.text(q.source).endswith("a == 2999")
+    text = " AND ".join(["a > 0"] * 500)
+    assert parse_expression(text) == ast.And(tuple(parse_expression("a > 0") for _ in range(500)))
+
+
+def test_depth_up_to_the_limit_parses() -> None:
+    parse("ROW x = " + "abs(" * 99 + "1" + ")" * 99)
+    parse("ROW x = 1" + " + 1" * 99)
 
 
 def test_error_caret_points_at_the_bad_token() -> None:

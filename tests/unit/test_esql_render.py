@@ -177,8 +177,8 @@ def _compound(sub: st.SearchStrategy[ast.Expr]) -> st.SearchStrategy[ast.Expr]:
     patterns = st.lists(_TEXT, min_size=1, max_size=3).map(tuple)
     return st.one_of(
         st.builds(ast.Binary, ops, sub, sub),
-        st.builds(ast.And, sub, sub),
-        st.builds(ast.Or, sub, sub),
+        st.builds(ast.And, st.lists(sub, min_size=2, max_size=4).map(tuple)),
+        st.builds(ast.Or, st.lists(sub, min_size=2, max_size=4).map(tuple)),
         st.builds(ast.Not, sub),
         st.builds(ast.Unary, st.sampled_from(["-", "+"]), sub),
         st.builds(ast.In, sub, items, st.booleans()),

@@ -334,15 +334,15 @@ def test_kql_combines_with_esql_conditions_and_stats() -> None:
 def _corpus_kql() -> list[tuple[str, kql.Located]]:
     if not CORPUS.is_dir():
         return []
-    from reconwatch.esql.analyze import _command_exprs, _kql_text, _walk
+    from reconwatch.esql.analyze import _kql_text
 
     found: list[tuple[str, kql.Located]] = []
     for path in sorted(CORPUS.glob("*.toml")):
         with path.open("rb") as f:
             text = tomllib.load(f)["rule"]["query"]
         for cmd in parse(text).commands:
-            for expr in _command_exprs(cmd):
-                for node in _walk(expr):
+            for expr in ast.command_expressions(cmd):
+                for node in ast.walk(expr):
                     if isinstance(node, ast.Call) and node.name == "kql":
                         where = _kql_text(node, text)
                         assert where is not None, path.name

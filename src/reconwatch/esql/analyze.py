@@ -97,8 +97,8 @@ def support_report(query: ast.Query) -> list[QueryError]:
     for cmd in query.commands:
         if isinstance(cmd, ast.Unsupported):
             found.append(UnsupportedFeatureError(f"command [{cmd.name}]", cmd.span, src))
-        for expr in _command_exprs(cmd):
-            for node in _walk(expr):
+        for expr in ast.command_expressions(cmd):
+            for node in ast.walk(expr):
                 problem = _unsupported_expr(node, src)
                 if problem is not None:
                     found.append(problem)
@@ -147,49 +147,6 @@ def _kql_text(node: ast.Call, src: str) -> kql.Located | None:
     if arg.span == ast.NO_SPAN or not src:
         return kql.Located(arg.value)
     return kql.locate(arg.span.text(src), arg.span.start, src, arg.value)
-
-
-def _command_exprs(cmd: ast.Command) -> Iterator[ast.Expr]:
-    if isinstance(cmd, ast.Row | ast.Eval):
-        yield from (a.expr for a in cmd.fields)
-    elif isinstance(cmd, ast.Where):
-        yield cmd.condition
-    elif isinstance(cmd, ast.Stats):
-        for agg in cmd.aggs:
-            yield agg.expr
-            if agg.where is not None:
-                yield agg.where
-        yield from (a.expr for a in cmd.by)
-    elif isinstance(cmd, ast.Sort):
-        yield from (i.expr for i in cmd.items)
-    elif isinstance(cmd, ast.Dissect | ast.Grok):
-        yield cmd.value
-
-
-def _children(node: ast.Expr) -> tuple[ast.Expr, ...]:
-    if isinstance(node, ast.Call):
-        return node.args
-    if isinstance(node, ast.ListLiteral):
-        return node.items
-    if isinstance(node, ast.Unary | ast.Not):
-        return (node.operand,)
-    if isinstance(node, ast.Binary | ast.And | ast.Or):
-        return (node.left, node.right)
-    if isinstance(node, ast.In):
-        return (node.value, *node.items)
-    if isinstance(node, ast.Like | ast.IsNull | ast.Cast):
-        return (node.value,)
-    if isinstance(node, ast.Match):
-        return (node.field, node.query)
-    if isinstance(node, ast.MapLiteral):
-        return tuple(v for _, v in node.entries)
-    return ()
-
-
-def _walk(node: ast.Expr) -> Iterator[ast.Expr]:
-    yield node
-    for child in _children(node):
-        yield from _walk(child)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,10 +317,7 @@ class _Analyzer:
             assert first is not None
             for index in indexes:
                 disjuncts[index] = dataclasses.replace(disjuncts[index], span=first.span)
-        result = disjuncts[0]
-        for d in disjuncts[1:]:
-            result = p.Call("or", (result, d), T.BOOLEAN, False, expr.span)
-        return result
+        return p.balanced("or", disjuncts, expr.span)
 
     def condition(self, node: ast.Expr, env: _Env) -> p.Expr:
         expr = self.expr(node, env)
@@ -870,13 +824,17 @@ class _Analyzer:
 
     def logical(self, node: ast.And | ast.Or, env: _Env) -> p.Expr:
         args = []
-        for index, child in enumerate((node.left, node.right)):
+        for index, child in enumerate(node.operands):
             arg = self.expr(child, env)
             if arg.type not in (T.BOOLEAN, T.NULL):
-                raise self.type_error(node, index, child, arg, fns.BOOLEAN)
+                # Named as Elasticsearch names it in its left-deep tree: the chain up to this
+                # operand (the first two for the first), this operand its first or second argument.
+                last = node.operands[max(index, 1)].span
+                prefix = dataclasses.replace(node, span=node.span.join(last).cut(last.end))
+                raise self.type_error(prefix, min(index, 1), child, arg, fns.BOOLEAN)
             args.append(arg)
         fn = "and" if isinstance(node, ast.And) else "or"
-        return p.Call(fn, tuple(args), T.BOOLEAN, False, node.span)
+        return p.balanced(fn, args, node.span)
 
     def not_(self, node: ast.Not, env: _Env) -> p.Expr:
         arg = self.expr(node.operand, env)
@@ -1215,9 +1173,7 @@ def _ref_names(expr: p.Expr) -> Iterator[str]:
 
 
 def _flatten_or(expr: p.Expr) -> list[p.Expr]:
-    if isinstance(expr, p.Call) and expr.fn == "or":
-        return [d for a in expr.args for d in _flatten_or(a)]
-    return [expr]
+    return p.flatten("or", expr)
 
 
 def _constant_test_field(expr: p.Expr) -> p.Ref | None:

@@ -7,6 +7,7 @@ Every node's `span` covers its whole source text; the default name of an unnamed
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal as Lit
 
@@ -114,15 +115,18 @@ class Binary:
 
 @dataclass(frozen=True, slots=True)
 class And:
-    left: Expr
-    right: Expr
+    """`a AND b AND c`: one node for the whole chain (at least two operands), so that a rule with
+    thousands of terms is a wide node, not a deep tree. A parenthesised chain stays its own node."""
+
+    operands: tuple[Expr, ...]
     span: Span = _span()
 
 
 @dataclass(frozen=True, slots=True)
 class Or:
-    left: Expr
-    right: Expr
+    """`a OR b OR c`: one node for the whole chain, like And."""
+
+    operands: tuple[Expr, ...]
     span: Span = _span()
 
 
@@ -200,6 +204,38 @@ Expr = (
     | Cast
     | Match
 )
+
+
+def children(node: Expr) -> tuple[Expr, ...]:
+    """The expressions directly inside `node`, in source order."""
+    if isinstance(node, Call):
+        return node.args
+    if isinstance(node, ListLiteral):
+        return node.items
+    if isinstance(node, Unary | Not):
+        return (node.operand,)
+    if isinstance(node, Binary):
+        return (node.left, node.right)
+    if isinstance(node, And | Or):
+        return node.operands
+    if isinstance(node, In):
+        return (node.value, *node.items)
+    if isinstance(node, Like | IsNull | Cast):
+        return (node.value,)
+    if isinstance(node, Match):
+        return (node.field, node.query)
+    if isinstance(node, MapLiteral):
+        return tuple(v for _, v in node.entries)
+    return ()
+
+
+def walk(node: Expr) -> Iterator[Expr]:
+    """Every expression in `node`, itself first, in source order (iterative: any depth)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(children(current)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,3 +401,22 @@ class Query:
 
     commands: tuple[Command, ...]
     source: str = field(default="", compare=False, repr=False)
+
+
+def command_expressions(command: Command) -> Iterator[Expr]:
+    """The top-level expressions a command holds."""
+    match command:
+        case Row(fields) | Eval(fields):
+            yield from (a.expr for a in fields)
+        case Where(condition):
+            yield condition
+        case Stats(aggs, by):
+            for agg in aggs:
+                yield agg.expr
+                if agg.where is not None:
+                    yield agg.where
+            yield from (a.expr for a in by)
+        case Sort(items):
+            yield from (i.expr for i in items)
+        case Dissect(value) | Grok(value):
+            yield value

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from reconwatch.errors import (
@@ -97,6 +98,29 @@ class FreeText:
 
 Node = Value | Bool | Not | FieldMatch | Exists | Range | Nested | FreeText
 
+# How deep a KQL string may nest, counting each `(`, `{` and NOT one level and a chain of n
+# AND/OR terms log2(n) levels (it is lowered to a balanced tree); docs/esql.md, "Limits".
+MAX_DEPTH = 50
+
+
+def _too_deep(node: Node) -> bool:
+    """Whether the lowered tree would nest deeper than MAX_DEPTH (iterative: any input)."""
+    stack = [(node, 0)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(current, Bool):
+            step = max(1, (len(current.items) - 1).bit_length())
+            stack.extend((item, depth + step) for item in current.items)
+        elif isinstance(current, Not):
+            stack.append((current.operand, depth + 1))
+        elif isinstance(current, FieldMatch | FreeText):
+            stack.append((current.values, depth + 1))
+        elif isinstance(current, Nested):
+            stack.append((current.query, depth + 1))
+    return False
+
 
 # ---------------------------------------------------------------------------------------------
 # Where the KQL text sits in the ES|QL query
@@ -145,6 +169,7 @@ class _Parser:
         self.where = where
         self.text = where.text
         self.pos = 0
+        self.depth = 0  # groups and NOTs under way
 
     # -- errors and scanning ------------------------------------------------------------------
 
@@ -188,6 +213,8 @@ class _Parser:
         self.skip_space()
         if self.pos < len(self.text):
             raise self.fail(f"unexpected [{self.text[self.pos]}]", self.pos)
+        if _too_deep(node):
+            raise self.fail(f"query nested deeper than the limit of {MAX_DEPTH} levels", 0)
         return node
 
     def or_(self, leaf: Callable[[], Node]) -> Node:
@@ -204,13 +231,26 @@ class _Parser:
 
     def not_(self, leaf: Callable[[], Node]) -> Node:
         if self.accept_keyword("not"):
-            return Not(self.not_(leaf))
+            with self.nested(self.pos - 3):
+                return Not(self.not_(leaf))
         return leaf()
+
+    @contextlib.contextmanager
+    def nested(self, at: int) -> Iterator[None]:
+        """One more level of recursion in this parser: refused past MAX_DEPTH, at `at`."""
+        if self.depth >= MAX_DEPTH:
+            raise self.fail(f"query nested deeper than the limit of {MAX_DEPTH} levels", at)
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
 
     def group(self, leaf: Callable[[], Node], close: str = ")") -> Node:
         open_at = self.pos
         self.pos += 1
-        node = self.or_(leaf)
+        with self.nested(open_at):
+            node = self.or_(leaf)
         self.skip_space()
         if self.peek() != close:
             raise self.fail(f"expected [{close}] to close [{self.text[open_at]}]", self.pos)
@@ -445,10 +485,7 @@ class _Lowering:
     def combine(self, op: str, items: list[p.Expr]) -> p.Expr:
         if not items:
             return _TRUE if op == "and" else _FALSE
-        result = items[0]
-        for item in items[1:]:
-            result = self.call(op, result, item)
-        return result
+        return p.balanced(op, items, self.span)  # thousands of terms nest log2(n) deep
 
     # -- terms --------------------------------------------------------------------------------
 

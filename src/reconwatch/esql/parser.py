@@ -47,13 +47,23 @@ UNSUPPORTED_PROCESSING = frozenset(
 BP_OR, BP_AND, BP_NOT, BP_PRED, BP_ADD, BP_MUL, BP_UNARY, BP_CAST = 1, 2, 3, 4, 5, 6, 7, 8
 COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">=", "=~"})
 
+# How deep one expression may nest (docs/esql.md, "Limits"). Every stage after the parser
+# (analyser, renderer, executors) walks expressions recursively; this bound keeps each walk far
+# from Python's recursion limit. A chain of AND or OR counts log2(terms) levels (it is evaluated
+# as a balanced tree), so rules with thousands of OR-ed terms stay well inside it.
+MAX_EXPRESSION_DEPTH = 100
+
 N = TypeVar("N")
 
 
 def parse(text: str) -> ast.Query:
     """Parse one ES|QL query; any problem is a QuerySyntaxError positioned at the bad token."""
     parser = _Parser(text)
-    return _guarded(parser, parser.query)
+    query = _guarded(parser, parser.query)
+    for command in query.commands:
+        for expr in ast.command_expressions(command):
+            check_depth(expr, text)
+    return query
 
 
 def parse_expression(text: str) -> ast.Expr:
@@ -65,7 +75,23 @@ def parse_expression(text: str) -> ast.Expr:
         parser.expect_end("end of expression")
         return expr
 
-    return _guarded(parser, whole)
+    expr = _guarded(parser, whole)
+    check_depth(expr, text)
+    return expr
+
+
+def check_depth(expr: ast.Expr, source: str) -> None:
+    """Refuse an expression nested deeper than MAX_EXPRESSION_DEPTH, at the first node too deep."""
+    stack = [(expr, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_EXPRESSION_DEPTH:
+            msg = f"expression nested deeper than the limit of {MAX_EXPRESSION_DEPTH} levels"
+            raise QuerySyntaxError(msg, node.span, source)
+        step = 1
+        if isinstance(node, ast.And | ast.Or):
+            step = max(1, (len(node.operands) - 1).bit_length())
+        stack.extend((child, depth + step) for child in ast.children(node))
 
 
 def _guarded(parser: _Parser, run: Callable[[], N]) -> N:
@@ -91,6 +117,7 @@ class _Parser:
         self.lexer = Lexer(source)
         self.pos = 0  # offset just after the last consumed token
         self.prev_end = 0
+        self.depth = 0  # expression() calls under way
 
     # -- token plumbing ------------------------------------------------------------------------
 
@@ -427,13 +454,22 @@ class _Parser:
     # -- expressions ---------------------------------------------------------------------------
 
     def expression(self, rbp: int = 0) -> ast.Expr:
-        left = self.prefix(rbp)
-        while True:
+        # Nesting (brackets, calls, unary operators) recurses here: bounded before Python's limit.
+        if self.depth >= MAX_EXPRESSION_DEPTH:
             tok = self.peek()
-            lbp = self.infix_power(tok)
-            if lbp <= rbp:
-                return left
-            left = self.infix(left, tok)
+            msg = f"expression nested deeper than the limit of {MAX_EXPRESSION_DEPTH} levels"
+            raise QuerySyntaxError(msg, tok.span, self.source)
+        self.depth += 1
+        try:
+            left = self.prefix(rbp)
+            while True:
+                tok = self.peek()
+                lbp = self.infix_power(tok)
+                if lbp <= rbp:
+                    return left
+                left = self.infix(left, tok)
+        finally:
+            self.depth -= 1
 
     def infix_power(self, tok: Token) -> int:
         if tok.kind == "op":
@@ -477,13 +513,9 @@ class _Parser:
             right = self.expression(power)
             return ast.Binary(op, left, right, self.span_from(start))  # type: ignore[arg-type]
         word = tok.value
+        if word in ("or", "and"):
+            return self.chain(left, str(word))
         self.advance()
-        if word == "or":
-            right = self.expression(BP_OR)
-            return ast.Or(left, right, self.span_from(start))
-        if word == "and":
-            right = self.expression(BP_AND)
-            return ast.And(left, right, self.span_from(start))
         if word == "is":
             negated = self.accept_keyword("not")
             tok = self.peek()
@@ -498,6 +530,15 @@ class _Parser:
             items = self.parenthesised_list()
             return ast.In(left, items, negated, self.span_from(start))
         return self.like_tail(left, regex=word == "rlike", negated=negated)
+
+    def chain(self, first: ast.Expr, word: str) -> ast.Expr:
+        """`a OR b OR c ...` as one node, read in a loop: any number of terms, no recursion."""
+        power = BP_OR if word == "or" else BP_AND
+        operands = [first]
+        while self.accept_keyword(word):
+            operands.append(self.expression(power))
+        node = ast.Or if word == "or" else ast.And
+        return node(tuple(operands), self.span_from(first.span))
 
     def accept_keyword(self, word: str) -> bool:
         tok = self.peek()

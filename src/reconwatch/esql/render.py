@@ -217,10 +217,11 @@ def render_expr(expr: ast.Expr) -> str:
             if prec == 4:  # comparisons do not chain: both sides must be tighter
                 return f"{_sub(left, 5)} {op} {_sub(right, 5)}"
             return f"{_sub(left, prec)} {op} {_sub(right, prec + 1)}"
-        case ast.And(left, right):
-            return f"{_sub(left, 2)} AND {_sub(right, 3)}"
-        case ast.Or(left, right):
-            return f"{_sub(left, 1)} OR {_sub(right, 2)}"
+        case ast.And(operands):
+            # Each operand tighter than AND: a nested chain keeps its parentheses (its own node).
+            return " AND ".join(_sub(o, 3) for o in operands)
+        case ast.Or(operands):
+            return " OR ".join(_sub(o, 2) for o in operands)
         case ast.Not(operand):
             return f"NOT {_sub(operand, 3)}"
         case ast.In(value, items, negated):

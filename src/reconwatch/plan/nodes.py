@@ -15,6 +15,7 @@ Value conventions shared by every executor (inputs and results):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from reconwatch.errors import Span
@@ -93,6 +94,38 @@ class Call:
 
 
 Expr = Const | Ref | Call
+
+
+def balanced(fn: str, args: Sequence[Expr], span: Span = NO_SPAN) -> Expr:
+    """`and`/`or` over any number of boolean operands as a balanced tree of two-argument calls:
+    both are associative, and a rule's thousands of OR-ed terms then nest only log2(n) deep,
+    which every recursive executor walks without trouble."""
+    if not args:
+        msg = f"{fn} needs an operand"
+        raise ValueError(msg)
+    level = list(args)
+    while len(level) > 1:
+        pairs: list[Expr] = [
+            Call(fn, (level[i], level[i + 1]), DataType.BOOLEAN, False, span)
+            for i in range(0, len(level) - 1, 2)
+        ]
+        if len(level) % 2:
+            pairs.append(level[-1])
+        level = pairs
+    return level[0]
+
+
+def flatten(fn: str, expr: Expr) -> list[Expr]:
+    """The operands of a tree of `fn` (`and`/`or`) calls, in order (iterative: any depth)."""
+    out: list[Expr] = []
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Call) and node.fn == fn and len(node.args) == 2:
+            stack.extend(reversed(node.args))
+        else:
+            out.append(node)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

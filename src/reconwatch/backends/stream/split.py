@@ -122,9 +122,7 @@ def _check_aggregate(step: p.Aggregate, plan: p.Plan) -> None:
 
 
 def _conjuncts(expr: p.Expr) -> list[p.Expr]:
-    if isinstance(expr, p.Call) and expr.fn == "and":
-        return [c for arg in expr.args for c in _conjuncts(arg)]
-    return [expr]
+    return p.flatten("and", expr)
 
 
 def _time_bound(cond: p.Expr, plan: p.Plan) -> tuple[WindowSpec | None, p.Expr | None]:
@@ -141,10 +139,7 @@ def _time_bound(cond: p.Expr, plan: p.Plan) -> tuple[WindowSpec | None, p.Expr |
             rest.append(part)
     if window is None:
         return None, cond
-    remaining: p.Expr | None = None
-    for part in rest:
-        remaining = part if remaining is None else p.Call("and", (remaining, part), part.type)
-    return window, remaining
+    return window, (p.balanced("and", rest) if rest else None)
 
 
 def _oriented(part: p.Expr) -> tuple[str, p.Expr, p.Expr] | None:
