@@ -29,6 +29,13 @@ SQL_TYPES: dict[T, str] = {
 }
 
 
+# A call's SQL longer than BIND_AT that repeats an argument's SQL longer than REPEAT_AT evaluates
+# its arguments once (see _bound): the SQL stays linear in the expression, and short expressions,
+# the common case, keep DuckDB's fastest form.
+BIND_AT = 1000
+REPEAT_AT = 48
+
+
 @dataclass(frozen=True, slots=True)
 class E:
     """A compiled expression: SQL text, ES|QL type, and whether the SQL value is a LIST.
@@ -111,6 +118,7 @@ class ExprCompiler:
         # Calls compiled so far (by node identity): the MV check compiles arguments a second
         # time, which must not grow exponentially with nesting depth.
         self._done: dict[int, tuple[p.Call, E]] = {}
+        self._bindings = 0  # lambdas made by _bound, for unique parameter names
 
     def compile(self, expr: p.Expr) -> E:
         if isinstance(expr, p.Const):
@@ -127,8 +135,59 @@ class ExprCompiler:
         if done is not None and done[0] is expr:
             return done[1]
         result = self.mv_checked(expr, handler(self, expr))
+        if self._repeats_an_argument(expr, result):
+            result = self._bound(expr, handler)
         self._done[id(expr)] = (expr, result)
         return result
+
+    def _repeats_an_argument(self, call: p.Call, result: E) -> bool:
+        """Whether `result` holds a computed argument's SQL more than once. Templates repeat an
+        operand (a null test, an overflow test, the single-value rule): nested, that would grow
+        the SQL exponentially with depth."""
+        if len(result.sql) <= BIND_AT:
+            return False
+        for arg in call.args:
+            if isinstance(arg, p.Call):
+                sql = self.compile(arg).sql
+                if len(sql) > REPEAT_AT and result.sql.count(sql) > 1:
+                    return True
+        return False
+
+    def _bound(self, call: p.Call, handler: Handler) -> E:
+        """`call` with each argument evaluated once, in place (so that a CASE branch not taken
+        still evaluates nothing): the arguments packed in a one-element list of one struct, the
+        call's own SQL a lambda over it naming them as fields. The SQL is then linear in the
+        expression, whatever the templates repeat. Columns are packed too: DuckDB binds a
+        lambda that reads outer columns in time quadratic in the nesting."""
+        self._bindings += 1
+        param = f"rw_arg{self._bindings}"
+        fields: list[str] = []
+        saved_calls: dict[int, tuple[p.Call, E]] = {}
+        saved_columns: dict[str, E] = {}
+        for index, arg in enumerate(call.args):
+            if isinstance(arg, p.Call) and id(arg) not in saved_calls:
+                real = self.compile(arg)
+                saved_calls[id(arg)] = (arg, real)
+            elif isinstance(arg, p.Ref) and arg.name not in saved_columns:
+                real = self.compile(arg)
+                saved_columns[arg.name] = real
+            else:
+                continue
+            fields.append(f"'a{index}': {real.sql}")
+            field = E(f"{param}.a{index}", real.type, real.is_list)
+            if isinstance(arg, p.Call):
+                self._done[id(arg)] = (arg, field)
+            else:
+                self.columns[arg.name] = field
+        try:
+            body = self.mv_checked(call, handler(self, call))
+        finally:
+            self._done.update(saved_calls)
+            self.columns.update(saved_columns)
+        packed = "[{" + ", ".join(fields) + "}]"
+        return E(
+            f"list_transform({packed}, lambda {param}: {body.sql})[1]", body.type, body.is_list
+        )
 
     # -- warnings ------------------------------------------------------------------------------
 
