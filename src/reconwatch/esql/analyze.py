@@ -43,8 +43,11 @@ _SAME_TYPE_ARGS = ("coalesce", "greatest", "least", "mv_append", "mv_intersectio
 _WIDENED_ARGS = ("coalesce", "greatest", "least")
 _ARITH = {"+": "add", "-": "sub", "*": "mul", "/": "div", "%": "mod"}
 _COMPARE = {"==": "eq", "!=": "neq", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte", "=~": "eq_ci"}
-# String literals are implicitly cast to these types where one is expected.
-_CASTABLE_FROM_STRING = frozenset({T.DATETIME, T.DATE_NANOS, T.IP, T.VERSION, T.BOOLEAN})
+# String literals are implicitly cast to these types where one is expected, trying them in this
+# order where several are (a datetime before a date_nanos, as Elasticsearch lists them). A tuple:
+# iterating a set would make the choice depend on the hash seed.
+_CASTABLE_FROM_STRING = (T.DATETIME, T.DATE_NANOS, T.IP, T.VERSION, T.BOOLEAN)
+_TEMPORAL_FROM_STRING = (T.DATE_PERIOD, T.TIME_DURATION)
 _TEMPORAL_UNITS: dict[str, tuple[T, str, int]] = {
     "year": (T.DATE_PERIOD, "months", 12),
     "quarter": (T.DATE_PERIOD, "months", 3),
@@ -970,7 +973,7 @@ class _Analyzer:
         if arg.type is T.NULL or arg.type in accepted:
             return arg
         if _is_string_const(arg):
-            targets = [t for t in (*_CASTABLE_FROM_STRING, *fns.TEMPORAL_AMOUNT) if t in accepted]
+            targets = [t for t in (*_CASTABLE_FROM_STRING, *_TEMPORAL_FROM_STRING) if t in accepted]
             for target in targets[:-1]:
                 # "1 hour" is a time_duration, "1 day" a date_period: the first that parses wins.
                 try:
