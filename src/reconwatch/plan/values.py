@@ -106,12 +106,20 @@ def parse_datetime(text: str) -> datetime:
     if tz and tz != "Z":
         sign = -1 if tz[0] == "-" else 1
         digits = tz[1:].replace(":", "")
-        dt -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        try:
+            dt -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        except OverflowError:
+            msg = f"failed to parse date field [{text}] with format [strict_date_optional_time]"
+            raise ConversionError(msg) from None
     return dt
 
 
 def datetime_from_millis(millis: int) -> datetime:
-    return EPOCH + timedelta(milliseconds=millis)
+    try:
+        return EPOCH + timedelta(milliseconds=millis)
+    except OverflowError:  # outside years 1-9999, the range reconwatch's datetimes hold
+        msg = f"date [{millis}] is out of range"
+        raise ConversionError(msg) from None
 
 
 def datetime_to_millis(value: datetime) -> int:
