@@ -161,7 +161,7 @@ def test_deeply_nested_line_is_reported_and_the_stream_goes_on(tmp_path: Path) -
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     done = _watch(["--rule", "subnet-scanning-seed", str(path)])
     assert done.returncode == 0, done.stderr
-    assert f"{path}:6:" in done.stderr and "recursion" in done.stderr
+    assert f"{path}:6:" in done.stderr and "nested deeper than 500 levels" in done.stderr
     assert json.loads(done.stdout)["@timestamp"] == "2025-07-16T10:02:30.000Z"
 
 
