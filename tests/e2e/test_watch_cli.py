@@ -4,6 +4,7 @@ file that appears later, checkpoints, audit logs, and unrecognised inputs named.
 
 from __future__ import annotations
 
+import gzip
 import ipaddress
 import json
 import select
@@ -134,6 +135,7 @@ def test_every_rule_given_runs_and_tags_its_alerts(tmp_path: Path) -> None:
         (["--follow", "events.ndjson.gz"], "a compressed file cannot be followed"),
         (["--input-format", "pcap", "-"], "--input-format 'pcap': choose one of"),
         (["missing.ndjson"], "no such file: missing.ndjson"),
+        (["--follow", "/"], "--follow: a directory, not an event file: /"),
     ],
 )
 def test_options_that_cannot_work_are_refused(args: list[str], message: str) -> None:
@@ -278,3 +280,22 @@ def test_a_restart_from_the_checkpoint_rebuilds_the_window(tmp_path: Path) -> No
     assert alert["@timestamp"] == "2025-07-16T09:12:30.000Z"  # the 251st address
     assert "window rebuilt from 150 line(s)" in err
     assert "1 alert(s) from 150 event(s) (and 150 read again to rebuild the window)" in err
+
+
+@pytest.mark.parametrize("kind", ["gzip", "json", "parquet"])
+def test_other_formats_replay_through_the_registry(tmp_path: Path, kind: str) -> None:
+    docs = sweep()
+    path = tmp_path / "events"  # no telling suffix: recognised by content
+    if kind == "gzip":
+        path.write_bytes(gzip.compress(ndjson(docs).encode()))
+    elif kind == "json":
+        path.write_text(json.dumps(docs))
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(docs), path)
+    done = run("watch", str(path))
+    assert done.returncode == 0, done.stderr
+    (alert,) = [json.loads(x) for x in done.stdout.splitlines()]
+    assert alert["@timestamp"] == "2025-07-16T09:12:30.000Z"

@@ -19,6 +19,7 @@ from rich.console import Console
 from reconwatch.alerts.sinks import FORMATS, open_sink
 from reconwatch.backends.stream.executor import RealertPolicy, StreamExecutor
 from reconwatch.backends.stream.lines import split_lines
+from reconwatch.cli.inputs import require_files
 from reconwatch.engine.watch import RuleWatch
 from reconwatch.errors import IngestError, UsageError
 from reconwatch.ingest import formats
@@ -389,10 +390,13 @@ def _check_inputs(paths: list[str], follow: bool, checkpoint: str | None) -> Non
         raise UsageError("--checkpoint goes with --follow")
     if follow and "-" in paths:
         raise UsageError("--follow reads files by name; a pipe (-) is read to its end anyway")
+    files = [p for p in paths if p != "-"]
     if not follow:
-        missing = [p for p in paths if p != "-" and not Path(p).exists()]
-        if missing:
-            raise UsageError(f"no such file: {', '.join(missing)}")
+        require_files(files)  # a missing file or a directory is refused, as by detect
+        return
+    folders = [p for p in files if Path(p).is_dir()]
+    if folders:
+        raise UsageError(f"--follow: a directory, not an event file: {', '.join(folders)}")
 
 
 def _summary(
