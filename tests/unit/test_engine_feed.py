@@ -111,3 +111,32 @@ def test_replay_start_moves_with_the_window(tmp_path: Path) -> None:
     size = path.stat().st_size
     assert 0 < replay.offset < size
     assert replay.line >= 24 * 100 - 13 * 100  # no more than the last ~65 minutes of reads
+
+
+def test_checkpoint_saves_follow_the_injected_clock(tmp_path: Path) -> None:
+    """Saved when idle at most once per CHECKPOINT_EVERY_S of the given clock, and at the end."""
+    path = tmp_path / "events.ndjson"
+    checkpoint = Checkpoint(tmp_path / "watch.checkpoint")
+    path.write_text(lines(10))
+    now = [100.0]
+    seen: list[int] = []
+
+    def step(advance: float) -> Callable[[], None]:
+        def run() -> None:
+            saved = checkpoint.load().get(str(path))
+            seen.append(saved.line if saved else 0)
+            with path.open("a") as fh:
+                fh.write(lines(1, 10 + len(seen)))
+            now[0] += advance
+
+        return run
+
+    watches = [RuleWatch.create(load_builtin("subnet-scanning-seed"), evidence=False)]
+    run = feed.Feed(
+        watches, IngestReport(), lambda _a: None, Script([step(0.1), step(2.0), step(0.1)])
+    )
+    feed.follow(run, [str(path)], None, checkpoint, lambda _t: None, clock=lambda: now[0])
+    # Before the 1st wait: saved (the first save); 2nd: 0.1 s later, not saved again;
+    # 3rd: 2.1 s later, saved.
+    assert seen == [10, 10, 12]
+    assert checkpoint.load()[str(path)].line == 13  # the last save, when stopping

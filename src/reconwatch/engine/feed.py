@@ -267,14 +267,16 @@ def follow(
     checkpoint: Checkpoint | None,
     notice: Notice,
     poll_s: float = FOLLOW_POLL_S,
+    clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Follow the files by name until the stopper says stop; with a checkpoint, resume after
-    its positions (rebuilding the window first) and save it as reading goes on."""
+    its positions (rebuilding the window first) and save it as reading goes on, at most
+    every CHECKPOINT_EVERY_S of `clock` (the real clock enters here; tests pass theirs)."""
     start = checkpoint.load() if checkpoint is not None else {}
     replay = checkpoint.load("replay") if checkpoint is not None else {}
 
     followers: list[Follower] = []
-    following = _Following(followers, checkpoint, run.watches, saved=start)
+    following = _Following(followers, checkpoint, run.watches, clock, saved=start)
     for raw in paths:
         path = Path(raw)
         fmt = follow_format(path, forced)
