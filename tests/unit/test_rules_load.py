@@ -143,3 +143,20 @@ def test_toml_nested_too_deeply_is_a_load_error() -> None:
     text = "a = " + "[" * 100_000 + "]" * 100_000 + "\n"
     with pytest.raises(RuleLoadError, match="recursion"):
         load_rule_text(text, "deep.toml")
+
+
+@pytest.mark.parametrize("start", ["now", "now+1h", "now-0s", "now+1d/d"])
+def test_a_window_that_is_always_empty_is_a_load_problem(start: str) -> None:
+    text = builtin_text(DEFAULT_RULE).replace('from = "now-', f'from = "{start}" # was now-', 1)
+    with pytest.raises(RuleLoadError) as info:
+        load_rule_text(text, "w.toml")
+    reasons = dict(info.value.problems)
+    assert reasons["rule.from"] == (
+        f"{start!r} is not before rule.to 'now': every run would search no time"
+    )
+
+
+@pytest.mark.parametrize("start", ["now/d", "now-1h/h", "now-1s"])
+def test_a_window_empty_at_most_on_a_boundary_loads(start: str) -> None:
+    text = builtin_text(DEFAULT_RULE).replace('from = "now-', f'from = "{start}" # was now-', 1)
+    assert load_rule_text(text, "w.toml").from_ == start

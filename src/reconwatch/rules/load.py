@@ -6,11 +6,12 @@ import re
 import tomllib
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from reconwatch.errors import RuleLoadError
-from reconwatch.rules.datemath import DateMathError, parse_datemath, parse_interval
+from reconwatch.rules.datemath import DateMath, DateMathError, parse_datemath, parse_interval
 from reconwatch.rules.model import (
     DEFAULT_FROM,
     DEFAULT_INTERVAL,
@@ -98,8 +99,12 @@ def _build(doc: dict[str, Any], problems: Problems, label: str, builtin: str | N
     interval = _parse(parse_interval, interval_text, "rule.interval", problems)
     from_ = g.text("from") or DEFAULT_FROM
     to = g.text("to") or DEFAULT_TO
-    _parse(parse_datemath, from_, "rule.from", problems)
-    _parse(parse_datemath, to, "rule.to", problems)
+    start = _parse(parse_datemath, from_, "rule.from", problems)
+    end = _parse(parse_datemath, to, "rule.to", problems)
+    if start is not None and end is not None and not _before(start, end):
+        problems.append(
+            ("rule.from", f"{from_!r} is not before rule.to {to!r}: every run would search no time")
+        )
     warnings: list[str] = []
     max_signals = g.integer("max_signals", low=1) or DEFAULT_MAX_SIGNALS
     if max_signals > MAX_SIGNALS_CAP:
@@ -252,6 +257,14 @@ def _check_esql(table: dict[str, Any], language: str, query: str, problems: Prob
     keeps = _KEEP_RE.findall(query)
     if not keeps:
         problems.append(("rule.query", "a `| keep` command is required"))
+
+
+def _before(start: DateMath, end: DateMath) -> bool:
+    """Whether a run's window [start, end) is empty at most at a rounding boundary (`now/d` to
+    `now` is empty only at midnight): both are relative to the same `now`, so an instant off
+    every boundary decides it."""
+    at = datetime(2024, 7, 17, 13, 37, 29, 500000, tzinfo=UTC)
+    return start.resolve(at) < end.resolve(at)
 
 
 def _parse(fn: Callable[[str], Any], text: str, field: str, problems: Problems) -> Any:
