@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -9,22 +10,49 @@ import typer
 from rich.console import Console
 from rich.markdown import Markdown
 
-from reconwatch.errors import QueryError, RuleLoadError, UsageError
+from reconwatch.errors import RuleLoadError, UsageError
 from reconwatch.rules.builtin import BUILTINS, DEFAULT_RULE, builtin_rules, resolve_rule
 from reconwatch.rules.load import load_rule_file
 from reconwatch.rules.model import Rule
 
 
-def unsupported_features(rule: Rule) -> list[str]:
-    """What the engine lacks to run this rule's query (empty: it runs)."""
-    from reconwatch.esql.analyze import support_report
-    from reconwatch.esql.parser import parse
+def query_problems(rule: Rule) -> tuple[list[str], list[str], list[str]]:
+    """What running this rule's query would meet: (errors, features the engine lacks, fields
+    that could not be checked), each a `line L:C: reason` where there is a position."""
+    from reconwatch.rules.check import check_query
 
+    found = check_query(rule.query)
+    return (
+        [f.text for f in found.errors],
+        [f.text for f in found.unsupported],
+        [f.text for f in found.warnings],
+    )
+
+
+_QUERY_START = re.compile(r"^query\s*=\s*('''|\"\"\"|'|\")(\r?\n)?", re.MULTILINE)
+_POSITION = re.compile(r"^line (\d+):(\d+): ")
+
+
+def _query_line(path: Path) -> int | None:
+    """The file line holding the query's first line (TOML drops a newline right after the
+    opening quotes), or None when the file does not spell `query = ...` plainly."""
     try:
-        parsed = parse(rule.query)
-    except QueryError as exc:
-        return [f"does not parse: {exc.one_line()}"]
-    return [e.one_line() for e in support_report(parsed)]
+        text = path.read_text("utf-8", errors="replace")
+    except OSError:
+        return None
+    found = _QUERY_START.search(text)
+    if found is None:
+        return None
+    return text.count("\n", 0, found.end()) + 1
+
+
+def _at(text: str, first: int | None) -> str:
+    """`line L:C: reason` with the file's line added: `line L:C (file line N): reason`."""
+    found = _POSITION.match(text)
+    if found is None or first is None:
+        return text
+    line = int(found.group(1))
+    return f"line {line}:{found.group(2)} (file line {first + line - 1}): {text[found.end() :]}"
 
 
 def _rule_files(paths: list[str]) -> list[Path]:
@@ -73,11 +101,15 @@ def register(app: typer.Typer) -> None:
             markup=False,
         )
         console.print("tags: " + ", ".join(r.tags), markup=False)
-        missing = unsupported_features(r)
-        console.print(
-            "engine: runs" if not missing else "engine: cannot run: " + "; ".join(missing),
-            markup=False,
-        )
+        errors, missing, unchecked = query_problems(r)
+        if errors:
+            console.print("engine: fails at run time: " + "; ".join(errors), markup=False)
+        elif missing:
+            console.print("engine: cannot run: " + "; ".join(missing), markup=False)
+        else:
+            console.print("engine: runs", markup=False)
+        for text in unchecked:
+            console.print(f"warning: {text}", markup=False)
         console.rule("query")
         console.print(r.query.strip(), markup=False, highlight=False)
         if r.note.strip():
@@ -91,10 +123,13 @@ def register(app: typer.Typer) -> None:
     def check_cmd(
         paths: Annotated[list[str], typer.Argument(help="Rule files or folders of them.")],
     ) -> None:
-        """Validate rule files; say which the engine can run and, for the rest, what it lacks."""
+        """Validate rule files and check each query against the schema of its index patterns:
+        what would fail at run time (exit 2), what the engine lacks, what could not be checked."""
+        from reconwatch.rules.check import check_query
+
         console = Console(highlight=False, soft_wrap=True)
         files = _rule_files(paths)
-        invalid = runnable = 0
+        invalid = failing = runnable = unsupported = unchecked = 0
         for f in files:
             try:
                 r = load_rule_file(f)
@@ -103,16 +138,27 @@ def register(app: typer.Typer) -> None:
                 for field, reason in exc.problems:
                     console.print(f"INVALID {f}: {field}: {reason}", markup=False)
                 continue
-            missing = unsupported_features(r)
-            if missing:
-                console.print(f"UNSUPPORTED {f}: {'; '.join(missing)}", markup=False)
+            result = check_query(r.query)
+            first = _query_line(f)
+            for w in result.warnings:
+                console.print(f"WARNING {f}: rule.query: {_at(w.text, first)}", markup=False)
+            unchecked += bool(result.warnings)
+            if result.errors:
+                failing += 1
+                for e in result.errors:
+                    console.print(f"FAIL {f}: rule.query: {_at(e.text, first)}", markup=False)
+            elif result.unsupported:
+                unsupported += 1
+                reasons = "; ".join(u.text for u in result.unsupported)
+                console.print(f"UNSUPPORTED {f}: {reasons}", markup=False)
             else:
                 runnable += 1
                 console.print(f"OK {f}", markup=False)
         console.print(
             f"{len(files)} file(s): {len(files) - invalid} valid, {invalid} invalid; "
-            f"{runnable} runnable, {len(files) - invalid - runnable} need unsupported features",
+            f"{failing} fail at run time; {runnable} runnable, {unsupported} need unsupported "
+            f"features; {unchecked} with fields reconwatch cannot check",
             markup=False,
         )
-        if invalid:
+        if invalid or failing:
             raise typer.Exit(2)

@@ -370,7 +370,8 @@ class _Analyzer:
                 current = best.get(name)
                 if current is None or rank >= current[0]:
                     best[name] = (rank, index)
-        order = sorted(best, key=lambda n: (best[n][1], list(self.columns).index(n)))
+        position = {name: i for i, name in enumerate(self.columns)}  # one pass, not one per name
+        order = sorted(best, key=lambda n: (best[n][1], position[n]))
         return self.project([(n, n) for n in order], cmd.span)
 
     def drop(self, cmd: ast.Drop) -> p.Project:
