@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import ipaddress
 import json
+import os
 import select
 import signal
 import subprocess
@@ -299,3 +300,19 @@ def test_other_formats_replay_through_the_registry(tmp_path: Path, kind: str) ->
     assert done.returncode == 0, done.stderr
     (alert,) = [json.loads(x) for x in done.stdout.splitlines()]
     assert alert["@timestamp"] == "2025-07-16T09:12:30.000Z"
+
+
+def test_follow_a_named_pipe(tmp_path: Path) -> None:
+    """A FIFO is followed as a stream: not sniffed ahead (that would take its first bytes), no
+    offsets, no rotation."""
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    proc = start("watch", "--follow", str(fifo))
+    try:
+        wait_for_stderr(proc, f"following {fifo} as ndjson")
+        with fifo.open("w") as fh:  # waits for the watch to open its end
+            fh.write(ndjson(sweep()))
+        assert next_alert(proc)["@timestamp"] == "2025-07-16T09:12:30.000Z"
+    finally:
+        _, err = stop(proc)
+    assert "1 alert(s) from 300 event(s)" in err

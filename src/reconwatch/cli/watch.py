@@ -118,8 +118,9 @@ def _path_line(executor: StreamExecutor) -> str:
 
 
 def _plain_files(paths: list[str]) -> list[Path]:
-    """Watched files an event's line can be sought in (not stdin, not compressed)."""
-    return [Path(raw) for raw in paths if raw != "-" and is_plain(Path(raw))]
+    """Watched files an event's line can be sought in (regular files, not compressed; a FIFO
+    must not be opened here: that would take its first bytes)."""
+    return [Path(raw) for raw in paths if Path(raw).is_file() and is_plain(Path(raw))]
 
 
 def _check_inputs(paths: list[str], follow: bool, checkpoint: str | None) -> None:

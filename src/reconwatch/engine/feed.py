@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import time
 from collections import deque
@@ -163,6 +164,12 @@ def follow_format(path: Path, forced: str | None) -> formats.InputFormat:
         raise UsageError(msg)
     fmt = formats.get(forced) if forced is not None else None
     try:
+        fifo = stat.S_ISFIFO(path.stat().st_mode)
+    except OSError:
+        fifo = False
+    if fifo:  # its head cannot be read ahead without taking the lines from the watch
+        return _line_format(path, fmt or formats.get("ndjson"))
+    try:
         head = read_head(path)
     except FileNotFoundError:
         return fmt or formats.get("ndjson")  # waited for; NDJSON unless said otherwise
@@ -177,6 +184,10 @@ def follow_format(path: Path, forced: str | None) -> formats.InputFormat:
             fmt = formats.sniff(path, head)
         except IngestError as exc:
             raise UsageError(exc.one_line()) from None
+    return _line_format(path, fmt)
+
+
+def _line_format(path: Path, fmt: formats.InputFormat) -> formats.InputFormat:
     if not fmt.lines:
         msg = f"--follow {path}: {fmt.name} is not a line format; replay it without --follow"
         raise UsageError(msg)

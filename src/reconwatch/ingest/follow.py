@@ -154,7 +154,13 @@ def _digest(data: bytes) -> str:
 
 
 def _head(fd: int, length: int) -> bytes:
-    return os.pread(fd, length, 0) if length else b""
+    """The first bytes of a regular file; b"" for a FIFO (no offsets to read at)."""
+    if not length:
+        return b""
+    try:
+        return os.pread(fd, length, 0)
+    except OSError:  # ESPIPE: a FIFO
+        return b""
 
 
 class Checkpoint:
@@ -516,7 +522,8 @@ class Follower:
             self.notice(f"{self.name}: appeared; reading it")
             self._waiting = False
         st = os.fstat(fd)
-        os.lseek(fd, offset, os.SEEK_SET)
+        if stat.S_ISREG(st.st_mode):
+            os.lseek(fd, offset, os.SEEK_SET)
         self.buffer.rest()
         self.file = _Open(fd, st.st_dev, st.st_ino, offset, line, _head(fd, FINGERPRINT_BYTES))
         self._committed = offset
