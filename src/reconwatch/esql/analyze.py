@@ -749,7 +749,14 @@ class _Analyzer:
         if operand.type not in (*fns.NUMERIC, *fns.TEMPORAL_AMOUNT, T.NULL):
             raise self.type_error(node, 0, node.operand, operand, fns.NUMERIC)
         if isinstance(operand, p.Const) and not isinstance(operand.value, list):
-            return p.Const(_negate(operand.value), operand.type, node.span)
+            value = _negate(operand.value)
+            if isinstance(node.operand, ast.Literal) and isinstance(value, int):
+                # The sign belongs to an integer literal (ES|QL's grammar): -9223372036854775808
+                # is a long, as 9223372036854775808 alone is an unsigned_long.
+                return p.Const(value, _integer_type(value), node.span)
+            if not isinstance(value, int) or _fits(value, operand.type):
+                return p.Const(value, operand.type, node.span)
+            # -(-2147483648) overflows: the executors' negation warns as Elasticsearch does.
         return p.Call("neg", (operand,), operand.type, False, node.span)
 
     def binary(self, node: ast.Binary, env: _Env) -> p.Expr:
@@ -1161,11 +1168,24 @@ def _fold_integral(expr: p.Expr) -> p.Expr:
     if len(values) != len(args):
         return expr
     if expr.fn == "neg" and len(values) == 1:
-        return p.Const(-values[0], expr.type, expr.span)
-    op = _INTEGRAL_OPS.get(expr.fn)
-    if op is None or len(values) != 2:
-        return expr
-    return p.Const(op(values[0], values[1]), expr.type, expr.span)
+        folded = -values[0]
+    else:
+        op = _INTEGRAL_OPS.get(expr.fn)
+        if op is None or len(values) != 2:
+            return expr
+        folded = op(values[0], values[1])
+    # An overflow is not folded: the option is then not a constant, and refused as one.
+    return p.Const(folded, expr.type, expr.span) if _fits(folded, expr.type) else expr
+
+
+def _fits(value: int, type_: T) -> bool:
+    """Whether an integer is inside an integral type's range (any value fits another type)."""
+    low, high = {
+        T.INTEGER: (values.INT_MIN, values.INT_MAX),
+        T.LONG: (values.LONG_MIN, values.LONG_MAX),
+        T.UNSIGNED_LONG: (0, values.ULONG_MAX),
+    }.get(type_, (value, value))
+    return low <= value <= high
 
 
 def _ref_names(expr: p.Expr) -> Iterator[str]:

@@ -105,6 +105,7 @@ def _generic(call: p.Call, ctx: EvalContext) -> Compiled:
     check_mv = not fdef.mv_aware
     propagate = fdef.null_propagating
     span = call.span
+    grows = call.fn in v.GROWING_STRINGS
 
     if fdef.maps_values:
         return _map_values(call, impl, args, ctx)
@@ -117,12 +118,31 @@ def _generic(call: p.Call, ctx: EvalContext) -> Compiled:
         if propagate and any(x is None for x in vals):
             return None
         try:
-            return impl(vals, call, ctx)
+            result = impl(vals, call, ctx)
+            # Each argument is at most 1 MiB, so building this cost a few MiB at most.
+            if grows and isinstance(result, str) and _too_long(result):
+                raise EvalFailure(v.STRING_TOO_LONG)
+            return result
         except EvalFailure as exc:
             ctx.fail(span, str(exc))
             return None
+        except (ArithmeticError, ValueError) as exc:
+            # A value Python cannot hold (a date past year 9999, a huge exponent): null and a
+            # warning, as every other failed evaluation, never an exception out of the query.
+            ctx.fail(span, _python_failure(exc))
+            return None
 
     return run
+
+
+def _too_long(text: str) -> bool:
+    return len(text) > v.MAX_STRING_BYTES // 4 and len(text.encode()) > v.MAX_STRING_BYTES
+
+
+def _python_failure(exc: Exception) -> str:
+    if isinstance(exc, ValueError | OverflowError) and "out of range" in str(exc):
+        return v.DATE_OUT_OF_RANGE
+    return f"java.lang.ArithmeticException: {exc}"
 
 
 def _map_values(call: p.Call, impl: ScalarImpl, args: list[Compiled], ctx: EvalContext) -> Compiled:
@@ -139,6 +159,9 @@ def _map_values(call: p.Call, impl: ScalarImpl, args: list[Compiled], ctx: EvalC
             return v.from_list(impl([x, *rest], call, ctx) for x in v.as_list(first))
         except EvalFailure as exc:
             ctx.fail(call.span, str(exc))
+            return None
+        except (ArithmeticError, ValueError) as exc:
+            ctx.fail(call.span, _python_failure(exc))
             return None
 
     return run

@@ -15,7 +15,7 @@ import statistics
 import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_UP, Context, Decimal
 
 from reconwatch.esql.patterns import like_to_regex
 from reconwatch.evaluate.expressions import EvalContext, EvalFailure, scalar_impl
@@ -69,8 +69,11 @@ def _add_sub(args: Args, call: p.Call, ctx: EvalContext) -> object:
 
 
 def _shift(when: datetime, amount: p.TemporalAmount, sign: int) -> datetime:
-    result = _add_months(when, sign * amount.months) if amount.months else when
-    return result + timedelta(days=sign * amount.days, milliseconds=sign * amount.millis)
+    try:
+        result = _add_months(when, sign * amount.months) if amount.months else when
+        return result + timedelta(days=sign * amount.days, milliseconds=sign * amount.millis)
+    except (OverflowError, ValueError):  # past year 9999 or before year 1
+        raise EvalFailure(v.DATE_OUT_OF_RANGE) from None
 
 
 def _add_months(when: datetime, months: int) -> datetime:
@@ -326,7 +329,10 @@ def _repeat(args: Args, call: p.Call, ctx: EvalContext) -> object:
         raise EvalFailure(
             f"java.lang.IllegalArgumentException: Number parameter cannot be negative, found [{n}]"
         )
-    return _s(args[0]) * n
+    text = _s(args[0])
+    if len(text.encode()) * n > v.MAX_STRING_BYTES:  # checked before anything is built
+        raise EvalFailure(v.REPEAT_TOO_LONG)
+    return text * n
 
 
 @scalar_impl("space")
@@ -336,6 +342,8 @@ def _space(args: Args, call: p.Call, ctx: EvalContext) -> object:
         raise EvalFailure(
             f"java.lang.IllegalArgumentException: Number parameter cannot be negative, found [{n}]"
         )
+    if n > v.MAX_STRING_BYTES:
+        raise EvalFailure(v.SPACE_TOO_LONG)
     return " " * n
 
 
@@ -434,15 +442,22 @@ def _floor(args: Args, call: p.Call, ctx: EvalContext) -> object:
 @scalar_impl("round")
 def _round(args: Args, call: p.Call, ctx: EvalContext) -> object:
     x = _num(args[0], call.type)
-    digits = _i(args[1]) if len(args) > 1 else 0
+    # Past 400 digits either way every double and long rounds the same (to itself, or to 0):
+    # clamped, with room in the context, any digit count is a quantisation Decimal can do.
+    digits = max(-400, min(400, _i(args[1]))) if len(args) > 1 else 0
+    step = Decimal(1).scaleb(-digits)
     if isinstance(x, float):
         if math.isnan(x) or math.isinf(x):
             return x
-        return float(Decimal(repr(x)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+        quantized = Decimal(repr(x)).quantize(step, rounding=ROUND_HALF_UP, context=_WIDE)
+        return float(quantized)
     if digits >= 0:
         return x
-    rounded = int(Decimal(x).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+    rounded = int(Decimal(x).quantize(step, rounding=ROUND_HALF_UP, context=_WIDE))
     return _checked(rounded, call.type)
+
+
+_WIDE = Context(prec=1000, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
 @scalar_impl("signum")

@@ -12,6 +12,32 @@ from typing import Any
 from reconwatch.types import DataType
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The warning reason of date arithmetic or conversion past the years reconwatch's datetimes hold
+# (1 to 9999; Elasticsearch's reach further), on every executor.
+DATE_OUT_OF_RANGE = (
+    "java.time.DateTimeException: date out of the supported range "
+    "[0001-01-01T00:00:00.000Z, 9999-12-31T23:59:59.999Z]"
+)
+# Functions that build a string from their arguments stop at 1 MiB, as Elasticsearch's do: the
+# value is null with one of these warnings, on every executor.
+MAX_STRING_BYTES = 1024 * 1024
+REPEAT_TOO_LONG = (
+    "java.lang.IllegalArgumentException: Creating repeated strings with more than "
+    f"[{MAX_STRING_BYTES}] bytes is not supported"
+)
+SPACE_TOO_LONG = (
+    "java.lang.IllegalArgumentException: Creating strings longer than "
+    f"[{MAX_STRING_BYTES}] bytes is not supported"
+)
+STRING_TOO_LONG = (
+    f"java.lang.IllegalArgumentException: concatenating more than [{MAX_STRING_BYTES}] bytes "
+    "is not supported"
+)
+# Functions whose string result may be longer than their arguments together: nested, they would
+# grow without bound, so a result over MAX_STRING_BYTES is null with STRING_TOO_LONG.
+GROWING_STRINGS = frozenset(
+    {"concat", "replace", "to_base64", "url_encode", "url_encode_component", "mv_concat"}
+)
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 ULONG_MAX = 2**64 - 1
@@ -99,7 +125,7 @@ def parse_datetime(text: str) -> datetime:
             millis * 1000,
             tzinfo=UTC,
         )
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # a year too long for a C int overflows
         msg = f"failed to parse date field [{text}] with format [strict_date_optional_time]"
         raise ConversionError(msg) from exc
     tz = g["tz"]

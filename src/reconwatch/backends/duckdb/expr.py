@@ -134,10 +134,17 @@ class ExprCompiler:
         done = self._done.get(id(expr))
         if done is not None and done[0] is expr:
             return done[1]
-        result = self.mv_checked(expr, handler(self, expr))
+        result = self._checked_call(expr, handler)
         if self._repeats_an_argument(expr, result):
             result = self._bound(expr, handler)
         self._done[id(expr)] = (expr, result)
+        return result
+
+    def _checked_call(self, call: p.Call, handler: Handler) -> E:
+        """The handler's SQL with the registry's checks: multivalued arguments, long strings."""
+        result = self.mv_checked(call, handler(self, call))
+        if call.fn in values.GROWING_STRINGS:
+            result = self.length_checked(call, result)
         return result
 
     def _repeats_an_argument(self, call: p.Call, result: E) -> bool:
@@ -180,7 +187,7 @@ class ExprCompiler:
             else:
                 self.columns[arg.name] = field
         try:
-            body = self.mv_checked(call, handler(self, call))
+            body = self._checked_call(call, handler)
         finally:
             self._done.update(saved_calls)
             self.columns.update(saved_columns)
@@ -208,6 +215,15 @@ class ExprCompiler:
         many = f"len({e.sql}) > 1"
         fail = self.failure(span, _reason(MV_FAILURE), many, e.type)
         return f"(CASE WHEN len({e.sql}) = 1 THEN ({e.sql})[1] WHEN {many} THEN {fail} END)"
+
+    def length_checked(self, call: p.Call, e: E) -> E:
+        """A string over 1 MiB from a function that can lengthen its arguments is null and
+        warns (nested, such calls would grow without bound)."""
+        if e.is_list:
+            return e
+        too_long = f"(strlen({e.sql}) > {values.MAX_STRING_BYTES})"
+        fail = self.failure(call.span, _reason(values.STRING_TOO_LONG), too_long, e.type)
+        return E(f"(CASE WHEN {too_long} THEN {fail} ELSE {e.sql} END)", e.type)
 
     def mv_checked(self, call: p.Call, e: E) -> E:
         """A single-value function (the registry's rule) warns where an argument is multivalued."""
@@ -274,11 +290,45 @@ def supported() -> frozenset[str]:
 
 
 _OVERFLOW = {T.INTEGER: "integer", T.LONG: "long", T.UNSIGNED_LONG: "unsigned_long"}
+_NOT_FINITE = "java.lang.ArithmeticException: not a finite double number: Infinity"
+# The datetimes every executor holds: years 1 to 9999 (plan.values.DATE_OUT_OF_RANGE).
+_FIRST_DATE, _LAST_DATE = "TIMESTAMP '0001-01-01 00:00:00'", "TIMESTAMP '9999-12-31 23:59:59.999'"
+_FIRST_MS, _LAST_MS = -62_135_596_800_000, 253_402_300_799_999
+
+
+def _beyond_any_date(amount: object) -> bool:
+    """A time span that moves every datetime out of years 1-9999 (10,000 years or more)."""
+    if not isinstance(amount, p.TemporalAmount):
+        return False
+    return (
+        abs(amount.months) >= 120_000
+        or abs(amount.days) >= 3_660_000
+        or abs(amount.millis) >= 316_224_000_000_000
+    )
+
+
+def _date_checked(c: ExprCompiler, call: p.Call, value: str, operands: Sequence[str]) -> E:
+    """Date arithmetic (`value` NULL where DuckDB's own range ends) outside years 1-9999: null
+    and a warning, as on the reference."""
+    if c.warnings is None:
+        inside = f"{value} BETWEEN {_FIRST_DATE} AND {_LAST_DATE}"
+        return E(f"(CASE WHEN {inside} THEN {value} END)", call.type)
+    present = " AND ".join(f"({x}) IS NOT NULL" for x in operands)
+    failed = (
+        f"({present} AND ({value} IS NULL OR {value} NOT BETWEEN {_FIRST_DATE} AND {_LAST_DATE}))"
+    )
+    fail = c.failure(call.span, _reason(values.DATE_OUT_OF_RANGE), failed, call.type)
+    return E(f"(CASE WHEN {failed} THEN {fail} ELSE {value} END)", call.type)
 
 
 def _overflow_checked(c: ExprCompiler, call: p.Call, value: str, operands: Sequence[str]) -> E:
     """`value` (a try(...) that is NULL on overflow) warning as Java's exact arithmetic does:
-    an integral result outside its type's range is null with an ArithmeticException."""
+    an integral result outside its type's range is null with an ArithmeticException, and so is a
+    double result that is not finite."""
+    if call.type is T.DOUBLE:
+        infinite = f"isinf({value})"
+        fail = c.failure(call.span, _reason(_NOT_FINITE), infinite, T.DOUBLE)
+        return E(f"(CASE WHEN {infinite} THEN {fail} ELSE {value} END)", T.DOUBLE)
     kind = _OVERFLOW.get(call.type)
     if kind is None or c.warnings is None:
         return E(value, call.type)
@@ -305,7 +355,12 @@ def _add_sub(c: ExprCompiler, call: p.Call) -> E:
         raise UnsupportedFeatureError("arithmetic between two time spans", call.span)
     if b.type.is_temporal_amount or a.type.is_temporal_amount:
         date, span = (a, b) if b.type.is_temporal_amount else (b, a)
-        return E(f"try(CAST({single(date)} {op} {single(span)} AS TIMESTAMP))", call.type)
+        d, t = single(date), single(span)
+        amount = next((x for x in call.args if isinstance(x, p.Const)), None)
+        if amount is not None and _beyond_any_date(amount.value):
+            # No date stays inside years 1-9999, and DuckDB cannot even build the interval.
+            return _date_checked(c, call, "CAST(NULL AS TIMESTAMP)", (d,))
+        return _date_checked(c, call, f"try(CAST({d} {op} {t} AS TIMESTAMP))", (d, t))
     x, y = single(a), single(b)
     value = f"try(CAST({x} {op} {y} AS {sql_type(call.type)}))"
     return _overflow_checked(c, call, value, (x, y))
@@ -340,6 +395,8 @@ def _mod(c: ExprCompiler, call: p.Call) -> E:
 def _neg(c: ExprCompiler, call: p.Call) -> E:
     (a,) = c.args(call)
     x = single(a)
+    if call.type in _OVERFLOW:
+        return _overflow_checked(c, call, f"try(CAST(-({x}) AS {sql_type(call.type)}))", (x,))
     return _overflow_checked(c, call, f"try(-({x}))", (x,))
 
 
@@ -542,9 +599,10 @@ def convert_sql(v: str, src: T, dst: T, span: object = None) -> str:
     if dst in (T.DATETIME, T.DATE_NANOS):
         if src.is_string:
             return f"rw_parse_date({v})"
-        if src is T.DOUBLE:
-            return f"TRY_CAST(epoch_ms(CAST(trunc({v}) AS BIGINT)) AS TIMESTAMP)"
-        return f"TRY_CAST(epoch_ms(CAST({v} AS BIGINT)) AS TIMESTAMP)"
+        # epoch_ms() raises past its range: only milliseconds inside years 1-9999 reach it.
+        ms = f"trunc({v})" if src is T.DOUBLE else v
+        inside = f"{ms} BETWEEN {_FIRST_MS} AND {_LAST_MS}"
+        return f"(CASE WHEN {inside} THEN epoch_ms(CAST({ms} AS BIGINT)) END)"
     if dst is T.IP and src.is_string:
         return f"rw_ip_canon({v})"
     if dst is T.VERSION and src.is_string:
@@ -638,8 +696,23 @@ _simple("ends_with", "suffix({0}, {1})")
 _simple("contains", "contains({0}, {1})")
 _simple("left", "CASE WHEN {1} <= 0 THEN '' ELSE left({0}, {1}) END")
 _simple("right", "CASE WHEN {1} <= 0 THEN '' ELSE right({0}, {1}) END")
-_simple("repeat", "CASE WHEN {1} < 0 THEN NULL ELSE repeat({0}, {1}) END")
-_simple("space", "CASE WHEN {0} < 0 THEN NULL ELSE repeat(' ', {0}) END")
+
+
+@_reg("repeat", "space")
+def _repeat(c: ExprCompiler, call: p.Call) -> E:
+    """REPEAT and SPACE, refusing (null and a warning) to build more than 1 MiB."""
+    args = c.singles(call)
+    text, count = ("' '", args[0]) if call.fn == "space" else (args[0], args[1])
+    too_long = f"(CAST(strlen({text}) AS HUGEINT) * {count} > {values.MAX_STRING_BYTES})"
+    reason = values.SPACE_TOO_LONG if call.fn == "space" else values.REPEAT_TOO_LONG
+    fail = c.failure(call.span, _reason(reason), too_long, T.KEYWORD)
+    return E(
+        f"(CASE WHEN {count} < 0 THEN NULL WHEN {too_long} THEN {fail} "
+        f"ELSE repeat({text}, {count}) END)",
+        T.KEYWORD,
+    )
+
+
 _simple("url_decode", "try(url_decode(replace({0}, '+', ' ')))")
 _simple("url_encode", "rw_url_encode({0})")
 _simple("url_encode_component", "rw_url_encode_component({0})")
@@ -718,7 +791,15 @@ def _json_extract(c: ExprCompiler, call: p.Call) -> E:
 
 # -- numbers --------------------------------------------------------------------------------
 
-_simple("abs", "abs({0})")
+
+@_reg("abs")
+def _abs(c: ExprCompiler, call: p.Call) -> E:
+    (x,) = c.singles(call)
+    if call.type in _OVERFLOW:  # abs of the most negative long or integer overflows
+        return _overflow_checked(c, call, f"try(abs({x}))", (x,))
+    return E(f"abs({x})", call.type)
+
+
 _simple("ceil", "ceil({0})")
 _simple("floor", "floor({0})")
 _simple("signum", "CAST(sign({0}) AS DOUBLE)")
@@ -761,7 +842,8 @@ def _round(c: ExprCompiler, call: p.Call) -> E:
         return E(
             _round_double(args[0], call.args[1] if len(call.args) > 1 else None, digits), T.DOUBLE
         )
-    return E(f"try(CAST(round({args[0]}, {digits}) AS {sql_type(call.type)}))", call.type)
+    value = f"try(CAST(round({args[0]}, {digits}) AS {sql_type(call.type)}))"
+    return _overflow_checked(c, call, value, args)
 
 
 def _round_double(x: str, digits: p.Expr | None, single_sql: str) -> str:

@@ -1,0 +1,87 @@
+"""Values past what a type or the host can hold are null with Elasticsearch's warning, the same
+on both executors: no Python exception, no DuckDB error, no gigabyte string."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from reconwatch.backends import duckdb as duck
+from reconwatch.backends import reference as ref
+from reconwatch.esql.analyze import compile_query
+from reconwatch.plan import values as v
+from reconwatch.plan.catalog import Result, StaticCatalog
+
+NOW = datetime(2025, 1, 15, 12, tzinfo=UTC)
+LONG = "java.lang.ArithmeticException: long overflow"
+X = 'repeat("ab", 300000)'  # 600,000 bytes
+
+# query -> (rows, the warning's reason, or None for no warning)
+CASES: dict[str, tuple[str, list[tuple[object, ...]], str | None]] = {
+    "repeat_4_gib": ('ROW r = repeat("ab", 2147483647)', [(None,)], v.REPEAT_TOO_LONG),
+    "repeat_at_the_limit": ('ROW r = length(repeat("ab", 524288))', [(1048576,)], None),
+    "repeat_past_the_limit": ('ROW r = length(repeat("ab", 524289))', [(None,)], v.REPEAT_TOO_LONG),
+    "space": ("ROW r = space(2000000)", [(None,)], v.SPACE_TOO_LONG),
+    "concat": (f"ROW r = length(concat({X}, {X}))", [(None,)], v.STRING_TOO_LONG),
+    "to_base64": ('ROW r = to_base64(repeat("x", 900000))', [(None,)], v.STRING_TOO_LONG),
+    "date_plus_years": (
+        'ROW d = "9999-12-31T00:00:00Z"::datetime + 10 years',
+        [(None,)],
+        v.DATE_OUT_OF_RANGE,
+    ),
+    "date_minus_years": (
+        'ROW d = "0001-01-01T00:00:00Z"::datetime - 10 years',
+        [(None,)],
+        v.DATE_OUT_OF_RANGE,
+    ),
+    "date_plus_huge_days": ("ROW d = now() + 2147483647 days", [(None,)], v.DATE_OUT_OF_RANGE),
+    "date_plus_max_millis": (
+        "ROW d = now() + 9223372036854775807 ms",
+        [(None,)],
+        v.DATE_OUT_OF_RANGE,
+    ),
+    "round_huge_negative_digits": (
+        (
+            "ROW a = round(123.456, -2147483648), b = round(123, -2147483648), "
+            "c = round(1.5, 2147483647)"
+        ),
+        [(0.0, 0, 1.5)],
+        None,
+    ),
+    "round_long_overflow": ("ROW r = round(9223372036854775807, -1)", [(None,)], LONG),
+    "negative_long_literal": (
+        "ROW a = -9223372036854775808, b = -2147483648 | EVAL c = a - 1 | KEEP a, b, c",
+        [(-(2**63), -(2**31), None)],
+        LONG,
+    ),
+    "abs_most_negative_long": ("ROW r = abs(-9223372036854775808)", [(None,)], LONG),
+    "negate_most_negative_long": ("ROW r = -(-9223372036854775808)", [(None,)], LONG),
+    "double_overflow": (
+        "ROW r = 1e308 * 10",
+        [(None,)],
+        "java.lang.ArithmeticException: not a finite double number: Infinity",
+    ),
+}
+
+
+def _run(backend: str, query: str) -> Result:
+    plan = compile_query(query, StaticCatalog({}))
+    return ref.execute(plan, [], NOW) if backend == "reference" else duck.execute(plan, None, NOW)
+
+
+@pytest.mark.parametrize("backend", ["reference", "duckdb"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_value_past_a_limit_is_null_with_a_warning(backend: str, name: str) -> None:
+    query, rows, reason = CASES[name]
+    result = _run(backend, query)
+    assert result.rows == rows
+    reasons = [w.split(": ", 1)[1] for w in result.warnings[1:]]
+    assert reasons == ([] if reason is None else [reason])
+
+
+@pytest.mark.parametrize("backend", ["reference", "duckdb"])
+def test_dates_outside_years_1_to_9999_convert_to_null_not_an_error(backend: str) -> None:
+    result = _run(backend, "ROW a = to_datetime(9223372036854775807), b = to_datetime(1e300)")
+    assert result.rows == [(None, None)]
+    assert len(result.warnings) == 4  # a header and a reason for each
