@@ -141,8 +141,9 @@ def test_rules_check_refuses_a_too_deep_rule_with_its_position(
 ) -> None:
     rule = _rule_with(tmp_path, "      destination.port == 1" + " + 1" * 300)
     code, out, err = _cli(["rules", "check", str(rule)], capsys)
-    # rules check reports a query that does not parse as one the engine cannot run.
-    assert "does not parse: line 20:867: expression nested deeper than the limit of 100" in out
+    assert code == 2
+    assert "rule.query: line 20:867 (file line 116" in out
+    assert "expression nested deeper than the limit of 100 levels" in out
     assert "Traceback" not in out + err
     code, out, err = _cli(["detect", "--demo", "-r", str(rule)], capsys)
     assert code == 2
