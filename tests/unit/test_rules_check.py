@@ -184,3 +184,41 @@ def test_the_corpus_runs_as_before() -> None:
         if "logs-endpoint." in first and "," not in first:
             assert result.warnings == [], path
     assert runnable == 194
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("Logs-*", "Invalid index name [Logs-*], must be lowercase"),
+        (
+            '"logs x"',
+            "Invalid index name [logs x], must not contain the following characters [' ']",
+        ),
+        ("logs#1", "Invalid index name [logs#1], must not contain the following characters [#]"),
+        ("_logs", "Invalid index name [_logs], must not start with '_', '-', or '+'"),
+        ("logs-* metadata _foo", "unsupported metadata field [_foo]"),
+    ],
+)
+def test_an_invalid_from_fails(source: str, reason: str) -> None:
+    assert findings(f"from {source} | limit 1") == [("error", f"line 1:1: {reason}")]
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["remote:logs-endpoint.events.network-*", "<logs-{now/d}>", "logs-endpoint.*,-logs-aws*"],
+)
+def test_remote_date_math_and_excluded_patterns_are_valid(source: str) -> None:
+    assert [level for level, _ in findings(f"from {source} | limit 1")] in ([], ["warning"])
+
+
+def test_a_remote_defend_pattern_is_checked_as_defend_and_an_exclusion_selects_nothing() -> None:
+    assert findings("from remote:logs-endpoint.events.network-* | where host.nme == 1") == [
+        ("error", "line 1:52: Unknown column [host.nme], did you mean [host.name]?")
+    ]
+    assert findings("from logs-endpoint.*, -logs-aws* | where aws.x == 1") == [
+        ("error", "line 1:42: Unknown column [aws.x]")
+    ]
+    # Elasticsearch knows `_score`; reconwatch does not read it: the engine's gap, not an error.
+    assert [level for level, _ in findings("from logs-* metadata _score | limit 1")] == [
+        "unsupported"
+    ]

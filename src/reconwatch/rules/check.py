@@ -12,6 +12,7 @@ from reconwatch.errors import QueryError, QuerySemanticError, UnsupportedFeature
 from reconwatch.esql import ast
 from reconwatch.esql.analyze import compile_query, support_report
 from reconwatch.esql.parser import parse
+from reconwatch.plan import nodes as p
 from reconwatch.plan.nodes import Column
 from reconwatch.types import DataType as T
 
@@ -121,12 +122,17 @@ def check_query(text: str) -> QueryCheck:
     except QueryError as exc:
         out.findings.append(Finding("error", exc.one_line()))
         return out
+    first = parsed.commands[0] if parsed.commands else None
+    if isinstance(first, ast.From):
+        bad = _from_problem(first, text)
+        if bad is not None:
+            out.findings.append(Finding("error", bad))
+            return out
     missing = support_report(parsed)
     if missing:
         out.findings += [Finding("unsupported", e.one_line()) for e in missing]
         return out
-    first = parsed.commands[0] if parsed.commands else None
-    patterns = tuple(first.sources) if isinstance(first, ast.From) else ()
+    patterns = _selecting(first.sources) if isinstance(first, ast.From) else ()
     catalog = _SchemaCatalog(patterns)
     # Names read but never assigned are source fields: admitted at once, not one analysis each.
     for name in sorted(_names(parsed)):
@@ -151,6 +157,62 @@ def check_query(text: str) -> QueryCheck:
     return out
 
 
+# METADATA fields Elasticsearch knows (reconwatch runs some of them); any other name is an error.
+ES_METADATA = frozenset(
+    {"_id", "_index", "_version", "_ignored", "_source", "_score", "_index_mode", "_tier", "_size"}
+)
+# Characters an index name cannot hold (`*` is a pattern's wildcard), and its forbidden starts.
+_INDEX_FORBIDDEN = '\\/?"<>| ,#'
+_INDEX_STARTS = ("_", "-", "+")
+
+
+def _from_problem(cmd: ast.From, text: str) -> str | None:
+    """Why Elasticsearch refuses this FROM before running anything: an index pattern that no
+    index name can have, or a METADATA field it does not know; None when it accepts it."""
+    where = f"line {cmd.span.line}:{cmd.span.col}: " if cmd.span.line else ""
+    for pattern in cmd.sources:
+        reason = _index_name_problem(pattern)
+        if reason is not None:
+            return f"{where}Invalid index name [{pattern}], {reason}"
+    for meta in cmd.metadata:
+        if meta not in ES_METADATA:
+            return f"{where}unsupported metadata field [{meta}]"
+    return None
+
+
+def _index_name_problem(pattern: str) -> str | None:
+    """Elasticsearch's index name rules for one FROM pattern (a remote cluster prefix, an
+    exclusion's `-` and date math `<...>` aside)."""
+    name = pattern.strip()
+    if name.startswith("<") and name.endswith(">"):
+        return None  # date math, resolved by Elasticsearch per run
+    name = name.split(":", 1)[1] if ":" in name else name
+    name = name.removeprefix("-")
+    if name in (".", ".."):
+        return "must not be '.' or '..'"
+    if name != name.lower():
+        return "must be lowercase"
+    bad = sorted({c for c in name if c in _INDEX_FORBIDDEN})
+    if bad:
+        shown = ", ".join(repr(c) if c == " " else c for c in bad)
+        return f"must not contain the following characters [{shown}]"
+    if name.startswith(_INDEX_STARTS):
+        return "must not start with '_', '-', or '+'"
+    return None
+
+
+def _selecting(sources: tuple[str, ...]) -> tuple[str, ...]:
+    """The patterns that select indices (an exclusion `-pattern` only removes some), with a
+    remote cluster's prefix dropped (its indices have the same names and mappings)."""
+    out = []
+    for pattern in sources:
+        name = pattern.strip()
+        if name.startswith("-"):
+            continue
+        out.append(name.split(":", 1)[1] if ":" in name and not name.startswith("<") else name)
+    return tuple(out)
+
+
 def _names(query: ast.Query) -> set[str]:
     """Column names the query reads before any of its commands assigns them (the source fields
     it may read), by walking the syntax tree in order."""
@@ -171,7 +233,7 @@ def _names(query: ast.Query) -> set[str]:
             read.update(old for old, _new in node.pairs if old not in assigned)
             assigned.update(new for _old, new in node.pairs)
         elif isinstance(node, ast.Keep | ast.Drop):
-            read.update(p for p in node.patterns if "*" not in p and p not in assigned)
+            read.update(n for n in node.patterns if "*" not in n and n not in assigned)
         elif isinstance(node, tuple | list):
             for item in node:
                 walk(item)
@@ -185,10 +247,11 @@ def _names(query: ast.Query) -> set[str]:
 
 def _analyse(text: str, catalog: _SchemaCatalog) -> Finding | None:
     """The first problem the analyser meets over `catalog`, admitting names of unknown type
-    where a schema is not complete."""
+    where a schema is not complete. Without one, only the admitted names the query reads from
+    its source stay listed as unchecked."""
     for _attempt in range(MAX_UNCHECKED):
         try:
-            compile_query(text, catalog)
+            plan = compile_query(text, catalog)
         except UnsupportedFeatureError as exc:
             return Finding("unsupported", exc.one_line())
         except QuerySemanticError as exc:
@@ -201,6 +264,10 @@ def _analyse(text: str, catalog: _SchemaCatalog) -> Finding | None:
             return Finding("error", exc.one_line())
         except QueryError as exc:
             return Finding("error", exc.one_line())
+        if isinstance(plan.source, p.Source):
+            read = {f.name for f in plan.source.fields}
+            for names in catalog.unchecked.values():
+                names[:] = [n for n in names if n in read]
         return None
     return Finding("warning", f"more than {MAX_UNCHECKED} fields of unknown type; not checked")
 
