@@ -105,3 +105,15 @@ def test_evaluation_warnings_on_stderr_as_elasticsearch_headers(events: Path) ->
     )
     assert len(warnings) == 3
     assert all("Cannot parse number" in w for w in warnings[1:])
+
+
+def test_a_skipped_event_is_not_counted(tmp_path: Path) -> None:
+    """The user's case: a line nested 100k deep is reported as skipped and count(*) leaves it out."""
+    path = tmp_path / "deep.ndjson"
+    deep = '{"host": {"name": "a"}, "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    path.write_text("\n".join([json.dumps(DOCS[0]), deep, json.dumps(DOCS[0])]) + "\n")
+    res = run("from logs-* | stats c = count(*)", str(path))
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"c": 2}
+    assert f"{path}:2: not JSON: nested deeper than 500 levels" in res.stderr
+    assert "1 bad event(s) skipped, 2 processed" in res.stderr
