@@ -226,6 +226,7 @@ def _sweep(start: datetime, count: int, first_ip: int, step_s: float = 0.2) -> l
     return out
 
 
+@pytest.mark.slow
 def test_a_second_scan_by_the_same_group_an_hour_later_is_a_new_alert(tmp_path: Path) -> None:
     """Simulated fleet over 12 h with two scans by one host 70 minutes apart: detect alerts
     in two runs, and so does watch by default (it used to re-arm only after a whole window
