@@ -263,11 +263,14 @@ class Follower:
 
     - A file that does not exist yet is waited for (one notice).
     - Rotation by rename (`mv` + a new file, the sensor's size rotation): the old file is read
-      to its end through the open descriptor, then the new one from its start.
-    - Truncation in place (copytruncate, `: > file`, a shorter truncate): the lines written
-      before the truncation are read from the rotated copy when one sits beside the file (same
-      first bytes, longer than what was read); the file is then read from its start, or from
-      its new end when its first bytes are unchanged (a shorter truncate keeps what was read).
+      to its end through the open descriptor, then the files rotated after it (several
+      rotations between two polls), then the new one from its start.
+    - Truncation in place (copytruncate, `: > file`, a shorter truncate), also when the file
+      grew past the offset again (its first KiB changed): the lines written before the
+      truncation are read from the rotated copy when one sits beside the file (same first
+      bytes, longer than what was read); the file is then read after the whole lines it still
+      shares with what was read (a shorter truncate), else from its start.
+    - A FIFO is read as a stream (no offsets, no rotation).
     - `start`: a saved Position; reading resumes after its last line, in the same file, or in
       its rotated successor(s) beside it when the file was rotated while nobody followed it.
     """
