@@ -1,0 +1,1 @@
+"""`reconwatch serve`: an Elasticsearch-compatible HTTP service over the embedded store."""

@@ -1,0 +1,185 @@
+"""Elasticsearch `_bulk` bodies: NDJSON action/source pairs -> store actions and per-item errors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from reconwatch.store import NewEvent, Written
+
+ACTIONS = ("index", "create", "delete", "update")
+# Actions followed by a source line (delete is the one that is not).
+WITH_SOURCE = ("index", "create", "update")
+
+_decoder = msgspec.json.Decoder()
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One action of the body, in order: an event to store or an error already decided."""
+
+    action: str
+    index: str | None
+    id: str | None
+    event: NewEvent | None = None
+    status: int = 0
+    error_type: str = ""
+    reason: str = ""
+
+
+def parse(body: bytes, default_index: str | None) -> list[Item]:
+    """Every action of `body`; a broken line is its item's error, the other items go on."""
+    lines = [ln.rstrip(b"\r") for ln in body.split(b"\n")]
+    lines = [ln for ln in lines if ln.strip()]
+    items: list[Item] = []
+    i = 0
+    while i < len(lines):
+        line_no = i + 1
+        action = _action(lines[i])
+        i += 1
+        if isinstance(action, str):
+            items.append(_bad_action(action, line_no, default_index))
+            # The client sent a pair: the next line is this action's source unless it is an action.
+            if i < len(lines) and isinstance(_action(lines[i]), str):
+                i += 1
+            continue
+        op, meta = action
+        index = _str(meta.get("_index")) or default_index
+        doc_id = _str(meta.get("_id"))
+        source: bytes | None = None
+        if op in WITH_SOURCE and i < len(lines):
+            source = lines[i]
+            i += 1
+        items.append(_item(op, index, doc_id, source, meta))
+    return items
+
+
+def _action(line: bytes) -> tuple[str, dict[str, Any]] | str:
+    """(op, metadata) of an action line, or why it is not one."""
+    try:
+        obj = _decoder.decode(line)
+    except msgspec.DecodeError as exc:
+        return f"failed to parse the action line: {exc}"
+    if not isinstance(obj, dict) or len(obj) != 1:
+        return "Malformed action/metadata line: expected an object with one action key"
+    op, meta = next(iter(obj.items()))
+    if op not in ACTIONS:
+        return f"Action/metadata line contains an unknown parameter [{op}]"
+    if not isinstance(meta, dict):
+        return f"Malformed action/metadata line: [{op}] must hold an object"
+    return op, meta
+
+
+def _str(value: object) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _bad_action(reason: str, line_no: int, default_index: str | None) -> Item:
+    return Item(
+        "index",
+        default_index,
+        None,
+        None,
+        400,
+        "illegal_argument_exception",
+        f"line {line_no}: {reason}",
+    )
+
+
+def _item(
+    op: str, index: str | None, doc_id: str | None, source: bytes | None, meta: dict[str, Any]
+) -> Item:
+    if index is None:
+        return Item(
+            op,
+            None,
+            doc_id,
+            None,
+            400,
+            "action_request_validation_exception",
+            "Validation Failed: 1: index is missing;",
+        )
+    if op in ("delete", "update"):
+        reason = f"the [{op}] action is not supported: reconwatch's store takes index and create"
+        return Item(op, index, doc_id, None, 400, "illegal_argument_exception", reason)
+    if source is None:
+        return Item(
+            op,
+            index,
+            doc_id,
+            None,
+            400,
+            "action_request_validation_exception",
+            "Validation Failed: 1: source is missing;",
+        )
+    if op == "index" and meta.get("op_type") == "create":
+        op = "create"
+    try:
+        doc = _decoder.decode(source)
+    except msgspec.DecodeError as exc:
+        return Item(
+            op, index, doc_id, None, 400, "document_parsing_exception", f"failed to parse: {exc}"
+        )
+    if not isinstance(doc, dict):
+        return Item(
+            op,
+            index,
+            doc_id,
+            None,
+            400,
+            "document_parsing_exception",
+            "failed to parse: the source is not a JSON object",
+        )
+    return Item(op, index, doc_id, NewEvent(op, index, doc_id, doc))
+
+
+def response(items: Sequence[Item], written: Sequence[Written], took_ms: int) -> dict[str, Any]:
+    """The bulk response: one entry per action in order, `errors` true when any failed."""
+    out: list[dict[str, Any]] = []
+    results = iter(written)
+    errors = False
+    for item in items:
+        if item.event is None:
+            errors = True
+            out.append(
+                {
+                    item.action: _error(
+                        item.index, item.id, item.status, item.error_type, item.reason
+                    )
+                }
+            )
+            continue
+        w = next(results)
+        if w.error_type is not None:
+            errors = True
+            out.append({item.action: _error(w.index, w.id, w.status, w.error_type, w.reason or "")})
+            continue
+        out.append(
+            {
+                item.action: {
+                    "_index": w.index,
+                    "_id": w.id,
+                    "_version": w.version,
+                    "result": w.result,
+                    "_shards": {"total": 1, "successful": 1, "failed": 0},
+                    "_seq_no": w.seq_no,
+                    "_primary_term": 1,
+                    "status": w.status,
+                }
+            }
+        )
+    return {"errors": errors, "took": took_ms, "items": out}
+
+
+def _error(
+    index: str | None, doc_id: str | None, status: int, type_: str, reason: str
+) -> dict[str, Any]:
+    error: dict[str, Any] = {"type": type_, "reason": reason}
+    if index is not None:
+        error["index"] = index
+    return {"_index": index, "_id": doc_id, "status": status, "error": error}

@@ -1,0 +1,219 @@
+"""The store on disk: one DuckDB file under the data directory, one writer, readers on cursors."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import msgspec
+
+from reconwatch.errors import ReconwatchError
+from reconwatch.store import schema
+from reconwatch.store.events import NewEvent, Written, arrow_rows, naive_utc, plan_batch
+
+DB_FILE = "reconwatch.duckdb"
+DEFAULT_RETENTION = timedelta(days=7)
+
+Clock = Callable[[], datetime]
+
+
+class StoreError(ReconwatchError):
+    """The store could not be opened or written (a locked or unreadable file, a full disk)."""
+
+
+class Store:
+    """Events, alerts and rule runs in `data_dir`/reconwatch.duckdb.
+
+    `write` is called from one thread at a time (the service's writer); it commits before it
+    returns, so an acknowledged event is on disk. Reads and retention use their own cursors
+    (DuckDB's MVCC): a retention pass deleting old rows never waits for, nor stops, an append."""
+
+    def __init__(self, data_dir: Path, clock: Clock, retention: timedelta = DEFAULT_RETENTION):
+        self.data_dir = data_dir
+        self.clock = clock
+        self.retention = retention
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            self._con = duckdb.connect(str(data_dir / DB_FILE))
+        except (OSError, duckdb.Error) as exc:
+            msg = f"cannot open the store in {data_dir}: {str(exc).splitlines()[0]}"
+            raise StoreError(msg) from None
+        self._con.execute("SET enable_progress_bar = false")
+        for ddl in schema.ALL:
+            self._con.execute(ddl)
+        self._writer = self._con.cursor()
+        row = self._writer.execute("SELECT coalesce(max(seq) + 1, 0) FROM events").fetchone()
+        self._next_seq = int(row[0]) if row else 0
+        self._indices = {r[0] for r in self._writer.execute("SELECT idx FROM indices").fetchall()}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._writer.close()
+        self._con.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of its own for a reader thread."""
+        return self._con.cursor()
+
+    # -- events --------------------------------------------------------------------------------
+
+    def write(self, batch: Sequence[NewEvent]) -> list[Written]:
+        """Store `batch` in one transaction, committed when this returns; one result per action."""
+        with self._lock:
+            now = self.clock()
+            cur = self._writer
+            known = self._known_ids(cur, batch)
+            results, pending = plan_batch(batch, known, now, self._next_seq)
+            table = arrow_rows(pending)
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                for idx, doc_id, ts in pending.replaced:
+                    # ts narrows the delete to the row groups that can hold the old version.
+                    cur.execute(
+                        "DELETE FROM events WHERE idx = ? AND id = ? AND ts IS NOT DISTINCT FROM ?",
+                        [idx, doc_id, ts],
+                    )
+                cur.register("rw_new_events", table)
+                cur.execute("INSERT INTO events SELECT * FROM rw_new_events")
+                self._remember_ids(cur, pending.chosen, pending.rows)
+                self._remember_indices(cur, table, now)
+                cur.execute("COMMIT")
+            except duckdb.Error as exc:
+                cur.execute("ROLLBACK")
+                msg = f"writing events to the store failed: {str(exc).splitlines()[0]}"
+                raise StoreError(msg) from None
+            finally:
+                cur.unregister("rw_new_events")
+            self._next_seq += len(pending.rows)
+            return results
+
+    @staticmethod
+    def _known_ids(
+        cur: duckdb.DuckDBPyConnection, batch: Sequence[NewEvent]
+    ) -> dict[tuple[str, str], tuple[int, datetime | None]]:
+        keys = sorted({(e.index, e.id) for e in batch if e.id is not None})
+        if not keys:
+            return {}
+        cur.execute("CREATE OR REPLACE TEMP TABLE rw_keys (idx VARCHAR, id VARCHAR)")
+        cur.executemany("INSERT INTO rw_keys VALUES (?, ?)", keys)
+        rows = cur.execute(
+            "SELECT d.idx, d.id, d.version, d.ts FROM doc_ids d JOIN rw_keys k USING (idx, id)"
+        ).fetchall()
+        return {(r[0], r[1]): (int(r[2]), r[3]) for r in rows}
+
+    @staticmethod
+    def _remember_ids(
+        cur: duckdb.DuckDBPyConnection,
+        chosen: dict[tuple[str, str], tuple[int, datetime | None, int | None]],
+        rows: Sequence[tuple[int, str, str, int, datetime | None, datetime, str]],
+    ) -> None:
+        if not chosen:
+            return
+        entries = [
+            (k[0], k[1], v[0], v[1], rows[v[2]][5]) for k, v in chosen.items() if v[2] is not None
+        ]
+        cur.executemany("INSERT OR REPLACE INTO doc_ids VALUES (?, ?, ?, ?, ?)", entries)
+
+    def _remember_indices(
+        self, cur: duckdb.DuckDBPyConnection, table: object, now: datetime
+    ) -> None:
+        names = {str(n) for n in table.column("idx").unique().to_pylist()}  # type: ignore[attr-defined]
+        fresh = sorted(names - self._indices)
+        if fresh:
+            cur.executemany(
+                "INSERT OR IGNORE INTO indices VALUES (?, ?)", [(n, naive_utc(now)) for n in fresh]
+            )
+            self._indices.update(fresh)
+
+    def indices(self) -> list[str]:
+        with self._lock:
+            return sorted(self._indices)
+
+    def matching_indices(self, patterns: Sequence[str]) -> list[str]:
+        """The stored indices a FROM with these patterns reads (`*` wildcards, `-name` excludes)."""
+        chosen: list[str] = []
+        for name in self.indices():
+            hit = False
+            for pattern in patterns:
+                for part in pattern.split(","):
+                    part = part.strip()
+                    exclude = part.startswith("-")
+                    if _pattern(part.lstrip("-")).fullmatch(name):
+                        hit = not exclude
+            if hit:
+                chosen.append(name)
+        return chosen
+
+    def documents(
+        self, indices: Sequence[str], start: datetime | None, end: datetime | None
+    ) -> Iterator[tuple[str, str, dict[str, object]]]:
+        """(index, _id, _source) of the events in `indices` with start <= @timestamp < end, in
+        arrival order; only the row groups whose time range meets the window are read."""
+        if not indices:
+            return
+        sql, args = window_sql(indices, start, end)
+        cur = self.cursor()
+        try:
+            cur.execute(sql + " ORDER BY seq", args)
+            decoder = msgspec.json.Decoder(dict[str, object])
+            while chunk := cur.fetchmany(4096):
+                for idx, doc_id, source in chunk:
+                    yield idx, doc_id, decoder.decode(source)
+        finally:
+            cur.close()
+
+    def count(self, index: str | None = None) -> int:
+        cur = self.cursor()
+        try:
+            if index is None:
+                row = cur.execute("SELECT count(*) FROM events").fetchone()
+            else:
+                row = cur.execute("SELECT count(*) FROM events WHERE idx = ?", [index]).fetchone()
+            return int(row[0]) if row else 0
+        finally:
+            cur.close()
+
+    def enforce_retention(self) -> int:
+        """Delete events older than the retention (by @timestamp, else by arrival); how many."""
+        cutoff = naive_utc(self.clock() - self.retention)
+        cur = self.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            row = cur.execute(
+                "DELETE FROM events WHERE ts < ? OR (ts IS NULL AND ingested < ?)", [cutoff, cutoff]
+            ).fetchone()
+            cur.execute(
+                "DELETE FROM doc_ids WHERE ts < ? OR (ts IS NULL AND ingested < ?)",
+                [cutoff, cutoff],
+            )
+            cur.execute("COMMIT")
+        except duckdb.Error as exc:
+            cur.execute("ROLLBACK")
+            msg = f"retention failed: {str(exc).splitlines()[0]}"
+            raise StoreError(msg) from None
+        finally:
+            cur.close()
+        return int(row[0]) if row else 0
+
+
+def window_sql(
+    indices: Sequence[str], start: datetime | None, end: datetime | None
+) -> tuple[str, list[object]]:
+    """The query of a window's events; the `ts` bounds are what the zone maps prune by."""
+    sql = "SELECT idx, id, source FROM events WHERE idx IN (SELECT unnest(?))"
+    args: list[object] = [list(indices)]
+    if start is not None:
+        sql += " AND ts >= ?"
+        args.append(naive_utc(start))
+    if end is not None:
+        sql += " AND ts < ?"
+        args.append(naive_utc(end))
+    return sql, args
+
+
+def _pattern(text: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(p) for p in text.split("*")))

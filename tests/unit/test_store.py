@@ -1,0 +1,188 @@
+"""The service store: Elasticsearch's id/version rules, event.ingested, windows, retention, reopen."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from reconwatch.store import NewEvent, Store, default_data_dir
+from reconwatch.store.db import window_sql
+
+NOW = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
+NET = "logs-endpoint.events.network-default"
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "data", Clock(NOW))
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def _ev(
+    ts: str | int | None,
+    index: str = NET,
+    op: str = "create",
+    id_: str | None = None,
+    **extra: object,
+) -> NewEvent:
+    source: dict[str, object] = dict(extra)
+    if ts is not None:
+        source["@timestamp"] = ts
+    return NewEvent(op, index, id_, source)
+
+
+def test_default_data_dir_follows_xdg() -> None:
+    assert default_data_dir({"XDG_DATA_HOME": "/srv/xdg", "HOME": "/h"}) == Path(
+        "/srv/xdg/reconwatch"
+    )
+    assert default_data_dir({"XDG_DATA_HOME": "relative", "HOME": "/h"}) == Path(
+        "/h/.local/share/reconwatch"
+    )
+    assert default_data_dir({"HOME": "/h"}) == Path("/h/.local/share/reconwatch")
+
+
+def test_create_index_versions_and_conflicts(store: Store) -> None:
+    out = store.write(
+        [
+            _ev("2026-01-02T11:00:00Z", id_="a"),
+            _ev("2026-01-02T11:00:00Z", id_="a"),  # create on an existing id: 409
+            _ev("2026-01-02T11:00:01Z", op="index", id_="a", n=2),  # index replaces it
+            _ev("2026-01-02T11:00:02Z"),
+        ]
+    )
+    assert [(w.status, w.result, w.version) for w in out] == [
+        (201, "created", 1),
+        (409, None, None),
+        (200, "updated", 2),
+        (201, "created", 1),
+    ]
+    assert out[1].error_type == "version_conflict_engine_exception"
+    assert "current version [1]" in (out[1].reason or "")
+    assert len(out[3].id) == 20 and out[3].id != "a"
+    # The replaced version is gone, in the same batch and across batches.
+    again = store.write([_ev("2026-01-02T11:00:03Z", op="index", id_="a", n=3)])
+    assert (again[0].status, again[0].version) == (200, 3)
+    docs = {d[1]: d[2] for d in store.documents([NET], None, None)}
+    assert docs["a"]["n"] == 3 and len(docs) == 2
+    assert store.write([_ev(None, id_="a")])[0].status == 409
+
+
+def test_event_ingested_stamped_only_where_missing(store: Store) -> None:
+    store.write(
+        [
+            _ev("2026-01-02T11:00:00Z", id_="1"),
+            _ev("2026-01-02T11:00:00Z", id_="2", event={"ingested": "2020-01-01T00:00:00.000Z"}),
+            _ev("2026-01-02T11:00:00Z", id_="3", event={"kind": "event"}),
+        ]
+    )
+    docs = {d[1]: d[2] for d in store.documents([NET], None, None)}
+    assert docs["1"]["event"] == {"ingested": "2026-01-02T12:00:00.000Z"}
+    assert docs["2"]["event"] == {"ingested": "2020-01-01T00:00:00.000Z"}
+    assert docs["3"]["event"] == {"kind": "event", "ingested": "2026-01-02T12:00:00.000Z"}
+
+
+def test_bad_timestamp_is_that_items_error(store: Store) -> None:
+    out = store.write([_ev("yesterday"), _ev(1767355200000), _ev(True)])
+    assert [w.status for w in out] == [400, 201, 400]
+    assert out[0].error_type == "document_parsing_exception"
+    assert "[@timestamp]" in (out[0].reason or "")
+    assert store.count() == 1
+
+
+def test_window_reads_only_its_time_range_and_indices(store: Store) -> None:
+    base = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
+    store.write([_ev((base + timedelta(minutes=m)).isoformat(), n=m) for m in range(120)])
+    store.write([_ev(base.isoformat(), index="logs-endpoint.events.process-default")])
+    store.write([_ev(base.isoformat(), index="other")])
+    chosen = store.matching_indices(["logs-endpoint.events.network-*"])
+    assert chosen == [NET]
+    got = [
+        d[2]["n"]
+        for d in store.documents(chosen, base + timedelta(minutes=30), base + timedelta(minutes=40))
+    ]
+    assert got == list(range(30, 40))
+    assert store.matching_indices(["logs-*", "-logs-endpoint.events.process-*"]) == [NET]
+    assert store.matching_indices(["logs-*,other"]) == sorted(
+        [NET, "logs-endpoint.events.process-default", "other"]
+    )
+
+
+def test_window_read_skips_row_groups_outside_its_range(store: Store) -> None:
+    # Events arrive roughly in time order, so each row group holds a narrow ts range and the
+    # window's filter skips the others (DuckDB's zone maps). Rows are made in SQL for speed.
+    cur = store.cursor()
+    cur.execute(
+        "INSERT INTO events SELECT i, ?, i::VARCHAR, 1, TIMESTAMP '2026-01-01' + to_seconds(i),"
+        " TIMESTAMP '2026-01-01', '{}' FROM range(500000) t(i)",
+        [NET],
+    )
+    cur.execute("PRAGMA enable_profiling = 'json'")
+    sql, args = window_sql(
+        [NET], datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 5, 1, tzinfo=UTC)
+    )
+    profile = json.loads(cur.execute("EXPLAIN ANALYZE " + sql, args).fetchall()[0][1])
+    cur.close()
+    query = profile["query"]
+    assert query["total_row_groups_to_scan"] >= 4
+    assert query["total_row_groups_scanned"] <= 2
+    got = list(
+        store.documents(
+            [NET], datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 5, 1, tzinfo=UTC)
+        )
+    )
+    assert len(got) == 3600
+
+
+def test_reopen_keeps_events_ids_and_sequence(tmp_path: Path) -> None:
+    s = Store(tmp_path, Clock(NOW))
+    s.write([_ev("2026-01-02T11:00:00Z", id_="k")])
+    s.close()
+    s = Store(tmp_path, Clock(NOW))
+    out = s.write([_ev("2026-01-02T11:00:00Z", id_="k"), _ev("2026-01-02T11:00:00Z")])
+    assert out[0].status == 409
+    assert out[1].seq_no == 1
+    assert s.indices() == [NET]
+    s.close()
+
+
+def test_retention_deletes_old_events_while_ingest_goes_on(tmp_path: Path) -> None:
+    clock = Clock(NOW)
+    s = Store(tmp_path, clock, retention=timedelta(days=7))
+    s.write([_ev((NOW - timedelta(days=d)).isoformat(), id_=f"d{d}") for d in range(10)])
+    s.write([_ev(None, id_="undated")])
+    clock.now = NOW + timedelta(days=1)
+    errors: list[BaseException] = []
+
+    def ingest() -> None:
+        try:
+            for i in range(20):
+                s.write([_ev(clock.now.isoformat(), n=i)])
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    writer = threading.Thread(target=ingest)
+    writer.start()
+    deleted = s.enforce_retention()
+    writer.join()
+    assert not errors
+    # Older than 7 days at NOW+1d, by @timestamp: days 7..9 (day 6 is exactly at the cutoff).
+    assert deleted == 3
+    left = {d[1] for d in s.documents([NET], None, None)}
+    assert {"d0", "d6", "undated"} <= left and "d7" not in left
+    assert s.count() == 7 + 1 + 20
+    # A deleted client id can be created again.
+    assert s.write([_ev(clock.now.isoformat(), id_="d9")])[0].status == 201
+    s.close()
