@@ -102,14 +102,12 @@ def _source(
         yield row
 
 
-def _filter(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
-    assert isinstance(step, p.Filter)
+def _filter(step: p.Filter, rows: Rows, ctx: EvalContext) -> Rows:
     cond = compile_expr(step.condition, ctx)
     return (row for row in rows if cond(row) is True)
 
 
-def _eval(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
-    assert isinstance(step, p.Eval)
+def _eval(step: p.Eval, rows: Rows, ctx: EvalContext) -> Rows:
     compiled = [(name, compile_expr(expr, ctx)) for name, expr in step.assignments]
     for row in rows:
         out = dict(row)
@@ -118,19 +116,16 @@ def _eval(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
         yield out
 
 
-def _project(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
-    assert isinstance(step, p.Project)
+def _project(step: p.Project, rows: Rows, ctx: EvalContext) -> Rows:
     mapping = step.mapping
     return ({out: row.get(src) for out, src in mapping} for row in rows)
 
 
-def _limit(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
-    assert isinstance(step, p.Limit)
+def _limit(step: p.Limit, rows: Rows, ctx: EvalContext) -> Rows:
     return itertools.islice(rows, step.count)
 
 
-def _mv_expand(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
-    assert isinstance(step, p.MvExpand)
+def _mv_expand(step: p.MvExpand, rows: Rows, ctx: EvalContext) -> Rows:
     name = step.column
     for row in rows:
         items = v.as_list(row.get(name))
@@ -141,8 +136,7 @@ def _mv_expand(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
             yield {**row, name: item}
 
 
-def _sort(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
-    assert isinstance(step, p.Sort)
+def _sort(step: p.Sort, rows: Rows, ctx: EvalContext) -> Rows:
     data = list(rows)
     # Stable sorts from the least to the most significant key give the combined order.
     for key in reversed(step.keys):
@@ -163,8 +157,7 @@ def _sort(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
     return iter(data)
 
 
-def _aggregate(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
-    assert isinstance(step, p.Aggregate)
+def _aggregate(step: p.Aggregate, rows: Rows, ctx: EvalContext) -> Rows:
     specs = [(name, AggSpec(agg, ctx)) for name, agg in step.aggregates]
     keys = [(name, compile_expr(expr, ctx), expr.type) for name, expr in step.groups]
     groups: dict[tuple[object, ...], tuple[tuple[object, ...], list[AggState]]] = {}
@@ -194,9 +187,8 @@ def _aggregate(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
         yield out
 
 
-def _inline_aggregate(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
+def _inline_aggregate(step: p.InlineAggregate, rows: Rows, ctx: EvalContext) -> Rows:
     """STATS's groups, each row then given the outputs of the groups it belongs to."""
-    assert isinstance(step, p.InlineAggregate)
     data = list(rows)
     specs = [AggSpec(agg, ctx) for _, agg in step.aggregates]
     keys = [(name, compile_expr(expr, ctx), expr.type) for name, expr in step.groups]
@@ -267,8 +259,7 @@ def _hash_order(
     return [null, *(g for k, g in groups.items() if k != (None,))]
 
 
-def _extract(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
-    assert isinstance(step, p.Extract)
+def _extract(step: p.Extract, rows: Rows, ctx: EvalContext) -> Rows:
     value = compile_expr(step.value, ctx)
     regex = re.compile(step.regex, re.DOTALL)
     append = dict(step.append)
@@ -313,7 +304,7 @@ def _extracted(
     return v.from_list(converted)
 
 
-_STEPS: dict[type, Callable[[p.Step, Rows, EvalContext], Rows]] = {
+_STEPS: dict[type[p.Step], Callable[[Any, Rows, EvalContext], Rows]] = {
     p.Filter: _filter,
     p.Eval: _eval,
     p.Project: _project,

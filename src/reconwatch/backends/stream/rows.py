@@ -37,14 +37,12 @@ def row_pipeline(steps: tuple[p.Step, ...], ctx: EvalContext, *, lazy: bool = Fa
     return run
 
 
-def _filter(step: p.Step, ctx: EvalContext) -> RowFn:
-    assert isinstance(step, p.Filter)
+def _filter(step: p.Filter, ctx: EvalContext) -> RowFn:
     cond = compile_expr(step.condition, ctx)
     return lambda row: [row] if cond(row) is True else []
 
 
-def _eval(step: p.Step, ctx: EvalContext) -> RowFn:
-    assert isinstance(step, p.Eval)
+def _eval(step: p.Eval, ctx: EvalContext) -> RowFn:
     compiled = [(name, compile_expr(expr, ctx)) for name, expr in step.assignments]
 
     def run(row: Row) -> list[Row]:
@@ -58,14 +56,12 @@ def _eval(step: p.Step, ctx: EvalContext) -> RowFn:
     return run
 
 
-def _project(step: p.Step, ctx: EvalContext) -> RowFn:
-    assert isinstance(step, p.Project)
+def _project(step: p.Project, ctx: EvalContext) -> RowFn:
     mapping = step.mapping
     return lambda row: [{out: row.get(src) for out, src in mapping}]
 
 
-def _mv_expand(step: p.Step, ctx: EvalContext) -> RowFn:
-    assert isinstance(step, p.MvExpand)
+def _mv_expand(step: p.MvExpand, ctx: EvalContext) -> RowFn:
     name = step.column
 
     def run(row: Row) -> list[Row]:
@@ -77,7 +73,7 @@ def _mv_expand(step: p.Step, ctx: EvalContext) -> RowFn:
     return run
 
 
-_ROW_STEPS: dict[type, Callable[[p.Step, EvalContext], RowFn]] = {
+_ROW_STEPS: dict[type[p.Step], Callable[[Any, EvalContext], RowFn]] = {
     p.Filter: _filter,
     p.Eval: _eval,
     p.Project: _project,
@@ -169,8 +165,7 @@ class _Renamed(Mapping[str, object]):
         return len(self.sources)
 
 
-def _lazy_eval(step: p.Step, ctx: EvalContext) -> RowFn:
-    assert isinstance(step, p.Eval)
+def _lazy_eval(step: p.Eval, ctx: EvalContext) -> RowFn:
     compiled = [(name, compile_expr(expr, ctx)) for name, expr in step.assignments]
 
     def run(row: Any) -> list[Any]:
@@ -182,8 +177,7 @@ def _lazy_eval(step: p.Step, ctx: EvalContext) -> RowFn:
     return run
 
 
-def _lazy_project(step: p.Step, ctx: EvalContext) -> RowFn:
-    assert isinstance(step, p.Project)
+def _lazy_project(step: p.Project, ctx: EvalContext) -> RowFn:
     sources = dict(step.mapping)
 
     def run(row: Any) -> list[Any]:
@@ -192,7 +186,7 @@ def _lazy_project(step: p.Step, ctx: EvalContext) -> RowFn:
     return run
 
 
-_LAZY_STEPS: dict[type, Callable[[p.Step, EvalContext], RowFn]] = {
+_LAZY_STEPS: dict[type[p.Step], Callable[[Any, EvalContext], RowFn]] = {
     p.Eval: _lazy_eval,
     p.Project: _lazy_project,
 }
