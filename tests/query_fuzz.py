@@ -40,6 +40,8 @@ _WORDS = [
 ]  # fmt: skip
 
 _RULES = [rule.query for rule in builtin_rules()]
+# Pieces the mutation engine splices in (bench/fuzz_query.py).
+TOKENS = [*_WORDS, '{"a":', "[", "]", "}", '"', "\\u0000", "1e999", "-0", "null", "true"]
 
 
 @st.composite

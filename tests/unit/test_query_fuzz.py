@@ -42,3 +42,10 @@ def test_timestamps_outside_the_datetime_range_are_bad_values_not_crashes() -> N
     # Found by the campaign: epoch milliseconds past year 9999 raised OverflowError in `watch`.
     lines = [b'{"@timestamp": 253402300800000.0}', b'{"@timestamp": "9999-12-31T23:59:59-05:00"}']
     assert check_stream_lines(lines) == "batch"
+
+
+def test_numbers_no_double_holds_are_refused_where_written() -> None:
+    # Found by the campaign: 1e999 parsed to inf, which rendered as the column name `inf`.
+    assert check_query("ROW 1e999") == "syntax error"
+    assert check_query("ROW x = " + "9" * 5000) == "syntax error"
+    assert check_query("ROW x = 123456789012345678901234567890") == "accepted"

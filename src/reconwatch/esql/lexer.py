@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass
 from typing import Literal as Lit
 
@@ -203,8 +204,13 @@ class Lexer:
                     end += 1
         text = src[pos:end]
         span = self.span(pos, end)
-        if decimal:
-            return Token("decimal", text, float(text), span)
+        # An integer past unsigned_long is a double, as in ES|QL (and int() refuses thousands of
+        # digits); a number no double holds is refused as Elasticsearch refuses it.
+        if decimal or len(text.lstrip("0")) > 20:
+            value = float(text)
+            if math.isinf(value):
+                raise self.error(f"Number [{text}] is too large", pos, end)
+            return Token("decimal", text, value, span)
         return Token("int", text, int(text), span)
 
     def _string(self, pos: int) -> Token:
