@@ -25,6 +25,13 @@ CASES: dict[str, tuple[str, list[tuple[object, ...]], str | None]] = {
     "space": ("ROW r = space(2000000)", [(None,)], v.SPACE_TOO_LONG),
     "concat": (f"ROW r = length(concat({X}, {X}))", [(None,)], v.STRING_TOO_LONG),
     "to_base64": ('ROW r = to_base64(repeat("x", 900000))', [(None,)], v.STRING_TOO_LONG),
+    "mv_append_doubling": (
+        "ROW a = [1, 2] "
+        + "| EVAL a = mv_append(a, a) " * 19
+        + "| EVAL n = mv_count(a), m = mv_count(mv_append(a, a)) | KEEP n, m",
+        [(2**20, None)],
+        v.TOO_MANY_VALUES,
+    ),
     "date_plus_years": (
         'ROW d = "9999-12-31T00:00:00Z"::datetime + 10 years',
         [(None,)],

@@ -38,6 +38,13 @@ STRING_TOO_LONG = (
 GROWING_STRINGS = frozenset(
     {"concat", "replace", "to_base64", "url_encode", "url_encode_component", "mv_concat"}
 )
+# MV_APPEND stops at this many values (reconwatch's own bound; Elasticsearch's circuit breakers
+# end such a query): `EVAL b = MV_APPEND(a, a)` repeated would double a multivalue without end.
+MAX_VALUES = 1024 * 1024
+TOO_MANY_VALUES = (
+    f"java.lang.IllegalArgumentException: Creating multivalues with more than [{MAX_VALUES}] "
+    "values is not supported"
+)
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 ULONG_MAX = 2**64 - 1

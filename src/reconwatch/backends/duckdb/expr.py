@@ -1146,7 +1146,11 @@ def _mv_sort(c: ExprCompiler, call: p.Call) -> E:
 @_reg("mv_append")
 def _mv_append(c: ExprCompiler, call: p.Call) -> E:
     a, b = c.args(call)
-    return E(norm_list(f"list_concat({as_list(a)}, {as_list(b)})"), call.type, True)
+    joined = norm_list(f"list_concat({as_list(a)}, {as_list(b)})")
+    sizes = f"(COALESCE(len({as_list(a)}), 0) + COALESCE(len({as_list(b)}), 0))"
+    too_many = f"({sizes} > {values.MAX_VALUES})"
+    fail = c.failure(call.span, _reason(values.TOO_MANY_VALUES), too_many, call.type, True)
+    return E(f"(CASE WHEN {too_many} THEN {fail} ELSE {joined} END)", call.type, True)
 
 
 @_reg("mv_contains")
