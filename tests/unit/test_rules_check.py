@@ -222,3 +222,21 @@ def test_a_remote_defend_pattern_is_checked_as_defend_and_an_exclusion_selects_n
     assert [level for level, _ in findings("from logs-* metadata _score | limit 1")] == [
         "unsupported"
     ]
+
+
+def test_every_unknown_column_is_named_then_the_first_other_problem() -> None:
+    query = (
+        f'{DEFEND} | where host.nme == "a" and destination.prot > 1 and destination.port == "x"'
+        " | stats c = count(*) by host.name | where cc > 1"
+    )
+    assert findings(query) == [
+        ("error", "line 1:45: Unknown column [host.nme], did you mean [host.name]?"),
+        ("error", "line 1:65: Unknown column [destination.prot], did you mean [destination.port]?"),
+        (
+            "error",
+            (
+                'line 1:90: first argument of [destination.port == "x"] is [numeric] so second'
+                " argument must also be [numeric] but was [keyword]"
+            ),
+        ),
+    ]

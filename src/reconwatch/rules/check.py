@@ -85,6 +85,14 @@ class _SchemaCatalog:
         self.known[name] = Column(name, T.NULL)
         return True
 
+    def assume(self, name: str) -> bool:
+        """Go on past an unknown column (already reported): take it as a field of unknown type.
+        False when it was one already (the name is unknown where no source field reaches)."""
+        if name in self.known:
+            return False
+        self.known[name] = Column(name, T.NULL)
+        return True
+
     def partial(self) -> list[IndexFields]:
         return [s for s in self.schemas if not s.complete]
 
@@ -137,8 +145,7 @@ def check_query(text: str) -> QueryCheck:
     # Names read but never assigned are source fields: admitted at once, not one analysis each.
     for name in sorted(_names(parsed)):
         catalog.admit(name)
-    problem = _analyse(text, catalog)
-    if problem is not None:
+    for problem in _analyse(text, catalog):
         out.findings.append(problem)
         unknown = _UNKNOWN.match(problem.text.split(": ", 1)[-1])
         for names in catalog.unchecked.values():
@@ -245,31 +252,40 @@ def _names(query: ast.Query) -> set[str]:
     return read
 
 
-def _analyse(text: str, catalog: _SchemaCatalog) -> Finding | None:
-    """The first problem the analyser meets over `catalog`, admitting names of unknown type
-    where a schema is not complete. Without one, only the admitted names the query reads from
-    its source stay listed as unchecked."""
+def _analyse(text: str, catalog: _SchemaCatalog) -> list[Finding]:
+    """The problems the analyser meets over `catalog`, admitting names of unknown type where a
+    schema is not complete. An unknown source column is an error and the analysis goes on past
+    it (so every such column is named, as Elasticsearch lists every problem); any other problem
+    ends it. Without one, only the admitted names the query reads from its source stay listed
+    as unchecked."""
+    found: list[Finding] = []
     for _attempt in range(MAX_UNCHECKED):
         try:
             plan = compile_query(text, catalog)
         except UnsupportedFeatureError as exc:
-            return Finding("unsupported", exc.one_line())
+            return [*found, Finding("unsupported", exc.one_line())]
         except QuerySemanticError as exc:
             unknown = _UNKNOWN.match(exc.message)
             if unknown is not None and catalog.admit(unknown.group(1)):
                 continue
             if _NO_MATCH.match(exc.message) and catalog.partial():
                 # KEEP/DROP of a pattern only unshipped fields could match: not decidable here.
-                return Finding("warning", f"{exc.one_line()} in the shipped schemas; not checked")
-            return Finding("error", exc.one_line())
+                text_ = f"{exc.one_line()} in the shipped schemas; not checked"
+                return [*found, Finding("warning", text_)]
+            error = Finding("error", exc.one_line())
+            if error not in found:
+                found.append(error)
+            if unknown is None or not catalog.assume(unknown.group(1)):
+                return found
+            continue
         except QueryError as exc:
-            return Finding("error", exc.one_line())
+            return [*found, Finding("error", exc.one_line())]
         if isinstance(plan.source, p.Source):
             read = {f.name for f in plan.source.fields}
             for names in catalog.unchecked.values():
                 names[:] = [n for n in names if n in read]
-        return None
-    return Finding("warning", f"more than {MAX_UNCHECKED} fields of unknown type; not checked")
+        return found
+    return [*found, Finding("warning", f"more than {MAX_UNCHECKED} names; not checked further")]
 
 
 def _unchecked(schemas: list[IndexFields], names: list[str]) -> str:
