@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from reconwatch.query import run_query
 from reconwatch.store import NewEvent, Store, default_data_dir
 from reconwatch.store.db import window_sql
+from reconwatch.store.window import window_dataset
 
 NOW = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
 NET = "logs-endpoint.events.network-default"
@@ -113,7 +115,8 @@ def test_window_reads_only_its_time_range_and_indices(store: Store) -> None:
         d[2]["n"]
         for d in store.documents(chosen, base + timedelta(minutes=30), base + timedelta(minutes=40))
     ]
-    assert got == list(range(30, 40))
+    # Both bounds inclusive: a superset of any rule window, which the engine filters exactly.
+    assert got == list(range(30, 41))
     assert store.matching_indices(["logs-*", "-logs-endpoint.events.process-*"]) == [NET]
     assert store.matching_indices(["logs-*,other"]) == sorted(
         [NET, "logs-endpoint.events.process-default", "other"]
@@ -143,7 +146,7 @@ def test_window_read_skips_row_groups_outside_its_range(store: Store) -> None:
             [NET], datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 5, 1, tzinfo=UTC)
         )
     )
-    assert len(got) == 3600
+    assert len(got) == 3601
 
 
 def test_reopen_keeps_events_ids_and_sequence(tmp_path: Path) -> None:
@@ -186,3 +189,41 @@ def test_retention_deletes_old_events_while_ingest_goes_on(tmp_path: Path) -> No
     # A deleted client id can be created again.
     assert s.write([_ev(clock.now.isoformat(), id_="d9")])[0].status == 201
     s.close()
+
+
+def test_window_dataset_keeps_stored_index_and_id(store: Store) -> None:
+    store.write(
+        [
+            _ev("2026-01-02T11:00:00Z", id_="net-1", n=1),
+            _ev("2026-01-02T11:00:00Z", index="logs-endpoint.events.process-default", id_="p-1"),
+            _ev("2026-01-02T11:30:00Z", index="logs-endpoint.events.network-other", n=2),
+            _ev("2026-01-01T11:00:00Z", id_="too-old"),
+        ]
+    )
+    ds = window_dataset(
+        store,
+        ("logs-endpoint.events.network-*",),
+        datetime(2026, 1, 2, 10, 0, tzinfo=UTC),
+        datetime(2026, 1, 2, 12, 0, tzinfo=UTC),
+    )
+    result = run_query(
+        "FROM logs-endpoint.events.network-* METADATA _id, _index | KEEP _index, _id, n | SORT n",
+        ds,
+        now=NOW,
+    )
+    rows = result.as_dicts()
+    assert [(r["_index"], r["n"]) for r in rows] == [
+        (NET, 1),
+        ("logs-endpoint.events.network-other", 2),
+    ]
+    assert rows[0]["_id"] == "net-1" and len(str(rows[1]["_id"])) == 20
+    # timestamp_override = event.ingested reads by arrival (NOW), not by @timestamp.
+    by_arrival = window_dataset(
+        store,
+        ("logs-endpoint.events.network-*",),
+        NOW - timedelta(minutes=1),
+        NOW,
+        "event.ingested",
+    )
+    ids = run_query("FROM logs-* METADATA _id | KEEP _id", by_arrival, now=NOW).as_dicts()
+    assert len(ids) == 3

@@ -199,7 +199,7 @@ def _detect_rule(
         run = executor.run(window)
         suppressed = 0
         if suppressor is not None:
-            run, suppressed = _suppress(suppressor, executor, run)
+            run, suppressed = suppress_run(suppressor, executor, run)
         if notes:
             run, notes = replace(run, warnings=[*notes, *run.warnings]), []
         report.runs.append((rule, run))
@@ -252,7 +252,7 @@ def event_span(rule: Rule, backend: QueryBackend, now: datetime) -> EventSpan | 
     return None
 
 
-def _suppress(
+def suppress_run(
     suppressor: Suppressor, executor: RuleExecutor, run: RunResult
 ) -> tuple[RunResult, int]:
     """Kibana's suppression path for one run: only created alerts are written, so only their ids

@@ -74,6 +74,8 @@ class _Input:
     docs: Sequence[object] = ()
     index: str = ""
     format: str | None = None  # a registered input format's name (ingest.formats); None: by content
+    # Stored documents' own _id, one per document (the service's store); empty: derived ids.
+    ids: Sequence[str] = ()
     # Whether DuckDB's reader may read it (the format's `duckdb`), once looked at.
     duckdb: bool | None = None
 
@@ -122,6 +124,14 @@ class Dataset:
         cls, docs: Sequence[object], index: str = "logs-endpoint.events.network-default"
     ) -> Dataset:
         return cls([_Input(DOCUMENTS, None, (), docs, index)])
+
+    @classmethod
+    def from_stored(cls, groups: Sequence[tuple[str, Sequence[str], Sequence[object]]]) -> Dataset:
+        """Documents as a store holds them: per index, their ids and sources. A FROM reads the
+        indices its patterns match; _index and _id are the stored ones."""
+        return cls(
+            [_Input(index, None, (index,), docs, index, ids=ids) for index, ids, docs in groups]
+        )
 
     @classmethod
     def from_files(
@@ -593,11 +603,13 @@ def _meta(name: str, inp: _Input, line: int, flat: Flat) -> object:
     if name == "_version":
         return 1
     if name == "_index":
-        return index_name(inp, flat)
+        return inp.index if inp.ids else index_name(inp, flat)
     if name == "_source":
         return document_json({k: values.from_list(vs) for k, vs in flat.items()})
     if name != "_id":
         return None  # _ignored: nothing is ignored at "index" time here
+    if inp.ids:
+        return inp.ids[line - 1]
     given = flat.get("_id")
     if given:
         return str(given[0])

@@ -8,18 +8,26 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
+import msgspec
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from reconwatch import __version__
+from reconwatch.errors import UsageError
+from reconwatch.plan import values
 from reconwatch.service import bulk
 from reconwatch.service.errors import PRODUCT_HEADER, error_response, json_response
+from reconwatch.service.loop import Loop
+from reconwatch.service.scheduler import RunOutcome, Scheduler
 from reconwatch.service.writer import QueueFull, Writer
 from reconwatch.store import Store, StoreError
+from reconwatch.store.alerts import RunRecord
 
 # The Elasticsearch version whose APIs the service answers like (GET / reports it; clients
 # read it to choose request formats).
@@ -44,14 +52,35 @@ class Service:
     limits: Limits
     api_key: str | None = None
     cluster_uuid: str = ""
+    scheduler: Scheduler | None = None
+    # Rule files that could not be used, each naming file, field and reason.
+    rule_failures: list[str] = field(default_factory=list)
+    loop: Loop | None = None
+
+    def start_schedule(self) -> None:
+        """Run the rules on their schedule (and retention) on a thread of their own."""
+        if self.scheduler is not None and self.loop is None:
+            self.loop = Loop(self.scheduler, self.store, self.scheduler.clock)
+            self.loop.start()
 
     def close(self) -> None:
+        if self.loop is not None:
+            self.loop.stop()
         self.writer.close()
         self.store.close()
 
 
-def open_service(store: Store, limits: Limits, api_key: str | None = None) -> Service:
-    return Service(store, Writer(store, limits.queue_batches), limits, api_key, uuid.uuid4().hex)
+def open_service(
+    store: Store,
+    limits: Limits,
+    api_key: str | None = None,
+    scheduler: Scheduler | None = None,
+    rule_failures: list[str] | None = None,
+) -> Service:
+    writer = Writer(store, limits.queue_batches)
+    return Service(
+        store, writer, limits, api_key, uuid.uuid4().hex, scheduler, list(rule_failures or [])
+    )
 
 
 def build_app(service: Service) -> FastAPI:
@@ -110,7 +139,101 @@ def build_app(service: Service) -> FastAPI:
     async def bulk_index(index: str, request: Request) -> Response:
         return await _bulk(service, request, index)
 
+    @app.get("/api/rules")
+    async def rules() -> Response:
+        return json_response(await run_in_threadpool(_rules_body, service))
+
+    @app.post("/api/rules/{rule_id}/_run")
+    async def run_rule(rule_id: str, request: Request) -> Response:
+        return await _manual_run(service, rule_id, request)
+
     return app
+
+
+def _rules_body(service: Service) -> dict[str, Any]:
+    out: list[dict[str, Any]] = []
+    scheduler = service.scheduler
+    for state in scheduler.states.values() if scheduler is not None else ():
+        rule = state.rule
+        runs = service.store.runs(rule.rule_id)
+        last = runs[-1] if runs else None
+        out.append(
+            {
+                "rule_id": rule.rule_id,
+                "name": rule.name,
+                "source": rule.label,
+                "interval": rule.interval_text,
+                "from": rule.from_,
+                "to": rule.to,
+                "next_run": values.format_datetime(state.next_at),
+                "last_run": None if last is None else _run_body(last),
+                "gaps": sum(1 for r in runs if r.gap_ms),
+            }
+        )
+    return {"rules": out, "failures": service.rule_failures}
+
+
+def _run_body(record: RunRecord) -> dict[str, Any]:
+    return {
+        "run_at": values.format_datetime(record.run_at),
+        "start": values.format_datetime(record.start),
+        "end": values.format_datetime(record.end),
+        "execution_type": record.execution_type,
+        "alerts": record.alerts,
+        "gap_ms": record.gap_ms,
+        "error": record.error,
+        "warnings": list(record.warnings),
+    }
+
+
+async def _manual_run(service: Service, rule_id: str, request: Request) -> Response:
+    scheduler = service.scheduler
+    if scheduler is None or rule_id not in scheduler.states:
+        return error_response(
+            404, "resource_not_found_exception", f"no rule with rule_id [{rule_id}]"
+        )
+    body = await _read_body(request, service.limits.max_body_bytes)
+    try:
+        start, end = _range(body)
+        outcomes: list[RunOutcome] = await run_in_threadpool(
+            scheduler.run_manual, rule_id, start, end
+        )
+    except UsageError as exc:
+        return error_response(400, "illegal_argument_exception", str(exc))
+    except StoreError as exc:
+        return error_response(500, "store_exception", str(exc))
+    return json_response(
+        {
+            "rule_id": rule_id,
+            "runs": [_run_body(o.record) for o in outcomes],
+            "alerts": [a for o in outcomes for a in o.created],
+        }
+    )
+
+
+def _range(body: bytes | None) -> tuple[datetime, datetime]:
+    """`{"start": ..., "end": ...}` as UTC times; UsageError naming what is wrong."""
+    if body is None:
+        raise UsageError("the request body is larger than the limit")
+    try:
+        doc = msgspec.json.decode(body) if body.strip() else None
+    except msgspec.DecodeError as exc:
+        msg = f"the request body is not JSON: {exc}"
+        raise UsageError(msg) from None
+    if not isinstance(doc, dict):
+        raise UsageError('the request body must be an object {"start": ..., "end": ...}')
+    out: list[datetime] = []
+    for key in ("start", "end"):
+        raw = doc.get(key)
+        if not isinstance(raw, str):
+            msg = f"[{key}] is required: an ISO-8601 date-time"
+            raise UsageError(msg)
+        try:
+            out.append(values.parse_datetime(raw))
+        except values.ConversionError as exc:
+            msg = f"[{key}]: {exc}"
+            raise UsageError(msg) from None
+    return out[0], out[1]
 
 
 def _authorised(request: Request, key: str) -> bool:

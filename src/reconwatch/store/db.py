@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -13,6 +13,7 @@ import msgspec
 
 from reconwatch.errors import ReconwatchError
 from reconwatch.store import schema
+from reconwatch.store.alerts import RunRecord, insert_alerts, insert_run
 from reconwatch.store.events import NewEvent, Written, arrow_rows, naive_utc, plan_batch
 
 DB_FILE = "reconwatch.duckdb"
@@ -149,13 +150,17 @@ class Store:
         return chosen
 
     def documents(
-        self, indices: Sequence[str], start: datetime | None, end: datetime | None
+        self,
+        indices: Sequence[str],
+        start: datetime | None,
+        end: datetime | None,
+        column: str | None = "ts",
     ) -> Iterator[tuple[str, str, dict[str, object]]]:
-        """(index, _id, _source) of the events in `indices` with start <= @timestamp < end, in
-        arrival order; only the row groups whose time range meets the window are read."""
+        """(index, _id, _source) of the events in `indices` with start <= time <= end (see
+        window_sql), in arrival order; only row groups whose time range meets it are read."""
         if not indices:
             return
-        sql, args = window_sql(indices, start, end)
+        sql, args = window_sql(indices, start, end, column)
         cur = self.cursor()
         try:
             cur.execute(sql + " ORDER BY seq", args)
@@ -176,6 +181,73 @@ class Store:
             return int(row[0]) if row else 0
         finally:
             cur.close()
+
+    # -- alerts and runs ------------------------------------------------------------------------
+
+    def add_run(self, run: RunRecord, alerts: Sequence[Mapping[str, object]]) -> list[str]:
+        """Record a run and store its alerts in one transaction; the ids of the new alerts (an
+        alert id already stored, from an earlier run of the same window, is not stored again)."""
+        cur = self.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            fresh = insert_alerts(cur, alerts, self.clock())
+            insert_run(cur, run)
+            cur.execute("COMMIT")
+        except duckdb.Error as exc:
+            msg = f"storing the run of {run.rule_id} failed: {str(exc).splitlines()[0]}"
+            raise StoreError(msg) from None
+        finally:
+            cur.close()
+        return fresh
+
+    def last_run(self, rule_id: str) -> datetime | None:
+        """When the rule's last scheduled run started (catch-up and manual runs do not count)."""
+        cur = self.cursor()
+        try:
+            row = cur.execute(
+                "SELECT max(run_at) FROM rule_runs WHERE rule_id = ? AND execution_type = 'scheduled'",
+                [rule_id],
+            ).fetchone()
+        finally:
+            cur.close()
+        return row[0].replace(tzinfo=UTC) if row and row[0] is not None else None
+
+    def runs(self, rule_id: str) -> list[RunRecord]:
+        cur = self.cursor()
+        try:
+            rows = cur.execute(
+                "SELECT * FROM rule_runs WHERE rule_id = ? ORDER BY run_at, window_start", [rule_id]
+            ).fetchall()
+        finally:
+            cur.close()
+        return [
+            RunRecord(
+                rule_id=r[0],
+                run_at=r[1].replace(tzinfo=UTC),
+                start=r[2].replace(tzinfo=UTC),
+                end=r[3].replace(tzinfo=UTC),
+                execution_type=r[4],
+                alerts=r[5],
+                gap_ms=r[6],
+                error=r[7],
+                warnings=tuple(msgspec.json.decode(r[8])),
+            )
+            for r in rows
+        ]
+
+    def alerts(self, rule_id: str | None = None) -> list[dict[str, object]]:
+        """Stored alert documents, oldest first."""
+        cur = self.cursor()
+        try:
+            sql = "SELECT document FROM alerts"
+            args: list[object] = []
+            if rule_id is not None:
+                sql += " WHERE rule_id = ?"
+                args.append(rule_id)
+            rows = cur.execute(sql + " ORDER BY created, id", args).fetchall()
+        finally:
+            cur.close()
+        return [msgspec.json.decode(r[0]) for r in rows]
 
     def enforce_retention(self) -> int:
         """Delete events older than the retention (by @timestamp, else by arrival); how many."""
@@ -201,16 +273,20 @@ class Store:
 
 
 def window_sql(
-    indices: Sequence[str], start: datetime | None, end: datetime | None
+    indices: Sequence[str], start: datetime | None, end: datetime | None, column: str | None = "ts"
 ) -> tuple[str, list[object]]:
-    """The query of a window's events; the `ts` bounds are what the zone maps prune by."""
+    """The query of the events in [start, end] on `column` ("ts": @timestamp, "ingested":
+    event.ingested, None: every time), a superset of a rule window the engine then filters
+    exactly; the bounds on the column are what the zone maps prune by."""
     sql = "SELECT idx, id, source FROM events WHERE idx IN (SELECT unnest(?))"
     args: list[object] = [list(indices)]
-    if start is not None:
-        sql += " AND ts >= ?"
+    if column not in (None, "ts", "ingested"):
+        raise ValueError(column)
+    if column is not None and start is not None:
+        sql += f" AND {column} >= ?"
         args.append(naive_utc(start))
-    if end is not None:
-        sql += " AND ts < ?"
+    if column is not None and end is not None:
+        sql += f" AND {column} <= ?"
         args.append(naive_utc(end))
     return sql, args
 

@@ -95,6 +95,20 @@ def stamp_ingested(source: dict[str, Any], now: datetime) -> None:
         event["ingested"] = values.format_datetime(now)
 
 
+def _ingested_time(source: dict[str, Any], default: datetime) -> datetime:
+    """event.ingested as a time (the column a rule with timestamp_override reads by)."""
+    event = source.get("event")
+    raw = source.get("event.ingested")
+    if raw is None and isinstance(event, dict):
+        raw = event.get("ingested")
+    if isinstance(raw, str):
+        try:
+            return naive_utc(values.parse_datetime(raw))
+        except values.ConversionError:
+            return default
+    return default
+
+
 @dataclass(slots=True)
 class _Pending:
     """Rows of one batch before they are committed, and the old versions they replace."""
@@ -148,9 +162,10 @@ def plan_batch(
                 _replace(key, current, pending)
             pending.chosen[key] = (version, ts, len(pending.rows))
         stamp_ingested(ev.source, now)
+        arrived = _ingested_time(ev.source, ingested)
         seq = next_seq + len(pending.rows)
         body = encoder.encode(ev.source).decode("utf-8")
-        pending.rows.append((seq, ev.index, doc_id, version, ts, ingested, body))
+        pending.rows.append((seq, ev.index, doc_id, version, ts, arrived, body))
         result = "created" if version == 1 else "updated"
         out.append(Written(ev.index, doc_id, 201 if version == 1 else 200, result, version, seq))
     return out, pending

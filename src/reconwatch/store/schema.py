@@ -12,6 +12,8 @@ CREATE TABLE IF NOT EXISTS events (
     id VARCHAR NOT NULL,
     version INTEGER NOT NULL,
     ts TIMESTAMP,
+    -- event.ingested (stamped at ingest where missing): the time rules with
+    -- timestamp_override = event.ingested filter on; in arrival order, so it prunes too.
     ingested TIMESTAMP NOT NULL,
     source VARCHAR NOT NULL
 )
@@ -37,4 +39,32 @@ CREATE TABLE IF NOT EXISTS indices (
 )
 """
 
-ALL = (EVENTS, DOC_IDS, INDICES)
+# Alerts keyed by Kibana's alert id (kibana.alert.uuid): a repeated run inserts nothing new.
+ALERTS = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id VARCHAR PRIMARY KEY,
+    rule_id VARCHAR NOT NULL,
+    created TIMESTAMP NOT NULL,
+    status VARCHAR NOT NULL,
+    status_by VARCHAR,
+    status_at TIMESTAMP,
+    document VARCHAR NOT NULL
+)
+"""
+
+# One row per rule run (scheduled, catch-up or manual), with the gap it found, if any.
+RUNS = """
+CREATE TABLE IF NOT EXISTS rule_runs (
+    rule_id VARCHAR NOT NULL,
+    run_at TIMESTAMP NOT NULL,
+    window_start TIMESTAMP NOT NULL,
+    window_end TIMESTAMP NOT NULL,
+    execution_type VARCHAR NOT NULL,
+    alerts INTEGER NOT NULL,
+    gap_ms BIGINT NOT NULL,
+    error VARCHAR,
+    warnings VARCHAR NOT NULL
+)
+"""
+
+ALL = (EVENTS, DOC_IDS, INDICES, ALERTS, RUNS)

@@ -1,0 +1,56 @@
+"""The service's clock-driven thread: rule runs when due, retention once an hour."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+
+from reconwatch.service.scheduler import Clock, Scheduler
+from reconwatch.store import Store, StoreError
+
+RETENTION_EVERY = timedelta(hours=1)
+# The longest wait between looks at the clock (a stop request is seen at once).
+MAX_WAIT_SECONDS = 1.0
+
+
+class Loop:
+    """Runs `scheduler.tick()` whenever a rule is due by `clock` and the store's retention every
+    hour, on a thread of its own; ingest never waits for either."""
+
+    def __init__(self, scheduler: Scheduler, store: Store, clock: Clock) -> None:
+        self.scheduler = scheduler
+        self.store = store
+        self.clock = clock
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._next_retention: datetime | None = None
+        self._thread = threading.Thread(target=self._run, name="reconwatch-schedule", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def step(self) -> float:
+        """Do what is due now; the seconds until something may be due."""
+        now = self.clock()
+        if self._next_retention is None or now >= self._next_retention:
+            try:
+                self.store.enforce_retention()
+            except StoreError as exc:
+                self.errors.append(str(exc))
+            self._next_retention = now + RETENTION_EVERY
+        due = self.scheduler.next_due()
+        if due is not None and due <= now:
+            self.scheduler.tick()
+            return 0.0
+        wait = MAX_WAIT_SECONDS if due is None else (due - now).total_seconds()
+        return max(0.0, min(wait, MAX_WAIT_SECONDS))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            wait = self.step()
+            if wait > 0:
+                self._stop.wait(wait)

@@ -1,0 +1,51 @@
+"""The rules the service runs: the built-ins (one version per rule_id) and rule directories."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconwatch.errors import ReconwatchError
+from reconwatch.rules.builtin import load_builtin
+from reconwatch.rules.load import load_rule_file
+from reconwatch.rules.model import Rule
+
+# Kibana installs one version of a prebuilt rule: the current subnet rule, not its 2025-07-16
+# seed version (the same rule_id), and the port-scanning rule.
+SERVICE_BUILTINS = ("subnet-scanning", "port-scanning")
+
+
+@dataclass(slots=True)
+class RuleSet:
+    """Rules by rule_id, and the files that could not be used (file, field and reason each)."""
+
+    rules: dict[str, Rule] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+
+def load_rules(directories: Sequence[Path], *, builtin: bool = True) -> RuleSet:
+    """Built-ins first; a directory's rule with a built-in's rule_id replaces it (a newer or
+    customised version); two files with one rule_id: the second is refused."""
+    out = RuleSet()
+    if builtin:
+        for name in SERVICE_BUILTINS:
+            rule = load_builtin(name)
+            out.rules[rule.rule_id] = rule
+    from_files: dict[str, Path] = {}
+    for directory in directories:
+        for path in sorted(directory.rglob("*.toml")):
+            try:
+                rule = load_rule_file(path)
+            except ReconwatchError as exc:
+                out.failures.append(exc.one_line())
+                continue
+            first = from_files.get(rule.rule_id)
+            if first is not None:
+                out.failures.append(
+                    f"{path}: rule.rule_id: {rule.rule_id} is already loaded from {first}"
+                )
+                continue
+            from_files[rule.rule_id] = path
+            out.rules[rule.rule_id] = rule
+    return out

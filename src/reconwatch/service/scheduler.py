@@ -1,0 +1,213 @@
+"""Rules on Kibana's schedule over the store: every interval, gaps caught up, manual runs."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from reconwatch.engine.detect import DatasetBackend, suppress_run
+from reconwatch.engine.run import RuleExecutor
+from reconwatch.engine.schedule import MAX_RULE_GAP_RATIO, RunWindow, runs_between, window_at
+from reconwatch.engine.suppression import Suppressor
+from reconwatch.errors import ReconwatchError, UsageError
+from reconwatch.esql import ast
+from reconwatch.esql.parser import parse
+from reconwatch.rules.exceptions import ExceptionList
+from reconwatch.rules.model import Rule
+from reconwatch.store import Store
+from reconwatch.store.alerts import RunRecord
+from reconwatch.store.window import window_dataset
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(slots=True)
+class RuleState:
+    """One rule's schedule: when it runs next and its alert suppression across runs."""
+
+    rule: Rule
+    patterns: tuple[str, ...]
+    next_at: datetime
+    last_started: datetime | None
+    suppressor: Suppressor | None
+
+
+@dataclass(slots=True)
+class RunOutcome:
+    """What one run did: its record in the history and the alerts it stored first."""
+
+    record: RunRecord
+    created: list[dict[str, object]] = field(default_factory=list)
+
+
+def gap_message(gap: timedelta) -> str:
+    """Kibana's status message for the part of a gap no catch-up run covered."""
+    ms = int(gap.total_seconds() * 1000)
+    return (
+        f"{_duration(gap)} ({ms}ms) were not queried between this rule execution and the last "
+        "execution, so signals may have been missed. Consider increasing your look behind time "
+        "or adding more Kibana instances"
+    )
+
+
+def _duration(gap: timedelta) -> str:
+    seconds = int(gap.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [
+        f"{hours}h" if hours else "",
+        f"{minutes}m" if minutes else "",
+        f"{secs}s" if secs else "",
+    ]
+    return "".join(parts) or "0s"
+
+
+def catch_up(
+    rule: Rule, started: datetime, previous: datetime | None
+) -> tuple[list[RunWindow], timedelta]:
+    """The windows of a scheduled run started at `started` (the catch-up ones first, oldest
+    first, at most MAX_RULE_GAP_RATIO) and the gap left uncovered. gap = (started - previous)
+    - (to - from), as Kibana computes it."""
+    current = window_at(rule, started)
+    if previous is None:
+        return [current], timedelta(0)
+    gap = (started - previous) - (current.end - current.start)
+    if gap <= timedelta(0):
+        return [current], timedelta(0)
+    count = min(math.ceil(gap / rule.interval), MAX_RULE_GAP_RATIO)
+    windows = [
+        RunWindow(
+            started - k * rule.interval,
+            current.start - k * rule.interval,
+            current.end - k * rule.interval,
+            k,
+        )
+        for k in range(count, 0, -1)
+    ]
+    return [*windows, current], max(gap - count * rule.interval, timedelta(0))
+
+
+def source_patterns(rule: Rule) -> tuple[str, ...]:
+    """The index patterns of the rule's FROM."""
+    first = parse(rule.query).commands[0]
+    return tuple(first.sources) if isinstance(first, ast.From) else ()
+
+
+class Scheduler:
+    """Runs every rule every `interval` on the store's events; `tick` runs the rules that are
+    due at the clock's now, so a test steps the clock through days of schedule."""
+
+    def __init__(
+        self,
+        store: Store,
+        rules: Sequence[Rule],
+        clock: Clock,
+        *,
+        exceptions: Sequence[ExceptionList] = (),
+        space: str = "default",
+        evidence: bool = True,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.exceptions = tuple(exceptions)
+        self.space = space
+        self.evidence = evidence
+        now = clock()
+        # Scheduled and manual runs of a rule share its suppression state: one run at a time.
+        self._lock = threading.Lock()
+        self.states: dict[str, RuleState] = {}
+        for rule in rules:
+            previous = store.last_run(rule.rule_id)
+            # A restarted service runs a rule when its next run was due (the gap is caught up).
+            next_at = now if previous is None else min(now, previous + rule.interval)
+            self.states[rule.rule_id] = RuleState(
+                rule, source_patterns(rule), next_at, previous, Suppressor.for_rule(rule, space)
+            )
+
+    @property
+    def rules(self) -> Mapping[str, Rule]:
+        return {k: s.rule for k, s in self.states.items()}
+
+    def next_due(self) -> datetime | None:
+        return min((s.next_at for s in self.states.values()), default=None)
+
+    def tick(self) -> list[RunOutcome]:
+        """Run every rule due now: one scheduled run each, with its catch-up windows."""
+        with self._lock:
+            return self._tick()
+
+    def _tick(self) -> list[RunOutcome]:
+        now = self.clock()
+        outcomes: list[RunOutcome] = []
+        for state in self.states.values():
+            if state.next_at > now:
+                continue
+            windows, gap = catch_up(state.rule, now, state.last_started)
+            for window in windows:
+                outcomes.append(
+                    self._run(state, window, gap if window is windows[-1] else timedelta(0))
+                )
+            state.last_started = now
+            state.next_at = now + state.rule.interval
+        return outcomes
+
+    def run_manual(self, rule_id: str, start: datetime, end: datetime) -> list[RunOutcome]:
+        """A manual run (gap fill) over [start, end]: Kibana's backfill windows, each stored."""
+        state = self.states.get(rule_id)
+        if state is None:
+            msg = f"no rule with rule_id [{rule_id}]"
+            raise UsageError(msg)
+        windows = runs_between(state.rule, start, end)
+        with self._lock:
+            return [self._run(state, w, timedelta(0)) for w in windows]
+
+    def _run(self, state: RuleState, window: RunWindow, gap: timedelta) -> RunOutcome:
+        rule = state.rule
+        warnings: list[str] = [gap_message(gap)] if gap > timedelta(0) else []
+        try:
+            dataset = window_dataset(
+                self.store, state.patterns, window.start, window.end, rule.timestamp_override
+            )
+            backend = DatasetBackend(dataset)
+            executor = RuleExecutor(
+                rule, backend, exceptions=self.exceptions, space=self.space, evidence=self.evidence
+            )
+            run = executor.run(window)
+            if state.suppressor is not None:
+                run, _ = suppress_run(state.suppressor, executor, run)
+        except ReconwatchError as exc:
+            record = RunRecord(
+                rule.rule_id,
+                window.run_at,
+                window.start,
+                window.end,
+                window.execution_type,
+                0,
+                _ms(gap),
+                exc.one_line(),
+                tuple(warnings),
+            )
+            self.store.add_run(record, [])
+            return RunOutcome(record)
+        warnings.extend(run.warnings)
+        record = RunRecord(
+            rule.rule_id,
+            window.run_at,
+            window.start,
+            window.end,
+            window.execution_type,
+            len(run.alerts),
+            _ms(gap),
+            None,
+            tuple(warnings),
+        )
+        fresh = set(self.store.add_run(record, run.alerts))
+        created = [a for a in run.alerts if a.get("kibana.alert.uuid") in fresh]
+        return RunOutcome(record, created)
+
+
+def _ms(gap: timedelta) -> int:
+    return int(gap.total_seconds() * 1000)
