@@ -214,7 +214,10 @@ class Dataset:
         if index in self._shallow:
             return False
         path = self._inputs[index].path
-        if path is not None and not self._ensure_sample().complete[index]:
+        # Read to the end by the Python reader already (a file no longer than the sample): a
+        # deep line there was refused and sent the input to Python (_refused).
+        read_through = index in self._reported or self._ensure_sample().complete[index]
+        if path is not None and not read_through:
             found = fast.deep_line_candidates(con, str(path), MAX_DEPTH)
             if found is None or any(nesting_depth(t.encode()) > MAX_DEPTH for t in found):
                 self._slow.add(index)
