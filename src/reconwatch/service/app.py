@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import socket
 import time
@@ -19,15 +20,17 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from reconwatch import __version__
-from reconwatch.errors import UsageError
+from reconwatch.errors import ReconwatchError, UsageError
 from reconwatch.plan import values
-from reconwatch.service import bulk
+from reconwatch.query import warning_header
+from reconwatch.service import bulk, esql
 from reconwatch.service.errors import PRODUCT_HEADER, error_response, json_response
 from reconwatch.service.loop import Loop
+from reconwatch.service.metrics import Metrics
 from reconwatch.service.scheduler import RunOutcome, Scheduler
 from reconwatch.service.writer import QueueFull, Writer
 from reconwatch.store import Store, StoreError
-from reconwatch.store.alerts import RunRecord
+from reconwatch.store.alerts import STATUSES, AlertFilter, RunRecord
 
 # The Elasticsearch version whose APIs the service answers like (GET / reports it; clients
 # read it to choose request formats).
@@ -56,6 +59,7 @@ class Service:
     # Rule files that could not be used, each naming file, field and reason.
     rule_failures: list[str] = field(default_factory=list)
     loop: Loop | None = None
+    metrics: Metrics | None = None
 
     def start_schedule(self) -> None:
         """Run the rules on their schedule (and retention) on a thread of their own."""
@@ -78,9 +82,25 @@ def open_service(
     rule_failures: list[str] | None = None,
 ) -> Service:
     writer = Writer(store, limits.queue_batches)
-    return Service(
+    service = Service(
         store, writer, limits, api_key, uuid.uuid4().hex, scheduler, list(rule_failures or [])
     )
+    metrics = Metrics(writer.depth)
+    service.metrics = metrics
+    if scheduler is not None:
+        scheduler.on_run = functools.partial(_observe_run, metrics)
+    return service
+
+
+def _observe_run(metrics: Metrics, outcome: RunOutcome, seconds: float) -> None:
+    record = outcome.record
+    metrics.runs.labels(record.rule_id, record.execution_type).observe(seconds)
+    if record.error is not None:
+        metrics.run_errors.labels(record.rule_id).inc()
+    if record.gap_ms:
+        metrics.gaps.labels(record.rule_id).inc()
+    if outcome.created:
+        metrics.alerts.labels(record.rule_id).inc(len(outcome.created))
 
 
 def build_app(service: Service) -> FastAPI:
@@ -139,6 +159,38 @@ def build_app(service: Service) -> FastAPI:
     async def bulk_index(index: str, request: Request) -> Response:
         return await _bulk(service, request, index)
 
+    @app.post("/_query")
+    async def query(request: Request) -> Response:
+        return await _query(service, request)
+
+    @app.get("/api/alerts")
+    async def alerts(request: Request) -> Response:
+        return await _list_alerts(service, request)
+
+    @app.get("/api/alerts/{alert_id}")
+    async def alert(alert_id: str) -> Response:
+        doc = await run_in_threadpool(service.store.get_alert, alert_id)
+        if doc is None:
+            return error_response(
+                404, "resource_not_found_exception", f"no alert with id [{alert_id}]"
+            )
+        return json_response(doc)
+
+    @app.post("/api/alerts/{alert_id}/_status")
+    async def alert_status(alert_id: str, request: Request) -> Response:
+        return await _set_status(service, alert_id, request)
+
+    @app.get("/api/health")
+    async def health() -> Response:
+        return json_response(await run_in_threadpool(_health, service))
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        assert service.metrics is not None
+        return Response(
+            service.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
     @app.get("/api/rules")
     async def rules() -> Response:
         return json_response(await run_in_threadpool(_rules_body, service))
@@ -148,6 +200,111 @@ def build_app(service: Service) -> FastAPI:
         return await _manual_run(service, rule_id, request)
 
     return app
+
+
+async def _json_body(service: Service, request: Request) -> dict[str, Any]:
+    """The request's JSON object; UsageError naming what is wrong."""
+    body = await _read_body(request, service.limits.max_body_bytes)
+    if body is None:
+        raise UsageError("the request body is larger than the limit")
+    try:
+        doc = msgspec.json.decode(body) if body.strip() else None
+    except msgspec.DecodeError as exc:
+        msg = f"the request body is not JSON: {exc}"
+        raise UsageError(msg) from None
+    if not isinstance(doc, dict):
+        raise UsageError("the request body must be a JSON object")
+    return doc
+
+
+async def _query(service: Service, request: Request) -> Response:
+    started = time.monotonic()
+    try:
+        doc = await _json_body(service, request)
+        text = doc.get("query")
+        if not isinstance(text, str) or not text.strip():
+            raise UsageError("[query] is required: the ES|QL text")
+        result = await run_in_threadpool(esql.run, service.store, text, service.store.clock())
+    except UsageError as exc:
+        return error_response(400, "parsing_exception", str(exc))
+    except ReconwatchError as exc:
+        return error_response(*esql.error(exc))
+    took = int((time.monotonic() - started) * 1000)
+    headers = (
+        {"Warning": ", ".join(warning_header(w) for w in result.warnings)}
+        if result.warnings
+        else None
+    )
+    return json_response(esql.body(result, took), headers=headers)
+
+
+async def _list_alerts(service: Service, request: Request) -> Response:
+    q = request.query_params
+    try:
+        status = q.get("status")
+        if status is not None and status not in STATUSES:
+            raise UsageError(f"[status] must be one of {', '.join(STATUSES)}")
+        f = AlertFilter(
+            rule_id=q.get("rule_id"),
+            status=status,
+            since=_time_param(q.get("since"), "since"),
+            until=_time_param(q.get("until"), "until"),
+            size=_int_param(q.get("size"), "size", 100, 10_000),
+            offset=_int_param(q.get("from"), "from", 0, 10**9),
+        )
+    except UsageError as exc:
+        return error_response(400, "illegal_argument_exception", str(exc))
+    total, docs = await run_in_threadpool(service.store.list_alerts, f)
+    return json_response({"total": total, "alerts": docs})
+
+
+def _time_param(raw: str | None, name: str) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        return values.parse_datetime(raw)
+    except values.ConversionError as exc:
+        raise UsageError(f"[{name}]: {exc}") from None
+
+
+def _int_param(raw: str | None, name: str, default: int, most: int) -> int:
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) > most:
+        raise UsageError(f"[{name}] must be a whole number from 0 to {most}, got [{raw}]")
+    return int(raw)
+
+
+async def _set_status(service: Service, alert_id: str, request: Request) -> Response:
+    try:
+        doc = await _json_body(service, request)
+        status, user = doc.get("status"), doc.get("user")
+        if status not in STATUSES:
+            raise UsageError(f"[status] must be one of {', '.join(STATUSES)}")
+        if not isinstance(user, str) or not user.strip():
+            raise UsageError("[user] is required: who sets the status")
+    except UsageError as exc:
+        return error_response(400, "illegal_argument_exception", str(exc))
+    updated = await run_in_threadpool(service.store.set_status, alert_id, str(status), user)
+    if updated is None:
+        return error_response(404, "resource_not_found_exception", f"no alert with id [{alert_id}]")
+    return json_response(updated)
+
+
+def _health(service: Service) -> dict[str, Any]:
+    scheduler = service.scheduler
+    loop_errors = service.loop.errors if service.loop is not None else []
+    problems = len(service.rule_failures) + len(loop_errors)
+    return {
+        "status": "green" if not problems else "yellow",
+        "events": service.store.count(),
+        "indices": len(service.store.indices()),
+        "write_queue": {"depth": service.writer.depth(), "limit": service.limits.queue_batches},
+        "rules": 0 if scheduler is None else len(scheduler.states),
+        "schedule_running": service.loop is not None,
+        "rule_failures": service.rule_failures,
+        "errors": loop_errors,
+    }
 
 
 def _rules_body(service: Service) -> dict[str, Any]:
@@ -192,9 +349,8 @@ async def _manual_run(service: Service, rule_id: str, request: Request) -> Respo
         return error_response(
             404, "resource_not_found_exception", f"no rule with rule_id [{rule_id}]"
         )
-    body = await _read_body(request, service.limits.max_body_bytes)
     try:
-        start, end = _range(body)
+        start, end = _range(await _json_body(service, request))
         outcomes: list[RunOutcome] = await run_in_threadpool(
             scheduler.run_manual, rule_id, start, end
         )
@@ -211,17 +367,8 @@ async def _manual_run(service: Service, rule_id: str, request: Request) -> Respo
     )
 
 
-def _range(body: bytes | None) -> tuple[datetime, datetime]:
+def _range(doc: dict[str, Any]) -> tuple[datetime, datetime]:
     """`{"start": ..., "end": ...}` as UTC times; UsageError naming what is wrong."""
-    if body is None:
-        raise UsageError("the request body is larger than the limit")
-    try:
-        doc = msgspec.json.decode(body) if body.strip() else None
-    except msgspec.DecodeError as exc:
-        msg = f"the request body is not JSON: {exc}"
-        raise UsageError(msg) from None
-    if not isinstance(doc, dict):
-        raise UsageError('the request body must be an object {"start": ..., "end": ...}')
     out: list[datetime] = []
     for key in ("start", "end"):
         raw = doc.get(key)
@@ -266,6 +413,7 @@ async def _bulk(service: Service, request: Request, index: str | None) -> Respon
         reason = (
             f"the request body is larger than the limit of [{service.limits.max_body_bytes}] bytes"
         )
+        _refused(service, "too_large")
         return error_response(413, "content_too_long_exception", reason)
     if not body.strip():
         return error_response(
@@ -278,6 +426,7 @@ async def _bulk(service: Service, request: Request, index: str | None) -> Respon
         try:
             future = service.writer.submit(events)
         except QueueFull:
+            _refused(service, "queue_full")
             reason = "the write queue is full; retry after the delay in Retry-After"
             return error_response(
                 429,
@@ -290,4 +439,14 @@ async def _bulk(service: Service, request: Request, index: str | None) -> Respon
         except StoreError as exc:
             return error_response(500, "store_exception", str(exc))
     took = int((time.monotonic() - started) * 1000)
-    return json_response(bulk.response(items, written, took))
+    answer = bulk.response(items, written, took)
+    if service.metrics is not None:
+        stored = sum(1 for w in written if w.error_type is None)
+        service.metrics.ingested.inc(stored)
+        service.metrics.rejected.inc(len(items) - stored)
+    return json_response(answer)
+
+
+def _refused(service: Service, reason: str) -> None:
+    if service.metrics is not None:
+        service.metrics.refused.labels(reason).inc()

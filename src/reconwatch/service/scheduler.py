@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,6 +23,8 @@ from reconwatch.store.alerts import RunRecord
 from reconwatch.store.window import window_dataset
 
 Clock = Callable[[], datetime]
+# Told of every run and how long it took (seconds, measured, not the injected clock).
+OnRun = Callable[["RunOutcome", float], None]
 
 
 @dataclass(slots=True)
@@ -109,8 +112,10 @@ class Scheduler:
         exceptions: Sequence[ExceptionList] = (),
         space: str = "default",
         evidence: bool = True,
+        on_run: OnRun | None = None,
     ) -> None:
         self.store = store
+        self.on_run = on_run
         self.clock = clock
         self.exceptions = tuple(exceptions)
         self.space = space
@@ -165,6 +170,13 @@ class Scheduler:
             return [self._run(state, w, timedelta(0)) for w in windows]
 
     def _run(self, state: RuleState, window: RunWindow, gap: timedelta) -> RunOutcome:
+        started = time.perf_counter()
+        outcome = self._execute(state, window, gap)
+        if self.on_run is not None:
+            self.on_run(outcome, time.perf_counter() - started)
+        return outcome
+
+    def _execute(self, state: RuleState, window: RunWindow, gap: timedelta) -> RunOutcome:
         rule = state.rule
         warnings: list[str] = [gap_message(gap)] if gap > timedelta(0) else []
         try:

@@ -12,8 +12,9 @@ import duckdb
 import msgspec
 
 from reconwatch.errors import ReconwatchError
+from reconwatch.store import alerts as alert_table
 from reconwatch.store import schema
-from reconwatch.store.alerts import RunRecord, insert_alerts, insert_run
+from reconwatch.store.alerts import AlertFilter, RunRecord, insert_alerts, insert_run
 from reconwatch.store.events import NewEvent, Written, arrow_rows, naive_utc, plan_batch
 
 DB_FILE = "reconwatch.duckdb"
@@ -244,10 +245,32 @@ class Store:
             if rule_id is not None:
                 sql += " WHERE rule_id = ?"
                 args.append(rule_id)
-            rows = cur.execute(sql + " ORDER BY created, id", args).fetchall()
+            rows = cur.execute(sql + " ORDER BY created, rowid", args).fetchall()
         finally:
             cur.close()
         return [msgspec.json.decode(r[0]) for r in rows]
+
+    def list_alerts(self, f: AlertFilter) -> tuple[int, list[dict[str, object]]]:
+        cur = self.cursor()
+        try:
+            return alert_table.list_alerts(cur, f)
+        finally:
+            cur.close()
+
+    def get_alert(self, alert_id: str) -> dict[str, object] | None:
+        cur = self.cursor()
+        try:
+            return alert_table.get_alert(cur, alert_id)
+        finally:
+            cur.close()
+
+    def set_status(self, alert_id: str, status: str, user: str) -> dict[str, object] | None:
+        """Set an alert's workflow status, by `user`, at the store's clock; None: no such alert."""
+        cur = self.cursor()
+        try:
+            return alert_table.set_status(cur, alert_id, status, user, self.clock())
+        finally:
+            cur.close()
 
     def enforce_retention(self) -> int:
         """Delete events older than the retention (by @timestamp, else by arrival); how many."""

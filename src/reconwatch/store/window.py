@@ -21,8 +21,8 @@ def time_column(timestamp_override: str | None) -> str | None:
 def window_dataset(
     store: Store,
     patterns: tuple[str, ...],
-    start: datetime,
-    end: datetime,
+    start: datetime | None,
+    end: datetime | None,
     timestamp_override: str | None = None,
 ) -> Dataset:
     """The events a run over [start, end] can see, as a Dataset the engine runs the rule on

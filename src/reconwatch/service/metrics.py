@@ -1,0 +1,56 @@
+"""Prometheus metrics of one service: ingest, refusals, queue depth, rule runs and gaps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    """A registry of its own per service (tests run several services in one process)."""
+
+    def __init__(self, queue_depth: Callable[[], float]) -> None:
+        self.registry = CollectorRegistry()
+        self.ingested = Counter(
+            "reconwatch_events_ingested", "Events stored through _bulk", registry=self.registry
+        )
+        self.rejected = Counter(
+            "reconwatch_events_rejected",
+            "Bulk actions that failed (bad line, conflict, bad @timestamp)",
+            registry=self.registry,
+        )
+        self.refused = Counter(
+            "reconwatch_bulk_requests_refused",
+            "Bulk requests refused whole",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.queue = Gauge(
+            "reconwatch_write_queue_depth", "Batches waiting for the writer", registry=self.registry
+        )
+        self.queue.set_function(queue_depth)
+        self.runs = Histogram(
+            "reconwatch_rule_run_duration_seconds",
+            "Duration of one rule run",
+            ["rule_id", "execution_type"],
+            registry=self.registry,
+        )
+        self.run_errors = Counter(
+            "reconwatch_rule_run_errors",
+            "Rule runs that failed",
+            ["rule_id"],
+            registry=self.registry,
+        )
+        self.gaps = Counter(
+            "reconwatch_rule_gaps",
+            "Scheduled runs that left a gap",
+            ["rule_id"],
+            registry=self.registry,
+        )
+        self.alerts = Counter(
+            "reconwatch_alerts_created", "Alerts stored", ["rule_id"], registry=self.registry
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
