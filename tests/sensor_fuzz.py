@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from reconwatch.ecs.auditd import AuditParser
 from reconwatch.ecs.host import HostInfo
-from reconwatch.ecs.network import Connection, EcsEncoder, to_ecs
+from reconwatch.ecs.network import REASONS, RESULT, Connection, EcsEncoder, to_ecs
 from reconwatch.errors import IngestError
 from reconwatch.ingest.auditd import AuditLines
 from reconwatch.ingest.report import IngestReport
@@ -51,8 +51,9 @@ _BUFFERS = st.one_of(
     ),
 )
 _FIELD = st.one_of(_NUMBERS, _ADDRESSES, _BUFFERS, _STRINGS, st.sampled_from([b"4", b"6", b"5"]))
-_KINDS = st.sampled_from([b"C", b"A", b"U", b"X", b"P", b"R", b"Lost 3 events", b"", b"C "])
-_COUNTS = st.one_of(st.sampled_from([5, 7, 9]), st.integers(0, 12))  # 5/7/9: right for X/A/C
+_KINDS = st.sampled_from([b"C", b"O", b"A", b"U", b"X", b"P", b"R", b"Lost 3 events", b"", b"C "])
+# 5/7/9/11: right for X/A/C/O
+_COUNTS = st.one_of(st.sampled_from([5, 7, 9, 11]), st.integers(0, 14))
 _ENDS = st.sampled_from([b"\n", b"", b"\r\n", b"\n\n"])
 _COIN = st.integers(0, 9)
 _RAW_LINE = st.binary(max_size=300)
@@ -62,12 +63,13 @@ _PIDS = st.one_of(st.integers(1, 2**22 + 100), st.integers(2**22 + 1000, 2**22 +
 _PORTS = st.integers(0, 65535)
 _V4 = st.ip_addresses(v=4).map(str)
 _V6 = st.ip_addresses(v=6).map(str)
+_ERRNOS = st.one_of(st.sampled_from([0, 110, 111, 113, 101, 112, 64, 1]), st.integers(0, 2**32))
 
 
 @st.composite
 def valid_tracer_lines(draw: st.DrawFn) -> bytes:
     """A line exactly as the script prints it (any pid, address, port, comm and path bytes)."""
-    kind = draw(st.sampled_from("CAUX"))
+    kind = draw(st.sampled_from("CAUXO"))
     head = f"{kind}\t{draw(st.integers(0, 2**64 - 1))}\t{draw(_PIDS)}\t"
     if kind == "X":
         path = encode_buf(draw(_STRINGS), FILENAME_BYTES).decode()
@@ -75,6 +77,14 @@ def valid_tracer_lines(draw: st.DrawFn) -> bytes:
     family = draw(st.sampled_from([4, 6]))
     address = _V4 if family == 4 else _V6
     head += f"{draw(st.integers(0, 2**32))}\t{family}\t"
+    if kind == "O":  # the state left for and the socket's error, valid or not
+        ends = (
+            draw(st.sampled_from([1, 7, 3, 12])),
+            draw(_ERRNOS),
+            draw(st.integers(0, 2**64 - 1)),
+        )
+        ends = "\t".join(map(str, ends))
+        return f"{head}{draw(address)}\t{draw(_PORTS)}\t{draw(address)}\t{draw(_PORTS)}\t{ends}\n".encode()
     if kind == "C":
         head += f"{draw(address)}\t{draw(_PORTS)}\t"
     comm = encode_buf(draw(st.binary(max_size=16)), COMM_BYTES).decode()
@@ -174,6 +184,13 @@ def check_connection(conn: Connection) -> None:
     for ip in (conn.dst_ip, conn.src_ip):
         if ip is not None:
             socket.inet_pton(_AF[6 if ":" in ip else 4], ip)
+    if conn.action == RESULT and not (
+        conn.reason in REASONS
+        and conn.outcome == REASONS[conn.reason]
+        and isinstance(conn.duration_ns, int)
+        and 0 <= conn.duration_ns < 2**64
+    ):
+        raise Crash(f"bad outcome: {conn!r}")
     data = EcsEncoder(HOST).encode(conn, 1.7e9)
     if data != _ENCODE(to_ecs(conn, HOST, 1.7e9)):
         raise Crash(f"the cached encoder disagrees with to_ecs for {conn!r}")
@@ -181,7 +198,8 @@ def check_connection(conn: Connection) -> None:
 
 def _tally(c: BpfCollector) -> int:
     s = c.stats
-    counted = s.bad_lines + s.execs + s.attempted + s.accepted + s.udp + s.udp_repeats + s.own
+    counted = s.bad_lines + s.execs + s.attempted + s.results + s.accepted + s.udp + s.udp_repeats
+    counted += s.own
     return counted + len(s.tracer_messages)
 
 

@@ -263,6 +263,13 @@ def test_an_exec_path_the_tracer_had_to_cut_is_not_used() -> None:
         "X\t5\t{pid}\t1\t0\t/usr/bin/nmap",
         "X\t5\t{pid}\t1\t-1\t{path}",
         "X\t5\t{pid}\t1A\t0\t{path}",  # found by the fuzz: was counted as an exec and a bad line
+        "O\t5\t{pid}\t0\t4\t127.0.0.1\t4000\t127.0.0.9\t9\t3\t0\t7",  # SYN_RECV: no outcome
+        "O\t5\t{pid}\t0\t4\t127.0.0.1\t4000\t127.0.0.9\t9\t7\t5000\t7",  # not an errno
+        "O\t5\t{pid}\t0\t4\t127.0.0.1\t4000\t127.0.0.9\t9\t7\t-111\t7",
+        "O\t5\t{pid}\t0\t4\t127.0.0.1\t4000\t127.0.0.9\t9\t7\t111",
+        "O\t5\t{pid}\t0\t6\t127.0.0.1\t4000\t127.0.0.9\t9\t7\t111\t7",
+        "O\t5\t{pid}\t0\t4\t127.0.0.1\t70000\t127.0.0.9\t9\t7\t111\t7",
+        "O\t5\t{pid}\t0\t4\t127.0.0.1\t4000\t127.0.0.9\t9\t7\t111\t{comm}",
     ],
 )
 def test_malformed_tracer_lines_are_counted_not_raised(line: str) -> None:
@@ -270,7 +277,7 @@ def test_malformed_tracer_lines_are_counted_not_raised(line: str) -> None:
     text = line.format(pid=GONE, comm=comm(b"scan"), path=encode_buf(b"/bin/x", 200).decode())
     assert c.handle_line(text.encode() + b"\n") is None
     assert c.stats.bad_lines == 1 and c.stats.attempted == 0 and c.stats.execs == 0
-    assert len(c.stats.bad_samples) == 1
+    assert c.stats.results == 0 and len(c.stats.bad_samples) == 1
 
 
 def test_runner_skips_an_event_it_cannot_encode_and_keeps_going(tmp_path: Path) -> None:
@@ -294,3 +301,65 @@ def test_runner_skips_an_event_it_cannot_encode_and_keeps_going(tmp_path: Path) 
     assert [json.loads(line)["process"]["pid"] for line in out.read_text().splitlines()] == [1, 3]
     assert any("event of pid 2 not written: ValueError" in line for line in logged)
     assert "1 events could not be encoded and were not written" in logged
+
+
+@pytest.mark.parametrize(
+    ("state", "err", "reason", "outcome", "error"),
+    [
+        (1, 0, "established", "success", None),
+        (7, 111, "refused", "failure", "ECONNREFUSED"),
+        (7, 110, "timeout", "failure", "ETIMEDOUT"),
+        (7, 113, "unreachable", "failure", "EHOSTUNREACH"),
+        (7, 101, "unreachable", "failure", "ENETUNREACH"),
+        (7, 0, "aborted", "unknown", None),  # the process closed it before an answer
+        (7, 1, "error", "failure", "EPERM"),  # a firewall's verdict, say
+    ],
+)
+def test_an_attempts_outcome_is_one_result_event_of_the_attempting_process(
+    state: int, err: int, reason: str, outcome: str, error: str | None
+) -> None:
+    c = collector()
+    feed(c, f"X\t1000\t{GONE}\t1\t0\t{path(b'/usr/bin/nmap')}\n")
+    attempt = feed(c, f"C\t2000\t{GONE}\t0\t4\t127.0.0.1\t0\t127.0.1.7\t9\t{comm(b'nmap')}\n")
+    # the outcome arrives in softirq or timer context: the line names the attempt's pid and uid
+    line = f"O\t9000\t{GONE}\t0\t4\t127.0.0.1\t40000\t127.0.1.7\t9\t{state}\t{err}\t7000\n"
+    result = feed(c, line)
+    assert attempt is not None and result is not None
+    assert (result.reason, result.outcome, result.error) == (reason, outcome, error)
+    assert (result.pid, result.name, result.executable) == (GONE, "nmap", "/usr/bin/nmap")
+    assert (result.src_port, result.dst_ip, result.dst_port) == (40000, "127.0.1.7", 9)
+    assert result.duration_ns == 7000 and c.stats.results == 1 and c.stats.attempted == 1
+    doc = to_ecs(result, HOST, 1.7e9)
+    assert EcsEncoder(HOST).encode(result, 1.7e9) == msgspec.json.encode(doc)
+    event = doc["event"]
+    assert isinstance(event, dict)
+    assert event["action"] == "connection_result" and event["type"] == ["end"]
+    assert (event["outcome"], event["reason"], event["duration"]) == (outcome, reason, 7000)
+    assert doc["reconwatch"] == {"probe": "connect", **({"error": error} if error else {})}
+    # same process document as the attempt, so the two join on process.entity_id
+    assert doc["process"] == to_ecs(attempt, HOST, 1.7e9)["process"]
+
+
+def test_an_attempt_is_marked_as_sent_by_connect_and_keeps_defends_shape() -> None:
+    c = collector()
+    attempt = feed(c, f"C\t2000\t{GONE}\t0\t6\t::1\t0\t::1\t9\t{comm(b'nc')}\n")
+    assert attempt is not None
+    doc = to_ecs(attempt, HOST, 1.7e9)
+    assert doc["event"] == {
+        "action": "connection_attempted",
+        "type": ["start"],
+        "category": ["network"],
+        "kind": "event",
+        "outcome": "unknown",
+        "dataset": "endpoint.events.network",
+        "module": "endpoint",
+        "ingested": "2023-11-14T22:13:20.000Z",
+    }
+    assert doc["reconwatch"] == {"probe": "connect"}
+
+
+def test_the_outcome_of_our_own_connection_is_not_reported() -> None:
+    c = collector()
+    c.own_pids.add(GONE)
+    line = f"O\t9\t{GONE}\t0\t4\t127.0.0.1\t40000\t127.0.0.1\t9200\t1\t0\t7\n"
+    assert feed(c, line) is None and c.stats.own == 1 and c.stats.results == 0

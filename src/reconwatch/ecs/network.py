@@ -18,6 +18,20 @@ DATASET = "endpoint.events.network"
 INDEX = "logs-endpoint.events.network-default"
 ATTEMPTED = "connection_attempted"
 ACCEPTED = "connection_accepted"
+# A TCP attempt's outcome (when its socket leaves SYN_SENT); not a probe, so no rule counts it.
+RESULT = "connection_result"
+# reconwatch.probe: how a probe left the host. "connect" is the kernel's own transport (a TCP
+# connect(), a UDP connect()/sendto()), "raw" a SOCK_RAW socket, "packet" an AF_PACKET socket.
+PROBE_CONNECT, PROBE_RAW, PROBE_PACKET = "connect", "raw", "packet"
+# event.reason of a connection_result -> event.outcome
+REASONS = {
+    "established": "success",
+    "refused": "failure",
+    "timeout": "failure",
+    "unreachable": "failure",
+    "error": "failure",
+    "aborted": "unknown",  # the process closed the socket before any answer
+}
 # Tag on events whose process.executable could not be resolved (neither exec cache nor /proc).
 TAG_EXECUTABLE_UNKNOWN = "executable_unknown"
 _DATA_STREAM = {"dataset": DATASET, "namespace": "default", "type": "logs"}
@@ -49,6 +63,10 @@ class Connection:
     src_port: int | None = None
     outcome: str = "unknown"
     process_start: float | None = None
+    probe: str | None = None  # PROBE_*: how it was sent, when the collector knows
+    reason: str | None = None  # a RESULT's event.reason (a key of REASONS)
+    duration_ns: int | None = None  # a RESULT's time since the attempt began
+    error: str | None = None  # a failed RESULT's errno name (ECONNREFUSED, ETIMEDOUT, ...)
 
 
 _second_prefixes: dict[int, str] = {}
@@ -151,16 +169,33 @@ def _network_doc(conn: Connection) -> dict[str, object]:
 
 
 def _event_doc(conn: Connection) -> dict[str, object]:
-    """event.* without `ingested`, which the caller appends last."""
-    return {
+    """event.* without `duration` and `ingested`, which the caller appends last."""
+    doc: dict[str, object] = {
         "action": conn.action,
-        "type": ["start"],
+        "type": ["end"] if conn.action == RESULT else ["start"],
         "category": ["network"],
         "kind": "event",
         "outcome": conn.outcome,
-        "dataset": DATASET,
-        "module": "endpoint",
     }
+    if conn.reason is not None:
+        doc["reason"] = conn.reason
+    doc["dataset"] = DATASET
+    doc["module"] = "endpoint"
+    return doc
+
+
+def _duration(conn: Connection) -> dict[str, object]:
+    return {} if conn.duration_ns is None else {"duration": conn.duration_ns}
+
+
+def _reconwatch_doc(conn: Connection) -> dict[str, object]:
+    """The reconwatch.* fields ECS has no place for: the probe's method and a result's errno."""
+    doc: dict[str, object] = {}
+    if conn.probe is not None:
+        doc["probe"] = conn.probe
+    if conn.error is not None:
+        doc["error"] = conn.error
+    return doc
 
 
 def to_ecs(conn: Connection, host: HostInfo, ingested: float) -> dict[str, object]:
@@ -168,7 +203,7 @@ def to_ecs(conn: Connection, host: HostInfo, ingested: float) -> dict[str, objec
     source, destination = _endpoints(conn)
     doc: dict[str, object] = {
         "@timestamp": iso_time(conn.timestamp),
-        "event": {**_event_doc(conn), "ingested": iso_time(ingested)},
+        "event": {**_event_doc(conn), **_duration(conn), "ingested": iso_time(ingested)},
         "process": _process_doc(conn, host),
         "source": source,
         "destination": destination,
@@ -181,6 +216,9 @@ def to_ecs(conn: Connection, host: HostInfo, ingested: float) -> dict[str, objec
     user = _user_doc(conn)
     if user:
         doc["user"] = user
+    extra = _reconwatch_doc(conn)
+    if extra:
+        doc["reconwatch"] = extra
     if not conn.executable:
         doc["tags"] = [TAG_EXECUTABLE_UNKNOWN]
     return doc
@@ -203,7 +241,8 @@ class EcsEncoder:
             "ecs": msgspec.Raw(self._encode(_ECS)),
         }
         self._tags = msgspec.Raw(self._encode([TAG_EXECUTABLE_UNKNOWN]))
-        self._events: dict[tuple[str, str], bytes] = {}
+        self._events: dict[tuple[str, str, str | None], bytes] = {}
+        self._extras: dict[tuple[str | None, str | None], msgspec.Raw | None] = {}
         self._networks: dict[tuple[int, str, str | None], msgspec.Raw] = {}
         self._users: dict[tuple[int | None, str | None], msgspec.Raw | None] = {}
         self._process_capacity = process_capacity
@@ -226,17 +265,29 @@ class EcsEncoder:
         user = self._user(conn)
         if user is not None:
             doc["user"] = user
+        extra = self._extra(conn)
+        if extra is not None:
+            doc["reconwatch"] = extra
         if not conn.executable:
             doc["tags"] = self._tags
         return self._encode(doc)
 
     def _event(self, conn: Connection, ingested: float) -> msgspec.Raw:
-        key = (conn.action, conn.outcome)
+        key = (conn.action, conn.outcome, conn.reason)
         head = self._events.get(key)
         if head is None:
-            # '{"action":...,"module":"endpoint"' then ',"ingested":"..."}' per event
-            head = self._events[key] = self._encode(_event_doc(conn))[:-1] + b',"ingested":"'
-        return msgspec.Raw(head + iso_time(ingested).encode() + b'"}')
+            # '{"action":...,"module":"endpoint"' then [',"duration":N'] ',"ingested":"..."}'
+            head = self._events[key] = self._encode(_event_doc(conn))[:-1]
+        if conn.duration_ns is not None:
+            head += b',"duration":%d' % conn.duration_ns
+        return msgspec.Raw(head + b',"ingested":"' + iso_time(ingested).encode() + b'"}')
+
+    def _extra(self, conn: Connection) -> msgspec.Raw | None:
+        key = (conn.probe, conn.error)
+        if key not in self._extras:
+            extra = _reconwatch_doc(conn)
+            self._extras[key] = msgspec.Raw(self._encode(extra)) if extra else None
+        return self._extras[key]
 
     def _network(self, conn: Connection) -> msgspec.Raw:
         key = (conn.family, conn.action, conn.transport)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import errno
 import os
 import re
 import shutil
@@ -18,7 +19,14 @@ from importlib import resources
 from pathlib import Path
 from typing import NoReturn
 
-from reconwatch.ecs.network import ACCEPTED, ATTEMPTED, Connection
+from reconwatch.ecs.network import (
+    ACCEPTED,
+    ATTEMPTED,
+    PROBE_CONNECT,
+    REASONS,
+    RESULT,
+    Connection,
+)
 from reconwatch.errors import SensorError
 from reconwatch.sensor.procs import ProcessCache, fs_text
 
@@ -31,9 +39,14 @@ _PERF_PAGES = "1024"
 # would cut paths; 200 is bpftrace's maximum and keeps the probe within the 512-byte BPF stack).
 FILENAME_BYTES = 200
 COMM_BYTES = 16  # TASK_COMM_LEN
+_MAP_KEYS = "65536"
 # Fields per line kind. A line is what the script prints and nothing else: numbers of ASCII
 # digits (%d/%llu), ntop() addresses that inet_pton accepts, %rx buffers of \xNN only.
-_SHAPES = {b"C": 10, b"A": 8, b"U": 8, b"X": 6}
+_SHAPES = {b"C": 10, b"O": 12, b"A": 8, b"U": 8, b"X": 6}
+# An attempt's outcome from the state it entered (tcp_states.h) and the socket's error.
+_ESTABLISHED, _CLOSE = 1, 7
+_UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENONET}
+_PROCESS_NAMES_MAX = 4096  # pid -> the comm of its last attempt, for its outcome events
 _FAMILIES = {b"4": (4, socket.AF_INET), b"6": (6, socket.AF_INET6)}
 _COMM_CACHE_MAX = 4096
 _BAD_SAMPLES = 3
@@ -53,6 +66,7 @@ class Stats:
     lines: int = 0
     attempted: int = 0
     accepted: int = 0
+    results: int = 0
     udp: int = 0
     udp_repeats: int = 0
     execs: int = 0
@@ -150,6 +164,7 @@ class BpfCollector:
         self.own_pids: set[int] = {os.getpid()}
         self._udp_seen: OrderedDict[tuple[int, str, int], None] = OrderedDict()
         self._comms: dict[bytes, str] = {}
+        self._names: dict[int, str] = {}
         self._clock_offset = time.time() - time.monotonic()
         self._stderr: list[str] = []
         self._stderr_thread: threading.Thread | None = None
@@ -158,7 +173,11 @@ class BpfCollector:
 
     def start(self) -> None:
         env = dict(
-            os.environ, BPFTRACE_PERF_RB_PAGES=_PERF_PAGES, BPFTRACE_STRLEN=str(FILENAME_BYTES)
+            os.environ,
+            BPFTRACE_PERF_RB_PAGES=_PERF_PAGES,
+            BPFTRACE_STRLEN=str(FILENAME_BYTES),
+            # @syn holds every socket still in SYN_SENT: a scanner keeps thousands in flight
+            BPFTRACE_MAP_KEYS_MAX=_MAP_KEYS,
         )
         # Binary pipes: the tracer's lines are bytes, and every field is decoded explicitly.
         self.proc = subprocess.Popen(
@@ -240,8 +259,9 @@ class BpfCollector:
     def summary(self) -> str:
         s = self.stats
         text = (
-            f"captured {s.attempted} connection attempts, {s.accepted} accepts, {s.udp} UDP "
-            f"destinations; lost {s.lost} events (tracer buffer full)"
+            f"captured {s.attempted} connection attempts, {s.results} attempt outcomes, "
+            f"{s.accepted} accepts, {s.udp} UDP destinations; lost {s.lost} events "
+            "(tracer buffer full)"
         )
         if s.executable_unknown:
             text += f"; {s.executable_unknown} with unknown executable"
@@ -275,6 +295,8 @@ class BpfCollector:
             if expected == 6:
                 self._exec(parts)
                 return None
+            if expected == 12:
+                return self._result(parts)
             return self._connection(parts)
         except ValueError:  # UnicodeError and binascii.Error are ValueErrors too
             self.stats.bad_lines += 1
@@ -332,6 +354,8 @@ class BpfCollector:
             return None
         if kind == b"U" and self._udp_repeat(pid, dst_ip, dst_port):
             return None
+        if kind == b"C":
+            self._remember_name(pid, comm)
         info = self.cache.lookup(pid)
         self._count(kind, info.executable)
         return Connection(
@@ -351,6 +375,57 @@ class BpfCollector:
             src_ip=src_ip,
             src_port=src_port or None,  # 0 until the kernel picks the ephemeral port
             process_start=info.start,
+            probe=None if kind == b"A" else PROBE_CONNECT,
+        )
+
+    def _remember_name(self, pid: int, comm: str) -> None:
+        if self._names.get(pid) != comm:
+            if len(self._names) >= _PROCESS_NAMES_MAX:
+                self._names.clear()
+            self._names[pid] = comm
+
+    def _result(self, parts: list[bytes]) -> Connection | None:
+        """An `O` line: the outcome of an attempt, attributed to the process that began it."""
+        _, nsecs, pid_field, uid_field, family_field, src, sport, dst, dport, state, err, took = (
+            parts
+        )
+        _digits(nsecs, pid_field, uid_field, sport, dport, state, err, took)
+        family, af = _FAMILIES.get(family_field) or _bad("unknown address family")
+        src_port, dst_port = int(sport), int(dport)
+        if dst_port > 65535 or src_port > 65535:
+            raise ValueError("port out of range")
+        reason, error = _reason(int(state), int(err))
+        dst_ip, src_ip = _address(af, dst), _address(af, src)
+        pid, uid = int(pid_field), int(uid_field)
+        if pid in self.own_pids:
+            self.stats.own += 1
+            return None
+        info = self.cache.lookup(pid)
+        self.stats.results += 1
+        if info.executable is None:
+            self.stats.executable_unknown += 1
+        return Connection(
+            timestamp=self._timestamp(nsecs),
+            action=RESULT,
+            pid=pid,
+            dst_ip=dst_ip,
+            dst_port=dst_port,
+            family=family,
+            name=self._names.get(pid, ""),
+            executable=info.executable,
+            args=info.args,
+            ppid=info.ppid,
+            uid=uid,
+            user_name=self.cache.user_name(uid),
+            transport="tcp",
+            src_ip=src_ip,
+            src_port=src_port or None,
+            outcome=REASONS[reason],
+            process_start=info.start,
+            probe=PROBE_CONNECT,
+            reason=reason,
+            duration_ns=int(took),
+            error=error,
         )
 
     def _count(self, kind: bytes, executable: str | None) -> None:
@@ -374,6 +449,22 @@ class BpfCollector:
         if len(self._udp_seen) > _UDP_SEEN_MAX:
             self._udp_seen.popitem(last=False)
         return False
+
+
+def _reason(state: int, err: int) -> tuple[str, str | None]:
+    """(event.reason, errno name) of a socket that left SYN_SENT for `state` with error `err`."""
+    if state == _ESTABLISHED and err <= 4095:  # an error after the handshake is not its outcome
+        return "established", None
+    if state != _CLOSE or err > 4095:  # the kernel's errnos are below 4096
+        raise ValueError("not an outcome")
+    if err == 0:
+        return "aborted", None
+    name = errno.errorcode.get(err, f"E{err}")
+    if err == errno.ECONNREFUSED:
+        return "refused", name
+    if err == errno.ETIMEDOUT:
+        return "timeout", name
+    return ("unreachable" if err in _UNREACHABLE else "error"), name
 
 
 def _digits(*fields: bytes) -> None:

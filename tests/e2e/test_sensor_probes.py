@@ -1,0 +1,120 @@
+"""The live eBPF sensor and what a probe led to: outcomes of TCP attempts (established, refused,
+timed out, unreachable, abandoned), each attributed to the process that made the attempt."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_sensor_live import require_root, start_sensor, stop_sensor
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+# SAFETY: 127.0.0.1 and addresses of a veth pair inside a namespace this test creates and deletes.
+SILENT = "10.203.0.3"  # a permanent neighbour entry: the SYNs leave and nothing answers
+NO_NEIGHBOUR = "10.203.0.2"  # nothing answers ARP: the kernel reports the host unreachable
+
+CLIENT = f"""
+import os, select, socket, sys
+print(os.getpid(), flush=True)
+server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen()
+opened = socket.socket(); opened.connect(server.getsockname())
+closed = socket.socket(); closed.bind(("127.0.0.1", 0))  # bound, not listening: RST
+refused = socket.socket()
+assert refused.connect_ex(closed.getsockname()) == 111
+pending = []
+for address, syncnt in (("{SILENT}", 1), ("{NO_NEIGHBOUR}", 6)):
+    s = socket.socket(); s.setblocking(False)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, syncnt)  # timeout after ~3 s, not ~2 min
+    s.connect_ex((address, 9))
+    pending.append(s)
+abandoned = socket.socket(); abandoned.setblocking(False)
+abandoned.connect_ex(("{SILENT}", 10)); abandoned.close()
+for s in pending:
+    select.select([], [s], [], 30)
+    print(s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), flush=True)
+"""
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def namespace() -> Iterator[str]:
+    require_root()
+    if shutil.which("ip") is None or shutil.which("bpftrace") is None:
+        pytest.skip("needs iproute2 and bpftrace")
+    name = f"rwprobes{os.getpid()}"
+    try:
+        ip("netns", "add", name)
+    except subprocess.CalledProcessError as exc:
+        pytest.skip(f"cannot create a network namespace: {exc.stderr.decode().strip()}")
+    try:
+        ip("-n", name, "link", "set", "lo", "up")
+        ip("-n", name, "link", "add", "va", "type", "veth", "peer", "name", "vb")
+        ip("-n", name, "addr", "add", "10.203.0.1/24", "dev", "va")
+        ip("-n", name, "link", "set", "va", "up")
+        ip("-n", name, "link", "set", "vb", "up")
+        ip("-n", name, "neigh", "add", SILENT, "lladdr", "02:00:00:00:00:03", "dev", "va")
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+
+
+def test_each_tcp_attempt_has_its_outcome_with_its_process(tmp_path: Path, namespace: str) -> None:
+    sensor, out, _ = start_sensor(tmp_path, "ebpf")
+    try:
+        client = subprocess.run(
+            ["ip", "netns", "exec", namespace, sys.executable, "-c", CLIENT],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+    finally:
+        summary = stop_sensor(sensor)
+    pid_line, *errors = client.stdout.split()
+    assert errors == ["110", "113"], client.stdout  # what the client itself saw: the ground truth
+    docs = [d for d in map(json.loads, out.open()) if d["process"]["pid"] == int(pid_line)]
+    attempts = {
+        (d["destination"]["ip"], d["destination"]["port"])
+        for d in docs
+        if d["event"]["action"] == "connection_attempted"
+    }
+    results = {
+        (d["destination"]["ip"], d["event"]["reason"]): d
+        for d in docs
+        if d["event"]["action"] == "connection_result"
+    }
+    assert (SILENT, 9) in attempts and (NO_NEIGHBOUR, 9) in attempts, attempts
+    assert len(attempts) == 5, attempts
+    assert sorted(results) == sorted(
+        [
+            ("127.0.0.1", "established"),
+            ("127.0.0.1", "refused"),
+            (SILENT, "timeout"),
+            (NO_NEIGHBOUR, "unreachable"),
+            (SILENT, "aborted"),
+        ]
+    ), (sorted(results), summary)
+    timeout = results[(SILENT, "timeout")]
+    assert timeout["event"]["outcome"] == "failure" and timeout["event"]["type"] == ["end"]
+    assert timeout["reconwatch"] == {"probe": "connect", "error": "ETIMEDOUT"}
+    # TCP_SYNCNT=1: the SYN and one retry (1 s apart), given up 2 s later
+    assert timeout["event"]["duration"] >= 2_000_000_000
+    assert results[("127.0.0.1", "established")]["event"]["outcome"] == "success"
+    assert results[(NO_NEIGHBOUR, "unreachable")]["reconwatch"]["error"] == "EHOSTUNREACH"
+    for doc in results.values():
+        assert doc["process"]["executable"] == os.path.realpath(sys.executable)
+        assert doc["process"]["args"][-2] == "-c"
+        assert doc["source"]["port"] > 0 and doc["network"]["transport"] == "tcp"
+    entity_ids = {d["process"]["entity_id"] for d in docs}
+    assert len(entity_ids) == 1  # attempts and outcomes join on the process
+    assert "attempt outcomes" in summary
