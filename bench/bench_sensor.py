@@ -160,12 +160,18 @@ def wait_caught_up(pid: int, limit: float = 120.0) -> tuple[float, float]:
     return tree_cpu(pid)
 
 
+_ATTEMPT = b'"action":"connection_attempted"'
+
+
 def count_captured(out: Path, pids: list[int]) -> int:
     marks = [f'"process":{{"pid":{pid},'.encode() for pid in pids]
     captured = 0
     for path in out.parent.glob(f"{out.name}*"):
         with path.open("rb") as handle:
-            captured += sum(1 for line in handle if any(m in line for m in marks))
+            # attempts only: each attempt to the closed port also has its outcome event
+            captured += sum(
+                1 for line in handle if _ATTEMPT in line and any(m in line for m in marks)
+            )
         if not os.environ.get("BENCH_KEEP"):
             path.unlink()
     return captured

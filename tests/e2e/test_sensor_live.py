@@ -18,6 +18,7 @@ import pytest
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
+RESULT = "connection_result"  # an attempt's outcome (eBPF only), not an attempt
 # SAFETY: loopback only.
 NMAP = ["nmap", "-sT", "-Pn", "-n", "-p", "9", "127.0.1.0/24", "127.0.2.0/24"]
 
@@ -102,9 +103,10 @@ def scan_and_collect(tmp_path: Path, backend: str) -> tuple[list[dict], Path, st
 def assert_scan_recorded(docs: list[dict], agent_id: str) -> None:  # type: ignore[type-arg]
     by_exe: dict[str | None, set[str]] = defaultdict(set)
     for d in docs:
-        assert d["event"]["action"] in ("connection_attempted", "connection_accepted")
+        assert d["event"]["action"] in ("connection_attempted", "connection_accepted", RESULT)
         assert d["agent"]["id"] == agent_id
-        by_exe[d["process"].get("executable")].add(d["destination"]["ip"])
+        if d["event"]["action"] != RESULT:
+            by_exe[d["process"].get("executable")].add(d["destination"]["ip"])
     assert len(by_exe["/usr/bin/nmap"]) >= 500, {k: len(v) for k, v in by_exe.items()}
     nmap_doc = next(d for d in docs if d["process"].get("executable") == "/usr/bin/nmap")
     assert nmap_doc["host"]["os"]["type"] == "linux"
@@ -133,6 +135,14 @@ def test_ebpf_sensor_records_nmap_subnet_scan(tmp_path: Path) -> None:
     nmap_doc = next(d for d in docs if d["process"].get("executable") == "/usr/bin/nmap")
     assert nmap_doc["network"]["transport"] == "tcp"
     assert nmap_doc["process"]["args"][:2] == ["nmap", "-sT"]
+    refused = {
+        d["destination"]["ip"]
+        for d in docs
+        if d["event"]["action"] == RESULT
+        and d["event"]["reason"] == "refused"
+        and d["process"].get("executable") == "/usr/bin/nmap"
+    }
+    assert len(refused) >= 500  # port 9 is closed on every loopback address: RST
     assert_detected(out, agent_id)
 
 
@@ -181,7 +191,7 @@ def test_ebpf_sensor_records_udp_destinations_once_and_tcp(tmp_path: Path) -> No
     seen = [
         (d["network"].get("transport"), d["destination"]["ip"])
         for d in map(json.loads, out.open())
-        if d["process"]["pid"] == client.pid
+        if d["process"]["pid"] == client.pid and d["event"]["action"] != RESULT
     ]
     assert sorted(seen) == [("tcp", "127.0.3.3"), ("udp", "127.0.3.1"), ("udp", "127.0.3.2")]
 
