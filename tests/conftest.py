@@ -1,12 +1,13 @@
-"""Shared test paths and helpers: the checkout, the read-only shared material beside it, ROW queries on each batch executor."""
+"""Shared test paths and helpers: the checkout, the read-only shared material beside it, the `backend` fixture over every registered executor."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
 
-from reconwatch.backends import duckdb as duck
-from reconwatch.backends import reference
+import pytest
+
+from reconwatch.backends import EXECUTORS, executor
 from reconwatch.esql.analyze import compile_query
 from reconwatch.plan.catalog import Result, StaticCatalog
 
@@ -14,12 +15,18 @@ from reconwatch.plan.catalog import Result, StaticCatalog
 # it: /work/shared for a checkout in /work. Tests that need it skip with a reason without it.
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-BATCH_BACKENDS = ["reference", "duckdb"]
+# Every batch executor, by registry name (a new executor joins every test that takes `backend`).
+BATCH_BACKENDS = sorted(EXECUTORS)
+
+
+@pytest.fixture(params=BATCH_BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The name of one registered batch executor (reconwatch.backends.executor runs it)."""
+    name: str = request.param
+    return name
 
 
 def run_rows(backend: str, query: str, now: datetime) -> Result:
     """A query over no data (ROW ...) on one batch executor, by name."""
     plan = compile_query(query, StaticCatalog({}))
-    if backend == "reference":
-        return reference.execute(plan, [], now)
-    return duck.execute(plan, None, now)
+    return executor(backend)(plan, None, now)

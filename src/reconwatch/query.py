@@ -8,17 +8,19 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from reconwatch import __version__
+from reconwatch.backends import EXECUTORS, executor
 from reconwatch.backends.duckdb.execute import ExecutionError
-from reconwatch.errors import QuerySemanticError, UsageError
+from reconwatch.errors import QuerySemanticError
 from reconwatch.esql.analyze import compile_query
 from reconwatch.ingest.dataset import Dataset
 from reconwatch.plan.catalog import Result
 from reconwatch.plan.nodes import NO_SPAN, Column, Limit, Plan, Source
+from reconwatch.plan.scan import RetryScan
 
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
 
-BACKENDS = ("duckdb",)
+BACKENDS = tuple(EXECUTORS)
 MAX_RETRIES = 64
 
 # Elasticsearch's `Warning` response header (RFC 7234 5.5): code 299, an agent token, then the
@@ -34,12 +36,8 @@ _PLAIN = frozenset([0x09, 0x20, 0x21, 0x23, 0x24, *range(0x26, 0x7F), *range(0x8
 
 
 def run_query(text: str, dataset: Dataset, *, now: datetime, backend: str = "duckdb") -> Result:
-    """Compile and run ES|QL text over a dataset, `now` being the query time."""
-    if backend != "duckdb":
-        msg = f"unknown backend [{backend}]; known: {', '.join(BACKENDS)}"
-        raise UsageError(msg)
-    from reconwatch.backends.duckdb.execute import RetryScan, execute
-
+    """Compile and run ES|QL text over a dataset on an executor by name, `now` being the query time."""
+    execute = executor(backend)
     # Each retry moves a file to the Python reader, marks a field multivalued or completes the
     # field scan: a bounded number of times.
     for _attempt in range(MAX_RETRIES):
@@ -57,7 +55,7 @@ def pin(
 ) -> tuple[Column, ...]:
     """Run ES|QL text into a temporary DuckDB table on `con` (read once, queried many times);
     returns its columns (multivalued where the table holds lists)."""
-    from reconwatch.backends.duckdb.execute import RetryScan, materialize
+    from reconwatch.backends.duckdb.execute import materialize
 
     for _attempt in range(MAX_RETRIES):
         plan = _without_implicit_limit(compile_on(text, dataset))

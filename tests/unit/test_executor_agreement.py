@@ -6,11 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from conftest import BATCH_BACKENDS, run_rows
+from conftest import run_rows
 from reconwatch.plan.catalog import Result
 
 NOW = datetime(2025, 1, 15, 12, tzinfo=UTC)
-BACKENDS = BATCH_BACKENDS
 
 
 def run(backend: str, query: str) -> Result:
@@ -67,7 +66,6 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_rows(backend: str, name: str) -> None:
     query, rows = CASES[name]
@@ -112,7 +110,6 @@ WARNINGS = {
 }
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", sorted(WARNINGS))
 def test_warnings(backend: str, name: str) -> None:
     query, expected = WARNINGS[name]

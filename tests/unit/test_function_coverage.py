@@ -9,8 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from reconwatch.backends import duckdb as duck
-from reconwatch.backends import reference as ref
+from conftest import BATCH_BACKENDS, run_rows
 from reconwatch.errors import UnsupportedFeatureError
 from reconwatch.esql import functions as fns
 from reconwatch.esql.analyze import compile_query
@@ -18,7 +17,6 @@ from reconwatch.plan import nodes as p
 from reconwatch.plan.catalog import Result, StaticCatalog
 
 NOW = datetime(2024, 5, 3, 10, 11, 12, 345000, tzinfo=UTC)
-BACKENDS = ("reference", "duckdb")
 
 
 @dataclass(frozen=True)
@@ -327,10 +325,7 @@ CASES: list[Case] = [
 
 
 def _run(backend: str, query: str) -> Result:
-    plan = compile_query(query, StaticCatalog())
-    if backend == "reference":
-        return ref.execute(plan, [], NOW)
-    return duck.execute(plan, None, NOW)
+    return run_rows(backend, query, NOW)
 
 
 def _exprs(expr: p.Expr | None) -> Iterator[str]:
@@ -371,7 +366,6 @@ def _same(got: object, want: object) -> bool:
     return type(got) is type(want) and got == want
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case", CASES, ids=[c.query for c in CASES])
 def test_case(case: Case, backend: str) -> None:
     if backend in case.unsupported:
@@ -387,7 +381,7 @@ def test_case(case: Case, backend: str) -> None:
 
 @pytest.mark.parametrize("case", [c for c in CASES if not c.unsupported], ids=lambda c: c.query)
 def test_backends_warn_alike(case: Case) -> None:
-    warnings = {backend: sorted(_run(backend, case.query).warnings) for backend in BACKENDS}
+    warnings = {backend: sorted(_run(backend, case.query).warnings) for backend in BATCH_BACKENDS}
     assert warnings["duckdb"] == warnings["reference"]
 
 
@@ -400,5 +394,5 @@ def test_every_registered_function_is_covered_on_every_backend() -> None:
 def test_unsupported_reasons_are_given_by_name() -> None:
     for case in CASES:
         for backend, reason in case.unsupported.items():
-            assert backend in BACKENDS
+            assert backend in BATCH_BACKENDS
             assert reason.strip(), case.query

@@ -4,41 +4,34 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
-
-from conftest import BATCH_BACKENDS, run_rows
+from conftest import run_rows
 from reconwatch.plan.catalog import Result
 
 NOW = datetime(2025, 1, 15, 12, tzinfo=UTC)
-BACKENDS = BATCH_BACKENDS
 
 
 def run(backend: str, query: str) -> Result:
     return run_rows(backend, query, NOW)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_single_key_null_group_first_then_first_seen(backend: str) -> None:
     query = """ROW k = ["b", "a", "c", "a"] | MV_EXPAND k
     | EVAL k = CASE(k == "c", null, k) | STATS n = COUNT() BY k"""
     assert run(backend, query).rows == [(1, None), (1, "b"), (2, "a")]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_boolean_key_has_fixed_order_null_false_true(backend: str) -> None:
     query = """ROW k = [3, 1, 2] | MV_EXPAND k
     | EVAL b = CASE(k == 1, false, k == 3, true) | STATS n = COUNT() BY b"""
     assert run(backend, query).rows == [(1, None), (1, False), (1, True)]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_two_keys_first_seen_nulls_not_moved(backend: str) -> None:
     query = """ROW k = [3, 1, 2] | MV_EXPAND k
     | EVAL a = CASE(k == 1, null, "x"), b = k % 2 | STATS n = COUNT() BY a, b"""
     assert run(backend, query).rows == [(1, "x", 1), (1, None, 1), (1, "x", 0)]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_multivalued_key_values_in_row_order(backend: str) -> None:
     query = 'ROW k = ["z", "y", "z", "x"] | STATS n = COUNT() BY k'
     assert run(backend, query).rows == [(1, "z"), (1, "y"), (1, "x")]

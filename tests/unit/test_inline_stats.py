@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from conftest import SHARED
 from reconwatch.backends import duckdb as duck
+from reconwatch.backends import executor
 from reconwatch.backends import reference as ref
 from reconwatch.backends.stream.split import split_plan
 from reconwatch.errors import QuerySemanticError, UnsupportedFeatureError
@@ -25,7 +26,6 @@ from reconwatch.types import DataType as T
 NOW = datetime(2025, 1, 15, 12, tzinfo=UTC)
 MV_FAILURE = "single-value function encountered multi-value"
 INDEX = "logs-endpoint.events.network-default"
-BACKENDS = ["reference", "duckdb"]
 
 # Four events: host "a" twice (one with two destination IPs), host "b", and one without a host.
 DOCS: list[dict[str, object]] = [
@@ -64,7 +64,7 @@ def run(backend: str, query: str) -> Result:
     plan = compile_query(query, dataset)
     if backend == "reference":
         return ref.execute(plan, reference_rows(), NOW)
-    return duck.execute(plan, dataset, NOW)
+    return executor(backend)(plan, dataset, NOW)
 
 
 def names(result: Result) -> list[str]:
@@ -172,7 +172,6 @@ CASES: dict[str, tuple[str, list[str], list[tuple[object, ...]]]] = {
 }
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_inline_stats_rows(backend: str, name: str) -> None:
     tail, columns, rows = CASES[name]
@@ -182,13 +181,11 @@ def test_inline_stats_rows(backend: str, name: str) -> None:
     assert result.warnings == []
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_row_order_is_kept_without_sort(backend: str) -> None:
     query = "ROW x = [3, 1, 2, 1] | MV_EXPAND x | INLINE STATS c = COUNT(*) BY x"
     assert run(backend, query).rows == [(1, 3), (2, 1), (1, 2), (2, 1)]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_multivalued_key_in_a_row_and_a_grouping_over_it(backend: str) -> None:
     # Each distinct value is a group: the row is alone in both, so the results repeat, and the
     # BY column keeps the row's own value.
@@ -198,7 +195,6 @@ def test_multivalued_key_in_a_row_and_a_grouping_over_it(backend: str) -> None:
     assert result.rows == [(1, [1, 1], [1, 1], [3, 2, 3])]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_false_filter_gives_null_and_zero_count(backend: str) -> None:
     query = "ROW x = null, a = 1, b = [2, 3] | INLINE STATS c = MAX(a) WHERE x, n = COUNT(a) WHERE x BY b"
     result = run(backend, query)
@@ -206,7 +202,6 @@ def test_false_filter_gives_null_and_zero_count(backend: str) -> None:
     assert result.rows == [(None, 1, None, [0, 0], [2, 3])]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_name_collisions_keep_the_rightmost_and_warn(backend: str) -> None:
     query = 'ROW city = "Raleigh" | INLINE STATS city = COUNT(city) BY city'
     result = run(backend, query)
@@ -262,7 +257,7 @@ def run_docs(backend: str, query: str, docs: list[dict[str, object]], index: str
     if backend == "reference":
         rows = [{**flat_row(doc), "_index": index, "_id": f"d{i}"} for i, doc in enumerate(docs)]
         return ref.execute(plan, rows, NOW)
-    return duck.execute(plan, dataset, NOW)
+    return executor(backend)(plan, dataset, NOW)
 
 
 def flat_row(doc: dict[str, object], prefix: str = "") -> dict[str, object]:
@@ -289,7 +284,6 @@ def behavior_alert(host: str, rule: str) -> dict[str, object]:
     }
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_rule_same_host_prevalence(backend: str) -> None:
     query = corpus_query(
         "rules__cross-platform__multiple_elastic_defend_behavior_rules_same_host_prevalence"
@@ -325,7 +319,6 @@ def process_event(
     return doc
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_rule_genai_utility_descendant(backend: str) -> None:
     query = corpus_query(
         "rules__cross-platform__initial_access_elastic_defend_alert_genai_utility_descendant"
@@ -455,7 +448,6 @@ def test_duckdb_equals_reference(
     assert sorted(got.warnings) == sorted(expected.warnings), query
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("command", ["STATS", "INLINE STATS"])
 def test_values_skips_nulls(backend: str, command: str) -> None:
     # DuckDB's list() keeps a NULL as an element: VALUES must not, nor be an empty list.
@@ -467,7 +459,6 @@ def test_values_skips_nulls(backend: str, command: str) -> None:
     assert set(rows) == {(1, True)}
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_unread_aggregate_is_not_evaluated(backend: str) -> None:
     # As Elasticsearch prunes it: b's filter fails on the multivalue only when b is read.
     query = "ROW p = [22, 443] | INLINE STATS a = COUNT(*), b = COUNT(*) WHERE p > 100"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 import pyarrow as pa
@@ -10,6 +10,7 @@ import pyarrow as pa
 from reconwatch.conformance.datasets import SpecData
 from reconwatch.ingest.dataset import Dataset
 from reconwatch.plan.nodes import Column
+from reconwatch.plan.scan import ArrowScan
 from reconwatch.types import DataType
 
 Cell = object
@@ -25,8 +26,8 @@ def _arrow_cell(value: object, multivalued: bool) -> object:
     return value
 
 
-class SpecScanSource:
-    """Implements the DuckDB executor's ScanSource over SpecData: one input per index."""
+class SpecScanSource(ArrowScan):
+    """The scan source (plan.scan) over SpecData: one input per index."""
 
     def __init__(self, data: SpecData) -> None:
         self.data = data
@@ -41,19 +42,25 @@ class SpecScanSource:
                     col = seen
                 self._columns[col.name] = col
 
-    def selected_inputs(self, indices: tuple[str, ...]) -> list[int]:
-        chosen = {index.name for index in self.data.resolve(indices)}
+    def selected_inputs(self, indices: Sequence[str]) -> list[int]:
+        chosen = {index.name for index in self.data.resolve(tuple(indices))}
         return [i for i, name in enumerate(self.names) if name in chosen]
 
     def column(self, name: str) -> Column | None:
         return self._columns.get(name)
 
-    def arrow_schema(self, cols: list[Column], metadata: tuple[str, ...]) -> pa.Schema:
+    def rows(
+        self, names: Sequence[str], inputs: Sequence[int], metadata: Sequence[str] = ()
+    ) -> list[dict[str, object]]:
+        """Every field of the selected indices (a `_source` is built from all of them)."""
+        return self.data.rows(tuple(self.names[i] for i in inputs))
+
+    def arrow_schema(self, cols: Sequence[Column], metadata: Sequence[str]) -> pa.Schema:
         # The same layout ingest datasets give the executor (hidden source column first).
         return Dataset([]).arrow_schema(cols, metadata)
 
     def batches(
-        self, names: list[str], inputs: list[int], metadata: tuple[str, ...] = ()
+        self, names: Sequence[str], inputs: Sequence[int], metadata: Sequence[str] = ()
     ) -> Iterator[pa.RecordBatch]:
         cols = [self.column(n) or Column(n, DataType.KEYWORD) for n in names]
         schema = self.arrow_schema(cols, metadata)

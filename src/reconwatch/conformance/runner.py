@@ -12,14 +12,13 @@ every case that lists some.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from reconwatch.backends.duckdb import execute as duckdb_execute
-from reconwatch.backends.reference import execute as reference_execute
+from reconwatch.backends import EXECUTORS, executor
 from reconwatch.conformance.compare import compare
 from reconwatch.conformance.datasets import MissingIndexError, SpecCatalog, SpecData, load_spec_data
 from reconwatch.conformance.duck import SpecScanSource
@@ -33,8 +32,7 @@ from reconwatch.errors import (
 from reconwatch.esql import ast
 from reconwatch.esql.analyze import analyze
 from reconwatch.esql.parser import parse
-from reconwatch.plan.catalog import Result
-from reconwatch.plan.nodes import Plan, Source
+from reconwatch.plan.nodes import Plan
 
 # The Elasticsearch version these cases are judged as: `#[skip:LOW-HIGH]` markers covering it skip.
 EMULATED_VERSION = (9, 2, 0)
@@ -61,7 +59,7 @@ UNSUPPORTED_CASES: dict[str, str] = {
 # Directives about Elasticsearch's own test infrastructure, not about results.
 _IGNORED_DIRECTIVES = frozenset({"skip_flattened_rewrite", "request_stored", "pragma"})
 
-BACKENDS = ("duckdb", "reference")
+BACKENDS = tuple(EXECUTORS)
 
 
 class Outcome(StrEnum):
@@ -100,25 +98,6 @@ class Summary:
     @property
     def ok(self) -> bool:
         return not self.problems and self.count(Outcome.FAILED) == 0
-
-
-Executor = Callable[[Plan, SpecData, datetime], Result]
-
-
-# ---------------------------------------------------------------------------------------------
-# Executors
-
-
-def _run_reference(plan: Plan, data: SpecData, now: datetime) -> Result:
-    rows = data.rows(plan.source.indices) if isinstance(plan.source, Source) else []
-    return reference_execute(plan, rows, now)
-
-
-def _run_duckdb(plan: Plan, data: SpecData, now: datetime) -> Result:
-    return duckdb_execute(plan, SpecScanSource(data), now)
-
-
-EXECUTORS: dict[str, Executor] = {"duckdb": _run_duckdb, "reference": _run_reference}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,7 +180,7 @@ def run_case(case: SpecCase, data: SpecData, backend: str, now: datetime = FIXED
     except QuerySemanticError as exc:
         return _failure(case, backend, f"semantic error: {exc.one_line()}")
     try:
-        result = EXECUTORS[backend](plan, data, now)
+        result = executor(backend)(plan, SpecScanSource(data), now)
     except UnsupportedFeatureError as exc:
         return _skip(case, backend, f"{backend}: {exc.message}")
     except Exception as exc:  # an engine crash is a failure of this case, not of the run

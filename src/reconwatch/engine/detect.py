@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -17,8 +18,13 @@ from reconwatch.errors import ReconwatchError, RuleRunError
 from reconwatch.ingest import Dataset
 from reconwatch.plan.catalog import Result
 from reconwatch.plan.nodes import Column
+from reconwatch.plan.scan import ArrowScan
+from reconwatch.plan.values import from_list
 from reconwatch.rules.exceptions import ExceptionList
 from reconwatch.rules.model import Rule
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class DatasetBackend:
@@ -63,14 +69,14 @@ class DatasetBackend:
 PINNED_TABLE = "rw_pinned"
 
 
-class PinnedBackend:
+class PinnedBackend(ArrowScan):
     """QueryBackend over one materialised result (a DuckDB temporary table); close() frees it."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, columns: tuple[Column, ...]) -> None:
         self.con = con
         self._columns = {c.name: c for c in columns}
 
-    # Catalog and scan source for the analyser and the DuckDB executor.
+    # Catalog and scan source (plan.scan) for the analyser and the DuckDB executor.
     def fields(self, indices: tuple[str, ...]) -> Mapping[str, Column]:
         return self._columns
 
@@ -80,26 +86,48 @@ class PinnedBackend:
     def selected_inputs(self, indices: Sequence[str]) -> list[int]:
         return [0]
 
+    def _select(self, names: Sequence[str]) -> str:
+        cols = "".join(f", {_quoted(n)}" for n in names if n in self._columns)
+        return f"SELECT CAST(0 AS INTEGER) AS __src{cols} FROM {PINNED_TABLE}"
+
     def register_source(
         self,
         con: duckdb.DuckDBPyConnection,
         names: Sequence[str],
         inputs: Sequence[int],
-        metadata: Sequence[str] = (),
-    ) -> None:
-        cols = ", ".join(_quoted(n) for n in names if n in self._columns)
-        extra = f", {cols}" if cols else ""
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW rw_source AS "
-            f"SELECT CAST(0 AS INTEGER) AS __src{extra} FROM {PINNED_TABLE}"
-        )
+        metadata: Sequence[str],
+        filtered: Collection[str] | None,
+    ) -> bool:
+        if con is not self.con:
+            return False  # the table lives on our connection: another one reads the batches
+        con.execute(f"CREATE OR REPLACE TEMP VIEW rw_source AS {self._select(names)}")
+        return True
+
+    def batches(
+        self, names: Sequence[str], inputs: Sequence[int], metadata: Sequence[str] = ()
+    ) -> Iterator[pa.RecordBatch]:
+        reader: pa.RecordBatchReader = self.con.sql(self._select(names)).to_arrow_reader()
+        yield from reader
+
+    def arrow_schema(self, cols: Sequence[Column], metadata: Sequence[str]) -> pa.Schema:
+        sql = f"{self._select([c.name for c in cols])} LIMIT 0"
+        table: pa.Table = self.con.sql(sql).to_arrow_table()
+        return table.schema
+
+    def rows(
+        self, names: Sequence[str], inputs: Sequence[int], metadata: Sequence[str] = ()
+    ) -> Iterator[dict[str, object]]:
+        for batch in self.batches(names, inputs, metadata):
+            for row in batch.to_pylist():
+                del row["__src"]
+                yield {k: _plain(v) for k, v in row.items()}
 
     # QueryBackend
     def run(self, query: str, *, now: datetime) -> Result:
         from reconwatch.backends.duckdb.execute import execute
         from reconwatch.esql.analyze import compile_query
 
-        return execute(compile_query(query, self), self, now, self.con)  # type: ignore[arg-type]
+        return execute(compile_query(query, self), self, now, self.con)
 
     def columns(self, query: str) -> tuple[Column, ...]:
         from reconwatch.esql.analyze import compile_query
@@ -108,6 +136,15 @@ class PinnedBackend:
 
     def close(self) -> None:
         self.con.close()
+
+
+def _plain(value: object) -> object:
+    """A pinned cell as the plan holds it: times in UTC, a list of one value that value."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, list):
+        return from_list(_plain(v) for v in value)
+    return value
 
 
 def _quoted(name: str) -> str:

@@ -401,7 +401,7 @@ class Dataset:
         inputs: Sequence[int],
         metadata: Sequence[str] = (),
         filtered: Collection[str] | None = None,
-    ) -> None:
+    ) -> bool:
         """Make `rw_source` on `con`: DuckDB reads NDJSON files itself where it can, the Python
         reader supplies the rest as Arrow batches. `filtered`: the fields the query's filters
         read (all when None), which DuckDB's reader checks for every event (fast.source_select)."""
@@ -423,6 +423,7 @@ class Dataset:
             con.register("rw_python", reader)
             parts.append("SELECT * FROM rw_python")
         con.execute(f"CREATE OR REPLACE TEMP VIEW rw_source AS {' UNION ALL BY NAME '.join(parts)}")
+        return True
 
     def _fast_select(
         self,
@@ -515,6 +516,23 @@ class Dataset:
             if rows:
                 yield self._batch(schema, cols, metadata, index, inp, rows)
 
+    def rows(
+        self, names: Sequence[str], inputs: Sequence[int], metadata: Sequence[str] = ()
+    ) -> Iterator[dict[str, object]]:
+        """The rows `batches` holds, as dicts of plan-convention values (a list is a multivalue)."""
+        if any(n not in ECS_FIELDS for n in names):
+            self._ensure_scan()
+        else:
+            self._ensure_sample()
+        cols = [self.column(n) or Column(n, T.KEYWORD) for n in names]
+        for index in inputs:
+            inp = self._inputs[index]
+            for line, flat in self._events(index):
+                row = {c.name: _row_cell(flat.get(c.name), c) for c in cols}
+                for m in metadata:
+                    row[m] = _meta(m, inp, line, flat)
+                yield row
+
     def arrow_schema(self, cols: Sequence[Column], metadata: Sequence[str]) -> pa.Schema:
         import pyarrow as pa
 
@@ -574,12 +592,26 @@ def _count_lines(path: str) -> int:
 
 
 def _cell(vals: list[object] | None, col: Column) -> object:
+    cell = _values(vals, col)
+    if isinstance(cell, list):
+        return [_arrow_value(v, col.type) for v in cell]
+    return _arrow_value(cell, col.type)
+
+
+def _row_cell(vals: list[object] | None, col: Column) -> object:
+    cell = _values(vals, col)
+    return values.from_list(cell) if isinstance(cell, list) else cell
+
+
+def _values(vals: list[object] | None, col: Column) -> object:
+    """A field's leaves as the column's type: a list (doc-values order) when it is multivalued,
+    else its one value; None when none converts, or for several in a single-valued column."""
     if not vals:
         return None
     out = []
     for v in vals:
         try:
-            out.append(_arrow_value(convert_leaf(v, col.type), col.type))
+            out.append(convert_leaf(v, col.type))
         except values.ConversionError:
             continue  # only fields outside ECS get here: a value the inferred type cannot hold
     if not out:

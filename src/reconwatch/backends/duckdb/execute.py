@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
 
 import duckdb
 
@@ -18,29 +16,8 @@ from reconwatch.errors import ReconwatchError
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values
 from reconwatch.plan.catalog import Result
+from reconwatch.plan.scan import RetryScan, ScanSource
 from reconwatch.types import DataType as T
-
-if TYPE_CHECKING:
-    import pyarrow as pa
-
-
-class ScanSource(Protocol):
-    """What the executor needs from a dataset (ingest.Dataset implements it)."""
-
-    def selected_inputs(self, indices: tuple[str, ...]) -> list[int]: ...
-
-    def column(self, name: str) -> p.Column | None: ...
-
-    def batches(
-        self, names: list[str], inputs: list[int], metadata: tuple[str, ...] = ()
-    ) -> object: ...
-
-    def arrow_schema(self, cols: list[p.Column], metadata: tuple[str, ...]) -> pa.Schema: ...
-
-
-class RetryScan(Exception):
-    """The dataset learnt something while DuckDB read it (a file to read in Python, a field that
-    is multivalued after all): compile the query again and re-run it."""
 
 
 class ExecutionError(ReconwatchError):
@@ -134,14 +111,12 @@ def _run(
     try:
         cursor = con.execute(sql)
     except duckdb.Error as exc:
-        failed = getattr(dataset, "scan_failed", None)
-        if failed is not None and failed(str(exc), inputs):
+        if dataset is not None and dataset.scan_failed(str(exc), inputs):
             raise RetryScan(str(exc)) from exc
         msg = f"query failed in DuckDB: {str(exc).splitlines()[0]}"
         raise ExecutionError(msg) from exc
-    later = getattr(dataset, "counted_later", None)
-    if later is not None:
-        later(inputs)
+    if dataset is not None:
+        dataset.counted_later(inputs)
     return cursor
 
 
@@ -158,12 +133,7 @@ def _register_source(
         con.register(SOURCE_TABLE, table)
         return
     inputs = dataset.selected_inputs(src.indices)
-    own = getattr(dataset, "register_source", None)
-    if own is not None:
-        if "filtered" in inspect.signature(own).parameters:
-            own(con, names, inputs, meta, filtered=filtered_fields(plan))
-        else:
-            own(con, names, inputs, meta)
+    if dataset.register_source(con, names, inputs, meta, filtered_fields(plan)):
         return
     cols = [dataset.column(n) or p.Column(n, T.KEYWORD) for n in names]
     schema = dataset.arrow_schema(cols, meta)
