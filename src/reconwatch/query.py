@@ -11,7 +11,9 @@ from reconwatch import __version__
 from reconwatch.backends import EXECUTORS, executor
 from reconwatch.backends.duckdb.execute import ExecutionError
 from reconwatch.errors import QuerySemanticError
-from reconwatch.esql.analyze import compile_query
+from reconwatch.esql import ast
+from reconwatch.esql.analyze import analyze
+from reconwatch.esql.parser import parse
 from reconwatch.ingest.dataset import Dataset
 from reconwatch.plan.catalog import Result
 from reconwatch.plan.nodes import NO_SPAN, Column, Limit, Plan, Source
@@ -35,7 +37,9 @@ _PLAIN = frozenset([0x09, 0x20, 0x21, 0x23, 0x24, *range(0x26, 0x7F), *range(0x8
 }
 
 
-def run_query(text: str, dataset: Dataset, *, now: datetime, backend: str = "duckdb") -> Result:
+def run_query(
+    text: str | ast.Query, dataset: Dataset, *, now: datetime, backend: str = "duckdb"
+) -> Result:
     """Compile and run ES|QL text over a dataset on an executor by name, `now` being the query time."""
     execute = executor(backend)
     # Each retry moves a file to the Python reader, marks a field multivalued or completes the
@@ -51,7 +55,7 @@ def run_query(text: str, dataset: Dataset, *, now: datetime, backend: str = "duc
 
 
 def pin(
-    text: str, dataset: Dataset, *, now: datetime, con: DuckDBPyConnection, table: str
+    text: str | ast.Query, dataset: Dataset, *, now: datetime, con: DuckDBPyConnection, table: str
 ) -> tuple[Column, ...]:
     """Run ES|QL text into a temporary DuckDB table on `con` (read once, queried many times);
     returns its columns (multivalued where the table holds lists)."""
@@ -79,15 +83,16 @@ def _without_implicit_limit(plan: Plan) -> Plan:
     return plan
 
 
-def compile_on(text: str, dataset: Dataset) -> Plan:
-    """compile_query, except that an unknown column is looked for in every event first (the
-    catalog knows the schema and a sample of each file until then)."""
+def compile_on(text: str | ast.Query, dataset: Dataset) -> Plan:
+    """compile_query (analyze for a parsed query), except that an unknown column is looked for
+    in every event first (the catalog knows the schema and a sample of each file until then)."""
+    query = parse(text) if isinstance(text, str) else text
     try:
-        return compile_query(text, dataset)
+        return analyze(query, dataset)
     except QuerySemanticError as exc:
         if "Unknown column" not in str(exc) or not dataset.complete_fields():
             raise
-    return compile_query(text, dataset)
+    return analyze(query, dataset)
 
 
 def explain(text: str, dataset: Dataset, *, now: datetime | None = None) -> str:

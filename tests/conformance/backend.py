@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from reconwatch.engine.backend import QueryBackend
-from reconwatch.esql.analyze import compile_query
+from reconwatch.esql import ast
+from reconwatch.esql.analyze import analyze
 from reconwatch.ingest import Dataset
 from reconwatch.plan import nodes as p
 from reconwatch.plan.catalog import Result
@@ -27,13 +28,13 @@ class ReferenceBackend:
             row["_index"] = "logs-endpoint.events.network-default"
             self.rows.append(row)
 
-    def columns(self, query: str) -> tuple[p.Column, ...]:
-        return compile_query(query, self.dataset).columns
+    def columns(self, query: ast.Query) -> tuple[p.Column, ...]:
+        return analyze(query, self.dataset).columns
 
-    def run(self, query: str, *, now: datetime) -> Result:
+    def run(self, query: ast.Query, *, now: datetime) -> Result:
         from reconwatch.evaluate.pipeline import execute
 
-        plan = compile_query(query, self.dataset)
+        plan = analyze(query, self.dataset)
         types = {c.name: c.type for c in getattr(plan.source, "fields", ())}
         rows = [
             {k: coerce_cell(v, types[k]) if k in types else v for k, v in r.items()}

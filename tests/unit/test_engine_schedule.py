@@ -6,15 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from reconwatch.engine.query_text import (
-    append_limit,
-    command_name,
-    insert_after_source,
-    split_commands,
-    time_range_condition,
-)
+from reconwatch.engine.rewrite import time_range, with_filters, with_limit
 from reconwatch.engine.schedule import runs_between, window_at
 from reconwatch.errors import UsageError
+from reconwatch.esql import ast
+from reconwatch.esql.parser import parse
+from reconwatch.esql.render import render, render_command, render_expr
 from reconwatch.rules.builtin import load_builtin
 
 T = datetime(2025, 7, 16, 10, 0, tzinfo=UTC)
@@ -38,31 +35,37 @@ def test_runs_between_step_one_interval() -> None:
         runs_between(rule, T, T)
 
 
-def test_split_commands_respects_strings_and_comments() -> None:
-    q = 'from a | where x == "a|b" // c|d\n| eval `y|z` = 1 /* | */ | keep x'
-    parts = split_commands(q)
-    assert [command_name(p) for p in parts] == ["from", "where", "eval", "keep"]
-    assert parts[1].strip() == 'where x == "a|b" // c|d'
+def kinds(query: ast.Query) -> list[str]:
+    return [render_command(c).split()[0].lower() for c in query.commands]
 
 
-def test_insert_after_source_and_limit() -> None:
-    q = "from logs-* metadata _id\n| where a == 1\n| stats c = count()"
-    out = append_limit(insert_after_source(q, ["b > 2"]), 100)
-    assert [command_name(p) for p in split_commands(out)] == [
-        "from",
-        "where",
-        "where",
-        "stats",
-        "limit",
-    ]
-    assert split_commands(out)[1].strip() == "where b > 2"
-    assert out.endswith("| limit 100")
+def test_rewrites_start_from_the_parse_strings_and_comments_kept() -> None:
+    q = parse('from a | where x == "a|b" // c|d\n| eval `y|z` = 1 /* | */ | keep x')
+    out = with_limit(with_filters(q, []), 10)
+    assert kinds(out) == ["from", "where", "eval", "keep", "limit"]
+    assert render_command(out.commands[1]) == 'WHERE x == "a|b"'
+
+
+def test_filters_after_source_and_limit_keep_the_rule_s_own_positions() -> None:
+    q = parse("from logs-* metadata _id\n| where a == 1\n| stats c = count()")
+    out = with_limit(with_filters(q, [ast.Binary(">", ast.Field("b"), _int(2))]), 100)
+    assert kinds(out) == ["from", "where", "where", "stats", "limit"]
+    assert render_command(out.commands[1]) == "WHERE b > 2"
+    assert render(out).endswith("| LIMIT 100")
+    # The rule's own commands keep their spans (line 2 is `| where a == 1`).
+    assert out.commands[2].span == q.commands[1].span
+    assert (out.commands[2].span.line, out.commands[2].span.col) == (2, 3)
+    assert out.source == q.source
+
+
+def _int(value: int) -> ast.Literal:
+    return ast.Literal("integer", value)
 
 
 def test_time_range_condition_falls_back_to_timestamp() -> None:
-    cond = time_range_condition("event.ingested", T - timedelta(minutes=61), T, fallback=True)
+    cond = render_expr(time_range("event.ingested", T - timedelta(minutes=61), T))
     assert cond == (
-        'coalesce(event.ingested, @timestamp) >= "2025-07-16T08:59:00.000Z" and '
+        'coalesce(event.ingested, @timestamp) >= "2025-07-16T08:59:00.000Z" AND '
         'coalesce(event.ingested, @timestamp) <= "2025-07-16T10:00:00.000Z"'
     )
-    assert time_range_condition(None, T, T, fallback=True).startswith("@timestamp >= ")
+    assert render_expr(time_range(None, T, T)).startswith("@timestamp >= ")

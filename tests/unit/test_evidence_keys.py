@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from reconwatch.engine.evidence import _group_keys
+from reconwatch.engine import evidence
+from reconwatch.esql.parser import parse
+from reconwatch.esql.render import render_expr
+
+
+def _group_keys(query: str) -> list[tuple[str, str]]:
+    """The evidence's BY keys as (column name, expression text)."""
+    return [(name, render_expr(expr)) for name, expr in evidence._group_keys(parse(query))]
 
 
 def test_group_keys_come_from_the_first_stats() -> None:

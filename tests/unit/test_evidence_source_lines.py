@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import pytest
 
 from reconwatch.engine.detect import DatasetBackend, Schedule, detect
 from reconwatch.engine.evidence import EvidenceFinder
+from reconwatch.esql.parser import parse
+from reconwatch.esql.render import render
 from reconwatch.ingest import Dataset
 from reconwatch.rules.builtin import DEFAULT_RULE, load_builtin
 
@@ -74,10 +77,10 @@ def test_plain_file_pins_only_what_the_rule_reads_and_the_summaries(
     rule = load_builtin(DEFAULT_RULE)
     for path, thin in ((plain, True), (packed, False)):
         backend = DatasetBackend(Dataset.from_files([path]))
-        finder = EvidenceFinder(rule, backend, _commands(rule.query), _fields(backend, rule.query))
+        finder = EvidenceFinder(rule, backend, parse(rule.query), _fields(backend, rule.query))
         query = finder.pinned_query([])
         assert query is not None
-        kept = query.rsplit("keep", 1)[1]
+        kept = render(query).rsplit("KEEP", 1)[1]
         # Objects the rule does not read are left to the source lines over a plain file.
         for name in ("user.name", "source.ip", "network.transport"):
             assert (name in kept) is not thin, (path.name, name)
@@ -107,13 +110,8 @@ def test_sample_from_source_lines_equals_the_wide_read(files: tuple[Path, Path])
         assert line["destination"]["ip"] == want["destination.ip"]
 
 
-def _commands(query: str) -> list[str]:
-    from reconwatch.engine.query_text import split_commands
-
-    return split_commands(query)
-
-
 def _fields(backend: DatasetBackend, query: str) -> dict[str, object]:
     from reconwatch.engine.backend import source_fields
 
-    return dict(source_fields(backend, _commands(query)[0]))
+    parsed = parse(query)
+    return dict(source_fields(backend, replace(parsed, commands=parsed.commands[:1])))

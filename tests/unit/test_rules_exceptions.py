@@ -9,6 +9,8 @@ import pytest
 
 from reconwatch.engine.exceptions_esql import keep_condition
 from reconwatch.errors import RuleLoadError
+from reconwatch.esql import ast
+from reconwatch.esql.parser import parse
 from reconwatch.plan.nodes import Column
 from reconwatch.rules.exceptions import describe, load_exceptions
 from reconwatch.types import DataType
@@ -19,6 +21,13 @@ FIELDS = {
     "destination.ip": Column("destination.ip", DataType.IP),
     "event.type": Column("event.type", DataType.KEYWORD, multivalued=True),
 }
+
+
+def condition(text: str) -> ast.Expr:
+    """The expression ES|QL text parses to (the keep condition is inserted as a tree)."""
+    where = parse(f"FROM x | WHERE {text}").commands[1]
+    assert isinstance(where, ast.Where)
+    return where.condition
 
 
 def _ndjson(tmp_path: Path, items: list[dict[str, object]]) -> Path:
@@ -73,7 +82,7 @@ def test_kibana_export_all_operators(tmp_path: Path) -> None:
         == "process.executable is '/usr/bin/nmap' AND agent.id is not one of ['a', 'b']"
     )
     cond = keep_condition([lst], FIELDS)
-    assert cond == (
+    assert cond == condition(
         'not ((coalesce(process.executable == "/usr/bin/nmap", false) and '
         'not coalesce(agent.id in ("a", "b"), false)) or (destination.ip is not null) or '
         '(not coalesce(process.executable like "/opt/*", false)))'
@@ -87,7 +96,7 @@ def test_toml_form_multivalue_ip_and_unknown_field(tmp_path: Path) -> None:
         '[[exception]]\n"no.such.field" = { "does not exist" = true }\n'
     )
     cond = keep_condition([load_exceptions(path)], FIELDS)
-    assert cond == (
+    assert cond == condition(
         'not (((coalesce(mv_contains(event.type, "start"), false)) and '
         'coalesce(destination.ip == to_ip("10.0.0.1"), false)) or (not false))'
     )

@@ -11,10 +11,13 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from reconwatch.engine.backend import QueryBackend
+from reconwatch.engine.rewrite import call, with_commands
 from reconwatch.engine.run import MAX_SIGNALS_WARNING, RuleExecutor, RunResult
 from reconwatch.engine.schedule import RunWindow, runs_between, window_at
 from reconwatch.engine.suppression import SUPPRESSION_MAX_SIGNALS_WARNING, Suppressor
 from reconwatch.errors import ReconwatchError, RuleRunError
+from reconwatch.esql import ast
+from reconwatch.esql.parser import parse
 from reconwatch.ingest import Dataset
 from reconwatch.plan.catalog import Result
 from reconwatch.plan.nodes import Column
@@ -33,7 +36,7 @@ class DatasetBackend:
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
 
-    def pin(self, query: str, *, now: datetime) -> PinnedBackend:
+    def pin(self, query: ast.Query, *, now: datetime) -> PinnedBackend:
         """The query's result kept in memory, itself queryable with ES|QL (FROM any name)."""
         from reconwatch.backends.duckdb.execute import connect
         from reconwatch.query import pin
@@ -46,21 +49,18 @@ class DatasetBackend:
             raise
         return PinnedBackend(con, columns)
 
-    def source_files(self, query: str) -> list[Path] | None:
+    def source_files(self, query: ast.Query) -> list[Path] | None:
         """The plain NDJSON files the query's FROM reads, where events' lines can be sought."""
-        from reconwatch.esql import ast
-        from reconwatch.esql.parser import parse
-
-        first = parse(query).commands[0]
+        first = query.commands[0]
         return self.dataset.plain_files(first.sources) if isinstance(first, ast.From) else None
 
-    def run(self, query: str, *, now: datetime) -> Result:
+    def run(self, query: ast.Query, *, now: datetime) -> Result:
         from reconwatch.query import run_query
 
         result: Result = run_query(query, self.dataset, now=now)
         return result
 
-    def columns(self, query: str) -> tuple[Column, ...]:
+    def columns(self, query: ast.Query) -> tuple[Column, ...]:
         from reconwatch.query import compile_on
 
         return compile_on(query, self.dataset).columns
@@ -123,16 +123,16 @@ class PinnedBackend(ArrowScan):
                 yield {k: _plain(v) for k, v in row.items()}
 
     # QueryBackend
-    def run(self, query: str, *, now: datetime) -> Result:
+    def run(self, query: ast.Query, *, now: datetime) -> Result:
         from reconwatch.backends.duckdb.execute import execute
-        from reconwatch.esql.analyze import compile_query
+        from reconwatch.esql.analyze import analyze
 
-        return execute(compile_query(query, self), self, now, self.con)
+        return execute(analyze(query, self), self, now, self.con)
 
-    def columns(self, query: str) -> tuple[Column, ...]:
-        from reconwatch.esql.analyze import compile_query
+    def columns(self, query: ast.Query) -> tuple[Column, ...]:
+        from reconwatch.esql.analyze import analyze
 
-        return compile_query(query, self).columns
+        return analyze(query, self).columns
 
     def close(self) -> None:
         self.con.close()
@@ -263,17 +263,22 @@ def event_span(rule: Rule, backend: QueryBackend, now: datetime) -> EventSpan | 
     """The events the rule's source reads, counted with their first and last time on the
     field the run filter uses (timestamp_override, falling back to @timestamp); None if the
     source has no such time field."""
-    from reconwatch.esql.parser import parse
-    from reconwatch.esql.render import quote_name, render_command
-
-    source = render_command(parse(rule.query).commands[0])
-    times = ["@timestamp"]
+    parsed = parse(rule.query)
+    stamp = ast.Field("@timestamp")
+    times: list[ast.Expr] = [stamp]
     if rule.timestamp_override not in (None, "@timestamp"):
-        times.insert(0, f"coalesce({quote_name(str(rule.timestamp_override))}, @timestamp)")
+        times.insert(0, call("coalesce", ast.Field(str(rule.timestamp_override)), stamp))
+    t = ast.Field("rw_t")
+    stats = ast.Stats(
+        (
+            ast.AggField("rw_n", ast.Call("count", (), star=True)),
+            ast.AggField("rw_first", call("min", t)),
+            ast.AggField("rw_last", call("max", t)),
+        )
+    )
     for ts in times:
-        query = (
-            f"{source} | eval rw_t = {ts} "
-            "| stats rw_n = count(*), rw_first = min(rw_t), rw_last = max(rw_t)"
+        query = with_commands(
+            parsed, [parsed.commands[0], ast.Eval((ast.Assign("rw_t", ts),)), stats]
         )
         try:
             rows = backend.run(query, now=now).as_dicts()
@@ -309,7 +314,7 @@ def _group_by_notes(rule: Rule, executor: RuleExecutor, backend: QueryBackend) -
     if config is None or not executor.aggregating:
         return []
     try:
-        columns = {c.name for c in backend.columns(rule.query)}
+        columns = {c.name for c in backend.columns(parse(rule.query))}
     except ReconwatchError:
         return []  # the run itself reports what is wrong with the query
     return [

@@ -13,19 +13,18 @@ from typing import TypeVar
 from reconwatch.alerts.document import plain
 from reconwatch.ecs.network import is_internal
 from reconwatch.engine.backend import QueryBackend
-from reconwatch.engine.query_text import (
-    append_limit,
-    command_name,
-    insert_after_source,
-    join_commands,
+from reconwatch.engine.rewrite import (
+    is_stats,
     literal,
-    quote_field,
-    string_literal,
+    string,
+    with_commands,
+    with_filters,
+    with_limit,
 )
 from reconwatch.engine.schedule import RunWindow
 from reconwatch.errors import QueryError
 from reconwatch.esql import ast
-from reconwatch.esql.parser import parse
+from reconwatch.esql.render import render_command, render_expr
 from reconwatch.ingest.locate import Located, Wanted, locate
 from reconwatch.plan.nodes import Column
 from reconwatch.plan.values import as_list, format_datetime
@@ -79,23 +78,27 @@ class EvidenceFinder:
         self,
         rule: Rule,
         backend: QueryBackend,
-        commands: Sequence[str],
+        query: ast.Query,
         fields: Mapping[str, Column],
     ) -> None:
         self.rule = rule
         self.backend = backend
-        self.commands = list(commands)
+        self.query = query
+        self.commands = list(query.commands)
         self.fields = fields
-        self.groups = _group_keys(rule.query)
+        self.groups = _group_keys(query)
         self.stats_at = next(
-            (i for i, c in enumerate(commands) if command_name(c) == "stats"), len(commands)
+            (i for i, c in enumerate(self.commands) if is_stats(c)), len(self.commands)
         )
         self.key_types: dict[str, Column] = {}
-        self._columns_cache: dict[str, tuple[Column, ...]] = {}
+        self._columns_cache: dict[ast.Query, tuple[Column, ...]] = {}
         # Set by pinned_query: the files to find the sample's lines in, when the pin is thin.
         self.files: list[Path] | None = None
 
-    def _columns(self, query: str) -> tuple[Column, ...]:
+    def _query(self, commands: Sequence[ast.Command]) -> ast.Query:
+        return with_commands(self.query, commands)
+
+    def _columns(self, query: ast.Query) -> tuple[Column, ...]:
         if query not in self._columns_cache:
             self._columns_cache[query] = self.backend.columns(query)
         return self._columns_cache[query]
@@ -105,10 +108,8 @@ class EvidenceFinder:
     ) -> dict[str, dict[str, object]]:
         """Kibana's fetch_source_documents: the events with these _ids, all their fields (the
         first event of an _id that occurs twice)."""
-        listed = ", ".join(string_literal(i) for i in ids)
-        query = join_commands(
-            [self.commands[0], f" where _id in ({listed})\n", f" limit {MAX_SOURCE_ROWS}"]
-        )
+        listed = ast.In(ast.Field("_id"), tuple(string(i) for i in ids))
+        query = self._query([self.commands[0], ast.Where(listed), ast.Limit(MAX_SOURCE_ROWS)])
         try:
             result = self.backend.run(query, now=window.run_at)
         except QueryError:
@@ -120,13 +121,13 @@ class EvidenceFinder:
                 out[key] = {k: v for k, v in doc.items() if v is not None}
         return out
 
-    def pinned_query(self, conditions: list[str]) -> str | None:
+    def pinned_query(self, conditions: list[ast.Expr]) -> ast.Query | None:
         """The pipeline before STATS with the run's filters, keeping what the rest of the rule
         and the evidence read; None when the rule has no STATS or the query does not analyse."""
         if self.stats_at >= len(self.commands):
             return None
         wide = self._pre(conditions)
-        narrow = insert_after_source(join_commands(self.commands[: self.stats_at]), conditions)
+        narrow = with_filters(self._query(self.commands[: self.stats_at]), conditions)
         try:
             kept = [c.name for c in self._columns(narrow)]
             present = {c.name for c in self._columns(wide)}
@@ -139,7 +140,7 @@ class EvidenceFinder:
             f for f in evidence if files is None or f in SUMMARY_FIELDS or _object(f) in objects
         ]
         self.files = files if len(cheap) < len(evidence) else None
-        later = " ".join(self.commands[self.stats_at :])
+        later = " ".join(render_command(c) for c in self.commands[self.stats_at :])
         # A METADATA column makes the read a Python one (docs/performance.md): pinned only when
         # the rest of the rule reads it, so the sample goes without _id and _index otherwise.
         names = [
@@ -149,30 +150,30 @@ class EvidenceFinder:
         ]
         if not names:
             return None
-        return join_commands([wide, f" keep {', '.join(quote_field(n) for n in names)}\n"])
+        return with_commands(wide, [*wide.commands, ast.Keep(tuple(names))])
 
     def _source_files(self) -> list[Path] | None:
         finder = getattr(self.backend, "source_files", None)
         if finder is None:
             return None
         try:
-            files: list[Path] | None = finder(self.commands[0])
+            files: list[Path] | None = finder(self._query(self.commands[:1]))
         except QueryError:
             return None
         return files
 
-    def after_pin(self) -> str:
+    def after_pin(self) -> ast.Query:
         """The rule's query from STATS on, over the pinned result."""
-        return join_commands([f"from {PINNED_SOURCE}\n", *self.commands[self.stats_at :]])
+        return self._query([ast.From((PINNED_SOURCE,)), *self.commands[self.stats_at :]])
 
-    def _pre(self, conditions: list[str]) -> str:
-        pre = [c for c in self.commands[: self.stats_at] if command_name(c) not in ("keep", "drop")]
-        return insert_after_source(join_commands(pre), conditions)
+    def _pre(self, conditions: list[ast.Expr]) -> ast.Query:
+        pre = [c for c in self.commands[: self.stats_at] if not isinstance(c, ast.Keep | ast.Drop)]
+        return with_filters(self._query(pre), conditions)
 
     def collect(
         self,
         row: Mapping[str, object],
-        conditions: list[str],
+        conditions: list[ast.Expr],
         window: RunWindow,
         aggregating: bool,
         pinned: QueryBackend | None = None,
@@ -186,17 +187,19 @@ class EvidenceFinder:
         if pinned is not None:
             # The pinned rows already passed the run's filters and the pipeline before STATS.
             backend = pinned
-            base = join_commands([f"from {PINNED_SOURCE}\n", *(f" where {f}\n" for f in filters)])
+            base = with_filters(self._query([ast.From((PINNED_SOURCE,))]), filters)
         else:
-            base = insert_after_source(self._pre([]), [*conditions, *filters])
+            base = with_filters(self._pre([]), [*conditions, *filters])
         try:
             present = {c.name for c in backend.columns(base)}
-            keep = [quote_field(f) for f in EVIDENCE_FIELDS if f in present]
-            query = join_commands([base, f" keep {', '.join(keep)}"]) if keep else base
-            result = backend.run(append_limit(query, MAX_EVENTS), now=window.run_at)
+            keep = tuple(f for f in EVIDENCE_FIELDS if f in present)
+            query = with_commands(base, [*base.commands, ast.Keep(keep)]) if keep else base
+            result = backend.run(with_limit(query, MAX_EVENTS), now=window.run_at)
         except QueryError as exc:
             return {"available": False, "reason": f"evidence query failed: {exc.one_line()}"}
-        method = "the rule's pipeline before STATS, re-run with " + " and ".join(filters)
+        method = "the rule's pipeline before STATS, re-run with " + " and ".join(
+            render_expr(f) for f in filters
+        )
         complete = self._from_source_lines if pinned is not None and self.files else None
         out = summarize(result.as_dicts(), method=method, complete=complete)
         if len(result.rows) >= MAX_EVENTS:
@@ -228,20 +231,20 @@ class EvidenceFinder:
     def _types(self) -> dict[str, T]:
         return {name: column.type for name, column in self.fields.items()}
 
-    def _key_filters(self, row: Mapping[str, object]) -> list[str] | None:
-        output = {c.name: c for c in self._columns(self.rule.query)}
-        filters: list[str] = []
-        for name, expr_text in self.groups:
+    def _key_filters(self, row: Mapping[str, object]) -> list[ast.Expr] | None:
+        output = {c.name: c for c in self._columns(self.query)}
+        filters: list[ast.Expr] = []
+        for name, expr in self.groups:
             column = output.get(name)
             if column is None:
                 return None
             value = row.get(name)
             if value is None:
-                filters.append(f"{expr_text} is null")
+                filters.append(ast.IsNull(expr))
             elif isinstance(value, list):
                 return None
             else:
-                filters.append(f"{expr_text} == {literal(value, column.type)}")
+                filters.append(ast.Binary("==", expr, literal(value, column.type)))
         return filters
 
 
@@ -250,21 +253,20 @@ def _object(name: str) -> str:
     return name.split(".", 1)[0]
 
 
-def _group_keys(query: str) -> list[tuple[str, str]]:
-    """(output column name, expression text) of the first STATS command's BY keys (INLINE STATS
+def _group_keys(query: ast.Query) -> list[tuple[str, ast.Expr]]:
+    """(output column name, expression) of the first STATS command's BY keys (INLINE STATS
     keeps every row, so its keys do not group the alerts)."""
-    try:
-        parsed = parse(query)
-    except QueryError:
-        return []
-    for cmd in parsed.commands:
-        if isinstance(cmd, ast.Stats) and not cmd.inline:
+    for cmd in query.commands:
+        if is_stats(cmd):
+            assert isinstance(cmd, ast.Stats)
             keys = []
             for assign in cmd.by:
-                text = assign.expr.span.text(query) if assign.expr.span.end else ""
-                if isinstance(assign.expr, ast.Field):
-                    text = quote_field(assign.expr.name)
-                keys.append((assign.name or text, f"({text})" if assign.name else text))
+                name = assign.name
+                if name is None:
+                    expr = assign.expr
+                    text = expr.span.text(query.source) if expr.span.end else ""
+                    name = expr.name if isinstance(expr, ast.Field) else text
+                keys.append((name, assign.expr))
             return keys
     return []
 

@@ -11,14 +11,11 @@ from reconwatch.engine.backend import PinnableResult, QueryBackend, source_field
 from reconwatch.engine.evidence import EvidenceFinder
 from reconwatch.engine.exceptions_esql import keep_condition
 from reconwatch.engine.objecthash import UNDEFINED, object_hash
-from reconwatch.engine.query_text import (
-    append_limit,
-    command_name,
-    insert_after_source,
-    split_commands,
-    time_range_condition,
-)
+from reconwatch.engine.rewrite import is_stats, time_range, with_commands, with_filters, with_limit
 from reconwatch.engine.schedule import RunWindow
+from reconwatch.esql import ast
+from reconwatch.esql.parser import parse
+from reconwatch.esql.render import render
 from reconwatch.plan.nodes import Column
 from reconwatch.rules.exceptions import ExceptionList
 from reconwatch.rules.model import Rule
@@ -53,36 +50,36 @@ class RuleExecutor:
         self.rule = rule
         self.backend = backend
         self.space = space
-        self.commands = split_commands(rule.query)
-        self.aggregating = any(command_name(c) == "stats" for c in self.commands)
-        self.mv_expanded = [
-            c.split(None, 1)[1].strip() for c in self.commands if command_name(c) == "mv_expand"
-        ]
-        self.fields: Mapping[str, Column] = source_fields(backend, self.commands[0])
+        # Parsed once: every run rewrites this tree, so positions stay the rule's own.
+        self.query = parse(rule.query)
+        commands = self.query.commands
+        self.aggregating = any(is_stats(c) for c in commands)
+        self.mv_expanded = [c.field for c in commands if isinstance(c, ast.MvExpand)]
+        self.fields: Mapping[str, Column] = source_fields(
+            backend, with_commands(self.query, commands[:1])
+        )
         self.exception_condition = keep_condition(exceptions, self.fields)
         self.exceptions = tuple(exceptions)
         self.seen: set[str] = set()
         # Also fetches a non-aggregating alert's source document, which Kibana always merges.
-        self.finder = EvidenceFinder(rule, backend, self.commands, self.fields)
+        self.finder = EvidenceFinder(rule, backend, self.query, self.fields)
         self.evidence = self.finder if evidence else None
 
-    def source_conditions(self, window: RunWindow) -> list[str]:
+    def source_conditions(self, window: RunWindow) -> list[ast.Expr]:
         """The filters Kibana puts in the request's DSL: time range, then exceptions."""
         ts_field = self.rule.timestamp_override
         if ts_field is not None and ts_field not in self.fields:
             ts_field = None  # an unmapped override field: every event falls back to @timestamp
-        conditions = []
+        conditions: list[ast.Expr] = []
         if ts_field is not None or "@timestamp" in self.fields:
-            conditions.append(
-                time_range_condition(ts_field, window.start, window.end, fallback=True)
-            )
+            conditions.append(time_range(ts_field, window.start, window.end))
         if self.exception_condition is not None:
             conditions.append(self.exception_condition)
         return conditions
 
     def run(self, window: RunWindow) -> RunResult:
         conditions = self.source_conditions(window)
-        filtered = insert_after_source(self.rule.query, conditions)
+        filtered = with_filters(self.query, conditions)
         pinned = self._pin(conditions, window) if self.aggregating and self.evidence else None
         try:
             return self._pages(window, conditions, filtered, pinned)
@@ -90,7 +87,7 @@ class RuleExecutor:
             if pinned is not None:
                 pinned.close()
 
-    def _pin(self, conditions: list[str], window: RunWindow) -> PinnableResult | None:
+    def _pin(self, conditions: list[ast.Expr], window: RunWindow) -> PinnableResult | None:
         """Read the events once per run: the pipeline before STATS, kept in memory with the
         fields the rest of the query and the evidence need; both then query that."""
         pin = getattr(self.backend, "pin", None)
@@ -105,8 +102,8 @@ class RuleExecutor:
     def _pages(
         self,
         window: RunWindow,
-        conditions: list[str],
-        filtered: str,
+        conditions: list[ast.Expr],
+        filtered: ast.Query,
         pinned: PinnableResult | None,
     ) -> RunResult:
         max_signals = self.rule.max_signals
@@ -119,8 +116,8 @@ class RuleExecutor:
         backend: QueryBackend = pinned if pinned is not None else self.backend
         source = self.evidence.after_pin() if pinned is not None and self.evidence else filtered
         while True:
-            query = append_limit(filtered, size)
-            result = backend.run(append_limit(source, size), now=window.run_at)
+            query = with_limit(filtered, size)
+            result = backend.run(with_limit(source, size), now=window.run_at)
             warnings.extend(result.warnings)
             rows = [_drop_nulls(r) for r in result.as_dicts()]
             sources = self._sources(rows[processed:], window)
@@ -139,14 +136,14 @@ class RuleExecutor:
             size += max_signals
         if len(rows) >= size and len(alerts) >= max_signals:
             warnings.append(MAX_SIGNALS_WARNING)
-        return RunResult(window, alerts, len(rows), warnings, query)
+        return RunResult(window, alerts, len(rows), warnings, render(query))
 
     def _alert(
         self,
         window: RunWindow,
         row: dict[str, object],
         index: int,
-        conditions: list[str],
+        conditions: list[ast.Expr],
         sources: Mapping[str, dict[str, object]],
         pinned: QueryBackend | None = None,
     ) -> dict[str, object] | None:
@@ -200,7 +197,7 @@ class RuleExecutor:
 def _expanded_values(row: Mapping[str, object], names: Iterable[str]) -> list[object]:
     out: list[object] = []
     for name in names:
-        value = row.get(name.strip("`"))
+        value = row.get(name)
         out.append(_jsonable(value))
     return out
 
