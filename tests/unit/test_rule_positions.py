@@ -50,14 +50,16 @@ def test_detect_and_watch_report_the_position_in_the_rule_s_own_query(exceptions
     rule = dataclasses.replace(load_builtin(DEFAULT_RULE), query=BAD)
     backend = DatasetBackend(Dataset.from_documents([DOC]))
     # The run inserts a time range and an exception filter after FROM, and a LIMIT.
-    with pytest.raises(QueryError) as ran:
-        detect([rule], backend, Schedule(at=RUN_AT), exceptions=[load_exceptions(exceptions)])
+    report = detect([rule], backend, Schedule(at=RUN_AT), exceptions=[load_exceptions(exceptions)])
+    [failure] = report.failures
+    ran = failure.cause
+    assert isinstance(ran, QueryError)
     with pytest.raises(QueryError) as watched:
         RuleWatch.create(rule)
-    assert _position(ran.value) == _position(watched.value) == (3, 25)
-    assert "no.such.field" in ran.value.one_line()
-    assert ran.value.one_line() == watched.value.one_line()
-    assert ran.value.caret().splitlines() == [
+    assert _position(ran) == _position(watched.value) == (3, 25)
+    assert "no.such.field" in ran.one_line()
+    assert ran.one_line() == watched.value.one_line()
+    assert ran.caret().splitlines() == [
         "| stats n = count(*) by no.such.field",
         "                        ^^^^^^^^^^^^^",
     ]
