@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from reconwatch.engine.rewrite import FALSE, any_of, call, literal, or_false
+from reconwatch.engine.rewrite import FALSE, all_of, any_of, call, literal, or_false
 from reconwatch.esql import ast
 from reconwatch.plan.nodes import Column
 from reconwatch.plan.values import ConversionError, convert
@@ -25,11 +25,7 @@ def keep_condition(lists: Sequence[ExceptionList], fields: Mapping[str, Column])
 
 
 def _item(item: ExceptionItem, fields: Mapping[str, Column]) -> ast.Expr:
-    entries = [_entry(e, fields) for e in item.entries]
-    out = entries[0]
-    for entry in entries[1:]:
-        out = ast.And(out, entry)
-    return out
+    return all_of([_entry(e, fields) for e in item.entries])
 
 
 def _entry(entry: Entry, fields: Mapping[str, Column]) -> ast.Expr:

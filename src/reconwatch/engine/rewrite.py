@@ -49,17 +49,13 @@ def call(name: str, *args: ast.Expr) -> ast.Call:
 
 
 def all_of(conditions: Sequence[ast.Expr]) -> ast.Expr:
-    out = conditions[0]
-    for cond in conditions[1:]:
-        out = ast.And(out, cond)
-    return out
+    """`a AND b AND ...` as the parser builds it (one node for the chain); one alone is itself."""
+    return conditions[0] if len(conditions) == 1 else ast.And(tuple(conditions))
 
 
 def any_of(conditions: Sequence[ast.Expr]) -> ast.Expr:
-    out = conditions[0]
-    for cond in conditions[1:]:
-        out = ast.Or(out, cond)
-    return out
+    """`a OR b OR ...` as the parser builds it (one node for the chain); one alone is itself."""
+    return conditions[0] if len(conditions) == 1 else ast.Or(tuple(conditions))
 
 
 def or_false(condition: ast.Expr) -> ast.Expr:
@@ -101,4 +97,4 @@ def time_range(field: str | None, start: datetime, end: datetime) -> ast.Expr:
     ts: ast.Expr = ast.Field("@timestamp")
     if field is not None and field != "@timestamp":
         ts = call("coalesce", ast.Field(field), ts)
-    return ast.And(ast.Binary(">=", ts, lo), ast.Binary("<=", ts, hi))
+    return all_of([ast.Binary(">=", ts, lo), ast.Binary("<=", ts, hi)])
