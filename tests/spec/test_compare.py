@@ -99,3 +99,31 @@ def test_warnings_exact_and_regex() -> None:
     ]
     diff = compare(_case(SPEC), Result(COLS, [(1, "x"), (2, "y")], ["surprise"]))
     assert diff == ["unexpected warning: surprise"]
+
+
+@pytest.mark.parametrize(
+    ("text", "type_", "value"),
+    [
+        ('"two"', T.KEYWORD, "two"),
+        ('"33,F"', T.KEYWORD, "33,F"),
+        ('""', T.KEYWORD, ""),
+        ('["a", "b"]', T.KEYWORD, ["a", "b"]),
+        ('["true", "", "a,b"]', T.KEYWORD, ["true", "", "a,b"]),
+        ('["x"]', T.KEYWORD, '["x"]'),  # brackets without a comma are one keyword
+        ('"1"', T.INTEGER, 1),
+        ("two", T.KEYWORD, "two"),
+        ('a"b', T.KEYWORD, 'a"b'),  # a quote inside a value stays
+    ],
+)
+def test_quoted_expected_values_are_unquoted(text: str, type_: T, value: object) -> None:
+    assert parse_expected(text, type_) == value
+
+
+def test_percent_encoded_warnings_match_the_plain_text() -> None:
+    text = "w\nrow a = 1;\nwarning:Line 1:1: pattern [%25{a} %E2%80%94]\n\na:integer\n1\n;\n"
+    cols = (Column("a", T.INTEGER),)
+    assert compare(_case(text), Result(cols, [(1,)], ["Line 1:1: pattern [%{a} \u2014]"])) == []
+    plain = "w\nrow a = 1;\nwarning:Line 1:1: pattern [%{a}]\n\na:integer\n1\n;\n"
+    assert compare(_case(plain), Result(cols, [(1,)], ["Line 1:1: pattern [%{a}]"])) == []
+    diff = compare(_case(text), Result(cols, [(1,)], ["Line 1:1: pattern [%{b} \u2014]"]))
+    assert diff[0].startswith("missing warning:")

@@ -1,4 +1,5 @@
-"""Elastic's csv-spec cases (shared/esql-spec) on every backend: skipped ones name why, the rest pass."""
+"""Elastic's csv-spec cases (shared/esql-spec: specs/ and specs-wave2/) on every backend: skipped
+ones name why, the rest pass."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ PARAMS = [
         case,
         backend,
         id=f"{case.id}-{backend}",
-        marks=[pytest.mark.slow] if backend == "duckdb" else [],
+        # A runaway case fails alone instead of stalling the suite.
+        marks=[pytest.mark.timeout(120), *([pytest.mark.slow] if backend == "duckdb" else [])],
     )
     for case in CASES
     for backend in BACKENDS

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from reconwatch.cli.main import _register_all, app
-from reconwatch.conformance.runner import BACKENDS, Outcome, run_all
+from reconwatch.conformance import runner
+from reconwatch.conformance.datasets import SpecData
+from reconwatch.conformance.runner import BACKENDS, CaseResult, Limits, Outcome, run_all
+from reconwatch.conformance.specfile import SpecCase
 
 DATA = "host:keyword,ip0:ip,n:integer\nalpha,127.0.0.1,1\nbeta,[::1,10.0.0.1],2\ngamma,,3\n"
 
@@ -67,6 +73,14 @@ row a = 1;
 a:integer
 2
 ;
+
+name with spaces (a|b) and "quotes"
+skip_columnar: a limitation of Elasticsearch's columnar test mode
+row a = 1, b = "two";
+
+a:integer | b:keyword
+1         | "two"
+;
 """
 
 
@@ -97,6 +111,7 @@ def test_classification(spec_dir: Path, backend: str) -> None:
     assert got["badSyntax"][1].startswith("syntax error: ")
     assert got["oldOnly"] == (Outcome.PASSED, "")
     assert got["notYetFixed"] == (Outcome.SKIPPED, "#[skip:-99.0.0] not yet fixed")
+    assert got['name with spaces (a|b) and "quotes"'] == (Outcome.PASSED, "")
     assert not summary.ok
 
 
@@ -115,3 +130,38 @@ def test_cli_exit_codes_and_counts(spec_dir: Path) -> None:
     )
     result = runner.invoke(app, ["conformance", str(spec_dir), "--format", "json"])
     assert '"failed": 2' in result.output
+
+
+def test_a_folder_of_spec_files_takes_its_data_from_the_parent(spec_dir: Path) -> None:
+    wave = spec_dir / "specs-wave2"
+    wave.mkdir()
+    (wave / "more.csv-spec").write_text(SPEC.split("wrong\n")[0], encoding="utf-8")
+    both = run_all(spec_dir, ("reference",), limits=None)
+    assert both.files == ["more.csv-spec", "small.csv-spec"]
+    alone = run_all(wave, ("reference",), limits=None)
+    assert [(r.case.id, r.outcome) for r in alone.results] == [
+        ("more.csv-spec#good", Outcome.PASSED)
+    ]
+
+
+def _runaway(case: SpecCase, data: SpecData, backend: str, now: datetime) -> CaseResult:
+    """Stands in for run_case in the worker: one case loops, one kills its process."""
+    if case.name == "good":
+        while True:
+            pass
+    if case.name == "wrong":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return CaseResult(case, backend, Outcome.PASSED)
+
+
+def test_a_runaway_or_crashing_case_fails_alone(
+    spec_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "run_case", _runaway)
+    summary = run_all(spec_dir, ("reference",), limits=Limits(seconds=0.5))
+    got = {r.case.name: (r.outcome, r.reason) for r in summary.results}
+    assert got["good"] == (Outcome.FAILED, "no result within 0.5s: stopped")
+    assert got["wrong"] == (Outcome.FAILED, "the case ended its worker process (signal 9)")
+    # The cases after them ran, each in a fresh worker.
+    assert got["ignored"] == (Outcome.PASSED, "")
+    assert got["notYetFixed"] == (Outcome.PASSED, "")

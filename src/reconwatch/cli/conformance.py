@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +12,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from reconwatch.conformance.runner import BACKENDS, Outcome, Summary, run_all, spec_files
+from reconwatch.conformance.runner import (
+    BACKENDS,
+    DEFAULT_LIMITS,
+    Outcome,
+    Summary,
+    run_all,
+    spec_files,
+)
 from reconwatch.errors import UsageError
 
 
@@ -88,7 +96,11 @@ def register(app: typer.Typer) -> None:
     @app.command("conformance")
     def conformance_cmd(
         directory: Annotated[
-            Path, typer.Argument(help="A csv-spec directory: specs/*.csv-spec, data/, mappings/.")
+            Path,
+            typer.Argument(
+                help="A csv-spec directory (specs*/*.csv-spec, data/, mappings/) or a folder of "
+                "*.csv-spec files whose parent holds data/."
+            ),
         ],
         backend: Annotated[
             str,
@@ -105,6 +117,15 @@ def register(app: typer.Typer) -> None:
         output: Annotated[
             OutputFormat, typer.Option("--format", help="table (with failures) or json.")
         ] = OutputFormat.table,
+        timeout: Annotated[
+            float,
+            typer.Option(
+                "--timeout",
+                min=0,
+                help="Seconds one case may run (in a worker process) before it fails; 0: no "
+                "limits, in this process.",
+            ),
+        ] = DEFAULT_LIMITS.seconds,
     ) -> None:
         """Run Elastic's ES|QL csv-spec cases; exit 1 if any case fails."""
         if not spec_files(directory):
@@ -114,7 +135,8 @@ def register(app: typer.Typer) -> None:
             msg = f"--backend {backend}: known executors are {', '.join(BACKENDS)} (or both)"
             raise UsageError(msg)
         backends = BACKENDS if backend == "both" else (backend,)
-        summary = run_all(directory, backends, case)
+        limits = replace(DEFAULT_LIMITS, seconds=timeout) if timeout > 0 else None
+        summary = run_all(directory, backends, case, limits=limits)
         if case is not None and not summary.results:
             msg = f"no case named {case}"
             raise UsageError(msg)

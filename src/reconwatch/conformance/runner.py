@@ -11,11 +11,16 @@ every case that lists some.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import resource
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from reconwatch.backends import EXECUTORS, executor
@@ -56,8 +61,21 @@ UNSUPPORTED_CASES: dict[str, str] = {
         "precision_threshold (expects 9 of 8 distinct ips); reconwatch counts exactly"
     ),
 }
+# Cases whose expectation an older Elasticsearch release wrote and today's Elasticsearch no longer
+# gives (specs-wave2 was taken from the largest stored version of each file, some 8.13-8.16): the
+# one place that says why each is not run. reconwatch follows the current behaviour.
+OUTDATED_CASES: dict[str, str] = {}
+# Cases one executor does not run, with the reason; the other executors run them.
+UNSUPPORTED_ON: dict[tuple[str, str], str] = {
+    ("mv_expand.csv-spec#explosionStats", "reference"): (
+        "five MV_EXPANDs make 24.3 million rows, over a minute in the row-by-row reference "
+        "interpreter; DuckDB runs the case"
+    ),
+}
 # Directives about Elasticsearch's own test infrastructure, not about results.
-_IGNORED_DIRECTIVES = frozenset({"skip_flattened_rewrite", "request_stored", "pragma"})
+_IGNORED_DIRECTIVES = frozenset(
+    {"skip_flattened_rewrite", "request_stored", "pragma", "skip_columnar"}
+)
 
 BACKENDS = tuple(EXECUTORS)
 
@@ -122,6 +140,8 @@ def _spec_skip(case: SpecCase) -> str | None:
         )
     if case.id in UNSUPPORTED_CASES:
         return UNSUPPORTED_CASES[case.id]
+    if case.id in OUTDATED_CASES:
+        return f"outdated expectation: {OUTDATED_CASES[case.id]}"
     if case.skip is not None:
         low = _version(case.skip.low) if case.skip.low else (0,)
         high = _version(case.skip.high) if case.skip.high else (999,)
@@ -166,7 +186,7 @@ def _skip(case: SpecCase, backend: str, reason: str) -> CaseResult:
 
 def run_case(case: SpecCase, data: SpecData, backend: str, now: datetime = FIXED_NOW) -> CaseResult:
     """Run one case on one backend and classify the outcome."""
-    reason = _spec_skip(case)
+    reason = _spec_skip(case) or UNSUPPORTED_ON.get((case.id, backend))
     if reason is not None:
         return _skip(case, backend, reason)
     try:
@@ -194,17 +214,118 @@ def run_case(case: SpecCase, data: SpecData, backend: str, now: datetime = FIXED
 
 
 # ---------------------------------------------------------------------------------------------
+# Limits: one runaway case must not take the run down
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one case may take: seconds of wall time and bytes of address space of its worker."""
+
+    seconds: float = 60.0
+    memory_bytes: int = 4 << 30
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def _worker(conn: Connection, data: SpecData, now: datetime, limits: Limits) -> None:
+    """Child process: run the cases the parent sends, answer with their results."""
+    # A hard limit already lower than ours stays in force.
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        case, backend = job
+        try:
+            result = run_case(case, data, backend, now)
+        except Exception as exc:  # e.g. MemoryError or RecursionError while compiling
+            result = _failure(case, backend, f"{type(exc).__name__}: {exc}")
+        conn.send((result.outcome.value, result.reason, result.diff))
+
+
+class _Isolated:
+    """A worker process that runs cases under Limits, replaced when a case kills or hangs it."""
+
+    def __init__(self, data: SpecData, now: datetime, limits: Limits) -> None:
+        self.data = data
+        self.now = now
+        self.limits = limits
+        # fork: the child shares the loaded data instead of pickling it.
+        self.context = multiprocessing.get_context("fork")
+        self.process: BaseProcess | None = None
+        self.conn: Connection | None = None
+
+    def __enter__(self) -> _Isolated:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop()
+
+    def _start(self) -> Connection:
+        parent, child = self.context.Pipe()
+        process = self.context.Process(
+            target=_worker, args=(child, self.data, self.now, self.limits), daemon=True
+        )
+        process.start()
+        child.close()
+        self.process, self.conn = process, parent
+        return parent
+
+    def _stop(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        if self.process is not None:
+            self.process.kill()
+            self.process.join()
+        self.process = self.conn = None
+
+    def run(self, case: SpecCase, backend: str) -> CaseResult:
+        conn = self.conn or self._start()
+        try:
+            conn.send((case, backend))
+            if not conn.poll(self.limits.seconds):
+                self._stop()
+                return _failure(
+                    case, backend, f"no result within {self.limits.seconds:g}s: stopped"
+                )
+            outcome, reason, diff = conn.recv()
+        except (EOFError, OSError):
+            code = None
+            if self.process is not None:
+                self.process.join(5.0)  # it is gone or going: collect its exit status
+                code = self.process.exitcode
+            self._stop()
+            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            return _failure(case, backend, f"the case ended its worker process ({how})")
+        return CaseResult(case, backend, Outcome(outcome), reason, tuple(diff))
+
+
+# ---------------------------------------------------------------------------------------------
 # Whole directories
 
 
 def spec_files(root: Path) -> list[Path]:
-    """The *.csv-spec files of a spec directory (its specs/ folder, or itself)."""
-    folder = root / "specs" if (root / "specs").is_dir() else root
-    return sorted(folder.glob("*.csv-spec"))
+    """The *.csv-spec files of a spec directory: those of its specs/ and specs-*/ folders (wave
+    after wave), or its own when it has none."""
+    folders = sorted(p for p in root.glob("specs*") if p.is_dir()) if root.is_dir() else []
+    if not folders:
+        folders = [root]
+    return [path for folder in folders for path in sorted(folder.glob("*.csv-spec"))]
+
+
+def data_root(root: Path) -> Path:
+    """Where a spec directory's data/ and mappings/ are: in it, or (for a folder of spec files
+    such as specs-wave2/) in its parent."""
+    if not (root / "data").is_dir() and (root.parent / "data").is_dir():
+        return root.parent
+    return root
 
 
 def load_cases(root: Path) -> tuple[list[SpecFile], SpecData]:
-    return [parse_spec_file(p) for p in spec_files(root)], load_spec_data(root)
+    return [parse_spec_file(p) for p in spec_files(root)], load_spec_data(data_root(root))
 
 
 def select(cases: Iterable[SpecCase], name: str | None) -> Iterator[SpecCase]:
@@ -219,13 +340,20 @@ def run_all(
     backends: Sequence[str] = ("duckdb",),
     name: str | None = None,
     now: datetime = FIXED_NOW,
+    limits: Limits | None = DEFAULT_LIMITS,
 ) -> Summary:
-    """Run every case of a spec directory on the given backends."""
+    """Run every case of a spec directory on the given backends. With `limits`, each case runs in
+    a worker process under them: a case that runs away or kills its process fails, naming why,
+    and the run goes on with a fresh worker."""
     files, data = load_cases(root)
     summary = Summary(problems=[*data.problems])
+    jobs: list[tuple[SpecCase, str]] = []
     for spec in files:
         summary.problems.extend(spec.problems)
-        for case in select(spec.cases, name):
-            for backend in backends:
-                summary.results.append(run_case(case, data, backend, now))
+        jobs.extend((case, backend) for case in select(spec.cases, name) for backend in backends)
+    if limits is None:
+        summary.results.extend(run_case(case, data, backend, now) for case, backend in jobs)
+    else:
+        with _Isolated(data, now, limits) as worker:
+            summary.results.extend(worker.run(case, backend) for case, backend in jobs)
     return summary

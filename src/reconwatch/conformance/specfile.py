@@ -18,10 +18,12 @@ _PRE_DIRECTIVES = (
     "skip_flattened_rewrite",
     "request_stored",
     "pragma",
+    "skip_columnar",
 )
 _PRE_DIRECTIVE_RE = re.compile(rf"^({'|'.join(_PRE_DIRECTIVES)})\s*:(.*)$", re.IGNORECASE)
 _POST_DIRECTIVE_RE = re.compile(r"^(ignoreorder|warning|warningregex)\s*:(.*)$", re.IGNORECASE)
-_NAME_RE = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+?)(?P<ignore>-Ignore)?(?:#\[(?P<marker>.*)\])?$")
+# A name is the whole line (spaces, `(`, `|` included) less an `-Ignore` suffix and a `#[...]` marker.
+_NAME_RE = re.compile(r"^(?P<name>.+?)(?P<ignore>-Ignore)?\s*(?:#\[(?P<marker>.*)\])?$")
 _SKIP_RE = re.compile(r"^\s*skip\s*:\s*(?P<range>[^,]*?)\s*(?:,\s*reason\s*:\s*(?P<reason>.*))?$")
 _HEADER_CELL_RE = re.compile(r"^\s*(?P<name>\S.*?)\s*:\s*(?P<type>[A-Za-z_ ]+?)\s*$")
 
