@@ -299,6 +299,20 @@ CASES: list[Case] = [
     a("count(x) where x > 1", 0, row="x = [1, 2]"),
     a("min(x) where x > 1", 2, row="x = [1, 2, 3]", expand="x"),
     a("values(x) where x != 2", [1, 3], row="x = [1, 2, 3]", expand="x"),
+    # -- conversions as Elasticsearch reads numbers (issue 11) ---------------------------------
+    s("to_text(k)", "a", row='k = "a"'),
+    s("to_text(mv)", ["a", "b"], row='mv = ["a", "b"]'),
+    s("to_integer(k)", None, row='k = "2147483647.2"'),  # read as a double: out of range
+    s("to_integer(k)", 2147483646, row='k = "2147483646.2"'),
+    s("to_long(k)", None, row='k = "1e19"'),
+    s("to_integer(f)", None, row="f = 1e19"),  # warns [1.0E19] out of [integer] range
+    s("to_unsigned_long(f)", None, row="f = 1e20"),
+    s("to_unsigned_long(k)", None, row='k = "foo"'),  # BigDecimal's message
+    s("to_unsigned_long(k)", 2147483648, row='k = "2147483648.2"'),
+    s("to_double(k)", None, row='k = "foo"'),  # For input string: "foo"
+    s("to_double(k)", None, row='k = "inf"'),  # Java reads Infinity, not inf
+    s("to_double(k)", 1.5, row='k = " 1.5d "'),
+    s("case(t, k)", "a", row='t = true, k = to_text("a")'),
     # -- refused by name where a backend cannot express Elasticsearch's semantics -----------
     s(
         "greatest(ip, ip2)",

@@ -226,6 +226,11 @@ class _Analyzer:
                 previous = steps[-1] if steps else None
                 if isinstance(step, p.Project) and isinstance(previous, p.Project):
                     steps[-1] = _merge_projects(previous, step)
+                elif isinstance(step, p.Filter) and isinstance(previous, p.Filter):
+                    # Elasticsearch combines adjacent WHEREs into one AND, whose sides it
+                    # evaluates on every row: the second one warns on rows the first drops.
+                    both = p.Call("and", (previous.condition, step.condition), T.BOOLEAN)
+                    steps[-1] = p.Filter(both, step.columns, previous.span)
                 else:
                     steps.append(step)
         steps = _unread_inline_outputs_nulled(self.final_limit(steps))
@@ -303,11 +308,16 @@ class _Analyzer:
         `evaluation of [field] failed` there; the merged disjuncts get the field's span."""
         if not isinstance(expr, p.Call):
             return expr
+        inner = expr.args[0] if expr.fn == "not" else None
+        if isinstance(inner, p.Call) and inner.fn in _NEGATED:
+            # NOT over a comparison is the opposite comparison, written (and warning) where
+            # the NOT is: `not(x < 1)` warns `evaluation of [not(x < 1)] failed`.
+            return dataclasses.replace(inner, fn=_NEGATED[inner.fn], span=expr.span)
         if expr.fn in ("and", "not"):
             return dataclasses.replace(expr, args=tuple(self.combined_spans(a) for a in expr.args))
         if expr.fn != "or":
             return expr
-        disjuncts = [self.combined_spans(d) for d in _flatten_or(expr)]
+        disjuncts = _without_implied_equalities([self.combined_spans(d) for d in _flatten_or(expr)])
         by_field: dict[str, list[int]] = {}
         for index, d in enumerate(disjuncts):
             field_ref = _constant_test_field(d)
@@ -696,7 +706,7 @@ class _Analyzer:
         return p.Const(amount, type_, node.span)
 
     def list_literal(self, node: ast.ListLiteral, env: _Env) -> p.Expr:
-        items = [self.expr(item, env) for item in node.items]
+        items = [self.signed_integer(item) or self.expr(item, env) for item in node.items]
         if any(not isinstance(i, p.Const) for i in items):
             raise self.error("list items must be constants", node.span)
         consts = [cast(p.Const, i) for i in items if cast(p.Const, i).value is not None]
@@ -713,6 +723,17 @@ class _Analyzer:
                 )
         vals = [_widen_value(c.value, type_) for c in consts]
         return p.Const(vals if len(vals) > 1 else vals[0], type_, node.span)
+
+    def signed_integer(self, node: ast.Expr) -> p.Const | None:
+        """In a multivalue literal a sign belongs to the number (`[-2147483648]` is an integer,
+        not the negation of the long 2147483648)."""
+        if not (isinstance(node, ast.Unary) and isinstance(node.operand, ast.Literal)):
+            return None
+        if node.operand.kind != "integer":
+            return None
+        value = cast(int, node.operand.value)
+        value = -value if node.op == "-" else value
+        return p.Const(value, _integer_type(value), node.span)
 
     def field(self, node: ast.Field, env: _Env) -> p.Expr:
         alias = env.aliases.get(node.name)
@@ -1198,6 +1219,50 @@ def _ref_names(expr: p.Expr) -> Iterator[str]:
 
 def _flatten_or(expr: p.Expr) -> list[p.Expr]:
     return p.flatten("or", expr)
+
+
+_NEGATED = {"lt": "gte", "lte": "gt", "gt": "lte", "gte": "lt", "eq": "neq", "neq": "eq"}
+_RANGE_IMPLIES = {
+    "gt": lambda c, d: c > d,
+    "gte": lambda c, d: c >= d,
+    "lt": lambda c, d: c < d,
+    "lte": lambda c, d: c <= d,
+}
+
+
+def _field_against_number(expr: p.Expr) -> tuple[str, str, float] | None:
+    """(field, operator, number) of `field <op> number` with a numeric constant on the right."""
+    if not isinstance(expr, p.Call) or len(expr.args) != 2:
+        return None
+    ref, const = expr.args
+    if not (isinstance(ref, p.Ref) and isinstance(const, p.Const)):
+        return None
+    number = const.value
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        return None
+    return ref.name, expr.fn, number
+
+
+def _without_implied_equalities(disjuncts: list[p.Expr]) -> list[p.Expr]:
+    """Elasticsearch's optimizer drops an OR-ed `f == c` that another disjunct `f > d` (>=, <,
+    <=) on the same field already covers (`a == 2 OR a > 1` is `a > 1`): the dropped test is
+    never evaluated, so it cannot warn."""
+    tests = [_field_against_number(d) for d in disjuncts]
+    ranges = [t for t in tests if t is not None and t[1] in _RANGE_IMPLIES]
+    if not ranges:
+        return disjuncts
+    kept: list[p.Expr] = []
+    for d, t in zip(disjuncts, tests, strict=True):
+        implied = (
+            t is not None
+            and t[1] == "eq"
+            and any(
+                field == t[0] and _RANGE_IMPLIES[op](t[2], bound) for field, op, bound in ranges
+            )
+        )
+        if not implied:
+            kept.append(d)
+    return kept
 
 
 def _constant_test_field(expr: p.Expr) -> p.Ref | None:

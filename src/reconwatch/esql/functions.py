@@ -100,6 +100,13 @@ def first_non_null(args: Sequence[T]) -> T:
     return T.NULL
 
 
+def first_non_null_keyword(args: Sequence[T]) -> T:
+    """first_non_null, but never text: a function that picks among values returns keyword for
+    text (Elasticsearch 8.17+: CASE, COALESCE, GREATEST, LEAST)."""
+    t = first_non_null(args)
+    return T.KEYWORD if t is T.TEXT else t
+
+
 def sum_type(args: Sequence[T]) -> T:
     t = args[0] if args else T.NULL
     if t is T.NULL:
@@ -218,7 +225,7 @@ aggregate(
 scalar(
     "case",
     [_p("condition", BOOLEAN | ANY), _p("value", ANY)],
-    first_non_null,
+    first_non_null_keyword,
     variadic=True,
     mv_aware=True,
     null_propagating=False,
@@ -227,7 +234,7 @@ scalar(
 scalar(
     "coalesce",
     [_p("first", ANY), _p("rest", ANY, optional=True)],
-    first_non_null,
+    first_non_null_keyword,
     variadic=True,
     mv_aware=True,
     null_propagating=False,
@@ -236,14 +243,14 @@ scalar(
 scalar(
     "greatest",
     [_p("first", ORDERED), _p("rest", ORDERED, optional=True)],
-    first_non_null,
+    first_non_null_keyword,
     variadic=True,
     mv_aware=True,
 )
 scalar(
     "least",
     [_p("first", ORDERED), _p("rest", ORDERED, optional=True)],
-    first_non_null,
+    first_non_null_keyword,
     variadic=True,
     mv_aware=True,
 )
@@ -268,10 +275,10 @@ scalar(
     mv_aware=True,
     mv_result=True,
 )
-scalar("trim", [_p("string", STRING)], same_as(0))
-scalar("ltrim", [_p("string", STRING)], same_as(0))
-scalar("rtrim", [_p("string", STRING)], same_as(0))
-scalar("reverse", [_p("str", STRING)], same_as(0))
+scalar("trim", [_p("string", STRING)], fixed(T.KEYWORD))
+scalar("ltrim", [_p("string", STRING)], fixed(T.KEYWORD))
+scalar("rtrim", [_p("string", STRING)], fixed(T.KEYWORD))
+scalar("reverse", [_p("str", STRING)], fixed(T.KEYWORD))
 scalar("length", [_p("string", STRING)], fixed(T.INTEGER))
 scalar("bit_length", [_p("string", STRING)], fixed(T.INTEGER))
 scalar("byte_length", [_p("string", STRING)], fixed(T.INTEGER))
@@ -358,6 +365,7 @@ scalar(
 
 CONVERSIONS: dict[str, T] = {
     "to_string": T.KEYWORD,
+    "to_text": T.TEXT,
     "to_integer": T.INTEGER,
     "to_long": T.LONG,
     "to_unsigned_long": T.UNSIGNED_LONG,
@@ -378,6 +386,7 @@ _CONVERSION_ALIASES = {
 }
 _CONVERTIBLE: dict[T, TypeSet] = {
     T.KEYWORD: VALUE,
+    T.TEXT: STRING,  # TO_TEXT takes strings only
     T.INTEGER: NUMERIC | STRING | DATE | BOOLEAN,
     T.LONG: NUMERIC | STRING | DATE | BOOLEAN,
     T.UNSIGNED_LONG: NUMERIC | STRING | DATE | BOOLEAN,

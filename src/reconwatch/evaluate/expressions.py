@@ -29,19 +29,20 @@ class Warnings:
     """Elasticsearch response warnings: per failing expression a header then up to 20 reasons."""
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[int, int, str], list[str]] = {}
+        self._entries: dict[tuple[int, int, str, str], list[str]] = {}
 
-    def fail(self, span: Span, text: str, reason: str) -> None:
-        key = (span.line, span.col, text)
+    def fail(self, span: Span, text: str, reason: str, result: str = "null") -> None:
+        """`result`: what the failed value is taken as (null; false for a CASE condition)."""
+        key = (span.line, span.col, text, result)
         reasons = self._entries.setdefault(key, [])
         if reason not in reasons and len(reasons) < MAX_RECORDED:
             reasons.append(reason)
 
     def as_list(self) -> list[str]:
         out: list[str] = []
-        for (line, col, text), reasons in self._entries.items():
+        for (line, col, text, result), reasons in self._entries.items():
             out.append(
-                f"Line {line}:{col}: evaluation of [{text}] failed, treating result as null. "
+                f"Line {line}:{col}: evaluation of [{text}] failed, treating result as {result}. "
                 f"Only first {MAX_RECORDED} failures recorded."
             )
             out.extend(f"Line {line}:{col}: {reason}" for reason in reasons)
@@ -57,9 +58,9 @@ class EvalContext:
     source: str = ""
     warnings: Warnings = field(default_factory=Warnings)
 
-    def fail(self, span: Span, reason: str) -> None:
+    def fail(self, span: Span, reason: str, result: str = "null") -> None:
         text = span.text(self.source) if self.source and span.end > span.start else ""
-        self.warnings.fail(span, text, reason)
+        self.warnings.fail(span, text, reason, result)
 
 
 # Filled by scalars.py: name -> implementation over evaluated single values (or whole MVs for
@@ -238,13 +239,14 @@ def _case(call: p.Call, ctx: EvalContext) -> Compiled:
     args = [compile_expr(a, ctx) for a in call.args]
     pairs = [(args[i], args[i + 1]) for i in range(0, len(args) - 1, 2)]
     default = args[-1] if len(args) % 2 == 1 else None
-    spans = [call.args[i].span for i in range(0, len(args) - 1, 2)]
+    span = call.span
 
     def run(row: Row) -> object:
-        for (cond, value), span in zip(pairs, spans, strict=True):
+        for cond, value in pairs:
             c = cond(row)
             if isinstance(c, list):
-                ctx.fail(span, MV_FAILURE)
+                # Elasticsearch names the whole CASE and takes the condition as false.
+                ctx.fail(span, MV_FAILURE, "false")
                 continue
             if c is True:
                 return value(row)
@@ -339,7 +341,9 @@ def _convert(call: p.Call, ctx: EvalContext) -> Compiled:
     return run
 
 
-def _conversion_reason(target: DataType, exc: Exception) -> str:
+def _conversion_reason(target: DataType, exc: v.ConversionError) -> str:
+    if exc.java is not None:
+        return f"{exc.java}: {exc}"
     if target in (DataType.IP, DataType.DATETIME, DataType.BOOLEAN):
         return f"java.lang.IllegalArgumentException: {exc}"
     return f"org.elasticsearch.xpack.esql.core.InvalidArgumentException: {exc}"

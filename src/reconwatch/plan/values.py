@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import ipaddress
 import math
 import re
@@ -50,8 +51,22 @@ LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 ULONG_MAX = 2**64 - 1
 
 
+INVALID_ARGUMENT = "org.elasticsearch.xpack.esql.core.InvalidArgumentException"
+NUMBER_FORMAT = "java.lang.NumberFormatException"
+# Java's Double.parseDouble (decimal forms; surrounding whitespace is trimmed before).
+JAVA_DOUBLE_RE = r"[+-]?(NaN|Infinity|([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?[fFdD]?)"
+_JAVA_DOUBLE = re.compile(JAVA_DOUBLE_RE)
+_JAVA_INTEGER = re.compile(r"[+-]?[0-9]+")
+_BIG_DECIMAL = re.compile(r"[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?")
+
+
 class ConversionError(ValueError):
-    """A value that cannot be converted to the requested type; the message is Elasticsearch's."""
+    """A value that cannot be converted to the requested type; the message is Elasticsearch's and
+    `java` the exception class it names (None: the caller's default for the target type)."""
+
+    def __init__(self, message: str, java: str | None = None) -> None:
+        super().__init__(message)
+        self.java = java
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,16 +243,55 @@ def to_text(value: object, type_: DataType) -> str:
     return str(value)
 
 
-def _int_in_range(value: int, type_: DataType) -> int:
-    low, high = {
-        DataType.INTEGER: (INT_MIN, INT_MAX),
-        DataType.LONG: (LONG_MIN, LONG_MAX),
-        DataType.UNSIGNED_LONG: (0, ULONG_MAX),
-    }[type_]
+def _int_in_range(value: int, type_: DataType, shown: object = None) -> int:
+    low, high = _RANGES[type_]
     if not low <= value <= high:
-        msg = f"[{value}] out of [{type_.value}] range"
-        raise ConversionError(msg)
+        msg = f"[{value if shown is None else shown}] out of [{type_.value}] range"
+        raise ConversionError(msg, INVALID_ARGUMENT)
     return value
+
+
+_RANGES = {
+    DataType.INTEGER: (INT_MIN, INT_MAX),
+    DataType.LONG: (LONG_MIN, LONG_MAX),
+    DataType.UNSIGNED_LONG: (0, ULONG_MAX),
+}
+
+
+def _double_to_int(value: float, type_: DataType) -> int:
+    """Elasticsearch's safe double -> integral: out of range (compared as doubles, printed as Java
+    prints a double: `[1.0E19] out of [integer] range`), else Math.round (half up)."""
+    low, high = _RANGES[type_]
+    if math.isnan(value) or not float(low) <= value <= float(high):
+        msg = f"[{java_double(value)}] out of [{type_.value}] range"
+        raise ConversionError(msg, INVALID_ARGUMENT)
+    return max(low, min(high, math.floor(value + 0.5)))
+
+
+def parse_java_double(text: str) -> float:
+    """Double.parseDouble: NumberFormatException `For input string: "foo"` for what it rejects."""
+    stripped = text.strip()
+    if _JAVA_DOUBLE.fullmatch(stripped) is None:
+        msg = "empty String" if not stripped else f'For input string: "{text}"'
+        raise ConversionError(msg, NUMBER_FORMAT)
+    return float(stripped.rstrip("fFdD").replace("Infinity", "inf"))
+
+
+def _string_to_unsigned_long(text: str) -> int:
+    """As BigDecimal reads it, rounded half up; BigDecimal's message for a bad character."""
+    stripped = text.strip()
+    if _BIG_DECIMAL.fullmatch(stripped) is None:
+        bad = next((c for c in stripped if not (c.isdigit() or c in "+-.eE")), None)
+        if bad is None:
+            raise ConversionError(f"Cannot parse number [{text}]", INVALID_ARGUMENT)
+        msg = (
+            f"Character {bad} is neither a decimal digit number, decimal point, nor "
+            '"e" notation exponential mark.'
+        )
+        raise ConversionError(msg, NUMBER_FORMAT)
+    number = decimal.Decimal(stripped)
+    rounded = int(number.to_integral_value(rounding=decimal.ROUND_HALF_UP))
+    return _int_in_range(rounded, DataType.UNSIGNED_LONG, text)
 
 
 def _to_int(value: object, type_: DataType) -> int:
@@ -246,25 +300,25 @@ def _to_int(value: object, type_: DataType) -> int:
     if isinstance(value, int):
         return _int_in_range(value, type_)
     if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            msg = f"[{java_double(value)}] out of [{type_.value}] range"
-            raise ConversionError(msg)
-        # Elasticsearch converts a double with Math.round: half up, toward positive infinity.
-        return _int_in_range(math.floor(value + 0.5), type_)
+        return _double_to_int(value, type_)
     if isinstance(value, datetime):
         return _int_in_range(datetime_to_millis(value), type_)
     if isinstance(value, str):
+        if type_ is DataType.UNSIGNED_LONG:
+            return _string_to_unsigned_long(value)
         text = value.strip()
+        if _JAVA_INTEGER.fullmatch(text) is not None:
+            number = int(text)
+            low, high = _RANGES[type_]
+            if low <= number <= high:
+                return number
+        # Not an integer of the type: read as a double; out of range or unreadable, the message
+        # names the text (Elasticsearch: `Cannot parse number [2147483647.2]`).
         try:
-            return _int_in_range(int(text), type_)
-        except ValueError:
-            pass
-        try:
-            number = float(text)
-        except ValueError:
+            return _double_to_int(parse_java_double(text), type_)
+        except ConversionError:
             msg = f"Cannot parse number [{value}]"
-            raise ConversionError(msg) from None
-        return _to_int(number, type_)
+            raise ConversionError(msg, INVALID_ARGUMENT) from None
     msg = f"Cannot convert [{value}] to [{type_.value}]"
     raise ConversionError(msg)
 
@@ -277,11 +331,7 @@ def _to_double(value: object) -> float:
     if isinstance(value, datetime):
         return float(datetime_to_millis(value))
     if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            msg = f"Cannot parse number [{value}]"
-            raise ConversionError(msg) from None
+        return parse_java_double(value)
     msg = f"Cannot convert [{value}] to [double]"
     raise ConversionError(msg)
 

@@ -122,7 +122,11 @@ class PlanCompiler:
     def row(self, src: p.RowSource) -> None:
         c = ExprCompiler({}, self.now, self.warnings)
         items = []
-        for name, expr in src.assignments:
+        # A name assigned twice keeps its last value, in the last one's place (`ROW a = 1, a = 2`).
+        last = {name: i for i, (name, _) in enumerate(src.assignments)}
+        for i, (name, expr) in enumerate(src.assignments):
+            if last[name] != i:
+                continue
             e = c.compile(expr)
             items.append(f"{e.sql} AS {ident(name)}")
             self.cols[name] = E(ident(name), e.type, e.is_list)
@@ -131,8 +135,14 @@ class PlanCompiler:
     # -- steps ---------------------------------------------------------------------------------
 
     def step_filter(self, step: p.Filter) -> None:
-        cond = self.compiler().compile(step.condition)
-        self.add(f"SELECT * FROM {self.prev} WHERE {single(cond)}")
+        sites = len(self.warnings.sites)
+        cond = single(self.compiler().compile(step.condition))
+        if len(self.warnings.sites) > sites:
+            # Elasticsearch evaluates every operand of AND / OR on every row, so a later operand
+            # warns on rows an earlier one rejects; DuckDB's filter would skip those. A function
+            # call around the condition makes DuckDB evaluate it whole, as in a projection.
+            cond = f"coalesce({cond}, false)"
+        self.add(f"SELECT * FROM {self.prev} WHERE {cond}")
 
     def step_eval(self, step: p.Eval) -> None:
         for name, expr in step.assignments:

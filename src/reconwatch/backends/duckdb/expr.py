@@ -198,22 +198,31 @@ class ExprCompiler:
 
     # -- warnings ------------------------------------------------------------------------------
 
-    def failure(self, span: Span, reasons: str, failed: str, t: T, is_list: bool = False) -> str:
+    def failure(
+        self,
+        span: Span,
+        reasons: str,
+        failed: str,
+        t: T,
+        is_list: bool = False,
+        result: str = "null",
+    ) -> str:
         """A typed NULL that records `reasons` (SQL for a VARCHAR[]) as a failure at `span` when
-        `failed` (the SQL test that selects this branch) holds."""
+        `failed` (the SQL test that selects this branch) holds; the warning says the value is
+        taken as `result`."""
         target = _null_type(t, is_list)
         if self.warnings is None:
             return f"CAST(NULL AS {target})"
-        site = self.warnings.site(span)
+        site = self.warnings.site(span, result)
         query = "getvariable('rw_query')"
         return f"CAST(rw_warn({query}, {site}, {reasons}, {failed}) AS {target})"
 
-    def checked_single(self, e: E, span: Span) -> str:
+    def checked_single(self, e: E, span: Span, result: str = "null") -> str:
         """The single value of `e`; a multivalue is null and warns at `span`."""
         if not e.is_list or self.warnings is None:
             return single(e)
         many = f"len({e.sql}) > 1"
-        fail = self.failure(span, _reason(MV_FAILURE), many, e.type)
+        fail = self.failure(span, _reason(MV_FAILURE), many, e.type, result=result)
         return f"(CASE WHEN len({e.sql}) = 1 THEN ({e.sql})[1] WHEN {many} THEN {fail} END)"
 
     def length_checked(self, call: p.Call, e: E) -> E:
@@ -577,12 +586,15 @@ def convert_sql(v: str, src: T, dst: T, span: object = None) -> str:
         target = sql_type(dst)
         if src.is_string:
             text = f"trim({v})"
+            number = _java_double_sql(text)
+            if dst is T.UNSIGNED_LONG:  # read as a decimal number (BigDecimal), half up
+                number = f"TRY_CAST(CASE WHEN regexp_full_match({text}, '{_DECIMAL_RE}') THEN {text} END AS DOUBLE)"
             return (
                 f"COALESCE(TRY_CAST(CASE WHEN regexp_full_match({text}, '[+-]?[0-9]+') THEN {text} END AS {target}), "
-                f"TRY_CAST(floor(TRY_CAST({text} AS DOUBLE) + 0.5) AS {target}))"
+                f"{_double_to_int_sql(number, dst)})"
             )
         if src is T.DOUBLE:
-            return f"TRY_CAST(floor({v} + 0.5) AS {target})"  # Java's Math.round
+            return _double_to_int_sql(v, dst)
         if src in (T.DATETIME, T.DATE_NANOS):
             return f"TRY_CAST(epoch_ms({v}) AS {target})"
         return f"TRY_CAST({v} AS {target})"
@@ -590,7 +602,7 @@ def convert_sql(v: str, src: T, dst: T, span: object = None) -> str:
         if src in (T.DATETIME, T.DATE_NANOS):
             return f"CAST(epoch_ms({v}) AS DOUBLE)"
         if src.is_string:
-            return f"TRY_CAST(trim({v}) AS DOUBLE)"
+            return _java_double_sql(f"trim({v})")
         return f"CAST({v} AS DOUBLE)"
     if dst is T.BOOLEAN:
         if src.is_string:
@@ -610,6 +622,32 @@ def convert_sql(v: str, src: T, dst: T, span: object = None) -> str:
     raise UnsupportedFeatureError(f"conversion from [{src.value}] to [{dst.value}]")
 
 
+_DECIMAL_RE = r"[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
+_RANGE_SQL = {
+    T.INTEGER: ("-2147483648.0", "2147483647.0"),
+    T.LONG: ("-9223372036854775808.0", "9223372036854775807.0"),
+    T.UNSIGNED_LONG: ("0.0", "18446744073709551615.0"),
+}
+
+
+def _java_double_sql(text: str) -> str:
+    """Double.parseDouble of a (trimmed) string, NULL where Java refuses it."""
+    readable = f"regexp_full_match({text}, '{values.JAVA_DOUBLE_RE}')"
+    number = f"regexp_replace(replace({text}, 'Infinity', 'inf'), '[fFdD]$', '')"
+    return f"(CASE WHEN {readable} THEN TRY_CAST({number} AS DOUBLE) END)"
+
+
+def _double_to_int_sql(number: str, dst: T) -> str:
+    """Elasticsearch's safe double -> integral: NULL out of range (compared as doubles), else
+    Math.round, saturating at the type's bounds."""
+    low, high = _RANGE_SQL[dst]
+    target = sql_type(dst)
+    rounded = f"least(greatest(floor(({number}) + 0.5), {low}), {high})"
+    return (
+        f"(CASE WHEN ({number}) BETWEEN {low} AND {high} THEN TRY_CAST({rounded} AS {target}) END)"
+    )
+
+
 def _convert(c: ExprCompiler, call: p.Call) -> E:
     (a,) = c.args(call)
     dst = call.type
@@ -621,7 +659,9 @@ def _convert(c: ExprCompiler, call: p.Call) -> E:
         converted = convert_sql(a.sql, a.type, dst)
         if not can_fail or c.warnings is None:
             return E(converted, dst)
-        reasons = f"rw_conversion_errors([CAST({a.sql} AS VARCHAR)], '{dst.value}')"
+        reasons = (
+            f"rw_conversion_errors([CAST({a.sql} AS VARCHAR)], '{dst.value}', '{a.type.value}')"
+        )
         failed = f"({a.sql}) IS NOT NULL AND ({converted}) IS NULL"
         fail = c.failure(call.span, reasons, failed, dst)
         return E(f"(CASE WHEN {failed} THEN {fail} ELSE {converted} END)", dst)
@@ -630,7 +670,7 @@ def _convert(c: ExprCompiler, call: p.Call) -> E:
     if not can_fail or c.warnings is None:
         return E(value, dst, True)
     failed = f"list_filter({a.sql}, lambda x: x IS NOT NULL AND ({body}) IS NULL)"
-    reasons = f"rw_conversion_errors(CAST({failed} AS VARCHAR[]), '{dst.value}')"
+    reasons = f"rw_conversion_errors(CAST({failed} AS VARCHAR[]), '{dst.value}', '{a.type.value}')"
     fail = c.failure(call.span, reasons, f"len({failed}) > 0", dst, True)
     # The values that convert are kept; the failure only records its warning.
     return E(
@@ -647,6 +687,7 @@ _FALLIBLE = frozenset(
 
 for _name in [
     "to_string",
+    "to_text",
     "to_integer",
     "to_long",
     "to_unsigned_long",
@@ -1003,7 +1044,8 @@ def _uniform(items: Sequence[E]) -> tuple[list[str], bool]:
 def _case(c: ExprCompiler, call: p.Call) -> E:
     args = c.args(call)
     pairs = len(args) // 2
-    conds = [c.checked_single(args[2 * i], call.args[2 * i].span) for i in range(pairs)]
+    # A multivalued condition is false; Elasticsearch's warning names the whole CASE.
+    conds = [c.checked_single(args[2 * i], call.span, "false") for i in range(pairs)]
     vals = [args[2 * i + 1] for i in range(pairs)]
     has_else = len(args) % 2 == 1
     if has_else:

@@ -105,19 +105,34 @@ def warn(
     return None
 
 
-def conversion_errors(texts: list[str | None] | None, target: str | None) -> list[str] | None:
-    """Elasticsearch's reasons for values that do not convert to `target` (as the reference)."""
+# DuckDB's text of a number read back as the number it was (the message prints the number).
+_SOURCE_READERS: dict[str, Callable[[str], object]] = {
+    DataType.DOUBLE.value: float,
+    DataType.INTEGER.value: int,
+    DataType.LONG.value: int,
+    DataType.UNSIGNED_LONG.value: int,
+}
+
+
+def conversion_errors(
+    texts: list[str | None] | None, target: str | None, source: str | None = None
+) -> list[str] | None:
+    """Elasticsearch's reasons for values (as DuckDB prints them) of type `source` that do not
+    convert to `target` (as the reference)."""
     if texts is None or target is None:
         return None
     type_ = DataType(target)
+    read = _SOURCE_READERS.get(source or "", str)
     out: list[str] = []
     for text in texts:
         if text is None:
             continue
         try:
-            values.convert(text, type_)
+            values.convert(read(text), type_)
         except values.ConversionError as exc:
-            if type_ in (DataType.IP, DataType.DATETIME, DataType.BOOLEAN):
+            if exc.java is not None:
+                out.append(f"{exc.java}: {exc}")
+            elif type_ in (DataType.IP, DataType.DATETIME, DataType.BOOLEAN):
                 out.append(f"java.lang.IllegalArgumentException: {exc}")
             else:
                 out.append(f"org.elasticsearch.xpack.esql.core.InvalidArgumentException: {exc}")
@@ -156,4 +171,4 @@ def register(con: duckdb.DuckDBPyConnection) -> None:
         # Not volatile, as DuckDB refuses volatile functions inside TRY(); see `failed` above.
         side_effects=False,
     )
-    _nullable(con, "rw_conversion_errors", conversion_errors, ["VARCHAR[]", v], "VARCHAR[]")
+    _nullable(con, "rw_conversion_errors", conversion_errors, ["VARCHAR[]", v, v], "VARCHAR[]")

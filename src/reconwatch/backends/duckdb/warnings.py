@@ -13,19 +13,20 @@ LONG_OVERFLOW = "java.lang.ArithmeticException: long overflow"
 DIV_BY_ZERO = "java.lang.ArithmeticException: / by zero"
 MAX_RECORDED = 20
 
-Site = tuple[int, int, str]
+# (line, col, source text, what the failed value is taken as: "null", or "false" for a CASE test)
+Site = tuple[int, int, str, str]
 
 
 class WarningSites:
-    """The expressions of one query that may fail, numbered for rw_warn: (line, col, source text)."""
+    """The expressions of one query that may fail, numbered for rw_warn (see Site)."""
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.sites: list[Site] = []
 
-    def site(self, span: Span) -> int:
+    def site(self, span: Span, result: str = "null") -> int:
         text = span.text(self.source) if self.source and span.end > span.start else ""
-        key = (span.line, span.col, text)
+        key = (span.line, span.col, text, result)
         if key not in self.sites:
             self.sites.append(key)
         return self.sites.index(key)
@@ -54,9 +55,9 @@ class WarningSink:
     def finish(self) -> list[str]:
         out: list[str] = []
         for site, reasons in self.entries.items():
-            line, col, text = self.sites[site]
+            line, col, text, result = self.sites[site]
             out.append(
-                f"Line {line}:{col}: evaluation of [{text}] failed, treating result as null. "
+                f"Line {line}:{col}: evaluation of [{text}] failed, treating result as {result}. "
                 f"Only first {MAX_RECORDED} failures recorded."
             )
             out.extend(f"Line {line}:{col}: {reason}" for reason in reasons)

@@ -1,0 +1,137 @@
+"""Elasticsearch rules found by the wider csv-spec run (issue 11): warnings, conversions, typing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from reconwatch.backends import duckdb as duck
+from reconwatch.backends import reference
+from reconwatch.conformance.datasets import Index, SpecCatalog, SpecData
+from reconwatch.conformance.duck import SpecScanSource
+from reconwatch.esql.analyze import compile_query
+from reconwatch.esql.types import DataType
+from reconwatch.plan import values
+from reconwatch.plan.catalog import Result
+from reconwatch.plan.nodes import Column
+
+NOW = datetime(2025, 1, 15, 12, tzinfo=UTC)
+BACKENDS = ["reference", "duckdb"]
+MV = "java.lang.IllegalArgumentException: single-value function encountered multi-value"
+INVALID = "org.elasticsearch.xpack.esql.core.InvalidArgumentException"
+
+
+def run(backend: str, query: str, rows: list[dict[str, object]] | None = None) -> Result:
+    """The query over index `t`: one multivalued integer field `x` holding `rows`."""
+    index = Index("t", (Column("x", DataType.INTEGER, True),), tuple(rows or []))
+    data = SpecData(indices={"t": index})
+    plan = compile_query(query, SpecCatalog(data))
+    if backend == "reference":
+        return reference.execute(plan, data.rows(("t",)) if rows else [], NOW)
+    return duck.execute(plan, SpecScanSource(data), NOW)
+
+
+def header(line_col: str, text: str, result: str = "null") -> str:
+    return (
+        f"Line {line_col}: evaluation of [{text}] failed, treating result as {result}. "
+        "Only first 20 failures recorded."
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_case_with_a_multivalued_condition_warns_at_the_case_as_false(backend: str) -> None:
+    result = run(backend, 'ROW foo = CASE([false, true], "a", "b")')
+    assert result.rows == [("b",)]
+    assert result.warnings == [
+        header("1:11", 'CASE([false, true], "a", "b")', "false"),
+        f"Line 1:11: {MV}",
+    ]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_not_over_a_comparison_warns_at_the_not(backend: str) -> None:
+    rows = [{"x": [1, 2]}, {"x": 5}]
+    result = run(backend, "FROM t | WHERE not(x < 1) | KEEP x", rows)
+    assert result.rows == [(5,)]
+    assert result.warnings == [header("1:16", "not(x < 1)"), f"Line 1:16: {MV}"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_adjacent_wheres_evaluate_both_conditions_on_every_row(backend: str) -> None:
+    # The second WHERE warns on the multivalued row although the first one drops it.
+    rows = [{"x": [1, 2]}, {"x": 5}]
+    result = run(backend, "FROM t | WHERE x > 1 | WHERE x != 3 | KEEP x", rows)
+    assert result.rows == [(5,)]
+    assert header("1:30", "x != 3") in result.warnings
+    assert header("1:16", "x > 1") in result.warnings
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_equality_an_or_ed_range_covers_is_dropped(backend: str) -> None:
+    rows = [{"x": [1, 2]}, {"x": 5}]
+    result = run(backend, "FROM t | WHERE x == 2 OR x > 1 | KEEP x", rows)
+    assert result.rows == [(5,)]
+    assert result.warnings == [header("1:26", "x > 1"), f"Line 1:26: {MV}"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_sign_in_a_multivalue_literal_belongs_to_the_number(backend: str) -> None:
+    result = run(backend, "ROW i = [1, -2147483648], l = [1, -9223372036854775808]")
+    assert [c.type for c in result.columns] == [DataType.INTEGER, DataType.LONG]
+    assert result.rows == [([1, -2147483648], [1, -9223372036854775808])]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_name_assigned_twice_in_row_keeps_the_last_value(backend: str) -> None:
+    result = run(backend, 'ROW a = 1, b = "x", a = 2')
+    assert [c.name for c in result.columns] == ["b", "a"]
+    assert result.rows == [("x", 2)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    ("expr", "reason"),
+    [
+        ("to_integer(1e19)", f"{INVALID}: [1.0E19] out of [integer] range"),
+        ("to_long(-1e19)", f"{INVALID}: [-1.0E19] out of [long] range"),
+        ("to_unsigned_long(1e20)", f"{INVALID}: [1.0E20] out of [unsigned_long] range"),
+        ('to_integer("2147483647.2")', f"{INVALID}: Cannot parse number [2147483647.2]"),
+        ('to_long("no number")', f"{INVALID}: Cannot parse number [no number]"),
+        ('to_double("foo")', 'java.lang.NumberFormatException: For input string: "foo"'),
+        (
+            'to_unsigned_long("foo")',
+            (
+                "java.lang.NumberFormatException: Character f is neither a decimal digit number, "
+                'decimal point, nor "e" notation exponential mark.'
+            ),
+        ),
+    ],
+)
+def test_failed_conversions_name_javas_exception(backend: str, expr: str, reason: str) -> None:
+    result = run(backend, f"ROW a = 1 | EVAL r = {expr} | KEEP r")
+    assert result.rows == [(None,)]
+    assert result.warnings[1:] == [f"Line 1:22: {reason}"]
+
+
+def test_string_to_number_reads_numbers_as_java_does() -> None:
+    assert values.convert("2147483646.2", DataType.INTEGER) == 2147483646
+    assert values.convert(" 7 ", DataType.LONG) == 7
+    assert values.convert("1.5e3", DataType.DOUBLE) == 1500.0
+    assert values.convert("-Infinity", DataType.DOUBLE) == float("-inf")
+    assert values.convert("2.5f", DataType.DOUBLE) == 2.5
+    assert values.convert("9223372036854775807.4", DataType.LONG) == values.LONG_MAX
+    for bad in ("inf", "nan", "1_000", "0x10", ""):
+        with pytest.raises(values.ConversionError):
+            values.convert(bad, DataType.DOUBLE)
+    with pytest.raises(values.ConversionError, match="Cannot parse number"):
+        values.convert("2147483648", DataType.INTEGER)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_text_arms_make_a_keyword_case(backend: str) -> None:
+    result = run(
+        backend, 'ROW k = "a" | EVAL t = TO_TEXT(k), c = CASE(true, TO_TEXT(k)) | KEEP t, c'
+    )
+    assert [c.type for c in result.columns] == [DataType.TEXT, DataType.KEYWORD]
+    assert result.rows == [("a", "a")]
