@@ -11,7 +11,7 @@ from reconwatch.backends import reference
 from reconwatch.conformance.datasets import Index, SpecCatalog, SpecData
 from reconwatch.conformance.duck import SpecScanSource
 from reconwatch.esql.analyze import compile_query
-from reconwatch.esql.types import DataType
+from reconwatch.types import DataType
 from reconwatch.plan import values
 from reconwatch.plan.catalog import Result
 from reconwatch.plan.nodes import Column
@@ -135,3 +135,52 @@ def test_text_arms_make_a_keyword_case(backend: str) -> None:
     )
     assert [c.type for c in result.columns] == [DataType.TEXT, DataType.KEYWORD]
     assert result.rows == [("a", "a")]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        # Named groups, atomic groups and lookbehinds (BASE10NUM, IPV4) are not RE2 syntax.
+        ('GROK a "(?<x>[a-z]+) (?>b)(?<y>[a-z]+)"', [("foo", "ar")]),
+        ('GROK a "%{IP:ip}"', [None]),
+        # A repeated name keeps every capture.
+        ('GROK a "%{WORD:x} %{WORD:x}"', [["foo", "bar"]]),
+        # Appended keys join in their /N order; a plain key repeated keeps its last value.
+        ('DISSECT a "%{+x/2} %{+x/1}" APPEND_SEPARATOR = "|"', [("bar|foo")]),
+        ('DISSECT a "%{x} %{x}"', [("bar")]),
+    ],
+)
+def test_grok_and_dissect_patterns(backend: str, command: str, expected: list[object]) -> None:
+    result = run(backend, f'ROW a = "foo bar" | {command} | DROP a')
+    assert [row[0] if len(row) == 1 else row for row in result.rows] == expected
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_grok_and_dissect_match_every_value_of_a_multivalue(backend: str) -> None:
+    query = (
+        'ROW a = ["1 x", "zz", "3 y"] | GROK a "%{NUMBER:n:int} %{WORD:w}" '
+        '| EVAL b = a | DISSECT b "%{p} %{q}" | KEEP n, w, p, q'
+    )
+    result = run(backend, query)
+    assert result.rows == [([1, 3], ["x", "y"], ["1", "3"], ["x", "y"])]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_mv_append_of_a_null_is_null(backend: str) -> None:
+    result = run(
+        backend, "ROW n = null | EVAL a = MV_APPEND(n, 1), b = MV_APPEND([1, 2], 3) | KEEP a, b"
+    )
+    assert result.rows == [(None, [1, 2, 3])]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_to_datetime_reads_strict_date_optional_time(backend: str) -> None:
+    result = run(
+        backend, 'ROW d = TO_DATETIME("2024-01-01 10:00:00"), e = "2024-01-02T03:04:05Z"::datetime'
+    )
+    assert result.rows == [(None, datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC))]
+    assert result.warnings[1] == (
+        "Line 1:9: java.lang.IllegalArgumentException: failed to parse date field "
+        "[2024-01-01 10:00:00] with format [strict_date_optional_time]"
+    )

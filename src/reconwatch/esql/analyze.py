@@ -492,6 +492,9 @@ class _Analyzer:
         append: tuple[tuple[str, str], ...],
         span: Span,
     ) -> p.Extract:
+        if _is_mv(value):
+            # Every value of a multivalued input is matched: outputs gather their captures.
+            outputs = tuple(dataclasses.replace(c, multivalued=True) for c in outputs)
         for col in outputs:
             self.columns.pop(col.name, None)
             self.origin.pop(col.name, None)

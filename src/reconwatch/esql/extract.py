@@ -161,39 +161,29 @@ _DISSECT_KEY = re.compile(r"%\{([^}]*)\}")
 def dissect_regex(
     pattern: str, append_separator: str | None
 ) -> tuple[str, list[str], tuple[tuple[str, str], ...]]:
-    """A DISSECT pattern as (anchored regex, output names, append separators)."""
+    """A DISSECT pattern as (anchored regex, output names, append separators).
+
+    Appended keys (`%{+k}`, ordered by their `/N` position, then text order) capture `g{i}`,
+    `g{i}_1`, ... in joining order; a key repeated without `+` keeps its last value (the earlier
+    ones only match)."""
     keys = list(_DISSECT_KEY.finditer(pattern))
     if not keys:
         msg = "Unable to find any keys or delimiters."
         raise ValueError(msg)
+    parsed = [_dissect_key(m.group(0), m.group(1)) for m in keys]
     names: list[str] = []
-    counts: dict[str, int] = {}
+    appended = {name for name, append, _, _ in parsed if name and append}
+    for name, _, _, _ in parsed:
+        if name and name not in names:
+            names.append(name)
+    groups = _dissect_groups(parsed, names, appended)
     pieces = [r"\A", re.escape(pattern[: keys[0].start()])]
-    appended: set[str] = set()
     for index, m in enumerate(keys):
-        raw = m.group(1)
-        pad = raw.endswith("->")
-        raw = raw.removesuffix("->")
-        if raw[:1] in ("*", "&"):
-            msg = f"reference keys [{m.group(0)}] are not supported"
-            raise ValueError(msg)
+        pad = parsed[index][3]
         last = index == len(keys) - 1
         capture = "(.*)" if last else "(.*?)"
-        if raw == "" or raw.startswith("?"):
-            pieces.append(capture.replace("(", "(?:", 1))
-        else:
-            append = raw.startswith("+")
-            name = raw.lstrip("+").split("/")[0]
-            if append:
-                appended.add(name)
-            if name not in names:
-                names.append(name)
-                counts[name] = 0
-                group = f"g{len(names) - 1}"
-            else:
-                counts[name] += 1
-                group = f"g{names.index(name)}_{counts[name]}"
-            pieces.append(capture.replace("(", f"(?P<{group}>", 1))
+        group = groups[index]
+        pieces.append(capture.replace("(", "(?:" if group is None else f"(?P<{group}>", 1))
         end = keys[index + 1].start() if not last else len(pattern)
         delimiter = pattern[m.end() : end]
         if delimiter:
@@ -205,3 +195,85 @@ def dissect_regex(
     separator = append_separator if append_separator is not None else ""
     append = tuple((n, separator) for n in names if n in appended)
     return "".join(pieces), names, append
+
+
+def _dissect_key(text: str, raw: str) -> tuple[str, bool, int, bool]:
+    """(name or "" when skipped, append, append position, right padding) of one `%{...}`."""
+    pad = raw.endswith("->")
+    raw = raw.removesuffix("->")
+    if raw[:1] in ("*", "&"):
+        msg = f"reference keys [{text}] are not supported"
+        raise ValueError(msg)
+    if raw == "" or raw.startswith("?"):
+        return "", False, 0, pad
+    append = raw.startswith("+")
+    name, _, position = raw.lstrip("+").partition("/")
+    order = int(position) if append and position.isdigit() else 0
+    return name, append, order, pad
+
+
+def _dissect_groups(
+    parsed: list[tuple[str, bool, int, bool]], names: list[str], appended: set[str]
+) -> list[str | None]:
+    """The regex group of each key (None: matched, not kept)."""
+    groups: list[str | None] = [None] * len(parsed)
+    for i, name in enumerate(names):
+        where = [k for k, key in enumerate(parsed) if key[0] == name]
+        if name in appended:
+            ordered = sorted(where, key=lambda k: (parsed[k][2], k))
+            for rank, k in enumerate(ordered):
+                groups[k] = f"g{i}" if rank == 0 else f"g{i}_{rank}"
+        else:
+            groups[where[-1]] = f"g{i}"  # a repeated plain key: the last one wins
+    return groups
+
+
+# ---------------------------------------------------------------------------------------------
+# Running an Extract step (both executors)
+
+# Python `re` constructs RE2 (DuckDB's regex engine) does not have.
+_NOT_RE2 = re.compile(r"\(\?[=!>]|\(\?<[=!]|\\[1-9]|[*+?}]\+")
+
+
+def re2_compatible(regex: str) -> bool:
+    """Whether DuckDB's RE2 can run this regex as Python's `re` does (no lookaround, atomic
+    group, backreference or possessive quantifier)."""
+    return _NOT_RE2.search(regex) is None
+
+
+def output_groups(regex: re.Pattern[str], count: int) -> list[list[str]]:
+    """The groups of each output (`g{i}`, `g{i}_1`, ...) in joining order."""
+
+    def order(name: str) -> int:
+        _, _, suffix = name.partition("_")
+        return int(suffix) if suffix else 0
+
+    return [
+        sorted((g for g in regex.groupindex if g == f"g{i}" or g.startswith(f"g{i}_")), key=order)
+        for i in range(count)
+    ]
+
+
+def extract_texts(
+    regex: re.Pattern[str],
+    groups: list[list[str]],
+    separators: list[str | None],
+    values: list[str],
+) -> list[list[str]] | None:
+    """Each output's captured texts over every value of a (multivalued) input: Elasticsearch
+    matches each value and gathers what each matching value captured (a repeated GROK name
+    captures several; DISSECT appends are joined per value). None when no value matches."""
+    found: list[list[str]] = [[] for _ in groups]
+    matched = False
+    for value in values:
+        m = regex.search(value)
+        if m is None:
+            continue
+        matched = True
+        for out, names in enumerate(groups):
+            texts = [m.group(n) for n in names if m.group(n) is not None]
+            separator = separators[out]
+            if separator is not None:
+                texts = [separator.join(texts)] if texts else []
+            found[out].extend(texts)
+    return found if matched else None

@@ -439,7 +439,6 @@ scalar(
     [_p("field1", VALUE), _p("field2", VALUE)],
     first_non_null,
     mv_aware=True,
-    null_propagating=False,
     mv_result=True,
 )
 scalar(

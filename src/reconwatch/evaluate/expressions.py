@@ -330,7 +330,7 @@ def _convert(call: p.Call, ctx: EvalContext) -> Compiled:
         if target is DataType.IP and source_type is DataType.IP:
             return x
         try:
-            return v.convert(x, target)
+            return v.convert(x, target, strict=True)
         except v.ConversionError as exc:
             ctx.fail(span, _conversion_reason(target, exc))
             return None

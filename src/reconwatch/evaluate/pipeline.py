@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+from reconwatch.esql.extract import extract_texts, output_groups
 from reconwatch.evaluate import scalars as _scalars  # noqa: F401 - registers functions
 from reconwatch.evaluate.aggregates import AggSpec, AggState
 from reconwatch.evaluate.expressions import Compiled, EvalContext, compile_expr
@@ -263,42 +264,23 @@ def _extract(step: p.Extract, rows: Rows, ctx: EvalContext) -> Rows:
     value = compile_expr(step.value, ctx)
     regex = re.compile(step.regex, re.DOTALL)
     append = dict(step.append)
-    groups = regex.groupindex
-    outputs = [
-        (
-            i,
-            col,
-            sorted((g for g in groups if g == f"g{i}" or g.startswith(f"g{i}_")), key=_group_order),
-        )
-        for i, col in enumerate(step.outputs)
-    ]
+    groups = output_groups(regex, len(step.outputs))
+    separators = [append.get(col.name) for col in step.outputs]
     for row in rows:
         out = dict(row)
-        text = value(row)
-        match = regex.search(text) if isinstance(text, str) else None
-        for _, col, names in outputs:
-            out[col.name] = _extracted(match, names, col, append) if match else None
+        texts = [t for t in v.as_list(value(row)) if isinstance(t, str)]
+        found = extract_texts(regex, groups, separators, texts)
+        for i, col in enumerate(step.outputs):
+            out[col.name] = _typed(found[i], col.type) if found is not None else None
         yield out
 
 
-def _group_order(name: str) -> int:
-    _, _, suffix = name.partition("_")
-    return int(suffix) if suffix else 0
-
-
-def _extracted(
-    match: re.Match[str], names: list[str], col: p.Column, append: Mapping[str, str]
-) -> object:
-    found = [match.group(n) for n in names if match.group(n) is not None]
-    if col.name in append:
-        return append[col.name].join(found) if found else None
+def _typed(texts: list[str], type_: T) -> object:
+    """GROK's :int/:float/... outputs; texts that do not convert are dropped."""
     converted: list[object] = []
-    for text in found:
-        if col.type is T.KEYWORD:
-            converted.append(text)
-            continue
+    for text in texts:
         try:
-            converted.append(v.convert(text, col.type))
+            converted.append(text if type_ is T.KEYWORD else v.convert(text, type_))
         except v.ConversionError:
             continue
     return v.from_list(converted)

@@ -823,8 +823,6 @@ def _mv_sort(args: Args, call: p.Call, ctx: EvalContext) -> object:
 
 @scalar_impl("mv_append")
 def _mv_append(args: Args, call: p.Call, ctx: EvalContext) -> object:
-    if args[0] is None or args[1] is None:
-        return args[1] if args[0] is None else args[0]
     first, second = _values_of(args[0]), _values_of(args[1])
     if len(first) + len(second) > v.MAX_VALUES:  # EVAL chains could double it without end
         raise EvalFailure(v.TOO_MANY_VALUES)

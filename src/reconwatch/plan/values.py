@@ -128,9 +128,20 @@ _DATE_RE = re.compile(
 )
 
 
-def parse_datetime(text: str) -> datetime:
-    """An ISO-8601 date or date-time (strict_date_optional_time) as a UTC datetime, ms precision."""
-    m = _DATE_RE.match(text.strip())
+# Elasticsearch's strict_date_optional_time, which TO_DATETIME reads: a `T` before the time and
+# two-digit fields (`2024-01-01 10:00:00` is not a date there).
+_STRICT_DATE_RE = re.compile(
+    r"^(?P<y>[+-]?\d{4,})(?:-(?P<mo>\d{2})(?:-(?P<d>\d{2})"
+    r"(?:T(?P<h>\d{2})(?::(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d{1,9}))?)?)?"
+    r"(?P<tz>Z|[+-]\d{2}:?\d{2})?)?)?)?$"
+)
+
+
+def parse_datetime(text: str, *, strict: bool = False) -> datetime:
+    """An ISO-8601 date or date-time as a UTC datetime, ms precision. `strict`: exactly
+    strict_date_optional_time (TO_DATETIME); otherwise a space may stand for the `T` and fields
+    may have one digit (event files, command-line times)."""
+    m = (_STRICT_DATE_RE if strict else _DATE_RE).match(text.strip())
     if m is None:
         msg = f"failed to parse date field [{text}] with format [strict_date_optional_time]"
         raise ConversionError(msg)
@@ -348,7 +359,7 @@ def _to_boolean(value: object) -> bool:
     raise ConversionError(msg)
 
 
-def _to_datetime(value: object) -> datetime:
+def _to_datetime(value: object, strict: bool = False) -> datetime:
     if isinstance(value, datetime):
         return to_utc_millis_precision(value)
     if isinstance(value, bool):
@@ -359,13 +370,14 @@ def _to_datetime(value: object) -> datetime:
     if isinstance(value, float):
         return datetime_from_millis(int(value))
     if isinstance(value, str):
-        return parse_datetime(value)
+        return parse_datetime(value, strict=strict)
     msg = f"Cannot convert [{value}] to [datetime]"
     raise ConversionError(msg)
 
 
-def convert(value: object, type_: DataType) -> object:
-    """One single value converted to `type_` as the TO_<type> functions do; ConversionError if not."""
+def convert(value: object, type_: DataType, *, strict: bool = False) -> object:
+    """One single value converted to `type_` as the TO_<type> functions do; ConversionError if not.
+    `strict`: text dates exactly as TO_DATETIME reads them (see parse_datetime)."""
     if type_ in (DataType.KEYWORD, DataType.TEXT):
         return to_text(value, type_)
     if type_ in (DataType.INTEGER, DataType.LONG, DataType.UNSIGNED_LONG):
@@ -375,7 +387,7 @@ def convert(value: object, type_: DataType) -> object:
     if type_ is DataType.BOOLEAN:
         return _to_boolean(value)
     if type_ in (DataType.DATETIME, DataType.DATE_NANOS):
-        return _to_datetime(value)
+        return _to_datetime(value, strict)
     if type_ is DataType.IP:
         if isinstance(value, str):
             return canonical_ip(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from reconwatch.backends.duckdb.warnings import (
     WarningSites,
 )
 from reconwatch.errors import UnsupportedFeatureError
+from reconwatch.esql.extract import re2_compatible
 from reconwatch.plan import nodes as p
 from reconwatch.types import DataType as T
 
@@ -200,9 +202,17 @@ class PlanCompiler:
         self.add(f"SELECT * FROM {self.prev} ORDER BY {', '.join(keys)}")
 
     def step_extract(self, step: p.Extract) -> None:
-        if step.append:
-            raise UnsupportedFeatureError("DISSECT append modifier", step.span)
-        value = single(self.compiler().compile(step.value))
+        value_e = self.compiler().compile(step.value)
+        needs_python = (
+            value_e.is_list
+            or step.append
+            or any(o.multivalued for o in step.outputs)
+            or not re2_compatible(step.regex)
+        )
+        if needs_python:
+            self.extract_in_python(step, value_e)
+            return
+        value = single(value_e)
         # Python's end-of-text \Z is RE2's \z (RE2 rejects \Z).
         regex = re.sub(r"(?<!\\)((?:\\\\)*)\\Z", r"\1\\z", step.regex).replace("'", "''")
         names = [f"g{i}" for i in range(len(step.outputs))]
@@ -215,6 +225,29 @@ class PlanCompiler:
         for out in step.outputs:
             self.cols.pop(out.name, None)
             self.cols[out.name] = E(ident(out.name), out.type, False)
+        self.add(f"SELECT {', '.join(items)} FROM {self.prev}")
+        self.cols = {c.name: self.cols[c.name] for c in step.columns}
+
+    def extract_in_python(self, step: p.Extract, value: E) -> None:
+        """DISSECT/GROK through rw_extract (esql/extract.py, as the reference runs it): for
+        multivalued input, appends, repeated names and regexes RE2 cannot run."""
+        spec = json.dumps(
+            {
+                "regex": step.regex,
+                "outputs": [[o.name, o.type.value] for o in step.outputs],
+                "append": dict(step.append),
+            }
+        ).replace("'", "''")
+        found = f"rw_extract({as_list(value)}, '{spec}')"
+        items = [ident(n) for n in self.cols if n not in {o.name for o in step.outputs}]
+        for i, out in enumerate(step.outputs):
+            texts = f"({found})[{i + 1}]"
+            if not out.type.is_string:
+                texts = f"list_transform({texts}, lambda t: TRY_CAST(t AS {sql_type(out.type)}))"
+            items.append(f"{norm_list(texts)} AS {ident(out.name)}")
+        for out in step.outputs:
+            self.cols.pop(out.name, None)
+            self.cols[out.name] = E(ident(out.name), out.type, True)
         self.add(f"SELECT {', '.join(items)} FROM {self.prev}")
         self.cols = {c.name: self.cols[c.name] for c in step.columns}
 

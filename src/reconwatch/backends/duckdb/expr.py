@@ -610,7 +610,7 @@ def convert_sql(v: str, src: T, dst: T, span: object = None) -> str:
         return f"({v} <> 0)"
     if dst in (T.DATETIME, T.DATE_NANOS):
         if src.is_string:
-            return f"rw_parse_date({v})"
+            return f"rw_to_datetime({v})"
         # epoch_ms() raises past its range: only milliseconds inside years 1-9999 reach it.
         ms = f"trunc({v})" if src is T.DOUBLE else v
         inside = f"{ms} BETWEEN {_FIRST_MS} AND {_LAST_MS}"
@@ -1188,7 +1188,9 @@ def _mv_sort(c: ExprCompiler, call: p.Call) -> E:
 @_reg("mv_append")
 def _mv_append(c: ExprCompiler, call: p.Call) -> E:
     a, b = c.args(call)
-    joined = norm_list(f"list_concat({as_list(a)}, {as_list(b)})")
+    # Either argument null makes the result null (list_concat would skip it).
+    both = f"CASE WHEN ({a.sql}) IS NOT NULL AND ({b.sql}) IS NOT NULL THEN list_concat({as_list(a)}, {as_list(b)}) END"
+    joined = norm_list(f"({both})")
     sizes = f"(COALESCE(len({as_list(a)}), 0) + COALESCE(len({as_list(b)}), 0))"
     too_many = f"({sizes} > {values.MAX_VALUES})"
     fail = c.failure(call.span, _reason(values.TOO_MANY_VALUES), too_many, call.type, True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import json
+import re
 from collections.abc import Callable
 from datetime import datetime
 from urllib.parse import quote_plus
@@ -11,6 +14,7 @@ import duckdb
 from duckdb.func import SPECIAL
 
 from reconwatch.backends.duckdb.warnings import WarningSink
+from reconwatch.esql import extract
 from reconwatch.plan import values
 from reconwatch.types import DataType
 
@@ -59,6 +63,16 @@ def parse_date(text: str | None) -> datetime | None:
         return None
     try:
         return values.parse_datetime(text).replace(tzinfo=None)
+    except values.ConversionError:
+        return None
+
+
+def to_datetime(text: str | None) -> datetime | None:
+    """TO_DATETIME of a string: strict_date_optional_time only."""
+    if text is None:
+        return None
+    try:
+        return values.parse_datetime(text, strict=True).replace(tzinfo=None)
     except values.ConversionError:
         return None
 
@@ -128,7 +142,7 @@ def conversion_errors(
         if text is None:
             continue
         try:
-            values.convert(read(text), type_)
+            values.convert(read(text), type_, strict=True)
         except values.ConversionError as exc:
             if exc.java is not None:
                 out.append(f"{exc.java}: {exc}")
@@ -136,6 +150,43 @@ def conversion_errors(
                 out.append(f"java.lang.IllegalArgumentException: {exc}")
             else:
                 out.append(f"org.elasticsearch.xpack.esql.core.InvalidArgumentException: {exc}")
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _extractor(
+    spec: str,
+) -> tuple[re.Pattern[str], list[list[str]], list[str | None], list[DataType]]:
+    parsed = json.loads(spec)
+    regex = re.compile(parsed["regex"], re.DOTALL)
+    outputs = parsed["outputs"]
+    append: dict[str, str] = parsed["append"]
+    groups = extract.output_groups(regex, len(outputs))
+    return regex, groups, [append.get(n) for n, _ in outputs], [DataType(t) for _, t in outputs]
+
+
+def extract_values(texts: list[str | None] | None, spec: str | None) -> list[list[str]] | None:
+    """DISSECT/GROK of every value of a (multivalued) input, as the reference runs it: per
+    output, its values as text (typed outputs converted, then printed for SQL to cast back)."""
+    if texts is None or spec is None:
+        return None
+    regex, groups, separators, types = _extractor(spec)
+    found = extract.extract_texts(regex, groups, separators, [t for t in texts if t is not None])
+    if found is None:
+        return None
+    out: list[list[str]] = []
+    for values_, type_ in zip(found, types, strict=True):
+        if type_ in (DataType.KEYWORD, DataType.TEXT):
+            out.append(values_)
+            continue
+        typed: list[str] = []
+        for text in values_:
+            try:
+                value = values.convert(text, type_)
+            except values.ConversionError:
+                continue
+            typed.append(("true" if value else "false") if isinstance(value, bool) else repr(value))
+        out.append(typed)
     return out
 
 
@@ -158,6 +209,7 @@ def register(con: duckdb.DuckDBPyConnection) -> None:
     _nullable(con, "rw_ip_canon", ip_canon, [v], v)
     _nullable(con, "rw_cidr", cidr, [v, "VARCHAR[]"], "BOOLEAN")
     _nullable(con, "rw_parse_date", parse_date, [v], ts)
+    _nullable(con, "rw_to_datetime", to_datetime, [v], ts)
     con.create_function("rw_double_text", double_text, [d], v, side_effects=False)
     con.create_function("rw_url_encode", url_encode, [v], v, side_effects=False)
     con.create_function("rw_url_encode_component", url_encode_component, [v], v, side_effects=False)
@@ -171,4 +223,5 @@ def register(con: duckdb.DuckDBPyConnection) -> None:
         # Not volatile, as DuckDB refuses volatile functions inside TRY(); see `failed` above.
         side_effects=False,
     )
+    _nullable(con, "rw_extract", extract_values, ["VARCHAR[]", v], "VARCHAR[][]")
     _nullable(con, "rw_conversion_errors", conversion_errors, ["VARCHAR[]", v, v], "VARCHAR[]")
