@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -313,6 +314,36 @@ CASES: list[Case] = [
     s("to_double(k)", None, row='k = "inf"'),  # Java reads Infinity, not inf
     s("to_double(k)", 1.5, row='k = " 1.5d "'),
     s("case(t, k)", "a", row='t = true, k = to_text("a")'),
+    # -- math, clamping, hashing and date patterns (issue 11) -----------------------------------
+    s("acos(f)", 0.45102681179626236, row="f = 0.9"),
+    s("asin(f)", None, row="f = 12.0"),  # Asin input out of range
+    s("atan(f)", math.atan(0.5), row="f = 0.5"),
+    s("atan2(y, f)", 1.5243181954438936, row="y = 12.9, f = 0.6"),
+    s("cos(f)", math.cos(1.8), row="f = 1.8"),
+    s("cosh(f)", 3.1074731763172667, row="f = 1.8"),
+    s("cosh(f)", None, row="f = 1000.0"),  # cosh overflow
+    s("sin(x)", math.sin(1)),
+    s("sinh(f)", math.sinh(1.8), row="f = 1.8"),
+    s("tan(f)", math.tan(1.8), row="f = 1.8"),
+    s("tanh(f)", math.tanh(1.8), row="f = 1.8"),
+    s("hypot(a3, b4)", 5.0, row="a3 = 3, b4 = 4"),
+    s("to_degrees(mv)", [89.95437383553924, 179.9087476710785], row="mv = [1.57, 3.14]"),
+    s("to_radians(n)", math.pi, row="n = 180"),
+    s("log(b, n)", 3.0, row="b = 2, n = 8"),
+    s("log(n)", math.log(10), row="n = 10"),
+    s("log(b, n)", None, row="b = 1, n = 8"),  # Log of base 1
+    s("clamp(n, lo, hi)", 3, row="n = 5, lo = 1, hi = 3"),
+    s("clamp_min(k, lo)", "b", row='k = "a", lo = "b"'),
+    s("clamp_max(k, hi)", "Facello", row='k = "Georgi", hi = "Facello"'),
+    s("round_to(n, 0, 5, 10)", 5, row="n = 7"),
+    s("round_to(f, 1.0, 2.0)", 1.0, row="f = -3.5"),
+    s('hash("SHA-256", k)', hashlib.sha256(b"hello").hexdigest(), row='k = "hello"'),
+    s('hash("nope", k)', None, row='k = "hello"'),  # NoSuchAlgorithmException
+    s('date_format("yyyy-MM-dd HH:mm EEE", d)', "2024-05-03 10:11 Fri", row=D),
+    s("date_format(d)", "2024-05-03T10:11:12.345Z", row=D),
+    s('date_parse("dd/MM/yyyy", k)', dt("2024-05-03T00:00:00Z"), row='k = "03/05/2024"'),
+    s('date_parse("yyyy-MM-dd", k)', None, row='k = "03/05/2024"'),
+    s("date_parse(k)", dt("2024-05-03T10:00:00Z"), row='k = "2024-05-03T10:00:00Z"'),
     # -- refused by name where a backend cannot express Elasticsearch's semantics -----------
     s(
         "greatest(ip, ip2)",

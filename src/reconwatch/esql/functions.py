@@ -314,6 +314,7 @@ scalar("to_base64", [_p("string", STRING)], fixed(T.KEYWORD))
 scalar("md5", [_p("input", STRING)], fixed(T.KEYWORD))
 scalar("sha1", [_p("input", STRING)], fixed(T.KEYWORD))
 scalar("sha256", [_p("input", STRING)], fixed(T.KEYWORD))
+scalar("hash", [_p("algorithm", STRING), _p("input", STRING)], fixed(T.KEYWORD))
 scalar("json_extract", [_p("string", STRING), _p("path", STRING)], fixed(T.KEYWORD))
 
 # ---------------------------------------------------------------------------------------------
@@ -329,6 +330,34 @@ scalar("cbrt", [_p("number", NUMERIC)], fixed(T.DOUBLE))
 scalar("exp", [_p("number", NUMERIC)], fixed(T.DOUBLE))
 scalar("log10", [_p("number", NUMERIC)], fixed(T.DOUBLE))
 scalar("pow", [_p("base", NUMERIC), _p("exponent", NUMERIC)], fixed(T.DOUBLE))
+scalar("log", [_p("base", NUMERIC), _p("number", NUMERIC, optional=True)], fixed(T.DOUBLE))
+for _trig in ("acos", "asin", "atan", "cos", "cosh", "sin", "sinh", "tan", "tanh"):
+    scalar(_trig, [_p("number", NUMERIC)], fixed(T.DOUBLE))
+scalar("atan2", [_p("y_coordinate", NUMERIC), _p("x_coordinate", NUMERIC)], fixed(T.DOUBLE))
+scalar("hypot", [_p("number1", NUMERIC), _p("number2", NUMERIC)], fixed(T.DOUBLE))
+# TO_DEGREES / TO_RADIANS convert every value of a multivalue, as the TO_* conversions do.
+for _angle in ("to_degrees", "to_radians"):
+    scalar(
+        _angle,
+        [_p("number", NUMERIC)],
+        fixed(T.DOUBLE),
+        maps_values=True,
+        mv_aware=True,
+        mv_result=True,
+    )
+scalar(
+    "clamp",
+    [_p("field", ORDERED), _p("min", ORDERED), _p("max", ORDERED)],
+    same_as(0, text_to_keyword=True),
+)
+scalar("clamp_min", [_p("field", ORDERED), _p("min", ORDERED)], same_as(0, text_to_keyword=True))
+scalar("clamp_max", [_p("field", ORDERED), _p("max", ORDERED)], same_as(0, text_to_keyword=True))
+scalar(
+    "round_to",
+    [_p("field", NUMERIC | DATE), _p("points", NUMERIC | DATE)],
+    same_as(0),
+    variadic=True,
+)
 scalar("pi", [], fixed(T.DOUBLE))
 scalar("e", [], fixed(T.DOUBLE))
 scalar("tau", [], fixed(T.DOUBLE))
@@ -344,6 +373,17 @@ scalar(
     fixed(T.INTEGER),
 )
 scalar("date_extract", [_p("datePart", STRING), _p("date", DATE)], fixed(T.LONG))
+# DATE_FORMAT([format,] date) and DATE_PARSE([pattern,] text): Java DateTimeFormatter patterns.
+scalar(
+    "date_format",
+    [_p("dateFormat", STRING | DATE), _p("date", DATE, optional=True)],
+    fixed(T.KEYWORD),
+)
+scalar(
+    "date_parse",
+    [_p("datePattern", STRING), _p("dateString", STRING, optional=True)],
+    fixed(T.DATETIME),
+)
 scalar(
     "bucket",
     [_p("field", NUMERIC | DATE), _p("buckets", NUMERIC | TEMPORAL_AMOUNT)],
@@ -536,8 +576,6 @@ UNSUPPORTED: frozenset[str] = frozenset(
         "to_datenanos",
         "to_dense_vector",
         "to_aggregate_metric_double",
-        "to_radians",
-        "to_degrees",
         "st_distance",
         "st_x",
         "st_y",
@@ -583,11 +621,8 @@ UNSUPPORTED: frozenset[str] = frozenset(
         "sample",
         "categorize",
         "tbucket",
-        "date_format",
-        "date_parse",
         "day_name",
         "month_name",
-        "hash",
         "mv_percentile",
         "mv_pseries_weighted_sum",
         "mv_zip",
@@ -595,24 +630,8 @@ UNSUPPORTED: frozenset[str] = frozenset(
         "mv_first_index",
         "to_timeduration",
         "to_dateperiod",
-        "log",
-        "acos",
-        "asin",
-        "atan",
-        "atan2",
-        "cos",
-        "cosh",
-        "sin",
-        "sinh",
-        "tan",
-        "tanh",
-        "hypot",
         "copy_sign",
         "scalb",
-        "round_to",
-        "clamp",
-        "clamp_min",
-        "clamp_max",
         "v_cosine",
         "v_dot_product",
         "v_hamming",

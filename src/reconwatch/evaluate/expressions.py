@@ -176,11 +176,10 @@ def _and(call: p.Call, ctx: EvalContext) -> Compiled:
     left, right = (_boolean_operand(a, ctx) for a in call.args)
 
     def run(row: Row) -> object:
-        a = left(row)
-        if a is False:
-            return False
-        b = right(row)
-        if b is False:
+        # Elasticsearch evaluates both operands on every row (a failing one warns even where
+        # the other decides the result).
+        a, b = left(row), right(row)
+        if a is False or b is False:
             return False
         return None if a is None or b is None else True
 
@@ -191,11 +190,8 @@ def _or(call: p.Call, ctx: EvalContext) -> Compiled:
     left, right = (_boolean_operand(a, ctx) for a in call.args)
 
     def run(row: Row) -> object:
-        a = left(row)
-        if a is True:
-            return True
-        b = right(row)
-        if b is True:
+        a, b = left(row), right(row)
+        if a is True or b is True:
             return True
         return None if a is None or b is None else False
 

@@ -19,6 +19,7 @@ from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_UP, Context, Decimal
 
 from reconwatch.esql.patterns import like_to_regex
 from reconwatch.evaluate.expressions import EvalContext, EvalFailure, scalar_impl
+from reconwatch.plan import javadate
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
 from reconwatch.types import DataType as T
@@ -385,6 +386,14 @@ def _hash(args: Args, call: p.Call, ctx: EvalContext) -> object:
     return hashlib.new(call.fn, _s(args[0]).encode()).hexdigest()
 
 
+@scalar_impl("hash")
+def _hash_any(args: Args, call: p.Call, ctx: EvalContext) -> object:
+    try:
+        return v.java_digest(_s(args[0]), _s(args[1]))
+    except v.ConversionError as exc:
+        raise EvalFailure(f"{exc.java}: {exc}") from None
+
+
 _JSON_PATH_TOKEN = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
 
 
@@ -485,6 +494,101 @@ def _exp(args: Args, call: p.Call, ctx: EvalContext) -> object:
     return math.exp(float(_num(args[0], T.DOUBLE)))
 
 
+@scalar_impl("log")
+def _log(args: Args, call: p.Call, ctx: EvalContext) -> object:
+    """LOG(base, x), or LOG(x) (natural)."""
+    numbers = [float(_num(a, T.DOUBLE)) for a in args]
+    base, x = (math.e, numbers[0]) if len(numbers) == 1 else (numbers[0], numbers[1])
+    if x <= 0 or base <= 0:
+        raise EvalFailure("java.lang.ArithmeticException: Log of non-positive number")
+    if base == 1:
+        raise EvalFailure("java.lang.ArithmeticException: Log of base 1")
+    return math.log(x) if len(numbers) == 1 else math.log(x) / math.log(base)
+
+
+def _bounded(name: str, fn: Callable[[float], float]) -> None:
+    """ACOS/ASIN: an input outside [-1, 1] is null with Java's ArithmeticException."""
+
+    @scalar_impl(name)
+    def impl(args: Args, call: p.Call, ctx: EvalContext) -> object:
+        x = float(_num(args[0], T.DOUBLE))
+        if not -1.0 <= x <= 1.0:
+            raise EvalFailure(
+                f"java.lang.ArithmeticException: {name.capitalize()} input out of range"
+            )
+        return fn(x)
+
+
+def _hyperbolic(name: str, fn: Callable[[float], float]) -> None:
+    """COSH/SINH: a result too large for a double is null with an ArithmeticException."""
+
+    @scalar_impl(name)
+    def impl(args: Args, call: p.Call, ctx: EvalContext) -> object:
+        try:
+            return fn(float(_num(args[0], T.DOUBLE)))
+        except OverflowError:
+            raise EvalFailure(f"java.lang.ArithmeticException: {name} overflow") from None
+
+
+def _unary_double(name: str, fn: Callable[[float], float]) -> None:
+    @scalar_impl(name)
+    def impl(args: Args, call: p.Call, ctx: EvalContext) -> object:
+        try:
+            return fn(float(_num(args[0], T.DOUBLE)))
+        except ValueError:  # sin/cos/tan of an infinity: Java's NaN
+            return math.nan
+
+
+_bounded("acos", math.acos)
+_bounded("asin", math.asin)
+_hyperbolic("cosh", math.cosh)
+_hyperbolic("sinh", math.sinh)
+for _name, _fn in (
+    ("atan", math.atan),
+    ("cos", math.cos),
+    ("sin", math.sin),
+    ("tan", math.tan),
+    ("tanh", math.tanh),
+    ("to_degrees", math.degrees),
+    ("to_radians", math.radians),
+):
+    _unary_double(_name, _fn)
+
+
+@scalar_impl("atan2")
+def _atan2(args: Args, call: p.Call, ctx: EvalContext) -> object:
+    return math.atan2(float(_num(args[0], T.DOUBLE)), float(_num(args[1], T.DOUBLE)))
+
+
+@scalar_impl("hypot")
+def _hypot(args: Args, call: p.Call, ctx: EvalContext) -> object:
+    return math.hypot(float(_num(args[0], T.DOUBLE)), float(_num(args[1], T.DOUBLE)))
+
+
+@scalar_impl("clamp", "clamp_min", "clamp_max")
+def _clamp(args: Args, call: p.Call, ctx: EvalContext) -> object:
+    """CLAMP(f, lo, hi) is CLAMP_MAX(CLAMP_MIN(f, lo), hi); bounds are read as the field's type."""
+    t = call.type
+    key = functools.partial(v.order_key, type_=t)
+    value, *bounds = (v.convert(a, t) if t.is_numeric else a for a in args)
+    if call.fn != "clamp_max":
+        value = max(value, bounds.pop(0), key=key)
+    if call.fn != "clamp_min":
+        value = min(value, bounds[0], key=key)
+    return value
+
+
+@scalar_impl("round_to")
+def _round_to(args: Args, call: p.Call, ctx: EvalContext) -> object:
+    """The largest point not above the value; below every point, the smallest point."""
+    t = call.type
+    value, *points = (v.convert(a, t) if t.is_numeric else a for a in args)
+    key = functools.partial(v.order_key, type_=t)
+    ordered = sorted(points, key=key)
+    below = [pt for pt in ordered if key(pt) <= key(value)]
+    return below[-1] if below else ordered[0]
+
+
 @scalar_impl("log10")
 def _log10(args: Args, call: p.Call, ctx: EvalContext) -> object:
     x = float(_num(args[0], T.DOUBLE))
@@ -528,6 +632,25 @@ def _greatest(args: Args, call: p.Call, ctx: EvalContext) -> object:
 
 # ---------------------------------------------------------------------------------------------
 # Dates
+
+
+@scalar_impl("date_format")
+def _date_format(args: Args, call: p.Call, ctx: EvalContext) -> object:
+    pattern, when = (None, args[0]) if len(args) == 1 else (_s(args[0]), args[1])
+    try:
+        return javadate.format_date(pattern, _dt(when))
+    except v.ConversionError as exc:
+        raise EvalFailure(f"{exc.java}: {exc}") from None
+
+
+@scalar_impl("date_parse")
+def _date_parse(args: Args, call: p.Call, ctx: EvalContext) -> object:
+    try:
+        if len(args) == 1:
+            return v.parse_datetime(_s(args[0]), strict=True)
+        return javadate.parse_date(_s(args[0]), _s(args[1]))
+    except v.ConversionError as exc:
+        raise EvalFailure(f"{exc.java or javadate.ILLEGAL}: {exc}") from None
 
 
 def _dt(x: object) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import decimal
+import hashlib
 import ipaddress
 import math
 import re
@@ -422,3 +423,34 @@ def order_key(value: object, type_: DataType) -> Any:
     if type_ is DataType.VERSION and isinstance(value, str):
         return version_key(value)
     return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Functions both executors compute in Python
+
+# Java MessageDigest names (any case) -> hashlib names.
+_DIGESTS = {
+    "MD2": None,
+    "MD5": "md5",
+    "SHA-1": "sha1",
+    "SHA-224": "sha224",
+    "SHA-256": "sha256",
+    "SHA-384": "sha384",
+    "SHA-512": "sha512",
+    "SHA-512/224": "sha512_224",
+    "SHA-512/256": "sha512_256",
+    "SHA3-224": "sha3_224",
+    "SHA3-256": "sha3_256",
+    "SHA3-384": "sha3_384",
+    "SHA3-512": "sha3_512",
+}
+
+
+def java_digest(algorithm: str, text: str) -> str:
+    """HASH(algorithm, input): the hex digest of the UTF-8 input; ConversionError (with Java's
+    NoSuchAlgorithmException) for an algorithm Java's MessageDigest does not know."""
+    name = _DIGESTS.get(algorithm.upper())
+    if name is None or name not in hashlib.algorithms_available:
+        msg = f"{algorithm} MessageDigest not available"
+        raise ConversionError(msg, "java.security.NoSuchAlgorithmException")
+    return hashlib.new(name, text.encode("utf-8")).hexdigest()

@@ -870,6 +870,109 @@ _guarded(
     "try(pow({0}, {1}))",
     "invalid result when computing pow",
 )
+_guarded("acos", "abs({0}) > 1", "acos({0})", "Acos input out of range")
+_guarded("asin", "abs({0}) > 1", "asin({0})", "Asin input out of range")
+_guarded("cosh", "isinf(cosh({0}))", "cosh({0})", "cosh overflow")
+_guarded("sinh", "isinf(sinh({0}))", "sinh({0})", "sinh overflow")
+for _fn in ("atan", "cos", "sin", "tan", "tanh"):
+    _simple(_fn, f"{_fn}(CAST({{0}} AS DOUBLE))")
+_simple("atan2", "atan2(CAST({0} AS DOUBLE), CAST({1} AS DOUBLE))")
+_simple("hypot", "sqrt(CAST({0} AS DOUBLE) ** 2 + CAST({1} AS DOUBLE) ** 2)")
+
+
+@_reg("to_degrees", "to_radians")
+def _angle(c: ExprCompiler, call: p.Call) -> E:
+    # Every value of a multivalue is converted (the registry's maps_values).
+    (a,) = c.args(call)
+    fn = "degrees" if call.fn == "to_degrees" else "radians"
+    if a.is_list:
+        return E(f"list_transform({a.sql}, lambda x: {fn}(CAST(x AS DOUBLE)))", T.DOUBLE, True)
+    return E(f"{fn}(CAST({a.sql} AS DOUBLE))", T.DOUBLE)
+
+
+@_reg("log")
+def _log(c: ExprCompiler, call: p.Call) -> E:
+    args = [f"CAST({x} AS DOUBLE)" for x in c.singles(call)]
+    base, x = ("exp(1)", args[0]) if len(args) == 1 else (args[0], args[1])
+    value = f"ln({x})" if len(args) == 1 else f"(ln({x}) / ln({base}))"
+    checks = [
+        (f"({x} <= 0 OR {base} <= 0)", "Log of non-positive number"),
+        (f"({base} = 1)", "Log of base 1"),
+    ]
+    parts = []
+    for test, reason in checks:
+        fail = c.failure(
+            call.span, _reason(f"java.lang.ArithmeticException: {reason}"), test, T.DOUBLE
+        )
+        parts.append(f"WHEN {test} THEN {fail}")
+    return E(f"(CASE {' '.join(parts)} ELSE {value} END)", T.DOUBLE)
+
+
+@_reg("clamp", "clamp_min", "clamp_max")
+def _clamp(c: ExprCompiler, call: p.Call) -> E:
+    t = call.type
+    if t in (T.IP, T.VERSION, T.BOOLEAN):
+        raise UnsupportedFeatureError(f"{call.fn.upper()} of {t.value} values", call.span)
+    value, *bounds = c.singles(call)
+    if t.is_numeric:
+        bounds = [f"CAST({b} AS {sql_type(t)})" for b in bounds]
+    # GREATEST/LEAST skip nulls; Elasticsearch's CLAMP is null when any argument is.
+    nulls = " OR ".join(f"({x}) IS NULL" for x in (value, *bounds))
+    if call.fn != "clamp_max":
+        value = f"greatest({value}, {bounds.pop(0)})"
+    if call.fn != "clamp_min":
+        value = f"least({value}, {bounds[0]})"
+    return E(f"(CASE WHEN {nulls} THEN NULL ELSE {value} END)", t)
+
+
+@_reg("round_to")
+def _round_to(c: ExprCompiler, call: p.Call) -> E:
+    value, *points = c.singles(call)
+    t = call.type
+    if t.is_numeric:
+        points = [f"CAST({pt} AS {sql_type(t)})" for pt in points]
+    listed = f"[{', '.join(points)}]"
+    below = f"list_filter({listed}, lambda pt: pt <= {value})"
+    picked = f"CASE WHEN len({below}) > 0 THEN list_max({below}) ELSE list_min({listed}) END"
+    nulls = " OR ".join(f"({x}) IS NULL" for x in (value, *points))
+    return E(f"(CASE WHEN {nulls} THEN NULL ELSE {picked} END)", t)
+
+
+@_reg("date_format")
+def _date_format(c: ExprCompiler, call: p.Call) -> E:
+    args = c.singles(call)
+    pattern, when = ("NULL", args[0]) if len(args) == 1 else (args[0], args[1])
+    value = f"rw_date_format({pattern}, {when})"
+    failed = f"({when}) IS NOT NULL AND ({pattern}) IS NOT NULL AND {value} IS NULL"
+    if len(args) == 1:
+        return E(value, T.KEYWORD)
+    reasons = f"rw_date_errors({pattern}, NULL, false)"
+    fail = c.failure(call.span, reasons, failed, T.KEYWORD)
+    return E(f"(CASE WHEN {failed} THEN {fail} ELSE {value} END)", T.KEYWORD)
+
+
+@_reg("date_parse")
+def _date_parse(c: ExprCompiler, call: p.Call) -> E:
+    args = c.singles(call)
+    pattern, text = ("NULL", args[0]) if len(args) == 1 else (args[0], args[1])
+    value = f"rw_date_parse({pattern}, {text})"
+    failed = f"({text}) IS NOT NULL AND {value} IS NULL"
+    if len(args) > 1:
+        failed = f"({pattern}) IS NOT NULL AND {failed}"
+    reasons = f"rw_date_errors({pattern}, {text}, true)"
+    fail = c.failure(call.span, reasons, failed, T.DATETIME)
+    return E(f"(CASE WHEN {failed} THEN {fail} ELSE {value} END)", T.DATETIME)
+
+
+@_reg("hash")
+def _hash_any(c: ExprCompiler, call: p.Call) -> E:
+    algorithm, text = c.singles(call)
+    reasons = f"rw_hash_errors({algorithm})"
+    failed = f"({text}) IS NOT NULL AND rw_hash({algorithm}, {text}) IS NULL"
+    fail = c.failure(call.span, reasons, failed, T.KEYWORD)
+    return E(f"(CASE WHEN {failed} THEN {fail} ELSE rw_hash({algorithm}, {text}) END)", T.KEYWORD)
+
+
 _simple("pi", "pi()")
 _simple("e", "exp(1)")
 _simple("tau", "(2 * pi())")

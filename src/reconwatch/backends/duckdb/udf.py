@@ -15,7 +15,7 @@ from duckdb.func import SPECIAL
 
 from reconwatch.backends.duckdb.warnings import WarningSink
 from reconwatch.esql import extract
-from reconwatch.plan import values
+from reconwatch.plan import javadate, values
 from reconwatch.types import DataType
 
 
@@ -190,6 +190,63 @@ def extract_values(texts: list[str | None] | None, spec: str | None) -> list[lis
     return out
 
 
+def java_hash(algorithm: str | None, text: str | None) -> str | None:
+    """HASH(algorithm, input); NULL for an algorithm Java does not know (see rw_hash_errors)."""
+    if algorithm is None or text is None:
+        return None
+    try:
+        return values.java_digest(algorithm, text)
+    except values.ConversionError:
+        return None
+
+
+def hash_errors(algorithm: str | None) -> list[str] | None:
+    """The warning reason of HASH with this algorithm."""
+    if algorithm is None:
+        return None
+    try:
+        values.java_digest(algorithm, "")
+    except values.ConversionError as exc:
+        return [f"{exc.java}: {exc}"]
+    return []
+
+
+def date_format(pattern: str | None, when: datetime | None) -> str | None:
+    """DATE_FORMAT; NULL for a pattern we cannot print (see rw_date_errors)."""
+    if when is None:
+        return None
+    try:
+        return javadate.format_date(pattern, when)
+    except values.ConversionError:
+        return None
+
+
+def date_parse(pattern: str | None, text: str | None) -> datetime | None:
+    """DATE_PARSE (pattern NULL: the one-argument form); NULL where it fails."""
+    if text is None:
+        return None
+    try:
+        if pattern is None:
+            return values.parse_datetime(text, strict=True).replace(tzinfo=None)
+        return javadate.parse_date(pattern, text).replace(tzinfo=None)
+    except values.ConversionError:
+        return None
+
+
+def date_errors(pattern: str | None, text: str | None, parse: bool | None) -> list[str] | None:
+    """The warning reasons of DATE_PARSE (parse) or DATE_FORMAT for these arguments."""
+    try:
+        if parse and pattern is None:
+            values.parse_datetime(text or "", strict=True)
+        elif parse:
+            javadate.parse_date(pattern or "", text or "")
+        else:
+            javadate.compile_pattern(pattern or "")
+    except values.ConversionError as exc:
+        return [f"{exc.java or javadate.ILLEGAL}: {exc}"]
+    return []
+
+
 def _nullable(
     con: duckdb.DuckDBPyConnection,
     name: str,
@@ -223,5 +280,10 @@ def register(con: duckdb.DuckDBPyConnection) -> None:
         # Not volatile, as DuckDB refuses volatile functions inside TRY(); see `failed` above.
         side_effects=False,
     )
+    _nullable(con, "rw_hash", java_hash, [v, v], v)
+    _nullable(con, "rw_date_format", date_format, [v, ts], v)
+    _nullable(con, "rw_date_parse", date_parse, [v, v], ts)
+    _nullable(con, "rw_date_errors", date_errors, [v, v, "BOOLEAN"], "VARCHAR[]")
+    _nullable(con, "rw_hash_errors", hash_errors, [v], "VARCHAR[]")
     _nullable(con, "rw_extract", extract_values, ["VARCHAR[]", v], "VARCHAR[][]")
     _nullable(con, "rw_conversion_errors", conversion_errors, ["VARCHAR[]", v, v], "VARCHAR[]")
