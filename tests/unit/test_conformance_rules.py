@@ -11,10 +11,10 @@ from reconwatch.backends import reference
 from reconwatch.conformance.datasets import Index, SpecCatalog, SpecData
 from reconwatch.conformance.duck import SpecScanSource
 from reconwatch.esql.analyze import compile_query
-from reconwatch.types import DataType
 from reconwatch.plan import values
 from reconwatch.plan.catalog import Result
 from reconwatch.plan.nodes import Column
+from reconwatch.types import DataType
 
 NOW = datetime(2025, 1, 15, 12, tzinfo=UTC)
 BACKENDS = ["reference", "duckdb"]
