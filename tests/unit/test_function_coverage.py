@@ -337,6 +337,12 @@ CASES: list[Case] = [
     s("clamp_max(k, hi)", "Facello", row='k = "Georgi", hi = "Facello"'),
     s("round_to(n, 0, 5, 10)", 5, row="n = 7"),
     s("round_to(f, 1.0, 2.0)", 1.0, row="f = -3.5"),
+    s("copy_sign(n, f)", -3, row="n = 3, f = -0.5"),
+    s("copy_sign(f, n)", 2.5, row="f = -2.5, n = 1"),
+    s("scalb(f, n)", 24.0, row="f = 3.0, n = 3"),
+    s("scalb(f, n)", None, row="f = 1.0, n = 2000"),  # not a finite double number
+    s("day_name(d)", "Friday", row=D),
+    s("month_name(d)", "May", row=D),
     s('hash("SHA-256", k)', hashlib.sha256(b"hello").hexdigest(), row='k = "hello"'),
     s('hash("nope", k)', None, row='k = "hello"'),  # NoSuchAlgorithmException
     s('date_format("yyyy-MM-dd HH:mm EEE", d)', "2024-05-03 10:11 Fri", row=D),

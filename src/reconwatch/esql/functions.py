@@ -358,6 +358,8 @@ scalar(
     same_as(0),
     variadic=True,
 )
+scalar("copy_sign", [_p("magnitude", NUMERIC), _p("sign", NUMERIC)], same_as(0))
+scalar("scalb", [_p("d", NUMERIC), _p("scaleFactor", INTEGRAL)], fixed(T.DOUBLE))
 scalar("pi", [], fixed(T.DOUBLE))
 scalar("e", [], fixed(T.DOUBLE))
 scalar("tau", [], fixed(T.DOUBLE))
@@ -373,6 +375,8 @@ scalar(
     fixed(T.INTEGER),
 )
 scalar("date_extract", [_p("datePart", STRING), _p("date", DATE)], fixed(T.LONG))
+scalar("day_name", [_p("date", DATE)], fixed(T.KEYWORD))
+scalar("month_name", [_p("date", DATE)], fixed(T.KEYWORD))
 # DATE_FORMAT([format,] date) and DATE_PARSE([pattern,] text): Java DateTimeFormatter patterns.
 scalar(
     "date_format",
@@ -621,8 +625,6 @@ UNSUPPORTED: frozenset[str] = frozenset(
         "sample",
         "categorize",
         "tbucket",
-        "day_name",
-        "month_name",
         "mv_percentile",
         "mv_pseries_weighted_sum",
         "mv_zip",
@@ -630,8 +632,6 @@ UNSUPPORTED: frozenset[str] = frozenset(
         "mv_first_index",
         "to_timeduration",
         "to_dateperiod",
-        "copy_sign",
-        "scalb",
         "v_cosine",
         "v_dot_product",
         "v_hamming",

@@ -555,6 +555,28 @@ for _name, _fn in (
     _unary_double(_name, _fn)
 
 
+@scalar_impl("copy_sign")
+def _copy_sign(args: Args, call: p.Call, ctx: EvalContext) -> object:
+    magnitude, sign = args
+    assert isinstance(magnitude, int | float) and isinstance(sign, int | float)
+    negative = math.copysign(1.0, float(sign)) < 0
+    if isinstance(magnitude, float) or call.type is T.DOUBLE:
+        return math.copysign(float(magnitude), -1.0 if negative else 1.0)
+    return _checked(-abs(magnitude) if negative else abs(magnitude), call.type)
+
+
+@scalar_impl("scalb")
+def _scalb(args: Args, call: p.Call, ctx: EvalContext) -> object:
+    d, scale = float(_num(args[0], T.DOUBLE)), args[1]
+    assert isinstance(scale, int)
+    try:
+        return _checked(math.ldexp(d, scale), T.DOUBLE)
+    except OverflowError:
+        raise EvalFailure(
+            "java.lang.ArithmeticException: not a finite double number: Infinity"
+        ) from None
+
+
 @scalar_impl("atan2")
 def _atan2(args: Args, call: p.Call, ctx: EvalContext) -> object:
     return math.atan2(float(_num(args[0], T.DOUBLE)), float(_num(args[1], T.DOUBLE)))
@@ -632,6 +654,14 @@ def _greatest(args: Args, call: p.Call, ctx: EvalContext) -> object:
 
 # ---------------------------------------------------------------------------------------------
 # Dates
+
+
+@scalar_impl("day_name", "month_name")
+def _day_month_name(args: Args, call: p.Call, ctx: EvalContext) -> object:
+    when = _dt(args[0]).astimezone(UTC)
+    if call.fn == "day_name":
+        return javadate.DAYS[when.weekday()]
+    return javadate.MONTHS[when.month - 1]
 
 
 @scalar_impl("date_format")

@@ -938,6 +938,32 @@ def _round_to(c: ExprCompiler, call: p.Call) -> E:
     return E(f"(CASE WHEN {nulls} THEN NULL ELSE {picked} END)", t)
 
 
+_simple(
+    "day_name",
+    "['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'][isodow({0})]",
+)
+_simple("month_name", "monthname({0})")
+
+
+@_reg("copy_sign")
+def _copy_sign(c: ExprCompiler, call: p.Call) -> E:
+    m, sign = c.singles(call)
+    negative = f"(CAST({sign} AS DOUBLE) < 0 OR (CAST({sign} AS DOUBLE) = 0 AND 1 / CAST({sign} AS DOUBLE) < 0))"
+    if call.type is T.DOUBLE:
+        value = f"(CASE WHEN {negative} THEN -abs(CAST({m} AS DOUBLE)) ELSE abs(CAST({m} AS DOUBLE)) END)"
+        return E(value, T.DOUBLE)
+    value = f"(CASE WHEN {negative} THEN -abs({m}) ELSE abs({m}) END)"
+    return E(value, call.type)
+
+
+_guarded(
+    "scalb",
+    "isinf(CAST({0} AS DOUBLE) * pow(2.0, {1}))",
+    "CAST({0} AS DOUBLE) * pow(2.0, {1})",
+    "not a finite double number: Infinity",
+)
+
+
 @_reg("date_format")
 def _date_format(c: ExprCompiler, call: p.Call) -> E:
     args = c.singles(call)
