@@ -176,6 +176,24 @@ def test_sigterm_on_a_pipe_prints_the_summary() -> None:
     assert "1 alert(s) from 260 event(s)" in err
 
 
+def test_a_reader_that_goes_away_ends_the_watch_quietly(tmp_path: Path) -> None:
+    """`watch ... | head -1`: the alerts' pipe is closed before the first alert is written. The
+    watch leaves as other Unix tools do, without a traceback and without blaming its input."""
+    events = tmp_path / "events.ndjson"
+    events.write_text(ndjson(sweep()))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CODE, "watch", str(events)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader is gone before any alert
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 1
+    assert err == ""
+
+
 def test_follow_waits_for_a_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "later.ndjson"
     proc = start("watch", "--follow", str(path))

@@ -316,6 +316,8 @@ def register(app: typer.Typer) -> None:
                         if signals.stopped:
                             break
                         feed.replay(run, raw, input_format)
+            except BrokenPipeError:
+                raise  # the reader of the alerts went away (`| head`): main leaves quietly
             except OSError as exc:
                 raise IngestError(f"cannot read: {exc.strerror or exc}", exc.filename) from None
             finally:
