@@ -19,6 +19,7 @@ import pytest
 
 from reconwatch.cli.main import main
 from reconwatch.rules.builtin import builtin_text
+from reconwatch.rules.load import load_rule_file
 
 RUN_AT = "2025-07-16T10:00:00Z"
 
@@ -264,9 +265,36 @@ def test_bad_rule_among_good_ones_runs_the_good_names_the_file_exits_2(
     assert code == 2
     (alert,) = [json.loads(line) for line in out.splitlines()]
     assert alert["kibana.alert.rule.name"].startswith("Potential Subnet Scanning")
-    assert f"error: {bad}: line " in err and "Unknown column [destination.ipx]" in err
+    assert f"error: {bad}: {_position_in_rule(bad, 'destination.ipx')}: " in err
+    assert "Unknown column [destination.ipx]" in err
     assert f"error: {broken}: " in err
     assert "2 rule(s) failed" in err
+
+
+def _position_in_rule(path: Path, text: str) -> str:
+    """`line L:C` of `text` in the rule's own query (what rules check reports), not in the
+    run's query with the time range inserted after FROM."""
+    query = load_rule_file(path).query
+    at = query.index(text)
+    line = query.count("\n", 0, at) + 1
+    return f"line {line}:{at - (query.rfind(chr(10), 0, at) + 1) + 1}"
+
+
+def test_watch_names_the_bad_rule_file_and_its_own_position(
+    scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        builtin_text("subnet-scanning-seed").replace(
+            "count_distinct(destination.ip)", "count_distinct(destination.ipx)"
+        )
+    )
+    code, out, err = _run(
+        ["watch", str(scan), "-r", "subnet-scanning-seed", "-r", str(bad)], capsys
+    )
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: {bad}: {_position_in_rule(bad, 'destination.ipx')}: ")
+    assert "Unknown column [destination.ipx]" in err
 
 
 def test_exceptions_that_can_never_match_are_refused(

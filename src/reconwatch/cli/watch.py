@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, TypeVar
@@ -17,7 +18,7 @@ from reconwatch.backends.stream.executor import RealertPolicy, StreamExecutor
 from reconwatch.cli.inputs import require_files
 from reconwatch.engine import feed
 from reconwatch.engine.watch import RuleWatch
-from reconwatch.errors import IngestError, UsageError
+from reconwatch.errors import IngestError, QueryError, RuleRunError, UsageError
 from reconwatch.ingest import formats
 from reconwatch.ingest.follow import Checkpoint
 from reconwatch.ingest.locate import is_plain
@@ -25,6 +26,7 @@ from reconwatch.ingest.report import IngestReport
 from reconwatch.plan.catalog import Catalog
 from reconwatch.rules.builtin import DEFAULT_RULE, resolve_rule
 from reconwatch.rules.datemath import parse_interval
+from reconwatch.rules.model import Rule
 
 T = TypeVar("T")
 
@@ -121,6 +123,15 @@ def _plain_files(paths: list[str]) -> list[Path]:
     """Watched files an event's line can be sought in (regular files, not compressed; a FIFO
     must not be opened here: that would take its first bytes)."""
     return [Path(raw) for raw in paths if Path(raw).is_file() and is_plain(Path(raw))]
+
+
+def _create_watch(rule: Rule, create: Callable[[Rule], RuleWatch]) -> RuleWatch:
+    """The rule's watch; a rule whose query fails is refused naming its file (with several
+    rules, which one failed is not in the query error itself)."""
+    try:
+        return create(rule)
+    except QueryError as exc:
+        raise RuleRunError(rule.label, exc) from None
 
 
 def _check_inputs(paths: list[str], follow: bool, checkpoint: str | None) -> None:
@@ -275,18 +286,16 @@ def register(app: typer.Typer) -> None:
             policy = RealertPolicy(_millis(rearm, "--rearm-after"), growth, growth_column)
             catalog = _catalog(paths, follow, input_format)
             lateness_ms = _millis(lateness, "--lateness")
-            watches = [
-                RuleWatch.create(
-                    r,
-                    catalog,
-                    lateness_ms=lateness_ms,
-                    policy=policy,
-                    space=space,
-                    files=_plain_files(paths),
-                    evidence=not no_evidence,
-                )
-                for r in chosen
-            ]
+            create = functools.partial(
+                RuleWatch.create,
+                catalog=catalog,
+                lateness_ms=lateness_ms,
+                policy=policy,
+                space=space,
+                files=_plain_files(paths),
+                evidence=not no_evidence,
+            )
+            watches = [_create_watch(r, create) for r in chosen]
             signals.waiting = False
             report = IngestReport()
             sink = open_sink(output, fmt, rules={r.label: r for r in chosen}, inputs=paths)
