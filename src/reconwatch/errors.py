@@ -132,6 +132,18 @@ class UsageError(ReconwatchError):
     exit_code = 2
 
 
+class ConfigError(ReconwatchError):
+    """A configuration file that cannot be used: one line naming the file, the key and why."""
+
+    exit_code = 2
+
+    def __init__(self, path: str, key: str, reason: str) -> None:
+        self.path = path
+        self.key = key
+        self.reason = reason
+        super().__init__(f"{path}: {key}: {reason}")
+
+
 class OutputError(ReconwatchError):
     """Results could not be written (a full disk, an I/O error): `writing alerts to X: reason`."""
 

@@ -69,6 +69,7 @@ COMMAND_MODULES: dict[str, str] = {
     "rules": "reconwatch.cli.rules",
     "simulate": "reconwatch.cli.simulate",
     "sensor": "reconwatch.cli.sensor",
+    "serve": "reconwatch.cli.serve",
     "watch": "reconwatch.cli.watch",
 }
 _registered: set[str] = set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,9 +16,10 @@ def _server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-def run(app: FastAPI, host: str, port: int) -> None:
-    """Serve until SIGINT/SIGTERM (uvicorn's handlers stop it cleanly)."""
-    _server(app, host, port).run()
+def run_on(app: FastAPI, sock: socket.socket) -> None:
+    """Serve on a bound socket until SIGINT/SIGTERM (uvicorn's handlers stop it cleanly)."""
+    host, port = sock.getsockname()[:2]
+    _server(app, host, port).run(sockets=[sock])
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 import msgspec
+import pyarrow as pa
 
 from reconwatch.errors import ReconwatchError
 from reconwatch.store import alerts as alert_table
@@ -100,11 +101,15 @@ class Store:
         keys = sorted({(e.index, e.id) for e in batch if e.id is not None})
         if not keys:
             return {}
-        cur.execute("CREATE OR REPLACE TEMP TABLE rw_keys (idx VARCHAR, id VARCHAR)")
-        cur.executemany("INSERT INTO rw_keys VALUES (?, ?)", keys)
-        rows = cur.execute(
-            "SELECT d.idx, d.id, d.version, d.ts FROM doc_ids d JOIN rw_keys k USING (idx, id)"
-        ).fetchall()
+        # executemany is row by row in DuckDB: hand the keys over as one Arrow table.
+        table = pa.table({"idx": [k[0] for k in keys], "id": [k[1] for k in keys]})
+        cur.register("rw_keys", table)
+        try:
+            rows = cur.execute(
+                "SELECT d.idx, d.id, d.version, d.ts FROM doc_ids d JOIN rw_keys k USING (idx, id)"
+            ).fetchall()
+        finally:
+            cur.unregister("rw_keys")
         return {(r[0], r[1]): (int(r[2]), r[3]) for r in rows}
 
     @staticmethod
@@ -118,7 +123,24 @@ class Store:
         entries = [
             (k[0], k[1], v[0], v[1], rows[v[2]][5]) for k, v in chosen.items() if v[2] is not None
         ]
-        cur.executemany("INSERT OR REPLACE INTO doc_ids VALUES (?, ?, ?, ?, ?)", entries)
+        if not entries:
+            return
+        columns = list(zip(*entries, strict=True))
+        table = pa.table(
+            [
+                pa.array(columns[0], pa.string()),
+                pa.array(columns[1], pa.string()),
+                pa.array(columns[2], pa.int32()),
+                pa.array(columns[3], pa.timestamp("us")),
+                pa.array(columns[4], pa.timestamp("us")),
+            ],
+            names=["idx", "id", "version", "ts", "ingested"],
+        )
+        cur.register("rw_ids", table)
+        try:
+            cur.execute("INSERT OR REPLACE INTO doc_ids SELECT * FROM rw_ids")
+        finally:
+            cur.unregister("rw_ids")
 
     def _remember_indices(
         self, cur: duckdb.DuckDBPyConnection, table: object, now: datetime

@@ -1,0 +1,61 @@
+"""Putting a service together from its settings: store, rules, schedule, HTTP application."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from dataclasses import replace
+
+from reconwatch.errors import ReconwatchError
+from reconwatch.service.app import Limits, Service, open_service
+from reconwatch.service.config import ServiceConfig, check_exposure, split_bind
+from reconwatch.service.rules import load_rules
+from reconwatch.service.scheduler import Clock, Scheduler
+from reconwatch.store import Store, default_data_dir
+
+API_KEY_ENV = "RECONWATCH_API_KEY"
+
+
+class ListenError(ReconwatchError):
+    """The address to serve on cannot be bound (in use, not this machine's, not allowed)."""
+
+
+def settle(config: ServiceConfig, environ: Mapping[str, str]) -> ServiceConfig:
+    """The settings with the environment's API key and the default data directory filled in;
+    UsageError when they expose the service without a key."""
+    key = config.api_key or environ.get(API_KEY_ENV) or None
+    data_dir = config.data_dir or default_data_dir(environ)
+    config = replace(config, api_key=key, data_dir=data_dir)
+    host, _ = split_bind(config.bind)
+    check_exposure(host, config.api_key)
+    return config
+
+
+def build(config: ServiceConfig, clock: Clock) -> Service:
+    """The store opened, the rules loaded (refused files kept for the report), the schedule."""
+    assert config.data_dir is not None  # settle() filled it in
+    store = Store(config.data_dir, clock, config.retention)
+    loaded = load_rules(list(config.rules), builtin=config.builtin_rules)
+    scheduler = Scheduler(store, list(loaded.rules.values()), clock)
+    limits = Limits(config.max_body_bytes, config.queue_batches)
+    return open_service(store, limits, config.api_key, scheduler, loaded.failures)
+
+
+def listen(bind: str) -> socket.socket:
+    """A listening socket on ADDR:PORT (port 0: one the kernel chooses)."""
+    host, port = split_bind(bind)
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except OSError as exc:
+        msg = f"cannot listen on {bind}: {exc.strerror or exc}"
+        raise ListenError(msg) from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        msg = f"cannot listen on {bind}: {exc.strerror or exc}"
+        raise ListenError(msg) from None
+    return sock

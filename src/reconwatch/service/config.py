@@ -1,0 +1,137 @@
+"""`reconwatch serve`'s settings: a TOML file, then the command line; checked before anything starts."""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from reconwatch.errors import ConfigError, UsageError
+from reconwatch.rules.datemath import parse_interval
+
+DEFAULT_BIND = "127.0.0.1:9200"  # Elasticsearch's port: clients' default
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    data_dir: Path | None = None  # None: the user's data directory (store.default_data_dir)
+    bind: str = DEFAULT_BIND
+    api_key: str | None = None
+    retention: timedelta = timedelta(days=7)
+    max_body_bytes: int = 100 * 1024 * 1024
+    queue_batches: int = 64
+    rules: tuple[Path, ...] = ()
+    builtin_rules: bool = True
+
+
+def load_config(path: Path) -> ServiceConfig:
+    """The settings in `path`; ConfigError naming the file, the key and the reason."""
+    name = str(path)
+    try:
+        doc = tomllib.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise ConfigError(name, "<file>", exc.strerror or str(exc)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(name, "<file>", "not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(name, "<file>", f"not TOML: {exc}") from None
+    settings: dict[str, Any] = {}
+    for key, value in doc.items():
+        reader = _KEYS.get(key)
+        if reader is None:
+            known = ", ".join(sorted(_KEYS))
+            raise ConfigError(name, key, f"unknown key (known: {known})")
+        settings[key] = reader(name, key, value, path.parent)
+    return ServiceConfig(**settings)
+
+
+def _text(name: str, key: str, value: object, _base: Path) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(name, key, f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _path(name: str, key: str, value: object, base: Path) -> Path:
+    return base / Path(_text(name, key, value, base)).expanduser()
+
+
+def _paths(name: str, key: str, value: object, base: Path) -> tuple[Path, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(name, key, f"expected a list of directories, got {value!r}")
+    return tuple(_path(name, key, v, base) for v in value)
+
+
+def _bool(name: str, key: str, value: object, _base: Path) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(name, key, f"expected true or false, got {value!r}")
+    return value
+
+
+def _positive(name: str, key: str, value: object, _base: Path) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(name, key, f"expected a positive whole number, got {value!r}")
+    return value
+
+
+def _duration(name: str, key: str, value: object, base: Path) -> timedelta:
+    text = _text(name, key, value, base)
+    try:
+        return parse_interval(text)
+    except Exception:
+        raise ConfigError(
+            name, key, f"expected a duration such as 7d or 12h, got {text!r}"
+        ) from None
+
+
+def _bind(name: str, key: str, value: object, base: Path) -> str:
+    text = _text(name, key, value, base)
+    try:
+        split_bind(text)
+    except UsageError as exc:
+        raise ConfigError(name, key, str(exc)) from None
+    return text
+
+
+_KEYS: dict[str, Callable[[str, str, object, Path], Any]] = {
+    "data_dir": _path,
+    "bind": _bind,
+    "api_key": _text,
+    "retention": _duration,
+    "max_body_bytes": _positive,
+    "queue_batches": _positive,
+    "rules": _paths,
+    "builtin_rules": _bool,
+}
+
+
+def split_bind(text: str) -> tuple[str, int]:
+    """ADDR:PORT (an IPv6 address in brackets) -> (address, port)."""
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        msg = f"expected ADDR:PORT such as 127.0.0.1:9200, got {text!r}"
+        raise UsageError(msg)
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any address
+
+
+def check_exposure(host: str, api_key: str | None) -> None:
+    """Listening beyond this machine needs an API key: refuse to start without one."""
+    if not is_loopback(host) and not api_key:
+        msg = (
+            f"--bind {host}: listening on an address other than loopback needs an API key "
+            "(api_key in the --config file, or the RECONWATCH_API_KEY environment variable)"
+        )
+        raise UsageError(msg)
