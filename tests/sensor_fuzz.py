@@ -51,9 +51,11 @@ _BUFFERS = st.one_of(
     ),
 )
 _FIELD = st.one_of(_NUMBERS, _ADDRESSES, _BUFFERS, _STRINGS, st.sampled_from([b"4", b"6", b"5"]))
-_KINDS = st.sampled_from([b"C", b"O", b"A", b"U", b"X", b"P", b"R", b"Lost 3 events", b"", b"C "])
-# 5/7/9/11: right for X/A/C/O
-_COUNTS = st.one_of(st.sampled_from([5, 7, 9, 11]), st.integers(0, 14))
+_KINDS = st.sampled_from(
+    [b"C", b"O", b"W", b"A", b"U", b"X", b"P", b"R", b"Lost 3 events", b"", b"C "]
+)
+# 5/7/9/10/11: right for X/A/C/W/O
+_COUNTS = st.one_of(st.sampled_from([5, 7, 9, 10, 11]), st.integers(0, 14))
 _ENDS = st.sampled_from([b"\n", b"", b"\r\n", b"\n\n"])
 _COIN = st.integers(0, 9)
 _RAW_LINE = st.binary(max_size=300)
@@ -63,13 +65,14 @@ _PIDS = st.one_of(st.integers(1, 2**22 + 100), st.integers(2**22 + 1000, 2**22 +
 _PORTS = st.integers(0, 65535)
 _V4 = st.ip_addresses(v=4).map(str)
 _V6 = st.ip_addresses(v=6).map(str)
+_PROTOCOLS = st.sampled_from([6, 17, 1, 58, 0, 255, 132])
 _ERRNOS = st.one_of(st.sampled_from([0, 110, 111, 113, 101, 112, 64, 1]), st.integers(0, 2**32))
 
 
 @st.composite
 def valid_tracer_lines(draw: st.DrawFn) -> bytes:
     """A line exactly as the script prints it (any pid, address, port, comm and path bytes)."""
-    kind = draw(st.sampled_from("CAUXO"))
+    kind = draw(st.sampled_from("CAUXOW"))
     head = f"{kind}\t{draw(st.integers(0, 2**64 - 1))}\t{draw(_PIDS)}\t"
     if kind == "X":
         path = encode_buf(draw(_STRINGS), FILENAME_BYTES).decode()
@@ -78,13 +81,18 @@ def valid_tracer_lines(draw: st.DrawFn) -> bytes:
     address = _V4 if family == 4 else _V6
     head += f"{draw(st.integers(0, 2**32))}\t{family}\t"
     if kind == "O":  # the state left for and the socket's error, valid or not
-        ends = (
+        numbers = (
             draw(st.sampled_from([1, 7, 3, 12])),
             draw(_ERRNOS),
             draw(st.integers(0, 2**64 - 1)),
         )
-        ends = "\t".join(map(str, ends))
+        ends = "\t".join(map(str, numbers))
         return f"{head}{draw(address)}\t{draw(_PORTS)}\t{draw(address)}\t{draw(_PORTS)}\t{ends}\n".encode()
+    if kind == "W":  # socket type, destination, protocol, port, flags/ICMP type: valid or not
+        kind_proto = f"{draw(st.sampled_from([3, 2, 10]))}\t{draw(address)}\t{draw(_PROTOCOLS)}"
+        rest = f"{draw(st.sampled_from([0, 0, 9, 65535, 65536]))}\t{draw(st.integers(0, 300))}"
+        comm = encode_buf(draw(st.binary(max_size=16)), COMM_BYTES).decode()
+        return f"{head}{kind_proto}\t{rest}\t{comm}\n".encode()
     if kind == "C":
         head += f"{draw(address)}\t{draw(_PORTS)}\t"
     comm = encode_buf(draw(st.binary(max_size=16)), COMM_BYTES).decode()
@@ -191,6 +199,13 @@ def check_connection(conn: Connection) -> None:
         and 0 <= conn.duration_ns < 2**64
     ):
         raise Crash(f"bad outcome: {conn!r}")
+    if conn.probe in ("raw", "datagram") and not (
+        conn.transport in ("tcp", "udp", "icmp", "ipv6-icmp")
+        and (conn.icmp_type is not None) == conn.transport.endswith("icmp")
+        and (conn.tcp_flags is not None) == (conn.transport == "tcp")
+        and (conn.probe == "raw" or conn.transport.endswith("icmp"))
+    ):
+        raise Crash(f"bad raw probe: {conn!r}")
     data = EcsEncoder(HOST).encode(conn, 1.7e9)
     if data != _ENCODE(to_ecs(conn, HOST, 1.7e9)):
         raise Crash(f"the cached encoder disagrees with to_ecs for {conn!r}")
@@ -199,7 +214,7 @@ def check_connection(conn: Connection) -> None:
 def _tally(c: BpfCollector) -> int:
     s = c.stats
     counted = s.bad_lines + s.execs + s.attempted + s.results + s.accepted + s.udp + s.udp_repeats
-    counted += s.own
+    counted += s.own + s.probes + s.probe_repeats
     return counted + len(s.tracer_messages)
 
 

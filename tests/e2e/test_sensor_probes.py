@@ -118,3 +118,64 @@ def test_each_tcp_attempt_has_its_outcome_with_its_process(tmp_path: Path, names
     entity_ids = {d["process"]["entity_id"] for d in docs}
     assert len(entity_ids) == 1  # attempts and outcomes join on the process
     assert "attempt outcomes" in summary
+
+
+def run(*command: str) -> None:
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+
+def test_raw_and_icmp_probes_are_attempts_of_their_process(tmp_path: Path, namespace: str) -> None:
+    """nmap -sS/-sU (raw IPv4 sockets, IP_HDRINCL), ping through a raw socket (root) and through
+    ICMP datagram sockets (a namespace whose ping_group_range allows them), IPv4 and IPv6."""
+    for tool in ("nmap", "ping"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (scripts/install-system-deps.sh)")
+    in_ns = ["ip", "netns", "exec", namespace]
+    run(*in_ns, "sysctl", "-qw", "net.ipv4.ping_group_range=0 0")  # root may use ping sockets
+    sensor, out, _ = start_sensor(tmp_path, "ebpf")
+    try:
+        run("nmap", "-sS", "-n", "-Pn", "-p", "1-50", "127.0.0.1")
+        run("nmap", "-sU", "-n", "-Pn", "-p", "53,161", "127.0.0.1")
+        run("ping", "-c", "1", "-W", "1", "127.0.0.1")
+        run(*in_ns, "ping", "-c", "1", "-W", "1", "127.0.0.2")
+        run(*in_ns, "ping", "-6", "-c", "1", "-W", "1", "::1")
+    finally:
+        summary = stop_sensor(sensor)
+    docs = [
+        d for d in map(json.loads, out.open()) if d["event"]["action"] == "connection_attempted"
+    ]
+
+    def probes(argument: str, transport: str) -> list[dict]:  # type: ignore[type-arg]
+        return [
+            d
+            for d in docs
+            if argument in d["process"].get("args", [])
+            and d["network"].get("transport") == transport
+            and d.get("reconwatch", {}).get("probe") in ("raw", "datagram")
+        ]
+
+    syn = probes("-sS", "tcp")
+    assert {d["destination"]["port"] for d in syn} >= set(range(1, 51)), summary
+    assert len(syn) == len({d["destination"]["port"] for d in syn})  # once per port
+    assert {d["reconwatch"]["tcp_flags"] for d in syn} == {"S"}
+    assert {d["reconwatch"]["probe"] for d in syn} == {"raw"}
+    assert {d["process"]["executable"] for d in syn} == {"/usr/bin/nmap"}
+    assert {d["destination"]["ip"] for d in syn} == {"127.0.0.1"}
+    assert {d["destination"]["port"] for d in probes("-sU", "udp")} == {53, 161}
+    pings = {
+        (d["destination"]["ip"], d["network"]["transport"], d["reconwatch"]["probe"])
+        for d in docs
+        if d["process"].get("executable") == "/usr/bin/ping"
+    }
+    # as root outside the namespace ping opens a raw socket (or a datagram one, if this host's
+    # ping_group_range lets root); in the namespace it must use ICMP datagram sockets
+    assert pings & {("127.0.0.1", "icmp", "raw"), ("127.0.0.1", "icmp", "datagram")}, pings
+    assert ("127.0.0.2", "icmp", "datagram") in pings, pings
+    assert ("::1", "ipv6-icmp", "datagram") in pings, pings
+    echo = next(
+        d
+        for d in docs
+        if d["destination"]["ip"] == "127.0.0.2" and d["network"]["transport"] == "icmp"
+    )
+    assert echo["reconwatch"]["icmp_type"] == 8 and "port" not in echo["destination"]
+    assert "raw/ICMP probes" in summary

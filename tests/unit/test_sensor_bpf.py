@@ -363,3 +363,84 @@ def test_the_outcome_of_our_own_connection_is_not_reported() -> None:
     c.own_pids.add(GONE)
     line = f"O\t9\t{GONE}\t0\t4\t127.0.0.1\t40000\t127.0.0.1\t9200\t1\t0\t7\n"
     assert feed(c, line) is None and c.stats.own == 1 and c.stats.results == 0
+
+
+def probe_line(socktype: int, family: int, dst: str, proto: int, port: int, detail: int) -> str:
+    """A `W` line as the script prints it for a packet sent by GONE (uid 0, comm nmap)."""
+    return f"W\t5\t{GONE}\t0\t{family}\t{socktype}\t{dst}\t{proto}\t{port}\t{detail}\t{comm(b'nmap')}\n"
+
+
+@pytest.mark.parametrize(
+    ("socktype", "family", "dst", "proto", "port", "detail", "expected"),
+    [
+        (3, 4, "127.0.0.9", 6, 22, 0x02, ("tcp", "raw", 22, "S", None)),  # nmap -sS
+        (3, 4, "127.0.0.9", 6, 80, 0x10, ("tcp", "raw", 80, "A", None)),  # -sA
+        (3, 4, "127.0.0.9", 6, 80, 0x29, ("tcp", "raw", 80, "FPU", None)),  # -sX
+        (3, 4, "127.0.0.9", 6, 80, 0, ("tcp", "raw", 80, "", None)),  # -sN
+        (3, 6, "::1", 17, 53, 0, ("udp", "raw", 53, None, None)),  # -sU
+        (3, 4, "127.0.0.9", 1, 0, 8, ("icmp", "raw", None, None, 8)),  # echo request
+        (3, 4, "127.0.0.9", 1, 0, 13, ("icmp", "raw", None, None, 13)),  # timestamp
+        (2, 4, "127.0.0.9", 1, 0, 8, ("icmp", "datagram", None, None, 8)),  # unprivileged ping
+        (2, 6, "::1", 58, 0, 128, ("ipv6-icmp", "datagram", None, None, 128)),
+    ],
+)
+def test_a_raw_packet_is_an_attempt_with_its_transport_port_and_method(
+    socktype: int,
+    family: int,
+    dst: str,
+    proto: int,
+    port: int,
+    detail: int,
+    expected: tuple[str, str, int | None, str | None, int | None],
+) -> None:
+    c = collector()
+    feed(c, f"X\t1\t{GONE}\t1\t0\t{path(b'/usr/bin/nmap')}\n")
+    conn = feed(c, probe_line(socktype, family, dst, proto, port, detail))
+    assert conn is not None and c.stats.probes == 1
+    doc = to_ecs(conn, HOST, 1.7e9)
+    assert EcsEncoder(HOST).encode(conn, 1.7e9) == msgspec.json.encode(doc)
+    transport, method, doc_port, flags, icmp_type = expected
+    event, network, destination = doc["event"], doc["network"], doc["destination"]
+    assert isinstance(event, dict) and isinstance(network, dict) and isinstance(destination, dict)
+    assert (event["action"], event["type"]) == ("connection_attempted", ["start"])
+    assert network["transport"] == transport and destination["ip"] == dst
+    assert destination.get("port") == doc_port  # ICMP has no port
+    extra = {"probe": method, "tcp_flags": flags, "icmp_type": icmp_type}
+    assert doc["reconwatch"] == {k: v for k, v in extra.items() if v is not None}
+    assert doc["process"]["executable"] == "/usr/bin/nmap"  # type: ignore[index]
+
+
+def test_a_probe_sent_again_is_one_attempt_with_the_repeats_counted() -> None:
+    c = collector()
+    syn = probe_line(3, 4, "127.0.0.9", 6, 22, 2)
+    assert feed(c, syn) is not None
+    assert feed(c, syn) is None and feed(c, syn) is None  # nmap's retransmissions
+    assert feed(c, probe_line(3, 4, "127.0.0.9", 6, 23, 2)) is not None  # another port
+    assert feed(c, probe_line(3, 4, "127.0.0.9", 17, 22, 0)) is not None  # another transport
+    assert feed(c, probe_line(3, 4, "127.0.0.9", 1, 0, 8)) is not None
+    assert feed(c, probe_line(3, 4, "127.0.0.9", 1, 0, 13)) is not None  # another ICMP type
+    assert (c.stats.probes, c.stats.probe_repeats) == (5, 2)
+    assert "5 raw/ICMP probes (2 repeated sends)" in c.summary()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "W\t5\t{pid}\t0\t4\t3\t127.0.0.9\t132\t22\t2\t{comm}",  # SCTP: not printed
+        "W\t5\t{pid}\t0\t4\t3\t127.0.0.9\t58\t0\t128\t{comm}",  # ICMPv6 over IPv4
+        "W\t5\t{pid}\t0\t4\t3\t127.0.0.9\t1\t0\t0\t{comm}",  # an echo reply is not a probe
+        "W\t5\t{pid}\t0\t6\t3\t::1\t58\t0\t135\t{comm}",  # neighbour solicitation
+        "W\t5\t{pid}\t0\t4\t3\t127.0.0.9\t1\t7\t8\t{comm}",  # ICMP with a port
+        "W\t5\t{pid}\t0\t4\t2\t127.0.0.9\t6\t22\t2\t{comm}",  # TCP on a datagram socket
+        "W\t5\t{pid}\t0\t4\t10\t127.0.0.9\t6\t22\t2\t{comm}",  # AF_PACKET's type: not yet
+        "W\t5\t{pid}\t0\t4\t3\t127.0.0.9\t6\t22\t256\t{comm}",
+        "W\t5\t{pid}\t0\t4\t3\t127.0.0.9\t6\t65536\t2\t{comm}",
+        "W\t5\t{pid}\t0\t4\t3\t::1\t6\t22\t2\t{comm}",
+        "W\t5\t{pid}\t0\t4\t3\t127.0.0.9\t6\t22\t2",
+        "W\t5\t{pid}\t0\t4\t3\t127.0.0.9\t6\t22\t2\tnmap",
+    ],
+)
+def test_malformed_probe_lines_are_counted_not_raised(line: str) -> None:
+    c = collector()
+    assert c.handle_line(line.format(pid=GONE, comm=comm(b"nmap")).encode() + b"\n") is None
+    assert c.stats.bad_lines == 1 and c.stats.probes == 0 and len(c.stats.bad_samples) == 1

@@ -23,6 +23,8 @@ RESULT = "connection_result"
 # reconwatch.probe: how a probe left the host. "connect" is the kernel's own transport (a TCP
 # connect(), a UDP connect()/sendto()), "raw" a SOCK_RAW socket, "packet" an AF_PACKET socket.
 PROBE_CONNECT, PROBE_RAW, PROBE_PACKET = "connect", "raw", "packet"
+PROBE_DATAGRAM = "datagram"  # ICMP through an ICMP datagram ("ping") socket
+ICMP_TRANSPORTS = ("icmp", "ipv6-icmp")  # no ports: destination.port is left out
 # event.reason of a connection_result -> event.outcome
 REASONS = {
     "established": "success",
@@ -67,6 +69,8 @@ class Connection:
     reason: str | None = None  # a RESULT's event.reason (a key of REASONS)
     duration_ns: int | None = None  # a RESULT's time since the attempt began
     error: str | None = None  # a failed RESULT's errno name (ECONNREFUSED, ETIMEDOUT, ...)
+    tcp_flags: str | None = None  # a raw TCP probe's flags: letters of FSRPAUEC ("S", "SA", "")
+    icmp_type: int | None = None  # an ICMP probe's type (8 echo request, 128 ICMPv6 echo, ...)
 
 
 _second_prefixes: dict[int, str] = {}
@@ -152,7 +156,9 @@ def _endpoints(conn: Connection) -> tuple[dict[str, object], dict[str, object]]:
         local["ip"] = conn.src_ip
     if conn.src_port is not None:
         local["port"] = conn.src_port
-    remote: dict[str, object] = {"ip": conn.dst_ip, "port": conn.dst_port}
+    remote: dict[str, object] = {"ip": conn.dst_ip}
+    if conn.transport not in ICMP_TRANSPORTS:
+        remote["port"] = conn.dst_port
     if conn.action == ACCEPTED:
         return remote, local
     return local, remote
@@ -195,6 +201,10 @@ def _reconwatch_doc(conn: Connection) -> dict[str, object]:
         doc["probe"] = conn.probe
     if conn.error is not None:
         doc["error"] = conn.error
+    if conn.tcp_flags is not None:
+        doc["tcp_flags"] = conn.tcp_flags
+    if conn.icmp_type is not None:
+        doc["icmp_type"] = conn.icmp_type
     return doc
 
 
@@ -242,7 +252,9 @@ class EcsEncoder:
         }
         self._tags = msgspec.Raw(self._encode([TAG_EXECUTABLE_UNKNOWN]))
         self._events: dict[tuple[str, str, str | None], bytes] = {}
-        self._extras: dict[tuple[str | None, str | None], msgspec.Raw | None] = {}
+        self._extras: dict[
+            tuple[str | None, str | None, str | None, int | None], msgspec.Raw | None
+        ] = {}
         self._networks: dict[tuple[int, str, str | None], msgspec.Raw] = {}
         self._users: dict[tuple[int | None, str | None], msgspec.Raw | None] = {}
         self._process_capacity = process_capacity
@@ -283,7 +295,7 @@ class EcsEncoder:
         return msgspec.Raw(head + b',"ingested":"' + iso_time(ingested).encode() + b'"}')
 
     def _extra(self, conn: Connection) -> msgspec.Raw | None:
-        key = (conn.probe, conn.error)
+        key = (conn.probe, conn.error, conn.tcp_flags, conn.icmp_type)
         if key not in self._extras:
             extra = _reconwatch_doc(conn)
             self._extras[key] = msgspec.Raw(self._encode(extra)) if extra else None

@@ -23,6 +23,8 @@ from reconwatch.ecs.network import (
     ACCEPTED,
     ATTEMPTED,
     PROBE_CONNECT,
+    PROBE_DATAGRAM,
+    PROBE_RAW,
     REASONS,
     RESULT,
     Connection,
@@ -42,7 +44,13 @@ COMM_BYTES = 16  # TASK_COMM_LEN
 _MAP_KEYS = "65536"
 # Fields per line kind. A line is what the script prints and nothing else: numbers of ASCII
 # digits (%d/%llu), ntop() addresses that inet_pton accepts, %rx buffers of \xNN only.
-_SHAPES = {b"C": 10, b"O": 12, b"A": 8, b"U": 8, b"X": 6}
+_SHAPES = {b"C": 10, b"O": 12, b"W": 11, b"A": 8, b"U": 8, b"X": 6}
+# A `W` line's (family, protocol) -> network.transport, and the ICMP types the script prints
+# (requests: echo, timestamp, information, address mask; ICMPv6 echo, node information query).
+_TRANSPORTS = {(4, 6): "tcp", (6, 6): "tcp", (4, 17): "udp", (6, 17): "udp"}
+_ICMP = {(4, 1): ("icmp", {8, 13, 15, 17}), (6, 58): ("ipv6-icmp", {128, 139})}
+_SOCK_DGRAM, _SOCK_RAW = 2, 3
+_TCP_FLAGS = "FSRPAUEC"  # FIN SYN RST PSH ACK URG ECE CWR: bit 0 to bit 7
 # An attempt's outcome from the state it entered (tcp_states.h) and the socket's error.
 _ESTABLISHED, _CLOSE = 1, 7
 _UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENONET}
@@ -69,6 +77,8 @@ class Stats:
     results: int = 0
     udp: int = 0
     udp_repeats: int = 0
+    probes: int = 0
+    probe_repeats: int = 0
     execs: int = 0
     lost: int = 0
     bad_lines: int = 0
@@ -163,6 +173,7 @@ class BpfCollector:
         self.proc: subprocess.Popen[bytes] | None = None
         self.own_pids: set[int] = {os.getpid()}
         self._udp_seen: OrderedDict[tuple[int, str, int], None] = OrderedDict()
+        self._probe_seen: OrderedDict[tuple[int, str, str, int], None] = OrderedDict()
         self._comms: dict[bytes, str] = {}
         self._names: dict[int, str] = {}
         self._clock_offset = time.time() - time.monotonic()
@@ -260,8 +271,8 @@ class BpfCollector:
         s = self.stats
         text = (
             f"captured {s.attempted} connection attempts, {s.results} attempt outcomes, "
-            f"{s.accepted} accepts, {s.udp} UDP destinations; lost {s.lost} events "
-            "(tracer buffer full)"
+            f"{s.accepted} accepts, {s.udp} UDP destinations, {s.probes} raw/ICMP probes "
+            f"({s.probe_repeats} repeated sends); lost {s.lost} events (tracer buffer full)"
         )
         if s.executable_unknown:
             text += f"; {s.executable_unknown} with unknown executable"
@@ -297,6 +308,8 @@ class BpfCollector:
                 return None
             if expected == 12:
                 return self._result(parts)
+            if expected == 11:
+                return self._probe(parts)
             return self._connection(parts)
         except ValueError:  # UnicodeError and binascii.Error are ValueErrors too
             self.stats.bad_lines += 1
@@ -377,6 +390,76 @@ class BpfCollector:
             process_start=info.start,
             probe=None if kind == b"A" else PROBE_CONNECT,
         )
+
+    def _probe(self, parts: list[bytes]) -> Connection | None:
+        """A `W` line: a packet a raw or ICMP datagram socket sent, reported once per process,
+        destination, transport and port (or ICMP type); repeated sends are only counted."""
+        (
+            _,
+            nsecs,
+            pid_field,
+            uid_field,
+            family_field,
+            socktype,
+            dst,
+            proto,
+            dport,
+            detail,
+            comm_f,
+        ) = parts
+        _digits(nsecs, pid_field, uid_field, socktype, proto, dport, detail)
+        family, af = _FAMILIES.get(family_field) or _bad("unknown address family")
+        kind, number, port, flags = int(socktype), int(proto), int(dport), int(detail)
+        transport = _TRANSPORTS.get((family, number))
+        icmp = _ICMP.get((family, number))
+        if icmp is not None and flags in icmp[1] and port == 0:
+            transport = icmp[0]
+        if transport is None or port > 65535 or flags > 255:
+            raise ValueError("not a probe the script prints")
+        if kind != _SOCK_RAW and not (kind == _SOCK_DGRAM and icmp is not None):
+            raise ValueError("not a raw or ICMP datagram socket")
+        dst_ip = _address(af, dst)
+        pid, uid, comm = int(pid_field), int(uid_field), self._comm(comm_f)
+        if pid in self.own_pids:
+            self.stats.own += 1
+            return None
+        if self._repeat(self._probe_seen, (pid, transport, dst_ip, flags if icmp else port)):
+            self.stats.probe_repeats += 1
+            return None
+        info = self.cache.lookup(pid)
+        self.stats.probes += 1
+        if info.executable is None:
+            self.stats.executable_unknown += 1
+        return Connection(
+            timestamp=self._timestamp(nsecs),
+            action=ATTEMPTED,
+            pid=pid,
+            dst_ip=dst_ip,
+            dst_port=port,
+            family=family,
+            name=comm,
+            executable=info.executable,
+            args=info.args,
+            ppid=info.ppid,
+            uid=uid,
+            user_name=self.cache.user_name(uid),
+            transport=transport,
+            process_start=info.start,
+            probe=PROBE_RAW if kind == _SOCK_RAW else PROBE_DATAGRAM,
+            tcp_flags=_tcp_flags(flags) if transport == "tcp" else None,
+            icmp_type=flags if icmp else None,
+        )
+
+    def _repeat(
+        self, seen: OrderedDict[tuple[int, str, str, int], None], key: tuple[int, str, str, int]
+    ) -> bool:
+        if key in seen:
+            seen.move_to_end(key)
+            return True
+        seen[key] = None
+        if len(seen) > _UDP_SEEN_MAX:
+            seen.popitem(last=False)
+        return False
 
     def _remember_name(self, pid: int, comm: str) -> None:
         if self._names.get(pid) != comm:
@@ -465,6 +548,11 @@ def _reason(state: int, err: int) -> tuple[str, str | None]:
     if err == errno.ETIMEDOUT:
         return "timeout", name
     return ("unreachable" if err in _UNREACHABLE else "error"), name
+
+
+def _tcp_flags(byte: int) -> str:
+    """The letters of a TCP flags byte's bits ("S" for a SYN, "SA" a SYN-ACK, "" a NULL scan)."""
+    return "".join(letter for bit, letter in enumerate(_TCP_FLAGS) if byte >> bit & 1)
 
 
 def _digits(*fields: bytes) -> None:
