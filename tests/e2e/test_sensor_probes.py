@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_sensor_live import require_root, start_sensor, stop_sensor
+from test_sensor_live import reconwatch, require_root, start_sensor, stop_sensor
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -179,3 +179,54 @@ def test_raw_and_icmp_probes_are_attempts_of_their_process(tmp_path: Path, names
     )
     assert echo["reconwatch"]["icmp_type"] == 8 and "port" not in echo["destination"]
     assert "raw/ICMP probes" in summary
+
+
+# SAFETY: loopback only. Each sweeps 512 addresses for one port (or ICMP echo).
+SWEEPS = {
+    "-sS": (["nmap", "-sS", "-Pn", "-n", "-p", "9", "127.0.1.0/24", "127.0.2.0/24"], "tcp"),
+    "-sU": (["nmap", "-sU", "-Pn", "-n", "-p", "9", "127.0.3.0/24", "127.0.4.0/24"], "udp"),
+    "-g": (["fping", "-q", "-r", "0", "-i", "1", "-g", "127.0.5.0", "127.0.6.255"], "icmp"),
+}
+
+
+def test_raw_sweeps_of_512_addresses_are_recorded_and_detected(tmp_path: Path) -> None:
+    """nmap -sS, nmap -sU and an fping echo sweep, as the seed rule's scanners: each >= 500
+    distinct destinations for its executable with its transport, and the seed rule alerts on the
+    events of each sweep alone."""
+    require_root()
+    for tool in ("bpftrace", "nmap", "fping"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (scripts/install-system-deps.sh)")
+    sensor, out, _ = start_sensor(tmp_path, "ebpf")
+    try:
+        for command, _ in SWEEPS.values():
+            subprocess.run(command, check=False, capture_output=True, timeout=120)
+    finally:
+        summary = stop_sensor(sensor)
+    docs = [json.loads(line) for line in out.open()]
+    for flag, (command, transport) in SWEEPS.items():
+        mine = [
+            d
+            for d in docs
+            if flag in d["process"].get("args", [])
+            and d["event"]["action"] == "connection_attempted"
+        ]
+        executable = shutil.which(command[0])
+        assert executable is not None
+        kept = [
+            d
+            for d in mine
+            if d["process"].get("executable") == os.path.realpath(executable)
+            and d["network"].get("transport") == transport
+            # fping may use an ICMP datagram socket where ping_group_range lets root
+            and d["reconwatch"]["probe"] in ("raw", "datagram" if transport == "icmp" else "raw")
+        ]
+        assert len({d["destination"]["ip"] for d in kept}) >= 500, (flag, len(kept), summary)
+        sweep = tmp_path / f"sweep{flag}.ndjson"
+        sweep.write_text("".join(json.dumps(d) + "\n" for d in mine))
+        result = reconwatch(
+            "detect", str(sweep), "--rule", "subnet-scanning-seed", "--format", "ndjson"
+        )
+        assert result.returncode == 0, result.stderr
+        alerts = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+        assert [a["process.executable"] for a in alerts] == [os.path.realpath(executable)], flag
