@@ -160,6 +160,9 @@ def test_raw_and_icmp_probes_are_attempts_of_their_process(tmp_path: Path, names
     assert {d["reconwatch"]["tcp_flags"] for d in syn} == {"S"}
     assert {d["reconwatch"]["probe"] for d in syn} == {"raw"}
     assert {d["process"]["executable"] for d in syn} == {"/usr/bin/nmap"}
+    # run by this test's Python: process.parent.executable is that interpreter
+    assert {d["process"]["parent"]["executable"] for d in syn} == {os.path.realpath(sys.executable)}
+    assert {d["user"]["name"] for d in syn} == {"root"}
     assert {d["destination"]["ip"] for d in syn} == {"127.0.0.1"}
     assert {d["destination"]["port"] for d in probes("-sU", "udp")} == {53, 161}
     pings = {

@@ -444,3 +444,22 @@ def test_malformed_probe_lines_are_counted_not_raised(line: str) -> None:
     c = collector()
     assert c.handle_line(line.format(pid=GONE, comm=comm(b"nmap")).encode() + b"\n") is None
     assert c.stats.bad_lines == 1 and c.stats.probes == 0 and len(c.stats.bad_samples) == 1
+
+
+def test_the_parent_executable_comes_from_the_same_cache() -> None:
+    c = collector()
+    parent = GONE + 1
+    feed(c, f"X\t1\t{parent}\t1\t0\t{path(b'/usr/bin/bash')}\n")
+    feed(c, f"X\t2\t{GONE}\t{parent}\t0\t{path(b'/usr/bin/nmap')}\n")
+    for line in (
+        probe_line(3, 4, "127.0.0.9", 6, 22, 2),
+        f"C\t3\t{GONE}\t0\t4\t127.0.0.1\t0\t127.0.0.9\t9\t{comm(b'nmap')}\n",
+        f"O\t4\t{GONE}\t0\t4\t127.0.0.1\t4000\t127.0.0.9\t9\t7\t111\t9\n",
+    ):
+        conn = feed(c, line)
+        assert conn is not None and conn.parent_executable == "/usr/bin/bash"
+        doc = to_ecs(conn, HOST, 1.7e9)
+        assert doc["process"]["parent"] == {"pid": parent, "executable": "/usr/bin/bash"}  # type: ignore[index]
+        assert EcsEncoder(HOST).encode(conn, 1.7e9) == msgspec.json.encode(doc)
+    orphan = feed(c, f"C\t3\t{GONE + 2}\t0\t4\t127.0.0.1\t0\t127.0.0.9\t9\t{comm(b'nmap')}\n")
+    assert orphan is not None and orphan.parent_executable is None  # no /proc, no exec seen

@@ -58,6 +58,7 @@ class Connection:
     executable: str | None = None
     args: list[str] | None = None
     ppid: int | None = None
+    parent_executable: str | None = None
     uid: int | None = None
     user_name: str | None = None
     transport: str | None = None  # "tcp", "udp", or None when the collector cannot tell
@@ -142,7 +143,10 @@ def _process_doc(conn: Connection, host: HostInfo) -> dict[str, object]:
         doc["args_count"] = len(args)
         doc["command_line"] = " ".join(args)
     if conn.ppid is not None:
-        doc["parent"] = {"pid": conn.ppid}
+        parent: dict[str, object] = {"pid": conn.ppid}
+        if conn.parent_executable:
+            parent["executable"] = json_text(conn.parent_executable)
+        doc["parent"] = parent
     if conn.process_start is not None:
         doc["start"] = iso_time(conn.process_start)
     doc["entity_id"] = entity_id(host.agent_id, conn.pid, conn.process_start, conn.executable)
@@ -259,7 +263,7 @@ class EcsEncoder:
         self._users: dict[tuple[int | None, str | None], msgspec.Raw | None] = {}
         self._process_capacity = process_capacity
         self._processes: OrderedDict[
-            tuple[int, str, str | None, int | None, float | None],
+            tuple[int, str, str | None, int | None, str | None, float | None],
             tuple[list[str] | None, msgspec.Raw],
         ] = OrderedDict()
 
@@ -317,7 +321,14 @@ class EcsEncoder:
 
     def _process(self, conn: Connection) -> msgspec.Raw:
         # args is compared as well: one pid may exec again with the same executable
-        key = (conn.pid, conn.name, conn.executable, conn.ppid, conn.process_start)
+        key = (
+            conn.pid,
+            conn.name,
+            conn.executable,
+            conn.ppid,
+            conn.parent_executable,
+            conn.process_start,
+        )
         hit = self._processes.get(key)
         if hit is not None and (hit[0] is conn.args or hit[0] == conn.args):
             return hit[1]

@@ -382,6 +382,7 @@ class BpfCollector:
             executable=info.executable,
             args=info.args,
             ppid=info.ppid,
+            parent_executable=self._parent_executable(info.ppid),
             uid=uid,
             user_name=self.cache.user_name(uid),
             transport="udp" if kind == b"U" else "tcp",
@@ -441,6 +442,7 @@ class BpfCollector:
             executable=info.executable,
             args=info.args,
             ppid=info.ppid,
+            parent_executable=self._parent_executable(info.ppid),
             uid=uid,
             user_name=self.cache.user_name(uid),
             transport=transport,
@@ -460,6 +462,10 @@ class BpfCollector:
         if len(seen) > _UDP_SEEN_MAX:
             seen.popitem(last=False)
         return False
+
+    def _parent_executable(self, ppid: int | None) -> str | None:
+        """The parent's executable, from the same cache (so usually no /proc read)."""
+        return self.cache.lookup(ppid).executable if ppid else None
 
     def _remember_name(self, pid: int, comm: str) -> None:
         if self._names.get(pid) != comm:
@@ -498,6 +504,7 @@ class BpfCollector:
             executable=info.executable,
             args=info.args,
             ppid=info.ppid,
+            parent_executable=self._parent_executable(info.ppid),
             uid=uid,
             user_name=self.cache.user_name(uid),
             transport="tcp",
