@@ -169,3 +169,21 @@ def test_metadata_source_is_the_event_as_json_and_ignored_is_null(tmp_path: Path
     assert [r["m"] for r in rows] == ["INVITE", "REGISTER"]
     assert [r["_ignored"] for r in rows] == [None, None]
     assert rows[1]["_id"] == "given" and len(str(rows[0]["_id"])) == 30
+
+
+def test_a_bad_value_met_again_is_reported_again_and_good_ones_stay_good(tmp_path: Path) -> None:
+    # The leaf checks remember values: a repeated bad port is rejected each time with the same
+    # reason, and the same text is judged by each field's own type.
+    docs = [
+        {"destination": {"port": "eighty"}, "host": {"name": "eighty"}},
+        {"destination": {"port": 80, "ip": "10.0.0.1"}, "host": {"name": "80"}},
+        {"destination": {"port": "eighty"}},
+        {"destination": {"port": "80", "ip": "10.0.0.1"}, "source": {"ip": "eighty"}},
+    ]
+    path = tmp_path / "e.ndjson"
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    report = Dataset.from_files([path]).scan()
+    assert [e.line for e in report.errors] == [1, 3, 4]
+    assert report.lines()[0] == report.lines()[1].replace(":3:", ":1:")
+    assert "destination.port" in report.lines()[1] and "source.ip" in report.lines()[2]
+    assert report.events == 1

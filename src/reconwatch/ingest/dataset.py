@@ -40,6 +40,11 @@ DOCUMENTS = "<documents>"
 BATCH = 50_000
 # Events of an NDJSON file read in Python to learn its fields before DuckDB reads it all.
 SAMPLE_LINES = 1000
+# Checked leaves remembered (addresses, ports, names and actions recur event after event); the
+# memo starts again past this size. Times are nearly all distinct: not remembered.
+CHECK_MEMO = 65_536
+_UNIQUE_TYPES = frozenset({T.DATETIME, T.DATE_NANOS})
+_UNSEEN = "?"
 # Hidden columns every scanned table carries besides the fields and METADATA.
 SOURCE_COLUMN = "__src"
 
@@ -116,6 +121,8 @@ class Dataset:
         self._json_leaves: set[str] = set()
         # Fields written as JSON arrays in the sampled events (read as JSON, not as text).
         self._arrays: set[str] = set(MULTIVALUED_FIELDS)
+        # Leaves already checked against their ECS type -> why they do not fit (None: they do).
+        self._checked: dict[tuple[T, type, object], str | None] = {}
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -227,15 +234,23 @@ class Dataset:
 
     def _check(self, flat: Flat) -> str | None:
         """Why Elasticsearch would reject this event (a value its mapping cannot take), or None."""
+        memo = self._checked
         for name, vals in flat.items():
             type_ = ECS_FIELDS.get(name)
             if type_ is None:
                 continue
             for v in vals:
-                try:
-                    convert_leaf(v, type_)
-                except values.ConversionError as exc:
-                    return f"field [{name}] of type [{type_.value}]: {exc}"
+                if type_ in _UNIQUE_TYPES or not isinstance(v, str | int | float):
+                    problem = _misfit(v, type_)
+                else:
+                    key = (type_, type(v), v)
+                    problem = memo.get(key, _UNSEEN)
+                    if problem is _UNSEEN:
+                        problem = memo[key] = _misfit(v, type_)
+                        if len(memo) > CHECK_MEMO:
+                            memo.clear()
+                if problem is not None:
+                    return f"field [{name}] of type [{type_.value}]: {problem}"
         return None
 
     def _fast_candidate(self, index: int) -> bool:
@@ -563,6 +578,15 @@ class Dataset:
         return pa.RecordBatch.from_arrays(
             [pa.array(a, type=f.type) for a, f in zip(arrays, schema, strict=True)], schema=schema
         )
+
+
+def _misfit(value: object, type_: T) -> str | None:
+    """Why a leaf does not fit its ECS type (Elasticsearch rejects the event), or None."""
+    try:
+        convert_leaf(value, type_)
+    except values.ConversionError as exc:
+        return str(exc)
+    return None
 
 
 def _array_paths(value: object, prefix: str, out: set[str]) -> None:
