@@ -337,6 +337,9 @@ CASES: list[Case] = [
     s("clamp_max(k, hi)", "Facello", row='k = "Georgi", hi = "Facello"'),
     s("round_to(n, 0, 5, 10)", 5, row="n = 7"),
     s("round_to(f, 1.0, 2.0)", 1.0, row="f = -3.5"),
+    s('mv_like(mv, "fo*")', True, row='mv = ["foo", "bar"]'),
+    s('mv_like(mv, "x*")', False, row="mv = null"),  # two-valued: null is false
+    s('mv_rlike(mv, "b.r")', True, row='mv = ["foo", "bar"]'),
     s("copy_sign(n, f)", -3, row="n = 3, f = -0.5"),
     s("copy_sign(f, n)", 2.5, row="f = -2.5, n = 1"),
     s("scalb(f, n)", 24.0, row="f = 3.0, n = 3"),

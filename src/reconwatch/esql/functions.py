@@ -492,6 +492,15 @@ scalar(
     mv_aware=True,
     null_propagating=False,
 )
+# MV_LIKE / MV_RLIKE: true when any value matches (a constant pattern), false for null.
+for _name in ("mv_like", "mv_rlike"):
+    scalar(
+        _name,
+        [_p("field", STRING), _p("pattern", STRING)],
+        fixed(T.BOOLEAN),
+        mv_aware=True,
+        null_propagating=False,
+    )
 scalar(
     "mv_intersection",
     [_p("field1", VALUE), _p("field2", VALUE)],

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_UP, Context, Decimal
 
-from reconwatch.esql.patterns import like_to_regex
+from reconwatch.esql.patterns import like_to_regex, rlike_to_regex
 from reconwatch.evaluate.expressions import EvalContext, EvalFailure, scalar_impl
 from reconwatch.plan import javadate
 from reconwatch.plan import nodes as p
@@ -998,6 +998,20 @@ def _mv_any_like(args: Args, call: p.Call, ctx: EvalContext) -> object:
     # KQL's wildcard term: a multivalue matches when any value does; null matches nothing.
     pattern = _like_regex(_s(args[1]))
     return any(pattern.fullmatch(_s(x)) for x in _values_of(args[0]))
+
+
+@scalar_impl("mv_like", "mv_rlike")
+def _mv_like(args: Args, call: p.Call, ctx: EvalContext) -> object:
+    if args[1] is None:
+        return None
+    translate = rlike_to_regex if call.fn == "mv_rlike" else like_to_regex
+    pattern = _pattern(translate, _s(args[1]))
+    return any(pattern.fullmatch(_s(x)) for x in _values_of(args[0]))
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(translate: Callable[[str], str], text: str) -> re.Pattern[str]:
+    return re.compile(translate(text), re.DOTALL)
 
 
 @scalar_impl("mv_intersection")

@@ -567,6 +567,20 @@ def _mv_any_like(c: ExprCompiler, call: p.Call) -> E:
     return E(f"COALESCE({test}, FALSE)", T.BOOLEAN)
 
 
+@_reg("mv_like", "mv_rlike")
+def _mv_like(c: ExprCompiler, call: p.Call) -> E:
+    # Any value matching is true; a null field is false (two-valued, like MV_CONTAINS).
+    value = c.compile(call.args[0])
+    text = _const_str(call.args[1], f"{call.fn.upper()} pattern")
+    if call.fn == "mv_like":
+        pattern = literal(like_to_sql(text), T.KEYWORD)
+        test = f"z LIKE {pattern} ESCAPE '\\'"
+    else:
+        test = f"regexp_full_match(z, {literal(rlike_to_re2(text, call), T.KEYWORD)})"
+    values = as_list(value)
+    return E(f"COALESCE(len(list_filter({values}, lambda z: {test})) > 0, FALSE)", T.BOOLEAN)
+
+
 # -- conversions ----------------------------------------------------------------------------
 
 
