@@ -184,3 +184,15 @@ def test_to_datetime_reads_strict_date_optional_time(backend: str) -> None:
         "Line 1:9: java.lang.IllegalArgumentException: failed to parse date field "
         "[2024-01-01 10:00:00] with format [strict_date_optional_time]"
     )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_constant_expression_warns_once_even_when_no_row_reaches_it(backend: str) -> None:
+    # Elasticsearch folds constants while planning: the warning does not depend on the rows.
+    rows = [{"x": 5}]
+    result = run(backend, 'FROM t | WHERE x < 0 | EVAL y = TO_INTEGER("foo") | KEEP y', rows)
+    assert result.rows == []
+    assert result.warnings == [
+        header("1:33", 'TO_INTEGER("foo")'),
+        f"Line 1:33: {INVALID}: Cannot parse number [foo]",
+    ]

@@ -88,9 +88,19 @@ def compile_expr(expr: p.Expr, ctx: EvalContext | None = None) -> Compiled:
         name = expr.name
         return lambda row: _normalize(row.get(name))
     special = _SPECIAL.get(expr.fn)
-    if special is not None:
-        return special(expr, context)
-    return _generic(expr, context)
+    compiled = special(expr, context) if special is not None else _generic(expr, context)
+    if _constant(expr):
+        # Elasticsearch folds a constant expression while planning: it is evaluated (and warns)
+        # once, whether or not any row reaches it.
+        value = compiled({})
+        return lambda _row: value
+    return compiled
+
+
+def _constant(expr: p.Expr) -> bool:
+    if isinstance(expr, p.Const):
+        return True
+    return isinstance(expr, p.Call) and all(_constant(a) for a in expr.args)
 
 
 def _normalize(value: object) -> object:
