@@ -176,6 +176,8 @@ POLICIES = {
     "default": (RealertPolicy(), None),
     "rearm-growth": (RealertPolicy(rearm_after_ms=30_000, growth_factor=1.5), None),
     "short-lateness": (RealertPolicy(rearm_after_ms=5_000), 3_000),
+    # watch's default (engine.watch.default_policy): re-armed as soon as it stops matching.
+    "rearm-at-once": (RealertPolicy(rearm_after_ms=0), None),
 }
 
 

@@ -732,6 +732,11 @@ class FastPath:
         count term (the whole test) holds throughout while it keeps rows."""
         state = self.state
         memory = state.memory.get(key)
+        end = state.clock.end_ms
+        if memory is not None and end is not None and state.rearmed(memory, end):
+            # Re-armed before the batch (judges only see later ends): the first judge forgets
+            # it, so the group is tested as one that never alerted.
+            memory = None
         if memory is None:
             return any(
                 self._term(never_true, op, bound, group, index, latest[index], added, start)
