@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -90,6 +91,7 @@ def stop(proc: subprocess.Popen[str]) -> None:
         ('bind = "localhost"\n', r": bind: expected ADDR:PORT"),
         ("queue_batches = 0\n", r": queue_batches: expected a positive whole number"),
         ("rules = 'x'\n", r": rules: expected a list of directories"),
+        ("sinks = [1]\n", r": sinks: expected a non-empty string, got 1"),
         ("this is not = = toml\n", r": <file>: not TOML: .*line 1"),
     ],
 )
@@ -180,8 +182,20 @@ def test_a_busy_port_is_a_runtime_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_stores_the_sample_and_alerts(tmp_path: Path) -> None:
-    proc = start("serve", "--demo", "--bind", "127.0.0.1:0", "--data-dir", str(tmp_path))
+def test_demo_stores_the_sample_alerts_and_delivers_to_the_sinks(tmp_path: Path) -> None:
+    config = tmp_path / "serve.toml"
+    config.write_text('sinks = ["alerts.ndjson"]\n')
+    args = [
+        "serve",
+        "--demo",
+        "--config",
+        str(config),
+        "--bind",
+        "127.0.0.1:0",
+        "--data-dir",
+        str(tmp_path / "d"),
+    ]
+    proc = start(*args)
     try:
         url, said = listening(proc, limit_s=300)
         assert "demo: 2986 sample events stored, 2 alerts created" in said
@@ -195,3 +209,16 @@ def test_demo_stores_the_sample_and_alerts(tmp_path: Path) -> None:
         assert all(a["Esql.host_name_values"] == "db-002" for a in alerts["alerts"])
     finally:
         stop(proc)
+    # Delivered before the start finished or by the schedule thread: once each.
+    delivered = [json.loads(line) for line in (tmp_path / "alerts.ndjson").read_text().splitlines()]
+    assert sorted(a["kibana.alert.uuid"] for a in delivered) == sorted(
+        a["kibana.alert.uuid"] for a in alerts["alerts"]
+    )
+    # A second start stores nothing twice and delivers nothing twice.
+    proc = start(*args)
+    try:
+        _, said = listening(proc, limit_s=300)
+        assert "demo: 0 sample events stored, 0 alerts created" in said
+    finally:
+        stop(proc)
+    assert len((tmp_path / "alerts.ndjson").read_text().splitlines()) == 2

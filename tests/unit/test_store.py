@@ -129,7 +129,7 @@ def test_window_read_skips_row_groups_outside_its_range(store: Store) -> None:
     cur = store.cursor()
     cur.execute(
         "INSERT INTO events SELECT i, ?, i::VARCHAR, 1, TIMESTAMP '2026-01-01' + to_seconds(i),"
-        " TIMESTAMP '2026-01-01', '{}' FROM range(500000) t(i)",
+        " TIMESTAMP '2026-01-01', '{}', TIMESTAMP '2026-01-01' FROM range(500000) t(i)",
         [NET],
     )
     cur.execute("PRAGMA enable_profiling = 'json'")
@@ -161,12 +161,16 @@ def test_reopen_keeps_events_ids_and_sequence(tmp_path: Path) -> None:
     s.close()
 
 
-def test_retention_deletes_old_events_while_ingest_goes_on(tmp_path: Path) -> None:
-    clock = Clock(NOW)
+def test_retention_deletes_by_arrival_while_ingest_goes_on(tmp_path: Path) -> None:
+    clock = Clock(NOW - timedelta(days=10))
     s = Store(tmp_path, clock, retention=timedelta(days=7))
-    s.write([_ev((NOW - timedelta(days=d)).isoformat(), id_=f"d{d}") for d in range(10)])
-    s.write([_ev(None, id_="undated")])
-    clock.now = NOW + timedelta(days=1)
+    # Arrived 10 .. 1 days before NOW, one a day; their @timestamp is much older still (a
+    # replayed sample): retention goes by arrival, as ILM goes by an index's age.
+    for d in range(10, 0, -1):
+        clock.now = NOW - timedelta(days=d)
+        s.write([_ev("2020-01-01T00:00:00Z", id_=f"d{d}")])
+    s.write([_ev(None, id_="undated")])  # arrives at NOW - 1 day too
+    clock.now = NOW
     errors: list[BaseException] = []
 
     def ingest() -> None:
@@ -181,10 +185,10 @@ def test_retention_deletes_old_events_while_ingest_goes_on(tmp_path: Path) -> No
     deleted = s.enforce_retention()
     writer.join()
     assert not errors
-    # Older than 7 days at NOW+1d, by @timestamp: days 7..9 (day 6 is exactly at the cutoff).
+    # Arrived more than 7 days before NOW: days 10, 9, 8 (day 7 is exactly at the cutoff).
     assert deleted == 3
     left = {d[1] for d in s.documents([NET], None, None)}
-    assert {"d0", "d6", "undated"} <= left and "d7" not in left
+    assert {"d1", "d7", "undated"} <= left and "d8" not in left
     assert s.count() == 7 + 1 + 20
     # A deleted client id can be created again.
     assert s.write([_ev(clock.now.isoformat(), id_="d9")])[0].status == 201

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Literal, Protocol, TextIO
 
 from rich.console import Console
 
@@ -266,10 +266,12 @@ def open_sink(
     rules: Mapping[str, Rule] | None = None,
     stdout: TextIO | None = None,
     inputs: Sequence[str] = (),
+    append: bool = False,
 ) -> AlertSink:
     """The sink for `-o target` (None or - is stdout). Opened before any run, so a bad path
     fails at once rather than after an hour of runs; a target that is one of the `inputs`
-    is refused (opening it would empty the events before they are read)."""
+    is refused (opening it would empty the events before they are read). `append`: a file
+    keeps what it holds (the service's sinks across restarts)."""
     out = stdout or sys.stdout
     to_stdout = target is None or target == STDOUT
     terminal = to_stdout and out.isatty()
@@ -290,7 +292,7 @@ def open_sink(
             msg = f"--output {target}: no alert sink for {scheme}://; known: {known}"
             raise UsageError(msg)
     _refuse_input(target, inputs)
-    return StreamSink(target, _open_file(target), formatter, owned=True)
+    return StreamSink(target, _open_file(target, "a" if append else "w"), formatter, owned=True)
 
 
 def _refuse_input(target: str, inputs: Sequence[str]) -> None:
@@ -304,9 +306,9 @@ def _refuse_input(target: str, inputs: Sequence[str]) -> None:
             raise UsageError(msg)
 
 
-def _open_file(path: str) -> TextIO:
+def _open_file(path: str, mode: Literal["w", "a"] = "w") -> TextIO:
     try:
-        return open(path, "w", encoding="utf-8")  # the sink owns and closes it
+        return open(path, mode, encoding="utf-8")  # the sink owns and closes it
     except OSError as exc:
         reason = exc.strerror or str(exc)
         if isinstance(exc, IsADirectoryError):

@@ -24,6 +24,7 @@ from reconwatch.errors import ReconwatchError, UsageError
 from reconwatch.plan import values
 from reconwatch.query import warning_header
 from reconwatch.service import bulk, esql
+from reconwatch.service.delivery import Delivery
 from reconwatch.service.errors import PRODUCT_HEADER, error_response, json_response
 from reconwatch.service.loop import Loop
 from reconwatch.service.metrics import Metrics
@@ -60,16 +61,19 @@ class Service:
     rule_failures: list[str] = field(default_factory=list)
     loop: Loop | None = None
     metrics: Metrics | None = None
+    delivery: Delivery | None = None
 
     def start_schedule(self) -> None:
         """Run the rules on their schedule (and retention) on a thread of their own."""
         if self.scheduler is not None and self.loop is None:
-            self.loop = Loop(self.scheduler, self.store, self.scheduler.clock)
+            self.loop = Loop(self.scheduler, self.store, self.scheduler.clock, self.delivery)
             self.loop.start()
 
     def close(self) -> None:
         if self.loop is not None:
             self.loop.stop()
+        if self.delivery is not None:
+            self.delivery.close()
         self.writer.close()
         self.store.close()
 
@@ -80,6 +84,7 @@ def open_service(
     api_key: str | None = None,
     scheduler: Scheduler | None = None,
     rule_failures: list[str] | None = None,
+    delivery: Delivery | None = None,
 ) -> Service:
     writer = Writer(store, limits.queue_batches)
     service = Service(
@@ -87,9 +92,16 @@ def open_service(
     )
     metrics = Metrics(writer.depth)
     service.metrics = metrics
+    service.delivery = delivery
+    if delivery is not None:
+        delivery.on_failure = functools.partial(_sink_failed, metrics)
     if scheduler is not None:
         scheduler.on_run = functools.partial(_observe_run, metrics)
     return service
+
+
+def _sink_failed(metrics: Metrics, sink: str) -> None:
+    metrics.sink_failures.labels(sink).inc()
 
 
 def _observe_run(metrics: Metrics, outcome: RunOutcome, seconds: float) -> None:
@@ -294,7 +306,8 @@ async def _set_status(service: Service, alert_id: str, request: Request) -> Resp
 def _health(service: Service) -> dict[str, Any]:
     scheduler = service.scheduler
     loop_errors = service.loop.errors if service.loop is not None else []
-    problems = len(service.rule_failures) + len(loop_errors)
+    failing = service.delivery.last_error if service.delivery is not None else {}
+    problems = len(service.rule_failures) + len(loop_errors) + len(failing)
     return {
         "status": "green" if not problems else "yellow",
         "events": service.store.count(),
@@ -303,7 +316,17 @@ def _health(service: Service) -> dict[str, Any]:
         "rules": 0 if scheduler is None else len(scheduler.states),
         "schedule_running": service.loop is not None,
         "rule_failures": service.rule_failures,
+        "sinks": _sinks_health(service.delivery),
         "errors": loop_errors,
+    }
+
+
+def _sinks_health(delivery: Delivery | None) -> dict[str, Any]:
+    if delivery is None:
+        return {}
+    return {
+        name: {"failures": delivery.failures[name], "last_error": delivery.last_error.get(name)}
+        for name in delivery.sinks
     }
 
 
@@ -354,6 +377,8 @@ async def _manual_run(service: Service, rule_id: str, request: Request) -> Respo
         outcomes: list[RunOutcome] = await run_in_threadpool(
             scheduler.run_manual, rule_id, start, end
         )
+        if service.delivery is not None:
+            await run_in_threadpool(service.delivery.deliver)
     except UsageError as exc:
         return error_response(400, "illegal_argument_exception", str(exc))
     except StoreError as exc:

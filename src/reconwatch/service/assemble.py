@@ -9,6 +9,7 @@ from dataclasses import replace
 from reconwatch.errors import ReconwatchError
 from reconwatch.service.app import Limits, Service, open_service
 from reconwatch.service.config import ServiceConfig, check_exposure, split_bind
+from reconwatch.service.delivery import Delivery
 from reconwatch.service.rules import load_rules
 from reconwatch.service.scheduler import Clock, Scheduler
 from reconwatch.store import Store, default_data_dir
@@ -38,7 +39,12 @@ def build(config: ServiceConfig, clock: Clock) -> Service:
     loaded = load_rules(list(config.rules), builtin=config.builtin_rules)
     scheduler = Scheduler(store, list(loaded.rules.values()), clock)
     limits = Limits(config.max_body_bytes, config.queue_batches)
-    return open_service(store, limits, config.api_key, scheduler, loaded.failures)
+    try:
+        delivery = Delivery.open(store, config.sinks, loaded.rules) if config.sinks else None
+    except BaseException:
+        store.close()
+        raise
+    return open_service(store, limits, config.api_key, scheduler, loaded.failures, delivery)
 
 
 def listen(bind: str) -> socket.socket:

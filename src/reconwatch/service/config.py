@@ -26,6 +26,7 @@ class ServiceConfig:
     queue_batches: int = 64
     rules: tuple[Path, ...] = ()
     builtin_rules: bool = True
+    sinks: tuple[str, ...] = ()  # alert sink targets: paths, - (stdout), registered URLs
 
 
 def load_config(path: Path) -> ServiceConfig:
@@ -63,6 +64,18 @@ def _paths(name: str, key: str, value: object, base: Path) -> tuple[Path, ...]:
     if not isinstance(value, list):
         raise ConfigError(name, key, f"expected a list of directories, got {value!r}")
     return tuple(_path(name, key, v, base) for v in value)
+
+
+def _targets(name: str, key: str, value: object, base: Path) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(name, key, f"expected a list of alert destinations, got {value!r}")
+    out: list[str] = []
+    for item in value:
+        text = _text(name, key, item, base)
+        # A plain relative path is relative to the config file, like data_dir and rules.
+        plain = text != "-" and "://" not in text
+        out.append(str(base / Path(text).expanduser()) if plain else text)
+    return tuple(out)
 
 
 def _bool(name: str, key: str, value: object, _base: Path) -> bool:
@@ -105,6 +118,7 @@ _KEYS: dict[str, Callable[[str, str, object, Path], Any]] = {
     "queue_batches": _positive,
     "rules": _paths,
     "builtin_rules": _bool,
+    "sinks": _targets,
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta
 
+from reconwatch.service.delivery import Delivery
 from reconwatch.service.scheduler import Clock, Scheduler
 from reconwatch.store import Store, StoreError
 
@@ -17,8 +18,12 @@ class Loop:
     """Runs `scheduler.tick()` whenever a rule is due by `clock` and the store's retention every
     hour, on a thread of its own; ingest never waits for either."""
 
-    def __init__(self, scheduler: Scheduler, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, scheduler: Scheduler, store: Store, clock: Clock, delivery: Delivery | None = None
+    ) -> None:
         self.scheduler = scheduler
+        self.delivery = delivery
+        self._delivered_once = False
         self.store = store
         self.clock = clock
         self.errors: list[str] = []
@@ -45,9 +50,17 @@ class Loop:
         due = self.scheduler.next_due()
         if due is not None and due <= now:
             self.scheduler.tick()
+            self._deliver()
             return 0.0
+        if not self._delivered_once:
+            self._deliver()  # what an earlier process left undelivered
         wait = MAX_WAIT_SECONDS if due is None else (due - now).total_seconds()
         return max(0.0, min(wait, MAX_WAIT_SECONDS))
+
+    def _deliver(self) -> None:
+        self._delivered_once = True
+        if self.delivery is not None:
+            self.delivery.deliver()
 
     def _run(self) -> None:
         while not self._stop.is_set():

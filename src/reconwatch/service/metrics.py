@@ -52,5 +52,12 @@ class Metrics:
             "reconwatch_alerts_created", "Alerts stored", ["rule_id"], registry=self.registry
         )
 
+        self.sink_failures = Counter(
+            "reconwatch_sink_failures",
+            "Deliveries to a sink that failed (retried later)",
+            ["sink"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -116,12 +116,12 @@ class Store:
     def _remember_ids(
         cur: duckdb.DuckDBPyConnection,
         chosen: dict[tuple[str, str], tuple[int, datetime | None, int | None]],
-        rows: Sequence[tuple[int, str, str, int, datetime | None, datetime, str]],
+        rows: Sequence[tuple[int, str, str, int, datetime | None, datetime, str, datetime]],
     ) -> None:
         if not chosen:
             return
         entries = [
-            (k[0], k[1], v[0], v[1], rows[v[2]][5]) for k, v in chosen.items() if v[2] is not None
+            (k[0], k[1], v[0], v[1], rows[v[2]][7]) for k, v in chosen.items() if v[2] is not None
         ]
         if not entries:
             return
@@ -134,7 +134,7 @@ class Store:
                 pa.array(columns[3], pa.timestamp("us")),
                 pa.array(columns[4], pa.timestamp("us")),
             ],
-            names=["idx", "id", "version", "ts", "ingested"],
+            names=["idx", "id", "version", "ts", "arrived"],
         )
         cur.register("rw_ids", table)
         try:
@@ -294,19 +294,40 @@ class Store:
         finally:
             cur.close()
 
+    def undelivered(self, sink: str, limit: int = 1000) -> list[tuple[str, dict[str, object]]]:
+        """(id, document) of the alerts `sink` has not taken yet, oldest first."""
+        cur = self.cursor()
+        try:
+            rows = cur.execute(
+                "SELECT a.id, a.document FROM alerts a WHERE NOT EXISTS (SELECT 1 FROM deliveries d"
+                " WHERE d.alert_id = a.id AND d.sink = ?) ORDER BY a.created, a.rowid LIMIT ?",
+                [sink, limit],
+            ).fetchall()
+        finally:
+            cur.close()
+        return [(r[0], msgspec.json.decode(r[1])) for r in rows]
+
+    def mark_delivered(self, sink: str, ids: Sequence[str]) -> None:
+        cur = self.cursor()
+        try:
+            now = naive_utc(self.clock())
+            table = pa.table({"alert_id": list(ids), "sink": [sink] * len(ids)})
+            cur.register("rw_delivered", table)
+            cur.execute(
+                "INSERT OR IGNORE INTO deliveries SELECT alert_id, sink, ? FROM rw_delivered", [now]
+            )
+            cur.unregister("rw_delivered")
+        finally:
+            cur.close()
+
     def enforce_retention(self) -> int:
-        """Delete events older than the retention (by @timestamp, else by arrival); how many."""
+        """Delete the events that arrived longer than the retention ago; how many."""
         cutoff = naive_utc(self.clock() - self.retention)
         cur = self.cursor()
         try:
             cur.execute("BEGIN TRANSACTION")
-            row = cur.execute(
-                "DELETE FROM events WHERE ts < ? OR (ts IS NULL AND ingested < ?)", [cutoff, cutoff]
-            ).fetchone()
-            cur.execute(
-                "DELETE FROM doc_ids WHERE ts < ? OR (ts IS NULL AND ingested < ?)",
-                [cutoff, cutoff],
-            )
+            row = cur.execute("DELETE FROM events WHERE arrived < ?", [cutoff]).fetchone()
+            cur.execute("DELETE FROM doc_ids WHERE arrived < ?", [cutoff])
             cur.execute("COMMIT")
         except duckdb.Error as exc:
             cur.execute("ROLLBACK")

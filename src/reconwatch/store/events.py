@@ -24,6 +24,7 @@ ROW_SCHEMA = pa.schema(
         pa.field("ts", pa.timestamp("us")),
         pa.field("ingested", pa.timestamp("us")),
         pa.field("source", pa.string()),
+        pa.field("arrived", pa.timestamp("us")),
     ]
 )
 
@@ -113,7 +114,7 @@ def _ingested_time(source: dict[str, Any], default: datetime) -> datetime:
 class _Pending:
     """Rows of one batch before they are committed, and the old versions they replace."""
 
-    rows: list[tuple[int, str, str, int, datetime | None, datetime, str]]
+    rows: list[tuple[int, str, str, int, datetime | None, datetime, str, datetime]]
     replaced: list[tuple[str, str, datetime | None]]
     chosen: dict[tuple[str, str], tuple[int, datetime | None, int | None]]
 
@@ -128,7 +129,7 @@ def plan_batch(
     stored versions of the client-chosen ids in the batch."""
     out: list[Written] = []
     pending = _Pending([], [], {})
-    ingested = naive_utc(now)
+    arrived = naive_utc(now)
     encoder = msgspec.json.Encoder()
     for ev in batch:
         doc_id = ev.id if ev.id is not None else new_id()
@@ -162,10 +163,10 @@ def plan_batch(
                 _replace(key, current, pending)
             pending.chosen[key] = (version, ts, len(pending.rows))
         stamp_ingested(ev.source, now)
-        arrived = _ingested_time(ev.source, ingested)
+        ingested_at = _ingested_time(ev.source, arrived)
         seq = next_seq + len(pending.rows)
         body = encoder.encode(ev.source).decode("utf-8")
-        pending.rows.append((seq, ev.index, doc_id, version, ts, arrived, body))
+        pending.rows.append((seq, ev.index, doc_id, version, ts, ingested_at, body, arrived))
         result = "created" if version == 1 else "updated"
         out.append(Written(ev.index, doc_id, 201 if version == 1 else 200, result, version, seq))
     return out, pending
@@ -194,7 +195,7 @@ def _replace(
     else:
         old = pending.rows[row]
         # Keep positions stable: an empty marker is skipped when the batch is written.
-        pending.rows[row] = (old[0], "", "", 0, None, old[5], "")
+        pending.rows[row] = (old[0], "", "", 0, None, old[5], "", old[7])
 
 
 def arrow_rows(pending: _Pending) -> pa.Table:

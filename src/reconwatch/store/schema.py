@@ -15,7 +15,10 @@ CREATE TABLE IF NOT EXISTS events (
     -- event.ingested (stamped at ingest where missing): the time rules with
     -- timestamp_override = event.ingested filter on; in arrival order, so it prunes too.
     ingested TIMESTAMP NOT NULL,
-    source VARCHAR NOT NULL
+    source VARCHAR NOT NULL,
+    -- when the store took it: retention deletes by this, as Elastic's ILM deletes an index
+    -- by its age and not by its events' @timestamp (a replayed old sample stays its 7 days)
+    arrived TIMESTAMP NOT NULL
 )
 """
 
@@ -27,7 +30,7 @@ CREATE TABLE IF NOT EXISTS doc_ids (
     id VARCHAR NOT NULL,
     version INTEGER NOT NULL,
     ts TIMESTAMP,
-    ingested TIMESTAMP NOT NULL,
+    arrived TIMESTAMP NOT NULL,
     PRIMARY KEY (idx, id)
 )
 """
@@ -67,4 +70,15 @@ CREATE TABLE IF NOT EXISTS rule_runs (
 )
 """
 
-ALL = (EVENTS, DOC_IDS, INDICES, ALERTS, RUNS)
+# Which alerts each sink has taken: an alert not listed for a sink is delivered to it again
+# (after a failure, after a restart).
+DELIVERIES = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    alert_id VARCHAR NOT NULL,
+    sink VARCHAR NOT NULL,
+    delivered TIMESTAMP NOT NULL,
+    PRIMARY KEY (alert_id, sink)
+)
+"""
+
+ALL = (EVENTS, DOC_IDS, INDICES, ALERTS, RUNS, DELIVERIES)
