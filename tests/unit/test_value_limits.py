@@ -62,6 +62,11 @@ CASES: dict[str, tuple[str, list[tuple[object, ...]], str | None]] = {
         [(-(2**63), -(2**31), None)],
         LONG,
     ),
+    "literal_past_unsigned_long_is_a_double": (
+        "ROW a = -18446744073709551615, b = 99999999999999999999",
+        [(-1.8446744073709552e19, 1e20)],
+        None,
+    ),
     "abs_most_negative_long": ("ROW r = abs(-9223372036854775808)", [(None,)], LONG),
     "negate_most_negative_long": ("ROW r = -(-9223372036854775808)", [(None,)], LONG),
     "double_overflow": (

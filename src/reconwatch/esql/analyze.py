@@ -689,8 +689,7 @@ class _Analyzer:
         if node.kind == "null":
             return p.Const(None, T.NULL, node.span)
         if node.kind == "integer":
-            value = cast(int, node.value)
-            return p.Const(value, _integer_type(value), node.span)
+            return _integer_const(cast(int, node.value), node.span)
         if node.kind == "decimal":
             return p.Const(float(cast(float, node.value)), T.DOUBLE, node.span)
         if node.kind == "string":
@@ -777,7 +776,7 @@ class _Analyzer:
             if isinstance(node.operand, ast.Literal) and isinstance(value, int):
                 # The sign belongs to an integer literal (ES|QL's grammar): -9223372036854775808
                 # is a long, as 9223372036854775808 alone is an unsigned_long.
-                return p.Const(value, _integer_type(value), node.span)
+                return _integer_const(value, node.span)
             if not isinstance(value, int) or _fits(value, operand.type):
                 return p.Const(value, operand.type, node.span)
             # -(-2147483648) overflows: the executors' negation warns as Elasticsearch does.
@@ -1415,6 +1414,12 @@ def _widen_value(value: object, target: T) -> object:
     if target is T.DOUBLE and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
+
+
+def _integer_const(value: int, span: Span) -> p.Const:
+    """An integer literal typed by its size; past unsigned_long it is a double, and so its value."""
+    type_ = _integer_type(value)
+    return p.Const(float(value) if type_ is T.DOUBLE else value, type_, span)
 
 
 def _integer_type(value: int) -> T:
