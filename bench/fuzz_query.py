@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ("query", "json", "stream")
 CHUNK = 10_000  # examples per hypothesis run (each with its own seed)
 SEEDS = 2_000  # hypothesis examples the mutation engine starts from
+SAVE_EVERY = 5_000  # inputs between two writes of the counts
 
 
 def child(target: str, runs: int, workdir: Path, engine: str) -> None:
@@ -59,6 +60,8 @@ def child(target: str, runs: int, workdir: Path, engine: str) -> None:
             path = workdir / f"crash-{target}-{len(crashes)}.json"
             path.write_text(json.dumps({"input": repr(example), "error": repr(exc)}))
             crashes.append(f"{type(exc).__name__}: {str(exc)[:200]} ({path})")
+        if sum(counts.values()) % SAVE_EVERY == 0:  # a campaign stopped early still reports
+            _save(workdir, target, counts, crashes, started)
 
     if engine == "mutate":
         corpus: list[object] = []
