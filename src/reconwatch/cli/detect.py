@@ -27,7 +27,7 @@ from reconwatch.engine.run import RunResult
 from reconwatch.errors import ReconwatchError, RuleRunError, UsageError
 from reconwatch.ingest import formats
 from reconwatch.plan.values import ConversionError, format_datetime, parse_datetime
-from reconwatch.rules.builtin import DEFAULT_RULE, resolve_rule
+from reconwatch.rules.builtin import DEFAULT_RULE, resolve_rules
 from reconwatch.rules.datemath import parse_interval
 from reconwatch.rules.exceptions import ExceptionList, check_fields, load_exceptions
 from reconwatch.rules.model import Rule
@@ -108,13 +108,13 @@ def _output_format(fmt: str | None, as_report: bool) -> str | None:
 
 
 def _load_rules(specs: list[str]) -> tuple[list[Rule], list[RuleRunError]]:
-    """Every rule that loads; the others are reported (file and reason) and skipped. With no
-    rule left the first failure is the error."""
+    """Every rule that loads (a pack gives all its rules, each rule once); the others are
+    reported (file and reason) and skipped. With no rule left the first failure is the error."""
     rules: list[Rule] = []
     failed: list[RuleRunError] = []
     for spec in specs:
         try:
-            rules.append(resolve_rule(spec))
+            rules.extend(r for r in resolve_rules(spec) if r.label not in {x.label for x in rules})
         except ReconwatchError as exc:
             if len(specs) == 1:
                 raise
@@ -214,7 +214,8 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--rule",
                 "-r",
-                help=f"Built-in name, rule_id or TOML path; repeatable (default {DEFAULT_RULE}).",
+                help=f"Pack (recon), built-in name, rule_id or TOML path; repeatable "
+                f"(default {DEFAULT_RULE}).",
                 metavar="RULE",
             ),
         ] = None,

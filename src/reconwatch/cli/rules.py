@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 
 from reconwatch.errors import RuleLoadError, UsageError
-from reconwatch.rules.builtin import BUILTINS, DEFAULT_RULE, builtin_rules, resolve_rule
+from reconwatch.rules.builtin import BUILTINS, DEFAULT_RULE, PACKS, builtin_rules, resolve_rule
 from reconwatch.rules.load import load_rule_file
 from reconwatch.rules.model import Rule
 
@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
 
     @rules_app.command("list")
     def list_cmd() -> None:
-        """The built-in rules."""
+        """The built-in rules, then the packs (`--rule PACK` runs all of a pack's rules)."""
         console = Console(highlight=False, soft_wrap=True)
         for r in builtin_rules():
             label = f"{r.builtin} (default)" if r.builtin == DEFAULT_RULE else str(r.builtin)
@@ -85,6 +85,10 @@ def register(app: typer.Typer) -> None:
                 f"{label}\n    {r.name}: {BUILTINS[str(r.builtin)][1]}\n"
                 f"    {r.severity}/{r.risk_score}, every {r.interval_text} over {r.from_}, rule_id {r.rule_id}",
                 markup=False,
+            )
+        for pack, (members, summary) in PACKS.items():
+            console.print(
+                f"pack {pack}\n    {summary}\n    rules: {', '.join(members)}", markup=False
             )
 
     @rules_app.command("show")

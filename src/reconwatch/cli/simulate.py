@@ -13,9 +13,10 @@ from rich.console import Console
 
 from reconwatch.cli.detect import parse_time
 from reconwatch.errors import OutputError, UsageError
-from reconwatch.simulate import SCAN_KINDS, Simulation, write_events
+from reconwatch.simulate import LOOKALIKE_KINDS, SCAN_KINDS, Simulation, write_events
 
 KINDS_HELP = "; ".join(f"{k}: {v}" for k, v in SCAN_KINDS.items())
+LOOKALIKES_HELP = "; ".join(f"{k}: {v}" for k, v in LOOKALIKE_KINDS.items())
 
 
 def _to_stdout(events: Iterable[dict[str, object]]) -> int:
@@ -59,6 +60,13 @@ def register(app: typer.Typer) -> None:
         scan: Annotated[
             list[str] | None, typer.Option("--scan", help=f"Plant a scan; repeatable. {KINDS_HELP}")
         ] = None,
+        lookalike: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--lookalike",
+                help=f"Add a benign look-alike of a scan; repeatable. {LOOKALIKES_HELP}",
+            ),
+        ] = None,
         seed: Annotated[int, typer.Option("--seed", help="Same seed, same events.")] = 0,
         start: Annotated[
             str | None,
@@ -77,7 +85,12 @@ def register(app: typer.Typer) -> None:
             begin = parse_time(start, "--start")
         try:
             sim = Simulation(
-                hosts=hosts, hours=hours, start=begin, scans=tuple(scan or ()), seed=seed
+                hosts=hosts,
+                hours=hours,
+                start=begin,
+                scans=tuple(scan or ()),
+                lookalikes=tuple(lookalike or ()),
+                seed=seed,
             )
         except ValueError as exc:
             raise UsageError(str(exc)) from None
@@ -102,5 +115,10 @@ def register(app: typer.Typer) -> None:
         for p in sim.planted:
             err.print(
                 f"planted {p.kind} scan on {p.host}: {p.targets} target(s), {p.start.isoformat()} .. {p.end.isoformat()}",
+                markup=False,
+            )
+        for p in sim.planted_lookalikes:
+            err.print(
+                f"look-alike {p.kind} on {p.host} ({p.executable}): {p.targets} target(s)",
                 markup=False,
             )

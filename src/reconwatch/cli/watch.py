@@ -24,7 +24,7 @@ from reconwatch.ingest.follow import Checkpoint
 from reconwatch.ingest.locate import is_plain
 from reconwatch.ingest.report import IngestReport
 from reconwatch.plan.catalog import Catalog
-from reconwatch.rules.builtin import DEFAULT_RULE, resolve_rule
+from reconwatch.rules.builtin import DEFAULT_RULE, resolve_rules
 from reconwatch.rules.datemath import parse_interval
 from reconwatch.rules.model import Rule
 
@@ -96,6 +96,14 @@ def _millis(text: str | None, option: str) -> int | None:
     except Exception:
         msg = f"{option} {text!r}: expected a duration such as 90s, 5m or 1h"
         raise UsageError(msg) from None
+
+
+def _chosen_rules(specs: list[str]) -> list[Rule]:
+    """The rules the --rule values name, a pack giving all its rules, each rule once."""
+    chosen: list[Rule] = []
+    for spec in specs:
+        chosen.extend(r for r in resolve_rules(spec) if r.label not in {c.label for c in chosen})
+    return chosen
 
 
 def _catalog(paths: list[str], follow: bool, forced: str | None) -> Catalog | None:
@@ -189,7 +197,8 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--rule",
                 "-r",
-                help=f"Built-in name, rule_id or TOML path; repeatable, every rule runs over the "
+                help=f"Pack (recon), built-in name, rule_id or TOML path; repeatable, every rule "
+                "runs over the "
                 f"same events (default {DEFAULT_RULE}).",
             ),
         ] = None,
@@ -282,7 +291,7 @@ def register(app: typer.Typer) -> None:
             _check_inputs(paths, follow, checkpoint)
             if input_format is not None:
                 formats.get(input_format)
-            chosen = [resolve_rule(r) for r in (rule or [DEFAULT_RULE])]
+            chosen = _chosen_rules(rule or [DEFAULT_RULE])
             policy = RealertPolicy(_millis(rearm, "--rearm-after"), growth, growth_column)
             catalog = _catalog(paths, follow, input_format)
             lateness_ms = _millis(lateness, "--lateness")

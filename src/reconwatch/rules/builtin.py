@@ -1,4 +1,5 @@
-"""The rules shipped inside the package, and resolving `--rule` (built-in name, rule_id or path)."""
+"""The rules shipped inside the package, and resolving `--rule` (pack, built-in name, rule_id or
+path)."""
 
 from __future__ import annotations
 
@@ -25,12 +26,26 @@ BUILTINS: dict[str, tuple[str, str]] = {
         "discovery_port_scanning_activity_from_compromised_host.toml",
         "port scanning: >100 destination ports to one IP from one executable",
     ),
+    # reconwatch's own rules (Apache-2.0), kept in data/rules/recon apart from Elastic's files.
+    "recon-sweep": (
+        "recon/recon_internal_sweep_by_host_process.toml",
+        "sweep: >=100 internal addresses reached once in 65m by one process on one host",
+    ),
+}
+
+# pack name -> (its rules' built-in names, one-line summary)
+PACKS: dict[str, tuple[tuple[str, ...], str]] = {
+    "recon": (
+        ("recon-sweep",),
+        "reconwatch's reconnaissance pack: the seed rule's blind spots closed, look-alikes quiet",
+    ),
 }
 
 
 def builtin_text(name: str) -> str:
     filename = BUILTINS[name][0]
-    return resources.files("reconwatch").joinpath("data", "rules", filename).read_text("utf-8")
+    path = resources.files("reconwatch").joinpath("data", "rules", *filename.split("/"))
+    return path.read_text("utf-8")
 
 
 def load_builtin(name: str) -> Rule:
@@ -39,6 +54,13 @@ def load_builtin(name: str) -> Rule:
 
 def builtin_rules() -> list[Rule]:
     return [load_builtin(name) for name in BUILTINS]
+
+
+def resolve_rules(spec: str) -> list[Rule]:
+    """The rules a `--rule` value names: every rule of a pack, else the one resolve_rule finds."""
+    if spec in PACKS:
+        return [load_builtin(name) for name in PACKS[spec][0]]
+    return [resolve_rule(spec)]
 
 
 def resolve_rule(spec: str) -> Rule:
@@ -53,5 +75,9 @@ def resolve_rule(spec: str) -> Rule:
         if rule.rule_id == spec:
             return rule
     known = ", ".join(BUILTINS)
-    msg = f"--rule {spec!r}: not a built-in rule ({known}), a built-in rule_id, or an existing file"
+    packs = ", ".join(PACKS)
+    msg = (
+        f"--rule {spec!r}: not a pack ({packs}), a built-in rule ({known}), a built-in rule_id, "
+        "or an existing file"
+    )
     raise UsageError(msg)

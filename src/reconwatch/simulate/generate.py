@@ -30,6 +30,20 @@ SCAN_KINDS: dict[str, str] = {
     "split": "300 addresses over 60 minutes straddling a run boundary (each run sees ~150)",
     "ipv6": "sweep of 300 IPv6 addresses in fd00:30::/64 (alerts)",
     "distributed": "the same scanner on two hosts, 200 addresses each (agent count 2: no alert)",
+    "interpreter": "python3 sweeps 300 addresses in 10 minutes; python3 also runs on another host "
+    "(agent count 2: no alert)",
+    "targeted": "40 hosts of one /24 probed on 22, 445 and 3389 within 2 minutes (under 250)",
+}
+PYTHON = Process("/usr/bin/python3", user="ops")
+# kind -> the benign fan-out it adds (look-alikes of a scan; none of them is labelled a scan)
+LOOKALIKE_KINDS: dict[str, str] = {
+    "prometheus": "Prometheus scraping 300 exporters in 10.40.0.0/23 on 9100 every 2 minutes",
+    "ansible": "Ansible (ssh from the bastion) reaching 300 hosts in 10.41.0.0/23 every 30 minutes",
+    "backup": "a backup director starting nightly jobs on 300 clients in 10.42.0.0/23 (port 9102, "
+    "4 at a time, 2 minutes each)",
+    "cdn": "a browser reaching 300 external CDN addresses on 443 within the hour, again and again",
+    "runzero": "runZero's scanner agent sweeping 300 addresses in 10.43.0.0/23 (an authorised "
+    "scanner: the pack alerts and names it)",
 }
 
 
@@ -40,6 +54,7 @@ class PlantedScan:
     start: datetime
     end: datetime
     targets: int
+    executable: str = NMAP.executable
 
 
 class Simulation:
@@ -53,22 +68,31 @@ class Simulation:
         hours: float,
         start: datetime,
         scans: tuple[str, ...] = (),
+        lookalikes: tuple[str, ...] = (),
         seed: int = 0,
     ) -> None:
         unknown = [s for s in scans if s not in SCAN_KINDS]
         if unknown:
             msg = f"unknown scan kind {unknown[0]!r}; kinds: {', '.join(SCAN_KINDS)}"
             raise ValueError(msg)
+        odd = [s for s in lookalikes if s not in LOOKALIKE_KINDS]
+        if odd:
+            msg = f"unknown look-alike {odd[0]!r}; look-alikes: {', '.join(LOOKALIKE_KINDS)}"
+            raise ValueError(msg)
         if hosts < 3:
             msg = "need at least 3 hosts (monitoring, bastion, one more)"
             raise ValueError(msg)
         self.start = start
         self.end = start + timedelta(hours=hours)
+        self.seed = seed
         self.rng = random.Random(seed)
         self.fleet = make_fleet(hosts, self.rng)
         self.factory = EventFactory(self.rng)
         self.scans = scans
+        self.lookalikes = lookalikes
         self.planted: list[PlantedScan] = []
+        # Benign fan-outs added on purpose; a detector should stay quiet (runzero: name it).
+        self.planted_lookalikes: list[PlantedScan] = []
 
     def events(self) -> list[dict[str, object]]:
         """All events sorted by @timestamp (in memory: `stream` for large fleets)."""
@@ -78,7 +102,13 @@ class Simulation:
         """All events sorted by @timestamp, made one CHUNK of time at a time: memory holds one
         chunk of the fleet's traffic, not the whole span (1,000 hosts x 12 h is 4 GB of dicts)."""
         # Planted scans are small (at most a few thousand events): made first, merged in by time.
+        # Streamed again, the same events are made again (same seed): record them once.
+        self.rng = random.Random(self.seed)
+        self.fleet = make_fleet(len(self.fleet), self.rng)
+        self.factory = EventFactory(self.rng)
+        self.planted, self.planted_lookalikes = [], []
         planted = [e for i, kind in enumerate(self.scans) for e in self._scan(kind, i)]
+        planted += [e for kind in self.lookalikes for e in self._lookalike(kind)]
         planted.sort(key=_stamp)
         taken = 0
         begin = self.start
@@ -193,6 +223,19 @@ class Simulation:
             targets = _v4_targets(400, 60)
             first = self._sweep(kind, host, targets[:200], self._at(0.4), 300)
             return first + self._sweep(kind, other, targets[200:], self._at(0.45), 300)
+        if kind == "interpreter":
+            events = self._sweep(kind, host, _v4_targets(300, 44), self._at(0.35), 600, PYTHON)
+            # The same interpreter on another host, as on any fleet: the seed rule's agent count.
+            other = self.fleet[3]
+            for i in range(5):
+                t = self._at(0.35) + timedelta(minutes=2 * i)
+                events.append(
+                    self.factory.connection(other, PYTHON, t, dest_ip=FLEET_SERVER, dest_port=8000)
+                )
+            return events
+        if kind == "targeted":
+            targets = [f"10.45.7.{n}" for n in range(10, 250, 6)][:40]
+            return self._sweep(kind, host, targets, self._at(0.55), 120, NMAP, (22, 445, 3389))
         if kind == "port":
             target = self.fleet[-1].ip
             begin = self._at(0.3)
@@ -215,19 +258,111 @@ class Simulation:
         return self.start + timedelta(seconds=int(usable * fraction))
 
     def _sweep(
-        self, kind: str, host: Host, targets: list[str], begin: datetime, duration: float
+        self,
+        kind: str,
+        host: Host,
+        targets: list[str],
+        begin: datetime,
+        duration: float,
+        process: Process = NMAP,
+        ports: tuple[int, ...] = (443, 80),
+        into: list[PlantedScan] | None = None,
     ) -> list[dict[str, object]]:
-        """nmap -sn style host discovery: a SYN to 443 and an ACK to 80 for every address."""
+        """nmap -sn style host discovery by default: a SYN to 443 and an ACK to 80 per address."""
         step = duration / max(1, len(targets))
         events = []
         for i, ip in enumerate(targets):
             t = begin + timedelta(seconds=i * step + self.rng.uniform(0, step / 2))
             if t >= self.end:
                 break
-            for port in (443, 80):
-                events.append(self.factory.connection(host, NMAP, t, dest_ip=ip, dest_port=port))
-        self.planted.append(
-            PlantedScan(kind, host.name, begin, begin + timedelta(seconds=duration), len(targets))
+            for port in ports:
+                events.append(self.factory.connection(host, process, t, dest_ip=ip, dest_port=port))
+        end = begin + timedelta(seconds=duration)
+        record = PlantedScan(kind, host.name, begin, end, len(targets), process.executable)
+        (self.planted if into is None else into).append(record)
+        return events
+
+    # -- benign look-alikes --------------------------------------------------------------------
+
+    def _lookalike(self, kind: str) -> list[dict[str, object]]:
+        monitoring, bastion = self.fleet[0], self.fleet[1]
+        into = self.planted_lookalikes
+        if kind == "prometheus":
+            proc = Process("/usr/local/bin/prometheus", user="prometheus")
+            return self._periodic(kind, monitoring, proc, _v4_targets(300, 40), 9100, 120)
+        if kind == "ansible":
+            return self._periodic(
+                kind,
+                bastion,
+                Process("/usr/bin/ssh", user="ops"),
+                _v4_targets(300, 41),
+                22,
+                1800,
+                burst=180,
+            )
+        if kind == "backup":
+            director = Process("/usr/sbin/bacula-dir", user="bacula")
+            # 4 jobs at a time, 2 minutes each: 300 clients take 150 minutes.
+            return self._sweep(
+                kind,
+                self.fleet[4 % len(self.fleet)],
+                _v4_targets(300, 42),
+                self._at(0.05),
+                150 * 60,
+                director,
+                (9102,),
+                into,
+            )
+        if kind == "cdn":
+            chrome = Process("/opt/google/chrome/chrome", user="alice")
+            cdn = [
+                f"{a}.{b}.{c}.{d}"
+                for a, b in ((151, 101), (104, 16), (23, 45))
+                for c in range(10)
+                for d in range(10, 20)
+            ]
+            return self._periodic(kind, self.fleet[-1], chrome, cdn, 443, 1800, burst=1500)
+        if kind == "runzero":
+            agent = Process("/opt/rumble/bin/rumble-agent-linux-amd64", user="root")
+            return self._sweep(
+                kind,
+                self.fleet[4 % len(self.fleet)],
+                _v4_targets(300, 43),
+                self._at(0.7),
+                300,
+                agent,
+                (443, 80, 22),
+                into,
+            )
+        msg = f"unknown look-alike {kind!r}"
+        raise ValueError(msg)
+
+    def _periodic(
+        self,
+        kind: str,
+        host: Host,
+        process: Process,
+        targets: list[str],
+        port: int,
+        period: float,
+        burst: float | None = None,
+    ) -> list[dict[str, object]]:
+        """Every target once per `period` seconds over the whole span, spread over `burst`
+        seconds (default: the period) with a fixed offset per target: a scrape or a schedule."""
+        spread = period if burst is None else burst
+        offsets = [self.rng.uniform(0, spread) for _ in targets]
+        events = []
+        cycle = self.start
+        while cycle < self.end:
+            for ip, offset in zip(targets, offsets, strict=True):
+                t = cycle + timedelta(seconds=offset)
+                if t < self.end:
+                    events.append(
+                        self.factory.connection(host, process, t, dest_ip=ip, dest_port=port)
+                    )
+            cycle += timedelta(seconds=period)
+        self.planted_lookalikes.append(
+            PlantedScan(kind, host.name, self.start, self.end, len(targets), process.executable)
         )
         return events
 

@@ -1,0 +1,119 @@
+"""The `recon` pack against the seed rule on the same simulated fleet: blind spots and look-alikes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from reconwatch.cli.main import main
+from reconwatch.engine.detect import DatasetBackend, Schedule, detect
+from reconwatch.ingest import Dataset
+from reconwatch.rules.builtin import DEFAULT_RULE, PACKS, load_builtin, resolve_rules
+from reconwatch.rules.model import Rule
+from reconwatch.simulate import PlantedScan, Simulation, write_events
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+# The pack's rules look back 65 minutes: runs start once that much history exists.
+HISTORY = timedelta(minutes=65)
+
+
+def _alerts(
+    backend: DatasetBackend, rules: list[Rule], first: datetime, last: datetime
+) -> list[dict[str, object]]:
+    report = detect(rules, backend, Schedule(first=first, last=last), evidence=False)
+    assert not report.failures
+    return report.alerts
+
+
+def _hits(alerts: list[dict[str, object]], planted: PlantedScan) -> list[dict[str, object]]:
+    def names(a: dict[str, object]) -> list[object]:
+        value = a.get("host.name", a.get("Esql.host_name_values"))
+        return value if isinstance(value, list) else [value]
+
+    return [
+        a
+        for a in alerts
+        if planted.host in names(a) and a.get("process.executable") == planted.executable
+    ]
+
+
+def test_the_pack_resolves_and_is_listed(capsys: pytest.CaptureFixture[str]) -> None:
+    rules = resolve_rules("recon")
+    assert [r.builtin for r in rules] == list(PACKS["recon"][0])
+    assert all(r.license == "Apache License 2.0" for r in rules)
+    with pytest.raises(SystemExit) as done:
+        main(["rules", "list"])
+    assert not done.value.code
+    assert "pack recon" in capsys.readouterr().out
+
+
+def _seed_and_pack(
+    tmp_path: Path, sim: Simulation
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    path = tmp_path / "events.ndjson"
+    write_events(sim.stream(), path)
+    backend = DatasetBackend(Dataset.from_files([path]))
+    seed = _alerts(backend, [load_builtin(DEFAULT_RULE)], START + timedelta(hours=1), sim.end)
+    pack = _alerts(backend, resolve_rules("recon"), START + HISTORY, sim.end)
+    return seed, pack
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("kind", "seed_sees"),
+    [
+        ("subnet", True),  # control: both alert
+        ("split", False),  # blind spot 2: half of it in each hourly run
+        ("distributed", False),  # blind spot 1: the same binary on two hosts
+        ("interpreter", False),  # blind spot 1: python3 also runs on another host
+    ],
+)
+def test_the_pack_alerts_on_scans_the_seed_rule_misses(
+    tmp_path: Path, kind: str, seed_sees: bool
+) -> None:
+    sim = Simulation(hosts=4, hours=2.5, start=START, scans=(kind,), seed=5)
+    seed, pack = _seed_and_pack(tmp_path, sim)
+    assert sim.planted
+    for planted in sim.planted:
+        assert _hits(pack, planted), f"pack missed {kind} on {planted.host}"
+        assert bool(_hits(seed, planted)) is seed_sees
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["prometheus", "ansible", "cdn"])
+def test_the_pack_stays_quiet_on_look_alikes_the_seed_rule_alerts_on(
+    tmp_path: Path, kind: str
+) -> None:
+    sim = Simulation(hosts=4, hours=2.5, start=START, lookalikes=(kind,), seed=5)
+    seed, pack = _seed_and_pack(tmp_path, sim)
+    (lookalike,) = sim.planted_lookalikes
+    assert _hits(seed, lookalike), f"seed rule quiet on {kind}: the look-alike proves nothing"
+    assert pack == [], f"pack alerted on {kind}"
+
+
+@pytest.mark.slow
+def test_an_authorised_scanner_is_alerted_and_named(tmp_path: Path) -> None:
+    sim = Simulation(hosts=4, hours=2.5, start=START, lookalikes=("runzero",), seed=5)
+    _, pack = _seed_and_pack(tmp_path, sim)
+    (lookalike,) = sim.planted_lookalikes
+    hits = _hits(pack, lookalike)
+    assert hits
+    assert {a["Esql.scanner_product"] for a in hits} == {"runZero"}
+
+
+def test_watch_runs_the_pack_and_alerts_on_the_interpreter_scan(tmp_path: Path) -> None:
+    sim = Simulation(hosts=4, hours=1.5, start=START, scans=("interpreter",), seed=5)
+    events, out = tmp_path / "events.ndjson", tmp_path / "alerts.ndjson"
+    write_events(sim.stream(), events)
+    with pytest.raises(SystemExit) as done:
+        main(["watch", "--rule", "recon", str(events), "-f", "ndjson", "-o", str(out)])
+    assert not done.value.code
+    alerts = [json.loads(line) for line in out.read_text().splitlines()]
+    (planted,) = sim.planted
+    assert _hits(alerts, planted)
+    assert {a["kibana.alert.rule.rule_id"] for a in alerts} <= {
+        r.rule_id for r in resolve_rules("recon")
+    }
