@@ -139,10 +139,13 @@ class PlanCompiler:
     def step_filter(self, step: p.Filter) -> None:
         sites = len(self.warnings.sites)
         cond = single(self.compiler().compile(step.condition))
-        if len(self.warnings.sites) > sites:
+        chain = isinstance(step.condition, p.Call) and step.condition.fn in ("and", "or")
+        if chain and len(self.warnings.sites) > sites:
             # Elasticsearch evaluates every operand of AND / OR on every row, so a later operand
             # warns on rows an earlier one rejects; DuckDB's filter would skip those. A function
             # call around the condition makes DuckDB evaluate it whole, as in a projection.
+            # Only a chain needs it: the wrapped filter is no longer pushed into the reader,
+            # whose per-event field checks (ingest.fast) then miss events the filter drops.
             cond = f"coalesce({cond}, false)"
         self.add(f"SELECT * FROM {self.prev} WHERE {cond}")
 
