@@ -168,7 +168,7 @@ def test_serve_ingests_runs_rules_and_keeps_events_across_a_restart(tmp_path: Pa
         stop(proc)
 
 
-def test_a_busy_port_is_a_runtime_error(tmp_path: Path) -> None:
+def test_a_busy_port_or_a_locked_store_is_a_runtime_error(tmp_path: Path) -> None:
     proc = start(
         "serve", "--bind", "127.0.0.1:0", "--data-dir", str(tmp_path / "a"), "--no-builtin-rules"
     )
@@ -177,6 +177,11 @@ def test_a_busy_port_is_a_runtime_error(tmp_path: Path) -> None:
         out = run("serve", "--bind", url.removeprefix("http://"), "--data-dir", str(tmp_path / "b"))
         assert out.returncode == 1
         assert "cannot listen on 127.0.0.1:" in out.stderr and "Traceback" not in out.stderr
+        # The same store from a second process: refused by its lock, one line, exit 1.
+        out = run("serve", "--bind", "127.0.0.1:0", "--data-dir", str(tmp_path / "a"))
+        assert out.returncode == 1
+        assert f"cannot open the store in {tmp_path / 'a'}" in out.stderr
+        assert "Traceback" not in out.stderr
     finally:
         stop(proc)
 

@@ -245,3 +245,23 @@ def test_api_key_is_checked_on_every_endpoint(tmp_path: Path) -> None:
             assert svc.store.count() == 1
     finally:
         svc.close()
+
+
+class _BrokenStore(Store):
+    def write(self, batch: list[NewEvent]) -> list[Written]:  # type: ignore[override]
+        raise RuntimeError("disk on fire")
+
+
+def test_an_internal_failure_is_a_500_in_the_error_shape(tmp_path: Path) -> None:
+    svc = open_service(_BrokenStore(tmp_path, _clock), Limits())
+    try:
+        with running(build_app(svc)) as url:
+            r = httpx.post(url + "/_bulk", content=b'{"index":{"_index":"a"}}\n{"n":1}\n')
+            assert r.status_code == 500
+            err = r.json()
+            assert err["status"] == 500
+            assert "RuntimeError: disk on fire" in err["error"]["reason"]
+            # The service goes on answering.
+            assert httpx.get(url + "/").status_code == 200
+    finally:
+        svc.close()

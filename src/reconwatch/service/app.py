@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hmac
+import logging
 import socket
 import time
 import uuid
@@ -37,6 +38,7 @@ from reconwatch.store.alerts import STATUSES, AlertFilter, RunRecord
 # read it to choose request formats).
 ES_VERSION = "9.0.0"
 RETRY_AFTER_SECONDS = 1
+LOG = logging.getLogger("reconwatch.service")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +130,12 @@ def build_app(service: Service) -> FastAPI:
         if service.api_key is not None and not _authorised(request, service.api_key):
             reason = "missing or wrong API key (send the header Authorization: ApiKey <key>)"
             return error_response(401, "security_exception", reason, {"WWW-Authenticate": "ApiKey"})
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # a bug or a failed store: one line in the log, never a traceback
+            line = f"{request.method} {request.url.path}: {type(exc).__name__}: {exc}"
+            LOG.error("reconwatch serve: internal error: %s", line)
+            return error_response(500, "internal_server_error", line)
         response.headers.update(PRODUCT_HEADER)
         return response
 
