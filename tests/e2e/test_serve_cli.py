@@ -18,6 +18,7 @@ import httpx
 import pytest
 from elasticsearch import Elasticsearch, helpers
 
+from reconwatch.cli.main import main
 from reconwatch.rules.builtin import builtin_text
 
 CODE = "from reconwatch.cli.main import main; main()"
@@ -96,28 +97,49 @@ def stop(proc: subprocess.Popen[str]) -> None:
     ],
 )
 def test_a_malformed_config_is_one_error_and_exit_2(
-    tmp_path: Path, text: str, expected: str
+    tmp_path: Path, text: str, expected: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tmp_path / "serve.toml"
     config.write_text(text)
-    out = run("serve", "--config", str(config), "--data-dir", str(tmp_path / "d"))
-    assert out.returncode == 2, out.stderr
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1, out.stderr
+    # In-process (the command fails before it starts anything): main() as the CLI runs it.
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--config", str(config), "--data-dir", str(tmp_path / "d")])
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
     assert lines[0].startswith(f"error: {config}: ")
     assert re.search(expected, lines[0]), lines[0]
     assert not (tmp_path / "d").exists()  # nothing was started
 
 
-def test_a_non_loopback_address_needs_an_api_key(tmp_path: Path) -> None:
-    env = {"RECONWATCH_API_KEY": ""}
-    out = run("serve", "--bind", "0.0.0.0:9200", "--data-dir", str(tmp_path), env=env)
+def test_a_malformed_config_from_the_command_line(tmp_path: Path) -> None:
+    config = tmp_path / "serve.toml"
+    config.write_text("port = 1\n")
+    out = run("serve", "--config", str(config))
     assert out.returncode == 2
-    assert "needs an API key" in out.stderr and "Traceback" not in out.stderr
-    out = run("serve", "--bind", "nonsense", "--data-dir", str(tmp_path), env=env)
-    assert out.returncode == 2 and "expected ADDR:PORT" in out.stderr
-    missing = run("serve", "--rules", str(tmp_path / "nope"), "--data-dir", str(tmp_path))
-    assert missing.returncode == 2 and "not a directory" in missing.stderr
+    assert (
+        out.stderr
+        == f"error: {config}: port: unknown key (known: api_key, bind, builtin_rules, data_dir, max_body_bytes, queue_batches, retention, rules, sinks)\n"
+    )
+
+
+def test_a_non_loopback_address_needs_an_api_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RECONWATCH_API_KEY", "")
+    cases = [
+        (["--bind", "0.0.0.0:9200"], "needs an API key"),
+        (["--bind", "[::]:9200"], "needs an API key"),
+        (["--bind", "nonsense"], "expected ADDR:PORT"),
+        (["--rules", str(tmp_path / "nope")], "not a directory"),
+    ]
+    for args, expected in cases:
+        with pytest.raises(SystemExit) as exit_:
+            main(["serve", "--data-dir", str(tmp_path / "d"), *args])
+        assert exit_.value.code == 2, args
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err, err
+    assert not (tmp_path / "d").exists()
 
 
 def test_serve_ingests_runs_rules_and_keeps_events_across_a_restart(tmp_path: Path) -> None:
