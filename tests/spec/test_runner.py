@@ -124,6 +124,8 @@ def test_cli_exit_codes_and_counts(spec_dir: Path) -> None:
     result = runner.invoke(app, ["conformance", str(spec_dir), "--backend", "both", "-v"])
     assert result.exit_code == 1
     assert "FAILED  small.csv-spec#wrong [duckdb]" in result.output
+    # 3 passed and 2 failed of the cases run (skips do not count): the pass rate per file.
+    assert "60.0%" in result.output
     assert "FAILED  small.csv-spec#wrong [reference]" in result.output
     assert "skipped small.csv-spec#otherIndex [reference]: index [apps] is not available" in (
         result.output

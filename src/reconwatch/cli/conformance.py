@@ -37,19 +37,26 @@ def _count(summary: Summary, backend: str, outcome: Outcome, file: str | None = 
 
 
 def _table(summary: Summary, backends: tuple[str, ...]) -> Table:
-    """One row per file and backend, then the totals."""
+    """One row per file and backend, then the totals; the pass rate is over the cases run."""
     table = Table(title="csv-spec conformance")
     table.add_column("file", no_wrap=True)
     table.add_column("backend", no_wrap=True)
     for outcome in Outcome:
         table.add_column(outcome.value, justify="right")
+    table.add_column("pass rate", justify="right")
+
+    def cells(backend: str, file: str | None) -> list[str]:
+        counts = {o: _count(summary, backend, o, file) for o in Outcome}
+        run = counts[Outcome.PASSED] + counts[Outcome.FAILED]
+        rate = f"{100 * counts[Outcome.PASSED] / run:.1f}%" if run else "-"
+        return [*(str(counts[o]) for o in Outcome), rate]
+
     for file in summary.files:
         for backend in backends:
-            counts = [str(_count(summary, backend, o, file)) for o in Outcome]
-            table.add_row(file, backend, *counts)
+            table.add_row(file, backend, *cells(backend, file))
     table.add_section()
     for backend in backends:
-        table.add_row("total", backend, *(str(_count(summary, backend, o)) for o in Outcome))
+        table.add_row("total", backend, *cells(backend, None))
     return table
 
 
