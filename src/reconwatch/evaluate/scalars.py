@@ -808,7 +808,25 @@ _EXTRACT: dict[str, Callable[[datetime], int]] = {
     "ampm_of_day": lambda d: 0 if d.hour < 12 else 1,
     "hour_of_ampm": lambda d: d.hour % 12,
     "year_of_era": lambda d: d.year,
+    # The rest of java.time's ChronoField (Elasticsearch accepts any of them).
+    "nano_of_second": lambda d: d.microsecond * 1000,
+    "nano_of_day": lambda d: _second_of_day(d) * 1_000_000_000 + d.microsecond * 1000,
+    "micro_of_second": lambda d: d.microsecond,
+    "micro_of_day": lambda d: _second_of_day(d) * 1_000_000 + d.microsecond,
+    "clock_hour_of_ampm": lambda d: (d.hour % 12) or 12,
+    "clock_hour_of_day": lambda d: d.hour or 24,
+    "aligned_day_of_week_in_month": lambda d: (d.day - 1) % 7 + 1,
+    "aligned_day_of_week_in_year": lambda d: (d.timetuple().tm_yday - 1) % 7 + 1,
+    "aligned_week_of_month": lambda d: (d.day - 1) // 7 + 1,
+    "proleptic_month": lambda d: d.year * 12 + d.month - 1,
+    "era": lambda d: 1 if d.year >= 1 else 0,
+    "instant_seconds": lambda d: v.datetime_to_millis(d) // 1000,
+    "offset_seconds": lambda d: 0,
 }
+
+
+def _second_of_day(d: datetime) -> int:
+    return d.hour * 3600 + d.minute * 60 + d.second
 
 
 @scalar_impl("date_extract")
