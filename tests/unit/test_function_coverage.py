@@ -337,12 +337,12 @@ CASES: list[Case] = [
     s("clamp_max(k, hi)", "Facello", row='k = "Georgi", hi = "Facello"'),
     s("round_to(n, 0, 5, 10)", 5, row="n = 7"),
     s("round_to(f, 1.0, 2.0)", 1.0, row="f = -3.5"),
-    s(
-        'date_extract("aligned_day_of_week_in_month", d)',
-        3,
-        row=D,
-        duckdb="DATE_EXTRACT part outside DuckDB's date_part set",
-    ),
+    s('date_extract("aligned_day_of_week_in_month", d)', 3, row=D),
+    s('date_extract("aligned_week_of_year", d)', 18, row=D),
+    s('date_extract("nano_of_day", d)', 36672345000000, row=D),
+    s('date_extract("clock_hour_of_ampm", d)', 10, row=D),
+    s('date_extract("instant_seconds", d)', 1714731072, row=D),
+    s('date_extract("no_such_field", d)', None, row=D),
     s('mv_like(mv, "fo*")', True, row='mv = ["foo", "bar"]'),
     s('mv_like(mv, "x*")', False, row="mv = null"),  # two-valued: null is false
     s('mv_rlike(mv, "b.r")', True, row='mv = ["foo", "bar"]'),

@@ -1104,30 +1104,57 @@ def _date_diff(c: ExprCompiler, call: p.Call) -> E:
     return E(f"try(CAST(date_sub('{unit}', {start}, {end}) AS INTEGER))", T.INTEGER)
 
 
+_SECOND_OF_DAY = "(hour({d}) * 3600 + minute({d}) * 60 + second({d}))"
+_MICRO = "(microsecond({d}) % 1000000)"
+# java.time's ChronoField values of a UTC timestamp `{d}` (as evaluate/scalars.py computes them).
 _EXTRACT = {
-    "year": "year",
-    "month_of_year": "month",
-    "day_of_month": "day",
-    "day_of_week": "isodow",
-    "day_of_year": "dayofyear",
-    "hour_of_day": "hour",
-    "minute_of_hour": "minute",
-    "second_of_minute": "second",
-    "milli_of_second": "millisecond",
-    "aligned_week_of_year": "week",
+    "year": "year({d})",
+    "year_of_era": "year({d})",
+    "era": "(CASE WHEN year({d}) >= 1 THEN 1 ELSE 0 END)",
+    "month_of_year": "month({d})",
+    "proleptic_month": "(year({d}) * 12 + month({d}) - 1)",
+    "quarter_of_year": "quarter({d})",
+    "day_of_month": "day({d})",
+    "day_of_week": "isodow({d})",
+    "day_of_year": "dayofyear({d})",
+    "epoch_day": "(epoch_ms(date_trunc('day', {d})) // 86400000)",
+    "aligned_week_of_year": "((dayofyear({d}) - 1) // 7 + 1)",
+    "aligned_week_of_month": "((day({d}) - 1) // 7 + 1)",
+    "aligned_day_of_week_in_month": "((day({d}) - 1) % 7 + 1)",
+    "aligned_day_of_week_in_year": "((dayofyear({d}) - 1) % 7 + 1)",
+    "ampm_of_day": "(CASE WHEN hour({d}) < 12 THEN 0 ELSE 1 END)",
+    "hour_of_ampm": "(hour({d}) % 12)",
+    "clock_hour_of_ampm": "(CASE WHEN hour({d}) % 12 = 0 THEN 12 ELSE hour({d}) % 12 END)",
+    "hour_of_day": "hour({d})",
+    "clock_hour_of_day": "(CASE WHEN hour({d}) = 0 THEN 24 ELSE hour({d}) END)",
+    "minute_of_hour": "minute({d})",
+    "minute_of_day": "(hour({d}) * 60 + minute({d}))",
+    "second_of_minute": "second({d})",
+    "second_of_day": _SECOND_OF_DAY,
+    "milli_of_second": f"({_MICRO} // 1000)",
+    "milli_of_day": f"({_SECOND_OF_DAY} * 1000 + {_MICRO} // 1000)",
+    "micro_of_second": _MICRO,
+    "micro_of_day": f"({_SECOND_OF_DAY} * 1000000 + {_MICRO})",
+    "nano_of_second": f"({_MICRO} * 1000)",
+    "nano_of_day": f"({_SECOND_OF_DAY} * 1000000000 + {_MICRO} * 1000)",
+    "instant_seconds": "CAST(floor(epoch_ms({d}) / 1000) AS BIGINT)",
+    "offset_seconds": "0",
 }
 
 
 @_reg("date_extract")
 def _date_extract(c: ExprCompiler, call: p.Call) -> E:
     part = _const_str(call.args[0], "DATE_EXTRACT part").lower()
-    sql_part = _EXTRACT.get(part)
-    if sql_part is None:
-        raise UnsupportedFeatureError(f"DATE_EXTRACT part [{part}]", call.span)
     d = single(c.compile(call.args[1]))
-    if sql_part == "millisecond":
-        return E(f"CAST(millisecond({d}) % 1000 AS BIGINT)", T.LONG)
-    return E(f"CAST(date_part('{sql_part}', {d}) AS BIGINT)", T.LONG)
+    template = _EXTRACT.get(part)
+    if template is None:
+        reason = (
+            "java.lang.IllegalArgumentException: No enum constant "
+            f"java.time.temporal.ChronoField.{part.upper()}"
+        )
+        fail = c.failure(call.span, _reason(reason), f"({d}) IS NOT NULL", T.LONG)
+        return E(f"(CASE WHEN ({d}) IS NOT NULL THEN {fail} END)", T.LONG)
+    return E(f"CAST({template.format(d=d)} AS BIGINT)", T.LONG)
 
 
 @_reg("bucket")
