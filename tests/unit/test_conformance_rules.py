@@ -196,3 +196,36 @@ def test_a_constant_expression_warns_once_even_when_no_row_reaches_it(backend: s
         header("1:33", 'TO_INTEGER("foo")'),
         f"Line 1:33: {INVALID}: Cannot parse number [foo]",
     ]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    ("bucket", "expected"),
+    [
+        # (74999 - 25324) / 20 = 2483.75: half of the next power of ten, 5000.
+        ("BUCKET(n * 1000, 20, 25324, 74999)", 25000.0),
+        ("BUCKET(n, 3, 0, 1000)", 0.0),  # 333.3 -> 500
+        ("BUCKET(n, 2, 0, 10)", 20.0),  # 5 is not below half of 10: 10
+    ],
+)
+def test_numeric_bucket_by_count(backend: str, bucket: str, expected: float) -> None:
+    result = run(backend, f"ROW n = 27.5 | EVAL b = {bucket} | KEEP b")
+    assert result.rows == [(expected,)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [
+        (20, datetime(1985, 7, 1, tzinfo=UTC)),  # 12 months fit in 20
+        (100, datetime(1985, 7, 8, tzinfo=UTC)),  # 53 weeks fit in 100, 365 days do not
+        (500, datetime(1985, 7, 9, tzinfo=UTC)),  # days
+        (5, datetime(1985, 1, 1, tzinfo=UTC)),  # not even months: a year
+    ],
+)
+def test_date_bucket_by_count(backend: str, count: int, expected: datetime) -> None:
+    query = (
+        'ROW d = TO_DATETIME("1985-07-09T10:11:12.000Z") '
+        f'| EVAL b = BUCKET(d, {count}, "1985-01-01T00:00:00Z", "1986-01-01T00:00:00Z") | KEEP b'
+    )
+    assert run(backend, query).rows == [(expected,)]

@@ -343,6 +343,7 @@ CASES: list[Case] = [
     s('date_extract("clock_hour_of_ampm", d)', 10, row=D),
     s('date_extract("instant_seconds", d)', 1714731072, row=D),
     s('date_extract("no_such_field", d)', None, row=D),
+    s("bucket(n, 20, 25324, 74999)", 25000.0, row="n = 27000"),
     s('mv_like(mv, "fo*")', True, row='mv = ["foo", "bar"]'),
     s('mv_like(mv, "x*")', False, row="mv = null"),  # two-valued: null is false
     s('mv_rlike(mv, "b.r")', True, row='mv = ["foo", "bar"]'),

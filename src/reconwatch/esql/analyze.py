@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 from reconwatch.errors import (
@@ -963,6 +965,8 @@ class _Analyzer:
         if fn.name == "case":
             return self.case(node, args)
         args = [self.check_arg(node, fn, i, a) for i, a in enumerate(args)]
+        if fn.name == "bucket" and len(args) != 2:
+            args = [args[0], self.bucket_span(node, args)]
         result = fn.result([a.type for a in args])
         if fn.name in _SAME_TYPE_ARGS:
             self.check_same_types(node, args)
@@ -970,6 +974,32 @@ class _Analyzer:
             if result.is_numeric and fn.name in _WIDENED_ARGS:
                 args = [_widen_expr(a, result) for a in args]
         return p.Call(fn.name, tuple(args), result, _call_mv(fn, args), node.span)
+
+    def bucket_span(self, node: ast.Call, args: list[p.Expr]) -> p.Expr:
+        """BUCKET(field, count, from, to) as the span Elasticsearch picks: for numbers the
+        power of ten (or half of one) nearest above (to - from) / count; for dates the finest
+        of its human roundings (month, week, day, 12h, 3h, 1h, 30m, ... 1ms) giving at most
+        `count` buckets over [from, to), else a year."""
+        if len(args) != 4 or not all(isinstance(a, p.Const) for a in args[1:]):
+            raise self.error(
+                f"[{self.text(node)}] needs a constant bucket count with constant from and to",
+                node.span,
+            )
+        count, low, high = (cast(p.Const, a).value for a in args[1:])
+        if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
+            raise self.error(f"[{self.text(node)}]: the bucket count must be > 0", node.span)
+        if args[0].type.is_numeric:
+            if not all(isinstance(x, int | float) for x in (low, high)):
+                raise self.error(f"[{self.text(node)}]: from and to must be numbers", node.span)
+            span = _numeric_bucket_span(float(cast(float, low)), float(cast(float, high)), count)
+            return p.Const(span, T.DOUBLE, node.span)
+        try:
+            start, end = (_as_datetime(x) for x in (low, high))
+        except values.ConversionError as exc:
+            raise self.error(f"[{self.text(node)}]: {exc}", node.span) from None
+        amount = _date_bucket_span(start, end, count)
+        kind = T.TIME_DURATION if amount.millis else T.DATE_PERIOD
+        return p.Const(amount, kind, node.span)
 
     def kql(self, node: ast.Call, env: _Env) -> p.Expr:
         """KQL("...") lowered to ordinary plan expressions over the visible columns (esql/kql.py)."""
@@ -1478,3 +1508,64 @@ def _fallback_text(node: ast.Expr) -> str:
     if isinstance(node, ast.TimeSpan):
         return f"{node.amount} {node.unit_text or node.unit}"
     return type(node).__name__.lower()
+
+
+def _numeric_bucket_span(low: float, high: float, count: int) -> float:
+    """The power of ten at or above (high - low) / count, or half of it when that is enough."""
+    precise = (high - low) / count
+    if precise <= 0:
+        return 1.0
+    power = 10.0 ** math.ceil(math.log10(precise))
+    return power / 2 if precise < power / 2 else power
+
+
+_HOUR_MS, _MINUTE_MS, _SECOND_MS = 3_600_000, 60_000, 1000
+# Elasticsearch's human date roundings, coarsest first.
+_DATE_ROUNDINGS = (
+    p.TemporalAmount(months=1),
+    p.TemporalAmount(days=7),
+    p.TemporalAmount(days=1),
+    *(p.TemporalAmount(millis=h * _HOUR_MS) for h in (12, 3, 1)),
+    *(p.TemporalAmount(millis=m * _MINUTE_MS) for m in (30, 10, 5, 1)),
+    *(p.TemporalAmount(millis=s * _SECOND_MS) for s in (30, 10, 5, 1)),
+    *(p.TemporalAmount(millis=ms) for ms in (100, 50, 10, 1)),
+)
+
+
+def _as_datetime(value: object) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        return values.parse_datetime(value)
+    msg = f"[{value}] is not a date"
+    raise values.ConversionError(msg)
+
+
+def _bucket_count(start: datetime, end: datetime, amount: p.TemporalAmount) -> int:
+    """How many buckets of `amount` cover [start, end)."""
+    if amount.months:
+        first = start.year * 12 + start.month - 1
+        last = end.year * 12 + end.month - 1
+        return (
+            last - first + (1 if end > datetime(end.year, end.month, 1, tzinfo=end.tzinfo) else 0)
+        )
+    if amount.days:
+        step = amount.days * 86_400_000
+        origin = values.datetime_to_millis(start)
+        if amount.days == 7:  # weeks start on Monday
+            origin -= start.weekday() * 86_400_000
+        origin -= origin % 86_400_000
+    else:
+        step = amount.millis
+        origin = values.datetime_to_millis(start)
+        origin -= origin % step
+    return max(1, math.ceil((values.datetime_to_millis(end) - origin) / step))
+
+
+def _date_bucket_span(start: datetime, end: datetime, count: int) -> p.TemporalAmount:
+    chosen: p.TemporalAmount | None = None
+    for amount in _DATE_ROUNDINGS:
+        if _bucket_count(start, end, amount) > count:
+            break
+        chosen = amount
+    return chosen if chosen is not None else p.TemporalAmount(months=12)

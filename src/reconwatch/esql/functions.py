@@ -390,7 +390,12 @@ scalar(
 )
 scalar(
     "bucket",
-    [_p("field", NUMERIC | DATE), _p("buckets", NUMERIC | TEMPORAL_AMOUNT)],
+    [
+        _p("field", NUMERIC | DATE),
+        _p("buckets", NUMERIC | TEMPORAL_AMOUNT),
+        _p("from", NUMERIC | DATE | STRING, optional=True),
+        _p("to", NUMERIC | DATE | STRING, optional=True),
+    ],
     lambda args: T.DOUBLE if args[0].is_numeric else args[0],
 )
 
