@@ -165,6 +165,24 @@ def test_unrecognised_input_is_named_and_the_others_are_read(tmp_path: Path) -> 
     assert len(done.stdout.splitlines()) == 1
 
 
+def test_a_watch_that_read_no_usable_input_fails(tmp_path: Path) -> None:
+    """A pcap alone, or a file of bad lines alone: named, and exit 2, not a clean-looking 0."""
+    pcap = tmp_path / "sweep.pcap"
+    pcap.write_bytes(b"\xd4\xc3\xb2\xa1" + b"\x00" * 60)
+    bad = tmp_path / "bad.ndjson"
+    bad.write_text('not json\n{"a":\n')
+    for path, skipped in ((pcap, 1), (bad, 2)):
+        done = run("watch", str(path))
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.splitlines()[-1] == (
+            f"error: {path}: no events read: {skipped} bad line(s) or unrecognised input(s) (above)"
+        )
+        assert "Traceback" not in done.stderr and done.stdout == ""
+    empty = tmp_path / "empty.ndjson"
+    empty.write_text("")
+    assert run("watch", str(empty)).returncode == 0  # nothing to read is not a failure
+
+
 def test_sigterm_on_a_pipe_prints_the_summary() -> None:
     proc = start("watch", "-")
     assert proc.stdin is not None

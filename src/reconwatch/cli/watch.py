@@ -158,7 +158,8 @@ def _check_inputs(paths: list[str], follow: bool, checkpoint: str | None) -> Non
 
 def _summary(
     watches: list[RuleWatch], report: IngestReport, alerts: int, stats: bool, replayed: int = 0
-) -> None:
+) -> int:
+    """Print the warnings and the summary; return the number of events read."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     for line in report.lines(cap=20):
         err.print(f"warning: skipped {line}", markup=False)
@@ -180,6 +181,7 @@ def _summary(
         f"{report.skipped} bad line(s) skipped, {late} late event(s) dropped",
         markup=False,
     )
+    return events
 
 
 def register(app: typer.Typer) -> None:
@@ -340,7 +342,14 @@ def register(app: typer.Typer) -> None:
                 raise IngestError(f"cannot read: {exc.strerror or exc}", exc.filename) from None
             finally:
                 sink.close()
-            _summary(watches, report, alerts, stats, run.replayed)
+            events = _summary(watches, report, alerts, stats, run.replayed)
+            if events == 0 and report.skipped:
+                # Every input unrecognised or every line bad: a clean-looking exit 0 would hide it.
+                where = ", ".join(paths) or "-"
+                raise IngestError(
+                    f"no events read: {report.skipped} bad line(s) or unrecognised input(s) (above)",
+                    where,
+                )
         except _Stop:
             raise typer.Exit(130) from None  # stopped before any event was read
         finally:
