@@ -54,8 +54,8 @@ _FIELD = st.one_of(_NUMBERS, _ADDRESSES, _BUFFERS, _STRINGS, st.sampled_from([b"
 _KINDS = st.sampled_from(
     [b"C", b"O", b"W", b"A", b"U", b"X", b"P", b"R", b"Lost 3 events", b"", b"C "]
 )
-# 5/7/9/10/11: right for X/A/C/W/O
-_COUNTS = st.one_of(st.sampled_from([5, 7, 9, 10, 11]), st.integers(0, 14))
+# 5/7/9/11: right for X/A/C/O and W
+_COUNTS = st.one_of(st.sampled_from([5, 7, 9, 11]), st.integers(0, 14))
 _ENDS = st.sampled_from([b"\n", b"", b"\r\n", b"\n\n"])
 _COIN = st.integers(0, 9)
 _RAW_LINE = st.binary(max_size=300)
@@ -89,7 +89,8 @@ def valid_tracer_lines(draw: st.DrawFn) -> bytes:
         ends = "\t".join(map(str, numbers))
         return f"{head}{draw(address)}\t{draw(_PORTS)}\t{draw(address)}\t{draw(_PORTS)}\t{ends}\n".encode()
     if kind == "W":  # socket type, destination, protocol, port, flags/ICMP type: valid or not
-        kind_proto = f"{draw(st.sampled_from([3, 2, 10]))}\t{draw(address)}\t{draw(_PROTOCOLS)}"
+        sock = f"{draw(st.sampled_from([2, 10, 17, 1]))}\t{draw(st.sampled_from([3, 2, 10]))}"
+        kind_proto = f"{sock}\t{draw(address)}\t{draw(_PROTOCOLS)}"
         rest = f"{draw(st.sampled_from([0, 0, 9, 65535, 65536]))}\t{draw(st.integers(0, 300))}"
         comm = encode_buf(draw(st.binary(max_size=16)), COMM_BYTES).decode()
         return f"{head}{kind_proto}\t{rest}\t{comm}\n".encode()
@@ -199,11 +200,11 @@ def check_connection(conn: Connection) -> None:
         and 0 <= conn.duration_ns < 2**64
     ):
         raise Crash(f"bad outcome: {conn!r}")
-    if conn.probe in ("raw", "datagram") and not (
+    if conn.probe in ("raw", "datagram", "packet") and not (
         conn.transport in ("tcp", "udp", "icmp", "ipv6-icmp")
         and (conn.icmp_type is not None) == conn.transport.endswith("icmp")
         and (conn.tcp_flags is not None) == (conn.transport == "tcp")
-        and (conn.probe == "raw" or conn.transport.endswith("icmp"))
+        and (conn.probe != "datagram" or conn.transport.endswith("icmp"))
     ):
         raise Crash(f"bad raw probe: {conn!r}")
     data = EcsEncoder(HOST).encode(conn, 1.7e9)

@@ -233,3 +233,88 @@ def test_raw_sweeps_of_512_addresses_are_recorded_and_detected(tmp_path: Path) -
         assert result.returncode == 0, result.stderr
         alerts = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
         assert [a["process.executable"] for a in alerts] == [os.path.realpath(executable)], flag
+
+
+@pytest.fixture
+def scanner_and_target() -> Iterator[tuple[str, str]]:
+    """Two namespaces this test creates, joined by a veth pair: the scanner's end va
+    (10.203.1.1/24) and the target's vb (10.203.1.2/24). Yields (scanner namespace, vb's MAC)."""
+    require_root()
+    for tool in ("ip", "bpftrace", "masscan", "zmap"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (scripts/install-system-deps.sh)")
+    scanner, target = f"rwscan{os.getpid()}", f"rwtarget{os.getpid()}"
+    try:
+        ip("netns", "add", scanner)
+        ip("netns", "add", target)
+    except subprocess.CalledProcessError as exc:
+        pytest.skip(f"cannot create a network namespace: {exc.stderr.decode().strip()}")
+    try:
+        ip(
+            "-n",
+            scanner,
+            "link",
+            "add",
+            "va",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "vb",
+            "netns",
+            target,
+        )
+        ip("-n", scanner, "addr", "add", "10.203.1.1/24", "dev", "va")
+        ip("-n", target, "addr", "add", "10.203.1.2/24", "dev", "vb")
+        for namespace, device in ((scanner, "va"), (target, "vb"), (scanner, "lo"), (target, "lo")):
+            ip("-n", namespace, "link", "set", device, "up")
+        shown = subprocess.run(
+            ["ip", "-n", target, "-j", "link", "show", "vb"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        yield scanner, json.loads(shown.stdout)[0]["address"]
+    finally:
+        for namespace in (scanner, target):
+            subprocess.run(["ip", "netns", "del", namespace], check=False, capture_output=True)
+
+
+def test_packet_socket_scanners_are_recorded_with_their_executables(
+    tmp_path: Path, scanner_and_target: tuple[str, str]
+) -> None:
+    """masscan (libpcap's send() of whole frames) and zmap (sendto() on AF_PACKET) inside the
+    test's namespaces: their SYNs are `packet` attempts of /usr/bin/masscan and /usr/sbin/zmap."""
+    scanner, mac = scanner_and_target
+    empty = tmp_path / "blocklist.conf"  # zmap's default one excludes 10.0.0.0/8
+    empty.write_text("")
+    in_ns = ["ip", "netns", "exec", scanner]
+    sensor, out, _ = start_sensor(tmp_path, "ebpf")
+    try:
+        # SAFETY: 10.203.1.0/24 is the veth link between this test's two namespaces
+        masscan = [*in_ns, "masscan", "10.203.1.2", "-p", "1-100", "--rate", "2000"]
+        run(*masscan, "-e", "va", "--router-mac", mac, "--wait", "0")
+        zmap = [*in_ns, "zmap", "-q", "-i", "va", "-G", mac, "-p", "80", "-r", "2000"]
+        run(*zmap, "--cooldown-time", "0", "-b", str(empty), "10.203.1.0/24")
+    finally:
+        summary = stop_sensor(sensor)
+    docs = [
+        d
+        for d in map(json.loads, out.open())
+        if d["event"]["action"] == "connection_attempted"
+        and d.get("reconwatch", {}).get("probe") == "packet"
+    ]
+    by_exe: dict[str, set[tuple[str, int]]] = {}
+    for d in docs:
+        assert d["network"]["transport"] == "tcp" and d["network"]["type"] == "ipv4"
+        key = (d["destination"]["ip"], d["destination"]["port"])
+        by_exe.setdefault(d["process"].get("executable", "?"), set()).add(key)
+    assert {("10.203.1.2", port) for port in range(1, 101)} <= by_exe["/usr/bin/masscan"], summary
+    zmap_ips = {ip_ for ip_, port in by_exe["/usr/sbin/zmap"] if port == 80}
+    assert len(zmap_ips) >= 250, (len(zmap_ips), summary)
+    syn = {
+        d["reconwatch"]["tcp_flags"]
+        for d in docs
+        if d["process"].get("executable") == "/usr/sbin/zmap"
+    }
+    assert syn == {"S"}

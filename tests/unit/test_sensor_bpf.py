@@ -365,9 +365,21 @@ def test_the_outcome_of_our_own_connection_is_not_reported() -> None:
     assert feed(c, line) is None and c.stats.own == 1 and c.stats.results == 0
 
 
-def probe_line(socktype: int, family: int, dst: str, proto: int, port: int, detail: int) -> str:
+def probe_line(
+    socktype: int,
+    family: int,
+    dst: str,
+    proto: int,
+    port: int,
+    detail: int,
+    sockfamily: int | None = None,
+) -> str:
     """A `W` line as the script prints it for a packet sent by GONE (uid 0, comm nmap)."""
-    return f"W\t5\t{GONE}\t0\t{family}\t{socktype}\t{dst}\t{proto}\t{port}\t{detail}\t{comm(b'nmap')}\n"
+    sockfamily = sockfamily or (2 if family == 4 else 10)
+    return (
+        f"W\t5\t{GONE}\t0\t{family}\t{sockfamily}\t{socktype}\t{dst}\t{proto}\t{port}\t"
+        f"{detail}\t{comm(b'nmap')}\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -382,6 +394,8 @@ def probe_line(socktype: int, family: int, dst: str, proto: int, port: int, deta
         (3, 4, "127.0.0.9", 1, 0, 13, ("icmp", "raw", None, None, 13)),  # timestamp
         (2, 4, "127.0.0.9", 1, 0, 8, ("icmp", "datagram", None, None, 8)),  # unprivileged ping
         (2, 6, "::1", 58, 0, 128, ("ipv6-icmp", "datagram", None, None, 128)),
+        (3 + 17 * 100, 4, "10.0.0.9", 6, 80, 2, ("tcp", "packet", 80, "S", None)),  # masscan
+        (2 + 17 * 100, 6, "fe80::9", 17, 53, 0, ("udp", "packet", 53, None, None)),
     ],
 )
 def test_a_raw_packet_is_an_attempt_with_its_transport_port_and_method(
@@ -395,7 +409,9 @@ def test_a_raw_packet_is_an_attempt_with_its_transport_port_and_method(
 ) -> None:
     c = collector()
     feed(c, f"X\t1\t{GONE}\t1\t0\t{path(b'/usr/bin/nmap')}\n")
-    conn = feed(c, probe_line(socktype, family, dst, proto, port, detail))
+    # socktype + 100 * sockfamily: an AF_PACKET socket (a frame, or an IP packet for SOCK_DGRAM)
+    sockfamily, socktype = divmod(socktype, 100)
+    conn = feed(c, probe_line(socktype, family, dst, proto, port, detail, sockfamily or None))
     assert conn is not None and c.stats.probes == 1
     doc = to_ecs(conn, HOST, 1.7e9)
     assert EcsEncoder(HOST).encode(conn, 1.7e9) == msgspec.json.encode(doc)
@@ -426,18 +442,20 @@ def test_a_probe_sent_again_is_one_attempt_with_the_repeats_counted() -> None:
 @pytest.mark.parametrize(
     "line",
     [
-        "W\t5\t{pid}\t0\t4\t3\t127.0.0.9\t132\t22\t2\t{comm}",  # SCTP: not printed
-        "W\t5\t{pid}\t0\t4\t3\t127.0.0.9\t58\t0\t128\t{comm}",  # ICMPv6 over IPv4
-        "W\t5\t{pid}\t0\t4\t3\t127.0.0.9\t1\t0\t0\t{comm}",  # an echo reply is not a probe
-        "W\t5\t{pid}\t0\t6\t3\t::1\t58\t0\t135\t{comm}",  # neighbour solicitation
-        "W\t5\t{pid}\t0\t4\t3\t127.0.0.9\t1\t7\t8\t{comm}",  # ICMP with a port
-        "W\t5\t{pid}\t0\t4\t2\t127.0.0.9\t6\t22\t2\t{comm}",  # TCP on a datagram socket
-        "W\t5\t{pid}\t0\t4\t10\t127.0.0.9\t6\t22\t2\t{comm}",  # AF_PACKET's type: not yet
-        "W\t5\t{pid}\t0\t4\t3\t127.0.0.9\t6\t22\t256\t{comm}",
-        "W\t5\t{pid}\t0\t4\t3\t127.0.0.9\t6\t65536\t2\t{comm}",
-        "W\t5\t{pid}\t0\t4\t3\t::1\t6\t22\t2\t{comm}",
-        "W\t5\t{pid}\t0\t4\t3\t127.0.0.9\t6\t22\t2",
-        "W\t5\t{pid}\t0\t4\t3\t127.0.0.9\t6\t22\t2\tnmap",
+        "W\t5\t{pid}\t0\t4\t2\t3\t127.0.0.9\t132\t22\t2\t{comm}",  # SCTP: not printed
+        "W\t5\t{pid}\t0\t4\t2\t3\t127.0.0.9\t58\t0\t128\t{comm}",  # ICMPv6 over IPv4
+        "W\t5\t{pid}\t0\t4\t2\t3\t127.0.0.9\t1\t0\t0\t{comm}",  # an echo reply is no probe
+        "W\t5\t{pid}\t0\t6\t10\t3\t::1\t58\t0\t135\t{comm}",  # neighbour solicitation
+        "W\t5\t{pid}\t0\t4\t2\t3\t127.0.0.9\t1\t7\t8\t{comm}",  # ICMP with a port
+        "W\t5\t{pid}\t0\t4\t2\t2\t127.0.0.9\t6\t22\t2\t{comm}",  # TCP on a datagram socket
+        "W\t5\t{pid}\t0\t4\t2\t10\t127.0.0.9\t6\t22\t2\t{comm}",  # SOCK_PACKET: not read
+        "W\t5\t{pid}\t0\t4\t1\t3\t127.0.0.9\t6\t22\t2\t{comm}",  # AF_UNIX
+        "W\t5\t{pid}\t0\t4\t17\t1\t127.0.0.9\t6\t22\t2\t{comm}",  # AF_PACKET, SOCK_STREAM
+        "W\t5\t{pid}\t0\t4\t2\t3\t127.0.0.9\t6\t22\t256\t{comm}",
+        "W\t5\t{pid}\t0\t4\t2\t3\t127.0.0.9\t6\t65536\t2\t{comm}",
+        "W\t5\t{pid}\t0\t4\t2\t3\t::1\t6\t22\t2\t{comm}",
+        "W\t5\t{pid}\t0\t4\t3\t127.0.0.9\t6\t22\t2\t{comm}",  # the old form, no family
+        "W\t5\t{pid}\t0\t4\t2\t3\t127.0.0.9\t6\t22\t2\tnmap",
     ],
 )
 def test_malformed_probe_lines_are_counted_not_raised(line: str) -> None:

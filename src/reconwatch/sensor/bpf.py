@@ -24,6 +24,7 @@ from reconwatch.ecs.network import (
     ATTEMPTED,
     PROBE_CONNECT,
     PROBE_DATAGRAM,
+    PROBE_PACKET,
     PROBE_RAW,
     REASONS,
     RESULT,
@@ -44,12 +45,13 @@ COMM_BYTES = 16  # TASK_COMM_LEN
 _MAP_KEYS = "65536"
 # Fields per line kind. A line is what the script prints and nothing else: numbers of ASCII
 # digits (%d/%llu), ntop() addresses that inet_pton accepts, %rx buffers of \xNN only.
-_SHAPES = {b"C": 10, b"O": 12, b"W": 11, b"A": 8, b"U": 8, b"X": 6}
+_SHAPES = {b"C": 10, b"O": 12, b"W": 12, b"A": 8, b"U": 8, b"X": 6}
 # A `W` line's (family, protocol) -> network.transport, and the ICMP types the script prints
 # (requests: echo, timestamp, information, address mask; ICMPv6 echo, node information query).
 _TRANSPORTS = {(4, 6): "tcp", (6, 6): "tcp", (4, 17): "udp", (6, 17): "udp"}
 _ICMP = {(4, 1): ("icmp", {8, 13, 15, 17}), (6, 58): ("ipv6-icmp", {128, 139})}
 _SOCK_DGRAM, _SOCK_RAW = 2, 3
+_AF_INET, _AF_INET6, _AF_PACKET = 2, 10, 17
 _TCP_FLAGS = "FSRPAUEC"  # FIN SYN RST PSH ACK URG ECE CWR: bit 0 to bit 7
 # An attempt's outcome from the state it entered (tcp_states.h) and the socket's error.
 _ESTABLISHED, _CLOSE = 1, 7
@@ -303,12 +305,12 @@ class BpfCollector:
         try:
             if len(parts) != expected:
                 raise ValueError(f"{len(parts)} fields, not {expected}")
-            if expected == 6:
+            if parts[0] == b"X":
                 self._exec(parts)
                 return None
-            if expected == 12:
+            if parts[0] == b"O":
                 return self._result(parts)
-            if expected == 11:
+            if parts[0] == b"W":
                 return self._probe(parts)
             return self._connection(parts)
         except ValueError:  # UnicodeError and binascii.Error are ValueErrors too
@@ -393,14 +395,15 @@ class BpfCollector:
         )
 
     def _probe(self, parts: list[bytes]) -> Connection | None:
-        """A `W` line: a packet a raw or ICMP datagram socket sent, reported once per process,
-        destination, transport and port (or ICMP type); repeated sends are only counted."""
+        """A `W` line: a packet a raw IP, packet or ICMP datagram socket sent, reported once per
+        process, destination, transport and port (or ICMP type); repeated sends are only counted."""
         (
             _,
             nsecs,
             pid_field,
             uid_field,
             family_field,
+            sockfamily,
             socktype,
             dst,
             proto,
@@ -408,7 +411,7 @@ class BpfCollector:
             detail,
             comm_f,
         ) = parts
-        _digits(nsecs, pid_field, uid_field, socktype, proto, dport, detail)
+        _digits(nsecs, pid_field, uid_field, sockfamily, socktype, proto, dport, detail)
         family, af = _FAMILIES.get(family_field) or _bad("unknown address family")
         kind, number, port, flags = int(socktype), int(proto), int(dport), int(detail)
         transport = _TRANSPORTS.get((family, number))
@@ -417,8 +420,7 @@ class BpfCollector:
             transport = icmp[0]
         if transport is None or port > 65535 or flags > 255:
             raise ValueError("not a probe the script prints")
-        if kind != _SOCK_RAW and not (kind == _SOCK_DGRAM and icmp is not None):
-            raise ValueError("not a raw or ICMP datagram socket")
+        method = _method(int(sockfamily), kind, icmp is not None)
         dst_ip = _address(af, dst)
         pid, uid, comm = int(pid_field), int(uid_field), self._comm(comm_f)
         if pid in self.own_pids:
@@ -447,7 +449,7 @@ class BpfCollector:
             user_name=self.cache.user_name(uid),
             transport=transport,
             process_start=info.start,
-            probe=PROBE_RAW if kind == _SOCK_RAW else PROBE_DATAGRAM,
+            probe=method,
             tcp_flags=_tcp_flags(flags) if transport == "tcp" else None,
             icmp_type=flags if icmp else None,
         )
@@ -555,6 +557,18 @@ def _reason(state: int, err: int) -> tuple[str, str | None]:
     if err == errno.ETIMEDOUT:
         return "timeout", name
     return ("unreachable" if err in _UNREACHABLE else "error"), name
+
+
+def _method(sockfamily: int, socktype: int, icmp: bool) -> str:
+    """reconwatch.probe of a `W` line's socket; ValueError for one the script does not read."""
+    if sockfamily == _AF_PACKET and socktype in (_SOCK_RAW, _SOCK_DGRAM):
+        return PROBE_PACKET
+    if sockfamily in (_AF_INET, _AF_INET6):
+        if socktype == _SOCK_RAW:
+            return PROBE_RAW
+        if socktype == _SOCK_DGRAM and icmp:
+            return PROBE_DATAGRAM
+    raise ValueError("not a raw IP, packet or ICMP datagram socket")
 
 
 def _tcp_flags(byte: int) -> str:
