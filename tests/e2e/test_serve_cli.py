@@ -78,9 +78,10 @@ def _pump(stream: IO[str], lines: queue.Queue[str], said: list[str]) -> None:
 
 def stop(proc: subprocess.Popen[str]) -> None:
     proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)
-    assert proc.returncode == 0
-    assert "Traceback" not in "".join(_SAID.get(proc.pid, []))
+    proc.wait(timeout=120)  # the step under way (a rule run) finishes first
+    said = "".join(_SAID.get(proc.pid, []))
+    assert proc.returncode == 0, said
+    assert "Traceback" not in said, said
 
 
 @pytest.mark.parametrize(

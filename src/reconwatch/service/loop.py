@@ -35,8 +35,10 @@ class Loop:
         self._thread.start()
 
     def stop(self) -> None:
+        """Finish the step under way (a run, its delivery), then stop; at once if never started."""
         self._stop.set()
-        self._thread.join()
+        if self._thread.ident is not None:
+            self._thread.join()
 
     def step(self) -> float:
         """Do what is due now; the seconds until something may be due."""
