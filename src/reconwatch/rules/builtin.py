@@ -31,12 +31,24 @@ BUILTINS: dict[str, tuple[str, str]] = {
         "recon/recon_internal_sweep_by_host_process.toml",
         "sweep: >=100 internal addresses reached once in 65m by one process on one host",
     ),
+    "recon-targeted-subnet": (
+        "recon/recon_targeted_subnet_scan.toml",
+        "targeted: >=40 addresses of one /24 (/64) reached once in 65m by one process on one host",
+    ),
+    "recon-slow-scan": (
+        "recon/recon_slow_scan_by_host_process.toml",
+        "slow scan: >=200 internal addresses, each within one hour, over 24h by one process on one host",
+    ),
+    "recon-port-scan": (
+        "recon/recon_port_scan_by_host_process.toml",
+        "port scan: >=50 ports below 32768 of one address in 65m by one process on one host",
+    ),
 }
 
 # pack name -> (its rules' built-in names, one-line summary)
 PACKS: dict[str, tuple[tuple[str, ...], str]] = {
     "recon": (
-        ("recon-sweep",),
+        ("recon-sweep", "recon-targeted-subnet", "recon-slow-scan", "recon-port-scan"),
         "reconwatch's reconnaissance pack: the seed rule's blind spots closed, look-alikes quiet",
     ),
 }

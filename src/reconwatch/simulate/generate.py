@@ -33,11 +33,12 @@ SCAN_KINDS: dict[str, str] = {
     "interpreter": "python3 sweeps 300 addresses in 10 minutes; python3 also runs on another host "
     "(agent count 2: no alert)",
     "targeted": "40 hosts of one /24 probed on 22, 445 and 3389 within 2 minutes (under 250)",
+    "crawl": "400 addresses over 8 hours, 50 per hour, on 22 (under any hourly threshold)",
 }
 PYTHON = Process("/usr/bin/python3", user="ops")
 # kind -> the benign fan-out it adds (look-alikes of a scan; none of them is labelled a scan)
 LOOKALIKE_KINDS: dict[str, str] = {
-    "prometheus": "Prometheus scraping 300 exporters in 10.40.0.0/23 on 9100 every 2 minutes",
+    "prometheus": "Prometheus scraping 300 exporters in 10.40.0.0/23 on 9100 every 5 minutes",
     "ansible": "Ansible (ssh from the bastion) reaching 300 hosts in 10.41.0.0/23 every 30 minutes",
     "backup": "a backup director starting nightly jobs on 300 clients in 10.42.0.0/23 (port 9102, "
     "4 at a time, 2 minutes each)",
@@ -233,6 +234,9 @@ class Simulation:
                     self.factory.connection(other, PYTHON, t, dest_ip=FLEET_SERVER, dest_port=8000)
                 )
             return events
+        if kind == "crawl":
+            duration = min(span, 8 * 3600.0)
+            return self._sweep(kind, host, _v4_targets(400, 46), self.start, duration, NMAP, (22,))
         if kind == "targeted":
             targets = [f"10.45.7.{n}" for n in range(10, 250, 6)][:40]
             return self._sweep(kind, host, targets, self._at(0.55), 120, NMAP, (22, 445, 3389))
@@ -289,7 +293,7 @@ class Simulation:
         into = self.planted_lookalikes
         if kind == "prometheus":
             proc = Process("/usr/local/bin/prometheus", user="prometheus")
-            return self._periodic(kind, monitoring, proc, _v4_targets(300, 40), 9100, 120)
+            return self._periodic(kind, monitoring, proc, _v4_targets(300, 40), 9100, 300)
         if kind == "ansible":
             return self._periodic(
                 kind,
