@@ -373,6 +373,10 @@ def test_version_and_help_without_type_noise(capsys: pytest.CaptureFixture[str])
         code, out, _ = _run([command, "--help"], capsys)
         assert code == 0
         assert "<bool>" not in out, command
+        # An option's value is named (RULE, HOURS), not typed (`<str>`, `<float>`); choices stay.
+        options = out[out.index("Options") :]
+        for noise in ("<str>", "<int>", "<float>", "<path>", "<list[str]>"):
+            assert noise not in options, (command, noise)
 
 
 INTERRUPT_AT_IMPORT = """

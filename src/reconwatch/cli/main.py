@@ -15,6 +15,7 @@ def _interrupted_at_start(signum: int, frame: FrameType | None) -> None:
 # Before the heavy imports below: an interrupt while they load must not print a traceback.
 signal.signal(signal.SIGINT, _interrupted_at_start)
 
+import enum  # noqa: E402
 import errno  # noqa: E402
 import importlib  # noqa: E402
 import os  # noqa: E402
@@ -106,12 +107,29 @@ def _quiet_flags(command: Any) -> None:
     for param in getattr(command, "params", []):
         if getattr(param, "is_flag", False):
             param.metavar = ""
+        elif _unnamed_option(param):
+            # Typer would show the Python type (`<str>`, `<int>`): name the value instead.
+            param.metavar = (param.name or "value").upper()
     make_context = getattr(command, "context_class", None)
     get_help = getattr(command, "get_help_option", None)
     if make_context is not None and get_help is not None:
         help_option = get_help(make_context(command, info_name=command.name))
         if help_option is not None:
             help_option.metavar = ""
+
+
+def _unnamed_option(param: Any) -> bool:
+    """An option with no metavar whose type says nothing to a user (text, a number); an
+    option's choices stay shown, and arguments are named by themselves."""
+    if getattr(param, "param_type_name", "") != "option" or param.metavar is not None:
+        return False
+    desc = getattr(param, "type_descriptor", None)
+    return desc is not None and not getattr(desc, "choices", None) and not _is_enum(desc)
+
+
+def _is_enum(desc: Any) -> bool:
+    annotation = getattr(desc, "annotation", None)
+    return isinstance(annotation, type) and issubclass(annotation, enum.Enum)
 
 
 def build_command(argv: list[str]) -> Any:
