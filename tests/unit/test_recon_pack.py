@@ -159,3 +159,34 @@ def test_watch_runs_the_pack_and_alerts_on_the_interpreter_scan(tmp_path: Path) 
     assert {a["kibana.alert.rule.rule_id"] for a in alerts} <= {
         r.rule_id for r in resolve_rules("recon")
     }
+
+
+@pytest.mark.slow
+def test_a_one_off_fan_out_alerts_without_outcomes_and_not_with_them(tmp_path: Path) -> None:
+    """The backup director's nightly jobs look like a single-port sweep in attempts alone (the
+    documented false positive); with the sensor's outcome events every client answered."""
+    counts = []
+    for outcomes in (False, True):
+        sim = Simulation(
+            hosts=3, hours=2, start=START, lookalikes=("backup",), seed=5, outcomes=outcomes
+        )
+        _, pack = _seed_and_pack(tmp_path, sim)
+        (lookalike,) = sim.planted_lookalikes
+        counts.append(len(_hits(pack, lookalike)))
+    assert counts[0] > 0
+    assert counts[1] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["subnet", "targeted"])
+def test_scans_still_alert_with_outcomes(tmp_path: Path, kind: str) -> None:
+    sim = Simulation(hosts=4, hours=2.5, start=START, scans=(kind,), seed=5, outcomes=True)
+    backend = _backend(tmp_path, sim)
+    end = max(p.end for p in sim.planted)
+    pack = _alerts(backend, resolve_rules("recon"), end, end + timedelta(minutes=10))
+    (planted,) = sim.planted
+    hits = _hits(pack, planted)
+    assert hits
+    if kind == "targeted":
+        # One address in ten answered (4 of 40): below the 90 % that marks a fan-out.
+        assert {a["Esql.destination_answered_count_distinct"] for a in hits} == {4}

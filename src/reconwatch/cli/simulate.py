@@ -68,6 +68,14 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         seed: Annotated[int, typer.Option("--seed", help="Same seed, same events.")] = 0,
+        outcomes: Annotated[
+            bool,
+            typer.Option(
+                "--outcomes",
+                help="Follow every attempt with its connection_result event, as the eBPF sensor "
+                "does (scanned addresses answer one time in ten, everything else answers).",
+            ),
+        ] = False,
         start: Annotated[
             str | None,
             typer.Option(
@@ -91,6 +99,7 @@ def register(app: typer.Typer) -> None:
                 scans=tuple(scan or ()),
                 lookalikes=tuple(lookalike or ()),
                 seed=seed,
+                outcomes=outcomes,
             )
         except ValueError as exc:
             raise UsageError(str(exc)) from None

@@ -38,7 +38,7 @@ SCAN_KINDS: dict[str, str] = {
 PYTHON = Process("/usr/bin/python3", user="ops")
 # kind -> the benign fan-out it adds (look-alikes of a scan; none of them is labelled a scan)
 LOOKALIKE_KINDS: dict[str, str] = {
-    "prometheus": "Prometheus scraping 300 exporters in 10.40.0.0/23 on 9100 every 5 minutes",
+    "prometheus": "Prometheus scraping 300 exporters in 10.48.0.0/23 on 9100 every 5 minutes",
     "ansible": "Ansible (ssh from the bastion) reaching 300 hosts in 10.41.0.0/23 every 30 minutes",
     "backup": "a backup director starting nightly jobs on 300 clients in 10.42.0.0/23 (port 9102, "
     "4 at a time, 2 minutes each)",
@@ -71,6 +71,7 @@ class Simulation:
         scans: tuple[str, ...] = (),
         lookalikes: tuple[str, ...] = (),
         seed: int = 0,
+        outcomes: bool = False,
     ) -> None:
         unknown = [s for s in scans if s not in SCAN_KINDS]
         if unknown:
@@ -91,6 +92,10 @@ class Simulation:
         self.factory = EventFactory(self.rng)
         self.scans = scans
         self.lookalikes = lookalikes
+        # With outcomes, every attempt is followed by a connection_result event as reconwatch's
+        # eBPF sensor writes it; scanned addresses stay silent but for one in ten.
+        self.outcomes = outcomes
+        self.silent: set[str] = set()
         self.planted: list[PlantedScan] = []
         # Benign fan-outs added on purpose; a detector should stay quiet (runzero: name it).
         self.planted_lookalikes: list[PlantedScan] = []
@@ -108,6 +113,7 @@ class Simulation:
         self.fleet = make_fleet(len(self.fleet), self.rng)
         self.factory = EventFactory(self.rng)
         self.planted, self.planted_lookalikes = [], []
+        self.silent = set()
         planted = [e for i, kind in enumerate(self.scans) for e in self._scan(kind, i)]
         planted += [e for kind in self.lookalikes for e in self._lookalike(kind)]
         planted.sort(key=_stamp)
@@ -121,9 +127,35 @@ class Simulation:
                 chunk.append(planted[taken])
                 taken += 1
             chunk.sort(key=_stamp)
-            yield from chunk
+            yield from self._with_outcomes(chunk)
             begin = end
-        yield from planted[taken:]
+        yield from self._with_outcomes(planted[taken:])
+
+    def _with_outcomes(self, events: list[dict[str, object]]) -> Iterator[dict[str, object]]:
+        """The events, each attempt followed by its result when outcomes are on (stamped at the
+        attempt's time, so the stream stays sorted)."""
+        for event in events:
+            yield event
+            if self.outcomes and event["event"]["action"] == "connection_attempted":  # type: ignore[index]
+                yield self._result(event)
+
+    def _result(self, attempt: dict[str, object]) -> dict[str, object]:
+        dest: dict[str, object] = attempt["destination"]  # type: ignore[assignment]
+        ip = str(dest["ip"])
+        answered = ip not in self.silent
+        result = dict(attempt)
+        event: dict[str, object] = dict(attempt["event"])  # type: ignore[call-overload]
+        self.factory.sequence += 1
+        event.update(
+            action="connection_result",
+            type=["end"],
+            outcome="success" if answered else "failure",
+            reason="established" if answered else "timeout",
+            sequence=self.factory.sequence,
+            id=f"{self.rng.getrandbits(64):016X}",
+        )
+        result["event"] = event
+        return result
 
     # -- benign traffic ------------------------------------------------------------------------
 
@@ -271,6 +303,7 @@ class Simulation:
         process: Process = NMAP,
         ports: tuple[int, ...] = (443, 80),
         into: list[PlantedScan] | None = None,
+        silent: bool = True,
     ) -> list[dict[str, object]]:
         """nmap -sn style host discovery by default: a SYN to 443 and an ACK to 80 per address."""
         step = duration / max(1, len(targets))
@@ -279,6 +312,8 @@ class Simulation:
             t = begin + timedelta(seconds=i * step + self.rng.uniform(0, step / 2))
             if t >= self.end:
                 break
+            if silent and i % 10:
+                self.silent.add(ip)
             for port in ports:
                 events.append(self.factory.connection(host, process, t, dest_ip=ip, dest_port=port))
         end = begin + timedelta(seconds=duration)
@@ -293,7 +328,7 @@ class Simulation:
         into = self.planted_lookalikes
         if kind == "prometheus":
             proc = Process("/usr/local/bin/prometheus", user="prometheus")
-            return self._periodic(kind, monitoring, proc, _v4_targets(300, 40), 9100, 300)
+            return self._periodic(kind, monitoring, proc, _v4_targets(300, 48), 9100, 300)
         if kind == "ansible":
             return self._periodic(
                 kind,
@@ -316,6 +351,7 @@ class Simulation:
                 director,
                 (9102,),
                 into,
+                silent=False,  # every client answers its director
             )
         if kind == "cdn":
             chrome = Process("/opt/google/chrome/chrome", user="alice")
