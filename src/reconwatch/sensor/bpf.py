@@ -174,8 +174,8 @@ class BpfCollector:
         self.stats = Stats()
         self.proc: subprocess.Popen[bytes] | None = None
         self.own_pids: set[int] = {os.getpid()}
-        self._udp_seen: OrderedDict[tuple[int, str, int], None] = OrderedDict()
-        self._probe_seen: OrderedDict[tuple[int, str, str, int], None] = OrderedDict()
+        self._udp_seen: OrderedDict[tuple[object, ...], None] = OrderedDict()
+        self._probe_seen: OrderedDict[tuple[object, ...], None] = OrderedDict()
         self._comms: dict[bytes, str] = {}
         self._names: dict[int, str] = {}
         self._clock_offset = time.time() - time.monotonic()
@@ -426,7 +426,7 @@ class BpfCollector:
         if pid in self.own_pids:
             self.stats.own += 1
             return None
-        if self._repeat(self._probe_seen, (pid, transport, dst_ip, flags if icmp else port)):
+        if _seen_before(self._probe_seen, (pid, transport, dst_ip, flags if icmp else port)):
             self.stats.probe_repeats += 1
             return None
         info = self.cache.lookup(pid)
@@ -453,17 +453,6 @@ class BpfCollector:
             tcp_flags=_tcp_flags(flags) if transport == "tcp" else None,
             icmp_type=flags if icmp else None,
         )
-
-    def _repeat(
-        self, seen: OrderedDict[tuple[int, str, str, int], None], key: tuple[int, str, str, int]
-    ) -> bool:
-        if key in seen:
-            seen.move_to_end(key)
-            return True
-        seen[key] = None
-        if len(seen) > _UDP_SEEN_MAX:
-            seen.popitem(last=False)
-        return False
 
     def _parent_executable(self, ppid: int | None) -> str | None:
         """The parent's executable, from the same cache (so usually no /proc read)."""
@@ -532,14 +521,9 @@ class BpfCollector:
 
     def _udp_repeat(self, pid: int, ip: str, port: int) -> bool:
         """UDP has no handshake: report a destination the first time a process uses it."""
-        key = (pid, ip, port)
-        if key in self._udp_seen:
-            self._udp_seen.move_to_end(key)
+        if _seen_before(self._udp_seen, (pid, ip, port)):
             self.stats.udp_repeats += 1
             return True
-        self._udp_seen[key] = None
-        if len(self._udp_seen) > _UDP_SEEN_MAX:
-            self._udp_seen.popitem(last=False)
         return False
 
 
@@ -557,6 +541,17 @@ def _reason(state: int, err: int) -> tuple[str, str | None]:
     if err == errno.ETIMEDOUT:
         return "timeout", name
     return ("unreachable" if err in _UNREACHABLE else "error"), name
+
+
+def _seen_before(seen: OrderedDict[tuple[object, ...], None], key: tuple[object, ...]) -> bool:
+    """Whether `key` is in the bounded LRU `seen` (the most recent _UDP_SEEN_MAX); adds it."""
+    if key in seen:
+        seen.move_to_end(key)
+        return True
+    seen[key] = None
+    if len(seen) > _UDP_SEEN_MAX:
+        seen.popitem(last=False)
+    return False
 
 
 def _method(sockfamily: int, socktype: int, icmp: bool) -> str:
