@@ -48,6 +48,11 @@ def test_the_pack_resolves_and_is_listed(capsys: pytest.CaptureFixture[str]) -> 
         main(["rules", "list"])
     assert not done.value.code
     assert "pack recon" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        main(["rules", "show", "recon"])
+    assert not done.value.code
+    shown = capsys.readouterr().out
+    assert all(f"  {name}: " in shown for name in PACKS["recon"][0])
 
 
 def _backend(tmp_path: Path, sim: Simulation) -> DatasetBackend:

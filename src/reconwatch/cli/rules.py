@@ -93,11 +93,22 @@ def register(app: typer.Typer) -> None:
 
     @rules_app.command("show")
     def show_cmd(
-        name: Annotated[str, typer.Argument(help="Built-in name, rule_id or TOML path.")],
+        name: Annotated[str, typer.Argument(help="Pack, built-in name, rule_id or TOML path.")],
     ) -> None:
-        """A rule's settings, query, and its investigation guide and setup rendered."""
-        r = resolve_rule(name)
+        """A rule's settings, query, and its investigation guide and setup rendered; for a
+        pack, its rules."""
         console = Console()
+        if name in PACKS:
+            members, summary = PACKS[name]
+            console.print(f"pack {name}: {summary}", markup=False)
+            for member in members:
+                rule = resolve_rule(member)
+                console.print(
+                    f"  {member}: {rule.name} (every {rule.interval_text} over {rule.from_})",
+                    markup=False,
+                )
+            return
+        r = resolve_rule(name)
         console.print(f"[bold]{r.name}[/]  ({r.label})")
         console.print(
             f"rule_id {r.rule_id}; severity {r.severity}, risk {r.risk_score}; every {r.interval_text} "
