@@ -149,3 +149,25 @@ def test_rules_check_refuses_a_too_deep_rule_with_its_position(
     assert code == 2
     assert ":867: expression nested deeper than the limit of 100 levels" in err
     assert "Traceback" not in out + err
+
+
+def test_or_ed_equalities_of_one_field_become_one_in_list() -> None:
+    """As Elasticsearch's optimizer does: `port == 1 OR port == 2 ...` (integer constants, a long
+    field) is one IN over the field, so 3,000 values are one list, not a tree of comparisons
+    DuckDB binds slowly; rows are unchanged on both executors and the other disjunct stays."""
+    from reconwatch.plan import nodes as p
+
+    ors = " OR ".join(f"destination.port == {n + 15}" for n in range(3000))
+    text = f"FROM logs-* | WHERE {ors} OR destination.port < 10 | STATS n = count() BY host.name"
+    docs = _events()
+    source = Dataset.from_documents(docs)
+    plan = compile_query(text, source)
+    (where,) = [s for s in plan.steps if isinstance(s, p.Filter)]
+    calls = [where.condition, *where.condition.args]  # type: ignore[attr-defined]
+    lists = [c for c in calls if isinstance(c, p.Call) and c.fn == "in"]
+    assert [len(c.args) for c in lists] == [3001]
+    assert all(isinstance(a, p.Const) and a.type.value == "long" for a in lists[0].args[1:])
+    kept = [n for n in range(30) if n < 10 or n >= 15]  # the ports _events() holds that match
+    expected = sorted((sum(1 for n in kept if n % 3 == h), f"h{h}") for h in range(3))
+    assert sorted(ref.execute_scan(plan, source, NOW).rows) == expected
+    assert sorted(duck.execute(plan, source, NOW).rows) == expected
