@@ -144,6 +144,9 @@ def test_text_arms_make_a_keyword_case(backend: str) -> None:
         # Named groups, atomic groups and lookbehinds (BASE10NUM, IPV4) are not RE2 syntax.
         ('GROK a "(?<x>[a-z]+) (?>b)(?<y>[a-z]+)"', [("foo", "ar")]),
         ('GROK a "%{IP:ip}"', [None]),
+        # A group that takes no part in the match is null, not "" (RE2 reads it as "").
+        ('GROK a "(?<x>[a-z]+)( (?<y>[0-9]+))?"', [("foo", None)]),
+        ('GROK a "%{WORD:x}( %{NUMBER:y})?"', [("foo", None)]),
         # A repeated name keeps every capture.
         ('GROK a "%{WORD:x} %{WORD:x}"', [["foo", "bar"]]),
         # Appended keys join in their /N order; a plain key repeated keeps its last value.

@@ -3,6 +3,9 @@ on both executors: no Python exception, no DuckDB error, no gigabyte string."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from datetime import UTC, datetime
 
 import pytest
@@ -69,6 +72,16 @@ CASES: dict[str, tuple[str, list[tuple[object, ...]], str | None]] = {
     ),
     "abs_most_negative_long": ("ROW r = abs(-9223372036854775808)", [(None,)], LONG),
     "negate_most_negative_long": ("ROW r = -(-9223372036854775808)", [(None,)], LONG),
+    # Java's Math.round saturates: the double 2^63 (2^64) is long's (unsigned_long's) maximum,
+    # not null (DuckDB's cast of that double to BIGINT was null, without a warning).
+    "double_two_to_the_63_to_long": (
+        (
+            'ROW a = to_long(pow(2, 63)), b = to_long("9223372036854775808"), '
+            "c = to_unsigned_long(18446744073709551616)"
+        ),
+        [(2**63 - 1, 2**63 - 1, 2**64 - 1)],
+        None,
+    ),
     "double_overflow": (
         "ROW r = 1e308 * 10",
         [(None,)],
@@ -97,3 +110,35 @@ def test_dates_outside_years_1_to_9999_convert_to_null_not_an_error(backend: str
     result = _run(backend, "ROW a = to_datetime(9223372036854775807), b = to_datetime(1e300)")
     assert result.rows == [(None, None)]
     assert len(result.warnings) == 4  # a header and a reason for each
+
+
+# Peak memory of a fresh interpreter that runs the queries on DuckDB, in KiB (Linux ru_maxrss).
+_PEAK = textwrap.dedent(
+    """
+    import resource, sys
+    from datetime import UTC, datetime
+    from reconwatch.backends import duckdb as duck
+    from reconwatch.esql.analyze import compile_query
+    from reconwatch.plan.catalog import StaticCatalog
+    for query in sys.argv[1:]:
+        rows = duck.execute(compile_query(query, StaticCatalog({})), None, datetime.now(UTC)).rows
+        assert rows == [(None,)], rows
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_refused_constant_repeat_allocates_nothing_on_duckdb() -> None:
+    # DuckDB folds constants in every CASE branch while planning: the guarded branch once
+    # built the 2 GiB string anyway (4 GB of memory, 15 s) before the guard threw it away.
+    queries = [
+        "ROW r = space(2147483647)",
+        'ROW r = repeat("a", 2147483647)',
+        'ROW n = 2000000000 | EVAL r = repeat("a", n) | KEEP r',
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK, *queries], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) < 1024 * 1024  # under 1 GiB: the process itself is ~150 MiB

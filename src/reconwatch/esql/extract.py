@@ -235,10 +235,17 @@ def _dissect_groups(
 _NOT_RE2 = re.compile(r"\(\?[=!>]|\(\?<[=!]|\\[1-9]|[*+?}]\+")
 
 
+# A group that may take no part in a match: an alternation, or a group made optional. RE2's
+# regexp_extract gives '' for such a group where Elasticsearch gives null (GROK
+# "%{WORD:a}( %{WORD:b})?" on "x"). Over-approximated: `|` or `)` then ?, *, {0 or {,.
+_MAY_NOT_TAKE_PART = re.compile(r"\||\)(?:[?*]|\{0|\{,)")
+
+
 def re2_compatible(regex: str) -> bool:
     """Whether DuckDB's RE2 can run this regex as Python's `re` does (no lookaround, atomic
-    group, backreference or possessive quantifier)."""
-    return _NOT_RE2.search(regex) is None
+    group, backreference or possessive quantifier), telling a group that took no part (null)
+    from one that matched nothing."""
+    return _NOT_RE2.search(regex) is None and _MAY_NOT_TAKE_PART.search(regex) is None
 
 
 def output_groups(regex: re.Pattern[str], count: int) -> list[list[str]]:

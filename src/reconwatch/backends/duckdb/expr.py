@@ -656,7 +656,12 @@ def _double_to_int_sql(number: str, dst: T) -> str:
     Math.round, saturating at the type's bounds."""
     low, high = _RANGE_SQL[dst]
     target = sql_type(dst)
-    rounded = f"least(greatest(floor(({number}) + 0.5), {low}), {high})"
+    # The upper bound as a double is 2^63 (2^64): saturate in DECIMAL, where the bound is exact;
+    # a double 2^63 cast to BIGINT is NULL (was a null without a warning: to_long(pow(2, 63))).
+    exact_high = high.removesuffix(".0")
+    rounded = (
+        f"least(CAST(greatest(floor(({number}) + 0.5), {low}) AS DECIMAL(38, 0)), {exact_high})"
+    )
     return (
         f"(CASE WHEN ({number}) BETWEEN {low} AND {high} THEN TRY_CAST({rounded} AS {target}) END)"
     )
@@ -761,9 +766,13 @@ def _repeat(c: ExprCompiler, call: p.Call) -> E:
     too_long = f"(CAST(strlen({text}) AS HUGEINT) * {count} > {values.MAX_STRING_BYTES})"
     reason = values.SPACE_TOO_LONG if call.fn == "space" else values.REPEAT_TOO_LONG
     fail = c.failure(call.span, _reason(reason), too_long, T.KEYWORD)
+    # DuckDB folds constants in every CASE branch while planning, so an unclamped
+    # repeat(' ', 2147483647) built 2 GiB before the guard could skip it. The clamp changes
+    # nothing where the branch is taken (count * length <= the limit there).
+    bounded = f"least({count}, {values.MAX_STRING_BYTES} // greatest(strlen({text}), 1))"
     return E(
         f"(CASE WHEN {count} < 0 THEN NULL WHEN {too_long} THEN {fail} "
-        f"ELSE repeat({text}, {count}) END)",
+        f"ELSE repeat({text}, {bounded}) END)",
         T.KEYWORD,
     )
 
