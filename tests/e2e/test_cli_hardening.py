@@ -18,7 +18,7 @@ import duckdb
 import pytest
 
 from reconwatch.cli.main import main
-from reconwatch.rules.builtin import builtin_text
+from reconwatch.rules.builtin import builtin_text, load_builtin
 from reconwatch.rules.load import load_rule_file
 
 RUN_AT = "2025-07-16T10:00:00Z"
@@ -280,9 +280,11 @@ def _position_in_rule(path: Path, text: str) -> str:
     return f"line {line}:{at - (query.rfind(chr(10), 0, at) + 1) + 1}"
 
 
-def test_watch_names_the_bad_rule_file_and_its_own_position(
+def test_watch_names_the_bad_rule_file_and_its_own_position_and_runs_the_good_ones(
     scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """As `detect`: the bad rule is reported (file, position in its own query) at once, the good
+    rule still watches and alerts, and the exit says a rule failed."""
     bad = tmp_path / "bad.toml"
     bad.write_text(
         builtin_text("subnet-scanning-seed").replace(
@@ -290,11 +292,19 @@ def test_watch_names_the_bad_rule_file_and_its_own_position(
         )
     )
     code, out, err = _run(
-        ["watch", str(scan), "-r", "subnet-scanning-seed", "-r", str(bad)], capsys
+        ["watch", str(scan), "-r", "subnet-scanning-seed", "-r", str(bad), "-f", "ndjson"], capsys
     )
-    assert code == 2 and out == ""
+    assert code == 2
     assert err.startswith(f"error: {bad}: {_position_in_rule(bad, 'destination.ipx')}: ")
     assert "Unknown column [destination.ipx]" in err
+    assert [json.loads(x)["kibana.alert.rule.name"] for x in out.splitlines()] == [
+        load_builtin("subnet-scanning-seed").name
+    ]
+    assert err.rstrip().endswith("error: 1 rule(s) failed (above)")
+    # One bad rule alone is still the error it was.
+    code, out, err = _run(["watch", str(scan), "-r", str(bad)], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: {bad}: {_position_in_rule(bad, 'destination.ipx')}: ")
 
 
 def test_exceptions_that_can_never_match_are_refused(

@@ -24,10 +24,10 @@ from reconwatch.engine.detect import (
     event_span,
 )
 from reconwatch.engine.run import RunResult
-from reconwatch.errors import ReconwatchError, RuleRunError, UsageError
+from reconwatch.errors import RuleRunError, UsageError
 from reconwatch.ingest import formats
 from reconwatch.plan.values import ConversionError, format_datetime, parse_datetime
-from reconwatch.rules.builtin import DEFAULT_RULE, resolve_rules
+from reconwatch.rules.builtin import DEFAULT_RULE, load_rule_specs
 from reconwatch.rules.datemath import parse_interval
 from reconwatch.rules.exceptions import ExceptionList, check_fields, load_exceptions
 from reconwatch.rules.model import Rule
@@ -105,23 +105,6 @@ def _output_format(fmt: str | None, as_report: bool) -> str | None:
             raise UsageError(f"--report contradicts --format {fmt}")
         return "report"
     return fmt
-
-
-def _load_rules(specs: list[str]) -> tuple[list[Rule], list[RuleRunError]]:
-    """Every rule that loads (a pack gives all its rules, each rule once); the others are
-    reported (file and reason) and skipped. With no rule left the first failure is the error."""
-    rules: list[Rule] = []
-    failed: list[RuleRunError] = []
-    for spec in specs:
-        try:
-            rules.extend(r for r in resolve_rules(spec) if r.label not in {x.label for x in rules})
-        except ReconwatchError as exc:
-            if len(specs) == 1:
-                raise
-            failed.append(RuleRunError(spec, exc))
-    if not rules:
-        raise failed[0]
-    return rules, failed
 
 
 @contextlib.contextmanager
@@ -306,7 +289,7 @@ def register(app: typer.Typer) -> None:
         out_format = _output_format(fmt, as_report)
         if input_format is not None:
             formats.get(input_format)  # a UsageError listing the registered formats
-        rules, failed = _load_rules(list(rule or [DEFAULT_RULE]))
+        rules, failed = load_rule_specs(list(rule or [DEFAULT_RULE]))
         lists: list[ExceptionList] = [load_exceptions(p) for p in exceptions or []]
         require_files(paths)
         schedule = _schedule(now, first, last, demo, max_range)

@@ -24,7 +24,7 @@ from reconwatch.ingest.follow import Checkpoint
 from reconwatch.ingest.locate import is_plain
 from reconwatch.ingest.report import IngestReport
 from reconwatch.plan.catalog import Catalog
-from reconwatch.rules.builtin import DEFAULT_RULE, resolve_rules
+from reconwatch.rules.builtin import DEFAULT_RULE, load_rule_specs
 from reconwatch.rules.datemath import parse_interval
 from reconwatch.rules.model import Rule
 
@@ -98,14 +98,6 @@ def _millis(text: str | None, option: str) -> int | None:
         raise UsageError(msg) from None
 
 
-def _chosen_rules(specs: list[str]) -> list[Rule]:
-    """The rules the --rule values name, a pack giving all its rules, each rule once."""
-    chosen: list[Rule] = []
-    for spec in specs:
-        chosen.extend(r for r in resolve_rules(spec) if r.label not in {c.label for c in chosen})
-    return chosen
-
-
 def _catalog(paths: list[str], follow: bool, forced: str | None) -> Catalog | None:
     """Replayed files give the analyser their real fields (as `detect` sees them); a live stream
     is analysed against the ECS fields alone."""
@@ -133,13 +125,24 @@ def _plain_files(paths: list[str]) -> list[Path]:
     return [Path(raw) for raw in paths if Path(raw).is_file() and is_plain(Path(raw))]
 
 
-def _create_watch(rule: Rule, create: Callable[[Rule], RuleWatch]) -> RuleWatch:
-    """The rule's watch; a rule whose query fails is refused naming its file (with several
-    rules, which one failed is not in the query error itself)."""
-    try:
-        return create(rule)
-    except QueryError as exc:
-        raise RuleRunError(rule.label, exc) from None
+def _create_watches(
+    rules: list[Rule], failed: list[RuleRunError], create: Callable[[Rule], RuleWatch]
+) -> list[RuleWatch]:
+    """A watch per rule; a rule whose query fails joins `failed`, naming its file (with several
+    rules, which one failed is not in the query error itself), and the others run, as in
+    `detect`. A single rule's failure, or no rule left, is the error."""
+    watches: list[RuleWatch] = []
+    for rule in rules:
+        try:
+            watches.append(create(rule))
+        except QueryError as exc:
+            failure = RuleRunError(rule.label, exc)
+            if len(rules) == 1 and not failed:
+                raise failure from None
+            failed.append(failure)
+    if not watches:
+        raise failed[0]
+    return watches
 
 
 def _check_inputs(paths: list[str], follow: bool, checkpoint: str | None) -> None:
@@ -293,7 +296,7 @@ def register(app: typer.Typer) -> None:
             _check_inputs(paths, follow, checkpoint)
             if input_format is not None:
                 formats.get(input_format)
-            chosen = _chosen_rules(rule or [DEFAULT_RULE])
+            chosen, failed = load_rule_specs(list(rule or [DEFAULT_RULE]))
             policy = RealertPolicy(_millis(rearm, "--rearm-after"), growth, growth_column)
             catalog = _catalog(paths, follow, input_format)
             lateness_ms = _millis(lateness, "--lateness")
@@ -306,11 +309,13 @@ def register(app: typer.Typer) -> None:
                 files=_plain_files(paths),
                 evidence=not no_evidence,
             )
-            watches = [_create_watch(r, create) for r in chosen]
+            watches = _create_watches(chosen, failed, create)
             signals.waiting = False
             report = IngestReport()
             sink = open_sink(output, fmt, rules={r.label: r for r in chosen}, inputs=paths)
             err = Console(stderr=True, highlight=False, soft_wrap=True)
+            for failure in failed:  # at once: a follow may run for days
+                err.print(f"error: {failure.render()}", markup=False)
             alerts = 0
 
             def notice(text: str) -> None:
@@ -350,6 +355,9 @@ def register(app: typer.Typer) -> None:
                     f"no events read: {report.skipped} bad line(s) or unrecognised input(s) (above)",
                     where,
                 )
+            if failed:
+                err.print(f"error: {len(failed)} rule(s) failed (above)", markup=False)
+                raise typer.Exit(max(f.exit_code for f in failed))
         except _Stop:
             raise typer.Exit(130) from None  # stopped before any event was read
         finally:

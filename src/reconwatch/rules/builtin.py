@@ -6,7 +6,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from reconwatch.errors import UsageError
+from reconwatch.errors import ReconwatchError, RuleRunError, UsageError
 from reconwatch.rules.load import load_rule_file, load_rule_text
 from reconwatch.rules.model import Rule
 
@@ -73,6 +73,24 @@ def resolve_rules(spec: str) -> list[Rule]:
     if spec in PACKS:
         return [load_builtin(name) for name in PACKS[spec][0]]
     return [resolve_rule(spec)]
+
+
+def load_rule_specs(specs: list[str]) -> tuple[list[Rule], list[RuleRunError]]:
+    """Every rule the --rule values name that loads (a pack gives all its rules, each rule once);
+    the others come back as failures naming their file and reason, so `detect` and `watch` run
+    the good ones. A single spec's failure, or no rule left, raises the (first) failure."""
+    rules: list[Rule] = []
+    failed: list[RuleRunError] = []
+    for spec in specs:
+        try:
+            rules.extend(r for r in resolve_rules(spec) if r.label not in {x.label for x in rules})
+        except ReconwatchError as exc:
+            if len(specs) == 1:
+                raise
+            failed.append(RuleRunError(spec, exc))
+    if not rules:
+        raise failed[0]
+    return rules, failed
 
 
 def resolve_rule(spec: str) -> Rule:
