@@ -82,6 +82,12 @@ CASES: dict[str, tuple[str, list[tuple[object, ...]], str | None]] = {
         [(2**63 - 1, 2**63 - 1, 2**64 - 1)],
         None,
     ),
+    # Java's integer division wraps the one quotient past the range: MIN / -1 is MIN.
+    "min_divided_by_minus_one": (
+        "ROW i = -2147483648, l = -9223372036854775808 | EVAL a = i / -1, b = l / -1 | KEEP a, b",
+        [(-(2**31), -(2**63))],
+        None,
+    ),
     "double_overflow": (
         "ROW r = 1e308 * 10",
         [(None,)],

@@ -95,6 +95,8 @@ def _div(args: Args, call: p.Call, ctx: EvalContext) -> object:
     if y == 0:
         raise EvalFailure("java.lang.ArithmeticException: / by zero")
     if isinstance(x, int) and isinstance(y, int):
+        if y == -1 and call.type in (T.INTEGER, T.LONG) and x == _RANGES[call.type][0]:
+            return x  # Java's MIN / -1 wraps to MIN; only division by zero throws
         q = abs(x) // abs(y)
         return _checked(q if (x >= 0) == (y >= 0) else -q, call.type)
     return _checked(x / y, call.type)

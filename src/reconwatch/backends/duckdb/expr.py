@@ -387,6 +387,9 @@ def _div(c: ExprCompiler, call: p.Call) -> E:
     a, b = c.singles(call)
     op = "/" if call.type is T.DOUBLE else "//"
     value = f"try(CAST({a} {op} NULLIF({b}, 0) AS {sql_type(call.type)}))"
+    if call.type in (T.INTEGER, T.LONG):
+        # Java's MIN / -1 wraps to MIN without an exception (DuckDB raises, so try() was null).
+        value = f"COALESCE({value}, CASE WHEN {b} = -1 THEN {a} END)"
     return _zero_checked(c, call, E(value, call.type), b)
 
 
