@@ -88,6 +88,12 @@ CASES: dict[str, tuple[str, list[tuple[object, ...]], str | None]] = {
         [(-(2**31), -(2**63))],
         None,
     ),
+    # Java's % on doubles takes the dividend's sign (C's fmod); DuckDB's fmod() does not.
+    "double_remainder_sign": (
+        "ROW a = 7.5 % -2, b = -7.5 % 2, c = -7.5 % -2.0, d = 5.5 % 2, e = -6.0 % 3",
+        [(1.5, -1.5, -1.5, 1.5, -0.0)],
+        None,
+    ),
     "double_overflow": (
         "ROW r = 1e308 * 10",
         [(None,)],

@@ -397,8 +397,10 @@ def _div(c: ExprCompiler, call: p.Call) -> E:
 def _mod(c: ExprCompiler, call: p.Call) -> E:
     a, b = c.singles(call)
     if call.type is T.DOUBLE:
-        # Java's % on doubles is fmod: the result takes the dividend's sign.
-        return _zero_checked(c, call, E(f"try(fmod({a}, NULLIF({b}, 0)))", call.type), b)
+        # Java's % on doubles is C's fmod: the result takes the dividend's sign. DuckDB's % on
+        # doubles is that; its fmod() is not (fmod(7.5, -2) is -0.5 where Java gives 1.5).
+        value = f"try(CAST({a} AS DOUBLE) % CAST(NULLIF({b}, 0) AS DOUBLE))"
+        return _zero_checked(c, call, E(value, call.type), b)
     value = f"try(CAST({a} % NULLIF({b}, 0) AS {sql_type(call.type)}))"
     return _zero_checked(c, call, E(value, call.type), b)
 
