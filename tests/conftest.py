@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconwatch.backends import EXECUTORS, executor
+from reconwatch.cli.main import main
 from reconwatch.esql.analyze import compile_query
 from reconwatch.plan.catalog import Result, StaticCatalog
 
@@ -30,3 +31,14 @@ def run_rows(backend: str, query: str, now: datetime) -> Result:
     """A query over no data (ROW ...) on one batch executor, by name."""
     plan = compile_query(query, StaticCatalog({}))
     return executor(backend)(plan, None, now)
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """`reconwatch ARGV` in this process: its exit code, standard output and standard error."""
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err

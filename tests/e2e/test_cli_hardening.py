@@ -17,21 +17,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from conftest import run_cli
 from reconwatch.cli.main import main
 from reconwatch.rules.builtin import builtin_text, load_builtin
 from reconwatch.rules.load import load_rule_file
 
 RUN_AT = "2025-07-16T10:00:00Z"
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -80,7 +71,7 @@ def test_output_path_that_cannot_be_written_is_one_line_exit_2(
     scan: Path, tmp_path: Path, where: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = tmp_path / where
-    code, _, err = _run(_detect(scan, "-o", str(target)), capsys)
+    code, _, err = run_cli(_detect(scan, "-o", str(target)), capsys)
     assert code == 2
     reason = "No such file or directory" if "missing" in where else "is a directory"
     (line,) = err.strip().splitlines()
@@ -124,21 +115,21 @@ def test_output_format_follows_the_file_extension(
     scan: Path, tmp_path: Path, name: str, check: object, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = tmp_path / name
-    code, out, err = _run(_detect(scan, "-o", str(target)), capsys)
+    code, out, err = run_cli(_detect(scan, "-o", str(target)), capsys)
     assert code == 0, err
     assert out == ""
     assert check(target.read_text())  # type: ignore[operator]
 
 
 def test_detect_csv_format_on_stdout(scan: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(_detect(scan, "--format", "csv"), capsys)
+    code, out, err = run_cli(_detect(scan, "--format", "csv"), capsys)
     assert code == 0, err
     (row,) = list(csv.DictReader(io.StringIO(out)))
     assert row["process.executable"] == "/tmp/.x/nmap"
     assert row["kibana.alert.severity"] == "low"
     assert "Esql.destination_ip_count_distinct=260" in row["results"]
     # No alert: the header alone, so a spreadsheet still opens it.
-    code, out, _ = _run(
+    code, out, _ = run_cli(
         ["detect", str(scan), "--now", "2025-07-16T12:00:00Z", "--format", "csv"], capsys
     )
     assert code == 0 and out.startswith("kibana.alert.uuid,") and len(out.splitlines()) == 1
@@ -148,31 +139,31 @@ def test_flag_beats_extension_and_bad_format_is_refused(
     scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = tmp_path / "alerts.json"
-    code, _, _ = _run(_detect(scan, "-o", str(target), "--format", "ndjson"), capsys)
+    code, _, _ = run_cli(_detect(scan, "-o", str(target), "--format", "ndjson"), capsys)
     assert code == 0 and len(target.read_text().splitlines()) == 1
-    code, _, err = _run(_detect(scan, "--format", "xml"), capsys)
+    code, _, err = run_cli(_detect(scan, "--format", "xml"), capsys)
     assert code == 2 and "choose one of ndjson, json, csv, table, report" in err
 
 
 def test_unknown_sink_scheme_is_refused(scan: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = _run(_detect(scan, "-o", "gopher://x"), capsys)
+    code, _, err = run_cli(_detect(scan, "-o", "gopher://x"), capsys)
     assert code == 2 and "no alert sink for gopher://" in err
 
 
 def test_watch_writes_through_the_same_sinks(
     scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _run(["watch", str(scan), "--no-evidence", "--format", "json"], capsys)
+    code, out, err = run_cli(["watch", str(scan), "--no-evidence", "--format", "json"], capsys)
     assert code == 0, err
     (alert,) = json.loads(out)
     assert alert["process.executable"] == "/tmp/.x/nmap"
     target = tmp_path / "w.csv"
-    code, out, err = _run(["watch", str(scan), "--no-evidence", "-o", str(target)], capsys)
+    code, out, err = run_cli(["watch", str(scan), "--no-evidence", "-o", str(target)], capsys)
     assert code == 0, err
     assert out == ""
     (row,) = list(csv.DictReader(io.StringIO(target.read_text())))
     assert row["host.name"] == "web-01"
-    code, out, _ = _run(["watch", str(scan), "--no-evidence", "--format", "table"], capsys)
+    code, out, _ = run_cli(["watch", str(scan), "--no-evidence", "--format", "table"], capsys)
     assert code == 0 and "1 alert(s)" in out and "/tmp/.x/nmap" in out
 
 
@@ -193,7 +184,7 @@ def test_input_with_no_event_is_an_error_naming_it(
 ) -> None:
     path = tmp_path / "input.log"
     path.write_bytes(content)
-    code, out, err = _run(["detect", str(path), "--now", RUN_AT, "-f", "ndjson"], capsys)
+    code, out, err = run_cli(["detect", str(path), "--now", RUN_AT, "-f", "ndjson"], capsys)
     assert code == 2
     assert out == ""
     (line,) = [x for x in err.splitlines() if x.startswith("error: ")]
@@ -205,7 +196,7 @@ def test_unusable_input_beside_good_one_still_alerts_and_fails(
 ) -> None:
     pcap = tmp_path / "capture.pcap"
     pcap.write_bytes(b"\xd4\xc3\xb2\xa1" + bytes(20))
-    code, out, err = _run(_detect(scan, str(pcap), "-f", "ndjson"), capsys)
+    code, out, err = run_cli(_detect(scan, str(pcap), "-f", "ndjson"), capsys)
     assert code == 2
     assert len(out.splitlines()) == 1  # the good file's alert is written
     assert f"error: unrecognised format: {pcap} looks like a pcap packet capture" in err
@@ -214,22 +205,22 @@ def test_unusable_input_beside_good_one_still_alerts_and_fails(
 def test_query_refuses_a_missing_input_and_names_a_useless_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = _run(["query", "from * | limit 1", str(tmp_path / "nope.ndjson")], capsys)
+    code, _, err = run_cli(["query", "from * | limit 1", str(tmp_path / "nope.ndjson")], capsys)
     assert code == 2 and f"no such file: {tmp_path / 'nope.ndjson'}" in err
-    code, _, err = _run(["query", "from * | limit 1", str(tmp_path)], capsys)
+    code, _, err = run_cli(["query", "from * | limit 1", str(tmp_path)], capsys)
     assert code == 2 and f"a directory, not an event file: {tmp_path}" in err
-    code, _, err = _run(["detect", str(tmp_path), "--now", RUN_AT], capsys)
+    code, _, err = run_cli(["detect", str(tmp_path), "--now", RUN_AT], capsys)
     assert code == 2 and f"a directory, not an event file: {tmp_path}" in err
     zeek = tmp_path / "conn.log"
     zeek.write_text("#separator \\x09\n#fields\tts\n1.0\n")
-    code, _, err = _run(["query", "from * | stats c = count(*)", str(zeek)], capsys)
+    code, _, err = run_cli(["query", "from * | stats c = count(*)", str(zeek)], capsys)
     assert code == 2 and "a Zeek log" in err
 
 
 def test_no_events_in_any_run_window_says_so_with_the_inputs_span(
     scan: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = _run(
+    code, _, err = run_cli(
         ["detect", str(scan), "--now", "2026-01-01T00:00:00Z", "-f", "ndjson"], capsys
     )
     assert code == 0
@@ -238,7 +229,7 @@ def test_no_events_in_any_run_window_says_so_with_the_inputs_span(
         "the inputs' 260 event(s) span 2025-07-16T09:30:00.000Z .. 2025-07-16T09:34:19.000Z" in err
     )
     # Events in the window but no alert: nothing to say.
-    code, _, err = _run(["detect", str(scan), "--now", "2025-07-16T09:40:00Z"], capsys)
+    code, _, err = run_cli(["detect", str(scan), "--now", "2025-07-16T09:40:00Z"], capsys)
     assert code == 0 and "no events in any run window" not in err
 
 
@@ -256,7 +247,7 @@ def test_bad_rule_among_good_ones_runs_the_good_names_the_file_exits_2(
     )
     broken = tmp_path / "broken.toml"
     broken.write_text("this is not toml [")
-    code, out, err = _run(
+    code, out, err = run_cli(
         _detect(
             scan, "-r", str(bad), "-r", "subnet-scanning-seed", "-r", str(broken), "-f", "ndjson"
         ),
@@ -291,7 +282,7 @@ def test_watch_names_the_bad_rule_file_and_its_own_position_and_runs_the_good_on
             "count_distinct(destination.ip)", "count_distinct(destination.ipx)"
         )
     )
-    code, out, err = _run(
+    code, out, err = run_cli(
         ["watch", str(scan), "-r", "subnet-scanning-seed", "-r", str(bad), "-f", "ndjson"], capsys
     )
     assert code == 2
@@ -302,7 +293,7 @@ def test_watch_names_the_bad_rule_file_and_its_own_position_and_runs_the_good_on
     ]
     assert err.rstrip().endswith("error: 1 rule(s) failed (above)")
     # One bad rule alone is still the error it was.
-    code, out, err = _run(["watch", str(scan), "-r", str(bad)], capsys)
+    code, out, err = run_cli(["watch", str(scan), "-r", str(bad)], capsys)
     assert code == 2 and out == ""
     assert err.startswith(f"error: {bad}: {_position_in_rule(bad, 'destination.ipx')}: ")
 
@@ -316,7 +307,7 @@ def test_exceptions_that_can_never_match_are_refused(
         '"destination.port" = "eighty"\n"proces.executable" = "/usr/bin/nmap"\n'
         '[[exception]]\n"destination.port" = { matches = "8*" }\n'
     )
-    code, out, err = _run(_detect(scan, "-e", str(bad)), capsys)
+    code, out, err = run_cli(_detect(scan, "-e", str(bad)), capsys)
     assert code == 2 and out == ""
     assert "typos: destination.ip: 'not-an-ip' is not a valid ip" in err
     assert "typos: destination.port: 'eighty' is not a valid long" in err
@@ -325,7 +316,7 @@ def test_exceptions_that_can_never_match_are_refused(
     # A field only the events have is known.
     ok = tmp_path / "ok.toml"
     ok.write_text('[[exception]]\n"process.pid" = 31337\n"destination.ip" = "10.9.0.1"\n')
-    code, _, err = _run(_detect(scan, "-e", str(ok)), capsys)
+    code, _, err = run_cli(_detect(scan, "-e", str(ok)), capsys)
     assert code == 0, err
 
 
@@ -334,11 +325,11 @@ def test_exception_file_without_a_list_or_not_utf8(
 ) -> None:
     empty = tmp_path / "rules.ndjson"
     empty.write_text('{"rule_id": "x", "name": "a rule, not a list"}\n')
-    code, _, err = _run(_detect(scan, "-e", str(empty)), capsys)
+    code, _, err = run_cli(_detect(scan, "-e", str(empty)), capsys)
     assert code == 2 and f"{empty}: <file>: holds no exception list" in err
     latin = tmp_path / "latin.ndjson"
     latin.write_bytes(b'{"name": "caf\xe9"}\n')
-    code, _, err = _run(_detect(scan, "-e", str(latin)), capsys)
+    code, _, err = run_cli(_detect(scan, "-e", str(latin)), capsys)
     assert code == 2 and "not UTF-8 text (byte 0xe9 on line 1)" in err
     assert "Traceback" not in err
 
@@ -350,14 +341,14 @@ def test_from_to_is_bounded_like_kibana_manual_runs(
     scan: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["detect", str(scan), "--from", "2010-01-01T00:00:00Z", "--to", "2030-01-01T00:00:00Z"]
-    code, _, err = _run(args, capsys)
+    code, _, err = run_cli(args, capsys)
     assert code == 2
     assert "--from/--to spans 7,305 days; a manual run covers at most 90d" in err
     assert "--max-range 7305d" in err
     short = ["--from", "2025-07-16T08:00:00Z", "--to", "2025-07-16T11:00:00Z"]
-    code, _, err = _run(["detect", str(scan), *short, "--max-range", "2h"], capsys)
+    code, _, err = run_cli(["detect", str(scan), *short, "--max-range", "2h"], capsys)
     assert code == 2 and "at most 2h" in err
-    code, _, err = _run(["detect", str(scan), *short, "--no-evidence", "-f", "ndjson"], capsys)
+    code, _, err = run_cli(["detect", str(scan), *short, "--no-evidence", "-f", "ndjson"], capsys)
     assert code == 0, err
 
 
@@ -369,7 +360,7 @@ def test_progress_bar_only_on_a_terminal(scan: Path, capsys: pytest.CaptureFixtu
     done = _process(*args, env={"TTY_COMPATIBLE": "1", "FORCE_COLOR": "1", "COLUMNS": "160"})
     assert done.returncode == 0, done.stderr
     assert "12/12" in done.stderr and "runs" in done.stderr
-    code, _, err = _run(args, capsys)  # stderr not a terminal: the summary alone
+    code, _, err = run_cli(args, capsys)  # stderr not a terminal: the summary alone
     assert code == 0
     assert err.strip().splitlines() == ["1 alert(s) from 12 run(s) of 1 rule(s)"]
 
@@ -377,10 +368,10 @@ def test_progress_bar_only_on_a_terminal(scan: Path, capsys: pytest.CaptureFixtu
 def test_version_and_help_without_type_noise(capsys: pytest.CaptureFixture[str]) -> None:
     from reconwatch import __version__
 
-    code, out, _ = _run(["--version"], capsys)
+    code, out, _ = run_cli(["--version"], capsys)
     assert code == 0 and out.strip() == f"reconwatch {__version__}"
     for command in ("detect", "watch", "query", "simulate", "rules", "sensor", "conformance"):
-        code, out, _ = _run([command, "--help"], capsys)
+        code, out, _ = run_cli([command, "--help"], capsys)
         assert code == 0
         assert "<bool>" not in out, command
         # An option's value is named (RULE, HOURS), not typed (`<str>`, `<float>`); choices stay.
@@ -418,10 +409,10 @@ def test_simulate_output_errors_are_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["simulate", "--hosts", "3", "--hours", "0.1", "--start", "2025-07-16T09:00:00Z"]
-    code, _, err = _run([*args, "-o", str(tmp_path / "no" / "x.ndjson")], capsys)
+    code, _, err = run_cli([*args, "-o", str(tmp_path / "no" / "x.ndjson")], capsys)
     assert code == 2 and "cannot write: No such file or directory" in err
     if Path("/dev/full").exists():
-        code, _, err = _run([*args, "-o", "/dev/full"], capsys)
+        code, _, err = run_cli([*args, "-o", "/dev/full"], capsys)
         assert code == 1
         assert err.strip() == "error: writing events to /dev/full: No space left on device"
 
@@ -447,7 +438,7 @@ def test_ctrl_c_inside_a_duckdb_query_exits_130(
         raise raised()
 
     monkeypatch.setattr(engine.RuleExecutor, "run", interrupted)
-    code, _, err = _run(_detect(scan), capsys)
+    code, _, err = run_cli(_detect(scan), capsys)
     assert code == 130 and err == ""
     # Any other error of DuckDB's is not an interrupt: it still propagates (a bug to see).
     monkeypatch.setattr(engine.RuleExecutor, "run", lambda *a, **k: 1 / 0)
@@ -475,6 +466,6 @@ def test_output_onto_an_input_is_refused_and_the_events_kept(
 ) -> None:
     before = scan.read_bytes()
     for command in (_detect(scan), ["watch", str(scan), "--no-evidence"]):
-        code, _, err = _run([*command, "-o", str(scan)], capsys)
+        code, _, err = run_cli([*command, "-o", str(scan)], capsys)
         assert code == 2 and "is an input of this command" in err
         assert scan.read_bytes() == before

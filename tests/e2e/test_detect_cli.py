@@ -13,19 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED
-from reconwatch.cli.main import main
+from conftest import SHARED, run_cli
 from reconwatch.rules.builtin import builtin_text
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_broken_rule_file_exit_2_names_file_field_reason(
@@ -35,12 +24,12 @@ def test_broken_rule_file_exit_2_names_file_field_reason(
     bad.write_text(
         builtin_text("subnet-scanning-seed").replace('severity = "low"', 'severity = "urgent"')
     )
-    code, out, _ = _run(["rules", "check", str(bad)], capsys)
+    code, out, _ = run_cli(["rules", "check", str(bad)], capsys)
     assert code == 2
     assert (
         f"INVALID {bad}: rule.severity: 'urgent' is not one of low, medium, high, critical" in out
     )
-    code, _, err = _run(
+    code, _, err = run_cli(
         ["detect", str(tmp_path / "x.ndjson"), "--rule", str(bad), "--now", "2025-07-16T10:00:00Z"],
         capsys,
     )
@@ -49,16 +38,16 @@ def test_broken_rule_file_exit_2_names_file_field_reason(
 
 
 def test_rules_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(["rules", "list"], capsys)
+    code, out, _ = run_cli(["rules", "list"], capsys)
     assert code == 0 and "subnet-scanning-seed" in out and "port-scanning" in out
-    code, out, _ = _run(["rules", "show", "subnet-scanning"], capsys)
+    code, out, _ = run_cli(["rules", "show", "subnet-scanning"], capsys)
     assert code == 0 and "Possible investigation steps" in out
 
 
 def test_simulate_then_detect(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("reconwatch.query", reason="the query facade has not landed")
     events = tmp_path / "ev.ndjson"
-    code, _, _ = _run(
+    code, _, _ = run_cli(
         [
             "simulate",
             "--hosts",
@@ -77,7 +66,7 @@ def test_simulate_then_detect(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         capsys,
     )
     assert code == 0
-    code, out, err = _run(
+    code, out, err = run_cli(
         ["detect", str(events), "--now", "2025-07-16T10:00:00Z", "--format", "ndjson"], capsys
     )
     assert code == 0, err
@@ -89,7 +78,7 @@ def test_simulate_then_detect(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 def test_demo(capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("reconwatch.query", reason="the query facade has not landed")
-    code, out, err = _run(["detect", "--demo", "--format", "json"], capsys)
+    code, out, err = run_cli(["detect", "--demo", "--format", "json"], capsys)
     assert code == 0, err
     alerts = json.loads(out)
     assert len(alerts) == 1 and alerts[0]["Esql.host_name_values"] == "db-002"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_cli
 from reconwatch.backends import duckdb as duck
 from reconwatch.backends import reference as ref
 from reconwatch.backends.stream.executor import StreamExecutor
-from reconwatch.cli.main import main
 from reconwatch.errors import QuerySyntaxError
 from reconwatch.esql.analyze import compile_query
 from reconwatch.esql.parser import MAX_EXPRESSION_DEPTH, parse
@@ -104,16 +104,6 @@ def test_stream_executor_runs_a_3000_term_or() -> None:
     assert sorted(batch.rows) == [(3, "h1"), (3, "h2"), (4, "h0")]
 
 
-def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def _rule_with(tmp_path: Path, condition: str) -> Path:
     text = builtin_text("port-scanning")
     marker = 'process.executable like "/snap/*" or'
@@ -128,10 +118,10 @@ def test_rules_check_and_detect_a_rule_with_3000_or_terms(
 ) -> None:
     ors = " or\n".join(f'      process.executable like "/opt/x{n}/*"' for n in range(3000))
     rule = _rule_with(tmp_path, ors)
-    code, out, err = _cli(["rules", "check", str(rule)], capsys)
+    code, out, err = run_cli(["rules", "check", str(rule)], capsys)
     assert code == 0, out + err
     assert "1 runnable" in out
-    code, out, err = _cli(["detect", "--demo", "-r", str(rule), "-f", "ndjson"], capsys)
+    code, out, err = run_cli(["detect", "--demo", "-r", str(rule), "-f", "ndjson"], capsys)
     assert code == 0, err
     assert "Traceback" not in err and "1 alert(s)" in err
 
@@ -140,12 +130,12 @@ def test_rules_check_refuses_a_too_deep_rule_with_its_position(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rule = _rule_with(tmp_path, "      destination.port == 1" + " + 1" * 300)
-    code, out, err = _cli(["rules", "check", str(rule)], capsys)
+    code, out, err = run_cli(["rules", "check", str(rule)], capsys)
     assert code == 2
     assert "rule.query: line 20:867 (file line 116" in out
     assert "expression nested deeper than the limit of 100 levels" in out
     assert "Traceback" not in out + err
-    code, out, err = _cli(["detect", "--demo", "-r", str(rule)], capsys)
+    code, out, err = run_cli(["detect", "--demo", "-r", str(rule)], capsys)
     assert code == 2
     assert ":867: expression nested deeper than the limit of 100 levels" in err
     assert "Traceback" not in out + err
