@@ -42,3 +42,18 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
         code = int(exc.code or 0)
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+class Clock:
+    """A clock a test sets by hand (`clock.now = ...`): the engine's injected time source."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def iso_ms(t: datetime) -> str:
+    """`t` as Elasticsearch's millisecond UTC timestamp text, 2026-03-01T00:00:00.000Z."""
+    return t.strftime("%Y-%m-%dT%H:%M:%S.000Z")

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from elasticsearch import BadRequestError, Elasticsearch, helpers
 
+from conftest import Clock, iso_ms
 from reconwatch.service.app import Limits, Service, build_app, open_service
 from reconwatch.service.rules import load_rules
 from reconwatch.service.scheduler import Scheduler
@@ -21,28 +22,16 @@ SUBNET = "860f2a03-a1cf-48d6-a674-c6d62ae608a1"
 NET = "logs-endpoint.events.network-default"
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def _iso(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
 def _scan(at: datetime, exe: str) -> list[dict[str, object]]:
     return [
         {
             "_index": NET,
             "_source": {
-                "@timestamp": _iso(at + timedelta(seconds=i % 200)),
+                "@timestamp": iso_ms(at + timedelta(seconds=i % 200)),
                 "event": {
                     "type": ["start"],
                     "action": "connection_attempted",
-                    "ingested": _iso(at + timedelta(seconds=i % 200)),
+                    "ingested": iso_ms(at + timedelta(seconds=i % 200)),
                 },
                 "host": {"os": {"type": "linux"}, "name": "web-1"},
                 "agent": {"id": "agent-1"},
@@ -69,7 +58,7 @@ def _alerts(url: str) -> list[dict[str, object]]:
     es = Elasticsearch(url)
     helpers.bulk(es, _scan(T0 + timedelta(hours=1, minutes=5), "/tmp/a"))
     helpers.bulk(es, _scan(T0 + timedelta(hours=2, minutes=5), "/tmp/b"))
-    body = {"start": _iso(T0), "end": _iso(T0 + timedelta(hours=3))}
+    body = {"start": iso_ms(T0), "end": iso_ms(T0 + timedelta(hours=3))}
     created: list[dict[str, object]] = httpx.post(
         f"{url}/api/rules/{SUBNET}/_run", json=body, timeout=60
     ).json()["alerts"]
@@ -103,7 +92,7 @@ def test_alerts_list_get_and_status(served: tuple[Service, str, Clock]) -> None:
     assert page["total"] == 2 and len(page["alerts"]) == 1
     assert page["alerts"][0]["process.executable"] == "/tmp/b"
     # A repeated run does not reopen or duplicate it.
-    body = {"start": _iso(T0), "end": _iso(T0 + timedelta(hours=3))}
+    body = {"start": iso_ms(T0), "end": iso_ms(T0 + timedelta(hours=3))}
     httpx.post(f"{url}/api/rules/{SUBNET}/_run", json=body, timeout=60)
     assert (
         httpx.get(f"{url}/api/alerts/{first}").json()["kibana.alert.workflow_status"]
@@ -137,7 +126,7 @@ def test_esql_query_through_the_official_client(served: tuple[Service, str, Cloc
     _, url, _ = served
     es = Elasticsearch(url)
     helpers.bulk(es, _scan(T0, "/tmp/a"))
-    helpers.bulk(es, [{"_index": "other", "_source": {"@timestamp": _iso(T0), "n": 1}}])
+    helpers.bulk(es, [{"_index": "other", "_source": {"@timestamp": iso_ms(T0), "n": 1}}])
     out = es.esql.query(
         query="FROM logs-endpoint.events.network-* | STATS c = COUNT(*), ips = COUNT_DISTINCT(destination.ip), "
         "last = MAX(@timestamp) BY process.executable"

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from elasticsearch import Elasticsearch, helpers
 
+from conftest import Clock, iso_ms
 from reconwatch.rules.builtin import builtin_text
 from reconwatch.service.app import Limits, Service, build_app, open_service
 from reconwatch.service.rules import load_rules
@@ -23,18 +24,6 @@ SUBNET = "860f2a03-a1cf-48d6-a674-c6d62ae608a1"
 PORT = "6b341d03-1d63-41ac-841a-2009c86959ca"
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def _iso(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
 def _scan_actions(at: datetime, exe: str = "/tmp/scanner") -> list[dict[str, object]]:
     """A sweep shipped again from an earlier pipeline: it carries its own event.ingested (the
     time the rules read by), which the store keeps."""
@@ -42,12 +31,12 @@ def _scan_actions(at: datetime, exe: str = "/tmp/scanner") -> list[dict[str, obj
         {
             "_index": "logs-endpoint.events.network-default",
             "_source": {
-                "@timestamp": _iso(at + timedelta(seconds=i % 200)),
+                "@timestamp": iso_ms(at + timedelta(seconds=i % 200)),
                 "event": {
                     "type": ["start"],
                     "action": "connection_attempted",
                     "category": ["network"],
-                    "ingested": _iso(at + timedelta(seconds=i % 200)),
+                    "ingested": iso_ms(at + timedelta(seconds=i % 200)),
                 },
                 "host": {"os": {"type": "linux"}, "name": "web-1"},
                 "agent": {"id": "agent-1"},
@@ -103,7 +92,7 @@ def test_manual_run_returns_the_alerts_it_created(served: tuple[Service, str, Cl
     service, url, _ = served
     es = Elasticsearch(url)
     helpers.bulk(es, _scan_actions(T0 + timedelta(hours=3, minutes=5)))
-    body = {"start": _iso(T0), "end": _iso(T0 + timedelta(hours=6))}
+    body = {"start": iso_ms(T0), "end": iso_ms(T0 + timedelta(hours=6))}
     r = httpx.post(f"{url}/api/rules/{SUBNET}/_run", json=body, timeout=60)
     assert r.status_code == 200, r.text
     out = r.json()
@@ -130,11 +119,11 @@ def test_event_ingested_stamped_at_ingest_is_the_time_rules_read(
     helpers.bulk(Elasticsearch(url), actions)
     # The rule reads by event.ingested (timestamp_override): the events arrived at clock.now,
     # so the hours of their @timestamp find nothing and the hour of their arrival finds them.
-    old = {"start": _iso(T0), "end": _iso(T0 + timedelta(hours=6))}
+    old = {"start": iso_ms(T0), "end": iso_ms(T0 + timedelta(hours=6))}
     assert httpx.post(f"{url}/api/rules/{SUBNET}/_run", json=old, timeout=60).json()["alerts"] == []
     new = {
-        "start": _iso(clock.now - timedelta(minutes=30)),
-        "end": _iso(clock.now + timedelta(minutes=30)),
+        "start": iso_ms(clock.now - timedelta(minutes=30)),
+        "end": iso_ms(clock.now + timedelta(minutes=30)),
     }
     out = httpx.post(f"{url}/api/rules/{SUBNET}/_run", json=new, timeout=60).json()
     assert [a["process.executable"] for a in out["alerts"]] == ["/tmp/scanner"]
@@ -143,10 +132,10 @@ def test_event_ingested_stamped_at_ingest_is_the_time_rules_read(
 def test_manual_run_errors_have_one_shape(served: tuple[Service, str, Clock]) -> None:
     _, url, _ = served
     cases = [
-        ("/api/rules/nope/_run", {"start": _iso(T0), "end": _iso(T0)}, 404),
-        (f"/api/rules/{SUBNET}/_run", {"start": "yesterday", "end": _iso(T0)}, 400),
-        (f"/api/rules/{SUBNET}/_run", {"start": _iso(T0)}, 400),
-        (f"/api/rules/{SUBNET}/_run", {"start": _iso(T0), "end": _iso(T0)}, 400),
+        ("/api/rules/nope/_run", {"start": iso_ms(T0), "end": iso_ms(T0)}, 404),
+        (f"/api/rules/{SUBNET}/_run", {"start": "yesterday", "end": iso_ms(T0)}, 400),
+        (f"/api/rules/{SUBNET}/_run", {"start": iso_ms(T0)}, 400),
+        (f"/api/rules/{SUBNET}/_run", {"start": iso_ms(T0), "end": iso_ms(T0)}, 400),
     ]
     for path, body, status in cases:
         r = httpx.post(url + path, json=body)

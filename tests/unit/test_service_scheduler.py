@@ -7,24 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import Clock, iso_ms
 from reconwatch.rules.builtin import load_builtin
 from reconwatch.service.scheduler import Scheduler, catch_up
 from reconwatch.store import NewEvent, Store
 
 T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
 NET = "logs-endpoint.events.network-default"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def _iso(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def scan(
@@ -35,8 +24,8 @@ def scan(
     for i in range(targets):
         t = at + timedelta(seconds=i % 240)
         source = {
-            "@timestamp": _iso(t),
-            "event": {"type": ["start"], "action": "connection_attempted", "ingested": _iso(t)},
+            "@timestamp": iso_ms(t),
+            "event": {"type": ["start"], "action": "connection_attempted", "ingested": iso_ms(t)},
             "host": {"os": {"type": "linux"}, "name": "web-1"},
             "agent": {"id": "agent-1"},
             "process": {"executable": exe},

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import Clock
 from reconwatch.query import run_query
 from reconwatch.store import NewEvent, Store, default_data_dir
 from reconwatch.store.db import window_sql
@@ -16,14 +17,6 @@ from reconwatch.store.window import window_dataset
 
 NOW = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
 NET = "logs-endpoint.events.network-default"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
