@@ -183,27 +183,26 @@ def _map_values(call: p.Call, impl: ScalarImpl, args: list[Compiled], ctx: EvalC
 
 
 def _and(call: p.Call, ctx: EvalContext) -> Compiled:
+    return _connective(call, ctx, decisive=False)
+
+
+def _or(call: p.Call, ctx: EvalContext) -> Compiled:
+    return _connective(call, ctx, decisive=True)
+
+
+def _connective(call: p.Call, ctx: EvalContext, decisive: bool) -> Compiled:
+    """AND (`decisive` False) or OR (True): either operand being `decisive` decides, else a
+    null operand makes null."""
     left, right = (_boolean_operand(a, ctx) for a in call.args)
+    undecided = not decisive
 
     def run(row: Row) -> object:
         # Elasticsearch evaluates both operands on every row (a failing one warns even where
         # the other decides the result).
         a, b = left(row), right(row)
-        if a is False or b is False:
-            return False
-        return None if a is None or b is None else True
-
-    return run
-
-
-def _or(call: p.Call, ctx: EvalContext) -> Compiled:
-    left, right = (_boolean_operand(a, ctx) for a in call.args)
-
-    def run(row: Row) -> object:
-        a, b = left(row), right(row)
-        if a is True or b is True:
-            return True
-        return None if a is None or b is None else False
+        if a is decisive or b is decisive:
+            return decisive
+        return None if a is None or b is None else undecided
 
     return run
 
