@@ -744,9 +744,14 @@ def _case_map(c: ExprCompiler, call: p.Call) -> E:
     # Elasticsearch 9.1+ converts every value of a multivalue (the registry's maps_values).
     (a,) = c.args(call)
     fn = "lower" if call.fn == "to_lower" else "upper"
+    return _each_value(a, fn + "({})", T.KEYWORD)
+
+
+def _each_value(a: E, template: str, t: T) -> E:
+    """`template` ({} the value) applied to a value, or to every value of a multivalue."""
     if a.is_list:
-        return E(f"list_transform({a.sql}, lambda x: {fn}(x))", T.KEYWORD, True)
-    return E(f"{fn}({a.sql})", T.KEYWORD)
+        return E(f"list_transform({a.sql}, lambda x: {template.format('x')})", t, True)
+    return E(template.format(a.sql), t)
 
 
 _simple("trim", f"regexp_replace({{0}}, '^{_WS}+|{_WS}+$', '', 'g')")
@@ -913,9 +918,7 @@ def _angle(c: ExprCompiler, call: p.Call) -> E:
     # Every value of a multivalue is converted (the registry's maps_values).
     (a,) = c.args(call)
     fn = "degrees" if call.fn == "to_degrees" else "radians"
-    if a.is_list:
-        return E(f"list_transform({a.sql}, lambda x: {fn}(CAST(x AS DOUBLE)))", T.DOUBLE, True)
-    return E(f"{fn}(CAST({a.sql} AS DOUBLE))", T.DOUBLE)
+    return _each_value(a, fn + "(CAST({} AS DOUBLE))", T.DOUBLE)
 
 
 @_reg("log")
