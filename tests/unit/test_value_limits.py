@@ -26,6 +26,16 @@ CASES: dict[str, tuple[str, list[tuple[object, ...]], str | None]] = {
     "repeat_at_the_limit": ('ROW r = length(repeat("ab", 524288))', [(1048576,)], None),
     "repeat_past_the_limit": ('ROW r = length(repeat("ab", 524289))', [(None,)], v.REPEAT_TOO_LONG),
     "space": ("ROW r = space(2000000)", [(None,)], v.SPACE_TOO_LONG),
+    "repeat_negative": (
+        'ROW r = repeat("ab", -2)',
+        [(None,)],
+        "java.lang.IllegalArgumentException: Number parameter cannot be negative, found [-2]",
+    ),
+    "space_negative": (
+        "ROW n = -1 | EVAL r = space(n) | KEEP r",
+        [(None,)],
+        "java.lang.IllegalArgumentException: Number parameter cannot be negative, found [-1]",
+    ),
     "concat": (f"ROW r = length(concat({X}, {X}))", [(None,)], v.STRING_TOO_LONG),
     "to_base64": ('ROW r = to_base64(repeat("x", 900000))', [(None,)], v.STRING_TOO_LONG),
     "mv_append_doubling": (

@@ -776,12 +776,15 @@ def _repeat(c: ExprCompiler, call: p.Call) -> E:
     too_long = f"(CAST(strlen({text}) AS HUGEINT) * {count} > {values.MAX_STRING_BYTES})"
     reason = values.SPACE_TOO_LONG if call.fn == "space" else values.REPEAT_TOO_LONG
     fail = c.failure(call.span, _reason(reason), too_long, T.KEYWORD)
+    negative = f"({count} < 0)"
+    found = f"'java.lang.IllegalArgumentException: Number parameter cannot be negative, found [' || CAST({count} AS VARCHAR) || ']'"
+    refused = c.failure(call.span, f"[{found}]", negative, T.KEYWORD)
     # DuckDB folds constants in every CASE branch while planning, so an unclamped
     # repeat(' ', 2147483647) built 2 GiB before the guard could skip it. The clamp changes
     # nothing where the branch is taken (count * length <= the limit there).
     bounded = f"least({count}, {values.MAX_STRING_BYTES} // greatest(strlen({text}), 1))"
     return E(
-        f"(CASE WHEN {count} < 0 THEN NULL WHEN {too_long} THEN {fail} "
+        f"(CASE WHEN {negative} THEN {refused} WHEN {too_long} THEN {fail} "
         f"ELSE repeat({text}, {bounded}) END)",
         T.KEYWORD,
     )
