@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from reconwatch.alerts.sinks import FORMATS, AlertSink, open_sink
-from reconwatch.cli.inputs import require_files
+from reconwatch.cli.inputs import AlertsOutput, require_files
 from reconwatch.engine.detect import (
     DatasetBackend,
     DetectReport,
@@ -254,12 +254,7 @@ def register(app: typer.Typer) -> None:
                 metavar="FORMAT",
             ),
         ] = None,
-        output: Annotated[
-            str | None,
-            typer.Option(
-                "--output", "-o", help="Write alerts to this file (- is stdout).", metavar="FILE"
-            ),
-        ] = None,
+        output: AlertsOutput = None,
         as_report: Annotated[
             bool,
             typer.Option(

@@ -1,11 +1,20 @@
-"""Event files named on a command line, checked before anything runs (shared by the commands)."""
+"""Command-line pieces the commands share: event files checked before anything runs, the alerts output option."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from reconwatch.errors import UsageError
+
+# detect's and watch's -o: where alerts go.
+AlertsOutput = Annotated[
+    str | None,
+    typer.Option("--output", "-o", help="Write alerts to this file (- is stdout).", metavar="FILE"),
+]
 
 
 def require_files(paths: Iterable[str]) -> None:

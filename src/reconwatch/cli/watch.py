@@ -15,7 +15,7 @@ from rich.console import Console
 
 from reconwatch.alerts.sinks import FORMATS, open_sink
 from reconwatch.backends.stream.executor import RealertPolicy, StreamExecutor
-from reconwatch.cli.inputs import require_files
+from reconwatch.cli.inputs import AlertsOutput, require_files
 from reconwatch.engine import feed
 from reconwatch.engine.watch import RuleWatch
 from reconwatch.errors import IngestError, QueryError, RuleRunError, UsageError
@@ -280,12 +280,7 @@ def register(app: typer.Typer) -> None:
                 metavar="FORMAT",
             ),
         ] = None,
-        output: Annotated[
-            str | None,
-            typer.Option(
-                "--output", "-o", help="Write alerts to this file (- is stdout).", metavar="FILE"
-            ),
-        ] = None,
+        output: AlertsOutput = None,
     ) -> None:
         """Evaluate rules continuously over a sliding event-time window; alerts print as they fire."""
         signals = _Signals()
