@@ -80,6 +80,11 @@ CASES: dict[str, tuple[str, list[tuple[object, ...]], str | None]] = {
         [(-1.8446744073709552e19, 1e20)],
         None,
     ),
+    "date_diff_past_an_integer": (
+        'ROW r = date_diff("ms", "1970-01-01T00:00:00Z"::datetime, "2024-01-01T00:00:00Z"::datetime)',
+        [(None,)],
+        "java.lang.ArithmeticException: integer overflow",
+    ),
     "abs_most_negative_long": ("ROW r = abs(-9223372036854775808)", [(None,)], LONG),
     "negate_most_negative_long": ("ROW r = -(-9223372036854775808)", [(None,)], LONG),
     # Java's Math.round saturates: the double 2^63 (2^64) is long's (unsigned_long's) maximum,

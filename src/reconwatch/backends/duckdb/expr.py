@@ -1121,7 +1121,9 @@ def _date_diff(c: ExprCompiler, call: p.Call) -> E:
     if unit is None:
         raise UnsupportedFeatureError(f"DATE_DIFF unit [{unit_name}]", call.span)
     start, end = (single(c.compile(a)) for a in call.args[1:])
-    return E(f"try(CAST(date_sub('{unit}', {start}, {end}) AS INTEGER))", T.INTEGER)
+    # Past an integer the result is null with Java's toIntExact warning (was null, silently).
+    value = f"try(CAST(date_sub('{unit}', {start}, {end}) AS INTEGER))"
+    return _overflow_checked(c, call, value, (start, end))
 
 
 _SECOND_OF_DAY = "(hour({d}) * 3600 + minute({d}) * 60 + second({d}))"
