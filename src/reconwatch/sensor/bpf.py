@@ -31,7 +31,7 @@ from reconwatch.ecs.network import (
     Connection,
 )
 from reconwatch.errors import SensorError
-from reconwatch.sensor.procs import ProcessCache, fs_text
+from reconwatch.sensor.procs import ProcessCache, ProcessInfo, fs_text
 
 TRACEFS = Path("/sys/kernel/tracing")
 _LOST = re.compile(rb"Lost (\d+) events")
@@ -373,25 +373,43 @@ class BpfCollector:
             self._remember_name(pid, comm)
         info = self.cache.lookup(pid)
         self._count(kind, info.executable)
+        action = ACCEPTED if kind == b"A" else ATTEMPTED
+        conn = self._attributed(nsecs, action, pid, uid, comm, info, dst_ip, dst_port, family)
+        conn.transport = "udp" if kind == b"U" else "tcp"
+        conn.src_ip = src_ip
+        conn.src_port = src_port or None  # 0 until the kernel picks the ephemeral port
+        conn.probe = None if kind == b"A" else PROBE_CONNECT
+        return conn
+
+    def _attributed(
+        self,
+        nsecs: bytes,
+        action: str,
+        pid: int,
+        uid: int,
+        name: str,
+        info: ProcessInfo,
+        dst_ip: str,
+        dst_port: int,
+        family: int,
+    ) -> Connection:
+        """The part every line kind shares: time, destination, and the process from the cache
+        (the caller sets its own fields on the result)."""
         return Connection(
             timestamp=self._timestamp(nsecs),
-            action=ACCEPTED if kind == b"A" else ATTEMPTED,
+            action=action,
             pid=pid,
             dst_ip=dst_ip,
             dst_port=dst_port,
             family=family,
-            name=comm,
+            name=name,
             executable=info.executable,
             args=info.args,
             ppid=info.ppid,
             parent_executable=self._parent_executable(info.ppid),
             uid=uid,
             user_name=self.cache.user_name(uid),
-            transport="udp" if kind == b"U" else "tcp",
-            src_ip=src_ip,
-            src_port=src_port or None,  # 0 until the kernel picks the ephemeral port
             process_start=info.start,
-            probe=None if kind == b"A" else PROBE_CONNECT,
         )
 
     def _probe(self, parts: list[bytes]) -> Connection | None:
@@ -433,26 +451,12 @@ class BpfCollector:
         self.stats.probes += 1
         if info.executable is None:
             self.stats.executable_unknown += 1
-        return Connection(
-            timestamp=self._timestamp(nsecs),
-            action=ATTEMPTED,
-            pid=pid,
-            dst_ip=dst_ip,
-            dst_port=port,
-            family=family,
-            name=comm,
-            executable=info.executable,
-            args=info.args,
-            ppid=info.ppid,
-            parent_executable=self._parent_executable(info.ppid),
-            uid=uid,
-            user_name=self.cache.user_name(uid),
-            transport=transport,
-            process_start=info.start,
-            probe=method,
-            tcp_flags=_tcp_flags(flags) if transport == "tcp" else None,
-            icmp_type=flags if icmp else None,
-        )
+        conn = self._attributed(nsecs, ATTEMPTED, pid, uid, comm, info, dst_ip, port, family)
+        conn.transport = transport
+        conn.probe = method
+        conn.tcp_flags = _tcp_flags(flags) if transport == "tcp" else None
+        conn.icmp_type = flags if icmp else None
+        return conn
 
     def _parent_executable(self, ppid: int | None) -> str | None:
         """The parent's executable, from the same cache (so usually no /proc read)."""
@@ -484,30 +488,17 @@ class BpfCollector:
         self.stats.results += 1
         if info.executable is None:
             self.stats.executable_unknown += 1
-        return Connection(
-            timestamp=self._timestamp(nsecs),
-            action=RESULT,
-            pid=pid,
-            dst_ip=dst_ip,
-            dst_port=dst_port,
-            family=family,
-            name=self._names.get(pid, ""),
-            executable=info.executable,
-            args=info.args,
-            ppid=info.ppid,
-            parent_executable=self._parent_executable(info.ppid),
-            uid=uid,
-            user_name=self.cache.user_name(uid),
-            transport="tcp",
-            src_ip=src_ip,
-            src_port=src_port or None,
-            outcome=REASONS[reason],
-            process_start=info.start,
-            probe=PROBE_CONNECT,
-            reason=reason,
-            duration_ns=int(took),
-            error=error,
-        )
+        name = self._names.get(pid, "")
+        conn = self._attributed(nsecs, RESULT, pid, uid, name, info, dst_ip, dst_port, family)
+        conn.transport = "tcp"
+        conn.src_ip = src_ip
+        conn.src_port = src_port or None
+        conn.outcome = REASONS[reason]
+        conn.probe = PROBE_CONNECT
+        conn.reason = reason
+        conn.duration_ns = int(took)
+        conn.error = error
+        return conn
 
     def _count(self, kind: bytes, executable: str | None) -> None:
         if kind == b"C":
