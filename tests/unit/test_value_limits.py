@@ -109,6 +109,11 @@ CASES: dict[str, tuple[str, list[tuple[object, ...]], str | None]] = {
         [(1.5, -1.5, -1.5, 1.5, -0.0)],
         None,
     ),
+    "hypot_of_large_doubles": (
+        "ROW r = hypot(3e200, 4e200), s = hypot(3, 4), t = hypot(-1e308, 1e308) > 1e308",
+        [(4.9999999999999995e200, 5.0, True)],
+        None,
+    ),
     "double_overflow": (
         "ROW r = 1e308 * 10",
         [(None,)],

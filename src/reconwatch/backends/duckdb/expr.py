@@ -913,7 +913,8 @@ _guarded("sinh", "isinf(sinh({0}))", "sinh({0})", "sinh overflow")
 for _fn in ("atan", "cos", "sin", "tan", "tanh"):
     _simple(_fn, f"{_fn}(CAST({{0}} AS DOUBLE))")
 _simple("atan2", "atan2(CAST({0} AS DOUBLE), CAST({1} AS DOUBLE))")
-_simple("hypot", "sqrt(CAST({0} AS DOUBLE) ** 2 + CAST({1} AS DOUBLE) ** 2)")
+# Java's Math.hypot does not overflow on the way (hypot(3e200, 4e200) is 5e200); squaring did.
+_simple("hypot", "rw_hypot(CAST({0} AS DOUBLE), CAST({1} AS DOUBLE))")
 
 
 @_reg("to_degrees", "to_radians")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -190,6 +191,11 @@ def extract_values(texts: list[str | None] | None, spec: str | None) -> list[lis
     return out
 
 
+def hypot(x: float, y: float) -> float:
+    """Math.hypot: no overflow or underflow on the way (DuckDB has no hypot)."""
+    return math.hypot(x, y)
+
+
 def java_hash(algorithm: str | None, text: str | None) -> str | None:
     """HASH(algorithm, input); NULL for an algorithm Java does not know (see rw_hash_errors)."""
     if algorithm is None or text is None:
@@ -268,6 +274,7 @@ def register(con: duckdb.DuckDBPyConnection) -> None:
     _nullable(con, "rw_parse_date", parse_date, [v], ts)
     _nullable(con, "rw_to_datetime", to_datetime, [v], ts)
     con.create_function("rw_double_text", double_text, [d], v, side_effects=False)
+    con.create_function("rw_hypot", hypot, [d, d], d, side_effects=False)
     con.create_function("rw_url_encode", url_encode, [v], v, side_effects=False)
     con.create_function("rw_url_encode_component", url_encode_component, [v], v, side_effects=False)
     _nullable(con, "rw_ip_prefix", ip_prefix, [v, "INTEGER", "INTEGER"], v)
