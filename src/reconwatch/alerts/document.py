@@ -50,6 +50,7 @@ def build_alert(
     event_id = "" if aggregating else str(row.get("_id", ""))
     event_index = "" if aggregating else str(row.get("_index", ""))
     run_at = format_datetime(window.run_at)
+    severity, override = severity_from_mapping(rule, merged)
     alert: dict[str, object] = {"@timestamp": run_at}
     # Kibana strips the source event's own kind/signal fields and sets event.kind = signal.
     alert.update({k: v for k, v in merged.items() if k not in ("@timestamp", "event.kind")})
@@ -68,7 +69,7 @@ def build_alert(
             "kibana.alert.workflow_tags": [],
             "kibana.alert.workflow_assignee_ids": [],
             "kibana.alert.reason": reason(merged, rule),
-            "kibana.alert.severity": rule.severity,
+            "kibana.alert.severity": severity,
             "kibana.alert.risk_score": rule.risk_score,
             "kibana.alert.uuid": alert_id,
             "kibana.alert.start": run_at,
@@ -83,6 +84,8 @@ def build_alert(
         }
     )
     alert.update(rule_fields(rule, exceptions))
+    if override is not None:
+        alert["kibana.alert.rule.parameters.meta"] = {"severityOverrideField": override}
     alert.update(
         {
             "reconwatch.run.index": window.index,
@@ -95,6 +98,67 @@ def build_alert(
     if evidence is not None:
         alert["reconwatch.evidence"] = dict(evidence)
     return alert
+
+
+# Kibana's severitySortMapping: mapping entries are tried from low to high, the last match wins.
+SEVERITY_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+ECS_SEVERITY_FIELD = "event.severity"
+_SAFE_INTEGER = 2**53 - 1
+
+
+def severity_from_mapping(
+    rule: Rule, doc: Mapping[str, object]
+) -> tuple[str, str | None]:
+    """Kibana's buildSeverityFromMapping: the rule's `severity_mapping` entries sorted from low to
+    high severity (stable), each matching when the alert document's field (a dotted key, or a
+    path through nested objects) holds its value (any element of an array; strings and safe
+    integers compared as text, `event.severity` as an integer); the last match wins. Returns the
+    severity and the field that overrode it (None: the rule's own severity)."""
+    mapping = rule.raw.get("severity_mapping")
+    if not isinstance(mapping, list) or not mapping:
+        return rule.severity, None
+    entries = [m for m in mapping if isinstance(m, dict) and m.get("severity") in SEVERITY_ORDER]
+    matched: dict[str, object] | None = None
+    for entry in sorted(entries, key=lambda m: SEVERITY_ORDER[str(m["severity"])]):
+        name = str(entry.get("field", ""))
+        if _mapping_value(name, entry.get("value")) in _event_values(name, _lookup(doc, name)):
+            matched = entry
+    if matched is None:
+        return rule.severity, None
+    return str(matched["severity"]), str(matched.get("field", ""))
+
+
+def _lookup(doc: Mapping[str, object], path: str) -> object:
+    """lodash's get: the key as written if the document has it, else the dotted path walked."""
+    if path in doc:
+        return doc[path]
+    node: object = doc
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _mapping_value(name: str, value: object) -> object:
+    if name == ECS_SEVERITY_FIELD:
+        try:
+            return int(float(str(value)) // 1)
+        except (ValueError, OverflowError):  # Math.floor(Number(v)) is NaN: never equal
+            return None
+    return str(value)
+
+
+def _event_values(name: str, value: object) -> set[object]:
+    values = value if isinstance(value, list) else [value]
+    ints = [
+        v
+        for v in values
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) <= _SAFE_INTEGER
+    ]
+    if name == ECS_SEVERITY_FIELD:
+        return set(ints)
+    return {str(v) for v in [*ints, *(v for v in values if isinstance(v, str))]}
 
 
 def rule_fields(rule: Rule, exceptions: Sequence[ExceptionList] = ()) -> dict[str, object]:

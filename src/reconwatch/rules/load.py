@@ -114,6 +114,7 @@ def _build(doc: dict[str, Any], problems: Problems, label: str, builtin: str | N
         )
         max_signals = MAX_SIGNALS_CAP
     threat = g.tables("threat")
+    _check_severity_mapping(g.tables("severity_mapping"), problems)
     suppression = table.get("alert_suppression")
     if suppression is not None and not isinstance(suppression, dict):
         problems.append(("rule.alert_suppression", "must be a table"))
@@ -211,6 +212,21 @@ class _Getter:
             self.problems.append((f"rule.{key}", "must be an array of tables"))
             return []
         return value
+
+
+def _check_severity_mapping(entries: list[dict[str, Any]], problems: Problems) -> None:
+    """detection-rules' SeverityMapping: field, operator "equals", value, severity."""
+    for i, entry in enumerate(entries):
+        where = f"rule.severity_mapping[{i}]"
+        for key in ("field", "value"):
+            if not isinstance(entry.get(key), str):
+                problems.append((f"{where}.{key}", "must be a string"))
+        if entry.get("operator") != "equals":
+            problems.append((f"{where}.operator", f"{entry.get('operator')!r} is not 'equals'"))
+        if entry.get("severity") not in SEVERITIES:
+            problems.append(
+                (f"{where}.severity", f"{entry.get('severity')!r} is not one of {', '.join(SEVERITIES)}")
+            )
 
 
 def _check_metadata(meta: dict[str, Any], problems: Problems) -> None:
