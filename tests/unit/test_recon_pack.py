@@ -195,3 +195,43 @@ def test_scans_still_alert_with_outcomes(tmp_path: Path, kind: str) -> None:
     if kind == "targeted":
         # One address in ten answered (4 of 40): below the 90 % that marks a fan-out.
         assert {a["Esql.destination_answered_count_distinct"] for a in hits} == {4}
+
+
+@pytest.mark.slow
+def test_a_campaign_is_one_alert_naming_every_host(tmp_path: Path) -> None:
+    """Blind spot 1: the same nmap on two hosts; the seed rule drops it (two agents), the
+    campaign rule raises one alert whose host.name lists both hosts."""
+    sim = Simulation(hosts=4, hours=2.5, start=START, scans=("distributed",), seed=5)
+    backend = _backend(tmp_path, sim)
+    assert not any(_hits(_seed(backend, sim), p) for p in sim.planted)
+    end = max(p.end for p in sim.planted)
+    report = detect([load_builtin("recon-campaign")], backend, Schedule(at=end), evidence=False)
+    (alert,) = report.alerts
+    assert sorted(alert["host.name"]) == sorted(p.host for p in sim.planted)  # type: ignore[arg-type]
+    assert alert["process.executable"] == "/usr/bin/nmap"
+    assert alert["Esql.host_count_distinct"] == 2
+    assert alert["kibana.alert.severity"] == "high"
+
+
+@pytest.mark.slow
+def test_one_host_sweeping_is_no_campaign(tmp_path: Path) -> None:
+    sim = Simulation(hosts=4, hours=2.5, start=START, scans=("interpreter",), seed=5)
+    backend = _backend(tmp_path, sim)
+    end = max(p.end for p in sim.planted)
+    report = detect([load_builtin("recon-campaign")], backend, Schedule(at=end), evidence=False)
+    assert not report.failures
+    assert report.alerts == []
+
+
+def test_watch_leaves_the_scheduled_only_campaign_out_of_the_pack(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = tmp_path / "events.ndjson"
+    write_events(Simulation(hosts=3, hours=0.2, start=START, seed=5).stream(), events)
+    with pytest.raises(SystemExit) as done:
+        main(["watch", "--rule", "recon", str(events), "-f", "ndjson"])
+    assert not done.value.code
+    assert "recon-campaign left out: it runs on a schedule only" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:
+        main(["watch", "--rule", "recon-campaign", str(events), "-f", "ndjson"])
+    assert done.value.code == 2  # named by itself: refused, as any rule the stream cannot run

@@ -71,7 +71,16 @@ def test_values_compare_as_text_and_event_severity_as_an_integer() -> None:
 
 
 def test_a_malformed_mapping_is_a_load_problem() -> None:
-    text = builtin_text("recon-sweep").replace('operator = "equals", value = "runZero"', 'operator = "is", value = "runZero"')
+    text = builtin_text("recon-sweep").replace(
+        'operator = "equals", value = "runZero"', 'operator = "is", value = "runZero"'
+    )
     with pytest.raises(RuleLoadError) as err:
         load_rule_text(text, "x.toml")
     assert "rule.severity_mapping[0].operator" in str(err.value)
+
+
+def test_a_pack_alert_names_the_blind_spots_its_rule_closes() -> None:
+    rule = load_builtin("recon-campaign")
+    alert = _alert(rule, {"host.name": ["a", "b"], "process.executable": "/usr/bin/nmap"})
+    assert alert["reconwatch.rule.blind_spots"] == ["per-process grouping", "run boundary"]
+    assert "reconwatch.rule.blind_spots" not in _alert(load_builtin("subnet-scanning"), {})

@@ -95,20 +95,23 @@ def build_alert(
             "reconwatch.rule.source": rule.label,
         }
     )
+    # The seed rule's blind spots a pack rule closes, from its "Blind Spot: ..." tags.
+    spots = [t.split(":", 1)[1].strip() for t in rule.tags if t.startswith(BLIND_SPOT_TAG)]
+    if spots:
+        alert["reconwatch.rule.blind_spots"] = spots
     if evidence is not None:
         alert["reconwatch.evidence"] = dict(evidence)
     return alert
 
 
+BLIND_SPOT_TAG = "Blind Spot:"
 # Kibana's severitySortMapping: mapping entries are tried from low to high, the last match wins.
 SEVERITY_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 ECS_SEVERITY_FIELD = "event.severity"
 _SAFE_INTEGER = 2**53 - 1
 
 
-def severity_from_mapping(
-    rule: Rule, doc: Mapping[str, object]
-) -> tuple[str, str | None]:
+def severity_from_mapping(rule: Rule, doc: Mapping[str, object]) -> tuple[str, str | None]:
     """Kibana's buildSeverityFromMapping: the rule's `severity_mapping` entries sorted from low to
     high severity (stable), each matching when the alert document's field (a dotted key, or a
     path through nested objects) holds its value (any element of an array; strings and safe

@@ -24,7 +24,7 @@ from reconwatch.ingest.follow import Checkpoint
 from reconwatch.ingest.locate import is_plain
 from reconwatch.ingest.report import IngestReport
 from reconwatch.plan.catalog import Catalog
-from reconwatch.rules.builtin import DEFAULT_RULE, load_rule_specs
+from reconwatch.rules.builtin import DEFAULT_RULE, load_rule_specs, streamable
 from reconwatch.rules.datemath import parse_interval
 from reconwatch.rules.model import Rule
 
@@ -291,7 +291,9 @@ def register(app: typer.Typer) -> None:
             _check_inputs(paths, follow, checkpoint)
             if input_format is not None:
                 formats.get(input_format)
-            chosen, failed = load_rule_specs(list(rule or [DEFAULT_RULE]))
+            specs = list(rule or [DEFAULT_RULE])
+            chosen, failed = load_rule_specs(specs)
+            chosen, scheduled = streamable(chosen, specs)
             policy = RealertPolicy(_millis(rearm, "--rearm-after"), growth, growth_column)
             catalog = _catalog(paths, follow, input_format)
             lateness_ms = _millis(lateness, "--lateness")
@@ -309,6 +311,11 @@ def register(app: typer.Typer) -> None:
             report = IngestReport()
             sink = open_sink(output, fmt, rules={r.label: r for r in chosen}, inputs=paths)
             err = Console(stderr=True, highlight=False, soft_wrap=True)
+            for left in scheduled:
+                err.print(
+                    f"watch: {left.label} left out: it runs on a schedule only (detect, serve)",
+                    markup=False,
+                )
             for failure in failed:  # at once: a follow may run for days
                 err.print(f"error: {failure.render()}", markup=False)
             alerts = 0

@@ -242,7 +242,10 @@ class EvidenceFinder:
             if value is None:
                 filters.append(ast.IsNull(expr))
             elif isinstance(value, list):
-                return None
+                # A later STATS gathered the first one's keys (values(host.name) of a campaign):
+                # the events of any of them are the evidence.
+                items = tuple(literal(v, column.type) for v in value)
+                filters.append(ast.In(expr, items))
             else:
                 filters.append(ast.Binary("==", expr, literal(value, column.type)))
         return filters

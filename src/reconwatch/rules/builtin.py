@@ -43,15 +43,30 @@ BUILTINS: dict[str, tuple[str, str]] = {
         "recon/recon_port_scan_by_host_process.toml",
         "port scan: >=50 ports below 32768 of one address in 65m by one process on one host",
     ),
+    "recon-campaign": (
+        "recon/recon_scan_campaign_across_hosts.toml",
+        "campaign: one executable sweeping >=50 internal addresses from each of >=2 hosts in 65m",
+    ),
 }
 
 # pack name -> (its rules' built-in names, one-line summary)
 PACKS: dict[str, tuple[tuple[str, ...], str]] = {
     "recon": (
-        ("recon-sweep", "recon-targeted-subnet", "recon-slow-scan", "recon-port-scan"),
+        (
+            "recon-sweep",
+            "recon-targeted-subnet",
+            "recon-slow-scan",
+            "recon-port-scan",
+            "recon-campaign",
+        ),
         "reconwatch's reconnaissance pack: the seed rule's blind spots closed, look-alikes quiet",
     ),
 }
+
+
+# Pack rules `watch` cannot stream (two STATS: the stream executor keeps one): a pack named in
+# `watch` leaves them out with a notice instead of failing; `detect` and the service run them.
+SCHEDULED_ONLY = frozenset({"recon-campaign"})
 
 
 def builtin_text(name: str) -> str:
@@ -91,6 +106,13 @@ def load_rule_specs(specs: list[str]) -> tuple[list[Rule], list[RuleRunError]]:
     if not rules:
         raise failed[0]
     return rules, failed
+
+
+def streamable(rules: list[Rule], specs: list[str]) -> tuple[list[Rule], list[Rule]]:
+    """The rules `watch` streams, and the pack rules it leaves out (SCHEDULED_ONLY ones that only
+    came with a pack: one named by itself stays, and its refusal is reported as any other)."""
+    kept = [r for r in rules if r.builtin not in SCHEDULED_ONLY or r.builtin in specs]
+    return kept, [r for r in rules if r not in kept]
 
 
 def resolve_rule(spec: str) -> Rule:

@@ -225,7 +225,10 @@ def _check_severity_mapping(entries: list[dict[str, Any]], problems: Problems) -
             problems.append((f"{where}.operator", f"{entry.get('operator')!r} is not 'equals'"))
         if entry.get("severity") not in SEVERITIES:
             problems.append(
-                (f"{where}.severity", f"{entry.get('severity')!r} is not one of {', '.join(SEVERITIES)}")
+                (
+                    f"{where}.severity",
+                    f"{entry.get('severity')!r} is not one of {', '.join(SEVERITIES)}",
+                )
             )
 
 
