@@ -150,6 +150,13 @@ class OutputError(ReconwatchError):
     exit_code = 1
 
 
+class QueryLimitError(ReconwatchError):
+    """A query stopped at one of its resource limits (time budget, memory), in one line naming
+    the limit and the option that sets it; the host is left as it was."""
+
+    exit_code = 1
+
+
 class RuleRunError(ReconwatchError):
     """A rule that failed to load or run while others ran: the rule's file, then the cause."""
 

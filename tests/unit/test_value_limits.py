@@ -45,6 +45,14 @@ CASES: dict[str, tuple[str, list[tuple[object, ...]], str | None]] = {
         [(2**20, None)],
         v.TOO_MANY_VALUES,
     ),
+    # Counting values let four doublings of a 1 MiB string through (and twelve reached 4 GiB).
+    "mv_append_doubling_bytes": (
+        'ROW a = repeat("x", 1048576) '
+        + "| EVAL a = mv_append(a, a) " * 4
+        + "| EVAL n = mv_count(a) | KEEP n",
+        [(None,)],
+        v.MULTIVALUE_TOO_LARGE,
+    ),
     "date_plus_years": (
         'ROW d = "9999-12-31T00:00:00Z"::datetime + 10 years',
         [(None,)],

@@ -14,7 +14,13 @@ import typer
 from rich.console import Console
 
 from reconwatch.alerts.sinks import FORMATS, AlertSink, open_sink
-from reconwatch.cli.inputs import AlertsOutput, require_files
+from reconwatch.cli.inputs import (
+    AlertsOutput,
+    MemoryLimit,
+    QueryTimeout,
+    query_limits,
+    require_files,
+)
 from reconwatch.engine.detect import (
     DatasetBackend,
     DetectReport,
@@ -26,6 +32,7 @@ from reconwatch.engine.detect import (
 from reconwatch.engine.run import RunResult
 from reconwatch.errors import RuleRunError, UsageError
 from reconwatch.ingest import formats
+from reconwatch.plan.limits import DEFAULT_MEMORY, limited
 from reconwatch.plan.values import ConversionError, format_datetime, parse_datetime
 from reconwatch.rules.builtin import DEFAULT_RULE, load_rule_specs
 from reconwatch.rules.datemath import parse_interval
@@ -50,6 +57,10 @@ MAX_RANGE_DEFAULT = "90d"
 MAX_REPORTED = 20
 # Fewer runs than this finish before a progress bar is worth drawing.
 PROGRESS_MIN_RUNS = 10
+
+
+# Kibana's default timeout of one rule run (xpack.alerting.rules.run.timeout, 5m); --timeout.
+RULE_RUN_TIMEOUT = 300.0
 
 
 def parse_time(text: str, option: str) -> datetime:
@@ -271,6 +282,8 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Option("--space", help="Kibana space id used in alert ids.", metavar="SPACE"),
         ] = "default",
+        memory_limit: MemoryLimit = DEFAULT_MEMORY,
+        timeout: QueryTimeout = RULE_RUN_TIMEOUT,
     ) -> None:
         """Run detection rules over events as Kibana's ES|QL rule executor would and print alerts."""
         from reconwatch.ingest import Dataset
@@ -281,6 +294,7 @@ def register(app: typer.Typer) -> None:
             paths.append(str(sample_path()))
         if not paths:
             raise UsageError("give event files to read, or --demo for the shipped sample")
+        limits = query_limits(memory_limit, timeout)
         out_format = _output_format(fmt, as_report)
         if input_format is not None:
             formats.get(input_format)  # a UsageError listing the registered formats
@@ -295,7 +309,7 @@ def register(app: typer.Typer) -> None:
                 check_fields(lst, fields)
         sink = open_sink(output, out_format, rules={r.label: r for r in rules}, inputs=paths)
         backend = DatasetBackend(dataset)
-        with _progress(schedule.total(rules), err) as on_run:
+        with _progress(schedule.total(rules), err) as on_run, limited(limits):
             report = detect(
                 rules,
                 backend,

@@ -9,12 +9,37 @@ from typing import Annotated
 import typer
 
 from reconwatch.errors import UsageError
+from reconwatch.plan.limits import DEFAULT_MEMORY, QueryLimits, parse_memory, parse_seconds
 
 # detect's and watch's -o: where alerts go.
 AlertsOutput = Annotated[
     str | None,
     typer.Option("--output", "-o", help="Write alerts to this file (- is stdout).", metavar="FILE"),
 ]
+
+# A query's resource limits (query, detect): DuckDB's memory and a time budget per query run.
+MemoryLimit = Annotated[
+    str,
+    typer.Option(
+        "--memory-limit",
+        help="Memory one query may use in DuckDB (e.g. 512MB, 4GB); past it the query stops "
+        "with an error.",
+        metavar="SIZE",
+    ),
+]
+QueryTimeout = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        help="Cancel a query (each rule run) after this many seconds; 0: no budget.",
+        metavar="SECONDS",
+    ),
+]
+
+
+def query_limits(memory: str = DEFAULT_MEMORY, seconds: float | None = None) -> QueryLimits:
+    """The limits the options ask for (a UsageError for a size or a budget that is not one)."""
+    return QueryLimits(parse_memory(memory), parse_seconds(seconds))
 
 
 def require_files(paths: Iterable[str]) -> None:

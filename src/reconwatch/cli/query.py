@@ -14,10 +14,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from reconwatch.cli.inputs import require_files
+from reconwatch.cli.inputs import MemoryLimit, QueryTimeout, query_limits, require_files
 from reconwatch.errors import UsageError
 from reconwatch.plan import values
 from reconwatch.plan.catalog import Result
+from reconwatch.plan.limits import DEFAULT_MEMORY
 
 if TYPE_CHECKING:
     from reconwatch.ingest import Dataset
@@ -67,10 +68,15 @@ def query(
             metavar="FORMAT",
         ),
     ] = None,
+    memory_limit: MemoryLimit = DEFAULT_MEMORY,
+    timeout: QueryTimeout = 0,
 ) -> None:
     """Run an ES|QL query over event files. Bad events are skipped and reported on stderr."""
     from reconwatch.ingest import Dataset, formats
+    from reconwatch.plan.limits import limited
     from reconwatch.query import explain, run_query, warning_header
+
+    limits = query_limits(memory_limit, timeout)
 
     if input_format is not None:
         formats.get(input_format)  # a UsageError listing the registered formats
@@ -80,7 +86,8 @@ def query(
     if explain_:
         typer.echo(explain(esql, dataset, now=query_time))
         return
-    result = run_query(esql, dataset, now=query_time)
+    with limited(limits):
+        result = run_query(esql, dataset, now=query_time)
     _report_bad_events(dataset)
     for text in result.warnings:
         # Elasticsearch's response headers, one line each, as `curl -i` would show them.

@@ -12,6 +12,7 @@ from reconwatch.esql.extract import extract_texts, output_groups
 from reconwatch.evaluate import scalars as _scalars  # noqa: F401 - registers functions
 from reconwatch.evaluate.aggregates import AggSpec, AggState
 from reconwatch.evaluate.expressions import Compiled, EvalContext, compile_expr
+from reconwatch.plan import limits
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
 from reconwatch.plan.catalog import Result
@@ -24,12 +25,31 @@ Rows = Iterator[dict[str, object]]
 def execute(plan: p.Plan, rows: Iterable[Mapping[str, object]], now: datetime) -> Result:
     """Run `plan` over flattened input rows (dotted keys; a list is a multivalue) at query time `now`."""
     ctx = EvalContext(now=now, source=plan.query)
-    stream: Rows = _source(plan.source, rows, ctx)
+    deadline = limits.current().deadline()
+    stream: Rows = budgeted(_source(plan.source, rows, ctx), deadline)
     for step in prune_evals(plan):
-        stream = _STEPS[type(step)](step, stream, ctx)
+        stream = budgeted(_STEPS[type(step)](step, stream, ctx), deadline)
     names = [c.name for c in plan.columns]
     out = [tuple(row.get(n) for n in names) for row in stream]
     return Result(plan.columns, out, [*plan.warnings, *ctx.warnings.as_list()])
+
+
+# Rows between two looks at the clock: a look costs about as much as evaluating a simple row.
+CHECK_EVERY = 64
+
+
+def budgeted(rows: Rows, deadline: limits.Deadline) -> Rows:
+    """`rows` as they come, raising QueryLimitError once `deadline` has passed. Every step's
+    output is watched, so a step that makes rows (MV_EXPAND) or swallows them (SORT, STATS) is
+    stopped by its own output or by its input's."""
+    if deadline.at is None:
+        yield from rows
+        return
+    deadline.check()
+    for count, row in enumerate(rows, 1):
+        if count % CHECK_EVERY == 0:
+            deadline.check()
+        yield row
 
 
 def prune_evals(plan: p.Plan) -> list[p.Step]:

@@ -999,6 +999,10 @@ def _mv_append(args: Args, call: p.Call, ctx: EvalContext) -> object:
     first, second = _values_of(args[0]), _values_of(args[1])
     if len(first) + len(second) > v.MAX_VALUES:  # EVAL chains could double it without end
         raise EvalFailure(v.TOO_MANY_VALUES)
+    if v.multivalue_bytes(first, call.type) + v.multivalue_bytes(second, call.type) > (
+        v.MAX_MULTIVALUE_BYTES
+    ):
+        raise EvalFailure(v.MULTIVALUE_TOO_LARGE)
     return v.from_list(first + second)
 
 

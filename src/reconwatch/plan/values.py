@@ -40,12 +40,20 @@ STRING_TOO_LONG = (
 GROWING_STRINGS = frozenset(
     {"concat", "replace", "to_base64", "url_encode", "url_encode_component", "mv_concat"}
 )
-# MV_APPEND stops at this many values (reconwatch's own bound; Elasticsearch's circuit breakers
-# end such a query): `EVAL b = MV_APPEND(a, a)` repeated would double a multivalue without end.
+# MV_APPEND stops at this many values or bytes (reconwatch's own bounds; Elasticsearch's circuit
+# breakers end such a query): `EVAL b = MV_APPEND(a, a)` repeated would double a multivalue
+# without end, and by bytes 13 doublings of a 1 MiB string are 8 GiB in 8,192 values. A value
+# weighs its UTF-8 bytes (keyword, text, version) or its fixed width (VALUE_WIDTH, 16 for an ip).
 MAX_VALUES = 1024 * 1024
+MAX_MULTIVALUE_BYTES = 8 * MAX_VALUES
+VALUE_WIDTH, IP_WIDTH = 8, 16
 TOO_MANY_VALUES = (
     f"java.lang.IllegalArgumentException: Creating multivalues with more than [{MAX_VALUES}] "
     "values is not supported"
+)
+MULTIVALUE_TOO_LARGE = (
+    "java.lang.IllegalArgumentException: Creating multivalues of more than "
+    f"[{MAX_MULTIVALUE_BYTES}] bytes is not supported"
 )
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
@@ -72,6 +80,14 @@ class ConversionError(ValueError):
 
 # ---------------------------------------------------------------------------------------------
 # Multivalues
+
+
+def multivalue_bytes(items: Iterable[object], t: DataType) -> int:
+    """What a multivalue of type `t` weighs against MAX_MULTIVALUE_BYTES."""
+    if t in (DataType.KEYWORD, DataType.TEXT, DataType.VERSION):
+        return sum(len(str(x).encode()) for x in items)
+    width = IP_WIDTH if t is DataType.IP else VALUE_WIDTH
+    return width * sum(1 for _ in items)
 
 
 def as_list(value: object) -> list[object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -13,8 +14,8 @@ from reconwatch.backends.duckdb.compile import SOURCE_TABLE, Compiled, compile_p
 from reconwatch.backends.duckdb.expr import literal
 from reconwatch.backends.duckdb.warnings import WarningSink
 from reconwatch.errors import ReconwatchError
+from reconwatch.plan import limits, values
 from reconwatch.plan import nodes as p
-from reconwatch.plan import values
 from reconwatch.plan.catalog import Result
 from reconwatch.plan.scan import RetryScan, ScanSource
 from reconwatch.types import DataType as T
@@ -37,9 +38,9 @@ def compile_for(plan: p.Plan, dataset: ScanSource | None, now: datetime) -> Comp
 
 
 def connect() -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the rw_* helpers registered."""
+    """A DuckDB connection with the rw_* helpers registered and the current memory limit."""
     # No progress bar: it would be drawn on the user's stdout, among the results.
-    con = duckdb.connect()
+    con = duckdb.connect(config={"memory_limit": limits.current().memory})
     con.execute("SET enable_progress_bar = false")
     udf.register(con)
     return con
@@ -57,7 +58,7 @@ def execute(
     con = connect() if con is None else con
     sink = WarningSink()
     try:
-        with _recording(con, compiled, sink):
+        with _recording(con, compiled, sink), _limited(con):
             rows = _run(con, plan, dataset, compiled.sql).fetchall()
     finally:
         if own:
@@ -96,8 +97,40 @@ def materialize(
 ) -> Compiled:
     """Run `plan` into the temporary table `table` on `con`; its columns are the plan's."""
     compiled = compile_for(plan, dataset, now)
-    _run(con, plan, dataset, f"CREATE OR REPLACE TEMP TABLE {table} AS {compiled.sql}")
+    with _limited(con):
+        _run(con, plan, dataset, f"CREATE OR REPLACE TEMP TABLE {table} AS {compiled.sql}")
     return compiled
+
+
+@contextmanager
+def _limited(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run the block under the current limits: DuckDB's memory_limit set on `con` (a caller's
+    connection too), and a timer thread that interrupts the query once its budget is spent.
+    Either limit reached is a QueryLimitError; DuckDB's other errors pass through."""
+    current = limits.current()
+    con.execute(f"SET memory_limit = {literal(current.memory, T.KEYWORD)}")
+    fired = threading.Event()
+
+    def interrupt() -> None:
+        fired.set()
+        con.interrupt()
+
+    timer = None if current.seconds is None else threading.Timer(current.seconds, interrupt)
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        yield
+    except (ExecutionError, duckdb.Error) as exc:
+        cause = exc.__cause__ if isinstance(exc, ExecutionError) else exc
+        if fired.is_set() and isinstance(cause, duckdb.InterruptException):
+            raise limits.over_budget(current.seconds) from None
+        if isinstance(cause, duckdb.OutOfMemoryException):
+            raise limits.out_of_memory(current.memory) from None
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 def _run(

@@ -1387,7 +1387,23 @@ def _mv_append(c: ExprCompiler, call: p.Call) -> E:
     sizes = f"(COALESCE(len({as_list(a)}), 0) + COALESCE(len({as_list(b)}), 0))"
     too_many = f"({sizes} > {values.MAX_VALUES})"
     fail = c.failure(call.span, _reason(values.TOO_MANY_VALUES), too_many, call.type, True)
-    return E(f"(CASE WHEN {too_many} THEN {fail} ELSE {joined} END)", call.type, True)
+    weight = f"({_list_bytes(a, call.type)} + {_list_bytes(b, call.type)})"
+    too_large = f"({weight} > {values.MAX_MULTIVALUE_BYTES})"
+    large = c.failure(call.span, _reason(values.MULTIVALUE_TOO_LARGE), too_large, call.type, True)
+    return E(
+        f"(CASE WHEN {too_many} THEN {fail} WHEN {too_large} THEN {large} ELSE {joined} END)",
+        call.type,
+        True,
+    )
+
+
+def _list_bytes(e: E, t: T) -> str:
+    """What `e`'s values weigh against MAX_MULTIVALUE_BYTES (values.multivalue_bytes), as BIGINT."""
+    if t in (T.KEYWORD, T.TEXT, T.VERSION):
+        total = f"list_sum(list_transform({as_list(e)}, lambda s: strlen(s)))"
+        return f"COALESCE(CAST({total} AS BIGINT), 0)"
+    width = values.IP_WIDTH if t is T.IP else values.VALUE_WIDTH
+    return f"(COALESCE(len({as_list(e)}), 0) * {width})"
 
 
 @_reg("mv_contains")

@@ -21,6 +21,7 @@ from reconwatch.backends.stream.window import (
 )
 from reconwatch.errors import UsageError
 from reconwatch.evaluate import EvalContext, execute
+from reconwatch.plan import limits
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
 from reconwatch.plan.catalog import Result
@@ -71,10 +72,14 @@ class StreamExecutor:
             for st in self.split.pre
             if not (isinstance(st, p.Project) and all(a == b for a, b in st.mapping))
         )
-        self._pre = row_pipeline(pre, self.ctx)
+        # The time budget (limits.current() when built) holds for each event's own work.
+        self._budget = limits.current()
+        self._deadline = self._budget.deadline()
+        check = None if self._budget.seconds is None else self._check_budget
+        self._pre = row_pipeline(pre, self.ctx, check=check)
         tests, known = leading_equalities(pre, {n for n, _ in self.fields} - set(self.metadata))
         self._verdict = compile_verdict(tests) if tests else None
-        self._pre_known = row_pipeline(known, self.ctx)
+        self._pre_known = row_pipeline(known, self.ctx, check=check)
         self._types = dict(self.fields)
         self._decoder: PlanDecoder | None = None
         self.fast: FastPath | None = (
@@ -190,11 +195,16 @@ class StreamExecutor:
             if verdict == PASS:
                 pipeline = self._pre_known  # the leading WHERE is known to hold
         row = EventRow(raw, self._types)
+        if self._budget.seconds is not None:
+            self._deadline = self._budget.deadline()
         for name in self.metadata:
             row.cache[name] = metadata(name, raw)
         for out in pipeline(row):  # type: ignore[arg-type]
             state.add(out, ms, fired)
         return fired
+
+    def _check_budget(self) -> None:
+        self._deadline.check()
 
     def advance(self, end_ms: int, fired: list[StreamMatch] | None = None) -> list[StreamMatch]:
         """Slide the window to end at `end_ms` (see WindowState.advance)."""

@@ -19,7 +19,15 @@ RowFn = Callable[[Row], list[Row]]
 # Row-wise steps compiled once into one function per step: row -> rows.
 
 
-def row_pipeline(steps: tuple[p.Step, ...], ctx: EvalContext, *, lazy: bool = False) -> RowFn:
+def row_pipeline(
+    steps: tuple[p.Step, ...],
+    ctx: EvalContext,
+    *,
+    lazy: bool = False,
+    check: Callable[[], None] | None = None,
+) -> RowFn:
+    """The steps as one row -> rows function; `check` (the time budget's) is called before each
+    step's work on each row, so one event whose MV_EXPANDs multiply its rows is stopped."""
     table = _LAZY_STEPS if lazy else _ROW_STEPS
     fns = [table.get(type(s), _ROW_STEPS[type(s)])(s, ctx) for s in steps]
 
@@ -34,7 +42,23 @@ def row_pipeline(steps: tuple[p.Step, ...], ctx: EvalContext, *, lazy: bool = Fa
             rows = nxt
         return rows
 
-    return run
+    if check is None:
+        return run
+    tick = check
+
+    def checked(row: Row) -> list[Row]:
+        rows = [row]
+        for fn in fns:
+            nxt: list[Row] = []
+            for r in rows:
+                tick()
+                nxt.extend(fn(r))
+            if not nxt:
+                return nxt
+            rows = nxt
+        return rows
+
+    return checked
 
 
 def _filter(step: p.Filter, ctx: EvalContext) -> RowFn:
