@@ -52,7 +52,7 @@ _BUFFERS = st.one_of(
 )
 _FIELD = st.one_of(_NUMBERS, _ADDRESSES, _BUFFERS, _STRINGS, st.sampled_from([b"4", b"6", b"5"]))
 _KINDS = st.sampled_from(
-    [b"C", b"O", b"W", b"A", b"U", b"X", b"P", b"R", b"Lost 3 events", b"", b"C "]
+    [b"C", b"O", b"W", b"A", b"U", b"X", b"Y", b"Q", b"P", b"R", b"Lost 3 events", b"", b"C "]
 )
 # 5/7/9/11: right for X/A/C/O and W
 _COUNTS = st.one_of(st.sampled_from([5, 7, 9, 11]), st.integers(0, 14))
@@ -72,7 +72,24 @@ _ERRNOS = st.one_of(st.sampled_from([0, 110, 111, 113, 101, 112, 64, 1]), st.int
 @st.composite
 def valid_tracer_lines(draw: st.DrawFn) -> bytes:
     """A line exactly as the script prints it (any pid, address, port, comm and path bytes)."""
-    kind = draw(st.sampled_from("CAUXOW"))
+    kind = draw(st.sampled_from("CAUXOWYQ"))
+    if kind == "Q":  # a probe's answer: protocol, port/echo id, answer code, socket: valid or not
+        numbers = [draw(st.integers(0, 2**64 - 1)), draw(_PIDS), draw(st.integers(0, 2**32))]
+        answer = [
+            draw(_PROTOCOLS),
+            draw(st.sampled_from([0, 9, 65535, 65536])),
+            draw(st.integers(0, 6)),
+        ]
+        socket_ = [draw(st.sampled_from([2, 10, 17, 1])), draw(st.sampled_from([3, 2, 10]))]
+        head = "\t".join(map(str, numbers))
+        rest = "\t".join(map(str, [*answer, draw(st.integers(0, 2**64 - 1)), *socket_]))
+        return f"Q\t{head}\t{draw(_V4)}\t{rest}\n".encode()
+    if kind == "Y":  # argv: NUL-separated, the printed length or (cut) FILENAME_BYTES of it
+        argv = draw(st.lists(_STRINGS, max_size=8))
+        raw = b"".join(arg + b"\0" for arg in argv)
+        total = len(raw) + draw(st.sampled_from([0, 0, 0, 1, 300]))
+        argbuf = "".join(f"\\x{byte:02x}" for byte in raw[:FILENAME_BYTES])
+        return f"Y\t{draw(_PIDS)}\t{total}\t{argbuf}\n".encode()
     head = f"{kind}\t{draw(st.integers(0, 2**64 - 1))}\t{draw(_PIDS)}\t"
     if kind == "X":
         path = encode_buf(draw(_STRINGS), FILENAME_BYTES).decode()
@@ -200,7 +217,17 @@ def check_connection(conn: Connection) -> None:
         and 0 <= conn.duration_ns < 2**64
     ):
         raise Crash(f"bad outcome: {conn!r}")
-    if conn.probe in ("raw", "datagram", "packet") and not (
+    if conn.action == RESULT and conn.probe in ("raw", "packet", "datagram"):
+        # an answer to a raw or packet probe (IPv4): no flags, no ICMP type, a probe's transport
+        if not (
+            conn.transport in ("tcp", "udp", "icmp")
+            and conn.family == 4
+            and conn.tcp_flags is None
+            and conn.icmp_type is None
+            and conn.reason in ("open", "refused", "unreachable", "answered")
+        ):
+            raise Crash(f"bad probe answer: {conn!r}")
+    elif conn.probe in ("raw", "datagram", "packet") and not (
         conn.transport in ("tcp", "udp", "icmp", "ipv6-icmp")
         and (conn.icmp_type is not None) == conn.transport.endswith("icmp")
         and (conn.tcp_flags is not None) == (conn.transport == "tcp")
@@ -215,7 +242,7 @@ def check_connection(conn: Connection) -> None:
 def _tally(c: BpfCollector) -> int:
     s = c.stats
     counted = s.bad_lines + s.execs + s.attempted + s.results + s.accepted + s.udp + s.udp_repeats
-    counted += s.own + s.probes + s.probe_repeats
+    counted += s.own + s.probes + s.probe_repeats + s.arglists + s.answers + s.answer_repeats
     return counted + len(s.tracer_messages)
 
 

@@ -105,7 +105,7 @@ def assert_scan_recorded(docs: list[dict], agent_id: str) -> None:  # type: igno
     for d in docs:
         assert d["event"]["action"] in ("connection_attempted", "connection_accepted", RESULT)
         assert d["agent"]["id"] == agent_id
-        if d["event"]["action"] != RESULT:
+        if d["event"]["action"] == "connection_attempted":  # accepts: other users' servers
             by_exe[d["process"].get("executable")].add(d["destination"]["ip"])
     assert len(by_exe["/usr/bin/nmap"]) >= 500, {k: len(v) for k, v in by_exe.items()}
     nmap_doc = next(d for d in docs if d["process"].get("executable") == "/usr/bin/nmap")
@@ -263,9 +263,10 @@ def test_ebpf_sensor_takes_separators_and_undecodable_bytes_as_data(tmp_path: Pa
         listener.close()
     docs = [json.loads(line) for line in out.open()]
     assert "unparsable" not in summary and "Traceback" not in summary, summary
-    assert not [d for d in docs if d["destination"]["ip"] == "127.66.0.1"]
+    # (an accept by another process on this host has no destination address)
+    assert not [d for d in docs if d["destination"].get("ip") == "127.66.0.1"]
     assert not [d for d in docs if d["process"]["pid"] in (4242, 4243)]
-    mine = {d["process"]["pid"]: d for d in docs if d["destination"]["port"] == port}
+    mine = {d["process"]["pid"]: d for d in docs if d["destination"].get("port") == port}
     assert set(mine) == {shell.pid, renamer.pid}, mine
     assert mine[shell.pid]["process"]["executable"] == exe.decode("utf-8", "replace")
     assert mine[shell.pid]["process"]["name"] == "bash"

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -40,6 +42,12 @@ for s in pending:
     select.select([], [s], [], 30)
     print(s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), flush=True)
 """
+
+
+# SAFETY: loopback only. bash's /dev/tcp connects once, to a closed port, and exits.
+SHORT_LIVED_TARGET = "127.0.0.77"
+SHORT_LIVED = f"exec 3<>/dev/tcp/{SHORT_LIVED_TARGET}/9"
+AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 
 
 def ip(*args: str) -> None:
@@ -120,8 +128,8 @@ def test_each_tcp_attempt_has_its_outcome_with_its_process(tmp_path: Path, names
     assert "attempt outcomes" in summary
 
 
-def run(*command: str) -> None:
-    subprocess.run(command, check=True, capture_output=True, timeout=120)
+def run(*command: str, check: bool = True) -> None:
+    subprocess.run(command, check=check, capture_output=True, timeout=120)
 
 
 def test_raw_and_icmp_probes_are_attempts_of_their_process(tmp_path: Path, namespace: str) -> None:
@@ -132,18 +140,23 @@ def test_raw_and_icmp_probes_are_attempts_of_their_process(tmp_path: Path, names
             pytest.skip(f"{tool} is not installed (scripts/install-system-deps.sh)")
     in_ns = ["ip", "netns", "exec", namespace]
     run(*in_ns, "sysctl", "-qw", "net.ipv4.ping_group_range=0 0")  # root may use ping sockets
+    listener = socket.create_server(("127.0.0.1", 0))  # the one open port of the SYN scan
+    open_port = listener.getsockname()[1]
     sensor, out, _ = start_sensor(tmp_path, "ebpf")
     try:
-        run("nmap", "-sS", "-n", "-Pn", "-p", "1-50", "127.0.0.1")
+        run("nmap", "-sS", "-n", "-Pn", "-p", f"1-50,{open_port}", "127.0.0.1")
+        # a short-lived process of another user: gone long before the sensor reads its exec
+        run(*AS_NOBODY, "bash", "-c", SHORT_LIVED, check=False)
         run("nmap", "-sU", "-n", "-Pn", "-p", "53,161", "127.0.0.1")
         run("ping", "-c", "1", "-W", "1", "127.0.0.1")
         run(*in_ns, "ping", "-c", "1", "-W", "1", "127.0.0.2")
         run(*in_ns, "ping", "-6", "-c", "1", "-W", "1", "::1")
     finally:
         summary = stop_sensor(sensor)
-    docs = [
-        d for d in map(json.loads, out.open()) if d["event"]["action"] == "connection_attempted"
-    ]
+        listener.close()
+    every = [json.loads(line) for line in out.open()]
+    docs = [d for d in every if d["event"]["action"] == "connection_attempted"]
+    results = [d for d in every if d["event"]["action"] == "connection_result"]
 
     def probes(argument: str, transport: str) -> list[dict]:  # type: ignore[type-arg]
         return [
@@ -182,6 +195,33 @@ def test_raw_and_icmp_probes_are_attempts_of_their_process(tmp_path: Path, names
     )
     assert echo["reconwatch"]["icmp_type"] == 8 and "port" not in echo["destination"]
     assert "raw/ICMP probes" in summary
+    # the answers to the raw probes, as results of nmap's own process (one per port)
+    answers = {
+        (d["network"]["transport"], d["destination"].get("port")): d
+        for d in results
+        if d.get("reconwatch", {}).get("probe") == "raw"
+        and d["process"].get("executable") == "/usr/bin/nmap"
+    }
+    assert answers[("tcp", open_port)]["event"]["reason"] == "open", summary
+    assert answers[("tcp", open_port)]["event"]["outcome"] == "success"
+    syn_answers = {port: d for (t, port), d in answers.items() if t == "tcp" and port != open_port}
+    assert set(syn_answers) == set(range(1, 51)), sorted(syn_answers)
+    # nothing listens on 127.0.0.1 for most of 1-50; whatever does answers SYN-ACK
+    assert {d["event"]["reason"] for d in syn_answers.values()} <= {"refused", "open"}
+    assert sum(d["event"]["reason"] == "refused" for d in syn_answers.values()) >= 45
+    for d in syn_answers.values():
+        assert d["event"]["type"] == ["end"] and 0 < d["event"]["duration"] < 10**10
+        assert d["process"]["entity_id"] in {s["process"]["entity_id"] for s in syn}
+    assert answers[("udp", 53)]["event"]["reason"] in ("refused", "answered")
+    assert answers[("udp", 161)]["event"]["reason"] in ("refused", "answered")
+    # the short-lived process: its args from the tracer, its user by name
+    brief = [d for d in every if d["destination"].get("ip") == SHORT_LIVED_TARGET]
+    assert brief, summary
+    for d in brief:
+        assert d["process"]["args"] == ["bash", "-c", SHORT_LIVED]
+        assert d["process"]["executable"] == os.path.realpath(shutil.which("bash") or "bash")
+        assert d["user"] == {"id": str(pwd.getpwnam("nobody").pw_uid), "name": "nobody"}
+    assert {d["event"].get("reason") for d in brief} == {None, "refused"}
 
 
 # SAFETY: loopback only. Each sweeps 512 addresses for one port (or ICMP echo).
@@ -298,12 +338,22 @@ def test_packet_socket_scanners_are_recorded_with_their_executables(
         run(*zmap, "--cooldown-time", "0", "-b", str(empty), "10.203.1.0/24")
     finally:
         summary = stop_sensor(sensor)
+    every = [json.loads(line) for line in out.open()]
     docs = [
         d
-        for d in map(json.loads, out.open())
+        for d in every
         if d["event"]["action"] == "connection_attempted"
         and d.get("reconwatch", {}).get("probe") == "packet"
     ]
+    # nothing listens in the target namespace: its kernel answers each SYN with a RST
+    refused: dict[str, set[tuple[str, int]]] = {}
+    for d in every:
+        if d["event"]["action"] == "connection_result" and d["reconwatch"]["probe"] == "packet":
+            assert d["event"]["reason"] == "refused" and d["network"]["transport"] == "tcp"
+            key = (d["destination"]["ip"], d["destination"]["port"])
+            refused.setdefault(d["process"].get("executable", "?"), set()).add(key)
+    assert {("10.203.1.2", port) for port in range(1, 101)} <= refused["/usr/bin/masscan"]
+    assert ("10.203.1.2", 80) in refused["/usr/sbin/zmap"]
     by_exe: dict[str, set[tuple[str, int]]] = {}
     for d in docs:
         assert d["network"]["transport"] == "tcp" and d["network"]["type"] == "ipv4"

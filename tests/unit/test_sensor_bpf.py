@@ -61,6 +61,50 @@ def test_connect_line_uses_exec_cache_for_a_process_already_gone() -> None:
     assert c.stats.attempted == 1 and c.stats.executable_unknown == 0
 
 
+def argv(*args: bytes, total: int | None = None) -> str:
+    """ARGS as the script prints it: `%rx` of the first 200 bytes of the NUL-separated argv."""
+    raw = b"".join(arg + b"\0" for arg in args)
+    size = len(raw) if total is None else total
+    return f"{size}\t" + "".join(f"\\x{b:02x}" for b in raw[:200])
+
+
+def test_args_come_from_the_tracer_for_a_process_already_gone() -> None:
+    """The Y line's argv is the exec's own: no /proc read, so a short-lived scanner keeps it;
+    user.name is the uid's, looked up once."""
+    c = collector()
+    gone = 2**22 + 12346
+    feed(c, f"X\t1000\t{gone}\t1\t0\t{path(b'/usr/bin/nmap')}\n")
+    assert feed(c, f"Y\t{gone}\t{argv(b'nmap', b'-sS', b'10.0.0.0/24')}\n") is None
+    conn = feed(c, f"C\t2000\t{gone}\t0\t4\t127.0.0.1\t0\t127.0.1.7\t9\t{comm(b'nmap')}\n")
+    assert conn is not None and conn.args == ["nmap", "-sS", "10.0.0.0/24"]
+    doc = to_ecs(conn, HOST, 0.0)
+    assert doc["process"]["command_line"] == "nmap -sS 10.0.0.0/24"  # type: ignore[index]
+    assert doc["user"] == {"id": "0", "name": "root"}
+    assert c.stats.arglists == 1 and c.stats.bad_lines == 0
+
+
+def test_cut_args_are_kept_for_a_gone_process_and_counted() -> None:
+    c = collector()
+    gone = 2**22 + 12347
+    long = [b"nmap"] + [b"127.0.0.%d" % i for i in range(40)]
+    feed(c, f"X\t1000\t{gone}\t1\t0\t{path(b'/usr/bin/nmap')}\n")
+    feed(c, f"Y\t{gone}\t{argv(*long, total=len(b''.join(a + b'0' for a in long)))}\n")
+    info = c.cache.lookup(gone)
+    assert info.args is not None and info.args[:3] == ["nmap", "127.0.0.0", "127.0.0.1"]
+    assert len(info.args) < len(long)  # what fits in 200 bytes: /proc has nothing more
+    assert c.stats.args_cut == 1 and "argument lists longer than 200 bytes" in c.summary()
+
+
+def test_args_line_that_does_not_match_its_length_is_rejected() -> None:
+    c = collector()
+    gone = 2**22 + 12348
+    feed(c, f"X\t1000\t{gone}\t1\t0\t{path(b'/usr/bin/nmap')}\n")
+    feed(c, f"Y\t{gone}\t{argv(b'nmap', total=9)}\n")  # says 9 bytes, carries 5
+    feed(c, f"Y\t{gone}\t-5\t\\x41\n")
+    feed(c, f"Y\t{gone}\t1\t\\x4\n")
+    assert c.stats.bad_lines == 3 and c.cache.lookup(gone).args is None
+
+
 def test_unknown_executable_is_marked_and_counted() -> None:
     c = collector()
     name = comm(b"my\tcomm")
@@ -481,3 +525,63 @@ def test_the_parent_executable_comes_from_the_same_cache() -> None:
         assert EcsEncoder(HOST).encode(conn, 1.7e9) == msgspec.json.encode(doc)
     orphan = feed(c, f"C\t3\t{GONE + 2}\t0\t4\t127.0.0.1\t0\t127.0.0.9\t9\t{comm(b'nmap')}\n")
     assert orphan is not None and orphan.parent_executable is None  # no /proc, no exec seen
+
+
+@pytest.mark.parametrize(
+    ("proto", "key", "answer", "sock", "expected"),
+    [
+        (6, 22, 1, (2, 3), ("tcp", 22, "open", "success", "raw")),  # SYN-ACK
+        (6, 23, 2, (2, 3), ("tcp", 23, "refused", "failure", "raw")),  # RST
+        (6, 80, 2, (17, 3), ("tcp", 80, "refused", "failure", "packet")),  # masscan, zmap
+        (17, 53, 3, (2, 3), ("udp", 53, "refused", "failure", "raw")),  # ICMP port unreachable
+        (17, 53, 4, (2, 3), ("udp", 53, "unreachable", "failure", "raw")),
+        (17, 53, 5, (2, 3), ("udp", 53, "answered", "success", "raw")),
+        (1, 4242, 5, (2, 3), ("icmp", None, "answered", "success", "raw")),  # echo reply
+    ],
+)
+def test_a_probe_answer_is_a_result_of_the_probing_process(
+    proto: int,
+    key: int,
+    answer: int,
+    sock: tuple[int, int],
+    expected: tuple[str, int | None, str, str, str],
+) -> None:
+    c = collector()
+    feed(c, f"X\t1\t{GONE}\t1\t0\t{path(b'/usr/bin/nmap')}\n")
+    attempt = feed(c, probe_line(3, 4, "127.0.0.9", 6, 22, 2))
+    line = f"Q\t9\t{GONE}\t0\t127.0.0.9\t{proto}\t{key}\t{answer}\t1500\t{sock[0]}\t{sock[1]}\n"
+    conn = feed(c, line)
+    assert attempt is not None and conn is not None
+    doc = to_ecs(conn, HOST, 1.7e9)
+    assert EcsEncoder(HOST).encode(conn, 1.7e9) == msgspec.json.encode(doc)
+    transport, port, reason, outcome, method = expected
+    event = doc["event"]
+    assert isinstance(event, dict)
+    assert (event["action"], event["type"]) == ("connection_result", ["end"])
+    assert (event["reason"], event["outcome"], event["duration"]) == (reason, outcome, 1500)
+    assert doc["network"]["transport"] == transport  # type: ignore[index]
+    assert doc["destination"] == ({"ip": "127.0.0.9"} | ({"port": port} if port else {}))
+    assert doc["reconwatch"] == {"probe": method}
+    assert doc["process"]["name"] == "nmap"  # type: ignore[index]
+    assert doc["process"]["entity_id"] == to_ecs(attempt, HOST, 0.0)["process"]["entity_id"]  # type: ignore[index]
+    assert feed(c, line) is None  # the answer to a retransmission
+    assert (c.stats.answers, c.stats.answer_repeats) == (1, 1) and "1 probe answers" in c.summary()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Q\t9\t{pid}\t0\t127.0.0.9\t132\t22\t2\t1\t2\t3",  # SCTP
+        "Q\t9\t{pid}\t0\t127.0.0.9\t6\t22\t5\t1\t2\t3",  # TCP has no reply code 5
+        "Q\t9\t{pid}\t0\t127.0.0.9\t6\t22\t0\t1\t2\t3",
+        "Q\t9\t{pid}\t0\t127.0.0.9\t6\t65536\t2\t1\t2\t3",
+        "Q\t9\t{pid}\t0\t::1\t6\t22\t2\t1\t2\t3",  # IPv4 only
+        "Q\t9\t{pid}\t0\t127.0.0.9\t6\t22\t2\t1\t1\t3",  # AF_UNIX
+        "Q\t9\t{pid}\t0\t127.0.0.9\t6\t22\t2\t-1\t2\t3",
+        "Q\t9\t{pid}\t0\t127.0.0.9\t6\t22\t2\t1\t2",
+    ],
+)
+def test_malformed_answer_lines_are_counted_not_raised(line: str) -> None:
+    c = collector()
+    assert c.handle_line(line.format(pid=GONE).encode() + b"\n") is None
+    assert c.stats.bad_lines == 1 and c.stats.answers == 0

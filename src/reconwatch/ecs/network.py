@@ -33,6 +33,9 @@ REASONS = {
     "unreachable": "failure",
     "error": "failure",
     "aborted": "unknown",  # the process closed the socket before any answer
+    # raw and packet probes' answers: a SYN-ACK, a UDP datagram or an echo reply
+    "open": "success",
+    "answered": "success",
 }
 # Tag on events whose process.executable could not be resolved (neither exec cache nor /proc).
 TAG_EXECUTABLE_UNKNOWN = "executable_unknown"

@@ -45,12 +45,25 @@ COMM_BYTES = 16  # TASK_COMM_LEN
 _MAP_KEYS = "65536"
 # Fields per line kind. A line is what the script prints and nothing else: numbers of ASCII
 # digits (%d/%llu), ntop() addresses that inet_pton accepts, %rx buffers of \xNN only.
-_SHAPES = {b"C": 10, b"O": 12, b"W": 12, b"A": 8, b"U": 8, b"X": 6}
+_SHAPES = {b"C": 10, b"O": 12, b"W": 12, b"A": 8, b"U": 8, b"X": 6, b"Y": 4, b"Q": 11}
 # A `W` line's (family, protocol) -> network.transport, and the ICMP types the script prints
 # (requests: echo, timestamp, information, address mask; ICMPv6 echo, node information query).
 _TRANSPORTS = {(4, 6): "tcp", (6, 6): "tcp", (4, 17): "udp", (6, 17): "udp"}
 _ICMP = {(4, 1): ("icmp", {8, 13, 15, 17}), (6, 58): ("ipv6-icmp", {128, 139})}
 _SOCK_DGRAM, _SOCK_RAW = 2, 3
+# A `Q` line's (transport, answer code) -> event.reason of the probe's connection_result:
+# 1 SYN-ACK, 2 RST, 3 ICMP port unreachable, 4 other ICMP unreachable, 5 a reply.
+_ANSWERS = {
+    ("tcp", 1): "open",
+    ("tcp", 2): "refused",
+    ("tcp", 3): "refused",
+    ("tcp", 4): "unreachable",
+    ("udp", 3): "refused",
+    ("udp", 4): "unreachable",
+    ("udp", 5): "answered",
+    ("icmp", 4): "unreachable",
+    ("icmp", 5): "answered",
+}
 _AF_INET, _AF_INET6, _AF_PACKET = 2, 10, 17
 _TCP_FLAGS = "FSRPAUEC"  # FIN SYN RST PSH ACK URG ECE CWR: bit 0 to bit 7
 # An attempt's outcome from the state it entered (tcp_states.h) and the socket's error.
@@ -81,12 +94,16 @@ class Stats:
     udp_repeats: int = 0
     probes: int = 0
     probe_repeats: int = 0
+    answers: int = 0
+    answer_repeats: int = 0
     execs: int = 0
     lost: int = 0
     bad_lines: int = 0
     own: int = 0
     executable_unknown: int = 0
     exec_path_cut: int = 0
+    arglists: int = 0
+    args_cut: int = 0
     tracer_messages: list[str] = field(default_factory=list)
     bad_samples: list[str] = field(default_factory=list)
 
@@ -103,15 +120,20 @@ def decode_buf(field: bytes) -> tuple[bytes, bool]:
     Only `\\x` followed by two hex digits is accepted, so a field is either exactly what bpftrace
     prints for some bytes or a clean error.
     """
+    raw = decode_raw(field)
+    end = raw.find(b"\0")
+    return (raw, False) if end < 0 else (raw[:end], True)
+
+
+def decode_raw(field: bytes) -> bytes:
+    """Every byte of a `%rx` buffer, NULs included; ValueError if it is not exactly `\\xNN`s."""
     count, rest = divmod(len(field), 4)
     if rest or field[0::4].count(b"\\") != count or field[1::4].count(b"x") != count:
         raise ValueError("not a %rx buffer")
     digits = field.replace(b"\\x", b"")
     if len(digits) != 2 * count:  # a `\\x` where the digits belong
         raise ValueError("not a %rx buffer")
-    raw = binascii.unhexlify(digits)
-    end = raw.find(b"\0")
-    return (raw, False) if end < 0 else (raw[:end], True)
+    return binascii.unhexlify(digits)
 
 
 def check_environment(*, mount_tracefs: bool = True) -> str:
@@ -176,6 +198,7 @@ class BpfCollector:
         self.own_pids: set[int] = {os.getpid()}
         self._udp_seen: OrderedDict[tuple[object, ...], None] = OrderedDict()
         self._probe_seen: OrderedDict[tuple[object, ...], None] = OrderedDict()
+        self._answer_seen: OrderedDict[tuple[object, ...], None] = OrderedDict()
         self._comms: dict[bytes, str] = {}
         self._names: dict[int, str] = {}
         self._clock_offset = time.time() - time.monotonic()
@@ -274,7 +297,7 @@ class BpfCollector:
         text = (
             f"captured {s.attempted} connection attempts, {s.results} attempt outcomes, "
             f"{s.accepted} accepts, {s.udp} UDP destinations, {s.probes} raw/ICMP probes "
-            f"({s.probe_repeats} repeated sends); lost {s.lost} events (tracer buffer full)"
+            f"({s.probe_repeats} repeated sends), {s.answers} probe answers; lost {s.lost} events (tracer buffer full)"
         )
         if s.executable_unknown:
             text += f"; {s.executable_unknown} with unknown executable"
@@ -282,6 +305,8 @@ class BpfCollector:
             text += (
                 f"; {s.exec_path_cut} exec paths longer than {FILENAME_BYTES - 1} bytes not used"
             )
+        if s.args_cut:
+            text += f"; {s.args_cut} argument lists longer than {FILENAME_BYTES} bytes"
         if s.bad_lines:
             text += f"; {s.bad_lines} unparsable tracer lines (first: {', '.join(s.bad_samples)})"
         return text
@@ -308,10 +333,15 @@ class BpfCollector:
             if parts[0] == b"X":
                 self._exec(parts)
                 return None
+            if parts[0] == b"Y":
+                self._args(parts)
+                return None
             if parts[0] == b"O":
                 return self._result(parts)
             if parts[0] == b"W":
                 return self._probe(parts)
+            if parts[0] == b"Q":
+                return self._answer(parts)
             return self._connection(parts)
         except ValueError:  # UnicodeError and binascii.Error are ValueErrors too
             self.stats.bad_lines += 1
@@ -336,6 +366,20 @@ class BpfCollector:
             self.stats.exec_path_cut += 1  # a cut path would name the wrong file
         text = fs_text(raw) if whole else None
         self.cache.on_exec(int(pid), text, int(ppid), self._timestamp(nsecs))
+
+    def _args(self, parts: list[bytes]) -> None:
+        """A `Y` line: the argv the exec put on the new image's stack (NUL-separated), read by
+        the tracer, so a process gone before this line is read still has its args."""
+        _, pid, total, argv = parts
+        _digits(pid, total)
+        raw = decode_raw(argv)
+        if len(raw) != min(int(total), FILENAME_BYTES):
+            raise ValueError("args buffer is not the length the tracer printed")
+        whole = int(total) <= FILENAME_BYTES
+        self.stats.arglists += 1
+        if not whole:
+            self.stats.args_cut += 1
+        self.cache.on_args(int(pid), [fs_text(arg) for arg in raw.split(b"\0") if arg], whole)
 
     def _comm(self, field: bytes) -> str:
         comm = self._comms.get(field)  # a hit is a field already checked by decode_buf
@@ -444,6 +488,7 @@ class BpfCollector:
         if pid in self.own_pids:
             self.stats.own += 1
             return None
+        self._remember_name(pid, comm)  # for the probe's answer (a Q line has no comm)
         if _seen_before(self._probe_seen, (pid, transport, dst_ip, flags if icmp else port)):
             self.stats.probe_repeats += 1
             return None
@@ -456,6 +501,40 @@ class BpfCollector:
         conn.probe = method
         conn.tcp_flags = _tcp_flags(flags) if transport == "tcp" else None
         conn.icmp_type = flags if icmp else None
+        return conn
+
+    def _answer(self, parts: list[bytes]) -> Connection | None:
+        """A `Q` line: the answer to a raw or packet probe (IPv4), as this host received it; one
+        connection_result per process, transport, destination and port (or echo id)."""
+        (_, nsecs, pid_field, uid_field, dst, proto, key, answer, took, sockfamily, socktype) = (
+            parts
+        )
+        _digits(nsecs, pid_field, uid_field, proto, key, answer, took, sockfamily, socktype)
+        transport = {6: "tcp", 17: "udp", 1: "icmp"}.get(int(proto)) or _bad("not a probe protocol")
+        reason = _ANSWERS.get((transport, int(answer))) or _bad("not an answer the script prints")
+        port = int(key)
+        if port > 65535:
+            raise ValueError("port out of range")
+        method = _method(int(sockfamily), int(socktype), transport == "icmp")
+        dst_ip = _address(socket.AF_INET, dst)
+        pid, uid = int(pid_field), int(uid_field)
+        if pid in self.own_pids:
+            self.stats.own += 1
+            return None
+        if _seen_before(self._answer_seen, (pid, transport, dst_ip, port)):
+            self.stats.answer_repeats += 1  # the answer to a retransmission
+            return None
+        info = self.cache.lookup(pid)
+        self.stats.answers += 1
+        if info.executable is None:
+            self.stats.executable_unknown += 1
+        name = self._names.get(pid, "")
+        conn = self._attributed(nsecs, RESULT, pid, uid, name, info, dst_ip, port, 4)
+        conn.transport = transport
+        conn.outcome = REASONS[reason]
+        conn.probe = method
+        conn.reason = reason
+        conn.duration_ns = int(took)
         return conn
 
     def _parent_executable(self, ppid: int | None) -> str | None:

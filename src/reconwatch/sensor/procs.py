@@ -6,7 +6,7 @@ import os
 import pwd
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,18 @@ class ProcessCache:
         if exe is None and filename is not None and filename.startswith("/"):
             exe = filename
         self.misses.pop(pid, None)
-        self._put(pid, ProcessInfo(exe, _cmdline(pid), ppid, start))
+        # args come next, from the tracer's own copy (on_args), not from /proc
+        self._put(pid, ProcessInfo(exe, None, ppid, start))
+
+    def on_args(self, pid: int, args: list[str], whole: bool) -> None:
+        """The argv of the exec just seen for `pid`. A list the tracer had to cut is completed
+        from /proc/PID/cmdline while the process still runs; otherwise the cut list is kept."""
+        info = self.entries.get(pid)
+        if info is None:
+            return  # its exec line was lost or bad: lookup() falls back to /proc
+        if not whole:
+            args = _cmdline(pid) or args
+        self.entries[pid] = replace(info, args=args or None)
 
     def lookup(self, pid: int) -> ProcessInfo:
         info = self.entries.get(pid)
