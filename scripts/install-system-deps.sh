@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Debian packages the sensor and its tests use (bpftrace, auditd, and the scanners nmap, fping,
 # ping, masscan, zmap) and the C compiler the stream's compiled line scan builds with (gcc,
-# Python headers). Needs root; a no-op otherwise.
+# Python headers), and chromium, the browser the triage UI's Playwright tests drive. Needs root;
+# a no-op otherwise.
 set -uo pipefail
 if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "install-system-deps: not root or no apt-get; sensor tests will say why they skip"
   exit 0
 fi
 missing=""
-for pkg in bpftrace nmap fping iputils-ping masscan zmap auditd gcc; do
+for pkg in bpftrace nmap fping iputils-ping masscan zmap auditd gcc chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
 done
 # A Debian python3 needs its -dev package for Python.h (a pyenv or python.org build has it).

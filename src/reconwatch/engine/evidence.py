@@ -251,6 +251,11 @@ class EvidenceFinder:
         return filters
 
 
+def group_keys(query: ast.Query) -> list[str]:
+    """The output names of the rule's grouping keys (the first STATS's BY)."""
+    return [name for name, _ in _group_keys(query)]
+
+
 def _object(name: str) -> str:
     """The top-level JSON key a field lives under (its own name for a top-level leaf)."""
     return name.split(".", 1)[0]
@@ -389,12 +394,22 @@ def destinations(events_per_ip: Counter[str], *, counted: bool = True) -> dict[s
     return {
         "distinct_ips": len(events_per_ip),
         "blocks": counts,
+        "probed": {cidr: probed_bitmap(c) for cidr, c in ranked[:MAX_BLOCKS] if ":" not in cidr},
         "blocks_total": len(blocks),
         "exact_ranges": exact[:MAX_BLOCKS],
         "exact_ranges_total": len(exact),
         "internal": inside,
         "external": outside,
     }
+
+
+def probed_bitmap(addresses: Counter[str]) -> str:
+    """Which of a /24's 256 addresses were probed, as 64 hex digits (bit i: address .i), so an
+    alert carries the picture of the block in 64 bytes whatever the count."""
+    bits = 0
+    for ip in addresses:
+        bits |= 1 << int(ip.rsplit(".", 1)[1])
+    return f"{bits:064x}"
 
 
 def _ports(ports: list[int]) -> dict[str, object]:

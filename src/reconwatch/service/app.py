@@ -18,21 +18,22 @@ import msgspec
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from reconwatch import __version__
 from reconwatch.errors import ReconwatchError, UsageError
 from reconwatch.plan import values
 from reconwatch.query import warning_header
-from reconwatch.service import bulk, esql
+from reconwatch.service import bulk, esql, triage, ui
 from reconwatch.service.delivery import Delivery
 from reconwatch.service.errors import PRODUCT_HEADER, error_response, json_response
 from reconwatch.service.loop import Loop
 from reconwatch.service.metrics import Metrics
+from reconwatch.service.params import alert_filter
 from reconwatch.service.scheduler import RunOutcome, Scheduler
 from reconwatch.service.writer import QueueFull, Writer
 from reconwatch.store import Store, StoreError
-from reconwatch.store.alerts import STATUSES, AlertFilter, RunRecord
+from reconwatch.store.alerts import STATUSES, RunRecord
 
 # The Elasticsearch version whose APIs the service answers like (GET / reports it; clients
 # read it to choose request formats).
@@ -128,6 +129,10 @@ def build_app(service: Service) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         if service.api_key is not None and not _authorised(request, service.api_key):
+            if ui.open_path(request):
+                return await call_next(request)
+            if ui.wants_html(request):  # a browser: sign in once, then the key is a cookie
+                return RedirectResponse("/login", status_code=303)
             reason = "missing or wrong API key (send the header Authorization: ApiKey <key>)"
             return error_response(401, "security_exception", reason, {"WWW-Authenticate": "ApiKey"})
         try:
@@ -141,6 +146,8 @@ def build_app(service: Service) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404 and ui.wants_html(request):
+            return ui.html(ui.pages.not_found(f"No page at {request.url.path}."), 404)
         reason = f"no handler found for uri [{request.url.path}] and method [{request.method}]"
         if exc.status_code != 404 and exc.status_code != 405:
             reason = str(exc.detail)
@@ -153,7 +160,9 @@ def build_app(service: Service) -> FastAPI:
         )
 
     @app.api_route("/", methods=["GET", "HEAD"])
-    async def info() -> Response:
+    async def info(request: Request) -> Response:
+        if ui.wants_html(request):  # a browser: the triage UI's alert queue
+            return await ui.queue_page(service, request)
         return json_response(
             {
                 "name": socket.gethostname(),
@@ -218,6 +227,8 @@ def build_app(service: Service) -> FastAPI:
     async def run_rule(rule_id: str, request: Request) -> Response:
         return await _manual_run(service, rule_id, request)
 
+    triage.add_routes(app, service, _json_body)
+    ui.add_routes(app, service)
     return app
 
 
@@ -260,38 +271,12 @@ async def _query(service: Service, request: Request) -> Response:
 async def _list_alerts(service: Service, request: Request) -> Response:
     q = request.query_params
     try:
-        status = q.get("status")
-        if status is not None and status not in STATUSES:
-            raise UsageError(f"[status] must be one of {', '.join(STATUSES)}")
-        f = AlertFilter(
-            rule_id=q.get("rule_id"),
-            status=status,
-            since=_time_param(q.get("since"), "since"),
-            until=_time_param(q.get("until"), "until"),
-            size=_int_param(q.get("size"), "size", 100, 10_000),
-            offset=_int_param(q.get("from"), "from", 0, 10**9),
-        )
+        f = alert_filter(q)
     except UsageError as exc:
         return error_response(400, "illegal_argument_exception", str(exc))
     total, docs = await run_in_threadpool(service.store.list_alerts, f)
-    return json_response({"total": total, "alerts": docs})
-
-
-def _time_param(raw: str | None, name: str) -> datetime | None:
-    if raw is None:
-        return None
-    try:
-        return values.parse_datetime(raw)
-    except values.ConversionError as exc:
-        raise UsageError(f"[{name}]: {exc}") from None
-
-
-def _int_param(raw: str | None, name: str, default: int, most: int) -> int:
-    if raw is None:
-        return default
-    if not raw.isdigit() or int(raw) > most:
-        raise UsageError(f"[{name}] must be a whole number from 0 to {most}, got [{raw}]")
-    return int(raw)
+    counts = await run_in_threadpool(service.store.status_counts, f)
+    return json_response({"total": total, "counts": counts, "alerts": docs})
 
 
 async def _set_status(service: Service, alert_id: str, request: Request) -> Response:
@@ -355,6 +340,7 @@ def _rules_body(service: Service) -> dict[str, Any]:
                 "next_run": values.format_datetime(state.next_at),
                 "last_run": None if last is None else _run_body(last),
                 "gaps": sum(1 for r in runs if r.gap_ms),
+                **triage.rule_settings_body(service, rule.rule_id),
             }
         )
     return {"rules": out, "failures": service.rule_failures}
@@ -416,6 +402,9 @@ def _range(doc: dict[str, Any]) -> tuple[datetime, datetime]:
 
 
 def _authorised(request: Request, key: str) -> bool:
+    cookie = request.cookies.get(ui.KEY_COOKIE)
+    if cookie is not None and hmac.compare_digest(cookie.encode(), key.encode()):
+        return True
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() not in ("apikey", "bearer"):

@@ -36,6 +36,8 @@ class RuleState:
     next_at: datetime
     last_started: datetime | None
     suppressor: Suppressor | None
+    # Off: no scheduled run (a manual run still runs); switched on again, it starts afresh.
+    enabled: bool = True
 
 
 @dataclass(slots=True)
@@ -124,6 +126,7 @@ class Scheduler:
         # Scheduled and manual runs of a rule share its suppression state: one run at a time.
         self._lock = threading.Lock()
         self.states: dict[str, RuleState] = {}
+        stored = store.rule_settings()
         for rule in rules:
             previous = store.last_run(rule.rule_id)
             # A restarted service runs a rule when its next run was due (the gap is caught up).
@@ -131,13 +134,27 @@ class Scheduler:
             self.states[rule.rule_id] = RuleState(
                 rule, source_patterns(rule), next_at, previous, Suppressor.for_rule(rule, space)
             )
+            setting = stored.get(rule.rule_id)
+            if setting is not None and setting.enabled is False:
+                self.states[rule.rule_id].enabled = False
 
     @property
     def rules(self) -> Mapping[str, Rule]:
         return {k: s.rule for k, s in self.states.items()}
 
     def next_due(self) -> datetime | None:
-        return min((s.next_at for s in self.states.values()), default=None)
+        return min((s.next_at for s in self.states.values() if s.enabled), default=None)
+
+    def set_enabled(self, rule_id: str, enabled: bool) -> None:
+        """Switch a rule's scheduled runs off or on (stored). Kibana starts a re-enabled rule
+        afresh: it runs at once and the time it was off is not a gap to catch up."""
+        with self._lock:
+            state = self.states[rule_id]
+            self.store.set_rule(rule_id, enabled=enabled)
+            if enabled and not state.enabled:
+                state.last_started = None
+                state.next_at = self.clock()
+            state.enabled = enabled
 
     def tick(self) -> list[RunOutcome]:
         """Run every rule due now: one scheduled run each, with its catch-up windows."""
@@ -148,7 +165,7 @@ class Scheduler:
         now = self.clock()
         outcomes: list[RunOutcome] = []
         for state in self.states.values():
-            if state.next_at > now:
+            if not state.enabled or state.next_at > now:
                 continue
             windows, gap = catch_up(state.rule, now, state.last_started)
             for window in windows:
@@ -172,8 +189,10 @@ class Scheduler:
     def _run(self, state: RuleState, window: RunWindow, gap: timedelta) -> RunOutcome:
         started = time.perf_counter()
         outcome = self._execute(state, window, gap)
+        seconds = time.perf_counter() - started
+        self.store.set_run_duration(outcome.record, seconds)
         if self.on_run is not None:
-            self.on_run(outcome, time.perf_counter() - started)
+            self.on_run(outcome, seconds)
         return outcome
 
     def _execute(self, state: RuleState, window: RunWindow, gap: timedelta) -> RunOutcome:
@@ -184,8 +203,11 @@ class Scheduler:
                 self.store, state.patterns, window.start, window.end, rule.timestamp_override
             )
             backend = DatasetBackend(dataset)
+            # The lists linked to the rule in the store, as they are at this run (Kibana reads
+            # them at every execution), after those the service was started with.
+            lists = (*self.exceptions, *self.store.exceptions_for(rule.rule_id))
             executor = RuleExecutor(
-                rule, backend, exceptions=self.exceptions, space=self.space, evidence=self.evidence
+                rule, backend, exceptions=lists, space=self.space, evidence=self.evidence
             )
             run = executor.run(window)
             if state.suppressor is not None:

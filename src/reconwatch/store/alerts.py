@@ -15,6 +15,13 @@ from reconwatch.store.events import naive_utc
 STATUSES = ("open", "acknowledged", "closed")
 ALERT_ID = "kibana.alert.uuid"
 RULE_ID = "kibana.alert.rule.rule_id"
+# Alert fields copied to columns of their own for the queue's filters: field -> column.
+FILTER_FIELDS = {
+    "kibana.alert.severity": "severity",
+    "host.name": "host",
+    "process.executable": "executable",
+    "kibana.alert.rule.name": "rule_name",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,16 +61,36 @@ def insert_alerts(
         fresh.append(alert_id)
         body = msgspec.json.encode(alert).decode("utf-8")
         rows.append(
-            (alert_id, str(alert.get(RULE_ID, "")), naive_utc(now), "open", None, None, body)
+            (
+                alert_id,
+                str(alert.get(RULE_ID, "")),
+                naive_utc(now),
+                "open",
+                None,
+                None,
+                body,
+                *(_text(alert.get(f)) for f in FILTER_FIELDS),
+            )
         )
     if rows:
-        cur.executemany("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        cur.executemany(
+            "INSERT INTO alerts (id, rule_id, created, status, status_by, status_at, document, "
+            f"{', '.join(FILTER_FIELDS.values())}) VALUES ({', '.join('?' * 11)})",
+            rows,
+        )
     return fresh
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return None if value is None else str(value)
 
 
 def insert_run(cur: duckdb.DuckDBPyConnection, run: RunRecord) -> None:
     cur.execute(
-        "INSERT INTO rule_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO rule_runs (rule_id, run_at, window_start, window_end, execution_type, "
+        "alerts, gap_ms, error, warnings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             run.rule_id,
             naive_utc(run.run_at),
@@ -88,6 +115,10 @@ class AlertFilter:
     until: datetime | None = None
     size: int = 100
     offset: int = 0
+    severity: str | None = None
+    host: str | None = None
+    executable: str | None = None
+    newest_first: bool = False
 
 
 def _with_status(row: tuple[object, ...]) -> dict[str, object]:
@@ -105,13 +136,17 @@ def _with_status(row: tuple[object, ...]) -> dict[str, object]:
 _COLUMNS = "SELECT document, status, status_by, status_at FROM alerts"
 
 
-def list_alerts(
-    cur: duckdb.DuckDBPyConnection, f: AlertFilter
-) -> tuple[int, list[dict[str, object]]]:
-    """(how many match, one page of them, oldest first)."""
+def _where(f: AlertFilter, *, status: bool = True) -> tuple[str, list[object]]:
+    """The WHERE clause of a filter (without its status when `status` is false)."""
     where: list[str] = []
     args: list[object] = []
-    for column, value in (("rule_id", f.rule_id), ("status", f.status)):
+    for column, value in (
+        ("rule_id", f.rule_id),
+        ("status", f.status if status else None),
+        ("severity", f.severity),
+        ("host", f.host),
+        ("executable", f.executable),
+    ):
         if value is not None:
             where.append(f"{column} = ?")
             args.append(value)
@@ -121,12 +156,73 @@ def list_alerts(
     if f.until is not None:
         where.append("created < ?")
         args.append(naive_utc(f.until))
-    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return (f" WHERE {' AND '.join(where)}" if where else ""), args
+
+
+def list_alerts(
+    cur: duckdb.DuckDBPyConnection, f: AlertFilter
+) -> tuple[int, list[dict[str, object]]]:
+    """(how many match, one page of them, oldest first or newest first)."""
+    clause, args = _where(f)
     total_row = cur.execute(f"SELECT count(*) FROM alerts{clause}", args).fetchone()
+    order = "created DESC, rowid DESC" if f.newest_first else "created, rowid"
     rows = cur.execute(
-        f"{_COLUMNS}{clause} ORDER BY created, rowid LIMIT ? OFFSET ?", [*args, f.size, f.offset]
+        f"{_COLUMNS}{clause} ORDER BY {order} LIMIT ? OFFSET ?", [*args, f.size, f.offset]
     ).fetchall()
     return (int(total_row[0]) if total_row else 0), [_with_status(r) for r in rows]
+
+
+def status_counts(cur: duckdb.DuckDBPyConnection, f: AlertFilter) -> dict[str, int]:
+    """How many alerts the filter (without its status) finds in each workflow status."""
+    clause, args = _where(f, status=False)
+    rows = cur.execute(f"SELECT status, count(*) FROM alerts{clause} GROUP BY status", args)
+    found = dict(rows.fetchall())
+    return {s: int(found.get(s, 0)) for s in STATUSES}
+
+
+def facets(cur: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """The values the queue's filters can take (rules, severities), for its menus."""
+    out: dict[str, list[str]] = {}
+    for column in ("rule_id", "severity"):
+        rows = cur.execute(
+            f"SELECT DISTINCT {column} FROM alerts WHERE {column} IS NOT NULL ORDER BY 1"
+        ).fetchall()
+        out[column] = [r[0] for r in rows]
+    return out
+
+
+def related(
+    cur: duckdb.DuckDBPyConnection, alert_id: str, host: str | None, executable: str | None
+) -> list[dict[str, object]]:
+    """Other alerts of the same host or executable, newest first (at most 20)."""
+    rows = cur.execute(
+        f"{_COLUMNS} WHERE id <> ? AND (host = ? OR executable = ?) "
+        "ORDER BY created DESC, rowid DESC LIMIT 20",
+        [alert_id, host, executable],
+    ).fetchall()
+    return [_with_status(r) for r in rows]
+
+
+def set_statuses(
+    cur: duckdb.DuckDBPyConnection, ids: list[str], status: str, user: str, when: datetime
+) -> list[str]:
+    """Set the status of every alert of `ids` (one statement); the ids that exist."""
+    if status not in STATUSES:
+        msg = f"unknown status [{status}]; one of {', '.join(STATUSES)}"
+        raise ValueError(msg)
+    found = [
+        r[0]
+        for r in cur.execute(
+            "SELECT id FROM alerts WHERE id IN (SELECT unnest(?)) ORDER BY created, rowid", [ids]
+        ).fetchall()
+    ]
+    if found:
+        cur.execute(
+            "UPDATE alerts SET status = ?, status_by = ?, status_at = ? "
+            "WHERE id IN (SELECT unnest(?))",
+            [status, user, naive_utc(when), found],
+        )
+    return found
 
 
 def get_alert(cur: duckdb.DuckDBPyConnection, alert_id: str) -> dict[str, object] | None:

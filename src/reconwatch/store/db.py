@@ -7,14 +7,16 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 import duckdb
 import msgspec
 import pyarrow as pa
 
 from reconwatch.errors import ReconwatchError
+from reconwatch.rules.exceptions import ExceptionList
 from reconwatch.store import alerts as alert_table
-from reconwatch.store import schema
+from reconwatch.store import exceptions, schema, settings
 from reconwatch.store.alerts import AlertFilter, RunRecord, insert_alerts, insert_run
 from reconwatch.store.events import NewEvent, Written, arrow_rows, naive_utc, plan_batch
 
@@ -22,6 +24,8 @@ DB_FILE = "reconwatch.duckdb"
 DEFAULT_RETENTION = timedelta(days=7)
 
 Clock = Callable[[], datetime]
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 class StoreError(ReconwatchError):
@@ -48,6 +52,7 @@ class Store:
         self._con.execute("SET enable_progress_bar = false")
         for ddl in schema.ALL:
             self._con.execute(ddl)
+        self._fill_filter_columns()
         self._writer = self._con.cursor()
         row = self._writer.execute("SELECT coalesce(max(seq) + 1, 0) FROM events").fetchone()
         self._next_seq = int(row[0]) if row else 0
@@ -57,6 +62,37 @@ class Store:
     def close(self) -> None:
         self._writer.close()
         self._con.close()
+
+    def _fill_filter_columns(self) -> None:
+        """Alerts stored before the queue's filter columns existed get them from their document."""
+        sets = ", ".join(
+            f"{column} = json_extract_string(document, '$.\"{name}\"')"
+            for name, column in alert_table.FILTER_FIELDS.items()
+        )
+        self._con.execute(f"UPDATE alerts SET {sets} WHERE rule_name IS NULL")
+
+    def _on_cursor(
+        self,
+        fn: Callable[Concatenate[duckdb.DuckDBPyConnection, _P], _R],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _R:
+        """`fn` on a cursor of its own, in one transaction (rolled back if it raises)."""
+        cur = self.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                out = fn(cur, *args, **kwargs)
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+            return out
+        except duckdb.Error as exc:
+            msg = f"the store failed: {str(exc).splitlines()[0]}"
+            raise StoreError(msg) from None
+        finally:
+            cur.close()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor of its own for a reader thread."""
@@ -293,6 +329,78 @@ class Store:
             return alert_table.set_status(cur, alert_id, status, user, self.clock())
         finally:
             cur.close()
+
+    def set_run_duration(self, run: RunRecord, seconds: float) -> None:
+        """Note how long a recorded run took."""
+        self._on_cursor(
+            lambda cur: cur.execute(
+                "UPDATE rule_runs SET duration_ms = ? WHERE rule_id = ? AND run_at = ? "
+                "AND window_start = ? AND execution_type = ?",
+                [
+                    round(seconds * 1000),
+                    run.rule_id,
+                    naive_utc(run.run_at),
+                    naive_utc(run.start),
+                    run.execution_type,
+                ],
+            )
+        )
+
+    def run_durations(self, rule_id: str) -> list[int | None]:
+        """Each run's duration (ms; None when not measured), in the order of `runs`."""
+        cur = self.cursor()
+        try:
+            rows = cur.execute(
+                "SELECT duration_ms FROM rule_runs WHERE rule_id = ? ORDER BY run_at, window_start",
+                [rule_id],
+            ).fetchall()
+        finally:
+            cur.close()
+        return [r[0] for r in rows]
+
+    def set_statuses(self, ids: list[str], status: str, user: str) -> list[str]:
+        """Set the workflow status of many alerts at once; the ids that exist."""
+        return self._on_cursor(alert_table.set_statuses, ids, status, user, self.clock())
+
+    def status_counts(self, f: AlertFilter) -> dict[str, int]:
+        return self._on_cursor(alert_table.status_counts, f)
+
+    def alert_facets(self) -> dict[str, list[str]]:
+        return self._on_cursor(alert_table.facets)
+
+    def related_alerts(
+        self, alert_id: str, host: str | None, executable: str | None
+    ) -> list[dict[str, object]]:
+        return self._on_cursor(alert_table.related, alert_id, host, executable)
+
+    # -- exceptions, rule settings, guide checklists ---------------------------------------------
+
+    def exceptions(
+        self,
+        fn: Callable[Concatenate[duckdb.DuckDBPyConnection, _P], _R],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _R:
+        """One function of store.exceptions, in a transaction of its own."""
+        return self._on_cursor(fn, *args, **kwargs)
+
+    def exceptions_for(self, rule_id: str) -> list[ExceptionList]:
+        """The exception lists a run of the rule applies now (expired items left out)."""
+        return self._on_cursor(exceptions.for_rule, rule_id, self.clock())
+
+    def rule_settings(self) -> dict[str, settings.RuleSetting]:
+        return self._on_cursor(settings.rule_settings)
+
+    def set_rule(
+        self, rule_id: str, enabled: bool | None = None, realtime: bool | None = None
+    ) -> settings.RuleSetting:
+        return self._on_cursor(settings.set_rule, rule_id, enabled, realtime)
+
+    def guide(self, alert_id: str) -> dict[int, dict[str, object]]:
+        return self._on_cursor(settings.guide, alert_id)
+
+    def set_guide_step(self, alert_id: str, step: int, done: bool, user: str) -> None:
+        self._on_cursor(settings.set_step, alert_id, step, done, user, self.clock())
 
     def undelivered(self, sink: str, limit: int = 1000) -> list[tuple[str, dict[str, object]]]:
         """(id, document) of the alerts `sink` has not taken yet, oldest first."""

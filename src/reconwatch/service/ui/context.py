@@ -1,0 +1,197 @@
+"""What the alert page computes beyond the stored evidence: the crossing point, the host's
+context from the store, and the console query of the alert's source events."""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from reconwatch.engine.evidence import group_keys
+from reconwatch.engine.rewrite import is_stats
+from reconwatch.errors import ReconwatchError
+from reconwatch.esql import ast
+from reconwatch.esql.parser import parse
+from reconwatch.esql.render import render_command
+from reconwatch.ingest import Dataset
+from reconwatch.plan.catalog import Result
+from reconwatch.plan.values import format_datetime, parse_datetime
+from reconwatch.query import run_query
+from reconwatch.rules.model import Rule
+from reconwatch.service import esql
+from reconwatch.store.window import time_column
+
+if TYPE_CHECKING:
+    from reconwatch.service.app import Service
+
+# Host context reads this long on each side of the alert's evidence.
+AROUND = timedelta(minutes=30)
+_PLAIN_FIELD = re.compile(r"^[A-Za-z_@][\w.@]*$")
+
+
+def _time(doc: Mapping[str, Any], key: str) -> datetime | None:
+    raw = doc.get(key)
+    try:
+        return parse_datetime(str(raw)) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _field(name: str) -> str:
+    return name if _PLAIN_FIELD.match(name) else "`" + name.replace("`", "``") + "`"
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def source_query(rule: Rule, alert: Mapping[str, Any]) -> str | None:
+    """The rule's pipeline before STATS with the alert's group values: the ES|QL that lists
+    every source event of the alert (None for a rule without STATS)."""
+    try:
+        query = parse(rule.query)
+    except ReconwatchError:
+        return None
+    commands = list(query.commands)
+    at = next((i for i, c in enumerate(commands) if is_stats(c)), None)
+    if at is None:
+        return None
+    lines = [render_command(c) for c in commands[:at]]
+    # The run's window right after FROM: later commands may drop the time field.
+    start, end = _time(alert, "reconwatch.run.from"), _time(alert, "reconwatch.run.to")
+    time_field = rule.timestamp_override or "@timestamp"
+    if start is not None and end is not None:
+        lines.insert(
+            1,
+            f'WHERE {_field(time_field)} >= "{format_datetime(start)}" AND '
+            f'{_field(time_field)} <= "{format_datetime(end)}"',
+        )
+    for key in group_keys(query):
+        value = alert.get(key)
+        if isinstance(value, list):
+            value = value[0] if len(value) == 1 else None
+        lines.append(
+            f"WHERE {_field(key)} IS NULL"
+            if value is None
+            else f"WHERE {_field(key)} == {_literal(value)}"
+        )
+    lines.append("LIMIT 1000")
+    return "\n| ".join(lines)
+
+
+def crossing(service: Service, rule: Rule, alert: Mapping[str, Any]) -> datetime | None:
+    """When the rule's condition was first met for the alert's group: the earliest minute
+    such that the rule over the window's events up to it finds the group (binary search over
+    the minutes with attempts). None when it cannot be found again (exceptions since, data
+    gone by retention)."""
+    evidence = alert.get("reconwatch.evidence")
+    start, end = _time(alert, "reconwatch.run.from"), _time(alert, "reconwatch.run.to")
+    run_at = _time(alert, "reconwatch.run.at") or end
+    if not isinstance(evidence, dict) or start is None or end is None or run_at is None:
+        return None
+    minutes = [
+        parse_datetime(str(m["minute"]))
+        for m in evidence.get("attempts_per_minute", {}).get("by_minute", [])
+    ]
+    if not minutes:
+        return None
+    try:
+        query = parse(rule.query)
+    except ReconwatchError:
+        return None
+    keys = group_keys(query)
+    first_command = query.commands[0]
+    patterns = tuple(first_command.sources) if isinstance(first_command, ast.From) else ()
+    column = time_column(rule.timestamp_override)
+    docs = list(
+        service.store.documents(service.store.matching_indices(patterns), start, end, column)
+    )
+    timed = sorted(
+        ((t, d) for d in docs if (t := _time(d[2], "@timestamp")) is not None),
+        key=lambda td: td[0],
+    )
+
+    def found(count: int) -> bool:
+        """Whether the rule finds the group in the first `count` events by time."""
+        groups: dict[str, tuple[list[str], list[object]]] = {}
+        for _, (idx, doc_id, source) in timed[:count]:
+            ids, sources = groups.setdefault(idx, ([], []))
+            ids.append(doc_id)
+            sources.append(source)
+        dataset = Dataset.from_stored([(i, a, b) for i, (a, b) in groups.items()])
+        try:
+            result = run_query(rule.query, dataset, now=run_at)
+        except ReconwatchError:
+            return False
+        return any(all(row.get(k) == alert.get(k) for k in keys) for row in result.as_dicts())
+
+    # First the minute (few runs over whole minutes), then the event within it.
+    times = [t for t, _ in timed]
+    upto = [bisect.bisect_left(times, m + timedelta(minutes=1)) for m in minutes]
+    if not timed or not found(upto[-1]):
+        return None
+    lo, hi = 0, len(upto) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if found(upto[mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    first, last = (upto[lo - 1] if lo else 0) + 1, upto[lo]
+    while first < last:
+        mid = (first + last) // 2
+        if found(mid):
+            last = mid
+        else:
+            first = mid + 1
+    return times[last - 1]
+
+
+def host_context(service: Service, alert: Mapping[str, Any]) -> dict[str, Any]:
+    """The host's other network activity around the alert, executables first seen on the host
+    in the stored (retention) period, other alerts of the same host or executable."""
+    host = alert.get("host.name")
+    executable = alert.get("process.executable")
+    evidence = alert.get("reconwatch.evidence")
+    first = _time(evidence, "first_seen") if isinstance(evidence, dict) else None
+    last = _time(evidence, "last_seen") if isinstance(evidence, dict) else None
+    out: dict[str, Any] = {"host": host, "activity": None, "first_seen": None, "error": None}
+    alert_id = str(alert.get("kibana.alert.uuid"))
+    out["related"] = service.store.related_alerts(
+        alert_id,
+        None if host is None else str(host),
+        None if executable is None else str(executable),
+    )
+    if not isinstance(host, str):
+        return out
+    now = service.store.clock()
+    try:
+        if first is not None and last is not None:
+            around = (
+                f'FROM logs-* | WHERE host.name == {_literal(host)} AND @timestamp >= "{format_datetime(first - AROUND)}" AND '
+                f'@timestamp <= "{format_datetime(last + AROUND)}" | STATS events = COUNT(*), destinations = '
+                "COUNT_DISTINCT(destination.ip) BY process.executable, event.action "
+                "| SORT events DESC | LIMIT 15"
+            )
+            out["activity"] = _table(esql.run(service.store, around, now))
+        seen = (
+            f"FROM logs-* | WHERE host.name == {_literal(host)} AND process.executable IS NOT NULL "
+            "| STATS first_seen = MIN(@timestamp), events = COUNT(*) BY process.executable "
+            "| SORT first_seen DESC | LIMIT 15"
+        )
+        out["first_seen"] = _table(esql.run(service.store, seen, now))
+    except ReconwatchError as exc:
+        out["error"] = exc.one_line()
+    return out
+
+
+def _table(result: Result) -> dict[str, Any]:
+    body = esql.body(result, 0)
+    return {"columns": [c["name"] for c in body["columns"]], "rows": body["values"]}

@@ -1,0 +1,221 @@
+"""The triage UI's pages over HTTP (no browser): queue paging and filters over 100,000 alerts,
+alert page, 404 page, console errors with the caret, escaping, sign-in with the API key."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import msgspec
+import pyarrow as pa
+import pytest
+
+from conftest import Clock, iso_ms
+from reconwatch.service.app import Limits, Service, build_app, open_service
+from reconwatch.service.rules import load_rules
+from reconwatch.service.scheduler import Scheduler
+from reconwatch.service.server import running
+from reconwatch.service.ui import markdown, svg
+from reconwatch.store import NewEvent, Store
+
+T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
+SUBNET = "860f2a03-a1cf-48d6-a674-c6d62ae608a1"
+NET = "logs-endpoint.events.network-default"
+HTML = {"Accept": "text/html,application/xhtml+xml"}
+MANY = 100_000
+
+
+def scan(at: datetime, exe: str) -> list[NewEvent]:
+    out = []
+    for i in range(260):
+        t = iso_ms(at + timedelta(seconds=i % 200))
+        source = {
+            "@timestamp": t,
+            "event": {"type": ["start"], "action": "connection_attempted", "ingested": t},
+            "host": {"os": {"type": "linux"}, "name": "web-1"},
+            "agent": {"id": "agent-1"},
+            "process": {"executable": exe},
+            "destination": {"ip": f"10.3.{i // 250}.{i % 250 + 1}", "port": 22 + i % 2},
+        }
+        out.append(NewEvent("create", NET, None, source))
+    return out
+
+
+def _service(path: Path, api_key: str | None = None) -> tuple[Service, Clock]:
+    clock = Clock(T0 + timedelta(days=1))
+    store = Store(path, clock)
+    scheduler = Scheduler(store, list(load_rules([]).rules.values()), clock)
+    return open_service(store, Limits(), api_key, scheduler=scheduler), clock
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Service, str]]:
+    service, _ = _service(tmp_path)
+    with running(build_app(service)) as url:
+        yield service, url
+    service.close()
+
+
+def _many_alerts(service: Service, count: int) -> None:
+    """`count` small alerts straight into the table (as a run stores them), one per second."""
+    docs, created = [], []
+    for i in range(count):
+        at = T0 + timedelta(seconds=i)
+        docs.append(
+            msgspec.json.encode(
+                {
+                    "@timestamp": iso_ms(at),
+                    "kibana.alert.uuid": f"a{i:06d}",
+                    "kibana.alert.rule.name": "Many",
+                    "kibana.alert.severity": "high" if i % 10 == 0 else "low",
+                    "host.name": f"h{i % 100}",
+                    "process.executable": f"/bin/x{i % 7}",
+                    "kibana.alert.reason": f"<script>alert({i})</script>",
+                }
+            ).decode()
+        )
+        created.append(at.replace(tzinfo=None))
+    table = pa.table(
+        {
+            "id": [f"a{i:06d}" for i in range(count)],
+            "rule_id": ["many"] * count,
+            "created": pa.array(created, pa.timestamp("us")),
+            "status": ["open" if i % 3 else "closed" for i in range(count)],
+            "document": docs,
+            "severity": ["high" if i % 10 == 0 else "low" for i in range(count)],
+            "host": [f"h{i % 100}" for i in range(count)],
+            "executable": [f"/bin/x{i % 7}" for i in range(count)],
+            "rule_name": ["Many"] * count,
+        }
+    )
+    cur = service.store.cursor()
+    cur.register("t", table)
+    cur.execute(
+        "INSERT INTO alerts (id, rule_id, created, status, document, severity, host, executable,"
+        " rule_name) SELECT * FROM t"
+    )
+    cur.close()
+
+
+def _ids(page: str) -> list[str]:
+    return re.findall(r'<tr tabindex="0" data-id="([^"]+)"', page)
+
+
+def test_queue_pages_and_filters_100k_alerts(served: tuple[Service, str]) -> None:
+    service, url = served
+    _many_alerts(service, MANY)
+    first = httpx.get(f"{url}/", headers=HTML, timeout=60)
+    assert first.status_code == 200 and first.headers["content-type"].startswith("text/html")
+    ids = _ids(first.text)
+    assert ids == [f"a{i:06d}" for i in range(MANY - 1, MANY - 51, -1)]  # newest first, 50
+    assert 'data-status="open">66666<' in first.text
+    assert 'data-status="closed">33334<' in first.text
+    # Every value is escaped: the reason's markup is text.
+    assert "<script>alert(" not in first.text and "&lt;script&gt;alert(" in first.text
+    older = httpx.get(f"{url}/?from=99950", headers=HTML, timeout=60).text
+    assert _ids(older) == [f"a{i:06d}" for i in range(49, -1, -1)]
+    assert 'rel="prev"' in older and 'rel="next"' not in older
+    query = "?status=open&severity=high&host=h10&executable=/bin/x3"
+    picked = _ids(httpx.get(f"{url}/{query}", headers=HTML, timeout=60).text)
+    expected = [
+        f"a{i:06d}"
+        for i in range(MANY - 1, -1, -1)
+        if i % 3 and i % 10 == 0 and i % 100 == 10 and i % 7 == 3
+    ][:50]
+    assert picked == expected and picked
+    since = iso_ms(T0 + timedelta(seconds=MANY - 10))
+    assert len(_ids(httpx.get(f"{url}/?since={since}", headers=HTML).text)) == 10
+    bad = httpx.get(f"{url}/?status=lost", headers=HTML)
+    assert bad.status_code == 200 and "[status] must be one of" in bad.text
+    fragment = httpx.get(f"{url}/ui/queue?status=closed", timeout=60).json()
+    assert fragment["total"] == 33334 and "data-id=" in fragment["rows"]
+
+
+def test_root_is_the_es_answer_for_clients_and_the_queue_for_browsers(
+    served: tuple[Service, str],
+) -> None:
+    _, url = served
+    assert httpx.get(f"{url}/").json()["tagline"] == "You Know, for Search"
+    assert "<h1>Alerts</h1>" in httpx.get(f"{url}/", headers=HTML).text
+
+
+def test_alert_page_evidence_guide_report_and_404(served: tuple[Service, str]) -> None:
+    service, url = served
+    service.store.write(scan(T0 + timedelta(hours=1, minutes=5), "/tmp/a"))
+    body = {"start": iso_ms(T0), "end": iso_ms(T0 + timedelta(hours=2))}
+    alert = httpx.post(f"{url}/api/rules/{SUBNET}/_run", json=body, timeout=60).json()["alerts"][0]
+    aid = alert["kibana.alert.uuid"]
+    page = httpx.get(f"{url}/alerts/{aid}", headers=HTML, timeout=60).text
+    # The /24 maps: 250 and 10 addresses probed of 256.
+    assert "10.3.0.0/24: 250 of 256 addresses probed (internal)" in page
+    assert "10.3.1.0/24: 10 of 256 addresses probed (internal)" in page
+    # The 251st distinct address came at 01:08:10 (second 190 of the scan).
+    assert "rule condition met at 2026-03-01T01:08:10.000Z" in page
+    assert "top destination ports (2 distinct)" in page
+    assert 'href="https://attack.mitre.org/techniques/T1046/"' in page
+    assert page.count('type="checkbox" data-step=') == 17
+    assert "High-volume legitimate network monitoring tools" in page  # false-positive advice
+    console = re.search(r'id="console-link" href="/query\?q=([^"]+)"', page)
+    assert console is not None
+    link = console[1].replace("&amp;", "&")
+    events = httpx.get(f"{url}/query?q={link}", headers=HTML, timeout=60).text
+    assert "260 rows" in events
+    report = httpx.get(f"{url}/alerts/{aid}/report.md").text
+    assert (
+        report.startswith("# Potential Subnet Scanning")
+        and "| process.executable | /tmp/a |" in report
+    )
+    assert "<svg" in httpx.get(f"{url}/alerts/{aid}/report.html").text
+    missing = httpx.get(f"{url}/alerts/nope", headers=HTML)
+    assert missing.status_code == 404 and "There is no alert with id nope" in missing.text
+    assert httpx.get(f"{url}/no/such/page", headers=HTML).status_code == 404
+
+
+def test_console_shows_the_error_with_its_caret(served: tuple[Service, str]) -> None:
+    _, url = served
+    page = httpx.get(f"{url}/query", params={"q": "FROM logs-* | WHERE x =="}, headers=HTML)
+    assert page.status_code == 400
+    assert "line 1:25:" in page.text and "Traceback" not in page.text
+    assert re.search(r"<pre class='caret'>FROM logs-\* \| WHERE x ==\n {24}\^</pre>", page.text)
+
+
+def test_pages_need_the_key_beyond_loopback(tmp_path: Path) -> None:
+    service, _ = _service(tmp_path, api_key="s3cret")
+    with running(build_app(service)) as url:
+        to_login = httpx.get(f"{url}/rules", headers=HTML)
+        assert to_login.status_code == 303 and to_login.headers["location"] == "/login"
+        assert httpx.get(f"{url}/api/rules").status_code == 401
+        wrong = httpx.post(f"{url}/login", content="key=nope", headers=HTML)
+        assert wrong.status_code == 401
+        with httpx.Client(base_url=url, headers=HTML) as browser:
+            signed = browser.post("/login", content="key=s3cret")
+            assert signed.status_code == 303
+            assert "<h1>Rules</h1>" in browser.get("/rules").text
+    service.close()
+
+
+def test_markdown_escapes_everything_and_lists_steps() -> None:
+    guide = markdown.render(
+        "## Steps\n- check <img src=x onerror=alert(1)> `a<b`\n- see [docs](https://e.x/a)"
+        " and [bad](javascript:alert(1))\n\n<script>x</script> **bold**"
+    )
+    assert guide.steps == (
+        "check <img src=x onerror=alert(1)> `a<b`",
+        "see [docs](https://e.x/a) and [bad](javascript:alert(1))",
+    )
+    assert "<img" not in guide.html and "<script>" not in guide.html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in guide.html
+    assert "<code>a&lt;b</code>" in guide.html
+    assert '<a href="https://e.x/a" rel="noreferrer">docs</a>' in guide.html
+    assert "javascript:" in guide.html and 'href="javascript' not in guide.html
+    assert "<strong>bold</strong>" in guide.html
+
+
+def test_address_map_marks_the_probed_addresses() -> None:
+    bits = (1 << 0) | (1 << 17) | (1 << 255)
+    picture = svg.address_map("10.0.0.0/24", f"{bits:064x}", True)
+    assert picture.count('class="hit"') == 3 and picture.count('class="miss"') == 253
+    assert 'class="hit" x="9" y="9"' in picture  # .17: row 1, column 1
