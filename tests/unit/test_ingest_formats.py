@@ -67,23 +67,15 @@ def test_todays_formats_are_recognised_by_content_not_name(tmp_path: Path) -> No
         "empty.ndjson": "ndjson",
         "damaged.ndjson": "ndjson",
     }
-    assert formats.names()[:4] == ("parquet", "auditd", "json", "ndjson")
+    names = formats.names()
+    assert names[:2] == ("parquet", "auditd") and names[-2:] == ("json", "ndjson")
     assert formats.get("ndjson").duckdb and not formats.get("json").duckdb
 
 
 @pytest.mark.parametrize(
     ("content", "looks"),
     [
-        (b"\xd4\xc3\xb2\xa1\x02\x00\x04\x00" + b"\x00" * 40, "a pcap packet capture"),
-        (b"\x0a\x0d\x0d\x0a" + b"\x00" * 40, "a pcapng packet capture"),
         (b"#separator \\x09\n#set_separator\t,\n#fields\tts\tuid\n", "a Zeek log"),
-        (
-            (
-                b"Jul 16 09:00:01 fw kernel: [123.4] DROP IN=eth0 OUT= SRC=10.0.0.5 "
-                b"DST=10.0.0.9 LEN=60 PROTO=TCP SPT=4242 DPT=22\n"
-            ),
-            "netfilter LOG lines",
-        ),
         (b"\x28\xb5\x2f\xfd" + b"\x00" * 20, "zstd-compressed"),
         (b"ts,src,dst\n1,2,3\n", "text that is not JSON (first line 'ts,src,dst')"),
     ],
@@ -103,13 +95,13 @@ def test_unrecognised_file_is_reported_by_name(tmp_path: Path, content: bytes, l
 
 def test_a_dataset_reads_the_good_files_and_names_the_unrecognised_one(tmp_path: Path) -> None:
     good = _ndjson(tmp_path / "good.ndjson", [{"a": "x"}, {"a": "y"}])
-    pcap = tmp_path / "sweep.pcap"
-    pcap.write_bytes(b"\xd4\xc3\xb2\xa1" + b"\x00" * 60)
-    ds = Dataset.from_files([good, pcap])
+    zst = tmp_path / "sweep.ndjson.zst"
+    zst.write_bytes(b"\x28\xb5\x2f\xfd" + b"\x00" * 60)
+    ds = Dataset.from_files([good, zst])
     rows = run_query("FROM x | KEEP a | SORT a", ds, now=NOW).rows
     assert rows == [("x",), ("y",)]
-    assert [e.path for e in ds.scan().errors] == [str(pcap)]
-    assert "looks like a pcap packet capture" in ds.report.lines()[0]
+    assert [e.path for e in ds.scan().errors] == [str(zst)]
+    assert "looks like zstd-compressed data" in ds.report.lines()[0]
 
 
 def test_forced_format_and_unknown_names(tmp_path: Path) -> None:
@@ -117,8 +109,8 @@ def test_forced_format_and_unknown_names(tmp_path: Path) -> None:
     path.write_text('{"a": "x"}\n')
     ds = Dataset.from_files([path], input_format="ndjson")
     assert run_query("FROM x | KEEP a", ds, now=NOW).rows == [("x",)]
-    with pytest.raises(UsageError, match=r"--input-format 'zeek': choose one of parquet, "):
-        Dataset.from_files([path], input_format="zeek")
+    with pytest.raises(UsageError, match=r"--input-format 'evtx': choose one of parquet, "):
+        Dataset.from_files([path], input_format="evtx")
     # Forced as an audit log, JSON lines are bad records, reported, not events.
     ds = Dataset.from_files([path], input_format="auditd")
     assert ds.scan().events == 0 and ds.report.skipped == 1
@@ -149,7 +141,7 @@ def test_a_new_format_is_one_registry_entry(
         ),
         before="json",
     )
-    assert formats.names() == ("parquet", "auditd", "pipes", "json", "ndjson")
+    assert formats.names()[-3:] == ("pipes", "json", "ndjson")
     path = tmp_path / "x.log"
     path.write_text("pipes:|header\nx|1\nbroken\n")
     ds = Dataset.from_files([path])

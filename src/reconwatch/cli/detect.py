@@ -18,6 +18,8 @@ from reconwatch.cli.inputs import (
     AlertsOutput,
     MemoryLimit,
     QueryTimeout,
+    SyslogYear,
+    print_notes,
     query_limits,
     require_files,
 )
@@ -199,7 +201,8 @@ def register(app: typer.Typer) -> None:
         files: Annotated[
             list[str] | None,
             typer.Argument(
-                help="Event files: NDJSON (.gz), JSON, Parquet, Linux audit logs.",
+                help="Event files: NDJSON (.gz), JSON, Parquet, Linux audit logs, Zeek conn.log, "
+                "pcap/pcapng, iptables LOG lines, Suricata EVE, Sysmon for Linux, osquery.",
                 metavar="FILES...",
             ),
         ] = None,
@@ -266,6 +269,7 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         output: AlertsOutput = None,
+        year: SyslogYear = None,
         as_report: Annotated[
             bool,
             typer.Option(
@@ -302,7 +306,7 @@ def register(app: typer.Typer) -> None:
         lists: list[ExceptionList] = [load_exceptions(p) for p in exceptions or []]
         require_files(paths)
         schedule = _schedule(now, first, last, demo, max_range)
-        dataset = Dataset.from_files(paths, input_format=input_format)
+        dataset = Dataset.from_files(paths, input_format=input_format, year=year)
         if lists:
             fields = {name: col.type for name, col in dataset.fields(("*",)).items()}
             for lst in lists:
@@ -334,6 +338,7 @@ def _finish(
 ) -> None:
     """Warnings, the alerts, the summary; then the error exit when an input or a rule failed."""
     # An unrecognised file is an error of its own (_report_unusable), not a skipped event.
+    print_notes(dataset.report.notes, err)
     bad = [e for e in dataset.report.errors if not isinstance(e, formats.UnrecognisedFormatError)]
     if bad:
         for e in bad[:MAX_REPORTED]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from reconwatch.errors import UsageError
 from reconwatch.plan.limits import DEFAULT_MEMORY, QueryLimits, parse_memory, parse_seconds
@@ -36,10 +37,29 @@ QueryTimeout = Annotated[
     ),
 ]
 
+# query's, detect's and watch's --year: the year of syslog stamps that carry none.
+SyslogYear = Annotated[
+    int | None,
+    typer.Option(
+        "--year",
+        help="Year of syslog time stamps without one (iptables, Sysmon); default: each file's "
+        "modification year.",
+        metavar="YEAR",
+        min=1970,
+        max=9999,
+    ),
+]
+
 
 def query_limits(memory: str = DEFAULT_MEMORY, seconds: float | None = None) -> QueryLimits:
     """The limits the options ask for (a UsageError for a size or a budget that is not one)."""
     return QueryLimits(parse_memory(memory), parse_seconds(seconds))
+
+
+def print_notes(notes: Iterable[str], err: Console) -> None:
+    """What the readers assumed (a syslog year), once per file, on stderr."""
+    for line in notes:
+        err.print(f"note: {line}", markup=False)
 
 
 def require_files(paths: Iterable[str]) -> None:

@@ -14,7 +14,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from reconwatch.cli.inputs import MemoryLimit, QueryTimeout, query_limits, require_files
+from reconwatch.cli.inputs import (
+    MemoryLimit,
+    QueryTimeout,
+    SyslogYear,
+    print_notes,
+    query_limits,
+    require_files,
+)
 from reconwatch.errors import UsageError
 from reconwatch.plan import values
 from reconwatch.plan.catalog import Result
@@ -70,6 +77,7 @@ def query(
     ] = None,
     memory_limit: MemoryLimit = DEFAULT_MEMORY,
     timeout: QueryTimeout = 0,
+    year: SyslogYear = None,
 ) -> None:
     """Run an ES|QL query over event files. Bad events are skipped and reported on stderr."""
     from reconwatch.ingest import Dataset, formats
@@ -81,7 +89,9 @@ def query(
     if input_format is not None:
         formats.get(input_format)  # a UsageError listing the registered formats
     require_files(files or [])
-    dataset = Dataset.from_files(files or [], _index_map(index or []), input_format=input_format)
+    dataset = Dataset.from_files(
+        files or [], _index_map(index or []), input_format=input_format, year=year
+    )
     query_time = _parse_now(now)
     if explain_:
         typer.echo(explain(esql, dataset, now=query_time))
@@ -133,11 +143,12 @@ def _report_bad_events(dataset: Dataset) -> None:
     from reconwatch.ingest.formats import UnrecognisedFormatError
 
     report = dataset.report
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    print_notes(report.notes, err)
     # An unrecognised file is an error of its own (_report_unusable), not a skipped event.
     bad = [e for e in report.errors if not isinstance(e, UnrecognisedFormatError)]
     if not bad:
         return
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
     for e in bad[:MAX_REPORTED]:
         err.print(f"warning: skipped {e.one_line()}", markup=False)
     err.print(f"warning: {len(bad)} bad event(s) skipped, {report.events} processed", markup=False)

@@ -111,6 +111,7 @@ class Dataset:
     def __init__(self, inputs: Sequence[_Input]) -> None:
         self._inputs = list(inputs)
         self.report = IngestReport()
+        self.year: int | None = None
         self._scan: _Scan | None = None
         self._types: dict[str, T] = {}
         self._reported: set[int] = set()
@@ -147,10 +148,12 @@ class Dataset:
         index_map: Sequence[tuple[str, str]] = (),
         *,
         input_format: str | None = None,
+        year: int | None = None,
     ) -> Dataset:
         """Positional files are read by every FROM; `index_map` pairs (index pattern, glob) add
         files read only by FROM clauses whose patterns can match that index pattern.
-        `input_format`: a registered format's name every file is read as (default: by content)."""
+        `input_format`: a registered format's name every file is read as (default: by content).
+        `year`: the year of syslog time stamps without one (default: each file's mtime)."""
         if input_format is not None:
             formats.get(input_format)  # a UsageError naming the known formats
         inputs: list[_Input] = []
@@ -172,7 +175,9 @@ class Dataset:
             if path not in seen:
                 seen[path] = _Input(str(raw), path, (), format=input_format)
                 inputs.append(seen[path])
-        return cls(inputs)
+        dataset = cls(inputs)
+        dataset.year = year
+        return dataset
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -180,7 +185,7 @@ class Dataset:
         """Good events of one input as (line, flat fields). The first read to the end of an
         input reports its bad events and counts its good ones; `limit` stops early (a sample)."""
         inp = self._inputs[index]
-        local = IngestReport()
+        local = IngestReport(self.year)
         good = 0
         if inp.path is None:
             raw: Iterable[tuple[int, object]] = enumerate(inp.docs, start=1)
@@ -206,7 +211,7 @@ class Dataset:
         if index not in self._reported:
             self._reported.add(index)
             self._good[index] = good
-            self.report.settle(index, good, local.errors)
+            self.report.settle(index, good, local.errors, local.notes)
 
     def _refused(self, index: int, local: IngestReport) -> None:
         """An input with an event this reader refused is read by this reader only: DuckDB's

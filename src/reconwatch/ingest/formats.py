@@ -190,7 +190,7 @@ def _builtin() -> None:
     if _LOADED:
         return
     _LOADED = True
-    from reconwatch.ingest import auditd, read
+    from reconwatch.ingest import auditd, netfilter, osquery, pcap, read, suricata, sysmon, zeek
 
     register(
         InputFormat(
@@ -205,6 +205,65 @@ def _builtin() -> None:
             auditd.read_audit_log_events,
             lines=True,
             line_decoder=auditd.AuditLines,
+        )
+    )
+    register(
+        InputFormat(
+            pcap.FORMAT,
+            "packet captures (pcap, pcapng): probes and their outcomes, as Zeek summarises them",
+            pcap.sniff,
+            pcap.read_pcap,
+            gzip=False,
+        )
+    )
+    register(
+        InputFormat(
+            zeek.FORMAT,
+            "Zeek conn.log, TSV (#fields/#types header) or JSON lines",
+            zeek.sniff,
+            zeek.read_zeek,
+            lines=True,
+            line_decoder=zeek.ZeekLines,
+        )
+    )
+    register(
+        InputFormat(
+            netfilter.FORMAT,
+            "iptables/nftables LOG lines: kernel log, syslog, journalctl -o json / -o export",
+            netfilter.sniff,
+            netfilter.read_netfilter,
+            lines=True,
+            line_decoder=netfilter.NetfilterLines,
+        )
+    )
+    register(
+        InputFormat(
+            suricata.FORMAT,
+            "Suricata EVE JSON: flow events (alerts kept as context)",
+            suricata.sniff,
+            suricata.read_eve,
+            lines=True,
+            line_decoder=suricata.EveLines,
+        )
+    )
+    register(
+        InputFormat(
+            sysmon.FORMAT,
+            "Sysmon for Linux syslog lines: network connections (Event ID 3)",
+            sysmon.sniff,
+            sysmon.read_sysmon,
+            lines=True,
+            line_decoder=sysmon.SysmonLines,
+        )
+    )
+    register(
+        InputFormat(
+            osquery.FORMAT,
+            "osquery results log: socket_events connect/accept rows",
+            osquery.sniff,
+            osquery.read_osquery,
+            lines=True,
+            line_decoder=osquery.OsqueryLines,
         )
     )
     register(InputFormat("json", "a JSON array of ECS events", _sniff_json_array, read.read_array))

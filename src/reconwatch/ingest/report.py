@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from reconwatch.errors import IngestError
 
 
 class IngestReport:
     """Bad input met while reading: one IngestError per skipped event or unreadable file, and the
-    number of good events (files read by DuckDB are counted only when someone asks)."""
+    number of good events (files read by DuckDB are counted only when someone asks).
 
-    def __init__(self) -> None:
+    `year`: the year of syslog time stamps that carry none (iptables, Sysmon); None: each
+    file's modification time decides. `notes`: what the readers assumed (such a year), one
+    line each, said once with the report."""
+
+    def __init__(self, year: int | None = None) -> None:
         self.errors: list[IngestError] = []
+        self.year = year
+        self.notes: list[str] = []
         self._events = 0
         self._deferred: dict[int, Callable[[], int]] = {}
 
@@ -30,11 +36,19 @@ class IngestReport:
         """Count input `key` later with `count` (once), unless `settle` counts it first."""
         self._deferred.setdefault(key, count)
 
-    def settle(self, key: int, events: int, errors: list[IngestError]) -> None:
-        """Input `key` was read through: add its good events and its errors."""
+    def settle(
+        self, key: int, events: int, errors: list[IngestError], notes: Sequence[str] = ()
+    ) -> None:
+        """Input `key` was read through: add its good events, its errors and notes."""
         self._deferred.pop(key, None)
         self._events += events
         self.errors.extend(errors)
+        for line in notes:
+            self.note(line)
+
+    def note(self, line: str) -> None:
+        if line not in self.notes:
+            self.notes.append(line)
 
     def add(self, reason: str, path: str, line: int | None) -> None:
         self.errors.append(IngestError(reason, path, line))
