@@ -145,8 +145,8 @@ def test_detect_reads_audit_logs(audit_scan: Path, how: list[str]) -> None:
 
 
 def test_detect_input_format_errors(audit_scan: Path) -> None:
-    done = reconwatch("detect", str(audit_scan), "--now", RUN_AT, "--input-format", "pcap")
-    assert done.returncode == 2 and "--input-format 'pcap'" in done.stderr
+    done = reconwatch("detect", str(audit_scan), "--now", RUN_AT, "--input-format", "evtx")
+    assert done.returncode == 2 and "--input-format 'evtx'" in done.stderr
     done = reconwatch("detect", str(audit_scan), "--now", RUN_AT, "--format", "yaml")
     assert done.returncode == 2 and "choose one of ndjson, json, csv, table" in done.stderr
     # An input format is not an output format (issue 10): the flag says which it is.

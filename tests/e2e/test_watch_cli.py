@@ -135,7 +135,8 @@ def test_every_rule_given_runs_and_tags_its_alerts(tmp_path: Path) -> None:
         (["--realert-growth", "2", "--realert-column", "nope", "-"], "--realert-column nope"),
         (["--checkpoint", "c.json", "-"], "--checkpoint goes with --follow"),
         (["--follow", "events.ndjson.gz"], "a compressed file cannot be followed"),
-        (["--input-format", "pcap", "-"], "--input-format 'pcap': choose one of"),
+        (["--input-format", "evtx", "-"], "--input-format 'evtx': choose one of"),
+        (["--input-format", "pcap", "-"], "--input-format pcap: stdin is read line by line"),
         (["missing.ndjson"], "no such file: missing.ndjson"),
         (["--follow", "/"], "--follow: a directory, not an event file: /"),
     ],
@@ -155,20 +156,20 @@ def test_options_that_cannot_work_are_refused(
 
 
 def test_unrecognised_input_is_named_and_the_others_are_read(tmp_path: Path) -> None:
-    pcap = tmp_path / "sweep.pcap"
-    pcap.write_bytes(b"\xd4\xc3\xb2\xa1" + b"\x00" * 60)
+    zst = tmp_path / "sweep.ndjson.zst"
+    zst.write_bytes(b"\x28\xb5\x2f\xfd" + b"\x00" * 60)
     good = tmp_path / "events.ndjson"
     good.write_text(ndjson(sweep()))
-    done = run("watch", str(pcap), str(good))
+    done = run("watch", str(zst), str(good))
     assert done.returncode == 0, done.stderr
-    assert f"unrecognised format: {pcap} looks like a pcap packet capture" in done.stderr
+    assert f"unrecognised format: {zst} looks like zstd-compressed data" in done.stderr
     assert len(done.stdout.splitlines()) == 1
 
 
 def test_a_watch_that_read_no_usable_input_fails(tmp_path: Path) -> None:
-    """A pcap alone, or a file of bad lines alone: named, and exit 2, not a clean-looking 0."""
-    pcap = tmp_path / "sweep.pcap"
-    pcap.write_bytes(b"\xd4\xc3\xb2\xa1" + b"\x00" * 60)
+    """A zstd file alone, or a file of bad lines alone: named, and exit 2, not a clean-looking 0."""
+    pcap = tmp_path / "sweep.ndjson.zst"
+    pcap.write_bytes(b"\x28\xb5\x2f\xfd" + b"\x00" * 60)
     bad = tmp_path / "bad.ndjson"
     bad.write_text('not json\n{"a":\n')
     for path, skipped in ((pcap, 1), (bad, 2)):

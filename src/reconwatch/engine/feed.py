@@ -113,6 +113,7 @@ def replay(run: Feed, raw: str, forced: str | None) -> None:
     """A file (or stdin) read to its end: plain NDJSON line by line in one reused buffer,
     other formats through their registered reader."""
     if raw == "-":
+        pipe_format(forced)  # a format a pipe cannot carry is refused before stdin is touched
         read_pipe(run, sys.stdin.fileno(), forced)
         return
     path = Path(raw)
@@ -137,14 +138,20 @@ def replay(run: Feed, raw: str, forced: str | None) -> None:
     run.events(raw, run.stopper.guard(fmt.read(path, run.report)))
 
 
-def read_pipe(run: Feed, fd: int, forced: str | None, name: str = "<stdin>") -> None:
-    """A pipe (stdin) read to its end as a line format (NDJSON by default)."""
+def pipe_format(forced: str | None) -> formats.InputFormat:
+    """The line format a pipe is read as (NDJSON by default); a UsageError for another."""
     fmt = formats.get(forced) if forced is not None else formats.get("ndjson")
     if not fmt.lines:
         msg = (
             f"--input-format {fmt.name}: stdin is read line by line (a line format such as ndjson)"
         )
         raise UsageError(msg)
+    return fmt
+
+
+def read_pipe(run: Feed, fd: int, forced: str | None, name: str = "<stdin>") -> None:
+    """A pipe (stdin) read to its end as a line format (NDJSON by default)."""
+    fmt = pipe_format(forced)
     if fmt.line_decoder is not None:
         run.decoders[name] = LineDecoderSource(fmt.line_decoder(Path(name), run.report))
     number = 1

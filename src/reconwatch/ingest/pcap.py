@@ -161,6 +161,9 @@ def read_pcap(path: Path, report: IngestReport) -> Iterator[tuple[int, object]]:
         except _DECODE_ERRORS as exc:
             report.add(f"not a readable capture: {exc or type(exc).__name__}", name, None)
             return
+        if tracked.short:
+            report.add("not a readable capture: its file header is cut short", name, None)
+            return
         link = _LINKS.get(reader.datalink())
         if link is None:
             report.add(f"link type {reader.datalink()} is not read", name, None)
