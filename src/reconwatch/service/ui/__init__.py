@@ -109,6 +109,7 @@ def add_routes(app: FastAPI, service: Service) -> None:
                 "total": total,
                 "rows": pages.queue_rows(alerts),
                 "tabs": pages.status_tabs(params, counts),
+                "caption": pages.queue_caption(f, total, len(alerts)),
             }
         )
 

@@ -110,6 +110,11 @@ def queue_rows(alerts: Sequence[Mapping[str, Any]]) -> str:
     return "".join(rows)
 
 
+def queue_caption(f: AlertFilter, total: int, shown: int) -> str:
+    first = f"{f.offset + 1}-{f.offset + shown}" if shown else "0"
+    return f"Alerts {first} of {total}, newest first"
+
+
 def status_tabs(params: Mapping[str, str], counts: Mapping[str, int]) -> str:
     current = params.get("status", "")
     tabs = [
@@ -172,7 +177,7 @@ def queue(
         pager.append(
             f'<a rel="next" href="{_query(params, **{"from": f.offset + f.size})}">Older</a>'
         )
-    shown = f"{f.offset + 1}-{f.offset + len(alerts)} of {total}" if alerts else f"0 of {total}"
+    shown = queue_caption(f, total, len(alerts))
     err = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
     return page(
         "Alerts",
@@ -188,7 +193,7 @@ def queue(
 <span class="keys">Keys: j/k or arrows move, Enter opens, x selects, a acknowledges, c closes, / filters</span>
 </div>
 <table id="queue" data-total="{total}" data-first="{f.offset}" aria-describedby="shown">
-<caption id="shown">Alerts {shown}, newest first</caption>
+<caption id="shown">{shown}</caption>
 <thead><tr><th scope="col"><span class="sr">Select</span></th><th scope="col">Time</th>
 <th scope="col">Rule</th><th scope="col">Severity</th><th scope="col">Host</th>
 <th scope="col">Executable</th><th scope="col">Reason</th><th scope="col">Status</th></tr></thead>

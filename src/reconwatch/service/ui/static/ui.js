@@ -78,6 +78,7 @@
       const doc = await api("GET", "/ui/queue" + location.search);
       rows.innerHTML = doc.rows;
       $("#counts").innerHTML = doc.tabs;
+      $("#shown").textContent = doc.caption;
       if (doc.total > shown) live(`${doc.total - shown} new alert(s).`);
       shown = doc.total;
       $("#queue").dataset.total = String(doc.total);
