@@ -158,6 +158,49 @@ def test_auditd_sensor_records_nmap_subnet_scan(tmp_path: Path) -> None:
     assert_detected(out, agent_id)
 
 
+# SAFETY: loopback only: a raw SYN sweep and an ICMP echo sweep of 512 addresses each.
+RAW_SWEEPS = {
+    "/usr/bin/nmap": ["nmap", "-sS", "-Pn", "-n", "-p", "9", "127.0.1.0/24", "127.0.2.0/24"],
+    "/usr/bin/fping": ["fping", "-q", "-r", "0", "-i", "1", "-g", "127.0.5.0", "127.0.6.255"],
+}
+
+
+def test_auditd_sensor_records_raw_sends_of_nmap_and_fping(tmp_path: Path) -> None:
+    """What audit can see of raw probes: the destination each raw sendto() names, attributed to
+    its process, once per destination; no port (it is in the packet, which audit never sees)."""
+    require_root()
+    if shutil.which("auditctl") is None or shutil.which("fping") is None:
+        pytest.skip("auditctl and fping are needed (scripts/install-system-deps.sh)")
+    status = subprocess.run(["auditctl", "-s"], capture_output=True, text=True, check=False)
+    if status.returncode != 0:
+        pytest.skip(f"the kernel refuses audit requests: {status.stderr.strip()}")
+    proc, out, agent_file = start_sensor(tmp_path, "auditd")
+    try:
+        for command in RAW_SWEEPS.values():
+            subprocess.run(command, check=False, capture_output=True, timeout=120)
+        time.sleep(1)  # let the last records reach the collector
+    finally:
+        summary = stop_sensor(proc)
+    rules = subprocess.run(["auditctl", "-l"], capture_output=True, text=True, check=False)
+    assert "reconwatch" not in rules.stdout  # every rule it added, per socket too, is gone
+    docs = [json.loads(line) for line in out.open()]
+    raw = [d for d in docs if d.get("reconwatch", {}).get("probe") == "raw"]
+    for executable, transport in (("/usr/bin/nmap", None), ("/usr/bin/fping", "icmp")):
+        mine = [d for d in raw if d["process"].get("executable") == executable]
+        # the first sends can precede the rule the sensor adds for the new socket
+        assert len({d["destination"]["ip"] for d in mine}) >= 480, (executable, summary)
+        assert len(mine) == len({d["destination"]["ip"] for d in mine})  # once each
+        assert {d["network"].get("transport") for d in mine} == {transport}
+        assert all("port" not in d["destination"] for d in mine)
+        assert {d["user"]["name"] for d in mine} == {"root"}
+        assert mine[0]["process"]["args"][0] == executable.rsplit("/", 1)[1]
+    assert "raw-socket destinations" in summary and "/usr/bin/nmap" in summary, summary
+    raw_file = tmp_path / "raw.ndjson"
+    raw_file.write_text("".join(json.dumps(d) + "\n" for d in raw))
+    # the seed rule alerts on nmap's raw sweep alone
+    assert_detected(raw_file, agent_file.read_text().strip())
+
+
 def test_sensor_refuses_without_an_output(tmp_path: Path) -> None:
     result = reconwatch("sensor", "--agent-id-file", str(tmp_path / "id"))
     assert result.returncode == 2

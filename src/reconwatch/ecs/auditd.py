@@ -1,4 +1,4 @@
-"""Linux audit records (SYSCALL + SOCKADDR + PROCTITLE) for connect() -> Elastic Defend network events."""
+"""Linux audit records (SYSCALL + SOCKADDR + PROCTITLE) for connect() and raw sends -> Elastic Defend network events."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from reconwatch.ecs.host import HostInfo
-from reconwatch.ecs.network import ATTEMPTED, Connection, to_ecs
+from reconwatch.ecs.network import (
+    ATTEMPTED,
+    PROBE_DATAGRAM,
+    PROBE_PACKET,
+    PROBE_RAW,
+    Connection,
+    to_ecs,
+)
 from reconwatch.errors import IngestError
 
 # Record header; the prefix may be a syslog line or auditd's `node=` field, so search, not match.
@@ -47,6 +54,55 @@ _CONNECT = {
 _SOCKETCALL = {0x40000003: 102, 0x80000015: 102, 0xC0000015: 102, 0x00000014: 102, 0x80000016: 102}
 _SYS_CONNECT = 3  # socketcall(2) call number for connect
 _ARCH_LE = 0x40000000
+# socket(), sendto() and sendmsg() per audit arch (the ones a raw sender's records come from),
+# and their socketcall(2) call numbers.
+_SOCKET = {0xC000003E: 41, 0x40000003: 359, 0xC00000B7: 198, 0xC00000F3: 198, 0xC0000102: 198}
+SEND_SYSCALLS = _SEND = {
+    0xC000003E: {44: "sendto", 46: "sendmsg"},
+    0x40000003: {369: "sendto", 370: "sendmsg"},
+    0xC00000B7: {206: "sendto", 211: "sendmsg"},
+    0xC00000F3: {206: "sendto", 211: "sendmsg"},
+    0xC0000102: {206: "sendto", 211: "sendmsg"},
+}
+AF_PACKET = 17
+SOCK_DGRAM, SOCK_RAW = 2, 3
+_SOCK_TYPE_MASK = 0xF  # SOCK_NONBLOCK and SOCK_CLOEXEC are or-ed into socket()'s type
+# A raw IP socket's protocol -> network.transport (IPPROTO_RAW: the packet says, audit does not)
+_RAW_TRANSPORTS = {6: "tcp", 17: "udp", 1: "icmp", 58: "ipv6-icmp"}
+_SOCKETS_MAX = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSocket:
+    """A socket() that made a raw IP, packet or ICMP datagram socket: what its sends are."""
+
+    pid: int
+    fd: int
+    family: int
+    type: int
+    protocol: int
+    arch: int
+
+    @property
+    def probe(self) -> str:
+        if self.family == AF_PACKET:
+            return PROBE_PACKET
+        return PROBE_RAW if self.type == SOCK_RAW else PROBE_DATAGRAM
+
+    @property
+    def transport(self) -> str | None:
+        return None if self.family == AF_PACKET else _RAW_TRANSPORTS.get(self.protocol)
+
+
+def probe_socket(family: int, sock_type: int, protocol: int) -> bool:
+    """Whether socket(family, type, protocol) is one whose sends are probes: SOCK_RAW IPv4/IPv6,
+    AF_PACKET, or an ICMP datagram ("ping") socket."""
+    kind = sock_type & _SOCK_TYPE_MASK
+    if family == AF_PACKET:
+        return kind in (SOCK_RAW, SOCK_DGRAM)
+    if family in (AF_INET, AF_INET6):
+        return kind == SOCK_RAW or (kind == SOCK_DGRAM and protocol in (1, 58))
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +171,24 @@ class AuditParser:
     Bad records are reported through on_error (an IngestError with path and line) and skipped.
     """
 
-    def __init__(self, *, path: str, on_error: Callable[[IngestError], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        path: str,
+        on_error: Callable[[IngestError], None] | None = None,
+        on_socket: Callable[[ProbeSocket], None] | None = None,
+    ) -> None:
         self.path = path
         self.on_error = on_error
+        self.on_socket = on_socket
         self.error_count = 0
         self.pending: OrderedDict[str, _Pending] = OrderedDict()
+        # (pid, fd) -> the raw/packet/datagram socket its socket() record made
+        self.sockets: OrderedDict[tuple[int, int], ProbeSocket] = OrderedDict()
+        self._sent: OrderedDict[tuple[int, str | None, str], None] = OrderedDict()
+        self.raw_sends = 0
+        self.raw_repeats = 0
+        self.raw_unaddressed = 0  # sends whose destination audit does not record
 
     def _error(self, reason: str, line: int) -> None:
         self.error_count += 1
@@ -176,7 +245,18 @@ class AuditParser:
 
     def _complete(self, key: str) -> Iterator[Connection]:
         event = self.pending.pop(key)
-        if event.syscall is None or not _is_connect(event.syscall, event.enriched):
+        if event.syscall is None:
+            return
+        call = _call(event.syscall, event.enriched)
+        if call == "socket":
+            self._socket(event)
+            return
+        if call in ("sendto", "sendmsg"):
+            conn = self._send(event)
+            if conn is not None:
+                yield conn
+            return
+        if call != "connect":
             return
         if event.saddr is None:
             self._error("connect SYSCALL without its SOCKADDR record", event.line)
@@ -188,6 +268,86 @@ class AuditParser:
             return
         if conn is not None:
             yield conn
+
+    def _socket(self, event: _Pending) -> None:
+        """A socket() record: remember a raw, packet or ICMP datagram socket by (pid, fd)."""
+        syscall = event.syscall
+        assert syscall is not None
+        try:
+            family, kind, protocol = (int(syscall.get(f"a{i}", ""), 16) for i in range(3))
+            pid, fd = _number(syscall["pid"]), int(syscall.get("exit", "-1"))
+            arch = _arch(syscall)
+        except (KeyError, ValueError):
+            self._error("bad socket record", event.line)
+            return
+        if fd < 0 or not probe_socket(family, kind, protocol):
+            return
+        sock = ProbeSocket(pid, fd, family, kind & _SOCK_TYPE_MASK, protocol, arch)
+        self.sockets[(pid, fd)] = sock
+        self.sockets.move_to_end((pid, fd))
+        while len(self.sockets) > _SOCKETS_MAX:
+            self.sockets.popitem(last=False)
+        if self.on_socket is not None:
+            self.on_socket(sock)
+
+    def _send(self, event: _Pending) -> Connection | None:
+        """A sendto()/sendmsg() on a socket remembered by _socket: an attempt to the address it
+        names, once per (process, transport, destination); audit has no packet headers, so no
+        port, flags or ICMP type."""
+        syscall = event.syscall
+        assert syscall is not None
+        try:
+            pid, fd = _number(syscall["pid"]), int(syscall.get("a0", ""), 16)
+            failed = int(syscall.get("exit", "-1")) < 0
+        except (KeyError, ValueError):
+            self._error("bad send record", event.line)
+            return None
+        sock = self.sockets.get((pid, fd))
+        if sock is None or failed:
+            return None  # not a socket we know to be raw, or the send failed
+        if event.saddr is None:
+            self.raw_unaddressed += 1  # send() on a connected socket, or a packet socket's
+            return None
+        try:
+            addr = decode_sockaddr(event.saddr, big_endian=not _arch(syscall) & _ARCH_LE)
+        except ValueError as exc:
+            self._error(f"bad send record: {exc}", event.line)
+            return None
+        if addr.ip is None:
+            self.raw_unaddressed += 1  # AF_PACKET's sockaddr_ll names a device, not a host
+            return None
+        self.raw_sends += 1
+        seen = (pid, sock.transport, addr.ip)
+        if seen in self._sent:
+            self.raw_repeats += 1
+            return None
+        self._sent[seen] = None
+        if len(self._sent) > _SOCKETS_MAX * 16:
+            self._sent.popitem(last=False)
+        conn = _process_connection(event, addr.ip, 0)
+        conn.transport = sock.transport
+        conn.probe = sock.probe
+        conn.port_known = False
+        return conn
+
+
+def _call(syscall: dict[str, str], enriched: dict[str, str]) -> str | None:
+    """connect, socket, sendto or sendmsg (by name when the log is enriched), else None.
+
+    socket() and the sends count only as direct system calls: through socketcall(2) their
+    arguments are in user memory, not in the record."""
+    if _is_connect(syscall, enriched):
+        return "connect"
+    if "SYSCALL" in enriched:
+        name = enriched["SYSCALL"]
+        return name if name in ("socket", "sendto", "sendmsg") else None
+    try:
+        arch, number = _arch(syscall), int(syscall["syscall"])
+    except (KeyError, ValueError):
+        return None
+    if _SOCKET.get(arch) == number:
+        return "socket"
+    return _SEND.get(arch, {}).get(number)
 
 
 def _arch(syscall: dict[str, str]) -> int:
@@ -224,7 +384,15 @@ def _connection(event: _Pending) -> Connection | None:
     addr = decode_sockaddr(event.saddr, big_endian=big_endian)
     if addr.family not in (AF_INET, AF_INET6) or addr.ip is None or addr.port is None:
         return None  # unix, netlink, AF_UNSPEC (UDP disconnect): not network connections
-    args = _proctitle_args(event.proctitle)
+    conn = _process_connection(event, addr.ip, addr.port)
+    conn.outcome = _outcome(syscall)
+    return conn
+
+
+def _process_connection(event: _Pending, ip: str, port: int) -> Connection:
+    """An attempt to ip:port with the process fields of the event's SYSCALL and PROCTITLE."""
+    syscall = event.syscall
+    assert syscall is not None
     raw_uid = syscall.get("uid", "")
     uid = int(raw_uid) if raw_uid.isascii() and raw_uid.isdigit() else None  # optional: not fatal
     return Connection(
@@ -232,15 +400,14 @@ def _connection(event: _Pending) -> Connection | None:
         action=ATTEMPTED,
         pid=_number(syscall["pid"]),
         ppid=_number(syscall["ppid"]) if "ppid" in syscall else None,
-        dst_ip=addr.ip,
-        dst_port=addr.port,
-        family=6 if ":" in addr.ip else 4,
+        dst_ip=ip,
+        dst_port=port,
+        family=6 if ":" in ip else 4,
         name=_unquote(syscall.get("comm", "")),
         executable=_unquote(syscall["exe"]) if "exe" in syscall else None,
-        args=args,
+        args=_proctitle_args(event.proctitle),
         uid=uid,
         user_name=event.enriched.get("UID"),
-        outcome=_outcome(syscall),
     )
 
 

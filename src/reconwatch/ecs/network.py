@@ -75,6 +75,7 @@ class Connection:
     error: str | None = None  # a failed RESULT's errno name (ECONNREFUSED, ETIMEDOUT, ...)
     tcp_flags: str | None = None  # a raw TCP probe's flags: letters of FSRPAUEC ("S", "SA", "")
     icmp_type: int | None = None  # an ICMP probe's type (8 echo request, 128 ICMPv6 echo, ...)
+    port_known: bool = True  # False: the collector saw no port (audit's raw sends)
 
 
 _second_prefixes: dict[int, str] = {}
@@ -164,7 +165,7 @@ def _endpoints(conn: Connection) -> tuple[dict[str, object], dict[str, object]]:
     if conn.src_port is not None:
         local["port"] = conn.src_port
     remote: dict[str, object] = {"ip": conn.dst_ip}
-    if conn.transport not in ICMP_TRANSPORTS:
+    if conn.transport not in ICMP_TRANSPORTS and conn.port_known:
         remote["port"] = conn.dst_port
     if conn.action == ACCEPTED:
         return remote, local
