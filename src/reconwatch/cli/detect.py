@@ -174,7 +174,7 @@ def _no_events_notes(
     failed = {f.label for f in report.failures}
     alerted = {rule.label for rule, run in report.runs if run.alerts}
     for rule in rules:
-        if rule.label in alerted or rule.label in failed:
+        if rule.label in alerted or rule.label in failed or rule.native:
             continue
         windows = schedule.windows(rule)
         span = event_span(rule, backend, windows[-1].run_at)
@@ -288,6 +288,15 @@ def register(app: typer.Typer) -> None:
         ] = "default",
         memory_limit: MemoryLimit = DEFAULT_MEMORY,
         timeout: QueryTimeout = RULE_RUN_TIMEOUT,
+        history: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--history",
+                help="Event files from before the period, read only by the native detectors, "
+                "only to learn (baselines); repeatable.",
+                metavar="FILE",
+            ),
+        ] = None,
     ) -> None:
         """Run detection rules over events as Kibana's ES|QL rule executor would and print alerts."""
         from reconwatch.ingest import Dataset
@@ -313,6 +322,7 @@ def register(app: typer.Typer) -> None:
                 check_fields(lst, fields)
         sink = open_sink(output, out_format, rules={r.label: r for r in rules}, inputs=paths)
         backend = DatasetBackend(dataset)
+        learned = _history(history or [], input_format, year)
         with _progress(schedule.total(rules), err) as on_run, limited(limits):
             report = detect(
                 rules,
@@ -322,8 +332,21 @@ def register(app: typer.Typer) -> None:
                 evidence=not no_evidence,
                 space=space,
                 on_run=on_run,
+                history=None if learned is None else DatasetBackend(learned),
             )
+        if learned is not None:
+            _report_unusable(learned, err)
         _finish(report, rules, failed, dataset, backend, schedule, sink, err)
+
+
+def _history(paths: list[str], input_format: str | None, year: int | None) -> Dataset | None:
+    """The --history files as a dataset (each must exist), or None without any."""
+    if not paths:
+        return None
+    from reconwatch.ingest import Dataset
+
+    require_files(paths)
+    return Dataset.from_files(paths, input_format=input_format, year=year)
 
 
 def _finish(

@@ -21,6 +21,8 @@ def query_problems(rule: Rule) -> tuple[list[str], list[str], list[str]]:
     that could not be checked), each a `line L:C: reason` where there is a position."""
     from reconwatch.rules.check import check_query
 
+    if rule.native:
+        return [], [], []  # a native detector has no query: its [rule.detector] was checked
     found = check_query(rule.query)
     return (
         [f.text for f in found.errors],
@@ -125,8 +127,13 @@ def register(app: typer.Typer) -> None:
             console.print("engine: runs", markup=False)
         for text in unchecked:
             console.print(f"warning: {text}", markup=False)
-        console.rule("query")
-        console.print(r.query.strip(), markup=False, highlight=False)
+        if r.detector is not None:
+            console.rule(f"native detector {r.detector.kind}")
+            for key, value in r.detector.params.items():
+                console.print(f"{key} = {value}", markup=False)
+        else:
+            console.rule("query")
+            console.print(r.query.strip(), markup=False, highlight=False)
         if r.note.strip():
             console.rule("investigation guide")
             console.print(Markdown(r.note))
@@ -152,6 +159,10 @@ def register(app: typer.Typer) -> None:
                 invalid += 1
                 for field, reason in exc.problems:
                     console.print(f"INVALID {f}: {field}: {reason}", markup=False)
+                continue
+            if r.native:
+                runnable += 1
+                console.print(f"OK {f} (native detector {r.detector.kind})", markup=False)  # type: ignore[union-attr]
                 continue
             result = check_query(r.query)
             first = _query_line(f)

@@ -17,6 +17,8 @@ from reconwatch.alerts.sinks import FORMATS, open_sink
 from reconwatch.backends.stream.executor import RealertPolicy, StreamExecutor
 from reconwatch.cli.inputs import AlertsOutput, require_files
 from reconwatch.engine import feed
+from reconwatch.engine.native.contact import Contact, contact_of
+from reconwatch.engine.native.watch import NativeWatch
 from reconwatch.engine.watch import RuleWatch
 from reconwatch.errors import IngestError, QueryError, RuleRunError, UsageError
 from reconwatch.ingest import formats
@@ -24,6 +26,7 @@ from reconwatch.ingest.follow import Checkpoint
 from reconwatch.ingest.locate import is_plain
 from reconwatch.ingest.report import IngestReport
 from reconwatch.plan.catalog import Catalog
+from reconwatch.plan.documents import flatten
 from reconwatch.rules.builtin import DEFAULT_RULE, load_rule_specs, streamable
 from reconwatch.rules.datemath import parse_interval
 from reconwatch.rules.model import Rule
@@ -126,12 +129,14 @@ def _plain_files(paths: list[str]) -> list[Path]:
 
 
 def _create_watches(
-    rules: list[Rule], failed: list[RuleRunError], create: Callable[[Rule], RuleWatch]
-) -> list[RuleWatch]:
+    rules: list[Rule],
+    failed: list[RuleRunError],
+    create: Callable[[Rule], RuleWatch | NativeWatch],
+) -> list[RuleWatch | NativeWatch]:
     """A watch per rule; a rule whose query fails joins `failed`, naming its file (with several
     rules, which one failed is not in the query error itself), and the others run, as in
     `detect`. A single rule's failure, or no rule left, is the error."""
-    watches: list[RuleWatch] = []
+    watches: list[RuleWatch | NativeWatch] = []
     for rule in rules:
         try:
             watches.append(create(rule))
@@ -143,6 +148,31 @@ def _create_watches(
     if not watches:
         raise failed[0]
     return watches
+
+
+def _learn(
+    watches: list[RuleWatch | NativeWatch],
+    history: list[str],
+    forced: str | None,
+    report: IngestReport,
+) -> None:
+    """--history: every file read (bad events reported) and handed, only to learn, to the
+    native detectors; the ES|QL rules' windows never see it."""
+    native = [w for w in watches if isinstance(w, NativeWatch)]
+    if not history:
+        return
+    require_files(history)
+    if not native:
+        return
+    contacts: list[Contact] = []
+    for raw in history:
+        for line, value in formats.read_events(Path(raw), report, forced):
+            if not isinstance(value, dict):
+                report.add("not a JSON object", raw, line)
+            elif (contact := contact_of(flatten(value))) is not None:
+                contacts.append(contact)
+    for watch in native:
+        watch.learn(contacts)
 
 
 def _check_inputs(paths: list[str], follow: bool, checkpoint: str | None) -> None:
@@ -160,7 +190,11 @@ def _check_inputs(paths: list[str], follow: bool, checkpoint: str | None) -> Non
 
 
 def _summary(
-    watches: list[RuleWatch], report: IngestReport, alerts: int, stats: bool, replayed: int = 0
+    watches: list[RuleWatch | NativeWatch],
+    report: IngestReport,
+    alerts: int,
+    stats: bool,
+    replayed: int = 0,
 ) -> int:
     """Print the warnings and the summary; return the number of events read."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -176,7 +210,15 @@ def _summary(
             err.print(
                 label + " ".join(f"{k}={v}" for k, v in metrics.as_dict().items()), markup=False
             )
-            err.print(label + _path_line(watch.executor), markup=False)
+            if isinstance(watch, NativeWatch):
+                detector = watch.executor.detector
+                err.print(
+                    f"{label}path: native detector, groups={detector.groups} "
+                    f"state_bytes={detector.state_bytes()} (measured)",
+                    markup=False,
+                )
+            else:
+                err.print(label + _path_line(watch.executor), markup=False)
     rules = f" of {len(watches)} rules" if len(watches) > 1 else ""
     again = f" (and {replayed} read again to rebuild the window)" if replayed else ""
     err.print(
@@ -281,6 +323,15 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         output: AlertsOutput = None,
+        history: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--history",
+                help="Event files from before the stream, read first and only to learn by the "
+                "native detectors (baselines); repeatable.",
+                metavar="FILE",
+            ),
+        ] = None,
     ) -> None:
         """Evaluate rules continuously over a sliding event-time window; alerts print as they fire."""
         signals = _Signals()
@@ -297,7 +348,7 @@ def register(app: typer.Typer) -> None:
             policy = RealertPolicy(_millis(rearm, "--rearm-after"), growth, growth_column)
             catalog = _catalog(paths, follow, input_format)
             lateness_ms = _millis(lateness, "--lateness")
-            create = functools.partial(
+            stream_watch = functools.partial(
                 RuleWatch.create,
                 catalog=catalog,
                 lateness_ms=lateness_ms,
@@ -306,9 +357,16 @@ def register(app: typer.Typer) -> None:
                 files=_plain_files(paths),
                 evidence=not no_evidence,
             )
+
+            def create(rule: Rule) -> RuleWatch | NativeWatch:
+                if rule.native:
+                    return NativeWatch.create(rule, space=space)
+                return stream_watch(rule)
+
             watches = _create_watches(chosen, failed, create)
-            signals.waiting = False
             report = IngestReport()
+            _learn(watches, history or [], input_format, report)
+            signals.waiting = False
             sink = open_sink(output, fmt, rules={r.label: r for r in chosen}, inputs=paths)
             err = Console(stderr=True, highlight=False, soft_wrap=True)
             for left in scheduled:

@@ -202,17 +202,42 @@ def detect(
     evidence: bool = True,
     space: str = "default",
     on_run: OnRun | None = None,
+    history: QueryBackend | None = None,
 ) -> DetectReport:
     """Every run of every rule. A rule the engine refuses (its query, its exceptions) is
-    recorded in `failures` and the other rules still run; `on_run` is called after each run."""
+    recorded in `failures` and the other rules still run; `on_run` is called after each run.
+    `history`: events from before the period, read only by native detectors, only to learn."""
     report = DetectReport()
     for rule in rules:
         windows = schedule.windows(rule)
         try:
-            _detect_rule(rule, windows, backend, exceptions, evidence, space, report, on_run)
+            if rule.native:
+                _detect_native(rule, windows, backend, history, space, report, on_run)
+            else:
+                _detect_rule(rule, windows, backend, exceptions, evidence, space, report, on_run)
         except ReconwatchError as exc:
             report.failures.append(RuleRunError(rule.label, exc))
     return report
+
+
+def _detect_native(
+    rule: Rule,
+    windows: list[RunWindow],
+    backend: QueryBackend,
+    history: QueryBackend | None,
+    space: str,
+    report: DetectReport,
+    on_run: OnRun | None,
+) -> None:
+    """A native detector over the whole span at once (its state carries across runs); its
+    findings come out as the runs that would have seen them. Exceptions do not apply to it."""
+    from reconwatch.engine.native.run import run_native
+
+    for run in run_native(rule, windows, backend, history=history, space=space):
+        report.runs.append((rule, run))
+        report.suppressed.append(0)
+        if on_run is not None:
+            on_run(rule, run)
 
 
 OnRun = Callable[[Rule, RunResult], None]

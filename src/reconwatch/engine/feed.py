@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from reconwatch.backends.stream.lines import split_lines
+from reconwatch.engine.native.watch import NativeWatch
 from reconwatch.engine.watch import RuleWatch
 from reconwatch.errors import IngestError, UsageError
 from reconwatch.ingest import formats
@@ -67,7 +68,7 @@ class Feed:
     """Every rule's watch over the same input, the report of bad input, the alerts out, and
     what says when to stop (SIGINT/SIGTERM in the CLI)."""
 
-    watches: list[RuleWatch]
+    watches: list[RuleWatch | NativeWatch]
     report: IngestReport
     emit: Emit
     stopper: Stopper
@@ -209,7 +210,7 @@ class _Following:
 
     followers: list[Follower]
     checkpoint: Checkpoint | None
-    watches: list[RuleWatch]
+    watches: list[RuleWatch | NativeWatch]
     clock: Callable[[], float] = time.monotonic
     saved_at: float = 0.0
     saved: dict[str, Position] = field(default_factory=dict)

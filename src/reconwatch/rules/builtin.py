@@ -47,6 +47,14 @@ BUILTINS: dict[str, tuple[str, str]] = {
         "recon/recon_scan_campaign_across_hosts.toml",
         "campaign: one executable sweeping >=50 internal addresses from each of >=2 hosts in 65m",
     ),
+    "recon-trw": (
+        "recon/recon_trw_probe_outcomes.toml",
+        "native: Threshold Random Walk on probe outcomes (scanner in ~4-5 failed first contacts)",
+    ),
+    "recon-baseline": (
+        "recon/recon_new_destinations_baseline.toml",
+        "native: >=30 internal destinations new to a (host, executable)'s learned baseline in 65m",
+    ),
 }
 
 # pack name -> (its rules' built-in names, one-line summary)
@@ -58,6 +66,8 @@ PACKS: dict[str, tuple[tuple[str, ...], str]] = {
             "recon-slow-scan",
             "recon-port-scan",
             "recon-campaign",
+            "recon-trw",
+            "recon-baseline",
         ),
         "reconwatch's reconnaissance pack: the seed rule's blind spots closed, look-alikes quiet",
     ),

@@ -21,6 +21,7 @@ from reconwatch.rules.model import (
     Rule,
     parse_alert_suppression,
 )
+from reconwatch.rules.native import NATIVE_TYPE, DetectorSpec, parse_detector
 
 SEVERITIES = ("low", "medium", "high", "critical")
 MATURITIES = ("development", "experimental", "beta", "production", "deprecated")
@@ -89,10 +90,13 @@ def _build(doc: dict[str, Any], problems: Problems, label: str, builtin: str | N
     rtype = g.text("type", required=True)
     language = g.text("language")
     query = g.text("query")
-    if rtype and rtype != "esql":
-        problems.append(
-            ("rule.type", f'{rtype!r}: reconwatch runs ES|QL rules (type = "esql") only')
-        )
+    detector: DetectorSpec | None = None
+    if rtype == NATIVE_TYPE:
+        detector, found = parse_detector(table.get("detector"))
+        problems.extend(found)
+    elif rtype and rtype != "esql":
+        runs = f'ES|QL rules (type = "esql") and its own detectors (type = "{NATIVE_TYPE}")'
+        problems.append(("rule.type", f"{rtype!r}: reconwatch runs {runs} only"))
     elif rtype == "esql":
         _check_esql(table, language, query, problems)
     interval_text = g.text("interval") or DEFAULT_INTERVAL
@@ -152,6 +156,7 @@ def _build(doc: dict[str, Any], problems: Problems, label: str, builtin: str | N
         raw=dict(table),
         builtin=builtin,
         warnings=tuple(warnings),
+        detector=detector,
     )
 
 

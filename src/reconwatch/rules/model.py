@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from reconwatch.errors import RuleLoadError
+from reconwatch.rules.native import DetectorSpec
 
 DEFAULT_INTERVAL = "5m"
 DEFAULT_FROM = "now-6m"
@@ -118,6 +119,12 @@ class Rule:
     raw: dict[str, Any] = field(default_factory=dict)
     builtin: str | None = None
     warnings: tuple[str, ...] = ()
+    # A native detector rule (type = "reconwatch"): its checked [rule.detector]; None for ES|QL.
+    detector: DetectorSpec | None = None
+
+    @property
+    def native(self) -> bool:
+        return self.detector is not None
 
     @property
     def suppression(self) -> AlertSuppression | None:

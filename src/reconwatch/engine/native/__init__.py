@@ -1,0 +1,1 @@
+"""Native detectors exposed as rules (type = "reconwatch"): Threshold Random Walk on outcomes, learned destination baselines."""
