@@ -41,6 +41,8 @@ SCRIPT = textwrap.dedent(
     sample = Path(__import__("reconwatch").__file__).parent / "data/sample/defend-network-sample.ndjson.gz"
     dataset = Dataset.from_files([sample])
     for rule in builtin_rules():
+        if rule.native:
+            continue  # a native detector has no query
         plan = compile_on(rule.query, dataset)
         print(rule.rule_id, repr(plan))
         print(compile_plan(plan, "NOW", {}, [0]).sql)

@@ -52,7 +52,8 @@ def test_other_kinds() -> None:
     per_ip = Counter(e["destination"]["ip"] for e in scan)  # type: ignore[index]
     assert max(per_ip.values()) == 1000
     assert any(":" in str(ip) for ip in per_ip)
-    assert len({e["agent"]["id"] for e in scan}) == 2  # type: ignore[index]
+    # Each planted scan on a host of its own (a small fleet wraps around): 2 to 4 agents.
+    assert 2 <= len({e["agent"]["id"] for e in scan}) <= 4  # type: ignore[index]
 
 
 def test_unknown_kind() -> None:

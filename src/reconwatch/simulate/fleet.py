@@ -95,6 +95,7 @@ class EventFactory:
         source_ip: str | None = None,
         source_port: int | None = None,
         ingest_lag: float | None = None,
+        probe: str | None = None,
     ) -> dict[str, object]:
         """One network event. For connection_accepted, `dest_*` is the local listening side."""
         rng = self.rng
@@ -108,7 +109,7 @@ class EventFactory:
         direction = "ingress" if action == "connection_accepted" else "egress"
         pid = self._pid(host, process)
         entity = f"{host.host_id[:8]}-{pid}-{process.name}"
-        return {
+        event: dict[str, object] = {
             "@timestamp": format_datetime(at),
             "agent": {
                 "id": host.agent_id,
@@ -172,3 +173,10 @@ class EventFactory:
             },
             "user": {"id": "0" if process.user == "root" else "1000", "name": process.user},
         }
+        if probe is not None:
+            # How reconwatch's eBPF sensor saw the probe sent (docs/sensor.md): raw, packet,
+            # datagram; an ICMP echo has no port.
+            event["reconwatch"] = {"probe": probe}
+            if transport in ("icmp", "ipv6-icmp"):
+                del event["destination"]["port"]  # type: ignore[attr-defined]
+        return event

@@ -34,7 +34,16 @@ SCAN_KINDS: dict[str, str] = {
     "(agent count 2: no alert)",
     "targeted": "40 hosts of one /24 probed on 22, 445 and 3389 within 2 minutes (under 250)",
     "crawl": "400 addresses over 8 hours, 50 per hour, on 22 (under any hourly threshold)",
+    "syn": "nmap -sS as root: raw SYN probes to 443 and 80 of 300 addresses within ~4 minutes "
+    "(reconwatch.probe raw; no outcome events)",
+    "udp": "nmap -sU as root: raw UDP probes to 53, 161 and 123 of 120 addresses (no outcomes)",
+    "icmp": "fping: ICMP echo sweep of 300 addresses through a raw socket (no port, no outcomes)",
+    "dotted": "a sweep of 300 addresses whose events are written with dotted keys (half fully "
+    "dotted, half mixed with nested objects)",
 }
+FPING = Process("/usr/bin/fping", args=("fping", "-a", "-g"))
+# Benign TCP connections whose outcome is a failure (a peer restarting, a lost packet).
+BENIGN_FAILURE_RATE = 0.02
 PYTHON = Process("/usr/bin/python3", user="ops")
 # kind -> the benign fan-out it adds (look-alikes of a scan; none of them is labelled a scan)
 LOOKALIKE_KINDS: dict[str, str] = {
@@ -45,6 +54,17 @@ LOOKALIKE_KINDS: dict[str, str] = {
     "cdn": "a browser reaching 300 external CDN addresses on 443 within the hour, again and again",
     "runzero": "runZero's scanner agent sweeping 300 addresses in 10.43.0.0/23 (an authorised "
     "scanner: the pack alerts and names it)",
+    "discovery": "Consul agents' gossip: each minute 12 random members of 300 in 10.49.0.0/23 on "
+    "8301 (service discovery)",
+    "updater": "apt and snapd reaching 300 external CDN mirrors on 443 every 2 hours",
+    "firefox": "Firefox (snap) reaching 300 external addresses on 443 within the hour, again and again",
+    "virtualbox": "VBoxHeadless (a VM's NAT) reaching 400 external addresses and 20 internal ones",
+    "elastic-agent": "Elastic Agent's heartbeat monitoring 300 internal endpoints on 443 every 3 "
+    "minutes",
+    "gitlab": "GitLab's bundled Prometheus scraping 300 exporters in 10.51.0.0/23 every 5 minutes",
+    "qbittorrent": "qBittorrent in a Docker container reaching 1,500 external peers on high ports, "
+    "most of them failing",
+    "docker": "a Docker-run connector (connectord) reaching 300 internal services every 10 minutes",
 }
 
 
@@ -96,6 +116,8 @@ class Simulation:
         # eBPF sensor writes it; scanned addresses stay silent but for one in ten.
         self.outcomes = outcomes
         self.silent: set[str] = set()
+        # (address, port) a live target refuses (RST): its other ports are closed.
+        self.closed: set[tuple[str, int]] = set()
         self.planted: list[PlantedScan] = []
         # Benign fan-outs added on purpose; a detector should stay quiet (runzero: name it).
         self.planted_lookalikes: list[PlantedScan] = []
@@ -113,7 +135,7 @@ class Simulation:
         self.fleet = make_fleet(len(self.fleet), self.rng)
         self.factory = EventFactory(self.rng)
         self.planted, self.planted_lookalikes = [], []
-        self.silent = set()
+        self.silent, self.closed = set(), set()
         planted = [e for i, kind in enumerate(self.scans) for e in self._scan(kind, i)]
         planted += [e for kind in self.lookalikes for e in self._lookalike(kind)]
         planted.sort(key=_stamp)
@@ -135,14 +157,24 @@ class Simulation:
         """The events, each attempt followed by its result when outcomes are on (stamped at the
         attempt's time, so the stream stays sorted)."""
         for event in events:
-            yield event
-            if self.outcomes and event["event"]["action"] == "connection_attempted":  # type: ignore[index]
+            dotted = event.pop("_dotted", None)
+            yield _dotted(event, bool(dotted == "all")) if dotted else event
+            if (
+                self.outcomes
+                and event["event"]["action"] == "connection_attempted"  # type: ignore[index]
+                and "reconwatch" not in event  # raw, packet, datagram probes: no outcome
+                and event["network"]["transport"] == "tcp"  # type: ignore[index]
+            ):
                 yield self._result(event)
 
     def _result(self, attempt: dict[str, object]) -> dict[str, object]:
         dest: dict[str, object] = attempt["destination"]  # type: ignore[assignment]
         ip = str(dest["ip"])
-        answered = ip not in self.silent
+        refused = (ip, dest.get("port")) in self.closed
+        answered = ip not in self.silent and not refused
+        if answered and self.rng.random() < BENIGN_FAILURE_RATE:
+            refused = True
+            answered = False
         result = dict(attempt)
         event: dict[str, object] = dict(attempt["event"])  # type: ignore[call-overload]
         self.factory.sequence += 1
@@ -150,7 +182,7 @@ class Simulation:
             action="connection_result",
             type=["end"],
             outcome="success" if answered else "failure",
-            reason="established" if answered else "timeout",
+            reason="established" if answered else "refused" if refused else "timeout",
             sequence=self.factory.sequence,
             id=f"{self.rng.getrandbits(64):016X}",
         )
@@ -237,8 +269,9 @@ class Simulation:
     # -- planted scans -------------------------------------------------------------------------
 
     def _scan(self, kind: str, number: int) -> list[dict[str, object]]:
-        # Every planted scan runs on one compromised host, as an intruder's would.
-        host = self.fleet[2]
+        # The first planted scan runs on host 2; each further one on a host of its own, so a
+        # fleet can hold every kind at once and each stays apart (labels by host and executable).
+        host = self._scan_host(number)
         span = (self.end - self.start).total_seconds()
         if kind == "subnet":
             return self._sweep(kind, host, _v4_targets(300, 30), self._at(0.5), 240)
@@ -252,14 +285,14 @@ class Simulation:
             begin = middle - timedelta(minutes=30)
             return self._sweep(kind, host, _v4_targets(300, 50), begin, 3600)
         if kind == "distributed":
-            other = self.fleet[3]
+            other = self._scan_host(number, 1)
             targets = _v4_targets(400, 60)
             first = self._sweep(kind, host, targets[:200], self._at(0.4), 300)
             return first + self._sweep(kind, other, targets[200:], self._at(0.45), 300)
         if kind == "interpreter":
             events = self._sweep(kind, host, _v4_targets(300, 44), self._at(0.35), 600, PYTHON)
             # The same interpreter on another host, as on any fleet: the seed rule's agent count.
-            other = self.fleet[3]
+            other = self._scan_host(number, 1)
             for i in range(5):
                 t = self._at(0.35) + timedelta(minutes=2 * i)
                 events.append(
@@ -272,10 +305,14 @@ class Simulation:
         if kind == "targeted":
             targets = [f"10.45.7.{n}" for n in range(10, 250, 6)][:40]
             return self._sweep(kind, host, targets, self._at(0.55), 120, NMAP, (22, 445, 3389))
+        if kind in ("syn", "udp", "icmp", "dotted"):
+            return self._probe_scan(kind, host)
         if kind == "port":
             target = self.fleet[-1].ip
             begin = self._at(0.3)
             events = []
+            # The target answers on its open ports and refuses (RST) the rest.
+            self.closed.update((target, p) for p in _ports(1000) if p not in (22, 9100))
             for i, port in enumerate(_ports(1000)):
                 t = begin + timedelta(seconds=i * 0.12)
                 events.append(
@@ -287,6 +324,39 @@ class Simulation:
             return events
         msg = f"unknown scan kind {kind!r}"
         raise ValueError(msg)
+
+    def _scan_host(self, number: int, offset: int = 0) -> Host:
+        """Host 2 (and 3) for the first scan, as always; later scans on hosts 20 + 3n (+1) in a
+        large fleet, clear of the monitoring server, the bastion, the look-alikes' hosts (2 to
+        10) and the last host; a small fleet wraps around (scans may share a host)."""
+        if number == 0:
+            return self.fleet[2 + offset]
+        return self.fleet[2 + (18 + 3 * number + offset) % max(1, len(self.fleet) - 3)]
+
+    def _probe_scan(self, kind: str, host: Host) -> list[dict[str, object]]:
+        """Scans a root scanner sends without connect(), as the eBPF sensor records them, and
+        a sweep written with dotted keys."""
+        if kind == "syn":
+            args = ("nmap", "-sS")
+            return self._sweep(
+                kind, host, _v4_targets(300, 52), self._at(0.65), 240,
+                Process("/usr/bin/nmap", args=args), probe="raw",
+            )  # fmt: skip
+        if kind == "udp":
+            return self._sweep(
+                kind, host, _v4_targets(120, 53), self._at(0.75), 300,
+                Process("/usr/bin/nmap", args=("nmap", "-sU")), (53, 161, 123), transport="udp",
+                probe="raw",
+            )  # fmt: skip
+        if kind == "icmp":
+            return self._sweep(
+                kind, host, _v4_targets(300, 54), self._at(0.8), 120, FPING, (0,),
+                transport="icmp", probe="raw",
+            )  # fmt: skip
+        events = self._sweep(kind, host, _v4_targets(300, 55), self._at(0.85), 240)
+        for i, event in enumerate(events):
+            event["_dotted"] = "all" if i % 2 else "mixed"
+        return events
 
     def _at(self, fraction: float) -> datetime:
         """A moment inside the simulated span, leaving room for a 4-minute scan."""
@@ -304,8 +374,11 @@ class Simulation:
         ports: tuple[int, ...] = (443, 80),
         into: list[PlantedScan] | None = None,
         silent: bool = True,
+        transport: str = "tcp",
+        probe: str | None = None,
     ) -> list[dict[str, object]]:
-        """nmap -sn style host discovery by default: a SYN to 443 and an ACK to 80 per address."""
+        """nmap -sn style host discovery by default: a SYN to 443 and an ACK to 80 per address.
+        Nine targets in ten are silent; the tenth answers on the first port and refuses the rest."""
         step = duration / max(1, len(targets))
         events = []
         for i, ip in enumerate(targets):
@@ -314,8 +387,15 @@ class Simulation:
                 break
             if silent and i % 10:
                 self.silent.add(ip)
+            elif silent:
+                self.closed.update((ip, p) for p in ports[1:])
             for port in ports:
-                events.append(self.factory.connection(host, process, t, dest_ip=ip, dest_port=port))
+                events.append(
+                    self.factory.connection(
+                        host, process, t, dest_ip=ip, dest_port=port, transport=transport,
+                        probe=probe,
+                    )
+                )  # fmt: skip
         end = begin + timedelta(seconds=duration)
         record = PlantedScan(kind, host.name, begin, end, len(targets), process.executable)
         (self.planted if into is None else into).append(record)
@@ -374,8 +454,79 @@ class Simulation:
                 (443, 80, 22),
                 into,
             )
+        return self._more_lookalikes(kind)
+
+    def _more_lookalikes(self, kind: str) -> list[dict[str, object]]:
+        """The other benign fan-outs the upstream rule's exclusions record (docs/detections.md)."""
+        monitoring = self.fleet[0]
+        last = self.fleet[-1]
+        if kind == "discovery":
+            return self._gossip(self.fleet[6 % len(self.fleet)])
+        if kind == "updater":
+            apt = Process("/usr/lib/apt/methods/https", user="_apt")
+            return self._periodic(kind, last, apt, _external(300, 185), 443, 7200, burst=900)
+        if kind == "firefox":
+            firefox = Process("/snap/firefox/4336/usr/lib/firefox/firefox", user="bob")
+            return self._periodic(kind, last, firefox, _external(300, 104), 443, 1800, burst=1500)
+        if kind == "virtualbox":
+            vbox = Process("/usr/lib/virtualbox/VBoxHeadless", user="vbox")
+            host = self.fleet[7 % len(self.fleet)]
+            targets = _external(400, 142) + [h.ip for h in self.fleet[2:22]]
+            return self._periodic(kind, host, vbox, targets, 443, 3600, burst=3000)
+        if kind == "elastic-agent":
+            beat = Process(
+                "/usr/share/elastic-agent/data/elastic-agent-8.15.2-a1b2c3/components/heartbeat"
+            )
+            return self._periodic(kind, monitoring, beat, _v4_targets(300, 50), 443, 180)
+        if kind == "gitlab":
+            prom = Process("/opt/gitlab/embedded/bin/prometheus", user="gitlab-prometheus")
+            host = self.fleet[8 % len(self.fleet)]
+            return self._periodic(kind, host, prom, _v4_targets(300, 51), 9100, 300)
+        if kind == "qbittorrent":
+            torrent = Process(
+                "/var/lib/docker/overlay2/4f1c0d2e9a7b/merged/usr/bin/qbittorrent-nox", user="abc"
+            )
+            return self._torrent(kind, self.fleet[9 % len(self.fleet)], torrent)
+        if kind == "docker":
+            connector = Process(
+                "/var/lib/docker/overlay2/9b2e7c1d3f4a/merged/usr/local/bin/connectord"
+            )
+            host = self.fleet[10 % len(self.fleet)]
+            return self._periodic(kind, host, connector, _v4_targets(300, 56), 5432, 600)
         msg = f"unknown look-alike {kind!r}"
         raise ValueError(msg)
+
+    def _gossip(self, host: Host) -> list[dict[str, object]]:
+        """Consul's gossip: every minute a dozen random members of the pool, for the whole span."""
+        consul = Process("/usr/bin/consul", user="consul")
+        members = _v4_targets(300, 49)
+        events = []
+        t = self.start
+        while t < self.end:
+            for ip in self.rng.sample(members, 12):
+                at = t + timedelta(seconds=self.rng.uniform(0, 60))
+                events.append(self.factory.connection(host, consul, at, dest_ip=ip, dest_port=8301))
+            t += timedelta(minutes=1)
+        self.planted_lookalikes.append(
+            PlantedScan("discovery", host.name, self.start, self.end, 300, consul.executable)
+        )
+        return events
+
+    def _torrent(self, kind: str, host: Host, process: Process) -> list[dict[str, object]]:
+        """A BitTorrent client: new external peers all day, on random high ports; most fail."""
+        events = []
+        peers = _external(1500, 77)
+        per_peer = (self.end - self.start).total_seconds() / len(peers)
+        for i, ip in enumerate(peers):
+            t = self.start + timedelta(seconds=i * per_peer)
+            if i % 3:
+                self.silent.add(ip)
+            port = self.rng.randrange(6881, 65000)
+            events.append(self.factory.connection(host, process, t, dest_ip=ip, dest_port=port))
+        self.planted_lookalikes.append(
+            PlantedScan(kind, host.name, self.start, self.end, len(peers), process.executable)
+        )
+        return events
 
     def _periodic(
         self,
@@ -417,6 +568,29 @@ def _v4_targets(count: int, second_octet: int) -> list[str]:
         if fourth in (0, 255):
             continue
         out.append(f"10.{second_octet}.{third}.{fourth}")
+    return out
+
+
+def _external(count: int, first_octet: int) -> list[str]:
+    """`count` public addresses <first_octet>.x.y.z (none of them internal)."""
+    return [
+        f"{first_octet}.{(n // 250) % 250 + 1}.{n // 62500 + 1}.{n % 250 + 1}" for n in range(count)
+    ]
+
+
+def _dotted(event: dict[str, object], every: bool) -> dict[str, object]:
+    """The event with dotted keys: every leaf (`every`), or mixed (host stays an object)."""
+    out: dict[str, object] = {}
+
+    def walk(node: dict[str, object], prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict) and (every or name != "host"):
+                walk(value, name + ".")
+            else:
+                out[name] = value
+
+    walk(event, "")
     return out
 
 
