@@ -239,3 +239,50 @@ def test_other_pages_render_labelled(
     rules = {r["rule_id"]: r for r in httpx.get(f"{url}/api/rules").json()["rules"]}
     assert rules[SUBNET]["realtime"] is False
     assert page.problems == []
+
+
+KIBANA_EXPORT = (
+    '{"list_id": "scanners", "name": "Approved scanners", "description": "", '
+    '"type": "detection", "namespace_type": "single"}\n'
+    '{"item_id": "nessus", "list_id": "scanners", "name": "nessus", "type": "simple", '
+    '"namespace_type": "single", "entries": [{"field": "process.executable", '
+    '"operator": "included", "type": "match", "value": "/opt/nessus/sbin/nessusd"}]}\n'
+    '{"exported_exception_list_count": 1, "exported_exception_list_item_count": 1}\n'
+)
+
+
+def test_exceptions_import_edit_and_run_now_from_the_pages(
+    served: tuple[Service, str], page: Any, tmp_path: Path
+) -> None:
+    _, url = served
+    export = tmp_path / "export.ndjson"
+    export.write_text(KIBANA_EXPORT, "utf-8")
+    page.goto(url + "/exceptions")
+    page.locator("#import-file").set_input_files(str(export))
+    page.locator("#import-rule").select_option(SUBNET)
+    page.locator("#import-form button[type=submit]").click()
+    page.wait_for_function(
+        "document.querySelector('#import-result').textContent.includes('success')"
+    )
+    assert '"success_count": 2' in page.locator("#import-result").inner_text()
+    page.goto(url + "/exceptions/scanners")
+    page.locator("#n-nessus").fill("nessus scanner")
+    page.locator('form[data-item="nessus"] button[type=submit]').click()
+    page.wait_for_load_state()
+    page.wait_for_function("document.querySelector('h3').textContent === 'nessus scanner'")
+    item = httpx.get(f"{url}/api/exceptions/scanners/items/nessus").json()
+    assert item["name"] == "nessus scanner" and item["updated_by"] == "analyst"
+    rules = {r["rule_id"]: r for r in httpx.get(f"{url}/api/rules").json()["rules"]}
+    assert "scanners" in rules[SUBNET]["exceptions_list"]
+    # Run now over a range from the rules page.
+    page.goto(url + "/rules")
+    form = page.locator(f'form.run-now[data-rule="{SUBNET}"]')
+    form.locator("input[name=start]").fill(iso_ms(T0 + timedelta(hours=5)))
+    form.locator("input[name=end]").fill(iso_ms(T0 + timedelta(hours=6)))
+    form.locator("button[type=submit]").click()
+    page.wait_for_function(
+        f"document.querySelector('form.run-now[data-rule=\"{SUBNET}\"] .run-result')"
+        ".textContent.includes('run(s)')"
+    )
+    assert form.locator(".run-result").inner_text() == "1 run(s), 0 new alert(s)."
+    assert page.problems == []

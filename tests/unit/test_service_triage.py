@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from conftest import Clock, iso_ms
+from reconwatch.rules.builtin import builtin_text
 from reconwatch.service.app import Limits, Service, build_app, open_service
 from reconwatch.service.rules import load_rules
 from reconwatch.service.scheduler import Scheduler
@@ -278,3 +279,35 @@ def test_bulk_status_and_guide_steps_keep_who_and_when(
     assert httpx.get(f"{url}/api/alerts/{ids[1]}/guide").json() == {"steps": {}}
     bad = httpx.post(f"{url}/api/alerts/_status", json={"ids": ids, "status": "gone", "user": "a"})
     assert bad.status_code == 400
+
+
+def test_a_rule_files_exceptions_list_is_applied(tmp_path: Path) -> None:
+    """A rule file's own `exceptions_list` (Kibana's rule field) names lists of the store."""
+    text = builtin_text("subnet-scanning").replace(
+        "[rule]\n",
+        '[rule]\nexceptions_list = [{id = "ops", list_id = "ops", type = "detection",'
+        ' namespace_type = "single"}]\n',
+        1,
+    )
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "subnet.toml").write_text(text, "utf-8")
+    clock = Clock(T0 + timedelta(days=1))
+    store = Store(tmp_path / "store", clock)
+    loaded = load_rules([rules_dir], builtin=False)
+    assert not loaded.failures
+    scheduler = Scheduler(store, list(loaded.rules.values()), clock, evidence=False)
+    service = open_service(store, Limits(), scheduler=scheduler)
+    with running(build_app(service)) as url:
+        store.write(scan(T0 + timedelta(hours=1, minutes=5), "/tmp/a"))
+        assert len(run(url, T0, T0 + timedelta(hours=2))) == 1  # no list "ops" yet: no exception
+        entry = {"field": "agent.id", "type": "match", "operator": "included", "value": "agent-1"}
+        httpx.post(f"{url}/api/exceptions", json={"list_id": "ops", "name": "ops", "user": "a"})
+        httpx.post(
+            f"{url}/api/exceptions/ops/items", json={"name": "i", "entries": [entry], "user": "a"}
+        )
+        store.write(scan(T0 + timedelta(hours=3, minutes=5), "/tmp/a"))
+        assert run(url, T0 + timedelta(hours=3), T0 + timedelta(hours=4)) == []
+        listed = httpx.get(f"{url}/api/rules").json()["rules"][0]
+        assert listed["exceptions_list"] == ["ops"]
+    service.close()

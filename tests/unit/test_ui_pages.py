@@ -18,7 +18,7 @@ from reconwatch.service.app import Limits, Service, build_app, open_service
 from reconwatch.service.rules import load_rules
 from reconwatch.service.scheduler import Scheduler
 from reconwatch.service.server import running
-from reconwatch.service.ui import markdown, svg
+from reconwatch.service.ui import markdown, pages, svg
 from reconwatch.store import NewEvent, Store
 
 T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
@@ -158,6 +158,11 @@ def test_alert_page_evidence_guide_report_and_404(served: tuple[Service, str]) -
     assert 'href="https://attack.mitre.org/techniques/T1046/"' in page
     assert page.count('type="checkbox" data-step=') == 17
     assert "High-volume legitimate network monitoring tools" in page  # false-positive advice
+    # Host context: the host's activity around the alert and its executables' first sighting.
+    activity = re.search(r"network activity of the host.*?</table>", page, re.S)
+    assert activity is not None
+    assert "<td>/tmp/a</td><td>connection_attempted</td><td>260</td><td>260</td>" in activity[0]
+    assert "<td>/tmp/a</td><td>2026-03-01T01:05:00.000Z</td><td>260</td>" in page
     console = re.search(r'id="console-link" href="/query\?q=([^"]+)"', page)
     assert console is not None
     link = console[1].replace("&amp;", "&")
@@ -219,3 +224,26 @@ def test_address_map_marks_the_probed_addresses() -> None:
     picture = svg.address_map("10.0.0.0/24", f"{bits:064x}", True)
     assert picture.count('class="hit"') == 3 and picture.count('class="miss"') == 253
     assert 'class="hit" x="9" y="9"' in picture  # .17: row 1, column 1
+
+
+def test_ipv6_destinations_are_grouped_by_64() -> None:
+    alert = {
+        "kibana.alert.uuid": "x",
+        "reconwatch.evidence": {
+            "available": True,
+            "destination": {
+                "distinct_ips": 3,
+                "blocks": [
+                    {"cidr": "2001:db8:0:1::/64", "distinct_ips": 2, "events": 5},
+                    {"cidr": "203.0.113.0/24", "distinct_ips": 1, "events": 1},
+                ],
+                "probed": {"203.0.113.0/24": f"{1 << 7:064x}"},
+                "blocks_total": 2,
+            },
+        },
+    }
+    html = pages.evidence_html(alert, None, None)
+    assert "<h4>IPv6 by /64</h4>" in html
+    assert "<td>2001:db8:0:1::/64</td><td>2</td><td>5</td>" in html
+    assert "<h4>External blocks</h4>" in html and "<h4>Internal blocks</h4>" not in html
+    assert "203.0.113.0/24: 1 of 256 addresses probed (external)" in html

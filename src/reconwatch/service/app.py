@@ -140,6 +140,8 @@ def build_app(service: Service) -> FastAPI:
         except Exception as exc:  # a bug or a failed store: one line in the log, never a traceback
             line = f"{request.method} {request.url.path}: {type(exc).__name__}: {exc}"
             LOG.error("reconwatch serve: internal error: %s", line)
+            if ui.wants_html(request):
+                return ui.html(ui.pages.error_page(line), 500)
             return error_response(500, "internal_server_error", line)
         response.headers.update(PRODUCT_HEADER)
         return response

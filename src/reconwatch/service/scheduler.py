@@ -95,6 +95,14 @@ def catch_up(
     return [*windows, current], max(gap - count * rule.interval, timedelta(0))
 
 
+def named_lists(rule: Rule) -> list[str]:
+    """The list_ids of the rule file's own `exceptions_list` (Kibana's rule field)."""
+    refs = rule.raw.get("exceptions_list")
+    if not isinstance(refs, list):
+        return []
+    return [str(r["list_id"]) for r in refs if isinstance(r, dict) and r.get("list_id")]
+
+
 def source_patterns(rule: Rule) -> tuple[str, ...]:
     """The index patterns of the rule's FROM."""
     first = parse(rule.query).commands[0]
@@ -205,7 +213,7 @@ class Scheduler:
             backend = DatasetBackend(dataset)
             # The lists linked to the rule in the store, as they are at this run (Kibana reads
             # them at every execution), after those the service was started with.
-            lists = (*self.exceptions, *self.store.exceptions_for(rule.rule_id))
+            lists = (*self.exceptions, *self.store.exceptions_for(rule.rule_id, named_lists(rule)))
             executor = RuleExecutor(
                 rule, backend, exceptions=lists, space=self.space, evidence=self.evidence
             )

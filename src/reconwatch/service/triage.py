@@ -15,6 +15,7 @@ from starlette.responses import Response
 from reconwatch.errors import UsageError
 from reconwatch.service.errors import error_response, json_response
 from reconwatch.service.rules import SERVICE_BUILTINS
+from reconwatch.service.scheduler import named_lists
 from reconwatch.store import StoreError
 from reconwatch.store import exceptions as exc_store
 from reconwatch.store.alerts import STATUSES, AlertFilter
@@ -352,7 +353,14 @@ def rule_settings_body(service: Service, rule_id: str) -> dict[str, Any]:
         "rule_id": rule_id,
         "enabled": state.enabled,
         "realtime": realtime,
-        "exceptions_list": service.store.exceptions(exc_store.linked_lists, rule_id),
+        "exceptions_list": list(
+            dict.fromkeys(
+                [
+                    *named_lists(state.rule),
+                    *service.store.exceptions(exc_store.linked_lists, rule_id),
+                ]
+            )
+        ),
     }
 
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 from reconwatch.errors import ReconwatchError
 from reconwatch.rules.exceptions import ExceptionList
 from reconwatch.store import alerts as alert_table
-from reconwatch.store import exceptions, schema, settings
+from reconwatch.store import context, exceptions, schema, settings
 from reconwatch.store.alerts import AlertFilter, RunRecord, insert_alerts, insert_run
 from reconwatch.store.events import NewEvent, Written, arrow_rows, naive_utc, plan_batch
 
@@ -373,6 +373,14 @@ class Store:
     ) -> list[dict[str, object]]:
         return self._on_cursor(alert_table.related, alert_id, host, executable)
 
+    def host_activity(
+        self, host: str, start: datetime, end: datetime
+    ) -> list[tuple[str | None, str | None, int, int]]:
+        return self._on_cursor(context.activity, host, start, end)
+
+    def first_seen(self, host: str) -> list[tuple[str, datetime, int]]:
+        return self._on_cursor(context.first_seen, host)
+
     # -- exceptions, rule settings, guide checklists ---------------------------------------------
 
     def exceptions(
@@ -384,9 +392,9 @@ class Store:
         """One function of store.exceptions, in a transaction of its own."""
         return self._on_cursor(fn, *args, **kwargs)
 
-    def exceptions_for(self, rule_id: str) -> list[ExceptionList]:
+    def exceptions_for(self, rule_id: str, named: Sequence[str] = ()) -> list[ExceptionList]:
         """The exception lists a run of the rule applies now (expired items left out)."""
-        return self._on_cursor(exceptions.for_rule, rule_id, self.clock())
+        return self._on_cursor(exceptions.for_rule, rule_id, self.clock(), named)
 
     def rule_settings(self) -> dict[str, settings.RuleSetting]:
         return self._on_cursor(settings.rule_settings)

@@ -349,11 +349,14 @@ def link(cur: duckdb.DuckDBPyConnection, rule_id: str, list_ids: Sequence[str]) 
         cur.execute("INSERT INTO rule_exception_lists VALUES (?, ?)", [rule_id, list_id])
 
 
-def for_rule(cur: duckdb.DuckDBPyConnection, rule_id: str, now: datetime) -> list[ExceptionList]:
-    """The lists a run of the rule applies: those linked to it, without the items that expired
-    (Kibana skips an item whose expire_time has passed)."""
+def for_rule(
+    cur: duckdb.DuckDBPyConnection, rule_id: str, now: datetime, named: Sequence[str] = ()
+) -> list[ExceptionList]:
+    """The lists a run of the rule applies: those linked to it and those its file names
+    (`named`, its exceptions_list), without the items that expired (Kibana skips an item whose
+    expire_time has passed). A named list not in the store is left out."""
     out: list[ExceptionList] = []
-    for list_id in linked_lists(cur, rule_id):
+    for list_id in dict.fromkeys([*named, *linked_lists(cur, rule_id)]):
         found = get_list(cur, list_id)
         if found is None:
             continue

@@ -17,11 +17,9 @@ from reconwatch.esql import ast
 from reconwatch.esql.parser import parse
 from reconwatch.esql.render import render_command
 from reconwatch.ingest import Dataset
-from reconwatch.plan.catalog import Result
 from reconwatch.plan.values import format_datetime, parse_datetime
 from reconwatch.query import run_query
 from reconwatch.rules.model import Rule
-from reconwatch.service import esql
 from reconwatch.store.window import time_column
 
 if TYPE_CHECKING:
@@ -162,7 +160,7 @@ def host_context(service: Service, alert: Mapping[str, Any]) -> dict[str, Any]:
     evidence = alert.get("reconwatch.evidence")
     first = _time(evidence, "first_seen") if isinstance(evidence, dict) else None
     last = _time(evidence, "last_seen") if isinstance(evidence, dict) else None
-    out: dict[str, Any] = {"host": host, "activity": None, "first_seen": None, "error": None}
+    out: dict[str, Any] = {"host": host, "activity": None, "first_seen": None}
     alert_id = str(alert.get("kibana.alert.uuid"))
     out["related"] = service.store.related_alerts(
         alert_id,
@@ -171,27 +169,15 @@ def host_context(service: Service, alert: Mapping[str, Any]) -> dict[str, Any]:
     )
     if not isinstance(host, str):
         return out
-    now = service.store.clock()
-    try:
-        if first is not None and last is not None:
-            around = (
-                f'FROM logs-* | WHERE host.name == {_literal(host)} AND @timestamp >= "{format_datetime(first - AROUND)}" AND '
-                f'@timestamp <= "{format_datetime(last + AROUND)}" | STATS events = COUNT(*), destinations = '
-                "COUNT_DISTINCT(destination.ip) BY process.executable, event.action "
-                "| SORT events DESC | LIMIT 15"
-            )
-            out["activity"] = _table(esql.run(service.store, around, now))
-        seen = (
-            f"FROM logs-* | WHERE host.name == {_literal(host)} AND process.executable IS NOT NULL "
-            "| STATS first_seen = MIN(@timestamp), events = COUNT(*) BY process.executable "
-            "| SORT first_seen DESC | LIMIT 15"
-        )
-        out["first_seen"] = _table(esql.run(service.store, seen, now))
-    except ReconwatchError as exc:
-        out["error"] = exc.one_line()
+    if first is not None and last is not None:
+        rows = service.store.host_activity(host, first - AROUND, last + AROUND)
+        out["activity"] = {
+            "columns": ["process.executable", "event.action", "events", "destinations"],
+            "rows": [list(r) for r in rows],
+        }
+    seen = service.store.first_seen(host)
+    out["first_seen"] = {
+        "columns": ["process.executable", "first seen", "events"],
+        "rows": [[exe, format_datetime(t), n] for exe, t, n in seen],
+    }
     return out
-
-
-def _table(result: Result) -> dict[str, Any]:
-    body = esql.body(result, 0)
-    return {"columns": [c["name"] for c in body["columns"]], "rows": body["values"]}

@@ -318,8 +318,6 @@ def _dt(raw: object) -> datetime | None:
 
 def context_html(ctx: Mapping[str, Any]) -> str:
     parts = []
-    if ctx.get("error"):
-        parts.append(f"<p class='error'>{e(ctx['error'])}</p>")
     activity = ctx.get("activity")
     if activity:
         parts.append(

@@ -8,6 +8,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+from reconwatch.ecs.network import is_internal
 from reconwatch.plan.values import format_datetime
 
 CELL = 9  # px per address in a /24's 16x16 grid
@@ -37,8 +38,8 @@ def address_map(cidr: str, bitmap: str, internal: bool) -> str:
 
 
 def is_internal_block(cidr: str) -> bool:
-    net = ipaddress.ip_network(cidr, strict=False)
-    return bool(net.is_private or net.is_loopback or net.is_link_local)
+    """Internal as the evidence counts it (ECS network.direction's internal space)."""
+    return is_internal(str(ipaddress.ip_network(cidr, strict=False).network_address))
 
 
 def per_minute(
