@@ -63,6 +63,58 @@ CASES = {
         'ROW x = "abc" | EVAL a = x RLIKE "#", b = x RLIKE "a@" | KEEP a, b',
         [(False, True)],
     ),
+    # Java's Math.cbrt is exact on exact cubes; C's and DuckDB's cbrt are an ulp off.
+    "cbrt_exact_cubes": (
+        "ROW a = CBRT(-27), b = CBRT(27.0), c = CBRT(1000), d = CBRT(0.001), e = CBRT(-0.0)",
+        [(-3.0, 3.0, 10.0, 0.1, -0.0)],
+    ),
+    # Lucene's RegExp has no inline flags: `(?i)` is a group holding a literal `?` then `i`.
+    # Its \d \s \w are ASCII, a space is an ordinary character, `.` takes a newline too.
+    "rlike_is_lucene_not_re2": (
+        (
+            'ROW x = "ABC" | EVAL a = x RLIKE "(?i)abc", b = "?iabc" RLIKE "(?i)abc", '
+            'c = "a b" RLIKE "a b", d = "x\\ny" RLIKE "x.y", e = "\u0663" RLIKE "\\\\d", '
+            'f = "7" RLIKE "\\\\d", g = "15" RLIKE "<1-20>" | KEEP a, b, c, d, e, f, g'
+        ),
+        [(False, True, True, True, False, True, True)],
+    ),
+    # Elasticsearch holds an IPv4 as its IPv4-mapped IPv6 address, so an IPv4 is in a
+    # ::ffff: block of the same addresses (and a mapped address in an IPv4 block).
+    "cidr_match_ipv4_in_mapped_block": (
+        (
+            'ROW ip = TO_IP("1.2.3.4"), m = TO_IP("::ffff:1.2.3.4") '
+            '| EVAL a = CIDR_MATCH(ip, "::ffff:1.2.3.0/120"), b = CIDR_MATCH(m, "1.2.3.0/24"), '
+            'c = CIDR_MATCH(ip, "::ffff:1.2.4.0/120") | KEEP a, b, c'
+        ),
+        [(True, True, False)],
+    ),
+    "url_decode_and_base64": (
+        (
+            'ROW a = URL_DECODE("a+b%20%E2%82%AC"), b = FROM_BASE64("aGVsbG8"), '
+            'c = FROM_BASE64("aGVsbA==")'
+        ),
+        [("a b \u20ac", "hello", "hell")],
+    ),
+    # Versions order by their parts (1.10 after 1.9, a pre-release before its release) on
+    # every executor: comparisons, SORT, MV_SORT, MV_MAX, MAX, TOP.
+    "version_ordering": (
+        (
+            'ROW a = ["1.10.0", "1.9.0", "1.0.0-beta", "1.0.0"] | EVAL v = TO_VERSION(a) '
+            '| EVAL s = MV_SORT(v, "desc"), m = MV_MIN(v) | MV_EXPAND v '
+            '| EVAL g = v > TO_VERSION("1.2") | SORT v DESC | KEEP v, g, s, m | LIMIT 2'
+        ),
+        [
+            ("1.10.0", True, ["1.10.0", "1.9.0", "1.0.0", "1.0.0-beta"], "1.0.0-beta"),
+            ("1.9.0", True, ["1.10.0", "1.9.0", "1.0.0", "1.0.0-beta"], "1.0.0-beta"),
+        ],
+    ),
+    "version_aggregates": (
+        (
+            'ROW a = TO_VERSION(["1.10.0", "1.9.0"]) | MV_EXPAND a '
+            '| STATS m = MAX(a), n = MIN(a), t = TOP(a, 2, "asc")'
+        ),
+        [("1.10.0", "1.9.0", ["1.9.0", "1.10.0"])],
+    ),
 }
 
 
@@ -101,6 +153,74 @@ WARNINGS = {
     "sum_overflow": (
         "ROW x = [9223372036854775807, 1] | MV_EXPAND x | STATS s = SUM(x)",
         [header("1:60", "SUM(x)"), "Line 1:60: java.lang.ArithmeticException: long overflow"],
+    ),
+    "substring_negative_length": (
+        'ROW s = "abcdef" | EVAL t = SUBSTRING(s, 3, -1)',
+        [
+            header("1:29", "SUBSTRING(s, 3, -1)"),
+            (
+                "Line 1:29: java.lang.IllegalArgumentException: Length parameter cannot be negative, "
+                "found [-1]"
+            ),
+        ],
+    ),
+    # Java's Base64 decoder and URLDecoder, with their messages (not Python's).
+    "from_base64_bad_input": (
+        'ROW s = ["!!!", "aGVsbA=", "a", "aGVsb="] | MV_EXPAND s | EVAL t = FROM_BASE64(s)',
+        [
+            header("1:68", "FROM_BASE64(s)"),
+            "Line 1:68: java.lang.IllegalArgumentException: Illegal base64 character 21",
+            (
+                "Line 1:68: java.lang.IllegalArgumentException: Input byte array has wrong 4-byte "
+                "ending unit"
+            ),
+            (
+                "Line 1:68: java.lang.IllegalArgumentException: Input byte[] should at least have 2 "
+                "bytes for base64 bytes"
+            ),
+            (
+                "Line 1:68: java.lang.IllegalArgumentException: Last unit does not have enough valid "
+                "bits"
+            ),
+        ],
+    ),
+    "url_decode_bad_input": (
+        'ROW s = ["%zz", "%2z", "%-1", "abc%4"] | MV_EXPAND s | EVAL t = URL_DECODE(s)',
+        [
+            header("1:65", "URL_DECODE(s)"),
+            (
+                "Line 1:65: java.lang.IllegalArgumentException: URLDecoder: Illegal hex characters "
+                'in escape (%) pattern - Error at index 0 in: "zz"'
+            ),
+            (
+                "Line 1:65: java.lang.IllegalArgumentException: URLDecoder: Illegal hex characters "
+                'in escape (%) pattern - Error at index 1 in: "2z"'
+            ),
+            (
+                "Line 1:65: java.lang.IllegalArgumentException: URLDecoder: Illegal hex characters "
+                "in escape (%) pattern - negative value"
+            ),
+            (
+                "Line 1:65: java.lang.IllegalArgumentException: URLDecoder: Incomplete trailing "
+                "escape (%) pattern"
+            ),
+        ],
+    ),
+    # A block that is not one, met before any match, is null with a warning on every executor.
+    "cidr_match_bad_block": (
+        'ROW ip = TO_IP("1.2.3.4") | EVAL a = CIDR_MATCH(ip, "x", "1.2.3.0/24")',
+        [
+            header("1:38", 'CIDR_MATCH(ip, "x", "1.2.3.0/24")'),
+            "Line 1:38: java.lang.IllegalArgumentException: 'x' is not an IP string literal.",
+        ],
+    ),
+    # EXP past about 709.78 is not a finite double: null, as all of Elasticsearch's arithmetic.
+    "exp_overflow": (
+        "ROW x = 1000 | EVAL e = EXP(x)",
+        [
+            header("1:25", "EXP(x)"),
+            "Line 1:25: java.lang.ArithmeticException: not a finite double number: Infinity",
+        ],
     ),
     # Single values and constants that convert warn about nothing, even where DuckDB folds.
     "no_failure_no_warning": (

@@ -1,10 +1,33 @@
-"""LIKE wildcards and RLIKE (Lucene regular expressions) translated to Python `re` for fullmatch."""
+"""LIKE wildcards and RLIKE (Lucene regular expressions) translated to a regex for fullmatch that Python's `re` and RE2 (DuckDB) read alike."""
 
 from __future__ import annotations
 
 import re
+import string
 
-_PREDEFINED = {"d": r"\d", "D": r"\D", "s": r"\s", "S": r"\S", "w": r"\w", "W": r"\W"}
+# Lucene's predefined classes are ASCII (Python's \d, \s and \w would take any Unicode digit,
+# space or letter), written out so that both engines read them the same.
+_DIGIT, _SPACE, _WORD = "0-9", " \\t\\n\\x0B\\f\\r", "a-zA-Z0-9_"
+_PREDEFINED = {
+    "d": f"[{_DIGIT}]",
+    "D": f"[^{_DIGIT}]",
+    "s": f"[{_SPACE}]",
+    "S": f"[^{_SPACE}]",
+    "w": f"[{_WORD}]",
+    "W": f"[^{_WORD}]",
+}
+# Inside a character class only the positive ones can be written out.
+_IN_CLASS = {"d": _DIGIT, "s": _SPACE, "w": _WORD, "D": r"\D", "S": r"\S", "W": r"\W"}
+# Lucene's empty language (`#`): a class nothing is in (RE2 has no lookahead for `(?!)`).
+NOTHING = r"[^\s\S]"
+_PUNCTUATION = frozenset(string.punctuation)
+
+
+def escape(text: str) -> str:
+    """`text` matched literally, in syntax both engines read alike: ASCII punctuation behind a
+    backslash, every other character as it is (Python's re.escape writes `\\ ` for a space,
+    which RE2 refuses)."""
+    return "".join("\\" + c if c in _PUNCTUATION else c for c in text)
 
 
 class PatternError(ValueError):
@@ -22,10 +45,10 @@ def like_to_regex(pattern: str) -> str:
     while i < len(pattern):
         c = pattern[i]
         if c == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
+            out.append(escape(pattern[i + 1]))
             i += 2
             continue
-        out.append(".*" if c == "*" else "." if c == "?" else re.escape(c))
+        out.append(".*" if c == "*" else "." if c == "?" else escape(c))
         i += 1
     return "".join(out)
 
@@ -128,9 +151,9 @@ class _Lucene:
         c = self.take()
         if c == "\\" and self.pos < len(self.text):
             c = self.take()
-            if c in _PREDEFINED:
-                return _PREDEFINED[c]
-        return re.escape(c) if c in "\\]^-[" else c
+            if c in _IN_CLASS:
+                return _IN_CLASS[c]
+        return escape(c) if c in "\\]^-[" else c
 
     def simple(self) -> str:
         c = self.take()
@@ -139,7 +162,7 @@ class _Lucene:
         if c == "@":
             return ".*"
         if c == "#":
-            return "(?!)"
+            return NOTHING
         if c == '"':
             end = self.text.find('"', self.pos)
             if end < 0:
@@ -147,7 +170,7 @@ class _Lucene:
                 raise PatternError(msg)
             literal = self.text[self.pos : end]
             self.pos = end + 1
-            return re.escape(literal)
+            return escape(literal)
         if c == "(":
             if self.peek(")"):
                 self.pos += 1
@@ -162,8 +185,8 @@ class _Lucene:
             return self.interval()
         if c == "\\" and self.pos < len(self.text):
             c = self.take()
-            return _PREDEFINED.get(c, re.escape(c))
-        return re.escape(c)
+            return _PREDEFINED.get(c, escape(c))
+        return escape(c)
 
     def interval(self) -> str:
         end = self.text.find(">", self.pos)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import calendar
 import functools
 import hashlib
@@ -19,7 +18,7 @@ from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_UP, Context, Decimal
 
 from reconwatch.esql.patterns import like_to_regex, rlike_to_regex
 from reconwatch.evaluate.expressions import EvalContext, EvalFailure, scalar_impl
-from reconwatch.plan import javadate
+from reconwatch.plan import javadate, javatext
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values as v
 from reconwatch.types import DataType as T
@@ -242,6 +241,8 @@ def _concat(args: Args, call: p.Call, ctx: EvalContext) -> object:
 @scalar_impl("substring")
 def _substring(args: Args, call: p.Call, ctx: EvalContext) -> object:
     text, start = _s(args[0]), _i(args[1])
+    if len(args) > 2 and _i(args[2]) < 0:
+        raise EvalFailure(v.negative_length(_i(args[2])))
     count = len(text)
     begin = start - 1 if start > 0 else count + start if start < 0 else 0
     begin = max(0, begin)
@@ -352,12 +353,14 @@ def _space(args: Args, call: p.Call, ctx: EvalContext) -> object:
 
 @scalar_impl("url_decode")
 def _url_decode(args: Args, call: p.Call, ctx: EvalContext) -> object:
-    text = _s(args[0])
-    if re.search(r"%(?![0-9A-Fa-f]{2})", text):
-        raise EvalFailure(
-            "java.lang.IllegalArgumentException: URLDecoder: Illegal hex characters in escape (%) pattern"
-        )
-    return urllib.parse.unquote_plus(text, errors="replace")
+    return _java_text(javatext.url_decode, _s(args[0]))
+
+
+def _java_text(decode: Callable[[str], str], text: str) -> str:
+    try:
+        return decode(text)
+    except v.ConversionError as exc:
+        raise EvalFailure(f"{exc.java}: {exc}") from None
 
 
 @scalar_impl("url_encode")
@@ -372,10 +375,7 @@ def _url_encode_component(args: Args, call: p.Call, ctx: EvalContext) -> object:
 
 @scalar_impl("from_base64")
 def _from_base64(args: Args, call: p.Call, ctx: EvalContext) -> object:
-    try:
-        return base64.b64decode(_s(args[0]), validate=True).decode("utf-8", errors="replace")
-    except (binascii.Error, ValueError) as exc:
-        raise EvalFailure(f"java.lang.IllegalArgumentException: {exc}") from None
+    return _java_text(javatext.base64_decode, _s(args[0]))
 
 
 @scalar_impl("to_base64")
@@ -487,13 +487,18 @@ def _sqrt(args: Args, call: p.Call, ctx: EvalContext) -> object:
 
 @scalar_impl("cbrt")
 def _cbrt(args: Args, call: p.Call, ctx: EvalContext) -> object:
-    x = float(_num(args[0], T.DOUBLE))
-    return math.copysign(abs(x) ** (1 / 3), x)
+    return v.cbrt(float(_num(args[0], T.DOUBLE)))
 
 
 @scalar_impl("exp")
 def _exp(args: Args, call: p.Call, ctx: EvalContext) -> object:
-    return math.exp(float(_num(args[0], T.DOUBLE)))
+    # Past about 709.78 the double is infinite (Python raises instead): null and the warning
+    # Elasticsearch gives any arithmetic that leaves the finite doubles.
+    try:
+        result = math.exp(float(_num(args[0], T.DOUBLE)))
+    except OverflowError:
+        result = math.inf
+    return _checked(result, T.DOUBLE)
 
 
 @scalar_impl("log")
@@ -852,21 +857,11 @@ def _ip(text: object) -> ipaddress.IPv6Address:
 
 @scalar_impl("cidr_match")
 def _cidr_match(args: Args, call: p.Call, ctx: EvalContext) -> object:
-    addr = _ip(args[0])
-    for block in (b for a in args[1:] for b in v.as_list(a)):
-        try:
-            net = ipaddress.ip_network(_s(block).strip(), strict=False)
-        except ValueError:
-            raise EvalFailure(
-                f"java.lang.IllegalArgumentException: '{block}' is not an IP string literal."
-            ) from None
-        if isinstance(net, ipaddress.IPv4Network):
-            mapped = ipaddress.IPv6Network(f"::ffff:{net.network_address}/{96 + net.prefixlen}")
-            if addr in mapped:
-                return True
-        elif addr in net:
-            return True
-    return False
+    ip = _s(args[0])
+    try:
+        return any(v.cidr_contains(ip, _s(b)) for a in args[1:] for b in v.as_list(a))
+    except v.ConversionError as exc:
+        raise EvalFailure(f"{exc.java}: {exc}") from None
 
 
 @scalar_impl("ip_prefix")

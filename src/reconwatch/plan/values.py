@@ -9,6 +9,7 @@ import math
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from typing import Any
 
 from reconwatch.types import DataType
@@ -55,6 +56,27 @@ MULTIVALUE_TOO_LARGE = (
     "java.lang.IllegalArgumentException: Creating multivalues of more than "
     f"[{MAX_MULTIVALUE_BYTES}] bytes is not supported"
 )
+
+
+def cbrt(x: float) -> float:
+    """The cube root as Java's Math.cbrt gives it: exact for exact cubes (`cbrt(-27)` is -3.0;
+    the C library's and DuckDB's are an ulp off). Of the libm result and its two neighbours, the
+    one whose cube is nearest to `x`, measured exactly."""
+    if x == 0 or not math.isfinite(x):
+        return x
+    guess = math.cbrt(x)
+    target = Fraction(x)
+    candidates = (math.nextafter(guess, -math.inf), guess, math.nextafter(guess, math.inf))
+    return min(candidates, key=lambda y: abs(Fraction(y) ** 3 - target))
+
+
+def negative_length(length: int) -> str:
+    """The warning reason of SUBSTRING with a negative length (Elasticsearch's message)."""
+    return (
+        f"java.lang.IllegalArgumentException: Length parameter cannot be negative, found [{length}]"
+    )
+
+
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 ULONG_MAX = 2**64 - 1
@@ -133,6 +155,21 @@ def ip_bytes(text: str) -> bytes:
     if isinstance(addr, ipaddress.IPv4Address):
         return b"\x00" * 10 + b"\xff\xff" + addr.packed
     return addr.packed
+
+
+def cidr_contains(ip: str, block: str) -> bool:
+    """Whether `ip` is inside the CIDR block, both as Elasticsearch stores IPs (16 bytes, IPv4
+    mapped into ::ffff:0:0/96): an IPv4 block is its mapped /96+n block, so `1.2.3.4` is in
+    `1.2.3.0/24` and in `::ffff:1.2.3.0/120`, and `::ffff:1.2.3.4` in either. A block that is
+    not one raises ConversionError with Elasticsearch's message."""
+    try:
+        net = ipaddress.ip_network(block.strip(), strict=False)
+    except ValueError:
+        msg = f"'{block}' is not an IP string literal."
+        raise ConversionError(msg, "java.lang.IllegalArgumentException") from None
+    if isinstance(net, ipaddress.IPv4Network):
+        net = ipaddress.IPv6Network(f"::ffff:{net.network_address}/{96 + net.prefixlen}")
+    return ipaddress.IPv6Address(ip_bytes(ip)) in net
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,6 +265,28 @@ def version_key(text: str) -> tuple[object, ...]:
     release_rank = 0 if pre else 1
     pre_parts = tuple((1, int(p)) if p.isdigit() else (2, p) for p in pre.split(".")) if pre else ()
     return (tuple(parts), release_rank, pre_parts)
+
+
+def version_key_bytes(text: str) -> bytes:
+    """version_key as bytes whose order is the tuple's (DuckDB sorts a BLOB, not a tuple): each
+    part a tag (1 number, 2 text; 0 ends a list, so a shorter list sorts first), a number as its
+    digit count then its digits, a text as UTF-8 with 0x00 escaped, then 0x00 0x00."""
+    main, release_rank, pre = version_key(text)
+    assert isinstance(main, tuple) and isinstance(pre, tuple) and isinstance(release_rank, int)
+    return _parts_bytes(main) + bytes([release_rank]) + _parts_bytes(pre)
+
+
+def _parts_bytes(parts: tuple[tuple[int, int | str], ...]) -> bytes:
+    out = bytearray()
+    for tag, value in parts:
+        out.append(tag)
+        if isinstance(value, int):
+            digits = str(value).encode()
+            out += len(digits).to_bytes(4, "big") + digits
+        else:
+            out += str(value).encode().replace(b"\x00", b"\x00\xff") + b"\x00\x00"
+    out.append(0)
+    return bytes(out)
 
 
 # ---------------------------------------------------------------------------------------------

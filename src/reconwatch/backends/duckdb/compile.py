@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconwatch.backends.duckdb.expr import (
+    ORDER_KEYS,
     E,
     ExprCompiler,
     as_list,
     ident,
-    ip_list_extreme,
+    list_extreme,
     norm_list,
+    order_key,
     single,
     sort_values,
     sql_type,
@@ -188,17 +190,8 @@ class PlanCompiler:
         keys = []
         for key in step.keys:
             e = c.compile(key.expr)
-            if e.is_list:
-                if e.type is T.IP:
-                    v = ip_list_extreme(e.sql, key.descending)
-                else:
-                    v = f"list_{'max' if key.descending else 'min'}({e.sql})"
-            else:
-                v = e.sql
-            if e.type is T.IP:
-                v = f"rw_ip_key({v})"
-            elif e.type is T.VERSION:
-                raise UnsupportedFeatureError("SORT on version values", step.span)
+            v = list_extreme(e.sql, e.type, key.descending) if e.is_list else e.sql
+            v = order_key(v, e.type)
             order = "DESC" if key.descending else "ASC"
             nulls = "NULLS FIRST" if key.nulls_first else "NULLS LAST"
             keys.append(f"{v} {order} {nulls}")
@@ -463,21 +456,13 @@ class PlanCompiler:
             raise UnsupportedFeatureError("TOP with a non-constant order", a.span)
         desc = text.lower() == "desc"
         values = f"flatten(list({as_list(arg)}){filt})"
-        if arg.type is T.IP:
-            keyed = f"list_transform({values}, lambda v: {{'k': rw_ip_key(v), 'v': v}})"
-            ordered = f"list_transform(list_sort({keyed}, '{text.upper()}'), lambda s: s.v)"
-        elif arg.type is T.VERSION:
-            raise UnsupportedFeatureError("TOP of version values", a.span)
-        else:
-            ordered = f"list_sort({values}, '{'DESC' if desc else 'ASC'}')"
+        ordered = sort_values(values, arg.type, "DESC" if desc else "ASC")
         return _null_if_empty(f"list_slice({ordered}, 1, {limit.value})")
 
     def min_max(self, fn: str, arg: E, filt: str) -> str:
-        if arg.type is T.VERSION:
-            raise UnsupportedFeatureError(f"{fn.upper()} of version values")
-        if arg.type is T.IP:
+        if arg.type in ORDER_KEYS:
             flat = f"flatten(list({as_list(arg)}){filt})"
-            return ip_list_extreme(flat, fn == "max")
+            return list_extreme(flat, arg.type, fn == "max")
         v = f"list_{fn}({arg.sql})" if arg.is_list else arg.sql
         return f"{fn}({v}){filt}"
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from reconwatch.backends.duckdb.warnings import DIV_BY_ZERO, MV_FAILURE, WarningSites
 from reconwatch.errors import Span, UnsupportedFeatureError
 from reconwatch.esql.functions import REGISTRY
+from reconwatch.esql.patterns import PatternError, rlike_to_regex
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values
 from reconwatch.types import DataType as T
@@ -421,10 +422,9 @@ _CMP = {"eq": "=", "neq": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 def _compare(c: ExprCompiler, call: p.Call) -> E:
     a, b = c.args(call)
     x, y = single(a), single(b)
-    if call.fn not in ("eq", "neq") and T.IP in (a.type, b.type):
-        x, y = f"rw_ip_key({x})", f"rw_ip_key({y})"
-    if T.VERSION in (a.type, b.type) and call.fn not in ("eq", "neq"):
-        raise UnsupportedFeatureError("ordering comparison of version values", call.span)
+    if call.fn not in ("eq", "neq"):
+        keyed = a.type if a.type in ORDER_KEYS else b.type
+        x, y = order_key(x, keyed), order_key(y, keyed)
     return E(f"({x} {_CMP[call.fn]} {y})", T.BOOLEAN)
 
 
@@ -491,48 +491,14 @@ def like_to_sql(pattern: str) -> str:
     return "".join(out)
 
 
-_LUCENE_ONLY = set("&<>~")
-# Lucene's empty language `#` matches nothing: an empty character class in RE2.
-_NOTHING = "[^\\x00-\\x{10FFFF}]"
-
-
 def rlike_to_re2(pattern: str, call: p.Call) -> str:
-    """A Lucene regular expression as RE2 for a whole-string match; Lucene-only operators refused."""
-    out: list[str] = []
-    i = 0
-    in_class = False
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\" and i + 1 < len(pattern):
-            out.append(pattern[i : i + 2])
-            i += 2
-            continue
-        if in_class:
-            if ch == "]":
-                in_class = False
-            out.append(ch)
-        elif ch == "[":
-            in_class = True
-            out.append(ch)
-        elif ch in "^$":
-            out.append("\\" + ch)  # anchors do not exist in Lucene regexps: literal characters
-        elif ch == '"':
-            end = pattern.find('"', i + 1)
-            if end < 0:
-                raise UnsupportedFeatureError("RLIKE pattern with an unterminated quote", call.span)
-            out.append("".join("\\" + x if not x.isalnum() else x for x in pattern[i + 1 : end]))
-            i = end + 1
-            continue
-        elif ch == "#":
-            out.append(_NOTHING)
-        elif ch == "@":
-            out.append("(?s:.*)")  # Lucene's any string
-        elif ch in _LUCENE_ONLY:
-            raise UnsupportedFeatureError(f"RLIKE operator [{ch}]", call.span)
-        else:
-            out.append(ch)
-        i += 1
-    return "".join(out)
+    """A Lucene regular expression for RE2's whole-string match: the reference's translation
+    (esql/patterns.py writes syntax both engines read alike), `.` matching a newline too as the
+    reference's DOTALL does."""
+    try:
+        return "(?s)" + rlike_to_regex(pattern)
+    except PatternError as exc:
+        raise UnsupportedFeatureError(f"RLIKE pattern: {exc}", call.span) from None
 
 
 def _const_str(e: p.Expr, what: str) -> str:
@@ -790,10 +756,21 @@ def _repeat(c: ExprCompiler, call: p.Call) -> E:
     )
 
 
-_simple("url_decode", "try(url_decode(replace({0}, '+', ' ')))")
 _simple("url_encode", "rw_url_encode({0})")
 _simple("url_encode_component", "rw_url_encode_component({0})")
-_simple("from_base64", "try(decode(from_base64({0})))")
+
+
+@_reg("url_decode", "from_base64")
+def _java_text(c: ExprCompiler, call: p.Call) -> E:
+    """Java's URLDecoder and Base64 decoder (plan/javatext.py): null and Java's message where
+    the text is not a valid escape or encoding."""
+    (text,) = c.singles(call)
+    value = f"rw_{call.fn}({text})"
+    failed = f"({text}) IS NOT NULL AND {value} IS NULL"
+    fail = c.failure(call.span, f"rw_java_text_errors('{call.fn}', {text})", failed, T.KEYWORD)
+    return E(f"(CASE WHEN {failed} THEN {fail} ELSE {value} END)", T.KEYWORD)
+
+
 _simple("to_base64", "to_base64(encode({0}))")
 _simple("md5", "md5({0})")
 _simple("sha1", "sha1({0})")
@@ -812,8 +789,11 @@ def _substring(c: ExprCompiler, call: p.Call) -> E:
     # ES: a negative start counts from the end; start 0 is the first character.
     begin = f"(CASE WHEN {start} > 0 THEN {start} WHEN {start} < 0 THEN greatest(length({s}) + {start} + 1, 1) ELSE 1 END)"
     if rest:
+        negative = f"({rest[0]} < 0)"
+        found = f"'{values.negative_length(0)[:-2]}' || CAST({rest[0]} AS VARCHAR) || ']'"
+        fail = c.failure(call.span, f"[{found}]", negative, T.KEYWORD)
         return E(
-            f"(CASE WHEN {rest[0]} < 0 THEN NULL ELSE substring({s}, {begin}, {rest[0]}) END)",
+            f"(CASE WHEN {negative} THEN {fail} ELSE substring({s}, {begin}, {rest[0]}) END)",
             T.KEYWORD,
         )
     return E(f"substring({s}, {begin})", T.KEYWORD)
@@ -880,8 +860,8 @@ def _abs(c: ExprCompiler, call: p.Call) -> E:
 _simple("ceil", "ceil({0})")
 _simple("floor", "floor({0})")
 _simple("signum", "CAST(sign({0}) AS DOUBLE)")
-_simple("cbrt", "cbrt({0})")
-_simple("exp", "exp({0})")
+# DuckDB's cbrt is an ulp off Java's (cbrt(-27) is -3.0000000000000004): values.cbrt.
+_simple("cbrt", "rw_cbrt({0})")
 
 
 def _guarded(name: str, bad: str, value: str, reason: str) -> None:
@@ -991,6 +971,12 @@ def _copy_sign(c: ExprCompiler, call: p.Call) -> E:
     return E(value, call.type)
 
 
+_guarded(
+    "exp",
+    "isinf(exp(CAST({0} AS DOUBLE)))",
+    "exp(CAST({0} AS DOUBLE))",
+    "not a finite double number: Infinity",
+)
 _guarded(
     "scalb",
     "isinf(CAST({0} AS DOUBLE) * pow(2.0, {1}))",
@@ -1202,7 +1188,11 @@ def _cidr_match(c: ExprCompiler, call: p.Call) -> E:
         block_list.extend(
             b.sql[1:-1].split(", ") if b.is_list and b.sql.startswith("[") else [single(b)]
         )
-    return E(f"rw_cidr({single(ip)}, [{', '.join(block_list)}])", T.BOOLEAN)
+    args = f"{single(ip)}, [{', '.join(block_list)}]"
+    value = f"rw_cidr({args})"
+    failed = f"({single(ip)}) IS NOT NULL AND {value} IS NULL"
+    fail = c.failure(call.span, f"rw_cidr_errors({args})", failed, T.BOOLEAN)
+    return E(f"(CASE WHEN {failed} THEN {fail} ELSE {value} END)", T.BOOLEAN)
 
 
 @_reg("ip_prefix")
@@ -1257,15 +1247,11 @@ def _coalesce(c: ExprCompiler, call: p.Call) -> E:
 
 @_reg("greatest", "least")
 def _greatest(c: ExprCompiler, call: p.Call) -> E:
-    if call.type in (T.IP, T.VERSION):
-        raise UnsupportedFeatureError(f"{call.fn.upper()} of [{call.type.value}] values", call.span)
     args = c.args(call)
     lists = [as_list(a) for a in args]
     nulls = " OR ".join(f"({a.sql}) IS NULL" for a in args)
-    agg = "list_max" if call.fn == "greatest" else "list_min"
-    return E(
-        f"(CASE WHEN {nulls} THEN NULL ELSE {agg}(list_concat({', '.join(lists)})) END)", call.type
-    )
+    extreme = list_extreme(f"list_concat({', '.join(lists)})", call.type, call.fn == "greatest")
+    return E(f"(CASE WHEN {nulls} THEN NULL ELSE {extreme} END)", call.type)
 
 
 # -- multivalue functions -------------------------------------------------------------------
@@ -1288,16 +1274,32 @@ def _mv_first(c: ExprCompiler, call: p.Call) -> E:
     return E(f"({a.sql})[{1 if call.fn == 'mv_first' else -1}]", a.type)
 
 
-def sort_values(sql: str, t: T) -> str:
-    """A LIST sorted as Elasticsearch orders the type: ips by address bytes, not as text."""
-    if t is T.IP:
-        keyed = f"list_transform({sql}, lambda v: {{'k': rw_ip_key(v), 'v': v}})"
-        return f"list_transform(list_sort({keyed}), lambda s: s.v)"
-    return f"list_sort({sql})"
+# Types whose text does not sort as Elasticsearch orders them: a UDF gives a BLOB key that does
+# (ips by address bytes, versions by values.version_key).
+ORDER_KEYS = {T.IP: "rw_ip_key", T.VERSION: "rw_version_key"}
 
 
-def ip_list_extreme(sql: str, largest: bool) -> str:
-    keyed = f"list_sort(list_transform({sql}, lambda v: {{'k': rw_ip_key(v), 'v': v}}))"
+def order_key(sql: str, t: T) -> str:
+    """SQL that orders as Elasticsearch orders values of type `t`."""
+    fn = ORDER_KEYS.get(t)
+    return f"{fn}({sql})" if fn else sql
+
+
+def sort_values(sql: str, t: T, order: str = "ASC") -> str:
+    """A LIST sorted as Elasticsearch orders the type (ORDER_KEYS), `order` ASC or DESC."""
+    fn = ORDER_KEYS.get(t)
+    if fn is None:
+        return f"list_sort({sql}, '{order}')"
+    keyed = f"list_transform({sql}, lambda v: {{'k': {fn}(v), 'v': v}})"
+    return f"list_transform(list_sort({keyed}, '{order}'), lambda s: s.v)"
+
+
+def list_extreme(sql: str, t: T, largest: bool) -> str:
+    """The largest or smallest value of a LIST as Elasticsearch orders the type."""
+    fn = ORDER_KEYS.get(t)
+    if fn is None:
+        return f"list_{'max' if largest else 'min'}({sql})"
+    keyed = f"list_sort(list_transform({sql}, lambda v: {{'k': {fn}(v), 'v': v}}))"
     return f"({keyed})[{-1 if largest else 1}].v"
 
 
@@ -1306,11 +1308,7 @@ def _mv_min(c: ExprCompiler, call: p.Call) -> E:
     a = _mv_arg(c, call)
     if not a.is_list:
         return a
-    if a.type is T.VERSION:
-        raise UnsupportedFeatureError(f"{call.fn.upper()} of version values", call.span)
-    if a.type is T.IP:
-        return E(ip_list_extreme(a.sql, call.fn == "mv_max"), a.type)
-    return E(f"list_{call.fn[3:]}({a.sql})", a.type)
+    return E(list_extreme(a.sql, a.type, call.fn == "mv_max"), a.type)
 
 
 @_reg("mv_sum")
@@ -1369,13 +1367,7 @@ def _mv_sort(c: ExprCompiler, call: p.Call) -> E:
     order = _const_str(call.args[1], "MV_SORT order").upper() if len(call.args) > 1 else "ASC"
     if order not in ("ASC", "DESC"):
         raise UnsupportedFeatureError(f"MV_SORT order [{order}]", call.span)
-    if a.type is T.VERSION:
-        raise UnsupportedFeatureError(f"MV_SORT of [{a.type.value}] values", call.span)
-    if a.type is T.IP:
-        # By address bytes, as Elasticsearch orders ips (not as text).
-        keyed = f"list_transform({as_list(a)}, lambda v: {{'k': rw_ip_key(v), 'v': v}})"
-        return E(f"list_transform(list_sort({keyed}, '{order}'), lambda s: s.v)", a.type, True)
-    return E(f"list_sort({as_list(a)}, '{order}')", a.type, True)
+    return E(sort_values(as_list(a), a.type, order), a.type, True)
 
 
 @_reg("mv_append")

@@ -16,7 +16,7 @@ from duckdb.func import SPECIAL
 
 from reconwatch.backends.duckdb.warnings import WarningSink
 from reconwatch.esql import extract
-from reconwatch.plan import javadate, values
+from reconwatch.plan import javadate, javatext, values
 from reconwatch.types import DataType
 
 
@@ -38,25 +38,72 @@ def ip_canon(text: str | None) -> str | None:
         return None
 
 
-def cidr(ip: str | None, blocks: list[str] | None) -> bool | None:
+def cidr(ip: str | None, blocks: list[str | None] | None) -> bool | None:
+    """CIDR_MATCH (values.cidr_contains over the blocks in order); NULL where a block that is
+    not one is met before a match (see rw_cidr_errors)."""
+    try:
+        return _cidr(ip, blocks)
+    except values.ConversionError:
+        return None
+
+
+def cidr_errors(ip: str | None, blocks: list[str | None] | None) -> list[str] | None:
+    """The warning reason of CIDR_MATCH for these arguments."""
+    try:
+        _cidr(ip, blocks)
+    except values.ConversionError as exc:
+        return [f"{exc.java}: {exc}"]
+    return []
+
+
+def _cidr(ip: str | None, blocks: list[str | None] | None) -> bool | None:
     if ip is None or blocks is None:
         return None
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
+    return any(values.cidr_contains(ip, b) for b in blocks if b is not None)
+
+
+def cbrt(x: float) -> float:
+    return values.cbrt(x)
+
+
+def url_decode(text: str | None) -> str | None:
+    """URL_DECODE; NULL where Java's URLDecoder fails (see rw_java_text_errors)."""
+    return _java_text(javatext.url_decode, text)
+
+
+def from_base64(text: str | None) -> str | None:
+    """FROM_BASE64; NULL where Java's Base64 decoder fails (see rw_java_text_errors)."""
+    return _java_text(javatext.base64_decode, text)
+
+
+def _java_text(decode: Callable[[str], str], text: str | None) -> str | None:
+    if text is None:
         return None
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    for block in blocks:
-        if block is None:
-            continue
-        try:
-            net = ipaddress.ip_network(block.strip(), strict=False)
-        except ValueError:
-            continue
-        if addr.version == net.version and addr in net:
-            return True
-    return False
+    try:
+        return decode(text)
+    except values.ConversionError:
+        return None
+
+
+_JAVA_TEXT = {"url_decode": javatext.url_decode, "from_base64": javatext.base64_decode}
+
+
+def java_text_errors(fn: str | None, text: str | None) -> list[str] | None:
+    """The warning reason of URL_DECODE or FROM_BASE64 (`fn`) for `text`."""
+    if fn is None or text is None:
+        return None
+    try:
+        _JAVA_TEXT[fn](text)
+    except values.ConversionError as exc:
+        return [f"{exc.java}: {exc}"]
+    return []
+
+
+def version_key(text: str | None) -> bytes | None:
+    """A key whose byte order is values.version_key's order (SORT, comparisons, MV_SORT)."""
+    if text is None:
+        return None
+    return values.version_key_bytes(text)
 
 
 def parse_date(text: str | None) -> datetime | None:
@@ -271,6 +318,12 @@ def register(con: duckdb.DuckDBPyConnection) -> None:
     _nullable(con, "rw_ip_key", ip_key, [v], b)
     _nullable(con, "rw_ip_canon", ip_canon, [v], v)
     _nullable(con, "rw_cidr", cidr, [v, "VARCHAR[]"], "BOOLEAN")
+    _nullable(con, "rw_cidr_errors", cidr_errors, [v, "VARCHAR[]"], "VARCHAR[]")
+    con.create_function("rw_cbrt", cbrt, [d], d, side_effects=False)
+    _nullable(con, "rw_url_decode", url_decode, [v], v)
+    _nullable(con, "rw_from_base64", from_base64, [v], v)
+    _nullable(con, "rw_java_text_errors", java_text_errors, [v, v], "VARCHAR[]")
+    _nullable(con, "rw_version_key", version_key, [v], b)
     _nullable(con, "rw_parse_date", parse_date, [v], ts)
     _nullable(con, "rw_to_datetime", to_datetime, [v], ts)
     con.create_function("rw_double_text", double_text, [d], v, side_effects=False)
