@@ -224,3 +224,87 @@ def test_window_dataset_keeps_stored_index_and_id(store: Store) -> None:
     )
     ids = run_query("FROM logs-* METADATA _id | KEEP _id", by_arrival, now=NOW).as_dicts()
     assert len(ids) == 3
+
+
+def _stored_source(store: Store, doc_id: str) -> dict[str, object]:
+    return {d[1]: d[2] for d in store.documents([NET], None, None)}[doc_id]
+
+
+@pytest.mark.parametrize(
+    ("text", "event"),
+    [
+        (b'{"@timestamp":"2026-01-02T11:00:00Z"}', {"ingested": "2026-01-02T12:00:00.000Z"}),
+        (b"{ }", {"ingested": "2026-01-02T12:00:00.000Z"}),
+        (
+            b'{"event":{"action":"x"},"n":1}',
+            {"ingested": "2026-01-02T12:00:00.000Z", "action": "x"},
+        ),
+        (b'{"event":{}}', {"ingested": "2026-01-02T12:00:00.000Z"}),
+        # A nested object's "event" comes first: the top-level one must get the stamp.
+        (
+            b'{"a":{"event":{"k":1}},"event":{"kind":"event"}}',
+            {"ingested": "2026-01-02T12:00:00.000Z", "kind": "event"},
+        ),
+        (
+            b'{"event" : {"kind":"event"}}',
+            {"ingested": "2026-01-02T12:00:00.000Z", "kind": "event"},
+        ),
+        (b'{"event":{"ingested":"2026-01-01T00:00:00Z"}}', {"ingested": "2026-01-01T00:00:00Z"}),
+        (b'{"event":"text"}', "text"),
+    ],
+)
+def test_text_sources_are_stored_as_sent_with_event_ingested(
+    store: Store, text: bytes, event: object
+) -> None:
+    out = store.write([NewEvent("create", NET, "t", text)])
+    assert out[0].status == 201, out[0]
+    doc = _stored_source(store, "t")
+    assert doc["event"] == event
+    if b'"n"' in text:
+        assert doc["n"] == 1
+    if b'"a"' in text:
+        assert doc["a"] == {"event": {"k": 1}}
+
+
+def test_text_source_keeps_dotted_ingested_and_reads_the_column(store: Store) -> None:
+    store.write(
+        [
+            NewEvent(
+                "create",
+                NET,
+                "d",
+                b'{"@timestamp":1767351600000,"event.ingested":"2026-01-01T10:00:00Z"}',
+            )
+        ]
+    )
+    doc = _stored_source(store, "d")
+    assert doc == {"@timestamp": 1767351600000, "event.ingested": "2026-01-01T10:00:00Z"}
+    cur = store.cursor()
+    row = cur.execute("SELECT ts, ingested FROM events WHERE id = 'd'").fetchone()
+    cur.close()
+    assert row is not None
+    stored = (row[0].replace(tzinfo=UTC), row[1].replace(tzinfo=UTC))
+    assert stored == (
+        datetime(2026, 1, 2, 11, 0, tzinfo=UTC),
+        datetime(2026, 1, 1, 10, 0, tzinfo=UTC),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (b'{"a":"\xff"}', "invalid UTF-8"),
+        (b"[1,2]", "not a JSON object"),
+        (b'{"a":1', "failed to parse"),
+        (b'{"@timestamp":"yesterday"}', "failed to parse field [@timestamp]"),
+        (b'{"@timestamp":true}', "failed to parse field [@timestamp]"),
+    ],
+)
+def test_bad_text_source_fails_its_item_only(store: Store, text: bytes, reason: str) -> None:
+    out = store.write(
+        [NewEvent("create", NET, "bad", text), NewEvent("create", NET, "good", b'{"n":1}')]
+    )
+    assert out[0].status == 400 and out[0].error_type == "document_parsing_exception"
+    assert reason in (out[0].reason or "")
+    assert out[1].status == 201
+    assert store.count() == 1

@@ -10,7 +10,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 
@@ -69,6 +69,29 @@ def _arrow_types() -> dict[T, pa.DataType]:
     }
 
 
+class StoredEvents(Protocol):
+    """One index's events in a store (the service's), readable by DuckDB where they are stored or
+    as documents: `relation` is SQL over the store's table (run on one of the store's own
+    connections), `head` and `load` the documents for the validating reader."""
+
+    def relation(self, structure: str) -> str:
+        """A relation of the events: their top-level keys as json_transform reads them with
+        `structure` (an SQL string literal), and the METADATA columns `metadata` names."""
+        ...
+
+    def metadata(self, name: str) -> str | None:
+        """The relation's column holding METADATA `name`; None when it has none."""
+        ...
+
+    def head(self, limit: int) -> list[object]:
+        """The first `limit` documents."""
+        ...
+
+    def load(self) -> tuple[list[str], list[object]]:
+        """Every event's _id and document, in the order stored."""
+        ...
+
+
 @dataclass(slots=True)
 class _Input:
     """One file (or the in-memory documents) and the index patterns it was given for."""
@@ -83,6 +106,8 @@ class _Input:
     ids: Sequence[str] = ()
     # Whether DuckDB's reader may read it (the format's `duckdb`), once looked at.
     duckdb: bool | None = None
+    # Events a store holds (read by SQL where they are; `docs` and `ids` once loaded).
+    stored: StoredEvents | None = None
 
 
 @dataclass(slots=True)
@@ -142,6 +167,12 @@ class Dataset:
         )
 
     @classmethod
+    def from_store(cls, tables: Sequence[tuple[str, StoredEvents]]) -> Dataset:
+        """Events of a store by index, read where they are stored (DuckDB over the store's
+        table) or, when that cannot read them exactly, loaded as documents."""
+        return cls([_Input(index, None, (index,), (), index, stored=t) for index, t in tables])
+
+    @classmethod
     def from_files(
         cls,
         paths: Iterable[str | Path],
@@ -187,8 +218,13 @@ class Dataset:
         inp = self._inputs[index]
         local = IngestReport(self.year)
         good = 0
-        if inp.path is None:
-            raw: Iterable[tuple[int, object]] = enumerate(inp.docs, start=1)
+        if inp.stored is not None and not inp.ids and limit is not None:
+            # One more than the sample: the early return below then leaves the count unsettled.
+            raw: Iterable[tuple[int, object]] = enumerate(inp.stored.head(limit + 1), start=1)
+        elif inp.path is None:
+            if inp.stored is not None and not inp.ids:
+                inp.ids, inp.docs = inp.stored.load()
+            raw = enumerate(inp.docs, start=1)
         else:
             raw = read_events(inp.path, local, inp.format)
         for line, value in raw:
@@ -262,6 +298,8 @@ class Dataset:
         """Whether DuckDB may read this input: a file of a format DuckDB's reader takes
         (ingest.formats) not already sent to Python."""
         inp = self._inputs[index]
+        if inp.stored is not None:
+            return index not in self._slow
         if inp.path is None or index in self._slow:
             return False
         if inp.duckdb is None:
@@ -442,7 +480,15 @@ class Dataset:
             reader = pa.RecordBatchReader.from_batches(schema, self.batches(names, slow, metadata))
             con.register("rw_python", reader)
             parts.append("SELECT * FROM rw_python")
-        con.execute(f"CREATE OR REPLACE TEMP VIEW rw_source AS {' UNION ALL BY NAME '.join(parts)}")
+        try:
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW rw_source AS {' UNION ALL BY NAME '.join(parts)}"
+            )
+        except duckdb.Error as exc:
+            # A store's SQL on a connection that cannot see its table: read its documents.
+            if not self.scan_failed(str(exc), [i for i in inputs if i not in slow]):
+                raise
+            return self.register_source(con, names, inputs, metadata, filtered)
         return True
 
     def _fast_select(
@@ -452,7 +498,11 @@ class Dataset:
         metadata: Sequence[str],
         filtered: Collection[str] | None = None,
     ) -> str | None:
-        if metadata or not self._fast_candidate(index):
+        if not self._fast_candidate(index):
+            return None
+        inp = self._inputs[index]
+        stored = inp.stored
+        if metadata and (stored is None or any(stored.metadata(m) is None for m in metadata)):
             return None
         if any(c.type not in fast.FAST_TYPES for c in cols):
             return None
@@ -467,7 +517,9 @@ class Dataset:
             for n in sorted(scan.per_input[index] - wanted)
             if (t := ECS_FIELDS.get(n)) is not None and fast.check_type(t) is not None
         ]
-        inp = self._inputs[index]
+        if stored is not None:
+            extra = [f'{stored.metadata(m)} AS "{m}"' for m in metadata]
+            return fast.json_column_select(stored.relation, index, leaves, checks, filtered, extra)
         assert inp.path is not None
         return fast.source_select(str(inp.path), index, leaves, checks, filtered)
 
@@ -503,7 +555,10 @@ class Dataset:
             if index not in self._slow and inp.path is not None and str(inp.path) in message:
                 self._slow.add(index)  # malformed JSON, a non-object line, a truncated file ...
                 return True
-        return False
+        # Stored events SQL could not read (not JSON, a store it cannot reach): as documents.
+        stored = [i for i in inputs if self._inputs[i].stored is not None and i not in self._slow]
+        self._slow.update(stored)
+        return bool(stored)
 
     def counted_later(self, inputs: Sequence[int]) -> None:
         """After a query DuckDB read: count those files' events only if the report is asked."""
@@ -667,7 +722,7 @@ def _meta(name: str, inp: _Input, line: int, flat: Flat) -> object:
     if name == "_version":
         return 1
     if name == "_index":
-        return inp.index if inp.ids else index_name(inp, flat)
+        return inp.index if inp.ids or inp.stored is not None else index_name(inp, flat)
     if name == "_source":
         return document_json({k: values.from_list(vs) for k, vs in flat.items()})
     if name != "_id":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations, pairwise
 
@@ -412,6 +412,71 @@ def source_select(
         f"({x} IS NULL OR {x} IS NOT NULL)"
         for x in (_access(tuple(c.name.split("."))) for c in checks)
     ]
+    return _leaf_select(reader, src, leaves, conds, guarded)
+
+
+# JSON types a stored value of a checked type may have without the exact reader's look.
+_JSON_FITS = {
+    T.LONG: "'BIGINT', 'UBIGINT'",
+    T.INTEGER: "'BIGINT', 'UBIGINT'",
+    T.DOUBLE: "'BIGINT', 'UBIGINT', 'DOUBLE'",
+    T.BOOLEAN: "'BOOLEAN'",
+}
+
+
+def json_column_select(
+    relation: Callable[[str], str],
+    src: int,
+    leaves: Sequence[Leaf],
+    checks: Sequence[Leaf],
+    guarded: Collection[str] | None = None,
+    extra: Sequence[str] = (),
+) -> str | None:
+    """source_select over JSON documents held in a table column: `relation(structure)` (an SQL
+    string literal) is the SQL relation whose columns are the documents' top-level keys as
+    json_transform reads them with `structure`; `extra`: more items of the SELECT. A checked field holding a
+    JSON type its ECS type may not take raises SLOW: the validating reader decides exactly."""
+    declared = [(leaf.name, "VARCHAR" if leaf.as_text else "JSON", True) for leaf in leaves]
+    declared += [(c.name, "JSON", False) for c in checks]
+    tree = _tree(declared)
+    if tree is None:
+        return None
+    if not tree.children:  # json_transform needs a key to read
+        tree.children["@timestamp"] = _Node(leaf=True)
+    structure = (
+        "{" + ", ".join(f"{_json_key(k)}: {_structure(c)}" for k, c in tree.children.items()) + "}"
+    )
+    conds = []
+    for c in checks:
+        x = _access(tuple(c.name.split(".")))
+        slow = f"error({_quote(SLOW + str(src))})"
+        conds.append(
+            f"CASE WHEN {x} IS NULL OR json_type({x}) IN ({_JSON_FITS[c.type]}) "
+            f"THEN true ELSE {slow} END"
+        )
+    return _leaf_select(relation(_quote(structure)), src, leaves, conds, guarded, extra)
+
+
+def _json_key(key: str) -> str:
+    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _structure(node: _Node) -> str:
+    """json_transform's structure for a node: a type name in quotes, or an object of them."""
+    if node.leaf:
+        return f'"{node.type}"'
+    inner = ", ".join(f"{_json_key(k)}: {_structure(c)}" for k, c in node.children.items())
+    return "{" + inner + "}"
+
+
+def _leaf_select(
+    reader: str,
+    src: int,
+    leaves: Sequence[Leaf],
+    conds: list[str],
+    guarded: Collection[str] | None,
+    extra: Sequence[str] = (),
+) -> str:
     items = [f"CAST({src} AS INTEGER) AS __src"]
     for leaf in leaves:
         # A retyped field changes every event's value: its misfits count wherever they are.
@@ -428,6 +493,7 @@ def source_select(
         if guard:
             conds.append(check)
         items.append(f"CAST({sql} AS {_sql_type(leaf)}) AS {_ident(leaf.name)}")
+    items.extend(extra)
     where = f" WHERE {' AND '.join(conds)}" if conds else ""
     return f"SELECT {', '.join(items)} FROM {reader}{where}"
 

@@ -6,8 +6,6 @@ import gzip
 from datetime import UTC, datetime
 from importlib import resources
 
-import msgspec
-
 from reconwatch.service.scheduler import Scheduler
 from reconwatch.store import NewEvent, Store
 
@@ -25,10 +23,9 @@ def load_demo(store: Store, scheduler: Scheduler | None) -> tuple[int, int]:
     stored = 0
     batch: list[NewEvent] = []
     raw = resources.files("reconwatch").joinpath(*SAMPLE).read_bytes()
-    decoder = msgspec.json.Decoder(dict[str, object])
     for number, line in enumerate(gzip.decompress(raw).splitlines(), start=1):
         if line.strip():
-            batch.append(NewEvent("create", SAMPLE_INDEX, f"demo-{number}", decoder.decode(line)))
+            batch.append(NewEvent("create", SAMPLE_INDEX, f"demo-{number}", line))
         if len(batch) >= BATCH:
             stored += _write(store, batch)
             batch = []

@@ -11,7 +11,7 @@ from reconwatch.esql.parser import parse
 from reconwatch.ingest import Dataset
 from reconwatch.plan import values
 from reconwatch.plan.catalog import Result
-from reconwatch.query import run_query
+from reconwatch.service.storequery import run_on_store
 from reconwatch.store import Store
 from reconwatch.store.window import window_dataset
 from reconwatch.types import DataType
@@ -27,7 +27,7 @@ def run(store: Store, text: str, now: datetime) -> Result:
         dataset = window_dataset(store, tuple(first.sources), None, None, None)
     else:
         dataset = Dataset.from_stored([])
-    return run_query(text, dataset, now=now)
+    return run_on_store(store, text, dataset, now)
 
 
 def body(result: Result, took_ms: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from reconwatch.engine.detect import DatasetBackend, suppress_run
+from reconwatch.engine.detect import suppress_run
 from reconwatch.engine.run import RuleExecutor
 from reconwatch.engine.schedule import MAX_RULE_GAP_RATIO, RunWindow, runs_between, window_at
 from reconwatch.engine.suppression import Suppressor
@@ -18,6 +18,7 @@ from reconwatch.esql import ast
 from reconwatch.esql.parser import parse
 from reconwatch.rules.exceptions import ExceptionList
 from reconwatch.rules.model import Rule
+from reconwatch.service.storequery import StoreBackend
 from reconwatch.store import Store
 from reconwatch.store.alerts import RunRecord
 from reconwatch.store.window import window_dataset
@@ -210,7 +211,7 @@ class Scheduler:
             dataset = window_dataset(
                 self.store, state.patterns, window.start, window.end, rule.timestamp_override
             )
-            backend = DatasetBackend(dataset)
+            backend = StoreBackend(self.store, dataset)
             # The lists linked to the rule in the store, as they are at this run (Kibana reads
             # them at every execution), after those the service was started with.
             lists = (*self.exceptions, *self.store.exceptions_for(rule.rule_id, named_lists(rule)))

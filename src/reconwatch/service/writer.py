@@ -10,6 +10,8 @@ from concurrent.futures import Future
 from reconwatch.store import NewEvent, Store, Written
 
 _STOP = None
+# Batches taken into one commit until they hold this many events.
+MAX_COMMIT_EVENTS = 50_000
 
 
 class QueueFull(Exception):
@@ -44,11 +46,37 @@ class Writer:
         self._thread.join()
 
     def _run(self) -> None:
-        while (job := self._queue.get()) is not _STOP:
-            batch, done = job
-            if not done.set_running_or_notify_cancel():
-                continue
-            try:
-                done.set_result(self.store.write(batch))
-            except Exception as exc:  # reported to the request that sent the batch
+        stopping = False
+        while not stopping:
+            jobs: list[tuple[Sequence[NewEvent], Future[list[Written]]]] = []
+            job = self._queue.get()
+            size = 0
+            # Batches that wait together are committed together: one transaction (and one
+            # disk sync) for many requests when ingest is heavy, one each when it is light.
+            while job is not _STOP:
+                batch, done = job
+                if done.set_running_or_notify_cancel():
+                    jobs.append(job)
+                    size += len(batch)
+                if size >= MAX_COMMIT_EVENTS:
+                    break
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            stopping = job is _STOP
+            if jobs:
+                self._commit(jobs)
+
+    def _commit(self, jobs: list[tuple[Sequence[NewEvent], Future[list[Written]]]]) -> None:
+        events = [ev for batch, _ in jobs for ev in batch]
+        try:
+            written = self.store.write(events)
+        except Exception as exc:  # reported to every request whose batch it held
+            for _, done in jobs:
                 done.set_exception(exc)
+            return
+        at = 0
+        for batch, done in jobs:
+            done.set_result(written[at : at + len(batch)])
+            at += len(batch)

@@ -13,6 +13,7 @@ import duckdb
 import msgspec
 import pyarrow as pa
 
+from reconwatch.backends.duckdb import udf
 from reconwatch.errors import ReconwatchError
 from reconwatch.rules.exceptions import ExceptionList
 from reconwatch.store import alerts as alert_table
@@ -58,6 +59,8 @@ class Store:
         self._next_seq = int(row[0]) if row else 0
         self._indices = {r[0] for r in self._writer.execute("SELECT idx FROM indices").fetchall()}
         self._lock = threading.Lock()
+        self._udf_lock = threading.Lock()
+        self._udfs = False
 
     def close(self) -> None:
         self._writer.close()
@@ -97,6 +100,18 @@ class Store:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor of its own for a reader thread."""
         return self._con.cursor()
+
+    def query_cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor the query engine runs on (its rw_* SQL helpers registered), so a rule run's
+        SQL reads the events table where it is (store.window); the caller closes it."""
+        with self._udf_lock:
+            if not self._udfs:
+                # Registered once per database: every cursor of it sees them.
+                udf.register(self._con)
+                self._udfs = True
+        cur = self._con.cursor()
+        cur.execute("SET enable_progress_bar = false")
+        return cur
 
     # -- events --------------------------------------------------------------------------------
 
@@ -152,7 +167,7 @@ class Store:
     def _remember_ids(
         cur: duckdb.DuckDBPyConnection,
         chosen: dict[tuple[str, str], tuple[int, datetime | None, int | None]],
-        rows: Sequence[tuple[int, str, str, int, datetime | None, datetime, str, datetime]],
+        rows: Sequence[tuple[int, str, str, int, datetime | None, datetime, bytes, datetime]],
     ) -> None:
         if not chosen:
             return
@@ -214,15 +229,20 @@ class Store:
         start: datetime | None,
         end: datetime | None,
         column: str | None = "ts",
+        limit: int | None = None,
     ) -> Iterator[tuple[str, str, dict[str, object]]]:
         """(index, _id, _source) of the events in `indices` with start <= time <= end (see
-        window_sql), in arrival order; only row groups whose time range meets it are read."""
+        window_sql), in arrival order (the first `limit`); only row groups whose time range
+        meets it are read."""
         if not indices:
             return
         sql, args = window_sql(indices, start, end, column)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
         cur = self.cursor()
         try:
-            cur.execute(sql + " ORDER BY seq", args)
+            cur.execute(sql, args)
             decoder = msgspec.json.Decoder(dict[str, object])
             while chunk := cur.fetchmany(4096):
                 for idx, doc_id, source in chunk:
@@ -462,15 +482,26 @@ def window_sql(
     exactly; the bounds on the column are what the zone maps prune by."""
     sql = "SELECT idx, id, source FROM events WHERE idx IN (SELECT unnest(?))"
     args: list[object] = [list(indices)]
+    for op, bound in window_bounds(start, end, column):
+        sql += f" AND {column} {op} ?"
+        args.append(naive_utc(bound))
+    return sql, args
+
+
+def window_bounds(
+    start: datetime | None, end: datetime | None, column: str | None
+) -> list[tuple[str, datetime]]:
+    """The comparisons on `column` that bound a window ([start, end], inclusive both ends)."""
     if column not in (None, "ts", "ingested"):
         raise ValueError(column)
-    if column is not None and start is not None:
-        sql += f" AND {column} >= ?"
-        args.append(naive_utc(start))
-    if column is not None and end is not None:
-        sql += f" AND {column} <= ?"
-        args.append(naive_utc(end))
-    return sql, args
+    if column is None:
+        return []
+    out: list[tuple[str, datetime]] = []
+    if start is not None:
+        out.append((">=", start))
+    if end is not None:
+        out.append(("<=", end))
+    return out
 
 
 def _pattern(text: str) -> re.Pattern[str]:

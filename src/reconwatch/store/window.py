@@ -5,7 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from reconwatch.ingest import Dataset
-from reconwatch.store.db import Store
+from reconwatch.store.db import Store, window_bounds
+from reconwatch.store.events import naive_utc
+
+# METADATA fields the events table holds as columns (the relation's names for them).
+_METADATA = {"_id": "__rw_id", "_index": "__rw_index", "_version": "__rw_version"}
 
 
 def time_column(timestamp_override: str | None) -> str | None:
@@ -18,6 +22,66 @@ def time_column(timestamp_override: str | None) -> str | None:
     return None
 
 
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class StoredWindow:
+    """One index's events in [start, end] on a time column (Dataset.StoredEvents): SQL over the
+    store's `events` table for DuckDB, run on one of the store's own connections, so only the
+    row groups the bounds meet are read and no event is decoded in Python; the documents for
+    the validating reader when that SQL cannot read them exactly."""
+
+    def __init__(
+        self,
+        store: Store,
+        index: str,
+        start: datetime | None,
+        end: datetime | None,
+        column: str | None,
+    ) -> None:
+        self.store = store
+        self.index = index
+        self.start = start
+        self.end = end
+        self.column = column
+
+    def _where(self) -> str:
+        conds = [f"idx = {_literal(self.index)}"]
+        for op, bound in window_bounds(self.start, self.end, self.column):
+            stamp = naive_utc(bound).isoformat(sep=" ")
+            conds.append(f"{self.column} {op} TIMESTAMP {_literal(stamp)}")
+        return " AND ".join(conds)
+
+    def relation(self, structure: str) -> str:
+        meta = ", ".join(f"{column} AS {alias}" for column, alias in _columns())
+        return (
+            f"(SELECT {meta}, unnest(json_transform(source, {structure})) "
+            f"FROM events WHERE {self._where()})"
+        )
+
+    def metadata(self, name: str) -> str | None:
+        return _METADATA.get(name)
+
+    def head(self, limit: int) -> list[object]:
+        docs = self.store.documents([self.index], self.start, self.end, self.column, limit)
+        return [source for _idx, _id, source in docs]
+
+    def load(self) -> tuple[list[str], list[object]]:
+        ids: list[str] = []
+        docs: list[object] = []
+        for _idx, doc_id, source in self.store.documents(
+            [self.index], self.start, self.end, self.column
+        ):
+            ids.append(doc_id)
+            docs.append(source)
+        return ids, docs
+
+
+def _columns() -> list[tuple[str, str]]:
+    return [("id", "__rw_id"), ("idx", "__rw_index"), ("CAST(version AS BIGINT)", "__rw_version")]
+
+
 def window_dataset(
     store: Store,
     patterns: tuple[str, ...],
@@ -25,14 +89,14 @@ def window_dataset(
     end: datetime | None,
     timestamp_override: str | None = None,
 ) -> Dataset:
-    """The events a run over [start, end] can see, as a Dataset the engine runs the rule on
-    (one input per index, with the stored _index and _id)."""
-    groups: dict[str, tuple[list[str], list[object]]] = {}
+    """The events a run over [start, end] can see, as a Dataset the engine runs the rule on (one
+    input per index, with the stored _index and _id). Run on a store cursor
+    (`Store.query_cursor`), DuckDB reads them where they are stored; elsewhere, or when that
+    read cannot be exact, they are loaded as documents."""
     column = time_column(timestamp_override)
-    for index, doc_id, source in store.documents(
-        store.matching_indices(patterns), start, end, column
-    ):
-        ids, docs = groups.setdefault(index, ([], []))
-        ids.append(doc_id)
-        docs.append(source)
-    return Dataset.from_stored([(index, ids, docs) for index, (ids, docs) in groups.items()])
+    return Dataset.from_store(
+        [
+            (index, StoredWindow(store, index, start, end, column))
+            for index in store.matching_indices(patterns)
+        ]
+    )

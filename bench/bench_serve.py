@@ -1,0 +1,232 @@
+"""`reconwatch serve`: `_bulk` ingest through the official client vs DuckDB's own loader, and one
+scheduled run of the seed rule over a large store vs the same query hand-written in DuckDB SQL."""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from gen_events import generate, query_time
+
+HERE = Path(__file__).resolve().parent
+INDEX = "logs-endpoint.events.network-default"
+
+
+# -- ingest -------------------------------------------------------------------------------------
+
+
+def _start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    exe = str(Path(sys.executable).with_name("reconwatch"))
+    proc = subprocess.Popen(
+        [exe, "serve", "--data-dir", str(data_dir), "--bind", "127.0.0.1:0", "--no-builtin-rules"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
+    assert proc.stderr is not None
+    while True:
+        line = proc.stderr.readline().decode()
+        if not line:
+            raise SystemExit(f"the service did not start (exit {proc.wait()})")
+        found = re.search(r"listening on (http://\S+)", line)
+        if found:
+            return proc, found.group(1)
+
+
+def _send(url: str, lines: list[bytes], chunk: int) -> int:
+    """One client process: helpers.bulk of pre-serialised sources (as a log shipper sends)."""
+    from elasticsearch import Elasticsearch, helpers
+
+    es = Elasticsearch(url, request_timeout=120)
+    ok, errors = helpers.bulk(
+        es,
+        (line.decode() for line in lines),
+        index=INDEX,
+        chunk_size=chunk,
+        max_chunk_bytes=50 * 1024 * 1024,
+        max_retries=20,
+        initial_backoff=0.1,
+        raise_on_error=False,
+    )
+    es.close()
+    return int(ok) if not errors else int(ok) - len(errors)  # type: ignore[arg-type]
+
+
+def bench_ingest(events: int, clients: int, chunk: int) -> None:
+    path = generate(HERE / "out" / f"events-{events}-7.ndjson", events)
+    lines = [ln for ln in path.read_bytes().splitlines() if ln.strip()]
+    with tempfile.TemporaryDirectory(prefix="rw-bench-serve-") as tmp:
+        proc, url = _start_server(Path(tmp) / "svc")
+        try:
+            slices = [lines[i::clients] for i in range(clients)]
+            started = time.perf_counter()
+            with multiprocessing.get_context("fork").Pool(clients) as pool:
+                stored = sum(pool.starmap(_send, [(url, s, chunk) for s in slices]))
+            served = time.perf_counter() - started
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        baseline = _duckdb_load(path, Path(tmp) / "baseline.duckdb")
+    rate, base_rate = stored / served, len(lines) / baseline
+    print(f"_bulk ingest: {stored:,} of {len(lines):,} events in {served:.2f} s = {rate:,.0f}/s")
+    print(f"  ({clients} client processes, helpers.bulk chunk {chunk}; target >= 100,000/s)")
+    print(f"DuckDB's own loader, same events: {baseline:.2f} s = {base_rate:,.0f}/s")
+    print(f"ratio (service / DuckDB alone): {rate / base_rate:.3f}")
+
+
+def _duckdb_load(path: Path, db: Path) -> float:
+    """DuckDB reading the NDJSON itself into a table of the store's shape (index, id, time,
+    source), committed: the most a loader inside this process could do."""
+    con = duckdb.connect(str(db))
+    con.execute(
+        "CREATE TABLE events (seq BIGINT, idx VARCHAR, id VARCHAR, ts TIMESTAMP, source VARCHAR)"
+    )
+    started = time.perf_counter()
+    con.execute(
+        "INSERT INTO events SELECT row_number() OVER (), ?, uuid()::VARCHAR, "
+        "TRY_CAST(json_extract_string(json, '$.\"@timestamp\"') AS TIMESTAMP), json "
+        "FROM read_ndjson_objects(?)",
+        [INDEX, str(path)],
+    )
+    elapsed = time.perf_counter() - started
+    con.close()
+    return elapsed
+
+
+# -- one rule run over a large store -------------------------------------------------------------
+
+
+def bench_run(events: int, hours_fresh: int, repeats: int) -> None:
+    """A store of `events` events: `hours_fresh` hours of simulated fleet traffic at the end (a
+    subnet scan in the last) and older history made of those hours shifted back, hour by hour;
+    the seed rule's scheduled run at the end vs its query hand-written in DuckDB SQL."""
+    from reconwatch.rules.builtin import DEFAULT_RULE, load_builtin
+    from reconwatch.service.scheduler import Scheduler
+    from reconwatch.store import Store
+
+    fresh = generate(HERE / "out" / f"events-{hours_fresh * 72_000}-7.ndjson", hours_fresh * 72_000)
+    now = query_time(hours_fresh * 72_000)
+    with tempfile.TemporaryDirectory(prefix="rw-bench-run-") as tmp:
+        data = Path(tmp)
+        store = Store(data, lambda: now, retention=timedelta(days=3650))
+        store.close()
+        filled = _fill(data / "reconwatch.duckdb", fresh, events)
+        rule = load_builtin(DEFAULT_RULE)
+        store = Store(data, lambda: now, retention=timedelta(days=3650))
+        try:
+            best_rule = best_sql = float("inf")
+            alerts = rows = 0
+            for _ in range(repeats):
+                scheduler = Scheduler(store, [rule], lambda: now, evidence=False)
+                started = time.perf_counter()
+                outcomes = scheduler.tick()
+                best_rule = min(best_rule, time.perf_counter() - started)
+                alerts = outcomes[-1].record.alerts
+                started = time.perf_counter()
+                rows = _hand_written(store, now)
+                best_sql = min(best_sql, time.perf_counter() - started)
+        finally:
+            store.close()
+    print(f"store: {filled:,} events ({hours_fresh} h simulated, older hours shifted copies)")
+    print(f"seed rule, one scheduled run (last 61 min): {best_rule:.3f} s, {alerts} alerts")
+    print(f"  (target <= 0.5 s); hand-written DuckDB SQL: {best_sql:.3f} s, {rows} groups")
+    print(f"ratio (rule run / hand-written SQL): {best_rule / best_sql:.2f}")
+
+
+def _fill(db: Path, fresh: Path, events: int) -> int:
+    """The fresh hours as they are, then shifted copies an hour earlier each until `events`."""
+    con = duckdb.connect(str(db))
+    try:
+        con.execute(
+            "CREATE TEMP TABLE base AS SELECT "
+            "CAST(json_extract_string(json, '$.\"@timestamp\"') AS TIMESTAMP) AS ts, "
+            "json AS source FROM read_ndjson_objects(?)",
+            [str(fresh)],
+        )
+        row = con.execute("SELECT count(*), min(ts), max(ts) FROM base").fetchone()
+        assert row is not None
+        base, first, last = int(row[0]), row[1], row[2]
+        span = max(1, round((last - first).total_seconds() / 3600))
+        copies = max(0, -(-(events - base) // base))
+        # Oldest first: rows land in arrival order, as the service appends them.
+        for k in range(copies, -1, -1):
+            con.execute(
+                "INSERT INTO events SELECT row_number() OVER () + coalesce((SELECT max(seq) "
+                "FROM events), 0), ?, uuid()::VARCHAR, 1, ts - to_hours(?), "
+                'ts - to_hours(?), regexp_replace(source, \'"@timestamp":"[^"]*"\', '
+                "'\"@timestamp\":\"' || strftime(ts - to_hours(?), '%Y-%m-%dT%H:%M:%S.%g') "
+                "|| 'Z\"'), now()::TIMESTAMP FROM base",
+                [INDEX, k * span, k * span, k * span],
+            )
+        con.execute("INSERT OR IGNORE INTO indices VALUES (?, now()::TIMESTAMP)", [INDEX])
+        row = con.execute("SELECT count(*) FROM events").fetchone()
+        assert row is not None
+        return int(row[0])
+    finally:
+        con.close()
+
+
+def _hand_written(store: object, now: datetime) -> int:
+    """The seed rule's query as one would write it in DuckDB SQL over the same table."""
+    start = (now - timedelta(minutes=61)).replace(tzinfo=None)
+    end = now.replace(tzinfo=None)
+    con = store.cursor()  # type: ignore[attr-defined]
+    try:
+        row = con.execute(
+            """
+            WITH e AS (
+              SELECT CAST(json_extract_string(source, '$."@timestamp"') AS TIMESTAMP) AS t,
+                     json_extract_string(source, '$.host.os.type') AS os,
+                     json_extract_string(source, '$.event.action') AS action,
+                     CAST(json_extract(source, '$.event.type') AS VARCHAR[]) AS types,
+                     json_extract_string(source, '$.process.executable') AS exe,
+                     json_extract_string(source, '$.destination.ip') AS dip,
+                     json_extract_string(source, '$.agent.id') AS agent_id,
+                     json_extract_string(source, '$.host.name') AS host_name
+              FROM events WHERE idx = ? AND ts >= ? AND ts <= ?)
+            SELECT count(*) FROM (
+              SELECT exe, count(*) AS n, count(DISTINCT dip) AS ips,
+                     count(DISTINCT agent_id) AS agents, list_distinct(list(host_name)),
+                     list_distinct(list(agent_id))
+              FROM e
+              WHERE t > ? AND os = 'linux' AND action = 'connection_attempted'
+                AND list_contains(types, 'start')
+              GROUP BY exe HAVING agents = 1 AND ips > 250 ORDER BY n LIMIT 100)
+            """,
+            [INDEX, start, end, end - timedelta(hours=1)],
+        ).fetchone()
+    finally:
+        con.close()
+    return int(row[0]) if row else 0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    sub = ap.add_subparsers(dest="what", required=True)
+    ing = sub.add_parser("ingest", help="_bulk ingest through the official client")
+    ing.add_argument("--events", type=int, default=200_000)
+    ing.add_argument("--clients", type=int, default=2)
+    ing.add_argument("--chunk", type=int, default=5000)
+    run = sub.add_parser("run", help="one seed-rule run over a large store")
+    run.add_argument("--events", type=int, default=10_000_000)
+    run.add_argument("--fresh-hours", type=int, default=3)
+    run.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    if args.what == "ingest":
+        bench_ingest(args.events, args.clients, args.chunk)
+    else:
+        bench_run(args.events, args.fresh_hours, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
