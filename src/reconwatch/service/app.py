@@ -30,6 +30,7 @@ from reconwatch.service.errors import PRODUCT_HEADER, error_response, json_respo
 from reconwatch.service.loop import Loop
 from reconwatch.service.metrics import Metrics
 from reconwatch.service.params import alert_filter
+from reconwatch.service.realtime import RealTime
 from reconwatch.service.scheduler import RunOutcome, Scheduler
 from reconwatch.service.writer import QueueFull, Writer
 from reconwatch.store import Store, StoreError
@@ -65,19 +66,26 @@ class Service:
     loop: Loop | None = None
     metrics: Metrics | None = None
     delivery: Delivery | None = None
+    realtime: RealTime | None = None
 
     def start_schedule(self) -> None:
-        """Run the rules on their schedule (and retention) on a thread of their own."""
+        """Run the rules on their schedule (and retention) on a thread of their own, and the
+        real-time rules over every committed batch."""
+        if self.realtime is not None:
+            self.realtime.start()
         if self.scheduler is not None and self.loop is None:
             self.loop = Loop(self.scheduler, self.store, self.scheduler.clock, self.delivery)
             self.loop.start()
 
     def close(self) -> None:
+        # Ingest first (what it holds is committed and evaluated), then the rules, then sinks.
+        self.writer.close()
+        if self.realtime is not None:
+            self.realtime.close()
         if self.loop is not None:
             self.loop.stop()
         if self.delivery is not None:
             self.delivery.close()
-        self.writer.close()
         self.store.close()
 
 
@@ -88,6 +96,7 @@ def open_service(
     scheduler: Scheduler | None = None,
     rule_failures: list[str] | None = None,
     delivery: Delivery | None = None,
+    realtime: RealTime | None = None,
 ) -> Service:
     writer = Writer(store, limits.queue_batches)
     service = Service(
@@ -96,11 +105,24 @@ def open_service(
     metrics = Metrics(writer.depth)
     service.metrics = metrics
     service.delivery = delivery
+    service.realtime = realtime
     if delivery is not None:
         delivery.on_failure = functools.partial(_sink_failed, metrics)
     if scheduler is not None:
         scheduler.on_run = functools.partial(_observe_run, metrics)
+    if realtime is not None:
+        store.on_commit = realtime.offer
+        realtime.on_alerts = functools.partial(_realtime_alerts, service)
+        if scheduler is not None:
+            scheduler.realtime_groups = realtime.groups
     return service
+
+
+def _realtime_alerts(service: Service, count: int) -> None:
+    if service.metrics is not None:
+        service.metrics.realtime_alerts.inc(count)
+    if service.delivery is not None:
+        service.delivery.deliver()
 
 
 def _sink_failed(metrics: Metrics, sink: str) -> None:
@@ -308,10 +330,22 @@ def _health(service: Service) -> dict[str, Any]:
         "indices": len(service.store.indices()),
         "write_queue": {"depth": service.writer.depth(), "limit": service.limits.queue_batches},
         "rules": 0 if scheduler is None else len(scheduler.states),
+        "realtime": _realtime_health(service.realtime),
         "schedule_running": service.loop is not None,
         "rule_failures": service.rule_failures,
         "sinks": _sinks_health(service.delivery),
         "errors": loop_errors,
+    }
+
+
+def _realtime_health(realtime: RealTime | None) -> dict[str, Any]:
+    if realtime is None:
+        return {}
+    return {
+        "rules": realtime.enabled(),
+        "queue_depth": realtime.depth(),
+        "alerts_created": realtime.alerts_created,
+        "errors": list(realtime.errors),
     }
 
 

@@ -10,6 +10,7 @@ from reconwatch.errors import ReconwatchError
 from reconwatch.service.app import Limits, Service, open_service
 from reconwatch.service.config import ServiceConfig, check_exposure, split_bind
 from reconwatch.service.delivery import Delivery
+from reconwatch.service.realtime import RealTime, enabled_rules
 from reconwatch.service.rules import load_rules
 from reconwatch.service.scheduler import Clock, Scheduler
 from reconwatch.store import Store, default_data_dir
@@ -41,10 +42,24 @@ def build(config: ServiceConfig, clock: Clock) -> Service:
     limits = Limits(config.max_body_bytes, config.queue_batches)
     try:
         delivery = Delivery.open(store, config.sinks, loaded.rules) if config.sinks else None
+        realtime = RealTime(store, loaded.rules, max_batches=config.queue_batches)
+        failures = list(loaded.failures)
+        chosen = enabled_rules(loaded.rules, loaded.builtin, config.realtime)
+        # What an operator set per rule (the rules API) wins over the configuration.
+        for rule_id, setting in store.rule_settings().items():
+            if setting.realtime is not None and rule_id in loaded.rules:
+                chosen = [r for r in chosen if r != rule_id] + (
+                    [rule_id] if setting.realtime else []
+                )
+        for rule_id in chosen:
+            try:
+                realtime.enable(rule_id)
+            except ReconwatchError as exc:
+                failures.append(f"{loaded.rules[rule_id].label}: not run in real time: {exc}")
     except BaseException:
         store.close()
         raise
-    return open_service(store, limits, config.api_key, scheduler, loaded.failures, delivery)
+    return open_service(store, limits, config.api_key, scheduler, failures, delivery, realtime)
 
 
 def listen(bind: str) -> socket.socket:

@@ -27,6 +27,8 @@ class ServiceConfig:
     rules: tuple[Path, ...] = ()
     builtin_rules: bool = True
     sinks: tuple[str, ...] = ()  # alert sink targets: paths, - (stdout), registered URLs
+    # rule_ids run in real time too ("*": every rule); None: the built-in scan rules.
+    realtime: tuple[str, ...] | None = None
 
 
 def load_config(path: Path) -> ServiceConfig:
@@ -78,6 +80,12 @@ def _targets(name: str, key: str, value: object, base: Path) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _names(name: str, key: str, value: object, base: Path) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(name, key, f"expected a list of rule_ids, got {value!r}")
+    return tuple(_text(name, key, item, base) for item in value)
+
+
 def _bool(name: str, key: str, value: object, _base: Path) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(name, key, f"expected true or false, got {value!r}")
@@ -119,6 +127,7 @@ _KEYS: dict[str, Callable[[str, str, object, Path], Any]] = {
     "rules": _paths,
     "builtin_rules": _bool,
     "sinks": _targets,
+    "realtime": _names,
 }
 
 

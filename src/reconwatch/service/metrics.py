@@ -52,6 +52,11 @@ class Metrics:
             "reconwatch_alerts_created", "Alerts stored", ["rule_id"], registry=self.registry
         )
 
+        self.realtime_alerts = Counter(
+            "reconwatch_realtime_alerts_created",
+            "Alerts stored by the real-time rules",
+            registry=self.registry,
+        )
         self.sink_failures = Counter(
             "reconwatch_sink_failures",
             "Deliveries to a sink that failed (retried later)",

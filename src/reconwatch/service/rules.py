@@ -22,6 +22,8 @@ class RuleSet:
 
     rules: dict[str, Rule] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    # The rule_ids that are built-ins (not replaced by a directory's file).
+    builtin: set[str] = field(default_factory=set)
 
 
 def load_rules(directories: Sequence[Path], *, builtin: bool = True) -> RuleSet:
@@ -32,6 +34,7 @@ def load_rules(directories: Sequence[Path], *, builtin: bool = True) -> RuleSet:
         for name in SERVICE_BUILTINS:
             rule = load_builtin(name)
             out.rules[rule.rule_id] = rule
+            out.builtin.add(rule.rule_id)
     from_files: dict[str, Path] = {}
     for directory in directories:
         for path in sorted(directory.rglob("*.toml")):
@@ -48,4 +51,5 @@ def load_rules(directories: Sequence[Path], *, builtin: bool = True) -> RuleSet:
                 continue
             from_files[rule.rule_id] = path
             out.rules[rule.rule_id] = rule
+            out.builtin.discard(rule.rule_id)
     return out

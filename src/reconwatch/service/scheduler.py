@@ -16,16 +16,19 @@ from reconwatch.engine.suppression import Suppressor
 from reconwatch.errors import ReconwatchError, UsageError
 from reconwatch.esql import ast
 from reconwatch.esql.parser import parse
+from reconwatch.plan.values import format_datetime
 from reconwatch.rules.exceptions import ExceptionList
 from reconwatch.rules.model import Rule
 from reconwatch.service.storequery import StoreBackend
 from reconwatch.store import Store
-from reconwatch.store.alerts import RunRecord
+from reconwatch.store.alerts import RunRecord, group_key
 from reconwatch.store.window import window_dataset
 
 Clock = Callable[[], datetime]
 # Told of every run and how long it took (seconds, measured, not the injected clock).
 OnRun = Callable[["RunOutcome", float], None]
+LAST_DETECTED = "kibana.alert.last_detected"
+UPDATED_BY = "reconwatch.detection.updated_by"
 
 
 @dataclass(slots=True)
@@ -47,6 +50,8 @@ class RunOutcome:
 
     record: RunRecord
     created: list[dict[str, object]] = field(default_factory=list)
+    # Real-time alerts this run found again and updated in place (their ids).
+    updated: list[str] = field(default_factory=list)
 
 
 def gap_message(gap: timedelta) -> str:
@@ -131,6 +136,10 @@ class Scheduler:
         self.exceptions = tuple(exceptions)
         self.space = space
         self.evidence = evidence
+        # (BY columns, output columns) of a rule that runs in real time too (service.realtime).
+        self.realtime_groups: (
+            Callable[[str], tuple[tuple[str, ...], tuple[str, ...]] | None] | None
+        ) = None
         now = clock()
         # Scheduled and manual runs of a rule share its suppression state: one run at a time.
         self._lock = threading.Lock()
@@ -247,9 +256,37 @@ class Scheduler:
             None,
             tuple(warnings),
         )
-        fresh = set(self.store.add_run(record, run.alerts))
-        created = [a for a in run.alerts if a.get("kibana.alert.uuid") in fresh]
-        return RunOutcome(record, created)
+        alerts, updates = self._found_again(rule, window, run.alerts)
+        fresh = set(self.store.add_run(record, alerts, updates))
+        created = [a for a in alerts if a.get("kibana.alert.uuid") in fresh]
+        return RunOutcome(record, created, [alert_id for alert_id, _ in updates])
+
+    def _found_again(
+        self, rule: Rule, window: RunWindow, alerts: list[dict[str, object]]
+    ) -> tuple[list[dict[str, object]], list[tuple[str, dict[str, object]]]]:
+        """Of a real-time rule's alerts, those whose group alerted in real time within this
+        window update that alert in place (its counts, last detected), as Kibana's suppression
+        updates an alert; the others are new. (new alerts, (id, updated document) pairs)."""
+        found = self.realtime_groups(rule.rule_id) if self.realtime_groups is not None else None
+        if found is None or not alerts:
+            return alerts, []
+        by, columns = found
+        new: list[dict[str, object]] = []
+        updates: list[tuple[str, dict[str, object]]] = []
+        for alert in alerts:
+            key = group_key(alert, by)
+            earlier = self.store.group_alert(rule.rule_id, key, window.start, window.end)
+            if earlier is None:
+                new.append(alert)
+                continue
+            alert_id, doc = earlier
+            for name in columns:
+                if name in alert:
+                    doc[name] = alert[name]
+            doc[LAST_DETECTED] = format_datetime(window.run_at)
+            doc[UPDATED_BY] = window.execution_type
+            updates.append((alert_id, doc))
+        return new, updates
 
 
 def _ms(gap: timedelta) -> int:

@@ -337,6 +337,12 @@ def _patch_rule(service: Service, rule_id: str, doc: Mapping[str, Any]) -> dict[
     if enabled is not None:
         service.scheduler.set_enabled(rule_id, enabled)
     if realtime is not None:
+        if service.realtime is not None:
+            # Refused (a rule without STATS ... BY) before the setting is kept.
+            if realtime:
+                service.realtime.enable(rule_id)
+            else:
+                service.realtime.disable(rule_id)
         service.store.set_rule(rule_id, realtime=realtime)
     return rule_settings_body(service, rule_id)
 
@@ -347,7 +353,9 @@ def rule_settings_body(service: Service, rule_id: str) -> dict[str, Any]:
     state = service.scheduler.states[rule_id]
     setting = service.store.rule_settings().get(rule_id)
     realtime = None if setting is None else setting.realtime
-    if realtime is None:
+    if service.realtime is not None:
+        realtime = rule_id in service.realtime.enabled()  # what runs now
+    elif realtime is None:
         realtime = state.rule.builtin in SERVICE_BUILTINS
     return {
         "rule_id": rule_id,

@@ -40,9 +40,13 @@ class RunRecord:
 
 
 def insert_alerts(
-    cur: duckdb.DuckDBPyConnection, alerts: Sequence[Mapping[str, object]], now: datetime
+    cur: duckdb.DuckDBPyConnection,
+    alerts: Sequence[Mapping[str, object]],
+    now: datetime,
+    groups: Sequence[tuple[str, datetime]] | None = None,
 ) -> list[str]:
-    """Store the alerts not stored yet; the ids of those that were new, in order."""
+    """Store the alerts not stored yet; the ids of those that were new, in order. `groups`:
+    each real-time alert's group key and detection time."""
     ids = [str(a[ALERT_ID]) for a in alerts]
     if not ids:
         return []
@@ -54,12 +58,14 @@ def insert_alerts(
     }
     fresh: list[str] = []
     rows = []
-    for alert_id, alert in zip(ids, alerts, strict=True):
+    for i, (alert_id, alert) in enumerate(zip(ids, alerts, strict=True)):
         if alert_id in known:
             continue
         known.add(alert_id)
         fresh.append(alert_id)
         body = msgspec.json.encode(alert).decode("utf-8")
+        key, detected = groups[i] if groups is not None else (None, None)
+        at = None if detected is None else naive_utc(detected)
         rows.append(
             (
                 alert_id,
@@ -70,12 +76,15 @@ def insert_alerts(
                 None,
                 body,
                 *(_text(alert.get(f)) for f in FILTER_FIELDS),
+                key,
+                at,
             )
         )
     if rows:
         cur.executemany(
             "INSERT INTO alerts (id, rule_id, created, status, status_by, status_at, document, "
-            f"{', '.join(FILTER_FIELDS.values())}) VALUES ({', '.join('?' * 11)})",
+            f"{', '.join(FILTER_FIELDS.values())}, group_key, detected) "
+            f"VALUES ({', '.join('?' * 13)})",
             rows,
         )
     return fresh
@@ -85,6 +94,31 @@ def _text(value: object) -> str | None:
     if isinstance(value, list):
         value = value[0] if value else None
     return None if value is None else str(value)
+
+
+def group_key(doc: Mapping[str, object], by: Sequence[str]) -> str:
+    """A group's identity across real-time and scheduled alerts: its BY values as JSON."""
+    return msgspec.json.encode([doc.get(name) for name in by]).decode("utf-8")
+
+
+def find_group_alert(
+    cur: duckdb.DuckDBPyConnection, rule_id: str, key: str, start: datetime, end: datetime
+) -> tuple[str, dict[str, object]] | None:
+    """The latest real-time alert of the rule's group `key` detected in [start, end]."""
+    row = cur.execute(
+        "SELECT id, document FROM alerts WHERE rule_id = ? AND group_key = ? AND detected >= ?"
+        " AND detected <= ? ORDER BY detected DESC LIMIT 1",
+        [rule_id, key, naive_utc(start), naive_utc(end)],
+    ).fetchone()
+    return None if row is None else (str(row[0]), msgspec.json.decode(row[1]))
+
+
+def update_documents(
+    cur: duckdb.DuckDBPyConnection, updates: Sequence[tuple[str, Mapping[str, object]]]
+) -> None:
+    for alert_id, doc in updates:
+        body = msgspec.json.encode(doc).decode("utf-8")
+        cur.execute("UPDATE alerts SET document = ? WHERE id = ?", [body, alert_id])
 
 
 def insert_run(cur: duckdb.DuckDBPyConnection, run: RunRecord) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -61,6 +62,9 @@ class Store:
         self._lock = threading.Lock()
         self._udf_lock = threading.Lock()
         self._udfs = False
+        # Told of every committed batch, (index, JSON text) in order, before write returns:
+        # the real-time rules read the events as stored (service.realtime).
+        self.on_commit: Callable[[list[tuple[str, bytes]]], None] | None = None
 
     def close(self) -> None:
         self._writer.close()
@@ -143,6 +147,8 @@ class Store:
             finally:
                 cur.unregister("rw_new_events")
             self._next_seq += len(pending.rows)
+            if self.on_commit is not None:
+                self.on_commit([(r[1], r[6]) for r in pending.rows if r[1]])
             return results
 
     @staticmethod
@@ -210,18 +216,7 @@ class Store:
 
     def matching_indices(self, patterns: Sequence[str]) -> list[str]:
         """The stored indices a FROM with these patterns reads (`*` wildcards, `-name` excludes)."""
-        chosen: list[str] = []
-        for name in self.indices():
-            hit = False
-            for pattern in patterns:
-                for part in pattern.split(","):
-                    part = part.strip()
-                    exclude = part.startswith("-")
-                    if _pattern(part.lstrip("-")).fullmatch(name):
-                        hit = not exclude
-            if hit:
-                chosen.append(name)
-        return chosen
+        return [name for name in self.indices() if index_matches(patterns, name)]
 
     def documents(
         self,
@@ -250,6 +245,35 @@ class Store:
         finally:
             cur.close()
 
+    def latest_time(self, indices: Sequence[str]) -> datetime | None:
+        """The latest @timestamp stored in `indices` (UTC), None when they hold no timed event."""
+        if not indices:
+            return None
+        cur = self.cursor()
+        try:
+            row = cur.execute(
+                "SELECT max(ts) FROM events WHERE idx IN (SELECT unnest(?))", [list(indices)]
+            ).fetchone()
+        finally:
+            cur.close()
+        return row[0].replace(tzinfo=UTC) if row and row[0] is not None else None
+
+    def texts(self, indices: Sequence[str], start: datetime) -> Iterator[bytes]:
+        """The JSON text of the events in `indices` with @timestamp >= start, in arrival order."""
+        if not indices:
+            return
+        sql, args = window_sql(indices, start, None, "ts")
+        cur = self.cursor()
+        try:
+            cur.execute(
+                sql.replace("SELECT idx, id, source", "SELECT source") + " ORDER BY seq", args
+            )
+            while chunk := cur.fetchmany(4096):
+                for (source,) in chunk:
+                    yield source.encode("utf-8")
+        finally:
+            cur.close()
+
     def count(self, index: str | None = None) -> int:
         cur = self.cursor()
         try:
@@ -263,13 +287,20 @@ class Store:
 
     # -- alerts and runs ------------------------------------------------------------------------
 
-    def add_run(self, run: RunRecord, alerts: Sequence[Mapping[str, object]]) -> list[str]:
-        """Record a run and store its alerts in one transaction; the ids of the new alerts (an
-        alert id already stored, from an earlier run of the same window, is not stored again)."""
+    def add_run(
+        self,
+        run: RunRecord,
+        alerts: Sequence[Mapping[str, object]],
+        updates: Sequence[tuple[str, Mapping[str, object]]] = (),
+    ) -> list[str]:
+        """Record a run, store its alerts and rewrite the `updates` (id, document) of alerts it
+        found again, in one transaction; the ids of the new alerts (an alert id already stored,
+        from an earlier run of the same window, is not stored again)."""
         cur = self.cursor()
         try:
             cur.execute("BEGIN TRANSACTION")
             fresh = insert_alerts(cur, alerts, self.clock())
+            alert_table.update_documents(cur, updates)
             insert_run(cur, run)
             cur.execute("COMMIT")
         except duckdb.Error as exc:
@@ -278,6 +309,32 @@ class Store:
         finally:
             cur.close()
         return fresh
+
+    def add_group_alerts(
+        self, alerts: Sequence[Mapping[str, object]], groups: Sequence[tuple[str, datetime]]
+    ) -> list[str]:
+        """Store real-time alerts with their group keys and detection times; the new ids."""
+        cur = self.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            fresh = insert_alerts(cur, alerts, self.clock(), groups)
+            cur.execute("COMMIT")
+        except duckdb.Error as exc:
+            msg = f"storing real-time alerts failed: {str(exc).splitlines()[0]}"
+            raise StoreError(msg) from None
+        finally:
+            cur.close()
+        return fresh
+
+    def group_alert(
+        self, rule_id: str, key: str, start: datetime, end: datetime
+    ) -> tuple[str, dict[str, object]] | None:
+        """The latest real-time alert of a rule's group detected in [start, end]."""
+        cur = self.cursor()
+        try:
+            return alert_table.find_group_alert(cur, rule_id, key, start, end)
+        finally:
+            cur.close()
 
     def last_run(self, rule_id: str) -> datetime | None:
         """When the rule's last scheduled run started (catch-up and manual runs do not count)."""
@@ -504,5 +561,18 @@ def window_bounds(
     return out
 
 
+def index_matches(patterns: Sequence[str], name: str) -> bool:
+    """Whether a FROM with these patterns reads index `name` (`*` wildcards, `-name` excludes)."""
+    hit = False
+    for pattern in patterns:
+        for part in pattern.split(","):
+            part = part.strip()
+            exclude = part.startswith("-")
+            if _pattern(part.lstrip("-")).fullmatch(name):
+                hit = not exclude
+    return hit
+
+
+@functools.lru_cache(maxsize=1024)
 def _pattern(text: str) -> re.Pattern[str]:
     return re.compile(".*".join(re.escape(p) for p in text.split("*")))

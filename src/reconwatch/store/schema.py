@@ -53,9 +53,19 @@ CREATE TABLE IF NOT EXISTS alerts (
     status VARCHAR NOT NULL,
     status_by VARCHAR,
     status_at TIMESTAMP,
-    document VARCHAR NOT NULL
+    document VARCHAR NOT NULL,
+    -- a real-time alert's group (its BY values as JSON) and when it fired: the next scheduled
+    -- run finding that group updates this alert instead of adding one
+    group_key VARCHAR,
+    detected TIMESTAMP
 )
 """
+
+# Stores made before real-time alerts had no group columns.
+ALERT_GROUPS = (
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS group_key VARCHAR",
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS detected TIMESTAMP",
+)
 
 # One row per rule run (scheduled, catch-up or manual), with the gap it found, if any.
 RUNS = """
@@ -159,6 +169,7 @@ ALL = (
     DOC_IDS,
     INDICES,
     ALERTS,
+    *ALERT_GROUPS,
     RUNS,
     DELIVERIES,
     *ALERT_FILTER_COLUMNS,

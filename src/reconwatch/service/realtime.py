@@ -1,0 +1,192 @@
+"""Rules in real time: watch's stream executor over every committed _bulk batch, alerts as groups cross."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from reconwatch.engine.watch import RuleWatch
+from reconwatch.errors import ReconwatchError, UsageError
+from reconwatch.plan import values
+from reconwatch.rules.model import Rule
+from reconwatch.service.scheduler import source_patterns
+from reconwatch.store import Store
+from reconwatch.store.alerts import group_key
+from reconwatch.store.db import index_matches
+
+_STOP = None
+TRIGGER = "reconwatch.stream.trigger_time"
+# Events read back from the store per push when a watch starts (its window rebuilt).
+REFILL_BATCH = 5000
+
+
+@dataclass(slots=True)
+class _Watched:
+    watch: RuleWatch
+    patterns: tuple[str, ...]
+    by: tuple[str, ...]
+    columns: tuple[str, ...]
+
+
+class RealTime:
+    """The real-time rules: one RuleWatch each, fed the events of every committed batch (in
+    commit order, on a thread of its own behind a bounded queue: a full queue holds the writer,
+    so ingest answers 429 rather than queueing without end). Only aggregating rules (STATS ...
+    BY) can be real time: their group is what the next scheduled run finds again."""
+
+    def __init__(
+        self,
+        store: Store,
+        rules: Mapping[str, Rule],
+        *,
+        space: str = "default",
+        max_batches: int = 64,
+        on_alerts: Callable[[int], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.rules = dict(rules)
+        self.space = space
+        self.on_alerts = on_alerts
+        self.errors: list[str] = []
+        self.alerts_created = 0
+        self._watched: dict[str, _Watched] = {}
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[list[tuple[str, bytes]] | None] = queue.Queue(max_batches)
+        self._thread = threading.Thread(target=self._run, name="reconwatch-realtime", daemon=True)
+        self._started = False
+
+    # -- which rules ------------------------------------------------------------------------------
+
+    def enable(self, rule_id: str) -> None:
+        """Watch the rule from now on, its window refilled from the store; UsageError saying why
+        a rule cannot be watched (unknown, not aggregating, a query the stream refuses)."""
+        rule = self.rules.get(rule_id)
+        if rule is None:
+            msg = f"no rule with rule_id [{rule_id}]"
+            raise UsageError(msg)
+        watch = RuleWatch.create(rule, space=self.space, evidence=True)
+        aggregate = watch.executor.split.aggregate
+        if aggregate is None:
+            msg = f"rule [{rule_id}] has no STATS ... BY: only aggregating rules run in real time"
+            raise UsageError(msg)
+        watched = _Watched(
+            watch,
+            source_patterns(rule),
+            tuple(name for name, _ in aggregate.groups),
+            tuple(c.name for c in watch.executor.split.plan.columns),
+        )
+        self._refill(watched)
+        with self._lock:
+            self._watched[rule_id] = watched
+
+    def disable(self, rule_id: str) -> None:
+        with self._lock:
+            self._watched.pop(rule_id, None)
+
+    def enabled(self) -> list[str]:
+        with self._lock:
+            return sorted(self._watched)
+
+    def groups(self, rule_id: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """(BY columns, output columns) of a real-time rule; None when it is not one."""
+        with self._lock:
+            watched = self._watched.get(rule_id)
+        return None if watched is None else (watched.by, watched.columns)
+
+    def _refill(self, watched: _Watched) -> None:
+        """The stored events of the rule's last window (by the latest event time stored), so a
+        restarted service alerts on a crossing that began before it stopped. A match found again
+        has the alert id it had, which the store keeps once."""
+        indices = self.store.matching_indices(watched.patterns)
+        latest = self.store.latest_time(indices)
+        if latest is None:
+            return
+        length = timedelta(milliseconds=watched.watch.executor.window.length_ms)
+        batch: list[bytes] = []
+        for text in self.store.texts(indices, latest - length):
+            batch.append(text)
+            if len(batch) >= REFILL_BATCH:
+                self._store_alerts(watched, watched.watch.push_lines(batch))
+                batch = []
+        if batch:
+            self._store_alerts(watched, watched.watch.push_lines(batch))
+
+    # -- events in --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    def offer(self, rows: list[tuple[str, bytes]]) -> None:
+        """A committed batch, (index, JSON text) in order; waits while the queue is full."""
+        if rows and self._started:
+            self._queue.put(rows)
+
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def close(self) -> None:
+        """Evaluate what is queued, then stop."""
+        if self._started:
+            self._queue.put(_STOP)
+            self._thread.join()
+
+    def drain(self) -> None:
+        """Wait until every batch offered so far was evaluated (tests, shutdown)."""
+        self._queue.join()
+
+    def _run(self) -> None:
+        while True:
+            rows = self._queue.get()
+            try:
+                if rows is _STOP:
+                    return
+                self._evaluate(rows)
+            finally:
+                self._queue.task_done()
+
+    def _evaluate(self, rows: list[tuple[str, bytes]]) -> None:
+        with self._lock:
+            watched = list(self._watched.values())
+        for item in watched:
+            lines = [text for index, text in rows if index_matches(item.patterns, index)]
+            if not lines:
+                continue
+            try:
+                self._store_alerts(item, item.watch.push_lines(lines))
+            except ReconwatchError as exc:
+                self._error(f"{item.watch.rule.rule_id}: {exc.one_line()}")
+
+    def _store_alerts(self, item: _Watched, alerts: Sequence[dict[str, object]]) -> None:
+        if not alerts:
+            return
+        groups = [(group_key(a, item.by), _detected(a)) for a in alerts]
+        fresh = self.store.add_group_alerts(alerts, groups)
+        self.alerts_created += len(fresh)
+        if fresh and self.on_alerts is not None:
+            self.on_alerts(len(fresh))
+
+    def _error(self, line: str) -> None:
+        self.errors.append(line)
+        del self.errors[:-20]
+
+
+def _detected(alert: Mapping[str, object]) -> datetime:
+    return values.parse_datetime(str(alert[TRIGGER]))
+
+
+def enabled_rules(
+    rules: Iterable[str], builtin: Iterable[str], chosen: Sequence[str] | None
+) -> list[str]:
+    """The rule ids to run in real time: `chosen` (`*` for every rule), else the built-ins."""
+    loaded = list(rules)
+    if chosen is None:
+        names = set(builtin)
+        return [r for r in loaded if r in names]
+    if "*" in chosen:
+        return loaded
+    return [r for r in chosen if r in loaded]

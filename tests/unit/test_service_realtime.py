@@ -1,0 +1,113 @@
+"""Real-time rules in the service: an alert as the crossing batch is committed, and the next
+scheduled run updates it in place instead of adding a second one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from conftest import Clock, iso_ms
+from reconwatch.rules.builtin import load_builtin
+from reconwatch.service.realtime import RealTime, enabled_rules
+from reconwatch.service.scheduler import Scheduler
+from reconwatch.store import NewEvent, Store
+
+T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+NET = "logs-endpoint.events.network-default"
+
+
+def _scan(at: datetime, first: int, count: int, exe: str = "/tmp/scanner") -> list[NewEvent]:
+    out = []
+    for i in range(first, first + count):
+        t = at + timedelta(milliseconds=200 * i)
+        doc = {
+            "@timestamp": iso_ms(t),
+            "event": {"type": ["start"], "action": "connection_attempted"},
+            "host": {"os": {"type": "linux"}, "name": "web-1", "id": "h-1"},
+            "agent": {"id": "agent-1"},
+            "process": {"executable": exe, "name": exe.rsplit("/", 1)[-1]},
+            "source": {"ip": "10.0.0.5"},
+            "destination": {"ip": f"10.1.{i // 250}.{i % 250 + 1}", "port": 22},
+        }
+        out.append(NewEvent("create", NET, None, msgspec.json.encode(doc)))
+    return out
+
+
+@pytest.fixture
+def parts(tmp_path: Path):  # type: ignore[no-untyped-def]
+    clock = Clock(T0)
+    store = Store(tmp_path, clock)
+    rule = load_builtin("subnet-scanning")
+    realtime = RealTime(store, {rule.rule_id: rule})
+    realtime.enable(rule.rule_id)
+    realtime.start()
+    store.on_commit = realtime.offer
+    scheduler = Scheduler(store, [rule], clock, evidence=False)
+    scheduler.realtime_groups = realtime.groups
+    yield clock, store, rule, realtime, scheduler
+    realtime.close()
+    store.close()
+
+
+def test_the_crossing_batch_alerts_and_the_scheduled_run_updates_it(parts) -> None:  # type: ignore[no-untyped-def]
+    clock, store, rule, realtime, scheduler = parts
+    store.write(_scan(T0, 0, 200))
+    realtime.drain()
+    assert store.alerts(rule.rule_id) == []  # under the threshold
+    store.write(_scan(T0, 200, 120))  # the crossing batch
+    realtime.drain()
+    alerts = store.alerts(rule.rule_id)
+    assert len(alerts) == 1
+    streamed = alerts[0]
+    assert streamed["reconwatch.detection.path"] == "stream"
+    assert streamed["process.executable"] == "/tmp/scanner"
+    # More of the same scan: the group already alerted, no second real-time alert.
+    store.write(_scan(T0, 320, 80))
+    realtime.drain()
+    assert len(store.alerts(rule.rule_id)) == 1
+    # The next scheduled run finds the group again: it updates the alert in place.
+    clock.now = T0 + timedelta(minutes=5)
+    outcomes = scheduler.tick()
+    assert [o.created for o in outcomes] == [[]]
+    assert outcomes[0].updated == [streamed["kibana.alert.uuid"]]
+    assert outcomes[0].record.alerts == 1
+    (after,) = store.alerts(rule.rule_id)
+    assert after["kibana.alert.uuid"] == streamed["kibana.alert.uuid"]
+    assert after["reconwatch.detection.updated_by"] == "scheduled"
+    assert after["kibana.alert.last_detected"] == "2026-03-01T10:05:00.000Z"
+    assert streamed["Esql.destination_ip_count_distinct"] == 251  # at the crossing
+    assert after["Esql.destination_ip_count_distinct"] == 400  # the whole scan
+    # A repeated run of the same window adds nothing either.
+    scheduler.run_manual(rule.rule_id, T0 - timedelta(hours=1), T0 + timedelta(minutes=5))
+    assert len(store.alerts(rule.rule_id)) == 1
+
+
+def test_a_restarted_watch_refills_its_window_from_the_store(parts, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _clock, store, rule, realtime, _scheduler = parts
+    store.write(_scan(T0, 0, 200))  # before the restart: under the threshold
+    realtime.drain()
+    fresh = RealTime(store, {rule.rule_id: rule})
+    fresh.enable(rule.rule_id)  # the window is read back from the store
+    fresh.start()
+    store.on_commit = fresh.offer
+    store.write(_scan(T0, 200, 100))
+    fresh.drain()
+    fresh.close()
+    assert len(store.alerts(rule.rule_id)) == 1
+
+
+def test_only_aggregating_rules_run_in_real_time_and_the_default_is_the_builtins(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path, Clock(T0))
+    rule = load_builtin("subnet-scanning")
+    assert enabled_rules(["a", rule.rule_id], {rule.rule_id}, None) == [rule.rule_id]
+    assert enabled_rules(["a", "b"], set(), ["*"]) == ["a", "b"]
+    assert enabled_rules(["a", "b"], {"a"}, []) == []
+    realtime = RealTime(store, {rule.rule_id: rule})
+    with pytest.raises(Exception, match="no rule with rule_id"):
+        realtime.enable("nope")
+    store.close()
