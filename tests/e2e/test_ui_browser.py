@@ -164,7 +164,7 @@ def test_scan_to_exception_end_to_end(
         "10.3.0.0/24: 250 of 256 addresses probed (internal)"
     )
     assert page.locator("svg.addrmap rect.hit").count() == 260
-    assert page.locator("svg.chart line.crossing").count() == 1
+    page.locator("svg.chart line.crossing").wait_for(state="attached")  # found after drawing
     assert page.locator("svg.ports rect.bar").count() == 3
     assert page.locator("#console-link").count() == 1
     _labelled(page)

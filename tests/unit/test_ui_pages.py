@@ -145,15 +145,23 @@ def test_root_is_the_es_answer_for_clients_and_the_queue_for_browsers(
 def test_alert_page_evidence_guide_report_and_404(served: tuple[Service, str]) -> None:
     service, url = served
     service.store.write(scan(T0 + timedelta(hours=1, minutes=5), "/tmp/a"))
+    service.store.write(scan(T0 + timedelta(hours=1, minutes=6), "/tmp/b"))  # not in the group
     body = {"start": iso_ms(T0), "end": iso_ms(T0 + timedelta(hours=2))}
-    alert = httpx.post(f"{url}/api/rules/{SUBNET}/_run", json=body, timeout=60).json()["alerts"][0]
+    created = httpx.post(f"{url}/api/rules/{SUBNET}/_run", json=body, timeout=60).json()["alerts"]
+    [alert] = [a for a in created if a["process.executable"] == "/tmp/a"]
     aid = alert["kibana.alert.uuid"]
     page = httpx.get(f"{url}/alerts/{aid}", headers=HTML, timeout=60).text
     # The /24 maps: 250 and 10 addresses probed of 256.
     assert "10.3.0.0/24: 250 of 256 addresses probed (internal)" in page
     assert "10.3.1.0/24: 10 of 256 addresses probed (internal)" in page
-    # The 251st distinct address came at 01:08:10 (second 190 of the scan).
-    assert "rule condition met at 2026-03-01T01:08:10.000Z" in page
+    # The crossing point is found after the page is drawn: the 251st distinct address came at
+    # 01:08:10 (second 190 of the scan).
+    assert 'data-crossing-url="/ui/alerts/' in page and "(being found)" in page
+    found = httpx.get(f"{url}/ui/alerts/{aid}/crossing", timeout=60).json()
+    assert found["crossing"] == "2026-03-01T01:08:10.000Z"
+    assert "rule condition met at 2026-03-01T01:08:10.000Z" in found["html"]
+    again = httpx.get(f"{url}/alerts/{aid}", headers=HTML, timeout=60).text
+    assert "rule condition met at 2026-03-01T01:08:10.000Z" in again  # known now: drawn at once
     assert "top destination ports (2 distinct)" in page
     assert 'href="https://attack.mitre.org/techniques/T1046/"' in page
     assert page.count('type="checkbox" data-step=') == 17

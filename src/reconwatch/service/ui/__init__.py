@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
+from datetime import datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -71,14 +73,38 @@ def _rule(service: Service, rule_id: str) -> Any:
     return scheduler.states[rule_id].rule
 
 
-def _alert_parts(service: Service, alert_id: str) -> dict[str, Any] | None:
+# Crossing points found, by alert id: finding one re-runs the rule a dozen times (seconds), so
+# the alert page draws at once and asks for it (/ui/alerts/{id}/crossing), once per alert.
+_CROSSINGS: dict[str, datetime | None] = {}
+MAX_CROSSINGS = 4096
+
+
+def _crossing(service: Service, rule: Any, alert: dict[str, Any]) -> datetime | None:
+    alert_id = str(alert.get("kibana.alert.uuid"))
+    if alert_id not in _CROSSINGS:
+        if len(_CROSSINGS) >= MAX_CROSSINGS:
+            _CROSSINGS.pop(next(iter(_CROSSINGS)))
+        _CROSSINGS[alert_id] = context.crossing(service, rule, alert) if rule is not None else None
+    return _CROSSINGS[alert_id]
+
+
+def _alert_parts(service: Service, alert_id: str, *, wait: bool = True) -> dict[str, Any] | None:
+    """The alert, its rule, the console query and (`wait`, or when already known) its crossing
+    point; `pending` when it is still to be found."""
     alert = service.store.get_alert(alert_id)
     if alert is None:
         return None
     rule = _rule(service, str(alert.get("kibana.alert.rule.rule_id")))
-    crossing = context.crossing(service, rule, alert) if rule is not None else None
+    known = wait or alert_id in _CROSSINGS or rule is None
+    crossing = _crossing(service, rule, alert) if known else None
     console = context.source_query(rule, alert) if rule is not None else None
-    return {"alert": alert, "rule": rule, "crossing": crossing, "console": console}
+    return {
+        "alert": alert,
+        "rule": rule,
+        "crossing": crossing,
+        "console": console,
+        "pending": not known,
+    }
 
 
 def add_routes(app: FastAPI, service: Service) -> None:
@@ -137,7 +163,9 @@ def add_routes(app: FastAPI, service: Service) -> None:
 
     @app.get("/alerts/{alert_id}")
     async def alert_page(alert_id: str) -> Response:
-        parts = await run_in_threadpool(_alert_parts, service, alert_id)
+        parts = await run_in_threadpool(
+            functools.partial(_alert_parts, service, alert_id, wait=False)
+        )
         if parts is None:
             return html(pages.not_found(f"There is no alert with id {alert_id}."), 404)
         alert, rule = parts["alert"], parts["rule"]
@@ -146,7 +174,32 @@ def add_routes(app: FastAPI, service: Service) -> None:
         note = rule.note if rule is not None else str(alert.get("kibana.alert.rule.note", ""))
         fps = list(rule.false_positives) if rule is not None else []
         return html(
-            pages.alert_page(alert, note, fps, state, parts["crossing"], parts["console"], ctx)
+            pages.alert_page(
+                alert,
+                note,
+                fps,
+                state,
+                parts["crossing"],
+                parts["console"],
+                ctx,
+                pending=parts["pending"],
+            )
+        )
+
+    @app.get("/ui/alerts/{alert_id}/crossing")
+    async def crossing(alert_id: str) -> Response:
+        """The alert's crossing point and its redrawn timeline (JSON with an HTML part)."""
+        from reconwatch.service.errors import error_response, json_response
+
+        parts = await run_in_threadpool(_alert_parts, service, alert_id)
+        if parts is None:
+            return error_response(404, "resource_not_found_exception", f"no alert [{alert_id}]")
+        found = parts["crossing"]
+        return json_response(
+            {
+                "crossing": None if found is None else format_datetime(found),
+                "html": pages.timeline_html(parts["alert"], found, pending=False),
+            }
         )
 
     @app.get("/alerts/{alert_id}/report.{fmt}")

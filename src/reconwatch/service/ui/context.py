@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 # Host context reads this long on each side of the alert's evidence.
 AROUND = timedelta(minutes=30)
+# The crossing point is searched over at most this many events (each step runs the rule).
+MAX_CROSSING_EVENTS = 200_000
 _PLAIN_FIELD = re.compile(r"^[A-Za-z_@][\w.@]*$")
 
 
@@ -111,10 +113,55 @@ def crossing(service: Service, rule: Rule, alert: Mapping[str, Any]) -> datetime
     docs = list(
         service.store.documents(service.store.matching_indices(patterns), start, end, column)
     )
-    timed = sorted(
+    everything = sorted(
         ((t, d) for d in docs if (t := _time(d[2], "@timestamp")) is not None),
         key=lambda td: td[0],
     )
+    # A group's STATS row depends only on the group's events: search those (a key the events
+    # do not carry as such, computed by the rule, does not narrow), all of them if that fails.
+    mine = [td for td in everything if _in_group(td[1][2], keys, alert)]
+    for timed in (mine, everything) if len(mine) < len(everything) else (everything,):
+        if len(timed) > MAX_CROSSING_EVENTS:
+            return None
+        found_at = _first_crossing(rule, alert, keys, minutes, timed, run_at)
+        if found_at is not None:
+            return found_at
+    return None
+
+
+def _lookup(source: Mapping[str, Any], path: str) -> tuple[bool, object]:
+    """(present, value) of a dotted field in a _source shipped nested or dotted."""
+    if path in source:
+        return True, source[path]
+    node: object = source
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _in_group(source: Mapping[str, Any], keys: list[str], alert: Mapping[str, Any]) -> bool:
+    for key in keys:
+        present, value = _lookup(source, key)
+        if not present:
+            continue
+        wanted = alert.get(key)
+        values = value if isinstance(value, list) else [value]
+        if wanted is not None and wanted not in values:
+            return False
+    return True
+
+
+def _first_crossing(
+    rule: Rule,
+    alert: Mapping[str, Any],
+    keys: list[str],
+    minutes: list[datetime],
+    timed: list[tuple[datetime, tuple[str, str, dict[str, object]]]],
+    run_at: datetime,
+) -> datetime | None:
+    """Binary search for the first event after which the rule finds the alert's group."""
 
     def found(count: int) -> bool:
         """Whether the rule finds the group in the first `count` events by time."""

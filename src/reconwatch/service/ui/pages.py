@@ -246,7 +246,30 @@ def _mitre(threats: object) -> str:
     return f"<ul>{''.join(items)}</ul>" if items else "<p class='muted'>none</p>"
 
 
-def evidence_html(alert: Mapping[str, Any], crossing: datetime | None, console: str | None) -> str:
+def timeline_html(alert: Mapping[str, Any], crossing: datetime | None, *, pending: bool) -> str:
+    """Attempts per minute with the run window and the crossing point (`pending`: still being
+    found; the page asks for it and redraws)."""
+    ev = alert.get("reconwatch.evidence")
+    apm = ev.get("attempts_per_minute", {}) if isinstance(ev, dict) else {}
+    window = (_dt(alert.get("reconwatch.run.from")), _dt(alert.get("reconwatch.run.to")))
+    if pending:
+        where = "(being found)"
+    elif crossing is not None:
+        where = "(" + e(format_datetime(crossing)) + ")"
+    else:
+        where = "(not found again)"
+    return f"""{svg.per_minute(apm.get("by_minute", []), window, crossing)}
+<p class="muted">Shaded: the rule's run window. Line: where the rule's condition was first met
+{where}. Peak {e(apm.get("peak"))}/min over {e(apm.get("active_minutes"))} active minutes.</p>"""
+
+
+def evidence_html(
+    alert: Mapping[str, Any],
+    crossing: datetime | None,
+    console: str | None,
+    *,
+    pending: bool = False,
+) -> str:
     ev = alert.get("reconwatch.evidence")
     if not isinstance(ev, dict) or not ev.get("available"):
         reason = ev.get("reason") if isinstance(ev, dict) else "the alert carries no evidence"
@@ -280,8 +303,6 @@ def evidence_html(alert: Mapping[str, Any], crossing: datetime | None, console: 
     more = int(dest.get("blocks_total", 0)) - len(dest.get("blocks", []))
     if more > 0:
         maps += f"<p class='muted'>{more} more blocks not drawn.</p>"
-    window = (_dt(alert.get("reconwatch.run.from")), _dt(alert.get("reconwatch.run.to")))
-    apm = ev.get("attempts_per_minute", {})
     ports = ev.get("destination_ports", {})
     sample = ev.get("sample", [])
     cols = list(dict.fromkeys(k for s in sample for k in s))
@@ -292,15 +313,14 @@ def evidence_html(alert: Mapping[str, Any], crossing: datetime | None, console: 
         else ""
     )
     inside, outside = dest.get("internal", {}), dest.get("external", {})
+    aid = e(alert.get("kibana.alert.uuid"))
+    crossing_url = f' data-crossing-url="/ui/alerts/{aid}/crossing"' if pending else ""
     return f"""<p>{e(ev.get("event_count"))} events from {e(ev.get("first_seen"))} to
 {e(ev.get("last_seen"))}; {e(dest.get("distinct_ips"))} distinct destinations
 ({e(inside.get("distinct_ips"))} internal, {e(outside.get("distinct_ips"))} external).</p>
 <section aria-labelledby="h-map"><h3 id="h-map">Address map</h3>{maps or "<p class='muted'>No destination addresses.</p>"}</section>
 <section aria-labelledby="h-time"><h3 id="h-time">Attempts per minute</h3>
-{svg.per_minute(apm.get("by_minute", []), window, crossing)}
-<p class="muted">Shaded: the rule's run window. Line: where the rule's condition was first met
-{("(" + e(format_datetime(crossing)) + ")") if crossing else "(not found again)"}.
-Peak {e(apm.get("peak"))}/min over {e(apm.get("active_minutes"))} active minutes.</p></section>
+<div id="timeline"{crossing_url}>{timeline_html(alert, crossing, pending=pending)}</div></section>
 <section aria-labelledby="h-ports"><h3 id="h-ports">Destination ports ({e(ports.get("distinct"))} distinct)</h3>
 {svg.ports(ports.get("top", []), int(ports.get("distinct", 0) or 0))}</section>
 <section aria-labelledby="h-sample"><h3 id="h-sample">Sampled source events</h3>
@@ -411,6 +431,8 @@ def alert_page(
     crossing: datetime | None,
     console: str | None,
     ctx: Mapping[str, Any],
+    *,
+    pending: bool = False,
 ) -> str:
     aid = str(alert.get("kibana.alert.uuid"))
     status = alert.get("kibana.alert.workflow_status", "open")
@@ -448,7 +470,7 @@ def alert_page(
 <h3>MITRE ATT&amp;CK</h3>{_mitre(alert.get("kibana.alert.rule.threat"))}
 <h3>Result columns</h3><table><tbody>{_kv(result_columns(alert))}</tbody></table></section>
 <section aria-labelledby="h-ev" class="wide"><h2 id="h-ev">Evidence</h2>
-{evidence_html(alert, crossing, console)}</section></div>
+{evidence_html(alert, crossing, console, pending=pending)}</section></div>
 <div class="cols"><section aria-labelledby="h-guide"><h2 id="h-guide">Investigation guide</h2>
 {guide_html(note, guide_state, aid)}</section>
 <aside aria-labelledby="h-fp"><h2 id="h-fp">False positives</h2>{fps}

@@ -105,6 +105,11 @@
         live(`Alert ${b.dataset.status}.`);
       } catch (err) { live(`Not changed: ${err.message}`); }
     }));
+    const timeline = $("#timeline[data-crossing-url]");
+    if (timeline) api("GET", timeline.dataset.crossingUrl).then((doc) => {
+      timeline.innerHTML = doc.html;
+      timeline.removeAttribute("data-crossing-url");
+    }).catch((err) => { live(`Crossing point not found: ${err.message}`); });
     const guide = $(".guide[data-alert]");
     if (guide) guide.addEventListener("change", async (ev) => {
       const box = ev.target;
