@@ -14,6 +14,7 @@ import pytest
 from conftest import Clock, iso_ms
 from reconwatch.rules.builtin import builtin_text
 from reconwatch.service.app import Limits, Service, build_app, open_service
+from reconwatch.service.realtime import RealTime
 from reconwatch.service.rules import load_rules
 from reconwatch.service.scheduler import Scheduler
 from reconwatch.service.server import running
@@ -310,4 +311,39 @@ def test_a_rule_files_exceptions_list_is_applied(tmp_path: Path) -> None:
         assert run(url, T0 + timedelta(hours=3), T0 + timedelta(hours=4)) == []
         listed = httpx.get(f"{url}/api/rules").json()["rules"][0]
         assert listed["exceptions_list"] == ["ops"]
+    service.close()
+
+
+def test_real_time_applies_exceptions_and_stops_with_a_disabled_rule(tmp_path: Path) -> None:
+    """The real-time watch drops the events an exception item matches, as the scheduled run's
+    query does; a disabled rule is not watched, and is watched again once enabled."""
+    clock = Clock(T0 + timedelta(hours=1))
+    store = Store(tmp_path, clock)
+    rules = load_rules([]).rules
+    scheduler = Scheduler(store, list(rules.values()), clock, evidence=False)
+    realtime = RealTime(store, rules)
+    realtime.enable(SUBNET)
+    realtime.start()
+    store.on_commit = realtime.offer
+    service = open_service(store, Limits(), scheduler=scheduler, realtime=realtime)
+    with running(build_app(service)) as url:
+        entry = {
+            "field": "process.executable",
+            "type": "match",
+            "operator": "included",
+            "value": "/tmp/a",
+        }
+        httpx.post(f"{url}/api/exceptions", json={"list_id": "l", "name": "l", "user": "a"})
+        httpx.post(
+            f"{url}/api/exceptions/l/items", json={"name": "a", "entries": [entry], "user": "a"}
+        )
+        httpx.patch(f"{url}/api/rules/{SUBNET}", json={"exceptions_list": ["l"]})
+        store.write(scan(T0 + timedelta(minutes=5), "/tmp/a"))
+        store.write(scan(T0 + timedelta(minutes=5), "/tmp/b", net=4))
+        realtime.drain()
+        assert [a["process.executable"] for a in store.alerts(SUBNET)] == ["/tmp/b"]
+        off = httpx.patch(f"{url}/api/rules/{SUBNET}", json={"enabled": False}).json()
+        assert off["enabled"] is False and SUBNET not in realtime.enabled()
+        on = httpx.patch(f"{url}/api/rules/{SUBNET}", json={"enabled": True}).json()
+        assert on["enabled"] is True and on["realtime"] is True
     service.close()

@@ -51,7 +51,10 @@ def build(config: ServiceConfig, clock: Clock) -> Service:
                 chosen = [r for r in chosen if r != rule_id] + (
                     [rule_id] if setting.realtime else []
                 )
+        disabled = {r for r, setting in store.rule_settings().items() if setting.enabled is False}
         for rule_id in chosen:
+            if rule_id in disabled:  # a disabled rule runs neither on schedule nor in real time
+                continue
             try:
                 realtime.enable(rule_id)
             except ReconwatchError as exc:

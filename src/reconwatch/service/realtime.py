@@ -8,11 +8,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import msgspec
+
 from reconwatch.engine.watch import RuleWatch
 from reconwatch.errors import ReconwatchError, UsageError
 from reconwatch.plan import values
+from reconwatch.rules.exceptions import event_excluded
 from reconwatch.rules.model import Rule
-from reconwatch.service.scheduler import source_patterns
+from reconwatch.service.scheduler import named_lists, source_patterns
 from reconwatch.store import Store
 from reconwatch.store.alerts import group_key
 from reconwatch.store.db import index_matches
@@ -154,12 +157,37 @@ class RealTime:
             watched = list(self._watched.values())
         for item in watched:
             lines = [text for index, text in rows if index_matches(item.patterns, index)]
+            lines = self._not_excepted(item.watch.rule, lines)
             if not lines:
                 continue
             try:
                 self._store_alerts(item, item.watch.push_lines(lines))
             except ReconwatchError as exc:
                 self._error(f"{item.watch.rule.rule_id}: {exc.one_line()}")
+
+    def _not_excepted(self, rule: Rule, lines: list[bytes]) -> list[bytes]:
+        """The lines no exception item of the rule matches (the store's lists linked to it),
+        as a scheduled run's query never sees the events they except."""
+        if not lines:
+            return lines
+        items = [
+            i
+            for lst in self.store.cached_exceptions(rule.rule_id, named_lists(rule))
+            for i in lst.items
+        ]
+        if not items:
+            return lines
+        decode = msgspec.json.Decoder(dict[str, object]).decode
+        kept = []
+        for line in lines:
+            try:
+                source = decode(line)
+            except msgspec.DecodeError:
+                kept.append(line)  # the watch reports it as it would
+                continue
+            if not event_excluded(items, source):
+                kept.append(line)
+        return kept
 
     def _store_alerts(self, item: _Watched, alerts: Sequence[dict[str, object]]) -> None:
         if not alerts:

@@ -322,7 +322,8 @@ def _matching_open(service: Service, rule_id: str, entries: list[dict[str, Any]]
 
 
 def _patch_rule(service: Service, rule_id: str, doc: Mapping[str, Any]) -> dict[str, Any]:
-    assert service.scheduler is not None
+    scheduler = service.scheduler
+    assert scheduler is not None
     enabled, realtime, lists = doc.get("enabled"), doc.get("realtime"), doc.get("exceptions_list")
     for name, value in (("enabled", enabled), ("realtime", realtime)):
         if value is not None and not isinstance(value, bool):
@@ -333,16 +334,27 @@ def _patch_rule(service: Service, rule_id: str, doc: Mapping[str, Any]) -> dict[
         unknown = [x for x in lists if service.store.exceptions(exc_store.get_list, x) is None]
         if unknown:
             raise UsageError(f"[exceptions_list]: no exception list with list_id {unknown}")
+    live = service.realtime
+    runs = scheduler.states[rule_id].enabled if enabled is None else enabled
+    # A disabled rule does not run at all, in real time neither (Kibana runs no disabled
+    # rule); enabled again, it is watched again if it was (or is now asked to be).
+    watched = live is not None and rule_id in live.enabled()
+    if realtime is not None:
+        watched = realtime
+    elif live is not None and enabled:
+        setting = service.store.rule_settings().get(rule_id)
+        watched = watched or bool(setting and setting.realtime)
+    if live is not None and watched and runs and rule_id not in live.enabled():
+        live.enable(rule_id)  # refused (no STATS ... BY) as UsageError before anything changes
+    if live is not None and not (watched and runs):
+        if watched and realtime is None and rule_id in live.enabled():
+            service.store.set_rule(rule_id, realtime=True)  # remembered for when it is enabled
+        live.disable(rule_id)
+    if lists is not None:
         service.store.exceptions(exc_store.link, rule_id, lists)
     if enabled is not None:
-        service.scheduler.set_enabled(rule_id, enabled)
+        scheduler.set_enabled(rule_id, enabled)
     if realtime is not None:
-        if service.realtime is not None:
-            # Refused (a rule without STATS ... BY) before the setting is kept.
-            if realtime:
-                service.realtime.enable(rule_id)
-            else:
-                service.realtime.disable(rule_id)
         service.store.set_rule(rule_id, realtime=realtime)
     return rule_settings_body(service, rule_id)
 

@@ -24,6 +24,7 @@ from reconwatch.store.events import NewEvent, Written, arrow_rows, naive_utc, pl
 
 DB_FILE = "reconwatch.duckdb"
 DEFAULT_RETENTION = timedelta(days=7)
+EXCEPTIONS_RECHECK = timedelta(minutes=1)
 
 Clock = Callable[[], datetime]
 _P = ParamSpec("_P")
@@ -60,6 +61,8 @@ class Store:
         self._next_seq = int(row[0]) if row else 0
         self._indices = {r[0] for r in self._writer.execute("SELECT idx FROM indices").fetchall()}
         self._lock = threading.Lock()
+        # rule_id -> (read again at, the lists), for real-time batches (cached_exceptions).
+        self._exceptions_cache: dict[str, tuple[datetime, list[ExceptionList]]] = {}
         self._udf_lock = threading.Lock()
         self._udfs = False
         # Told of every committed batch, (index, JSON text) in order, before write returns:
@@ -467,7 +470,18 @@ class Store:
         **kwargs: _P.kwargs,
     ) -> _R:
         """One function of store.exceptions, in a transaction of its own."""
+        self._exceptions_cache.clear()  # any change to the lists shows in the next batch
         return self._on_cursor(fn, *args, **kwargs)
+
+    def cached_exceptions(self, rule_id: str, named: Sequence[str] = ()) -> list[ExceptionList]:
+        """exceptions_for, read again only after the lists changed or a minute of the store's
+        clock passed (an item may expire): what every real-time batch applies."""
+        now = self.clock()
+        found = self._exceptions_cache.get(rule_id)
+        if found is None or now >= found[0]:
+            found = (now + EXCEPTIONS_RECHECK, self.exceptions_for(rule_id, named))
+            self._exceptions_cache[rule_id] = found
+        return found[1]
 
     def exceptions_for(self, rule_id: str, named: Sequence[str] = ()) -> list[ExceptionList]:
         """The exception lists a run of the rule applies now (expired items left out)."""
