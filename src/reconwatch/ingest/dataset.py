@@ -40,6 +40,7 @@ DOCUMENTS = "<documents>"
 BATCH = 50_000
 # Events of an NDJSON file read in Python to learn its fields before DuckDB reads it all.
 SAMPLE_LINES = 1000
+STORED_SAMPLE = 200
 # Checked leaves remembered (addresses, ports, names and actions recur event after event); the
 # memo starts again past this size. Times are nearly all distinct: not remembered.
 CHECK_MEMO = 65_536
@@ -341,11 +342,16 @@ class Dataset:
         for index in range(len(self._inputs)):
             scan.per_input.append(set())
             scan.complete.append(False)
-            limit = SAMPLE_LINES if self._fast_candidate(index) else None
+            limit = self._sample_size(index) if self._fast_candidate(index) else None
             self._read_fields(scan, index, limit)
         self._scan = scan
         self._retype(scan)
         return scan
+
+    def _sample_size(self, index: int) -> int:
+        # A store's window is read by SQL that corrects itself (MULTI, RETYPE, JSON_LEAF) as a
+        # file's is; its documents are decoded from the store, dearer than a file's lines.
+        return STORED_SAMPLE if self._inputs[index].stored is not None else SAMPLE_LINES
 
     def _ensure_scan(self) -> _Scan:
         """Every event of every input read once (validation, exact field types)."""

@@ -228,14 +228,18 @@ class Store:
         end: datetime | None,
         column: str | None = "ts",
         limit: int | None = None,
+        *,
+        ordered: bool = True,
     ) -> Iterator[tuple[str, str, dict[str, object]]]:
         """(index, _id, _source) of the events in `indices` with start <= time <= end (see
-        window_sql), in arrival order (the first `limit`); only row groups whose time range
-        meets it are read."""
+        window_sql), in arrival order (the first `limit`; any `limit` of them when not
+        `ordered`, which reads no more than that); only row groups whose time range meets it
+        are read."""
         if not indices:
             return
         sql, args = window_sql(indices, start, end, column)
-        sql += " ORDER BY seq"
+        if ordered:
+            sql += " ORDER BY seq"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         cur = self.cursor()

@@ -64,7 +64,9 @@ class StoredWindow:
         return _METADATA.get(name)
 
     def head(self, limit: int) -> list[object]:
-        docs = self.store.documents([self.index], self.start, self.end, self.column, limit)
+        docs = self.store.documents(
+            [self.index], self.start, self.end, self.column, limit, ordered=False
+        )
         return [source for _idx, _id, source in docs]
 
     def load(self) -> tuple[list[str], list[object]]:
