@@ -73,6 +73,8 @@ class Service:
         real-time rules over every committed batch."""
         if self.realtime is not None:
             self.realtime.start()
+        if self.delivery is not None:
+            self.delivery.start()
         if self.scheduler is not None and self.loop is None:
             self.loop = Loop(self.scheduler, self.store, self.scheduler.clock, self.delivery)
             self.loop.start()
@@ -122,7 +124,7 @@ def _realtime_alerts(service: Service, count: int) -> None:
     if service.metrics is not None:
         service.metrics.realtime_alerts.inc(count)
     if service.delivery is not None:
-        service.delivery.deliver()
+        service.delivery.kick()
 
 
 def _sink_failed(metrics: Metrics, sink: str) -> None:
@@ -353,7 +355,11 @@ def _sinks_health(delivery: Delivery | None) -> dict[str, Any]:
     if delivery is None:
         return {}
     return {
-        name: {"failures": delivery.failures[name], "last_error": delivery.last_error.get(name)}
+        name: {
+            "failures": delivery.failures[name],
+            "last_error": delivery.last_error.get(name),
+            "dead_lettered": delivery.dead_lettered(name),
+        }
         for name in delivery.sinks
     }
 
@@ -407,7 +413,7 @@ async def _manual_run(service: Service, rule_id: str, request: Request) -> Respo
             scheduler.run_manual, rule_id, start, end
         )
         if service.delivery is not None:
-            await run_in_threadpool(service.delivery.deliver)
+            await run_in_threadpool(service.delivery.kick)
     except UsageError as exc:
         return error_response(400, "illegal_argument_exception", str(exc))
     except StoreError as exc:

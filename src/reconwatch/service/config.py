@@ -12,6 +12,7 @@ from typing import Any
 
 from reconwatch.errors import ConfigError, UsageError
 from reconwatch.rules.datemath import parse_interval
+from reconwatch.service.delivery import SinkSpec
 
 DEFAULT_BIND = "127.0.0.1:9200"  # Elasticsearch's port: clients' default
 
@@ -26,7 +27,8 @@ class ServiceConfig:
     queue_batches: int = 64
     rules: tuple[Path, ...] = ()
     builtin_rules: bool = True
-    sinks: tuple[str, ...] = ()  # alert sink targets: paths, - (stdout), registered URLs
+    # alert sink targets: paths, - (stdout), registered URLs, with their retry settings
+    sinks: tuple[SinkSpec, ...] = ()
     # rule_ids run in real time too ("*": every rule); None: the built-in scan rules.
     realtime: tuple[str, ...] | None = None
 
@@ -68,16 +70,40 @@ def _paths(name: str, key: str, value: object, base: Path) -> tuple[Path, ...]:
     return tuple(_path(name, key, v, base) for v in value)
 
 
-def _targets(name: str, key: str, value: object, base: Path) -> tuple[str, ...]:
+def _targets(name: str, key: str, value: object, base: Path) -> tuple[SinkSpec, ...]:
     if not isinstance(value, list):
         raise ConfigError(name, key, f"expected a list of alert destinations, got {value!r}")
-    out: list[str] = []
-    for item in value:
-        text = _text(name, key, item, base)
-        # A plain relative path is relative to the config file, like data_dir and rules.
-        plain = text != "-" and "://" not in text
-        out.append(str(base / Path(text).expanduser()) if plain else text)
-    return tuple(out)
+    return tuple(_sink(name, key, item, base) for item in value)
+
+
+_SINK_KEYS = ("target", "max_attempts", "dead_letter")
+
+
+def _sink(name: str, key: str, item: object, base: Path) -> SinkSpec:
+    """A destination: its text, or a table {target, max_attempts, dead_letter}."""
+    if not isinstance(item, dict):
+        return SinkSpec(_target(name, key, item, base))
+    unknown = sorted(set(item) - set(_SINK_KEYS))
+    if unknown:
+        raise ConfigError(
+            name, f"{key}.{unknown[0]}", f"unknown key (known: {', '.join(_SINK_KEYS)})"
+        )
+    if "target" not in item:
+        raise ConfigError(name, f"{key}.target", "missing: where the alerts go")
+    attempts = item.get("max_attempts")
+    letter = item.get("dead_letter")
+    return SinkSpec(
+        _target(name, f"{key}.target", item["target"], base),
+        None if attempts is None else _positive(name, f"{key}.max_attempts", attempts, base),
+        None if letter is None else _path(name, f"{key}.dead_letter", letter, base),
+    )
+
+
+def _target(name: str, key: str, item: object, base: Path) -> str:
+    text = _text(name, key, item, base)
+    # A plain relative path is relative to the config file, like data_dir and rules.
+    plain = text != "-" and "://" not in text
+    return str(base / Path(text).expanduser()) if plain else text
 
 
 def _names(name: str, key: str, value: object, base: Path) -> tuple[str, ...]:

@@ -62,7 +62,7 @@ class Loop:
     def _deliver(self) -> None:
         self._delivered_once = True
         if self.delivery is not None:
-            self.delivery.deliver()
+            self.delivery.kick()
 
     def _run(self) -> None:
         while not self._stop.is_set():
