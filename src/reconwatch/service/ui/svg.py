@@ -107,6 +107,9 @@ def ports(top: Sequence[Mapping[str, Any]], distinct: int) -> str:
     """Top destination ports as horizontal bars."""
     if not top:
         return '<p class="muted">No destination ports.</p>'
+    if any("events" not in p for p in top):  # a real-time alert's: the ports, no counts kept
+        listed = ", ".join(str(int(p["port"])) for p in top)
+        return f'<p class="ports-list">Ports (lowest first, counts not kept): {escape(listed)}</p>'
     most = max(int(p["events"]) for p in top)
     row, width = 18, 420
     parts = []
