@@ -221,6 +221,16 @@ def test_exception_from_alert_closes_matching_and_next_run_is_quiet(
     service.store.write(scan(T0 + timedelta(hours=3, minutes=5), "/tmp/b", net=4))
     later = run(url, T0 + timedelta(hours=3), T0 + timedelta(hours=4))
     assert [a["process.executable"] for a in later] == ["/tmp/b"]
+    # A shared list instead: it must exist, and is linked to the rule.
+    other_id = first["/tmp/b"]["kibana.alert.uuid"]
+    to = {"entries": entries[:1], "user": "ann", "list_id": "shared"}
+    refused = httpx.post(f"{url}/api/alerts/{other_id}/_exception", json=to)
+    assert refused.status_code == 400 and "does not exist" in refused.json()["error"]["reason"]
+    httpx.post(f"{url}/api/exceptions", json={"list_id": "shared", "name": "s", "user": "a"})
+    made = httpx.post(f"{url}/api/alerts/{other_id}/_exception", json=to).json()
+    assert made["list_id"] == "shared" and made["closed"] == []
+    rules = {r["rule_id"]: r for r in httpx.get(f"{url}/api/rules").json()["rules"]}
+    assert rules[SUBNET]["exceptions_list"] == [f"{SUBNET}-default", "shared"]
     missing = httpx.post(
         f"{url}/api/alerts/nope/_exception", json={"entries": entries, "user": "a"}
     )

@@ -104,6 +104,7 @@ def _ids(page: str) -> list[str]:
     return re.findall(r'<tr tabindex="0" data-id="([^"]+)"', page)
 
 
+@pytest.mark.slow
 def test_queue_pages_and_filters_100k_alerts(served: tuple[Service, str]) -> None:
     service, url = served
     _many_alerts(service, MANY)
@@ -142,6 +143,7 @@ def test_root_is_the_es_answer_for_clients_and_the_queue_for_browsers(
     assert "<h1>Alerts</h1>" in httpx.get(f"{url}/", headers=HTML).text
 
 
+@pytest.mark.slow
 def test_alert_page_evidence_guide_report_and_404(served: tuple[Service, str]) -> None:
     service, url = served
     service.store.write(scan(T0 + timedelta(hours=1, minutes=5), "/tmp/a"))

@@ -274,13 +274,20 @@ def _exception_from_alert(
     service: Service, alert: Mapping[str, Any], doc: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Kibana's "Add rule exception" from an alert: an item on the rule's default list (made
-    and linked on first use), optionally closing this alert and the rule's open alerts that
-    match the item."""
+    and linked on first use) or on a shared list (`list_id`, linked to the rule if it is not),
+    optionally closing this alert and the rule's open alerts that match the item."""
     store = service.store
     by = Who(_user(doc), store.clock())
     rule_id = str(alert.get("kibana.alert.rule.rule_id", ""))
     entries = exc_store.checked_entries(doc.get("entries"))
-    list_id = default_list_id(rule_id)
+    list_id = doc.get("list_id") or default_list_id(rule_id)
+    if not isinstance(list_id, str):
+        raise UsageError("[list_id] must be a list_id")
+    if (
+        list_id != default_list_id(rule_id)
+        and store.exceptions(exc_store.get_list, list_id) is None
+    ):
+        raise UsageError(f'[list_id]: exception list id: "{list_id}" does not exist')
     if store.exceptions(exc_store.get_list, list_id) is None:
         name = f"Exceptions for {alert.get('kibana.alert.rule.name', rule_id)}"
         store.exceptions(

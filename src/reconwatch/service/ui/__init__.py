@@ -183,6 +183,7 @@ def add_routes(app: FastAPI, service: Service) -> None:
                 parts["console"],
                 ctx,
                 pending=parts["pending"],
+                shared=await run_in_threadpool(service.store.exceptions, exc_store.lists),
             )
         )
 

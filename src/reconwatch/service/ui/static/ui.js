@@ -135,6 +135,8 @@
         close_alert: $("#ex-close-alert").checked, close_matching: $("#ex-close-matching").checked,
       };
       if ($("#ex-comment").value.trim()) body.comment = $("#ex-comment").value;
+      if ($("#ex-expire").value.trim()) body.expire_time = $("#ex-expire").value.trim();
+      if ($("#ex-list").value) body.list_id = $("#ex-list").value;
       try {
         const doc = await api("POST", `/api/alerts/${encodeURIComponent(id)}/_exception`, body);
         $("#ex-result").textContent = `Exception added to ${doc.list_id}; ${doc.closed.length} alert(s) closed.`;
