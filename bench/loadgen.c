@@ -1,11 +1,13 @@
 /*
  * Paced nonblocking TCP connect() load for bench/bench_sensor.py.
  *
- * usage: loadgen COUNT RATE PORT SUBNET
+ * usage: loadgen COUNT RATE PORT SUBNET [HOSTS]
  *   COUNT   connect() calls to make
  *   RATE    target calls per second (paced in 1 ms slices)
  *   PORT    destination port (a closed one, e.g. 9)
  *   SUBNET  second octet of the 127.SUBNET.y.z destinations (1..254)
+ *   HOSTS   distinct destinations cycled through (1..65024, default 65024; 1: one service
+ *           connected to again and again, as a client's loop does)
  *
  * SAFETY: every destination is built here as 127.SUBNET.y.z; nothing else can be addressed.
  * Prints one line: "attempted N errors E seconds S rate R".
@@ -41,14 +43,15 @@ static long parse(const char *text, long lo, long hi, const char *what)
 
 int main(int argc, char **argv)
 {
-	if (argc != 5) {
-		fprintf(stderr, "usage: loadgen COUNT RATE PORT SUBNET\n");
+	if (argc != 5 && argc != 6) {
+		fprintf(stderr, "usage: loadgen COUNT RATE PORT SUBNET [HOSTS]\n");
 		return 2;
 	}
 	long count = parse(argv[1], 1, 100000000, "COUNT");
 	long rate = parse(argv[2], 1, 10000000, "RATE");
 	long port = parse(argv[3], 1, 65535, "PORT");
 	long subnet = parse(argv[4], 1, 254, "SUBNET");
+	long hosts = argc == 6 ? parse(argv[5], 1, 256L * 254L, "HOSTS") : 256L * 254L;
 
 	struct sockaddr_in addr;
 	memset(&addr, 0, sizeof addr);
@@ -63,7 +66,7 @@ int main(int argc, char **argv)
 			due = count;
 		for (; made < due; made++) {
 			/* 127.SUBNET.y.z with z in 1..254: loopback only, many distinct destinations. */
-			unsigned long host = (unsigned long)made % (256UL * 254UL);
+			unsigned long host = (unsigned long)made % (unsigned long)hosts;
 			unsigned long y = host / 254, z = host % 254 + 1;
 			addr.sin_addr.s_addr = htonl((127UL << 24) | ((unsigned long)subnet << 16) | (y << 8) | z);
 			int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);

@@ -52,7 +52,7 @@ _BUFFERS = st.one_of(
 )
 _FIELD = st.one_of(_NUMBERS, _ADDRESSES, _BUFFERS, _STRINGS, st.sampled_from([b"4", b"6", b"5"]))
 _KINDS = st.sampled_from(
-    [b"C", b"O", b"W", b"A", b"U", b"X", b"Y", b"Q", b"P", b"R", b"Lost 3 events", b"", b"C "]
+    [b"C", b"O", b"W", b"A", b"U", b"X", b"Y", b"Q", b"F", b"P", b"R", b"Lost 3 events", b"", b"C "]
 )
 # 5/7/9/11: right for X/A/C/O and W
 _COUNTS = st.one_of(st.sampled_from([5, 7, 9, 11]), st.integers(0, 14))
@@ -243,6 +243,7 @@ def _tally(c: BpfCollector) -> int:
     s = c.stats
     counted = s.bad_lines + s.execs + s.attempted + s.results + s.accepted + s.udp + s.udp_repeats
     counted += s.own + s.probes + s.probe_repeats + s.arglists + s.answers + s.answer_repeats
+    counted += s.fold_reports
     return counted + len(s.tracer_messages)
 
 

@@ -47,6 +47,15 @@ for s in pending:
 # SAFETY: loopback only. bash's /dev/tcp connects once, to a closed port, and exits.
 SHORT_LIVED_TARGET = "127.0.0.77"
 SHORT_LIVED = f"exec 3<>/dev/tcp/{SHORT_LIVED_TARGET}/9"
+# SAFETY: loopback only. A client's retry loop: 50 connects to one closed port.
+RETRY_TARGET = "127.0.0.88"
+RETRY_LOOP = f"""
+import socket
+for _ in range(50):
+    s = socket.socket()
+    assert s.connect_ex(("{RETRY_TARGET}", 9)) == 111
+    s.close()
+"""
 AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 
 
@@ -147,6 +156,7 @@ def test_raw_and_icmp_probes_are_attempts_of_their_process(tmp_path: Path, names
         run("nmap", "-sS", "-n", "-Pn", "-p", f"1-50,{open_port}", "127.0.0.1")
         # a short-lived process of another user: gone long before the sensor reads its exec
         run(*AS_NOBODY, "bash", "-c", SHORT_LIVED, check=False)
+        run(sys.executable, "-c", RETRY_LOOP)
         run("nmap", "-sU", "-n", "-Pn", "-p", "53,161", "127.0.0.1")
         run("ping", "-c", "1", "-W", "1", "127.0.0.1")
         run(*in_ns, "ping", "-c", "1", "-W", "1", "127.0.0.2")
@@ -222,6 +232,13 @@ def test_raw_and_icmp_probes_are_attempts_of_their_process(tmp_path: Path, names
         assert d["process"]["executable"] == os.path.realpath(shutil.which("bash") or "bash")
         assert d["user"] == {"id": str(pwd.getpwnam("nobody").pw_uid), "name": "nobody"}
     assert {d["event"].get("reason") for d in brief} == {None, "refused"}
+    # 50 connects to one closed port in well under a second (or across one window boundary):
+    # the tracer prints the first of each second with its outcome and counts the rest
+    retries = [d for d in every if d["destination"].get("ip") == RETRY_TARGET]
+    attempts = [d for d in retries if d["event"]["action"] == "connection_attempted"]
+    assert 1 <= len(attempts) <= 2, summary
+    assert len(retries) == 2 * len(attempts)  # each written attempt has its refused outcome
+    assert "repeated connects folded" in summary
 
 
 # SAFETY: loopback only. Each sweeps 512 addresses for one port (or ICMP echo).

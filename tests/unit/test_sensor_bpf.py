@@ -585,3 +585,13 @@ def test_malformed_answer_lines_are_counted_not_raised(line: str) -> None:
     c = collector()
     assert c.handle_line(line.format(pid=GONE).encode() + b"\n") is None
     assert c.stats.bad_lines == 1 and c.stats.answers == 0
+
+
+def test_folded_repeats_are_a_cumulative_count_not_events() -> None:
+    c = collector()
+    assert c.handle_line(b"F\t0\n") is None and "folded" not in c.summary()
+    assert c.handle_line(b"F\t41\n") is None and c.handle_line(b"F\t40\n") is None
+    assert c.stats.folded == 41 and "41 repeated connects folded" in c.summary()
+    for bad in (b"F\t-1\n", b"F\t1\t2\n", b"F\tx\n", b"F\t" + b"9" * 21 + b"\n"):
+        assert c.handle_line(bad) is None
+    assert c.stats.bad_lines == 4 and c.stats.folded == 41

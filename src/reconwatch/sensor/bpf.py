@@ -95,6 +95,8 @@ class Stats:
     probes: int = 0
     probe_repeats: int = 0
     answers: int = 0
+    folded: int = 0  # repeated connects the tracer counted instead of printing
+    fold_reports: int = 0
     answer_repeats: int = 0
     execs: int = 0
     lost: int = 0
@@ -299,6 +301,10 @@ class BpfCollector:
             f"{s.accepted} accepts, {s.udp} UDP destinations, {s.probes} raw/ICMP probes "
             f"({s.probe_repeats} repeated sends), {s.answers} probe answers; lost {s.lost} events (tracer buffer full)"
         )
+        if s.folded:
+            text += (
+                f"; {s.folded} repeated connects folded (same process, destination, port, second)"
+            )
         if s.executable_unknown:
             text += f"; {s.executable_unknown} with unknown executable"
         if s.exec_path_cut:
@@ -320,6 +326,9 @@ class BpfCollector:
         """
         if line.startswith(b"P\t"):
             return None  # the flush tick's padding
+        if line.startswith(b"F\t"):
+            self._folded(line)  # the tracer's once-a-second count, not an event: no activity
+            return None
         self.stats.lines += 1
         self._last_line = time.monotonic()
         parts = line.rstrip(b"\n").split(b"\t")
@@ -348,6 +357,18 @@ class BpfCollector:
             if len(self.stats.bad_samples) < _BAD_SAMPLES:
                 self.stats.bad_samples.append(repr(line[:80]))
         return None
+
+    def _folded(self, line: bytes) -> None:
+        """An `F` line: how many repeated connects the tracer has folded so far (cumulative)."""
+        parts = line.rstrip(b"\n").split(b"\t")
+        if len(parts) == 2 and parts[1].isdigit() and len(parts[1]) <= 20:
+            self.stats.fold_reports += 1
+            self.stats.folded = max(self.stats.folded, int(parts[1]))
+            return
+        self.stats.lines += 1
+        self.stats.bad_lines += 1
+        if len(self.stats.bad_samples) < _BAD_SAMPLES:
+            self.stats.bad_samples.append(repr(line[:80]))
 
     def _other(self, line: bytes) -> None:
         """bpftrace's own messages on stdout; `Lost N events` is counted."""

@@ -1,0 +1,110 @@
+"""Sensor overhead on a process doing connect() in a loop: its connect rate with the eBPF sensor
+running vs without, alternated in one run, medians reported.
+
+Run as root: `.venv/bin/python bench/bench_overhead.py [--repeats 3] [--count 60000]`.
+Two workloads, one flat-out bench/loadgen process each: `same` connects again and again to one
+closed loopback port (a client's retry or health-check loop), `distinct` to a new loopback
+address each time (a connect() scan). Each repeat runs the generator alone, then with a fresh
+sensor, and reports the rates' ratio, what the sensor wrote of the attempts, and its tracer loss.
+SAFETY: every connect goes to 127.30.0.0/16 (loopback), port 9 (closed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_sensor import (
+    PORT,
+    compile_loadgen,
+    count_captured,
+    start_sensor,
+    tree_cpu,
+    wait_caught_up,
+)
+
+SUBNET = 30
+WORKLOADS = {"same": 1, "distinct": 256 * 254}  # HOSTS argument of loadgen
+
+
+def generate(loadgen: Path, count: int, hosts: int) -> tuple[int, float, int]:
+    """One flat-out generator process: (attempted, connects/s, pid)."""
+    argv = [str(loadgen), str(count), "10000000", str(PORT), str(SUBNET), str(hosts)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    report = proc.communicate()[0]
+    numbers = re.findall(r"[0-9.]+", report)
+    return int(numbers[0]), float(numbers[3]), proc.pid
+
+
+def with_sensor(loadgen: Path, count: int, hosts: int) -> dict[str, float | int | str]:
+    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
+        out = Path(tmp) / "events.ndjson"
+        sensor = start_sensor("ebpf", out, Path(tmp), None)
+        time.sleep(0.5)  # past start-up work
+        cpu_before, wall_before = sum(tree_cpu(sensor.pid)), time.monotonic()
+        attempted, rate, pid = generate(loadgen, count, hosts)
+        cpu = sum(tree_cpu(sensor.pid)) - cpu_before
+        wall = time.monotonic() - wall_before
+        wait_caught_up(sensor.pid)
+        sensor.send_signal(signal.SIGINT)
+        summary = sensor.communicate(timeout=300)[1]
+        lost = re.search(r"lost (\d+)", summary)
+        folded = re.search(r"(\d+) repeated connects folded", summary)
+        return {
+            "attempted": attempted,
+            "rate": rate,
+            "written": count_captured(out, [pid]),
+            "folded": int(folded.group(1)) if folded else 0,
+            "lost": lost.group(1) if lost else "?",
+            "cpu": cpu / wall,  # the sensor's and bpftrace's share of a core during the run
+        }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--count", type=int, default=60_000, help="connects per run")
+    parser.add_argument("--workloads", default="same,distinct")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench_overhead: needs root (eBPF)", file=sys.stderr)
+        return 2
+    loadgen = compile_loadgen()
+    if loadgen is None:
+        print("bench_overhead: needs a C compiler for bench/loadgen.c", file=sys.stderr)
+        return 2
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+    results = {}
+    for name in args.workloads.split(","):
+        hosts = WORKLOADS[name]
+        ratios = []
+        for repeat in range(args.repeats):
+            _, alone, _ = generate(loadgen, args.count, hosts)
+            run = with_sensor(loadgen, args.count, hosts)
+            ratio = float(run["rate"]) / alone
+            ratios.append(ratio)
+            print(
+                f"{name} #{repeat + 1}: alone {alone:.0f}/s, with the sensor {run['rate']:.0f}/s "
+                f"= {ratio:.2f}; attempts written {run['written']}/{run['attempted']} "
+                f"(folded {run['folded']}), tracer lost {run['lost']}; sensor+bpftrace "
+                f"{100 * float(run['cpu']):.0f}% of a core during the run; "
+                f"load average {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+        results[name] = statistics.median(ratios)
+        print(f"{name}: median ratio {results[name]:.2f} (target >= 0.80)", flush=True)
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
