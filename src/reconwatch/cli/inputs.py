@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from reconwatch.errors import UsageError
-from reconwatch.plan.limits import DEFAULT_MEMORY, QueryLimits, parse_memory, parse_seconds
+# These live with the commands that run without Typer (query): detect and watch take them here.
+from reconwatch.cli.plain import print_notes, query_limits, require_files
+
+__all__ = [
+    "AlertsOutput",
+    "MemoryLimit",
+    "QueryTimeout",
+    "SyslogYear",
+    "print_notes",
+    "query_limits",
+    "require_files",
+]
 
 # detect's and watch's -o: where alerts go.
 AlertsOutput = Annotated[
@@ -49,26 +56,3 @@ SyslogYear = Annotated[
         max=9999,
     ),
 ]
-
-
-def query_limits(memory: str = DEFAULT_MEMORY, seconds: float | None = None) -> QueryLimits:
-    """The limits the options ask for (a UsageError for a size or a budget that is not one)."""
-    return QueryLimits(parse_memory(memory), parse_seconds(seconds))
-
-
-def print_notes(notes: Iterable[str], err: Console) -> None:
-    """What the readers assumed (a syslog year), once per file, on stderr."""
-    for line in notes:
-        err.print(f"note: {line}", markup=False)
-
-
-def require_files(paths: Iterable[str]) -> None:
-    """A mistyped name or a directory must not read as "no alerts" or an empty result: refuse
-    it before any run (exit 2)."""
-    paths = list(paths)
-    missing = [p for p in paths if not Path(p).exists()]
-    if missing:
-        raise UsageError(f"no such file: {', '.join(missing)}")
-    folders = [p for p in paths if Path(p).is_dir()]
-    if folders:
-        raise UsageError(f"a directory, not an event file: {', '.join(folders)}")

@@ -1,4 +1,4 @@
-"""The `reconwatch` command: builds the Typer app from one module per command and maps errors to exit codes."""
+"""The `reconwatch` command: runs one command (read without Typer where its module can) and maps errors to exit codes."""
 
 from __future__ import annotations
 
@@ -15,54 +15,18 @@ def _interrupted_at_start(signum: int, frame: FrameType | None) -> None:
 # Before the heavy imports below: an interrupt while they load must not print a traceback.
 signal.signal(signal.SIGINT, _interrupted_at_start)
 
-import enum  # noqa: E402
 import errno  # noqa: E402
 import importlib  # noqa: E402
 import os  # noqa: E402
-from typing import Annotated, Any  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
 
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.markup import escape  # noqa: E402
-
-from reconwatch import __version__  # noqa: E402
 from reconwatch.errors import ReconwatchError  # noqa: E402
 
-app = typer.Typer(
-    name="reconwatch",
-    help="Catch network reconnaissance from compromised Linux hosts with Elastic's ES|QL detection rules.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"reconwatch {__version__}")
-        raise typer.Exit()
-
-
-# The group's own options; a callback also keeps the app a group when only the command being
-# run is registered (Typer would run a lone command directly).
-@app.callback()
-def _options(
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version",
-            callback=_version,
-            is_eager=True,
-            help="Print the version and exit.",
-            metavar="",
-        ),
-    ] = False,
-) -> None:
-    """Catch network reconnaissance from compromised Linux hosts with Elastic's ES|QL detection rules."""
-
-
 # Each module defines `register(app)`; add a command by adding its name and module here. Only
-# the module of the command being run is imported (each pulls in its own engine parts).
+# the module of the command being run is imported (each pulls in its own engine parts). A module
+# may also define `plain_run(args)`: the command for its common argv without Typer (whose import
+# and parameter handling cost several times `import duckdb`), None to leave the argv to Typer.
 COMMAND_MODULES: dict[str, str] = {
     "conformance": "reconwatch.cli.conformance",
     "detect": "reconwatch.cli.detect",
@@ -73,76 +37,40 @@ COMMAND_MODULES: dict[str, str] = {
     "serve": "reconwatch.cli.serve",
     "watch": "reconwatch.cli.watch",
 }
-_registered: set[str] = set()
-
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _register(modules: list[str]) -> None:
-    for name in modules:
-        if name not in _registered:
-            _registered.add(name)
-            importlib.import_module(name).register(app)
+# Set by the shell-completion scripts Click writes: Typer answers those itself.
+_COMPLETION_VAR = "_RECONWATCH_COMPLETE"
+_TYPER_NAMES = ("app", "build_command", "_register", "_register_all", "_register_for")
 
 
-def _register_all() -> None:
-    _register(list(COMMAND_MODULES.values()))
+def __getattr__(name: str) -> Any:
+    """The Typer app's pieces (cli/app.py), loaded when first asked for."""
+    if name in _TYPER_NAMES:
+        from reconwatch.cli import app
+
+        return getattr(app, name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
 
 
-def _register_for(argv: list[str]) -> None:
-    """Register the command `argv` runs, or every command (help, or a name to say is unknown)."""
-    command = next((a for a in argv if not a.startswith("-")), None)
-    module = COMMAND_MODULES.get(command) if command is not None else None
-    if module is None:
-        _register_all()
-    else:
-        _register([module])
-
-
-def _quiet_flags(command: Any) -> None:
-    """Flags take no value: the help shows none (not `<bool>`) for them and for --help."""
-    commands = getattr(command, "commands", {})
-    for sub in commands.values():
-        _quiet_flags(sub)
-    for param in getattr(command, "params", []):
-        if getattr(param, "is_flag", False):
-            param.metavar = ""
-        elif _unnamed_option(param):
-            # Typer would show the Python type (`<str>`, `<int>`): name the value instead.
-            param.metavar = (param.name or "value").upper()
-    make_context = getattr(command, "context_class", None)
-    get_help = getattr(command, "get_help_option", None)
-    if make_context is not None and get_help is not None:
-        help_option = get_help(make_context(command, info_name=command.name))
-        if help_option is not None:
-            help_option.metavar = ""
-
-
-def _unnamed_option(param: Any) -> bool:
-    """An option with no metavar whose type says nothing to a user (text, a number); an
-    option's choices stay shown, and arguments are named by themselves."""
-    if getattr(param, "param_type_name", "") != "option" or param.metavar is not None:
-        return False
-    desc = getattr(param, "type_descriptor", None)
-    return desc is not None and not getattr(desc, "choices", None) and not _is_enum(desc)
-
-
-def _is_enum(desc: Any) -> bool:
-    annotation = getattr(desc, "annotation", None)
-    return isinstance(annotation, type) and issubclass(annotation, enum.Enum)
-
-
-def build_command(argv: list[str]) -> Any:
-    """The click command tree that runs `argv` (its command registered, or all of them)."""
-    _register_for(argv)
-    command = typer.main.get_command(app)
-    _quiet_flags(command)
-    return command
+def plain_command(argv: list[str]) -> Callable[[], int] | None:
+    """The command `argv` runs, read without Typer, or None when Typer must read it (help, a
+    group option, a command without a plain reader, anything its reader does not take)."""
+    if not argv or argv[0] not in COMMAND_MODULES or os.environ.get(_COMPLETION_VAR):
+        return None
+    module = importlib.import_module(COMMAND_MODULES[argv[0]])
+    reader: Callable[[list[str]], Callable[[], int] | None] | None = getattr(
+        module, "plain_run", None
+    )
+    return None if reader is None else reader(argv[1:])
 
 
 def report_error(exc: ReconwatchError) -> int:
     """Print a user error without a traceback and return its exit code."""
+    from rich.console import Console
+    from rich.markup import escape
+
     # Escape: user text such as "Unknown column [x]" must not be read as rich markup.
+    err_console = Console(stderr=True, highlight=False, soft_wrap=True)
     err_console.print(f"[bold red]error:[/] {escape(exc.render())}", markup=True, highlight=False)
     return exc.exit_code
 
@@ -160,8 +88,14 @@ def _stdout_to_devnull() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
     try:
-        command = build_command(sys.argv[1:] if argv is None else argv)
+        plain = plain_command(args)
+        if plain is not None:
+            _run_plain(plain)
+        from reconwatch.cli.app import build_command
+
+        command = build_command(args)
         # Loaded: from here Ctrl-C is a KeyboardInterrupt the commands may handle (watch's summary).
         signal.signal(signal.SIGINT, signal.default_int_handler)
         command(args=argv, prog_name="reconwatch", standalone_mode=True)
@@ -177,12 +111,28 @@ def main(argv: list[str] | None = None) -> None:
         _stdout_to_devnull()
         where = f"{exc.filename}: " if exc.filename else "writing output: "
         reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
-        err_console.print(f"error: {where}{reason}", markup=False)
+        from rich.console import Console
+
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"error: {where}{reason}", markup=False
+        )
         sys.exit(1)
     except Exception as exc:
         if not _interrupted(exc):
             raise
         sys.exit(130)  # Ctrl-C inside a DuckDB query: DuckDB stops it and raises its own error
+
+
+def _run_plain(command: Callable[[], int]) -> None:
+    """Run a command read without Typer and leave as Typer's standalone mode would: its exit
+    code (0 included) as SystemExit, end of input as "Aborted." with 1."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code = command()
+    except EOFError:
+        sys.stderr.write("\nAborted.\n")
+        sys.exit(1)
+    sys.exit(code)
 
 
 def _interrupted(exc: BaseException) -> bool:

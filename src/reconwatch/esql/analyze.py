@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from reconwatch.errors import (
     QueryError,
@@ -19,7 +19,7 @@ from reconwatch.errors import (
     UnsupportedFeatureError,
     span_at,
 )
-from reconwatch.esql import ast, kql
+from reconwatch.esql import ast
 from reconwatch.esql import functions as fns
 from reconwatch.esql.parser import parse
 from reconwatch.esql.patterns import PatternError, rlike_to_regex
@@ -28,6 +28,9 @@ from reconwatch.plan import values
 from reconwatch.plan.catalog import Catalog
 from reconwatch.types import DataType as T
 from reconwatch.types import parse_type, widen
+
+if TYPE_CHECKING:
+    from reconwatch.esql import kql
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
@@ -136,6 +139,8 @@ def _kql_problems(node: ast.Expr, src: str) -> list[QueryError]:
     where = _kql_text(node, src)
     if where is None:
         return []
+    from reconwatch.esql import kql
+
     try:
         return kql.unsupported_parts(kql.parse(where), where)
     except QueryError as exc:
@@ -144,6 +149,9 @@ def _kql_problems(node: ast.Expr, src: str) -> list[QueryError]:
 
 def _kql_text(node: ast.Call, src: str) -> kql.Located | None:
     """KQL's one argument, a string literal, located in the query text (None if it is not one)."""
+    # Loaded for a query that calls KQL() only: its grammar costs ~10 ms at every start.
+    from reconwatch.esql import kql
+
     if len(node.args) != 1:
         return None
     arg = node.args[0]
@@ -1011,6 +1019,8 @@ class _Analyzer:
             raise self.error(
                 f"[{self.text(node)}] needs exactly one argument, a constant string", node.span
             )
+        from reconwatch.esql import kql
+
         expr = kql.lower(kql.parse(where), where, env.columns, node.span)
         if env.stats is None:
             for name in _ref_names(expr):

@@ -6,6 +6,7 @@ import fnmatch
 import functools
 import glob
 import hashlib
+import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,7 +46,20 @@ STORED_SAMPLE = 200
 # memo starts again past this size. Times are nearly all distinct: not remembered.
 CHECK_MEMO = 65_536
 _UNIQUE_TYPES = frozenset({T.DATETIME, T.DATE_NANOS})
+_TEXT_TYPES = frozenset({T.KEYWORD, T.TEXT})
+# ECS fields by whether their type is text (any text leaf fits) or not.
+_TEXT_ECS = frozenset(n for n, t in ECS_FIELDS.items() if t in _TEXT_TYPES)
+_NON_TEXT_ECS = frozenset(ECS_FIELDS.keys() - _TEXT_ECS)
+_ECS_NAMES = frozenset(ECS_FIELDS)
+# Texts a quick test accepts for their ECS type (_fits_text); ASCII digits only, as `\d` would
+# also take other scripts' digits.
+_PLAIN_IPV4 = re.compile(
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+)
+_ISO_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z")
 _UNSEEN = "?"
+# Where DuckDB starts quoting the statement an error is about.
+_QUOTED_SQL = re.compile(r"\nLINE \d+:")
 # Hidden columns every scanned table carries besides the fields and METADATA.
 SOURCE_COLUMN = "__src"
 
@@ -235,10 +249,15 @@ class Dataset:
             if not isinstance(value, dict):
                 local.add("not a JSON object", inp.name, line)
                 continue
-            flat = flatten(value)
-            if limit is not None:
-                _array_paths(value, "", self._arrays)
-            problem = self._check(flat)
+            if limit is None:
+                flat = flatten(value)
+                problem = self._check(flat)
+            else:
+                # A sample also learns which fields are written as arrays, and notes the leaves
+                # that are not text (only they and non-text fields can misfit): one walk.
+                odd: set[str] = set()
+                flat = flatten_noting_arrays(value, self._arrays, odd)
+                problem = self._check_sampled(flat, odd)
             if problem is not None:
                 local.add(problem, inp.name, line)
                 continue
@@ -276,23 +295,45 @@ class Dataset:
 
     def _check(self, flat: Flat) -> str | None:
         """Why Elasticsearch would reject this event (a value its mapping cannot take), or None."""
-        memo = self._checked
         for name, vals in flat.items():
             type_ = ECS_FIELDS.get(name)
-            if type_ is None:
+            if type_ is None or (type_ in _TEXT_TYPES and len(vals) == 1 and type(vals[0]) is str):
+                continue  # not mapped, or one text for a text field: nothing to reject
+            problem = self._misfits(vals, type_)
+            if problem is not None:
+                return f"field [{name}] of type [{type_.value}]: {problem}"
+        return None
+
+    def _check_sampled(self, flat: Flat, odd: set[str]) -> str | None:
+        """`_check(flat)` for a sampled event, whose walk noted the paths holding a leaf that is
+        not text (`odd`): only a non-text field, or a text field at such a path, can misfit.
+        Those are looked at in any order; a misfit sends the event to `_check`, which names the
+        first one as always."""
+        names = flat.keys() & _NON_TEXT_ECS
+        if odd:
+            names |= odd & _TEXT_ECS
+        for name in names:
+            if self._misfits(flat[name], ECS_FIELDS[name]) is not None:
+                return self._check(flat)
+        return None
+
+    def _misfits(self, vals: list[object], type_: T) -> str | None:
+        """Why the first of a field's leaves that does not fit its ECS type does not, or None."""
+        memo = self._checked
+        for v in vals:
+            if type(v) is str and _fits_text(v, type_):
                 continue
-            for v in vals:
-                if type_ in _UNIQUE_TYPES or not isinstance(v, str | int | float):
-                    problem = _misfit(v, type_)
-                else:
-                    key = (type_, type(v), v)
-                    problem = memo.get(key, _UNSEEN)
-                    if problem is _UNSEEN:
-                        problem = memo[key] = _misfit(v, type_)
-                        if len(memo) > CHECK_MEMO:
-                            memo.clear()
-                if problem is not None:
-                    return f"field [{name}] of type [{type_.value}]: {problem}"
+            if type_ in _UNIQUE_TYPES or not isinstance(v, str | int | float):
+                problem = _misfit(v, type_)
+            else:
+                key = (type_, type(v), v)
+                problem = memo.get(key, _UNSEEN)
+                if problem is _UNSEEN:
+                    problem = memo[key] = _misfit(v, type_)
+                    if len(memo) > CHECK_MEMO:
+                        memo.clear()
+            if problem is not None:
+                return problem
         return None
 
     def _fast_candidate(self, index: int) -> bool:
@@ -312,17 +353,18 @@ class Dataset:
 
     def _read_fields(self, scan: _Scan, index: int, limit: int | None) -> None:
         names = scan.per_input[index]
+        fields = scan.fields
         for _line, flat in self._events(index, limit):
-            for name, vals in flat.items():
-                names.add(name)
-                info = scan.fields.get(name)
-                if info is None:
-                    info = scan.fields[name] = _FieldInfo()
-                if len(vals) > 1:
-                    info.multivalued = True
-                if name in ECS_FIELDS:
-                    continue
-                for v in vals:
+            names.update(flat)
+            if flat.keys() - fields.keys():
+                for name in flat:  # in the event's order, as the fields are listed
+                    if name not in fields:
+                        fields[name] = _FieldInfo()
+            for name in [n for n, vals in flat.items() if len(vals) > 1]:
+                fields[name].multivalued = True
+            for name in flat.keys() - _ECS_NAMES:
+                info = fields[name]
+                for v in flat[name]:
                     kind = kind_of(v)
                     info.kinds.add(kind)
                     if kind == "string" and info.all_dates:
@@ -544,9 +586,12 @@ class Dataset:
 
     def scan_failed(self, message: str, inputs: Sequence[int]) -> bool:
         """Learn from DuckDB's failure while reading `inputs`; True when a re-run can succeed."""
+        # A tag in the statement DuckDB quotes after the error (a bind error's `LINE 1: ...`)
+        # is SQL text, not an error the SQL raised.
+        raised = _QUOTED_SQL.split(message, 1)[0]
         for tag in (fast.SLOW, fast.MULTI, fast.RETYPE, fast.JSON_LEAF):
-            if tag in message:
-                what = message.split(tag, 1)[1].split()[0].strip("'\"")
+            if tag in raised:
+                what = raised.split(tag, 1)[1].split()[0].strip("'\"")
                 if tag == fast.SLOW:
                     self._slow.add(int(what))
                 elif tag == fast.MULTI:
@@ -646,6 +691,67 @@ class Dataset:
         )
 
 
+def _fits_text(text: str, type_: T) -> bool:
+    """A quick yes for the text leaves nearly every event has (any keyword, a plain IPv4, an
+    ISO UTC time): `convert_leaf` takes these. False means "ask convert_leaf", not "misfit"."""
+    if type_ is T.KEYWORD or type_ is T.TEXT:
+        return True
+    if type_ is T.IP:
+        return _PLAIN_IPV4.fullmatch(text) is not None
+    if type_ in _UNIQUE_TYPES:
+        # The shape leaves only the calendar to check: the day (memoised) and the clock fields.
+        return (
+            _ISO_UTC.fullmatch(text) is not None
+            and text[11:13] < "24"
+            and text[14:16] < "60"
+            and text[17:19] < "60"
+            and _valid_day(text[:10])
+        )
+    return False
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_day(day: str) -> bool:
+    return _misfit(day, T.DATETIME) is None
+
+
+def flatten_noting_arrays(doc: dict[str, object], arrays: set[str], odd: set[str]) -> Flat:
+    """`flatten(doc)`, adding to `arrays` the dotted paths at which `doc` holds a JSON array
+    and to `odd` those of leaves that are not text, in one walk."""
+    out: Flat = {}
+    _walk_noting(doc, "", out, arrays, odd)
+    return out
+
+
+def _walk_noting(value: object, prefix: str, out: Flat, arrays: set[str], odd: set[str]) -> None:
+    # flatten's walk with the leaves of an object handled in its loop (most leaves are there).
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(item, dict | list):
+                _walk_noting(item, path, out, arrays, odd)
+            elif item is not None and path:
+                if type(item) is not str:
+                    odd.add(path)
+                leaves = out.get(path)
+                if leaves is None:
+                    out[path] = [item]
+                else:
+                    leaves.append(item)
+    elif isinstance(value, list):
+        arrays.add(prefix)
+        for item in value:
+            _walk_noting(item, prefix, out, arrays, odd)
+    elif value is not None and prefix:
+        if type(value) is not str:
+            odd.add(prefix)
+        leaves = out.get(prefix)
+        if leaves is None:
+            out[prefix] = [value]
+        else:
+            leaves.append(value)
+
+
 def _misfit(value: object, type_: T) -> str | None:
     """Why a leaf does not fit its ECS type (Elasticsearch rejects the event), or None."""
     try:
@@ -653,17 +759,6 @@ def _misfit(value: object, type_: T) -> str | None:
     except values.ConversionError as exc:
         return str(exc)
     return None
-
-
-def _array_paths(value: object, prefix: str, out: set[str]) -> None:
-    """Add the dotted paths at which `value` holds a JSON array."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _array_paths(item, f"{prefix}.{key}" if prefix else str(key), out)
-    elif isinstance(value, list):
-        out.add(prefix)
-        for item in value:
-            _array_paths(item, prefix, out)
 
 
 def _count_lines(path: str) -> int:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import duckdb
 
@@ -19,6 +20,8 @@ from reconwatch.plan import nodes as p
 from reconwatch.plan.catalog import Result
 from reconwatch.plan.scan import RetryScan, ScanSource
 from reconwatch.types import DataType as T
+
+R = TypeVar("R")
 
 
 class ExecutionError(ReconwatchError):
@@ -37,12 +40,15 @@ def compile_for(plan: p.Plan, dataset: ScanSource | None, now: datetime) -> Comp
     return compile_plan(plan, now_sql, lists, inputs)
 
 
-def connect() -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the rw_* helpers registered and the current memory limit."""
+def connect(*, helpers: bool = True) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the current memory limit and the rw_* helpers registered
+    (`helpers=False`: registered as the statements run through this module first call them,
+    so a query calling none of them does not load numpy)."""
     # No progress bar: it would be drawn on the user's stdout, among the results.
     con = duckdb.connect(config={"memory_limit": limits.current().memory})
     con.execute("SET enable_progress_bar = false")
-    udf.register(con)
+    if helpers:
+        udf.register(con)
     return con
 
 
@@ -55,7 +61,7 @@ def execute(
     """Run `plan` over `dataset` with `now` as the query time (on `con` when given)."""
     compiled = compile_for(plan, dataset, now)
     own = con is None
-    con = connect() if con is None else con
+    con = connect(helpers=False) if con is None else con
     sink = WarningSink()
     try:
         with _recording(con, compiled, sink), _limited(con):
@@ -138,11 +144,12 @@ def _run(
 ) -> duckdb.DuckDBPyConnection:
     inputs: list[int] = []
     if isinstance(plan.source, p.Source):
-        _register_source(con, plan, plan.source, dataset)
+        source = plan.source
+        _with_helpers(con, lambda: _register_source(con, plan, source, dataset))
         if dataset is not None:
             inputs = dataset.selected_inputs(plan.source.indices)
     try:
-        cursor = con.execute(sql)
+        cursor = _with_helpers(con, lambda: con.execute(sql))
     except duckdb.Error as exc:
         if dataset is not None and dataset.scan_failed(str(exc), inputs):
             raise RetryScan(str(exc)) from exc
@@ -151,6 +158,20 @@ def _run(
     if dataset is not None:
         dataset.counted_later(inputs)
     return cursor
+
+
+def _with_helpers(con: duckdb.DuckDBPyConnection, action: Callable[[], R]) -> R:
+    """`action`, again after registering each rw_* helper it failed for lacking (DuckDB binds
+    a statement, and so finds a function missing, before it runs any of it)."""
+    for _ in range(len(udf.FUNCTIONS)):
+        try:
+            return action()
+        except duckdb.CatalogException as exc:
+            name = udf.missing_function(exc)
+            if name is None:
+                raise
+            udf.register(con, [name])
+    return action()
 
 
 def _register_source(

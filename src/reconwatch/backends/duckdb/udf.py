@@ -7,12 +7,13 @@ import ipaddress
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote_plus
 
 import duckdb
-from duckdb.func import SPECIAL
+from duckdb.func import DEFAULT, SPECIAL
 
 from reconwatch.backends.duckdb.warnings import WarningSink
 from reconwatch.esql import extract
@@ -300,50 +301,59 @@ def date_errors(pattern: str | None, text: str | None, parse: bool | None) -> li
     return []
 
 
-def _nullable(
-    con: duckdb.DuckDBPyConnection,
-    name: str,
-    fn: Callable[..., object],
-    params: list[str],
-    ret: str,
-) -> None:
-    """A helper that returns NULL for input it cannot read: DuckDB accepts NULL results only with
-    "special" null handling (the function then sees NULL inputs itself)."""
-    con.create_function(name, fn, params, ret, null_handling=SPECIAL, side_effects=False)  # type: ignore[arg-type]
+# name -> (function, parameter types, return type, NULL handled by the function itself).
+_V, _B, _TS, _D = "VARCHAR", "BLOB", "TIMESTAMP", "DOUBLE"
+# (Any: DuckDB's stubs type the functions and parameter lists narrower than these are.)
+FUNCTIONS: dict[str, tuple[Any, Any, str, bool]] = {
+    "rw_ip_key": (ip_key, [_V], _B, True),
+    "rw_ip_canon": (ip_canon, [_V], _V, True),
+    "rw_cidr": (cidr, [_V, "VARCHAR[]"], "BOOLEAN", True),
+    "rw_cidr_errors": (cidr_errors, [_V, "VARCHAR[]"], "VARCHAR[]", True),
+    "rw_cbrt": (cbrt, [_D], _D, False),
+    "rw_url_decode": (url_decode, [_V], _V, True),
+    "rw_from_base64": (from_base64, [_V], _V, True),
+    "rw_java_text_errors": (java_text_errors, [_V, _V], "VARCHAR[]", True),
+    "rw_version_key": (version_key, [_V], _B, True),
+    "rw_parse_date": (parse_date, [_V], _TS, True),
+    "rw_to_datetime": (to_datetime, [_V], _TS, True),
+    "rw_double_text": (double_text, [_D], _V, False),
+    "rw_hypot": (hypot, [_D, _D], _D, False),
+    "rw_url_encode": (url_encode, [_V], _V, False),
+    "rw_url_encode_component": (url_encode_component, [_V], _V, False),
+    "rw_ip_prefix": (ip_prefix, [_V, "INTEGER", "INTEGER"], _V, True),
+    # Not volatile, as DuckDB refuses volatile functions inside TRY(); see `failed` above.
+    "rw_warn": (warn, ["BIGINT", "INTEGER", "VARCHAR[]", "BOOLEAN"], "BOOLEAN", True),
+    "rw_hash": (java_hash, [_V, _V], _V, True),
+    "rw_date_format": (date_format, [_V, _TS], _V, True),
+    "rw_date_parse": (date_parse, [_V, _V], _TS, True),
+    "rw_date_errors": (date_errors, [_V, _V, "BOOLEAN"], "VARCHAR[]", True),
+    "rw_hash_errors": (hash_errors, [_V], "VARCHAR[]", True),
+    "rw_extract": (extract_values, ["VARCHAR[]", _V], "VARCHAR[][]", True),
+    "rw_conversion_errors": (conversion_errors, ["VARCHAR[]", _V, _V], "VARCHAR[]", True),
+}
+# How DuckDB names a function a statement calls that the connection does not have (yet).
+_MISSING = re.compile(r"Scalar Function with name (rw_\w+) does not exist")
 
 
-def register(con: duckdb.DuckDBPyConnection) -> None:
-    """Make the rw_* helpers callable from SQL on this connection."""
-    v, b, ts, d = "VARCHAR", "BLOB", "TIMESTAMP", "DOUBLE"
-    _nullable(con, "rw_ip_key", ip_key, [v], b)
-    _nullable(con, "rw_ip_canon", ip_canon, [v], v)
-    _nullable(con, "rw_cidr", cidr, [v, "VARCHAR[]"], "BOOLEAN")
-    _nullable(con, "rw_cidr_errors", cidr_errors, [v, "VARCHAR[]"], "VARCHAR[]")
-    con.create_function("rw_cbrt", cbrt, [d], d, side_effects=False)
-    _nullable(con, "rw_url_decode", url_decode, [v], v)
-    _nullable(con, "rw_from_base64", from_base64, [v], v)
-    _nullable(con, "rw_java_text_errors", java_text_errors, [v, v], "VARCHAR[]")
-    _nullable(con, "rw_version_key", version_key, [v], b)
-    _nullable(con, "rw_parse_date", parse_date, [v], ts)
-    _nullable(con, "rw_to_datetime", to_datetime, [v], ts)
-    con.create_function("rw_double_text", double_text, [d], v, side_effects=False)
-    con.create_function("rw_hypot", hypot, [d, d], d, side_effects=False)
-    con.create_function("rw_url_encode", url_encode, [v], v, side_effects=False)
-    con.create_function("rw_url_encode_component", url_encode_component, [v], v, side_effects=False)
-    _nullable(con, "rw_ip_prefix", ip_prefix, [v, "INTEGER", "INTEGER"], v)
-    con.create_function(
-        "rw_warn",
-        warn,
-        ["BIGINT", "INTEGER", "VARCHAR[]", "BOOLEAN"],
-        "BOOLEAN",
-        null_handling=SPECIAL,
-        # Not volatile, as DuckDB refuses volatile functions inside TRY(); see `failed` above.
-        side_effects=False,
-    )
-    _nullable(con, "rw_hash", java_hash, [v, v], v)
-    _nullable(con, "rw_date_format", date_format, [v, ts], v)
-    _nullable(con, "rw_date_parse", date_parse, [v, v], ts)
-    _nullable(con, "rw_date_errors", date_errors, [v, v, "BOOLEAN"], "VARCHAR[]")
-    _nullable(con, "rw_hash_errors", hash_errors, [v], "VARCHAR[]")
-    _nullable(con, "rw_extract", extract_values, ["VARCHAR[]", v], "VARCHAR[][]")
-    _nullable(con, "rw_conversion_errors", conversion_errors, ["VARCHAR[]", v, v], "VARCHAR[]")
+def register(con: duckdb.DuckDBPyConnection, names: Iterable[str] | None = None) -> None:
+    """Make the rw_* helpers (all, or those named) callable from SQL on this connection. DuckDB
+    loads numpy for its first Python function (~0.1 CPU s, as much as `import duckdb`): a
+    connection that may do without registers them as statements ask (`missing_function`)."""
+    for name in FUNCTIONS if names is None else names:
+        fn, params, ret, special = FUNCTIONS[name]
+        # "special" null handling: the function sees NULL inputs itself and may return NULL
+        # for input it cannot read (DuckDB accepts NULL results only so).
+        con.create_function(
+            name,
+            fn,
+            params,
+            ret,
+            null_handling=SPECIAL if special else DEFAULT,
+            side_effects=False,
+        )
+
+
+def missing_function(exc: duckdb.Error) -> str | None:
+    """The rw_* helper a statement failed for because the connection lacks it, or None."""
+    found = _MISSING.search(str(exc))
+    return found.group(1) if found and found.group(1) in FUNCTIONS else None

@@ -1,0 +1,116 @@
+"""What a command needs to run without Typer: a strict argv reader for the common case (Typer takes every other), echo, the event-file checks, query limits, notes."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reconwatch.errors import UsageError
+from reconwatch.plan.limits import DEFAULT_MEMORY, QueryLimits, parse_memory, parse_seconds
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# What click's echo strips from text written to something that is not a terminal.
+_ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """A long option: a flag, a value (`choices` limits it), or a value given any number of times."""
+
+    dest: str
+    flag: bool = False
+    multiple: bool = False
+    choices: tuple[str, ...] = ()
+
+
+def parse_args(
+    args: Sequence[str], options: Mapping[str, Option], required: int
+) -> tuple[list[str], dict[str, object]] | None:
+    """(positionals, options by dest) for an argv that uses only the common forms: known long
+    options (`--name value`, `--name=value`), positionals anywhere, `--` before positionals only.
+    None for anything else (help, a short or unknown option, a missing or repeated value, a
+    value that looks like an option, too few positionals): the caller hands the argv to Typer,
+    which accepts or refuses it with its own messages, exactly as without this reader."""
+    positionals: list[str] = []
+    values: dict[str, object] = {}
+    rest = iter(args)
+    for token in rest:
+        if token == "--":
+            positionals.extend(rest)
+            break
+        if not token.startswith("-") or token == "-":
+            positionals.append(token)
+            continue
+        name, eq, inline = token.partition("=")
+        option = options.get(name)
+        if option is None:
+            return None
+        if option.flag:
+            if eq or option.dest in values:
+                return None
+            values[option.dest] = True
+            continue
+        value = inline if eq else next(rest, None)
+        if (
+            value is None
+            or value.startswith("-")
+            or (option.choices and value not in option.choices)
+        ):
+            return None
+        if option.multiple:
+            got = values.setdefault(option.dest, [])
+            assert isinstance(got, list)
+            got.append(value)
+        elif option.dest in values:
+            return None
+        else:
+            values[option.dest] = value
+    if len(positionals) < required:
+        return None
+    return positionals, values
+
+
+def echo(text: str, *, err: bool = False) -> None:
+    """A line as Typer's echo writes it: ANSI styles removed unless the stream is a terminal,
+    flushed at once."""
+    stream = sys.stderr if err else sys.stdout
+    if not _isatty(stream):
+        text = _ANSI.sub("", text)
+    stream.write(text + "\n")
+    stream.flush()
+
+
+def _isatty(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except Exception:  # a closed or unusual stream: treat as not a terminal
+        return False
+
+
+def require_files(paths: Iterable[str]) -> None:
+    """A mistyped name or a directory must not read as "no alerts" or an empty result: refuse
+    it before any run (exit 2)."""
+    paths = list(paths)
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:
+        raise UsageError(f"no such file: {', '.join(missing)}")
+    folders = [p for p in paths if Path(p).is_dir()]
+    if folders:
+        raise UsageError(f"a directory, not an event file: {', '.join(folders)}")
+
+
+def query_limits(memory: str = DEFAULT_MEMORY, seconds: float | None = None) -> QueryLimits:
+    """The limits the options ask for (a UsageError for a size or a budget that is not one)."""
+    return QueryLimits(parse_memory(memory), parse_seconds(seconds))
+
+
+def print_notes(notes: Iterable[str], err: Console) -> None:
+    """What the readers assumed (a syslog year), once per file, on stderr."""
+    for line in notes:
+        err.print(f"note: {line}", markup=False)
