@@ -60,6 +60,12 @@ def test_anything_else_is_left_to_typer(argv: list[str]) -> None:
     assert parse_args(argv, OPTIONS, required=1) is None
 
 
+def test_numbers_are_left_to_typer() -> None:
+    """--timeout and --year are numbers Typer converts and range-checks."""
+    assert plain_run(["from logs-*", "f", "--timeout", "5"]) is None
+    assert plain_run(["from logs-*", "f", "--year", "2024"]) is None
+
+
 def test_the_plain_options_are_the_typer_options() -> None:
     """Every option the plain reader takes is one `query` declares, with the same kind."""
     from reconwatch.cli.app import build_command
@@ -99,6 +105,8 @@ ARGVS = [
     ["from logs-*", "{f}", "--index", "bad"],
     ["from logs-*", "{f}", "--input-format", "nope"],
     ["from logs-* | keep host.name", "{f}", "--input-format", "ndjson", "--format", "ndjson"],
+    ["from logs-* | stats n = count(*)", "{f}", "--memory-limit", "512MB"],
+    ["from logs-* | stats n = count(*)", "{f}", "--memory-limit=lots"],
 ]
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from reconwatch.ecs.flow import Flow, to_ecs
 from reconwatch.ecs.network import ACCEPTED, ATTEMPTED
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 DATASET = "sysmon_linux.log"
 INDEX = "logs-sysmon_linux.log-default"
@@ -63,6 +66,9 @@ def connect_event(xml: str, fallback_time: float | None) -> dict[str, object] | 
     """The ECS document of an Event ID 3; None for the other event ids. ValueError for XML that
     is cut short or an event without addresses. `fallback_time`: the syslog line's stamp, used
     when the event's UtcTime is missing."""
+    # Loaded here: the format registry imports this module for every input it sniffs.
+    import xml.etree.ElementTree as ET
+
     if "<!DOCTYPE" in xml or "<!ENTITY" in xml:
         raise ValueError("XML with a DTD is refused")
     try:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import socket
 import struct
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import IO, TYPE_CHECKING, Any
-
-import dpkt
 
 from reconwatch.ecs.flow import PROTOCOLS
 from reconwatch.ecs.packets import Packet, PacketSummary
@@ -17,11 +19,33 @@ if TYPE_CHECKING:
     from reconwatch.ingest.head import Head
     from reconwatch.ingest.report import IngestReport
 
+
+def _lazy(name: str) -> ModuleType:
+    """`name` imported on first use: the format registry imports this module to sniff every
+    input, and dpkt's import costs as much CPU as `import duckdb` for a query that reads no pcap."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError(name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+dpkt: Any = _lazy("dpkt")
+
 FORMAT = "pcap"
 _PCAP_MAGIC = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
 _PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
-# What dpkt raises for a record or a header it cannot decode.
-_DECODE_ERRORS = (dpkt.UnpackError, dpkt.NeedData, struct.error, ValueError, IndexError)
+
+
+@functools.cache
+def _decode_errors() -> tuple[type[Exception], ...]:
+    """What dpkt raises for a record or a header it cannot decode."""
+    return (dpkt.UnpackError, dpkt.NeedData, struct.error, ValueError, IndexError)
 
 
 def sniff(head: Head) -> bool:
@@ -117,7 +141,7 @@ def _quoted(ts: float, data: Any, transport: str) -> Packet | None:
         return decode_ip(ts, data, inner=True)
     try:
         ip = dpkt.ip6.IP6(data) if transport == "ipv6-icmp" else dpkt.ip.IP(data)
-    except _DECODE_ERRORS:
+    except _decode_errors():
         return None
     return decode_ip(ts, ip, inner=True)
 
@@ -158,7 +182,7 @@ def read_pcap(path: Path, report: IngestReport) -> Iterator[tuple[int, object]]:
         tracked = _Tracked(fh)
         try:
             reader = dpkt.pcap.UniversalReader(tracked)
-        except _DECODE_ERRORS as exc:
+        except _decode_errors() as exc:
             report.add(f"not a readable capture: {exc or type(exc).__name__}", name, None)
             return
         if tracked.short:
@@ -176,7 +200,7 @@ def read_pcap(path: Path, report: IngestReport) -> Iterator[tuple[int, object]]:
                 ts, buf = next(packets)
             except StopIteration:
                 break
-            except _DECODE_ERRORS as exc:
+            except _decode_errors() as exc:
                 reason = exc or type(exc).__name__
                 report.add(f"capture cut short after packet {number}: {reason}", name, number + 1)
                 break
@@ -187,7 +211,7 @@ def read_pcap(path: Path, report: IngestReport) -> Iterator[tuple[int, object]]:
             number += 1
             try:
                 pkt = decode_ip(float(ts), link(buf))
-            except _DECODE_ERRORS as exc:
+            except _decode_errors() as exc:
                 report.add(
                     f"packet {number}: cannot decode: {exc or type(exc).__name__}", name, number
                 )
