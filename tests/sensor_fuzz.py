@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from reconwatch.ecs.auditd import AuditParser
 from reconwatch.ecs.host import HostInfo
-from reconwatch.ecs.network import REASONS, RESULT, Connection, EcsEncoder, to_ecs
+from reconwatch.ecs.network import ATTEMPTED, REASONS, RESULT, Connection, EcsEncoder, to_ecs
 from reconwatch.errors import IngestError
 from reconwatch.ingest.auditd import AuditLines
 from reconwatch.ingest.report import IngestReport
@@ -137,6 +137,8 @@ _AUDIT_KEYS = st.sampled_from(
         "success",
         "exit",
         "a0",
+        "a1",
+        "a2",
         "pid",
         "ppid",
         "uid",
@@ -159,6 +161,8 @@ _AUDIT_VALUES = st.one_of(
     _SADDR,
     st.integers(-(2**70), 2**70).map(str),
     st.sampled_from(["c000003e", "40000003", "42", "102", "3", "-115", "connect", "socketcall"]),
+    # socket(), sendto(), sendmsg() and their arguments: AF_INET, AF_PACKET, SOCK_RAW, protocols
+    st.sampled_from(["41", "44", "46", "2", "11", "a", "ff", "1", "3a", "80003", "-1", "sendto"]),
     st.text(max_size=20).map(lambda s: f'"{s}"'),
     st.text(max_size=20),
 )
@@ -175,7 +179,9 @@ _STAMPS = st.one_of(
     ),
 )
 _AUDIT_PAIRS = st.lists(st.tuples(_AUDIT_KEYS, _AUDIT_VALUES), max_size=10)
-_AUDIT_TAILS = st.sampled_from(["", "\x1dSYSCALL=connect UID=root", '\x1dUID="x"'])
+_AUDIT_TAILS = st.sampled_from(
+    ["", "\x1dSYSCALL=connect UID=root", '\x1dUID="x"', "\x1dSYSCALL=socket", "\x1dSYSCALL=sendto"]
+)
 _RAW_TEXT = st.text(max_size=200)
 
 
@@ -227,6 +233,15 @@ def check_connection(conn: Connection) -> None:
             and conn.reason in ("open", "refused", "unreachable", "answered")
         ):
             raise Crash(f"bad probe answer: {conn!r}")
+    elif conn.probe in ("raw", "datagram", "packet") and not conn.port_known:
+        # audit's raw send: the address only; the transport is the socket's protocol, if any
+        if not (
+            conn.transport in (None, "tcp", "udp", "icmp", "ipv6-icmp")
+            and conn.tcp_flags is None
+            and conn.icmp_type is None
+            and conn.action == ATTEMPTED
+        ):
+            raise Crash(f"bad audit raw send: {conn!r}")
     elif conn.probe in ("raw", "datagram", "packet") and not (
         conn.transport in ("tcp", "udp", "icmp", "ipv6-icmp")
         and (conn.icmp_type is not None) == conn.transport.endswith("icmp")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconwatch.ecs.auditd import AuditParser, ProbeSocket, parse_audit_lines, probe_socket
 from reconwatch.ecs.host import HostInfo
@@ -164,3 +166,44 @@ def test_rules_audit_raw_socket_creation_and_then_only_that_fd() -> None:
         (210, 14),
     ]
     assert data.endswith(struct.pack("=I", 14) + RAW_RULE_KEY.encode())
+
+
+_SADDRS = st.sampled_from(
+    ["020000007F000801", "0A0000000000000000000000000000000000000000000001", "1100", "02"]
+)
+_SOCKET_ARGS = st.tuples(
+    st.sampled_from(["2", "a", "11", "10", "1", "zz"]),  # AF_INET, AF_INET6, AF_PACKET, ...
+    st.sampled_from(["3", "2", "1", "80003", "803"]),  # SOCK_RAW, SOCK_DGRAM, flags or-ed in
+    st.sampled_from(["ff", "1", "3a", "6", "11", "300", "0"]),
+    st.sampled_from(["3", "4", "-13", "x"]),  # the fd it returned, or an error
+)
+_SENDS = st.lists(
+    st.tuples(
+        st.sampled_from([3, 4, 9]),
+        st.one_of(st.none(), st.binary(max_size=30).map(lambda b: b.hex().upper()), _SADDRS),
+        st.sampled_from([64, -1, 0]),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(args=_SOCKET_ARGS, sends=_SENDS)
+def test_any_socket_and_send_records_parse_or_are_reported(
+    args: tuple[str, str, str, str], sends: list[tuple[int, str | None, int]]
+) -> None:
+    """Whatever socket() and sendto() records say, the parser yields well-formed raw attempts
+    (a probe, no port) or reports a bad record with its line; it never raises."""
+    family, kind, protocol, fd = args
+    record = [
+        line.replace("exit=3 a0=2 a1=3 a2=1", f"exit={fd} a0={family} a1={kind} a2={protocol}")
+        for line in FPING
+    ]
+    lines = record + [
+        line for n, (sfd, saddr, ret) in enumerate(sends) for line in send(n, sfd, saddr, exit_=ret)
+    ]
+    docs, errors = parse(lines)
+    for doc in docs:
+        assert doc["reconwatch"]["probe"] in ("raw", "datagram")  # type: ignore[index]
+        assert "port" not in doc["destination"]  # type: ignore[operator]
+    assert all(isinstance(e, IngestError) and e.line >= 1 for e in errors)

@@ -305,8 +305,10 @@ class AuditParser:
         sock = self.sockets.get((pid, fd))
         if sock is None or failed:
             return None  # not a socket we know to be raw, or the send failed
-        if event.saddr is None:
-            self.raw_unaddressed += 1  # send() on a connected socket, or a packet socket's
+        if event.saddr is None or sock.family == AF_PACKET:
+            # send() on a connected socket; a packet socket's address names a device (a
+            # successful send never carries an IP address there)
+            self.raw_unaddressed += 1
             return None
         try:
             addr = decode_sockaddr(event.saddr, big_endian=not _arch(syscall) & _ARCH_LE)
@@ -314,7 +316,7 @@ class AuditParser:
             self._error(f"bad send record: {exc}", event.line)
             return None
         if addr.ip is None:
-            self.raw_unaddressed += 1  # AF_PACKET's sockaddr_ll names a device, not a host
+            self.raw_unaddressed += 1  # not an IP address (AF_UNSPEC, a short one)
             return None
         self.raw_sends += 1
         seen = (pid, sock.transport, addr.ip)
