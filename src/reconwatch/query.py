@@ -55,12 +55,21 @@ def run_query(
 
 
 def pin(
-    text: str | ast.Query, dataset: Dataset, *, now: datetime, con: DuckDBPyConnection, table: str
+    text: str | ast.Query,
+    dataset: Dataset,
+    *,
+    now: datetime,
+    con: DuckDBPyConnection,
+    table: str,
+    backend: str = "duckdb",
 ) -> tuple[Column, ...]:
     """Run ES|QL text into a temporary DuckDB table on `con` (read once, queried many times);
-    returns its columns (multivalued where the table holds lists)."""
+    returns its columns (multivalued where the table holds lists). Another executor by name
+    reads the events and its result is loaded into the table."""
     from reconwatch.backends.duckdb.execute import materialize
 
+    if backend != "duckdb":
+        return _pin_result(text, dataset, now=now, con=con, table=table, backend=backend)
     for _attempt in range(MAX_RETRIES):
         plan = _without_implicit_limit(compile_on(text, dataset))
         try:
@@ -73,6 +82,49 @@ def pin(
         )
     msg = f"reading the events did not settle after {MAX_RETRIES} attempts"
     raise ExecutionError(msg)
+
+
+def _pin_result(
+    text: str | ast.Query,
+    dataset: Dataset,
+    *,
+    now: datetime,
+    con: DuckDBPyConnection,
+    table: str,
+    backend: str,
+) -> tuple[Column, ...]:
+    import pyarrow as pa
+
+    execute = executor(backend)
+    for _attempt in range(MAX_RETRIES):
+        plan = _without_implicit_limit(compile_on(text, dataset))
+        try:
+            result = execute(plan, dataset, now)
+        except RetryScan:
+            continue
+        schema = Dataset([]).arrow_schema(result.columns, ())
+        arrays = [
+            pa.array([_arrow_cell(row[i], col.multivalued) for row in result.rows], type=f.type)
+            for i, (col, f) in enumerate(zip(result.columns, list(schema)[1:], strict=True))
+        ]
+        arrow = pa.Table.from_arrays(arrays, schema=pa.schema(list(schema)[1:]))
+        con.register("rw_pin_arrow", arrow)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM rw_pin_arrow")
+        con.unregister("rw_pin_arrow")
+        return result.columns
+    msg = f"reading the events did not settle after {MAX_RETRIES} attempts"
+    raise ExecutionError(msg)
+
+
+def _arrow_cell(value: object, multivalued: bool) -> object:
+    """A plan value as the pinned table's Arrow column holds it (UTC without a zone, lists)."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, list):
+        return [_arrow_cell(item, False) for item in value]
+    if multivalued and value is not None:
+        return [_arrow_cell(value, False)]
+    return value
 
 
 def _without_implicit_limit(plan: Plan) -> Plan:

@@ -15,14 +15,18 @@ FILES: list[SpecFile] = (
     [parse_spec_file(p) for p in spec_files(SPEC_DIR)] if SPEC_DIR.is_dir() else []
 )
 CASES: list[SpecCase] = [case for spec in FILES for case in spec.cases]
-# DuckDB opens a connection per case: the whole file takes seconds there.
+# DuckDB opens a connection per case and Spark runs a job or two: the whole file takes seconds
+# (minutes on Spark) there.
 PARAMS = [
     pytest.param(
         case,
         backend,
         id=f"{case.id}-{backend}",
         # A runaway case fails alone instead of stalling the suite.
-        marks=[pytest.mark.timeout(120), *([pytest.mark.slow] if backend == "duckdb" else [])],
+        marks=[
+            pytest.mark.timeout(120),
+            *([pytest.mark.slow] if backend in ("duckdb", "spark") else []),
+        ],
     )
     for case in CASES
     for backend in BACKENDS

@@ -20,6 +20,7 @@ print("\\nLOADED " + " ".join(sorted(m for m in sys.modules if m.startswith("rec
 OTHER_COMMANDS = (
     "reconwatch.cli.conformance",
     "reconwatch.cli.detect",
+    "reconwatch.cli.export",
     "reconwatch.cli.sensor",
     "reconwatch.cli.simulate",
     "reconwatch.cli.watch",
@@ -27,6 +28,7 @@ OTHER_COMMANDS = (
     "reconwatch.engine.detect",
     "reconwatch.backends.stream.executor",
     "reconwatch.backends.reference.execute",
+    "reconwatch.backends.spark.session",
     "reconwatch.sensor.outputs",
     "reconwatch.alerts.render",
 )

@@ -72,6 +72,8 @@ def test_every_executor_reads_a_pinned_result(backend: str) -> None:
 
 
 def test_an_unknown_executor_is_a_usage_error_naming_the_known_ones() -> None:
-    with pytest.raises(UsageError, match="unknown executor \\[spark\\]; known: duckdb, reference"):
-        executor("spark")
-    assert sorted(EXECUTORS) == ["duckdb", "reference"]
+    with pytest.raises(
+        UsageError, match="unknown executor \\[flink\\]; known: duckdb, reference, spark"
+    ):
+        executor("flink")
+    assert sorted(EXECUTORS) == ["duckdb", "reference", "spark"]

@@ -28,6 +28,7 @@ class Executor(Protocol):
 EXECUTORS: dict[str, str] = {
     "duckdb": "reconwatch.backends.duckdb",
     "reference": "reconwatch.backends.reference",
+    "spark": "reconwatch.backends.spark",
 }
 
 

@@ -16,9 +16,13 @@ from rich.console import Console
 from reconwatch.alerts.sinks import FORMATS, AlertSink, open_sink
 from reconwatch.cli.inputs import (
     AlertsOutput,
+    EngineOption,
     MemoryLimit,
     QueryTimeout,
+    SparkMasterOption,
     SyslogYear,
+    choose_engine,
+    expand_inputs,
     print_notes,
     query_limits,
     require_files,
@@ -202,7 +206,8 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Argument(
                 help="Event files: NDJSON (.gz), JSON, Parquet, Linux audit logs, Zeek conn.log, "
-                "pcap/pcapng, iptables LOG lines, Suricata EVE, Sysmon for Linux, osquery.",
+                "pcap/pcapng, iptables LOG lines, Suricata EVE, Sysmon for Linux, osquery (with --engine spark also directories and "
+                "glob patterns).",
                 metavar="FILES...",
             ),
         ] = None,
@@ -297,6 +302,8 @@ def register(app: typer.Typer) -> None:
                 metavar="FILE",
             ),
         ] = None,
+        engine: EngineOption = "duckdb",
+        spark_master: SparkMasterOption = None,
     ) -> None:
         """Run detection rules over events as Kibana's ES|QL rule executor would and print alerts."""
         from reconwatch.ingest import Dataset
@@ -311,6 +318,8 @@ def register(app: typer.Typer) -> None:
         out_format = _output_format(fmt, as_report)
         if input_format is not None:
             formats.get(input_format)  # a UsageError listing the registered formats
+        backend_name = choose_engine(engine, spark_master)
+        paths = expand_inputs(paths, backend_name)
         rules, failed = load_rule_specs(list(rule or [DEFAULT_RULE]))
         lists: list[ExceptionList] = [load_exceptions(p) for p in exceptions or []]
         require_files(paths)
@@ -321,7 +330,7 @@ def register(app: typer.Typer) -> None:
             for lst in lists:
                 check_fields(lst, fields)
         sink = open_sink(output, out_format, rules={r.label: r for r in rules}, inputs=paths)
-        backend = DatasetBackend(dataset)
+        backend = DatasetBackend(dataset, engine=backend_name)
         learned = _history(history or [], input_format, year)
         with _progress(schedule.total(rules), err) as on_run, limited(limits):
             report = detect(

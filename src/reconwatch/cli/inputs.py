@@ -7,13 +7,23 @@ from typing import Annotated
 import typer
 
 # These live with the commands that run without Typer (query): detect and watch take them here.
-from reconwatch.cli.plain import print_notes, query_limits, require_files
+from reconwatch.cli.plain import (
+    choose_engine,
+    expand_inputs,
+    print_notes,
+    query_limits,
+    require_files,
+)
 
 __all__ = [
     "AlertsOutput",
+    "EngineOption",
     "MemoryLimit",
     "QueryTimeout",
+    "SparkMasterOption",
     "SyslogYear",
+    "choose_engine",
+    "expand_inputs",
     "print_notes",
     "query_limits",
     "require_files",
@@ -54,5 +64,23 @@ SyslogYear = Annotated[
         metavar="YEAR",
         min=1970,
         max=9999,
+    ),
+]
+
+# query's and detect's --engine and --spark-master: which batch executor runs the queries.
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="Executor: duckdb (default), spark (local mode unless --spark-master), reference.",
+        metavar="ENGINE",
+    ),
+]
+SparkMasterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--spark-master",
+        help="With --engine spark: the master URL (spark://HOST:7077; default local[*]).",
+        metavar="URL",
     ),
 ]

@@ -30,6 +30,7 @@ from reconwatch.errors import ReconwatchError  # noqa: E402
 COMMAND_MODULES: dict[str, str] = {
     "conformance": "reconwatch.cli.conformance",
     "detect": "reconwatch.cli.detect",
+    "export": "reconwatch.cli.export",
     "query": "reconwatch.cli.query",
     "rules": "reconwatch.cli.rules",
     "simulate": "reconwatch.cli.simulate",

@@ -114,3 +114,48 @@ def print_notes(notes: Iterable[str], err: Console) -> None:
     """What the readers assumed (a syslog year), once per file, on stderr."""
     for line in notes:
         err.print(f"note: {line}", markup=False)
+
+
+def choose_engine(engine: str, spark_master: str | None) -> str:
+    """The executor's registry name (--engine), checked; for Spark the master is set and what
+    Spark needs (pyspark, Java) is checked before any event is read."""
+    from reconwatch.backends import EXECUTORS
+
+    if engine not in EXECUTORS:
+        raise UsageError(f"--engine {engine}: unknown; known: {', '.join(EXECUTORS)}")
+    if spark_master is not None and engine != "spark":
+        raise UsageError("--spark-master needs --engine spark")
+    if engine == "spark":
+        from reconwatch.backends.spark import session
+
+        session.configure(spark_master)
+        session.check_available()
+    return engine
+
+
+def expand_inputs(paths: Iterable[str], engine: str) -> list[str]:
+    """With --engine spark a cluster's inputs: a directory stands for the files under it (a
+    dt=YYYY-MM-DD/ layout included; hidden and _-prefixed files such as _SUCCESS skipped) and a
+    glob pattern for its matches, in sorted order. Other engines take files as given."""
+    if engine != "spark":
+        return list(paths)
+    import glob
+
+    out: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                str(f)
+                for f in path.rglob("*")
+                if f.is_file() and not any(part[:1] in "._" for part in f.relative_to(path).parts)
+            )
+        elif not path.exists() and any(ch in raw for ch in "*?["):
+            found = sorted(p for p in glob.glob(raw, recursive=True) if Path(p).is_file())
+        else:
+            out.append(raw)
+            continue
+        if not found:
+            raise UsageError(f"no event file under {raw}")
+        out.extend(found)
+    return out

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Annotated
 
 from reconwatch.cli.plain import (
     Option,
+    choose_engine,
     echo,
+    expand_inputs,
     parse_args,
     print_notes,
     query_limits,
@@ -50,6 +52,8 @@ PLAIN_OPTIONS = {
     "--explain": Option("explain_", flag=True),
     "--input-format": Option("input_format"),
     "--memory-limit": Option("memory_limit"),
+    "--engine": Option("engine"),
+    "--spark-master": Option("spark_master"),
 }
 
 
@@ -73,6 +77,8 @@ def plain_run(args: Sequence[str]) -> Callable[[], int] | None:
             bool(opts.get("explain_")),
             opts.get("input_format"),  # type: ignore[arg-type]
             memory if isinstance(memory, str) else DEFAULT_MEMORY,
+            engine=str(opts.get("engine") or "duckdb"),
+            spark_master=opts.get("spark_master"),  # type: ignore[arg-type]
         )
 
     return run
@@ -81,14 +87,21 @@ def plain_run(args: Sequence[str]) -> Callable[[], int] | None:
 def register(app: "typer.Typer") -> None:
     import typer
 
-    from reconwatch.cli.inputs import MemoryLimit, QueryTimeout, SyslogYear
+    from reconwatch.cli.inputs import (
+        EngineOption,
+        MemoryLimit,
+        QueryTimeout,
+        SparkMasterOption,
+        SyslogYear,
+    )
 
     def query(
         esql: Annotated[str, typer.Argument(help="The ES|QL query.")],
         files: Annotated[
             list[str] | None,
             typer.Argument(
-                help="Event files: NDJSON (.gz), JSON arrays, Parquet, Linux audit logs."
+                help="Event files: NDJSON (.gz), JSON arrays, Parquet, Linux audit logs "
+                "(with --engine spark also directories and glob patterns)."
             ),
         ] = None,
         fmt: Annotated[
@@ -119,10 +132,23 @@ def register(app: "typer.Typer") -> None:
         memory_limit: MemoryLimit = DEFAULT_MEMORY,
         timeout: QueryTimeout = 0,
         year: SyslogYear = None,
+        engine: EngineOption = "duckdb",
+        spark_master: SparkMasterOption = None,
     ) -> None:
         """Run an ES|QL query over event files. Bad events are skipped and reported on stderr."""
         code = run_query_command(
-            esql, files, fmt, now, index, explain_, input_format, memory_limit, timeout, year
+            esql,
+            files,
+            fmt,
+            now,
+            index,
+            explain_,
+            input_format,
+            memory_limit,
+            timeout,
+            year,
+            engine=engine,
+            spark_master=spark_master,
         )
         if code:
             raise typer.Exit(code)
@@ -141,6 +167,9 @@ def run_query_command(
     memory_limit: str = DEFAULT_MEMORY,
     timeout: float = 0,
     year: int | None = None,
+    *,
+    engine: str = "duckdb",
+    spark_master: str | None = None,
 ) -> int:
     """The command itself, however its arguments were read; returns the exit code."""
     from reconwatch.ingest import Dataset, formats
@@ -151,16 +180,18 @@ def run_query_command(
 
     if input_format is not None:
         formats.get(input_format)  # a UsageError listing the registered formats
-    require_files(files or [])
+    backend = choose_engine(engine, spark_master)
+    paths = expand_inputs(files or [], backend)
+    require_files(paths)
     dataset = Dataset.from_files(
-        files or [], _index_map(index or []), input_format=input_format, year=year
+        paths, _index_map(index or []), input_format=input_format, year=year
     )
     query_time = _parse_now(now)
     if explain_:
         echo(explain(esql, dataset, now=query_time))
         return 0
     with limited(limits):
-        result = run_query(esql, dataset, now=query_time)
+        result = run_query(esql, dataset, now=query_time, backend=backend)
     _report_bad_events(dataset)
     for text in result.warnings:
         # Elasticsearch's response headers, one line each, as `curl -i` would show them.

@@ -33,17 +33,21 @@ if TYPE_CHECKING:
 class DatasetBackend:
     """QueryBackend over an ingest Dataset via the query facade and the analyser."""
 
-    def __init__(self, dataset: Dataset) -> None:
+    def __init__(self, dataset: Dataset, engine: str = "duckdb") -> None:
         self.dataset = dataset
+        self.engine = engine
 
     def pin(self, query: ast.Query, *, now: datetime) -> PinnedBackend:
-        """The query's result kept in memory, itself queryable with ES|QL (FROM any name)."""
+        """The query's result kept in memory, itself queryable with ES|QL (FROM any name). The
+        events are read on the chosen engine; the (filtered) result is kept in DuckDB."""
         from reconwatch.backends.duckdb.execute import connect
         from reconwatch.query import pin
 
         con = connect()
         try:
-            columns = pin(query, self.dataset, now=now, con=con, table=PINNED_TABLE)
+            columns = pin(
+                query, self.dataset, now=now, con=con, table=PINNED_TABLE, backend=self.engine
+            )
         except BaseException:
             con.close()
             raise
@@ -57,7 +61,7 @@ class DatasetBackend:
     def run(self, query: ast.Query, *, now: datetime) -> Result:
         from reconwatch.query import run_query
 
-        result: Result = run_query(query, self.dataset, now=now)
+        result: Result = run_query(query, self.dataset, now=now, backend=self.engine)
         return result
 
     def columns(self, query: ast.Query) -> tuple[Column, ...]:

@@ -33,7 +33,10 @@ class Warnings:
 
     def fail(self, span: Span, text: str, reason: str, result: str = "null") -> None:
         """`result`: what the failed value is taken as (null; false for a CASE condition)."""
-        key = (span.line, span.col, text, result)
+        self.record((span.line, span.col, text, result), reason)
+
+    def record(self, key: tuple[int, int, str, str], reason: str) -> None:
+        """One failure at the site `key` (line, col, text, result)."""
         reasons = self._entries.setdefault(key, [])
         if reason not in reasons and len(reasons) < MAX_RECORDED:
             reasons.append(reason)

@@ -6,7 +6,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from reconwatch.esql.extract import extract_texts, output_groups
 from reconwatch.evaluate import scalars as _scalars  # noqa: F401 - registers functions
@@ -20,6 +20,7 @@ from reconwatch.plan.documents import document_json
 from reconwatch.types import DataType as T
 
 Rows = Iterator[dict[str, object]]
+_G = TypeVar("_G")
 
 
 def execute(plan: p.Plan, rows: Iterable[Mapping[str, object]], now: datetime) -> Result:
@@ -50,6 +51,27 @@ def budgeted(rows: Rows, deadline: limits.Deadline) -> Rows:
         if count % CHECK_EVERY == 0:
             deadline.check()
         yield row
+
+
+def source_rows(
+    source: p.Source | p.RowSource, rows: Iterable[Mapping[str, object]], ctx: EvalContext
+) -> Rows:
+    """The source's rows as the steps see them (fields typed, `_source` built when asked)."""
+    return _source(source, rows, ctx)
+
+
+def run_step(step: p.Step, rows: Rows, ctx: EvalContext) -> Rows:
+    """One step over a row stream (a distributed executor runs the steps piecewise)."""
+    return _STEPS[type(step)](step, rows, ctx)
+
+
+def hash_order(groups: dict[tuple[object, ...], _G], key_types: list[T]) -> Iterable[_G]:
+    """`groups` (first-seen order) in Elasticsearch's output order (see _hash_order)."""
+    return _hash_order(groups, [("", _no_expr, t) for t in key_types])
+
+
+def _no_expr(row: Mapping[str, object]) -> object:
+    return None
 
 
 def prune_evals(plan: p.Plan) -> list[p.Step]:
@@ -265,9 +287,8 @@ def _group_outputs(
 
 
 def _hash_order(
-    groups: dict[tuple[object, ...], tuple[tuple[object, ...], list[AggState]]],
-    keys: list[tuple[str, Compiled, T]],
-) -> Iterable[tuple[tuple[object, ...], list[AggState]]]:
+    groups: dict[tuple[object, ...], _G], keys: list[tuple[str, Compiled, T]]
+) -> Iterable[_G]:
     """Groups in Elasticsearch's output order: first seen, except that a single key's block hash
     gives null ordinal 0 and booleans the fixed ordinals null, false, true."""
     if len(keys) != 1:

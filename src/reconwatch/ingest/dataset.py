@@ -9,15 +9,15 @@ import hashlib
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 
 from reconwatch.ecs.schema import ECS_FIELDS, MULTIVALUED_FIELDS, is_ecs_index
-from reconwatch.errors import UsageError
-from reconwatch.ingest import fast, formats
+from reconwatch.errors import IngestError, UsageError
+from reconwatch.ingest import fast, formats, sparkread
 from reconwatch.ingest.flatten import infer_type, kind_of, looks_like_date
 from reconwatch.ingest.formats import read_events
 from reconwatch.ingest.locate import is_plain
@@ -164,6 +164,9 @@ class Dataset:
         self._arrays: set[str] = set(MULTIVALUED_FIELDS)
         # Leaves already checked against their ECS type -> why they do not fit (None: they do).
         self._checked: dict[tuple[T, type, object], str | None] = {}
+        # Inputs handed to Spark's workers, and what the workers report of them (accumulators).
+        self._spark_inputs: set[int] = set()
+        self._spark_outcomes: list[Any] = []
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -404,6 +407,11 @@ class Dataset:
         self._retype(scan)
         return scan
 
+    def present_fields(self) -> list[Column]:
+        """The fields some event of some input has, typed, after reading every event once."""
+        scan = self._ensure_scan()
+        return [self._known(scan, name) for name in sorted(scan.fields)]
+
     def complete_fields(self) -> bool:
         """Read every event for its fields if only samples were; False when nothing was left."""
         if self._scan is not None and all(self._scan.complete):
@@ -612,12 +620,74 @@ class Dataset:
         return bool(stored)
 
     def counted_later(self, inputs: Sequence[int]) -> None:
-        """After a query DuckDB read: count those files' events only if the report is asked."""
+        """After a query DuckDB read: count those files' events only if the report is asked.
+        After Spark's workers read files: what they met, for the files they read through."""
+        self._settle_spark()
         for index in inputs:
             inp = self._inputs[index]
             if index in self._reported or index in self._slow or inp.path is None:
                 continue
+            if index in self._spark_inputs:
+                continue  # pruned, or a LIMIT stopped its task: not read through
             self.report.defer(index, functools.partial(_count_lines, str(inp.path)))
+
+    # -- Spark's workers -----------------------------------------------------------------------
+
+    def spark_chunks(
+        self,
+        spark: Any,
+        names: Sequence[str],
+        inputs: Sequence[int],
+        metadata: Sequence[str],
+        days: tuple[date | None, date | None] | None,
+    ) -> Any:
+        """The rows `rows` gives, read on Spark's workers one file per task (files of the days
+        `days` only, by their `dt=` directory); None when an input is not a file a worker
+        reads (documents, audit logs, JSON arrays: the driver reads those)."""
+        tasks: list[sparkread.FileTask] = []
+        for index in inputs:
+            inp = self._inputs[index]
+            if inp.path is None:
+                return None
+            try:
+                fmt = formats.resolve(inp.path, inp.format)
+            except (OSError, IngestError):
+                return None  # the driver's reader reports it
+            if fmt.name not in sparkread.SPARK_FORMATS:
+                return None
+            self._spark_inputs.add(index)
+            if sparkread.in_days(inp.path, days):
+                tasks.append(sparkread.FileTask(index, str(inp.path), fmt.name, inp))
+        if any(n not in ECS_FIELDS for n in names):
+            self._ensure_scan()
+        else:
+            self._ensure_sample()
+        cols = tuple(self.column(n) or Column(n, T.KEYWORD) for n in names)
+        rdd, outcomes = sparkread.chunks(
+            spark,
+            tasks,
+            {
+                "cols": cols,
+                "metadata": tuple(metadata),
+                "cell": _row_cell,
+                "meta": _meta,
+                "check": Dataset([])._check,
+            },
+        )
+        self._spark_outcomes.append(outcomes)
+        return rdd
+
+    def _settle_spark(self) -> None:
+        for outcomes in self._spark_outcomes:
+            for index, (good, errors) in sorted(outcomes.value.items()):
+                if index in self._reported:
+                    continue
+                self._reported.add(index)
+                self._good[index] = good
+                name = self._inputs[index].name
+                found = [IngestError(reason, name, line) for line, reason in errors]
+                self.report.settle(index, good, found)
+        self._spark_outcomes = []
 
     # -- tables for executors ------------------------------------------------------------------
 

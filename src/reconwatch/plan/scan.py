@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
 from reconwatch.plan.nodes import Column
@@ -61,6 +62,20 @@ class ScanSource(Protocol):
         `filtered`: the fields the plan's filters read (all when None)."""
         ...
 
+    def spark_chunks(
+        self,
+        spark: Any,
+        names: Sequence[str],
+        inputs: Sequence[int],
+        metadata: Sequence[str],
+        days: tuple[date | None, date | None] | None,
+    ) -> Any:
+        """An RDD of chunks of (order, row) on the SparkSession `spark`: the rows `rows` gives,
+        read on Spark's workers, `order` rising in input order; None when the source has no
+        reader of its own there (the driver then hands `rows` over). `days`: only rows of
+        these days (inclusive, UTC; None: unbounded) can match, a hint to skip whole files."""
+        ...
+
     def scan_failed(self, message: str, inputs: Sequence[int]) -> bool:
         """Learn from an executor's failure while reading `inputs`; True when a re-run
         (RetryScan) can succeed."""
@@ -84,6 +99,16 @@ class ArrowScan:
         filtered: Collection[str] | None,
     ) -> bool:
         return False
+
+    def spark_chunks(
+        self,
+        spark: Any,
+        names: Sequence[str],
+        inputs: Sequence[int],
+        metadata: Sequence[str],
+        days: tuple[date | None, date | None] | None,
+    ) -> Any:
+        return None
 
     def scan_failed(self, message: str, inputs: Sequence[int]) -> bool:
         return False

@@ -1,0 +1,121 @@
+"""The seed rule on Spark over day-partitioned Parquet: local[1] vs local[2] (scaling), DuckDB on the same data for reference.
+
+Each Spark measurement runs in a fresh process that starts its session and runs the query once
+untimed (JVM start, Python workers, first-file reads), then times the same query: the ratio is
+of query work, not of start-up. Two queries: the rule as written (its one-hour window: dt=
+pruning reads one day) and the rule without its time condition (every event read: the
+per-core throughput a sizing model needs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from gen_events import generate, query_time
+from reconwatch.rules.builtin import DEFAULT_RULE, load_builtin
+
+HERE = Path(__file__).resolve().parent
+EXE = str(Path(sys.executable).with_name("reconwatch"))
+
+
+def exported(ndjson: Path) -> Path:
+    """The events as `reconwatch export --parquet` writes them (cached beside the NDJSON)."""
+    out = ndjson.with_suffix(".parquet.d")
+    if not out.exists():
+        tmp = out.with_name(out.name + ".tmp")
+        if tmp.exists():
+            subprocess.run(["rm", "-rf", str(tmp)], check=True)
+        subprocess.run([EXE, "export", str(ndjson), "--parquet", str(tmp)], check=True)
+        tmp.rename(out)
+    return out
+
+
+def full_scan(query: str) -> str:
+    """The rule's query without its `@timestamp > now() - ...` condition: every event read."""
+    lines = [ln for ln in query.splitlines() if "@timestamp" not in ln or "now()" not in ln]
+    text = "\n".join(lines)
+    return text.replace("| where and", "| where").replace("|  where and", "| where")
+
+
+_CHILD = """
+import json, sys, time
+from datetime import datetime
+from reconwatch.backends.spark import session
+from reconwatch.ingest import Dataset
+from reconwatch.query import run_query
+from reconwatch.plan import values
+master, query, now, paths = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+session.configure(master)
+when = values.parse_datetime(now)
+run_query(query, Dataset.from_files(paths), now=when, backend="spark")
+dataset = Dataset.from_files(paths)
+start = time.perf_counter()
+result = run_query(query, dataset, now=when, backend="spark")
+print(json.dumps({"seconds": time.perf_counter() - start, "rows": len(result.rows),
+                  "events": dataset.report.events}))
+"""
+
+
+def spark_time(master: str, query: str, now: str, files: list[str]) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, master, query, now, *files],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    found: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return found
+
+
+def duckdb_time(query: str, now: str, files: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        [EXE, "query", query, *files, "--now", now, "--format", "ndjson"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def parquet_files(root: Path) -> list[str]:
+    return sorted(str(p) for p in root.rglob("*.parquet"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--events", type=int, default=2_000_000)
+    args = ap.parse_args()
+    ndjson = generate(HERE / "out" / f"events-{args.events}-7.ndjson", args.events)
+    root = exported(ndjson)
+    files = parquet_files(root)
+    now = query_time(args.events).isoformat()
+    rule = load_builtin(DEFAULT_RULE).query
+    print(
+        f"{args.events} events, {len(files)} Parquet file(s) in "
+        f"{len(list(root.glob('dt=*')))} day(s); rule {DEFAULT_RULE} at {now}; "
+        f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    for label, query in (("rule (1h window)", rule), ("rule, full scan", full_scan(rule))):
+        one = spark_time("local[1]", query, now, files)
+        two = spark_time("local[2]", query, now, files)
+        duck_parquet = duckdb_time(query, now, files)
+        duck_ndjson = duckdb_time(query, now, [str(ndjson)])
+        events = max(one["events"], two["events"])
+        print(f"-- {label}: {int(one['rows'])} row(s), {int(events)} event(s) read")
+        print(f"spark local[1]     {one['seconds']:8.2f} s  {events / one['seconds']:10.0f} ev/s")
+        print(f"spark local[2]     {two['seconds']:8.2f} s  {events / two['seconds']:10.0f} ev/s")
+        print(f"scaling local[2]/local[1]: {one['seconds'] / two['seconds']:.2f} (target >= 1.7)")
+        print(f"duckdb, the Parquet files  {duck_parquet:8.2f} s (whole process)")
+        print(f"duckdb, the NDJSON file    {duck_ndjson:8.2f} s (whole process)")
+        print(f"spark local[2] / duckdb (NDJSON): {two['seconds'] / duck_ndjson:.1f}x slower")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Event files read on Spark's workers: each file a task, read by the registry's own reader, dt=YYYY-MM-DD partitions pruned."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from reconwatch.ingest.report import IngestReport
+from reconwatch.plan.documents import flatten
+from reconwatch.plan.nodes import Column
+
+# Formats a worker reads by itself (the others go through the driver).
+SPARK_FORMATS = ("ndjson", "parquet")
+# A row's input order: the input's number above its line (or record) number.
+ORDER_SHIFT = 40
+# Rows per chunk a task hands on (one pickled object each).
+CHUNK = 4096
+_DAY = re.compile(r"(?:^|/)dt=(\d{4})-(\d{2})-(\d{2})(?=/|$)")
+
+Flat = dict[str, list[object]]
+Cell = Callable[[list[object] | None, Column], object]
+Meta = Callable[[str, Any, int, Flat], object]
+Check = Callable[[Flat], str | None]
+# What a task reports: input -> (good events, [(line, reason)]), set once per input read through.
+Outcome = dict[int, tuple[int, list[tuple[int | None, str]]]]
+
+
+def partition_day(path: str | Path) -> date | None:
+    """The day a `dt=YYYY-MM-DD/` directory in the path holds (the innermost one)."""
+    found = _DAY.findall(str(path))
+    if not found:
+        return None
+    year, month, day = (int(x) for x in found[-1])
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def in_days(path: str | Path, days: tuple[date | None, date | None] | None) -> bool:
+    """Whether a file can hold rows of the days `days` (inclusive; None: unbounded)."""
+    if days is None:
+        return True
+    day = partition_day(path)
+    if day is None:
+        return True
+    low, high = days
+    return (low is None or day >= low) and (high is None or day <= high)
+
+
+@dataclass(frozen=True, slots=True)
+class FileTask:
+    """One input file for a worker: its number among the inputs, path and format."""
+
+    index: int
+    path: str
+    fmt: str
+    inp: Any  # the dataset's input record, for the METADATA fields
+
+
+@dataclass(frozen=True, slots=True)
+class Decode:
+    """A worker's reading of one file: the registry's reader, the same checks and cells as the
+    driver's (ingest.dataset hands them over), rows in chunks of (order, row). Bad events are
+    counted in `outcomes` (a Spark accumulator) once the file is read through."""
+
+    cols: tuple[Column, ...]
+    metadata: tuple[str, ...]
+    cell: Cell
+    meta: Meta
+    check: Check
+    outcomes: Any
+
+    def __call__(self, task: FileTask) -> Iterator[list[tuple[int, dict[str, object]]]]:
+        from reconwatch.ingest.formats import read_events
+
+        report = IngestReport()
+        chunk: list[tuple[int, dict[str, object]]] = []
+        good = 0
+        for line, value in read_events(Path(task.path), report, task.fmt):
+            if not isinstance(value, dict):
+                report.add("not a JSON object", task.path, line)
+                continue
+            flat = flatten(value)
+            problem = self.check(flat)
+            if problem is not None:
+                report.add(problem, task.path, line)
+                continue
+            good += 1
+            row = {c.name: self.cell(flat.get(c.name), c) for c in self.cols}
+            for m in self.metadata:
+                row[m] = self.meta(m, task.inp, line, flat)
+            chunk.append(((task.index << ORDER_SHIFT) | line, row))
+            if len(chunk) >= CHUNK:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+        errors = [(e.line, e.reason) for e in report.errors]
+        # A retried task sets the same entry again: the count is not doubled.
+        self.outcomes.add({task.index: (good, errors)})
+
+
+def chunks(spark: Any, tasks: Sequence[FileTask], decode_args: dict[str, Any]) -> tuple[Any, Any]:
+    """An RDD of row chunks, one task per file in input order, and the accumulator of outcomes."""
+    from pyspark.accumulators import AccumulatorParam
+
+    class _Merge(AccumulatorParam):  # type: ignore[type-arg]
+        def zero(self, value: Outcome) -> Outcome:
+            return {}
+
+        def addInPlace(self, a: Outcome, b: Outcome) -> Outcome:
+            a.update(b)
+            return a
+
+    sc = spark.sparkContext
+    outcomes = sc.accumulator({}, _Merge())
+    decode = Decode(outcomes=outcomes, **decode_args)
+    rdd = sc.parallelize(list(tasks), max(1, len(tasks))).flatMap(decode)
+    return rdd, outcomes

@@ -1,0 +1,124 @@
+"""The Spark executor against the reference interpreter: the same rows in the same order and the
+same warnings in the same order, with the input cut into many small partitions so that every
+query crosses partitions (and STATS a shuffle)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import strategies as st
+from test_differential import (
+    INDEX,
+    MAPPING_DOC,
+    NOW,
+    POOLS,
+    QUERIES,
+    REGRESSIONS,
+    _row,
+    documents,
+    queries,
+    reference_rows,
+)
+
+from reconwatch.backends import reference as ref
+from reconwatch.backends.spark import execute as spark_execute
+from reconwatch.errors import QueryError, QueryLimitError
+from reconwatch.esql.analyze import compile_query
+from reconwatch.ingest import Dataset
+from reconwatch.plan import limits
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Three rows per chunk: a dozen documents make four partitions."""
+    monkeypatch.setattr(spark_execute, "CHUNK", 3)
+    yield
+
+
+def assert_spark_same(query: str, docs: list[dict[str, object]]) -> None:
+    docs = [MAPPING_DOC, *docs]
+    ds = Dataset.from_documents(docs, index=INDEX)
+    plan = compile_query(query, ds)
+    expected = ref.execute(plan, reference_rows(docs, ds), NOW)
+    got = spark_execute.execute(plan, ds, NOW)
+    context = f"\nquery: {query}\ndocs: {docs}"
+    assert [c.name for c in got.columns] == [c.name for c in expected.columns]
+    assert [_row(r) for r in got.rows] == [_row(r) for r in expected.rows], f"rows{context}"
+    assert got.warnings == expected.warnings, f"warnings{context}"
+
+
+def _fixed_documents(count: int, seed: int) -> list[dict[str, object]]:
+    """Documents from the differential test's value pools, the same on every run."""
+    rnd = random.Random(seed)
+    docs: list[dict[str, object]] = []
+    for _ in range(count):
+        doc: dict[str, object] = {"@timestamp": "2025-07-16T11:30:00.000Z"}
+        for name, pool in POOLS.items():
+            shape = rnd.randrange(5)
+            if shape == 0:
+                continue
+            if shape == 1:
+                doc[name] = rnd.sample(pool, k=min(len(pool), rnd.randint(2, 3)))
+            else:
+                doc[name] = rnd.choice(pool)
+        docs.append(doc)
+    return docs
+
+
+@pytest.mark.parametrize("name", sorted(QUERIES))
+def test_rule_shaped_queries_agree(name: str) -> None:
+    assert_spark_same(QUERIES[name], _fixed_documents(14, seed=len(name)))
+
+
+@pytest.mark.parametrize("name", sorted(REGRESSIONS))
+def test_regressions_agree(name: str) -> None:
+    query, docs = REGRESSIONS[name]
+    assert_spark_same(query, docs)
+
+
+def test_warnings_keep_one_pass_order_across_partitions() -> None:
+    """Failures in later partitions come after earlier ones; a site's first 20 distinct reasons
+    are the first 20 of the input, not of whichever partition finished first."""
+    docs: list[dict[str, object]] = [
+        {"host": {"name": [f"h{i}", f"g{i}"]}, "destination": {"port": i}} for i in range(40)
+    ]
+    query = (
+        'from logs-endpoint.events.network-* | eval up = to_lower(host.name) == "x", '
+        "p = destination.port + 9223372036854775807 | stats c = count() by up, p | sort p"
+    )
+    assert_spark_same(query, docs)
+
+
+def test_limit_after_filter_warns_only_for_rows_read() -> None:
+    """A LIMIT stops a one-pass run early: rows after the last one taken never warn."""
+    docs: list[dict[str, object]] = [
+        {"destination": {"port": [i, i + 1] if i % 2 else i}} for i in range(30)
+    ]
+    query = (
+        "from logs-endpoint.events.network-* | where destination.port > 3 | "
+        "eval q = destination.port + 1 | keep q | limit 4"
+    )
+    assert_spark_same(query, docs)
+
+
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(query=queries(), docs=st.lists(documents(), max_size=14))
+def test_composed_queries_agree(query: str, docs: list[dict[str, object]]) -> None:
+    try:
+        compile_query(query, Dataset.from_documents([MAPPING_DOC, *docs], index=INDEX))
+    except QueryError:
+        reject()
+    assert_spark_same(query, docs)
+
+
+def test_a_query_past_its_time_budget_is_cancelled() -> None:
+    docs = _fixed_documents(30, seed=3)
+    ds = Dataset.from_documents([MAPPING_DOC, *docs], index=INDEX)
+    plan = compile_query(QUERIES["stats-by-two-keys"], ds)
+    with limits.limited(limits.QueryLimits(seconds=0.001)), pytest.raises(QueryLimitError):
+        spark_execute.execute(plan, ds, NOW)
+    assert spark_execute.execute(plan, ds, NOW).rows  # the next query has no budget left over

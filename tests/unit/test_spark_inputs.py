@@ -1,0 +1,153 @@
+"""Inputs a cluster reads with --engine spark: NDJSON (plain, gzip) and day-partitioned Parquet from
+`reconwatch export`, directories and globs, dt= days pruned by a rule's time range, bad events
+reported from the workers; detect's alerts the same as on DuckDB."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_cli
+from reconwatch.ingest import Dataset
+from reconwatch.ingest.dataset import SAMPLE_LINES
+from reconwatch.ingest.export import export_parquet
+from reconwatch.ingest.sparkread import partition_day
+from reconwatch.query import run_query
+
+SAMPLE = ROOT / "src" / "reconwatch" / "data" / "sample" / "defend-network-sample.ndjson.gz"
+DAY = datetime(2025, 7, 14, tzinfo=UTC)
+NOW = DAY + timedelta(days=3)
+STATS = (
+    "from logs-* | stats c = count(), d = count_distinct(destination.ip), "
+    "v = values(destination.port) by host.name | sort host.name"
+)
+
+
+def _events() -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    for i in range(90):
+        when = DAY + timedelta(hours=i * 0.75)
+        out.append(
+            {
+                "@timestamp": when.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                "host": {"name": f"h{i % 4}", "os": {"type": "linux"}},
+                "destination": {"ip": f"10.0.{i % 3}.{i % 7}", "port": [22, 80][: 1 + i % 2]},
+                "event": {"action": "connection_attempted"},
+            }
+        )
+    return out
+
+
+@pytest.fixture(scope="module")
+def ndjson(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("events") / "events.ndjson"
+    path.write_text("".join(json.dumps(e) + "\n" for e in _events()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(ndjson: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "events"
+    done = export_parquet(Dataset.from_files([ndjson]), out)
+    assert done.events == 90
+    return out
+
+
+def _rows(query: str, files: list[str], backend: str, now: datetime = NOW) -> list[object]:
+    return run_query(query, Dataset.from_files(files), now=now, backend=backend).rows
+
+
+def test_export_writes_one_directory_per_day(
+    ndjson: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "events"
+    code, _, err = run_cli(["export", str(ndjson), "--parquet", str(out)], capsys)
+    assert code == 0, err
+    assert "90 event(s)" in err
+    days = sorted(p.name for p in out.iterdir())
+    assert days == ["dt=2025-07-14", "dt=2025-07-15", "dt=2025-07-16"]
+    assert all(partition_day(p) is not None for p in out.rglob("*.parquet"))
+    code, _, err = run_cli(["export", str(ndjson), "--parquet", str(out)], capsys)
+    assert code == 2 and "not an empty directory" in err
+
+
+def test_exported_parquet_on_spark_equals_ndjson_on_duckdb(ndjson: Path, exported: Path) -> None:
+    files = sorted(str(p) for p in exported.rglob("*.parquet"))
+    want = _rows(STATS, [str(ndjson)], "duckdb")
+    assert _rows(STATS, files, "spark") == want
+    assert _rows(STATS, files, "duckdb") == want
+
+
+def test_gzip_ndjson_read_on_the_workers(ndjson: Path, tmp_path: Path) -> None:
+    packed = tmp_path / "events.ndjson.gz"
+    packed.write_bytes(gzip.compress(ndjson.read_bytes()))
+    assert _rows(STATS, [str(packed)], "spark") == _rows(STATS, [str(ndjson)], "duckdb")
+
+
+def _with_late_day(exported: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """The export plus an NDJSON file in the first day's directory whose one broken line comes
+    after the events the driver samples for field discovery: only a worker's read meets it."""
+    root = tmp_path / "events"
+    for src in exported.rglob("*.parquet"):
+        dst = root / src.relative_to(exported)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes(src.read_bytes())
+    late = root / "dt=2025-07-14" / "late.ndjson"
+    event = json.dumps({"@timestamp": "2025-07-14T23:00:00.000Z", "host": {"name": "h9"}})
+    late.write_text((event + "\n") * (SAMPLE_LINES + 1) + "not json\n")
+    return root, late
+
+
+def test_a_rule_window_skips_other_days_and_a_full_read_reports_bad_lines(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, late = _with_late_day(exported, tmp_path)
+    window = (
+        'from logs-* | where @timestamp >= "2025-07-16T00:00:00Z" '
+        "| stats c = count() by host.name | sort host.name"
+    )
+    args = ["--engine", "spark", "--now", NOW.isoformat(), "--format", "ndjson"]
+    code, out, err = run_cli(["query", window, str(root), *args], capsys)
+    assert code == 0, err
+    assert "not JSON" not in err  # dt=2025-07-14 was never read to its end
+    parquet = [str(p) for p in exported.rglob("*.parquet")]
+    duck = run_query(window, Dataset.from_files(parquet), now=NOW)
+    assert [json.loads(line) for line in out.splitlines()] == duck.as_dicts()
+    code, out, err = run_cli(["query", "from logs-* | stats c = count()", str(root), *args], capsys)
+    assert code == 0, err
+    assert json.loads(out) == {"c": 90 + SAMPLE_LINES + 1}
+    assert f"{late}:{SAMPLE_LINES + 2}: not JSON" in err
+
+
+def test_a_glob_selects_days(exported: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pattern = str(exported / "dt=2025-07-1[56]" / "*.parquet")
+    code, out, err = run_cli(
+        ["query", "from logs-* | stats c = count()", pattern, "--engine", "spark"], capsys
+    )
+    assert code == 0, err
+    assert json.loads(out) == {"c": 90 - 32}  # 32 events fall on the first day
+
+
+def test_detect_on_spark_gives_duckdbs_alerts(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["detect", str(SAMPLE), "--now", "2025-07-16T10:00:00Z", "-f", "ndjson"]
+    code, duck, err = run_cli(argv, capsys)
+    assert code == 0, err
+    code, spark, err = run_cli([*argv, "--engine", "spark"], capsys)
+    assert code == 0, err
+    want = [json.loads(line) for line in duck.splitlines()]
+    assert want, "the sample raises the seed rule's alert"
+    assert [json.loads(line) for line in spark.splitlines()] == want
+
+
+def test_missing_java_is_one_line_naming_the_package(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path))
+    code, _, err = run_cli(["query", "row a = 1", "--engine", "spark"], capsys)
+    assert code == 2
+    assert "openjdk-17-jre-headless" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
