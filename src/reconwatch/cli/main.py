@@ -28,6 +28,7 @@ from reconwatch.errors import ReconwatchError  # noqa: E402
 # may also define `plain_run(args)`: the command for its common argv without Typer (whose import
 # and parameter handling cost several times `import duckdb`), None to leave the argv to Typer.
 COMMAND_MODULES: dict[str, str] = {
+    "alerts": "reconwatch.cli.client",
     "conformance": "reconwatch.cli.conformance",
     "detect": "reconwatch.cli.detect",
     "export": "reconwatch.cli.export",

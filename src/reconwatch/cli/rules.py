@@ -1,4 +1,4 @@
-"""`reconwatch rules list | show NAME | check PATHS...`: the built-in rules and rule validation."""
+"""`reconwatch rules list | show NAME | check PATHS... | run RULE_ID`: built-ins, validation, manual runs."""
 
 from __future__ import annotations
 
@@ -76,6 +76,9 @@ def register(app: typer.Typer) -> None:
         no_args_is_help=True,
     )
     app.add_typer(rules_app, name="rules")
+    from reconwatch.cli.client import register_rules_run
+
+    register_rules_run(rules_app)
 
     @rules_app.command("list")
     def list_cmd() -> None:

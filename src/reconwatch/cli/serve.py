@@ -54,6 +54,13 @@ def register(app: typer.Typer) -> None:
                 "--rules", help="A directory of rule files (TOML) to run too; repeatable."
             ),
         ] = None,
+        rule: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--rule",
+                help="A built-in rule, a pack (recon) or a rule file to run too; repeatable.",
+            ),
+        ] = None,
         no_builtin_rules: Annotated[
             bool, typer.Option("--no-builtin-rules", help="Run only the --rules files.")
         ] = False,
@@ -74,6 +81,8 @@ def register(app: typer.Typer) -> None:
             settings = replace(settings, bind=bind)
         if rules:
             settings = replace(settings, rules=(*settings.rules, *rules))
+        if rule:
+            settings = replace(settings, rule=(*settings.rule, *rule))
         if no_builtin_rules:
             settings = replace(settings, builtin_rules=False)
         settings = settle(settings, os.environ)

@@ -37,7 +37,7 @@ def build(config: ServiceConfig, clock: Clock) -> Service:
     """The store opened, the rules loaded (refused files kept for the report), the schedule."""
     assert config.data_dir is not None  # settle() filled it in
     store = Store(config.data_dir, clock, config.retention)
-    loaded = load_rules(list(config.rules), builtin=config.builtin_rules)
+    loaded = load_rules(list(config.rules), builtin=config.builtin_rules, specs=config.rule)
     scheduler = Scheduler(store, list(loaded.rules.values()), clock)
     limits = Limits(config.max_body_bytes, config.queue_batches)
     try:

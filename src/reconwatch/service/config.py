@@ -26,6 +26,8 @@ class ServiceConfig:
     max_body_bytes: int = 100 * 1024 * 1024
     queue_batches: int = 64
     rules: tuple[Path, ...] = ()
+    # --rule: built-ins, packs (recon) or rule files by name, besides the default built-ins.
+    rule: tuple[str, ...] = ()
     builtin_rules: bool = True
     # alert sink targets: paths, - (stdout), registered URLs, with their retry settings
     sinks: tuple[SinkSpec, ...] = ()
@@ -151,6 +153,7 @@ _KEYS: dict[str, Callable[[str, str, object, Path], Any]] = {
     "max_body_bytes": _positive,
     "queue_batches": _positive,
     "rules": _paths,
+    "rule": _names,
     "builtin_rules": _bool,
     "sinks": _targets,
     "realtime": _names,

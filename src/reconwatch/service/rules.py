@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconwatch.errors import ReconwatchError
-from reconwatch.rules.builtin import load_builtin
+from reconwatch.rules.builtin import load_builtin, resolve_rules
 from reconwatch.rules.load import load_rule_file
 from reconwatch.rules.model import Rule
 
@@ -26,8 +26,17 @@ class RuleSet:
     builtin: set[str] = field(default_factory=set)
 
 
-def load_rules(directories: Sequence[Path], *, builtin: bool = True) -> RuleSet:
-    """Built-ins first; a directory's rule with a built-in's rule_id replaces it (a newer or
+NATIVE = (
+    'rule.type: a native detector (type = "reconwatch") is not run by the service yet '
+    "(reconwatch detect and watch run it)"
+)
+
+
+def load_rules(
+    directories: Sequence[Path], *, builtin: bool = True, specs: Sequence[str] = ()
+) -> RuleSet:
+    """Built-ins first, then the rules `specs` name (`--rule`: a built-in, a pack such as
+    `recon`, a file); a directory's rule with a built-in's rule_id replaces it (a newer or
     customised version); two files with one rule_id: the second is refused."""
     out = RuleSet()
     if builtin:
@@ -35,6 +44,17 @@ def load_rules(directories: Sequence[Path], *, builtin: bool = True) -> RuleSet:
             rule = load_builtin(name)
             out.rules[rule.rule_id] = rule
             out.builtin.add(rule.rule_id)
+    for spec in specs:
+        try:
+            named = resolve_rules(spec)
+        except ReconwatchError as exc:
+            out.failures.append(f"--rule {spec}: {exc.one_line()}")
+            continue
+        for rule in named:
+            if rule.native:
+                out.failures.append(f"{rule.label}: {NATIVE}")
+            else:
+                out.rules[rule.rule_id] = rule
     from_files: dict[str, Path] = {}
     for directory in directories:
         for path in sorted(directory.rglob("*.toml")):
@@ -42,6 +62,9 @@ def load_rules(directories: Sequence[Path], *, builtin: bool = True) -> RuleSet:
                 rule = load_rule_file(path)
             except ReconwatchError as exc:
                 out.failures.append(exc.one_line())
+                continue
+            if rule.native:
+                out.failures.append(f"{path}: {NATIVE}")
                 continue
             first = from_files.get(rule.rule_id)
             if first is not None:
