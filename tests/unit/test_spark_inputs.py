@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_cli
+from reconwatch.cli.plain import expand_inputs
 from reconwatch.ingest import Dataset
 from reconwatch.ingest.dataset import SAMPLE_LINES
 from reconwatch.ingest.export import export_parquet
@@ -76,10 +77,29 @@ def test_export_writes_one_directory_per_day(
 
 
 def test_exported_parquet_on_spark_equals_ndjson_on_duckdb(ndjson: Path, exported: Path) -> None:
-    files = sorted(str(p) for p in exported.rglob("*.parquet"))
+    files = expand_inputs([str(exported)], "spark")
     want = _rows(STATS, [str(ndjson)], "duckdb")
     assert _rows(STATS, files, "spark") == want
     assert _rows(STATS, files, "duckdb") == want
+    # Without a SORT the groups come in first-seen order: the files are read in export order.
+    unsorted = "from logs-* | stats c = count(), p = values(destination.ip) by destination.ip"
+    assert _rows(unsorted, files, "spark") == _rows(unsorted, [str(ndjson)], "duckdb")
+
+
+def test_a_directory_is_its_files_in_the_order_export_wrote_them(tmp_path: Path) -> None:
+    for day, part in [("15", 10), ("15", 2), ("14", 3), ("15", 0)]:
+        (tmp_path / f"dt=2025-07-{day}").mkdir(exist_ok=True)
+        (tmp_path / f"dt=2025-07-{day}" / f"data_{part}.parquet").touch()
+    (tmp_path / "_SUCCESS").touch()
+    (tmp_path / "dt=2025-07-15" / ".data_0.parquet.crc").touch()
+    names = [str(Path(p).relative_to(tmp_path)) for p in expand_inputs([str(tmp_path)], "spark")]
+    assert names == [
+        "dt=2025-07-14/data_3.parquet",
+        "dt=2025-07-15/data_0.parquet",
+        "dt=2025-07-15/data_2.parquet",
+        "dt=2025-07-15/data_10.parquet",
+    ]
+    assert expand_inputs([str(tmp_path)], "duckdb") == [str(tmp_path)]
 
 
 def test_gzip_ndjson_read_on_the_workers(ndjson: Path, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from reconwatch.cli.inputs import require_files
+from reconwatch.ingest.export import ROWS_PER_FILE
 
 
 def register(app: typer.Typer) -> None:
@@ -32,6 +33,15 @@ def export(
             metavar="DIR",
         ),
     ],
+    rows_per_file: Annotated[
+        int,
+        typer.Option(
+            "--rows-per-file",
+            help="Start a new file after about this many rows (a file is one task on a cluster).",
+            metavar="ROWS",
+            min=1,
+        ),
+    ] = ROWS_PER_FILE,
     input_format: Annotated[
         str | None,
         typer.Option(
@@ -50,7 +60,7 @@ def export(
         formats.get(input_format)
     require_files(files)
     dataset = Dataset.from_files(files, input_format=input_format)
-    done = export_parquet(dataset, parquet)
+    done = export_parquet(dataset, parquet, rows_per_file)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     report = dataset.report
     for e in report.errors[:20]:

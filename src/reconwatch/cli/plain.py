@@ -136,7 +136,8 @@ def choose_engine(engine: str, spark_master: str | None) -> str:
 def expand_inputs(paths: Iterable[str], engine: str) -> list[str]:
     """With --engine spark a cluster's inputs: a directory stands for the files under it (a
     dt=YYYY-MM-DD/ layout included; hidden and _-prefixed files such as _SUCCESS skipped) and a
-    glob pattern for its matches, in sorted order. Other engines take files as given."""
+    glob pattern for its matches, in natural order (data_2 before data_10, as written). Other
+    engines take files as given."""
     if engine != "spark":
         return list(paths)
     import glob
@@ -146,12 +147,18 @@ def expand_inputs(paths: Iterable[str], engine: str) -> list[str]:
         path = Path(raw)
         if path.is_dir():
             found = sorted(
-                str(f)
-                for f in path.rglob("*")
-                if f.is_file() and not any(part[:1] in "._" for part in f.relative_to(path).parts)
+                (
+                    str(f)
+                    for f in path.rglob("*")
+                    if f.is_file()
+                    and not any(part[:1] in "._" for part in f.relative_to(path).parts)
+                ),
+                key=_natural,
             )
         elif not path.exists() and any(ch in raw for ch in "*?["):
-            found = sorted(p for p in glob.glob(raw, recursive=True) if Path(p).is_file())
+            found = sorted(
+                (p for p in glob.glob(raw, recursive=True) if Path(p).is_file()), key=_natural
+            )
         else:
             out.append(raw)
             continue
@@ -159,3 +166,8 @@ def expand_inputs(paths: Iterable[str], engine: str) -> list[str]:
             raise UsageError(f"no event file under {raw}")
         out.extend(found)
     return out
+
+
+def _natural(path: str) -> list[tuple[int, int | str]]:
+    """A sort key reading digit runs as numbers: data_2.parquet before data_10.parquet."""
+    return [(1, int(part)) if part.isdigit() else (0, part) for part in re.split(r"(\d+)", path)]

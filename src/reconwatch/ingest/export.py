@@ -13,6 +13,10 @@ from reconwatch.ingest.dataset import SOURCE_COLUMN, Dataset
 
 # Events without a @timestamp (or an unparseable one) go to dt=none: never pruned.
 NO_DAY = "none"
+# Rows per file, in row groups of at most ROW_GROUP rows (DuckDB's own default size; DuckDB
+# rounds a row group up to its 2,048-row vectors, so small files hold at least that many).
+ROWS_PER_FILE = 250_000
+ROW_GROUP = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,10 +26,12 @@ class Exported:
     columns: int
 
 
-def export_parquet(dataset: Dataset, out: Path) -> Exported:
+def export_parquet(dataset: Dataset, out: Path, rows_per_file: int = ROWS_PER_FILE) -> Exported:
     """Write every good event of `dataset` under `out`/dt=YYYY-MM-DD/ (UTC day of @timestamp),
     one column per field present, typed as the executors read it (lists where multivalued), in
-    input order. `out` must not hold files yet: an export never mixes with older data."""
+    input order, a new file (data_0, data_1, ...) after about `rows_per_file` rows: a file is
+    a cluster's unit of work. `out` must not hold files yet: an export never mixes with older
+    data."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         msg = f"--parquet {out}: exists and is not an empty directory"
         raise UsageError(msg)
@@ -34,6 +40,7 @@ def export_parquet(dataset: Dataset, out: Path) -> Exported:
         msg = "no event has a @timestamp: nothing to partition by day"
         raise UsageError(msg)
     names = [c.name for c in cols]
+    group = max(1, min(rows_per_file, ROW_GROUP))
     import pyarrow as pa
 
     schema = dataset.arrow_schema(cols, ())
@@ -55,7 +62,8 @@ def export_parquet(dataset: Dataset, out: Path) -> Exported:
         target = str(out).replace("'", "''")
         con.execute(
             f"COPY (SELECT * EXCLUDE ({SOURCE_COLUMN}), {day} AS dt FROM rw_export) "
-            f"TO '{target}' (FORMAT parquet, PARTITION_BY (dt))"
+            f"TO '{target}' (FORMAT parquet, PARTITION_BY (dt), "
+            f"ROW_GROUP_SIZE {group}, ROW_GROUPS_PER_FILE {max(1, rows_per_file // group)})"
         )
     finally:
         con.close()
