@@ -16,6 +16,28 @@ PIECES = st.sampled_from(
 )
 
 
+# No compiled count (the Python twin alone), and the compiled one where the install built it.
+COUNTS = [None] + ([] if fast._compiled_count() is None else [fast._compiled_count()])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(PIECES, max_size=40), st.integers(0, 4), st.integers(0, 4))
+def test_the_compiled_count_is_its_python_twin(
+    pieces: list[bytes], carried: int, depth: int
+) -> None:
+    compiled = fast._compiled_count()
+    if compiled is None:
+        pytest.skip("the compiled count was not built (no C compiler)")
+    buf = b"".join(pieces)
+    got = compiled(buf, carried, depth)
+    odd = b"\r" in buf or b"\x1f" in buf or not buf.isascii()
+    if got == fast._ODD:
+        assert odd  # the chunk is looked at in Python
+    else:
+        assert not odd or got == -1  # a deep line before the odd one: not vouched either way
+        assert got == fast._translated_count(buf, carried, depth)
+
+
 @pytest.fixture(scope="module")
 def con() -> duckdb.DuckDBPyConnection:
     return duckdb.connect()
@@ -39,9 +61,14 @@ def test_a_yes_means_the_raw_read_finds_nothing(
 ) -> None:
     path = tmp_path_factory.mktemp("deep") / "e.ndjson"
     path.write_bytes(b"".join(pieces))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(fast, "_CHUNK", chunk)  # lines and UTF-8 sequences across chunk boundaries
-        vouched = fast.no_deep_line(str(path), depth)
+    verdicts = set()
+    for count in COUNTS:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(fast, "_CHUNK", chunk)  # lines and UTF-8 sequences across chunk boundaries
+            mp.setattr(fast, "_compiled", count)
+            verdicts.add(fast.no_deep_line(str(path), depth))
+    assert len(verdicts) == 1
+    vouched = verdicts.pop()
     if vouched:
         assert fast.deep_line_candidates(con, str(path), depth) == []
     data = b"".join(pieces)

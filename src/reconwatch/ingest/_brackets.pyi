@@ -1,0 +1,3 @@
+"""Types of the compiled bracket count (_brackets.c)."""
+
+def opening_brackets(buf: bytes, carried: int, depth: int, /) -> int: ...
