@@ -30,13 +30,15 @@ from reconwatch.cli.inputs import (
 from reconwatch.engine.detect import (
     DatasetBackend,
     DetectReport,
+    EventSpan,
     OnRun,
     Schedule,
     detect,
+    empty_runs,
     event_span,
 )
 from reconwatch.engine.run import RunResult
-from reconwatch.errors import RuleRunError, UsageError
+from reconwatch.errors import ReconwatchError, RuleRunError, UsageError
 from reconwatch.ingest import formats
 from reconwatch.plan.limits import DEFAULT_MEMORY, limited
 from reconwatch.plan.values import ConversionError, format_datetime, parse_datetime
@@ -275,6 +277,14 @@ def register(app: typer.Typer) -> None:
         ] = None,
         output: AlertsOutput = None,
         year: SyslogYear = None,
+        replay: Annotated[
+            bool,
+            typer.Option(
+                "--replay",
+                help="Forensic: every scheduled run across the inputs' own time span (per rule); "
+                "runs whose window holds none of the events are named on stderr.",
+            ),
+        ] = False,
         as_report: Annotated[
             bool,
             typer.Option(
@@ -323,7 +333,11 @@ def register(app: typer.Typer) -> None:
         rules, failed = load_rule_specs(list(rule or [DEFAULT_RULE]))
         lists: list[ExceptionList] = [load_exceptions(p) for p in exceptions or []]
         require_files(paths)
-        schedule = _schedule(now, first, last, demo, max_range)
+        if replay and (now is not None or first is not None or last is not None or demo):
+            raise UsageError(
+                "--replay takes the inputs' own time span: not with --now/--from/--to/--demo"
+            )
+        schedule = Schedule() if replay else _schedule(now, first, last, demo, max_range)
         dataset = Dataset.from_files(paths, input_format=input_format, year=year)
         if lists:
             fields = {name: col.type for name, col in dataset.fields(("*",)).items()}
@@ -332,6 +346,9 @@ def register(app: typer.Typer) -> None:
         sink = open_sink(output, out_format, rules={r.label: r for r in rules}, inputs=paths)
         backend = DatasetBackend(dataset, engine=backend_name)
         learned = _history(history or [], input_format, year)
+        if replay:
+            with limited(limits):
+                schedule = _replay_schedule(rules, backend, max_range, err)
         with _progress(schedule.total(rules), err) as on_run, limited(limits):
             report = detect(
                 rules,
@@ -345,6 +362,9 @@ def register(app: typer.Typer) -> None:
             )
         if learned is not None:
             _report_unusable(learned, err)
+        if replay:
+            with limited(limits):
+                _report_empty_runs(rules, backend, schedule, err)
         _finish(report, rules, failed, dataset, backend, schedule, sink, err)
 
 
@@ -356,6 +376,79 @@ def _history(paths: list[str], input_format: str | None, year: int | None) -> Da
 
     require_files(paths)
     return Dataset.from_files(paths, input_format=input_format, year=year)
+
+
+# The replay's span is read with this query time (the rule's FROM alone does not use now()).
+_SPAN_QUERY_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _replay_schedule(
+    rules: list[Rule], backend: DatasetBackend, max_range: str, err: Console
+) -> Schedule:
+    """Each rule's runs over its own events' span; a rule whose source holds no event with a
+    time gets none (said on stderr); a span longer than --max-range is refused."""
+    spans: dict[str, EventSpan] = {}
+    limit = _max_range(max_range)
+    for rule in rules:
+        try:
+            span = event_span(rule, backend, _SPAN_QUERY_TIME)
+        except ReconwatchError:
+            continue  # the run itself reports the rule's failure
+        if span is None or span.first is None or span.last is None:
+            err.print(f"replay: {rule.label}: the inputs hold no event it reads", markup=False)
+            continue
+        if span.last - span.first > limit:
+            days = math.ceil((span.last - span.first) / timedelta(days=1))
+            msg = (
+                f"--replay: the events span {days:,} days, more than --max-range {max_range} "
+                f"(raise it with --max-range {days}d)"
+            )
+            raise UsageError(msg)
+        spans[rule.label] = span
+        err.print(
+            f"replay: {rule.label}: {span.events} event(s) from {format_datetime(span.first)} to "
+            f"{format_datetime(span.last)}",
+            markup=False,
+        )
+    return Schedule(spans=spans)
+
+
+def _report_empty_runs(
+    rules: list[Rule], backend: DatasetBackend, schedule: Schedule, err: Console
+) -> None:
+    """Runs of the replay whose window held none of the events, as ranges of run times."""
+    for rule in rules:
+        windows = schedule.windows(rule)
+        empty = {w.run_at for w in empty_runs(rule, backend, windows)}
+        for first, last, count in _stretches([w.run_at for w in windows], empty):
+            when = (
+                format_datetime(first)
+                if count == 1
+                else (f"{format_datetime(first)} .. {format_datetime(last)}")
+            )
+            err.print(
+                f"replay: {rule.label}: {count} run(s) at {when}: the window held none of the "
+                "inputs' events",
+                markup=False,
+            )
+
+
+def _stretches(
+    times: list[datetime], chosen: set[datetime]
+) -> list[tuple[datetime, datetime, int]]:
+    """Consecutive runs in `chosen` as (first, last, how many)."""
+    out: list[tuple[datetime, datetime, int]] = []
+    previous = -2
+    for i, moment in enumerate(times):
+        if moment not in chosen:
+            continue
+        if i == previous + 1:
+            first, _last, count = out[-1]
+            out[-1] = (first, moment, count + 1)
+        else:
+            out.append((moment, moment, 1))
+        previous = i
+    return out
 
 
 def _finish(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from reconwatch.engine.suppression import SUPPRESSION_MAX_SIGNALS_WARNING, Suppr
 from reconwatch.errors import ReconwatchError, RuleRunError
 from reconwatch.esql import ast
 from reconwatch.esql.parser import parse
+from reconwatch.esql.render import quote_name, render_command
 from reconwatch.ingest import Dataset
 from reconwatch.plan.catalog import Result
 from reconwatch.plan.nodes import Column
@@ -157,13 +159,21 @@ def _quoted(name: str) -> str:
 
 @dataclass(slots=True)
 class Schedule:
-    """One run at `at`, or every run over [first, last]."""
+    """One run at `at`, or every run over [first, last], or (`spans`, --replay) every run over
+    each rule's own events: from the first event to one interval past the last, so the last
+    run's window holds the last event."""
 
     at: datetime | None = None
     first: datetime | None = None
     last: datetime | None = None
+    spans: Mapping[str, EventSpan] | None = None  # by rule label
 
     def windows(self, rule: Rule) -> list[RunWindow]:
+        if self.spans is not None:
+            span = self.spans.get(rule.label)
+            if span is None or span.first is None or span.last is None:
+                return []
+            return runs_between(rule, span.first, span.last + rule.interval)
         if self.first is not None and self.last is not None:
             return runs_between(rule, self.first, self.last)
         assert self.at is not None  # the CLI resolves the default (the real clock) at its edge
@@ -321,6 +331,51 @@ def event_span(rule: Rule, backend: QueryBackend, now: datetime) -> EventSpan | 
             last if isinstance(last, datetime) else None,
         )
     return None
+
+
+def empty_runs(rule: Rule, backend: QueryBackend, windows: Sequence[RunWindow]) -> list[RunWindow]:
+    """The runs whose window [start, end] holds none of the events the rule's source reads (on
+    the run filter's time field). The events' times are read once, as the first and last of
+    each minute: a window shorter than a minute that falls between two events of one minute
+    is taken to hold them."""
+    if not windows:
+        return []
+    buckets = _minute_buckets(rule, backend, windows[-1].run_at)
+    if buckets is None:
+        return []
+    starts = [first for first, _last in buckets]
+    out: list[RunWindow] = []
+    for window in windows:
+        # Buckets are disjoint and in time order: the last one starting by the window's end
+        # has the latest events of all that start by then.
+        i = bisect.bisect_right(starts, window.end)
+        if i == 0 or buckets[i - 1][1] < window.start:
+            out.append(window)
+    return out
+
+
+def _minute_buckets(
+    rule: Rule, backend: QueryBackend, now: datetime
+) -> list[tuple[datetime, datetime]] | None:
+    """(first, last) event time of every minute that holds events, in time order."""
+    stamp = "`@timestamp`"
+    if rule.timestamp_override not in (None, "@timestamp"):
+        stamp = f"coalesce({quote_name(str(rule.timestamp_override))}, `@timestamp`)"
+    text = (
+        f"{render_command(parse(rule.query).commands[0])} | eval rw_t = {stamp} "
+        "| where rw_t is not null "
+        "| stats rw_first = min(rw_t), rw_last = max(rw_t) by rw_m = date_trunc(1 minute, rw_t)"
+    )
+    try:
+        rows = backend.run(parse(text), now=now).as_dicts()
+    except ReconwatchError:
+        return None
+    out: list[tuple[datetime, datetime]] = []
+    for row in rows:
+        first, last = row.get("rw_first"), row.get("rw_last")
+        if isinstance(first, datetime) and isinstance(last, datetime):
+            out.append((first, last))
+    return sorted(out)
 
 
 def suppress_run(

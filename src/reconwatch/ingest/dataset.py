@@ -42,6 +42,8 @@ BATCH = 50_000
 # Events of an NDJSON file read in Python to learn its fields before DuckDB reads it all.
 SAMPLE_LINES = 1000
 STORED_SAMPLE = 200
+# Events of one file kept in memory between queries at most (beyond: read again per query).
+KEEP_EVENTS = 200_000
 # Checked leaves remembered (addresses, ports, names and actions recur event after event); the
 # memo starts again past this size. Times are nearly all distinct: not remembered.
 CHECK_MEMO = 65_536
@@ -155,6 +157,9 @@ class Dataset:
         self._scan: _Scan | None = None
         self._types: dict[str, T] = {}
         self._reported: set[int] = set()
+        # Events of a file the Python readers read through, kept for the next query (a replay
+        # runs hundreds): decoding a capture or a log again per run would dominate.
+        self._kept: dict[int, list[tuple[int, Flat]]] = {}
         self._good: dict[int, int] = {}  # good events of each input read through in Python
         self._slow: set[int] = set()
         self._shallow: set[int] = set()  # inputs DuckDB may read: no line nests too deep
@@ -233,9 +238,14 @@ class Dataset:
     def _events(self, index: int, limit: int | None = None) -> Iterator[tuple[int, Flat]]:
         """Good events of one input as (line, flat fields). The first read to the end of an
         input reports its bad events and counts its good ones; `limit` stops early (a sample)."""
+        kept = self._kept.get(index)
+        if kept is not None:
+            yield from kept if limit is None else kept[:limit]
+            return
         inp = self._inputs[index]
         local = IngestReport(self.year)
         good = 0
+        keep: list[tuple[int, Flat]] | None = [] if limit is None and inp.path else None
         if inp.stored is not None and not inp.ids and limit is not None:
             # One more than the sample: the early return below then leaves the count unsettled.
             raw: Iterable[tuple[int, object]] = enumerate(inp.stored.head(limit + 1), start=1)
@@ -265,8 +275,14 @@ class Dataset:
                 local.add(problem, inp.name, line)
                 continue
             good += 1
+            if keep is not None:
+                keep.append((line, flat))
+                if len(keep) > KEEP_EVENTS:
+                    keep = None
             yield line, flat
         self._refused(index, local)
+        if keep is not None:
+            self._kept[index] = keep
         if index not in self._reported:
             self._reported.add(index)
             self._good[index] = good

@@ -55,6 +55,24 @@ BUILTINS: dict[str, tuple[str, str]] = {
         "recon/recon_new_destinations_baseline.toml",
         "native: >=30 internal destinations new to a (host, executable)'s learned baseline in 65m",
     ),
+    # Network-level rules: events without a process (Zeek, pcap, firewall logs, Suricata),
+    # grouped by source.ip.
+    "recon-net-address-scan": (
+        "recon/recon_network_address_scan.toml",
+        "network: >=25 hosts failed on one port by one source.ip in 65m (Zeek addr_scan)",
+    ),
+    "recon-net-port-scan": (
+        "recon/recon_network_port_scan.toml",
+        "network: >=15 ports failed on one host by one source.ip in 65m (Zeek port_scan)",
+    ),
+    "recon-net-scan": (
+        "recon/recon_network_scan_by_source.toml",
+        "network: >=25 (internal: 250) failed (host, port) pairs by one source.ip, bro-simple-scan kinds",
+    ),
+    "recon-net-block-sweep": (
+        "recon/recon_network_block_sweep.toml",
+        "network: failed probes into >=3 /24 networks, >=25 hosts, by one source.ip in 65m",
+    ),
 }
 
 # pack name -> (its rules' built-in names, one-line summary)
@@ -68,6 +86,10 @@ PACKS: dict[str, tuple[tuple[str, ...], str]] = {
             "recon-campaign",
             "recon-trw",
             "recon-baseline",
+            "recon-net-address-scan",
+            "recon-net-port-scan",
+            "recon-net-scan",
+            "recon-net-block-sweep",
         ),
         "reconwatch's reconnaissance pack: the seed rule's blind spots closed, look-alikes quiet",
     ),
@@ -76,7 +98,7 @@ PACKS: dict[str, tuple[tuple[str, ...], str]] = {
 
 # Pack rules `watch` cannot stream (two STATS: the stream executor keeps one): a pack named in
 # `watch` leaves them out with a notice instead of failing; `detect` and the service run them.
-SCHEDULED_ONLY = frozenset({"recon-campaign"})
+SCHEDULED_ONLY = frozenset({"recon-campaign", "recon-net-scan", "recon-net-block-sweep"})
 
 
 def builtin_text(name: str) -> str:
