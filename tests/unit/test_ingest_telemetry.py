@@ -142,7 +142,7 @@ def test_netfilter_syslog_year_from_option_or_mtime(tmp_path: Path) -> None:
     tcp, udp_event = events
     assert _get(tcp, "event.action") == "connection_attempted"
     assert _get(tcp, "reconwatch.tcp_flags") == "S"
-    assert _get(tcp, "iptables.blocked") is True and "denied" in _get(tcp, "event.type")  # type: ignore[operator]
+    assert _get(tcp, "iptables.blocked") is True and _get(tcp, "event.type") == ["denied"]
     assert _get(tcp, "observer.ingress.interface.name") == "eth1"
     assert (
         _get(udp_event, "network.transport") == "udp" and _get(udp_event, "destination.port") == 53

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -382,6 +383,16 @@ def _history(paths: list[str], input_format: str | None, year: int | None) -> Da
 _SPAN_QUERY_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def _reads(rule: Rule) -> Rule:
+    """The rule as far as its events go: a native detector's source is the network events
+    its detectors read, an ES|QL rule's is its own FROM."""
+    if not rule.native:
+        return rule
+    from reconwatch.engine.native.run import SOURCE
+
+    return dataclasses.replace(rule, query=SOURCE)
+
+
 def _replay_schedule(
     rules: list[Rule], backend: DatasetBackend, max_range: str, err: Console
 ) -> Schedule:
@@ -391,7 +402,7 @@ def _replay_schedule(
     limit = _max_range(max_range)
     for rule in rules:
         try:
-            span = event_span(rule, backend, _SPAN_QUERY_TIME)
+            span = event_span(_reads(rule), backend, _SPAN_QUERY_TIME)
         except ReconwatchError:
             continue  # the run itself reports the rule's failure
         if span is None or span.first is None or span.last is None:
@@ -419,7 +430,7 @@ def _report_empty_runs(
     """Runs of the replay whose window held none of the events, as ranges of run times."""
     for rule in rules:
         windows = schedule.windows(rule)
-        empty = {w.run_at for w in empty_runs(rule, backend, windows)}
+        empty = {w.run_at for w in empty_runs(_reads(rule), backend, windows)}
         for first, last, count in _stretches([w.run_at for w in windows], empty):
             when = (
                 format_datetime(first)

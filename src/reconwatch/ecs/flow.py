@@ -80,7 +80,9 @@ def _event(flow: Flow) -> dict[str, object]:
     doc: dict[str, object] = {
         "kind": flow.kind,
         "category": ["network"],
-        "type": ["connection", "end" if flow.action == RESULT else "start"],
+        # One value, as Defend's network events: rules comparing event.type == "start" read it
+        # without a multivalue warning.
+        "type": ["end" if flow.action == RESULT else "start"],
         "action": flow.action,
         "outcome": flow.outcome or outcome_of(flow.reason),
     }

@@ -83,7 +83,7 @@ def packet_event(message: str, timestamp: float, host: str | None) -> dict[str, 
     blocked = bool(_BLOCKING.search(prefix))
     # A logged packet is not a connection's end: the log says only that the packet passed the
     # rule; a blocking rule's prefix says it was dropped or rejected (event.type denied).
-    flow.event["type"] = ["connection", "denied" if blocked else "info"]
+    flow.event["type"] = ["denied"] if blocked else ["start"]
     observer: dict[str, object] = {"type": "firewall", "product": "netfilter"}
     if host:
         observer["hostname"] = host

@@ -361,12 +361,12 @@ def _minute_buckets(
     stamp = "`@timestamp`"
     if rule.timestamp_override not in (None, "@timestamp"):
         stamp = f"coalesce({quote_name(str(rule.timestamp_override))}, `@timestamp`)"
-    text = (
-        f"{render_command(parse(rule.query).commands[0])} | eval rw_t = {stamp} "
-        "| where rw_t is not null "
-        "| stats rw_first = min(rw_t), rw_last = max(rw_t) by rw_m = date_trunc(1 minute, rw_t)"
-    )
     try:
+        text = (
+            f"{render_command(parse(rule.query).commands[0])} | eval rw_t = {stamp} "
+            "| where rw_t is not null "
+            "| stats rw_first = min(rw_t), rw_last = max(rw_t) by rw_m = date_trunc(1 minute, rw_t)"
+        )
         rows = backend.run(parse(text), now=now).as_dicts()
     except ReconwatchError:
         return None
