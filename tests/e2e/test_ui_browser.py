@@ -173,12 +173,13 @@ def test_scan_to_exception_end_to_end(
     assert maps.first.get_attribute("aria-label") == (
         "10.3.0.0/24: 250 of 256 addresses probed (internal)"
     )
-    # A real-time alert's evidence is the stream's at the crossing: 251 distinct addresses.
-    assert page.locator("svg.addrmap rect.hit").count() == 251
-    page.locator("svg.chart line.crossing").wait_for(state="attached")  # found after drawing
-    # The subnet rule's stream keeps no ports: the section says so (a scheduled run's alert
-    # draws them: tests/unit/test_ui_pages.py).
-    assert page.locator("#h-ports").count() == 1
+    # The run refreshed the stream's evidence (251 addresses at firing) with the window's: all
+    # 260 addresses, the ports the subnet rule does not count, and the stored crossing point
+    # (the 251st distinct address, second 190 of the scan), drawn with the page.
+    assert page.locator("svg.addrmap rect.hit").count() == 260
+    assert page.locator("svg.chart line.crossing").count() == 1
+    assert "2026-03-01T01:08:10.000Z" in page.locator("#timeline").inner_text()
+    assert page.locator("#h-ports").inner_text() == "Destination ports (3 distinct)"
     assert page.locator("#console-link").count() == 1
     _labelled(page)
     page.screenshot(path=str(artifacts / "alert.png"), full_page=True)

@@ -111,3 +111,43 @@ def test_only_aggregating_rules_run_in_real_time_and_the_default_is_the_builtins
     with pytest.raises(Exception, match="no rule with rule_id"):
         realtime.enable("nope")
     store.close()
+
+
+def test_the_scheduled_update_refreshes_the_evidence_with_ports_and_the_crossing(
+    tmp_path: Path,
+) -> None:
+    """The real-time alert keeps the stream's evidence only until the next scheduled run: that
+    run's evidence (every address, the ports the subnet rule does not count, the crossing
+    point found in one pass over the group's events) replaces it."""
+    clock = Clock(T0)
+    store = Store(tmp_path, clock)
+    rule = load_builtin("subnet-scanning")
+    realtime = RealTime(store, {rule.rule_id: rule})
+    realtime.enable(rule.rule_id)
+    realtime.start()
+    store.on_commit = realtime.offer
+    scheduler = Scheduler(store, [rule], clock, evidence=True)
+    scheduler.realtime_groups = realtime.groups
+    try:
+        store.write(_scan(T0, 0, 320))
+        realtime.drain()
+        (streamed,) = store.alerts(rule.rule_id)
+        assert streamed["reconwatch.evidence"]["destination"]["distinct_ips"] == 251  # at firing
+        assert "destination_ports" not in streamed["reconwatch.evidence"]
+        assert "crossing" not in streamed["reconwatch.evidence"]
+        store.write(_scan(T0, 320, 80))
+        realtime.drain()
+        clock.now = T0 + timedelta(minutes=5)
+        scheduler.tick()
+        (after,) = store.alerts(rule.rule_id)
+        evidence = after["reconwatch.evidence"]
+        assert evidence["destination"]["distinct_ips"] == 400
+        assert evidence["destination_ports"] == {
+            "distinct": 1,
+            "top": [{"port": 22, "events": 400}],
+        }
+        # > 250 distinct addresses: the 251st (i = 250) came 250 * 200 ms after T0.
+        assert evidence["crossing"]["at"] == "2026-03-01T10:00:50.000Z"
+    finally:
+        realtime.close()
+        store.close()

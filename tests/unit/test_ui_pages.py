@@ -19,6 +19,7 @@ from reconwatch.service.rules import load_rules
 from reconwatch.service.scheduler import Scheduler
 from reconwatch.service.server import running
 from reconwatch.service.ui import markdown, pages, svg
+from reconwatch.service.ui.context import stored_crossing
 from reconwatch.store import NewEvent, Store
 
 T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
@@ -156,17 +157,16 @@ def test_alert_page_evidence_guide_report_and_404(served: tuple[Service, str]) -
     # The /24 maps: 250 and 10 addresses probed of 256.
     assert "10.3.0.0/24: 250 of 256 addresses probed (internal)" in page
     assert "10.3.1.0/24: 10 of 256 addresses probed (internal)" in page
-    # The crossing point is found after the page is drawn: the 251st distinct address came at
-    # 01:08:10 (second 190 of the scan).
-    assert 'data-crossing-url="/ui/alerts/' in page and "(being found)" in page
-    found = httpx.get(f"{url}/ui/alerts/{aid}/crossing", timeout=60).json()
-    assert found["crossing"] == "2026-03-01T01:08:10.000Z"
-    assert "rule condition met at 2026-03-01T01:08:10.000Z" in found["html"]
-    again = httpx.get(f"{url}/alerts/{aid}", headers=HTML, timeout=60).text
-    assert "rule condition met at 2026-03-01T01:08:10.000Z" in again  # known now: drawn at once
+    # The crossing point is stored with the alert's evidence, drawn with the page: the 251st
+    # distinct address came at 01:08:10 (second 190 of the scan).
+    assert "rule condition met at 2026-03-01T01:08:10.000Z" in page
+    assert "data-crossing-url" not in page
     assert "top destination ports (2 distinct)" in page
     assert 'href="https://attack.mitre.org/techniques/T1046/"' in page
-    assert page.count('type="checkbox" data-step=') == 17
+    # Only the guide's investigation steps are a checklist; the false-positive, response and
+    # setup lists are text.
+    assert page.count('type="checkbox" data-step=') == 5
+    assert "<li>Isolate the compromised host immediately" in page
     assert "High-volume legitimate network monitoring tools" in page  # false-positive advice
     # Host context: the host's activity around the alert and its executables' first sighting.
     activity = re.search(r"network activity of the host.*?</table>", page, re.S)
@@ -181,6 +181,7 @@ def test_alert_page_evidence_guide_report_and_404(served: tuple[Service, str]) -
     report = httpx.get(f"{url}/alerts/{aid}/report.md").text
     assert (
         report.startswith("# Potential Subnet Scanning")
+        and "Condition first met: 2026-03-01T01:08:10.000Z" in report
         and "| process.executable | /tmp/a |" in report
     )
     assert "<svg" in httpx.get(f"{url}/alerts/{aid}/report.html").text
@@ -252,8 +253,34 @@ def test_ipv6_destinations_are_grouped_by_64() -> None:
             },
         },
     }
-    html = pages.evidence_html(alert, None, None)
+    html = pages.evidence_html(alert, stored_crossing(alert), None)
     assert "<h4>IPv6 by /64</h4>" in html
     assert "<td>2001:db8:0:1::/64</td><td>2</td><td>5</td>" in html
     assert "<h4>External blocks</h4>" in html and "<h4>Internal blocks</h4>" not in html
     assert "203.0.113.0/24: 1 of 256 addresses probed (external)" in html
+
+
+def test_the_live_stream_pushes_a_status_change_not_only_a_new_alert(
+    served: tuple[Service, str],
+) -> None:
+    """Another tab (or the API) acknowledging an alert changes no count: the stream's state
+    changes all the same, and the queue page carries the state it was drawn with."""
+    service, url = served
+    _many_alerts(service, 3)
+    page = httpx.get(f"{url}/", headers=HTML).text
+    drawn = re.search(r'data-state="([^"]+)"', page)
+    assert drawn is not None
+    with httpx.stream("GET", f"{url}/ui/stream", timeout=30) as response:
+        lines = response.iter_lines()
+        states = []
+        for line in lines:
+            if line.startswith("data: "):
+                states.append(line[6:])
+                if len(states) == 1:
+                    assert states[0] == drawn[1]
+                    body = {"ids": ["a000001"], "status": "acknowledged", "user": "ann"}
+                    assert httpx.post(f"{url}/api/alerts/_status", json=body).status_code == 200
+                else:
+                    break
+    assert states[1] != states[0]
+    assert states[1].split("-")[0] == states[0].split("-")[0] == "3"  # no new alert

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from reconwatch.alerts.document import plain
 from reconwatch.ecs.network import is_internal
+from reconwatch.engine import crossing
 from reconwatch.engine.backend import QueryBackend
 from reconwatch.engine.rewrite import (
     is_stats,
@@ -91,6 +92,10 @@ class EvidenceFinder:
             (i for i, c in enumerate(self.commands) if is_stats(c)), len(self.commands)
         )
         self.key_types: dict[str, Column] = {}
+        try:
+            self.threshold: crossing.Threshold | str = crossing.threshold(query)
+        except crossing.Unsupported as exc:
+            self.threshold = str(exc)
         self._columns_cache: dict[ast.Query, tuple[Column, ...]] = {}
         # Set by pinned_query: the files to find the sample's lines in, when the pin is thin.
         self.files: list[Path] | None = None
@@ -192,7 +197,10 @@ class EvidenceFinder:
             base = with_filters(self._pre([]), [*conditions, *filters])
         try:
             present = {c.name for c in backend.columns(base)}
-            keep = tuple(f for f in EVIDENCE_FIELDS if f in present)
+            counted = (
+                self.threshold.columns if isinstance(self.threshold, crossing.Threshold) else []
+            )
+            keep = tuple(f for f in dict.fromkeys([*EVIDENCE_FIELDS, *counted]) if f in present)
             query = with_commands(base, [*base.commands, ast.Keep(keep)]) if keep else base
             result = backend.run(with_limit(query, MAX_EVENTS), now=window.run_at)
         except QueryError as exc:
@@ -201,10 +209,29 @@ class EvidenceFinder:
             render_expr(f) for f in filters
         )
         complete = self._from_source_lines if pinned is not None and self.files else None
-        out = summarize(result.as_dicts(), method=method, complete=complete)
+        rows = result.as_dicts()
+        out = summarize(rows, method=method, complete=complete)
         if len(result.rows) >= MAX_EVENTS:
             out["truncated_at"] = MAX_EVENTS
+        out["crossing"] = self._crossing(rows, truncated=len(result.rows) >= MAX_EVENTS)
         return out
+
+    def _crossing(self, rows: list[dict[str, object]], *, truncated: bool) -> dict[str, object]:
+        """When the group crossed the threshold, from the same rows (one pass, no rule run)."""
+        if isinstance(self.threshold, str):
+            return {"at": None, "reason": self.threshold}
+        if truncated:
+            return {"at": None, "reason": f"the group has over {MAX_EVENTS} events"}
+        try:
+            at = crossing.first_crossing(self.threshold, rows)
+        except crossing.Unsupported as exc:
+            return {"at": None, "reason": str(exc)}
+        if at is None:
+            return {
+                "at": None,
+                "reason": "the group's events never meet the threshold on their own",
+            }
+        return {"at": format_datetime(at), "method": crossing.METHOD}
 
     def _from_source_lines(self, events: list[dict[str, object]]) -> list[dict[str, object]]:
         """The sample's events completed from their lines in the files (ingest.locate), with

@@ -1,11 +1,14 @@
-"""Exception items compiled into an ES|QL condition (AST) over source fields, applied before the pipeline."""
+"""Exception items compiled into an ES|QL condition (AST) over source fields: the one matcher of
+every path (a scheduled run's filter, real-time events, the alerts an exception closes)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 
 from reconwatch.engine.rewrite import FALSE, all_of, any_of, call, literal, or_false
 from reconwatch.esql import ast
+from reconwatch.ingest.dataset import Dataset
 from reconwatch.plan.nodes import Column
 from reconwatch.plan.values import ConversionError, convert
 from reconwatch.rules.exceptions import Entry, ExceptionItem, ExceptionList
@@ -43,9 +46,20 @@ def _positive(entry: Entry, column: Column) -> ast.Expr:
         return ast.IsNull(ref, negated=True)
     if entry.type == "wildcard":
         return or_false(ast.Like(ref, (entry.value[0],)))
-    values = [t for v in entry.value if (t := _typed(v, column.type)) is not None]
+    blocks = [v for v in entry.value if column.type is DataType.IP and "/" in v]
+    values = [
+        t for v in entry.value if v not in blocks and (t := _typed(v, column.type)) is not None
+    ]
+    # A term query on an ip field takes a CIDR block as its value (Kibana's "is 10.0.0.0/8").
+    in_block = [or_false(call("cidr_match", ref, literal(b, DataType.KEYWORD))) for b in blocks]
     if not values:
-        return FALSE
+        return any_of(in_block) if in_block else FALSE
+    if in_block:
+        return any_of([*in_block, _equals(ref, column, values)])
+    return _equals(ref, column, values)
+
+
+def _equals(ref: ast.Field, column: Column, values: list[ast.Expr]) -> ast.Expr:
     if column.multivalued:
         # A term query matches when any value of a multivalued field equals; `==` would be null.
         return any_of([or_false(call("mv_contains", ref, v)) for v in values])
@@ -61,3 +75,37 @@ def _typed(value: str, type_: DataType) -> ast.Expr | None:
     except ConversionError:
         return None
     return literal(converted, type_)
+
+
+# The index name documents are matched under (any name: the query reads only them), and how
+# many go in one query (ES|QL's LIMIT cap).
+_MATCHED = "matched"
+_CHUNK = 10_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def matching(items: Sequence[ExceptionItem], sources: Sequence[object]) -> list[bool]:
+    """Which documents (event sources, nested or dotted, or stored alerts) an item matches: the
+    same condition a scheduled run filters its events with, typed by the documents' own fields
+    (ECS types first), run by the engine over them."""
+    out: list[bool] = []
+    for at in range(0, len(sources), _CHUNK):
+        out.extend(_matching(items, sources[at : at + _CHUNK]))
+    return out
+
+
+def _matching(items: Sequence[ExceptionItem], sources: Sequence[object]) -> list[bool]:
+    from reconwatch.query import compile_on, run_query
+
+    if not items or not sources:
+        return [False] * len(sources)
+    ids = [str(i) for i in range(len(sources))]
+    dataset = Dataset.from_stored([(_MATCHED, ids, list(sources))])
+    source = ast.From((_MATCHED,), metadata=("_id",))
+    fields = {c.name: c for c in compile_on(ast.Query((source,)), dataset).columns}
+    condition = any_of([_item(item, fields) for item in items])
+    query = ast.Query((source, ast.Where(condition), ast.Keep(("_id",)), ast.Limit(len(ids))))
+    # The condition reads no clock; `now` is only the query's required time.
+    result = run_query(query, dataset, now=_EPOCH)
+    hit = {str(row.get("_id")) for row in result.as_dicts()}
+    return [i in hit for i in ids]

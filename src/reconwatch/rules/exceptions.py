@@ -15,10 +15,10 @@ Entries in one item are ANDed, items are ORed; a source event matching any item 
 from __future__ import annotations
 
 import difflib
-import fnmatch
+import ipaddress
 import json
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -258,6 +258,8 @@ def _entry_problem(entry: Entry, fields: Mapping[str, DataType]) -> str | None:
             return f"`{entry.label}` needs a string field; [{entry.field}] is {type_.value}"
         return None
     for value in entry.value:
+        if type_ is DataType.IP and "/" in value and _cidr(value):
+            continue  # an ip field's term query takes a CIDR block
         try:
             convert(value, type_)
         except ConversionError:
@@ -265,6 +267,14 @@ def _entry_problem(entry: Entry, fields: Mapping[str, DataType]) -> str | None:
                 f"{value!r} is not a valid {type_.value} for [{entry.field}], so it never matches"
             )
     return None
+
+
+def _cidr(value: str) -> bool:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def describe(item: ExceptionItem) -> str:
@@ -282,41 +292,3 @@ def describe(item: ExceptionItem) -> str:
 def as_dict(lst: ExceptionList) -> dict[str, Any]:
     """The list as Kibana's `exceptions_list` reference on a rule."""
     return {"id": lst.name, "list_id": lst.name, "type": "detection", "namespace_type": "single"}
-
-
-def _lookup(source: Mapping[str, Any], path: str) -> list[object]:
-    """The values of a dotted field in an event shipped nested or dotted (a list flattened)."""
-    if path in source:
-        node: object = source[path]
-    else:
-        node = source
-        for part in path.split("."):
-            if not isinstance(node, Mapping) or part not in node:
-                return []
-            node = node[part]
-    values = node if isinstance(node, list) else [node]
-    return [v for v in values if v is not None and not isinstance(v, Mapping)]
-
-
-def event_excluded(items: Sequence[ExceptionItem], source: Mapping[str, Any]) -> bool:
-    """Whether any item matches the event (all its entries): the event is dropped before the
-    rule's query, as the bool/must_not filter Kibana builds drops it. Values compare as text
-    (wildcards as shell patterns); a missing field never matches an included entry."""
-    return any(all(_entry_matches(e, source) for e in item.entries) for item in items)
-
-
-def _entry_matches(entry: Entry, source: Mapping[str, Any]) -> bool:
-    present = [_text(v) for v in _lookup(source, entry.field)]
-    if entry.type == "exists":
-        hit = bool(present)
-    elif entry.type == "wildcard":
-        hit = any(fnmatch.fnmatchcase(v, entry.value[0]) for v in present)
-    else:
-        hit = any(v in entry.value for v in present)
-    return hit if entry.operator == "included" else not hit
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 
 import msgspec
 
+from reconwatch.engine.exceptions_esql import matching
 from reconwatch.engine.watch import RuleWatch
 from reconwatch.errors import ReconwatchError, UsageError
 from reconwatch.plan import values
-from reconwatch.rules.exceptions import event_excluded
 from reconwatch.rules.model import Rule
 from reconwatch.service.scheduler import named_lists, source_patterns
 from reconwatch.store import Store
@@ -178,16 +178,15 @@ class RealTime:
         if not items:
             return lines
         decode = msgspec.json.Decoder(dict[str, object]).decode
-        kept = []
-        for line in lines:
+        sources: list[dict[str, object]] = []
+        undecoded: list[int] = []
+        for at, line in enumerate(lines):
             try:
-                source = decode(line)
+                sources.append(decode(line))
             except msgspec.DecodeError:
-                kept.append(line)  # the watch reports it as it would
-                continue
-            if not event_excluded(items, source):
-                kept.append(line)
-        return kept
+                undecoded.append(at)  # the watch reports it as it would
+        hits = iter(matching(items, sources))
+        return [line for at, line in enumerate(lines) if at in undecoded or not next(hits)]
 
     def _store_alerts(self, item: _Watched, alerts: Sequence[dict[str, object]]) -> None:
         if not alerts:

@@ -283,10 +283,17 @@ class Scheduler:
             for name in columns:
                 if name in alert:
                     doc[name] = alert[name]
+            # The run's evidence covers the whole window (every address and port, the counts,
+            # the crossing point): it replaces what the stream held when the alert fired.
+            if isinstance(alert.get(EVIDENCE), dict):
+                doc[EVIDENCE] = alert[EVIDENCE]
             doc[LAST_DETECTED] = format_datetime(window.run_at)
             doc[UPDATED_BY] = window.execution_type
             updates.append((alert_id, doc))
         return new, updates
+
+
+EVIDENCE = "reconwatch.evidence"
 
 
 def _ms(gap: timedelta) -> int:

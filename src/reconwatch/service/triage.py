@@ -3,8 +3,7 @@ settings, guide checklists and alert reports; the JSON the triage UI's pages act
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -12,7 +11,9 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from reconwatch.engine.exceptions_esql import matching
 from reconwatch.errors import UsageError
+from reconwatch.rules.exceptions import ExceptionItem
 from reconwatch.service.errors import error_response, json_response
 from reconwatch.service.rules import SERVICE_BUILTINS
 from reconwatch.service.scheduler import named_lists
@@ -46,30 +47,6 @@ def _not_found(what: str) -> Response:
 
 def _bad(message: str) -> Response:
     return error_response(400, "illegal_argument_exception", message)
-
-
-def entry_matches(entry: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
-    """Whether an alert document (flat dotted keys, as stored) matches one exception entry."""
-    if entry.get("type") == "nested":
-        return all(
-            entry_matches({**e, "field": f"{entry['field']}.{e['field']}"}, doc)
-            for e in entry.get("entries", [])
-        )
-    raw = doc.get(str(entry["field"]))
-    present = [str(v) for v in (raw if isinstance(raw, list) else [raw]) if v is not None]
-    type_ = entry["type"]
-    if type_ == "exists":
-        hit = bool(present)
-    elif type_ == "wildcard":
-        hit = any(fnmatch.fnmatchcase(v, str(entry["value"])) for v in present)
-    else:
-        wanted = entry["value"] if isinstance(entry["value"], list) else [entry["value"]]
-        hit = any(v in {str(w) for w in wanted} for v in present)
-    return hit if entry.get("operator", "included") == "included" else not hit
-
-
-def item_matches(entries: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]) -> bool:
-    return all(entry_matches(e, doc) for e in entries)
 
 
 def add_routes(app: FastAPI, service: Service, json_body: JsonBody) -> None:
@@ -313,7 +290,10 @@ def _exception_from_alert(
 
 
 def _matching_open(service: Service, rule_id: str, entries: list[dict[str, Any]]) -> list[str]:
-    """The rule's open and acknowledged alerts that match the entries (Kibana closes both)."""
+    """The rule's open and acknowledged alerts that match the entries (Kibana closes both),
+    by the engine's matcher, as a run applies the item to events."""
+    item = ExceptionItem("closing", tuple(exc_store.entries_of(entries)))
+    fields = {e.field for e in item.entries}
     out: list[str] = []
     for status in ("open", "acknowledged"):
         offset = 0
@@ -321,7 +301,12 @@ def _matching_open(service: Service, rule_id: str, entries: list[dict[str, Any]]
             _, page = service.store.list_alerts(
                 AlertFilter(rule_id=rule_id, status=status, size=1000, offset=offset)
             )
-            out.extend(str(a["kibana.alert.uuid"]) for a in page if item_matches(entries, a))
+            # Only the fields the item reads: an alert's evidence is no field to match.
+            docs = [{k: v for k, v in a.items() if k in fields} for a in page]
+            hits = matching([item], docs)
+            out.extend(
+                str(a["kibana.alert.uuid"]) for a, hit in zip(page, hits, strict=True) if hit
+            )
             if len(page) < 1000:
                 break
             offset += 1000

@@ -365,7 +365,7 @@ def for_rule(
             expire = item["expire_time"]
             if expire is not None and _parse(expire) <= now:
                 continue
-            kept.append(ExceptionItem(item["name"], tuple(_entries(item["entries"]))))
+            kept.append(ExceptionItem(item["name"], tuple(entries_of(item["entries"]))))
         out.append(ExceptionList(list_id, tuple(kept), list_id))
     return out
 
@@ -374,12 +374,13 @@ def _parse(text: str) -> datetime:
     return values.parse_datetime(text)
 
 
-def _entries(raw: Sequence[Mapping[str, Any]], prefix: str = "") -> list[Entry]:
+def entries_of(raw: Sequence[Mapping[str, Any]], prefix: str = "") -> list[Entry]:
+    """Stored entry objects as the engine's entries (nested ones flattened to dotted fields)."""
     out: list[Entry] = []
     for entry in raw:
         field = prefix + str(entry["field"])
         if entry["type"] == "nested":
-            out.extend(_entries(entry["entries"], field + "."))
+            out.extend(entries_of(entry["entries"], field + "."))
             continue
         value = entry.get("value")
         given = () if value is None else tuple(value) if isinstance(value, list) else (value,)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import AsyncIterator
-from datetime import datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -58,12 +56,13 @@ async def queue_page(service: Service, request: Request) -> Response:
     total, alerts = await run_in_threadpool(service.store.list_alerts, f)
     counts = await run_in_threadpool(service.store.status_counts, f)
     facets = await run_in_threadpool(service.store.alert_facets)
+    state = await run_in_threadpool(alerts_state, service)
     names = (
         {k: s.rule.name for k, s in service.scheduler.states.items()}
         if service.scheduler is not None
         else {}
     )
-    return html(pages.queue(params, f, total, counts, alerts, facets, names, error))
+    return html(pages.queue(params, f, total, counts, alerts, facets, names, error, state))
 
 
 def _rule(service: Service, rule_id: str) -> Any:
@@ -73,37 +72,18 @@ def _rule(service: Service, rule_id: str) -> Any:
     return scheduler.states[rule_id].rule
 
 
-# Crossing points found, by alert id: finding one re-runs the rule a dozen times (seconds), so
-# the alert page draws at once and asks for it (/ui/alerts/{id}/crossing), once per alert.
-_CROSSINGS: dict[str, datetime | None] = {}
-MAX_CROSSINGS = 4096
-
-
-def _crossing(service: Service, rule: Any, alert: dict[str, Any]) -> datetime | None:
-    alert_id = str(alert.get("kibana.alert.uuid"))
-    if alert_id not in _CROSSINGS:
-        if len(_CROSSINGS) >= MAX_CROSSINGS:
-            _CROSSINGS.pop(next(iter(_CROSSINGS)))
-        _CROSSINGS[alert_id] = context.crossing(service, rule, alert) if rule is not None else None
-    return _CROSSINGS[alert_id]
-
-
-def _alert_parts(service: Service, alert_id: str, *, wait: bool = True) -> dict[str, Any] | None:
-    """The alert, its rule, the console query and (`wait`, or when already known) its crossing
-    point; `pending` when it is still to be found."""
+def _alert_parts(service: Service, alert_id: str) -> dict[str, Any] | None:
+    """The alert, its rule, its stored crossing point and the console query."""
     alert = service.store.get_alert(alert_id)
     if alert is None:
         return None
     rule = _rule(service, str(alert.get("kibana.alert.rule.rule_id")))
-    known = wait or alert_id in _CROSSINGS or rule is None
-    crossing = _crossing(service, rule, alert) if known else None
     console = context.source_query(rule, alert) if rule is not None else None
     return {
         "alert": alert,
         "rule": rule,
-        "crossing": crossing,
+        "crossing": context.stored_crossing(alert),
         "console": console,
-        "pending": not known,
     }
 
 
@@ -141,19 +121,19 @@ def add_routes(app: FastAPI, service: Service) -> None:
 
     @app.get("/ui/stream")
     async def stream(request: Request) -> Response:
-        """Server-sent events: `alerts` with the stored count whenever it changes."""
+        """Server-sent events: `alerts` with the alerts' state whenever it changes."""
 
         async def events() -> AsyncIterator[str]:
             yield "retry: 500\n\n"
-            last = -1
+            last = ""
             waited = 0.0
             while waited < STREAM_SECONDS:
                 if await request.is_disconnected():
                     return
-                total = await run_in_threadpool(_alert_count, service)
-                if total != last:
-                    yield f"event: alerts\ndata: {total}\n\n"
-                    last = total
+                state = await run_in_threadpool(alerts_state, service)
+                if state != last:
+                    yield f"event: alerts\ndata: {state}\n\n"
+                    last = state
                 await asyncio.sleep(STREAM_POLL_SECONDS)
                 waited += STREAM_POLL_SECONDS
 
@@ -163,9 +143,7 @@ def add_routes(app: FastAPI, service: Service) -> None:
 
     @app.get("/alerts/{alert_id}")
     async def alert_page(alert_id: str) -> Response:
-        parts = await run_in_threadpool(
-            functools.partial(_alert_parts, service, alert_id, wait=False)
-        )
+        parts = await run_in_threadpool(_alert_parts, service, alert_id)
         if parts is None:
             return html(pages.not_found(f"There is no alert with id {alert_id}."), 404)
         alert, rule = parts["alert"], parts["rule"]
@@ -182,25 +160,8 @@ def add_routes(app: FastAPI, service: Service) -> None:
                 parts["crossing"],
                 parts["console"],
                 ctx,
-                pending=parts["pending"],
                 shared=await run_in_threadpool(service.store.exceptions, exc_store.lists),
             )
-        )
-
-    @app.get("/ui/alerts/{alert_id}/crossing")
-    async def crossing(alert_id: str) -> Response:
-        """The alert's crossing point and its redrawn timeline (JSON with an HTML part)."""
-        from reconwatch.service.errors import error_response, json_response
-
-        parts = await run_in_threadpool(_alert_parts, service, alert_id)
-        if parts is None:
-            return error_response(404, "resource_not_found_exception", f"no alert [{alert_id}]")
-        found = parts["crossing"]
-        return json_response(
-            {
-                "crossing": None if found is None else format_datetime(found),
-                "html": pages.timeline_html(parts["alert"], found, pending=False),
-            }
         )
 
     @app.get("/alerts/{alert_id}/report.{fmt}")
@@ -287,13 +248,17 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-def _alert_count(service: Service) -> int:
+def alerts_state(service: Service) -> str:
+    """What the live stream watches: the alerts' count and a hash of every alert's workflow
+    status (who, when), so a new alert and a status change (another tab, the API) both show."""
     cur = service.store.cursor()
     try:
-        row = cur.execute("SELECT count(*) FROM alerts").fetchone()
+        row = cur.execute(
+            "SELECT count(*), coalesce(sum(hash(id, status, status_by, status_at)), 0) FROM alerts"
+        ).fetchone()
     finally:
         cur.close()
-    return int(row[0]) if row else 0
+    return f"{row[0]}-{row[1]}" if row else "0-0"
 
 
 def _recent_runs(service: Service) -> dict[str, list[dict[str, Any]]]:

@@ -1,5 +1,6 @@
-"""A small Markdown renderer for rules' investigation guides: everything escaped, list items
-as checklist steps; headings, quotes, paragraphs, code, bold, italics and http(s) links only."""
+"""A small Markdown renderer for rules' investigation guides: everything escaped, the
+investigation section's list items as checklist steps; headings, lists, quotes, paragraphs,
+code, bold, italics and http(s) links only."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+(.*)$")
 _LINK = re.compile(r"\[([^\]]+)\]\((https?://[^\s)]+)\)")
 _BOLD = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
+# The heading of a guide's investigation steps ("Possible investigation steps", "Triage steps");
+# the false-positive, response and setup sections' lists stay text.
+_STEPS_HEADING = re.compile(r"investigat\w* steps|triage steps|investigation checklist", re.I)
 _EM = re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])|(?<![\w])_(?!\s)(.+?)(?<!\s)_(?![\w])")
 
 
@@ -38,8 +42,14 @@ def inline(text: str) -> str:
 
 
 def render(text: str, *, checklist: bool = True, step_prefix: str = "step") -> Guide:
-    """The guide's HTML; with `checklist` each list item is a labelled checkbox whose
+    """The guide's HTML; with `checklist` each list item of the investigation steps section
+    (every list item when the guide has no such heading) is a labelled checkbox whose
     `data-step` is its number (the checklist state is stored by that number)."""
+    sectioned = any(
+        (h := _HEADING.match(line.strip())) and _STEPS_HEADING.search(h[2])
+        for line in text.splitlines()
+    )
+    in_steps = not sectioned
     html: list[str] = []
     steps: list[str] = []
     para: list[str] = []
@@ -72,6 +82,7 @@ def render(text: str, *, checklist: bool = True, step_prefix: str = "step") -> G
         item = _ITEM.match(line)
         if heading:
             flush()
+            in_steps = not sectioned or bool(_STEPS_HEADING.search(heading[2]))
             level = min(len(heading[1]) + 1, 6)  # the page has its own h1
             html.append(f"<h{level}>{inline(heading[2])}</h{level}>")
         elif line.lstrip().startswith(">"):
@@ -80,12 +91,13 @@ def render(text: str, *, checklist: bool = True, step_prefix: str = "step") -> G
         elif item:
             if para:
                 flush()
+            step = checklist and in_steps
             if not in_list:
-                html.append('<ul class="steps">' if checklist else "<ul>")
+                html.append('<ul class="steps">' if step else "<ul>")
                 in_list = True
-            n = len(steps)
-            steps.append(item[1])
-            if checklist:
+            if step:
+                n = len(steps)
+                steps.append(item[1])
                 html.append(
                     f'<li><label><input type="checkbox" data-step="{n}" '
                     f'id="{step_prefix}-{n}"> {inline(item[1])}</label></li>'
@@ -93,7 +105,9 @@ def render(text: str, *, checklist: bool = True, step_prefix: str = "step") -> G
             else:
                 html.append(f"<li>{inline(item[1])}</li>")
         elif in_list and raw.startswith(("  ", "\t")):
-            html[-1] = html[-1].replace("</label></li>", f" {inline(line.strip())}</label></li>")
+            more = f" {inline(line.strip())}"
+            tail = "</label></li>" if html[-1].endswith("</label></li>") else "</li>"
+            html[-1] = html[-1][: -len(tail)] + more + tail
         else:
             if in_list:
                 flush()

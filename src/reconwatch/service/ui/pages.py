@@ -15,7 +15,7 @@ from reconwatch.service.ui import markdown, svg
 from reconwatch.store.alerts import STATUSES, AlertFilter
 
 if TYPE_CHECKING:
-    pass
+    from reconwatch.service.ui.context import Crossing
 
 NAV = (("/", "Alerts"), ("/rules", "Rules"), ("/query", "Query"), ("/exceptions", "Exceptions"))
 QUEUE_FILTERS = ("status", "rule_id", "severity", "host", "executable", "since", "until")
@@ -142,6 +142,7 @@ def queue(
     facets: Mapping[str, Sequence[str]],
     rule_names: Mapping[str, str],
     error: str = "",
+    state: str = "",
 ) -> str:
     def select(name: str, label: str, options: Sequence[tuple[str, str]]) -> str:
         chosen = params.get(name, "")
@@ -192,7 +193,7 @@ def queue(
 <button type="button" data-bulk="open">Reopen selected</button>
 <span class="keys">Keys: j/k or arrows move, Enter opens, x selects, a acknowledges, c closes, / filters</span>
 </div>
-<table id="queue" data-total="{total}" data-first="{f.offset}" aria-describedby="shown">
+<table id="queue" data-total="{total}" data-first="{f.offset}" data-state="{e(state)}" aria-describedby="shown">
 <caption id="shown">{shown}</caption>
 <thead><tr><th scope="col"><span class="sr">Select</span></th><th scope="col">Time</th>
 <th scope="col">Rule</th><th scope="col">Severity</th><th scope="col">Host</th>
@@ -246,30 +247,24 @@ def _mitre(threats: object) -> str:
     return f"<ul>{''.join(items)}</ul>" if items else "<p class='muted'>none</p>"
 
 
-def timeline_html(alert: Mapping[str, Any], crossing: datetime | None, *, pending: bool) -> str:
-    """Attempts per minute with the run window and the crossing point (`pending`: still being
-    found; the page asks for it and redraws)."""
+def crossing_text(crossing: Crossing) -> str:
+    if crossing.at is None:
+        return f"not known: {crossing.how}"
+    return f"{format_datetime(crossing.at)} ({crossing.how})"
+
+
+def timeline_html(alert: Mapping[str, Any], crossing: Crossing) -> str:
+    """Attempts per minute with the run window and the stored crossing point."""
     ev = alert.get("reconwatch.evidence")
     apm = ev.get("attempts_per_minute", {}) if isinstance(ev, dict) else {}
     window = (_dt(alert.get("reconwatch.run.from")), _dt(alert.get("reconwatch.run.to")))
-    if pending:
-        where = "(being found)"
-    elif crossing is not None:
-        where = "(" + e(format_datetime(crossing)) + ")"
-    else:
-        where = "(not found again)"
-    return f"""{svg.per_minute(apm.get("by_minute", []), window, crossing)}
+    where = "(" + e(crossing_text(crossing)) + ")"
+    return f"""{svg.per_minute(apm.get("by_minute", []), window, crossing.at)}
 <p class="muted">Shaded: the rule's run window. Line: where the rule's condition was first met
 {where}. Peak {e(apm.get("peak"))}/min over {e(apm.get("active_minutes"))} active minutes.</p>"""
 
 
-def evidence_html(
-    alert: Mapping[str, Any],
-    crossing: datetime | None,
-    console: str | None,
-    *,
-    pending: bool = False,
-) -> str:
+def evidence_html(alert: Mapping[str, Any], crossing: Crossing, console: str | None) -> str:
     ev = alert.get("reconwatch.evidence")
     if not isinstance(ev, dict) or not ev.get("available"):
         reason = ev.get("reason") if isinstance(ev, dict) else "the alert carries no evidence"
@@ -313,14 +308,12 @@ def evidence_html(
         else ""
     )
     inside, outside = dest.get("internal", {}), dest.get("external", {})
-    aid = e(alert.get("kibana.alert.uuid"))
-    crossing_url = f' data-crossing-url="/ui/alerts/{aid}/crossing"' if pending else ""
     return f"""<p>{e(ev.get("event_count"))} events from {e(ev.get("first_seen"))} to
 {e(ev.get("last_seen"))}; {e(dest.get("distinct_ips"))} distinct destinations
 ({e(inside.get("distinct_ips"))} internal, {e(outside.get("distinct_ips"))} external).</p>
 <section aria-labelledby="h-map"><h3 id="h-map">Address map</h3>{maps or "<p class='muted'>No destination addresses.</p>"}</section>
 <section aria-labelledby="h-time"><h3 id="h-time">Attempts per minute</h3>
-<div id="timeline"{crossing_url}>{timeline_html(alert, crossing, pending=pending)}</div></section>
+<div id="timeline">{timeline_html(alert, crossing)}</div></section>
 <section aria-labelledby="h-ports"><h3 id="h-ports">Destination ports ({e(ports.get("distinct"))} distinct)</h3>
 {svg.ports(ports.get("top", []), int(ports.get("distinct", 0) or 0))}</section>
 <section aria-labelledby="h-sample"><h3 id="h-sample">Sampled source events</h3>
@@ -438,11 +431,10 @@ def alert_page(
     note: str,
     false_positives: Sequence[str],
     guide_state: Mapping[int, Mapping[str, Any]],
-    crossing: datetime | None,
+    crossing: Crossing,
     console: str | None,
     ctx: Mapping[str, Any],
     *,
-    pending: bool = False,
     shared: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     aid = str(alert.get("kibana.alert.uuid"))
@@ -481,7 +473,7 @@ def alert_page(
 <h3>MITRE ATT&amp;CK</h3>{_mitre(alert.get("kibana.alert.rule.threat"))}
 <h3>Result columns</h3><table><tbody>{_kv(result_columns(alert))}</tbody></table></section>
 <section aria-labelledby="h-ev" class="wide"><h2 id="h-ev">Evidence</h2>
-{evidence_html(alert, crossing, console, pending=pending)}</section></div>
+{evidence_html(alert, crossing, console)}</section></div>
 <div class="cols"><section aria-labelledby="h-guide"><h2 id="h-guide">Investigation guide</h2>
 {guide_html(note, guide_state, aid)}</section>
 <aside aria-labelledby="h-fp"><h2 id="h-fp">False positives</h2>{fps}
@@ -491,9 +483,7 @@ def alert_page(
     )
 
 
-def report_markdown(
-    alert: Mapping[str, Any], crossing: datetime | None, console: str | None
-) -> str:
+def report_markdown(alert: Mapping[str, Any], crossing: Crossing, console: str | None) -> str:
     """The alert as a Markdown report: summary, result columns, evidence, the console query."""
     ev = (
         alert.get("reconwatch.evidence")
@@ -509,7 +499,7 @@ def report_markdown(
         f"- Severity: {alert.get('kibana.alert.severity')} (risk {alert.get('kibana.alert.risk_score')})",
         f"- Status: {alert.get('kibana.alert.workflow_status')}",
         f"- Run window: {alert.get('reconwatch.run.from')} to {alert.get('reconwatch.run.to')}",
-        f"- Condition first met: {format_datetime(crossing) if crossing else 'not found again'}",
+        f"- Condition first met: {crossing_text(crossing)}",
         "",
         "## Result columns",
         "",
@@ -525,7 +515,10 @@ def report_markdown(
     for block in dest.get("blocks", []):
         lines.append(f"- Block {block['cidr']}: {block.get('distinct_ips')} addresses")
     ports = ev.get("destination_ports", {}) if isinstance(ev.get("destination_ports"), dict) else {}
-    top = ", ".join(f"{p['port']} ({p['events']})" for p in ports.get("top", []))
+    top = ", ".join(
+        f"{p.get('port')} ({p['events']})" if "events" in p else str(p.get("port"))
+        for p in ports.get("top", [])
+    )
     lines.append(f"- Ports: {ports.get('distinct')} distinct; top {top}")
     if console:
         lines += ["", "## Source events (ES|QL)", "", "```esql", console, "```"]
@@ -536,7 +529,7 @@ def _md_cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def report_html(alert: Mapping[str, Any], crossing: datetime | None, console: str | None) -> str:
+def report_html(alert: Mapping[str, Any], crossing: Crossing, console: str | None) -> str:
     body = markdown.render(report_markdown(alert, crossing, console), checklist=False).html
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>"

@@ -86,9 +86,11 @@
     }
     if (window.EventSource && !$("#queue").dataset.first.match(/^[1-9]/)) {
       const source = new EventSource("/ui/stream");
-      let first = true;
+      // The alerts' state (count and statuses) as drawn; a reconnect resends the same one.
+      let state = $("#queue").dataset.state;
       source.addEventListener("alerts", (ev) => {
-        if (first) { first = false; if (Number(ev.data) === shown) return; }
+        if (ev.data === state) return;
+        state = ev.data;
         refresh().catch(() => {});
       });
     }
@@ -105,11 +107,20 @@
         live(`Alert ${b.dataset.status}.`);
       } catch (err) { live(`Not changed: ${err.message}`); }
     }));
-    const timeline = $("#timeline[data-crossing-url]");
-    if (timeline) api("GET", timeline.dataset.crossingUrl).then((doc) => {
-      timeline.innerHTML = doc.html;
-      timeline.removeAttribute("data-crossing-url");
-    }).catch((err) => { live(`Crossing point not found: ${err.message}`); });
+    if (window.EventSource) {
+      // A status set elsewhere (another tab, the API) shows here too.
+      const source = new EventSource("/ui/stream");
+      let state = null;
+      source.addEventListener("alerts", async (ev) => {
+        if (state === null || ev.data === state) { state = ev.data; return; }
+        state = ev.data;
+        try {
+          const doc = await api("GET", `/api/alerts/${encodeURIComponent(id)}`);
+          const text = `${doc["kibana.alert.workflow_status"]} (by ${doc["kibana.alert.workflow_user"]} at ${doc["kibana.alert.workflow_status_updated_at"]})`;
+          if ($("#status").textContent !== text) { $("#status").textContent = text; live(`Alert now ${doc["kibana.alert.workflow_status"]}.`); }
+        } catch (err) { /* the next change tries again */ }
+      });
+    }
     const guide = $(".guide[data-alert]");
     if (guide) guide.addEventListener("change", async (ev) => {
       const box = ev.target;
