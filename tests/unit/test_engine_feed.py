@@ -140,3 +140,37 @@ def test_checkpoint_saves_follow_the_injected_clock(tmp_path: Path) -> None:
     # 3rd: 2.1 s later, saved.
     assert seen == [10, 10, 12]
     assert checkpoint.load()[str(path)].line == 13  # the last save, when stopping
+
+
+def test_a_followed_zeek_log_alerts_as_it_grows(tmp_path: Path) -> None:
+    """A Zeek conn.log (TSV, header first) is followed line by line through its format's
+    decoder: a port scan appended after the start alerts the network-level rule."""
+    header = (
+        "#separator \\x09\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\t"
+        "conn_state\thistory\n#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tstring\n"
+    )
+    start = T0.timestamp()
+
+    def rows(first: int, count: int) -> str:
+        return "".join(
+            f"{start + i:.6f}\tC{i}\t198.51.100.7\t{40000 + i}\t10.1.2.3\t{1000 + i}\ttcp\tREJ\tSr\n"
+            for i in range(first, first + count)
+        )
+
+    path = tmp_path / "conn.log"
+    path.write_text(header + rows(0, 5))
+
+    def more() -> None:
+        with path.open("a") as fh:
+            fh.write(rows(5, 15))
+
+    alerts: list[dict[str, object]] = []
+    watches = [RuleWatch.create(load_builtin("recon-net-port-scan"), evidence=False)]
+    report = IngestReport()
+    run = feed.Feed(watches, report, alerts.extend, Script([more]))
+    feed.follow(run, [str(path)], None, None, lambda _text: None)
+    run.flush_decoders()
+    assert not report.errors
+    (alert,) = alerts
+    assert (alert["source.ip"], alert["destination.ip"]) == ("198.51.100.7", "10.1.2.3")
+    assert alert["Esql.port_failed_count"] == 15
