@@ -23,7 +23,7 @@ PARAMETERS: dict[str, dict[str, tuple[object, str]]] = {
             "24h",
             "duration",
         ),  # a pair contacted again within it is no first contact
-        "max_peers": (4096, "count"),  # remembered (destination, port) pairs per group
+        "max_peers": (1024, "count"),  # remembered (destination, port) pairs per group
         "realert_after": ("65m", "duration"),  # one alert per group within this
         "max_groups": (100_000, "count"),
     },

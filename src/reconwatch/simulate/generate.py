@@ -59,9 +59,9 @@ LOOKALIKE_KINDS: dict[str, str] = {
     "updater": "apt and snapd reaching 300 external CDN mirrors on 443 every 2 hours",
     "firefox": "Firefox (snap) reaching 300 external addresses on 443 within the hour, again and again",
     "virtualbox": "VBoxHeadless (a VM's NAT) reaching 400 external addresses and 20 internal ones",
-    "elastic-agent": "Elastic Agent's heartbeat monitoring 300 internal endpoints on 443 every 3 "
+    "elastic-agent": "Elastic Agent's heartbeat monitoring 300 internal endpoints on 443 every 10 "
     "minutes",
-    "gitlab": "GitLab's bundled Prometheus scraping 300 exporters in 10.51.0.0/23 every 5 minutes",
+    "gitlab": "GitLab's bundled Prometheus scraping 300 exporters in 10.51.0.0/23 every 15 minutes",
     "qbittorrent": "qBittorrent in a Docker container reaching 1,500 external peers on high ports, "
     "most of them failing",
     "docker": "a Docker-run connector (connectord) reaching 300 internal services every 10 minutes",
@@ -477,11 +477,11 @@ class Simulation:
             beat = Process(
                 "/usr/share/elastic-agent/data/elastic-agent-8.15.2-a1b2c3/components/heartbeat"
             )
-            return self._periodic(kind, monitoring, beat, _v4_targets(300, 50), 443, 180)
+            return self._periodic(kind, monitoring, beat, _v4_targets(300, 50), 443, 600)
         if kind == "gitlab":
             prom = Process("/opt/gitlab/embedded/bin/prometheus", user="gitlab-prometheus")
             host = self.fleet[8 % len(self.fleet)]
-            return self._periodic(kind, host, prom, _v4_targets(300, 51), 9100, 300)
+            return self._periodic(kind, host, prom, _v4_targets(300, 51), 9100, 900)
         if kind == "qbittorrent":
             torrent = Process(
                 "/var/lib/docker/overlay2/4f1c0d2e9a7b/merged/usr/bin/qbittorrent-nox", user="abc"
