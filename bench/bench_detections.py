@@ -140,7 +140,10 @@ def streamed(
 ) -> tuple[list[dict[str, object]], list[float]]:
     """The pack's streaming rules and native detectors over the events pushed one by one;
     the alerts and the wall time of every push that alerted."""
-    names = [n for n in PACKS["recon"][0] if n not in SCHEDULED_ONLY]
+    # The process-level rules: the pack's network-level ones read Zeek/flow/firewall indices.
+    names = [
+        n for n in PACKS["recon"][0] if n not in SCHEDULED_ONLY and not n.startswith("recon-net-")
+    ]
     watches: list[RuleWatch | NativeWatch] = []
     for name in names:
         rule = load_builtin(name)
