@@ -86,3 +86,40 @@ def test_replay_refuses_run_times_and_a_span_past_max_range(
         ["detect", str(two_bursts), str(late), "-r", "recon-net-port-scan", "--replay"], capsys
     )
     assert code == 2 and "--replay: the events span 200 days, more than --max-range 90d" in err
+
+
+def test_syslog_year_option_and_note_in_query_and_watch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "kern.log"
+    log.write_text(
+        "".join(
+            f"Mar 11 20:35:{10 + i:02d} fw kernel: [1.0] DROP IN=eth1 OUT= SRC=192.168.10.55 "
+            f"DST=192.168.10.1 LEN=44 TTL=53 ID=1 PROTO=TCP SPT=56247 DPT={1000 + i} WINDOW=3072 "
+            "RES=0x00 SYN URGP=0\n"
+            for i in range(20)
+        )
+    )
+    code, out, err = run_cli(
+        [
+            "query",
+            "from * | stats t = min(@timestamp)",
+            str(log),
+            "--year",
+            "2011",
+            "--format",
+            "ndjson",
+        ],
+        capsys,
+    )
+    assert code == 0 and json.loads(out) == {"t": "2011-03-11T20:35:10.000Z"}
+    assert f"note: {log}: syslog time stamps carry no year: read as 2011 (--year)" in err
+    code, out, err = run_cli(
+        ["watch", str(log), "-r", "recon-net-port-scan", "--year", "2011", "-f", "ndjson",
+         "--no-evidence"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    (alert,) = [json.loads(line) for line in out.splitlines()]
+    assert alert["source.ip"] == "192.168.10.55" and alert["@timestamp"].startswith("2011-03-11")
+    assert "read as 2011 (--year)" in err

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from reconwatch.alerts.sinks import FORMATS, open_sink
 from reconwatch.backends.stream.executor import RealertPolicy, StreamExecutor
-from reconwatch.cli.inputs import AlertsOutput, require_files
+from reconwatch.cli.inputs import AlertsOutput, SyslogYear, print_notes, require_files
 from reconwatch.engine import feed
 from reconwatch.engine.native.contact import Contact, contact_of
 from reconwatch.engine.native.watch import NativeWatch
@@ -101,14 +101,16 @@ def _millis(text: str | None, option: str) -> int | None:
         raise UsageError(msg) from None
 
 
-def _catalog(paths: list[str], follow: bool, forced: str | None) -> Catalog | None:
+def _catalog(
+    paths: list[str], follow: bool, forced: str | None, year: int | None
+) -> Catalog | None:
     """Replayed files give the analyser their real fields (as `detect` sees them); a live stream
     is analysed against the ECS fields alone."""
     if follow or not paths or "-" in paths:
         return None
     from reconwatch.ingest import Dataset
 
-    return Dataset.from_files(paths, input_format=forced)
+    return Dataset.from_files(paths, input_format=forced, year=year)
 
 
 def _path_line(executor: StreamExecutor) -> str:
@@ -198,6 +200,7 @@ def _summary(
 ) -> int:
     """Print the warnings and the summary; return the number of events read."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    print_notes(report.notes, err)
     for line in report.lines(cap=20):
         err.print(f"warning: skipped {line}", markup=False)
     events = late = 0
@@ -332,6 +335,7 @@ def register(app: typer.Typer) -> None:
                 metavar="FILE",
             ),
         ] = None,
+        year: SyslogYear = None,
     ) -> None:
         """Evaluate rules continuously over a sliding event-time window; alerts print as they fire."""
         signals = _Signals()
@@ -346,7 +350,7 @@ def register(app: typer.Typer) -> None:
             chosen, failed = load_rule_specs(specs)
             chosen, scheduled = streamable(chosen, specs)
             policy = RealertPolicy(_millis(rearm, "--rearm-after"), growth, growth_column)
-            catalog = _catalog(paths, follow, input_format)
+            catalog = _catalog(paths, follow, input_format, year)
             lateness_ms = _millis(lateness, "--lateness")
             stream_watch = functools.partial(
                 RuleWatch.create,
@@ -364,7 +368,7 @@ def register(app: typer.Typer) -> None:
                 return stream_watch(rule)
 
             watches = _create_watches(chosen, failed, create)
-            report = IngestReport()
+            report = IngestReport(year)
             _learn(watches, history or [], input_format, report)
             signals.waiting = False
             sink = open_sink(output, fmt, rules={r.label: r for r in chosen}, inputs=paths)
