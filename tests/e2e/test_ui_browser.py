@@ -222,6 +222,11 @@ def test_queue_bulk_actions_by_keyboard(served: tuple[Service, str], page: Any) 
     status = httpx.get(f"{url}/api/alerts/{first}").json()
     assert status["kibana.alert.workflow_status"] == "acknowledged"
     assert status["kibana.alert.workflow_user"] == "analyst"
+    # Another tab (here the API) reopens it: no alert is new, the open queue shows it again live.
+    page.wait_for_selector(f'tr[data-id="{first}"]', state="detached")
+    body = {"ids": [first], "status": "open", "user": "other-tab"}
+    assert httpx.post(f"{url}/api/alerts/_status", json=body).status_code == 200
+    page.wait_for_selector(f'tr[data-id="{first}"]')
 
 
 def test_other_pages_render_labelled(

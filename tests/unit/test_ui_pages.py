@@ -213,6 +213,31 @@ def test_pages_need_the_key_beyond_loopback(tmp_path: Path) -> None:
     service.close()
 
 
+def test_a_key_that_is_not_ascii_signs_in_by_header_and_by_cookie(tmp_path: Path) -> None:
+    service, _ = _service(tmp_path, api_key="clé-ß")
+    with running(build_app(service)) as url:
+        header = {"Authorization": "ApiKey clé-ß".encode()}
+        assert httpx.get(f"{url}/api/rules", headers=header).status_code == 200
+        with httpx.Client(base_url=url, headers=HTML) as browser:
+            assert browser.post("/login", content="key=cl%C3%A9-%C3%9F").status_code == 303
+            assert "<h1>Rules</h1>" in browser.get("/rules").text
+    service.close()
+
+
+def test_only_the_investigation_section_is_a_checklist() -> None:
+    note = (
+        "## Triage and analysis\n### Possible investigation steps\n- one\n- two\n  more\n"
+        "### False positive analysis\n- fp\n### Response and remediation\n- isolate\n"
+    )
+    guide = markdown.render(note)
+    assert guide.steps == ("one", "two")
+    assert guide.html.count('type="checkbox"') == 2
+    assert "<li>fp</li>" in guide.html and "<li>isolate</li>" in guide.html
+    assert 'id="step-1"> two more</label>' in guide.html
+    # A guide without such a heading is all steps.
+    assert markdown.render("- a\n- b").steps == ("a", "b")
+
+
 def test_markdown_escapes_everything_and_lists_steps() -> None:
     guide = markdown.render(
         "## Steps\n- check <img src=x onerror=alert(1)> `a<b`\n- see [docs](https://e.x/a)"

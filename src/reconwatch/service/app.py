@@ -451,7 +451,9 @@ def _authorised(request: Request, key: str) -> bool:
     scheme, _, value = header.partition(" ")
     if scheme.lower() not in ("apikey", "bearer"):
         return False
-    return hmac.compare_digest(value.strip().encode(), key.encode())
+    # Header values arrive decoded as Latin-1: their own bytes are what the client sent (the
+    # key's UTF-8 when it is not ASCII).
+    return hmac.compare_digest(value.strip().encode("latin-1", "replace"), key.encode())
 
 
 async def _read_body(request: Request, limit: int) -> bytes | None:
