@@ -120,6 +120,9 @@ def test_queue_pages_and_filters_100k_alerts(served: tuple[Service, str]) -> Non
     older = httpx.get(f"{url}/?from=99950", headers=HTML, timeout=60).text
     assert _ids(older) == [f"a{i:06d}" for i in range(49, -1, -1)]
     assert 'rel="prev"' in older and 'rel="next"' not in older
+    # A page far past the end is empty and its "Newer" leads to the last page, not one back.
+    beyond = httpx.get(f"{url}/?from=1000000000", headers=HTML, timeout=60).text
+    assert _ids(beyond) == [] and 'rel="prev" href="?from=99950"' in beyond
     query = "?status=open&severity=high&host=h10&executable=/bin/x3"
     picked = _ids(httpx.get(f"{url}/{query}", headers=HTML, timeout=60).text)
     expected = [

@@ -170,7 +170,9 @@ def queue(
             text("until", "Until", "ISO-8601"),
         ]
     )
-    prev_from = max(f.offset - f.size, 0)
+    # Past the end (a stale link, a typed number): "Newer" goes to the last page there is.
+    last = ((total - 1) // f.size) * f.size if total and f.size else 0
+    prev_from = max(min(f.offset - f.size, last), 0)
     pager = []
     if f.offset > 0:
         pager.append(f'<a rel="prev" href="{_query(params, **{"from": prev_from})}">Newer</a>')
