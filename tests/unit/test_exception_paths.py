@@ -147,3 +147,9 @@ def test_the_matcher_types_values_by_field() -> None:
         False,
     ]
     assert matching(item(Entry("host.name", "exists", "excluded", ())), docs) == [True, True]
+
+
+def test_a_wildcard_on_a_number_never_matches_instead_of_failing() -> None:
+    docs = [{"destination": {"port": 22}}]
+    wild = [ExceptionItem("i", (Entry("destination.port", "wildcard", "included", ("2*",)),))]
+    assert matching(wild, docs) == [False]

@@ -157,10 +157,10 @@ class RealTime:
             watched = list(self._watched.values())
         for item in watched:
             lines = [text for index, text in rows if index_matches(item.patterns, index)]
-            lines = self._not_excepted(item.watch.rule, lines)
-            if not lines:
-                continue
             try:
+                lines = self._not_excepted(item.watch.rule, lines)
+                if not lines:
+                    continue
                 self._store_alerts(item, item.watch.push_lines(lines))
             except ReconwatchError as exc:
                 self._error(f"{item.watch.rule.rule_id}: {exc.one_line()}")
