@@ -147,8 +147,10 @@ class Scheduler:
         stored = store.rule_settings()
         for rule in rules:
             previous = store.last_run(rule.rule_id)
-            # A restarted service runs a rule when its next run was due (the gap is caught up).
-            next_at = now if previous is None else min(now, previous + rule.interval)
+            # A restarted service runs a rule when its next run is due: at once when that time
+            # passed while it was down (the gap is caught up), else then (a restart soon after
+            # a run must not run the rule again: a new window would repeat its alerts).
+            next_at = now if previous is None else max(now, previous + rule.interval)
             self.states[rule.rule_id] = RuleState(
                 rule, source_patterns(rule), next_at, previous, Suppressor.for_rule(rule, space)
             )
