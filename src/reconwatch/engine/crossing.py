@@ -47,6 +47,8 @@ class Threshold:
 
     counters: Mapping[str, Counter]
     condition: ast.Expr
+    # EVAL'd names over the counts, by name (evaluated as the rule evaluates them).
+    derived: Mapping[str, ast.Expr]
 
     @property
     def columns(self) -> list[str]:
@@ -70,19 +72,33 @@ def threshold(query: ast.Query) -> Threshold:
         counter = _counter(agg)
         if counter is not None and agg.name is not None:
             counters[agg.name] = counter
+    derived: dict[str, ast.Expr] = {}
     conditions: list[ast.Expr] = []
     later = commands[at[0] + 1 :]
-    while later and isinstance(later[0], ast.Where):
-        where = later.pop(0)
-        assert isinstance(where, ast.Where)
-        conditions.append(where.condition)
+    # EVALs and WHEREs after the STATS: counts combined (`distinct - answered`) and tested.
+    while later and isinstance(later[0], ast.Eval | ast.Where):
+        command = later.pop(0)
+        if isinstance(command, ast.Where):
+            _check(command.condition, counters, derived)
+            conditions.append(command.condition)
+            continue
+        assert isinstance(command, ast.Eval)
+        for assign in command.fields:
+            if assign.name is None:
+                continue
+            try:
+                _check(assign.expr, counters, derived)
+            except Unsupported:
+                counters.pop(assign.name, None)  # shadowed by something that is not a count
+                derived.pop(assign.name, None)
+                continue
+            derived[assign.name] = assign.expr
     if not conditions:
         raise Unsupported("no WHERE follows the rule's STATS")
     if any(not isinstance(c, _NEUTRAL) for c in later):
         raise Unsupported("the rule filters its groups again after computing more")
     condition = conditions[0] if len(conditions) == 1 else ast.And(tuple(conditions))
-    _check(condition, counters)
-    return Threshold(counters, condition)
+    return Threshold(counters, condition, derived)
 
 
 def _counter(agg: ast.AggField) -> Counter | None:
@@ -100,10 +116,12 @@ def _counter(agg: ast.AggField) -> Counter | None:
     return None
 
 
-def _check(expr: ast.Expr, counters: Mapping[str, Counter]) -> None:
-    """Unsupported unless the condition reads only counters and numbers."""
+def _check(
+    expr: ast.Expr, counters: Mapping[str, Counter], derived: Mapping[str, ast.Expr]
+) -> None:
+    """Unsupported unless the expression reads only counters (or EVAL'd sums of them) and numbers."""
     if isinstance(expr, ast.Field):
-        if expr.name not in counters:
+        if expr.name not in counters and expr.name not in derived:
             raise Unsupported(f"the threshold reads [{expr.name}], not a COUNT or COUNT_DISTINCT")
     elif isinstance(expr, ast.Literal):
         if not isinstance(expr.value, int | float) or isinstance(expr.value, bool):
@@ -111,34 +129,38 @@ def _check(expr: ast.Expr, counters: Mapping[str, Counter]) -> None:
     elif isinstance(expr, ast.Binary):
         if expr.op not in _COMPARE and expr.op not in _ARITH:
             raise Unsupported(f"the threshold uses [{expr.op}]")
-        _check(expr.left, counters)
-        _check(expr.right, counters)
+        _check(expr.left, counters, derived)
+        _check(expr.right, counters, derived)
     elif isinstance(expr, ast.And | ast.Or):
         for operand in expr.operands:
-            _check(operand, counters)
+            _check(operand, counters, derived)
     elif isinstance(expr, ast.Not):
-        _check(expr.operand, counters)
+        _check(expr.operand, counters, derived)
     else:
         raise Unsupported("the threshold is not a comparison of counts")
 
 
-def _value(expr: ast.Expr, counts: Mapping[str, int]) -> float | bool:
+def _value(
+    expr: ast.Expr, counts: Mapping[str, int], derived: Mapping[str, ast.Expr]
+) -> float | bool:
     if isinstance(expr, ast.Field):
+        if expr.name in derived:
+            return _value(derived[expr.name], counts, derived)
         return counts[expr.name]
     if isinstance(expr, ast.Literal):
         assert isinstance(expr.value, int | float)
         return expr.value
     if isinstance(expr, ast.Binary):
-        left, right = _value(expr.left, counts), _value(expr.right, counts)
+        left, right = _value(expr.left, counts, derived), _value(expr.right, counts, derived)
         if expr.op in _COMPARE:
             return _COMPARE[expr.op](left, right)
         return _ARITH[expr.op](left, right)
     if isinstance(expr, ast.And):
-        return all(_value(o, counts) for o in expr.operands)
+        return all(_value(o, counts, derived) for o in expr.operands)
     if isinstance(expr, ast.Or):
-        return any(_value(o, counts) for o in expr.operands)
+        return any(_value(o, counts, derived) for o in expr.operands)
     assert isinstance(expr, ast.Not)
-    return not _value(expr.operand, counts)
+    return not _value(expr.operand, counts, derived)
 
 
 def first_crossing(found: Threshold, rows: Sequence[Mapping[str, object]]) -> datetime | None:
@@ -161,7 +183,7 @@ def first_crossing(found: Threshold, rows: Sequence[Mapping[str, object]]) -> da
             else:
                 seen[name].update(_hashable(v) for v in values)
                 counts[name] = len(seen[name])
-        if _value(found.condition, counts):
+        if _value(found.condition, counts, found.derived):
             return at
     return None
 
