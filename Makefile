@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup lock system-deps lint typecheck test test-fast sanitize ci test-all demo bench clean
+.PHONY: setup lock system-deps lint typecheck test test-fast sanitize ci test-all demo serve bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -53,8 +53,13 @@ system-deps:
 demo: setup
 	$(BIN)/reconwatch detect --demo
 
+# The main job: the detection service on 127.0.0.1:9200 with the demo sample stored and every
+# rule run over it (Ctrl-C stops it); its store is under .demo-store/, kept between runs.
+serve: setup
+	$(BIN)/reconwatch serve --demo --data-dir .demo-store
+
 bench: setup
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .demo-store
