@@ -108,6 +108,17 @@ def test_zeek_header_and_columns_disagree(tmp_path: Path) -> None:
     assert "columns where #fields names 21" in report.errors[0].reason
 
 
+def test_zeek_header_of_fields_and_types_only(tmp_path: Path) -> None:
+    path = tmp_path / "conn.tsv"
+    header = "".join(
+        x + "\n" for x in ZEEK_HEADER.splitlines() if x.startswith(("#fields", "#types"))
+    )
+    path.write_text(header + ZEEK_ROWS[1] + "\n")
+    assert formats.sniff(path).name == "zeek"
+    events, report = _read(path)
+    assert not report.errors and _get(events[0], "event.reason") == "refused"
+
+
 def test_zeek_data_before_header_and_bad_value(tmp_path: Path) -> None:
     path = tmp_path / "conn.log"
     bad_port = ZEEK_ROWS[0].replace("\t40000\t", "\tforty\t")

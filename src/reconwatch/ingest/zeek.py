@@ -30,7 +30,7 @@ def sniff(head: Head) -> bool:
     lines = head.lines()[:20]
     if not lines:
         return False
-    if lines[0].startswith(b"#separator"):
+    if lines[0].startswith((b"#separator", b"#fields")):  # a header cut to #fields/#types too
         return any(x.startswith(b"#fields") and b"id.orig_h" in x for x in lines)
     first = lines[0]
     return (
