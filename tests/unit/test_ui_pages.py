@@ -199,6 +199,15 @@ def test_console_shows_the_error_with_its_caret(served: tuple[Service, str]) -> 
     assert page.status_code == 400
     assert "line 1:25:" in page.text and "Traceback" not in page.text
     assert re.search(r"<pre class='caret'>FROM logs-\* \| WHERE x ==\n {24}\^</pre>", page.text)
+    # Non-ASCII in an unterminated string: the caret under it, the text escaped.
+    bad = httpx.get(f"{url}/query", params={"q": 'ROW a = "é<b>'}, headers=HTML)
+    assert bad.status_code == 400 and "unterminated string" in bad.text and "<b>" not in bad.text
+    # A query that runs with warnings shows them, as Elasticsearch's Warning header carries them.
+    warned = httpx.get(
+        f"{url}/query", params={"q": 'ROW a = 1 | EVAL b = TO_IP("x")'}, headers=HTML
+    )
+    assert warned.status_code == 200
+    assert 'aria-label="Query warnings"' in warned.text and "x" in warned.text
 
 
 def test_pages_need_the_key_beyond_loopback(tmp_path: Path) -> None:
@@ -312,3 +321,20 @@ def test_the_live_stream_pushes_a_status_change_not_only_a_new_alert(
                     break
     assert states[1] != states[0]
     assert states[1].split("-")[0] == states[0].split("-")[0] == "3"  # no new alert
+
+
+def test_a_real_time_alerts_report_lists_ports_without_counts() -> None:
+    """The stream keeps which ports, not how often: the report lists them (it raised before)."""
+    alert = {
+        "kibana.alert.uuid": "x",
+        "reconwatch.detection.path": "stream",
+        "reconwatch.evidence": {
+            "available": True,
+            "destination_ports": {"distinct": 2, "top": [{"port": 22}, {"port": 80}]},
+        },
+    }
+    crossing = stored_crossing(alert)
+    assert crossing.at is None and "next scheduled run" in crossing.how
+    report = pages.report_markdown(alert, crossing, None)
+    assert "- Ports: 2 distinct; top 22, 80" in report
+    assert "Destination ports (2 distinct)" in pages.report_html(alert, crossing, None)

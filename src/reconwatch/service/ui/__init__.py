@@ -200,7 +200,7 @@ def add_routes(app: FastAPI, service: Service) -> None:
             return html(pages.console_page(q, None, exc.one_line(), exc.caret()), 400)
         except ReconwatchError as exc:
             return html(pages.console_page(q, None, exc.one_line(), ""), 400)
-        return html(pages.console_page(q, esql.body(result, 0), "", ""))
+        return html(pages.console_page(q, esql.body(result, 0), "", "", result.warnings))
 
     @app.get("/exceptions")
     async def exceptions_page() -> Response:

@@ -586,7 +586,13 @@ def rules_page(
     )
 
 
-def console_page(query: str, result: Mapping[str, Any] | None, error: str, caret: str) -> str:
+def console_page(
+    query: str,
+    result: Mapping[str, Any] | None,
+    error: str,
+    caret: str,
+    warnings: Sequence[str] = (),
+) -> str:
     out = ""
     if error:
         out = (
@@ -596,7 +602,14 @@ def console_page(query: str, result: Mapping[str, Any] | None, error: str, caret
         )
     elif result is not None:
         cols = [c["name"] for c in result["columns"]]
-        out = _table(cols, result["values"], f"{len(result['values'])} rows")
+        # The engine's warnings (a division by zero, a value that did not convert: null in the
+        # table) as Elasticsearch sends them in its Warning header.
+        warned = "".join(f"<li>{e(w)}</li>" for w in warnings)
+        out = (
+            f'<ul class="warnings" role="status" aria-label="Query warnings">{warned}</ul>'
+            if warned
+            else ""
+        ) + _table(cols, result["values"], f"{len(result['values'])} rows")
     return page(
         "Query",
         f"""<h1>Query console</h1>
