@@ -31,6 +31,7 @@ from reconwatch.service.loop import Loop
 from reconwatch.service.metrics import Metrics
 from reconwatch.service.params import alert_filter
 from reconwatch.service.realtime import RealTime
+from reconwatch.service.rules import RuleReloader, RuleSet
 from reconwatch.service.scheduler import RunOutcome, Scheduler
 from reconwatch.service.writer import QueueFull, Writer
 from reconwatch.store import Store, StoreError
@@ -67,6 +68,9 @@ class Service:
     metrics: Metrics | None = None
     delivery: Delivery | None = None
     realtime: RealTime | None = None
+    reloader: RuleReloader | None = None
+    # Which of a rule set's rules run in real time by the configuration (assemble).
+    realtime_choice: Callable[[RuleSet], list[str]] | None = None
 
     def start_schedule(self) -> None:
         """Run the rules on their schedule (and retention) on a thread of their own, and the
@@ -77,7 +81,37 @@ class Service:
             self.delivery.start()
         if self.scheduler is not None and self.loop is None:
             self.loop = Loop(self.scheduler, self.store, self.scheduler.clock, self.delivery)
+            if self.reloader is not None:
+                self.loop.reload = self.reload_rules
             self.loop.start()
+
+    def reload_rules(self) -> bool:
+        """Apply the rule directories' changes, if any: new and edited rules run (in real time
+        too when they were, or are chosen to be), removed ones stop, refused files are listed
+        in place of the old ones. Whether anything changed."""
+        loaded = self.reloader.changed() if self.reloader is not None else None
+        if loaded is None or self.scheduler is None:
+            return False
+        touched, removed = self.scheduler.replace_rules(list(loaded.rules.values()))
+        failures = list(loaded.failures)
+        if self.realtime is not None:
+            realtime = self.realtime
+            was = set(realtime.enabled())
+            realtime.rules = dict(loaded.rules)
+            for rule_id in removed:
+                realtime.disable(rule_id)
+            chosen = set(self.realtime_choice(loaded)) if self.realtime_choice else set()
+            for rule_id in touched:
+                if rule_id in was or rule_id in chosen:
+                    realtime.disable(rule_id)
+                    try:
+                        realtime.enable(rule_id)
+                    except ReconwatchError as exc:
+                        failures.append(
+                            f"{loaded.rules[rule_id].label}: not run in real time: {exc}"
+                        )
+        self.rule_failures[:] = failures
+        return True
 
     def close(self) -> None:
         # Ingest first (what it holds is committed and evaluated), then the rules, then sinks.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Mapping
 from dataclasses import replace
@@ -11,7 +12,7 @@ from reconwatch.service.app import Limits, Service, open_service
 from reconwatch.service.config import ServiceConfig, check_exposure, split_bind
 from reconwatch.service.delivery import Delivery
 from reconwatch.service.realtime import RealTime, enabled_rules
-from reconwatch.service.rules import load_rules
+from reconwatch.service.rules import RuleReloader, RuleSet, load_rules
 from reconwatch.service.scheduler import Clock, Scheduler
 from reconwatch.store import Store, default_data_dir
 
@@ -62,7 +63,16 @@ def build(config: ServiceConfig, clock: Clock) -> Service:
     except BaseException:
         store.close()
         raise
-    return open_service(store, limits, config.api_key, scheduler, failures, delivery, realtime)
+    service = open_service(store, limits, config.api_key, scheduler, failures, delivery, realtime)
+    service.reloader = RuleReloader(
+        list(config.rules), builtin=config.builtin_rules, specs=config.rule
+    )
+    service.realtime_choice = functools.partial(_realtime_choice, config.realtime)
+    return service
+
+
+def _realtime_choice(chosen: tuple[str, ...] | None, loaded: RuleSet) -> list[str]:
+    return enabled_rules(loaded.rules, loaded.builtin, chosen)
 
 
 def listen(bind: str) -> socket.socket:

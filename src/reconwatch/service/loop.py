@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from reconwatch.errors import ReconwatchError
 from reconwatch.service.delivery import Delivery
 from reconwatch.service.scheduler import Clock, Scheduler
 from reconwatch.store import Store, StoreError
@@ -27,6 +29,8 @@ class Loop:
         self.store = store
         self.clock = clock
         self.errors: list[str] = []
+        # Looks at the rule directories (service.rules.RuleReloader) before each step.
+        self.reload: Callable[[], object] | None = None
         self._stop = threading.Event()
         self._next_retention: datetime | None = None
         self._thread = threading.Thread(target=self._run, name="reconwatch-schedule", daemon=True)
@@ -42,6 +46,11 @@ class Loop:
 
     def step(self) -> float:
         """Do what is due now; the seconds until something may be due."""
+        if self.reload is not None:
+            try:
+                self.reload()
+            except ReconwatchError as exc:
+                self.errors.append(f"reloading the rules: {exc.one_line()}")
         now = self.clock()
         if self._next_retention is None or now >= self._next_retention:
             try:

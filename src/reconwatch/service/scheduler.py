@@ -165,6 +165,36 @@ class Scheduler:
     def next_due(self) -> datetime | None:
         return min((s.next_at for s in self.states.values() if s.enabled), default=None)
 
+    def replace_rules(self, rules: Sequence[Rule]) -> tuple[list[str], list[str]]:
+        """The rules from a reloaded directory: a new rule is scheduled as at start, a changed
+        one keeps its schedule (and its suppression state when that did not change), a rule no
+        longer there stops. (rule_ids added or changed, rule_ids removed)."""
+        with self._lock:
+            now = self.clock()
+            fresh = {r.rule_id: r for r in rules}
+            removed = [rule_id for rule_id in self.states if rule_id not in fresh]
+            for rule_id in removed:
+                del self.states[rule_id]
+            touched: list[str] = []
+            for rule_id, rule in fresh.items():
+                state = self.states.get(rule_id)
+                if state is not None and state.rule == rule:
+                    continue
+                touched.append(rule_id)
+                if state is None:
+                    previous = self.store.last_run(rule_id)
+                    next_at = now if previous is None else max(now, previous + rule.interval)
+                    suppressor = Suppressor.for_rule(rule, self.space)
+                    self.states[rule_id] = RuleState(
+                        rule, source_patterns(rule), next_at, previous, suppressor
+                    )
+                    continue
+                if state.rule.suppression != rule.suppression:
+                    state.suppressor = Suppressor.for_rule(rule, self.space)
+                state.rule = rule
+                state.patterns = source_patterns(rule)
+            return touched, removed
+
     def set_enabled(self, rule_id: str, enabled: bool) -> None:
         """Switch a rule's scheduled runs off or on (stored). Kibana starts a re-enabled rule
         afresh: it runs at once and the time it was off is not a gap to catch up."""
