@@ -109,6 +109,7 @@ BRO_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("trace", "test", "nets", "local", "remote"), BRO_CASES)
 def test_bro_simple_scan_notices(trace: str, test: str, nets: str, local: int, remote: int) -> None:
     (notice,) = _notice(test)

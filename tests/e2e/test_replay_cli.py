@@ -50,6 +50,7 @@ def test_a_file_from_the_past_gives_nothing_without_replay(
     assert "no events in any run window" in err
 
 
+@pytest.mark.slow  # 37 runs
 def test_replay_runs_over_the_inputs_span_and_names_empty_runs(
     two_bursts: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
