@@ -134,7 +134,10 @@ def test_the_scheduled_update_refreshes_the_evidence_with_ports_and_the_crossing
         (streamed,) = store.alerts(rule.rule_id)
         assert streamed["reconwatch.evidence"]["destination"]["distinct_ips"] == 251  # at firing
         assert "destination_ports" not in streamed["reconwatch.evidence"]
-        assert "crossing" not in streamed["reconwatch.evidence"]
+        # Found right after the alert was stored: the 251st distinct address (i = 250) came
+        # 250 * 200 ms after T0 (the stream's trigger time is the batch's ingest time).
+        assert streamed["reconwatch.stream.trigger_time"] == "2026-03-01T10:00:00.000Z"
+        assert streamed["reconwatch.evidence"]["crossing"]["at"] == "2026-03-01T10:00:50.000Z"
         store.write(_scan(T0, 320, 80))
         realtime.drain()
         clock.now = T0 + timedelta(minutes=5)

@@ -11,14 +11,18 @@ from datetime import datetime, timedelta
 import msgspec
 
 from reconwatch.engine.exceptions_esql import matching
+from reconwatch.engine.run import RuleExecutor
+from reconwatch.engine.schedule import RunWindow
 from reconwatch.engine.watch import RuleWatch
 from reconwatch.errors import ReconwatchError, UsageError
 from reconwatch.plan import values
 from reconwatch.rules.model import Rule
 from reconwatch.service.scheduler import named_lists, source_patterns
+from reconwatch.service.storequery import StoreBackend
 from reconwatch.store import Store
 from reconwatch.store.alerts import group_key
 from reconwatch.store.db import index_matches
+from reconwatch.store.window import window_dataset
 
 _STOP = None
 TRIGGER = "reconwatch.stream.trigger_time"
@@ -196,6 +200,41 @@ class RealTime:
         self.alerts_created += len(fresh)
         if fresh and self.on_alerts is not None:
             self.on_alerts(len(fresh))
+        for alert in alerts:
+            if alert.get("kibana.alert.uuid") in fresh:
+                self._add_crossing(item, alert)
+
+    def _add_crossing(self, item: _Watched, alert: Mapping[str, object]) -> None:
+        """The new alert's crossing point, after it is stored and handed on (the stream's
+        trigger time is its batch's, not the crossing event's): the group's events over the
+        alert's run window, one query, counted in time order as a scheduled run's evidence is."""
+        rule = item.watch.rule
+        try:
+            window = RunWindow(
+                values.parse_datetime(str(alert["reconwatch.run.at"])),
+                values.parse_datetime(str(alert["reconwatch.run.from"])),
+                values.parse_datetime(str(alert["reconwatch.run.to"])),
+                execution_type="realtime",
+            )
+            dataset = window_dataset(
+                self.store, item.patterns, window.start, window.end, rule.timestamp_override
+            )
+            lists = self.store.cached_exceptions(rule.rule_id, named_lists(rule))
+            executor = RuleExecutor(
+                rule, StoreBackend(self.store, dataset), exceptions=lists, space=self.space
+            )
+            found = executor.finder.collect(
+                alert, executor.source_conditions(window), window, aggregating=True
+            )
+        except ReconwatchError as exc:
+            self._error(f"{rule.rule_id}: no crossing point: {exc.one_line()}")
+            return
+        except (KeyError, ValueError) as exc:
+            self._error(f"{rule.rule_id}: no crossing point: {exc}")
+            return
+        crossing = found.get("crossing")
+        if isinstance(crossing, dict):
+            self.store.amend_evidence(str(alert["kibana.alert.uuid"]), "crossing", crossing)
 
     def _error(self, line: str) -> None:
         self.errors.append(line)

@@ -333,6 +333,26 @@ class Store:
             cur.close()
         return fresh
 
+    def amend_evidence(self, alert_id: str, key: str, value: object) -> None:
+        """Set one key of a stored alert's evidence (read and written in one transaction, so a
+        run updating the alert meanwhile is not undone)."""
+        cur = self.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            row = cur.execute("SELECT document FROM alerts WHERE id = ?", [alert_id]).fetchone()
+            if row is not None:
+                doc = msgspec.json.decode(row[0])
+                evidence = doc.get("reconwatch.evidence")
+                if isinstance(evidence, dict) and key not in evidence:
+                    evidence[key] = value
+                    alert_table.update_documents(cur, [(alert_id, doc)])
+            cur.execute("COMMIT")
+        except duckdb.Error as exc:
+            msg = f"amending alert {alert_id} failed: {str(exc).splitlines()[0]}"
+            raise StoreError(msg) from None
+        finally:
+            cur.close()
+
     def group_alert(
         self, rule_id: str, key: str, start: datetime, end: datetime
     ) -> tuple[str, dict[str, object]] | None:

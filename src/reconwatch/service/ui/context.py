@@ -101,8 +101,10 @@ def stored_crossing(alert: Mapping[str, Any]) -> Crossing:
             return Crossing(at, str(found.get("method", "")))
         return Crossing(None, str(found.get("reason") or "not known"))
     if alert.get("reconwatch.detection.path") == "stream":
-        # The stream's trigger time is its batch's, not the crossing event's.
-        return Crossing(None, "a real-time alert: found by the next scheduled run of the rule")
+        # Found right after a real-time alert is stored; if that failed (the errors in health),
+        # the next scheduled run's evidence brings it. The stream's trigger time is no stand-in:
+        # it is the batch's, not the crossing event's.
+        return Crossing(None, "a real-time alert without it yet: the next scheduled run finds it")
     return Crossing(None, "the alert was stored without it")
 
 
