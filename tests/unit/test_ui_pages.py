@@ -338,3 +338,12 @@ def test_a_real_time_alerts_report_lists_ports_without_counts() -> None:
     report = pages.report_markdown(alert, crossing, None)
     assert "- Ports: 2 distinct; top 22, 80" in report
     assert "Destination ports (2 distinct)" in pages.report_html(alert, crossing, None)
+
+
+def test_the_crossing_label_stays_inside_the_chart() -> None:
+    minutes = [{"minute": "2026-03-01T01:00:00.000Z", "attempts": 3}]
+    window = (datetime(2026, 3, 1, 0, 0, tzinfo=UTC), datetime(2026, 3, 1, 1, 1, tzinfo=UTC))
+    late = svg.per_minute(minutes, window, datetime(2026, 3, 1, 1, 0, 30, tzinfo=UTC))
+    early = svg.per_minute(minutes, window, datetime(2026, 3, 1, 0, 1, tzinfo=UTC))
+    assert re.search(r'class="crossing-label" x="[\d.]+" text-anchor="end"', late)
+    assert 'text-anchor="end" y="14">crossed' not in early

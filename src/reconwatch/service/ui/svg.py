@@ -82,9 +82,12 @@ def per_minute(
         )
     if crossing is not None:
         cx = x(crossing)
+        # Left of the line when the label would run past the chart's right edge.
+        right = cx > width / 2
+        side = f'x="{cx - 3:.1f}" text-anchor="end"' if right else f'x="{cx + 3:.1f}"'
         parts.append(
             f'<line class="crossing" x1="{cx:.1f}" x2="{cx:.1f}" y1="4" y2="{height - pad}"/>'
-            f'<text class="crossing-label" x="{cx + 3:.1f}" y="14">crossed '
+            f'<text class="crossing-label" {side} y="14">crossed '
             f"{escape(format_datetime(crossing)[11:19])}</text>"
         )
     parts.append(
