@@ -119,7 +119,8 @@ def test_the_scheduled_update_refreshes_the_evidence_with_ports_and_the_crossing
     """The real-time alert keeps the stream's evidence only until the next scheduled run: that
     run's evidence (every address, the ports the subnet rule does not count, the crossing
     point found in one pass over the group's events) replaces it."""
-    clock = Clock(T0)
+    # Ingest stamps finer than the alert's millisecond times, as a real clock's are.
+    clock = Clock(T0 + timedelta(microseconds=123_456))
     store = Store(tmp_path, clock)
     rule = load_builtin("subnet-scanning")
     realtime = RealTime(store, {rule.rule_id: rule})
@@ -136,7 +137,7 @@ def test_the_scheduled_update_refreshes_the_evidence_with_ports_and_the_crossing
         assert "destination_ports" not in streamed["reconwatch.evidence"]
         # Found right after the alert was stored: the 251st distinct address (i = 250) came
         # 250 * 200 ms after T0 (the stream's trigger time is the batch's ingest time).
-        assert streamed["reconwatch.stream.trigger_time"] == "2026-03-01T10:00:00.000Z"
+        assert streamed["reconwatch.stream.trigger_time"] == "2026-03-01T10:00:00.123Z"
         assert streamed["reconwatch.evidence"]["crossing"]["at"] == "2026-03-01T10:00:50.000Z"
         store.write(_scan(T0, 320, 80))
         realtime.drain()

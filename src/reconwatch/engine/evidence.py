@@ -222,6 +222,8 @@ class EvidenceFinder:
             return {"at": None, "reason": self.threshold}
         if truncated:
             return {"at": None, "reason": f"the group has over {MAX_EVENTS} events"}
+        if not rows:
+            return {"at": None, "reason": "none of the group's events were found again"}
         try:
             at = crossing.first_crossing(self.threshold, rows)
         except crossing.Unsupported as exc:

@@ -210,10 +210,12 @@ class RealTime:
         alert's run window, one query, counted in time order as a scheduled run's evidence is."""
         rule = item.watch.rule
         try:
+            # Up to the store's now, not the alert's window end: that is the batch's ingest
+            # time in milliseconds, and the store keeps the stamps finer.
             window = RunWindow(
                 values.parse_datetime(str(alert["reconwatch.run.at"])),
                 values.parse_datetime(str(alert["reconwatch.run.from"])),
-                values.parse_datetime(str(alert["reconwatch.run.to"])),
+                max(values.parse_datetime(str(alert["reconwatch.run.to"])), self.store.clock()),
                 execution_type="realtime",
             )
             dataset = window_dataset(
