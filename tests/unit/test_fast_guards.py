@@ -61,3 +61,24 @@ def test_filtered_fields_follow_renames_evals_and_stats_keys(tmp_path: Path) -> 
     )
     assert filtered_fields(compile_query(query, ds)) == {"host.os.type", "host.name"}
     assert filtered_fields(compile_query("from logs-* | keep host.name", ds)) == set()
+
+
+def test_an_impossible_date_under_a_warning_where_chain_is_reported(tmp_path: Path) -> None:
+    # A WHERE whose AND/OR chain can warn runs inside coalesce(...) after the read, not in the
+    # reader; the event with February 30th in the filtered field must still be a bad event,
+    # reported at its line, and not counted, whichever side of the chain reads the date.
+    events = [{**e, "event": {"created": "2024-01-01T00:00:00Z"}} for e in PLAIN]
+    bad = {**PLAIN[0], "event": {"created": "2024-02-30T00:00:00Z"}}
+    path = _write(tmp_path / "e.ndjson", [*events, bad])
+    queries = [
+        'from logs-* | where (event.created > "2023-01-01" and host.os.type == "linux") '
+        "or to_integer(host.name) > 1 | stats n = count()",
+        'from logs-* | where to_integer(host.name) > 1 or (host.os.type == "linux" '
+        'and event.created > "2023-01-01") | stats n = count()',
+    ]
+    for query in queries:
+        ds = Dataset.from_files([path])
+        result = run_query(query, ds, now=NOW)
+        assert result.rows == [(1100,)]
+        assert [e.line for e in ds.report.errors] == [1101]
+        assert "2024-02-30" in ds.report.errors[0].one_line()
