@@ -108,6 +108,14 @@ CASES = {
             ("1.9.0", True, ["1.10.0", "1.9.0", "1.0.0", "1.0.0-beta"], "1.0.0-beta"),
         ],
     ),
+    # Found by the executor hunt: DuckDB took an integer through a double or abs() overflowed.
+    "integral_ceil_floor_and_scalb_of_zero": (
+        (
+            "ROW a = CEIL(9223372036854775807), b = FLOOR(-9223372036854775808), "
+            "c = SCALB(0, 2147483647), d = SCALB(-0.0, 2147483647), e = COPY_SIGN(-2147483648, -1)"
+        ),
+        [(2**63 - 1, -(2**63), 0.0, -0.0, -(2**31))],
+    ),
     "version_aggregates": (
         (
             'ROW a = TO_VERSION(["1.10.0", "1.9.0"]) | MV_EXPAND a '
@@ -220,6 +228,15 @@ WARNINGS = {
         [
             header("1:25", "EXP(x)"),
             "Line 1:25: java.lang.ArithmeticException: not a finite double number: Infinity",
+        ],
+    ),
+    "asin_and_copy_sign_of_the_most_negative_integer": (
+        "ROW i = -2147483648 | EVAL a = ASIN(i), c = COPY_SIGN(i, 1)",
+        [
+            header("1:32", "ASIN(i)"),
+            "Line 1:32: java.lang.ArithmeticException: Asin input out of range",
+            header("1:45", "COPY_SIGN(i, 1)"),
+            "Line 1:45: java.lang.ArithmeticException: integer overflow",
         ],
     ),
     # Single values and constants that convert warn about nothing, even where DuckDB folds.

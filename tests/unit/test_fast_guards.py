@@ -71,10 +71,14 @@ def test_an_impossible_date_under_a_warning_where_chain_is_reported(tmp_path: Pa
     bad = {**PLAIN[0], "event": {"created": "2024-02-30T00:00:00Z"}}
     path = _write(tmp_path / "e.ndjson", [*events, bad])
     queries = [
-        'from logs-* | where (event.created > "2023-01-01" and host.os.type == "linux") '
-        "or to_integer(host.name) > 1 | stats n = count()",
-        'from logs-* | where to_integer(host.name) > 1 or (host.os.type == "linux" '
-        'and event.created > "2023-01-01") | stats n = count()',
+        (
+            'from logs-* | where (event.created > "2023-01-01" and host.os.type == "linux") '
+            "or to_integer(host.name) > 1 | stats n = count()"
+        ),
+        (
+            'from logs-* | where to_integer(host.name) > 1 or (host.os.type == "linux" '
+            'and event.created > "2023-01-01") | stats n = count()'
+        ),
     ]
     for query in queries:
         ds = Dataset.from_files([path])

@@ -857,8 +857,16 @@ def _abs(c: ExprCompiler, call: p.Call) -> E:
     return E(f"abs({x})", call.type)
 
 
-_simple("ceil", "ceil({0})")
-_simple("floor", "floor({0})")
+@_reg("ceil", "floor")
+def _ceil_floor(c: ExprCompiler, call: p.Call) -> E:
+    (x,) = c.singles(call)
+    if call.type is not T.DOUBLE:
+        # An integral value is its own ceiling (DuckDB's ceil of a BIGINT goes through a double:
+        # CEIL(9223372036854775807) was 2^63).
+        return E(f"({x})", call.type)
+    return E(f"{call.fn}({x})", call.type)
+
+
 _simple("signum", "CAST(sign({0}) AS DOUBLE)")
 # DuckDB's cbrt is an ulp off Java's (cbrt(-27) is -3.0000000000000004): values.cbrt.
 _simple("cbrt", "rw_cbrt({0})")
@@ -886,8 +894,9 @@ _guarded(
     "try(pow({0}, {1}))",
     "invalid result when computing pow",
 )
-_guarded("acos", "abs({0}) > 1", "acos({0})", "Acos input out of range")
-_guarded("asin", "abs({0}) > 1", "asin({0})", "Asin input out of range")
+# As doubles: abs() of the most negative integer overflows in DuckDB.
+_guarded("acos", "abs(CAST({0} AS DOUBLE)) > 1", "acos({0})", "Acos input out of range")
+_guarded("asin", "abs(CAST({0} AS DOUBLE)) > 1", "asin({0})", "Asin input out of range")
 _guarded("cosh", "isinf(cosh({0}))", "cosh({0})", "cosh overflow")
 _guarded("sinh", "isinf(sinh({0}))", "sinh({0})", "sinh overflow")
 for _fn in ("atan", "cos", "sin", "tan", "tanh"):
@@ -967,8 +976,11 @@ def _copy_sign(c: ExprCompiler, call: p.Call) -> E:
     if call.type is T.DOUBLE:
         value = f"(CASE WHEN {negative} THEN -abs(CAST({m} AS DOUBLE)) ELSE abs(CAST({m} AS DOUBLE)) END)"
         return E(value, T.DOUBLE)
-    value = f"(CASE WHEN {negative} THEN -abs({m}) ELSE abs({m}) END)"
-    return E(value, call.type)
+    # In HUGEINT, so that the most negative integer's magnitude overflows as in Java, with its
+    # warning, instead of failing DuckDB's abs().
+    wide = f"CAST({m} AS HUGEINT)"
+    signed = f"(CASE WHEN {negative} THEN -abs({wide}) ELSE abs({wide}) END)"
+    return _overflow_checked(c, call, f"try(CAST({signed} AS {sql_type(call.type)}))", [m, sign])
 
 
 _guarded(
@@ -977,10 +989,12 @@ _guarded(
     "exp(CAST({0} AS DOUBLE))",
     "not a finite double number: Infinity",
 )
+# Math.scalb(0, n) is 0 whatever n (0 * pow(2, 2^31) was NaN).
 _guarded(
     "scalb",
-    "isinf(CAST({0} AS DOUBLE) * pow(2.0, {1}))",
-    "CAST({0} AS DOUBLE) * pow(2.0, {1})",
+    "CAST({0} AS DOUBLE) <> 0 AND isinf(CAST({0} AS DOUBLE) * pow(2.0, {1}))",
+    "(CASE WHEN CAST({0} AS DOUBLE) = 0 THEN CAST({0} AS DOUBLE) "
+    "ELSE CAST({0} AS DOUBLE) * pow(2.0, {1}) END)",
     "not a finite double number: Infinity",
 )
 
