@@ -288,6 +288,11 @@ def test_bulk_status_and_guide_steps_keep_who_and_when(
     ).json()
     assert step["steps"] == {"2": {"done": True, "by": "bob", "at": iso_ms(clock.now)}}
     assert httpx.get(f"{url}/api/alerts/{ids[1]}/guide").json() == {"steps": {}}
+    # The subnet rule's guide has 5 investigation steps: a 6th (its response list) is no step.
+    beyond = httpx.post(
+        f"{url}/api/alerts/{ids[0]}/guide", json={"step": 5, "done": True, "user": "bob"}
+    )
+    assert beyond.status_code == 400 and "[step] must be below 5" in beyond.text
     bad = httpx.post(f"{url}/api/alerts/_status", json={"ids": ids, "status": "gone", "user": "a"})
     assert bad.status_code == 400
 

@@ -347,3 +347,10 @@ def test_the_crossing_label_stays_inside_the_chart() -> None:
     early = svg.per_minute(minutes, window, datetime(2026, 3, 1, 0, 1, tzinfo=UTC))
     assert re.search(r'class="crossing-label" x="[\d.]+" text-anchor="end"', late)
     assert 'text-anchor="end" y="14">crossed' not in early
+
+
+def test_ticks_under_an_older_numbering_do_not_count() -> None:
+    note = "### Possible investigation steps\n- one\n- two\n### Response and remediation\n- r\n"
+    state = {1: {"done": True, "by": "a", "at": "t"}, 12: {"done": True, "by": "a", "at": "t"}}
+    html = pages.guide_html(note, state, "x")
+    assert "1 of 2 steps done" in html and 'id="step-1" checked' in html

@@ -98,8 +98,12 @@ def add_routes(app: FastAPI, service: Service, json_body: JsonBody) -> None:
                 raise UsageError("[step] must be a step number from 0")
             if not isinstance(done, bool):
                 raise UsageError("[done] must be true or false")
-            if await call(store.get_alert, alert_id) is None:
+            alert = await call(store.get_alert, alert_id)
+            if alert is None:
                 return _not_found(f"no alert with id [{alert_id}]")
+            steps = _guide_steps(service, alert)
+            if step >= steps:
+                raise UsageError(f"[step] must be below {steps}: the guide's investigation steps")
             await call(store.set_guide_step, alert_id, step, done, _user(doc))
             steps = await call(store.guide, alert_id)
             return json_response({"steps": {str(k): v for k, v in steps.items()}})
@@ -245,6 +249,19 @@ def add_routes(app: FastAPI, service: Service, json_body: JsonBody) -> None:
             return _not_found(f'exception list item id: "{item_id}" does not exist')
         await call(store.exceptions, exc_store.delete_item, item_id)
         return json_response({"deleted": item_id})
+
+
+def _guide_steps(service: Service, alert: Mapping[str, Any]) -> int:
+    """How many checklist steps the alert's rule's guide has (its note as the page draws it)."""
+    from reconwatch.service.ui import markdown
+
+    rule_id = str(alert.get("kibana.alert.rule.rule_id", ""))
+    scheduler = service.scheduler
+    if scheduler is not None and rule_id in scheduler.states:
+        note = scheduler.states[rule_id].rule.note
+    else:
+        note = str(alert.get("kibana.alert.rule.note", ""))
+    return len(markdown.render(note).steps)
 
 
 def _exception_from_alert(

@@ -387,7 +387,8 @@ def guide_html(note: str, state: Mapping[int, Mapping[str, Any]], alert_id: str)
                 f'data-step="{step}" id="step-{step}" checked '
                 f'title="ticked by {e(info.get("by"))} at {e(info.get("at"))}">',
             )
-    done = sum(1 for i in state.values() if i.get("done"))
+    # Only the guide's steps count (a tick stored under an older numbering of the guide is not).
+    done = sum(1 for step, i in state.items() if i.get("done") and step < len(guide.steps))
     return (
         f'<p class="progress" id="guide-progress">{done} of {len(guide.steps)} steps done</p>'
         f'<div class="guide" data-alert="{e(alert_id)}">{html}</div>'
