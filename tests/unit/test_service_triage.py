@@ -192,6 +192,12 @@ def test_expired_item_is_not_applied(served: tuple[Service, str, Clock]) -> None
         httpx.patch(f"{url}/api/rules/{SUBNET}", json={"exceptions_list": ["l"]}).status_code == 200
     )
     assert len(run(url, T0, T0 + timedelta(hours=2))) == 1
+    # A value-list entry (Kibana's "is in list") is refused by name, not as an unknown type.
+    listed = {"field": "source.ip", "type": "list", "operator": "included", "list": {"id": "x"}}
+    refused = httpx.post(
+        f"{url}/api/exceptions/l/items", json={"name": "v", "entries": [listed], "user": "a"}
+    )
+    assert refused.status_code == 400 and "value-list entries" in refused.text
 
 
 def test_exception_from_alert_closes_matching_and_next_run_is_quiet(

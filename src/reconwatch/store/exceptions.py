@@ -195,6 +195,11 @@ def checked_entries(raw: object, where: str = "entries") -> list[dict[str, Any]]
         type_ = entry.get("type")
         if not isinstance(field, str) or not field.strip():
             raise ExceptionInputError(f"[{at}.field] is required: the field name")
+        if type_ == "list":
+            raise ExceptionInputError(
+                f"[{at}.type]: value-list entries (is in list) are not supported; "
+                "inline the values with match_any (is one of)"
+            )
         if type_ not in ENTRY_TYPES:
             raise ExceptionInputError(f"[{at}.type] must be one of {', '.join(ENTRY_TYPES)}")
         if type_ == "nested":
