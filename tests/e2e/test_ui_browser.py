@@ -227,6 +227,14 @@ def test_queue_bulk_actions_by_keyboard(served: tuple[Service, str], page: Any) 
     body = {"ids": [first], "status": "open", "user": "other-tab"}
     assert httpx.post(f"{url}/api/alerts/_status", json=body).status_code == 200
     page.wait_for_selector(f'tr[data-id="{first}"]')
+    # The alert's own page follows a status set elsewhere too.
+    page.goto(f"{url}/alerts/{first}")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('open')")
+    body = {"ids": [first], "status": "closed", "user": "other-tab"}
+    assert httpx.post(f"{url}/api/alerts/_status", json=body).status_code == 200
+    page.wait_for_function(
+        "document.querySelector('#status').textContent.startsWith('closed (by other-tab')"
+    )
 
 
 def test_other_pages_render_labelled(

@@ -161,6 +161,7 @@ def add_routes(app: FastAPI, service: Service) -> None:
                 parts["console"],
                 ctx,
                 shared=await run_in_threadpool(service.store.exceptions, exc_store.lists),
+                state=await run_in_threadpool(alerts_state, service),
             )
         )
 

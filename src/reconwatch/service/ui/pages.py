@@ -439,6 +439,7 @@ def alert_page(
     ctx: Mapping[str, Any],
     *,
     shared: Sequence[Mapping[str, Any]] = (),
+    state: str = "",
 ) -> str:
     aid = str(alert.get("kibana.alert.uuid"))
     status = alert.get("kibana.alert.workflow_status", "open")
@@ -465,7 +466,7 @@ def alert_page(
         f"""<p><a href="/">&larr; Alerts</a></p>
 <h1>{e(alert.get("kibana.alert.rule.name"))}</h1>
 <p>Status: <strong id="status">{status_text}</strong></p>
-<div class="actions" role="group" aria-label="Alert actions" data-alert="{e(aid)}">
+<div class="actions" role="group" aria-label="Alert actions" data-alert="{e(aid)}" data-state="{e(state)}">
 <button type="button" data-status="acknowledged">Acknowledge</button>
 <button type="button" data-status="closed">Close</button>
 <button type="button" data-status="open">Reopen</button>

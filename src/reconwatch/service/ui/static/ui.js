@@ -110,9 +110,9 @@
     if (window.EventSource) {
       // A status set elsewhere (another tab, the API) shows here too.
       const source = new EventSource("/ui/stream");
-      let state = null;
+      let state = actions.dataset.state;  // as the page was drawn
       source.addEventListener("alerts", async (ev) => {
-        if (state === null || ev.data === state) { state = ev.data; return; }
+        if (ev.data === state) return;
         state = ev.data;
         try {
           const doc = await api("GET", `/api/alerts/${encodeURIComponent(id)}`);
