@@ -54,6 +54,13 @@ def register(app: typer.Typer) -> None:
                 "--rules", help="A directory of rule files (TOML) to run too; repeatable."
             ),
         ] = None,
+        follow: Annotated[
+            list[Path] | None,
+            typer.Option(
+                "--follow",
+                help="A file to tail into the store (NDJSON or an audit log; survives rotation); repeatable.",
+            ),
+        ] = None,
         rule: Annotated[
             list[str] | None,
             typer.Option(
@@ -83,6 +90,8 @@ def register(app: typer.Typer) -> None:
             settings = replace(settings, rules=(*settings.rules, *rules))
         if rule:
             settings = replace(settings, rule=(*settings.rule, *rule))
+        if follow:
+            settings = replace(settings, follow=(*settings.follow, *follow))
         if no_builtin_rules:
             settings = replace(settings, builtin_rules=False)
         settings = settle(settings, os.environ)

@@ -27,6 +27,7 @@ from reconwatch.query import warning_header
 from reconwatch.service import bulk, esql, triage, ui
 from reconwatch.service.delivery import Delivery
 from reconwatch.service.errors import PRODUCT_HEADER, error_response, json_response
+from reconwatch.service.follow import FileFeed
 from reconwatch.service.loop import Loop
 from reconwatch.service.metrics import Metrics
 from reconwatch.service.params import alert_filter
@@ -69,6 +70,7 @@ class Service:
     delivery: Delivery | None = None
     realtime: RealTime | None = None
     reloader: RuleReloader | None = None
+    feed: FileFeed | None = None
     # Which of a rule set's rules run in real time by the configuration (assemble).
     realtime_choice: Callable[[RuleSet], list[str]] | None = None
 
@@ -79,6 +81,8 @@ class Service:
             self.realtime.start()
         if self.delivery is not None:
             self.delivery.start()
+        if self.feed is not None:
+            self.feed.start()
         if self.scheduler is not None and self.loop is None:
             self.loop = Loop(self.scheduler, self.store, self.scheduler.clock, self.delivery)
             if self.reloader is not None:
@@ -115,6 +119,8 @@ class Service:
 
     def close(self) -> None:
         # Ingest first (what it holds is committed and evaluated), then the rules, then sinks.
+        if self.feed is not None:
+            self.feed.stop()
         self.writer.close()
         if self.realtime is not None:
             self.realtime.close()
@@ -367,6 +373,9 @@ def _health(service: Service) -> dict[str, Any]:
         "write_queue": {"depth": service.writer.depth(), "limit": service.limits.queue_batches},
         "rules": 0 if scheduler is None else len(scheduler.states),
         "realtime": _realtime_health(service.realtime),
+        "follow": {}
+        if service.feed is None
+        else {"events_stored": service.feed.stored, "errors": list(service.feed.errors)},
         "schedule_running": service.loop is not None,
         "rule_failures": service.rule_failures,
         "sinks": _sinks_health(service.delivery),

@@ -11,6 +11,7 @@ from reconwatch.errors import ReconwatchError
 from reconwatch.service.app import Limits, Service, open_service
 from reconwatch.service.config import ServiceConfig, check_exposure, split_bind
 from reconwatch.service.delivery import Delivery
+from reconwatch.service.follow import FileFeed
 from reconwatch.service.realtime import RealTime, enabled_rules
 from reconwatch.service.rules import RuleReloader, RuleSet, load_rules
 from reconwatch.service.scheduler import Clock, Scheduler
@@ -68,6 +69,12 @@ def build(config: ServiceConfig, clock: Clock) -> Service:
         list(config.rules), builtin=config.builtin_rules, specs=config.rule
     )
     service.realtime_choice = functools.partial(_realtime_choice, config.realtime)
+    if config.follow:
+        try:
+            service.feed = FileFeed(store, service.writer, list(config.follow))
+        except BaseException:
+            service.close()
+            raise
     return service
 
 

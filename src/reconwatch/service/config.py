@@ -26,6 +26,8 @@ class ServiceConfig:
     max_body_bytes: int = 100 * 1024 * 1024
     queue_batches: int = 64
     rules: tuple[Path, ...] = ()
+    # Files tailed into the store (--follow): NDJSON or audit logs, by the format registry.
+    follow: tuple[Path, ...] = ()
     # --rule: built-ins, packs (recon) or rule files by name, besides the default built-ins.
     rule: tuple[str, ...] = ()
     builtin_rules: bool = True
@@ -114,6 +116,12 @@ def _names(name: str, key: str, value: object, base: Path) -> tuple[str, ...]:
     return tuple(_text(name, key, item, base) for item in value)
 
 
+def _files(name: str, key: str, value: object, base: Path) -> tuple[Path, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(name, key, f"expected a list of files, got {value!r}")
+    return tuple(_path(name, key, v, base) for v in value)
+
+
 def _bool(name: str, key: str, value: object, _base: Path) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(name, key, f"expected true or false, got {value!r}")
@@ -153,6 +161,7 @@ _KEYS: dict[str, Callable[[str, str, object, Path], Any]] = {
     "max_body_bytes": _positive,
     "queue_batches": _positive,
     "rules": _paths,
+    "follow": _files,
     "rule": _names,
     "builtin_rules": _bool,
     "sinks": _targets,

@@ -188,6 +188,11 @@ class Delivery:
             state.wake.set()
         for thread in self._threads:
             thread.join(timeout=2 * MAX_BACKOFF_SECONDS)
+        if self._threads:
+            # A clean stop hands each working sink what is left (a failing one waits for the
+            # next start, as after a crash).
+            for name in self._states:
+                self._deliver_one(name, force=False)
         for state in self._states.values():
             # Nothing more can be written to a failed one; its alerts stay undelivered.
             with state.lock, contextlib.suppress(ReconwatchError):

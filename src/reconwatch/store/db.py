@@ -281,6 +281,25 @@ class Store:
         finally:
             cur.close()
 
+    def follow_positions(self) -> dict[str, object]:
+        """Each followed file's saved position (decoded JSON), by path."""
+        cur = self.cursor()
+        try:
+            rows = cur.execute("SELECT path, position FROM follow_positions").fetchall()
+        finally:
+            cur.close()
+        return {str(r[0]): msgspec.json.decode(r[1]) for r in rows}
+
+    def save_follow_position(self, path: str, position: object) -> None:
+        cur = self.cursor()
+        try:
+            cur.execute(
+                "INSERT OR REPLACE INTO follow_positions VALUES (?, ?)",
+                [path, msgspec.json.encode(position).decode("utf-8")],
+            )
+        finally:
+            cur.close()
+
     def count(self, index: str | None = None) -> int:
         cur = self.cursor()
         try:

@@ -152,6 +152,14 @@ CREATE TABLE IF NOT EXISTS rule_settings (
 )
 """
 
+# Where each followed file was read to (`serve --follow`), as ingest.follow.Position's JSON.
+FOLLOW_POSITIONS = """
+CREATE TABLE IF NOT EXISTS follow_positions (
+    path VARCHAR PRIMARY KEY,
+    position VARCHAR NOT NULL
+)
+"""
+
 # The investigation guide's checklist of each alert: which step is ticked, by whom, when.
 GUIDE_STEPS = """
 CREATE TABLE IF NOT EXISTS guide_steps (
@@ -178,5 +186,6 @@ ALL = (
     EXCEPTION_ITEMS,
     RULE_EXCEPTION_LISTS,
     RULE_SETTINGS,
+    FOLLOW_POSITIONS,
     GUIDE_STEPS,
 )
