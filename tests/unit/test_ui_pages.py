@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -213,14 +214,21 @@ def test_console_shows_the_error_with_its_caret(served: tuple[Service, str]) -> 
 def test_pages_need_the_key_beyond_loopback(tmp_path: Path) -> None:
     service, _ = _service(tmp_path, api_key="s3cret")
     with running(build_app(service)) as url:
-        to_login = httpx.get(f"{url}/rules", headers=HTML)
-        assert to_login.status_code == 303 and to_login.headers["location"] == "/login"
+        to_login = httpx.get(f"{url}/rules?x=1", headers=HTML)
+        assert to_login.status_code == 303
+        assert to_login.headers["location"] == "/login?next=%2Frules%3Fx%3D1"
+        form = httpx.get(f"{url}{to_login.headers['location']}", headers=HTML).text
+        assert '<input type="hidden" name="next" value="/rules?x=1">' in form
         assert httpx.get(f"{url}/api/rules").status_code == 401
         wrong = httpx.post(f"{url}/login", content="key=nope", headers=HTML)
         assert wrong.status_code == 401
         with httpx.Client(base_url=url, headers=HTML) as browser:
-            signed = browser.post("/login", content="key=s3cret")
-            assert signed.status_code == 303
+            signed = browser.post("/login", content="key=s3cret&next=%2Frules%3Fx%3D1")
+            assert signed.status_code == 303 and signed.headers["location"] == "/rules?x=1"
+            # Only this service's paths: another site is not where a sign-in sends anyone.
+            for away in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+                elsewhere = browser.post("/login", content=f"key=s3cret&next={quote(away)}")
+                assert elsewhere.headers["location"] == "/"
             assert "<h1>Rules</h1>" in browser.get("/rules").text
     service.close()
 

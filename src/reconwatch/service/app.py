@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import msgspec
 from fastapi import FastAPI, Request
@@ -196,7 +197,8 @@ def build_app(service: Service) -> FastAPI:
             if ui.open_path(request):
                 return await call_next(request)
             if ui.wants_html(request):  # a browser: sign in once, then the key is a cookie
-                return RedirectResponse("/login", status_code=303)
+                back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/login?{urlencode({'next': back})}", status_code=303)
             reason = "missing or wrong API key (send the header Authorization: ApiKey <key>)"
             return error_response(401, "security_exception", reason, {"WWW-Authenticate": "ApiKey"})
         try:

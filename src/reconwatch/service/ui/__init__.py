@@ -228,19 +228,27 @@ def add_routes(app: FastAPI, service: Service) -> None:
         return Response(text, media_type=STATIC[name], headers={"Cache-Control": "max-age=300"})
 
     @app.get("/login")
-    async def login_form() -> Response:
-        return html(pages.login())
+    async def login_form(next: str = "/") -> Response:
+        return html(pages.login(next_path=local_path(next)))
 
     @app.post("/login")
     async def login(request: Request) -> Response:
-        body = (await request.body())[:4096].decode("utf-8", "replace")
-        key = (parse_qs(body).get("key") or [""])[0]
+        body = parse_qs((await request.body())[:4096].decode("utf-8", "replace"))
+        key = (body.get("key") or [""])[0]
+        back = local_path((body.get("next") or ["/"])[0])
         if service.api_key is None or not _same(key, service.api_key):
-            return html(pages.login("That API key is not the service's."), 401)
-        response = RedirectResponse("/", status_code=303)
+            return html(pages.login("That API key is not the service's.", back), 401)
+        response = RedirectResponse(back, status_code=303)
         # SameSite=Strict: another site cannot make the browser send it (no cross-site forms).
         response.set_cookie(KEY_COOKIE, key, httponly=True, samesite="strict")
         return response
+
+
+def local_path(path: str) -> str:
+    """Where to go after signing in: a path of this service only (no other site, no scheme)."""
+    if not path.startswith("/") or path.startswith("//") or "\\" in path or "\n" in path:
+        return "/"
+    return path
 
 
 def _same(a: str, b: str) -> bool:

@@ -63,13 +63,14 @@ def error_page(message: str) -> str:
     return page("Error", f"<h1>Something went wrong</h1><p class='error'>{e(message)}</p>")
 
 
-def login(message: str = "") -> str:
+def login(message: str = "", next_path: str = "/") -> str:
     note = f'<p class="error" role="alert">{e(message)}</p>' if message else ""
     return page(
         "Sign in",
         f"""<h1>Sign in</h1>{note}
 <form method="post" action="/login"><label for="key">API key</label>
 <input id="key" name="key" type="password" required autocomplete="current-password">
+<input type="hidden" name="next" value="{e(next_path)}">
 <button type="submit">Sign in</button></form>""",
     )
 
