@@ -362,3 +362,13 @@ def test_ticks_under_an_older_numbering_do_not_count() -> None:
     state = {1: {"done": True, "by": "a", "at": "t"}, 12: {"done": True, "by": "a", "at": "t"}}
     html = pages.guide_html(note, state, "x")
     assert "1 of 2 steps done" in html and 'id="step-1" checked' in html
+
+
+def test_an_items_entries_are_edited_as_written() -> None:
+    """Non-ASCII values as they are (not \\u escapes), markup escaped."""
+    entries = [{"field": "process.executable", "type": "match", "operator": "included"}]
+    entries[0]["value"] = "/tmp/<b>/ścan"
+    item = {"item_id": "i", "name": "n", "entries": entries, "expire_time": None}
+    lst = {"list_id": "l", "name": "L", "type": "detection", "description": ""}
+    html = pages.exception_list_page(lst, [item])
+    assert "/tmp/&lt;b&gt;/ścan" in html and "\\u015b" not in html

@@ -656,7 +656,7 @@ def exception_list_page(lst: Mapping[str, Any], items: Sequence[Mapping[str, Any
             f"""<form class="item" data-list="{e(lst["list_id"])}" data-item="{e(it["item_id"])}"
  aria-label="Exception item {e(it["name"])}"><h3>{e(it["name"])}</h3>
 <label>Name <input name="name" id="n-{e(it["item_id"])}" value="{e(it["name"])}"></label>
-<label>Entries (JSON) <textarea name="entries" id="en-{e(it["item_id"])}" rows="4">{e(json.dumps(it["entries"], indent=1))}</textarea></label>
+<label>Entries (JSON) <textarea name="entries" id="en-{e(it["item_id"])}" rows="4">{e(json.dumps(it["entries"], indent=1, ensure_ascii=False))}</textarea></label>
 <label>Expires <input name="expire_time" id="ex-{e(it["item_id"])}" value="{e(it.get("expire_time") or "")}" placeholder="ISO-8601, empty: never"></label>
 <button type="submit">Save</button> <button type="button" data-delete="1">Delete</button>
 <span role="status"></span></form>"""
