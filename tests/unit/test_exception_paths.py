@@ -153,3 +153,21 @@ def test_a_wildcard_on_a_number_never_matches_instead_of_failing() -> None:
     docs = [{"destination": {"port": 22}}]
     wild = [ExceptionItem("i", (Entry("destination.port", "wildcard", "included", ("2*",)),))]
     assert matching(wild, docs) == [False]
+
+
+def test_wildcards_escape_as_kibana_documents() -> None:
+    """`\\*` is a literal asterisk and `\\\\` a backslash (Kibana's exception docs); case counts."""
+    docs = [
+        {"process.executable": "/opt/a*b"},
+        {"process.executable": "/opt/axb"},
+        {"process.executable": "C:\\Windows\\explorer.exe"},
+    ]
+
+    def hits(pattern: str) -> list[bool]:
+        entry = Entry("process.executable", "wildcard", "included", (pattern,))
+        return matching([ExceptionItem("i", (entry,))], docs)
+
+    assert hits("/opt/a\\*b") == [True, False, False]
+    assert hits("/opt/a*b") == [True, True, False]
+    assert hits("C:\\\\Windows\\\\*.exe") == [False, False, True]
+    assert hits("/OPT/*") == [False, False, False]
