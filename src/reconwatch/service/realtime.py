@@ -153,6 +153,8 @@ class RealTime:
                 if rows is _STOP:
                     return
                 self._evaluate(rows)
+            except Exception as exc:  # a bug must not stop the thread: the writer waits on it
+                self._error(f"{type(exc).__name__}: {exc}")
             finally:
                 self._queue.task_done()
 
