@@ -190,7 +190,9 @@ def test_scan_to_exception_end_to_end(
     page.wait_for_function("document.querySelector('#live').textContent.includes('saved')")
     page.reload()
     assert page.locator("#step-0").is_checked()
-    assert page.locator("#guide-progress").inner_text().startswith("1 of ")
+    assert page.locator("#guide-progress").inner_text() == "1 of 5 steps done"
+    page.locator("#step-4").scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "alert-guide.png"))
     # The exception from the alert, pre-filled with its executable and agent.
     assert page.locator("#ex-value-0").input_value() == SCANNER
     assert page.locator("#ex-value-1").input_value() == "agent-7"
