@@ -11,12 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, cast
 
-from reconwatch.ecs.auditd import AuditParser
-from reconwatch.ecs.host import HostInfo
-from reconwatch.ecs.network import Connection, to_ecs
 from reconwatch.errors import IngestError
 
 if TYPE_CHECKING:
+    from reconwatch.ecs.host import HostInfo
+    from reconwatch.ecs.network import Connection
     from reconwatch.ingest.head import Head
     from reconwatch.ingest.report import IngestReport
 
@@ -64,6 +63,8 @@ def _host(path: Path, node: str | None) -> HostInfo:
     name = node or path.name
     key = f"node:{node}" if node else f"file:{path.resolve()}"
     agent_id = str(uuid.uuid5(_AGENT_NAMESPACE, key))
+    from reconwatch.ecs.host import HostInfo
+
     return HostInfo(name=name, hostname=name, id=agent_id, agent_id=agent_id)
 
 
@@ -88,6 +89,10 @@ class AuditLines:
 
         def on_error(exc: IngestError) -> None:
             report.errors.append(exc)
+
+        # The parser and the ECS mapping (~5 ms of imports) load only when an audit log is read,
+        # not whenever the format registry sniffs an input.
+        from reconwatch.ecs.auditd import AuditParser
 
         self.parser = AuditParser(path=str(path), on_error=on_error)
         self.syscall_lines: OrderedDict[tuple[float, int], deque[int]] = OrderedDict()
@@ -150,6 +155,8 @@ def _line(conn: Connection, lines: dict[tuple[float, int], deque[int]], fallback
 
 
 def _event(conn: Connection, host: HostInfo) -> dict[str, object]:
+    from reconwatch.ecs.network import to_ecs
+
     doc = to_ecs(conn, host, ingested=conn.timestamp)
     event = doc["event"]
     assert isinstance(event, dict)

@@ -17,7 +17,7 @@ import duckdb
 
 from reconwatch.ecs.schema import ECS_FIELDS, MULTIVALUED_FIELDS, is_ecs_index
 from reconwatch.errors import IngestError, UsageError
-from reconwatch.ingest import fast, formats, sparkread
+from reconwatch.ingest import fast, formats
 from reconwatch.ingest.flatten import infer_type, kind_of, looks_like_date
 from reconwatch.ingest.formats import read_events
 from reconwatch.ingest.locate import is_plain
@@ -660,6 +660,8 @@ class Dataset:
         """The rows `rows` gives, read on Spark's workers one file per task (files of the days
         `days` only, by their `dt=` directory); None when an input is not a file a worker
         reads (documents, audit logs, JSON arrays: the driver reads those)."""
+        from reconwatch.ingest import sparkread  # only a Spark run needs it
+
         tasks: list[sparkread.FileTask] = []
         for index in inputs:
             inp = self._inputs[index]

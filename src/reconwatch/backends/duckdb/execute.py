@@ -10,7 +10,6 @@ from typing import TypeVar
 
 import duckdb
 
-from reconwatch.backends.duckdb import udf
 from reconwatch.backends.duckdb.compile import SOURCE_TABLE, Compiled, compile_plan
 from reconwatch.backends.duckdb.expr import literal
 from reconwatch.backends.duckdb.warnings import WarningSink
@@ -48,6 +47,8 @@ def connect(*, helpers: bool = True) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(config={"memory_limit": limits.current().memory})
     con.execute("SET enable_progress_bar = false")
     if helpers:
+        from reconwatch.backends.duckdb import udf
+
         udf.register(con)
     return con
 
@@ -84,6 +85,8 @@ def _recording(
     if not compiled.warning_sites:
         yield
         return
+    from reconwatch.backends.duckdb import udf
+
     sink.start(compiled.warning_sites)
     token = id(sink)
     udf.ACTIVE_SINKS[token] = sink
@@ -162,16 +165,20 @@ def _run(
 
 def _with_helpers(con: duckdb.DuckDBPyConnection, action: Callable[[], R]) -> R:
     """`action`, again after registering each rw_* helper it failed for lacking (DuckDB binds
-    a statement, and so finds a function missing, before it runs any of it)."""
-    for _ in range(len(udf.FUNCTIONS)):
+    a statement, and so finds a function missing, before it runs any of it). The helpers'
+    module (~5 ms of imports) is loaded only when a statement lacks one."""
+    registered = 0
+    while True:
         try:
             return action()
         except duckdb.CatalogException as exc:
+            from reconwatch.backends.duckdb import udf
+
             name = udf.missing_function(exc)
-            if name is None:
+            if name is None or registered >= len(udf.FUNCTIONS):
                 raise
             udf.register(con, [name])
-    return action()
+            registered += 1
 
 
 def _register_source(
