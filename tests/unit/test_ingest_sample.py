@@ -127,3 +127,43 @@ def test_the_quick_yes_takes_the_common_spellings() -> None:
     assert _misfit("2024-02-30T00:00:00Z", T.DATETIME) is not None
     assert not _fits_text("::1", T.IP)  # left to convert_leaf, which takes it
     assert _misfit("::1", T.IP) is None
+
+
+INT_TYPES = [T.INTEGER, T.LONG, T.UNSIGNED_LONG]
+EDGES = [
+    bound + step
+    for bound in (0, -(2**31), 2**31 - 1, -(2**63), 2**63 - 1, 2**64 - 1)
+    for step in (-1, 0, 1)
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(),
+            st.sampled_from(EDGES),
+            st.booleans(),
+            st.floats(allow_nan=False, allow_infinity=False),
+            TEXTS,
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    st.sampled_from(INT_TYPES),
+)
+def test_the_integer_quick_yes_decides_as_convert_leaf(vals: list[Any], type_: T) -> None:
+    """A JSON integer within the type's range is taken without convert_leaf: the first misfit
+    (and so the rejection message) is still the one converting every leaf in order finds."""
+    expected = next((p for v in vals if (p := _misfit(v, type_)) is not None), None)
+    assert Dataset([])._misfits(vals, type_) == expected
+
+
+def test_the_integer_quick_yes_stops_at_the_bounds() -> None:
+    dataset = Dataset([])
+    for edge in EDGES:
+        for type_ in INT_TYPES:
+            assert (dataset._misfits([edge], type_) is None) == (_misfit(edge, type_) is None)
+    assert dataset._misfits([2**63], T.LONG) is not None
+    assert dataset._misfits([-1], T.UNSIGNED_LONG) is not None
+    assert dataset._misfits([2**63 - 1], T.LONG) is None

@@ -48,6 +48,12 @@ KEEP_EVENTS = 200_000
 # memo starts again past this size. Times are nearly all distinct: not remembered.
 CHECK_MEMO = 65_536
 _UNIQUE_TYPES = frozenset({T.DATETIME, T.DATE_NANOS})
+# A JSON integer (not a boolean) within these bounds is what convert_leaf takes for the type.
+_INT_BOUNDS = {
+    T.INTEGER: (values.INT_MIN, values.INT_MAX),
+    T.LONG: (values.LONG_MIN, values.LONG_MAX),
+    T.UNSIGNED_LONG: (0, values.ULONG_MAX),
+}
 _TEXT_TYPES = frozenset({T.KEYWORD, T.TEXT})
 # ECS fields by whether their type is text (any text leaf fits) or not.
 _TEXT_ECS = frozenset(n for n, t in ECS_FIELDS.items() if t in _TEXT_TYPES)
@@ -339,9 +345,12 @@ class Dataset:
     def _misfits(self, vals: list[object], type_: T) -> str | None:
         """Why the first of a field's leaves that does not fit its ECS type does not, or None."""
         memo = self._checked
+        bounds = _INT_BOUNDS.get(type_)
         for v in vals:
             if type(v) is str and _fits_text(v, type_):
                 continue
+            if type(v) is int and bounds is not None and bounds[0] <= v <= bounds[1]:
+                continue  # a port or pid: nearly every event has some
             if type_ in _UNIQUE_TYPES or not isinstance(v, str | int | float):
                 problem = _misfit(v, type_)
             else:
