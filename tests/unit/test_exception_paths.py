@@ -171,3 +171,18 @@ def test_wildcards_escape_as_kibana_documents() -> None:
     assert hits("/opt/a*b") == [True, True, False]
     assert hits("C:\\\\Windows\\\\*.exe") == [False, False, True]
     assert hits("/OPT/*") == [False, False, False]
+
+
+def test_fields_are_found_nested_dotted_or_under_lists_of_objects() -> None:
+    docs = [
+        {"process": {"parent.executable": "/x"}},
+        {"dns": {"answers": [{"data": "a.example"}, {"data": "b.example"}]}},
+        {"process.parent": {"executable": "/y"}},
+    ]
+
+    def hits(field: str, value: str) -> list[bool]:
+        return matching([ExceptionItem("i", (Entry(field, "match", "included", (value,)),))], docs)
+
+    assert hits("process.parent.executable", "/x") == [True, False, False]
+    assert hits("process.parent.executable", "/y") == [False, False, True]
+    assert hits("dns.answers.data", "b.example") == [False, True, False]

@@ -85,6 +85,8 @@ def _typed(value: str, type_: DataType) -> ast.Expr | None:
 # many go in one query (ES|QL's LIMIT cap).
 _MATCHED = "matched"
 _CHUNK = 10_000
+# The scheduled run's executor (its events are filtered by the same condition in DuckDB).
+_BACKEND = "duckdb"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -104,12 +106,44 @@ def _matching(items: Sequence[ExceptionItem], sources: Sequence[object]) -> list
     if not items or not sources:
         return [False] * len(sources)
     ids = [str(i) for i in range(len(sources))]
-    dataset = Dataset.from_stored([(_MATCHED, ids, list(sources))])
+    # Only the fields the items read, flattened: the engine types and reads nothing else.
+    read = sorted({entry.field for item in items for entry in item.entries})
+    docs = [_projected(source, read) for source in sources]
+    dataset = Dataset.from_stored([(_MATCHED, ids, docs)])
     source = ast.From((_MATCHED,), metadata=("_id",))
     fields = {c.name: c for c in compile_on(ast.Query((source,)), dataset).columns}
     condition = any_of([_item(item, fields) for item in items])
     query = ast.Query((source, ast.Where(condition), ast.Keep(("_id",)), ast.Limit(len(ids))))
     # The condition reads no clock; `now` is only the query's required time.
-    result = run_query(query, dataset, now=_EPOCH)
+    result = run_query(query, dataset, now=_EPOCH, backend=_BACKEND)
     hit = {str(row.get("_id")) for row in result.as_dicts()}
     return [i in hit for i in ids]
+
+
+def _projected(source: object, fields: Sequence[str]) -> dict[str, object]:
+    """The document's values of `fields` under their dotted names (shipped nested, dotted or
+    mixed; values under lists of objects gathered, as Elasticsearch indexes them)."""
+    out: dict[str, object] = {}
+    if not isinstance(source, Mapping):
+        return out
+    for name in fields:
+        found = _values(source, name.split("."))
+        if found:
+            out[name] = found[0] if len(found) == 1 else found
+    return out
+
+
+def _values(node: object, parts: list[str]) -> list[object]:
+    if isinstance(node, list):
+        return [v for item in node for v in _values(item, parts)]
+    if not parts:
+        return [] if node is None or isinstance(node, Mapping) else [node]
+    if not isinstance(node, Mapping):
+        return []
+    out: list[object] = []
+    # A key may hold several parts at once ("process.executable" inside {"process": ...}).
+    for i in range(len(parts), 0, -1):
+        key = ".".join(parts[:i])
+        if key in node:
+            out.extend(_values(node[key], parts[i:]))
+    return out
