@@ -595,3 +595,41 @@ def test_folded_repeats_are_a_cumulative_count_not_events() -> None:
     for bad in (b"F\t-1\n", b"F\t1\t2\n", b"F\tx\n", b"F\t" + b"9" * 21 + b"\n"):
         assert c.handle_line(bad) is None
     assert c.stats.bad_lines == 4 and c.stats.folded == 41
+
+
+def test_a_combined_line_is_the_attempt_then_its_outcome_as_separate_lines_would_be() -> None:
+    separate, combined = collector(), collector()
+    for c in (separate, combined):
+        feed(c, f"X\t1000\t{GONE}\t1\t0\t{path(b'/usr/bin/nmap')}\n")
+    attempt = feed(
+        separate, f"C\t2000\t{GONE}\t0\t4\t127.0.0.1\t40000\t127.0.1.7\t9\t{comm(b'nmap')}\n"
+    )
+    result = feed(
+        separate, f"O\t9000\t{GONE}\t0\t4\t127.0.0.1\t40000\t127.0.1.7\t9\t7\t111\t7000\n"
+    )
+    line = f"B\t2000\t{GONE}\t0\t4\t127.0.0.1\t40000\t127.0.1.7\t9\t{comm(b'nmap')}\t7\t111\t7000\n"
+    both = feed(combined, line)
+    assert attempt is not None and result is not None and both is not None
+    assert combined.pending_result is not None
+    assert to_ecs(both, HOST, 1.7e9) == to_ecs(attempt, HOST, 1.7e9)
+    assert to_ecs(combined.pending_result, HOST, 1.7e9) == to_ecs(result, HOST, 1.7e9)
+    assert combined.pending_result.reason == "refused"
+    assert (combined.stats.attempted, combined.stats.results) == (1, 1)
+    # the next line clears it: an outcome is returned once
+    assert feed(combined, "P\tpad\n") is None and combined.pending_result is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "B\t2000\t{pid}\t0\t4\t127.0.0.1\t1\t127.0.1.7\t9\t{comm}\t3\t111\t7000\n",  # no outcome
+        "B\t2000\t{pid}\t0\t4\t127.0.0.1\t1\t127.0.1.7\t9\t{comm}\t7\t111\t-1\n",
+        "B\t2000\t{pid}\t0\t4\t127.0.0.1\t1\t127.0.1.7\t99999\t{comm}\t7\t111\t7\n",
+        "B\t2000\t{pid}\t0\t4\t127.0.0.1\t1\t127.0.1.7\t9\t{comm}\t7\t111\n",
+    ],
+)
+def test_a_bad_combined_line_counts_as_bad_and_as_neither_event(line: str) -> None:
+    c = collector()
+    assert c.handle_line(line.format(pid=GONE, comm=comm(b"nmap")).encode()) is None
+    assert c.pending_result is None
+    assert (c.stats.bad_lines, c.stats.attempted, c.stats.results) == (1, 0, 0)

@@ -45,7 +45,7 @@ COMM_BYTES = 16  # TASK_COMM_LEN
 _MAP_KEYS = "65536"
 # Fields per line kind. A line is what the script prints and nothing else: numbers of ASCII
 # digits (%d/%llu), ntop() addresses that inet_pton accepts, %rx buffers of \xNN only.
-_SHAPES = {b"C": 10, b"O": 12, b"W": 12, b"A": 8, b"U": 8, b"X": 6, b"Y": 4, b"Q": 11}
+_SHAPES = {b"C": 10, b"O": 12, b"B": 13, b"W": 12, b"A": 8, b"U": 8, b"X": 6, b"Y": 4, b"Q": 11}
 # A `W` line's (family, protocol) -> network.transport, and the ICMP types the script prints
 # (requests: echo, timestamp, information, address mask; ICMPv6 echo, node information query).
 _TRANSPORTS = {(4, 6): "tcp", (6, 6): "tcp", (4, 17): "udp", (6, 17): "udp"}
@@ -203,6 +203,7 @@ class BpfCollector:
         self._answer_seen: OrderedDict[tuple[object, ...], None] = OrderedDict()
         self._comms: dict[bytes, str] = {}
         self._names: dict[int, str] = {}
+        self.pending_result: Connection | None = None  # a `B` line's outcome, after its attempt
         self._clock_offset = time.time() - time.monotonic()
         self._stderr: list[str] = []
         self._stderr_thread: threading.Thread | None = None
@@ -290,6 +291,9 @@ class BpfCollector:
             conn = self.handle_line(line)
             if conn is not None:
                 yield conn
+                if self.pending_result is not None:
+                    yield self.pending_result
+                    self.pending_result = None
         self.proc.wait()
         if self._stderr_thread is not None:
             self._stderr_thread.join(timeout=5)
@@ -322,8 +326,10 @@ class BpfCollector:
 
         A line that is not exactly what the script prints is counted (and the first few kept
         for the summary), never raised: the tracer's output carries strings any local user
-        chooses, so the parser assumes nothing about them.
+        chooses, so the parser assumes nothing about them. A `B` line (an attempt and its
+        outcome) returns the attempt and leaves the outcome in `pending_result`.
         """
+        self.pending_result = None
         if line.startswith(b"P\t"):
             return None  # the flush tick's padding
         if line.startswith(b"F\t"):
@@ -347,6 +353,8 @@ class BpfCollector:
                 return None
             if parts[0] == b"O":
                 return self._result(parts)
+            if parts[0] == b"B":
+                return self._combined(parts)
             if parts[0] == b"W":
                 return self._probe(parts)
             if parts[0] == b"Q":
@@ -567,6 +575,19 @@ class BpfCollector:
             if len(self._names) >= _PROCESS_NAMES_MAX:
                 self._names.clear()
             self._names[pid] = comm
+
+    def _combined(self, parts: list[bytes]) -> Connection | None:
+        """A `B` line: an attempt whose outcome came within its connect() call, as its `C` line
+        and its `O` line would have said (the outcome's time is the attempt's plus the took)."""
+        nsecs, state, err, took = parts[1], parts[10], parts[11], parts[12]
+        _digits(nsecs, state, err, took)
+        _reason(int(state), int(err))  # checked before the attempt is counted
+        attempt = self._connection([b"C", *parts[1:10]])
+        if attempt is None:
+            return None
+        ended = str(int(nsecs) + int(took)).encode()
+        self.pending_result = self._result([b"O", ended, *parts[2:9], state, err, took])
+        return attempt
 
     def _result(self, parts: list[bytes]) -> Connection | None:
         """An `O` line: the outcome of an attempt, attributed to the process that began it."""
