@@ -598,9 +598,9 @@ def test_folded_repeats_are_a_cumulative_count_not_events() -> None:
 
 
 def test_a_combined_line_is_the_attempt_then_its_outcome_as_separate_lines_would_be() -> None:
-    separate, combined = collector(), collector()
-    for c in (separate, combined):
-        feed(c, f"X\t1000\t{GONE}\t1\t0\t{path(b'/usr/bin/nmap')}\n")
+    # one collector: the entity id hashes its clock's start, so two would differ
+    separate = combined = collector()
+    feed(separate, f"X\t1000\t{GONE}\t1\t0\t{path(b'/usr/bin/nmap')}\n")
     attempt = feed(
         separate, f"C\t2000\t{GONE}\t0\t4\t127.0.0.1\t40000\t127.0.1.7\t9\t{comm(b'nmap')}\n"
     )
@@ -614,7 +614,7 @@ def test_a_combined_line_is_the_attempt_then_its_outcome_as_separate_lines_would
     assert to_ecs(both, HOST, 1.7e9) == to_ecs(attempt, HOST, 1.7e9)
     assert to_ecs(combined.pending_result, HOST, 1.7e9) == to_ecs(result, HOST, 1.7e9)
     assert combined.pending_result.reason == "refused"
-    assert (combined.stats.attempted, combined.stats.results) == (1, 1)
+    assert (combined.stats.attempted, combined.stats.results) == (2, 2)
     # the next line clears it: an outcome is returned once
     assert feed(combined, "P\tpad\n") is None and combined.pending_result is None
 
@@ -632,4 +632,61 @@ def test_a_bad_combined_line_counts_as_bad_and_as_neither_event(line: str) -> No
     c = collector()
     assert c.handle_line(line.format(pid=GONE, comm=comm(b"nmap")).encode()) is None
     assert c.pending_result is None
+    assert (c.stats.bad_lines, c.stats.attempted, c.stats.results) == (1, 0, 0)
+
+
+def batched(
+    nsecs: int, words: str, comm_text: str = "nmap\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00"
+) -> bytes:
+    return f"@b0[{nsecs}, {GONE}]: ({GONE}, 0, {words}, 7, 111, 7000, {comm_text})\n".encode()
+
+
+def test_a_batched_entry_is_the_attempt_and_its_outcome_as_a_combined_line_would_be() -> None:
+    line_c = map_c = collector()  # one: the entity id hashes its clock's start
+    feed(line_c, f"X\t1000\t{GONE}\t1\t0\t{path(b'/usr/bin/nmap')}\n")
+    combined = (
+        f"B\t2000\t{GONE}\t0\t4\t127.0.0.1\t40000\t127.0.1.7\t9\t{comm(b'nmap')}\t7\t111\t7000\n"
+    )
+    want = feed(line_c, combined)
+    want_result = line_c.pending_result
+    # 127.0.0.1 and 127.0.1.7 as the kernel's little-endian 32-bit words
+    got = map_c.handle_line(batched(2000, "2, 16777343, 0, 0, 0, 40000, 117506175, 0, 0, 0, 9"))
+    assert want is not None and got is not None and map_c.pending_result is not None
+    assert want_result is not None
+    assert to_ecs(got, HOST, 1.7e9) == to_ecs(want, HOST, 1.7e9)
+    assert to_ecs(map_c.pending_result, HOST, 1.7e9) == to_ecs(want_result, HOST, 1.7e9)
+    v6 = map_c.handle_line(batched(3000, "10, 0, 0, 0, 16777216, 40001, 0, 0, 0, 16777216, 9"))
+    assert v6 is not None and (v6.src_ip, v6.dst_ip, v6.family) == ("::1", "::1", 6)
+    assert v6.name == "nmap"
+    # bpftrace's %r keeps printable bytes, so a comm with ", " and ")" still parses
+    odd = map_c.handle_line(batched(4000, "2, 1, 0, 0, 0, 1, 2, 0, 0, 0, 9", "a, b)\\x09c"))
+    assert odd is not None and odd.name == "a, b)\tc"
+    assert map_c.handle_line(b"@bn0: 3\n") is None and map_c.handle_line(b"\n") is None
+    assert map_c.stats.lost == 0 and map_c.stats.attempted == 4 and map_c.stats.results == 4
+
+
+def test_attempts_a_full_map_refused_are_counted_as_lost() -> None:
+    c = collector()
+    c.handle_line(batched(2000, "2, 16777343, 0, 0, 0, 40000, 117506175, 0, 0, 0, 9"))
+    assert c.handle_line(b"@bn0: 5\n") is None
+    assert c.stats.lost == 4 and "lost 4 events" in c.summary()
+    assert c.handle_line(b"@bn0: 0\n") is None and c.stats.lost == 4  # counts restart each tick
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"@b0[2000, 1]: (1, 0, 2, 1, 0, 0, 0, 1, 2, 0, 0, 0, 9, 7, 111, 7)\n",  # no comm
+        b"@b0[2000, 1]: (1, 0, 3, 1, 0, 0, 0, 1, 2, 0, 0, 0, 9, 7, 111, 7, x)\n",  # family
+        b"@b0[2000, 1]: (1, 0, 2, 4294967296, 0, 0, 0, 1, 2, 0, 0, 0, 9, 7, 111, 7, x)\n",
+        b"@b0[2000, 1]: (1, 0, 2, 1, 0, 0, 0, 1, 2, 0, 0, 0, 9, 3, 111, 7, x)\n",  # no outcome
+        b"@b0[2000]: (1, 0, 2, 1, 0, 0, 0, 1, 2, 0, 0, 0, 9, 7, 111, 7, x)\n",
+        b"@b0[2000, 1]: (1, 0, 2, 1, 0, 0, 0, 1, 2, 0, 0, 0, 9, 7, 111, 7, x\n",
+        b"@bn0: -1\n",
+        b"@bnx: 1\n",
+    ],
+)
+def test_a_bad_batched_line_is_counted_as_bad(line: bytes) -> None:
+    c = collector()
+    assert c.handle_line(line) is None and c.pending_result is None
     assert (c.stats.bad_lines, c.stats.attempted, c.stats.results) == (1, 0, 0)

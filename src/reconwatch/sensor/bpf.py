@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -72,6 +73,7 @@ _UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.EN
 _PROCESS_NAMES_MAX = 4096  # pid -> the comm of its last attempt, for its outcome events
 _FAMILIES = {b"4": (4, socket.AF_INET), b"6": (6, socket.AF_INET6)}
 _COMM_CACHE_MAX = 4096
+_PRINTABLE_ESCAPE = re.compile(rb"\\x([0-9a-f]{2})")
 _BAD_SAMPLES = 3
 _UDP_SEEN_MAX = 65536
 # Seconds without an event line that mean the tracer's buffers are empty; its stdout is flushed
@@ -203,6 +205,8 @@ class BpfCollector:
         self._answer_seen: OrderedDict[tuple[object, ...], None] = OrderedDict()
         self._comms: dict[bytes, str] = {}
         self._names: dict[int, str] = {}
+        self._printed_comms: dict[bytes, bytes] = {}
+        self._batch_entries = {b"0": 0, b"1": 0}  # @b0/@b1 entries printed since their count
         self.pending_result: Connection | None = None  # a `B` line's outcome, after its attempt
         self._clock_offset = time.time() - time.monotonic()
         self._stderr: list[str] = []
@@ -303,7 +307,7 @@ class BpfCollector:
         text = (
             f"captured {s.attempted} connection attempts, {s.results} attempt outcomes, "
             f"{s.accepted} accepts, {s.udp} UDP destinations, {s.probes} raw/ICMP probes "
-            f"({s.probe_repeats} repeated sends), {s.answers} probe answers; lost {s.lost} events (tracer buffer full)"
+            f"({s.probe_repeats} repeated sends), {s.answers} probe answers; lost {s.lost} events (tracer buffer or attempt map full)"
         )
         if s.folded:
             text += (
@@ -335,6 +339,11 @@ class BpfCollector:
         if line.startswith(b"F\t"):
             self._folded(line)  # the tracer's once-a-second count, not an event: no activity
             return None
+        if line.startswith(b"@bn") or line == b"\n":
+            self._batch_count(line)  # each tick's count of batched attempts: no activity
+            return None
+        if line.startswith((b"@b0[", b"@b1[")):
+            return self._batched(line)
         self.stats.lines += 1
         self._last_line = time.monotonic()
         parts = line.rstrip(b"\n").split(b"\t")
@@ -589,6 +598,61 @@ class BpfCollector:
         self.pending_result = self._result([b"O", ended, *parts[2:9], state, err, took])
         return attempt
 
+    def _batched(self, line: bytes) -> Connection | None:
+        """One entry of the tick's map of attempts with their outcomes (`@b0`/`@b1`), as
+        bpftrace prints it: `@b0[NSECS, TID]: (PID, UID, AF, S0, S1, S2, S3, SPORT, D0, D1, D2,
+        D3, DPORT, STATE, ERR, TOOK, COMM)`, COMM in %r form (printable bytes raw, others \\xNN);
+        the same two events as a `B` line."""
+        self.stats.lines += 1
+        self._last_line = time.monotonic()
+        try:
+            self._batch_entries[line[2:3]] += 1
+            head, sep, rest = line.rstrip(b"\n").partition(b"]: (")
+            key = head[4:].split(b", ")
+            fields = rest.removesuffix(b")").split(b", ", 16)
+            if not sep or len(key) != 2 or len(fields) != 17 or not rest.endswith(b")"):
+                raise ValueError("not a batched attempt")
+            _digits(*key, *fields[:16])
+            words = [int(w) for w in fields[3:7] + fields[8:12]]
+            if max(words) > 0xFFFFFFFF:
+                raise ValueError("address word out of range")
+            family = {b"2": b"4", b"10": b"6"}.get(fields[2]) or _bad("unknown address family")
+            src, dst = _words_address(family, words[:4]), _words_address(family, words[4:])
+            parts = [b"B", key[0], *fields[0:2], family, src, fields[7], dst, fields[12]]
+            return self._combined([*parts, self._printed_comm(fields[16]), *fields[13:16]])
+        except ValueError:
+            self._bad_line(line)
+        return None
+
+    def _printed_comm(self, field: bytes) -> bytes:
+        """A %r buffer as `C` lines' %rx prints it (each byte \\xNN), cached like comms."""
+        encoded = self._printed_comms.get(field)
+        if encoded is None:
+            raw = _PRINTABLE_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), field)
+            if len(self._printed_comms) >= _COMM_CACHE_MAX:
+                self._printed_comms.clear()
+            encoded = self._printed_comms[field] = encode_buf(raw[:COMM_BYTES], COMM_BYTES)
+        return encoded
+
+    def _batch_count(self, line: bytes) -> None:
+        """`@bn0: N`: how many attempts the kernel put in map @b0 since the last count; fewer
+        entries printed means a full map refused some, which are lost."""
+        name, sep, count = line.rstrip(b"\n").partition(b": ")
+        if line == b"\n":
+            return  # bpftrace ends each print() with an empty line
+        if name not in (b"@bn0", b"@bn1") or not sep or not count.isdigit() or len(count) > 20:
+            self.stats.lines += 1
+            self._bad_line(line)
+            return
+        printed = self._batch_entries[name[3:4]]
+        self._batch_entries[name[3:4]] = 0
+        self.stats.lost += max(0, int(count) - printed)
+
+    def _bad_line(self, line: bytes) -> None:
+        self.stats.bad_lines += 1
+        if len(self.stats.bad_samples) < _BAD_SAMPLES:
+            self.stats.bad_samples.append(repr(line[:80]))
+
     def _result(self, parts: list[bytes]) -> Connection | None:
         """An `O` line: the outcome of an attempt, attributed to the process that began it."""
         _, nsecs, pid_field, uid_field, family_field, src, sport, dst, dport, state, err, took = (
@@ -681,6 +745,13 @@ def _method(sockfamily: int, socktype: int, icmp: bool) -> str:
 def _tcp_flags(byte: int) -> str:
     """The letters of a TCP flags byte's bits ("S" for a SYN, "SA" a SYN-ACK, "" a NULL scan)."""
     return "".join(letter for bit, letter in enumerate(_TCP_FLAGS) if byte >> bit & 1)
+
+
+def _words_address(family: bytes, words: list[int]) -> bytes:
+    """An address from the 32-bit words the kernel stores it in (read little-endian)."""
+    if family == b"4":
+        return socket.inet_ntop(socket.AF_INET, struct.pack("<I", words[0])).encode()
+    return socket.inet_ntop(socket.AF_INET6, struct.pack("<4I", *words)).encode()
 
 
 def _digits(*fields: bytes) -> None:
