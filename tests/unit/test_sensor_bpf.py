@@ -690,3 +690,52 @@ def test_a_bad_batched_line_is_counted_as_bad(line: bytes) -> None:
     c = collector()
     assert c.handle_line(line) is None and c.pending_result is None
     assert (c.stats.bad_lines, c.stats.attempted, c.stats.results) == (1, 0, 0)
+
+
+NMAP_COMM = "nmap\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00"
+
+
+def test_a_batched_probe_is_the_w_line_and_its_answer_the_q_line_they_replace() -> None:
+    c = collector()  # one: the entity id hashes its clock's start
+    feed(c, f"X\t1000\t{GONE}\t1\t0\t{path(b'/usr/bin/nmap')}\n")
+    w = f"W\t2000\t{GONE}\t0\t4\t2\t3\t127.31.0.1\t6\t80\t2\t{comm(b'nmap')}\n"
+    q = f"Q\t1900\t{GONE}\t0\t127.31.0.1\t6\t80\t2\t700\t2\t3\n"
+    want_probe, want_answer = feed(c, w), feed(c, q)
+    # 127.31.0.1 as the kernel's little-endian word; answered at 1900, 700 ns after the send
+    entry = (
+        f"@w0[2000, {GONE}]: ({GONE}, 0, 2, 3, 16785279, 6, 80, 2, 80, 2, 1900, 700, {NMAP_COMM})\n"
+    )
+    c2 = collector()
+    c2.cache, c2._clock_offset = c.cache, c._clock_offset
+    probe = c2.handle_line(entry.encode())
+    assert want_probe is not None and want_answer is not None and probe is not None
+    assert c2.pending_result is not None
+    assert to_ecs(probe, HOST, 1.7e9) == to_ecs(want_probe, HOST, 1.7e9)
+    assert to_ecs(c2.pending_result, HOST, 1.7e9) == to_ecs(want_answer, HOST, 1.7e9)
+    # unanswered within the send: only the probe; its answer comes later from the @q0 map
+    c3 = collector()
+    c3.cache, c3._clock_offset = c.cache, c._clock_offset
+    alone = f"@w1[2000, {GONE}]: ({GONE}, 0, 2, 3, 16785279, 6, 80, 2, 80, 0, 0, 18446744073709549616, {NMAP_COMM})\n"
+    assert c3.handle_line(alone.encode()) is not None and c3.pending_result is None
+    late = c3.handle_line(f"@q1[1900, {GONE}]: (0, 16785279, 6, 80, 2, 700, 2, 3)\n".encode())
+    assert late is not None and to_ecs(late, HOST, 1.7e9) == to_ecs(want_answer, HOST, 1.7e9)
+    assert c3.handle_line(b"@wn1: 2\n") is None and c3.handle_line(b"@qn1: 1\n") is None
+    assert c3.stats.lost == 1 and (c3.stats.probes, c3.stats.answers) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"@w0[2000, 1]: (1, 0, 2, 3, 16785279, 6, 80, 2, 80, 9, 1900, 700, x)\n",  # answer 9
+        b"@w0[2000, 1]: (1, 0, 2, 3, 4294967296, 6, 80, 2, 80, 0, 0, 0, x)\n",
+        b"@w0[2000, 1]: (1, 0, 2, 3, 16785279, 6, 80, 2, 80, 0, 0, x)\n",
+        b"@w0[2000, 1]: (1, 0, 2, 3, 16785279, 47, 80, 2, 80, 0, 0, 0, x)\n",  # GRE
+        b"@q0[1900, 1]: (0, 16785279, 6, 80, 2, 700, 2)\n",
+        b"@q0[1900, 1]: (0, 16785279, 6, 70000, 2, 700, 2, 3)\n",
+        b"@qn0: x\n",
+    ],
+)
+def test_a_bad_batched_probe_line_is_counted_as_bad_and_as_no_event(line: bytes) -> None:
+    c = collector()
+    assert c.handle_line(line) is None and c.pending_result is None
+    assert (c.stats.bad_lines, c.stats.probes, c.stats.answers) == (1, 0, 0)

@@ -206,7 +206,8 @@ class BpfCollector:
         self._comms: dict[bytes, str] = {}
         self._names: dict[int, str] = {}
         self._printed_comms: dict[bytes, bytes] = {}
-        self._batch_entries = {b"0": 0, b"1": 0}  # @b0/@b1 entries printed since their count
+        # entries of each batched map (@b0, @b1, @w0, ...) printed since its count
+        self._batch_entries = {m + n: 0 for m in (b"b", b"w", b"q") for n in (b"0", b"1")}
         self.pending_result: Connection | None = None  # a `B` line's outcome, after its attempt
         self._clock_offset = time.time() - time.monotonic()
         self._stderr: list[str] = []
@@ -295,9 +296,9 @@ class BpfCollector:
             conn = self.handle_line(line)
             if conn is not None:
                 yield conn
-                if self.pending_result is not None:
-                    yield self.pending_result
-                    self.pending_result = None
+            if self.pending_result is not None:  # a batched probe's answer, even to a repeat
+                yield self.pending_result
+                self.pending_result = None
         self.proc.wait()
         if self._stderr_thread is not None:
             self._stderr_thread.join(timeout=5)
@@ -339,11 +340,13 @@ class BpfCollector:
         if line.startswith(b"F\t"):
             self._folded(line)  # the tracer's once-a-second count, not an event: no activity
             return None
-        if line.startswith(b"@bn") or line == b"\n":
-            self._batch_count(line)  # each tick's count of batched attempts: no activity
+        if line.startswith((b"@bn", b"@wn", b"@qn")) or line == b"\n":
+            self._batch_count(line)  # each tick's count of batched events: no activity
             return None
         if line.startswith((b"@b0[", b"@b1[")):
             return self._batched(line)
+        if line.startswith((b"@w0[", b"@w1[", b"@q0[", b"@q1[")):
+            return self._batched_probe(line)
         self.stats.lines += 1
         self._last_line = time.monotonic()
         parts = line.rstrip(b"\n").split(b"\t")
@@ -541,9 +544,8 @@ class BpfCollector:
         conn.icmp_type = flags if icmp else None
         return conn
 
-    def _answer(self, parts: list[bytes]) -> Connection | None:
-        """A `Q` line: the answer to a raw or packet probe (IPv4), as this host received it; one
-        connection_result per process, transport, destination and port (or echo id)."""
+    def _check_answer(self, parts: list[bytes]) -> tuple[str, str, int]:
+        """A `Q` line's (transport, reason, port), or ValueError."""
         (_, nsecs, pid_field, uid_field, dst, proto, key, answer, took, sockfamily, socktype) = (
             parts
         )
@@ -553,6 +555,14 @@ class BpfCollector:
         port = int(key)
         if port > 65535:
             raise ValueError("port out of range")
+        _address(socket.AF_INET, dst)
+        return transport, reason, port
+
+    def _answer(self, parts: list[bytes]) -> Connection | None:
+        """A `Q` line: the answer to a raw or packet probe (IPv4), as this host received it; one
+        connection_result per process, transport, destination and port (or echo id)."""
+        (_, nsecs, pid_field, uid_field, dst, _, _, _, took, sockfamily, socktype) = parts
+        transport, reason, port = self._check_answer(parts)
         method = _method(int(sockfamily), int(socktype), transport == "icmp")
         dst_ip = _address(socket.AF_INET, dst)
         pid, uid = int(pid_field), int(uid_field)
@@ -606,13 +616,7 @@ class BpfCollector:
         self.stats.lines += 1
         self._last_line = time.monotonic()
         try:
-            self._batch_entries[line[2:3]] += 1
-            head, sep, rest = line.rstrip(b"\n").partition(b"]: (")
-            key = head[4:].split(b", ")
-            fields = rest.removesuffix(b")").split(b", ", 16)
-            if not sep or len(key) != 2 or len(fields) != 17 or not rest.endswith(b")"):
-                raise ValueError("not a batched attempt")
-            _digits(*key, *fields[:16])
+            key, fields = self._map_entry(line, 17)
             words = [int(w) for w in fields[3:7] + fields[8:12]]
             if max(words) > 0xFFFFFFFF:
                 raise ValueError("address word out of range")
@@ -620,6 +624,45 @@ class BpfCollector:
             src, dst = _words_address(family, words[:4]), _words_address(family, words[4:])
             parts = [b"B", key[0], *fields[0:2], family, src, fields[7], dst, fields[12]]
             return self._combined([*parts, self._printed_comm(fields[16]), *fields[13:16]])
+        except ValueError:
+            self._bad_line(line)
+        return None
+
+    def _map_entry(self, line: bytes, size: int) -> tuple[list[bytes], list[bytes]]:
+        """`@m0[K1, K2]: (V1, ..., Vsize)` -> keys and values, all but a last buffer digits."""
+        self._batch_entries[line[1:3]] += 1
+        head, sep, rest = line.rstrip(b"\n").partition(b"]: (")
+        key = head[4:].split(b", ")
+        fields = rest.removesuffix(b")").split(b", ", size - 1)
+        if not sep or len(key) != 2 or len(fields) != size or not rest.endswith(b")"):
+            raise ValueError("not a batched event")
+        _digits(*key, *fields[: size - 1])
+        return key, fields
+
+    def _batched_probe(self, line: bytes) -> Connection | None:
+        """An entry of the tick's map of raw/packet probes (IPv4) or of their answers:
+        `@w0[NSECS, TID]: (PID, UID, SOCKFAMILY, SOCKTYPE, DADDR, PROTO, PORT, DETAIL, KEY,
+        ANSWER, ANSWERED, TOOK, COMM)`, ANSWER 0 when none came within the send, TOOK then
+        meaningless; `@q0[NSECS, PID]: (UID, DADDR, PROTO, KEY, ANSWER, TOOK, SOCKFAMILY,
+        SOCKTYPE)`. The events a `W` line (then a `Q` line, when answered) would give."""
+        self.stats.lines += 1
+        self._last_line = time.monotonic()
+        try:
+            if line[1:2] == b"q":
+                key, f = self._map_entry(line, 8)
+                dst = _words_address(b"4", [_word(f[1])])
+                return self._answer([b"Q", key[0], key[1], f[0], dst, *f[2:6], f[6], f[7]])
+            key, f = self._map_entry(line, 13)
+            dst = _words_address(b"4", [_word(f[4])])
+            probe = [b"W", key[0], f[0], f[1], b"4", f[2], f[3], dst, *f[5:8]]
+            answer = None
+            if f[9] != b"0":
+                answer = [b"Q", f[10], f[0], f[1], dst, f[5], f[8], f[9], f[11], f[2], f[3]]
+                self._check_answer(answer)  # before the probe is counted
+            conn = self._probe([*probe, self._printed_comm(f[12])])
+            if answer is not None:
+                self.pending_result = self._answer(answer)
+            return conn
         except ValueError:
             self._bad_line(line)
         return None
@@ -635,17 +678,18 @@ class BpfCollector:
         return encoded
 
     def _batch_count(self, line: bytes) -> None:
-        """`@bn0: N`: how many attempts the kernel put in map @b0 since the last count; fewer
-        entries printed means a full map refused some, which are lost."""
+        """`@bn0: N` (`@wn0`, `@qn0`): how many events the kernel put in map @b0 (@w0, @q0)
+        since the last count; fewer entries printed means a full map refused some: lost."""
         name, sep, count = line.rstrip(b"\n").partition(b": ")
         if line == b"\n":
             return  # bpftrace ends each print() with an empty line
-        if name not in (b"@bn0", b"@bn1") or not sep or not count.isdigit() or len(count) > 20:
+        which = name[1:2] + name[3:4]
+        if which not in self._batch_entries or not sep or not count.isdigit() or len(count) > 20:
             self.stats.lines += 1
             self._bad_line(line)
             return
-        printed = self._batch_entries[name[3:4]]
-        self._batch_entries[name[3:4]] = 0
+        printed = self._batch_entries[which]
+        self._batch_entries[which] = 0
         self.stats.lost += max(0, int(count) - printed)
 
     def _bad_line(self, line: bytes) -> None:
@@ -752,6 +796,14 @@ def _words_address(family: bytes, words: list[int]) -> bytes:
     if family == b"4":
         return socket.inet_ntop(socket.AF_INET, struct.pack("<I", words[0])).encode()
     return socket.inet_ntop(socket.AF_INET6, struct.pack("<4I", *words)).encode()
+
+
+def _word(field: bytes) -> int:
+    """A 32-bit word of an address, as bpftrace printed it (digits already checked)."""
+    value = int(field)
+    if value > 0xFFFFFFFF:
+        raise ValueError("address word out of range")
+    return value
 
 
 def _digits(*fields: bytes) -> None:
