@@ -42,10 +42,14 @@ CHECK_EVERY = 64
 def budgeted(rows: Rows, deadline: limits.Deadline) -> Rows:
     """`rows` as they come, raising QueryLimitError once `deadline` has passed. Every step's
     output is watched, so a step that makes rows (MV_EXPAND) or swallows them (SORT, STATS) is
-    stopped by its own output or by its input's."""
+    stopped by its own output or by its input's. Without a budget, `rows` itself: no generator
+    layer for each step and row."""
     if deadline.at is None:
-        yield from rows
-        return
+        return rows
+    return _watched(rows, deadline)
+
+
+def _watched(rows: Rows, deadline: limits.Deadline) -> Rows:
     deadline.check()
     for count, row in enumerate(rows, 1):
         if count % CHECK_EVERY == 0:
