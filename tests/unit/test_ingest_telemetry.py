@@ -358,3 +358,46 @@ def test_osquery_socket_events(tmp_path: Path) -> None:
     (event,) = events
     assert (_get(event, "event.reason"), _get(event, "event.outcome")) == ("error", "failure")
     assert _get(event, "network.transport") == "tcp" and _get(event, "process.pid") == 4321
+
+
+def _zeek_query(dataset: Dataset) -> list[tuple[object, ...]]:
+    from datetime import UTC, datetime
+
+    from reconwatch.esql.parser import parse
+    from reconwatch.query import run_query
+
+    query = parse(
+        "FROM logs-zeek.connection-* | STATS n = COUNT(*), ports = COUNT_DISTINCT(destination.port)"
+        " BY source.ip, event.outcome | SORT source.ip, event.outcome"
+    )
+    result = run_query(query, dataset, now=datetime(2024, 1, 1, tzinfo=UTC))
+    return [tuple(row.values()) for row in result.as_dicts()]
+
+
+def test_a_kept_input_is_converted_to_arrow_once_per_column_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replay's runs read the same columns of a kept input: the typed batches are reused,
+    the answers stay the same, and an input too large to keep is converted per query."""
+    import reconwatch.ingest.dataset as dataset_module
+
+    path = tmp_path / "conn.log"
+    path.write_text(ZEEK_HEADER + "\n".join(ZEEK_ROWS) + "\n")
+    dataset = Dataset.from_files([path])
+    first = _zeek_query(dataset)
+    assert first and sum(row[0] for row in first) == len(ZEEK_ROWS)  # type: ignore[misc]
+    cached = dict(dataset._converted)
+    assert len(cached) == 1
+
+    def again(*_args: object) -> None:
+        pytest.fail("the kept input was converted again")
+
+    monkeypatch.setattr(Dataset, "_batch", again)
+    assert _zeek_query(dataset) == first
+    monkeypatch.undo()
+
+    monkeypatch.setattr(dataset_module, "KEEP_EVENTS", 2)
+    big = Dataset.from_files([path])
+    assert _zeek_query(big) == first
+    assert not big._converted  # not kept: nothing held between queries
+    assert _zeek_query(big) == first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -84,6 +85,25 @@ def _seed_and_pack(
     return _seed(backend, sim), pack
 
 
+Scanned = tuple[Simulation, DatasetBackend, list[dict[str, object]]]
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Scanned]:
+    """One simulated fleet per planted scan kind, built once for the module: the simulation,
+    its backend and the seed rule's alerts over the whole span (several tests read each)."""
+    made: dict[str, Scanned] = {}
+
+    def get(kind: str) -> Scanned:
+        if kind not in made:
+            sim = Simulation(hosts=4, hours=2.5, start=START, scans=(kind,), seed=5)
+            backend = _backend(tmp_path_factory.mktemp(kind), sim)
+            made[kind] = (sim, backend, _seed(backend, sim))
+        return made[kind]
+
+    return get
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("kind", "seed_sees"),
@@ -98,11 +118,9 @@ def _seed_and_pack(
     ],
 )
 def test_the_pack_alerts_on_scans_the_seed_rule_misses(
-    tmp_path: Path, kind: str, seed_sees: bool
+    scanned: Callable[[str], Scanned], kind: str, seed_sees: bool
 ) -> None:
-    sim = Simulation(hosts=4, hours=2.5, start=START, scans=(kind,), seed=5)
-    backend = _backend(tmp_path, sim)
-    seed = _seed(backend, sim)
+    sim, backend, seed = scanned(kind)
     # The pack's runs just after the scan ended: the 5-minute rules twice, the hourly one once.
     end = max(p.end for p in sim.planted)
     pack = _alerts(backend, resolve_rules("recon"), end, end + timedelta(minutes=10))
@@ -129,24 +147,46 @@ def test_a_crawl_below_every_hourly_threshold_is_found_by_the_slow_scan_rule(
     assert len(hits) == 1
 
 
+Runs = tuple[Simulation, list[dict[str, object]], list[dict[str, object]]]
+QUIET = ("prometheus", "ansible", "cdn")
+
+
+@pytest.fixture(scope="module")
+def quiet_lookalikes(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    """The look-alikes the pack must not alert on, planted together in one fleet: the seed
+    rule's and the pack's runs over it, made once."""
+    sim = Simulation(hosts=3, hours=2, start=START, lookalikes=QUIET, seed=5)
+    return (sim, *_seed_and_pack(tmp_path_factory.mktemp("quiet"), sim))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["prometheus", "ansible", "cdn"])
+@pytest.mark.parametrize("kind", QUIET)
 def test_the_pack_stays_quiet_on_look_alikes_the_seed_rule_alerts_on(
-    tmp_path: Path, kind: str
+    quiet_lookalikes: Runs, kind: str
 ) -> None:
-    sim = Simulation(hosts=3, hours=2, start=START, lookalikes=(kind,), seed=5)
-    seed, pack = _seed_and_pack(tmp_path, sim)
-    (lookalike,) = sim.planted_lookalikes
-    assert _hits(seed, lookalike), f"seed rule quiet on {kind}: the look-alike proves nothing"
-    assert pack == [], f"pack alerted on {kind}"
+    sim, seed, pack = quiet_lookalikes
+    assert _hits(seed, _planted(sim, kind)), (
+        f"seed rule quiet on {kind}: the look-alike proves nothing"
+    )
+    assert pack == [], f"pack alerted in a fleet with {', '.join(QUIET)}"
+
+
+@pytest.fixture(scope="module")
+def alerted_lookalikes(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    """The look-alikes the pack does alert on (attempts alone), planted together, run once."""
+    sim = Simulation(hosts=3, hours=2, start=START, lookalikes=("runzero", "backup"), seed=5)
+    return (sim, *_seed_and_pack(tmp_path_factory.mktemp("alerted"), sim))
+
+
+def _planted(sim: Simulation, kind: str) -> PlantedScan:
+    (planted,) = [p for p in sim.planted_lookalikes if p.kind == kind]
+    return planted
 
 
 @pytest.mark.slow
-def test_an_authorised_scanner_is_alerted_and_named(tmp_path: Path) -> None:
-    sim = Simulation(hosts=3, hours=2, start=START, lookalikes=("runzero",), seed=5)
-    _, pack = _seed_and_pack(tmp_path, sim)
-    (lookalike,) = sim.planted_lookalikes
-    hits = _hits(pack, lookalike)
+def test_an_authorised_scanner_is_alerted_and_named(alerted_lookalikes: Runs) -> None:
+    sim, _, pack = alerted_lookalikes
+    hits = _hits(pack, _planted(sim, "runzero"))
     assert hits
     assert {a["Esql.scanner_product"] for a in hits} == {"runZero"}
 
@@ -167,19 +207,16 @@ def test_watch_runs_the_pack_and_alerts_on_the_interpreter_scan(tmp_path: Path) 
 
 
 @pytest.mark.slow
-def test_a_one_off_fan_out_alerts_without_outcomes_and_not_with_them(tmp_path: Path) -> None:
+def test_a_one_off_fan_out_alerts_without_outcomes_and_not_with_them(
+    tmp_path: Path, alerted_lookalikes: Runs
+) -> None:
     """The backup director's nightly jobs look like a single-port sweep in attempts alone (the
     documented false positive); with the sensor's outcome events every client answered."""
-    counts = []
-    for outcomes in (False, True):
-        sim = Simulation(
-            hosts=3, hours=2, start=START, lookalikes=("backup",), seed=5, outcomes=outcomes
-        )
-        _, pack = _seed_and_pack(tmp_path, sim)
-        (lookalike,) = sim.planted_lookalikes
-        counts.append(len(_hits(pack, lookalike)))
-    assert counts[0] > 0
-    assert counts[1] == 0
+    sim, _, pack = alerted_lookalikes
+    assert _hits(pack, _planted(sim, "backup"))
+    sim = Simulation(hosts=3, hours=2, start=START, lookalikes=("backup",), seed=5, outcomes=True)
+    _, pack = _seed_and_pack(tmp_path, sim)
+    assert not _hits(pack, _planted(sim, "backup"))
 
 
 @pytest.mark.slow
@@ -199,12 +236,11 @@ def test_scans_still_alert_with_outcomes(tmp_path: Path, kind: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_campaign_is_one_alert_naming_every_host(tmp_path: Path) -> None:
+def test_a_campaign_is_one_alert_naming_every_host(scanned: Callable[[str], Scanned]) -> None:
     """Blind spot 1: the same nmap on two hosts; the seed rule drops it (two agents), the
     campaign rule raises one alert whose host.name lists both hosts."""
-    sim = Simulation(hosts=4, hours=2.5, start=START, scans=("distributed",), seed=5)
-    backend = _backend(tmp_path, sim)
-    assert not any(_hits(_seed(backend, sim), p) for p in sim.planted)
+    sim, backend, seed = scanned("distributed")
+    assert not any(_hits(seed, p) for p in sim.planted)
     end = max(p.end for p in sim.planted)
     report = detect([load_builtin("recon-campaign")], backend, Schedule(at=end), evidence=False)
     (alert,) = report.alerts
@@ -215,9 +251,8 @@ def test_a_campaign_is_one_alert_naming_every_host(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_one_host_sweeping_is_no_campaign(tmp_path: Path) -> None:
-    sim = Simulation(hosts=4, hours=2.5, start=START, scans=("interpreter",), seed=5)
-    backend = _backend(tmp_path, sim)
+def test_one_host_sweeping_is_no_campaign(scanned: Callable[[str], Scanned]) -> None:
+    sim, backend, _ = scanned("interpreter")
     end = max(p.end for p in sim.planted)
     report = detect([load_builtin("recon-campaign")], backend, Schedule(at=end), evidence=False)
     assert not report.failures

@@ -44,6 +44,10 @@ SAMPLE_LINES = 1000
 STORED_SAMPLE = 200
 # Events of one file kept in memory between queries at most (beyond: read again per query).
 KEEP_EVENTS = 200_000
+# Column sets per input whose converted batches are kept (each at most KEEP_EVENTS rows).
+CONVERTED_SHAPES = 8
+# An input, its columns (name, type, multivalued) and its METADATA fields.
+_BatchKey = tuple[int, tuple[tuple[str, T, bool], ...], tuple[str, ...]]
 # Checked leaves remembered (addresses, ports, names and actions recur event after event); the
 # memo starts again past this size. Times are nearly all distinct: not remembered.
 CHECK_MEMO = 65_536
@@ -166,6 +170,10 @@ class Dataset:
         # Events of a file the Python readers read through, kept for the next query (a replay
         # runs hundreds): decoding a capture or a log again per run would dominate.
         self._kept: dict[int, list[tuple[int, Flat]]] = {}
+        # Those events as typed Arrow batches, per (input, columns, METADATA), the most recent
+        # few: a replay's runs of one rule read the same columns, and converting every value
+        # again (addresses, times) cost more than the run's query.
+        self._converted: dict[_BatchKey, list[pa.RecordBatch]] = {}
         self._good: dict[int, int] = {}  # good events of each input read through in Python
         self._slow: set[int] = set()
         self._shallow: set[int] = set()  # inputs DuckDB may read: no line nests too deep
@@ -728,16 +736,35 @@ class Dataset:
             self._ensure_sample()
         cols = [self.column(n) or Column(n, T.KEYWORD) for n in names]
         schema = self.arrow_schema(cols, metadata)
+        shape = (tuple((c.name, c.type, c.multivalued) for c in cols), tuple(metadata))
         for index in inputs:
-            inp = self._inputs[index]
-            rows: list[tuple[int, Flat]] = []
-            for line, flat in self._events(index):
-                rows.append((line, flat))
-                if len(rows) >= BATCH:
-                    yield self._batch(schema, cols, metadata, index, inp, rows)
-                    rows = []
-            if rows:
+            key = (index, *shape)
+            cached = self._converted.pop(key, None)
+            if cached is None:
+                cached = []
+                for batch in self._input_batches(schema, cols, metadata, index):
+                    cached.append(batch)
+                    yield batch
+                if index not in self._kept:
+                    continue  # too large to keep: read again by the next query
+            else:
+                yield from cached
+            self._converted[key] = cached  # most recently used last
+            while len(self._converted) > CONVERTED_SHAPES * len(self._inputs):
+                del self._converted[next(iter(self._converted))]
+
+    def _input_batches(
+        self, schema: pa.Schema, cols: Sequence[Column], metadata: Sequence[str], index: int
+    ) -> Iterator[pa.RecordBatch]:
+        inp = self._inputs[index]
+        rows: list[tuple[int, Flat]] = []
+        for line, flat in self._events(index):
+            rows.append((line, flat))
+            if len(rows) >= BATCH:
                 yield self._batch(schema, cols, metadata, index, inp, rows)
+                rows = []
+        if rows:
+            yield self._batch(schema, cols, metadata, index, inp, rows)
 
     def rows(
         self, names: Sequence[str], inputs: Sequence[int], metadata: Sequence[str] = ()
