@@ -401,3 +401,57 @@ def test_a_kept_input_is_converted_to_arrow_once_per_column_set(
     assert _zeek_query(big) == first
     assert not big._converted  # not kept: nothing held between queries
     assert _zeek_query(big) == first
+
+
+def test_every_line_format_is_followed_by_the_service_into_the_index_its_rules_read(
+    tmp_path: Path,
+) -> None:
+    """`serve --follow`: each line format of the registry decoded as it is tailed; network-level
+    events land in their data stream (what the network-level rules read), host events with a
+    process where the process-level rules read; the cut last line of each is not stored."""
+    from datetime import UTC, datetime
+
+    from conftest import Clock
+    from reconwatch.service.follow import FOLLOW_INDEX, FileFeed
+    from reconwatch.service.writer import Writer
+    from reconwatch.store import Store
+
+    files = {
+        "conn.log": (ZEEK_HEADER + "\n".join(ZEEK_ROWS[:2]), "logs-zeek.connection-default", 2),
+        "kern.log": (PSAD, "logs-iptables.log-default", 1),
+        "eve.json": (EVE_FLOW, "logs-suricata.eve-default", 1),
+        "syslog": (SYSMON, FOLLOW_INDEX, 1),
+        "osqueryd.results.log": (OSQUERY, FOLLOW_INDEX, 1),
+    }
+    paths = []
+    for name, (text, _index, _count) in files.items():
+        path = tmp_path / name
+        path.write_text(text + "\n")
+        paths.append(path)
+    store = Store(tmp_path / "data", Clock(datetime(2026, 3, 12, tzinfo=UTC)))
+    writer = Writer(store, 4)
+    feed = FileFeed(store, writer, paths)
+    try:
+        assert feed.poll() == sum(count for _t, _i, count in files.values())
+        for path in paths:  # a line cut in the middle, then the rest of the file grows
+            with path.open("a") as out:
+                out.write(files[path.name][0][:40] + "\n")
+        feed.poll()
+        assert feed.errors == []
+        stored: dict[str, int] = {}
+        for index in store.indices():
+            stored[index] = sum(1 for _ in store.documents([index], None, None))
+        expected: dict[str, int] = {}
+        for _text, index, count in files.values():
+            expected[index] = expected.get(index, 0) + count
+        assert stored == expected
+        (zeek,) = [
+            doc
+            for _index, _id, doc in store.documents(["logs-zeek.connection-default"], None, None)
+            if _get(doc, "destination.port") == 22
+        ]
+        assert _get(zeek, "source.ip") == "10.0.0.5" and _get(zeek, "zeek.session_id") == "Ca1"
+    finally:
+        feed.stop()
+        writer.close()
+        store.close()

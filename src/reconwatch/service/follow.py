@@ -107,7 +107,8 @@ class FileFeed:
         else:
             for line_no, event in decoder.feed(batch.first, batch.lines):
                 doc_id = _id(name, identity, line_no)
-                events.append(NewEvent("create", self.index, doc_id, msgspec.json.encode(event)))
+                index = _data_stream(event) or self.index
+                events.append(NewEvent("create", index, doc_id, msgspec.json.encode(event)))
         written = self._write(events) if events else []
         if written is None:
             return 0  # stopping with the queue full: not stored, the position not moved
@@ -128,6 +129,21 @@ class FileFeed:
             except QueueFull:
                 if self._stop.wait(RETRY_SECONDS):
                     return None
+
+
+def _data_stream(event: object) -> str | None:
+    """The data stream a decoded network-level event names (Zeek's logs-zeek.connection-default,
+    a firewall log's logs-iptables.log-default, ...): the indices the network-level rules read.
+    An event with a process (Sysmon, osquery, audit) goes where the process-level rules read."""
+    if not isinstance(event, dict) or "process" in event:
+        return None
+    stream = event.get("data_stream")
+    if not isinstance(stream, dict):
+        return None
+    parts = [stream.get(k) for k in ("type", "dataset", "namespace")]
+    if not all(isinstance(p, str) and p for p in parts):
+        return None
+    return "-".join(str(p) for p in parts)
 
 
 def _id(name: str, identity: str, line: int) -> str:
