@@ -44,8 +44,9 @@ SAMPLE_LINES = 1000
 STORED_SAMPLE = 200
 # Events of one file kept in memory between queries at most (beyond: read again per query).
 KEEP_EVENTS = 200_000
-# Column sets per input whose converted batches are kept (each at most KEEP_EVENTS rows).
-CONVERTED_SHAPES = 8
+# Column sets per input whose converted batches are kept (each at most KEEP_EVENTS rows): a
+# replay runs one rule at a time (its query, its evidence's); more would only hold memory.
+CONVERTED_SHAPES = 4
 # An input, its columns (name, type, multivalued) and its METADATA fields.
 _BatchKey = tuple[int, tuple[tuple[str, T, bool], ...], tuple[str, ...]]
 # Checked leaves remembered (addresses, ports, names and actions recur event after event); the
