@@ -114,20 +114,17 @@ def materialize(
 @contextmanager
 def _limited(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Run the block under the current limits: DuckDB's memory_limit set on `con` (a caller's
-    connection too), and a timer thread that interrupts the query once its budget is spent.
+    connection too), and a watchdog thread that interrupts the query once its budget is spent.
     Either limit reached is a QueryLimitError; DuckDB's other errors pass through."""
     current = limits.current()
     con.execute(f"SET memory_limit = {literal(current.memory, T.KEYWORD)}")
-    fired = threading.Event()
-
-    def interrupt() -> None:
-        fired.set()
-        con.interrupt()
-
-    timer = None if current.seconds is None else threading.Timer(current.seconds, interrupt)
-    if timer is not None:
-        timer.daemon = True
-        timer.start()
+    fired, done = threading.Event(), threading.Event()
+    watchdog = None
+    if current.seconds is not None:
+        watchdog = threading.Thread(
+            target=_interrupt_after, args=(con, current.seconds, fired, done), daemon=True
+        )
+        watchdog.start()
     try:
         yield
     except (ExecutionError, duckdb.Error) as exc:
@@ -138,8 +135,27 @@ def _limited(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
             raise limits.out_of_memory(current.memory) from None
         raise
     finally:
-        if timer is not None:
-            timer.cancel()
+        done.set()
+        if watchdog is not None:
+            watchdog.join()
+    if fired.is_set():  # the budget ran out, though the query finished before it noticed
+        raise limits.over_budget(current.seconds)
+
+
+# How often the watchdog repeats its interrupt past the budget: one sent before the query had
+# started (while the source was being registered) would be lost.
+_REPEAT_INTERRUPT = 0.05
+
+
+def _interrupt_after(
+    con: duckdb.DuckDBPyConnection, seconds: float, fired: threading.Event, done: threading.Event
+) -> None:
+    if done.wait(seconds):
+        return
+    fired.set()
+    while not done.is_set():
+        con.interrupt()
+        done.wait(_REPEAT_INTERRUPT)
 
 
 def _run(
