@@ -20,6 +20,7 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 # SAFETY: 127.0.0.1 and addresses of a veth pair inside a namespace this test creates and deletes.
 SILENT = "10.203.0.3"  # a permanent neighbour entry: the SYNs leave and nothing answers
+ABANDONED = "10.203.0.4"  # silent too, its own address: each (address, reason) has one result
 NO_NEIGHBOUR = "10.203.0.2"  # nothing answers ARP: the kernel reports the host unreachable
 
 CLIENT = f"""
@@ -37,7 +38,7 @@ for address, syncnt in (("{SILENT}", 1), ("{NO_NEIGHBOUR}", 6)):
     s.connect_ex((address, 9))
     pending.append(s)
 abandoned = socket.socket(); abandoned.setblocking(False)
-abandoned.connect_ex(("{SILENT}", 10)); abandoned.close()
+abandoned.connect_ex(("{ABANDONED}", 10)); abandoned.close()
 for s in pending:
     select.select([], [s], [], 30)
     print(s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), flush=True)
@@ -80,6 +81,7 @@ def namespace() -> Iterator[str]:
         ip("-n", name, "link", "set", "va", "up")
         ip("-n", name, "link", "set", "vb", "up")
         ip("-n", name, "neigh", "add", SILENT, "lladdr", "02:00:00:00:00:03", "dev", "va")
+        ip("-n", name, "neigh", "add", ABANDONED, "lladdr", "02:00:00:00:00:04", "dev", "va")
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
@@ -105,20 +107,18 @@ def test_each_tcp_attempt_has_its_outcome_with_its_process(tmp_path: Path, names
         for d in docs
         if d["event"]["action"] == "connection_attempted"
     }
-    results = {
-        (d["destination"]["ip"], d["event"]["reason"]): d
-        for d in docs
-        if d["event"]["action"] == "connection_result"
-    }
+    outcomes = [d for d in docs if d["event"]["action"] == "connection_result"]
+    results = {(d["destination"]["ip"], d["event"]["reason"]): d for d in outcomes}
     assert (SILENT, 9) in attempts and (NO_NEIGHBOUR, 9) in attempts, attempts
     assert len(attempts) == 5, attempts
+    assert len(results) == len(outcomes), outcomes  # no two results for one (address, reason)
     assert sorted(results) == sorted(
         [
             ("127.0.0.1", "established"),
             ("127.0.0.1", "refused"),
             (SILENT, "timeout"),
             (NO_NEIGHBOUR, "unreachable"),
-            (SILENT, "aborted"),
+            (ABANDONED, "aborted"),
         ]
     ), (sorted(results), summary)
     timeout = results[(SILENT, "timeout")]
