@@ -27,14 +27,15 @@ HERE = Path(__file__).resolve().parent
 EXE = str(Path(sys.executable).with_name("reconwatch"))
 
 
-def exported(ndjson: Path) -> Path:
+def exported(ndjson: Path, rows_per_file: int) -> Path:
     """The events as `reconwatch export --parquet` writes them (cached beside the NDJSON)."""
     out = ndjson.with_suffix(".parquet.d")
     if not out.exists():
         tmp = out.with_name(out.name + ".tmp")
         if tmp.exists():
             subprocess.run(["rm", "-rf", str(tmp)], check=True)
-        subprocess.run([EXE, "export", str(ndjson), "--parquet", str(tmp)], check=True)
+        rows = ["--rows-per-file", str(rows_per_file)]
+        subprocess.run([EXE, "export", str(ndjson), "--parquet", str(tmp), *rows], check=True)
         tmp.rename(out)
     return out
 
@@ -100,9 +101,12 @@ def parquet_files(root: Path) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--events", type=int, default=2_000_000)
+    # Files are tasks: several per core, or local[2] waits on one big file (the scaling ratio
+    # measures the file layout, not Spark).
+    ap.add_argument("--rows-per-file", type=int, default=40_000)
     args = ap.parse_args()
     ndjson = generate(HERE / "out" / f"events-{args.events}-7.ndjson", args.events)
-    root = exported(ndjson)
+    root = exported(ndjson, args.rows_per_file)
     files = parquet_files(root)
     now = query_time(args.events).isoformat()
     rule = load_builtin(DEFAULT_RULE).query
