@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from reconwatch.ecs.host import HostInfo
 from reconwatch.ecs.network import Connection, EcsEncoder, entity_id, to_ecs
-from reconwatch.sensor import procs
+from reconwatch.sensor import bpf, procs
 from reconwatch.sensor.bpf import BpfCollector, encode_buf, explain_failure, script_path
 from reconwatch.sensor.outputs import FileSink
 from reconwatch.sensor.procs import ProcessCache
@@ -739,3 +740,39 @@ def test_a_bad_batched_probe_line_is_counted_as_bad_and_as_no_event(line: bytes)
     c = collector()
     assert c.handle_line(line) is None and c.pending_result is None
     assert (c.stats.bad_lines, c.stats.probes, c.stats.answers) == (1, 0, 0)
+
+
+class _FakeTracer:
+    """Stands for the bpftrace process: records the signals sent to it."""
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+
+    def poll(self) -> int | None:
+        return None
+
+    def send_signal(self, sig: int) -> None:
+        self.signals.append(sig)
+
+
+def test_stop_waits_for_two_ticks_after_the_request_even_when_idle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An outcome written just before the stop (it woke the client whose exit made us stop)
+    may still be in the tracer's perf buffer although no line came for long: the tracer is
+    interrupted only once two of its ticks printed after the request have been read."""
+    c = collector()
+    tracer = _FakeTracer()
+    c.proc = tracer  # type: ignore[assignment]
+    c.handle_line(b"P\t" + b" " * 4094 + b"\n")  # a tick before the request does not count
+    c._last_line -= 60  # idle for a minute
+    ticks_seen: list[int] = []
+
+    def one_tick_per_wait(_: float) -> None:  # the clock is not read: each wait is one tick
+        assert not tracer.signals
+        ticks_seen.append(len(ticks_seen) + 1)
+        c.handle_line(b"P\t" + b" " * 4094 + b"\n")
+
+    monkeypatch.setattr(bpf.time, "sleep", one_tick_per_wait)
+    c._stop_when_idle()
+    assert tracer.signals == [signal.SIGINT] and ticks_seen == [1, 2]

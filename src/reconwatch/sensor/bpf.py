@@ -214,6 +214,7 @@ class BpfCollector:
         self._stderr_thread: threading.Thread | None = None
         self._stop_requested = False
         self._last_line = time.monotonic()
+        self._ticks = 0  # the tracer's 0.1 s padding lines received
 
     def start(self) -> None:
         env = dict(
@@ -272,7 +273,10 @@ class BpfCollector:
         """Finish once the tracer's backlog is drained; events() then ends after the last one.
 
         bpftrace drops what is still in its perf buffers when interrupted, and it cannot empty
-        them while we lag behind on the pipe; so wait until no line has come for a moment.
+        them while we lag behind on the pipe; so wait until no line has come for a moment, and
+        for two ticks printed after the request: an event written just before it (an outcome
+        that woke the process that made us stop) has been read by then, even when the tracer
+        is slow (a loaded host) and the last line before it came long ago.
         """
         if self._stop_requested:
             return
@@ -281,7 +285,10 @@ class BpfCollector:
 
     def _stop_when_idle(self) -> None:
         deadline = time.monotonic() + _DRAIN_DEADLINE
-        while time.monotonic() < deadline and time.monotonic() - self._last_line < _DRAIN_IDLE:
+        ticks = self._ticks + 2
+        while time.monotonic() < deadline and (
+            time.monotonic() - self._last_line < _DRAIN_IDLE or self._ticks < ticks
+        ):
             time.sleep(_DRAIN_IDLE / 4)
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
@@ -336,6 +343,7 @@ class BpfCollector:
         """
         self.pending_result = None
         if line.startswith(b"P\t"):
+            self._ticks += 1
             return None  # the flush tick's padding
         if line.startswith(b"F\t"):
             self._folded(line)  # the tracer's once-a-second count, not an event: no activity
