@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from reconwatch.alerts.document import plain
 from reconwatch.ecs.network import is_internal
-from reconwatch.engine import crossing
+from reconwatch.engine import bisection, crossing
 from reconwatch.engine.backend import QueryBackend
 from reconwatch.engine.rewrite import (
     is_stats,
@@ -213,17 +213,60 @@ class EvidenceFinder:
         out = summarize(rows, method=method, complete=complete)
         if len(result.rows) >= MAX_EVENTS:
             out["truncated_at"] = MAX_EVENTS
-        out["crossing"] = self._crossing(rows, truncated=len(result.rows) >= MAX_EVENTS)
+        truncated = len(result.rows) >= MAX_EVENTS
+        if truncated:
+            out["crossing"] = {"at": None, "reason": f"the group has over {MAX_EVENTS} events"}
+        elif not rows:
+            out["crossing"] = {"at": None, "reason": "none of the group's events were found again"}
+        elif isinstance(self.threshold, str):
+            out["crossing"] = self._bisected(row, rows, conditions, filters, window, pinned)
+        else:
+            out["crossing"] = self._crossing(rows)
         return out
 
-    def _crossing(self, rows: list[dict[str, object]], *, truncated: bool) -> dict[str, object]:
+    def _bisected(
+        self,
+        row: Mapping[str, object],
+        rows: list[dict[str, object]],
+        conditions: list[ast.Expr],
+        filters: list[ast.Expr],
+        window: RunWindow,
+        pinned: QueryBackend | None,
+    ) -> dict[str, object]:
+        """The crossing of a rule whose shape has no one-pass count: the first event time
+        whose prefix of the group's events, run through the whole rule, yields the group."""
+        times = [t for r in rows if isinstance(t := r.get("@timestamp"), datetime)]
+        if len(times) < len(rows):
+            return {"at": None, "reason": f"{self.threshold}; some events have no @timestamp"}
+        backend = pinned if pinned is not None else self.backend
+        # As JSON: a stored (real-time) alert has its values so, a run's row as results.
+        keys = {k: plain(v) for k, v in row.items() if k in _last_group_keys(self.query)}
+
+        def holds(at: datetime) -> bool:
+            until = ast.Binary(
+                "<", ast.Field("@timestamp"), string(format_datetime(bisection.upper_bound(at)))
+            )
+            if pinned is not None:
+                query = with_filters(self.after_pin(), [*filters, until])
+            else:
+                source = with_filters(self._query(self.commands[: self.stats_at]), conditions)
+                source = with_filters(source, [until])
+                rest = [ast.Where(f) for f in filters]
+                query = self._query([*source.commands, *rest, *self.commands[self.stats_at :]])
+            found = backend.run(query, now=window.run_at).as_dicts()
+            return any(all(plain(r.get(k)) == v for k, v in keys.items()) for r in found)
+
+        try:
+            at, runs = bisection.first_holding(bisection.distinct_times(times), holds)
+        except bisection.NotFound as exc:
+            return {"at": None, "reason": f"{self.threshold}; by bisection: {exc}"}
+        except QueryError as exc:
+            return {"at": None, "reason": f"{self.threshold}; by bisection: {exc.one_line()}"}
+        return {"at": format_datetime(at), "method": bisection.METHOD, "runs": runs}
+
+    def _crossing(self, rows: list[dict[str, object]]) -> dict[str, object]:
         """When the group crossed the threshold, from the same rows (one pass, no rule run)."""
-        if isinstance(self.threshold, str):
-            return {"at": None, "reason": self.threshold}
-        if truncated:
-            return {"at": None, "reason": f"the group has over {MAX_EVENTS} events"}
-        if not rows:
-            return {"at": None, "reason": "none of the group's events were found again"}
+        assert isinstance(self.threshold, crossing.Threshold)
         try:
             at = crossing.first_crossing(self.threshold, rows)
         except crossing.Unsupported as exc:
@@ -283,6 +326,22 @@ class EvidenceFinder:
 def group_keys(query: ast.Query) -> list[str]:
     """The output names of the rule's grouping keys (the first STATS's BY)."""
     return [name for name, _ in _group_keys(query)]
+
+
+def _last_group_keys(query: ast.Query) -> set[str]:
+    """The output names of the last STATS's BY keys: the alert's group in the rule's result."""
+    stats = [c for c in query.commands if is_stats(c)]
+    if not stats:
+        return set()
+    last = stats[-1]
+    assert isinstance(last, ast.Stats)
+    names = set()
+    for assign in last.by:
+        if assign.name is not None:
+            names.add(assign.name)
+        elif isinstance(assign.expr, ast.Field):
+            names.add(assign.expr.name)
+    return names
 
 
 def _object(name: str) -> str:

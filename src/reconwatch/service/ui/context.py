@@ -91,14 +91,18 @@ def source_query(rule: Rule, alert: Mapping[str, Any]) -> str | None:
 
 def stored_crossing(alert: Mapping[str, Any]) -> Crossing:
     """When the alert's group crossed the rule's threshold, as the alert stores it: the
-    evidence's `crossing` (found with the evidence, one pass over the group's events);
-    otherwise why it is not known."""
+    evidence's `crossing` (found with the evidence: one pass over the group's events, or the
+    rule re-run over prefixes of them by bisection); otherwise why it is not known."""
     evidence = alert.get("reconwatch.evidence")
     found = evidence.get("crossing") if isinstance(evidence, dict) else None
     if isinstance(found, dict):
         at = _time(found, "at")
         if at is not None:
-            return Crossing(at, str(found.get("method", "")))
+            method = str(found.get("method", ""))
+            runs = found.get("runs")
+            if isinstance(runs, int):  # bisection: how many times the rule was re-run
+                method = f"{method}, {runs} rule runs"
+            return Crossing(at, method)
         return Crossing(None, str(found.get("reason") or "not known"))
     if alert.get("reconwatch.detection.path") == "stream":
         # Found right after a real-time alert is stored; if that failed (the errors in health),
