@@ -61,6 +61,8 @@ def test_back_quoted_names_unescape_doubled_quotes() -> None:
         ("1.5E-2", "decimal", 0.015),
         ("2e+2", "decimal", 200.0),
         ("9223372036854775808", "int", 9223372036854775808),
+        ("99999999999999999999", "int", 99999999999999999999),  # 20 digits
+        ("100000000000000000000", "decimal", 1e20),  # 21: past unsigned_long, a double
     ],
 )
 def test_numbers(text: str, kind: str, value: object) -> None:
