@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import gzip
 import re
 import uuid
-import zlib
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from reconwatch.errors import IngestError
+from reconwatch.ingest.lines import read_lines
 
 if TYPE_CHECKING:
     from reconwatch.ecs.host import HostInfo
@@ -32,14 +31,6 @@ _SNIFF_BYTES = 8192
 _MAX_REMEMBERED = 4096
 # agent.id of a log file's host: stable per host name (or file), so repeated reads agree.
 _AGENT_NAMESPACE = uuid.UUID("0f6c2b4e-8e55-4a8e-9a57-5d0f0c1e7a31")
-
-
-def _open(path: Path) -> IO[bytes]:
-    with path.open("rb") as probe:
-        magic = probe.read(2)
-    if magic == b"\x1f\x8b":
-        return cast("IO[bytes]", gzip.open(path, "rb"))
-    return path.open("rb")
 
 
 def sniff(head: Head) -> bool:
@@ -126,22 +117,7 @@ def read_audit_log(path: Path, report: IngestReport) -> Iterator[tuple[int, dict
 
     Bad records are reported as file:line and skipped. event.ingested is left out: a log file
     does not say when its records were ingested, so rule windows fall back to @timestamp."""
-    name = str(path)
-    lines = AuditLines(path, report)
-    lineno = 0
-    try:
-        fh = _open(path)
-    except OSError as exc:
-        report.add(f"cannot read file: {exc.strerror or exc}", name, None)
-        return
-    with fh:
-        try:
-            for raw in fh:
-                lineno += 1
-                yield from lines.feed(raw, lineno)
-        except (OSError, EOFError, zlib.error) as exc:
-            report.add(f"unreadable compressed data after this line: {exc}", name, lineno)
-    yield from lines.flush()
+    yield from read_lines(path, report, AuditLines(path, report))
 
 
 def read_audit_log_events(path: Path, report: IngestReport) -> Iterator[tuple[int, object]]:
