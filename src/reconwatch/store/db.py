@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import threading
@@ -100,6 +101,21 @@ class Store:
             return out
         except duckdb.Error as exc:
             msg = f"the store failed: {str(exc).splitlines()[0]}"
+            raise StoreError(msg) from None
+        finally:
+            cur.close()
+
+    @contextlib.contextmanager
+    def _transaction(self, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of its own in one transaction, committed when the block ends; a DuckDB error
+        becomes a StoreError saying `what` failed (the cursor is closed either way)."""
+        cur = self.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            yield cur
+            cur.execute("COMMIT")
+        except duckdb.Error as exc:
+            msg = f"{what} failed: {str(exc).splitlines()[0]}"
             raise StoreError(msg) from None
         finally:
             cur.close()
@@ -322,42 +338,24 @@ class Store:
         """Record a run, store its alerts and rewrite the `updates` (id, document) of alerts it
         found again, in one transaction; the ids of the new alerts (an alert id already stored,
         from an earlier run of the same window, is not stored again)."""
-        cur = self.cursor()
-        try:
-            cur.execute("BEGIN TRANSACTION")
+        with self._transaction(f"storing the run of {run.rule_id}") as cur:
             fresh = insert_alerts(cur, alerts, self.clock())
             alert_table.update_documents(cur, updates)
             insert_run(cur, run)
-            cur.execute("COMMIT")
-        except duckdb.Error as exc:
-            msg = f"storing the run of {run.rule_id} failed: {str(exc).splitlines()[0]}"
-            raise StoreError(msg) from None
-        finally:
-            cur.close()
         return fresh
 
     def add_group_alerts(
         self, alerts: Sequence[Mapping[str, object]], groups: Sequence[tuple[str, datetime]]
     ) -> list[str]:
         """Store real-time alerts with their group keys and detection times; the new ids."""
-        cur = self.cursor()
-        try:
-            cur.execute("BEGIN TRANSACTION")
+        with self._transaction("storing real-time alerts") as cur:
             fresh = insert_alerts(cur, alerts, self.clock(), groups)
-            cur.execute("COMMIT")
-        except duckdb.Error as exc:
-            msg = f"storing real-time alerts failed: {str(exc).splitlines()[0]}"
-            raise StoreError(msg) from None
-        finally:
-            cur.close()
         return fresh
 
     def amend_evidence(self, alert_id: str, key: str, value: object) -> None:
         """Set one key of a stored alert's evidence (read and written in one transaction, so a
         run updating the alert meanwhile is not undone)."""
-        cur = self.cursor()
-        try:
-            cur.execute("BEGIN TRANSACTION")
+        with self._transaction(f"amending alert {alert_id}") as cur:
             row = cur.execute("SELECT document FROM alerts WHERE id = ?", [alert_id]).fetchone()
             if row is not None:
                 doc = msgspec.json.decode(row[0])
@@ -365,12 +363,6 @@ class Store:
                 if isinstance(evidence, dict) and key not in evidence:
                     evidence[key] = value
                     alert_table.update_documents(cur, [(alert_id, doc)])
-            cur.execute("COMMIT")
-        except duckdb.Error as exc:
-            msg = f"amending alert {alert_id} failed: {str(exc).splitlines()[0]}"
-            raise StoreError(msg) from None
-        finally:
-            cur.close()
 
     def group_alert(
         self, rule_id: str, key: str, start: datetime, end: datetime
