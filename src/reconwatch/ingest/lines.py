@@ -5,9 +5,11 @@ from __future__ import annotations
 import gzip
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol, cast
+
+import msgspec
 
 if TYPE_CHECKING:
     from reconwatch.ingest.report import IngestReport
@@ -17,6 +19,39 @@ class Decoder(Protocol):
     def feed(self, raw: bytes, lineno: int) -> list[tuple[int, dict[str, object]]]: ...
 
     def flush(self) -> list[tuple[int, dict[str, object]]]: ...
+
+
+_JSON = msgspec.json.Decoder()
+
+
+class JsonObjectLines:
+    """A decoder for logs of one JSON object a line: `events` turns each object into events; a
+    line that is not a JSON object (one cut short, say), or one `events` rejects with a
+    ValueError, is reported as file:line and skipped."""
+
+    def __init__(self, path: Path, report: IngestReport) -> None:
+        self.name = str(path)
+        self.report = report
+
+    def events(self, value: Mapping[str, object]) -> list[dict[str, object]]:
+        raise NotImplementedError
+
+    def feed(self, raw: bytes, lineno: int) -> list[tuple[int, dict[str, object]]]:
+        if not raw.strip():
+            return []
+        try:
+            value = _JSON.decode(raw)
+            if not isinstance(value, dict):
+                raise ValueError("not a JSON object")
+            return [(lineno, event) for event in self.events(value)]
+        except msgspec.DecodeError as exc:
+            self.report.add(f"not JSON: {str(exc)[:120]}", self.name, lineno)
+        except ValueError as exc:
+            self.report.add(str(exc), self.name, lineno)
+        return []
+
+    def flush(self) -> list[tuple[int, dict[str, object]]]:
+        return []
 
 
 def open_text(path: Path) -> IO[bytes]:
