@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from reconwatch.cli.inputs import require_files
+from reconwatch.cli.inputs import InputFormatOption, require_files
 from reconwatch.ingest.export import ROWS_PER_FILE
 
 
@@ -42,15 +42,7 @@ def export(
             min=1,
         ),
     ] = ROWS_PER_FILE,
-    input_format: Annotated[
-        str | None,
-        typer.Option(
-            "--input-format",
-            help="Read every file as this format (ndjson, json, parquet, auditd, ...); "
-            "default: by content.",
-            metavar="FORMAT",
-        ),
-    ] = None,
+    input_format: InputFormatOption = None,
 ) -> None:
     """Write events as Parquet partitioned by day. Bad events are skipped and reported."""
     from reconwatch.ingest import Dataset, formats

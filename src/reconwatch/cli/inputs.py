@@ -18,6 +18,7 @@ from reconwatch.cli.plain import (
 __all__ = [
     "AlertsOutput",
     "EngineOption",
+    "InputFormatOption",
     "MemoryLimit",
     "QueryTimeout",
     "SparkMasterOption",
@@ -33,6 +34,17 @@ __all__ = [
 AlertsOutput = Annotated[
     str | None,
     typer.Option("--output", "-o", help="Write alerts to this file (- is stdout).", metavar="FILE"),
+]
+
+# query's and export's --input-format (detect's help lists the formats; watch reads streams).
+InputFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--input-format",
+        help="Read every file as this format (ndjson, json, parquet, auditd, ...); "
+        "default: by content.",
+        metavar="FORMAT",
+    ),
 ]
 
 # A query's resource limits (query, detect): DuckDB's memory and a time budget per query run.

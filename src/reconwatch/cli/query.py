@@ -89,6 +89,7 @@ def register(app: "typer.Typer") -> None:
 
     from reconwatch.cli.inputs import (
         EngineOption,
+        InputFormatOption,
         MemoryLimit,
         QueryTimeout,
         SparkMasterOption,
@@ -120,15 +121,7 @@ def register(app: "typer.Typer") -> None:
         explain_: Annotated[
             bool, typer.Option("--explain", help="Print the plan and SQL instead of running.")
         ] = False,
-        input_format: Annotated[
-            str | None,
-            typer.Option(
-                "--input-format",
-                help="Read every file as this format (ndjson, json, parquet, auditd, ...); "
-                "default: by content.",
-                metavar="FORMAT",
-            ),
-        ] = None,
+        input_format: InputFormatOption = None,
         memory_limit: MemoryLimit = DEFAULT_MEMORY,
         timeout: QueryTimeout = 0,
         year: SyslogYear = None,
