@@ -1391,7 +1391,7 @@ def _nulled_outputs(step: p.InlineAggregate, needed: set[str]) -> p.InlineAggreg
     outputs = tuple(
         (n, e if n in needed else p.Const(None, e.type, e.span)) for n, e in step.outputs
     )
-    read = set().union(*(_refs(e) for _, e in outputs))
+    read = set().union(*(p.refs(e) for _, e in outputs))
     aggregates = tuple((n, a) for n, a in step.aggregates if n in read)
     return dataclasses.replace(step, aggregates=aggregates, outputs=outputs)
 
@@ -1401,7 +1401,7 @@ def _needed_before(step: p.Step, needed: set[str]) -> set[str]:
     if isinstance(step, p.Eval):
         for name, expr in reversed(step.assignments):
             if name in needed:
-                needed = (needed - {name}) | _refs(expr)
+                needed = (needed - {name}) | p.refs(expr)
         return needed
     if isinstance(step, p.Project):
         return {src for out, src in step.mapping if out in needed}
@@ -1411,26 +1411,18 @@ def _needed_before(step: p.Step, needed: set[str]) -> set[str]:
         if isinstance(step, p.InlineAggregate):
             made |= {n for n, _ in step.outputs}
         return (kept - made).union(
-            *(_refs(e) for _, e in step.groups),
-            *(_refs(x) for _, a in step.aggregates for x in (*a.args, a.filter) if x is not None),
+            *(p.refs(e) for _, e in step.groups),
+            *(p.refs(x) for _, a in step.aggregates for x in (*a.args, a.filter) if x is not None),
         )
     if isinstance(step, p.Extract):
-        return (needed - {c.name for c in step.outputs}) | _refs(step.value)
+        return (needed - {c.name for c in step.outputs}) | p.refs(step.value)
     if isinstance(step, p.Filter):
-        return needed | _refs(step.condition)
+        return needed | p.refs(step.condition)
     if isinstance(step, p.Sort):
-        return needed.union(*(_refs(k.expr) for k in step.keys))
+        return needed.union(*(p.refs(k.expr) for k in step.keys))
     if isinstance(step, p.MvExpand):
         return needed | {step.column}
     return needed
-
-
-def _refs(expr: p.Expr) -> set[str]:
-    if isinstance(expr, p.Ref):
-        return {expr.name}
-    if isinstance(expr, p.Call):
-        return set().union(*(_refs(a) for a in expr.args))
-    return set()
 
 
 def _merge_projects(first: p.Project, second: p.Project) -> p.Project:

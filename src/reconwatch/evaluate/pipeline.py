@@ -89,24 +89,24 @@ def prune_evals(plan: p.Plan) -> list[p.Step]:
             for name, expr in reversed(step.assignments):
                 if name in needed:
                     needed.discard(name)
-                    needed |= _refs(expr)
+                    needed |= p.refs(expr)
                     kept.append((name, expr))
             step = p.Eval(tuple(reversed(kept)), step.columns, step.span)
         elif isinstance(step, p.Project):
             needed = {src for name, src in step.mapping if name in needed}
         elif isinstance(step, p.Aggregate):
             needed = set().union(
-                *(_refs(e) for _, e in step.groups),
-                *(_refs(a) for _, agg in step.aggregates for a in (*agg.args, agg.filter) if a),
+                *(p.refs(e) for _, e in step.groups),
+                *(p.refs(a) for _, agg in step.aggregates for a in (*agg.args, agg.filter) if a),
             )
         elif isinstance(step, p.InlineAggregate):
             made = {n for n, _ in (*step.outputs, *step.groups)}
             needed = (needed - made).union(
-                *(_refs(e) for _, e in step.groups),
-                *(_refs(a) for _, agg in step.aggregates for a in (*agg.args, agg.filter) if a),
+                *(p.refs(e) for _, e in step.groups),
+                *(p.refs(a) for _, agg in step.aggregates for a in (*agg.args, agg.filter) if a),
             )
         else:
-            needed |= set().union(*(_refs(e) for e in _step_exprs(step)))
+            needed |= set().union(*(p.refs(e) for e in _step_exprs(step)))
         out.append(step)
     return out[::-1]
 
@@ -121,14 +121,6 @@ def _step_exprs(step: p.Step) -> list[p.Expr]:
     if isinstance(step, p.MvExpand):
         return [p.Ref(step.column, T.KEYWORD)]
     return []
-
-
-def _refs(expr: p.Expr) -> set[str]:
-    if isinstance(expr, p.Ref):
-        return {expr.name}
-    if isinstance(expr, p.Call):
-        return set().union(*(_refs(a) for a in expr.args))
-    return set()
 
 
 def _source(

@@ -128,6 +128,15 @@ def flatten(fn: str, expr: Expr) -> list[Expr]:
     return out
 
 
+def refs(expr: Expr) -> set[str]:
+    """The names of the columns `expr` reads."""
+    if isinstance(expr, Ref):
+        return {expr.name}
+    if isinstance(expr, Call):
+        return set().union(*(refs(a) for a in expr.args))
+    return set()
+
+
 @dataclass(frozen=True, slots=True)
 class AggCall:
     """An aggregate function inside STATS: count, count_distinct, values, min, max, sum, avg, ...

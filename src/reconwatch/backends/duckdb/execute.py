@@ -228,27 +228,19 @@ def filtered_fields(plan: p.Plan) -> set[str]:
     wanted: set[str] = set()
     for step in reversed(plan.steps):
         if isinstance(step, p.Filter):
-            wanted |= _refs(step.condition)
+            wanted |= p.refs(step.condition)
         elif isinstance(step, p.Eval):
             for name, expr in step.assignments:
                 if name in wanted:
-                    wanted |= _refs(expr)
+                    wanted |= p.refs(expr)
         elif isinstance(step, p.Project):
             wanted |= {old for new, old in step.mapping if new in wanted}
         elif isinstance(step, p.Aggregate):
             # Later filters read its outputs; only a key's filter can reach the events.
             keys = [expr for name, expr in step.groups if name in wanted]
-            wanted = set().union(*(_refs(e) for e in keys)) if keys else set()
+            wanted = set().union(*(p.refs(e) for e in keys)) if keys else set()
     fields = plan.source.fields if isinstance(plan.source, p.Source) else ()
     return wanted & {f.name for f in fields}
-
-
-def _refs(expr: p.Expr) -> set[str]:
-    if isinstance(expr, p.Ref):
-        return {expr.name}
-    if isinstance(expr, p.Call):
-        return set().union(*(_refs(a) for a in expr.args)) if expr.args else set()
-    return set()
 
 
 def _converter(t: T):  # type: ignore[no-untyped-def]

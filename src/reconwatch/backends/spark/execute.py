@@ -157,7 +157,9 @@ def _aggregate(
 ) -> tuple[list[tuple[float, dict[str, object]]], list[Failure]]:
     """STATS on the workers: keys per row, a shuffle by key, the aggregates per group."""
     needed = sorted(
-        set().union(*(_refs(a) for _, agg in step.aggregates for a in (*agg.args, agg.filter) if a))
+        set().union(
+            *(p.refs(a) for _, agg in step.aggregates for a in (*agg.args, agg.filter) if a)
+        )
     )
     stage = RowStage(plan.source, prefix, plan.query, now, keys=step.groups, needed=tuple(needed))
     grouper = GroupStage(step.aggregates, plan.query, now)
@@ -263,14 +265,6 @@ def merge(failures: Iterable[Failure]) -> list[str]:
 
 def _failure_order(failure: Failure) -> tuple[float, int, int, int]:
     return failure[0]
-
-
-def _refs(expr: p.Expr) -> set[str]:
-    if isinstance(expr, p.Ref):
-        return {expr.name}
-    if isinstance(expr, p.Call):
-        return set().union(*(_refs(a) for a in expr.args)) if expr.args else set()
-    return set()
 
 
 def _one_line(exc: Exception) -> str:
