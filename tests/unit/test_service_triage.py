@@ -93,6 +93,15 @@ def test_exception_lists_and_items_crud(served: tuple[Service, str, Clock]) -> N
     )
     assert changed.json()["name"] == "renamed" and changed.json()["updated_by"] == "cy"
     assert changed.json()["comments"][0]["created_by"] == "cy"
+    # an item is found only under its own list, by every method
+    elsewhere = f"{url}/api/exceptions/other/items/i1"
+    for answer in (
+        httpx.get(elsewhere),
+        httpx.put(elsewhere, json={"name": "x", "user": "cy"}),
+        httpx.delete(elsewhere),
+    ):
+        assert answer.status_code == 404
+        assert 'item id: "i1" does not exist' in answer.json()["error"]["reason"]
     listed = httpx.get(f"{url}/api/exceptions").json()["data"]
     assert [(x["list_id"], x["item_count"]) for x in listed] == [("ops", 1)]
     assert httpx.put(f"{url}/api/exceptions/ops", json={"name": "Ops 2", "user": "d"}).json()[

@@ -45,6 +45,10 @@ def _not_found(what: str) -> Response:
     return error_response(404, "resource_not_found_exception", what)
 
 
+def _item_not_found(item_id: str) -> Response:
+    return _not_found(f'exception list item id: "{item_id}" does not exist')
+
+
 def _bad(message: str) -> Response:
     return error_response(400, "illegal_argument_exception", message)
 
@@ -223,20 +227,24 @@ def add_routes(app: FastAPI, service: Service, json_body: JsonBody) -> None:
 
         return await guarded(work)
 
+    async def item_of(list_id: str, item_id: str) -> dict[str, Any] | None:
+        """The stored item `item_id` when it belongs to the list `list_id`."""
+        found = await call(store.exceptions, exc_store.get_item, item_id)
+        return found if found is not None and found["list_id"] == list_id else None
+
     @app.get("/api/exceptions/{list_id}/items/{item_id}")
     async def one_item(list_id: str, item_id: str) -> Response:
-        found = await call(store.exceptions, exc_store.get_item, item_id)
-        if found is None or found["list_id"] != list_id:
-            return _not_found(f'exception list item id: "{item_id}" does not exist')
+        found = await item_of(list_id, item_id)
+        if found is None:
+            return _item_not_found(item_id)
         return json_response(found)
 
     @app.put("/api/exceptions/{list_id}/items/{item_id}")
     async def update_item(list_id: str, item_id: str, request: Request) -> Response:
         async def work() -> Response:
             doc = await json_body(service, request)
-            found = await call(store.exceptions, exc_store.get_item, item_id)
-            if found is None or found["list_id"] != list_id:
-                return _not_found(f'exception list item id: "{item_id}" does not exist')
+            if await item_of(list_id, item_id) is None:
+                return _item_not_found(item_id)
             done = await call(store.exceptions, exc_store.update_item, item_id, doc, who(doc))
             return json_response(done)
 
@@ -244,9 +252,8 @@ def add_routes(app: FastAPI, service: Service, json_body: JsonBody) -> None:
 
     @app.delete("/api/exceptions/{list_id}/items/{item_id}")
     async def delete_item(list_id: str, item_id: str) -> Response:
-        found = await call(store.exceptions, exc_store.get_item, item_id)
-        if found is None or found["list_id"] != list_id:
-            return _not_found(f'exception list item id: "{item_id}" does not exist')
+        if await item_of(list_id, item_id) is None:
+            return _item_not_found(item_id)
         await call(store.exceptions, exc_store.delete_item, item_id)
         return json_response({"deleted": item_id})
 
