@@ -95,6 +95,18 @@ def test_zeek_json_lines_and_index(tmp_path: Path) -> None:
     ]
 
 
+def test_zeek_json_line_cut_short_is_reported_as_not_json(tmp_path: Path) -> None:
+    line = (
+        '{"ts":1700000000.1,"uid":"Cx","id.orig_h":"192.168.1.9","id.orig_p":5,'
+        '"id.resp_h":"45.33.32.156","id.resp_p":443,"proto":"tcp","conn_state":"REJ"}'
+    )
+    path = tmp_path / "conn.json"
+    path.write_text(line + "\n" + line[:40] + "\n" + line + "\n")
+    events, report = _read(path)
+    assert len(events) == 2
+    assert [(e.line, e.reason.split(":")[0]) for e in report.errors] == [(2, "not JSON")]
+
+
 def test_zeek_header_and_columns_disagree(tmp_path: Path) -> None:
     path = tmp_path / "conn.log"
     cut = ZEEK_ROWS[1][:30]  # a line cut in the middle

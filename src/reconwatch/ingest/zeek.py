@@ -96,10 +96,10 @@ class ZeekLines:
         try:
             record = self._json(raw) if text.lstrip()[:1] == "{" else self._row(text)
             return [(lineno, conn_event(record))]
+        except msgspec.DecodeError as exc:  # a ValueError too: it must come first
+            self.report.add(f"not JSON: {str(exc)[:120]}", self.name, lineno)
         except ValueError as exc:
             self.report.add(str(exc), self.name, lineno)
-        except msgspec.DecodeError as exc:
-            self.report.add(f"not JSON: {str(exc)[:120]}", self.name, lineno)
         return []
 
     def flush(self) -> list[tuple[int, dict[str, object]]]:
