@@ -1,4 +1,4 @@
-"""Shared test paths and helpers: the checkout, the read-only shared material beside it, the `backend` fixture over every registered executor."""
+"""Shared test paths and helpers: the checkout, the read-only shared material beside it, the `backend` fixture over every in-process executor."""
 
 from __future__ import annotations
 
@@ -16,13 +16,19 @@ from reconwatch.plan.catalog import Result, StaticCatalog
 # it: /work/shared for a checkout in /work. Tests that need it skip with a reason without it.
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-# Every batch executor, by registry name (a new executor joins every test that takes `backend`).
+# Every batch executor, by registry name.
 BATCH_BACKENDS = sorted(EXECUTORS)
+# Executors that start a cluster engine (a JVM, a job per query): they are proven by their own
+# suites (the whole csv-spec conformance suite, the differential test, the registry agreement
+# test), not by every test that takes `backend`, which would cost minutes for no new coverage.
+CLUSTER_BACKENDS = frozenset({"spark"})
+# The in-process executors: a new one joins every test that takes `backend`.
+LOCAL_BACKENDS = [name for name in BATCH_BACKENDS if name not in CLUSTER_BACKENDS]
 
 
-@pytest.fixture(params=BATCH_BACKENDS)
+@pytest.fixture(params=LOCAL_BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    """The name of one registered batch executor (reconwatch.backends.executor runs it)."""
+    """The name of one in-process batch executor (reconwatch.backends.executor runs it)."""
     name: str = request.param
     return name
 

@@ -34,6 +34,13 @@ QUERIES = [
 ]
 
 
+@pytest.fixture(params=sorted(EXECUTORS))
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every registered executor, Spark included: the shared `backend` fixture leaves it out."""
+    name: str = request.param
+    return name
+
+
 @pytest.fixture
 def events(tmp_path: Path) -> Path:
     path = tmp_path / "events.ndjson"

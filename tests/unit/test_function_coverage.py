@@ -428,7 +428,9 @@ def test_case(case: Case, backend: str) -> None:
 
 @pytest.mark.parametrize("case", [c for c in CASES if not c.unsupported], ids=lambda c: c.query)
 def test_backends_warn_alike(case: Case) -> None:
-    warnings = {backend: sorted(_run(backend, case.query).warnings) for backend in BATCH_BACKENDS}
+    warnings = {
+        backend: sorted(_run(backend, case.query).warnings) for backend in ("duckdb", "reference")
+    }
     assert warnings["duckdb"] == warnings["reference"]
 
 
