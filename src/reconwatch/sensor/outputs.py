@@ -167,6 +167,7 @@ class HttpSink:
         # Set after each failed delivery attempt: what a caller (or a test) waits on instead of
         # guessing how long the sender takes to try.
         self.attempt_failed = threading.Event()
+        self._close_by = 0.0  # set by close(): until when the sender keeps retrying
         self._pending: list[bytes] = []
         self._pending_since = time.monotonic()
         self._seq = int(time.time() * 1000)
@@ -250,11 +251,16 @@ class HttpSink:
                 self._wake.wait(self.flush_interval / 2)
                 self._wake.clear()
                 continue
-            if self._closing.is_set():
+            if self._closing.is_set() and time.monotonic() >= self._close_by:
                 return  # the receiver is down at shutdown: the spool keeps the rest for next time
             self.retries += 1
             self.attempt_failed.set()
-            self._wake.wait(backoff)
+            # Closing: retry until close()'s deadline (a send in flight as the receiver came
+            # back must not end the sender with the spool full), never waiting past it.
+            wait = backoff
+            if self._closing.is_set():
+                wait = max(0.0, min(backoff, self._close_by - time.monotonic()))
+            self._wake.wait(wait)
             self._wake.clear()
             backoff = min(backoff * 2, self.max_backoff)
 
@@ -333,6 +339,7 @@ class HttpSink:
     def close(self, deadline: float = 10.0) -> None:
         """Flush, then give the sender until the deadline to empty the spool."""
         self.flush()
+        self._close_by = time.monotonic() + deadline
         self._closing.set()
         self._wake.set()
         self._thread.join(timeout=deadline)
