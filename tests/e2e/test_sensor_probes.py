@@ -351,7 +351,9 @@ def test_packet_socket_scanners_are_recorded_with_their_executables(
         # SAFETY: 10.203.1.0/24 is the veth link between this test's two namespaces
         masscan = [*in_ns, "masscan", "10.203.1.2", "-p", "1-100", "--rate", "2000"]
         run(*masscan, "-e", "va", "--router-mac", mac, "--wait", "0")
-        zmap = [*in_ns, "zmap", "-q", "-i", "va", "-G", mac, "-p", "80", "-r", "2000"]
+        # One send thread: with several, zmap 2.1.1 aborts about one run in 40 when a thread's
+        # share of the targets holds no usable address (zmap/zmap#786, fixed after 2.1.1).
+        zmap = [*in_ns, "zmap", "-q", "-T", "1", "-i", "va", "-G", mac, "-p", "80", "-r", "2000"]
         run(*zmap, "--cooldown-time", "0", "-b", str(empty), "10.203.1.0/24")
     finally:
         summary = stop_sensor(sensor)

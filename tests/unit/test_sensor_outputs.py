@@ -150,6 +150,8 @@ def test_http_spool_survives_a_restart_and_is_bounded(tmp_path: Path, receiver: 
     for n in range(30):
         sink.write(doc(n + 100))
     sink.close(deadline=0.5)
+    # stopped for good: a sender still running could deliver a batch that `again` sends too
+    assert not sink.sending
     assert sink.dropped > 0  # oldest batches went when the bound was reached
     kept = 30 - sink.dropped
     receiver.up = True

@@ -237,6 +237,8 @@ class HttpSink:
     def _run(self) -> None:
         backoff = 0.5
         while True:
+            if self._past_close_deadline():
+                return  # the spool keeps the rest for next time; close() waits for this return
             try:
                 outcome = self._cycle()
             except Exception as exc:  # the thread is the only way events leave: it must go on
@@ -251,7 +253,7 @@ class HttpSink:
                 self._wake.wait(self.flush_interval / 2)
                 self._wake.clear()
                 continue
-            if self._closing.is_set() and time.monotonic() >= self._close_by:
+            if self._past_close_deadline():
                 return  # the receiver is down at shutdown: the spool keeps the rest for next time
             self.retries += 1
             self.attempt_failed.set()
@@ -263,6 +265,9 @@ class HttpSink:
             self._wake.wait(wait)
             self._wake.clear()
             backoff = min(backoff * 2, self.max_backoff)
+
+    def _past_close_deadline(self) -> bool:
+        return self._closing.is_set() and time.monotonic() >= self._close_by
 
     def _cycle(self) -> str:
         """One step of the sender: 'sent', 'failed' (back off) or 'idle' (nothing spooled)."""
@@ -337,12 +342,22 @@ class HttpSink:
         return b"".join(line + b"\n" for line in keep)
 
     def close(self, deadline: float = 10.0) -> None:
-        """Flush, then give the sender until the deadline to empty the spool."""
+        """Flush, then give the sender until the deadline to empty the spool.
+
+        Returns only once the sender has stopped: at the deadline it starts no new send, so the
+        wait is bounded by the deadline plus one request's timeout. Returning earlier would leave a
+        sender that could still deliver a batch that the next sink over the same spool sends again.
+        """
         self.flush()
         self._close_by = time.monotonic() + deadline
         self._closing.set()
         self._wake.set()
-        self._thread.join(timeout=deadline)
+        self._thread.join(timeout=deadline + self.timeout + 1.0)
+
+    @property
+    def sending(self) -> bool:
+        """Whether the sender thread still runs (False once close() has returned)."""
+        return self._thread.is_alive()
 
     def _waiting(self) -> int:
         waiting = 0
