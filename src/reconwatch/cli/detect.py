@@ -17,6 +17,8 @@ from rich.console import Console
 from reconwatch.alerts.sinks import FORMATS, AlertSink, open_sink
 from reconwatch.cli.inputs import (
     AlertsOutput,
+    DetectorState,
+    DetectorStateOption,
     EngineOption,
     MemoryLimit,
     QueryTimeout,
@@ -313,6 +315,7 @@ def register(app: typer.Typer) -> None:
                 metavar="FILE",
             ),
         ] = None,
+        state_path: DetectorStateOption = None,
         engine: EngineOption = "duckdb",
         spark_master: SparkMasterOption = None,
     ) -> None:
@@ -347,6 +350,7 @@ def register(app: typer.Typer) -> None:
         sink = open_sink(output, out_format, rules={r.label: r for r in rules}, inputs=paths)
         backend = DatasetBackend(dataset, engine=backend_name)
         learned = _history(history or [], input_format, year)
+        state = DetectorState(state_path, rules, err)
         if replay:
             with limited(limits):
                 schedule = _replay_schedule(rules, backend, max_range, err)
@@ -360,7 +364,9 @@ def register(app: typer.Typer) -> None:
                 space=space,
                 on_run=on_run,
                 history=None if learned is None else DatasetBackend(learned),
+                detectors=state.detectors,
             )
+        state.save()
         if learned is not None:
             _report_unusable(learned, err)
         if replay:

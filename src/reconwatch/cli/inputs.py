@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterable, MutableMapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from reconwatch.engine.native.detector import Detector
+    from reconwatch.rules.model import Rule
 
 # These live with the commands that run without Typer (query): detect and watch take them here.
 from reconwatch.cli.plain import (
@@ -17,6 +25,8 @@ from reconwatch.cli.plain import (
 
 __all__ = [
     "AlertsOutput",
+    "DetectorState",
+    "DetectorStateOption",
     "EngineOption",
     "InputFormatOption",
     "MemoryLimit",
@@ -96,3 +106,42 @@ SparkMasterOption = Annotated[
         metavar="URL",
     ),
 ]
+
+# detect's and watch's --state: the native detectors' learned state, read before and saved after.
+DetectorStateOption = Annotated[
+    str | None,
+    typer.Option(
+        "--state",
+        help="Native detectors' learned state (baselines, walks): read before the run if the "
+        "file exists, saved after it, so the next run goes on from there. An unusable file is "
+        "named on stderr and the detectors start fresh.",
+        metavar="FILE",
+    ),
+]
+
+
+class DetectorState:
+    """--state for one run: the saved detectors of the chosen rules (notices for unusable
+    ones on stderr), and the file they are saved back to."""
+
+    def __init__(self, path: str | None, rules: Iterable[Rule], err: Console) -> None:
+        from reconwatch.engine.native.state import StateFile
+
+        self.rules = [r for r in rules if r.native]
+        self.file = StateFile(Path(path)) if path is not None else None
+        self.detectors: MutableMapping[str, Detector] = {}
+        if self.file is None:
+            return
+        if not self.rules:
+            err.print(f"--state {path}: no native detector rule runs: left as it is", markup=False)
+            return
+        notices = self.file.read()
+        loaded, more = self.file.detectors(self.rules)
+        self.detectors.update(loaded)
+        for line in [*notices, *more]:
+            err.print(f"warning: {line}", markup=False)
+
+    def save(self) -> None:
+        """Write the detectors back (an OutputError naming the file if it cannot be written)."""
+        if self.file is not None and self.rules:
+            self.file.write(self.rules, self.detectors)

@@ -15,7 +15,14 @@ from rich.console import Console
 
 from reconwatch.alerts.sinks import FORMATS, open_sink
 from reconwatch.backends.stream.executor import RealertPolicy, StreamExecutor
-from reconwatch.cli.inputs import AlertsOutput, SyslogYear, print_notes, require_files
+from reconwatch.cli.inputs import (
+    AlertsOutput,
+    DetectorState,
+    DetectorStateOption,
+    SyslogYear,
+    print_notes,
+    require_files,
+)
 from reconwatch.engine import feed
 from reconwatch.engine.native.contact import Contact, contact_of
 from reconwatch.engine.native.watch import NativeWatch
@@ -335,6 +342,7 @@ def register(app: typer.Typer) -> None:
                 metavar="FILE",
             ),
         ] = None,
+        state_path: DetectorStateOption = None,
         year: SyslogYear = None,
     ) -> None:
         """Evaluate rules continuously over a sliding event-time window; alerts print as they fire."""
@@ -362,9 +370,13 @@ def register(app: typer.Typer) -> None:
                 evidence=not no_evidence,
             )
 
+            err = Console(stderr=True, highlight=False, soft_wrap=True)
+            state = DetectorState(state_path, chosen, err)
+
             def create(rule: Rule) -> RuleWatch | NativeWatch:
                 if rule.native:
-                    return NativeWatch.create(rule, space=space)
+                    saved = state.detectors.get(rule.rule_id)
+                    return NativeWatch.create(rule, space=space, detector=saved)
                 return stream_watch(rule)
 
             watches = _create_watches(chosen, failed, create)
@@ -372,7 +384,6 @@ def register(app: typer.Typer) -> None:
             _learn(watches, history or [], input_format, report)
             signals.waiting = False
             sink = open_sink(output, fmt, rules={r.label: r for r in chosen}, inputs=paths)
-            err = Console(stderr=True, highlight=False, soft_wrap=True)
             for left in scheduled:
                 err.print(
                     f"watch: {left.label} left out: it runs on a schedule only (detect, serve)",
@@ -411,6 +422,10 @@ def register(app: typer.Typer) -> None:
                 raise IngestError(f"cannot read: {exc.strerror or exc}", exc.filename) from None
             finally:
                 sink.close()
+            for w in watches:
+                if isinstance(w, NativeWatch):
+                    state.detectors[w.rule.rule_id] = w.executor.detector
+            state.save()
             events = _summary(watches, report, alerts, stats, run.replayed)
             if events == 0 and report.skipped:
                 # Every input unrecognised or every line bad: a clean-looking exit 0 would hide it.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,8 @@ from reconwatch.rules.model import Rule
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from reconwatch.engine.native.detector import Detector
 
 
 class DatasetBackend:
@@ -217,16 +219,19 @@ def detect(
     space: str = "default",
     on_run: OnRun | None = None,
     history: QueryBackend | None = None,
+    detectors: MutableMapping[str, Detector] | None = None,
 ) -> DetectReport:
     """Every run of every rule. A rule the engine refuses (its query, its exceptions) is
     recorded in `failures` and the other rules still run; `on_run` is called after each run.
-    `history`: events from before the period, read only by native detectors, only to learn."""
+    `history`: events from before the period, read only by native detectors, only to learn.
+    `detectors`: native detectors by rule id, restored from a saved state and left there with
+    what they learned (engine.native.state saves them)."""
     report = DetectReport()
     for rule in rules:
         windows = schedule.windows(rule)
         try:
             if rule.native:
-                _detect_native(rule, windows, backend, history, space, report, on_run)
+                _detect_native(rule, windows, backend, history, space, report, on_run, detectors)
             else:
                 _detect_rule(rule, windows, backend, exceptions, evidence, space, report, on_run)
         except ReconwatchError as exc:
@@ -242,12 +247,14 @@ def _detect_native(
     space: str,
     report: DetectReport,
     on_run: OnRun | None,
+    detectors: MutableMapping[str, Detector] | None,
 ) -> None:
     """A native detector over the whole span at once (its state carries across runs); its
     findings come out as the runs that would have seen them. Exceptions do not apply to it."""
     from reconwatch.engine.native.run import run_native
 
-    for run in run_native(rule, windows, backend, history=history, space=space):
+    runs = run_native(rule, windows, backend, history=history, space=space, detectors=detectors)
+    for run in runs:
         report.runs.append((rule, run))
         report.suppressed.append(0)
         if on_run is not None:

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from reconwatch.engine.native.contact import Contact
 from reconwatch.engine.native.detector import Finding, scanner_product
-from reconwatch.engine.native.sketch import BoundedLru, HyperLogLog, PeerSet
+from reconwatch.engine.native.sketch import BloomFilter, BoundedLru, HyperLogLog, PeerSet
+from reconwatch.engine.native.state import BaselineState, BloomState, GroupState
 from reconwatch.plan.values import datetime_from_millis, format_datetime
 from reconwatch.rules.native import DetectorSpec
 
@@ -207,6 +208,26 @@ class BaselineDetector:
             evidence,
         )
 
+    def snapshot(self) -> BaselineState:
+        """Everything the baselines hold, for engine.native.state to save."""
+        return BaselineState(
+            self.first_ms,
+            self.history_until_ms,
+            [_group_state(key, g) for key, g in self.group_map.items.items()],
+            self.group_map.dropped,
+        )
+
+    @classmethod
+    def restore(cls, spec: DetectorSpec, state: BaselineState) -> BaselineDetector:
+        """A detector holding a snapshot's baselines (its bounds the spec's); a ValueError for
+        a snapshot whose sketches do not fit the spec."""
+        detector = cls(spec)
+        detector.first_ms, detector.history_until_ms = state.first_ms, state.history_until_ms
+        for s in state.groups:
+            detector.group_map.set((s.host_id, s.executable), _group(spec, s))
+        detector.group_map.dropped += state.dropped
+        return detector
+
     def state_bytes(self) -> int:
         """Measured size of the state (containers and their entries, not shared strings)."""
         total = sys.getsizeof(self.group_map.items)
@@ -218,3 +239,60 @@ class BaselineDetector:
             if group.new_total is not None:
                 total += group.new_total.nbytes()
         return total
+
+
+def _group_state(key: tuple[str, str], g: _Group) -> GroupState:
+    peers = g.peers
+    bloom = peers.bloom
+    return GroupState(
+        key[0],
+        key[1],
+        g.host_name,
+        g.name,
+        sorted(peers.items) if peers.items is not None else None,
+        BloomState(bloom.size, bloom.hashes, bloom.count, bytes(bloom.bits)) if bloom else None,
+        [(ip, first, hour) for ip, (first, hour) in g.pending.items.items()],
+        g.pending.dropped,
+        list(g.recent.items()),
+        sorted(g.answered),
+        g.outcomes_seen,
+        list(g.known.items.items()),
+        g.known_contacts,
+        bytes(g.new_total.registers) if g.new_total is not None else None,
+        list(g.entity_ids),
+        g.last_alert_ms,
+    )
+
+
+def _group(spec: DetectorSpec, s: GroupState) -> _Group:
+    peers = PeerSet(
+        spec.count("exact_peers"), spec.count("bloom_capacity"), spec.number("bloom_error")
+    )
+    if s.peers_bloom is not None:
+        bloom = BloomFilter(peers.capacity, peers.error)
+        b = s.peers_bloom
+        if (b.size, b.hashes, len(b.bits)) != (bloom.size, bloom.hashes, len(bloom.bits)):
+            raise ValueError("a Bloom filter of another size than the rule's")
+        bloom.bits[:] = b.bits
+        bloom.count = b.count
+        peers.items, peers.bloom = None, bloom
+    for ip in s.peers_exact or ():
+        peers.add(ip)
+    pending: BoundedLru[str, tuple[int, int]] = BoundedLru(spec.count("max_pending"))
+    for ip, first, hour in s.pending:
+        pending.set(ip, (first, hour))
+    pending.dropped += s.pending_dropped
+    group = _Group(s.host_name, s.name, peers, pending, dict(s.recent), set(s.answered))
+    group.outcomes_seen = s.outcomes_seen
+    for ip, why in s.known:
+        group.known.set(ip, why)
+    group.known_contacts = s.known_contacts
+    if s.new_total is not None:
+        hll = HyperLogLog()
+        if len(s.new_total) != len(hll.registers):
+            raise ValueError("a HyperLogLog of another size than the detector's")
+        hll.registers[:] = s.new_total
+        group.new_total = hll
+    group.entity_ids = list(s.entity_ids[-MAX_ENTITY_IDS:])
+    group.last_alert_ms = s.last_alert_ms
+    return group

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from datetime import datetime
 
 from reconwatch.alerts.document import build_alert
@@ -69,11 +69,18 @@ def run_native(
     *,
     history: QueryBackend | None = None,
     space: str = "default",
+    detectors: MutableMapping[str, Detector] | None = None,
 ) -> list[RunResult]:
     """Every run of a native rule: the detector learns from `history` and from the events
     before the first run's window, then each finding in the runs' span becomes an alert of the
-    first run whose window ends at or after it (the run that would have seen it)."""
-    detector = make_detector(rule)
+    first run whose window ends at or after it (the run that would have seen it).
+    `detectors`: saved detectors by rule id (engine.native.state); the rule's is used and left
+    there with what it learned, a fresh one put there if it had none."""
+    detector = detectors.get(rule.rule_id) if detectors is not None else None
+    if detector is None:
+        detector = make_detector(rule)
+    if detectors is not None:
+        detectors[rule.rule_id] = detector
     last = windows[-1]
     if history is not None:
         for contact in read_contacts(history, last.run_at):

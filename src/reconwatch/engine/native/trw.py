@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from reconwatch.engine.native.contact import Contact
 from reconwatch.engine.native.detector import Finding, scanner_product
 from reconwatch.engine.native.sketch import BoundedLru
+from reconwatch.engine.native.state import Observation, TrwState, WalkState
 from reconwatch.plan.values import datetime_from_millis, format_datetime
 from reconwatch.rules.native import DetectorSpec
 
@@ -47,6 +48,19 @@ class _Walk:
         self.started_ms = None
         self.attempts = self.failures = self.successes = self.repeats = 0
         self.observations.clear()
+
+
+def _observation(o: dict[str, object]) -> Observation:
+    ratio = o["likelihood_ratio"]
+    assert isinstance(ratio, float | int)
+    reason = o["reason"]
+    return Observation(
+        str(o["@timestamp"]),
+        str(o["destination"]),
+        str(o["outcome"]),
+        None if reason is None else str(reason),
+        float(ratio),
+    )
 
 
 class TrwDetector:
@@ -170,6 +184,60 @@ class TrwDetector:
             },
         }
         return Finding(contact.time_ms, contact.group, fields, evidence)
+
+    def snapshot(self) -> TrwState:
+        """Everything the walks hold, for engine.native.state to save."""
+        return TrwState(
+            [
+                WalkState(
+                    host_id,
+                    executable,
+                    w.host_name,
+                    w.name,
+                    list(w.peers.items.items()),
+                    w.peers.dropped,
+                    w.log_ratio,
+                    w.started_ms,
+                    w.attempts,
+                    w.failures,
+                    w.successes,
+                    w.repeats,
+                    [_observation(o) for o in w.observations],
+                    list(w.entity_ids),
+                    w.last_alert_ms,
+                )
+                for (host_id, executable), w in self.walks.items.items()
+            ],
+            self.walks.dropped,
+        )
+
+    @classmethod
+    def restore(cls, spec: DetectorSpec, state: TrwState) -> TrwDetector:
+        """A detector holding a snapshot's walks (its bounds the spec's)."""
+        detector = cls(spec)
+        for s in state.walks:
+            peers: BoundedLru[str, int] = BoundedLru(spec.count("max_peers"))
+            for pair, ms in s.peers:
+                peers.set(pair, ms)
+            peers.dropped += s.peers_dropped
+            walk = _Walk(s.host_name, s.name, peers, s.log_ratio, s.started_ms)
+            walk.attempts, walk.failures, walk.successes = s.attempts, s.failures, s.successes
+            walk.repeats = s.repeats
+            walk.observations.extend(
+                {
+                    "@timestamp": o.timestamp,
+                    "destination": o.destination,
+                    "outcome": o.outcome,
+                    "reason": o.reason,
+                    "likelihood_ratio": o.likelihood_ratio,
+                }
+                for o in s.observations
+            )
+            walk.entity_ids = list(s.entity_ids[-MAX_ENTITY_IDS:])
+            walk.last_alert_ms = s.last_alert_ms
+            detector.walks.set((s.host_id, s.executable), walk)
+        detector.walks.dropped += state.dropped
+        return detector
 
     def state_bytes(self) -> int:
         """Measured size of the state (containers and their entries, not shared strings)."""

@@ -57,8 +57,11 @@ class NativeWatch:
     _decoder: msgspec.json.Decoder[object] = field(default_factory=msgspec.json.Decoder)
 
     @classmethod
-    def create(cls, rule: Rule, *, space: str = "default") -> NativeWatch:
-        detector = make_detector(rule)
+    def create(
+        cls, rule: Rule, *, space: str = "default", detector: Detector | None = None
+    ) -> NativeWatch:
+        """The rule's watch, with `detector` (restored from a saved state) or a fresh one."""
+        detector = detector if detector is not None else make_detector(rule)
         run = window_at(rule, datetime(2000, 1, 1, tzinfo=UTC))
         length = int((run.end - run.start) / timedelta(milliseconds=1))
         return cls(rule, NativeState(detector, _Window(length)), space)
