@@ -155,3 +155,82 @@ def test_the_scheduled_update_refreshes_the_evidence_with_ports_and_the_crossing
     finally:
         realtime.close()
         store.close()
+
+
+class _Taken:
+    """A sink that keeps every document it is handed, in order."""
+
+    name = "taken"
+
+    def __init__(self) -> None:
+        self.docs: list[dict[str, object]] = []
+
+    def write(self, alerts) -> None:  # type: ignore[no-untyped-def]
+        self.docs.extend(dict(a) for a in alerts)
+
+    def close(self) -> None:
+        return None
+
+
+def test_sinks_get_the_complete_real_time_alert_then_each_update_once(tmp_path: Path) -> None:
+    """The sinks take a real-time alert only with its crossing point in its evidence (it is
+    stored at once, held from them meanwhile); a later scheduled run that changes it hands the
+    new revision to them again under the same id; a run that changes nothing does not."""
+    from reconwatch.service.delivery import Delivery
+
+    clock = Clock(T0 + timedelta(microseconds=123_456))
+    store = Store(tmp_path, clock)
+    rule = load_builtin("subnet-scanning")
+    taken = _Taken()
+    delivery = Delivery(store, {"taken": taken})
+    realtime = RealTime(store, {rule.rule_id: rule}, on_alerts=lambda _n: delivery.deliver())
+    held: list[float] = []
+    realtime.on_held = held.append
+    realtime.enable(rule.rule_id)
+    realtime.start()
+    store.on_commit = realtime.offer
+    scheduler = Scheduler(store, [rule], clock, evidence=True)
+    scheduler.realtime_groups = realtime.groups
+    try:
+        store.write(_scan(T0, 0, 320))
+        realtime.drain()
+        (first,) = taken.docs
+        assert first["reconwatch.evidence"]["crossing"]["at"] == "2026-03-01T10:00:50.000Z"
+        assert "reconwatch.alert.revision" not in first
+        assert len(held) == 1  # measured: how long the sinks waited for the crossing point
+        store.write(_scan(T0, 320, 80))
+        realtime.drain()
+        clock.now = T0 + timedelta(minutes=5)
+        scheduler.tick()
+        assert delivery.deliver() == 1
+        second = taken.docs[1]
+        assert second["kibana.alert.uuid"] == first["kibana.alert.uuid"]
+        assert second["reconwatch.alert.revision"] == 1
+        assert second["Esql.destination_ip_count_distinct"] == 400
+        assert second["reconwatch.detection.updated_by"] == "scheduled"
+        assert store.get_alert(str(first["kibana.alert.uuid"]))["reconwatch.alert.revision"] == 1
+        # The same window again: only its last_detected would change, nothing is sent.
+        scheduler.run_manual(rule.rule_id, T0 - timedelta(minutes=5), T0 + timedelta(minutes=5))
+        assert delivery.deliver() == 0
+        assert len(taken.docs) == 2
+    finally:
+        realtime.close()
+        delivery.close()
+        store.close()
+
+
+def test_a_held_alert_waits_for_release_and_a_restart_releases_it(tmp_path: Path) -> None:
+    clock = Clock(T0)
+    store = Store(tmp_path, clock)
+    alert = {"kibana.alert.uuid": "a1", "kibana.alert.rule.rule_id": "r", "reconwatch.evidence": {}}
+    store.add_group_alerts([alert], [("[]", T0)], held=True)
+    assert store.undelivered("s") == []
+    assert [a["kibana.alert.uuid"] for a in store.alerts()] == ["a1"]  # the API shows it
+    store.close()
+    store = Store(tmp_path, clock)  # the process that held it stopped
+    assert [i for i, _ in store.undelivered("s")] == ["a1"]
+    store.add_group_alerts([{**alert, "kibana.alert.uuid": "a2"}], [("[]", T0)], held=True)
+    store.release_alert("a2", "crossing", {"at": "x"})
+    pending = dict(store.undelivered("s"))
+    assert pending["a2"]["reconwatch.evidence"] == {"crossing": {"at": "x"}}
+    store.close()

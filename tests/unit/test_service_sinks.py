@@ -220,3 +220,28 @@ def test_sinks_config_tables(tmp_path: Path) -> None:
     config.write_text('sinks = [{ target = "-", retries = 5 }]\n')
     with pytest.raises(Exception, match=r"sinks\.retries: unknown key"):
         load_config(config)
+
+
+def test_es_bulk_sink_replaces_an_updated_alert_under_its_id(tmp_path: Path) -> None:
+    """A later run's revision of an alert goes out again and replaces the first (`index`
+    under the same id), so the receiving index holds one document, the newest."""
+    target_store = Store(tmp_path / "target", _clock)
+    service = open_service(target_store, Limits())
+    store = Store(tmp_path / "source", _clock)
+    _store_alerts(store, "a1")
+    with running(build_app(service)) as url:
+        sink = EsBulkSink(f"es+{url}/my-alerts")
+        delivery = Delivery(store, {sink.name: sink})
+        assert delivery.deliver() == 1
+        doc = store.alerts()[0]
+        store.add_run(
+            RunRecord("r1", NOW, NOW, NOW, "scheduled", 1), [], [("a1", {**doc, "count": 7})]
+        )
+        assert delivery.deliver() == 1
+        assert delivery.deliver() == 0
+        assert target_store.count("my-alerts") == 1
+        (stored,) = [s for _, _, s in target_store.documents(["my-alerts"], None, None, None)]
+        assert stored["count"] == 7 and stored["reconwatch.alert.revision"] == 1
+        delivery.close()
+    service.close()
+    store.close()

@@ -156,6 +156,7 @@ def open_service(
     if realtime is not None:
         store.on_commit = realtime.offer
         realtime.on_alerts = functools.partial(_realtime_alerts, service)
+        realtime.on_held = metrics.realtime_held.observe
         if scheduler is not None:
             scheduler.realtime_groups = realtime.groups
     return service

@@ -154,7 +154,7 @@ class Delivery:
                 state.failures_in_row = 0
                 state.retry_at = 0.0
                 self.last_error.pop(name, None)
-                self.store.mark_delivered(name, [alert_id for alert_id, _ in pending])
+                self.store.mark_delivered(name, pending)
                 done += len(pending)
             return done
 
@@ -174,7 +174,7 @@ class Delivery:
         spec = state.spec
         exhausted = spec.max_attempts is not None and state.failures_in_row >= spec.max_attempts
         if exhausted and spec.dead_letter is not None and _dead_letter(spec.dead_letter, pending):
-            self.store.mark_delivered(name, [alert_id for alert_id, _ in pending])
+            self.store.mark_delivered(name, pending)
             state.dead_lettered += len(pending)
             state.failures_in_row = 0
             return True

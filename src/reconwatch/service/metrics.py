@@ -57,6 +57,12 @@ class Metrics:
             "Alerts stored by the real-time rules",
             registry=self.registry,
         )
+        self.realtime_held = Histogram(
+            "reconwatch_realtime_alert_held_seconds",
+            "How long a real-time alert was held from the sinks while its crossing point was found",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=self.registry,
+        )
         self.sink_failures = Counter(
             "reconwatch_sink_failures",
             "Deliveries to a sink that failed (retried later)",

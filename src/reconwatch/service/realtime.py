@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -57,6 +58,8 @@ class RealTime:
         self.rules = dict(rules)
         self.space = space
         self.on_alerts = on_alerts
+        # Told how long each new alert was held from the sinks (seconds, measured).
+        self.on_held: Callable[[float], None] | None = None
         self.errors: list[str] = []
         self.alerts_created = 0
         self._watched: dict[str, _Watched] = {}
@@ -198,18 +201,29 @@ class RealTime:
         if not alerts:
             return
         groups = [(group_key(a, item.by), _detected(a)) for a in alerts]
-        fresh = self.store.add_group_alerts(alerts, groups)
+        # Stored at once (the API and the UI show it) but held from the sinks until its
+        # crossing point is in its evidence, so a sink gets the complete alert.
+        fresh = self.store.add_group_alerts(alerts, groups, held=True)
         self.alerts_created += len(fresh)
+        for alert in alerts:
+            alert_id = str(alert.get("kibana.alert.uuid"))
+            if alert_id in fresh:
+                started = time.perf_counter()
+                crossing = None
+                try:
+                    crossing = self._crossing(item, alert)
+                finally:
+                    self.store.release_alert(alert_id, "crossing" if crossing else None, crossing)
+                    if self.on_held is not None:
+                        self.on_held(time.perf_counter() - started)
         if fresh and self.on_alerts is not None:
             self.on_alerts(len(fresh))
-        for alert in alerts:
-            if alert.get("kibana.alert.uuid") in fresh:
-                self._add_crossing(item, alert)
 
-    def _add_crossing(self, item: _Watched, alert: Mapping[str, object]) -> None:
-        """The new alert's crossing point, after it is stored and handed on (the stream's
-        trigger time is its batch's, not the crossing event's): the group's events over the
-        alert's run window, one query, counted in time order as a scheduled run's evidence is."""
+    def _crossing(self, item: _Watched, alert: Mapping[str, object]) -> dict[str, object] | None:
+        """The new alert's crossing point, after it is stored (the stream's trigger time is its
+        batch's, not the crossing event's): the group's events over the alert's run window,
+        one query, counted in time order as a scheduled run's evidence is; None when it cannot
+        be found (reported)."""
         rule = item.watch.rule
         try:
             # Up to the store's now, not the alert's window end: that is the batch's ingest
@@ -232,13 +246,12 @@ class RealTime:
             )
         except ReconwatchError as exc:
             self._error(f"{rule.rule_id}: no crossing point: {exc.one_line()}")
-            return
+            return None
         except (KeyError, ValueError) as exc:
             self._error(f"{rule.rule_id}: no crossing point: {exc}")
-            return
+            return None
         crossing = found.get("crossing")
-        if isinstance(crossing, dict):
-            self.store.amend_evidence(str(alert["kibana.alert.uuid"]), "crossing", crossing)
+        return crossing if isinstance(crossing, dict) else None
 
     def _error(self, line: str) -> None:
         self.errors.append(line)

@@ -12,6 +12,7 @@ import msgspec
 
 from reconwatch.alerts.sinks import Alerts, Formatter, register_sink
 from reconwatch.errors import OutputError
+from reconwatch.store.alerts import revision_of
 
 TIMEOUT_SECONDS = 10.0
 # Kibana's alerts index for the default space: a real Kibana shows what lands there.
@@ -57,8 +58,9 @@ def _post(name: str, url: str, body: bytes, content_type: str) -> bytes:
 
 class EsBulkSink:
     """Indexes alerts into an Elasticsearch-compatible `_bulk` endpoint (`es+http://host:port`
-    or `es+https://...`, an optional `/index` path; default Kibana's alerts index), each with
-    `create` under its alert id, so delivering one twice stores it once (409 counts as done)."""
+    or `es+https://...`, an optional `/index` path; default Kibana's alerts index) under their
+    alert ids: a first revision with `create`, so delivering it twice stores it once (409
+    counts as done); an update (a later run's revision) with `index`, which replaces it."""
 
     def __init__(self, target: str, _formatter: Formatter | None = None) -> None:
         self.name = target
@@ -71,7 +73,8 @@ class EsBulkSink:
             return
         lines: list[bytes] = []
         for alert in alerts:
-            meta = {"create": {"_index": self.index, "_id": alert.get("kibana.alert.uuid")}}
+            action = "index" if revision_of(alert) > 0 else "create"
+            meta = {action: {"_index": self.index, "_id": alert.get("kibana.alert.uuid")}}
             lines.append(msgspec.json.encode(meta))
             lines.append(msgspec.json.encode(alert))
         body = b"\n".join(lines) + b"\n"

@@ -44,9 +44,12 @@ def insert_alerts(
     alerts: Sequence[Mapping[str, object]],
     now: datetime,
     groups: Sequence[tuple[str, datetime]] | None = None,
+    *,
+    held: bool = False,
 ) -> list[str]:
     """Store the alerts not stored yet; the ids of those that were new, in order. `groups`:
-    each real-time alert's group key and detection time."""
+    each real-time alert's group key and detection time; `held`: kept from the sinks until
+    released (`release_alert`)."""
     ids = [str(a[ALERT_ID]) for a in alerts]
     if not ids:
         return []
@@ -78,13 +81,14 @@ def insert_alerts(
                 *(_text(alert.get(f)) for f in FILTER_FIELDS),
                 key,
                 at,
+                held,
             )
         )
     if rows:
         cur.executemany(
             "INSERT INTO alerts (id, rule_id, created, status, status_by, status_at, document, "
-            f"{', '.join(FILTER_FIELDS.values())}, group_key, detected) "
-            f"VALUES ({', '.join('?' * 13)})",
+            f"{', '.join(FILTER_FIELDS.values())}, group_key, detected, held) "
+            f"VALUES ({', '.join('?' * 14)})",
             rows,
         )
     return fresh
@@ -114,11 +118,51 @@ def find_group_alert(
 
 
 def update_documents(
-    cur: duckdb.DuckDBPyConnection, updates: Sequence[tuple[str, Mapping[str, object]]]
-) -> None:
+    cur: duckdb.DuckDBPyConnection,
+    updates: Sequence[tuple[str, Mapping[str, object]]],
+    *,
+    revise: bool = True,
+) -> list[str]:
+    """Rewrite the documents; with `revise`, an alert whose document changed in more than its
+    `kibana.alert.last_detected` gets the next revision (`reconwatch.alert.revision` in the
+    document too), which the sinks take again. The ids revised."""
+    revised: list[str] = []
     for alert_id, doc in updates:
+        row = cur.execute(
+            "SELECT document, revision FROM alerts WHERE id = ?", [alert_id]
+        ).fetchone()
+        if row is None:
+            continue
+        revision = int(row[1] or 0)
+        if revise and _changed(msgspec.json.decode(row[0]), doc):
+            revision += 1
+            doc = {**doc, REVISION: revision}
+            revised.append(alert_id)
         body = msgspec.json.encode(doc).decode("utf-8")
-        cur.execute("UPDATE alerts SET document = ? WHERE id = ?", [body, alert_id])
+        cur.execute(
+            "UPDATE alerts SET document = ?, revision = ? WHERE id = ?", [body, revision, alert_id]
+        )
+    return revised
+
+
+# Fields a later run's update sets every time: on their own they are no news for a sink.
+_HEARTBEAT = (
+    "kibana.alert.last_detected",
+    "reconwatch.detection.updated_by",
+    "reconwatch.alert.revision",
+)
+REVISION = "reconwatch.alert.revision"
+
+
+def revision_of(doc: Mapping[str, object]) -> int:
+    """The revision a stored document carries (0 before any update)."""
+    value = doc.get(REVISION, 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _changed(before: Mapping[str, object], after: Mapping[str, object]) -> bool:
+    keys = (set(before) | set(after)) - set(_HEARTBEAT)
+    return any(before.get(k) != after.get(k) for k in keys)
 
 
 def insert_run(cur: duckdb.DuckDBPyConnection, run: RunRecord) -> None:

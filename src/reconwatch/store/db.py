@@ -20,7 +20,13 @@ from reconwatch.errors import ReconwatchError
 from reconwatch.rules.exceptions import ExceptionList
 from reconwatch.store import alerts as alert_table
 from reconwatch.store import context, exceptions, schema, settings
-from reconwatch.store.alerts import AlertFilter, RunRecord, insert_alerts, insert_run
+from reconwatch.store.alerts import (
+    AlertFilter,
+    RunRecord,
+    insert_alerts,
+    insert_run,
+    revision_of,
+)
 from reconwatch.store.events import NewEvent, Written, arrow_rows, naive_utc, plan_batch
 
 DB_FILE = "reconwatch.duckdb"
@@ -57,6 +63,9 @@ class Store:
         for ddl in schema.ALL:
             self._con.execute(ddl)
         self._fill_filter_columns()
+        # Alerts an earlier process held back while completing their evidence (it stopped
+        # before it finished): the sinks take them as they are rather than never.
+        self._con.execute("UPDATE alerts SET held = false WHERE held")
         self._writer = self._con.cursor()
         row = self._writer.execute("SELECT coalesce(max(seq) + 1, 0) FROM events").fetchone()
         self._next_seq = int(row[0]) if row else 0
@@ -345,24 +354,31 @@ class Store:
         return fresh
 
     def add_group_alerts(
-        self, alerts: Sequence[Mapping[str, object]], groups: Sequence[tuple[str, datetime]]
+        self,
+        alerts: Sequence[Mapping[str, object]],
+        groups: Sequence[tuple[str, datetime]],
+        *,
+        held: bool = False,
     ) -> list[str]:
-        """Store real-time alerts with their group keys and detection times; the new ids."""
+        """Store real-time alerts with their group keys and detection times; the new ids.
+        `held`: the sinks do not take them until `release_alert`."""
         with self._transaction("storing real-time alerts") as cur:
-            fresh = insert_alerts(cur, alerts, self.clock(), groups)
+            fresh = insert_alerts(cur, alerts, self.clock(), groups, held=held)
         return fresh
 
-    def amend_evidence(self, alert_id: str, key: str, value: object) -> None:
-        """Set one key of a stored alert's evidence (read and written in one transaction, so a
-        run updating the alert meanwhile is not undone)."""
+    def release_alert(self, alert_id: str, key: str | None = None, value: object = None) -> None:
+        """Let the sinks take a held alert, with one key of its evidence set first when `key`
+        is given (read and written in one transaction, so a run updating the alert meanwhile is
+        not undone)."""
         with self._transaction(f"amending alert {alert_id}") as cur:
             row = cur.execute("SELECT document FROM alerts WHERE id = ?", [alert_id]).fetchone()
-            if row is not None:
+            if row is not None and key is not None:
                 doc = msgspec.json.decode(row[0])
                 evidence = doc.get("reconwatch.evidence")
                 if isinstance(evidence, dict) and key not in evidence:
                     evidence[key] = value
-                    alert_table.update_documents(cur, [(alert_id, doc)])
+                    alert_table.update_documents(cur, [(alert_id, doc)], revise=False)
+            cur.execute("UPDATE alerts SET held = false WHERE id = ?", [alert_id])
 
     def group_alert(
         self, rule_id: str, key: str, start: datetime, end: datetime
@@ -537,26 +553,41 @@ class Store:
         self._on_cursor(settings.set_step, alert_id, step, done, user, self.clock())
 
     def undelivered(self, sink: str, limit: int = 1000) -> list[tuple[str, dict[str, object]]]:
-        """(id, document) of the alerts `sink` has not taken yet, oldest first."""
+        """(id, document) of the alerts `sink` has not taken yet in their current revision
+        (new ones, and ones a later run updated since), oldest first; held alerts wait."""
         cur = self.cursor()
         try:
             rows = cur.execute(
-                "SELECT a.id, a.document FROM alerts a WHERE NOT EXISTS (SELECT 1 FROM deliveries d"
-                " WHERE d.alert_id = a.id AND d.sink = ?) ORDER BY a.created, a.rowid LIMIT ?",
+                "SELECT a.id, a.document FROM alerts a WHERE NOT coalesce(a.held, false) "
+                "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND "
+                "d.sink = ? AND d.revision >= coalesce(a.revision, 0)) "
+                "ORDER BY a.created, a.rowid LIMIT ?",
                 [sink, limit],
             ).fetchall()
         finally:
             cur.close()
         return [(r[0], msgspec.json.decode(r[1])) for r in rows]
 
-    def mark_delivered(self, sink: str, ids: Sequence[str]) -> None:
+    def mark_delivered(self, sink: str, taken: Sequence[tuple[str, Mapping[str, object]]]) -> None:
+        """The sink took these (id, document) pairs: each document's revision is recorded, so a
+        later revision is delivered again."""
         cur = self.cursor()
         try:
             now = naive_utc(self.clock())
-            table = pa.table({"alert_id": list(ids), "sink": [sink] * len(ids)})
+            table = pa.table(
+                {
+                    "alert_id": [alert_id for alert_id, _ in taken],
+                    "sink": [sink] * len(taken),
+                    "revision": pa.array([revision_of(doc) for _, doc in taken], pa.int32()),
+                }
+            )
             cur.register("rw_delivered", table)
             cur.execute(
-                "INSERT OR IGNORE INTO deliveries SELECT alert_id, sink, ? FROM rw_delivered", [now]
+                "INSERT INTO deliveries (alert_id, sink, delivered, revision) "
+                "SELECT alert_id, sink, ?, revision FROM rw_delivered "
+                "ON CONFLICT (alert_id, sink) DO UPDATE SET delivered = excluded.delivered, "
+                "revision = greatest(deliveries.revision, excluded.revision)",
+                [now],
             )
             cur.unregister("rw_delivered")
         finally:

@@ -93,6 +93,16 @@ CREATE TABLE IF NOT EXISTS deliveries (
 )
 """
 
+# An alert's revision: 0 as first stored, one more each time a later run changes its document
+# (Kibana-style updates in place); `held`: a real-time alert whose evidence is still being
+# completed (its crossing point), kept from the sinks until then. A delivery records the
+# revision the sink took, so an updated alert is delivered again under the same id.
+ALERT_REVISIONS = (
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS revision INTEGER DEFAULT 0",
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS held BOOLEAN DEFAULT false",
+    "ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS revision INTEGER DEFAULT 0",
+)
+
 # The fields the triage queue filters by, copied out of each alert document so that filtering
 # 100,000 alerts reads four narrow columns instead of every document (added to older stores).
 ALERT_FILTER_COLUMNS = tuple(
@@ -180,6 +190,7 @@ ALL = (
     *ALERT_GROUPS,
     RUNS,
     DELIVERIES,
+    *ALERT_REVISIONS,
     *ALERT_FILTER_COLUMNS,
     RUN_DURATION,
     EXCEPTION_LISTS,
