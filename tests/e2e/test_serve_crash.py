@@ -1,5 +1,6 @@
 """kill -9 of the real `reconwatch serve` process mid-ingest, and mid-run and mid-delivery, then a
-restart: no acknowledged event lost, no window skipped, no duplicate alert, no alert lost in a sink."""
+restart: no acknowledged event lost, no window skipped, no duplicate alert, no alert lost in a sink;
+and killed inside the store's write transactions, held there by the test-only pause hook."""
 
 from __future__ import annotations
 
@@ -208,3 +209,141 @@ def test_kill_mid_run_and_mid_delivery(tmp_path: Path, hook: _Hook, kill_after_a
     # A restart soon after a run does not run the rule again (its next run is not due).
     subnet = [h for h in history if h[0] == scanner[0]["kibana.alert.rule.rule_id"]]
     assert len(subnet) == 1, history
+
+
+def _paused(signal_file: Path, proc: subprocess.Popen[bytes]) -> dict[str, object]:
+    """The test hook's report once the process holds its transaction open (RECONWATCH_TEST_PAUSE)."""
+    while not signal_file.exists():
+        assert proc.poll() is None, "serve exited before reaching the pause"
+        threading.Event().wait(0.01)
+    report: dict[str, object] = json.loads(signal_file.read_text())
+    assert report["pid"] == proc.pid
+    return report
+
+
+def _count_rows(data: Path, sql: str) -> list[tuple[object, ...]]:
+    con = duckdb.connect(str(data / "reconwatch.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_kill_inside_the_event_write_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer is held inside its transaction (after the INSERT, before the COMMIT) by the
+    test-only hook, which names the ids it holds, and killed there: the acknowledged events are
+    stored, the held ones are not (the kill did land inside the transaction), and after a restart
+    the clients' retries store every event exactly once."""
+    data = tmp_path / "data"
+    signal_file = tmp_path / "paused.json"
+    monkeypatch.setenv("RECONWATCH_TEST_PAUSE", f"events@3000:{signal_file}")
+    proc, url = _start(["--data-dir", str(data), "--no-builtin-rules"])
+    monkeypatch.delenv("RECONWATCH_TEST_PAUSE")
+    acked: set[str] = set()
+    unacked: list[int] = []  # first ids of the requests never answered
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def send(start: int) -> None:
+        n = start
+        with httpx.Client(timeout=None) as client:
+            while not stop.is_set():
+                try:
+                    answer = client.post(
+                        f"{url}/_bulk",
+                        content=_bulk(n, 500),
+                        headers={"Content-Type": "application/x-ndjson"},
+                    )
+                except httpx.HTTPError:
+                    with lock:
+                        unacked.append(n)  # the process died under this request
+                    return
+                assert answer.status_code in (200, 429)
+                if answer.status_code == 429:
+                    continue  # retried as the client's helpers retry
+                with lock:
+                    acked.update(i["create"]["_id"] for i in answer.json()["items"])
+                n += 1000
+
+    senders = [threading.Thread(target=send, args=(s,)) for s in (0, 500)]
+    for t in senders:
+        t.start()
+    held = _paused(signal_file, proc)
+    assert held["what"] == "events"
+    held_ids = set(held["ids"])  # type: ignore[arg-type]
+    assert held_ids, held
+    _kill(proc)
+    stop.set()
+    for t in senders:
+        t.join()
+    stored = _stored_ids(data)
+    assert len(acked) >= 3000
+    assert acked <= stored, "an acknowledged event was lost"
+    assert not held_ids & stored, "the held transaction's events were committed: not mid-write"
+    assert not held_ids & acked
+    # Restart; the clients send the requests they had no answer for again.
+    proc, url = _start(["--data-dir", str(data), "--no-builtin-rules"])
+    with httpx.Client(timeout=60) as client:
+        for n in unacked:
+            answer = client.post(
+                f"{url}/_bulk",
+                content=_bulk(n, 500),
+                headers={"Content-Type": "application/x-ndjson"},
+            )
+            statuses = {i["create"]["status"] for i in answer.json()["items"]}
+            assert statuses <= {201, 409}
+    _stop(proc)
+    resent = {f"e{n + k}" for n in unacked for k in range(500)}
+    assert held_ids <= resent
+    ((total, distinct),) = _count_rows(data, "SELECT count(*), count(DISTINCT id) FROM events")
+    assert total == distinct, "an event was stored twice"
+    assert _stored_ids(data) == acked | resent, "an event was lost"
+
+
+def test_kill_inside_the_alert_transaction(
+    tmp_path: Path, hook: _Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rule run that stores the scan's alert is held inside its transaction (alert and run
+    record written, not committed) and killed there: neither is in the store; the restart runs
+    the rule again and stores that alert (the same Kibana id) once, and the sink takes it once."""
+    data = tmp_path / "data"
+    config = tmp_path / "serve.toml"
+    config.write_text(f'data_dir = "{data}"\nsinks = ["{hook.url}"]\nrealtime = []\n')
+    args = ["--config", str(config)]
+    proc, url = _start([*args, "--no-builtin-rules"])
+    assert httpx.post(f"{url}/_bulk", content=_scan_body("/tmp/scanner")).status_code == 200
+    _stop(proc)
+    signal_file = tmp_path / "paused.json"
+    monkeypatch.setenv("RECONWATCH_TEST_PAUSE", f"alerts:{signal_file}")
+    proc, url = _start(args)
+    monkeypatch.delenv("RECONWATCH_TEST_PAUSE")
+    held = _paused(signal_file, proc)
+    assert held["what"] == "alerts"
+    assert len(held["ids"]) == 1  # type: ignore[arg-type]
+    _kill(proc)
+    assert _count_rows(data, "SELECT id FROM alerts") == [], "the held alert was committed"
+    runs = _count_rows(data, "SELECT rule_id, alerts FROM rule_runs WHERE alerts > 0")
+    assert runs == [], "the held run record was committed"
+    assert hook.taken == []
+    proc, url = _start(args)
+    for _ in range(120):  # seconds at most; each wake looks again
+        if hook.taken:
+            break
+        hook.got.wait(1)
+        hook.got.clear()
+    _stop(proc)
+    # The run again, at its new start time: a new window, so Kibana's id for the alert is new
+    # (the held one never existed outside the killed transaction).
+    stored = _count_rows(data, "SELECT id, document FROM alerts")
+    assert len(stored) == 1, "no duplicate alert and none lost"
+    assert json.loads(str(stored[0][1]))["process.executable"] == "/tmp/scanner"
+    assert hook.taken == [stored[0][0]], "the sink took it once"
+    rule_id = json.loads(str(stored[0][1]))["kibana.alert.rule.rule_id"]
+    runs = _count_rows(data, f"SELECT alerts FROM rule_runs WHERE rule_id = '{rule_id}'")
+    assert runs == [(1,)], "the held run is not in the history; the restart's run is, once"
+    (events,) = _count_rows(data, "SELECT count(*), count(DISTINCT id) FROM events")
+    assert events == (300, 300)
+    gaps = _count_rows(data, "SELECT gap_ms FROM rule_runs WHERE gap_ms > 0")
+    assert gaps == []

@@ -28,6 +28,7 @@ from reconwatch.store.alerts import (
     revision_of,
 )
 from reconwatch.store.events import NewEvent, Written, arrow_rows, naive_utc, plan_batch
+from reconwatch.store.testhook import pause_point
 
 DB_FILE = "reconwatch.duckdb"
 DEFAULT_RETENTION = timedelta(days=7)
@@ -167,6 +168,7 @@ class Store:
                 cur.execute("INSERT INTO events SELECT * FROM rw_new_events")
                 self._remember_ids(cur, pending.chosen, pending.rows)
                 self._remember_indices(cur, table, now)
+                pause_point("events", [r[2] for r in pending.rows], self._next_seq)
                 cur.execute("COMMIT")
             except duckdb.Error as exc:
                 cur.execute("ROLLBACK")
@@ -351,6 +353,8 @@ class Store:
             fresh = insert_alerts(cur, alerts, self.clock())
             alert_table.update_documents(cur, updates)
             insert_run(cur, run)
+            if fresh:
+                pause_point("alerts", fresh)
         return fresh
 
     def add_group_alerts(
@@ -364,6 +368,8 @@ class Store:
         `held`: the sinks do not take them until `release_alert`."""
         with self._transaction("storing real-time alerts") as cur:
             fresh = insert_alerts(cur, alerts, self.clock(), groups, held=held)
+            if fresh:
+                pause_point("alerts", fresh)
         return fresh
 
     def release_alert(self, alert_id: str, key: str | None = None, value: object = None) -> None:
