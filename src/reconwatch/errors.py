@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from reconwatch.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Span:
     """A region of query text: 1-based line and column of its start, 0-based offsets [start, end)."""
 

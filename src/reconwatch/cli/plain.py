@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconwatch.errors import UsageError
 from reconwatch.plan.limits import DEFAULT_MEMORY, QueryLimits, parse_memory, parse_seconds
+from reconwatch.records import record
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 _ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Option:
     """A long option: a flag, a value (`choices` limits it), or a value given any number of times."""
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from reconwatch import __version__ as _pkg_version
+from reconwatch.records import record
 
 AGENT_TYPE = "reconwatch-sensor"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HostInfo:
     """The host.* and agent.* fields stamped on every event."""
 

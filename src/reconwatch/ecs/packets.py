@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 
 from reconwatch.ecs.flow import ICMP_PROBES, Flow, to_ecs
 from reconwatch.ecs.network import ATTEMPTED, RESULT
+from reconwatch.records import record
 
 DATASET = "network_traffic.flow"
 INDEX = "logs-network_traffic.flow-default"
@@ -19,7 +19,7 @@ _UNREACHABLE = {"icmp": (3, 3), "ipv6-icmp": (1, 4)}
 _FLAG_LETTERS = (("F", 0x01), ("S", 0x02), ("R", 0x04), ("P", 0x08), ("A", 0x10), ("U", 0x20))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Packet:
     """What the summariser needs of one IP packet. For an ICMP error, `inner` is the packet it
     quotes (the probe that failed)."""

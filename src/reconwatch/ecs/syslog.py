@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass
 from datetime import datetime
+
+from reconwatch.records import record
 
 _MONTHS = {m: i for i, m in enumerate(calendar.month_abbr) if m}
 # "Mar 11 20:35:11 host tag[pid]: message" (BSD syslog, no year)
@@ -25,7 +26,7 @@ _DMESG = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SyslogLine:
     timestamp: float | None  # None: no stamp at all (a bare kernel message)
     host: str | None

@@ -8,10 +8,11 @@ Every node's `span` covers its whole source text; the default name of an unnamed
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal as Lit
 
 from reconwatch.errors import Span
+from reconwatch.records import record
 
 NO_SPAN = Span(0, 0, 0, 0)
 
@@ -38,7 +39,7 @@ TimeUnit = Lit[
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Literal:
     """null, 42, 4.2, "text" (value already unescaped), true/false, or a ?param (value = its name)."""
 
@@ -47,7 +48,7 @@ class Literal:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TimeSpan:
     """`1 hour`, `61 minutes`, `1h`: amount and the normalised unit; unit_text keeps the spelling."""
 
@@ -57,7 +58,7 @@ class TimeSpan:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ListLiteral:
     """`[1, 2, 3]`: a multivalue constant."""
 
@@ -65,7 +66,7 @@ class ListLiteral:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MapLiteral:
     """`{"fuzziness": 1, "boost": 2.0}`: named options, only as a function's last argument."""
 
@@ -73,7 +74,7 @@ class MapLiteral:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Field:
     """A (possibly dotted, possibly back-quoted) column name: `host.os.type`, `` `AVG(x)` ``."""
 
@@ -81,7 +82,7 @@ class Field:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Call:
     """A function call; `name` lower-cased. `count(*)` has star=True and no args."""
 
@@ -91,7 +92,7 @@ class Call:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Unary:
     """Arithmetic negation or plus: `-x`, `+x`."""
 
@@ -103,7 +104,7 @@ class Unary:
 BinaryOp = Lit["+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "=~"]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Binary:
     """Arithmetic or comparison."""
 
@@ -113,7 +114,7 @@ class Binary:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class And:
     """`a AND b AND c`: one node for the whole chain (at least two operands), so that a rule with
     thousands of terms is a wide node, not a deep tree. A parenthesised chain stays its own node."""
@@ -122,7 +123,7 @@ class And:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Or:
     """`a OR b OR c`: one node for the whole chain, like And."""
 
@@ -130,13 +131,13 @@ class Or:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Not:
     operand: Expr
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class In:
     """`x [NOT] IN (a, b, ...)`."""
 
@@ -146,7 +147,7 @@ class In:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Like:
     """`x [NOT] LIKE "p"`, `x LIKE ("p1", "p2")`, and RLIKE (regex=True). Patterns are unescaped
     string values; pattern-level escapes (`\\*`) are still in them."""
@@ -159,7 +160,7 @@ class Like:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class IsNull:
     """`x IS [NOT] NULL`."""
 
@@ -168,7 +169,7 @@ class IsNull:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Cast:
     """`x::type` (type name lower-cased as written, e.g. "ip", "long", "datetime")."""
 
@@ -177,7 +178,7 @@ class Cast:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Match:
     """`field : "query"` full-text match operator (parsed so rules load; executors refuse it)."""
 
@@ -242,7 +243,7 @@ def walk(node: Expr) -> Iterator[Expr]:
 # Command parts
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Assign:
     """`name = expr` or a bare `expr` (name None: the column is named by the expression's text)."""
 
@@ -251,7 +252,7 @@ class Assign:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AggField:
     """One STATS aggregate: `[name =] expr [WHERE cond]`."""
 
@@ -261,7 +262,7 @@ class AggField:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SortItem:
     expr: Expr
     descending: bool = False
@@ -273,7 +274,7 @@ class SortItem:
 # Commands
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class From:
     """`FROM idx1, idx-*, "quoted" [METADATA _id, _index]`."""
 
@@ -282,25 +283,25 @@ class From:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Row:
     fields: tuple[Assign, ...]
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Where:
     condition: Expr
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Eval:
     fields: tuple[Assign, ...]
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Keep:
     """Name patterns (`*` wildcards allowed), in order."""
 
@@ -308,13 +309,13 @@ class Keep:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Drop:
     patterns: tuple[str, ...]
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Rename:
     """Pairs (old, new); both `old AS new` and `new = old` parse to the same pair."""
 
@@ -322,7 +323,7 @@ class Rename:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Stats:
     """`STATS aggs [BY groups]`; inline=True for `INLINE STATS` (parsed; not executed)."""
 
@@ -332,25 +333,25 @@ class Stats:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Sort:
     items: tuple[SortItem, ...]
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Limit:
     count: int
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MvExpand:
     field: str
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Dissect:
     """`DISSECT expr "pattern" [APPEND_SEPARATOR = "sep"]`."""
 
@@ -360,14 +361,14 @@ class Dissect:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Grok:
     value: Expr
     pattern: str
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Unsupported:
     """A command that parses but that reconwatch does not run (ENRICH, LOOKUP JOIN, COMPLETION,
     FORK, ...). `name` is its keyword(s) upper-cased; `text` its source text, kept for rendering."""
@@ -395,7 +396,7 @@ Command = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Query:
     """A whole query: a source command then processing commands. `source` is the original text."""
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 
+from reconwatch.records import record
 from reconwatch.types import DataType as T
 
 
@@ -29,7 +29,7 @@ VALUE: TypeSet = ORDERED  # every storable (non-spatial, non-temporal-amount) ty
 ANY: TypeSet = VALUE | TEMPORAL_AMOUNT
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Param:
     """One parameter: its name (for messages), accepted types, and whether it may be omitted."""
 
@@ -41,7 +41,7 @@ class Param:
 ResultRule = Callable[[Sequence[T]], T]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FunctionDef:
     """A registered function or operator.
 

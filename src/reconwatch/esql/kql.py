@@ -6,7 +6,6 @@ import contextlib
 import fnmatch
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 
 from reconwatch.errors import (
     QueryError,
@@ -18,6 +17,7 @@ from reconwatch.errors import (
 )
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values
+from reconwatch.records import record
 from reconwatch.types import DataType as T
 
 # Characters an unquoted KQL literal cannot hold unescaped (`*` is a wildcard instead).
@@ -32,7 +32,7 @@ _STRINGS = frozenset({T.KEYWORD, T.TEXT})
 # value has wildcards exactly when it has more than one chunk ("a*b" -> ("a", "b")).
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Value:
     chunks: tuple[str, ...]
     quoted: bool
@@ -48,7 +48,7 @@ class Value:
         return len(self.chunks) > 1
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Bool:
     """`and` / `or` over two or more operands (KQL terms or, inside `field:(...)`, values)."""
 
@@ -56,12 +56,12 @@ class Bool:
     items: tuple[Node, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Not:
     operand: Node
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FieldMatch:
     """`field: values`; `values` is a Value or a Bool/Not tree of Values; `field: *` is Exists."""
 
@@ -69,19 +69,19 @@ class FieldMatch:
     values: Node
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Exists:
     field: Value
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Range:
     field: Value
     op: str  # gt gte lt lte
     value: Value
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Nested:
     """`field: { query }` (nested documents)."""
 
@@ -89,7 +89,7 @@ class Nested:
     query: Node
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FreeText:
     """Values without a field: a search over the index's default fields."""
 
@@ -126,7 +126,7 @@ def _too_deep(node: Node) -> bool:
 # Where the KQL text sits in the ES|QL query
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Located:
     """A KQL string and, for each of its characters, the offset in the ES|QL source it came from."""
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass
 from typing import Literal as Lit
 
 from reconwatch.errors import QuerySyntaxError, Span
+from reconwatch.records import record
 
 TokenKind = Lit["ident", "keyword", "int", "decimal", "string", "param", "op", "pattern", "eof"]
 
@@ -35,7 +35,7 @@ _PATTERN_CHARS = _IDENT_BODY | frozenset("@.*")
 _SOURCE_STOP = frozenset(',|"()[]{};')
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Token:
     """One lexeme. `value` is the decoded payload: a name, keyword (lower-cased), int, float,
     unescaped string, parameter name, operator text or pattern text."""

@@ -9,6 +9,7 @@ from itertools import combinations, pairwise
 
 import duckdb
 
+from reconwatch.records import record
 from reconwatch.types import DataType as T
 
 # Error texts raised from SQL (DuckDB's error()) that make the dataset change course and re-run:
@@ -46,7 +47,7 @@ _V4 = rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}"
 _ISO = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?Z?"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Leaf:
     """One field the scan produces: its dotted name, type, and how a misfit value is treated."""
 

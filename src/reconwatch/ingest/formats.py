@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from reconwatch.errors import IngestError, UsageError
 from reconwatch.ingest.head import Head, read_head
+from reconwatch.records import record
 
 if TYPE_CHECKING:
     from reconwatch.ingest.report import IngestReport
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 Reader = Callable[[Path, "IngestReport"], Iterator[tuple[int, object]]]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class InputFormat:
     """An input format: how it is recognised, read, and which readers may take it.
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
+
+from reconwatch.records import record
 
 # Bytes a sniffer sees: enough for several long NDJSON lines (Defend events are ~1.5 KB).
 HEAD_BYTES = 64 << 10
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Head:
     """The start of a file as sniffers see it: stored bytes, and the decompressed start of a
     gzip file (`data` is `raw` for a plain one). `broken`: the gzip stream could not be read."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mmap
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
@@ -13,6 +13,7 @@ import msgspec
 
 from reconwatch.plan import values
 from reconwatch.plan.documents import JSON_ERRORS, Flat, check_depth, convert_leaf, flatten
+from reconwatch.records import record
 from reconwatch.types import DataType as T
 
 # Lines looked at on each side of where the binary search lands: files written in arrival
@@ -31,7 +32,7 @@ class _Stamp(msgspec.Struct):
 _STAMP = msgspec.json.Decoder(_Stamp)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Wanted:
     """An event known by its time and some converted field values (a value or a list of them)."""
 
@@ -59,7 +60,7 @@ class Wanted:
         return True
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Located:
     """A line found: its file, its byte offset and its leaves as read (unconverted)."""
 

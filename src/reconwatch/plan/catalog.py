@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from reconwatch.plan.nodes import Column
+from reconwatch.records import record
 
 
 class Catalog(Protocol):
@@ -20,7 +21,7 @@ class Catalog(Protocol):
     def fields(self, indices: tuple[str, ...]) -> Mapping[str, Column]: ...
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StaticCatalog:
     """A catalog with one fixed field set for every index pattern (tests, ROW-only queries)."""
 

@@ -16,9 +16,10 @@ Value conventions shared by every executor (inputs and results):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from reconwatch.errors import Span
+from reconwatch.records import record
 from reconwatch.types import DataType
 
 NO_SPAN = Span(0, 0, 0, 0)
@@ -28,7 +29,7 @@ def _span() -> Span:
     return field(default=NO_SPAN, compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TemporalAmount:
     """A time span constant: calendar part (months, days) and exact part (milliseconds)."""
 
@@ -37,7 +38,7 @@ class TemporalAmount:
     millis: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Column:
     """A column of a step's output: its name, type, and whether a row may hold a multivalue."""
 
@@ -50,7 +51,7 @@ class Column:
 # Expressions: three node kinds only, so each executor has one table of functions to implement.
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Const:
     """A constant (see the module docstring for value conventions)."""
 
@@ -63,7 +64,7 @@ class Const:
         return isinstance(self.value, list)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Ref:
     """A reference to a column of the previous step's output."""
 
@@ -73,7 +74,7 @@ class Ref:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Call:
     """A scalar function or operator application.
 
@@ -137,7 +138,7 @@ def refs(expr: Expr) -> set[str]:
     return set()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AggCall:
     """An aggregate function inside STATS: count, count_distinct, values, min, max, sum, avg, ...
 
@@ -158,7 +159,7 @@ class AggCall:
 # Steps. Each knows its output columns, in order.
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Source:
     """FROM: the indices (patterns as written), METADATA columns, and the source fields the rest of
     the plan reads (projection pushdown: an executor loads only these)."""
@@ -170,7 +171,7 @@ class Source:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RowSource:
     """ROW a = 1, b = "x": one row of constants (expressions already folded where possible)."""
 
@@ -179,7 +180,7 @@ class RowSource:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Filter:
     """WHERE: keeps rows whose condition is true (false and null drop the row)."""
 
@@ -188,7 +189,7 @@ class Filter:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Eval:
     """EVAL: assignments applied left to right, each seeing the ones before it. A name that already
     exists is replaced and moves to the end, as in Elasticsearch; `columns` is the result order."""
@@ -198,7 +199,7 @@ class Eval:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Project:
     """KEEP / DROP / RENAME reduced to one projection: (output name, input column name) pairs."""
 
@@ -207,7 +208,7 @@ class Project:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Aggregate:
     """STATS ... BY: one output row per distinct combination of group keys (a multivalued key puts
     the row into every group; null is a key). Output columns: aggregates in order, then keys.
@@ -222,7 +223,7 @@ class Aggregate:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class InlineAggregate:
     """INLINE STATS ... BY: STATS's groups computed over the input, attached to every input row
     instead of collapsing them (the row count does not change).
@@ -244,14 +245,14 @@ class InlineAggregate:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SortKey:
     expr: Expr
     descending: bool = False
     nulls_first: bool = False  # already defaulted by the analyser: False for ASC, True for DESC
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Sort:
     """SORT: multivalued keys sort by their minimum ascending and their maximum descending."""
 
@@ -260,14 +261,14 @@ class Sort:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Limit:
     count: int
     columns: tuple[Column, ...]
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MvExpand:
     """MV_EXPAND: one row per value of `column` (null and single values pass through unchanged)."""
 
@@ -276,7 +277,7 @@ class MvExpand:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Extract:
     """DISSECT and GROK: match `value` against a compiled regular expression whose named groups
     become new keyword (or typed, for GROK's :int/:float) columns; no match gives nulls.
@@ -298,7 +299,7 @@ class Extract:
 Step = Filter | Eval | Project | Aggregate | InlineAggregate | Sort | Limit | MvExpand | Extract
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Plan:
     """A whole query: a source then steps. `columns` is the final output; `now` is not here: the
     executors take the query time as an argument so one plan serves every scheduled run."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from reconwatch.backends.duckdb.expr import (
@@ -31,6 +30,7 @@ from reconwatch.backends.duckdb.warnings import (
 from reconwatch.errors import UnsupportedFeatureError
 from reconwatch.esql.extract import re2_compatible
 from reconwatch.plan import nodes as p
+from reconwatch.records import record
 from reconwatch.types import DataType as T
 
 SOURCE_TABLE = "rw_source"
@@ -40,7 +40,7 @@ _SPREAD = {"std_dev": "stddev_pop", "std_var": "var_pop", "median": "median"}
 SOURCE_COLUMN = "__src"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Compiled:
     sql: str
     columns: tuple[p.Column, ...]

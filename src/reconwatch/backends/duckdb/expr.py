@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from reconwatch.backends.duckdb.warnings import DIV_BY_ZERO, MV_FAILURE, WarningSites
@@ -12,6 +11,7 @@ from reconwatch.esql.functions import REGISTRY
 from reconwatch.esql.patterns import PatternError, rlike_to_regex
 from reconwatch.plan import nodes as p
 from reconwatch.plan import values
+from reconwatch.records import record
 from reconwatch.types import DataType as T
 
 SQL_TYPES: dict[T, str] = {
@@ -37,7 +37,7 @@ BIND_AT = 1000
 REPEAT_AT = 48
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class E:
     """A compiled expression: SQL text, ES|QL type, and whether the SQL value is a LIST.
 
