@@ -1,4 +1,4 @@
-"""Build hook for the optional compiled line scan and bracket count; everything else is in pyproject.toml."""
+"""Build hook for the optional compiled line scan, bracket count and sample walk; everything else is in pyproject.toml."""
 
 from setuptools import Extension, setup
 
@@ -15,6 +15,12 @@ setup(
         Extension(
             "reconwatch.ingest._brackets",
             ["src/reconwatch/ingest/_brackets.c"],
+            optional=True,
+        ),
+        # optional as well: ingest/dataset.py walks the sampled events in Python without it.
+        Extension(
+            "reconwatch.ingest._walk",
+            ["src/reconwatch/ingest/_walk.c"],
             optional=True,
         ),
     ]

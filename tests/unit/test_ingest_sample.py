@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconwatch.ecs.schema import ECS_FIELDS
-from reconwatch.ingest import Dataset
+from reconwatch.ingest import Dataset, dataset
 from reconwatch.ingest.dataset import _fits_text, _misfit, flatten_noting_arrays
 from reconwatch.plan.documents import Flat, flatten
 from reconwatch.types import DataType as T
@@ -167,3 +169,44 @@ def test_the_integer_quick_yes_stops_at_the_bounds() -> None:
     assert dataset._misfits([2**63], T.LONG) is not None
     assert dataset._misfits([-1], T.UNSIGNED_LONG) is not None
     assert dataset._misfits([2**63 - 1], T.LONG) is None
+
+
+class _Text(str):
+    """A str subclass: not a plain JSON value, so the compiled walk hands the event back."""
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(KEYS, DOCS, max_size=6))
+def test_the_compiled_walk_is_the_python_walk(doc: dict[str, Any]) -> None:
+    both = []
+    for compiled in (True, False):
+        arrays: set[str] = set()
+        odd: set[str] = set()
+        flat = flatten_noting_arrays(doc, arrays, odd, compiled=compiled)
+        both.append((list(flat.items()), arrays, odd))
+    assert both[0] == both[1]
+
+
+def test_the_compiled_walk_hands_back_what_json_does_not_hold() -> None:
+    if dataset._compiled is None:
+        pytest.skip("the compiled walk (_walk.c) was not built")
+    assert dataset._compiled({"a": {"b": [1, None, {"c": "x"}]}}, set(), set()) is not None
+    deep: dict[str, object] = {"a": 1}
+    for _ in range(310):  # 620 levels: deeper than the compiled walk goes (600)
+        deep = {"k": [deep]}
+    for doc in (
+        {"a": _Text("x")},
+        {"a": {1: "x"}},
+        {"a": [b"x"]},
+        {"a": (1, 2)},
+        {"a": collections.OrderedDict(b=1)},
+        deep,
+    ):
+        assert dataset._compiled(doc, set(), set()) is None  # type: ignore[arg-type]
+        arrays: set[str] = set()
+        odd: set[str] = set()
+        arrays_py: set[str] = set()
+        odd_py: set[str] = set()
+        flat = flatten_noting_arrays(doc, arrays, odd)  # type: ignore[arg-type]
+        assert flat == flatten_noting_arrays(doc, arrays_py, odd_py, compiled=False)  # type: ignore[arg-type]
+        assert (arrays, odd) == (arrays_py, odd_py)

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from reconwatch.esql import ast
 from reconwatch.errors import Span
+from reconwatch.esql import ast
 from reconwatch.plan import nodes
 from reconwatch.records import record
 
