@@ -249,3 +249,25 @@ def test_watch_learns_from_history_and_finds_a_slow_scan_not_the_look_alikes(
         (planted.host, planted.executable)
     }
     assert alerts[0]["reconwatch.detection.path"] == "native"
+
+
+def test_detect_applies_exceptions_to_native_rules(tmp_path: Path) -> None:
+    """An exception item matching the scanning process keeps its events from the detector (no
+    alert), as it keeps them from an ES|QL rule's query; one matching nothing changes nothing."""
+    sim = Simulation(hosts=4, hours=2.5, start=START, scans=("targeted",), seed=5, outcomes=True)
+    events = tmp_path / "e.ndjson"
+    write_events(sim.stream(), events)
+    (planted,) = sim.planted
+
+    def alerts(exe: str) -> list[dict[str, object]]:
+        rules, out = tmp_path / f"x{len(exe)}.toml", tmp_path / f"a{len(exe)}.ndjson"
+        rules.write_text(f'[[exception]]\n"process.executable" = "{exe}"\n')
+        with pytest.raises(SystemExit) as done:
+            main(["detect", "-r", "recon-trw", str(events), "-e", str(rules), "--from",
+                  "2026-01-01T00:00:00Z", "--to", "2026-01-01T02:30:00Z", "-o", str(out)])  # fmt: skip
+        assert not done.value.code
+        return [json.loads(line) for line in out.read_text().splitlines()]
+
+    (alert,) = alerts("/nothing/matches/this")
+    assert alert["process.executable"] == planted.executable
+    assert alerts(planted.executable) == []

@@ -231,7 +231,9 @@ def detect(
         windows = schedule.windows(rule)
         try:
             if rule.native:
-                _detect_native(rule, windows, backend, history, space, report, on_run, detectors)
+                _detect_native(
+                    rule, windows, backend, history, space, report, on_run, detectors, exceptions
+                )
             else:
                 _detect_rule(rule, windows, backend, exceptions, evidence, space, report, on_run)
         except ReconwatchError as exc:
@@ -248,12 +250,22 @@ def _detect_native(
     report: DetectReport,
     on_run: OnRun | None,
     detectors: MutableMapping[str, Detector] | None,
+    exceptions: Sequence[ExceptionList],
 ) -> None:
     """A native detector over the whole span at once (its state carries across runs); its
-    findings come out as the runs that would have seen them. Exceptions do not apply to it."""
+    findings come out as the runs that would have seen them. The events an exception matches
+    never reach it, as they never reach an ES|QL rule's query."""
     from reconwatch.engine.native.run import run_native
 
-    runs = run_native(rule, windows, backend, history=history, space=space, detectors=detectors)
+    runs = run_native(
+        rule,
+        windows,
+        backend,
+        history=history,
+        space=space,
+        detectors=detectors,
+        exceptions=exceptions,
+    )
     for run in runs:
         report.runs.append((rule, run))
         report.suppressed.append(0)

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from reconwatch.alerts.document import build_alert
 from reconwatch.engine.backend import QueryBackend, source_fields
+from reconwatch.engine.exceptions_esql import keep_condition
 from reconwatch.engine.native.contact import FIELDS, INTERNAL, Contact, contact_of
 from reconwatch.engine.native.detector import Detector, Finding, make_detector
 from reconwatch.engine.objecthash import object_hash
@@ -17,6 +18,7 @@ from reconwatch.engine.schedule import RunWindow
 from reconwatch.esql import ast
 from reconwatch.esql.parser import parse
 from reconwatch.plan.values import datetime_from_millis, datetime_to_millis, format_datetime
+from reconwatch.rules.exceptions import ExceptionList
 from reconwatch.rules.model import Rule
 
 SOURCE = "from logs-endpoint.events.network-*"
@@ -24,10 +26,14 @@ DECIDED_FIELD = "reconwatch.detector.decided_at"
 
 
 def read_contacts(
-    backend: QueryBackend, now: datetime, until: datetime | None = None
+    backend: QueryBackend,
+    now: datetime,
+    until: datetime | None = None,
+    exceptions: Sequence[ExceptionList] = (),
 ) -> Iterator[Contact]:
     """The contacts of a backend's network events in time order (up to `until`), read through
-    the engine with only the fields the detectors use."""
+    the engine with only the fields the detectors use; events an exception item matches are
+    left out before the detector sees them, as an ES|QL rule's query never sees them."""
     base = parse(SOURCE)
     present = source_fields(backend, base)
     keep = tuple(f for f in FIELDS if f in present)
@@ -41,8 +47,13 @@ def read_contacts(
         f"{SOURCE} | where cidr_match(destination.ip, {internal}) "
         f"| sort {order} | keep {', '.join(keep)}"
     )
+    filters: list[ast.Expr] = []
     if until is not None:
-        query = with_filters(query, [time_range(None, datetime_from_millis(0), until)])
+        filters.append(time_range(None, datetime_from_millis(0), until))
+    if (keep_events := keep_condition(exceptions, present)) is not None:
+        filters.append(keep_events)
+    if filters:
+        query = with_filters(query, filters)
     contacts = [c for row in _rows(backend, query, now) if (c := contact_of(row)) is not None]
     contacts.sort(key=lambda c: c.time_ms)  # stable: the query's order within a millisecond
     yield from contacts
@@ -70,10 +81,12 @@ def run_native(
     history: QueryBackend | None = None,
     space: str = "default",
     detectors: MutableMapping[str, Detector] | None = None,
+    exceptions: Sequence[ExceptionList] = (),
 ) -> list[RunResult]:
     """Every run of a native rule: the detector learns from `history` and from the events
     before the first run's window, then each finding in the runs' span becomes an alert of the
-    first run whose window ends at or after it (the run that would have seen it).
+    first run whose window ends at or after it (the run that would have seen it). Events the
+    `exceptions` match are never seen (neither learned from nor judged).
     `detectors`: saved detectors by rule id (engine.native.state); the rule's is used and left
     there with what it learned, a fresh one put there if it had none."""
     detector = detectors.get(rule.rule_id) if detectors is not None else None
@@ -83,11 +96,11 @@ def run_native(
         detectors[rule.rule_id] = detector
     last = windows[-1]
     if history is not None:
-        for contact in read_contacts(history, last.run_at):
+        for contact in read_contacts(history, last.run_at, exceptions=exceptions):
             detector.push(contact, learn=True)
     start_ms = datetime_to_millis(windows[0].start)
     findings: list[Finding] = []
-    for contact in read_contacts(backend, last.run_at, last.end):
+    for contact in read_contacts(backend, last.run_at, last.end, exceptions):
         found = detector.push(contact, learn=contact.time_ms < start_ms)
         findings.extend(found)
     return _runs(rule, windows, findings, space, detector)
