@@ -44,9 +44,11 @@ def build(config: ServiceConfig, clock: Clock) -> Service:
     limits = Limits(config.max_body_bytes, config.queue_batches)
     try:
         delivery = Delivery.open(store, config.sinks, loaded.rules) if config.sinks else None
-        realtime = RealTime(store, loaded.rules, max_batches=config.queue_batches)
+        realtime = RealTime(
+            store, loaded.rules, max_batches=config.queue_batches, natives=scheduler.natives
+        )
         failures = list(loaded.failures)
-        chosen = enabled_rules(loaded.rules, loaded.builtin, config.realtime)
+        chosen = enabled_rules(loaded.rules, loaded.realtime_default(), config.realtime)
         # What an operator set per rule (the rules API) wins over the configuration.
         for rule_id, setting in store.rule_settings().items():
             if setting.realtime is not None and rule_id in loaded.rules:
@@ -61,6 +63,10 @@ def build(config: ServiceConfig, clock: Clock) -> Service:
                 realtime.enable(rule_id)
             except ReconwatchError as exc:
                 failures.append(f"{loaded.rules[rule_id].label}: not run in real time: {exc}")
+        for rule in loaded.rules.values():
+            if rule.native:  # its saved state read now: one that cannot be used is reported
+                scheduler.natives.get(rule)
+        failures.extend(scheduler.natives.errors())
     except BaseException:
         store.close()
         raise
@@ -79,7 +85,7 @@ def build(config: ServiceConfig, clock: Clock) -> Service:
 
 
 def _realtime_choice(chosen: tuple[str, ...] | None, loaded: RuleSet) -> list[str]:
-    return enabled_rules(loaded.rules, loaded.builtin, chosen)
+    return enabled_rules(loaded.rules, loaded.realtime_default(), chosen)
 
 
 def listen(bind: str) -> socket.socket:

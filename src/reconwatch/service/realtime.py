@@ -12,12 +12,16 @@ from datetime import datetime, timedelta
 import msgspec
 
 from reconwatch.engine.exceptions_esql import matching
+from reconwatch.engine.native.detector import Finding
 from reconwatch.engine.run import RuleExecutor
 from reconwatch.engine.schedule import RunWindow
 from reconwatch.engine.watch import RuleWatch
 from reconwatch.errors import ReconwatchError, UsageError
 from reconwatch.plan import values
+from reconwatch.rules.exceptions import ExceptionList
 from reconwatch.rules.model import Rule
+from reconwatch.service.native import PATTERNS as NATIVE_PATTERNS
+from reconwatch.service.native import NativeRule, NativeRules, group_of
 from reconwatch.service.scheduler import named_lists, source_patterns
 from reconwatch.service.storequery import StoreBackend
 from reconwatch.store import Store
@@ -42,8 +46,9 @@ class _Watched:
 class RealTime:
     """The real-time rules: one RuleWatch each, fed the events of every committed batch (in
     commit order, on a thread of its own behind a bounded queue: a full queue holds the writer,
-    so ingest answers 429 rather than queueing without end). Only aggregating rules (STATS ...
-    BY) can be real time: their group is what the next scheduled run finds again."""
+    so ingest answers 429 rather than queueing without end). Of the ES|QL rules only aggregating
+    ones (STATS ... BY) can be real time: their group is what the next scheduled run finds
+    again. A native detector rule's detector (service.native) is handed each batch's events."""
 
     def __init__(
         self,
@@ -53,8 +58,12 @@ class RealTime:
         space: str = "default",
         max_batches: int = 64,
         on_alerts: Callable[[int], None] | None = None,
+        natives: NativeRules | None = None,
     ) -> None:
         self.store = store
+        # Native detector rules' detectors: the schedule's, so each event reaches one once.
+        self.natives = natives or NativeRules(store, self._native_lists, space)
+        self._native: dict[str, NativeRule] = {}
         self.rules = dict(rules)
         self.space = space
         self.on_alerts = on_alerts
@@ -64,7 +73,7 @@ class RealTime:
         self.alerts_created = 0
         self._watched: dict[str, _Watched] = {}
         self._lock = threading.Lock()
-        self._queue: queue.Queue[list[tuple[str, bytes]] | None] = queue.Queue(max_batches)
+        self._queue: queue.Queue[list[tuple[str, bytes, int]] | None] = queue.Queue(max_batches)
         self._thread = threading.Thread(target=self._run, name="reconwatch-realtime", daemon=True)
         self._started = False
 
@@ -77,6 +86,9 @@ class RealTime:
         if rule is None:
             msg = f"no rule with rule_id [{rule_id}]"
             raise UsageError(msg)
+        if rule.native:
+            self._enable_native(rule)
+            return
         watch = RuleWatch.create(rule, space=self.space, evidence=True)
         aggregate = watch.executor.split.aggregate
         if aggregate is None:
@@ -92,13 +104,32 @@ class RealTime:
         with self._lock:
             self._watched[rule_id] = watched
 
+    def _enable_native(self, rule: Rule) -> None:
+        """A native rule's detector handed what the store holds that it has not seen (a fresh
+        one learns from all but the last window's events, as a restarted ES|QL watch refills
+        its window), then every committed batch."""
+        native = self.natives.get(rule)
+        with native.lock:
+            live_from = None
+            if native.seen is None:
+                latest = self.store.latest_time(self.store.matching_indices(NATIVE_PATTERNS))
+                live_from = None if latest is None else latest - native.window
+            self._store_native(native, native.catch_up(live_from))
+            native.save(force=True)
+        with self._lock:
+            self._native[rule.rule_id] = native
+
+    def _native_lists(self, rule: Rule) -> list[ExceptionList]:
+        return self.store.cached_exceptions(rule.rule_id, named_lists(rule))
+
     def disable(self, rule_id: str) -> None:
         with self._lock:
             self._watched.pop(rule_id, None)
+            self._native.pop(rule_id, None)
 
     def enabled(self) -> list[str]:
         with self._lock:
-            return sorted(self._watched)
+            return sorted([*self._watched, *self._native])
 
     def groups(self, rule_id: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
         """(BY columns, output columns) of a real-time rule; None when it is not one."""
@@ -131,8 +162,8 @@ class RealTime:
             self._started = True
             self._thread.start()
 
-    def offer(self, rows: list[tuple[str, bytes]]) -> None:
-        """A committed batch, (index, JSON text) in order; waits while the queue is full."""
+    def offer(self, rows: list[tuple[str, bytes, int]]) -> None:
+        """A committed batch, (index, JSON text, seq) in order; waits while the queue is full."""
         if rows and self._started:
             self._queue.put(rows)
 
@@ -140,10 +171,11 @@ class RealTime:
         return self._queue.qsize()
 
     def close(self) -> None:
-        """Evaluate what is queued, then stop."""
+        """Evaluate what is queued, then stop (the native rules' states saved)."""
         if self._started:
             self._queue.put(_STOP)
             self._thread.join()
+        self.natives.save_all()
 
     def drain(self) -> None:
         """Wait until every batch offered so far was evaluated (tests, shutdown)."""
@@ -161,11 +193,19 @@ class RealTime:
             finally:
                 self._queue.task_done()
 
-    def _evaluate(self, rows: list[tuple[str, bytes]]) -> None:
+    def _evaluate(self, rows: list[tuple[str, bytes, int]]) -> None:
         with self._lock:
             watched = list(self._watched.values())
+            natives = list(self._native.values())
+        for native in natives:
+            try:
+                with native.lock:
+                    self._store_native(native, native.push_batch(rows))
+                    native.save()
+            except ReconwatchError as exc:
+                self._error(f"{native.rule.rule_id}: {exc.one_line()}")
         for item in watched:
-            lines = [text for index, text in rows if index_matches(item.patterns, index)]
+            lines = [text for index, text, _ in rows if index_matches(item.patterns, index)]
             try:
                 lines = self._not_excepted(item.watch.rule, lines)
                 if not lines:
@@ -196,6 +236,17 @@ class RealTime:
                 undecoded.append(at)  # the watch reports it as it would
         hits = iter(matching(items, sources))
         return [line for at, line in enumerate(lines) if at in undecoded or not next(hits)]
+
+    def _store_native(self, native: NativeRule, findings: Sequence[Finding]) -> None:
+        """A native rule's real-time alerts: complete as found (their evidence is the
+        detector's), so the sinks take them at once."""
+        if not findings:
+            return
+        alerts = [native.stream_alert(f) for f in findings]
+        fresh = self.store.add_group_alerts(alerts, [group_of(f) for f in findings])
+        self.alerts_created += len(fresh)
+        if fresh and self.on_alerts is not None:
+            self.on_alerts(len(fresh))
 
     def _store_alerts(self, item: _Watched, alerts: Sequence[dict[str, object]]) -> None:
         if not alerts:

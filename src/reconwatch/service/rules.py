@@ -25,11 +25,10 @@ class RuleSet:
     # The rule_ids that are built-ins (not replaced by a directory's file).
     builtin: set[str] = field(default_factory=set)
 
-
-NATIVE = (
-    'rule.type: a native detector (type = "reconwatch") is not run by the service yet '
-    "(reconwatch detect and watch run it)"
-)
+    def realtime_default(self) -> set[str]:
+        """The rules that run in real time unless the configuration says otherwise: the
+        built-ins and every native detector rule (their detectors decide event by event)."""
+        return self.builtin | {r for r, rule in self.rules.items() if rule.native}
 
 
 class RuleReloader:
@@ -85,10 +84,7 @@ def load_rules(
             out.failures.append(f"--rule {spec}: {exc.one_line()}")
             continue
         for rule in named:
-            if rule.native:
-                out.failures.append(f"{rule.label}: {NATIVE}")
-            else:
-                out.rules[rule.rule_id] = rule
+            out.rules[rule.rule_id] = rule
     from_files: dict[str, Path] = {}
     for directory in directories:
         for path in sorted(directory.rglob("*.toml")):
@@ -96,9 +92,6 @@ def load_rules(
                 rule = load_rule_file(path)
             except ReconwatchError as exc:
                 out.failures.append(exc.one_line())
-                continue
-            if rule.native:
-                out.failures.append(f"{path}: {NATIVE}")
                 continue
             first = from_files.get(rule.rule_id)
             if first is not None:

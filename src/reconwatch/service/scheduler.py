@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from reconwatch.engine.detect import suppress_run
+from reconwatch.engine.native.run import native_alert, run_native
 from reconwatch.engine.run import RuleExecutor
 from reconwatch.engine.schedule import MAX_RULE_GAP_RATIO, RunWindow, runs_between, window_at
 from reconwatch.engine.suppression import Suppressor
@@ -19,6 +20,8 @@ from reconwatch.esql.parser import parse
 from reconwatch.plan.values import format_datetime
 from reconwatch.rules.exceptions import ExceptionList
 from reconwatch.rules.model import Rule
+from reconwatch.service.native import PATTERNS as NATIVE_PATTERNS
+from reconwatch.service.native import NativeRules, by_window
 from reconwatch.service.storequery import StoreBackend
 from reconwatch.store import Store
 from reconwatch.store.alerts import RunRecord, group_key
@@ -110,7 +113,9 @@ def named_lists(rule: Rule) -> list[str]:
 
 
 def source_patterns(rule: Rule) -> tuple[str, ...]:
-    """The index patterns of the rule's FROM."""
+    """The index patterns of the rule's FROM (a native rule's: the network events it reads)."""
+    if rule.native:
+        return NATIVE_PATTERNS
     first = parse(rule.query).commands[0]
     return tuple(first.sources) if isinstance(first, ast.From) else ()
 
@@ -129,8 +134,11 @@ class Scheduler:
         space: str = "default",
         evidence: bool = True,
         on_run: OnRun | None = None,
+        natives: NativeRules | None = None,
     ) -> None:
         self.store = store
+        # Native detector rules' detectors (shared with the real-time rules when given).
+        self.natives = natives or NativeRules(store, self.native_lists, space)
         self.on_run = on_run
         self.clock = clock
         self.exceptions = tuple(exceptions)
@@ -157,6 +165,15 @@ class Scheduler:
             setting = stored.get(rule.rule_id)
             if setting is not None and setting.enabled is False:
                 self.states[rule.rule_id].enabled = False
+
+    def native_lists(self, rule: Rule) -> list[ExceptionList]:
+        """The exception lists a native rule applies to the events it is handed: those the
+        service was started with and those linked to it in the store (read again after a
+        change, or a minute of the clock for items that expire)."""
+        return [
+            *self.exceptions,
+            *self.store.cached_exceptions(rule.rule_id, named_lists(rule)),
+        ]
 
     @property
     def rules(self) -> Mapping[str, Rule]:
@@ -218,6 +235,9 @@ class Scheduler:
             if not state.enabled or state.next_at > now:
                 continue
             windows, gap = catch_up(state.rule, now, state.last_started)
+            if state.rule.native:
+                outcomes.extend(self._run_native(state, windows))
+                windows = []
             for window in windows:
                 outcomes.append(
                     self._run(state, window, gap if window is windows[-1] else timedelta(0))
@@ -234,7 +254,101 @@ class Scheduler:
             raise UsageError(msg)
         windows = runs_between(state.rule, start, end)
         with self._lock:
+            if state.rule.native:
+                return self._manual_native(state, windows) if windows else []
             return [self._run(state, w, timedelta(0)) for w in windows]
+
+    def _run_native(self, state: RuleState, windows: Sequence[RunWindow]) -> list[RunOutcome]:
+        """A native rule's scheduled run: its detector is handed every event stored since it
+        last saw one (a fresh detector learns from those before the first window), each finding
+        an alert of the window that would have seen it; the state is saved with the alerts. No
+        gap: the events it reads are those it has not seen, whenever they came."""
+        started = time.perf_counter()
+        native = self.natives.get(state.rule)
+        outcomes: list[RunOutcome] = []
+        with native.lock:
+            try:
+                findings = native.catch_up(windows[0].start)
+            except ReconwatchError as exc:
+                return [self._failed(state.rule, windows[-1], [], exc)]
+            for window, found in zip(windows, by_window(findings, windows), strict=True):
+                alerts = [native_alert(state.rule, window, f, self.space) for f in found]
+                outcomes.append(self._store_run(state, window, alerts, [], 0))
+            native.save(force=True)
+        self._observe(outcomes, time.perf_counter() - started)
+        return outcomes
+
+    def _manual_native(self, state: RuleState, windows: Sequence[RunWindow]) -> list[RunOutcome]:
+        """A manual run of a native rule, as `detect` runs it: a detector of its own (the live
+        one is not touched) over the stored events up to the range's end, those before its
+        first window only learned from."""
+        started = time.perf_counter()
+        rule = state.rule
+        try:
+            dataset = window_dataset(self.store, state.patterns, None, windows[-1].end, None)
+            runs = run_native(
+                rule,
+                windows,
+                StoreBackend(self.store, dataset),
+                space=self.space,
+                exceptions=self.native_lists(rule),
+            )
+        except ReconwatchError as exc:
+            outcomes = [self._failed(rule, windows[-1], [], exc)]
+        else:
+            outcomes = [self._store_run(state, r.window, r.alerts, [], 0) for r in runs]
+        self._observe(outcomes, time.perf_counter() - started)
+        return outcomes
+
+    def _store_run(
+        self,
+        state: RuleState,
+        window: RunWindow,
+        alerts: list[dict[str, object]],
+        warnings: list[str],
+        gap_ms: int,
+    ) -> RunOutcome:
+        """A native run's alerts (through the rule's suppression) and its record, stored."""
+        if state.suppressor is not None:
+            alerts = state.suppressor.apply(window, alerts).created
+        record = RunRecord(
+            state.rule.rule_id,
+            window.run_at,
+            window.start,
+            window.end,
+            window.execution_type,
+            len(alerts),
+            gap_ms,
+            None,
+            tuple(warnings),
+        )
+        fresh = set(self.store.add_run(record, alerts))
+        return RunOutcome(record, [a for a in alerts if a.get("kibana.alert.uuid") in fresh])
+
+    def _failed(
+        self, rule: Rule, window: RunWindow, warnings: list[str], exc: ReconwatchError
+    ) -> RunOutcome:
+        record = RunRecord(
+            rule.rule_id,
+            window.run_at,
+            window.start,
+            window.end,
+            window.execution_type,
+            0,
+            0,
+            exc.one_line(),
+            tuple(warnings),
+        )
+        self.store.add_run(record, [])
+        return RunOutcome(record)
+
+    def _observe(self, outcomes: Sequence[RunOutcome], seconds: float) -> None:
+        """Durations of runs made together (a native rule's windows): shared evenly."""
+        for outcome in outcomes:
+            share = seconds / len(outcomes)
+            self.store.set_run_duration(outcome.record, share)
+            if self.on_run is not None:
+                self.on_run(outcome, share)
 
     def _run(self, state: RuleState, window: RunWindow, gap: timedelta) -> RunOutcome:
         started = time.perf_counter()

@@ -76,9 +76,9 @@ class Store:
         self._exceptions_cache: dict[str, tuple[datetime, list[ExceptionList]]] = {}
         self._udf_lock = threading.Lock()
         self._udfs = False
-        # Told of every committed batch, (index, JSON text) in order, before write returns:
-        # the real-time rules read the events as stored (service.realtime).
-        self.on_commit: Callable[[list[tuple[str, bytes]]], None] | None = None
+        # Told of every committed batch, (index, JSON text, seq) in order, before write
+        # returns: the real-time rules read the events as stored (service.realtime).
+        self.on_commit: Callable[[list[tuple[str, bytes, int]]], None] | None = None
 
     def close(self) -> None:
         self._writer.close()
@@ -178,7 +178,7 @@ class Store:
                 cur.unregister("rw_new_events")
             self._next_seq += len(pending.rows)
             if self.on_commit is not None:
-                self.on_commit([(r[1], r[6]) for r in pending.rows if r[1]])
+                self.on_commit([(r[1], r[6], r[0]) for r in pending.rows if r[1]])
             return results
 
     @staticmethod
@@ -307,6 +307,52 @@ class Store:
                     yield source.encode("utf-8")
         finally:
             cur.close()
+
+    def last_seq(self) -> int:
+        """The arrival number (`seq`) of the last event committed, -1 for none."""
+        with self._lock:
+            return self._next_seq - 1
+
+    def texts_after(
+        self, indices: Sequence[str], after: int, upto: int, contains: Sequence[str] = ()
+    ) -> Iterator[tuple[int, bytes]]:
+        """(seq, JSON text) of the events in `indices` that arrived after `after` up to `upto`
+        (seq), in arrival order; with `contains`, only texts holding one of those strings
+        (DuckDB tests them, no Python decoding for the others)."""
+        if not indices or upto <= after:
+            return
+        sql = "SELECT seq, source FROM events WHERE idx IN (SELECT unnest(?)) AND seq > ? AND seq <= ?"
+        args: list[object] = [list(indices), after, upto]
+        if contains:
+            sql += f" AND ({' OR '.join('contains(source, ?)' for _ in contains)})"
+            args.extend(contains)
+        cur = self.cursor()
+        try:
+            cur.execute(sql + " ORDER BY seq", args)
+            while chunk := cur.fetchmany(4096):
+                for seq, source in chunk:
+                    yield int(seq), source.encode("utf-8")
+        finally:
+            cur.close()
+
+    def detector_state(self, rule_id: str) -> tuple[bytes, int] | None:
+        """A native rule's saved detector state and the last event seq it covers."""
+        cur = self.cursor()
+        try:
+            row = cur.execute(
+                "SELECT state, seq FROM detector_state WHERE rule_id = ?", [rule_id]
+            ).fetchone()
+        finally:
+            cur.close()
+        return None if row is None else (bytes(row[0]), int(row[1]))
+
+    def save_detector_state(self, rule_id: str, state: bytes, seq: int) -> None:
+        """Replace a native rule's saved state (one transaction: the state and its seq agree)."""
+        with self._transaction(f"saving the state of {rule_id}") as cur:
+            cur.execute(
+                "INSERT OR REPLACE INTO detector_state VALUES (?, ?, ?, ?)",
+                [rule_id, state, seq, naive_utc(self.clock())],
+            )
 
     def follow_positions(self) -> dict[str, object]:
         """Each followed file's saved position (decoded JSON), by path."""

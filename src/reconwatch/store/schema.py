@@ -182,6 +182,17 @@ CREATE TABLE IF NOT EXISTS guide_steps (
 )
 """
 
+# A native detector rule's learned state (engine.native.state's blob) and the last event (`seq`)
+# it has seen: a restart loads it and hands the detector the events stored after that one.
+DETECTOR_STATE = """
+CREATE TABLE IF NOT EXISTS detector_state (
+    rule_id VARCHAR PRIMARY KEY,
+    state BLOB NOT NULL,
+    seq BIGINT NOT NULL,
+    saved TIMESTAMP NOT NULL
+)
+"""
+
 ALL = (
     EVENTS,
     DOC_IDS,
@@ -199,4 +210,5 @@ ALL = (
     RULE_SETTINGS,
     FOLLOW_POSITIONS,
     GUIDE_STEPS,
+    DETECTOR_STATE,
 )
