@@ -200,6 +200,10 @@ def test_serve_runs_a_native_rule_from_bulk_to_the_sink(tmp_path: Path) -> None:
             service.realtime.drain()
             (alert,) = httpx.get(f"{url}/api/alerts").json()["alerts"]
             assert alert["process.executable"] == SCANNER
+            page = httpx.get(f"{url}/alerts/{alert['kibana.alert.uuid']}")
+            assert page.status_code == 200 and SCANNER in page.text  # the triage UI shows it
+            report = httpx.get(f"{url}/alerts/{alert['kibana.alert.uuid']}/report.md")
+            assert report.status_code == 200 and SCANNER in report.text
             rules = httpx.get(f"{url}/api/rules").json()
             (listed,) = rules["rules"]
             assert listed["realtime"] is True and rules["failures"] == []
