@@ -347,3 +347,44 @@ def test_kill_inside_the_alert_transaction(
     assert events == (300, 300)
     gaps = _count_rows(data, "SELECT gap_ms FROM rule_runs WHERE gap_ms > 0")
     assert gaps == []
+
+
+def test_kill_inside_the_real_time_alert_transaction(
+    tmp_path: Path, hook: _Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scan crossing the subnet rule in real time: the real-time alert's transaction is held
+    open and the process killed there; the alert is not in the store. The restart refills the
+    rule's window from the store and alerts once; its scheduled run finds the same group and
+    updates that alert rather than adding one; the sink takes it (once per revision)."""
+    data = tmp_path / "data"
+    config = tmp_path / "serve.toml"
+    config.write_text(f'data_dir = "{data}"\nsinks = ["{hook.url}"]\n')
+    args = ["--config", str(config)]
+    proc, url = _start([*args, "--no-builtin-rules"])  # the store exists, no run yet
+    _stop(proc)
+    signal_file = tmp_path / "paused.json"
+    monkeypatch.setenv("RECONWATCH_TEST_PAUSE", f"alerts:{signal_file}")
+    proc, url = _start(args)
+    monkeypatch.delenv("RECONWATCH_TEST_PAUSE")
+    answer = httpx.post(f"{url}/_bulk", content=_scan_body("/tmp/scanner"), timeout=60)
+    assert answer.status_code == 200 and not answer.json()["errors"]
+    held = _paused(signal_file, proc)
+    assert held["what"] == "alerts"
+    _kill(proc)
+    assert _count_rows(data, "SELECT id FROM alerts") == [], "the held alert was committed"
+    assert _count_rows(data, "SELECT count(*) FROM events") == [(300,)], "acknowledged: stored"
+    proc, url = _start(args)
+    for _ in range(120):  # seconds at most
+        runs = httpx.get(f"{url}/api/rules").json()["rules"]
+        alerts = httpx.get(f"{url}/api/alerts").json()["alerts"]
+        if alerts and all(r["last_run"] for r in runs) and hook.taken:
+            break
+        hook.got.wait(1)
+        hook.got.clear()
+    _stop(proc)
+    stored = _count_rows(data, "SELECT id, document FROM alerts")
+    assert len(stored) == 1, "no duplicate alert and none lost"
+    doc = json.loads(str(stored[0][1]))
+    assert doc["process.executable"] == "/tmp/scanner"
+    assert doc["reconwatch.detection.path"] == "stream", "alerted in real time after the restart"
+    assert set(hook.taken) == {stored[0][0]}, "the sink took that alert and no other"
