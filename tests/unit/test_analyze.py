@@ -128,6 +128,49 @@ def test_function_argument_type_error_wording() -> None:
     )
 
 
+# Elasticsearch's type tables: these positions, lengths and counts are `integer` only, so a
+# long there (destination.port, a COUNT, TO_LONG(...)) is a type error at analysis, as there.
+INT_ONLY_ARGUMENTS = [
+    ("substring(k, n)", "second", "n"),
+    ("substring(k, 1, n)", "third", "n"),
+    ("left(k, n)", "second", "n"),
+    ("right(k, n)", "second", "n"),
+    ('locate(k, "a", n)', "third", "n"),
+    ("repeat(k, n)", "second", "n"),
+    ("space(n)", "first", "n"),
+    ("ip_prefix(ip, n, 64)", "second", "n"),
+    ("mv_slice(k, 0, n)", "third", "n"),
+    ("substring(k, 3000000000)", "second", "3000000000"),
+]
+
+
+@pytest.mark.parametrize(("call", "ordinal", "arg"), INT_ONLY_ARGUMENTS)
+def test_int_only_arguments_refuse_a_long(call: str, ordinal: str, arg: str) -> None:
+    query = f'row k = "abc", n = to_long(1), ip = to_ip("1.2.3.4") | eval y = {call}'
+    err = semantic_error(query)
+    assert str(err).endswith(
+        f"{ordinal} argument of [{call}] must be [integer], found value [{arg}] type [long]"
+    )
+
+
+def test_top_limit_refuses_a_long() -> None:
+    err = semantic_error("from x | stats t = top(destination.port, 3000000000)")
+    assert "second argument of [top(destination.port, 3000000000)] must be [integer]" in str(err)
+
+
+def test_round_and_scalb_take_a_long_but_scalb_no_unsigned_long() -> None:
+    plan = compile_query(
+        "row x = 2.5, n = to_long(1) | eval r = round(x, n), s = scalb(x, n), u = round(x, to_ul(1))",
+        StaticCatalog({}),
+    )
+    assert [c.type for c in plan.columns[-3:]] == [T.DOUBLE, T.DOUBLE, T.DOUBLE]
+    err = semantic_error("row x = 2.5 | eval s = scalb(x, to_ul(1))")
+    assert str(err).endswith(
+        "second argument of [scalb(x, to_ul(1))] must be [whole number except unsigned_long or "
+        "counter types], found value [to_ul(1)] type [unsigned_long]"
+    )
+
+
 def test_comparison_type_error_wording() -> None:
     err = semantic_error('from x | where destination.port == "a"')
     assert "is [numeric] so second argument must also be [numeric] but was [keyword]" in str(err)

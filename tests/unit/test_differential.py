@@ -53,7 +53,8 @@ POOLS: dict[str, list[object]] = {
     "network.direction": ["egress", "ingress"],
     "user.name": ["root", "Root", "alice", "bob.smith", ""],
     "process.args": ["-sT", "-p", "10.0.0.0/24", "--open"],
-    "custom.n": [-3, 0, 2, 7, 1000],
+    # a long: 3000000000 is past the ints (ROUND's digits, SCALB's scale factor)
+    "custom.n": [-3, 0, 2, 7, 1000, 3000000000],
     "custom.f": [0.5, -1.25, 3.0, 2.5],
 }
 
@@ -303,6 +304,7 @@ QUERIES: dict[str, str] = {
     "sort-keyword-mv": f"{FROM} | sort host.name desc nulls last, @timestamp asc | keep host.name, @timestamp",
     "mv-expand": f"{FROM} | mv_expand event.action | stats c = count() by event.action",
     "mv-expand-ip": f'{FROM} | mv_expand destination.ip | where destination.ip != "::1" | keep destination.ip, agent.id',
+    "eval-long-digits": f"{FROM} | eval r = round(custom.f, custom.n), i = round(destination.port, -custom.n), l = round(custom.n, 0 - custom.n), s = scalb(custom.f, custom.n), t = substring(user.name, to_integer(custom.n)) | keep r, i, l, s, t",
     "keep-drop-rename": f"{FROM} | keep host.*, agent.id | drop host.os.type | rename agent.id as agent | eval host.name = to_upper(host.name)",
 }
 
@@ -417,6 +419,9 @@ def evals(draw: st.DrawFn) -> str:
                 f"mv_dedupe({kw})",
                 f"mv_sort({draw(st.sampled_from(ALL))})",
                 f'mv_concat({kw}, ",")',
+                f"round(custom.f, {draw(st.sampled_from(NUM[:2]))})",
+                f"round({draw(st.sampled_from(NUM))}, -custom.n)",
+                f"scalb(custom.f, {draw(st.sampled_from(NUM[:2]))})",
             ]
         )
     )

@@ -63,6 +63,34 @@ CASES = {
         'ROW x = "abc" | EVAL a = x RLIKE "#", b = x RLIKE "a@" | KEEP a, b',
         [(False, True)],
     ),
+    # ROUND's digits and SCALB's scale factor may be longs (Elasticsearch's type tables); a
+    # count from a column, not a constant, rounds half up on the decimal form too (2.05 -> 2.1).
+    # Past 400 digits either way a double rounds to itself or to 0; an integral value is itself
+    # at any digits >= 0 and 0 below its own digits.
+    "round_and_scalb_take_long_digits": (
+        (
+            "ROW n = TO_LONG(1), m = 1, x = 2.05, i = 12345, l = TO_LONG(12355), "
+            "big = TO_LONG(3000000000) | EVAL a = ROUND(x, n), b = ROUND(i, -n), "
+            "c = ROUND(l, -n), d = ROUND(x, m), e = ROUND(x, big), f = ROUND(x, -big), "
+            "g = ROUND(l, -big), h = ROUND(i, big), s = SCALB(x, n), t = ROUND(1.25, 3000000000) "
+            "| KEEP a, b, c, d, e, f, g, h, s, t"
+        ),
+        [(2.1, 12350, 12360, 2.1, 2.05, 0.0, 0, 12345, 4.1, 1.25)],
+    ),
+    # TO_UPPER/TO_LOWER are Java's String.toUpperCase/toLowerCase(Locale.ROOT): full case
+    # mapping and the final sigma (DuckDB's own upper/lower gave ẞ, i, ﬁ, ŉ and ασ).
+    "case_mapping_is_javas": (
+        (
+            'ROW s = ["straße", "ﬁ", "ŉ", "ᾳ", "abc"], t = ["İ", "ΑΣ", "ΟΔΟΣ Α", "ABC"] '
+            "| EVAL u = TO_UPPER(s), l = TO_LOWER(t) | KEEP u, l"
+        ),
+        [
+            (
+                ["STRASSE", "FI", "\u02bcN", "\u0391\u0399", "ABC"],
+                ["i\u0307", "\u03b1\u03c2", "\u03bf\u03b4\u03bf\u03c2 \u03b1", "abc"],
+            )
+        ],
+    ),
     # Java's Math.cbrt is exact on exact cubes; C's and DuckDB's cbrt are an ulp off.
     "cbrt_exact_cubes": (
         "ROW a = CBRT(-27), b = CBRT(27.0), c = CBRT(1000), d = CBRT(0.001), e = CBRT(-0.0)",
@@ -237,6 +265,24 @@ WARNINGS = {
             "Line 1:32: java.lang.ArithmeticException: Asin input out of range",
             header("1:45", "COPY_SIGN(i, 1)"),
             "Line 1:45: java.lang.ArithmeticException: integer overflow",
+        ],
+    ),
+    # SCALB narrows a long scale factor with Math.toIntExact: outside the ints it is null with
+    # Elasticsearch's `integer overflow`, even for 0.0 (whose scalb is 0 at any int).
+    "scalb_long_scale_outside_the_ints": (
+        "ROW n = TO_LONG(3000000000) | EVAL s = SCALB(0.0, -n)",
+        [
+            header("1:40", "SCALB(0.0, -n)"),
+            "Line 1:40: java.lang.ArithmeticException: integer overflow",
+        ],
+    ),
+    # One reason, the first check that fails, as Java's LOG: DuckDB folds every constant CASE
+    # branch while planning, and the base-1 branch warned too.
+    "log_base_one_of_zero": (
+        "ROW b = 1, x = 0 | EVAL l = LOG(b, x)",
+        [
+            header("1:29", "LOG(b, x)"),
+            "Line 1:29: java.lang.ArithmeticException: Log of non-positive number",
         ],
     ),
     # Single values and constants that convert warn about nothing, even where DuckDB folds.

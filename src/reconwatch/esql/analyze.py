@@ -1056,13 +1056,21 @@ class _Analyzer:
                     continue
             if targets:
                 return self.cast_literal(cast(p.Const, arg), targets[-1])
-        raise self.type_error(node, index, node.args[index], arg, accepted)
+        expected = fn.param_for(index).expected
+        raise self.type_error(node, index, node.args[index], arg, accepted, expected)
 
     def type_error(
-        self, node: ast.Expr, index: int, arg_node: ast.Expr, arg: p.Expr, accepted: fns.TypeSet
+        self,
+        node: ast.Expr,
+        index: int,
+        arg_node: ast.Expr,
+        arg: p.Expr,
+        accepted: fns.TypeSet,
+        expected: str | None = None,
     ) -> QuerySemanticError:
         return self.error(
-            f"{ordinal(index)} argument of [{self.text(node)}] must be [{fns.type_list(accepted)}], "
+            f"{ordinal(index)} argument of [{self.text(node)}] must be "
+            f"[{expected or fns.type_list(accepted)}], "
             f"found value [{self.text(arg_node)}] type [{arg.type.value}]",
             node.span,
         )

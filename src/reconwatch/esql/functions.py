@@ -20,6 +20,12 @@ TypeSet = frozenset[T]
 STRING: TypeSet = frozenset({T.KEYWORD, T.TEXT})
 NUMERIC: TypeSet = frozenset({T.INTEGER, T.LONG, T.UNSIGNED_LONG, T.DOUBLE})
 INTEGRAL: TypeSet = frozenset({T.INTEGER, T.LONG, T.UNSIGNED_LONG})
+# Positions, lengths and counts Elasticsearch takes as `int` only (its type tables: SUBSTRING,
+# LEFT, RIGHT, LOCATE, REPEAT, SPACE, IP_PREFIX, MV_SLICE, TOP's limit): a long there is a
+# type error, not a value narrowed at run time.
+INTEGER: TypeSet = frozenset({T.INTEGER})
+# SCALB's scale factor: an int or a long (a long outside the ints is null, `integer overflow`).
+SIGNED_WHOLE: TypeSet = frozenset({T.INTEGER, T.LONG})
 DATE: TypeSet = frozenset({T.DATETIME, T.DATE_NANOS})
 TEMPORAL_AMOUNT: TypeSet = frozenset({T.DATE_PERIOD, T.TIME_DURATION})
 IP: TypeSet = frozenset({T.IP})
@@ -36,6 +42,8 @@ class Param:
     name: str
     types: TypeSet
     optional: bool = False
+    # How a type error names the accepted types where Elasticsearch's words are not a list.
+    expected: str | None = None
 
 
 ResultRule = Callable[[Sequence[T]], T]
@@ -114,8 +122,8 @@ def sum_type(args: Sequence[T]) -> T:
     return T.DOUBLE if t is T.DOUBLE else T.UNSIGNED_LONG if t is T.UNSIGNED_LONG else T.LONG
 
 
-def _p(name: str, types: TypeSet, optional: bool = False) -> Param:
-    return Param(name, types, optional)
+def _p(name: str, types: TypeSet, optional: bool = False, expected: str | None = None) -> Param:
+    return Param(name, types, optional, expected)
 
 
 REGISTRY: dict[str, FunctionDef] = {}
@@ -214,7 +222,7 @@ aggregate("weighted_avg", [_p("number", NUMERIC), _p("weight", NUMERIC)], fixed(
 aggregate("std_var", [_p("number", NUMERIC)], fixed(T.DOUBLE))
 aggregate(
     "top",
-    [_p("field", ORDERED), _p("limit", INTEGRAL), _p("order", STRING, optional=True)],
+    [_p("field", ORDERED), _p("limit", INTEGER), _p("order", STRING, optional=True)],
     same_as(0, text_to_keyword=True),
     mv_result=True,
 )
@@ -285,14 +293,14 @@ scalar("byte_length", [_p("string", STRING)], fixed(T.INTEGER))
 scalar("concat", [_p("string1", STRING), _p("string2", STRING)], fixed(T.KEYWORD), variadic=True)
 scalar(
     "substring",
-    [_p("string", STRING), _p("start", INTEGRAL), _p("length", INTEGRAL, optional=True)],
+    [_p("string", STRING), _p("start", INTEGER), _p("length", INTEGER, optional=True)],
     fixed(T.KEYWORD),
 )
-scalar("left", [_p("string", STRING), _p("length", INTEGRAL)], fixed(T.KEYWORD))
-scalar("right", [_p("string", STRING), _p("length", INTEGRAL)], fixed(T.KEYWORD))
+scalar("left", [_p("string", STRING), _p("length", INTEGER)], fixed(T.KEYWORD))
+scalar("right", [_p("string", STRING), _p("length", INTEGER)], fixed(T.KEYWORD))
 scalar(
     "locate",
-    [_p("string", STRING), _p("substring", STRING), _p("start", INTEGRAL, optional=True)],
+    [_p("string", STRING), _p("substring", STRING), _p("start", INTEGER, optional=True)],
     fixed(T.INTEGER),
 )
 scalar(
@@ -304,8 +312,8 @@ scalar("split", [_p("string", STRING), _p("delim", STRING)], fixed(T.KEYWORD), m
 scalar("starts_with", [_p("str", STRING), _p("prefix", STRING)], fixed(T.BOOLEAN))
 scalar("ends_with", [_p("str", STRING), _p("suffix", STRING)], fixed(T.BOOLEAN))
 scalar("contains", [_p("string", STRING), _p("substring", STRING)], fixed(T.BOOLEAN))
-scalar("repeat", [_p("string", STRING), _p("number", INTEGRAL)], fixed(T.KEYWORD))
-scalar("space", [_p("number", INTEGRAL)], fixed(T.KEYWORD))
+scalar("repeat", [_p("string", STRING), _p("number", INTEGER)], fixed(T.KEYWORD))
+scalar("space", [_p("number", INTEGER)], fixed(T.KEYWORD))
 scalar("url_decode", [_p("string", STRING)], fixed(T.KEYWORD))
 scalar("url_encode", [_p("string", STRING)], fixed(T.KEYWORD))
 scalar("url_encode_component", [_p("string", STRING)], fixed(T.KEYWORD))
@@ -359,7 +367,18 @@ scalar(
     variadic=True,
 )
 scalar("copy_sign", [_p("magnitude", NUMERIC), _p("sign", NUMERIC)], same_as(0))
-scalar("scalb", [_p("d", NUMERIC), _p("scaleFactor", INTEGRAL)], fixed(T.DOUBLE))
+scalar(
+    "scalb",
+    [
+        _p("d", NUMERIC),
+        _p(
+            "scaleFactor",
+            SIGNED_WHOLE,
+            expected="whole number except unsigned_long or counter types",
+        ),
+    ],
+    fixed(T.DOUBLE),
+)
 scalar("pi", [], fixed(T.DOUBLE))
 scalar("e", [], fixed(T.DOUBLE))
 scalar("tau", [], fixed(T.DOUBLE))
@@ -405,7 +424,7 @@ scalar(
 scalar("cidr_match", [_p("ip", IP), _p("blockX", STRING)], fixed(T.BOOLEAN), variadic=True)
 scalar(
     "ip_prefix",
-    [_p("ip", IP), _p("prefixLengthV4", INTEGRAL), _p("prefixLengthV6", INTEGRAL)],
+    [_p("ip", IP), _p("prefixLengthV4", INTEGER), _p("prefixLengthV6", INTEGER)],
     fixed(T.IP),
 )
 
@@ -471,7 +490,7 @@ scalar("mv_concat", [_p("string", STRING), _p("delim", STRING)], fixed(T.KEYWORD
 scalar("mv_dedupe", [_p("field", VALUE)], same_as(0), mv_aware=True, mv_result=True)
 scalar(
     "mv_slice",
-    [_p("field", VALUE), _p("start", INTEGRAL), _p("end", INTEGRAL, optional=True)],
+    [_p("field", VALUE), _p("start", INTEGER), _p("end", INTEGER, optional=True)],
     same_as(0),
     mv_aware=True,
     mv_result=True,

@@ -14,7 +14,6 @@ import statistics
 import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_UP, Context, Decimal
 
 from reconwatch.esql.patterns import like_to_regex, rlike_to_regex
 from reconwatch.evaluate.expressions import EvalContext, EvalFailure, scalar_impl
@@ -190,12 +189,12 @@ def _i(x: object) -> int:
 
 @scalar_impl("to_lower")
 def _to_lower(args: Args, call: p.Call, ctx: EvalContext) -> object:
-    return _s(args[0]).lower()
+    return v.java_case(_s(args[0]), upper=False)
 
 
 @scalar_impl("to_upper")
 def _to_upper(args: Args, call: p.Call, ctx: EvalContext) -> object:
-    return _s(args[0]).upper()
+    return v.java_case(_s(args[0]), upper=True)
 
 
 @scalar_impl("trim")
@@ -453,22 +452,10 @@ def _floor(args: Args, call: p.Call, ctx: EvalContext) -> object:
 @scalar_impl("round")
 def _round(args: Args, call: p.Call, ctx: EvalContext) -> object:
     x = _num(args[0], call.type)
-    # Past 400 digits either way every double and long rounds the same (to itself, or to 0):
-    # clamped, with room in the context, any digit count is a quantisation Decimal can do.
-    digits = max(-400, min(400, _i(args[1]))) if len(args) > 1 else 0
-    step = Decimal(1).scaleb(-digits)
+    digits = _i(args[1]) if len(args) > 1 else 0
     if isinstance(x, float):
-        if math.isnan(x) or math.isinf(x):
-            return x
-        quantized = Decimal(repr(x)).quantize(step, rounding=ROUND_HALF_UP, context=_WIDE)
-        return float(quantized)
-    if digits >= 0:
-        return x
-    rounded = int(Decimal(x).quantize(step, rounding=ROUND_HALF_UP, context=_WIDE))
-    return _checked(rounded, call.type)
-
-
-_WIDE = Context(prec=1000, Emax=MAX_EMAX, Emin=MIN_EMIN)
+        return v.round_double(x, digits)
+    return _checked(v.round_integral(x, digits), call.type)
 
 
 @scalar_impl("signum")
@@ -574,8 +561,10 @@ def _copy_sign(args: Args, call: p.Call, ctx: EvalContext) -> object:
 
 @scalar_impl("scalb")
 def _scalb(args: Args, call: p.Call, ctx: EvalContext) -> object:
-    d, scale = float(_num(args[0], T.DOUBLE)), args[1]
-    assert isinstance(scale, int)
+    d, scale = float(_num(args[0], T.DOUBLE)), _i(args[1])
+    if not v.INT_MIN <= scale <= v.INT_MAX:
+        # A long scale factor is narrowed with Math.toIntExact, which throws outside the ints.
+        raise EvalFailure("java.lang.ArithmeticException: integer overflow")
     try:
         return _checked(math.ldexp(d, scale), T.DOUBLE)
     except OverflowError:

@@ -70,6 +70,46 @@ def cbrt(x: float) -> float:
     return min(candidates, key=lambda y: abs(Fraction(y) ** 3 - target))
 
 
+# Past this many digits either way ROUND gives every double and long the same result (itself,
+# or 0): a digit count is clamped to it, so any count is a quantisation Decimal can do.
+ROUND_DIGITS = 400
+_WIDE = decimal.Context(prec=1000, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+
+
+def round_digits(digits: int) -> int:
+    """ROUND's digit count (an int or a long) clamped to where the result stops changing."""
+    return max(-ROUND_DIGITS, min(ROUND_DIGITS, digits))
+
+
+def round_double(x: float, digits: int) -> float:
+    """ROUND of a double: half up on its shortest decimal form (2.05 -> 2.1 at 1 digit)."""
+    if math.isnan(x) or math.isinf(x):
+        return x
+    step = decimal.Decimal(1).scaleb(-round_digits(digits))
+    quantized = decimal.Decimal(repr(x)).quantize(
+        step, rounding=decimal.ROUND_HALF_UP, context=_WIDE
+    )
+    return float(quantized)
+
+
+def round_integral(x: int, digits: int) -> int:
+    """ROUND of an integral value: unchanged at digits >= 0, else half up (away from zero) at
+    10^-digits; the caller checks the result against its type."""
+    if digits >= 0:
+        return x
+    step = decimal.Decimal(1).scaleb(-round_digits(digits))
+    return int(decimal.Decimal(x).quantize(step, rounding=decimal.ROUND_HALF_UP, context=_WIDE))
+
+
+def java_case(text: str, *, upper: bool) -> str:
+    """Java's String.toUpperCase/toLowerCase(Locale.ROOT), which TO_UPPER/TO_LOWER use: the full
+    case mapping of Unicode's SpecialCasing (`ß` -> `SS`, `ﬁ` -> `FI`, `İ` -> `i̇`) and the final
+    sigma (`ΑΣ` -> `ας`). Python's str.upper/lower implement the same rules; they differ from
+    Java only where the Unicode versions differ (Python 3.11's 14.0; the JDK Elasticsearch ships
+    knows later letters, whose case Python leaves as is)."""
+    return text.upper() if upper else text.lower()
+
+
 def negative_length(length: int) -> str:
     """The warning reason of SUBSTRING with a negative length (Elasticsearch's message)."""
     return (

@@ -120,6 +120,9 @@ class ExprCompiler:
         # time, which must not grow exponentially with nesting depth.
         self._done: dict[int, tuple[p.Call, E]] = {}
         self._bindings = 0  # lambdas made by _bound, for unique parameter names
+        # The null test of the NULL_GUARDED call being compiled: its failures warn only where
+        # it does not hold (DuckDB folds a constant CASE branch even where the test is true).
+        self._null_test: str | None = None
 
     def compile(self, expr: p.Expr) -> E:
         if isinstance(expr, p.Const):
@@ -142,8 +145,12 @@ class ExprCompiler:
         return result
 
     def _checked_call(self, call: p.Call, handler: Handler) -> E:
-        """The handler's SQL with the registry's checks: multivalued arguments, long strings."""
-        result = self.mv_checked(call, handler(self, call))
+        """The handler's SQL with the registry's checks: multivalued arguments, null arguments,
+        long strings."""
+        if call.fn not in NULL_GUARDED:
+            result = self.mv_checked(call, handler(self, call))
+        else:
+            result = self.mv_checked(call, self.null_guarded(call, handler))
         if call.fn in values.GROWING_STRINGS:
             result = self.length_checked(call, result)
         return result
@@ -214,9 +221,27 @@ class ExprCompiler:
         target = _null_type(t, is_list)
         if self.warnings is None:
             return f"CAST(NULL AS {target})"
+        if self._null_test is not None:
+            failed = f"({failed}) AND NOT ({self._null_test})"
         site = self.warnings.site(span, result)
         query = "getvariable('rw_query')"
         return f"CAST(rw_warn({query}, {site}, {reasons}, {failed}) AS {target})"
+
+    def first_failure(
+        self, span: Span, checks: Sequence[tuple[str, str]], value: str, t: T, is_list: bool = False
+    ) -> str:
+        """`value`, or null and a warning for the first of `checks` ((test, reasons) SQL) that
+        holds. Each warns only where the tests before it do not hold: DuckDB folds a constant
+        CASE branch while planning even when an earlier branch is taken (LOG(1, 0) warned for
+        its base too)."""
+        branches: list[str] = []
+        earlier: list[str] = []
+        for test, reasons in checks:
+            first = " AND ".join([test, *(f"NOT coalesce({e}, false)" for e in earlier)])
+            fail = self.failure(span, reasons, f"({first})", t, is_list)
+            branches.append(f"WHEN {test} THEN {fail}")
+            earlier.append(test)
+        return f"(CASE {' '.join(branches)} ELSE {value} END)"
 
     def checked_single(self, e: E, span: Span, result: str = "null") -> str:
         """The single value of `e`; a multivalue is null and warns at `span`."""
@@ -234,6 +259,26 @@ class ExprCompiler:
         too_long = f"(strlen({e.sql}) > {values.MAX_STRING_BYTES})"
         fail = self.failure(call.span, _reason(values.STRING_TOO_LONG), too_long, e.type)
         return E(f"(CASE WHEN {too_long} THEN {fail} ELSE {e.sql} END)", e.type)
+
+    def null_guarded(self, call: p.Call, handler: Handler) -> E:
+        """A call of a NULL_GUARDED function: null, without a warning, where an argument is
+        null, as the registry's null_propagating says (Elasticsearch's evaluators test for null
+        before they compute or fail); multivalued arguments are checked before (mv_checked)."""
+        if any(isinstance(a, p.Const) and a.value is None for a in call.args):
+            e = handler(self, call)
+            return E(f"CAST(NULL AS {_null_type(e.type, e.is_list)})", e.type, e.is_list)
+        tests = [
+            f"({self.compile(a).sql}) IS NULL" for a in call.args if not isinstance(a, p.Const)
+        ]
+        if not tests:
+            return handler(self, call)
+        test = " OR ".join(tests)
+        outer, self._null_test = self._null_test, test
+        try:
+            e = handler(self, call)
+        finally:
+            self._null_test = outer
+        return E(f"(CASE WHEN {test} THEN NULL ELSE {e.sql} END)", e.type, e.is_list)
 
     def mv_checked(self, call: p.Call, e: E) -> E:
         """A single-value function (the registry's rule) warns where an argument is multivalued."""
@@ -259,6 +304,26 @@ class ExprCompiler:
 
 Handler = Callable[[ExprCompiler, p.Call], E]
 _CALLS: dict[str, Handler] = {}
+# Functions the registry makes null on a null argument whose SQL would not be: a CASE that tests
+# an argument (`n <= 0`, a failure test that warns), DuckDB's greatest/least (which skip nulls),
+# a branch that returns an argument unchanged. tests/unit/test_null_arguments.py finds the rest:
+# every null-propagating function with each argument null, on every executor.
+NULL_GUARDED = frozenset(
+    {
+        "left",
+        "right",
+        "substring",
+        "locate",
+        "repeat",
+        "space",
+        "mv_slice",
+        "log",
+        "copy_sign",
+        "div",
+        "mod",
+        "scalb",
+    }
+)
 
 
 def _reg(*names: str) -> Callable[[Handler], Handler]:
@@ -281,6 +346,9 @@ def _simple(name: str, template: str) -> None:
 
 # Operators that check their operands themselves, each at its own span (as the reference does).
 _OWN_MV_CHECKS = frozenset({"and", "or", "not", "case", "in", "like", "rlike"})
+
+
+_ARITHMETIC = "java.lang.ArithmeticException"
 
 
 def _reason(text: str) -> str:
@@ -707,14 +775,22 @@ _WS = r"[\s\x0B\x1C-\x1F]"
 
 @_reg("to_lower", "to_upper")
 def _case_map(c: ExprCompiler, call: p.Call) -> E:
+    """Java's String.toLowerCase/toUpperCase(Locale.ROOT): full case mapping (`ß` -> `SS`,
+    `İ` -> `i̇`, a final `Σ` -> `ς`), as Python's str.lower/upper (values.java_case). DuckDB's
+    lower/upper map one code point to one (`ß` -> `ẞ`) and know no final sigma, so they take
+    only ASCII text (byte length = character length), where every mapping agrees; other text
+    goes through the shared function."""
     # Elasticsearch 9.1+ converts every value of a multivalue (the registry's maps_values).
     (a,) = c.args(call)
     fn = "lower" if call.fn == "to_lower" else "upper"
-    return _each_value(a, fn + "({})", T.KEYWORD)
+    template = (
+        f"(CASE WHEN strlen({{0}}) = length({{0}}) THEN {fn}({{0}}) ELSE rw_{call.fn}({{0}}) END)"
+    )
+    return _each_value(a, template, T.KEYWORD)
 
 
 def _each_value(a: E, template: str, t: T) -> E:
-    """`template` ({} the value) applied to a value, or to every value of a multivalue."""
+    """`template` ({0} the value) applied to a value, or to every value of a multivalue."""
     if a.is_list:
         return E(f"list_transform({a.sql}, lambda x: {template.format('x')})", t, True)
     return E(template.format(a.sql), t)
@@ -741,19 +817,15 @@ def _repeat(c: ExprCompiler, call: p.Call) -> E:
     text, count = ("' '", args[0]) if call.fn == "space" else (args[0], args[1])
     too_long = f"(CAST(strlen({text}) AS HUGEINT) * {count} > {values.MAX_STRING_BYTES})"
     reason = values.SPACE_TOO_LONG if call.fn == "space" else values.REPEAT_TOO_LONG
-    fail = c.failure(call.span, _reason(reason), too_long, T.KEYWORD)
     negative = f"({count} < 0)"
     found = f"'java.lang.IllegalArgumentException: Number parameter cannot be negative, found [' || CAST({count} AS VARCHAR) || ']'"
-    refused = c.failure(call.span, f"[{found}]", negative, T.KEYWORD)
     # DuckDB folds constants in every CASE branch while planning, so an unclamped
     # repeat(' ', 2147483647) built 2 GiB before the guard could skip it. The clamp changes
     # nothing where the branch is taken (count * length <= the limit there).
     bounded = f"least({count}, {values.MAX_STRING_BYTES} // greatest(strlen({text}), 1))"
-    return E(
-        f"(CASE WHEN {negative} THEN {refused} WHEN {too_long} THEN {fail} "
-        f"ELSE repeat({text}, {bounded}) END)",
-        T.KEYWORD,
-    )
+    checks = [(negative, f"[{found}]"), (too_long, _reason(reason))]
+    value = f"repeat({text}, {bounded})"
+    return E(c.first_failure(call.span, checks, value, T.KEYWORD), T.KEYWORD)
 
 
 _simple("url_encode", "rw_url_encode({0})")
@@ -920,16 +992,10 @@ def _log(c: ExprCompiler, call: p.Call) -> E:
     base, x = ("exp(1)", args[0]) if len(args) == 1 else (args[0], args[1])
     value = f"ln({x})" if len(args) == 1 else f"(ln({x}) / ln({base}))"
     checks = [
-        (f"({x} <= 0 OR {base} <= 0)", "Log of non-positive number"),
-        (f"({base} = 1)", "Log of base 1"),
+        (f"({x} <= 0 OR {base} <= 0)", _reason(f"{_ARITHMETIC}: Log of non-positive number")),
+        (f"({base} = 1)", _reason(f"{_ARITHMETIC}: Log of base 1")),
     ]
-    parts = []
-    for test, reason in checks:
-        fail = c.failure(
-            call.span, _reason(f"java.lang.ArithmeticException: {reason}"), test, T.DOUBLE
-        )
-        parts.append(f"WHEN {test} THEN {fail}")
-    return E(f"(CASE {' '.join(parts)} ELSE {value} END)", T.DOUBLE)
+    return E(c.first_failure(call.span, checks, value, T.DOUBLE), T.DOUBLE)
 
 
 @_reg("clamp", "clamp_min", "clamp_max")
@@ -989,14 +1055,26 @@ _guarded(
     "exp(CAST({0} AS DOUBLE))",
     "not a finite double number: Infinity",
 )
-# Math.scalb(0, n) is 0 whatever n (0 * pow(2, 2^31) was NaN).
-_guarded(
-    "scalb",
-    "CAST({0} AS DOUBLE) <> 0 AND isinf(CAST({0} AS DOUBLE) * pow(2.0, {1}))",
-    "(CASE WHEN CAST({0} AS DOUBLE) = 0 THEN CAST({0} AS DOUBLE) "
-    "ELSE CAST({0} AS DOUBLE) * pow(2.0, {1}) END)",
-    "not a finite double number: Infinity",
-)
+
+
+@_reg("scalb")
+def _scalb(c: ExprCompiler, call: p.Call) -> E:
+    """Math.scalb; a long scale factor outside the ints fails Math.toIntExact first."""
+    d, n = c.singles(call)
+    x = f"CAST({d} AS DOUBLE)"
+    checks = [
+        (
+            f"({n} NOT BETWEEN {values.INT_MIN} AND {values.INT_MAX})",
+            _reason(f"{_ARITHMETIC}: integer overflow"),
+        ),
+        (
+            f"({x} <> 0 AND isinf({x} * pow(2.0, {n})))",
+            _reason(f"{_ARITHMETIC}: not a finite double number: Infinity"),
+        ),
+    ]
+    # Math.scalb(0, n) is 0 whatever n (0 * pow(2, 2^31) was NaN).
+    value = f"(CASE WHEN {x} = 0 THEN {x} ELSE {x} * pow(2.0, {n}) END)"
+    return E(c.first_failure(call.span, checks, value, T.DOUBLE), T.DOUBLE)
 
 
 @_reg("date_format")
@@ -1042,24 +1120,39 @@ _simple("tau", "(2 * pi())")
 @_reg("round")
 def _round(c: ExprCompiler, call: p.Call) -> E:
     args = c.singles(call)
-    digits = args[1] if len(args) > 1 else "0"
+    digits = call.args[1] if len(call.args) > 1 else p.Const(0, T.INTEGER)
     if call.type is T.DOUBLE:
-        return E(
-            _round_double(args[0], call.args[1] if len(call.args) > 1 else None, digits), T.DOUBLE
-        )
-    value = f"try(CAST(round({args[0]}, {digits}) AS {sql_type(call.type)}))"
+        return E(_round_double(args[0], digits, args[1] if len(args) > 1 else "0"), T.DOUBLE)
+    # An integral value is itself at digits >= 0 and 0 at 20 digits or more below the point
+    # (the widest unsigned_long has 20), so the count DuckDB's round() takes as an INTEGER,
+    # whatever the type of the argument (an int, a long), is clamped to [-20, 0].
+    if isinstance(digits, p.Const) and isinstance(digits.value, int):
+        n = str(max(-20, min(0, digits.value)))
+    else:
+        n = f"CAST({_within(args[1], -20, 0)} AS INTEGER)"
+    value = f"try(CAST(round({args[0]}, {n}) AS {sql_type(call.type)}))"
     return _overflow_checked(c, call, value, args)
 
 
-def _round_double(x: str, digits: p.Expr | None, single_sql: str) -> str:
-    """Half up on the shortest decimal form of the double (2.05 -> 2.1), like the reference's
-    BigDecimal-style rounding; DuckDB's round() works on the binary value (2.05 -> 2.0)."""
-    n = 0 if digits is None else digits.value if isinstance(digits, p.Const) else None
-    if isinstance(n, int):
-        exact = f"CAST(round(CAST(CAST({x} AS VARCHAR) AS DECIMAL(38, 18)), {n}) AS DOUBLE)"
-        # Beyond DECIMAL(38, 18) a double has no fraction left to round at non-negative digits.
-        return f"(CASE WHEN abs({x}) < 1e19 THEN {exact} WHEN {n} >= 0 THEN {x} ELSE round({x}, {n}) END)"
-    return f"try(round({x}, {single_sql}))"
+def _within(x: str, low: int, high: int) -> str:
+    """`x` within [low, high], null where `x` is (DuckDB's greatest and least skip nulls)."""
+    return f"(CASE WHEN {x} < {low} THEN {low} WHEN {x} > {high} THEN {high} ELSE {x} END)"
+
+
+def _round_double(x: str, digits: p.Expr, digits_sql: str) -> str:
+    """Half up on the shortest decimal form of the double (2.05 -> 2.1), as the reference
+    (values.round_double); DuckDB's round() works on the binary value (2.05 -> 2.0). Constant
+    digits round a DECIMAL in SQL; other digits (an int or a long column) call the reference's
+    function, as DuckDB's DECIMAL round() takes only a constant count."""
+    if not (isinstance(digits, p.Const) and isinstance(digits.value, int)):
+        clamped = _within(digits_sql, -values.ROUND_DIGITS, values.ROUND_DIGITS)
+        return f"rw_round_double(CAST({x} AS DOUBLE), CAST({clamped} AS INTEGER))"
+    n = values.round_digits(digits.value)
+    exact = f"CAST(round(CAST(CAST({x} AS VARCHAR) AS DECIMAL(38, 18)), {n}) AS DOUBLE)"
+    # Beyond DECIMAL(38, 18) a double has no fraction left to round at non-negative digits.
+    return (
+        f"(CASE WHEN abs({x}) < 1e19 THEN {exact} WHEN {n} >= 0 THEN {x} ELSE round({x}, {n}) END)"
+    )
 
 
 # -- dates ----------------------------------------------------------------------------------
@@ -1392,15 +1485,13 @@ def _mv_append(c: ExprCompiler, call: p.Call) -> E:
     joined = norm_list(f"({both})")
     sizes = f"(COALESCE(len({as_list(a)}), 0) + COALESCE(len({as_list(b)}), 0))"
     too_many = f"({sizes} > {values.MAX_VALUES})"
-    fail = c.failure(call.span, _reason(values.TOO_MANY_VALUES), too_many, call.type, True)
     weight = f"({_list_bytes(a, call.type)} + {_list_bytes(b, call.type)})"
     too_large = f"({weight} > {values.MAX_MULTIVALUE_BYTES})"
-    large = c.failure(call.span, _reason(values.MULTIVALUE_TOO_LARGE), too_large, call.type, True)
-    return E(
-        f"(CASE WHEN {too_many} THEN {fail} WHEN {too_large} THEN {large} ELSE {joined} END)",
-        call.type,
-        True,
-    )
+    checks = [
+        (too_many, _reason(values.TOO_MANY_VALUES)),
+        (too_large, _reason(values.MULTIVALUE_TOO_LARGE)),
+    ]
+    return E(c.first_failure(call.span, checks, joined, call.type, True), call.type, True)
 
 
 def _list_bytes(e: E, t: T) -> str:

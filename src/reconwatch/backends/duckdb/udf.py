@@ -239,6 +239,21 @@ def extract_values(texts: list[str | None] | None, spec: str | None) -> list[lis
     return out
 
 
+def to_lower(text: str) -> str:
+    """TO_LOWER of non-ASCII text: Java's toLowerCase(Locale.ROOT) (values.java_case)."""
+    return values.java_case(text, upper=False)
+
+
+def to_upper(text: str) -> str:
+    """TO_UPPER of non-ASCII text: Java's toUpperCase(Locale.ROOT) (values.java_case)."""
+    return values.java_case(text, upper=True)
+
+
+def round_double(x: float, digits: int) -> float:
+    """ROUND of a double by a digit count that is not a constant (values.round_double)."""
+    return values.round_double(x, digits)
+
+
 def hypot(x: float, y: float) -> float:
     """Math.hypot: no overflow or underflow on the way (DuckDB has no hypot)."""
     return math.hypot(x, y)
@@ -318,6 +333,9 @@ FUNCTIONS: dict[str, tuple[Any, Any, str, bool]] = {
     "rw_to_datetime": (to_datetime, [_V], _TS, True),
     "rw_double_text": (double_text, [_D], _V, False),
     "rw_hypot": (hypot, [_D, _D], _D, False),
+    "rw_round_double": (round_double, [_D, "INTEGER"], _D, False),
+    "rw_to_lower": (to_lower, [_V], _V, False),
+    "rw_to_upper": (to_upper, [_V], _V, False),
     "rw_url_encode": (url_encode, [_V], _V, False),
     "rw_url_encode_component": (url_encode_component, [_V], _V, False),
     "rw_ip_prefix": (ip_prefix, [_V, "INTEGER", "INTEGER"], _V, True),
