@@ -187,3 +187,30 @@ def test_a_bad_value_met_again_is_reported_again_and_good_ones_stay_good(tmp_pat
     assert report.lines()[0] == report.lines()[1].replace(":3:", ":1:")
     assert "destination.port" in report.lines()[1] and "source.ip" in report.lines()[2]
     assert report.events == 1
+
+
+def test_nan_and_infinity_in_documents_are_refused_like_a_line_that_is_not_json() -> None:
+    """In-memory documents can hold floats JSON cannot (a file's line with NaN is not JSON):
+    such a leaf of a mapped field is a bad event reported with its place, never a crash (the
+    check took int(nan)); outside the mapping the value is null."""
+    nan, inf = float("nan"), float("inf")
+    docs: list[object] = [
+        {"@timestamp": "2025-01-01T00:00:00Z", "destination": {"port": 80}},
+        {"destination": {"port": nan}},
+        {"@timestamp": -inf},
+        {"process.pid": inf, "user.name": "u"},
+        {"user": {"name": nan}},
+        {"custom": {"x": nan}, "destination.port": 22},
+    ]
+    ds = Dataset.from_documents(docs)
+    from reconwatch.query import run_query
+
+    now = datetime(2025, 1, 2, tzinfo=UTC)
+    result = run_query("from logs-* | keep destination.port, custom.x", ds, now=now)
+    assert result.rows == [(80, None), (22, None)]
+    assert ds.report.lines() == [
+        "<documents>:2: field [destination.port] of type [long]: [NaN] is not a JSON number",
+        "<documents>:3: field [@timestamp] of type [datetime]: [-Infinity] is not a JSON number",
+        "<documents>:4: field [process.pid] of type [long]: [Infinity] is not a JSON number",
+        "<documents>:5: field [user.name] of type [keyword]: [NaN] is not a JSON number",
+    ]

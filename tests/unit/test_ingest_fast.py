@@ -113,3 +113,38 @@ def test_every_spelling_of_a_field_after_the_sample(tmp_path: Path) -> None:
     text = "from logs-* | stats n = values(host.name), c = count(*) by t = host.os.type | sort t"
     rows = run_query(text, ds, now=NOW).rows
     assert rows == [("a", 1100, "linux"), (["a", "b"], 1, "mac"), (None, 1, "w")]
+
+
+def test_unread_fields_past_the_sample_are_not_validated(tmp_path: Path) -> None:
+    """docs/performance.md's exact contract of the fast path: a bad value in a field the query
+    reads is refused wherever it is; one in a field it does not read is refused within the
+    first 1,000 events (the sample) but kept, unreported, after them (count(*) counts it)."""
+    now = datetime(2025, 1, 2, tzinfo=UTC)
+
+    def events(bad_line: int) -> Path:
+        path = tmp_path / f"bad-at-{bad_line}.ndjson"
+        lines = []
+        for line in range(1, 1101):
+            event: dict[str, object] = {"@timestamp": "2025-01-01T00:00:00Z", "process.pid": 1}
+            if line == bad_line:
+                event["source.ip"] = "garbage"
+            lines.append(json.dumps(event))
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def count(path: Path, query: str) -> tuple[object, list[str]]:
+        ds = Dataset.from_files([path])
+        return run_query(query, ds, now=now).rows[0][0], ds.report.lines()
+
+    unread = "from logs-* | stats c = count(*)"
+    read = "from logs-* | stats c = count(*), s = count(source.ip)"
+    assert count(events(5), unread) == (1099, [f"{tmp_path}/bad-at-5.ndjson:5: {BAD_IP}"])
+    assert count(events(1050), read) == (1099, [f"{tmp_path}/bad-at-1050.ndjson:1050: {BAD_IP}"])
+    assert count(events(1050), unread) == (1100, [])  # the documented gap
+    # The Python path (documents here) checks every field of every event.
+    docs = [json.loads(line) for line in events(1050).read_text().splitlines()]
+    ds = Dataset.from_documents(docs)
+    assert run_query(unread, ds, now=now).rows == [(1099,)]
+
+
+BAD_IP = "field [source.ip] of type [ip]: 'garbage' is not an IP string literal."

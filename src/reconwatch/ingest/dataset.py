@@ -159,7 +159,9 @@ class Dataset:
     """Events from files or documents. Implements plan.catalog.Catalog; bad events go to `report`.
 
     NDJSON files are read by DuckDB itself (ingest.fast); a file it cannot read exactly (bad
-    events among others) goes through the validating Python reader, which reports them."""
+    events among others) goes through the validating Python reader, which reports them. DuckDB's
+    read validates the fields a query reads and those the first SAMPLE_LINES events show; an
+    event whose only bad value is in another field is kept (docs/performance.md: the contract)."""
 
     def __init__(self, inputs: Sequence[_Input]) -> None:
         self._inputs = list(inputs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -85,6 +86,12 @@ def _walk(value: object, prefix: str, out: Flat) -> None:
 
 def convert_leaf(value: object, type_: T) -> object:
     """One JSON leaf as a value of a mapped type; ConversionError when Elasticsearch would reject it."""
+    if type(value) is float and not math.isfinite(value):
+        # NaN and the infinities are not JSON: a file's line holding one is refused as not JSON
+        # (Elasticsearch's parser refuses the document too); in-memory documents can hold them.
+        name = "NaN" if value != value else "Infinity" if value > 0 else "-Infinity"
+        msg = f"[{name}] is not a JSON number"
+        raise values.ConversionError(msg)
     if type_ in (T.KEYWORD, T.TEXT):
         if isinstance(value, str):
             return value
