@@ -157,6 +157,14 @@ class QueryLimitError(ReconwatchError):
     exit_code = 1
 
 
+class QueryTimeoutError(QueryLimitError):
+    """A query cancelled at its time budget (--timeout)."""
+
+
+class QueryMemoryError(QueryLimitError):
+    """A query stopped at its memory limit (--memory-limit)."""
+
+
 class RuleRunError(ReconwatchError):
     """A rule that failed to load or run while others ran: the rule's file, then the cause."""
 

@@ -43,7 +43,7 @@ from reconwatch.engine.detect import (
 from reconwatch.engine.run import RunResult
 from reconwatch.errors import ReconwatchError, RuleRunError, UsageError
 from reconwatch.ingest import formats
-from reconwatch.plan.limits import DEFAULT_MEMORY, limited
+from reconwatch.plan.limits import DEFAULT_MEMORY, RULE_RUN_SECONDS, limited
 from reconwatch.plan.values import ConversionError, format_datetime, parse_datetime
 from reconwatch.rules.builtin import DEFAULT_RULE, load_rule_specs
 from reconwatch.rules.datemath import parse_interval
@@ -71,7 +71,7 @@ PROGRESS_MIN_RUNS = 10
 
 
 # Kibana's default timeout of one rule run (xpack.alerting.rules.run.timeout, 5m); --timeout.
-RULE_RUN_TIMEOUT = 300.0
+RULE_RUN_TIMEOUT = RULE_RUN_SECONDS
 
 
 def parse_time(text: str, option: str) -> datetime:

@@ -75,8 +75,27 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option("--demo", help="Store the shipped sample and run every rule over it."),
         ] = False,
+        memory_limit: Annotated[
+            str | None,
+            typer.Option(
+                "--memory-limit",
+                help="Memory the store's DuckDB may use (e.g. 512MB, 4GB; default 2GB); a query "
+                "that needs more stops with an error, the service goes on.",
+                metavar="SIZE",
+            ),
+        ] = None,
+        timeout: Annotated[
+            float | None,
+            typer.Option(
+                "--timeout",
+                help="Cancel a rule run's query or an ES|QL request after this many seconds "
+                "(default 300, Kibana's rule run timeout); 0: no budget.",
+                metavar="SECONDS",
+            ),
+        ] = None,
     ) -> None:
         """Run the detection service: _bulk ingest, rules on schedule, alerts and ES|QL API."""
+        from reconwatch.plan.limits import parse_memory, parse_seconds
         from reconwatch.service.assemble import listen, settle
         from reconwatch.service.config import ServiceConfig, load_config
 
@@ -94,6 +113,10 @@ def register(app: typer.Typer) -> None:
             settings = replace(settings, follow=(*settings.follow, *follow))
         if no_builtin_rules:
             settings = replace(settings, builtin_rules=False)
+        if memory_limit is not None:
+            settings = replace(settings, memory_limit=parse_memory(memory_limit))
+        if timeout is not None:
+            settings = replace(settings, query_timeout=parse_seconds(timeout))
         settings = settle(settings, os.environ)
         for directory in settings.rules:
             if not directory.is_dir():

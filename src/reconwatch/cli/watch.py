@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import signal
 import time
@@ -19,10 +20,13 @@ from reconwatch.cli.inputs import (
     AlertsOutput,
     DetectorState,
     DetectorStateOption,
+    MemoryLimit,
+    QueryTimeout,
     SyslogYear,
     print_notes,
     require_files,
 )
+from reconwatch.cli.plain import query_limits
 from reconwatch.engine import feed
 from reconwatch.engine.native.contact import Contact, contact_of
 from reconwatch.engine.native.watch import NativeWatch
@@ -34,6 +38,7 @@ from reconwatch.ingest.locate import is_plain
 from reconwatch.ingest.report import IngestReport
 from reconwatch.plan.catalog import Catalog
 from reconwatch.plan.documents import flatten
+from reconwatch.plan.limits import DEFAULT_MEMORY, RULE_RUN_SECONDS, limited
 from reconwatch.rules.builtin import DEFAULT_RULE, load_rule_specs, streamable
 from reconwatch.rules.datemath import parse_interval
 from reconwatch.rules.model import Rule
@@ -344,8 +349,14 @@ def register(app: typer.Typer) -> None:
         ] = None,
         state_path: DetectorStateOption = None,
         year: SyslogYear = None,
+        memory_limit: MemoryLimit = DEFAULT_MEMORY,
+        timeout: QueryTimeout = RULE_RUN_SECONDS,
     ) -> None:
         """Evaluate rules continuously over a sliding event-time window; alerts print as they fire."""
+        # Each event's work per rule and each evidence query: a time budget, DuckDB's memory.
+        limits = query_limits(memory_limit, timeout)
+        bounded = contextlib.ExitStack()
+        bounded.enter_context(limited(limits))
         signals = _Signals()
         signals.install()
         signals.waiting = True  # Ctrl-C while starting (a replayed file is scanned): stop there
@@ -441,3 +452,4 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(130) from None  # stopped before any event was read
         finally:
             signals.restore()  # an in-process caller (tests) keeps its own handlers
+            bounded.close()

@@ -9,10 +9,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from reconwatch.errors import QueryLimitError, UsageError
+from reconwatch.errors import QueryMemoryError, QueryTimeoutError, UsageError
 
 # DuckDB's own default is 80% of the host's memory: one rule could take most of a shared host.
 DEFAULT_MEMORY = "2GB"
+# Kibana's default timeout of one rule run (xpack.alerting.rules.run.timeout, 5m): the budget
+# of a rule run's queries in detect, watch and serve unless --timeout says otherwise.
+RULE_RUN_SECONDS = 300.0
 _SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(B|KB|KIB|MB|MIB|GB|GIB|TB|TIB)?\s*", re.I)
 
 
@@ -49,14 +52,14 @@ class Deadline:
             raise over_budget(self.seconds)
 
 
-def over_budget(seconds: float | None) -> QueryLimitError:
-    return QueryLimitError(
+def over_budget(seconds: float | None) -> QueryTimeoutError:
+    return QueryTimeoutError(
         f"query cancelled: it ran past its time budget of {seconds:g} s (--timeout)"
     )
 
 
-def out_of_memory(memory: str) -> QueryLimitError:
-    return QueryLimitError(
+def out_of_memory(memory: str) -> QueryMemoryError:
+    return QueryMemoryError(
         f"query stopped: it needs more than its memory limit of {memory} (--memory-limit)"
     )
 

@@ -24,6 +24,7 @@ from starlette.responses import RedirectResponse, Response
 from reconwatch import __version__
 from reconwatch.errors import ReconwatchError, UsageError
 from reconwatch.plan import values
+from reconwatch.plan.limits import RULE_RUN_SECONDS, QueryLimits
 from reconwatch.query import warning_header
 from reconwatch.service import bulk, esql, triage, ui
 from reconwatch.service.delivery import Delivery
@@ -72,6 +73,8 @@ class Service:
     realtime: RealTime | None = None
     reloader: RuleReloader | None = None
     feed: FileFeed | None = None
+    # The ES|QL API's queries: the store's DuckDB memory and a time budget (serve --timeout).
+    query_limits: QueryLimits = field(default_factory=lambda: QueryLimits(seconds=RULE_RUN_SECONDS))
     # Which of a rule set's rules run in real time by the configuration (assemble).
     realtime_choice: Callable[[RuleSet], list[str]] | None = None
 
@@ -323,7 +326,9 @@ async def _query(service: Service, request: Request) -> Response:
         text = doc.get("query")
         if not isinstance(text, str) or not text.strip():
             raise UsageError("[query] is required: the ES|QL text")
-        result = await run_in_threadpool(esql.run, service.store, text, service.store.clock())
+        result = await run_in_threadpool(
+            esql.run, service.store, text, service.store.clock(), service.query_limits
+        )
     except UsageError as exc:
         return error_response(400, "parsing_exception", str(exc))
     except ReconwatchError as exc:

@@ -38,14 +38,19 @@ def settle(config: ServiceConfig, environ: Mapping[str, str]) -> ServiceConfig:
 def build(config: ServiceConfig, clock: Clock) -> Service:
     """The store opened, the rules loaded (refused files kept for the report), the schedule."""
     assert config.data_dir is not None  # settle() filled it in
-    store = Store(config.data_dir, clock, config.retention)
+    store = Store(config.data_dir, clock, config.retention, memory_limit=config.memory_limit)
+    query_limits = config.query_limits()
     loaded = load_rules(list(config.rules), builtin=config.builtin_rules, specs=config.rule)
-    scheduler = Scheduler(store, list(loaded.rules.values()), clock)
+    scheduler = Scheduler(store, list(loaded.rules.values()), clock, query_limits=query_limits)
     limits = Limits(config.max_body_bytes, config.queue_batches)
     try:
         delivery = Delivery.open(store, config.sinks, loaded.rules) if config.sinks else None
         realtime = RealTime(
-            store, loaded.rules, max_batches=config.queue_batches, natives=scheduler.natives
+            store,
+            loaded.rules,
+            max_batches=config.queue_batches,
+            natives=scheduler.natives,
+            query_limits=query_limits,
         )
         failures = list(loaded.failures)
         chosen = enabled_rules(loaded.rules, loaded.realtime_default(), config.realtime)
@@ -71,6 +76,7 @@ def build(config: ServiceConfig, clock: Clock) -> Service:
         store.close()
         raise
     service = open_service(store, limits, config.api_key, scheduler, failures, delivery, realtime)
+    service.query_limits = query_limits
     service.reloader = RuleReloader(
         list(config.rules), builtin=config.builtin_rules, specs=config.rule
     )

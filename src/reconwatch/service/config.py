@@ -11,6 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from reconwatch.errors import ConfigError, UsageError
+from reconwatch.plan.limits import (
+    DEFAULT_MEMORY,
+    RULE_RUN_SECONDS,
+    QueryLimits,
+    parse_memory,
+    parse_seconds,
+)
 from reconwatch.rules.datemath import parse_interval
 from reconwatch.service.delivery import SinkSpec
 
@@ -35,6 +42,13 @@ class ServiceConfig:
     sinks: tuple[SinkSpec, ...] = ()
     # rule_ids run in real time too ("*": every rule); None: the built-in scan rules.
     realtime: tuple[str, ...] | None = None
+    # The store's DuckDB memory (every query and write on it) and each rule run's or ES|QL
+    # request's time budget in seconds (None: none); --memory-limit, --timeout.
+    memory_limit: str = DEFAULT_MEMORY
+    query_timeout: float | None = RULE_RUN_SECONDS
+
+    def query_limits(self) -> QueryLimits:
+        return QueryLimits(self.memory_limit, self.query_timeout)
 
 
 def load_config(path: Path) -> ServiceConfig:
@@ -144,6 +158,22 @@ def _duration(name: str, key: str, value: object, base: Path) -> timedelta:
         ) from None
 
 
+def _memory(name: str, key: str, value: object, base: Path) -> str:
+    text = _text(name, key, value, base)
+    try:
+        return parse_memory(text)
+    except UsageError:
+        raise ConfigError(
+            name, key, f"expected a size such as 512MB or 2GB, got {text!r}"
+        ) from None
+
+
+def _seconds(name: str, key: str, value: object, _base: Path) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(name, key, f"expected a number of seconds (0: no budget), got {value!r}")
+    return parse_seconds(float(value))
+
+
 def _bind(name: str, key: str, value: object, base: Path) -> str:
     text = _text(name, key, value, base)
     try:
@@ -166,6 +196,8 @@ _KEYS: dict[str, Callable[[str, str, object, Path], Any]] = {
     "builtin_rules": _bool,
     "sinks": _targets,
     "realtime": _names,
+    "memory_limit": _memory,
+    "query_timeout": _seconds,
 }
 
 

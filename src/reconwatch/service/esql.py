@@ -5,11 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from reconwatch.errors import QueryError, QuerySyntaxError, ReconwatchError, UnsupportedFeatureError
+from reconwatch.errors import (
+    QueryError,
+    QueryMemoryError,
+    QuerySyntaxError,
+    QueryTimeoutError,
+    ReconwatchError,
+    UnsupportedFeatureError,
+)
 from reconwatch.esql import ast
 from reconwatch.esql.parser import parse
 from reconwatch.ingest import Dataset
-from reconwatch.plan import values
+from reconwatch.plan import limits, values
 from reconwatch.plan.catalog import Result
 from reconwatch.service.storequery import run_on_store
 from reconwatch.store import Store
@@ -20,14 +27,18 @@ from reconwatch.types import DataType
 _TYPE_NAMES = {DataType.DATETIME: "date"}
 
 
-def run(store: Store, text: str, now: datetime) -> Result:
-    """The query over the stored events of the indices its FROM names (every stored time)."""
-    first = parse(text).commands[0]
-    if isinstance(first, ast.From):
-        dataset = window_dataset(store, tuple(first.sources), None, None, None)
-    else:
-        dataset = Dataset.from_stored([])
-    return run_on_store(store, text, dataset, now)
+def run(
+    store: Store, text: str, now: datetime, query_limits: limits.QueryLimits | None = None
+) -> Result:
+    """The query over the stored events of the indices its FROM names (every stored time),
+    under the service's query limits (memory, time budget)."""
+    with limits.limited(query_limits or limits.QueryLimits()):
+        first = parse(text).commands[0]
+        if isinstance(first, ast.From):
+            dataset = window_dataset(store, tuple(first.sources), None, None, None)
+        else:
+            dataset = Dataset.from_stored([])
+        return run_on_store(store, text, dataset, now)
 
 
 def body(result: Result, took_ms: int) -> dict[str, Any]:
@@ -59,4 +70,9 @@ def error(exc: ReconwatchError) -> tuple[int, str, str]:
         return 400, "illegal_argument_exception", exc.one_line()
     if isinstance(exc, QueryError):
         return 400, "verification_exception", f"Found 1 problem\n{exc.one_line()}"
+    # Elasticsearch's answers to a query its circuit breaker stops and to a cancelled task.
+    if isinstance(exc, QueryMemoryError):
+        return 429, "circuit_breaking_exception", exc.one_line()
+    if isinstance(exc, QueryTimeoutError):
+        return 400, "task_cancelled_exception", exc.one_line()
     return 500, "esql_execution_exception", exc.one_line()

@@ -17,7 +17,7 @@ from reconwatch.engine.run import RuleExecutor
 from reconwatch.engine.schedule import RunWindow
 from reconwatch.engine.watch import RuleWatch
 from reconwatch.errors import ReconwatchError, UsageError
-from reconwatch.plan import values
+from reconwatch.plan import limits, values
 from reconwatch.rules.exceptions import ExceptionList
 from reconwatch.rules.model import Rule
 from reconwatch.service.native import PATTERNS as NATIVE_PATTERNS
@@ -59,8 +59,11 @@ class RealTime:
         max_batches: int = 64,
         on_alerts: Callable[[int], None] | None = None,
         natives: NativeRules | None = None,
+        query_limits: limits.QueryLimits | None = None,
     ) -> None:
         self.store = store
+        # Each batch's work and a rule's refill: a time budget, DuckDB's memory (as scheduled runs).
+        self.query_limits = query_limits or limits.QueryLimits(seconds=limits.RULE_RUN_SECONDS)
         # Native detector rules' detectors: the schedule's, so each event reaches one once.
         self.natives = natives or NativeRules(store, self._native_lists, space)
         self._native: dict[str, NativeRule] = {}
@@ -82,6 +85,11 @@ class RealTime:
     def enable(self, rule_id: str) -> None:
         """Watch the rule from now on, its window refilled from the store; UsageError saying why
         a rule cannot be watched (unknown, not aggregating, a query the stream refuses)."""
+        # The stream executor takes the time budget in force when it is built.
+        with limits.limited(self.query_limits):
+            self._enable(rule_id)
+
+    def _enable(self, rule_id: str) -> None:
         rule = self.rules.get(rule_id)
         if rule is None:
             msg = f"no rule with rule_id [{rule_id}]"
@@ -187,7 +195,8 @@ class RealTime:
             try:
                 if rows is _STOP:
                     return
-                self._evaluate(rows)
+                with limits.limited(self.query_limits):
+                    self._evaluate(rows)
             except Exception as exc:  # a bug must not stop the thread: the writer waits on it
                 self._error(f"{type(exc).__name__}: {exc}")
             finally:

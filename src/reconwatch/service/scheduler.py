@@ -17,6 +17,7 @@ from reconwatch.engine.suppression import Suppressor
 from reconwatch.errors import ReconwatchError, UsageError
 from reconwatch.esql import ast
 from reconwatch.esql.parser import parse
+from reconwatch.plan import limits
 from reconwatch.plan.values import format_datetime
 from reconwatch.rules.exceptions import ExceptionList
 from reconwatch.rules.model import Rule
@@ -135,8 +136,11 @@ class Scheduler:
         evidence: bool = True,
         on_run: OnRun | None = None,
         natives: NativeRules | None = None,
+        query_limits: limits.QueryLimits | None = None,
     ) -> None:
         self.store = store
+        # Each run's queries: DuckDB's memory and a time budget (serve --memory-limit/--timeout).
+        self.query_limits = query_limits or limits.QueryLimits(seconds=limits.RULE_RUN_SECONDS)
         # Native detector rules' detectors (shared with the real-time rules when given).
         self.natives = natives or NativeRules(store, self.native_lists, space)
         self.on_run = on_run
@@ -352,7 +356,8 @@ class Scheduler:
 
     def _run(self, state: RuleState, window: RunWindow, gap: timedelta) -> RunOutcome:
         started = time.perf_counter()
-        outcome = self._execute(state, window, gap)
+        with limits.limited(self.query_limits):
+            outcome = self._execute(state, window, gap)
         seconds = time.perf_counter() - started
         self.store.set_run_duration(outcome.record, seconds)
         if self.on_run is not None:

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from reconwatch.backends.duckdb import udf
 from reconwatch.errors import ReconwatchError
+from reconwatch.plan.limits import DEFAULT_MEMORY
 from reconwatch.rules.exceptions import ExceptionList
 from reconwatch.store import alerts as alert_table
 from reconwatch.store import context, exceptions, schema, settings
@@ -50,7 +51,14 @@ class Store:
     returns, so an acknowledged event is on disk. Reads and retention use their own cursors
     (DuckDB's MVCC): a retention pass deleting old rows never waits for, nor stops, an append."""
 
-    def __init__(self, data_dir: Path, clock: Clock, retention: timedelta = DEFAULT_RETENTION):
+    def __init__(
+        self,
+        data_dir: Path,
+        clock: Clock,
+        retention: timedelta = DEFAULT_RETENTION,
+        *,
+        memory_limit: str = DEFAULT_MEMORY,
+    ):
         self.data_dir = data_dir
         self.clock = clock
         self.retention = retention
@@ -61,6 +69,8 @@ class Store:
             msg = f"cannot open the store in {data_dir}: {str(exc).splitlines()[0]}"
             raise StoreError(msg) from None
         self._con.execute("SET enable_progress_bar = false")
+        # DuckDB's default is 80% of the host; queries on the store set it again (their limit).
+        self._con.execute(f"SET memory_limit = '{memory_limit}'")
         for ddl in schema.ALL:
             self._con.execute(ddl)
         self._fill_filter_columns()
