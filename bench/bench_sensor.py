@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconwatch.sensor.bpf import COMM_BYTES, encode_buf
+from reconwatch.sensor.bpf import COMM_BYTES
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 HERE = Path(__file__).resolve().parent
@@ -229,6 +229,27 @@ while True:
 """
 
 
+def replay_lines(count: int, pid: int) -> bytes:
+    """What the tracer prints for a connect() scan of `count` closed loopback ports: `@b0`
+    entries (each an attempt with its outcome, refused), 1,000 per tick with their count."""
+    comm = percent_r(b"loadgen".ljust(COMM_BYTES, b"\0"))  # as the script prints it (%r)
+    lines = []
+    for n in range(count):
+        dst = 127 | (10 << 8) | (n >> 8 & 255) << 16 | (n & 255) << 24  # 127.10.x.y, as stored
+        lines.append(
+            b"@b0[%d, %d]: (%d, 0, 2, 16777343, 0, 0, 0, %d, %d, 0, 0, 0, 9, 7, 111, 7000, %s)\n"
+            % (1000 + 50 * n, pid, pid, 40000 + n % 20000, dst, comm)
+        )
+        if n % 1000 == 999 or n == count - 1:
+            lines.append(b"@bn0: %d\n\n" % (n % 1000 + 1))
+    return b"".join(lines)
+
+
+def percent_r(data: bytes) -> bytes:
+    """bpftrace's `%r` of a buffer: printable ASCII as is, any other byte as \\xNN."""
+    return b"".join(bytes([c]) if 0x20 <= c < 0x7F else b"\\x%02x" % c for c in data)
+
+
 def replay(count: int, workdir: Path) -> None:
     """The sensor's own pipeline (parse, ECS, NDJSON) fed by a stand-in tracer, flat out."""
     bindir = workdir / "replay-bin"
@@ -238,11 +259,7 @@ def replay(count: int, workdir: Path) -> None:
     fake.chmod(0o755)
     lines = workdir / "replay.txt"
     gone = 2**22 + 77  # no such pid: the executable lookup misses, as for a short-lived scanner
-    comm = encode_buf(b"loadgen", COMM_BYTES).decode()  # as the script prints comm (%rx)
-    with lines.open("w") as handle:
-        for n in range(count):
-            ip = f"127.10.{n >> 8 & 255}.{n & 255}"
-            handle.write(f"C\t{n}\t{gone}\t0\t4\t127.0.0.1\t0\t{ip}\t9\t{comm}\n")
+    lines.write_bytes(replay_lines(count, gone))
     env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", REPLAY_LINES=str(lines))
     out = workdir / "replay.ndjson"
     sensor = start_sensor("ebpf", out, workdir, None, env)
@@ -257,9 +274,9 @@ def replay(count: int, workdir: Path) -> None:
     written = sum(1 for _ in out.open("rb"))
     out.unlink()
     print(
-        f"replay: sensor pipeline alone (stand-in tracer) wrote {written}/{count} events in "
-        f"{time.monotonic() - before:.1f}s wall, {1e6 * cpu / count:.1f} us/event of sensor CPU "
-        f"= {count / cpu:.0f} events/s per core",
+        f"replay: sensor pipeline alone (stand-in tracer) wrote {written}/{2 * count} events "
+        f"({count} attempts, each with its outcome) in {time.monotonic() - before:.1f}s wall, "
+        f"{1e6 * cpu / written:.1f} us/event of sensor CPU = {written / cpu:.0f} events/s per core",
         flush=True,
     )
 
@@ -306,7 +323,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=4, help="load generator processes")
     parser.add_argument("--nice", type=int, help="the sensor's --nice (default: its own)")
-    parser.add_argument("--replay", type=int, default=200000, help="events for the replay run")
+    parser.add_argument("--replay", type=int, default=100000, help="attempts for the replay run")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench_sensor needs root (the sensor loads eBPF programs)")

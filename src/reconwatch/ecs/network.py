@@ -252,78 +252,107 @@ class EcsEncoder:
     def __init__(self, host: HostInfo, *, process_capacity: int = 4096) -> None:
         self.host = host
         self._encode = msgspec.json.Encoder().encode
-        self._constant = {
-            "host": msgspec.Raw(self._encode(host.host_doc())),
-            "agent": msgspec.Raw(self._encode(host.agent_doc())),
-            "data_stream": msgspec.Raw(self._encode(_DATA_STREAM)),
-            "ecs": msgspec.Raw(self._encode(_ECS)),
+        constant = {
+            "host": host.host_doc(),
+            "agent": host.agent_doc(),
+            "data_stream": _DATA_STREAM,
+            "ecs": _ECS,
         }
-        self._tags = msgspec.Raw(self._encode([TAG_EXECUTABLE_UNKNOWN]))
+        # ',"host":{...},"agent":{...},"data_stream":{...},"ecs":{...}'
+        self._constant = b"," + self._encode(constant)[1:-1]
+        self._tags = b',"tags":' + self._encode([TAG_EXECUTABLE_UNKNOWN])
         self._events: dict[tuple[str, str, str | None], bytes] = {}
-        self._extras: dict[
-            tuple[str | None, str | None, str | None, int | None], msgspec.Raw | None
-        ] = {}
-        self._networks: dict[tuple[int, str, str | None], msgspec.Raw] = {}
-        self._users: dict[tuple[int | None, str | None], msgspec.Raw | None] = {}
+        self._ingested_at: float | None = None  # the last `ingested` formatted, and its bytes
+        self._ingested = b""
+        self._extras: dict[tuple[str | None, str | None, str | None, int | None], bytes | None] = {}
+        self._networks: dict[tuple[int, str, str | None], bytes] = {}
+        self._users: dict[tuple[int | None, str | None], bytes | None] = {}
         self._process_capacity = process_capacity
         self._processes: OrderedDict[
             tuple[int, str, str | None, int | None, str | None, float | None],
-            tuple[list[str] | None, msgspec.Raw],
+            tuple[list[str] | None, bytes],
         ] = OrderedDict()
 
     def encode(self, conn: Connection, ingested: float) -> bytes:
-        source, destination = _endpoints(conn)
-        doc: dict[str, object] = {
-            "@timestamp": iso_time(conn.timestamp),
-            "event": self._event(conn, ingested),
-            "process": self._process(conn),
-            "source": source,
-            "destination": destination,
-            "network": self._network(conn),
-            **self._constant,
-        }
+        """The document's JSON, joined from bytes: cached fragments and the few per-event values
+        (times, endpoints, duration), without building the document as dicts first."""
+        parts = [
+            b'{"@timestamp":"',
+            self._timestamp(conn.timestamp),
+            b'","event":',
+            self._event(conn, ingested),
+            b',"process":',
+            self._process(conn),
+            *self._endpoints(conn),
+            b',"network":',
+            self._network(conn),
+            self._constant,
+        ]
         user = self._user(conn)
         if user is not None:
-            doc["user"] = user
+            parts += (b',"user":', user)
         extra = self._extra(conn)
         if extra is not None:
-            doc["reconwatch"] = extra
+            parts += (b',"reconwatch":', extra)
         if not conn.executable:
-            doc["tags"] = self._tags
-        return self._encode(doc)
+            parts.append(self._tags)
+        parts.append(b"}")
+        return b"".join(parts)
 
-    def _event(self, conn: Connection, ingested: float) -> msgspec.Raw:
+    def _timestamp(self, epoch: float) -> bytes:
+        return iso_time(epoch).encode()
+
+    def _endpoints(self, conn: Connection) -> tuple[bytes, bytes, bytes, bytes]:
+        """',"source":', its object, ',"destination":', its object (the peer is the source of
+        an accepted connection), as msgspec writes _endpoints()'s dicts."""
+        encode = self._encode
+        local = b""
+        if conn.src_ip is not None:
+            local = b'"ip":' + encode(conn.src_ip)
+        if conn.src_port is not None:
+            local += b'%s"port":%d' % (b"," if local else b"", conn.src_port)
+        remote = b'"ip":' + encode(conn.dst_ip)
+        if conn.transport not in ICMP_TRANSPORTS and conn.port_known:
+            remote += b',"port":%d' % conn.dst_port
+        if conn.action == ACCEPTED:
+            local, remote = remote, local
+        return b',"source":{', local + b"}", b',"destination":{', remote + b"}"
+
+    def _event(self, conn: Connection, ingested: float) -> bytes:
         key = (conn.action, conn.outcome, conn.reason)
         head = self._events.get(key)
         if head is None:
             # '{"action":...,"module":"endpoint"' then [',"duration":N'] ',"ingested":"..."}'
             head = self._events[key] = self._encode(_event_doc(conn))[:-1]
+        if ingested != self._ingested_at:
+            self._ingested_at = ingested
+            self._ingested = b',"ingested":"' + iso_time(ingested).encode() + b'"}'
         if conn.duration_ns is not None:
-            head += b',"duration":%d' % conn.duration_ns
-        return msgspec.Raw(head + b',"ingested":"' + iso_time(ingested).encode() + b'"}')
+            return b'%s,"duration":%d%s' % (head, conn.duration_ns, self._ingested)
+        return head + self._ingested
 
-    def _extra(self, conn: Connection) -> msgspec.Raw | None:
+    def _extra(self, conn: Connection) -> bytes | None:
         key = (conn.probe, conn.error, conn.tcp_flags, conn.icmp_type)
         if key not in self._extras:
             extra = _reconwatch_doc(conn)
-            self._extras[key] = msgspec.Raw(self._encode(extra)) if extra else None
+            self._extras[key] = self._encode(extra) if extra else None
         return self._extras[key]
 
-    def _network(self, conn: Connection) -> msgspec.Raw:
+    def _network(self, conn: Connection) -> bytes:
         key = (conn.family, conn.action, conn.transport)
         raw = self._networks.get(key)
         if raw is None:
-            raw = self._networks[key] = msgspec.Raw(self._encode(_network_doc(conn)))
+            raw = self._networks[key] = self._encode(_network_doc(conn))
         return raw
 
-    def _user(self, conn: Connection) -> msgspec.Raw | None:
+    def _user(self, conn: Connection) -> bytes | None:
         key = (conn.uid, conn.user_name)
         if key not in self._users:
             user = _user_doc(conn)
-            self._users[key] = msgspec.Raw(self._encode(user)) if user else None
+            self._users[key] = self._encode(user) if user else None
         return self._users[key]
 
-    def _process(self, conn: Connection) -> msgspec.Raw:
+    def _process(self, conn: Connection) -> bytes:
         # args is compared as well: one pid may exec again with the same executable
         key = (
             conn.pid,
@@ -336,7 +365,7 @@ class EcsEncoder:
         hit = self._processes.get(key)
         if hit is not None and (hit[0] is conn.args or hit[0] == conn.args):
             return hit[1]
-        raw = msgspec.Raw(self._encode(_process_doc(conn, self.host)))
+        raw = self._encode(_process_doc(conn, self.host))
         self._processes[key] = (conn.args, raw)
         if len(self._processes) > self._process_capacity:
             self._processes.popitem(last=False)

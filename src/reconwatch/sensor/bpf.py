@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import binascii
 import errno
+import io
 import os
 import re
 import shutil
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, cast
 
 from reconwatch.ecs.network import (
     ACCEPTED,
@@ -75,10 +76,37 @@ _FAMILIES = {b"4": (4, socket.AF_INET), b"6": (6, socket.AF_INET6)}
 _COMM_CACHE_MAX = 4096
 _PRINTABLE_ESCAPE = re.compile(rb"\\x([0-9a-f]{2})")
 _BAD_SAMPLES = 3
+_NUMBER = rb"(\d{1,20})"  # a %d/%llu field: ASCII digits only (bytes patterns' \d is ASCII)
+# An `@b0`/`@b1` entry, whole: [NSECS, TID]: (16 numbers, then COMM: whatever is left before the
+# closing parenthesis; %r prints printable bytes raw, so a comm may hold ", " and ")").
+_B_ENTRY = re.compile(
+    rb"@b[01]\["
+    + _NUMBER
+    + rb", "
+    + _NUMBER
+    + rb"\]: \("
+    + rb", ".join([_NUMBER] * 16)
+    + rb", (.*)\)",
+    re.DOTALL,
+)
+_W_ENTRY = re.compile(
+    rb"@w[01]\["
+    + _NUMBER
+    + rb", "
+    + _NUMBER
+    + rb"\]: \("
+    + rb", ".join([_NUMBER] * 12)
+    + rb", (.*)\)",
+    re.DOTALL,
+)
+_Q_ENTRY = re.compile(
+    rb"@q[01]\[" + _NUMBER + rb", " + _NUMBER + rb"\]: \(" + rb", ".join([_NUMBER] * 8) + rb"\)"
+)
 _UDP_SEEN_MAX = 65536
 # Seconds without an event line that mean the tracer's buffers are empty; its stdout is flushed
 # every 0.1 s by the script's padding tick.
 _DRAIN_IDLE = 0.5
+_READ_SIZE = 1 << 16  # bytes per read of the tracer's output (the pipe holds 64 KiB)
 _DRAIN_DEADLINE = 15.0  # a busy host never goes idle; stop anyway after this
 
 
@@ -110,6 +138,19 @@ class Stats:
     args_cut: int = 0
     tracer_messages: list[str] = field(default_factory=list)
     bad_samples: list[str] = field(default_factory=list)
+
+
+def read_lines(stream: io.BufferedIOBase, size: int = _READ_SIZE) -> Iterator[list[bytes]]:
+    """The stream's lines (without their newline), a list per read of up to `size` bytes: one
+    read() and one split() per block of the tracer's output instead of a readline() per line.
+    A last line without a newline is yielded at the end of the stream."""
+    rest = b""
+    while chunk := stream.read1(size):
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        yield lines
+    if rest:
+        yield [rest]
 
 
 def encode_buf(data: bytes, size: int) -> bytes:
@@ -205,7 +246,7 @@ class BpfCollector:
         self._answer_seen: OrderedDict[tuple[object, ...], None] = OrderedDict()
         self._comms: dict[bytes, str] = {}
         self._names: dict[int, str] = {}
-        self._printed_comms: dict[bytes, bytes] = {}
+        self._batched_comms: dict[bytes, str] = {}
         # entries of each batched map (@b0, @b1, @w0, ...) printed since its count
         self._batch_entries = {m + n: 0 for m in (b"b", b"w", b"q") for n in (b"0", b"1")}
         self.pending_result: Connection | None = None  # a `B` line's outcome, after its attempt
@@ -299,13 +340,16 @@ class BpfCollector:
 
     def events(self) -> Iterator[Connection]:
         assert self.proc is not None and self.proc.stdout is not None
-        for line in self.proc.stdout:
-            conn = self.handle_line(line)
-            if conn is not None:
-                yield conn
-            if self.pending_result is not None:  # a batched probe's answer, even to a repeat
-                yield self.pending_result
-                self.pending_result = None
+        # a pipe opened with the default buffering is a BufferedReader (it may hold lines read
+        # past the ready line already)
+        for lines in read_lines(cast(io.BufferedIOBase, self.proc.stdout)):
+            for line in lines:
+                conn = self.handle_line(line)
+                if conn is not None:
+                    yield conn
+                if self.pending_result is not None:  # a batched probe's answer, even to a repeat
+                    yield self.pending_result
+                    self.pending_result = None
         self.proc.wait()
         if self._stderr_thread is not None:
             self._stderr_thread.join(timeout=5)
@@ -348,7 +392,7 @@ class BpfCollector:
         if line.startswith(b"F\t"):
             self._folded(line)  # the tracer's once-a-second count, not an event: no activity
             return None
-        if line.startswith((b"@bn", b"@wn", b"@qn")) or line == b"\n":
+        if line.startswith((b"@bn", b"@wn", b"@qn")) or line in (b"\n", b""):
             self._batch_count(line)  # each tick's count of batched events: no activity
             return None
         if line.startswith((b"@b0[", b"@b1[")):
@@ -467,7 +511,9 @@ class BpfCollector:
         info = self.cache.lookup(pid)
         self._count(kind, info.executable)
         action = ACCEPTED if kind == b"A" else ATTEMPTED
-        conn = self._attributed(nsecs, action, pid, uid, comm, info, dst_ip, dst_port, family)
+        conn = self._attributed(
+            self._timestamp(nsecs), action, pid, uid, comm, info, dst_ip, dst_port, family
+        )
         conn.transport = "udp" if kind == b"U" else "tcp"
         conn.src_ip = src_ip
         conn.src_port = src_port or None  # 0 until the kernel picks the ephemeral port
@@ -476,7 +522,7 @@ class BpfCollector:
 
     def _attributed(
         self,
-        nsecs: bytes,
+        when: float,
         action: str,
         pid: int,
         uid: int,
@@ -489,25 +535,13 @@ class BpfCollector:
         """The part every line kind shares: time, destination, and the process from the cache
         (the caller sets its own fields on the result)."""
         return Connection(
-            timestamp=self._timestamp(nsecs),
-            action=action,
-            pid=pid,
-            dst_ip=dst_ip,
-            dst_port=dst_port,
-            family=family,
-            name=name,
-            executable=info.executable,
-            args=info.args,
-            ppid=info.ppid,
-            parent_executable=self._parent_executable(info.ppid),
-            uid=uid,
-            user_name=self.cache.user_name(uid),
+            when, action, pid, dst_ip, dst_port, family, name, info.executable, info.args,
+            info.ppid, self._parent_executable(info.ppid), uid, self.cache.user_name(uid),
             process_start=info.start,
-        )
+        )  # fmt: skip
 
     def _probe(self, parts: list[bytes]) -> Connection | None:
-        """A `W` line: a packet a raw IP, packet or ICMP datagram socket sent, reported once per
-        process, destination, transport and port (or ICMP type); repeated sends are only counted."""
+        """A `W` line: a packet a raw IP, packet or ICMP datagram socket sent."""
         (
             _,
             nsecs,
@@ -524,16 +558,37 @@ class BpfCollector:
         ) = parts
         _digits(nsecs, pid_field, uid_field, sockfamily, socktype, proto, dport, detail)
         family, af = _FAMILIES.get(family_field) or _bad("unknown address family")
-        kind, number, port, flags = int(socktype), int(proto), int(dport), int(detail)
+        numbers = (int(sockfamily), int(socktype), int(proto), int(dport), int(detail))
+        dst_ip = _address(af, dst)
+        comm = self._comm(comm_f)
+        return self._probe_event(
+            int(nsecs), int(pid_field), int(uid_field), family, dst_ip, *numbers, comm
+        )
+
+    def _probe_event(
+        self,
+        nsecs: int,
+        pid: int,
+        uid: int,
+        family: int,
+        dst_ip: str,
+        sockfamily: int,
+        socktype: int,
+        number: int,
+        port: int,
+        flags: int,
+        comm: str,
+    ) -> Connection | None:
+        """A probe (`W` line or `@w` entry), reported once per process, destination, transport
+        and port (or ICMP type); repeated sends are only counted. ValueError before anything is
+        counted if it is not a probe the script prints."""
         transport = _TRANSPORTS.get((family, number))
         icmp = _ICMP.get((family, number))
         if icmp is not None and flags in icmp[1] and port == 0:
             transport = icmp[0]
         if transport is None or port > 65535 or flags > 255:
             raise ValueError("not a probe the script prints")
-        method = _method(int(sockfamily), kind, icmp is not None)
-        dst_ip = _address(af, dst)
-        pid, uid, comm = int(pid_field), int(uid_field), self._comm(comm_f)
+        method = _method(sockfamily, socktype, icmp is not None)
         if pid in self.own_pids:
             self.stats.own += 1
             return None
@@ -545,7 +600,8 @@ class BpfCollector:
         self.stats.probes += 1
         if info.executable is None:
             self.stats.executable_unknown += 1
-        conn = self._attributed(nsecs, ATTEMPTED, pid, uid, comm, info, dst_ip, port, family)
+        when = self._clock_offset + nsecs / 1e9
+        conn = self._attributed(when, ATTEMPTED, pid, uid, comm, info, dst_ip, port, family)
         conn.transport = transport
         conn.probe = method
         conn.tcp_flags = _tcp_flags(flags) if transport == "tcp" else None
@@ -558,22 +614,34 @@ class BpfCollector:
             parts
         )
         _digits(nsecs, pid_field, uid_field, proto, key, answer, took, sockfamily, socktype)
-        transport = {6: "tcp", 17: "udp", 1: "icmp"}.get(int(proto)) or _bad("not a probe protocol")
-        reason = _ANSWERS.get((transport, int(answer))) or _bad("not an answer the script prints")
-        port = int(key)
-        if port > 65535:
-            raise ValueError("port out of range")
         _address(socket.AF_INET, dst)
-        return transport, reason, port
+        return _answer_kind(int(proto), int(answer), int(key))
 
     def _answer(self, parts: list[bytes]) -> Connection | None:
-        """A `Q` line: the answer to a raw or packet probe (IPv4), as this host received it; one
-        connection_result per process, transport, destination and port (or echo id)."""
+        """A `Q` line: the answer to a raw or packet probe (IPv4), as this host received it."""
         (_, nsecs, pid_field, uid_field, dst, _, _, _, took, sockfamily, socktype) = parts
-        transport, reason, port = self._check_answer(parts)
-        method = _method(int(sockfamily), int(socktype), transport == "icmp")
+        kind = self._check_answer(parts)
         dst_ip = _address(socket.AF_INET, dst)
-        pid, uid = int(pid_field), int(uid_field)
+        numbers = (int(took), int(sockfamily), int(socktype))
+        return self._answer_event(
+            int(nsecs), int(pid_field), int(uid_field), dst_ip, kind, *numbers
+        )
+
+    def _answer_event(
+        self,
+        nsecs: int,
+        pid: int,
+        uid: int,
+        dst_ip: str,
+        kind: tuple[str, str, int],
+        took: int,
+        sockfamily: int,
+        socktype: int,
+    ) -> Connection | None:
+        """An answer (`Q` line, `@q` entry, or an `@w` entry's): one connection_result per
+        process, transport, destination and port (or echo id); `kind` from _answer_kind()."""
+        transport, reason, port = kind
+        method = _method(sockfamily, socktype, transport == "icmp")
         if pid in self.own_pids:
             self.stats.own += 1
             return None
@@ -585,12 +653,13 @@ class BpfCollector:
         if info.executable is None:
             self.stats.executable_unknown += 1
         name = self._names.get(pid, "")
-        conn = self._attributed(nsecs, RESULT, pid, uid, name, info, dst_ip, port, 4)
+        when = self._clock_offset + nsecs / 1e9
+        conn = self._attributed(when, RESULT, pid, uid, name, info, dst_ip, port, 4)
         conn.transport = transport
         conn.outcome = REASONS[reason]
         conn.probe = method
         conn.reason = reason
-        conn.duration_ns = int(took)
+        conn.duration_ns = took
         return conn
 
     def _parent_executable(self, ppid: int | None) -> str | None:
@@ -620,76 +689,132 @@ class BpfCollector:
         """One entry of the tick's map of attempts with their outcomes (`@b0`/`@b1`), as
         bpftrace prints it: `@b0[NSECS, TID]: (PID, UID, AF, S0, S1, S2, S3, SPORT, D0, D1, D2,
         D3, DPORT, STATE, ERR, TOOK, COMM)`, COMM in %r form (printable bytes raw, others \\xNN);
-        the same two events as a `B` line."""
+        the same two events as a `B` line would give.
+
+        The hot path of a connect() scan (two events per entry), so it is parsed in one step:
+        one regular expression checks the whole shape (every number ASCII digits), and both
+        Connections are built straight from the integers, with one process lookup.
+        """
         self.stats.lines += 1
         self._last_line = time.monotonic()
+        self._batch_entries[line[1:3]] += 1
+        match = _B_ENTRY.fullmatch(line.rstrip(b"\n"))
         try:
-            key, fields = self._map_entry(line, 17)
-            words = [int(w) for w in fields[3:7] + fields[8:12]]
-            if max(words) > 0xFFFFFFFF:
-                raise ValueError("address word out of range")
-            family = {b"2": b"4", b"10": b"6"}.get(fields[2]) or _bad("unknown address family")
-            src, dst = _words_address(family, words[:4]), _words_address(family, words[4:])
-            parts = [b"B", key[0], *fields[0:2], family, src, fields[7], dst, fields[12]]
-            return self._combined([*parts, self._printed_comm(fields[16]), *fields[13:16]])
+            if match is None:
+                raise ValueError("not a batched event")
+            return self._batched_attempt(match.groups())
         except ValueError:
             self._bad_line(line)
         return None
 
-    def _map_entry(self, line: bytes, size: int) -> tuple[list[bytes], list[bytes]]:
-        """`@m0[K1, K2]: (V1, ..., Vsize)` -> keys and values, all but a last buffer digits."""
-        self._batch_entries[line[1:3]] += 1
-        head, sep, rest = line.rstrip(b"\n").partition(b"]: (")
-        key = head[4:].split(b", ")
-        fields = rest.removesuffix(b")").split(b", ", size - 1)
-        if not sep or len(key) != 2 or len(fields) != size or not rest.endswith(b")"):
-            raise ValueError("not a batched event")
-        _digits(*key, *fields[: size - 1])
-        return key, fields
+    def _batched_attempt(self, f: tuple[bytes, ...]) -> Connection | None:
+        """The attempt of a matched `@b` entry (its outcome left in pending_result)."""
+        nsecs, _, pid_f, uid_f, family_f = f[0], f[1], f[2], f[3], f[4]
+        words = [int(w) for w in f[5:9] + f[10:14]]
+        if max(words) > 0xFFFFFFFF:
+            raise ValueError("address word out of range")
+        sport, dport, took = int(f[9]), int(f[14]), int(f[17])
+        if sport > 65535 or dport > 65535:
+            raise ValueError("port out of range")
+        if family_f == b"2":
+            family = 4
+            src = socket.inet_ntoa(words[0].to_bytes(4, "little"))
+            dst = socket.inet_ntoa(words[4].to_bytes(4, "little"))
+        elif family_f == b"10":
+            family = 6
+            src = socket.inet_ntop(socket.AF_INET6, struct.pack("<4I", *words[:4]))
+            dst = socket.inet_ntop(socket.AF_INET6, struct.pack("<4I", *words[4:]))
+        else:
+            raise ValueError("unknown address family")
+        reason, error = _reason(int(f[15]), int(f[16]))
+        name = self._batched_comm(f[18])
+        pid, uid = int(pid_f), int(uid_f)
+        if pid in self.own_pids:
+            self.stats.own += 1
+            return None
+        self._remember_name(pid, name)
+        info = self.cache.lookup(pid)
+        s = self.stats
+        s.attempted += 1
+        s.results += 1
+        if info.executable is None:
+            s.executable_unknown += 2  # the attempt and its outcome
+        start, ppid = int(nsecs), info.ppid
+        parent, user = self._parent_executable(ppid), self.cache.user_name(uid)
+        exe, args, began, src_port = info.executable, info.args, info.start, sport or None
+        # positional (Connection's field order), a third of the cost of keywords at two per entry
+        self.pending_result = Connection(
+            self._clock_offset + (start + took) / 1e9, RESULT, pid, dst, dport, family, name,
+            exe, args, ppid, parent, uid, user, "tcp", src, src_port, REASONS[reason], began,
+            PROBE_CONNECT, reason, took, error,
+        )  # fmt: skip
+        return Connection(
+            self._clock_offset + start / 1e9, ATTEMPTED, pid, dst, dport, family, name, exe,
+            args, ppid, parent, uid, user, "tcp", src, src_port, "unknown", began, PROBE_CONNECT,
+        )  # fmt: skip
+
+    def _batched_comm(self, field: bytes) -> str:
+        """A %r comm buffer (printable bytes raw, others \\xNN) as the name up to its first NUL,
+        decoded as a `%rx` one is (cached: a scan repeats one comm)."""
+        name = self._batched_comms.get(field)
+        if name is None:
+            raw = _PRINTABLE_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), field)
+            raw = raw[:COMM_BYTES].partition(b"\0")[0]
+            if len(self._batched_comms) >= _COMM_CACHE_MAX:
+                self._batched_comms.clear()
+            name = self._batched_comms[field] = fs_text(raw)
+        return name
 
     def _batched_probe(self, line: bytes) -> Connection | None:
         """An entry of the tick's map of raw/packet probes (IPv4) or of their answers:
         `@w0[NSECS, TID]: (PID, UID, SOCKFAMILY, SOCKTYPE, DADDR, PROTO, PORT, DETAIL, KEY,
         ANSWER, ANSWERED, TOOK, COMM)`, ANSWER 0 when none came within the send, TOOK then
         meaningless; `@q0[NSECS, PID]: (UID, DADDR, PROTO, KEY, ANSWER, TOOK, SOCKFAMILY,
-        SOCKTYPE)`. The events a `W` line (then a `Q` line, when answered) would give."""
+        SOCKTYPE)`. The events a `W` line (then a `Q` line, when answered) would give, parsed
+        in one step like `@b` entries."""
         self.stats.lines += 1
         self._last_line = time.monotonic()
+        self._batch_entries[line[1:3]] += 1
+        body = line.rstrip(b"\n")
         try:
             if line[1:2] == b"q":
-                key, f = self._map_entry(line, 8)
-                dst = _words_address(b"4", [_word(f[1])])
-                return self._answer([b"Q", key[0], key[1], f[0], dst, *f[2:6], f[6], f[7]])
-            key, f = self._map_entry(line, 13)
-            dst = _words_address(b"4", [_word(f[4])])
-            probe = [b"W", key[0], f[0], f[1], b"4", f[2], f[3], dst, *f[5:8]]
-            answer = None
-            if f[9] != b"0":
-                answer = [b"Q", f[10], f[0], f[1], dst, f[5], f[8], f[9], f[11], f[2], f[3]]
-                self._check_answer(answer)  # before the probe is counted
-            conn = self._probe([*probe, self._printed_comm(f[12])])
-            if answer is not None:
-                self.pending_result = self._answer(answer)
-            return conn
+                match = _Q_ENTRY.fullmatch(body)
+                if match is None:
+                    raise ValueError("not a batched answer")
+                return self._batched_answer([int(n) for n in match.groups()])
+            match = _W_ENTRY.fullmatch(body)
+            if match is None:
+                raise ValueError("not a batched probe")
+            groups = match.groups()
+            return self._batched_packet([int(n) for n in groups[:-1]], groups[-1])
         except ValueError:
             self._bad_line(line)
         return None
 
-    def _printed_comm(self, field: bytes) -> bytes:
-        """A %r buffer as `C` lines' %rx prints it (each byte \\xNN), cached like comms."""
-        encoded = self._printed_comms.get(field)
-        if encoded is None:
-            raw = _PRINTABLE_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), field)
-            if len(self._printed_comms) >= _COMM_CACHE_MAX:
-                self._printed_comms.clear()
-            encoded = self._printed_comms[field] = encode_buf(raw[:COMM_BYTES], COMM_BYTES)
-        return encoded
+    def _batched_answer(self, n: list[int]) -> Connection | None:
+        nsecs, pid, uid, daddr, proto, key, answer, took, sockfamily, socktype = n
+        kind = _answer_kind(proto, answer, key)
+        return self._answer_event(nsecs, pid, uid, _ipv4(daddr), kind, took, sockfamily, socktype)
+
+    def _batched_packet(self, n: list[int], comm_field: bytes) -> Connection | None:
+        nsecs, _, pid, uid, sockfamily, socktype, daddr, proto, port, detail = n[:10]
+        key, answer, answered, took = n[10:]
+        dst_ip = _ipv4(daddr)
+        kind = _answer_kind(proto, answer, key) if answer else None  # checked before counting
+        comm = self._batched_comm(comm_field)
+        numbers = (sockfamily, socktype, proto, port, detail)
+        conn = self._probe_event(nsecs, pid, uid, 4, dst_ip, *numbers, comm)
+        if kind is not None:
+            self.pending_result = self._answer_event(
+                answered, pid, uid, dst_ip, kind, took, sockfamily, socktype
+            )
+        return conn
 
     def _batch_count(self, line: bytes) -> None:
         """`@bn0: N` (`@wn0`, `@qn0`): how many events the kernel put in map @b0 (@w0, @q0)
         since the last count; fewer entries printed means a full map refused some: lost."""
         name, sep, count = line.rstrip(b"\n").partition(b": ")
-        if line == b"\n":
+        if line in (b"\n", b""):
             return  # bpftrace ends each print() with an empty line
         which = name[1:2] + name[3:4]
         if which not in self._batch_entries or not sep or not count.isdigit() or len(count) > 20:
@@ -726,7 +851,8 @@ class BpfCollector:
         if info.executable is None:
             self.stats.executable_unknown += 1
         name = self._names.get(pid, "")
-        conn = self._attributed(nsecs, RESULT, pid, uid, name, info, dst_ip, dst_port, family)
+        when = self._timestamp(nsecs)
+        conn = self._attributed(when, RESULT, pid, uid, name, info, dst_ip, dst_port, family)
         conn.transport = "tcp"
         conn.src_ip = src_ip
         conn.src_port = src_port or None
@@ -794,24 +920,26 @@ def _method(sockfamily: int, socktype: int, icmp: bool) -> str:
     raise ValueError("not a raw IP, packet or ICMP datagram socket")
 
 
+def _answer_kind(proto: int, answer: int, key: int) -> tuple[str, str, int]:
+    """An answer's (transport, event.reason, port or echo id); ValueError if the script would
+    not print it."""
+    transport = {6: "tcp", 17: "udp", 1: "icmp"}.get(proto) or _bad("not a probe protocol")
+    reason = _ANSWERS.get((transport, answer)) or _bad("not an answer the script prints")
+    if key > 65535:
+        raise ValueError("port out of range")
+    return transport, reason, key
+
+
+def _ipv4(word: int) -> str:
+    """An IPv4 address from the 32-bit word the kernel stores it in (read little-endian)."""
+    if word > 0xFFFFFFFF:
+        raise ValueError("address word out of range")
+    return socket.inet_ntoa(word.to_bytes(4, "little"))
+
+
 def _tcp_flags(byte: int) -> str:
     """The letters of a TCP flags byte's bits ("S" for a SYN, "SA" a SYN-ACK, "" a NULL scan)."""
     return "".join(letter for bit, letter in enumerate(_TCP_FLAGS) if byte >> bit & 1)
-
-
-def _words_address(family: bytes, words: list[int]) -> bytes:
-    """An address from the 32-bit words the kernel stores it in (read little-endian)."""
-    if family == b"4":
-        return socket.inet_ntop(socket.AF_INET, struct.pack("<I", words[0])).encode()
-    return socket.inet_ntop(socket.AF_INET6, struct.pack("<4I", *words)).encode()
-
-
-def _word(field: bytes) -> int:
-    """A 32-bit word of an address, as bpftrace printed it (digits already checked)."""
-    value = int(field)
-    if value > 0xFFFFFFFF:
-        raise ValueError("address word out of range")
-    return value
 
 
 def _digits(*fields: bytes) -> None:
