@@ -25,6 +25,7 @@ from pathlib import Path
 
 from bench_sensor import (
     PORT,
+    SAME_SESSION,
     compile_loadgen,
     count_captured,
     start_sensor,
@@ -53,11 +54,11 @@ def generate(loadgen: Path, count: int, hosts: int) -> tuple[int, float, int, fl
 
 
 def with_sensor(
-    loadgen: Path, count: int, hosts: int, nice: int | None
+    loadgen: Path, count: int, hosts: int, nice: int | None, own_session: bool
 ) -> dict[str, float | int | str]:
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
         out = Path(tmp) / "events.ndjson"
-        sensor = start_sensor("ebpf", out, Path(tmp), nice)
+        sensor = start_sensor("ebpf", out, Path(tmp), nice, own_session=own_session)
         time.sleep(0.5)  # past start-up work
         cpu_before, wall_before = sum(tree_cpu(sensor.pid)), time.monotonic()
         attempted, rate, pid, gen_cpu = generate(loadgen, count, hosts)
@@ -85,6 +86,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=60_000, help="connects per run")
     parser.add_argument("--workloads", default="same,distinct")
     parser.add_argument("--nice", type=int, help="the sensor's --nice (default: its own, -10)")
+    parser.add_argument("--same-session", action="store_true", help=SAME_SESSION)
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench_overhead: needs root (eBPF)", file=sys.stderr)
@@ -93,14 +95,17 @@ def main() -> int:
     if loadgen is None:
         print("bench_overhead: needs a C compiler for bench/loadgen.c", file=sys.stderr)
         return 2
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+    print(
+        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; "
+        f"sensor in {'the bench' if args.same_session else 'its own'} session"
+    )
     results = {}
     for name in args.workloads.split(","):
         hosts = WORKLOADS[name]
         ratios, cpu_ratios = [], []
         for repeat in range(args.repeats):
             attempted, alone, _, cpu = generate(loadgen, args.count, hosts)
-            run = with_sensor(loadgen, args.count, hosts, args.nice)
+            run = with_sensor(loadgen, args.count, hosts, args.nice, not args.same_session)
             ratio = float(run["rate"]) / alone
             cpu_ratio = float(run["per_cpu"]) / (attempted / cpu)
             ratios.append(ratio)

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_sensor import start_sensor, wait_caught_up
+from bench_sensor import SAME_SESSION, start_sensor, wait_caught_up
 
 FIRST_SUBNET = 20
 PORTS = 64  # destination ports per address: 1..64
@@ -92,6 +92,7 @@ def main() -> int:
     parser.add_argument(
         "--repeats", type=int, default=1, help="flat-out runs, each after its own baseline"
     )
+    parser.add_argument("--same-session", action="store_true", help=SAME_SESSION)
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench_raw: needs root (raw sockets, eBPF)", file=sys.stderr)
@@ -109,7 +110,7 @@ def main() -> int:
             print(f"baseline: the sender alone reaches {alone['rate']:.0f} packets/s")
         with tempfile.TemporaryDirectory(prefix="bench-raw-") as tmp:
             out = Path(tmp) / "events.ndjson"
-            sensor = start_sensor("ebpf", out, Path(tmp), None)
+            sensor = start_sensor("ebpf", out, Path(tmp), None, own_session=not args.same_session)
             done = sender(args.packets, rate)
             wait_caught_up(sensor.pid)
             sensor.send_signal(signal.SIGINT)

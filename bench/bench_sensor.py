@@ -31,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 PORT = 9  # discard: closed on this machine, so each connect is refused at once
 FIRST_SUBNET = 10  # worker i targets 127.(10 + i).y.z
 LOSSLESS = 0.9999
+SAME_SESSION = "start the sensor in the bench's own session (its CPU group) instead of its own"
 
 
 def compile_loadgen() -> Path | None:
@@ -115,8 +116,21 @@ class Level:
 
 
 def start_sensor(
-    backend: str, out: Path, workdir: Path, nice: int | None, env: dict[str, str] | None = None
+    backend: str,
+    out: Path,
+    workdir: Path,
+    nice: int | None,
+    env: dict[str, str] | None = None,
+    *,
+    own_session: bool = True,
 ) -> subprocess.Popen[str]:
+    """A sensor writing to `out`, once it says it runs.
+
+    In its own session by default, as a service runs (systemd puts it in its own cgroup): with
+    the kernel's autogroup scheduling (sched_autogroup_enabled, on by default) a process started
+    from the bench's session shares the bench's CPU group with the load it measures, so every CPU
+    second the sensor spends is taken from the generator instead of from the whole machine.
+    `own_session=False` measures that case (--same-session)."""
     sensor = subprocess.Popen(
         [
             sys.executable,
@@ -137,6 +151,7 @@ def start_sensor(
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        start_new_session=own_session,
     )
     assert sensor.stderr is not None
     said = []
@@ -180,7 +195,7 @@ def count_captured(out: Path, pids: list[int]) -> int:
 def run_level(args: argparse.Namespace, rate: int, loadgen: Path | None, workdir: Path) -> Level:
     backend, seconds, workers = args.backend, args.seconds, args.workers
     out = workdir / f"events-{rate}.ndjson"
-    sensor = start_sensor(backend, out, workdir, args.nice)
+    sensor = start_sensor(backend, out, workdir, args.nice, own_session=not args.same_session)
     time.sleep(0.5)  # let start-up work (first /proc reads) settle before measuring
     (own_before, tracer_before), wall_before = tree_cpu(sensor.pid), time.monotonic()
     count = int(rate * seconds) // workers
@@ -323,6 +338,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=4, help="load generator processes")
     parser.add_argument("--nice", type=int, help="the sensor's --nice (default: its own)")
+    parser.add_argument("--same-session", action="store_true", help=SAME_SESSION)
     parser.add_argument("--replay", type=int, default=100000, help="attempts for the replay run")
     args = parser.parse_args()
     if os.geteuid() != 0:
