@@ -121,7 +121,8 @@ def test_window_read_skips_row_groups_outside_its_range(store: Store) -> None:
     # window's filter skips the others (DuckDB's zone maps). Rows are made in SQL for speed.
     cur = store.cursor()
     cur.execute(
-        "INSERT INTO events SELECT i, ?, i::VARCHAR, 1, TIMESTAMP '2026-01-01' + to_seconds(i),"
+        "INSERT INTO events (seq, idx, id, version, ts, ingested, source, arrived) "
+        "SELECT i, ?, i::VARCHAR, 1, TIMESTAMP '2026-01-01' + to_seconds(i),"
         " TIMESTAMP '2026-01-01', '{}', TIMESTAMP '2026-01-01' FROM range(500000) t(i)",
         [NET],
     )

@@ -20,7 +20,7 @@ from reconwatch.errors import ReconwatchError
 from reconwatch.plan.limits import DEFAULT_MEMORY
 from reconwatch.rules.exceptions import ExceptionList
 from reconwatch.store import alerts as alert_table
-from reconwatch.store import context, exceptions, schema, settings
+from reconwatch.store import context, exceptions, rulefields, schema, settings
 from reconwatch.store.alerts import (
     AlertFilter,
     RunRecord,
@@ -71,8 +71,18 @@ class Store:
         self._con.execute("SET enable_progress_bar = false")
         # DuckDB's default is 80% of the host; queries on the store set it again (their limit).
         self._con.execute(f"SET memory_limit = '{memory_limit}'")
+        version = self._version()
+        if version is not None and version > schema.SCHEMA_VERSION:
+            self._con.close()
+            msg = (
+                f"the store in {data_dir} has schema version {version}, newer than this "
+                f"reconwatch reads ({schema.SCHEMA_VERSION}): use a newer reconwatch or "
+                "another data directory"
+            )
+            raise StoreError(msg)
         for ddl in schema.ALL:
             self._con.execute(ddl)
+        self._upgrade(version)
         self._fill_filter_columns()
         # Alerts an earlier process held back while completing their evidence (it stopped
         # before it finished): the sinks take them as they are rather than never.
@@ -93,6 +103,29 @@ class Store:
     def close(self) -> None:
         self._writer.close()
         self._con.close()
+
+    def _version(self) -> int | None:
+        """The schema version on disk: None for a new store, 1 for one made before versions."""
+        tables = {
+            r[0] for r in self._con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        }
+        if "store_meta" in tables:
+            row = self._con.execute(
+                "SELECT value FROM store_meta WHERE key = 'schema_version'"
+            ).fetchone()
+            if row is not None:
+                return int(row[0]) if str(row[0]).isdigit() else 1_000_000
+        return 1 if "events" in tables else None
+
+    def _upgrade(self, version: int | None) -> None:
+        """Bring an older store to this schema (new columns only; its rows stay as they were)."""
+        if version is not None and version < 2:
+            for ddl in schema.UPGRADE_TO_2:
+                self._con.execute(ddl)
+        self._con.execute(
+            "INSERT OR REPLACE INTO store_meta VALUES ('schema_version', ?)",
+            [str(schema.SCHEMA_VERSION)],
+        )
 
     def _fill_filter_columns(self) -> None:
         """Alerts stored before the queue's filter columns existed get them from their document."""
@@ -175,7 +208,7 @@ class Store:
                         [idx, doc_id, ts],
                     )
                 cur.register("rw_new_events", table)
-                cur.execute("INSERT INTO events SELECT * FROM rw_new_events")
+                cur.execute(rulefields.insert_sql("rw_new_events"))
                 self._remember_ids(cur, pending.chosen, pending.rows)
                 self._remember_indices(cur, table, now)
                 pause_point("events", [r[2] for r in pending.rows], self._next_seq)

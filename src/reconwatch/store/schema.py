@@ -2,6 +2,29 @@
 
 from __future__ import annotations
 
+from reconwatch.store.rulefields import COLUMNS
+
+# Version 2 added the rule-field columns (`plain`, `f_*`) to events. A store written by a newer
+# reconwatch is refused; an older one is upgraded when opened (Store._upgrade).
+SCHEMA_VERSION = 2
+
+META = """
+CREATE TABLE IF NOT EXISTS store_meta (
+    key VARCHAR PRIMARY KEY,
+    value VARCHAR NOT NULL
+)
+"""
+
+# The fields rules read (store.rulefields.FIELDS), each as its JSON value in the nested
+# spelling as json_extract reads it (NULL when absent, 'null' for a JSON null), taken out of the source at ingest (store.rulefields): a run reads
+# these narrow columns instead of parsing every document. `plain`: the document has no dotted
+# key, so the columns hold every spelling of its fields; other rows are read from `source`.
+# NULL (rows stored before version 2): not read from the columns.
+_RULE_COLUMNS = (
+    ("plain", "BOOLEAN"),
+    *((c, "JSON") for c in COLUMNS.values()),
+)
+
 # Events keep the index they were shipped to and their _source as JSON text. Rows are appended
 # in arrival order, so DuckDB's per-row-group min/max of `ts` (zone maps) lets a rule run's time
 # filter skip the row groups outside its window instead of reading the whole history.
@@ -20,9 +43,15 @@ CREATE TABLE IF NOT EXISTS events (
     source VARCHAR NOT NULL USING COMPRESSION zstd,
     -- when the store took it: retention deletes by this, as Elastic's ILM deletes an index
     -- by its age and not by its events' @timestamp (a replayed old sample stays its 7 days)
-    arrived TIMESTAMP NOT NULL
+    arrived TIMESTAMP NOT NULL,
+    {rule_columns}
 )
-"""
+""".format(rule_columns=",\n    ".join(f"{c} {t}" for c, t in _RULE_COLUMNS))
+
+# A version 1 store gets the columns (metadata only: its rows keep NULL and are read as before).
+UPGRADE_TO_2 = tuple(
+    f"ALTER TABLE events ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in _RULE_COLUMNS
+)
 
 # Ids a client chose (the `_id` of an action): `create` must find them to answer 409 and `index`
 # to replace the old version. Generated ids are random 120-bit values and are not listed.
@@ -194,6 +223,7 @@ CREATE TABLE IF NOT EXISTS detector_state (
 """
 
 ALL = (
+    META,
     EVENTS,
     DOC_IDS,
     INDICES,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from reconwatch.ingest import Dataset
+from reconwatch.store import rulefields
 from reconwatch.store.db import Store, window_bounds
 from reconwatch.store.events import naive_utc
 
@@ -24,6 +25,11 @@ def time_column(timestamp_override: str | None) -> str | None:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _unquote(literal: str) -> str:
+    """The text of an SQL string literal."""
+    return literal[1:-1].replace("''", "'") if literal[:1] == literal[-1:] == "'" else ""
 
 
 class StoredWindow:
@@ -55,9 +61,19 @@ class StoredWindow:
 
     def relation(self, structure: str) -> str:
         meta = ", ".join(f"{column} AS {alias}" for column, alias in _columns())
+        text = f"unnest(json_transform(source, {structure}))"
+        tree = rulefields.covered(_unquote(structure))
+        if tree is None:
+            return f"(SELECT {meta}, {text} FROM events WHERE {self._where()})"
+        # Plain rows from the rule-field columns, the others parsed from their text, in
+        # arrival order as the one scan above gives them.
+        where = self._where()
         return (
-            f"(SELECT {meta}, unnest(json_transform(source, {structure})) "
-            f"FROM events WHERE {self._where()})"
+            f"(SELECT * EXCLUDE (__rw_seq) FROM ("
+            f"SELECT seq AS __rw_seq, {meta}, {rulefields.columns_select(tree)} "
+            f"FROM events WHERE {where} AND plain "
+            f"UNION ALL SELECT seq AS __rw_seq, {meta}, {text} "
+            f"FROM events WHERE {where} AND plain IS NOT TRUE) ORDER BY __rw_seq)"
         )
 
     def metadata(self, name: str) -> str | None:

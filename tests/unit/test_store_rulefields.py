@@ -1,0 +1,264 @@
+"""The rule-field columns: a plain document's columns read as its text reads, and runs agree."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import Clock
+from reconwatch.query import run_query
+from reconwatch.service.storequery import run_on_store
+from reconwatch.store import NewEvent, Store, StoreError, rulefields, schema
+from reconwatch.store.window import window_dataset
+
+NOW = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
+START = datetime(2026, 1, 2, 11, 0, tzinfo=UTC)
+NET = "logs-endpoint.events.network-default"
+PATTERNS = ("logs-endpoint.events.network-*",)
+
+
+def _raw(text: bytes | str, id_: str | None = None) -> NewEvent:
+    return NewEvent("create", NET, id_, text.encode() if isinstance(text, str) else text)
+
+
+# Texts as clients send them, including the shapes the columns must not misread: arrays,
+# nulls, numbers where text is expected, escapes, dotted keys (plain, nested, escaped), a key
+# repeated, an object where a value is expected, a string that looks like a dotted key.
+TEXTS = [
+    (
+        '{"@timestamp":"2026-01-02T11:01:00.000Z","host":{"name":"a","os":{"type":"linux"}},'
+        '"event":{"action":"connection_attempted","type":["start"]},"process":{"executable":"/x",'
+        '"pid":12},"destination":{"ip":"10.0.0.1","port":22},"agent":{"id":"g1"}}'
+    ),
+    (
+        '{"@timestamp":"2026-01-02T11:02:00.000Z","host":{"name":["b","a"],"os":{"type":"linux"}},'
+        '"event":{"action":"connection_attempted","type":"start"},"destination":{"ip":"::ffff:10.0.0.2",'
+        '"port":"23"},"agent":{"id":null}}'
+    ),
+    (
+        '{"@timestamp":1767351780000,"host":{"name":"c\\u00e9","os":{"type":null}},'
+        '"event":{"action":"x\\"y","type":["start","connection"]},"destination":{"ip":"10.0.0.3",'
+        '"port":24.0},"process":{"executable":5,"pid":"13"}}'
+    ),
+    (
+        '{"@timestamp":"2026-01-02T11:04:00.000Z","host.name":"dotted","host":{"os.type":"linux"},'
+        '"event":{"action":"connection_attempted"},"destination":{"ip":"10.0.0.4"}}'
+    ),
+    (
+        '{"@timestamp":"2026-01-02T11:05:00.000Z","process":{"parent.name":"p","executable":"/y"},'
+        '"destination":{"ip":"10.0.0.5"}}'
+    ),
+    (
+        '{"@timestamp":"2026-01-02T11:06:00.000Z","host\\u002ename":"escaped-dot",'
+        '"destination":{"ip":"10.0.0.6"}}'
+    ),
+    (
+        '{"@timestamp":"2026-01-02T11:07:00.000Z","host":{"name":"first","name":"second"},'
+        '"destination":{"ip":"10.0.0.7","ip":"10.0.0.77"}}'
+    ),
+    (
+        '{"@timestamp":"2026-01-02T11:08:00.000Z","host":"not-an-object","destination":'
+        '[{"ip":"10.0.0.8"}],"event":{"type":[["start"]],"action":{"a":1}}}'
+    ),
+    (
+        '{"@timestamp":"2026-01-02T11:09:00.000Z","message":"see \\"host.name\\": x",'
+        '"host":{"name":"looks-dotted"},"destination":{"ip":"10.0.0.9","port":1}}'
+    ),
+    '{ "@timestamp" : "2026-01-02T11:10:00.000Z" , "host" : { "name" : "spaced" } }',
+    '{"@timestamp":"2026-01-02T11:11:00.000Z","destination":{"port":true},"source":{"port":[1,2]}}',
+]
+
+# Queries over fields the columns hold (and one that is not among them: the text path).
+QUERIES = [
+    "FROM logs-endpoint.events.network-* | STATS n = count(*) BY host.name | SORT host.name",
+    (
+        "FROM logs-endpoint.events.network-* | KEEP @timestamp, host.name, destination.ip,"
+        " destination.port, event.action | SORT @timestamp"
+    ),
+    (
+        'FROM logs-endpoint.events.network-* | WHERE event.type == "start"'
+        " | STATS ips = count_distinct(destination.ip) BY host.os.type"
+    ),
+    (
+        "FROM logs-endpoint.events.network-* | MV_EXPAND event.type | STATS c = count(*) BY event.type"
+        " | SORT event.type"
+    ),
+    (
+        "FROM logs-endpoint.events.network-* | KEEP process.executable, process.pid, agent.id"
+        " | SORT process.pid"
+    ),
+    "FROM logs-endpoint.events.network-* | KEEP custom.field, host.name | SORT host.name",
+]
+
+
+def _store(tmp_path: Path, texts: list[str]) -> Store:
+    store = Store(tmp_path / "data", Clock(NOW))
+    store.write([_raw(t, f"e{i}") for i, t in enumerate(texts)])
+    return store
+
+
+def _outcome(run: object) -> tuple[object, ...]:
+    try:
+        result = run()  # type: ignore[operator]
+    except Exception as exc:  # the same refusal either way
+        return ("error", type(exc).__name__, str(exc))
+    return (
+        [(c.name, c.type) for c in result.columns],
+        sorted(map(repr, result.rows)),
+        result.warnings,
+    )
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_columns_read_what_the_text_reads(
+    tmp_path: Path, query: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store(tmp_path, TEXTS)
+    try:
+
+        def run() -> object:
+            return run_on_store(store, query, window_dataset(store, PATTERNS, START, NOW), NOW)
+
+        got = _outcome(run)
+        documents = _outcome(
+            lambda: run_query(query, window_dataset(store, PATTERNS, START, NOW), now=NOW)
+        )
+        monkeypatch.setattr(rulefields, "covered", lambda structure: None)
+        text = _outcome(run)
+    finally:
+        store.close()
+    assert got == text
+    assert got == documents
+
+
+def test_plain_marks_only_documents_without_dotted_keys(tmp_path: Path) -> None:
+    store = _store(tmp_path, TEXTS)
+    try:
+        cur = store.cursor()
+        rows = cur.execute("SELECT id, plain FROM events ORDER BY seq").fetchall()
+        cur.close()
+    finally:
+        store.close()
+    plain = {doc_id: flag for doc_id, flag in rows}
+    # Dotted keys, nested or escaped, are never plain; the string that looks like one costs
+    # only speed (read from its text).
+    assert not plain["e3"] and not plain["e4"] and not plain["e5"]
+    assert plain["e0"] and plain["e1"] and plain["e2"] and plain["e6"] and plain["e7"]
+
+
+_KEYS = st.sampled_from(["host", "name", "os", "type", "event", "action", "ip", "a.b", "x"])
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=6),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.dictionaries(_KEYS, _VALUES, max_size=4), min_size=1, max_size=5))
+def test_columns_equal_json_transform_for_plain_documents(docs: list[dict[str, object]]) -> None:
+    # The claim the run relies on, in SQL: for every plain row, each leaf of a structure over
+    # stored fields reads the same from the columns as json_transform reads from the text.
+    con = duckdb.connect()
+    con.execute(schema.EVENTS)
+    texts = [
+        msgspec.json.encode({"@timestamp": "2026-01-02T11:00:00Z", **d}).decode() for d in docs
+    ]
+    con.execute(
+        "CREATE TEMP TABLE batch AS SELECT i AS seq, 'x' AS idx, i::VARCHAR AS id, 1 AS version,"
+        " NULL::TIMESTAMP AS ts, TIMESTAMP '2026-01-01' AS ingested, t AS source,"
+        " TIMESTAMP '2026-01-01' AS arrived FROM (SELECT unnest(?) AS t, generate_subscripts(?, 1) AS i)",
+        [texts, texts],
+    )
+    con.execute(rulefields.insert_sql("batch"))
+    structure = (
+        '{"host": {"name": "VARCHAR", "os": {"type": "JSON"}, "os.type": "VARCHAR"},'
+        ' "host.name": "JSON", "event": {"action": "VARCHAR", "type": "JSON"},'
+        ' "destination": {"ip": "VARCHAR"}, "@timestamp": "VARCHAR"}'
+    )
+    tree = rulefields.covered(structure)
+    assert tree is not None
+    cols = con.execute(
+        f"SELECT {rulefields.columns_select(tree)} FROM events WHERE plain ORDER BY seq"
+    ).fetchall()
+    text = con.execute(
+        f"SELECT unnest(json_transform(source, '{structure}')) FROM events WHERE plain ORDER BY seq"
+    ).fetchall()
+    # The engine reads leaves only; an absent object is a NULL struct in the text's reading
+    # and a struct of NULLs from the columns, which reads the same at every leaf.
+    assert [_leaf_values(r, tree) for r in cols] == [_leaf_values(r, tree) for r in text]
+
+
+def _leaf_values(row: tuple[object, ...], tree: dict[str, object]) -> list[object]:
+    out: list[object] = []
+
+    def walk(value: object, node: object) -> None:
+        if isinstance(node, dict):
+            for key, child in node.items():
+                walk(value.get(key) if isinstance(value, dict) else None, child)
+        else:
+            out.append(value)
+
+    for value, node in zip(row, tree.values(), strict=True):
+        walk(value, node)
+    return out
+
+
+def test_fields_outside_the_columns_are_read_from_the_text() -> None:
+    assert rulefields.covered('{"host": {"name": "VARCHAR"}}') is not None
+    assert rulefields.covered('{"custom": {"score": "JSON"}}') is None
+    assert rulefields.covered('{"host": "JSON"}') is None  # a whole object
+    assert rulefields.covered("not json") is None
+
+
+def test_an_old_store_is_upgraded_and_read_as_before(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    con = duckdb.connect(str(data / "reconwatch.duckdb"))
+    old = schema.EVENTS.split("arrived TIMESTAMP NOT NULL,")[0] + "arrived TIMESTAMP NOT NULL)"
+    con.execute(old)
+    con.execute(
+        "INSERT INTO events VALUES (0, ?, 'old', 1, TIMESTAMP '2026-01-02 11:30:00',"
+        " TIMESTAMP '2026-01-02 11:30:00', ?, TIMESTAMP '2026-01-02 11:30:00')",
+        [NET, '{"@timestamp":"2026-01-02T11:30:00Z","host":{"name":"old"}}'],
+    )
+    con.execute("CREATE TABLE indices (idx VARCHAR PRIMARY KEY, created TIMESTAMP NOT NULL)")
+    con.execute("INSERT INTO indices VALUES (?, TIMESTAMP '2026-01-02')", [NET])
+    con.close()
+    store = Store(data, Clock(NOW))
+    try:
+        store.write([_raw(TEXTS[0], "new")])
+        query = (
+            "FROM logs-endpoint.events.network-* | STATS n = count(*) BY host.name | SORT host.name"
+        )
+        result = run_on_store(store, query, window_dataset(store, PATTERNS, START, NOW), NOW)
+        cur = store.cursor()
+        version = cur.execute("SELECT value FROM store_meta").fetchall()
+        cur.close()
+    finally:
+        store.close()
+    assert result.rows == [(1, "a"), (1, "old")]
+    assert version == [(str(schema.SCHEMA_VERSION),)]
+
+
+def test_a_store_from_a_newer_reconwatch_is_refused(tmp_path: Path) -> None:
+    store = Store(tmp_path / "data", Clock(NOW))
+    cur = store.cursor()
+    cur.execute("UPDATE store_meta SET value = '99' WHERE key = 'schema_version'")
+    cur.close()
+    store.close()
+    with pytest.raises(StoreError, match="schema version 99, newer than this reconwatch"):
+        Store(tmp_path / "data", Clock(NOW))
