@@ -127,8 +127,25 @@ def test_the_quick_yes_takes_the_common_spellings() -> None:
     assert _fits_text("2025-07-15T00:00:00.351Z", T.DATETIME)
     assert not _fits_text("2024-02-30T00:00:00Z", T.DATETIME)
     assert _misfit("2024-02-30T00:00:00Z", T.DATETIME) is not None
-    assert not _fits_text("::1", T.IP)  # left to convert_leaf, which takes it
-    assert _misfit("::1", T.IP) is None
+    assert _fits_text("fd00:20::80", T.IP) and _fits_text("::1", T.IP)
+    for text in ("::ffff:10.0.0.1", "fe80::1%eth0", " ::1", "1::2::3", "12345::1"):
+        assert not _fits_text(text, T.IP)  # left to convert_leaf
+    assert _misfit("::ffff:10.0.0.1", T.IP) is None
+
+
+HEX_GROUPS = st.lists(
+    st.one_of(st.just(""), st.text("0123456789abcdefABCDEF", min_size=1, max_size=5)),
+    min_size=1,
+    max_size=10,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(HEX_GROUPS)
+def test_the_quick_ipv6_yes_is_never_wrong(groups: list[str]) -> None:
+    text = ":".join(groups)
+    if _fits_text(text, T.IP):
+        assert _misfit(text, T.IP) is None
 
 
 INT_TYPES = [T.INTEGER, T.LONG, T.UNSIGNED_LONG]
@@ -210,3 +227,76 @@ def test_the_compiled_walk_hands_back_what_json_does_not_hold() -> None:
         flat = flatten_noting_arrays(doc, arrays, odd)  # type: ignore[arg-type]
         assert flat == flatten_noting_arrays(doc, arrays_py, odd_py, compiled=False)  # type: ignore[arg-type]
         assert (arrays, odd) == (arrays_py, odd_py)
+
+
+# A field of each kind the compiled quick yes knows, and one it does not.
+QUICK_FIELDS = {
+    "source.ip": T.IP,
+    "@timestamp": T.DATETIME,
+    "source.port": T.LONG,
+    "process.pid": T.LONG,
+}
+DAYS = [
+    f"{y:04d}-{m:02d}-{d:02d}"
+    for y in (1899, 1900, 1970, 2000, 2023, 2024, 2100, 2199, 2200)
+    for m in (0, 1, 2, 12, 13)
+    for d in (0, 1, 28, 29, 30, 31, 32)
+]
+
+
+def _quick_yes(value: object, name: str) -> bool:
+    if dataset._doubtful is None:
+        pytest.skip("the compiled quick yes (_walk.c) was not built")
+    return not dataset._doubtful({name: [value]}, dataset._QUICK_KINDS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        TEXTS,
+        st.sampled_from(DAYS).map(lambda d: d + "T00:00:00Z"),
+        st.sampled_from(DAYS).map(lambda d: d + "T23:59:59.123456789Z"),
+        st.integers(),
+        st.sampled_from(EDGES),
+        st.booleans(),
+        st.floats(allow_nan=False),
+    ),
+    st.sampled_from(sorted(QUICK_FIELDS)),
+)
+def test_the_compiled_quick_yes_is_never_wrong(value: object, name: str) -> None:
+    assert ECS_FIELDS[name] is QUICK_FIELDS[name]
+    if _quick_yes(value, name):
+        assert _misfit(value, QUICK_FIELDS[name]) is None
+
+
+def test_the_compiled_quick_yes_takes_the_common_leaves() -> None:
+    for value, name in [
+        ("10.20.10.122", "source.ip"),
+        ("fd00:20::80", "source.ip"),
+        ("2025-07-15T00:00:00.145Z", "@timestamp"),
+        ("2024-02-29T23:59:59Z", "@timestamp"),
+        (38689, "source.port"),
+    ]:
+        assert _quick_yes(value, name), value
+    for value, name in [
+        ("01.2.3.4", "source.ip"),
+        ("::ffff:1.2.3.4", "source.ip"),
+        ("2023-02-29T00:00:00Z", "@timestamp"),
+        ("2024-01-01T24:00:00Z", "@timestamp"),
+        ("2024-01-01T00:00:00+00:00", "@timestamp"),
+        (2**63, "source.port"),
+        (True, "source.port"),
+        ("80", "source.port"),
+    ]:
+        assert not _quick_yes(value, name), value
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(KEYS, DOCS, max_size=5))
+def test_the_compiled_checks_are_the_python_checks(doc: dict[str, Any]) -> None:
+    odd: set[str] = set()
+    flat = flatten_noting_arrays(doc, set(), odd)
+    ds = Dataset.from_documents([])
+    slow = Dataset.from_documents([])
+    slow._compiled_checks = False
+    assert ds._check_sampled(flat, odd) == slow._check_sampled(flat, odd)

@@ -122,3 +122,17 @@ def test_the_nodes_are_records() -> None:
     assert amount == nodes.TemporalAmount(0, 1, 0) and repr(amount).startswith("TemporalAmount(")
     assert pickle.loads(pickle.dumps(lit)) == lit
     assert {lit: 1}[ast.Literal("integer", 1)] == 1
+
+
+def test_an_undocumented_record_is_documented_by_its_signature() -> None:
+    @record
+    class Bare:
+        a: int
+        b: str = "x"
+
+    @dataclass(frozen=True, slots=True)
+    class Std:
+        a: int
+        b: str = "x"
+
+    assert Bare.__doc__ == Std.__doc__.replace("Std", "Bare")  # type: ignore[union-attr]

@@ -1,5 +1,6 @@
-"""Types of the compiled sample walk (_walk.c)."""
+"""Types of the compiled sample walk and quick yes (_walk.c)."""
 
 def walk(
     doc: dict[str, object], arrays: set[str], odd: set[str], /
 ) -> dict[str, list[object]] | None: ...
+def doubtful(flat: dict[str, list[object]], kinds: dict[str, int], /) -> list[str]: ...
