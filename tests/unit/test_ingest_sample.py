@@ -300,3 +300,10 @@ def test_the_compiled_checks_are_the_python_checks(doc: dict[str, Any]) -> None:
     slow = Dataset.from_documents([])
     slow._compiled_checks = False
     assert ds._check_sampled(flat, odd) == slow._check_sampled(flat, odd)
+
+
+def test_the_compiled_walk_keeps_its_paths_bounded() -> None:
+    if dataset._compiled is None:
+        pytest.skip("the compiled walk (_walk.c) was not built")
+    for i in range(60_000):  # past the 50,000 paths it keeps: it starts again, right
+        assert dataset._compiled({"a": {str(i): i}}, set(), set()) == {f"a.{i}": [i]}

@@ -16,6 +16,51 @@
 
 #define MAX_NEST 600
 
+/* Dotted paths already built, {prefix: {key: path}}: events repeat their paths, and a path
+ * found here has its hash computed already. Cleared when it grows past MAX_PATHS. */
+#define MAX_PATHS 50000
+static PyObject *path_cache = NULL;
+static Py_ssize_t cached_paths = 0;
+
+/* A new reference to "prefix.key", or NULL with a Python error. */
+static PyObject *
+dotted(PyObject *prefix, PyObject *key)
+{
+    PyObject *known = PyDict_GetItemWithError(path_cache, prefix);
+    if (known != NULL) {
+        PyObject *path = PyDict_GetItemWithError(known, key);
+        if (path != NULL) {
+            Py_INCREF(path);
+            return path;
+        }
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    PyObject *path = PyUnicode_FromFormat("%U.%U", prefix, key);
+    if (path == NULL)
+        return NULL;
+    if (cached_paths >= MAX_PATHS) {
+        PyDict_Clear(path_cache);
+        cached_paths = 0;
+        known = NULL;
+    }
+    if (known == NULL) {
+        known = PyDict_New();
+        if (known == NULL || PyDict_SetItem(path_cache, prefix, known) < 0) {
+            Py_XDECREF(known);
+            Py_DECREF(path);
+            return NULL;
+        }
+        Py_DECREF(known); /* path_cache holds it */
+    }
+    if (PyDict_SetItem(known, key, path) < 0) {
+        Py_DECREF(path);
+        return NULL;
+    }
+    cached_paths++;
+    return path;
+}
+
 /* 0: done; -1: a Python error; -2: hand the event to the Python walk. */
 static int walk_value(PyObject *value, PyObject *prefix, PyObject *out, PyObject *arrays,
                       PyObject *odd, int nest);
@@ -64,7 +109,7 @@ walk_value(PyObject *value, PyObject *prefix, PyObject *out, PyObject *arrays, P
                 path = key;
                 Py_INCREF(path);
             } else {
-                path = PyUnicode_FromFormat("%U.%U", prefix, key);
+                path = dotted(prefix, key);
                 if (path == NULL)
                     return -1;
             }
@@ -297,5 +342,8 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_walk", NULL, -1, me
 PyMODINIT_FUNC
 PyInit__walk(void)
 {
+    path_cache = PyDict_New();
+    if (path_cache == NULL)
+        return NULL;
     return PyModule_Create(&module);
 }
