@@ -16,7 +16,9 @@ from reconwatch.esql.analyze import analyze
 from reconwatch.esql.parser import parse
 from reconwatch.ingest.dataset import Dataset
 from reconwatch.plan.catalog import Result
-from reconwatch.plan.nodes import NO_SPAN, Column, Limit, Plan, Source
+from reconwatch.plan.nodes import NO_SPAN, Column, Limit, Plan
+from reconwatch.plan.prune import unread_columns as _unread_catalog_columns
+from reconwatch.plan.prune import without_columns as _without_columns
 from reconwatch.plan.scan import RetryScan
 
 if TYPE_CHECKING:
@@ -198,47 +200,6 @@ def _is_columns(value: object) -> bool:
 def _columns_text(columns: tuple[Column, ...]) -> str:
     """`name:type`, `[]` marking a column that may hold multivalues."""
     return ", ".join(f"{c.name}:{c.type.value}{'[]' if c.multivalued else ''}" for c in columns)
-
-
-def _unread_catalog_columns(plan: Plan) -> frozenset[str]:
-    """Source columns the plan neither reads, names in any step, nor returns: in a query without
-    KEEP or STATS they are carried to the end, so they are in every step's `columns`."""
-    source = plan.source
-    if not isinstance(source, Source):
-        return frozenset()
-    named: set[str] = set()
-    for step in plan.steps:
-        for f in dataclasses.fields(step):
-            if f.name != "columns":
-                _collect_strings(getattr(step, f.name), named)
-    needed = {c.name for c in (*source.fields, *plan.columns)} | set(source.metadata) | named
-    return frozenset(c.name for c in source.columns if c.name not in needed)
-
-
-def _collect_strings(value: object, out: set[str]) -> None:
-    """Every string inside a plan value (names, and constants too: keeping more is harmless)."""
-    if isinstance(value, str):
-        out.add(value)
-    elif isinstance(value, tuple | list):
-        for item in value:
-            _collect_strings(item, out)
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for f in dataclasses.fields(value):
-            _collect_strings(getattr(value, f.name), out)
-
-
-def _without_columns(plan: Plan, names: frozenset[str]) -> Plan:
-    if not names:
-        return plan
-
-    def kept(columns: tuple[Column, ...]) -> tuple[Column, ...]:
-        return tuple(c for c in columns if c.name not in names)
-
-    return dataclasses.replace(
-        plan,
-        source=dataclasses.replace(plan.source, columns=kept(plan.source.columns)),
-        steps=tuple(dataclasses.replace(s, columns=kept(s.columns)) for s in plan.steps),
-    )
 
 
 def warning_header(text: str) -> str:

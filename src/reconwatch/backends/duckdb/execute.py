@@ -17,6 +17,7 @@ from reconwatch.errors import ReconwatchError
 from reconwatch.plan import limits, values
 from reconwatch.plan import nodes as p
 from reconwatch.plan.catalog import Result
+from reconwatch.plan.prune import pruned
 from reconwatch.plan.scan import RetryScan, ScanSource
 from reconwatch.types import DataType as T
 
@@ -60,6 +61,9 @@ def execute(
     con: duckdb.DuckDBPyConnection | None = None,
 ) -> Result:
     """Run `plan` over `dataset` with `now` as the query time (on `con` when given)."""
+    # Catalog columns nothing reads or returns would each be a NULL column of the first CTE:
+    # ~190 for an ECS index, ~6 ms of DuckDB's planning for nothing.
+    plan = pruned(plan)
     compiled = compile_for(plan, dataset, now)
     own = con is None
     con = connect(helpers=False) if con is None else con
