@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from reconwatch.ecs import syslog
-from reconwatch.ecs.netfilter import is_log_message, packet_event
 from reconwatch.ingest.lines import read_lines, syslog_year
 
 if TYPE_CHECKING:
@@ -53,6 +51,12 @@ class NetfilterLines:
         self._year: int | None = None
         self.block: dict[str, str] = {}
         self.block_line = 0
+        from reconwatch.ecs import netfilter, syslog  # the mappings, loaded when a file is read
+
+        self._is_log_message = netfilter.is_log_message
+        self._packet_event = netfilter.packet_event
+        self._needs_year = syslog.needs_year
+        self._parse = syslog.parse
 
     @property
     def year(self) -> int:
@@ -72,9 +76,9 @@ class NetfilterLines:
                 return []
         if not text.strip():
             return self.flush()
-        if not is_log_message(text):
+        if not self._is_log_message(text):
             return []
-        parsed = syslog.parse(text, self.year if syslog.needs_year(text) else 0)
+        parsed = self._parse(text, self.year if self._needs_year(text) else 0)
         if parsed.timestamp is None:
             self.report.add("a LOG message without a time stamp", self.name, lineno)
             return []
@@ -85,7 +89,7 @@ class NetfilterLines:
         block, line = self.block, self.block_line
         self.block, self.block_line = {}, 0
         message = block.get("MESSAGE", "")
-        if not is_log_message(message):
+        if not self._is_log_message(message):
             return []
         stamp = block.get("__REALTIME_TIMESTAMP", "")
         if not stamp.isdigit():
@@ -102,7 +106,7 @@ class NetfilterLines:
         if not isinstance(entry, dict):
             return []
         message = entry.get("MESSAGE")
-        if not isinstance(message, str) or not is_log_message(message):
+        if not isinstance(message, str) or not self._is_log_message(message):
             return []
         stamp = entry.get("__REALTIME_TIMESTAMP")
         if not isinstance(stamp, str) or not stamp.isdigit():
@@ -117,7 +121,7 @@ class NetfilterLines:
         self, message: str, timestamp: float, host: str | None, lineno: int
     ) -> list[tuple[int, dict[str, object]]]:
         try:
-            return [(lineno, packet_event(message, timestamp, host))]
+            return [(lineno, self._packet_event(message, timestamp, host))]
         except ValueError as exc:
             self.report.add(str(exc), self.name, lineno)
             return []

@@ -6,7 +6,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconwatch.ecs.osquery import result_events
 from reconwatch.ingest.lines import JsonObjectLines, read_lines
 
 if TYPE_CHECKING:
@@ -32,6 +31,8 @@ class OsqueryLines(JsonObjectLines):
     def events(self, value: Mapping[str, object]) -> list[dict[str, object]]:
         if "socket_events" not in str(value.get("name", "")):
             return []
+        from reconwatch.ecs.osquery import result_events  # its mapping, loaded on use
+
         return result_events(value)
 
 

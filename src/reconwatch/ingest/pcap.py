@@ -12,10 +12,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, TYPE_CHECKING, Any
 
-from reconwatch.ecs.flow import PROTOCOLS
-from reconwatch.ecs.packets import Packet, PacketSummary
-
 if TYPE_CHECKING:
+    from reconwatch.ecs.packets import Packet
     from reconwatch.ingest.head import Head
     from reconwatch.ingest.report import IngestReport
 
@@ -94,6 +92,10 @@ def _address(raw: bytes) -> str:
 
 def decode_ip(ts: float, ip: Any, inner: bool = False) -> Packet | None:
     """A Packet of an IPv4/IPv6 packet (dpkt), None for anything else."""
+    # The ECS side is loaded with the first packet: the registry imports this module to sniff.
+    from reconwatch.ecs.flow import PROTOCOLS
+    from reconwatch.ecs.packets import Packet
+
     if isinstance(ip, dpkt.ip.IP):
         proto = ip.p
     elif isinstance(ip, dpkt.ip6.IP6):
@@ -117,6 +119,8 @@ def decode_ip(ts: float, ip: Any, inner: bool = False) -> Packet | None:
 
 
 def _icmp(ts: float, src: str, dst: str, transport: str, body: Any, inner: bool) -> Packet:
+    from reconwatch.ecs.packets import Packet
+
     ident = None
     quoted = None
     data = body.data
@@ -192,6 +196,8 @@ def read_pcap(path: Path, report: IngestReport) -> Iterator[tuple[int, object]]:
         if link is None:
             report.add(f"link type {reader.datalink()} is not read", name, None)
             return
+        from reconwatch.ecs.packets import PacketSummary
+
         summary = PacketSummary()
         number = 0
         packets = iter(reader)

@@ -6,7 +6,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconwatch.ecs.suricata import eve_event
 from reconwatch.ingest.lines import JsonObjectLines, read_lines
 
 if TYPE_CHECKING:
@@ -26,6 +25,8 @@ class EveLines(JsonObjectLines):
     types (dns, http, stats, ...) are skipped; a line cut short is reported as file:line."""
 
     def events(self, value: Mapping[str, object]) -> list[dict[str, object]]:
+        from reconwatch.ecs.suricata import eve_event  # its mapping, loaded on use
+
         event = eve_event(value)
         return [] if event is None else [event]
 

@@ -6,8 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconwatch.ecs import syslog
-from reconwatch.ecs.sysmon import connect_event
 from reconwatch.ingest.lines import read_lines, syslog_year
 
 if TYPE_CHECKING:
@@ -30,6 +28,11 @@ class SysmonLines:
         self.name = str(path)
         self.report = report
         self._year: int | None = None
+        from reconwatch.ecs import syslog, sysmon  # the mappings, loaded when a file is read
+
+        self._needs_year = syslog.needs_year
+        self._parse = syslog.parse
+        self._connect_event = sysmon.connect_event
 
     def feed(self, raw: bytes, lineno: int) -> list[tuple[int, dict[str, object]]]:
         text = raw.decode("utf-8", "replace")
@@ -39,14 +42,14 @@ class SysmonLines:
         stamp = None
         if start > 0 and 'Name="UtcTime"' not in text:  # the event's own time wins
             prefix = text[:start]
-            if syslog.needs_year(prefix):
+            if self._needs_year(prefix):
                 if self._year is None:
                     self._year = syslog_year(self.path, self.report)
-                stamp = syslog.parse(prefix, self._year).timestamp
+                stamp = self._parse(prefix, self._year).timestamp
             else:
-                stamp = syslog.parse(prefix, 0).timestamp
+                stamp = self._parse(prefix, 0).timestamp
         try:
-            event = connect_event(text[start:], stamp)
+            event = self._connect_event(text[start:], stamp)
         except ValueError as exc:
             self.report.add(str(exc), self.name, lineno)
             return []

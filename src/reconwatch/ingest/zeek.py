@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from reconwatch.ecs.zeek import conn_event
 from reconwatch.ingest.lines import read_lines
 
 if TYPE_CHECKING:
@@ -85,6 +84,9 @@ class ZeekLines:
         self.fields: list[str] | None = None
         self.types: list[str] | None = None
         self.converters: list[tuple[Convert, bool]] = []
+        from reconwatch.ecs import zeek  # the ECS mapping, loaded when a file is read
+
+        self._conn_event = zeek.conn_event
 
     def feed(self, raw: bytes, lineno: int) -> list[tuple[int, dict[str, object]]]:
         text = raw.decode("utf-8", "replace").rstrip("\r\n")
@@ -95,7 +97,7 @@ class ZeekLines:
             return []
         try:
             record = self._json(raw) if text.lstrip()[:1] == "{" else self._row(text)
-            return [(lineno, conn_event(record))]
+            return [(lineno, self._conn_event(record))]
         except msgspec.DecodeError as exc:  # a ValueError too: it must come first
             self.report.add(f"not JSON: {str(exc)[:120]}", self.name, lineno)
         except ValueError as exc:
