@@ -138,3 +138,34 @@ def test_explain_shows_plan_and_sql() -> None:
 def test_unsupported_feature_refused_by_name() -> None:
     with pytest.raises(UnsupportedFeatureError, match="DATE_TRUNC"):
         q("from logs-* | eval d = date_trunc(2 days, @timestamp)", [{"@timestamp": "2024-01-01"}])
+
+
+def _filter_sql(query: str, ds: Dataset) -> str:
+    from reconwatch.backends.duckdb.execute import compile_for
+    from reconwatch.esql.analyze import compile_query
+
+    sql = compile_for(compile_query(query, ds), ds, NOW).sql
+    return next(line for line in sql.splitlines() if " WHERE " in line and "rw_source" not in line)
+
+
+def test_a_chain_warning_only_on_constants_is_pushed_into_the_reader() -> None:
+    """`now() - 1 hours` can warn (a date out of range) but the same way for every row, and
+    DuckDB folds it while planning: the seed rule's WHERE stays a plain filter DuckDB pushes
+    into the reader. A chain with an operand that warns row by row is evaluated whole."""
+    from reconwatch.rules.builtin import DEFAULT_RULE, load_builtin
+
+    docs: list[object] = [{"user": {"name": ["a", "b"]}, "host": {"name": "h"}}]
+    ds = Dataset.from_documents(docs)
+    assert "coalesce(" not in _filter_sql(load_builtin(DEFAULT_RULE).query, ds)
+    row_wise = 'from logs-* | where host.name == "x" and user.name == "a" | keep host.name'
+    assert "WHERE coalesce(" in _filter_sql(row_wise, ds)
+    # The same warnings either way: a constant's once, even when no row reaches it.
+    for query, warns in [
+        ('from logs-* | where host.name == "x" and @timestamp > now() - 20000 years', True),
+        (row_wise, True),
+        ('from logs-* | where host.name == "x" or @timestamp > now() - 1 hour', False),
+    ]:
+        want = run_query(query, ds, now=NOW, backend="reference")
+        got = run_query(query, Dataset.from_documents(docs), now=NOW)
+        assert (got.rows, got.warnings) == (want.rows, want.warnings)
+        assert bool(got.warnings) == warns

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from reconwatch.backends.duckdb.expr import (
@@ -142,12 +142,12 @@ class PlanCompiler:
         sites = len(self.warnings.sites)
         cond = single(self.compiler().compile(step.condition))
         chain = isinstance(step.condition, p.Call) and step.condition.fn in ("and", "or")
-        if chain and len(self.warnings.sites) > sites:
+        if chain and _row_dependent(self.warnings.sites[sites:], step.condition):
             # Elasticsearch evaluates every operand of AND / OR on every row, so a later operand
             # warns on rows an earlier one rejects; DuckDB's filter would skip those. A function
             # call around the condition makes DuckDB evaluate it whole, as in a projection.
-            # Only a chain needs it: the wrapped filter is no longer pushed into the reader,
-            # whose per-event field checks (ingest.fast) then miss events the filter drops.
+            # Only a chain whose warnings depend on the row needs it: the wrapped filter is no
+            # longer pushed into the reader, which then converts every field of every event.
             cond = f"coalesce({cond}, false)"
         self.add(f"SELECT * FROM {self.prev} WHERE {cond}")
 
@@ -524,3 +524,25 @@ def compile_plan(
     plan: p.Plan, now_sql: str, source_lists: dict[str, bool], inputs: list[int]
 ) -> Compiled:
     return PlanCompiler(plan, now_sql, source_lists, inputs).run()
+
+
+def _row_dependent(sites: Sequence[Site], condition: p.Expr) -> bool:
+    """Whether a warning site of `condition` can fail on some rows and not others: it is at a
+    node that reads a column (or at no node of it). A site of constants only, such as the
+    `now() - 1 hours` every rule's window has (its date range check), fails the same way for
+    every row and DuckDB folds it while planning: which rows a pushed filter evaluates does
+    not change its warning, so the filter may be pushed into the reader."""
+    varying: set[tuple[int, int]] = set()
+    fixed: set[tuple[int, int]] = set()
+
+    def reads(e: p.Expr) -> bool:
+        found = isinstance(e, p.Ref) or (
+            isinstance(e, p.Call) and any([reads(a) for a in e.args])  # every argument walked
+        )
+        (varying if found else fixed).add((e.span.line, e.span.col))
+        return found
+
+    reads(condition)
+    return any(
+        (line, col) in varying or (line, col) not in fixed for line, col, _text, _result in sites
+    )
