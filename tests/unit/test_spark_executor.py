@@ -122,3 +122,23 @@ def test_a_query_past_its_time_budget_is_cancelled() -> None:
     with limits.limited(limits.QueryLimits(seconds=0.001)), pytest.raises(QueryLimitError):
         spark_execute.execute(plan, ds, NOW)
     assert spark_execute.execute(plan, ds, NOW).rows  # the next query has no budget left over
+
+
+def test_the_drivers_steps_share_the_querys_budget() -> None:
+    """The steps after the workers' STATS run on the driver within what is left of the budget
+    (they had none): 10^10 rows made there stop at the budget. The clock moves a second per
+    look, so the budget of 30 s is spent on the driver, not in the (real-time) job."""
+    import itertools
+
+    docs = _fixed_documents(30, seed=3)
+    ds = Dataset.from_documents([MAPPING_DOC, *docs], index=INDEX)
+    query = (
+        "from logs-endpoint.events.network-* | stats c = count(*) "
+        '| eval s = repeat("a,", 100000) | eval v = split(s, ","), w = v '
+        "| mv_expand v | mv_expand w | stats n = count(*)"
+    )
+    plan = compile_query(query, ds)
+    clock = itertools.count(0.0, 1.0)
+    budget = limits.QueryLimits(seconds=30, clock=lambda: next(clock))
+    with limits.limited(budget), pytest.raises(QueryLimitError, match="time budget of 30 s"):
+        spark_execute.execute(plan, ds, NOW)

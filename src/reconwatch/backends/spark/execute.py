@@ -28,11 +28,11 @@ from reconwatch.backends.spark.stages import (
     TaggedWarnings,
     key_types,
 )
-from reconwatch.errors import QueryError, ReconwatchError
+from reconwatch.errors import QueryError, QueryLimitError, ReconwatchError
 from reconwatch.evaluate.aggregates import AggSpec
 from reconwatch.evaluate.expressions import EvalContext, Warnings, compile_expr
+from reconwatch.evaluate.pipeline import budgeted, hash_order, prune_evals, run_step
 from reconwatch.evaluate.pipeline import execute as interpret
-from reconwatch.evaluate.pipeline import hash_order, prune_evals, run_step
 from reconwatch.plan import limits
 from reconwatch.plan import nodes as p
 from reconwatch.plan.catalog import Result
@@ -57,15 +57,17 @@ def execute(plan: p.Plan, source: ScanSource | None, now: datetime) -> Result:
     prefix, rest = tuple(steps[:split]), list(steps[split:])
     chunks = _source_chunks(plan, source, now)
     seconds = limits.current().seconds
+    # The whole query's budget: the jobs' (cancelled by _Budget) and the driver's steps after.
+    deadline = limits.current().deadline()
     budget = _Budget(session.context(), seconds)
     try:
         with budget:
             if rest and isinstance(rest[0], p.Aggregate):
                 rows, failures = _aggregate(plan, prefix, rest[0], chunks, now)
-                return _finish(plan, rest[1:], rows, failures, now)
+                return _finish(plan, rest[1:], rows, failures, now, deadline)
             stage = RowStage(plan.source, prefix, plan.query, now, **_pushdown(rest))
             records = chunks.mapPartitions(stage.run).collect()
-    except QueryError:
+    except (QueryError, QueryLimitError):
         raise
     except Exception as exc:
         if budget.expired:
@@ -76,7 +78,7 @@ def execute(plan: p.Plan, source: ScanSource | None, now: datetime) -> Result:
             source.counted_later(source.selected_inputs(plan.source.indices))
     found = sorted((r for r in records if r[0] == ROW), key=_record_order)
     failures = [r[1] for r in records if r[0] == WARNING]
-    return _finish(plan, rest, [(r[1], r[2]) for r in found], failures, now)
+    return _finish(plan, rest, [(r[1], r[2]) for r in found], failures, now, deadline)
 
 
 class _Budget:
@@ -229,8 +231,10 @@ def _finish(
     rows: list[tuple[float, dict[str, object]]],
     failures: list[Failure],
     now: datetime,
+    deadline: limits.Deadline,
 ) -> Result:
-    """The remaining steps on the driver, then the warnings of every stage in one-pass order."""
+    """The remaining steps on the driver, within what is left of the query's time budget, then
+    the warnings of every stage in one-pass order."""
     tw = TaggedWarnings(2)
     ctx = EvalContext(now=now, source=plan.query, warnings=tw)
     pulled = {"last": AFTER_ROWS, "done": False}
@@ -242,9 +246,9 @@ def _finish(
         tw.ord = AFTER_ROWS
         pulled["done"] = True
 
-    stream: Iterator[dict[str, object]] = feed()
+    stream: Iterator[dict[str, object]] = budgeted(feed(), deadline)
     for step in rest:
-        stream = run_step(step, stream, ctx)
+        stream = budgeted(run_step(step, stream, ctx), deadline)
     names = [c.name for c in plan.columns]
     out = [tuple(row.get(n) for n in names) for row in stream]
     if rest and not pulled["done"]:
