@@ -262,3 +262,21 @@ def test_a_store_from_a_newer_reconwatch_is_refused(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(StoreError, match="schema version 99, newer than this reconwatch"):
         Store(tmp_path / "data", Clock(NOW))
+
+
+def test_a_text_the_column_parser_refuses_is_stored_and_not_plain() -> None:
+    # The store's own check comes first; should DuckDB's parser still refuse a text, that row
+    # is stored (read from its text later) and the rest of the batch with it.
+    con = duckdb.connect()
+    con.execute(schema.EVENTS)
+    texts = ['{"host":{"name":"\\ud800"}}', '{"host":{"name":"a"}}']
+    con.execute(
+        "CREATE TEMP TABLE batch AS SELECT i AS seq, 'x' AS idx, i::VARCHAR AS id, 1 AS version,"
+        " NULL::TIMESTAMP AS ts, TIMESTAMP '2026-01-01' AS ingested, t AS source,"
+        " TIMESTAMP '2026-01-01' AS arrived"
+        " FROM (SELECT unnest(?) AS t, generate_subscripts(?, 1) AS i)",
+        [texts, texts],
+    )
+    con.execute(rulefields.insert_sql("batch"))
+    rows = con.execute("SELECT seq, plain, f_host_name FROM events ORDER BY seq").fetchall()
+    assert rows == [(1, False, None), (2, True, '"a"')]
