@@ -40,7 +40,8 @@ class ServiceConfig:
     builtin_rules: bool = True
     # alert sink targets: paths, - (stdout), registered URLs, with their retry settings
     sinks: tuple[SinkSpec, ...] = ()
-    # rule_ids run in real time too ("*": every rule); None: the built-in scan rules.
+    # rule_ids run in real time too ("*": every rule); None: the built-in scan rules and the
+    # native detector rules.
     realtime: tuple[str, ...] | None = None
     # The store's DuckDB memory (every query and write on it) and each rule run's or ES|QL
     # request's time budget in seconds (None: none); --memory-limit, --timeout.

@@ -180,7 +180,8 @@ class RealTime:
 
     def close(self) -> None:
         """Evaluate what is queued, then stop (the native rules' states saved)."""
-        if self._started:
+        # A stop request can interrupt start() itself: only a thread that runs is waited for.
+        if self._started and self._thread.ident is not None:
             self._queue.put(_STOP)
             self._thread.join()
         self.natives.save_all()
