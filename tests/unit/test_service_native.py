@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import msgspec
+import pytest
 
 from conftest import Clock, iso_ms
 from reconwatch.rules.builtin import load_builtin
@@ -211,3 +212,37 @@ def test_serve_runs_a_native_rule_from_bulk_to_the_sink(tmp_path: Path) -> None:
         service.close()
     (delivered,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert delivered["kibana.alert.uuid"] == alert["kibana.alert.uuid"]
+
+
+@pytest.mark.slow  # a 2.5-hour fleet through the store: ~15 s on the shared machine
+def test_a_simulated_targeted_scan_alerts_in_the_service_as_in_detect(tmp_path: Path) -> None:
+    """The simulator's fleet with a targeted scan and the sensor's outcome events, shipped in
+    batches: the real-time TRW rule alerts on the planted scanner and nothing else, as
+    `detect` does over the same events (tests/unit/test_native_detectors.py)."""
+    from reconwatch.simulate import Simulation
+
+    sim = Simulation(hosts=4, hours=2.5, start=T0, scans=("targeted",), seed=5, outcomes=True)
+    clock = Clock(T0 + timedelta(hours=3))
+    store = Store(tmp_path, clock)
+    rule = load_builtin("recon-trw")
+    realtime = RealTime(store, {rule.rule_id: rule})
+    realtime.enable(rule.rule_id)
+    realtime.start()
+    store.on_commit = realtime.offer
+    try:
+        batch: list[NewEvent] = []
+        for event in sim.stream():
+            batch.append(NewEvent("create", NET, None, msgspec.json.encode(event)))
+            if len(batch) == 1000:
+                store.write(batch)
+                batch = []
+        store.write(batch)
+        realtime.drain()
+        (planted,) = sim.planted
+        (alert,) = store.alerts(rule.rule_id)
+        assert alert["host.name"] == planted.host
+        assert alert["process.executable"] == planted.executable
+        assert alert["reconwatch.trw.attempts"] <= 10
+    finally:
+        realtime.close()
+        store.close()
