@@ -77,6 +77,17 @@ CASES = {
         ),
         [(2.1, 12350, 12360, 2.1, 2.05, 0.0, 0, 12345, 4.1, 1.25)],
     ),
+    # ROUND of an int or long is Java's Maths.round(long, long): a value with no more digits
+    # (by a double's log10) than are rounded away is 0, not the next power of ten; an
+    # unsigned_long past the longs is rounded as a BigInteger (math.csv-spec's roundMaxUL...).
+    "round_integral_counts_digits_as_java": (
+        (
+            "ROW n = -1, x = [6, 15, 56, -6] | MV_EXPAND x | EVAL r = ROUND(x, n), "
+            "l = ROUND(9223372036854775807, -19), u = ROUND(12446744073709551615, -19::long) "
+            "| KEEP r, l, u"
+        ),
+        [(0, 0, 10**19), (20, 0, 10**19), (60, 0, 10**19), (0, 0, 10**19)],
+    ),
     # TO_UPPER/TO_LOWER are Java's String.toUpperCase/toLowerCase(Locale.ROOT): full case
     # mapping and the final sigma (DuckDB's own upper/lower gave ẞ, i, ﬁ, ŉ and ασ).
     "case_mapping_is_javas": (

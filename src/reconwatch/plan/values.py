@@ -94,9 +94,14 @@ def round_double(x: float, digits: int) -> float:
 
 def round_integral(x: int, digits: int) -> int:
     """ROUND of an integral value: unchanged at digits >= 0, else half up (away from zero) at
-    10^-digits; the caller checks the result against its type."""
-    if digits >= 0:
+    10^-digits; the caller checks the result against its type. Within the longs it is Java's
+    Maths.round(long, long), which counts the value's digits through a double's log10 and gives
+    0 when there are no more than it rounds away: ROUND(6, -1) and ROUND(56, -2) are 0, not 10
+    and 100 (an unsigned_long past the longs is rounded as a BigInteger, without this rule)."""
+    if digits >= 0 or x == 0:
         return x
+    if LONG_MIN <= x <= LONG_MAX and int(math.log10(abs(float(x))) + 1) <= -digits:
+        return 0
     step = decimal.Decimal(1).scaleb(-round_digits(digits))
     return int(decimal.Decimal(x).quantize(step, rounding=decimal.ROUND_HALF_UP, context=_WIDE))
 

@@ -1130,7 +1130,15 @@ def _round(c: ExprCompiler, call: p.Call) -> E:
         n = str(max(-20, min(0, digits.value)))
     else:
         n = f"CAST({_within(args[1], -20, 0)} AS INTEGER)"
-    value = f"try(CAST(round({args[0]}, {n}) AS {sql_type(call.type)}))"
+    x = args[0]
+    # Java's Maths.round(long, long) (values.round_integral): a long with no more digits, by a
+    # double's log10, than are rounded away is 0.
+    few_digits = (
+        f"({n} < 0 AND ({x}) <> 0 AND CAST({x} AS HUGEINT) BETWEEN {values.LONG_MIN} AND "
+        f"{values.LONG_MAX} AND trunc(log10(abs(CAST({x} AS DOUBLE))) + 1) <= -({n}))"
+    )
+    rounded = f"(CASE WHEN {few_digits} THEN 0 ELSE round({x}, {n}) END)"
+    value = f"try(CAST({rounded} AS {sql_type(call.type)}))"
     return _overflow_checked(c, call, value, args)
 
 
