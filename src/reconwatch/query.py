@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import pprint
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -186,6 +185,8 @@ def _render_node(node: object, before: tuple[Column, ...]) -> str:
         if _is_columns(value):
             text = _columns_text(value)
         else:
+            import pprint  # explain's only: not loaded by every query
+
             text = pprint.pformat(value, width=max(40, 100 - len(prefix)))
         lines.append(prefix + text.replace("\n", "\n" + " " * len(prefix)))
     columns: tuple[Column, ...] = getattr(node, "columns", ())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import fnmatch
 import math
 import re
@@ -966,6 +965,8 @@ class _Analyzer:
         fn = fns.lookup(name)
         if fn is None or fn.kind is fns.Kind.OPERATOR:
             known = [n for n, f in fns.REGISTRY.items() if f.kind is not fns.Kind.OPERATOR]
+            import difflib  # for the message only: a query that analyses never loads it
+
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
             hint = f", did you mean [{close[0]}]?" if close else ""
             raise self.error(f"Unknown function [{node.name}]{hint}", node.span)
@@ -1441,6 +1442,8 @@ def _merge_projects(first: p.Project, second: p.Project) -> p.Project:
 
 def _closest(name: str, candidates: list[str]) -> list[str]:
     """The known names nearest to a misspelt one (ties kept), if any is near enough."""
+    import difflib  # for the message only: a query that analyses never loads it
+
     scored = [(difflib.SequenceMatcher(None, name, c).ratio(), c) for c in candidates]
     near = [(score, c) for score, c in scored if score >= 0.8]
     if not near:

@@ -9,7 +9,6 @@ import math
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from fractions import Fraction
 from typing import Any
 
 from reconwatch.types import DataType
@@ -64,6 +63,8 @@ def cbrt(x: float) -> float:
     one whose cube is nearest to `x`, measured exactly."""
     if x == 0 or not math.isfinite(x):
         return x
+    from fractions import Fraction  # loaded by the first CBRT, not by every command
+
     guess = math.cbrt(x)
     target = Fraction(x)
     candidates = (math.nextafter(guess, -math.inf), guess, math.nextafter(guess, math.inf))
