@@ -525,7 +525,7 @@ def deep_line_candidates(con: duckdb.DuckDBPyConnection, path: str, depth: int) 
 
 # What the pre-check below reads at a time, and the longest line it vouches for (read_csv's
 # max_line_size above, less a margin).
-_CHUNK = 1 << 24
+_CHUNK = 1 << 20
 _LONGEST_LINE = 16_000_000
 # Every byte but the opening brackets and the newline, deleted by bytes.translate (C speed).
 _NOT_OPENING = bytes(b for b in range(256) if b not in b"{[\n")
@@ -541,7 +541,7 @@ def _translated_count(chunk: bytes, carried: int, depth: int) -> int:
     return carried + len(counts[0]) if len(counts) == 1 else len(counts[-1])
 
 
-def _compiled_count() -> Callable[[bytes, int, int], int] | None:
+def _compiled_count() -> Callable[[bytes | memoryview, int, int], int] | None:
     """The compiled count (_brackets.c), None where the install could not build it."""
     try:
         from reconwatch.ingest._brackets import opening_brackets
@@ -569,13 +569,20 @@ def no_deep_line(path: str, depth: int) -> bool:
     pending = False  # a UTF-8 sequence continues into the next chunk
     line = 0  # bytes of the line in progress
     opening = 0  # its opening brackets
+    # One buffer, refilled: it stays in the CPU's cache, where a new 16 MB bytes object per
+    # read cost its page faults (0.30 -> 0.23 CPU s for the 753 MB bench file).
+    buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
     try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(_CHUNK):
+        with open(path, "rb", buffering=0) as fh:
+            while size := fh.readinto(buffer):
                 # The compiled count also finds a CR, a US byte or text that is not ASCII (-2);
-                # such a chunk, and every chunk without it, is looked at here.
-                counted = _ODD if pending or _compiled is None else _compiled(chunk, opening, depth)
+                # such a chunk, and every chunk without it, is looked at here as bytes.
+                counted = (
+                    _ODD if pending or _compiled is None else _compiled(view[:size], opening, depth)
+                )
                 if counted == _ODD:
+                    chunk = bytes(view[:size])
                     if b"\r" in chunk or b"\x1f" in chunk:
                         return False
                     if pending or not chunk.isascii():
@@ -585,10 +592,10 @@ def no_deep_line(path: str, depth: int) -> bool:
                 if counted < 0:
                     return False
                 opening = counted
-                first, last = chunk.find(b"\n"), chunk.rfind(b"\n")
-                if line + (len(chunk) if first < 0 else first) > _LONGEST_LINE:
+                first, last = buffer.find(b"\n", 0, size), buffer.rfind(b"\n", 0, size)
+                if line + (size if first < 0 else first) > _LONGEST_LINE:
                     return False
-                line = line + len(chunk) if first < 0 else len(chunk) - last - 1
+                line = line + size if first < 0 else size - last - 1
             utf8.decode(b"", final=True)
     except (OSError, UnicodeDecodeError):
         return False
