@@ -234,3 +234,31 @@ def test_a_held_alert_waits_for_release_and_a_restart_releases_it(tmp_path: Path
     pending = dict(store.undelivered("s"))
     assert pending["a2"]["reconwatch.evidence"] == {"crossing": {"at": "x"}}
     store.close()
+
+
+def test_the_crossing_point_alone_agrees_with_the_whole_evidence(tmp_path: Path) -> None:
+    """The real-time path asks only for the crossing point (@timestamp and the counted columns
+    of the group's events): the same answer as the whole evidence's `crossing`."""
+    from reconwatch.engine.run import RuleExecutor
+    from reconwatch.engine.schedule import window_at
+    from reconwatch.service.storequery import StoreBackend
+    from reconwatch.store.window import window_dataset
+
+    clock = Clock(T0 + timedelta(minutes=2))
+    store = Store(tmp_path, clock)
+    rule = load_builtin("subnet-scanning")
+    try:
+        store.write(_scan(T0, 0, 320) + _scan(T0, 0, 100, exe="/usr/bin/other"))
+        window = window_at(rule, clock.now)
+        dataset = window_dataset(
+            store, ("logs-endpoint.events.network-*",), window.start, window.end, None
+        )
+        executor = RuleExecutor(rule, StoreBackend(store, dataset))
+        (alert,) = executor.run(window).alerts
+        conditions = executor.source_conditions(window)
+        point = executor.finder.crossing_point(alert, conditions, window)
+        whole = executor.finder.collect(alert, conditions, window, aggregating=True)
+        assert point == whole["crossing"]
+        assert point is not None and point["at"] == "2026-03-01T10:00:50.000Z"
+    finally:
+        store.close()

@@ -224,6 +224,31 @@ class EvidenceFinder:
             out["crossing"] = self._crossing(rows)
         return out
 
+    def crossing_point(
+        self, row: Mapping[str, object], conditions: list[ast.Expr], window: RunWindow
+    ) -> dict[str, object] | None:
+        """Only the crossing point of an aggregating alert's group (what `collect` puts under
+        `crossing`), reading no more than @timestamp and the counted columns of the group's
+        events: a real-time alert waits for it before the sinks take it. None when the rule
+        has no one-pass count (`collect` bisects) or the alert carries no BY keys."""
+        filters = self._key_filters(row)
+        if filters is None or not isinstance(self.threshold, crossing.Threshold):
+            return None
+        base = with_filters(self._pre([]), [*conditions, *filters])
+        try:
+            present = {c.name for c in self.backend.columns(base)}
+            keep = tuple(f for f in ("@timestamp", *self.threshold.columns) if f in present)
+            query = with_commands(base, [*base.commands, ast.Keep(keep)])
+            result = self.backend.run(with_limit(query, MAX_EVENTS), now=window.run_at)
+        except QueryError as exc:
+            return {"at": None, "reason": f"evidence query failed: {exc.one_line()}"}
+        rows = result.as_dicts()
+        if len(rows) >= MAX_EVENTS:
+            return {"at": None, "reason": f"the group has over {MAX_EVENTS} events"}
+        if not rows:
+            return {"at": None, "reason": "none of the group's events were found again"}
+        return self._crossing(rows)
+
     def _bisected(
         self,
         row: Mapping[str, object],

@@ -302,9 +302,12 @@ class RealTime:
             executor = RuleExecutor(
                 rule, StoreBackend(self.store, dataset), exceptions=lists, space=self.space
             )
-            found = executor.finder.collect(
-                alert, executor.source_conditions(window), window, aggregating=True
-            )
+            conditions = executor.source_conditions(window)
+            # Only the crossing (@timestamp and the counted columns): the sinks wait for it.
+            point = executor.finder.crossing_point(alert, conditions, window)
+            if point is not None:
+                return point
+            found = executor.finder.collect(alert, conditions, window, aggregating=True)
         except ReconwatchError as exc:
             self._error(f"{rule.rule_id}: no crossing point: {exc.one_line()}")
             return None
