@@ -246,3 +246,31 @@ def test_a_simulated_targeted_scan_alerts_in_the_service_as_in_detect(tmp_path: 
     finally:
         realtime.close()
         store.close()
+
+
+def test_a_native_rules_alert_suppression_applies_to_its_scheduled_runs(tmp_path: Path) -> None:
+    """A native rule file with Kibana's alert_suppression by host: two scanning processes on
+    one host in one run are one alert (the other suppressed), as for an ES|QL rule."""
+    from reconwatch.rules.builtin import builtin_text
+    from reconwatch.rules.load import load_rule_text
+
+    text = builtin_text("recon-trw").replace(
+        "[rule.detector]",
+        '[rule.alert_suppression]\ngroup_by = ["host.name"]\nmissing_fields_strategy = "suppress"'
+        '\n\n[rule.alert_suppression.duration]\nunit = "h"\nvalue = 1\n\n[rule.detector]',
+    )
+    rule = load_rule_text(text, "suppressed.toml")
+    assert rule.native and rule.suppression is not None
+    clock = Clock(T0 + timedelta(minutes=1))
+    store = Store(tmp_path, clock)
+    scheduler = Scheduler(store, [rule], clock)
+    try:
+        scheduler.tick()  # the first run: nothing stored yet
+        store.write(_failures(T0, 0, 4) + _failures(T0, 10, 4, exe="/tmp/other"))
+        clock.now += rule.interval
+        (outcome,) = scheduler.tick()
+        assert len(outcome.created) == 1 and outcome.record.alerts == 1
+        (alert,) = store.alerts(rule.rule_id)
+        assert alert["kibana.alert.suppression.docs_count"] == 1
+    finally:
+        store.close()
