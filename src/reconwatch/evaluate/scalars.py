@@ -864,6 +864,12 @@ def _ip_prefix(args: Args, call: p.Call, ctx: EvalContext) -> object:
         raise EvalFailure(
             f"java.lang.IllegalArgumentException: Prefix length v6 must be in range [0, 128], found {v6}"
         )
+    return _prefix_of(text, v4, v6)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _prefix_of(text: str, v4: int, v6: int) -> str:
+    """IP_PREFIX's answer, cached: a stream asks it for the same addresses again and again."""
     addr = ipaddress.ip_address(text)
     if isinstance(addr, ipaddress.IPv4Address):
         return str(ipaddress.ip_network(f"{addr}/{v4}", strict=False).network_address)

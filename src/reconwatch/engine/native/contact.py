@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from reconwatch.backends.stream.cells import iso_millis
 from reconwatch.plan.values import ConversionError, datetime_to_millis, parse_datetime
 
 ATTEMPT = "connection_attempted"
@@ -79,57 +80,61 @@ def is_internal(ip: str) -> bool:
 
 
 def _one(value: object) -> object:
-    if isinstance(value, list | tuple):
+    if type(value) is list or isinstance(value, list | tuple):
         return value[0] if value else None
     return value
 
 
 def _text(value: object) -> str | None:
     value = _one(value)
-    return None if value is None else str(value)
+    return value if type(value) is str else None if value is None else str(value)
 
 
 def _millis(value: object) -> int | None:
     value = _one(value)
-    if isinstance(value, datetime):
-        return datetime_to_millis(value)
     if isinstance(value, str):
+        fast = iso_millis(value)  # the usual spelling, without building a datetime
+        if fast is not None:
+            return fast
         try:
             return datetime_to_millis(parse_datetime(value))
         except ConversionError:
             return None
+    if isinstance(value, datetime):
+        return datetime_to_millis(value)
     return None
 
 
 def contact_of(event: Mapping[str, object]) -> Contact | None:
     """The contact a flattened event (dotted keys) or a query row is, or None for an event the
     detectors do not read (another action, an external or missing destination, no process)."""
-    actions = event.get("event.action")
+    get = event.get
+    actions = get("event.action")
     names = actions if isinstance(actions, list | tuple) else [actions]
     result = RESULT in names
     if not result and ATTEMPT not in names:
         return None
-    ip = _text(event.get("destination.ip"))
-    executable = _text(event.get("process.executable"))
-    host = _text(event.get("host.id")) or _text(event.get("host.name"))
+    ip = _text(get("destination.ip"))
+    executable = _text(get("process.executable"))
+    host = _text(get("host.id")) or _text(get("host.name"))
     if ip is None or executable is None or host is None or not is_internal(ip):
         return None
-    time_ms = _millis(event.get("@timestamp"))
+    time_ms = _millis(get("@timestamp"))
     if time_ms is None:
         return None
-    port = _one(event.get("destination.port"))
-    outcome = _text(event.get("event.outcome"))
+    port = _one(get("destination.port"))
+    outcome = _text(get("event.outcome")) if result else None
     return Contact(
-        time_ms=time_ms,
-        host_id=host,
-        host_name=_text(event.get("host.name")) or host,
-        executable=executable,
-        name=_text(event.get("process.name")) or executable.rsplit("/", 1)[-1],
-        entity_id=_text(event.get("process.entity_id")) or "",
-        ip=ip,
-        port=int(port) if isinstance(port, int | float) and not isinstance(port, bool) else None,
-        transport=_text(event.get("network.transport")) or "tcp",
-        result=result,
-        success=(outcome == "success") if result and outcome in ("success", "failure") else None,
-        reason=_text(event.get("event.reason")),
+        time_ms,
+        host,
+        _text(get("host.name")) or host,
+        executable,
+        _text(get("process.name")) or executable.rsplit("/", 1)[-1],
+        _text(get("process.entity_id")) or "",
+        ip,
+        int(port) if isinstance(port, int | float) and not isinstance(port, bool) else None,
+        _text(get("network.transport")) or "tcp",
+        result,
+        (outcome == "success") if outcome in ("success", "failure") else None,
+        _text(get("event.reason")),
     )
