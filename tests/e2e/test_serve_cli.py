@@ -120,7 +120,7 @@ def test_a_malformed_config_from_the_command_line(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert (
         out.stderr
-        == f"error: {config}: port: unknown key (known: api_key, bind, builtin_rules, data_dir, follow, max_body_bytes, queue_batches, realtime, retention, rule, rules, sinks)\n"
+        == f"error: {config}: port: unknown key (known: api_key, bind, builtin_rules, data_dir, follow, max_body_bytes, memory_limit, query_timeout, queue_batches, realtime, retention, rule, rules, sinks)\n"
     )
 
 
