@@ -2,11 +2,12 @@
 running vs without, alternated in one run, medians reported.
 
 Run as root: `.venv/bin/python bench/bench_overhead.py [--repeats 3] [--count 60000]`.
-Two workloads, one flat-out bench/loadgen process each: `same` connects again and again to one
+Three workloads, one flat-out bench/loadgen process each: `same` connects again and again to one
 closed loopback port (a client's retry or health-check loop), `distinct` to a new loopback
-address each time (a connect() scan). Each repeat runs the generator alone, then with a fresh
+address each time (a connect() scan), `udp-same` sends a datagram to one closed loopback port
+again and again (a DNS client's loop). Each repeat runs the generator alone, then with a fresh
 sensor, and reports the rates' ratio, what the sensor wrote of the attempts, and its tracer loss.
-SAFETY: every connect goes to 127.30.0.0/16 (loopback), port 9 (closed).
+SAFETY: every connect and datagram goes to 127.30.0.0/16 (loopback), port 9 (closed).
 """
 
 from __future__ import annotations
@@ -34,16 +35,17 @@ from bench_sensor import (
 )
 
 SUBNET = 30
-WORKLOADS = {"same": 1, "distinct": 256 * 254}  # HOSTS argument of loadgen
+# loadgen's HOSTS argument, and "udp" for sendto() of a datagram instead of connect()
+WORKLOADS = {"same": ["1"], "distinct": [str(256 * 254)], "udp-same": ["1", "udp"]}
 
 
-def generate(loadgen: Path, count: int, hosts: int) -> tuple[int, float, int, float]:
+def generate(loadgen: Path, count: int, hosts: list[str]) -> tuple[int, float, int, float]:
     """One flat-out generator process: (attempted, connects/s, pid, its CPU seconds).
 
     Its CPU (user + system) includes the eBPF programs the kernel runs in its context, so
     connects per CPU second measure what the sensor costs the process itself, apart from how
     much of a loaded machine the scheduler happened to give it."""
-    argv = [str(loadgen), str(count), "10000000", str(PORT), str(SUBNET), str(hosts)]
+    argv = [str(loadgen), str(count), "10000000", str(PORT), str(SUBNET), *hosts]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     report = proc.stdout.read()
@@ -54,7 +56,7 @@ def generate(loadgen: Path, count: int, hosts: int) -> tuple[int, float, int, fl
 
 
 def with_sensor(
-    loadgen: Path, count: int, hosts: int, nice: int | None, own_session: bool
+    loadgen: Path, count: int, hosts: list[str], nice: int | None, own_session: bool
 ) -> dict[str, float | int | str]:
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
         out = Path(tmp) / "events.ndjson"
@@ -68,7 +70,8 @@ def with_sensor(
         sensor.send_signal(signal.SIGINT)
         summary = sensor.communicate(timeout=300)[1]
         lost = re.search(r"lost (\d+)", summary)
-        folded = re.search(r"(\d+) repeated connects folded", summary)
+        what = "UDP sends" if "udp" in hosts else "connects"
+        folded = re.search(rf"(\d+) repeated {what} folded", summary)
         return {
             "attempted": attempted,
             "rate": rate,
@@ -84,7 +87,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--count", type=int, default=60_000, help="connects per run")
-    parser.add_argument("--workloads", default="same,distinct")
+    parser.add_argument("--workloads", default="same,distinct,udp-same")
     parser.add_argument("--nice", type=int, help="the sensor's --nice (default: its own, -10)")
     parser.add_argument("--same-session", action="store_true", help=SAME_SESSION)
     args = parser.parse_args()

@@ -1,13 +1,14 @@
 /*
- * Paced nonblocking TCP connect() load for bench/bench_sensor.py.
+ * Paced nonblocking TCP connect() load for bench/bench_sensor.py, or UDP sendto() load.
  *
- * usage: loadgen COUNT RATE PORT SUBNET [HOSTS]
- *   COUNT   connect() calls to make
+ * usage: loadgen COUNT RATE PORT SUBNET [HOSTS [udp]]
+ *   COUNT   connect() calls (or datagrams) to make
  *   RATE    target calls per second (paced in 1 ms slices)
  *   PORT    destination port (a closed one, e.g. 9)
  *   SUBNET  second octet of the 127.SUBNET.y.z destinations (1..254)
  *   HOSTS   distinct destinations cycled through (1..65024, default 65024; 1: one service
  *           connected to again and again, as a client's loop does)
+ *   udp     one nonblocking UDP socket sends a 1-byte datagram to each destination instead
  *
  * SAFETY: every destination is built here as 127.SUBNET.y.z; nothing else can be addressed.
  * Prints one line: "attempted N errors E seconds S rate R".
@@ -43,15 +44,21 @@ static long parse(const char *text, long lo, long hi, const char *what)
 
 int main(int argc, char **argv)
 {
-	if (argc != 5 && argc != 6) {
-		fprintf(stderr, "usage: loadgen COUNT RATE PORT SUBNET [HOSTS]\n");
+	if (argc < 5 || argc > 7 || (argc == 7 && strcmp(argv[6], "udp") != 0)) {
+		fprintf(stderr, "usage: loadgen COUNT RATE PORT SUBNET [HOSTS [udp]]\n");
 		return 2;
+	}
+	int udp = argc == 7;
+	int ufd = udp ? socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0) : -1;
+	if (udp && ufd < 0) {
+		perror("loadgen: socket");
+		return 1;
 	}
 	long count = parse(argv[1], 1, 100000000, "COUNT");
 	long rate = parse(argv[2], 1, 10000000, "RATE");
 	long port = parse(argv[3], 1, 65535, "PORT");
 	long subnet = parse(argv[4], 1, 254, "SUBNET");
-	long hosts = argc == 6 ? parse(argv[5], 1, 256L * 254L, "HOSTS") : 256L * 254L;
+	long hosts = argc >= 6 ? parse(argv[5], 1, 256L * 254L, "HOSTS") : 256L * 254L;
 
 	struct sockaddr_in addr;
 	memset(&addr, 0, sizeof addr);
@@ -69,6 +76,13 @@ int main(int argc, char **argv)
 			unsigned long host = (unsigned long)made % (unsigned long)hosts;
 			unsigned long y = host / 254, z = host % 254 + 1;
 			addr.sin_addr.s_addr = htonl((127UL << 24) | ((unsigned long)subnet << 16) | (y << 8) | z);
+			if (udp) {
+				/* an ICMP port unreachable may come back; an unconnected socket ignores it */
+				if (sendto(ufd, "x", 1, 0, (struct sockaddr *)&addr, sizeof addr) != 1 &&
+				    errno != EAGAIN && errno != ECONNREFUSED)
+					errors++;
+				continue;
+			}
 			int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 			if (fd < 0) {
 				errors++;

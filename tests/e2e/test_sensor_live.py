@@ -222,6 +222,11 @@ a.sendto(b"x", ("127.0.3.1", 9))
 a.sendto(b"x", ("127.0.3.1", 9))  # the same destination again: reported once
 b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 b.connect(("127.0.3.2", 9))
+b2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+b2.connect(("127.0.3.2", 9))  # connect() is folded with sendto() too
+c = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+for _ in range(3):
+    c.sendto(b"x", ("::1", 9))
 t = socket.socket()
 t.setblocking(False)
 t.connect_ex(("127.0.3.3", 9))
@@ -243,7 +248,12 @@ def test_ebpf_sensor_records_udp_destinations_once_and_tcp(tmp_path: Path) -> No
         for d in map(json.loads, out.open())
         if d["process"]["pid"] == client.pid and d["event"]["action"] != RESULT
     ]
-    assert sorted(seen) == [("tcp", "127.0.3.3"), ("udp", "127.0.3.1"), ("udp", "127.0.3.2")]
+    assert sorted(seen) == [
+        ("tcp", "127.0.3.3"),
+        ("udp", "127.0.3.1"),
+        ("udp", "127.0.3.2"),
+        ("udp", "::1"),
+    ]
 
 
 def test_watch_alerts_on_a_live_scan_while_the_sensor_runs(tmp_path: Path) -> None:

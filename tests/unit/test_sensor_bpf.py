@@ -590,12 +590,14 @@ def test_malformed_answer_lines_are_counted_not_raised(line: str) -> None:
 
 def test_folded_repeats_are_a_cumulative_count_not_events() -> None:
     c = collector()
-    assert c.handle_line(b"F\t0\n") is None and "folded" not in c.summary()
-    assert c.handle_line(b"F\t41\n") is None and c.handle_line(b"F\t40\n") is None
+    assert c.handle_line(b"F\t0\t0\n") is None and "folded" not in c.summary()
+    assert c.handle_line(b"F\t41\t7\n") is None and c.handle_line(b"F\t40\t9\n") is None
     assert c.stats.folded == 41 and "41 repeated connects folded" in c.summary()
-    for bad in (b"F\t-1\n", b"F\t1\t2\n", b"F\tx\n", b"F\t" + b"9" * 21 + b"\n"):
+    assert c.stats.udp_folded == 9 and "9 repeated UDP sends folded" in c.summary()
+    bad_lines = (b"F\t-1\t0\n", b"F\t1\n", b"F\t1\t2\t3\n", b"F\tx\t1\n", b"F\t1\t+2\n")
+    for bad in (*bad_lines, b"F\t" + b"9" * 21 + b"\t0\n"):
         assert c.handle_line(bad) is None
-    assert c.stats.bad_lines == 4 and c.stats.folded == 41
+    assert c.stats.bad_lines == 6 and (c.stats.folded, c.stats.udp_folded) == (41, 9)
 
 
 def test_a_combined_line_is_the_attempt_then_its_outcome_as_separate_lines_would_be() -> None:

@@ -126,6 +126,7 @@ class Stats:
     probe_repeats: int = 0
     answers: int = 0
     folded: int = 0  # repeated connects the tracer counted instead of printing
+    udp_folded: int = 0  # repeated UDP sends (same process, destination, port, second) likewise
     fold_reports: int = 0
     answer_repeats: int = 0
     execs: int = 0
@@ -365,6 +366,8 @@ class BpfCollector:
             text += (
                 f"; {s.folded} repeated connects folded (same process, destination, port, second)"
             )
+        if s.udp_folded:
+            text += f"; {s.udp_folded} repeated UDP sends folded in the tracer"
         if s.executable_unknown:
             text += f"; {s.executable_unknown} with unknown executable"
         if s.exec_path_cut:
@@ -431,11 +434,13 @@ class BpfCollector:
         return None
 
     def _folded(self, line: bytes) -> None:
-        """An `F` line: how many repeated connects the tracer has folded so far (cumulative)."""
+        """An `F` line: how many repeated connects and UDP sends the tracer has folded so far
+        (cumulative counts)."""
         parts = line.rstrip(b"\n").split(b"\t")
-        if len(parts) == 2 and parts[1].isdigit() and len(parts[1]) <= 20:
+        if len(parts) == 3 and all(p.isdigit() and len(p) <= 20 for p in parts[1:]):
             self.stats.fold_reports += 1
             self.stats.folded = max(self.stats.folded, int(parts[1]))
+            self.stats.udp_folded = max(self.stats.udp_folded, int(parts[2]))
             return
         self.stats.lines += 1
         self.stats.bad_lines += 1
