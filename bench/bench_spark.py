@@ -29,7 +29,7 @@ EXE = str(Path(sys.executable).with_name("reconwatch"))
 
 def exported(ndjson: Path, rows_per_file: int) -> Path:
     """The events as `reconwatch export --parquet` writes them (cached beside the NDJSON)."""
-    out = ndjson.with_suffix(".parquet.d")
+    out = ndjson.with_suffix(".export.d")  # footers mark the export: Spark reads them itself
     if not out.exists():
         tmp = out.with_name(out.name + ".tmp")
         if tmp.exists():

@@ -148,9 +148,12 @@ def compile_on(text: str | ast.Query, dataset: Dataset) -> Plan:
     return analyze(query, dataset)
 
 
-def explain(text: str, dataset: Dataset, *, now: datetime | None = None) -> str:
+def explain(
+    text: str, dataset: Dataset, *, now: datetime | None = None, engine: str = "duckdb"
+) -> str:
     """The logical plan pretty-printed, then the DuckDB SQL it compiles to, both limited to the
-    columns the query reads, creates or returns (not every column of the catalog)."""
+    columns the query reads, creates or returns (not every column of the catalog); with
+    `engine="spark"`, which steps Spark runs as Spark SQL and which the interpreter runs."""
     from datetime import UTC
 
     from reconwatch.backends.duckdb import compile_for
@@ -169,6 +172,12 @@ def explain(text: str, dataset: Dataset, *, now: datetime | None = None) -> str:
             f"-- {len(unread)} more column(s) of the catalog: no step reads or returns them"
         )
     lines += ["-- duckdb sql", compiled.sql]
+    if engine == "spark":
+        from reconwatch.backends.spark.translate import describe
+        from reconwatch.evaluate.pipeline import prune_evals
+
+        when = now or datetime(1970, 1, 1, tzinfo=UTC)
+        lines += ["-- spark", *describe(plan, prune_evals(plan), when)]
     return "\n".join(lines)
 
 

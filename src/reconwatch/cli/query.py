@@ -181,7 +181,7 @@ def run_query_command(
     )
     query_time = _parse_now(now)
     if explain_:
-        echo(explain(esql, dataset, now=query_time))
+        echo(explain(esql, dataset, now=query_time, engine=backend))
         return 0
     with limited(limits):
         result = run_query(esql, dataset, now=query_time, backend=backend)

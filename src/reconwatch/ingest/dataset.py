@@ -724,6 +724,45 @@ class Dataset:
         self._spark_outcomes.append(outcomes)
         return rdd
 
+    def spark_frame(
+        self,
+        spark: Any,
+        cols: Sequence[Column],
+        inputs: Sequence[int],
+        days: tuple[date | None, date | None] | None,
+    ) -> Any:
+        """The `cols` fields of `inputs` read by Spark's own Parquet reader, when every input is
+        a file `reconwatch export` wrote (its events checked and converted already, so the rows
+        are the ones `rows` gives); files of other days than `days` skipped. None otherwise."""
+        from reconwatch.ingest import sparkread  # only a Spark run needs it
+
+        files: list[tuple[int, str]] = []
+        for index in inputs:
+            inp = self._inputs[index]
+            if inp.path is None or inp.format not in (None, "parquet"):
+                return None
+            if not inp.path.name.endswith(".parquet"):
+                return None
+            if sparkread.in_days(inp.path, days):
+                files.append((index, str(inp.path)))
+        if not files:
+            return None
+        types = self.arrow_schema(cols, ())
+        frame = sparkread.frame(spark, files, cols, types)
+        if frame is None:
+            return None
+        import pyarrow.parquet as pq
+
+        for index in inputs:
+            self._spark_inputs.add(index)
+        for index, path in files:
+            if index not in self._reported:
+                # Exported events all passed the checks: every row is a good event.
+                self._reported.add(index)
+                self._good[index] = pq.read_metadata(path).num_rows
+                self.report.settle(index, self._good[index], [])
+        return frame
+
     def _settle_spark(self) -> None:
         for outcomes in self._spark_outcomes:
             for index, (good, errors) in sorted(outcomes.value.items()):

@@ -10,6 +10,7 @@ import duckdb
 
 from reconwatch.errors import UsageError
 from reconwatch.ingest.dataset import SOURCE_COLUMN, Dataset
+from reconwatch.ingest.sparkread import WRITER, WRITER_KEY
 
 # Events without a @timestamp (or an unparseable one) go to dt=none: never pruned.
 NO_DAY = "none"
@@ -63,7 +64,8 @@ def export_parquet(dataset: Dataset, out: Path, rows_per_file: int = ROWS_PER_FI
         con.execute(
             f"COPY (SELECT * EXCLUDE ({SOURCE_COLUMN}), {day} AS dt FROM rw_export) "
             f"TO '{target}' (FORMAT parquet, PARTITION_BY (dt), "
-            f"ROW_GROUP_SIZE {group}, ROW_GROUPS_PER_FILE {max(1, rows_per_file // group)})"
+            f"ROW_GROUP_SIZE {group}, ROW_GROUPS_PER_FILE {max(1, rows_per_file // group)}, "
+            f"KV_METADATA {{'{WRITER_KEY}': '{WRITER}'}})"
         )
     finally:
         con.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,9 @@ SPARK_FORMATS = ("ndjson", "parquet")
 ORDER_SHIFT = 40
 # Rows per chunk a task hands on (one pickled object each).
 CHUNK = 4096
+# The footer key `reconwatch export` writes: the file's rows are events the Dataset checked and
+# converted already, so Spark's own Parquet reader may read them as they are (`frame`).
+WRITER_KEY, WRITER = "reconwatch.export", "1"
 _DAY = re.compile(r"(?:^|/)dt=(\d{4})-(\d{2})-(\d{2})(?=/|$)")
 
 Flat = dict[str, list[object]]
@@ -122,3 +126,60 @@ def chunks(spark: Any, tasks: Sequence[FileTask], decode_args: dict[str, Any]) -
     decode = Decode(outcomes=outcomes, **decode_args)
     rdd = sc.parallelize(list(tasks), max(1, len(tasks))).flatMap(decode)
     return rdd, outcomes
+
+
+def frame(spark: Any, files: Sequence[tuple[int, str]], cols: Sequence[Column], types: Any) -> Any:
+    """The `cols` of these (input number, path) Parquet files as Spark's own reader reads them:
+    columns c0, c1, ... and `__ord` (the input's number above the row's number in its file).
+    None unless every file is one `reconwatch export` wrote and holds each column, if at all,
+    typed exactly as `types` (the Arrow schema the executors read) says."""
+    import pyarrow.parquet as pq
+    from pyspark.sql import functions as F
+
+    if not files:
+        return None
+    for _index, path in files:
+        try:
+            schema = pq.read_schema(path)
+        except (OSError, ValueError):
+            return None  # the driver's reader reports it
+        meta = schema.metadata or {}
+        if meta.get(WRITER_KEY.encode()) != WRITER.encode():
+            return None
+        for c in cols:
+            at = schema.get_field_index(c.name)
+            if at >= 0 and schema.field(at).type != types.field(c.name).type:
+                return None
+    from pyspark.sql import types as S
+
+    fields = [(c.name, _spark_type(types.field(c.name).type)) for c in cols]
+    if any(t is None for _, t in fields):
+        return None
+    reader = spark.read.schema(S.StructType([S.StructField(n, t, True) for n, t in fields]))
+    picked = [F.col(f"`{c.name}`").alias(f"c{i}") for i, c in enumerate(cols)]
+    parts = []
+    for index, path in files:
+        # One scan per file, its number a constant: no mapping of Spark's spelling of paths.
+        order = F.lit(index << ORDER_SHIFT) + F.col("_metadata.row_index")
+        part = reader.option("mergeSchema", "false").parquet(path)
+        parts.append(part.select(*picked, order.cast("long").alias("__ord")))
+    return functools.reduce(lambda a, b: a.unionAll(b), parts)
+
+
+def _spark_type(t: Any) -> Any:
+    import pyarrow as pa
+    from pyspark.sql import types as S
+
+    if pa.types.is_list(t):
+        inner = _spark_type(t.value_type)
+        return None if inner is None else S.ArrayType(inner, True)
+    if pa.types.is_timestamp(t):
+        return S.TimestampNTZType()
+    simple = {
+        pa.string(): S.StringType(),
+        pa.int64(): S.LongType(),
+        pa.int32(): S.IntegerType(),
+        pa.float64(): S.DoubleType(),
+        pa.bool_(): S.BooleanType(),
+    }
+    return simple.get(t)

@@ -76,6 +76,19 @@ class ScanSource(Protocol):
         these days (inclusive, UTC; None: unbounded) can match, a hint to skip whole files."""
         ...
 
+    def spark_frame(
+        self,
+        spark: Any,
+        cols: Sequence[Column],
+        inputs: Sequence[int],
+        days: tuple[date | None, date | None] | None,
+    ) -> Any:
+        """A Spark DataFrame of the `cols` fields of `inputs` read by Spark's own reader (no
+        Python on the workers): columns `c0, c1, ...` in the order of `cols`, laid out as
+        `arrow_schema` says, and `__ord`, rising in input order. None when an input is not one
+        that reader gives the same rows for (the executor then reads `spark_chunks`)."""
+        ...
+
     def scan_failed(self, message: str, inputs: Sequence[int]) -> bool:
         """Learn from an executor's failure while reading `inputs`; True when a re-run
         (RetryScan) can succeed."""
@@ -106,6 +119,15 @@ class ArrowScan:
         names: Sequence[str],
         inputs: Sequence[int],
         metadata: Sequence[str],
+        days: tuple[date | None, date | None] | None,
+    ) -> Any:
+        return None
+
+    def spark_frame(
+        self,
+        spark: Any,
+        cols: Sequence[Column],
+        inputs: Sequence[int],
         days: tuple[date | None, date | None] | None,
     ) -> Any:
         return None

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from reconwatch.backends.spark import session
+from reconwatch.backends.spark import frames, session
 from reconwatch.backends.spark.stages import (
     AFTER_ROWS,
     GROUP,
@@ -28,6 +28,7 @@ from reconwatch.backends.spark.stages import (
     TaggedWarnings,
     key_types,
 )
+from reconwatch.backends.spark.translate import Overflow
 from reconwatch.errors import QueryError, QueryLimitError, ReconwatchError
 from reconwatch.evaluate.aggregates import AggSpec
 from reconwatch.evaluate.expressions import EvalContext, Warnings, compile_expr
@@ -53,20 +54,13 @@ def execute(plan: p.Plan, source: ScanSource | None, now: datetime) -> Result:
     # Refusals and compile-time errors surface here, by name, before any job starts.
     interpret(p.Plan(plan.source, plan.steps, plan.query), [], now)
     steps = prune_evals(plan)
-    split = next((i for i, s in enumerate(steps) if not isinstance(s, ROW_LOCAL)), len(steps))
-    prefix, rest = tuple(steps[:split]), list(steps[split:])
-    chunks = _source_chunks(plan, source, now)
     seconds = limits.current().seconds
     # The whole query's budget: the jobs' (cancelled by _Budget) and the driver's steps after.
     deadline = limits.current().deadline()
     budget = _Budget(session.context(), seconds)
     try:
         with budget:
-            if rest and isinstance(rest[0], p.Aggregate):
-                rows, failures = _aggregate(plan, prefix, rest[0], chunks, now)
-                return _finish(plan, rest[1:], rows, failures, now, deadline)
-            stage = RowStage(plan.source, prefix, plan.query, now, **_pushdown(rest))
-            records = chunks.mapPartitions(stage.run).collect()
+            return _run(plan, steps, source, now, deadline)
     except (QueryError, QueryLimitError):
         raise
     except Exception as exc:
@@ -76,6 +70,45 @@ def execute(plan: p.Plan, source: ScanSource | None, now: datetime) -> Result:
     finally:
         if source is not None and isinstance(plan.source, p.Source):
             source.counted_later(source.selected_inputs(plan.source.indices))
+
+
+def _run(
+    plan: p.Plan,
+    steps: list[p.Step],
+    source: ScanSource | None,
+    now: datetime,
+    deadline: limits.Deadline,
+) -> Result:
+    """The translated steps in Spark SQL (frames), then the rest in the interpreter: on the
+    workers while row-local (and a STATS right after), then on the driver."""
+    fed = False
+    chunks: Any = None
+    if isinstance(plan.source, p.Source) and source is not None:
+        try:
+            done = frames.run(
+                plan,
+                steps,
+                source,
+                now,
+                pruned_days(plan, now),
+                lambda: _source_reader(plan, source, now),
+            )
+        except Overflow:
+            frames.LOG.debug("spark: an integer SUM overflows: the interpreter runs the plan")
+            done = None
+        if isinstance(done, frames.Rows):
+            return _finish(plan, done.rest, done.rows, [], now, deadline)
+        if isinstance(done, frames.Chunks):
+            chunks, steps, fed = done.rdd, done.rest, True
+    if chunks is None:
+        chunks = _source_chunks(plan, source, now)
+    split = next((i for i, s in enumerate(steps) if not isinstance(s, ROW_LOCAL)), len(steps))
+    prefix, rest = tuple(steps[:split]), list(steps[split:])
+    if rest and isinstance(rest[0], p.Aggregate):
+        rows, failures = _aggregate(plan, prefix, rest[0], chunks, now, fed)
+        return _finish(plan, rest[1:], rows, failures, now, deadline)
+    stage = RowStage(plan.source, prefix, plan.query, now, fed=fed, **_pushdown(rest))
+    records = chunks.mapPartitions(stage.run).collect()
     found = sorted((r for r in records if r[0] == ROW), key=_record_order)
     failures = [r[1] for r in records if r[0] == WARNING]
     return _finish(plan, rest, [(r[1], r[2]) for r in found], failures, now, deadline)
@@ -131,15 +164,23 @@ def _source_chunks(plan: p.Plan, source: ScanSource | None, now: datetime) -> An
     sc = session.context()
     if not isinstance(plan.source, p.Source) or source is None:
         return sc.parallelize([[(0, {})]], 1)
+    found = _source_reader(plan, source, now)
+    if not isinstance(found, list):
+        return found
+    return sc.parallelize(found, max(1, min(len(found), sc.defaultParallelism)))
+
+
+def _source_reader(plan: p.Plan, source: ScanSource, now: datetime) -> Any:
+    """The workers' RDD of chunks of (ord, row), or the chunks the driver read (a list) when
+    the source has no reader on the workers."""
+    assert isinstance(plan.source, p.Source)
     names = [f.name for f in plan.source.fields]
     inputs = source.selected_inputs(plan.source.indices)
     days = pruned_days(plan, now)
     rdd = source.spark_chunks(session.session(), names, inputs, plan.source.metadata, days)
     if rdd is not None:
         return rdd
-    rows = source.rows(names, inputs, plan.source.metadata)
-    chunks = _chunked(enumerate(rows))
-    return sc.parallelize(chunks, max(1, min(len(chunks), sc.defaultParallelism)))
+    return _chunked(enumerate(source.rows(names, inputs, plan.source.metadata)))
 
 
 def _chunked(pairs: Iterable[tuple[int, Mapping[str, object]]]) -> list[list[Any]]:
@@ -156,6 +197,7 @@ def _aggregate(
     step: p.Aggregate,
     chunks: Any,
     now: datetime,
+    fed: bool = False,
 ) -> tuple[list[tuple[float, dict[str, object]]], list[Failure]]:
     """STATS on the workers: keys per row, a shuffle by key, the aggregates per group."""
     needed = sorted(
@@ -163,7 +205,9 @@ def _aggregate(
             *(p.refs(a) for _, agg in step.aggregates for a in (*agg.args, agg.filter) if a)
         )
     )
-    stage = RowStage(plan.source, prefix, plan.query, now, keys=step.groups, needed=tuple(needed))
+    stage = RowStage(
+        plan.source, prefix, plan.query, now, keys=step.groups, needed=tuple(needed), fed=fed
+    )
     grouper = GroupStage(step.aggregates, plan.query, now)
     keyed = chunks.mapPartitions(stage.run).map(_shuffle_key)
     if keyed.getNumPartitions() == 1:

@@ -69,7 +69,8 @@ class RowStage:
     distinct combination of its key values, as the interpreter does); `needed` the fields its
     aggregates read. `limit`: a LIMIT that follows (a partition stops after that many rows:
     the first rows of all partitions hold the first rows overall). `top`: a SORT + LIMIT that
-    follows, run per partition (the driver sorts the partitions' top rows again)."""
+    follows, run per partition (the driver sorts the partitions' top rows again). `fed`: the
+    rows are those of Spark's translated steps, not the source's."""
 
     source: p.Source | p.RowSource
     steps: tuple[p.Step, ...]
@@ -79,6 +80,7 @@ class RowStage:
     needed: tuple[str, ...] = ()
     limit: int | None = None
     top: tuple[p.Sort, p.Limit] | None = None
+    fed: bool = False  # rows come from Spark's translated steps: no source typing before `steps`
 
     def run(self, chunks: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
         """Chunks of (ord, row) pairs in input order -> stage records (see ROW, GROUP, WARNING)."""
@@ -92,7 +94,9 @@ class RowStage:
                     tw.ord = ord_
                     yield raw
 
-        stream: Iterator[dict[str, object]] = source_rows(self.source, feed(), ctx)
+        stream: Iterator[dict[str, object]] = (
+            (dict(row) for row in feed()) if self.fed else source_rows(self.source, feed(), ctx)
+        )
         for step in self.steps:
             stream = run_step(step, stream, ctx)
         if self.keys is not None:
