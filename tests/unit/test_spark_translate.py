@@ -213,3 +213,24 @@ def test_exported_parquet_is_read_by_sparks_own_reader(tmp_path: Path) -> None:
     col = foreign.column("host.name")
     assert col is not None
     assert foreign.spark_frame(session.session(), [col], [0], None) is None
+
+
+def test_an_exports_footers_are_its_catalog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = _single_valued(30, seed=6)
+    docs[2]["event.type"] = ["start", "end"]
+    src = tmp_path / "events.ndjson"
+    src.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    original = Dataset.from_files([src])
+    export_parquet(original, tmp_path / "out")
+    files = sorted(str(p) for p in (tmp_path / "out").rglob("*.parquet"))
+    import reconwatch.ingest.dataset as dataset_module
+
+    def unread(*args: object, **kwargs: object) -> object:
+        raise AssertionError("an exported event was read to learn the fields")
+
+    monkeypatch.setattr(dataset_module, "read_events", unread)
+    exported = Dataset.from_files(files)
+    assert exported.present_fields() == original.present_fields()
+    assert exported.report.events == len(docs)

@@ -61,6 +61,7 @@ _INT_BOUNDS = {
     T.UNSIGNED_LONG: (0, values.ULONG_MAX),
 }
 _TEXT_TYPES = frozenset({T.KEYWORD, T.TEXT})
+_TYPE_NAMES = frozenset(t.value for t in T)
 # ECS fields by whether their type is text (any text leaf fits) or not.
 _TEXT_ECS = frozenset(n for n, t in ECS_FIELDS.items() if t in _TEXT_TYPES)
 _NON_TEXT_ECS = frozenset(ECS_FIELDS.keys() - _TEXT_ECS)
@@ -171,6 +172,7 @@ class Dataset:
         self.year: int | None = None
         self._scan: _Scan | None = None
         self._types: dict[str, T] = {}
+        self._declared: dict[str, T] = {}  # field types exported files declare (their footers)
         self._reported: set[int] = set()
         # Events of a file the Python readers read through, kept for the next query (a replay
         # runs hundreds): decoding a capture or a log again per run would dominate.
@@ -402,6 +404,8 @@ class Dataset:
     def _read_fields(self, scan: _Scan, index: int, limit: int | None) -> None:
         names = scan.per_input[index]
         fields = scan.fields
+        if self._declared_fields(scan, index):
+            return
         for _line, flat in self._events(index, limit):
             names.update(flat)
             if flat.keys() - fields.keys():
@@ -419,9 +423,38 @@ class Dataset:
                         info.all_dates = looks_like_date(str(v))
         scan.complete[index] = limit is None
 
+    def _declared_fields(self, scan: _Scan, index: int) -> bool:
+        """The fields of a file `reconwatch export` wrote, from its footer: its events passed
+        this class's checks when exported, so none is read to learn them (or to count them)."""
+        inp = self._inputs[index]
+        if inp.path is None or inp.format not in (None, "parquet"):
+            return False
+        if not inp.path.name.endswith(".parquet"):
+            return False
+        from reconwatch.ingest import sparkread
+
+        found = sparkread.exported_fields(inp.path)
+        if found is None:
+            return False
+        declared, rows = found
+        if any(type_ not in _TYPE_NAMES for _, type_, _ in declared):
+            return False  # a type this version does not know: read the events
+        for name, type_, multi in declared:
+            scan.per_input[index].add(name)
+            info = scan.fields.setdefault(name, _FieldInfo())
+            info.multivalued = info.multivalued or multi
+            self._declared[name] = T(type_)
+        scan.complete[index] = True
+        if index not in self._reported:
+            self._reported.add(index)
+            self._good[index] = rows
+            self.report.settle(index, rows, [])
+        return True
+
     def _retype(self, scan: _Scan) -> None:
         self._types = {
-            n: ECS_FIELDS.get(n) or infer_type(i.kinds, i.all_dates) for n, i in scan.fields.items()
+            n: ECS_FIELDS.get(n) or self._declared.get(n) or infer_type(i.kinds, i.all_dates)
+            for n, i in scan.fields.items()
         }
 
     def _ensure_sample(self) -> _Scan:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ import duckdb
 
 from reconwatch.errors import UsageError
 from reconwatch.ingest.dataset import SOURCE_COLUMN, Dataset
-from reconwatch.ingest.sparkread import WRITER, WRITER_KEY
+from reconwatch.ingest.sparkread import FIELDS_KEY, WRITER, WRITER_KEY
 
 # Events without a @timestamp (or an unparseable one) go to dt=none: never pruned.
 NO_DAY = "none"
@@ -61,11 +62,15 @@ def export_parquet(dataset: Dataset, out: Path, rows_per_file: int = ROWS_PER_FI
         day = f"coalesce(strftime(\"@timestamp\", '%Y-%m-%d'), '{NO_DAY}')"
         out.mkdir(parents=True, exist_ok=True)
         target = str(out).replace("'", "''")
+        # The catalog in every footer: a reader of the export knows the fields without reading
+        # an event (Dataset's field discovery).
+        declared = json.dumps([[c.name, c.type.value, c.multivalued] for c in cols])
+        declared = declared.replace("'", "''")
         con.execute(
             f"COPY (SELECT * EXCLUDE ({SOURCE_COLUMN}), {day} AS dt FROM rw_export) "
             f"TO '{target}' (FORMAT parquet, PARTITION_BY (dt), "
             f"ROW_GROUP_SIZE {group}, ROW_GROUPS_PER_FILE {max(1, rows_per_file // group)}, "
-            f"KV_METADATA {{'{WRITER_KEY}': '{WRITER}'}})"
+            f"KV_METADATA {{'{WRITER_KEY}': '{WRITER}', '{FIELDS_KEY}': '{declared}'}})"
         )
     finally:
         con.close()

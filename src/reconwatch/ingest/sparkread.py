@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ CHUNK = 4096
 # The footer key `reconwatch export` writes: the file's rows are events the Dataset checked and
 # converted already, so Spark's own Parquet reader may read them as they are (`frame`).
 WRITER_KEY, WRITER = "reconwatch.export", "1"
+# And the fields of the export, [[name, type, multivalued], ...] as JSON: the catalog, unread.
+FIELDS_KEY = "reconwatch.fields"
 _DAY = re.compile(r"(?:^|/)dt=(\d{4})-(\d{2})-(\d{2})(?=/|$)")
 
 Flat = dict[str, list[object]]
@@ -126,6 +129,26 @@ def chunks(spark: Any, tasks: Sequence[FileTask], decode_args: dict[str, Any]) -
     decode = Decode(outcomes=outcomes, **decode_args)
     rdd = sc.parallelize(list(tasks), max(1, len(tasks))).flatMap(decode)
     return rdd, outcomes
+
+
+def exported_fields(path: str | Path) -> tuple[list[tuple[str, str, bool]], int] | None:
+    """The fields an exported Parquet file declares in its footer, and its rows; None for a
+    file `reconwatch export` did not write (or an older export without the declaration)."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(str(path))
+    except (OSError, ValueError):
+        return None
+    kv = meta.metadata or {}
+    if kv.get(WRITER_KEY.encode()) != WRITER.encode() or FIELDS_KEY.encode() not in kv:
+        return None
+    try:
+        declared = json.loads(kv[FIELDS_KEY.encode()])
+        fields = [(str(n), str(t), bool(m)) for n, t, m in declared]
+    except (ValueError, TypeError):
+        return None
+    return fields, meta.num_rows
 
 
 def frame(spark: Any, files: Sequence[tuple[int, str]], cols: Sequence[Column], types: Any) -> Any:

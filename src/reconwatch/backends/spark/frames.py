@@ -58,7 +58,9 @@ def run(
 
     cols = decision.source
     inputs = source.selected_inputs(plan.source.indices)
-    df = source.spark_frame(spark, cols, inputs, days)
+    # METADATA (_id, _index, ...) is not in exported files: the Dataset's rows carry it.
+    metadata = any(c.name in plan.source.metadata for c in cols)
+    df = None if metadata else source.spark_frame(spark, cols, inputs, days)
     lists = [f"c{i}" for i, c in enumerate(cols) if c.multivalued]
     single: bool | None = None
     if df is not None:

@@ -142,6 +142,11 @@ class Translator:
             return self.F.lit(None)
         if isinstance(value, datetime):
             return self.F.lit(micros(value))
+        if type_ is T.IP and isinstance(value, str):
+            try:
+                value = v.canonical_ip(value)  # the frame holds canonical spellings
+            except v.ConversionError:
+                raise Untranslatable(f"[{value}] is not an IP") from None
         return self.F.lit(value)
 
     def single(self, e: p.Expr, scope: dict[str, Col], kinds: frozenset[T]) -> Any:
