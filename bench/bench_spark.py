@@ -1,8 +1,8 @@
 """The seed rule on Spark over day-partitioned Parquet: local[1] vs local[2] (scaling), DuckDB on the same data for reference.
 
 Each Spark measurement runs in a fresh process that starts its session, analyses the queries
-(timed apart: the driver's field discovery), runs the first once untimed (JVM start, Python
-workers), then times each: the ratio is of query work, not of start-up. DuckDB runs the same
+(timed apart: the catalog, from the export's footers), runs the first once untimed (JVM start,
+Python workers), then times each: the ratio is of query work, not of start-up. DuckDB runs the same
 events from the NDJSON file they were exported from (its fast reader; whole process timed). Two queries: the rule as written (its one-hour window: dt=
 pruning reads one day) and the rule without its time condition (every event read: the
 per-core throughput a sizing model needs).
@@ -119,7 +119,7 @@ def main() -> None:
     one = spark_times("local[1]", list(queries.values()), now, files)
     two = spark_times("local[2]", list(queries.values()), now, files)
     print(
-        f"driver analysis (field discovery reads every Parquet event once): "
+        f"driver analysis (the catalog from the export's footers): "
         f"{one['analysis']:.1f} s / {two['analysis']:.1f} s (not in the times below)"
     )
     for i, (label, query) in enumerate(queries.items()):

@@ -71,6 +71,13 @@ TRANSLATED: dict[str, tuple[str, int]] = {
         ),
         2,
     ),
+    "where-null": (
+        (
+            'from logs-endpoint.events.network-* | where null or host.name == "h1" | stats '
+            "c = count(*), n = count(host.name) where null by agent.id"
+        ),
+        2,
+    ),
     "translated-then-interpreted": (
         (
             'from logs-endpoint.events.network-* | where host.os.type == "linux" | eval '

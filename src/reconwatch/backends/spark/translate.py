@@ -30,7 +30,10 @@ FRAME_TYPES = frozenset(
 )
 # Types whose single values Spark compares, orders and tells apart as Elasticsearch does.
 _ORDERED = frozenset({T.KEYWORD, T.TEXT, T.LONG, T.INTEGER, T.DATETIME, T.BOOLEAN})
-_EQUAL = _ORDERED | {T.IP}  # canonical IP spellings: equal strings, equal addresses
+_EQUAL = _ORDERED | {T.IP}
+_CONDITION = frozenset(
+    {T.BOOLEAN, T.NULL}
+)  # canonical IP spellings: equal strings, equal addresses
 _KIND = {
     T.KEYWORD: "s",
     T.TEXT: "s",
@@ -149,6 +152,10 @@ class Translator:
                 raise Untranslatable(f"[{value}] is not an IP") from None
         return self.F.lit(value)
 
+    def condition(self, e: p.Expr, scope: dict[str, Col]) -> Any:
+        """A boolean operand (a NULL constant typed boolean: Spark wants a boolean filter)."""
+        return self.single(e, scope, _CONDITION).cast("boolean")
+
     def single(self, e: p.Expr, scope: dict[str, Col], kinds: frozenset[T]) -> Any:
         if e.type not in kinds:
             raise Untranslatable(f"an operand of type [{e.type.value}]")
@@ -168,7 +175,7 @@ class Translator:
         return handler(self, step, frame)
 
     def _filter(self, step: p.Filter, frame: Frame) -> Frame:
-        cond = self.single(step.condition, frame.scope, frozenset({T.BOOLEAN, T.NULL}))
+        cond = self.condition(step.condition, frame.scope)
         return replace(frame, df=frame.df.where(cond))
 
     def _eval(self, step: p.Eval, frame: Frame) -> Frame:
@@ -240,9 +247,7 @@ class Translator:
     def agg(self, name: str, agg: p.AggCall, scope: dict[str, Col]) -> list[Any]:
         """The Spark aggregates computing `agg` (the driver finishes them: AGG_RESULTS)."""
         F = self.F
-        keep = (
-            None if agg.filter is None else self.single(agg.filter, scope, frozenset({T.BOOLEAN}))
-        )
+        keep = None if agg.filter is None else self.condition(agg.filter, scope)
 
         def arg(kinds: frozenset[T]) -> Any:
             if len(agg.args) != 1:
@@ -335,7 +340,7 @@ def _compare(t: Translator, call: p.Call, scope: dict[str, Col]) -> Any:
 
 
 def _logic(t: Translator, call: p.Call, scope: dict[str, Col]) -> Any:
-    args = [t.single(a, scope, frozenset({T.BOOLEAN, T.NULL})) for a in call.args]
+    args = [t.condition(a, scope) for a in call.args]
     if call.fn == "not":
         return ~args[0]
     out = args[0]
@@ -436,7 +441,7 @@ def _case(t: Translator, call: p.Call, scope: dict[str, Col]) -> Any:
         raise Untranslatable(f"CASE of type [{call.type.value}]")
     out = None
     for i in range(0, len(args) - 1, 2):
-        cond = t.single(args[i], scope, frozenset({T.BOOLEAN, T.NULL}))
+        cond = t.condition(args[i], scope)
         value = t.expr(args[i + 1], scope)
         out = F.when(cond, value) if out is None else out.when(cond, value)
     if out is None:
@@ -524,13 +529,8 @@ def frame_columns(plan: p.Plan, steps: Sequence[p.Step]) -> tuple[p.Column, ...]
     for step in reversed(steps):
         if isinstance(step, p.Project):
             needed = {src for out, src in step.mapping if out in needed}
-        elif isinstance(step, p.Aggregate | p.InlineAggregate):
-            keep = (
-                needed - {n for n, _ in step.aggregates}
-                if isinstance(step, p.InlineAggregate)
-                else set()
-            )
-            needed = keep.union(
+        elif isinstance(step, p.Aggregate):
+            needed = set().union(
                 *(p.refs(e) for _, e in step.groups),
                 *(p.refs(a) for _, agg in step.aggregates for a in (*agg.args, agg.filter) if a),
             )
