@@ -25,6 +25,7 @@ from test_differential import (
 
 from reconwatch.backends import reference as ref
 from reconwatch.backends.spark import execute as spark_execute
+from reconwatch.backends.spark.stages import ROW, RowStage
 from reconwatch.errors import QueryError, QueryLimitError
 from reconwatch.esql.analyze import compile_query
 from reconwatch.ingest import Dataset
@@ -102,6 +103,29 @@ def test_limit_after_filter_warns_only_for_rows_read() -> None:
         "eval q = destination.port + 1 | keep q | limit 4"
     )
     assert_spark_same(query, docs)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "from logs-endpoint.events.network-* | keep destination.port | limit 2",
+        "row a = 1",
+    ],
+)
+def test_a_stage_reads_its_partition_to_the_end(query: str) -> None:
+    """PySpark reuses a Python worker only if the task read its input to the end: a LIMIT that
+    stops early, or ROW (which reads none), must still drain it, or every such query pays for a
+    new worker (a process start and reconwatch's imports)."""
+    docs: list[dict[str, object]] = [{"destination": {"port": i}} for i in range(9)]
+    ds = Dataset.from_documents([MAPPING_DOC, *docs], index=INDEX)
+    plan = compile_query(query, ds)
+    rest = plan.steps[-1:] if query.endswith("limit 2") else ()
+    stage = RowStage(plan.source, tuple(plan.steps[: len(plan.steps) - len(rest)]), query, NOW,
+                     limit=2 if rest else None)  # fmt: skip
+    chunks = iter([[(i, {"destination.port": i})] for i in range(9)])
+    out = list(stage.run(chunks))
+    assert [r[0] for r in out] == [ROW] * (2 if rest else 1)
+    assert next(chunks, None) is None
 
 
 @pytest.mark.slow

@@ -109,6 +109,11 @@ class RowStage:
                 yield (ROW, tw.ord, row)
         for failure in tw.failures():
             yield (WARNING, failure)
+        # Read what a LIMIT (or ROW, which reads no input) left: PySpark ends a Python worker
+        # whose input was not read to its end instead of reusing it, and the next task then
+        # waits for a new one to start and import reconwatch (seconds under load).
+        for _ in chunks:
+            pass
 
     def _groups(
         self, stream: Iterator[dict[str, object]], tw: TaggedWarnings, ctx: EvalContext
