@@ -56,26 +56,39 @@ UPSTREAM = ["subnet-scanning", "port-scanning"]
 AUTHORISED = "runzero"
 
 
-def build(out: Path, hosts: int, hours: float, seed: int) -> dict[str, object]:
+def build(
+    out: Path,
+    hosts: int,
+    hours: float,
+    seed: int,
+    history_hours: float = HISTORY_HOURS,
+    *,
+    parallel: bool = True,
+) -> dict[str, object]:
     """The day in hourly NDJSON files, the history in one file, the labels apart."""
     out.mkdir(parents=True, exist_ok=True)
     labels_path = out / "labels.json"
     if labels_path.exists():
         return dict(json.loads(labels_path.read_text()))
+    if not parallel:
+        _history(out, hosts, seed, history_hours)
+        labels = _day(out, hosts, hours, seed)
+        labels_path.write_text(json.dumps(labels, indent=1))
+        return labels
     # The history in a second process (the machine's two cores) while this one builds the day.
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
-        history = pool.submit(_history, out, hosts, seed)
+        history = pool.submit(_history, out, hosts, seed, history_hours)
         labels = _day(out, hosts, hours, seed)
         history.result()
     labels_path.write_text(json.dumps(labels, indent=1))
     return labels
 
 
-def _history(out: Path, hosts: int, seed: int) -> None:
-    """The 12 hours before the day (look-alikes, no scans): only the baselines learn from it."""
+def _history(out: Path, hosts: int, seed: int, hours: float) -> None:
+    """The hours before the day (look-alikes, no scans): only the baselines learn from it."""
     encoder = msgspec.json.Encoder()
     history = Simulation(
-        hosts=hosts, hours=HISTORY_HOURS, start=START - timedelta(hours=HISTORY_HOURS),
+        hosts=hosts, hours=hours, start=START - timedelta(hours=hours),
         lookalikes=tuple(LOOKALIKE_KINDS), seed=seed, outcomes=True,
     )  # fmt: skip
     with open(out / "history.ndjson", "wb") as fh:
@@ -304,6 +317,7 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=200)
     parser.add_argument("--hours", type=float, default=24)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--history-hours", type=float, default=HISTORY_HOURS)
     parser.add_argument(
         "--workdir",
         type=Path,
@@ -312,9 +326,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     out = args.workdir / f"fleet-{args.hosts}x{args.hours:g}h-s{args.seed}"
+    if args.history_hours != HISTORY_HOURS:
+        out = out.with_name(f"{out.name}-history{args.history_hours:g}h")
     began = time.process_time()
     wall = time.time()
-    labels = build(out, args.hosts, args.hours, args.seed)
+    labels = build(out, args.hosts, args.hours, args.seed, args.history_hours)
     print(
         f"fleet built in {time.process_time() - began:.0f} s CPU: {out} (labels apart: labels.json)"
     )
