@@ -330,8 +330,14 @@ class Scheduler:
         return RunOutcome(record, [a for a in alerts if a.get("kibana.alert.uuid") in fresh])
 
     def _failed(
-        self, rule: Rule, window: RunWindow, warnings: list[str], exc: ReconwatchError
+        self,
+        rule: Rule,
+        window: RunWindow,
+        warnings: list[str],
+        exc: ReconwatchError,
+        gap: timedelta = timedelta(0),
     ) -> RunOutcome:
+        """A run that failed with `exc`: recorded with its one line, no alerts."""
         record = RunRecord(
             rule.rule_id,
             window.run_at,
@@ -339,7 +345,7 @@ class Scheduler:
             window.end,
             window.execution_type,
             0,
-            0,
+            _ms(gap),
             exc.one_line(),
             tuple(warnings),
         )
@@ -382,19 +388,7 @@ class Scheduler:
             if state.suppressor is not None:
                 run, _ = suppress_run(state.suppressor, executor, run)
         except ReconwatchError as exc:
-            record = RunRecord(
-                rule.rule_id,
-                window.run_at,
-                window.start,
-                window.end,
-                window.execution_type,
-                0,
-                _ms(gap),
-                exc.one_line(),
-                tuple(warnings),
-            )
-            self.store.add_run(record, [])
-            return RunOutcome(record)
+            return self._failed(rule, window, warnings, exc, gap)
         warnings.extend(run.warnings)
         record = RunRecord(
             rule.rule_id,
