@@ -120,7 +120,15 @@ class RowStage:
     ) -> Iterator[tuple[Any, ...]]:
         assert self.keys is not None
         keys = [(compile_expr(expr, ctx), expr.type) for _, expr in self.keys]
+        # Rows of one input row (an MV_EXPAND's, here or translated before this stage) share its
+        # order and come in their own order: their group memberships are numbered on from the
+        # previous row's, so that the first member of a group is the one a one-pass run meets
+        # first (a tie on the input order alone left the groups' order to Spark's shuffle).
+        last_ord: object = None
+        base = 0
         for row in stream:
+            if tw.ord != last_ord:
+                last_ord, base = tw.ord, 0
             per_key = [v.as_list(fn(row)) or [None] for fn, _ in keys]
             seen: set[tuple[object, ...]] = set()
             kept = {name: row.get(name) for name in self.needed}
@@ -128,8 +136,9 @@ class RowStage:
                 ident = tuple(v.order_key(x, t) for x, (_, t) in zip(combo, keys, strict=True))
                 if ident in seen:
                     continue
-                yield (GROUP, ident, (tw.ord, len(seen), combo, kept))
+                yield (GROUP, ident, (tw.ord, base + len(seen), combo, kept))
                 seen.add(ident)
+            base += len(seen)
 
     def _top(
         self, stream: Iterator[dict[str, object]], tw: TaggedWarnings, ctx: EvalContext
