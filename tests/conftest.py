@@ -13,7 +13,7 @@ from reconwatch.esql.analyze import compile_query
 from reconwatch.plan.catalog import Result, StaticCatalog
 
 # The checkout's root, and the shared data set (rules, esql-spec, real logs) that lives next to
-# it: /work/shared for a checkout in /work. Tests that need it skip with a reason without it.
+# it, as ../shared. Tests that need it skip with a reason without it.
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 # Every batch executor, by registry name.

@@ -9,6 +9,7 @@ with `register_sink`).
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import csv
 import io
@@ -132,7 +133,7 @@ class CsvFormat:
             self.write(out, [])
 
 
-class _RichFormat:
+class _RichFormat(abc.ABC):
     """Rendered by rich: to the terminal's width on stdout, or FILE_WIDTH in a file."""
 
     def __init__(self, context: FormatContext) -> None:
@@ -153,8 +154,9 @@ class _RichFormat:
         if count == 0:
             self.console(out).print("no alerts")
 
+    @abc.abstractmethod
     def render(self, console: Console, alerts: Alerts, first: int) -> None:
-        raise NotImplementedError
+        """Print `alerts`, numbered from `first`."""
 
 
 class TableFormat(_RichFormat):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import gzip
 import time
 import zlib
@@ -24,7 +25,7 @@ class Decoder(Protocol):
 _JSON = msgspec.json.Decoder()
 
 
-class JsonObjectLines:
+class JsonObjectLines(abc.ABC):
     """A decoder for logs of one JSON object a line: `events` turns each object into events; a
     line that is not a JSON object (one cut short, say), or one `events` rejects with a
     ValueError, is reported as file:line and skipped."""
@@ -33,8 +34,9 @@ class JsonObjectLines:
         self.name = str(path)
         self.report = report
 
+    @abc.abstractmethod
     def events(self, value: Mapping[str, object]) -> list[dict[str, object]]:
-        raise NotImplementedError
+        """The events of one decoded line; a ValueError rejects the line."""
 
     def feed(self, raw: bytes, lineno: int) -> list[tuple[int, dict[str, object]]]:
         if not raw.strip():
