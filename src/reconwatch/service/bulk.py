@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -17,8 +16,7 @@ WITH_SOURCE = ("index", "create", "update")
 _decoder = msgspec.json.Decoder()
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
+class Item(msgspec.Struct, frozen=True):
     """One action of the body, in order: an event to store or an error already decided."""
 
     action: str
@@ -32,6 +30,9 @@ class Item:
 
 def parse(body: bytes, default_index: str | None) -> list[Item]:
     """Every action of `body`; a broken line is its item's error, the other items go on."""
+    uniform = _parse_uniform(body, default_index)
+    if uniform is not None:
+        return uniform
     lines = [ln.rstrip(b"\r") for ln in body.split(b"\n")]
     lines = [ln for ln in lines if ln.strip()]
     items: list[Item] = []
@@ -55,6 +56,44 @@ def parse(body: bytes, default_index: str | None) -> list[Item]:
             i += 1
         items.append(_item(op, index, doc_id, source, meta))
     return items
+
+
+# A shipper's body repeats a few action lines; more distinct ones go the line-by-line way.
+_UNIFORM_ACTIONS = 16
+
+
+def _parse_uniform(body: bytes, default_index: str | None) -> list[Item] | None:
+    """parse's items for the body a shipper sends, without a step per line: action and source
+    lines alternate, no line is blank or ends in CR, and each action line is an `index` or
+    `create` of an index without `_id` (among a few distinct lines). The items are those the
+    line-by-line reading gives; None for any other body, which it reads."""
+    if b"\r" in body:
+        return None
+    lines = body.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    if not lines or len(lines) % 2 or not all(map(bytes.strip, lines)):
+        return None
+    actions = lines[0::2]
+    kinds = set(actions)
+    if len(kinds) > _UNIFORM_ACTIONS:
+        return None
+    decided: dict[bytes, tuple[str, str]] = {}
+    for line in kinds:
+        action = _action(line)
+        if isinstance(action, str):
+            return None
+        op, meta = action
+        index = _str(meta.get("_index")) or default_index
+        if op not in ("index", "create") or index is None or meta.get("_id") is not None:
+            return None
+        if op == "index" and meta.get("op_type") == "create":
+            op = "create"
+        decided[line] = (op, index)
+    return [
+        Item(op, index, None, NewEvent(op, index, None, source))
+        for (op, index), source in zip(map(decided.__getitem__, actions), lines[1::2], strict=True)
+    ]
 
 
 # Action lines repeat (a shipper sends the same `{"index":{"_index":...}}` for every event):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 from collections.abc import Sequence
@@ -31,11 +32,11 @@ ROW_SCHEMA = pa.schema(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class NewEvent:
+class NewEvent(msgspec.Struct, frozen=True):
     """One `index` or `create` action of a bulk request: where, which id (None: generate), what:
     the document, or its JSON text as sent (bytes, checked to be an object by `read_head`),
-    which is stored as it came unless event.ingested must be added."""
+    which is stored as it came unless event.ingested must be added. A Struct, as are Written
+    and service.bulk.Item: one is built per event, ten times faster than a frozen dataclass."""
 
     op: str
     index: str
@@ -71,8 +72,7 @@ def read_head(raw: bytes) -> SourceHead:
     return _head_decoder.decode(raw)
 
 
-@dataclass(frozen=True, slots=True)
-class Written:
+class Written(msgspec.Struct, frozen=True):
     """The outcome of one action, in the terms of an Elasticsearch bulk item."""
 
     index: str
@@ -105,7 +105,10 @@ def _time_value(raw: Any, field: str) -> datetime | None:
     if raw is None:
         return None
     if isinstance(raw, str) and _PLAIN_TIME.fullmatch(raw):
-        return datetime.fromisoformat(raw).replace(tzinfo=None)
+        # The pattern admits what is no date (month 13, second 60): those are read by
+        # Elasticsearch's rules below, which refuse them as that item's error.
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(raw[:-1])
     return event_time({field: raw}, field)
 
 
@@ -247,6 +250,9 @@ def plan_batch(
 ) -> tuple[list[Written], _Pending]:
     """Decide every action of `batch` in order (later actions see earlier ones); `known`: the
     stored versions of the client-chosen ids in the batch."""
+    plain = _plan_plain(batch, now, next_seq)
+    if plain is not None:
+        return plain
     out: list[Written] = []
     pending = _Pending([], [], {})
     arrived = naive_utc(now)
@@ -301,6 +307,87 @@ def plan_batch(
     return out, pending
 
 
+class _PlainEvent(msgspec.Struct):
+    ingested: Any = msgspec.UNSET
+
+
+class _PlainHead(msgspec.Struct):
+    """SourceHead of a document whose `event`, if any, is an object (else a ValidationError)."""
+
+    timestamp: Any = msgspec.field(default=None, name="@timestamp")
+    event: _PlainEvent | msgspec.UnsetType = msgspec.UNSET
+    dotted_ingested: Any = msgspec.field(default=msgspec.UNSET, name="event.ingested")
+
+
+_plain_decode = msgspec.json.Decoder(_PlainHead).decode
+_fromisoformat = datetime.fromisoformat
+
+
+def _plain_times(texts: list[Any]) -> list[datetime] | None:
+    """Every text as _time_value reads it when all are in the common spelling; else None."""
+    if not all(type(t) is str for t in texts):
+        return None
+    joined = "\n".join(texts)
+    if joined.count("\n") != len(texts) - 1 or not _PLAIN_TIMES.fullmatch(joined):
+        return None
+    try:
+        return [_fromisoformat(t[:-1]) for t in texts]
+    except ValueError:
+        return None
+
+
+_PLAIN_TIMES = re.compile(rf"(?:{_PLAIN_TIME.pattern}\n)*{_PLAIN_TIME.pattern}")
+
+
+def _plan_plain(
+    batch: Sequence[NewEvent], now: datetime, next_seq: int
+) -> tuple[list[Written], _Pending] | None:
+    """plan_batch of the batch a shipper sends, a few calls per event instead of a few dozen:
+    every action lets the store choose the id, and every document is JSON text, valid UTF-8,
+    with its @timestamp absent or in the common spelling and event.ingested set (in `event`)
+    in that spelling. The results and rows are those plan_batch's event-by-event path gives;
+    None for any other batch, which that path decides."""
+    if not batch or any(ev.id is not None or type(ev.source) is not bytes for ev in batch):
+        return None
+    sources: list[bytes] = [ev.source for ev in batch]  # type: ignore[misc]
+    try:
+        # Joined by a byte no multi-byte sequence can hold: valid as one when valid each.
+        b"\n".join(sources).decode("utf-8")
+        heads = [_plain_decode(s) for s in sources]
+    except (UnicodeDecodeError, msgspec.DecodeError):
+        return None
+    events = [h.event for h in heads]
+    if any(h.dotted_ingested is not msgspec.UNSET for h in heads) or not all(
+        type(e) is _PlainEvent for e in events
+    ):
+        return None
+    ingested = _plain_times([e.ingested for e in events])  # type: ignore[union-attr]
+    stamps = [h.timestamp for h in heads]
+    present = [t for t in stamps if t is not None]
+    times = _plain_times(present) if present else []
+    if ingested is None or times is None:
+        return None
+    found = iter(times)
+    ts = (
+        [None if t is None else next(found) for t in stamps]
+        if len(present) < len(stamps)
+        else times
+    )
+    arrived = naive_utc(now)
+    count = len(batch)
+    ids = new_ids(count)
+    seqs = range(next_seq, next_seq + count)
+    indices = [ev.index for ev in batch]
+    rows = list(
+        zip(seqs, indices, ids, [1] * count, ts, ingested, sources, [arrived] * count, strict=True)
+    )
+    out = [
+        Written(index, doc_id, 201, "created", 1, seq)
+        for index, doc_id, seq in zip(indices, ids, seqs, strict=True)
+    ]
+    return out, _Pending(rows, [], {})
+
+
 def _current(
     key: tuple[str, str],
     known: dict[tuple[str, str], tuple[int, datetime | None]],
@@ -330,10 +417,9 @@ def _replace(
 def arrow_rows(pending: _Pending) -> pa.Table:
     """The batch's rows (replaced ones left out) as the Arrow table DuckDB inserts."""
     rows = [r for r in pending.rows if r[1]]
+    by_column = list(zip(*rows, strict=True)) if rows else [() for _ in ROW_SCHEMA]
     columns = [
-        _texts([r[6] for r in rows])
-        if f.name == "source"
-        else pa.array([r[i] for r in rows], f.type)
+        _texts(list(by_column[i])) if f.name == "source" else pa.array(by_column[i], f.type)
         for i, f in enumerate(ROW_SCHEMA)
     ]
     return pa.table(columns, schema=ROW_SCHEMA)
