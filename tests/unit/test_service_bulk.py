@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -265,3 +266,27 @@ def test_an_internal_failure_is_a_500_in_the_error_shape(tmp_path: Path) -> None
             assert httpx.get(url + "/").status_code == 200
     finally:
         svc.close()
+
+
+def test_filter_path_answers_only_what_the_shipper_asks_for(url: str, service: Service) -> None:
+    """helpers.bulk with the filter_path shippers send: per-item status and errors, in order."""
+    es = Elasticsearch(url)
+    actions: list[Any] = [
+        json.dumps({"@timestamp": "2026-01-02T11:00:00Z", "event": {"ingested": "x"}, "n": i})
+        for i in range(300)
+    ]
+    actions[7] = "{broken"
+    spec = "errors,items.*.status,items.*.error"
+    ok, errors = helpers.bulk(es, actions, index=NET, raise_on_error=False, filter_path=spec)
+    assert ok == 299
+    assert isinstance(errors, list) and len(errors) == 1
+    assert errors[0]["index"]["status"] == 400
+    assert errors[0]["index"]["error"]["type"] == "document_parsing_exception"
+    assert set(errors[0]["index"]) == {"status", "error"}
+    assert service.store.count(NET) == 299
+    r = httpx.post(
+        url + "/_bulk?filter_path=took",
+        content=b'{"index":{"_index":"a"}}\n{"n":1}\n',
+        headers={"content-type": "application/x-ndjson"},
+    )
+    assert set(r.json()) == {"took"}

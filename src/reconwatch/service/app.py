@@ -26,7 +26,7 @@ from reconwatch.errors import ReconwatchError, UsageError
 from reconwatch.plan import values
 from reconwatch.plan.limits import RULE_RUN_SECONDS, QueryLimits
 from reconwatch.query import warning_header
-from reconwatch.service import bulk, esql, triage, ui
+from reconwatch.service import bulk, esql, filterpath, triage, ui
 from reconwatch.service.delivery import Delivery
 from reconwatch.service.errors import PRODUCT_HEADER, error_response, json_response
 from reconwatch.service.follow import FileFeed
@@ -560,6 +560,9 @@ async def _bulk(service: Service, request: Request, index: str | None) -> Respon
         stored = sum(1 for w in written if w.error_type is None)
         service.metrics.ingested.inc(stored)
         service.metrics.rejected.inc(len(items) - stored)
+    wanted = request.query_params.get("filter_path")
+    if wanted:  # what shippers ask for (errors,items.*.status,...): a fraction of the bytes
+        answer = await run_in_threadpool(filterpath.apply, answer, wanted)
     return json_response(answer)
 
 
