@@ -2,17 +2,23 @@
 running vs without, alternated in one run, medians reported.
 
 Run as root: `.venv/bin/python bench/bench_overhead.py [--repeats 3] [--count 60000]`.
-Three workloads, one flat-out bench/loadgen process each: `same` connects again and again to one
+Four workloads, one flat-out bench/loadgen process each: `same` connects again and again to one
 closed loopback port (a client's retry or health-check loop), `distinct` to a new loopback
-address each time (a connect() scan), `udp-same` sends a datagram to one closed loopback port
-again and again (a DNS client's loop). Each repeat runs the generator alone, then with a fresh
-sensor, and reports the rates' ratio, what the sensor wrote of the attempts, and its tracer loss.
-SAFETY: every connect and datagram goes to 127.30.0.0/16 (loopback), port 9 (closed).
+address each time (a connect() scan), `silent` to a new address each time that never answers
+(a connect() scan of a network, most of whose addresses are silent: inside a network namespace
+the bench creates, bench_sensor.silent_namespace()), `udp-same` sends a datagram to one closed
+loopback port again and again (a DNS client's loop). Each repeat runs the generator alone, then
+with a fresh sensor, and reports both ratios: the connect rate in wall-clock time (what the
+process achieved on this shared machine) and per CPU second of the process (what the sensor's
+in-kernel programs cost it), what the sensor wrote of the attempts, and its tracer loss.
+SAFETY: every connect and datagram goes to 127.30.0.0/16 (loopback), port 9 (closed), or for
+`silent` to 10.30.0.0/16 inside the bench's own namespace, where nothing answers.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -25,10 +31,11 @@ import time
 from pathlib import Path
 
 from bench_sensor import (
-    PORT,
     SAME_SESSION,
     compile_loadgen,
     count_captured,
+    loadgen_argv,
+    silent_namespace,
     start_sensor,
     tree_cpu,
     wait_caught_up,
@@ -36,16 +43,23 @@ from bench_sensor import (
 
 SUBNET = 30
 # loadgen's HOSTS argument, and "udp" for sendto() of a datagram instead of connect()
-WORKLOADS = {"same": ["1"], "distinct": [str(256 * 254)], "udp-same": ["1", "udp"]}
+WORKLOADS = {
+    "same": ["1"],
+    "distinct": [str(256 * 254)],
+    "silent": [str(256 * 254)],  # in the namespace: 10.30.y.z, silent
+    "udp-same": ["1", "udp"],
+}
 
 
-def generate(loadgen: Path, count: int, hosts: list[str]) -> tuple[int, float, int, float]:
+def generate(
+    loadgen: Path, count: int, hosts: list[str], netns: str | None = None
+) -> tuple[int, float, int, float]:
     """One flat-out generator process: (attempted, connects/s, pid, its CPU seconds).
 
     Its CPU (user + system) includes the eBPF programs the kernel runs in its context, so
     connects per CPU second measure what the sensor costs the process itself, apart from how
     much of a loaded machine the scheduler happened to give it."""
-    argv = [str(loadgen), str(count), "10000000", str(PORT), str(SUBNET), *hosts]
+    argv = loadgen_argv(loadgen, count, 10_000_000, SUBNET, hosts, netns)
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     report = proc.stdout.read()
@@ -56,14 +70,19 @@ def generate(loadgen: Path, count: int, hosts: list[str]) -> tuple[int, float, i
 
 
 def with_sensor(
-    loadgen: Path, count: int, hosts: list[str], nice: int | None, own_session: bool
+    loadgen: Path,
+    count: int,
+    hosts: list[str],
+    nice: int | None,
+    own_session: bool,
+    netns: str | None,
 ) -> dict[str, float | int | str]:
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
         out = Path(tmp) / "events.ndjson"
         sensor = start_sensor("ebpf", out, Path(tmp), nice, own_session=own_session)
         time.sleep(0.5)  # past start-up work
         cpu_before, wall_before = sum(tree_cpu(sensor.pid)), time.monotonic()
-        attempted, rate, pid, gen_cpu = generate(loadgen, count, hosts)
+        attempted, rate, pid, gen_cpu = generate(loadgen, count, hosts, netns)
         cpu = sum(tree_cpu(sensor.pid)) - cpu_before
         wall = time.monotonic() - wall_before
         wait_caught_up(sensor.pid)
@@ -87,7 +106,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--count", type=int, default=60_000, help="connects per run")
-    parser.add_argument("--workloads", default="same,distinct,udp-same")
+    parser.add_argument("--workloads", default="same,distinct,silent,udp-same")
     parser.add_argument("--nice", type=int, help="the sensor's --nice (default: its own, -10)")
     parser.add_argument("--same-session", action="store_true", help=SAME_SESSION)
     args = parser.parse_args()
@@ -104,34 +123,44 @@ def main() -> int:
     )
     results = {}
     for name in args.workloads.split(","):
-        hosts = WORKLOADS[name]
-        ratios, cpu_ratios = [], []
-        for repeat in range(args.repeats):
-            attempted, alone, _, cpu = generate(loadgen, args.count, hosts)
-            run = with_sensor(loadgen, args.count, hosts, args.nice, not args.same_session)
-            ratio = float(run["rate"]) / alone
-            cpu_ratio = float(run["per_cpu"]) / (attempted / cpu)
-            ratios.append(ratio)
-            cpu_ratios.append(cpu_ratio)
-            print(
-                f"{name} #{repeat + 1}: alone {alone:.0f}/s, with the sensor {run['rate']:.0f}/s "
-                f"= {ratio:.2f}; per CPU second of the process {attempted / cpu:.0f} vs "
-                f"{float(run['per_cpu']):.0f} = {cpu_ratio:.2f}; "
-                f"attempts written {run['written']}/{run['attempted']} "
-                f"(folded {run['folded']}), tracer lost {run['lost']}; sensor+bpftrace "
-                f"{100 * float(run['cpu']):.0f}% of a core during the run; "
-                f"load average {os.getloadavg()[0]:.1f}",
-                flush=True,
-            )
-        results[name] = statistics.median(ratios)
-        results[f"{name}_per_cpu"] = statistics.median(cpu_ratios)
-        print(
-            f"{name}: median ratio {results[name]:.2f} (target >= 0.80); per CPU second of the "
-            f"connecting process {results[f'{name}_per_cpu']:.2f}",
-            flush=True,
-        )
+        with silent_namespace() if name == "silent" else contextlib.nullcontext() as netns:
+            results.update(workload(args, loadgen, name, netns))
     print(json.dumps(results))
     return 0
+
+
+def workload(
+    args: argparse.Namespace, loadgen: Path, name: str, netns: str | None
+) -> dict[str, float]:
+    """One workload's repeats, each the generator alone then with a fresh sensor; the medians."""
+    results: dict[str, float] = {}
+    hosts = WORKLOADS[name]
+    ratios, cpu_ratios = [], []
+    for repeat in range(args.repeats):
+        attempted, alone, _, cpu = generate(loadgen, args.count, hosts, netns)
+        run = with_sensor(loadgen, args.count, hosts, args.nice, not args.same_session, netns)
+        ratio = float(run["rate"]) / alone
+        cpu_ratio = float(run["per_cpu"]) / (attempted / cpu)
+        ratios.append(ratio)
+        cpu_ratios.append(cpu_ratio)
+        print(
+            f"{name} #{repeat + 1}: alone {alone:.0f}/s, with the sensor {run['rate']:.0f}/s "
+            f"= {ratio:.2f}; per CPU second of the process {attempted / cpu:.0f} vs "
+            f"{float(run['per_cpu']):.0f} = {cpu_ratio:.2f}; "
+            f"attempts written {run['written']}/{run['attempted']} "
+            f"(folded {run['folded']}), tracer lost {run['lost']}; sensor+bpftrace "
+            f"{100 * float(run['cpu']):.0f}% of a core during the run; "
+            f"load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+    results[name] = statistics.median(ratios)
+    results[f"{name}_per_cpu"] = statistics.median(cpu_ratios)
+    print(
+        f"{name}: median ratio {results[name]:.2f} (target >= 0.80); per CPU second of the "
+        f"connecting process {results[f'{name}_per_cpu']:.2f}",
+        flush=True,
+    )
+    return results
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 /*
  * Paced nonblocking TCP connect() load for bench/bench_sensor.py, or UDP sendto() load.
  *
- * usage: loadgen COUNT RATE PORT SUBNET [HOSTS [udp]]
+ * usage: loadgen COUNT RATE PORT SUBNET [HOSTS [udp|silent]]
  *   COUNT   connect() calls (or datagrams) to make
  *   RATE    target calls per second (paced in 1 ms slices)
  *   PORT    destination port (a closed one, e.g. 9)
@@ -9,8 +9,13 @@
  *   HOSTS   distinct destinations cycled through (1..65024, default 65024; 1: one service
  *           connected to again and again, as a client's loop does)
  *   udp     one nonblocking UDP socket sends a 1-byte datagram to each destination instead
+ *   silent  connect to 10.SUBNET.y.z instead, which only exists in the network namespace
+ *           bench_sensor.silent_namespace() creates (a dummy device: the SYNs vanish, as a
+ *           scanner's mostly do); refused unless this process is in a network namespace other
+ *           than its parent's and init's
  *
- * SAFETY: every destination is built here as 127.SUBNET.y.z; nothing else can be addressed.
+ * SAFETY: every destination is built here as 127.SUBNET.y.z, or as 10.SUBNET.y.z only inside a
+ * network namespace that is not the host's; nothing else can be addressed.
  * Prints one line: "attempted N errors E seconds S rate R".
  */
 #define _GNU_SOURCE
@@ -21,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,13 +48,41 @@ static long parse(const char *text, long lo, long hi, const char *what)
 	return value;
 }
 
+/* Whether this process runs in a network namespace other than its parent's (the bench, which
+ * runs it with `ip netns exec`, which execs it) and init's (when pid 1's can be read). */
+static int same_netns(const char *path, const struct stat *mine)
+{
+	struct stat other;
+	return stat(path, &other) == 0 && other.st_ino == mine->st_ino && other.st_dev == mine->st_dev;
+}
+
+static int in_own_netns(void)
+{
+	struct stat mine;
+	char parent[64];
+	if (stat("/proc/self/ns/net", &mine) != 0)
+		return 0;
+	snprintf(parent, sizeof parent, "/proc/%d/ns/net", (int)getppid());
+	struct stat check;
+	if (stat(parent, &check) != 0)
+		return 0; /* cannot tell: refuse */
+	return !same_netns(parent, &mine) && !same_netns("/proc/1/ns/net", &mine);
+}
+
 int main(int argc, char **argv)
 {
-	if (argc < 5 || argc > 7 || (argc == 7 && strcmp(argv[6], "udp") != 0)) {
-		fprintf(stderr, "usage: loadgen COUNT RATE PORT SUBNET [HOSTS [udp]]\n");
+	if (argc < 5 || argc > 7 ||
+	    (argc == 7 && strcmp(argv[6], "udp") != 0 && strcmp(argv[6], "silent") != 0)) {
+		fprintf(stderr, "usage: loadgen COUNT RATE PORT SUBNET [HOSTS [udp|silent]]\n");
 		return 2;
 	}
-	int udp = argc == 7;
+	int udp = argc == 7 && strcmp(argv[6], "udp") == 0;
+	int silent = argc == 7 && !udp;
+	if (silent && !in_own_netns()) {
+		fprintf(stderr, "loadgen: silent targets only inside a network namespace of its own\n");
+		return 2;
+	}
+	unsigned long first_octet = silent ? 10UL : 127UL;
 	int ufd = udp ? socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0) : -1;
 	if (udp && ufd < 0) {
 		perror("loadgen: socket");
@@ -72,10 +106,11 @@ int main(int argc, char **argv)
 		if (due > count)
 			due = count;
 		for (; made < due; made++) {
-			/* 127.SUBNET.y.z with z in 1..254: loopback only, many distinct destinations. */
+			/* 127.SUBNET.y.z with z in 1..254: loopback only, many distinct destinations (or
+			 * 10.SUBNET.y.z inside the bench's own namespace). */
 			unsigned long host = (unsigned long)made % (unsigned long)hosts;
 			unsigned long y = host / 254, z = host % 254 + 1;
-			addr.sin_addr.s_addr = htonl((127UL << 24) | ((unsigned long)subnet << 16) | (y << 8) | z);
+			addr.sin_addr.s_addr = htonl((first_octet << 24) | ((unsigned long)subnet << 16) | (y << 8) | z);
 			if (udp) {
 				/* an ICMP port unreachable may come back; an unconnected socket ignores it */
 				if (sendto(ufd, "x", 1, 0, (struct sockaddr *)&addr, sizeof addr) != 1 &&

@@ -387,3 +387,40 @@ def test_packet_socket_scanners_are_recorded_with_their_executables(
         if d["process"].get("executable") == "/usr/sbin/zmap"
     }
     assert syn == {"S"}
+
+
+# SAFETY: loopback only. A process connects, then at once execs bash, which connects too.
+BEFORE_EXEC, AFTER_EXEC = "127.0.0.93", "127.0.0.94"
+CONNECT_THEN_EXEC = f"""
+import os, shutil, socket
+s = socket.socket(); s.setblocking(False); s.connect_ex(("{BEFORE_EXEC}", 9))
+os.execv(shutil.which("bash"), ["bash", "-c", "exec 3<>/dev/tcp/{AFTER_EXEC}/9"])
+"""
+
+
+def test_an_attempt_just_before_an_exec_is_the_old_executables(tmp_path: Path) -> None:
+    """The tracer batches attempts (printed up to 0.1 s later) but prints exec lines at once:
+    the attempt made just before the exec keeps the executable that made it."""
+    require_root()
+    bash = shutil.which("bash")
+    if shutil.which("bpftrace") is None or bash is None:
+        pytest.skip("bpftrace (apt-get install -y bpftrace) and bash are needed")
+    sensor, out, _ = start_sensor(tmp_path, "ebpf")
+    try:
+        child = subprocess.run([sys.executable, "-c", CONNECT_THEN_EXEC], timeout=60, check=False)
+    finally:
+        summary = stop_sensor(sensor)
+    attempts = {
+        d["destination"]["ip"]: d
+        for d in map(json.loads, out.open())
+        if d["event"]["action"] == "connection_attempted"
+        and d["destination"].get("ip") in (BEFORE_EXEC, AFTER_EXEC)
+    }
+    assert set(attempts) == {BEFORE_EXEC, AFTER_EXEC}, summary
+    before, after = attempts[BEFORE_EXEC]["process"], attempts[AFTER_EXEC]["process"]
+    assert before["pid"] == after["pid"] and child.returncode != 0  # one process, two images
+    assert before["executable"] == os.path.realpath(sys.executable)
+    assert before["args"][-2] == "-c"
+    assert after["executable"] == os.path.realpath(bash)
+    assert after["args"] == ["bash", "-c", f"exec 3<>/dev/tcp/{AFTER_EXEC}/9"]
+    assert before["entity_id"] != after["entity_id"]

@@ -550,7 +550,8 @@ def test_a_probe_answer_is_a_result_of_the_probing_process(
     c = collector()
     feed(c, f"X\t1\t{GONE}\t1\t0\t{path(b'/usr/bin/nmap')}\n")
     attempt = feed(c, probe_line(3, 4, "127.0.0.9", 6, 22, 2))
-    line = f"Q\t9\t{GONE}\t0\t127.0.0.9\t{proto}\t{key}\t{answer}\t1500\t{sock[0]}\t{sock[1]}\n"
+    # sent at 3, answered 1,500 ns later
+    line = f"Q\t1503\t{GONE}\t0\t127.0.0.9\t{proto}\t{key}\t{answer}\t1500\t{sock[0]}\t{sock[1]}\n"
     conn = feed(c, line)
     assert attempt is not None and conn is not None
     doc = to_ecs(conn, HOST, 1.7e9)
@@ -778,3 +779,43 @@ def test_stop_waits_for_two_ticks_after_the_request_even_when_idle(
     monkeypatch.setattr(bpf.time, "sleep", one_tick_per_wait)
     c._stop_when_idle()
     assert tracer.signals == [signal.SIGINT] and ticks_seen == [1, 2]
+
+
+def refused_entry(nsecs: int, pid: int, dst_word: int, name: bytes) -> str:
+    """An `@b0` entry as the script prints it: an attempt from 127.0.0.1 to a closed port of
+    the address in `dst_word` (as the kernel stores it), refused 7 us later."""
+    comm_r = "".join(chr(c) if 0x20 <= c < 0x7F else f"\\x{c:02x}" for c in name.ljust(16, b"\0"))
+    numbers = f"{pid}, 0, 2, 16777343, 0, 0, 0, 40000, {dst_word}, 0, 0, 0, 9, 7, 111, 7000"
+    return f"@b0[{nsecs}, {pid}]: ({numbers}, {comm_r})\n"
+
+
+PYTHON_ARGS, BASH_ARGS = b"python3\0-c", b"bash\0-c"
+
+
+def test_an_attempt_made_just_before_an_exec_keeps_the_image_that_made_it() -> None:
+    """The tracer prints batched attempts up to 0.1 s after they were made, so the exec line of
+    the process's next image can come first: each attempt is attributed to the image the
+    process ran at the attempt's time, not to the one it runs when the line is read."""
+    c = collector()
+    feed(c, f"X\t1000\t{GONE}\t1\t0\t{path(b'/usr/bin/python3')}\n")
+    feed(c, f"Y\t{GONE}\t10\t{encode_buf(PYTHON_ARGS, 10).decode()}\n")
+    feed(c, f"X\t5000\t{GONE}\t1\t0\t{path(b'/usr/bin/bash')}\n")  # exec after the attempt
+    feed(c, f"Y\t{GONE}\t7\t{encode_buf(BASH_ARGS, 7).decode()}\n")
+    before = feed(c, refused_entry(3000, GONE, 0x0100007F, b"python3"))
+    after = feed(c, refused_entry(6000, GONE, 0x0200007F, b"bash"))
+    assert before is not None and after is not None
+    assert (before.executable, before.args) == ("/usr/bin/python3", ["python3", "-c"])
+    assert (after.executable, after.args) == ("/usr/bin/bash", ["bash", "-c"])
+    assert c.pending_result is not None and c.pending_result.executable == "/usr/bin/bash"
+    entity = to_ecs(before, HOST, 0.0)["process"]["entity_id"]  # type: ignore[index]
+    assert entity != to_ecs(after, HOST, 0.0)["process"]["entity_id"]  # type: ignore[index]
+    # a forked child that connects, then execs: its first image is its parent's
+    child = GONE + 1
+    feed(c, f"X\t8000\t{child}\t{GONE}\t0\t{path(b'/usr/bin/nc')}\n")
+    forked = feed(c, refused_entry(7000, child, 0x0300007F, b"bash"))
+    assert forked is not None and forked.executable == "/usr/bin/bash" and forked.ppid == GONE
+    # nothing known of what ran before: unattributed rather than the new image
+    orphan = GONE + 2
+    feed(c, f"X\t8000\t{orphan}\t{GONE + 3}\t0\t{path(b'/usr/bin/nc')}\n")
+    unknown = feed(c, refused_entry(7000, orphan, 0x0400007F, b"x"))
+    assert unknown is not None and unknown.executable is None

@@ -463,7 +463,7 @@ class BpfCollector:
         if not whole:
             self.stats.exec_path_cut += 1  # a cut path would name the wrong file
         text = fs_text(raw) if whole else None
-        self.cache.on_exec(int(pid), text, int(ppid), self._timestamp(nsecs))
+        self.cache.on_exec(int(pid), text, int(ppid), self._timestamp(nsecs), int(nsecs))
 
     def _args(self, parts: list[bytes]) -> None:
         """A `Y` line: the argv the exec put on the new image's stack (NUL-separated), read by
@@ -513,7 +513,7 @@ class BpfCollector:
             return None
         if kind == b"C":
             self._remember_name(pid, comm)
-        info = self.cache.lookup(pid)
+        info = self.cache.lookup(pid, int(nsecs))
         self._count(kind, info.executable)
         action = ACCEPTED if kind == b"A" else ATTEMPTED
         conn = self._attributed(
@@ -601,7 +601,7 @@ class BpfCollector:
         if _seen_before(self._probe_seen, (pid, transport, dst_ip, flags if icmp else port)):
             self.stats.probe_repeats += 1
             return None
-        info = self.cache.lookup(pid)
+        info = self.cache.lookup(pid, nsecs)
         self.stats.probes += 1
         if info.executable is None:
             self.stats.executable_unknown += 1
@@ -653,7 +653,7 @@ class BpfCollector:
         if _seen_before(self._answer_seen, (pid, transport, dst_ip, port)):
             self.stats.answer_repeats += 1  # the answer to a retransmission
             return None
-        info = self.cache.lookup(pid)
+        info = self.cache.lookup(pid, nsecs - took)  # the process as it sent the probe
         self.stats.answers += 1
         if info.executable is None:
             self.stats.executable_unknown += 1
@@ -731,28 +731,38 @@ class BpfCollector:
             dst = socket.inet_ntop(socket.AF_INET6, struct.pack("<4I", *words[4:]))
         else:
             raise ValueError("unknown address family")
-        reason, error = _reason(int(f[15]), int(f[16]))
+        state, err = int(f[15]), int(f[16])
+        if state == 0:  # an attempt whose outcome had not come when it was batched
+            if err or took:
+                raise ValueError("an attempt without its outcome has no error or duration")
+            reason, error = None, None
+        else:
+            reason, error = _reason(state, err)
         name = self._batched_comm(f[18])
         pid, uid = int(pid_f), int(uid_f)
         if pid in self.own_pids:
             self.stats.own += 1
             return None
         self._remember_name(pid, name)
-        info = self.cache.lookup(pid)
+        start = int(nsecs)
+        info = self.cache.lookup(pid, start)
         s = self.stats
         s.attempted += 1
-        s.results += 1
+        events = 1 if reason is None else 2
+        s.results += events - 1
         if info.executable is None:
-            s.executable_unknown += 2  # the attempt and its outcome
-        start, ppid = int(nsecs), info.ppid
+            s.executable_unknown += events  # the attempt (and its outcome)
+        ppid = info.ppid
         parent, user = self._parent_executable(ppid), self.cache.user_name(uid)
         exe, args, began, src_port = info.executable, info.args, info.start, sport or None
-        # positional (Connection's field order), a third of the cost of keywords at two per entry
-        self.pending_result = Connection(
-            self._clock_offset + (start + took) / 1e9, RESULT, pid, dst, dport, family, name,
-            exe, args, ppid, parent, uid, user, "tcp", src, src_port, REASONS[reason], began,
-            PROBE_CONNECT, reason, took, error,
-        )  # fmt: skip
+        if reason is not None:
+            # positional (Connection's field order), a third of the cost of keywords at two
+            # per entry
+            self.pending_result = Connection(
+                self._clock_offset + (start + took) / 1e9, RESULT, pid, dst, dport, family,
+                name, exe, args, ppid, parent, uid, user, "tcp", src, src_port, REASONS[reason],
+                began, PROBE_CONNECT, reason, took, error,
+            )  # fmt: skip
         return Connection(
             self._clock_offset + start / 1e9, ATTEMPTED, pid, dst, dport, family, name, exe,
             args, ppid, parent, uid, user, "tcp", src, src_port, "unknown", began, PROBE_CONNECT,
@@ -851,7 +861,7 @@ class BpfCollector:
         if pid in self.own_pids:
             self.stats.own += 1
             return None
-        info = self.cache.lookup(pid)
+        info = self.cache.lookup(pid, int(nsecs) - int(took))  # as it began the attempt
         self.stats.results += 1
         if info.executable is None:
             self.stats.executable_unknown += 1

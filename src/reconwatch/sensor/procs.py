@@ -15,6 +15,7 @@ class ProcessInfo:
     args: list[str] | None = None
     ppid: int | None = None
     start: float | None = None  # epoch seconds of the exec, when seen
+    exec_ns: int | None = None  # the tracer's clock (nanoseconds) at that exec
 
 
 def _readlink_exe(pid: int) -> str | None:
@@ -53,16 +54,45 @@ class ProcessCache:
         # events in a burst, and three failed /proc reads per event would dominate the sensor.
         self.miss_ttl = miss_ttl
         self.misses: dict[int, tuple[float, ProcessInfo]] = {}
+        # pid -> what it ran before its last exec: the tracer batches events, so one made just
+        # before an exec can be read after the exec's line (see lookup's `at_ns`)
+        self.before: OrderedDict[int, ProcessInfo] = OrderedDict()
 
-    def on_exec(self, pid: int, filename: str | None, ppid: int | None, start: float) -> None:
+    def on_exec(
+        self,
+        pid: int,
+        filename: str | None,
+        ppid: int | None,
+        start: float,
+        at_ns: int | None = None,
+    ) -> None:
         # /proc names the real binary (the interpreter for a script); the exec path (None when
         # the tracer had to cut it) is the fallback when the process is already gone.
         exe = _readlink_exe(pid)
         if exe is None and filename is not None and filename.startswith("/"):
             exe = filename
         self.misses.pop(pid, None)
+        if at_ns is not None:
+            self._remember_before(pid, ppid)
         # args come next, from the tracer's own copy (on_args), not from /proc
-        self._put(pid, ProcessInfo(exe, None, ppid, start))
+        self._put(pid, ProcessInfo(exe, None, ppid, start, at_ns))
+
+    def _remember_before(self, pid: int, ppid: int | None) -> None:
+        """What `pid` ran until this exec: its cached image if that is the same process (exec
+        keeps the parent), otherwise the parent's (a forked child runs its parent's image until
+        it execs); nothing when neither is known (its earlier events stay unattributed rather
+        than given the new image)."""
+        previous = self.entries.get(pid)
+        if previous is None or previous.ppid != ppid:
+            parent = self.entries.get(ppid) if ppid else None
+            previous = None if parent is None else replace(parent, ppid=ppid, exec_ns=None)
+        if previous is None:
+            self.before.pop(pid, None)
+            return
+        self.before[pid] = previous
+        self.before.move_to_end(pid)
+        while len(self.before) > self.capacity:
+            self.before.popitem(last=False)
 
     def on_args(self, pid: int, args: list[str], whole: bool) -> None:
         """The argv of the exec just seen for `pid`. A list the tracer had to cut is completed
@@ -74,10 +104,14 @@ class ProcessCache:
             args = _cmdline(pid) or args
         self.entries[pid] = replace(info, args=args or None)
 
-    def lookup(self, pid: int) -> ProcessInfo:
+    def lookup(self, pid: int, at_ns: int | None = None) -> ProcessInfo:
+        """What `pid` runs; with `at_ns` (the tracer's clock at the event), what it ran then: an
+        event from before the last exec seen for it gets the image before that exec."""
         info = self.entries.get(pid)
         if info is not None:
             self.entries.move_to_end(pid)
+            if at_ns is not None and info.exec_ns is not None and at_ns < info.exec_ns:
+                return self.before.get(pid) or ProcessInfo(None, None, info.ppid)
             return info
         now = time.monotonic()
         miss = self.misses.get(pid)
