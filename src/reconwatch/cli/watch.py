@@ -171,22 +171,50 @@ def _learn(
     report: IngestReport,
 ) -> None:
     """--history: every file read (bad events reported) and handed, only to learn, to the
-    native detectors; the ES|QL rules' windows never see it."""
-    native = [w for w in watches if isinstance(w, NativeWatch)]
+    native detectors; then read again for the ES|QL rules, each window filled with the
+    history's last window-length of events (their matches there are not alerted)."""
     if not history:
         return
     require_files(history)
-    if not native:
-        return
+    native = [w for w in watches if isinstance(w, NativeWatch)]
+    streaming = [w for w in watches if isinstance(w, RuleWatch)]
     contacts: list[Contact] = []
+    latest: int | None = None
     for raw in history:
         for line, value in formats.read_events(Path(raw), report, forced):
             if not isinstance(value, dict):
                 report.add("not a JSON object", raw, line)
-            elif (contact := contact_of(flatten(value))) is not None:
+                continue
+            flat = flatten(value)
+            if (contact := contact_of(flat)) is not None:
                 contacts.append(contact)
+            if streaming and (ms := streaming[0].executor.event_time(flat)) is not None:
+                latest = ms if latest is None else max(latest, ms)
     for watch in native:
         watch.learn(contacts)
+    if latest is not None:
+        _prime(streaming, history, forced, latest, report.year)
+
+
+def _prime(
+    watches: list[RuleWatch],
+    history: list[str],
+    forced: str | None,
+    latest: int,
+    report_year: int | None,
+) -> None:
+    """The history's events from each rule's window before `latest`, in file order (a second
+    read: its bad events were reported by the first)."""
+    quiet = IngestReport(report_year)
+    for raw in history:
+        for _line, value in formats.read_events(Path(raw), quiet, forced):
+            if not isinstance(value, dict):
+                continue
+            flat = flatten(value)
+            for watch in watches:
+                ms = watch.executor.event_time(flat)
+                if ms is not None and ms > latest - watch.executor.window.length_ms:
+                    watch.prime([flat])
 
 
 def _check_inputs(paths: list[str], follow: bool, checkpoint: str | None) -> None:
@@ -342,8 +370,9 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option(
                 "--history",
-                help="Event files from before the stream, read first and only to learn by the "
-                "native detectors (baselines); repeatable.",
+                help="Event files from before the stream, read first and only to learn: the "
+                "native detectors' baselines, and each ES|QL rule's window filled with its "
+                "last window-length (not alerted); repeatable.",
                 metavar="FILE",
             ),
         ] = None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -156,6 +156,25 @@ class RuleWatch:
     ) -> list[dict[str, object]]:
         """A micro-batch of NDJSON lines (see StreamExecutor.push_lines)."""
         return [self.alert(m) for m in self.executor.push_lines(lines, errors) if self._due(m)]
+
+    def prime_lines(self, lines: Sequence[bytes | str]) -> int:
+        """History (--history): NDJSON lines from before the stream that fill the rule's window,
+        so traffic that recurs (a scrape every 10 minutes) is seen recurring from the stream's
+        first event instead of looking like a first sweep; what they match is not alerted.
+        Returns how many matches were dropped."""
+        return self._priming(lambda: len(self.executor.push_lines(lines)))
+
+    def prime(self, events: Iterable[Mapping[str, object]]) -> int:
+        """`prime_lines` for flattened events."""
+        return self._priming(lambda: sum(len(self.executor.push(e)) for e in events))
+
+    def _priming(self, push: Callable[[], int]) -> int:
+        """`push` with no evidence gathered (its matches are dropped)."""
+        hook, self.executor.on_match = self.executor.on_match, None
+        try:
+            return push()
+        finally:
+            self.executor.on_match = hook
 
     def _due(self, match: StreamMatch) -> bool:
         """Whether a group's new crossing alerts: not within min_gap_ms of its last alert (a
