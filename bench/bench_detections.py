@@ -8,14 +8,18 @@ scan and look-alike) go to `labels.json`, which only the scoring reads. Then:
   schedule over the day, read from hourly NDJSON files (each run reads the files its window
   overlaps);
 * the pack: its streaming ES|QL rules and its native detectors in `watch`'s executors, the
-  day's lines handed over in micro-batches of 1,024 as `watch` reads a file (detection time =
-  the event time the evidence sufficed; the wall time of a batch that alerted bounds the
-  real-time latency); its scheduled-only campaign rule through `detect` every 5 minutes.
+  day's lines handed over in micro-batches of 1,024 as `watch` reads a file, after the history
+  (native detectors: all of it, to learn; ES|QL rules: its last window-length, to fill their
+  windows), detection time = the event time the evidence sufficed; real-time latency = from the
+  arrival of the batch holding the deciding event to the alert; its scheduled-only campaign
+  rule through `detect` every 5 minutes.
 
 The streaming pack and the scheduled rules run in two processes (the machine's two cores), as
 do the day and the history while the fleet is built. It prints one table: recall per scan kind,
 false alerts per 1,000 host-days, median time and attempts to detection, runZero recognised as an
-authorised scanner, and the CPU time of each.
+authorised scanner, and the CPU time of each; then every false alert by rule and by what it
+was on (the look-alike its host and executable are labelled with, else the executable of
+unlabelled fleet traffic), from the labels alone, after detection.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import multiprocessing
 import statistics
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -193,21 +197,25 @@ def scheduled(out: Path, names: list[str]) -> tuple[list[dict[str, object]], flo
             report = detect([rule], backend, Schedule(at=window.run_at), evidence=False)
             for alert in report.alerts:
                 alert["_detected"] = alert["@timestamp"]
+                alert["_rule"] = name
                 alerts.append(_scored(alert))
     return alerts, time.process_time() - began
 
 
 def _scored(alert: dict[str, object]) -> dict[str, object]:
     """What the scoring reads of an alert (alerts cross processes)."""
-    keep = ("_detected", "host.name", "Esql.host_name_values", "process.executable",
+    keep = ("_detected", "_rule", "host.name", "Esql.host_name_values", "process.executable",
             "Esql.scanner_product", "reconwatch.scanner_product")  # fmt: skip
     return {k: alert[k] for k in keep if k in alert}
 
 
-def streamed(out: Path) -> tuple[list[dict[str, object]], list[float], int, float]:
+def streamed(
+    out: Path,
+) -> tuple[list[dict[str, object]], list[tuple[float, float]], int, float]:
     """The pack's streaming rules and native detectors over the day's lines in micro-batches,
-    as `watch` runs them; the alerts, the wall time of every batch that alerted (an upper bound
-    of the time from an event's arrival to its alert), the events read and the CPU seconds."""
+    as `watch` runs them (each ES|QL rule's window first filled from the history, as `watch
+    --history` does); the alerts, each alert's (wall, CPU) seconds from its batch's arrival to
+    the alert, the events read and the CPU seconds."""
     began = time.process_time()
     # The process-level rules: the pack's network-level ones read Zeek/flow/firewall indices.
     names = [
@@ -219,6 +227,7 @@ def streamed(out: Path) -> tuple[list[dict[str, object]], list[float], int, floa
         watches.append(
             NativeWatch.create(rule) if rule.native else RuleWatch.create(rule, evidence=False)
         )
+    rule_names = dict(zip(map(id, watches), names, strict=True))
     natives = [w for w in watches if isinstance(w, NativeWatch)]
     decode = PlanDecoder(FIELDS).decode
     contacts = []
@@ -229,23 +238,58 @@ def streamed(out: Path) -> tuple[list[dict[str, object]], list[float], int, floa
                 contacts.append(contact)
     for watch in natives:
         watch.learn(contacts)
+    _prime([w for w in watches if isinstance(w, RuleWatch)], out / "history.ndjson")
     alerts: list[dict[str, object]] = []
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []
     events = 0
     for batch in batches(out):
         events += len(batch)
+        # The batch arrives at once (a replayed file): an alert's latency runs from then until
+        # its rule hands it back, through the rules before it, as `watch` emits them.
+        wall, cpu = time.perf_counter(), time.thread_time()
         for watch in watches:
-            t = time.perf_counter()
             fired = watch.push_lines(batch)
             if fired:
-                latencies.append(time.perf_counter() - t)
+                took = (time.perf_counter() - wall, time.thread_time() - cpu)
                 for alert in fired:
+                    latencies.append(took)
+                    alert["_rule"] = rule_names[id(watch)]
                     alert["_detected"] = alert.get(
                         "reconwatch.detector.decided_at",
                         alert.get("reconwatch.stream.trigger_time"),
                     )
                     alerts.append(_scored(alert))
     return alerts, latencies, events, time.process_time() - began
+
+
+def realtime_line(latencies: list[tuple[float, float]]) -> str:
+    """Median and p99 of the alerts' real-time latency, wall and CPU."""
+
+    def quantiles(values: list[float]) -> str:
+        values = sorted(values)
+        p99 = values[min(len(values) - 1, int(0.99 * len(values)))]
+        return f"median {statistics.median(values) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+
+    walls, cpus = [w for w, _ in latencies], [c for _, c in latencies]
+    return (
+        f"pack real-time latency, {len(latencies)} streamed alerts (from the arrival of the "
+        f"{LINES_PER_BATCH}-line batch holding the deciding event to the alert): wall "
+        f"{quantiles(walls)}; CPU {quantiles(cpus)}"
+    )
+
+
+def _prime(watches: list[RuleWatch], history: Path) -> None:
+    """As `watch --history` does: each ES|QL rule's window filled with the history's last
+    window-length of lines (in micro-batches; what matches there is not alerted)."""
+    decode = PlanDecoder(("@timestamp",)).decode
+    lines = history.read_bytes().splitlines()
+    times = [iso_millis(str(decode(line)["@timestamp"][0])) or 0 for line in lines]
+    latest = max(times, default=0)
+    for watch in watches:
+        since = latest - watch.executor.window.length_ms
+        chosen = [line for line, ms in zip(lines, times, strict=True) if ms > since]
+        for i in range(0, len(chosen), LINES_PER_BATCH):
+            watch.prime_lines(chosen[i : i + LINES_PER_BATCH])
 
 
 def _hosts(alert: dict[str, object]) -> list[str]:
@@ -258,6 +302,48 @@ def _execs(alert: dict[str, object]) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
+def _cause(
+    look: dict[str, object] | None,
+    hosts: list[str],
+    execs: list[str],
+    scans: list[dict[str, object]],
+) -> str:
+    """What a false alert was on, from the labels alone: the look-alike it names, a planted
+    scan's process outside the scan's time (late or early), or unlabelled fleet traffic (named
+    by the executable's file name: the labels list only what was planted)."""
+    if look is not None:
+        return f"look-alike: {look['kind']}"
+    if any(s["host"] in hosts and s["executable"] in execs for s in scans):
+        return "planted scan, outside its time + grace"
+    return "fleet traffic: " + ", ".join(sorted({e.rsplit("/", 1)[-1] for e in execs}))
+
+
+def false_alert_table(results: dict[str, dict[str, object]]) -> list[str]:
+    """Markdown rows: every (rule, cause) of a false alert, with a count per rule set."""
+    names = list(results)
+    keys = sorted({k for r in results.values() for k in r["false_by"]})  # type: ignore[attr-defined]
+    rows = ["| rule | false alert on | " + " | ".join(names) + " |",
+            "|---|---|" + "---|" * len(names)]  # fmt: skip
+    for rule, cause in keys:
+        counts = [str(results[n]["false_by"].get((rule, cause), "")) for n in names]  # type: ignore[attr-defined]
+        rows.append(f"| {rule} | {cause} | " + " | ".join(counts) + " |")
+    if not keys:
+        rows.append("| (none) | | " + " | ".join("0" for _ in names) + " |")
+    return rows
+
+
+def attempts_to_detection(
+    alerts: list[dict[str, object]],
+    scan: dict[str, object],
+    attempts: dict[tuple[str, str], list[int]],
+) -> int | None:
+    """The scan's connection attempts from its start up to its first detection (None: not
+    found)."""
+    found = score(alerts, {"hosts": 1, "hours": 24, "scans": [scan], "lookalikes": []}, attempts)
+    probes = found["median_attempts"]
+    return None if probes is None else int(probes)  # type: ignore[call-overload]
+
+
 def score(
     alerts: list[dict[str, object]],
     labels: dict[str, object],
@@ -267,6 +353,7 @@ def score(
     looks: list[dict[str, object]] = labels["lookalikes"]  # type: ignore[assignment]
     found: dict[int, datetime] = {}
     false = 0
+    causes: Counter[tuple[str, str]] = Counter()
     authorised_named = authorised_alerts = 0
     for alert in alerts:
         at = parse_datetime(str(alert["_detected"]))
@@ -288,6 +375,7 @@ def score(
             if named == "runZero":
                 continue
         false += 1
+        causes[(str(alert.get("_rule", "?")), _cause(look, hosts, execs, scans))] += 1
     per_kind: dict[str, list[bool]] = defaultdict(list)
     delays, probes = [], []
     for i, s in enumerate(scans):
@@ -304,6 +392,7 @@ def score(
         "overall": len(found) / len(scans),
         "false_alerts": false,
         "fa_per_1000_host_days": false * 1000 / host_days,
+        "false_by": dict(causes),
         "median_seconds": statistics.median(delays) if delays else None,
         "median_attempts": statistics.median(probes) if probes else None,
         "authorised": f"{authorised_named}/{authorised_alerts} named"
@@ -377,12 +466,11 @@ def main() -> None:
         cells = [fmt.format(results[n][key]) if results[n][key] is not None else "-" for n in names]
         print(f"| {label} | " + " | ".join(cells) + " |")
     print("| CPU seconds | " + " | ".join(f"{cpu[n]:.0f}" for n in names) + " |")
+    print()
+    print("False alerts by rule and what they were on (from labels.json, after detection):")
+    print("\n".join(false_alert_table(results)))
     if latencies:
-        latencies.sort()
-        print(f"pack real-time: {len(latencies)} alerting batches of {LINES_PER_BATCH} lines, "
-              f"max {latencies[-1] * 1000:.1f} ms, "
-              f"p99 {latencies[int(0.99 * (len(latencies) - 1))] * 1000:.1f} ms "
-              f"(the whole batch's time through one rule)")  # fmt: skip
+        print(realtime_line(latencies))
     print(f"wall time: {time.time() - wall:.0f} s")
 
 
