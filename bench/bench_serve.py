@@ -49,41 +49,83 @@ def _start_server(
             return proc, found.group(1)
 
 
-def _send(url: str, lines: list[bytes], chunk: int) -> int:
-    """One client process: helpers.bulk of pre-serialised sources (as a log shipper sends)."""
-    from elasticsearch import Elasticsearch, helpers
+# What shippers ask the answer to hold (Beats and Elastic Agent send this filter_path): each
+# item's status and, for a failed one, its error, so the client reads a fraction of the bytes.
+SHIPPER_FILTER = "errors,items.*.status,items.*.error"
 
-    es = Elasticsearch(url, request_timeout=120)
+
+def _client(url: str, fast: bool) -> object:
+    """The official client, unmodified; `fast`: with a msgspec JSON serializer handed to its
+    `serializers` option (a user's choice the client documents; msgspec is already installed,
+    as orjson, which the client would pick up itself, is not)."""
+    from elastic_transport import JsonSerializer
+    from elasticsearch import Elasticsearch
+
+    if not fast:
+        return Elasticsearch(url, request_timeout=120, http_compress=False)
+    import msgspec
+
+    class MsgspecJson(JsonSerializer):
+        def json_dumps(self, data: object) -> bytes:
+            return msgspec.json.encode(data)
+
+        def json_loads(self, data: bytes) -> object:
+            return msgspec.json.decode(data)
+
+    json = MsgspecJson()
+    return Elasticsearch(
+        url,
+        request_timeout=120,
+        http_compress=False,
+        serializers={"application/json": json, "application/vnd.elasticsearch+json": json},
+    )
+
+
+def _send(url: str, lines: list[bytes], chunk: int, how: str) -> tuple[int, float]:
+    """One client process: `helpers.bulk` of pre-serialised sources (as a log shipper sends
+    them), `how` being "plain" (defaults), "filter" (+ the shippers' filter_path) or "fast"
+    (+ a msgspec serializer); (events stored, its CPU seconds)."""
+    from elasticsearch import helpers
+
+    es = _client(url, how == "fast")
+    extra = {"filter_path": SHIPPER_FILTER} if how != "plain" else {}
+    sources = [line.decode() for line in lines]
+    cpu = time.process_time()
     ok, errors = helpers.bulk(
-        es,
-        (line.decode() for line in lines),
+        es,  # type: ignore[arg-type]
+        sources,
         index=INDEX,
         chunk_size=chunk,
-        max_chunk_bytes=50 * 1024 * 1024,
+        max_chunk_bytes=200 * 1024 * 1024,
         max_retries=20,
         initial_backoff=0.1,
         raise_on_error=False,
+        **extra,
     )
-    es.close()
-    return int(ok) if not errors else int(ok) - len(errors)  # type: ignore[arg-type]
+    cpu = time.process_time() - cpu
+    es.close()  # type: ignore[attr-defined]
+    stored = int(ok) if not errors else int(ok) - len(errors)  # type: ignore[arg-type]
+    return stored, cpu
 
 
-def _send_bodies(url: str, lines: list[bytes], chunk: int) -> int:
+def _send_bodies(url: str, lines: list[bytes], chunk: int, how: str) -> tuple[int, float]:
     """One client process: the official client's `bulk` with bodies built beforehand (as a log
-    shipper that batches NDJSON sends them), retried after a 429; events stored."""
-    from elasticsearch import ApiError, Elasticsearch
+    shipper that batches NDJSON sends them) and the shippers' filter_path, retried after a
+    429; (events stored, its CPU seconds)."""
+    from elasticsearch import ApiError
 
     action = b'{"create":{"_index":"' + INDEX.encode() + b'"}}\n'
     bodies = [
         b"".join(action + ln + b"\n" for ln in lines[i : i + chunk])
         for i in range(0, len(lines), chunk)
     ]
-    es = Elasticsearch(url, request_timeout=120)
+    es = _client(url, how == "fast")
     stored = 0
+    cpu = time.process_time()
     for body in bodies:
         while True:
             try:
-                answer = es.bulk(operations=body)
+                answer = es.bulk(operations=body, filter_path=SHIPPER_FILTER)  # type: ignore[attr-defined]
             except ApiError as exc:
                 if exc.meta.status != 429:
                     raise
@@ -91,43 +133,101 @@ def _send_bodies(url: str, lines: list[bytes], chunk: int) -> int:
                 continue
             stored += sum(1 for item in answer["items"] if item["create"]["status"] == 201)
             break
-    es.close()
-    return stored
+    cpu = time.process_time() - cpu
+    es.close()  # type: ignore[attr-defined]
+    return stored, cpu
 
 
-def _null_server(port: multiprocessing.Queue[int]) -> None:
-    """An HTTP server answering every _bulk at once with one success per action: what the
-    client side costs alone."""
+def _trivial_server(port: multiprocessing.Queue[int]) -> None:
+    """An HTTP/1.1 server that costs next to nothing: every _bulk is answered at once with one
+    success per action, the answer (Elasticsearch's item shape, or the filtered one when
+    filter_path is asked) built once per size and reused: what the client side costs alone."""
+    import asyncio
     import json
+
+    answers: dict[tuple[int, bool], bytes] = {}
+
+    def answer(count: int, short: bool) -> bytes:
+        if (count, short) not in answers:
+            item: dict[str, object] = {"create": {"status": 201}}
+            if not short:
+                item = {
+                    "create": {
+                        "_index": INDEX,
+                        "_id": "x" * 20,
+                        "_version": 1,
+                        "result": "created",
+                        "_shards": {"total": 1, "successful": 1, "failed": 0},
+                        "_seq_no": 100_000,
+                        "_primary_term": 1,
+                        "status": 201,
+                    }
+                }
+            body = {"errors": False, "took": 1, "items": [item] * count}
+            answers[count, short] = json.dumps(body, separators=(",", ":")).encode()
+        return answers[count, short]
+
+    class Http(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+            self.buf = bytearray()
+
+        def data_received(self, data: bytes) -> None:
+            self.buf += data
+            while (end := self.buf.find(b"\r\n\r\n")) >= 0:
+                head = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
+                length = 0
+                for line in head[1:]:
+                    name, _, value = line.partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value)
+                if len(self.buf) < end + 4 + length:
+                    return
+                body = bytes(self.buf[end + 4 : end + 4 + length])
+                del self.buf[: end + 4 + length]
+                target = head[0].split(" ")[1]
+                out = (
+                    answer(body.count(b"\n") // 2, "filter_path" in target)
+                    if "_bulk" in target
+                    else b'{"version":{"number":"9.0.0"},"tagline":"You Know, for Search"}'
+                )
+                self.transport.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                    b"x-elastic-product: Elasticsearch\r\ncontent-length: %d\r\n\r\n"
+                    % len(out)
+                    + out
+                )
+
+    async def serve() -> None:
+        server = await asyncio.get_running_loop().create_server(Http, "127.0.0.1", 0)
+        port.put(server.sockets[0].getsockname()[1])
+        await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+def _null_store_server(port: multiprocessing.Queue[int], data_dir: str) -> None:
+    """The service's whole HTTP path (uvicorn, the body, the parse, the write plan: ids,
+    @timestamp, event.ingested, per-item results, the answer) over a store that writes
+    nothing: what the service costs before DuckDB."""
     import socket
 
-    import uvicorn
+    from reconwatch.service.app import Limits, build_app, open_service
+    from reconwatch.service.server import run_on
+    from reconwatch.store import Store
+    from reconwatch.store.events import plan_batch
 
-    async def app(scope: dict[str, object], receive: object, send: object) -> None:
-        if scope["type"] != "http":
-            return
-        body = b""
-        while True:
-            message = await receive()  # type: ignore[operator]
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        if scope["path"] == "/":
-            answer: dict[str, object] = {
-                "version": {"number": "8.17.0"},
-                "tagline": "You Know, for Search",
-            }
-        else:
-            item = {"index": {"_index": INDEX, "_id": "x", "status": 201, "result": "created"}}
-            answer = {"errors": False, "took": 1, "items": [item] * (body.count(b"\n") // 2)}
-        headers = [(b"content-type", b"application/json"), (b"x-elastic-product", b"Elasticsearch")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})  # type: ignore[operator]
-        await send({"type": "http.response.body", "body": json.dumps(answer).encode()})  # type: ignore[operator]
+    class NullStore(Store):
+        def write(self, batch):  # type: ignore[no-untyped-def]
+            results, pending = plan_batch(batch, {}, self.clock(), self._next_seq)
+            self._next_seq += len(pending.rows)
+            return results
 
+    store = NullStore(Path(data_dir), lambda: datetime.now(UTC))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port.put(sock.getsockname()[1])
-    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    run_on(build_app(open_service(store, Limits(queue_batches=256))), sock)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -136,63 +236,125 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
 def _timed_clients(
-    send: object, url: str, lines: list[bytes], clients: int, chunk: int
-) -> tuple[int, float]:
+    send: object, url: str, lines: list[bytes], clients: int, chunk: int, how: str
+) -> tuple[int, float, float]:
+    """(events stored, wall seconds, the clients' CPU seconds per event)."""
     slices = [lines[i::clients] for i in range(clients)]
     started = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(clients) as pool:
-        stored = sum(pool.starmap(send, [(url, part, chunk) for part in slices]))  # type: ignore[arg-type]
-    return stored, time.perf_counter() - started
+        done = pool.starmap(send, [(url, part, chunk, how) for part in slices])  # type: ignore[arg-type]
+    wall = time.perf_counter() - started
+    stored = sum(d[0] for d in done)
+    return stored, wall, sum(d[1] for d in done) / max(stored, 1)
+
+
+def _in_process(target: object, *args: object) -> tuple[multiprocessing.Process, str]:
+    ctx = multiprocessing.get_context("fork")
+    port: multiprocessing.Queue[int] = ctx.Queue()
+    proc = ctx.Process(target=target, args=(port, *args), daemon=True)  # type: ignore[arg-type]
+    proc.start()
+    return proc, f"http://127.0.0.1:{port.get(timeout=60)}"
+
+
+# (label, sender, how): the ways the official client is driven, slowest first.
+CLIENTS = (
+    ("helpers.bulk, JSON strings, client defaults", _send, "plain"),
+    ("helpers.bulk, JSON strings, filter_path", _send, "filter"),
+    ("helpers.bulk, JSON strings, filter_path, msgspec serializer", _send, "fast"),
+    ("es.bulk, NDJSON bodies built, filter_path, msgspec serializer", _send_bodies, "fast"),
+)
 
 
 def bench_ingest(events: int, clients: int, chunk: int) -> None:
+    """Every client way against a trivial server (the client's own ceiling), the fastest and
+    the default against a service with a null store (HTTP and Python, no DuckDB) and against
+    `reconwatch serve`, and DuckDB's own loader, one after the other in one run; each line
+    with its rate, CPU microseconds per event and the load average when it ended."""
     path = generate(HERE / "out" / f"events-{events}-7.ndjson", events)
     lines = [ln for ln in path.read_bytes().splitlines() if ln.strip()]
     n = len(lines)
-    runs: list[tuple[str, int, float, float]] = []
-    with tempfile.TemporaryDirectory(prefix="rw-bench-serve-") as tmp:
-        for name, send in (("helpers.bulk", _send), ("es.bulk, bodies built", _send_bodies)):
-            proc, url = _start_server(Path(tmp) / f"svc-{len(runs)}")
-            try:
-                cpu = _cpu_seconds(proc.pid)
-                stored, served = _timed_clients(send, url, lines, clients, chunk)
-                cpu = _cpu_seconds(proc.pid) - cpu
-            finally:
-                proc.terminate()
-                proc.wait(30)
-            runs.append((name, stored, served, cpu))
-        ctx = multiprocessing.get_context("fork")
-        port: multiprocessing.Queue[int] = ctx.Queue()
-        null = ctx.Process(target=_null_server, args=(port,), daemon=True)
-        null.start()
-        try:
-            _, client_alone = _timed_clients(
-                _send, f"http://127.0.0.1:{port.get()}", lines, clients, chunk
-            )
-        finally:
-            null.terminate()
-            null.join(30)
-        plain_load = _duckdb_load(path, Path(tmp) / "plain.duckdb", columns=False)
-        store_load = _duckdb_load(path, Path(tmp) / "store.duckdb", columns=True)
-    print(f"load average (1 min): {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {n:,} events")
-    for name, stored, served, cpu in runs:
-        print(
-            f"_bulk ingest, {name}: {stored:,} stored in {served:.2f} s = {stored / served:,.0f}/s; "
-            f"service CPU {cpu:.2f} s = {cpu / max(stored, 1) * 1e6:.1f} us/event "
-            f"(target >= 100,000/s)"
-        )
-    print(f"  ({clients} client processes, chunks of {chunk})")
-    print(f"helpers.bulk against a server that answers at once: {n / client_alone:,.0f}/s")
-    print(f"DuckDB's own loader into the store's events table: {n / store_load:,.0f}/s")
-    print(f"DuckDB's own loader into a table of text only: {n / plain_load:,.0f}/s")
-    best = max(stored / served for _, stored, served, _ in runs)
     print(
-        f"ratio (best service rate / DuckDB's loader into the store's table): {best / (n / store_load):.3f}"
+        f"{n:,} events of {sum(map(len, lines)) / n:,.0f} bytes; {os.cpu_count()} CPUs; {_load()}"
+    )
+    print(f"  ({clients} client processes, chunks of {chunk}; us/event: CPU microseconds)")
+    client_us: dict[str, float] = {}
+    proc, url = _in_process(_trivial_server)
+    try:
+        for label, send, how in CLIENTS:
+            stored, wall, cpu = _timed_clients(send, url, lines, clients, chunk, how)
+            client_us[label] = cpu
+            print(
+                f"client alone, {label}: {stored / wall:,.0f}/s, client {cpu * 1e6:.1f} us/event; {_load()}"
+            )
+    finally:
+        proc.terminate()
+        proc.join(30)
+    best_label, default_label = CLIENTS[-2][0], CLIENTS[0][0]
+    rates: list[float] = []
+    compared = (CLIENTS[0], CLIENTS[-2], CLIENTS[-1])
+    with tempfile.TemporaryDirectory(prefix="rw-bench-serve-") as tmp:
+        for k, (label, send, how) in enumerate(compared):
+            null, url = _in_process(_null_store_server, str(Path(tmp) / f"null-{k}"))
+            try:
+                cpu = _cpu_seconds(null.pid or 0)
+                stored, wall, ccpu = _timed_clients(send, url, lines, clients, chunk, how)
+                cpu = _cpu_seconds(null.pid or 0) - cpu
+            finally:
+                null.terminate()
+                null.join(30)
+            print(
+                f"service with a null store, {label}: {stored / wall:,.0f}/s; service "
+                f"{cpu / max(stored, 1) * 1e6:.1f} us/event, client {ccpu * 1e6:.1f}; {_load()}"
+            )
+        service_us = 0.0
+        for k, (label, send, how) in enumerate(compared):
+            proc2, url = _start_server(Path(tmp) / f"svc-{k}")
+            try:
+                cpu = _cpu_seconds(proc2.pid)
+                stored, wall, ccpu = _timed_clients(send, url, lines, clients, chunk, how)
+                cpu = _cpu_seconds(proc2.pid) - cpu
+            finally:
+                proc2.terminate()
+                proc2.wait(30)
+            rates.append(stored / wall)
+            us = cpu / max(stored, 1) * 1e6
+            if label == best_label:
+                service_us = us
+            print(
+                f"reconwatch serve, {label}: {stored:,} stored in {wall:.2f} s = "
+                f"{stored / wall:,.0f}/s (target >= 100,000/s); service {us:.1f} us/event, "
+                f"client {ccpu * 1e6:.1f}; {_load()}"
+            )
+        plain_load, plain_cpu = _duckdb_load(path, Path(tmp) / "plain.duckdb", columns=False)
+        print(
+            f"DuckDB's own loader into a table of text only: {n / plain_load:,.0f}/s, "
+            f"{plain_cpu / n * 1e6:.1f} us/event; {_load()}"
+        )
+        store_load, store_cpu = _duckdb_load(path, Path(tmp) / "store.duckdb", columns=True)
+        print(
+            f"DuckDB's own loader into the store's events table: {n / store_load:,.0f}/s, "
+            f"{store_cpu / n * 1e6:.1f} us/event; {_load()}"
+        )
+    best = max(rates)
+    print(
+        f"ratio (best service rate / DuckDB's loader into the store's table): "
+        f"{best / (n / store_load):.3f}"
+    )
+    client = client_us[best_label] * 1e6
+    total = client + service_us
+    print(
+        f"CPU per event, client ({best_label}) + service: {client:.1f} + {service_us:.1f} = "
+        f"{total:.1f} us: at most {2e6 / total:,.0f}/s on 2 idle cores "
+        f"(the default client alone: {client_us[default_label] * 1e6:.1f} us/event)"
     )
 
 
-def _duckdb_load(path: Path, db: Path, columns: bool) -> float:
+def _duckdb_load(path: Path, db: Path, columns: bool) -> tuple[float, float]:
     """DuckDB reading the NDJSON itself into the store's events table (with the rule-field
     columns, as the store writes them) or a table of text only, committed: the most a loader
     inside this process could do."""
@@ -200,7 +362,7 @@ def _duckdb_load(path: Path, db: Path, columns: bool) -> float:
 
     con = duckdb.connect(str(db))
     con.execute(schema.EVENTS)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     con.execute(
         f"CREATE TEMP VIEW loaded AS SELECT row_number() OVER () AS seq, '{INDEX}' AS idx, "
         "uuid()::VARCHAR AS id, 1 AS version, TRY_CAST(json_extract_string(json, "
@@ -212,9 +374,10 @@ def _duckdb_load(path: Path, db: Path, columns: bool) -> float:
         if columns
         else "INSERT INTO events BY NAME SELECT * FROM loaded"
     )
-    elapsed = time.perf_counter() - started
+    con.execute("CHECKPOINT")
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     con.close()
-    return elapsed
+    return elapsed, cpu
 
 
 # -- one rule run over a large store -------------------------------------------------------------
@@ -427,13 +590,15 @@ def _offer(
     """Load at `rate` events/s from one process: OFFER_THREADS connections, each sending a
     _bulk request of LOAD_CHUNK events every OFFER_THREADS * LOAD_CHUNK / rate seconds (a
     request that takes longer delays that connection's next: what was sent is the rate
-    offered); counts (events sent, events accepted, requests refused with 429)."""
+    offered; `rate` 0: each connection sends its next request as soon as the last is answered,
+    the highest rate the service takes); counts (events sent, events accepted, requests refused
+    with 429)."""
     import threading
 
     body = _load_body()
     totals = [0, 0, 0]
     lock = threading.Lock()
-    interval = OFFER_THREADS * LOAD_CHUNK / rate
+    interval = OFFER_THREADS * LOAD_CHUNK / rate if rate > 0 else 0.0
 
     def one(offset: float) -> None:
         import http.client
@@ -605,11 +770,12 @@ def bench_latency(trials: int, load_seconds: float, rate: float, senders: int) -
     b99 = _pct(baseline, 0.99)
     print(
         f"real-time alert latency from the _bulk answer, {len(latencies)} scans under load: to the API p50 "
-        f"{p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms (target p99 < 1 s); to the webhook sink "
+        f"{p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms (target p99 < 1 s at 50k/s); to the webhook sink "
         f"p50 {s50 * 1000:.0f} ms, p99 {s99 * 1000:.0f} ms"
     )
+    asked = f"{rate:,.0f} events/s" if rate > 0 else "as fast as answered"
     print(
-        f"  load offered: {rate:,.0f} events/s asked of {senders} senders; sent {sent:,} in "
+        f"  load offered: {asked} asked of {senders} senders; sent {sent:,} in "
         f"{load_seconds:.0f} s = {sent / load_seconds:,.0f}/s, accepted {accepted / load_seconds:,.0f}/s, "
         f"{refused} requests refused with 429; trials took {elapsed:.1f} s"
     )
@@ -619,7 +785,7 @@ def bench_latency(trials: int, load_seconds: float, rate: float, senders: int) -
             f"over {held_count} alerts (reconwatch_realtime_alert_held_seconds)"
         )
     print(
-        f"  baseline (the poll of an alert already there), p99 {b99 * 1000:.0f} ms; "
+        f"  baseline (the poll of an alert already there), p99 {b99 * 1000:.0f} ms; {_load()}; "
         f"ratio p99 / baseline p99: {p99 / b99:.1f}"
     )
 
@@ -654,7 +820,12 @@ def main() -> None:
     lat = sub.add_parser("latency", help="real-time alert latency under ingest")
     lat.add_argument("--trials", type=int, default=30)
     lat.add_argument("--load-seconds", type=float, default=30)
-    lat.add_argument("--rate", type=float, default=50_000, help="events/s of load offered")
+    lat.add_argument(
+        "--rate",
+        type=float,
+        default=50_000,
+        help="events/s of load offered (0: as fast as the service answers, its highest rate)",
+    )
     lat.add_argument("--senders", type=int, default=2)
     args = ap.parse_args()
     os.environ.setdefault("PYTHONHASHSEED", "0")
