@@ -1,6 +1,6 @@
-"""`reconwatch serve`: `_bulk` ingest through the official client vs DuckDB's own loader, one
-scheduled run of the seed rule over a large store vs the same query hand-written in DuckDB SQL,
-and real-time alert latency (to the API and to a webhook sink) under an offered _bulk load."""
+"""`reconwatch serve`: `_bulk` ingest through the official client vs DuckDB's own loader, and
+real-time alert latency (to the API and to a webhook sink) under an offered _bulk load (a rule
+run over a large store: bench_store.py)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
-from gen_events import generate, query_time
+from gen_events import generate
 
 HERE = Path(__file__).resolve().parent
 INDEX = "logs-endpoint.events.network-default"
@@ -380,187 +380,6 @@ def _duckdb_load(path: Path, db: Path, columns: bool) -> tuple[float, float]:
     return elapsed, cpu
 
 
-# -- one rule run over a large store -------------------------------------------------------------
-
-
-def _count(db: Path) -> int:
-    con = duckdb.connect(str(db))
-    try:
-        row = con.execute("SELECT count(*) FROM events").fetchone()
-    finally:
-        con.close()
-    return int(row[0]) if row else 0
-
-
-def bench_run(events: int, hours_fresh: int, repeats: int, keep: str | None = None) -> None:
-    """A store of `events` events: `hours_fresh` hours of simulated fleet traffic at the end (a
-    subnet scan in the last) and older history made of those hours shifted back, hour by hour;
-    the seed rule's scheduled run at the end vs its query hand-written in DuckDB SQL."""
-    from reconwatch.rules.builtin import DEFAULT_RULE, load_builtin
-    from reconwatch.store import Store
-
-    fresh = generate(HERE / "out" / f"events-{hours_fresh * 72_000}-7.ndjson", hours_fresh * 72_000)
-    now = query_time(hours_fresh * 72_000)
-    with tempfile.TemporaryDirectory(prefix="rw-bench-run-") as tmp:
-        data = Path(keep or tmp)
-        if (data / "reconwatch.duckdb").exists():
-            filled = _count(data / "reconwatch.duckdb")
-        else:
-            store = Store(data, lambda: now, retention=timedelta(days=3650))
-            store.close()
-            filled = _fill(data / "reconwatch.duckdb", fresh, events)
-        rule = load_builtin(DEFAULT_RULE)
-        store = Store(data, lambda: now, retention=timedelta(days=3650))
-        try:
-            best: dict[str, tuple[float, float]] = {}
-            alerts: dict[str, int] = {}
-            rows = 0
-            for _ in range(repeats):
-                for name in ("columns", "text"):
-                    wall, cpu, alerts[name] = _rule_run(store, rule, now, text=name == "text")
-                    best[f"rule/{name}"] = _better(best.get(f"rule/{name}"), wall, cpu)
-                for name, fields in (("columns", _FROM_COLUMNS), ("text", _FROM_TEXT)):
-                    started, cpu = time.perf_counter(), time.process_time()
-                    rows = _hand_written(store, now, fields)
-                    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-                    best[f"sql/{name}"] = _better(best.get(f"sql/{name}"), wall, cpu)
-        finally:
-            store.close()
-    print(f"store: {filled:,} events ({hours_fresh} h simulated, older hours shifted copies)")
-    print(f"load average (1 min) after the runs: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    labels = {
-        "rule/columns": f"seed rule run, window read from the rule-field columns ({alerts['columns']} alerts)",
-        "rule/text": f"seed rule run, window parsed from the JSON text ({alerts['text']} alerts)",
-        "sql/columns": f"hand-written DuckDB SQL over the rule-field columns ({rows} groups)",
-        "sql/text": "hand-written DuckDB SQL over the JSON text (json_extract)",
-    }
-    for key, label in labels.items():
-        wall, cpu = best[key]
-        print(f"{label}: {wall:.3f} s wall, {cpu:.3f} CPU s (best of {repeats})")
-    print("target: one run <= 0.5 s")
-    rule_wall, rule_cpu = best["rule/columns"]
-    for key in ("sql/columns", "sql/text", "rule/text"):
-        wall, cpu = best[key]
-        print(
-            f"ratio rule run (columns) / {key}: {rule_wall / wall:.2f} wall, {rule_cpu / cpu:.2f} CPU"
-        )
-
-
-def _better(old: tuple[float, float] | None, wall: float, cpu: float) -> tuple[float, float]:
-    return (wall, cpu) if old is None else (min(old[0], wall), min(old[1], cpu))
-
-
-def _rule_run(store: object, rule: object, now: datetime, text: bool) -> tuple[float, float, int]:
-    """One first scheduled run of the rule (a kept store has a history: cleared), its window
-    read from the columns or, as before them, parsed from the text; (wall, CPU s, alerts)."""
-    from reconwatch.service.scheduler import Scheduler
-    from reconwatch.store import rulefields
-
-    cur = store.cursor()  # type: ignore[attr-defined]
-    cur.execute("DELETE FROM rule_runs")
-    cur.execute("DELETE FROM alerts")
-    cur.close()
-    covered = rulefields.covered
-    if text:
-        rulefields.covered = lambda structure: None  # type: ignore[assignment]
-    try:
-        scheduler = Scheduler(store, [rule], lambda: now, evidence=False)  # type: ignore[arg-type,list-item]
-        started, cpu = time.perf_counter(), time.process_time()
-        outcomes = scheduler.tick()
-        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    finally:
-        rulefields.covered = covered  # type: ignore[assignment]
-    return wall, cpu, outcomes[-1].record.alerts
-
-
-def _fill(db: Path, fresh: Path, events: int) -> int:
-    """The fresh hours as they are, then shifted copies an hour earlier each until `events`,
-    written as the store writes them (the rule-field columns taken out of each source)."""
-    from reconwatch.store import rulefields
-
-    con = duckdb.connect(str(db))
-    try:
-        con.execute(
-            "CREATE TEMP TABLE base AS SELECT "
-            "CAST(json_extract_string(json, '$.\"@timestamp\"') AS TIMESTAMP) AS ts, "
-            "json AS source FROM read_ndjson_objects(?)",
-            [str(fresh)],
-        )
-        row = con.execute("SELECT count(*), min(ts), max(ts) FROM base").fetchone()
-        assert row is not None
-        base, first, last = int(row[0]), row[1], row[2]
-        span = max(1, round((last - first).total_seconds() / 3600))
-        copies = max(0, -(-(events - base) // base))
-        # Oldest first: rows land in arrival order, as the service appends them.
-        for k in range(copies, -1, -1):
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE batch AS SELECT row_number() OVER () + "
-                "coalesce((SELECT max(seq) FROM events), 0) AS seq, ? AS idx, "
-                "uuid()::VARCHAR AS id, 1 AS version, ts - to_hours(?) AS ts, "
-                "ts - to_hours(?) AS ingested, regexp_replace(source, "
-                '\'"@timestamp":"[^"]*"\', \'"@timestamp":"\' || '
-                "strftime(ts - to_hours(?), '%Y-%m-%dT%H:%M:%S.%g') || 'Z\"') AS source, "
-                "now()::TIMESTAMP AS arrived FROM base",
-                [INDEX, k * span, k * span, k * span],
-            )
-            con.execute(rulefields.insert_sql("batch"))
-        con.execute("INSERT OR IGNORE INTO indices VALUES (?, now()::TIMESTAMP)", [INDEX])
-        row = con.execute("SELECT count(*) FROM events").fetchone()
-        assert row is not None
-        return int(row[0])
-    finally:
-        con.close()
-
-
-# The seed rule's fields, read out of the JSON text or from the store's rule-field columns.
-_FROM_TEXT = {
-    "t": "CAST(json_extract_string(source, '$.\"@timestamp\"') AS TIMESTAMP)",
-    "os": "json_extract_string(source, '$.host.os.type')",
-    "action": "json_extract_string(source, '$.event.action')",
-    "types": "CAST(json_extract(source, '$.event.type') AS VARCHAR[])",
-    "exe": "json_extract_string(source, '$.process.executable')",
-    "dip": "json_extract_string(source, '$.destination.ip')",
-    "agent_id": "json_extract_string(source, '$.agent.id')",
-    "host_name": "json_extract_string(source, '$.host.name')",
-}
-_FROM_COLUMNS = {
-    "t": "CAST(f__timestamp->>'$' AS TIMESTAMP)",
-    "os": "f_host_os_type->>'$'",
-    "action": "f_event_action->>'$'",
-    "types": "CAST(f_event_type AS VARCHAR[])",
-    "exe": "f_process_executable->>'$'",
-    "dip": "f_destination_ip->>'$'",
-    "agent_id": "f_agent_id->>'$'",
-    "host_name": "f_host_name->>'$'",
-}
-
-
-def _hand_written(store: object, now: datetime, fields: dict[str, str]) -> int:
-    """The seed rule's query as one would write it in DuckDB SQL over the same table."""
-    start = (now - timedelta(minutes=61)).replace(tzinfo=None)
-    end = now.replace(tzinfo=None)
-    picked = ", ".join(f"{expr} AS {name}" for name, expr in fields.items())
-    con = store.cursor()  # type: ignore[attr-defined]
-    try:
-        row = con.execute(
-            f"""
-            WITH e AS (SELECT {picked} FROM events WHERE idx = ? AND ts >= ? AND ts <= ?)
-            SELECT count(*) FROM (
-              SELECT exe, count(*) AS n, count(DISTINCT dip) AS ips,
-                     count(DISTINCT agent_id) AS agents, list_distinct(list(host_name)),
-                     list_distinct(list(agent_id))
-              FROM e
-              WHERE t > ? AND os = 'linux' AND action = 'connection_attempted'
-                AND list_contains(types, 'start')
-              GROUP BY exe HAVING agents = 1 AND ips > 250 ORDER BY n LIMIT 100)
-            """,
-            [INDEX, start, end, end - timedelta(hours=1)],
-        ).fetchone()
-    finally:
-        con.close()
-    return int(row[0]) if row else 0
-
-
 # -- real-time alert latency ------------------------------------------------------------------------
 
 # Events per background _bulk request, and the connections of each sender process.
@@ -812,11 +631,6 @@ def main() -> None:
     ing.add_argument("--events", type=int, default=200_000)
     ing.add_argument("--clients", type=int, default=2)
     ing.add_argument("--chunk", type=int, default=5000)
-    run = sub.add_parser("run", help="one seed-rule run over a large store")
-    run.add_argument("--events", type=int, default=10_000_000)
-    run.add_argument("--fresh-hours", type=int, default=3)
-    run.add_argument("--repeats", type=int, default=3)
-    run.add_argument("--keep", help="a directory the store is kept in (and reused from)")
     lat = sub.add_parser("latency", help="real-time alert latency under ingest")
     lat.add_argument("--trials", type=int, default=30)
     lat.add_argument("--load-seconds", type=float, default=30)
@@ -831,10 +645,8 @@ def main() -> None:
     os.environ.setdefault("PYTHONHASHSEED", "0")
     if args.what == "ingest":
         bench_ingest(args.events, args.clients, args.chunk)
-    elif args.what == "latency":
-        bench_latency(args.trials, args.load_seconds, args.rate, args.senders)
     else:
-        bench_run(args.events, args.fresh_hours, args.repeats, args.keep)
+        bench_latency(args.trials, args.load_seconds, args.rate, args.senders)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from conftest import Clock
 from reconwatch.query import run_query
 from reconwatch.service.storequery import run_on_store
 from reconwatch.store import NewEvent, Store, StoreError, rulefields, schema
-from reconwatch.store.window import window_dataset
+from reconwatch.store.window import StoredWindow, window_dataset
 
 NOW = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
 START = datetime(2026, 1, 2, 11, 0, tzinfo=UTC)
@@ -280,3 +280,33 @@ def test_a_text_the_column_parser_refuses_is_stored_and_not_plain() -> None:
     con.execute(rulefields.insert_sql("batch"))
     rows = con.execute("SELECT seq, plain, f_host_name FROM events ORDER BY seq").fetchall()
     assert rows == [(1, False, None), (2, True, '"a"')]
+
+
+PLAIN = [0, 1, 2, 6, 7, 9, 10]  # the TEXTS without a dotted key (or a string like one)
+
+
+@pytest.mark.parametrize("with_dotted", [False, True])
+def test_a_window_of_plain_rows_is_one_scan_in_arrival_order(
+    tmp_path: Path, with_dotted: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only plain rows in the window: the columns are read by one scan, without the union and
+    # sort that put plain and other rows back in arrival order; a window holding one other row
+    # takes the union. Both give what the text gives, rows in arrival order (no SORT here).
+    texts = [TEXTS[i] for i in PLAIN] + ([TEXTS[3]] if with_dotted else [])
+    store = _store(tmp_path, texts)
+    query = "FROM logs-endpoint.events.network-* METADATA _id | KEEP _id, host.name, destination.ip"
+    try:
+        structure = '\'{"host": {"name": "VARCHAR"}, "destination": {"ip": "VARCHAR"}}\''
+        stored = StoredWindow(store, NET, START, NOW, "ts")
+        assert ("UNION ALL" in stored.relation(structure)) is with_dotted
+
+        def run() -> object:
+            return run_on_store(store, query, window_dataset(store, PATTERNS, START, NOW), NOW)
+
+        got = run()
+        monkeypatch.setattr(rulefields, "covered", lambda structure: None)
+        text = run()
+    finally:
+        store.close()
+    assert got.rows == text.rows  # type: ignore[attr-defined]
+    assert [r[0] for r in got.rows] == [f"e{i}" for i in range(len(texts))]  # type: ignore[attr-defined]

@@ -65,9 +65,15 @@ class StoredWindow:
         tree = rulefields.covered(_unquote(structure))
         if tree is None:
             return f"(SELECT {meta}, {text} FROM events WHERE {self._where()})"
+        where = self._where()
+        plain = f"(SELECT {meta}, {rulefields.columns_select(tree)} FROM events WHERE {where} AND plain)"
+        if not self._has_other_rows(where):
+            # Every row of the window is plain (the usual case): one scan of the columns, in
+            # arrival order as a scan gives them, with no sort (a fifth of a run's SQL at 74k).
+            # A row committed after this look is as if it had arrived after the run's read.
+            return plain
         # Plain rows from the rule-field columns, the others parsed from their text, in
         # arrival order as the one scan above gives them.
-        where = self._where()
         return (
             f"(SELECT * EXCLUDE (__rw_seq) FROM ("
             f"SELECT seq AS __rw_seq, {meta}, {rulefields.columns_select(tree)} "
@@ -75,6 +81,18 @@ class StoredWindow:
             f"UNION ALL SELECT seq AS __rw_seq, {meta}, {text} "
             f"FROM events WHERE {where} AND plain IS NOT TRUE) ORDER BY __rw_seq)"
         )
+
+    def _has_other_rows(self, where: str) -> bool:
+        """Whether the window holds a row the columns cannot be read for (a dotted key, or
+        stored before the columns): a look at the `plain` column of the window's row groups."""
+        cur = self.store.cursor()
+        try:
+            row = cur.execute(
+                f"SELECT EXISTS (SELECT 1 FROM events WHERE {where} AND plain IS NOT TRUE)"
+            ).fetchone()
+        finally:
+            cur.close()
+        return bool(row and row[0])
 
     def metadata(self, name: str) -> str | None:
         return _METADATA.get(name)
