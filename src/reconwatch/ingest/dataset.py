@@ -118,6 +118,10 @@ class StoredEvents(Protocol):
         """The first `limit` documents."""
         ...
 
+    def sources(self) -> str:
+        """SQL of the documents' JSON texts, one column (for listing their fields)."""
+        ...
+
     def load(self) -> tuple[list[str], list[object]]:
         """Every event's _id and document, in the order stored."""
         ...
@@ -195,6 +199,8 @@ class Dataset:
         # Inputs handed to Spark's workers, and what the workers report of them (accumulators).
         self._spark_inputs: set[int] = set()
         self._spark_outcomes: list[Any] = []
+        # Inputs whose fields DuckDB listed for an export (export_fields), not the Python reader.
+        self._listed: set[int] = set()
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -490,6 +496,47 @@ class Dataset:
         scan = self._ensure_scan()
         return [self._known(scan, name) for name in sorted(scan.fields)]
 
+    def export_fields(self, con: duckdb.DuckDBPyConnection) -> list[Column]:
+        """`present_fields()` without reading every event in Python where DuckDB's reader takes
+        a file: DuckDB lists its fields (fast.leaf_names), typed as the query path types them
+        (ECS, else inferred from the sample; a later value that does not fit the inferred type
+        raises RETYPE when read, and then every event is read here). A file DuckDB cannot list,
+        one with a field outside the schema its sample did not show (its type needs every
+        value), and one DuckDB's read gave up on (`scan_failed`: bad events) are read through
+        by the validating reader, whose fields they then have."""
+        scan = self._ensure_sample()
+        for index in range(len(self._inputs)):
+            if scan.complete[index] or index in self._listed:
+                continue
+            listed = self._list_fields(con, index)
+            if listed is None or any(n not in scan.fields and n not in _ECS_NAMES for n in listed):
+                scan.per_input[index] = set()
+                self._read_fields(scan, index, None)
+            else:
+                self._listed.add(index)
+                for name in sorted(listed - scan.fields.keys()):
+                    scan.fields[name] = _FieldInfo()
+                scan.per_input[index].update(listed)
+        for index in sorted(self._listed & self._slow):
+            # Listed by DuckDB, then refused by its read: the fields of the good events only.
+            self._listed.discard(index)
+            scan.per_input[index] = set()
+            self._read_fields(scan, index, None)
+        self._retype(scan)
+        names: set[str] = set().union(*scan.per_input)
+        return [self._known(scan, name) for name in sorted(names)]
+
+    def _list_fields(self, con: duckdb.DuckDBPyConnection, index: int) -> set[str] | None:
+        """The fields DuckDB lists for an input its reader takes; None for another input."""
+        inp = self._inputs[index]
+        if not self._fast_candidate(index):
+            return None
+        if inp.stored is not None:
+            return fast.leaf_names(con, inp.stored.sources())
+        if inp.path is None or self._too_deep(con, index):
+            return None
+        return fast.leaf_names(con, fast.file_texts(str(inp.path)))
+
     def complete_fields(self) -> bool:
         """Read every event for its fields if only samples were; False when nothing was left."""
         if self._scan is not None and all(self._scan.complete):
@@ -593,37 +640,80 @@ class Dataset:
         inputs: Sequence[int],
         metadata: Sequence[str] = (),
         filtered: Collection[str] | None = None,
+        *,
+        in_order: bool = False,
     ) -> bool:
         """Make `rw_source` on `con`: DuckDB reads NDJSON files itself where it can, the Python
         reader supplies the rest as Arrow batches. `filtered`: the fields the query's filters
-        read (all when None), which DuckDB's reader checks for every event (fast.source_select)."""
+        read (all when None), which DuckDB's reader checks for every event (fast.source_select).
+        `in_order`: the rows in input order (an export's), not the Python reader's inputs last."""
         cols = [self.column(n) or Column(n, T.KEYWORD) for n in names]
-        parts: list[str] = []
-        slow: list[int] = []
+        # (input, its SELECT or None for the Python reader), in input order.
+        parts: list[tuple[int, str | None]] = []
         for index in inputs:
             deep = self._fast_candidate(index) and self._too_deep(con, index)
-            sql = None if deep else self._fast_select(index, cols, metadata, filtered)
-            if sql is None:
-                slow.append(index)
-            else:
-                parts.append(sql)
-        if slow or not parts:
-            schema = self.arrow_schema(cols, metadata)
-            import pyarrow as pa
-
-            reader = pa.RecordBatchReader.from_batches(schema, self.batches(names, slow, metadata))
-            con.register("rw_python", reader)
-            parts.append("SELECT * FROM rw_python")
+            parts.append(
+                (index, None if deep else self._fast_select(index, cols, metadata, filtered))
+            )
+        slow = [index for index, sql in parts if sql is None]
+        selects = [sql for _, sql in parts if sql is not None]
+        if in_order:
+            selects = self._python_runs(con, parts, names, cols, metadata)
+        elif slow or not selects:
+            selects.append(self._python_reader(con, "rw_python", names, slow, cols, metadata))
         try:
             con.execute(
-                f"CREATE OR REPLACE TEMP VIEW rw_source AS {' UNION ALL BY NAME '.join(parts)}"
+                f"CREATE OR REPLACE TEMP VIEW rw_source AS {' UNION ALL BY NAME '.join(selects)}"
             )
         except duckdb.Error as exc:
             # A store's SQL on a connection that cannot see its table: read its documents.
             if not self.scan_failed(str(exc), [i for i in inputs if i not in slow]):
                 raise
-            return self.register_source(con, names, inputs, metadata, filtered)
+            return self.register_source(con, names, inputs, metadata, filtered, in_order=in_order)
         return True
+
+    def _python_runs(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        parts: Sequence[tuple[int, str | None]],
+        names: Sequence[str],
+        cols: Sequence[Column],
+        metadata: Sequence[str],
+    ) -> list[str]:
+        """The SELECTs of `parts` in their order, each run of inputs the Python reader reads
+        as one registered reader of its own."""
+        selects: list[str] = []
+        run: list[int] = []
+        for index, sql in [*parts, (-1, "")]:
+            if sql is None:
+                run.append(index)
+                continue
+            if run:
+                name = f"rw_python_{len(selects)}"
+                selects.append(self._python_reader(con, name, names, run, cols, metadata))
+                run = []
+            if sql:
+                selects.append(sql)
+        if not selects:
+            selects.append(self._python_reader(con, "rw_python_0", names, [], cols, metadata))
+        return selects
+
+    def _python_reader(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        name: str,
+        names: Sequence[str],
+        inputs: Sequence[int],
+        cols: Sequence[Column],
+        metadata: Sequence[str],
+    ) -> str:
+        """Register the Python reader's batches of `inputs` on `con` as `name`; its SELECT."""
+        import pyarrow as pa
+
+        schema = self.arrow_schema(cols, metadata)
+        reader = pa.RecordBatchReader.from_batches(schema, self.batches(names, inputs, metadata))
+        con.register(name, reader)
+        return f"SELECT * FROM {name}"
 
     def _fast_select(
         self,
@@ -696,6 +786,10 @@ class Dataset:
         stored = [i for i in inputs if self._inputs[i].stored is not None and i not in self._slow]
         self._slow.update(stored)
         return bool(stored)
+
+    def read_as_json(self, names: Iterable[str]) -> None:
+        """DuckDB's reader reads these fields as JSON, not text (as after their JSON_LEAF)."""
+        self._json_leaves.update(names)
 
     def counted_later(self, inputs: Sequence[int]) -> None:
         """After a query DuckDB read: count those files' events only if the report is asked.

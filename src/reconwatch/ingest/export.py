@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 from reconwatch.errors import UsageError
-from reconwatch.ingest.dataset import SOURCE_COLUMN, Dataset
+from reconwatch.ingest import fast
+from reconwatch.ingest.dataset import Dataset
 from reconwatch.ingest.sparkread import FIELDS_KEY, WRITER, WRITER_KEY
+from reconwatch.plan.nodes import Column
 
 # Events without a @timestamp (or an unparseable one) go to dt=none: never pruned.
 NO_DAY = "none"
@@ -28,51 +31,124 @@ class Exported:
     columns: int
 
 
-def export_parquet(dataset: Dataset, out: Path, rows_per_file: int = ROWS_PER_FILE) -> Exported:
+def export_parquet(
+    dataset: Dataset,
+    out: Path,
+    rows_per_file: int = ROWS_PER_FILE,
+    *,
+    functions: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+    connect: Callable[[], duckdb.DuckDBPyConnection] = duckdb.connect,
+) -> Exported:
     """Write every good event of `dataset` under `out`/dt=YYYY-MM-DD/ (UTC day of @timestamp),
     one column per field present, typed as the executors read it (lists where multivalued), in
     input order, a new file (data_0, data_1, ...) after about `rows_per_file` rows: a file is
     a cluster's unit of work. `out` must not hold files yet: an export never mixes with older
-    data."""
+    data.
+
+    With `functions` (what installs the SQL functions DuckDB's reader calls: the executors'
+    backends.duckdb.udf.register), DuckDB reads the files its reader takes (NDJSON, as on the
+    query path) and writes the Parquet itself; other inputs, and a file with bad events, go
+    through the validating Python reader, which reports each bad event (file:line). Without,
+    every input goes through the Python reader (the same output, many times slower). `connect`:
+    a new connection (a store's cursor, whose SQL reads its events table: Dataset.from_store)."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         msg = f"--parquet {out}: exists and is not an empty directory"
         raise UsageError(msg)
-    cols = dataset.present_fields()
+    inputs = dataset.selected_inputs(("*",))
+    duckdb_reader = functions is not None
+    as_json = 0
+    while True:
+        # A new connection per attempt: a failed COPY leaves its Python reader mid-read.
+        con = _connect(connect, functions)
+        try:
+            cols = dataset.export_fields(con) if duckdb_reader else dataset.present_fields()
+            _need_timestamp(cols)
+            _source(con, dataset, cols, inputs, duckdb_reader)
+            out.mkdir(parents=True, exist_ok=True)
+            events = _copy(con, cols, out, rows_per_file)
+            break
+        except duckdb.Error as exc:
+            # A file DuckDB cannot read exactly (bad events, a field holding several values or
+            # another type than sampled): learn, start again with what was learnt.
+            if not duckdb_reader or not dataset.scan_failed(str(exc), inputs):
+                raise
+            if fast.JSON_LEAF in str(exc):
+                as_json += 1
+                if as_json > 1:
+                    # Not one odd value but a file writing fields in several spellings (dotted
+                    # keys): every field read as JSON, not a restart per field.
+                    dataset.read_as_json([c.name for c in cols])
+            _empty(out)
+        finally:
+            con.close()
+    days = sorted(p.name.split("=", 1)[1] for p in out.iterdir() if p.name.startswith("dt="))
+    return Exported(events, days, len(cols))
+
+
+def _connect(
+    connect: Callable[[], duckdb.DuckDBPyConnection],
+    functions: Callable[[duckdb.DuckDBPyConnection], None] | None,
+) -> duckdb.DuckDBPyConnection:
+    con = connect()
+    # One thread keeps each day's rows in input order (first-seen group order reads it).
+    con.execute("SET threads = 1")
+    con.execute("SET enable_progress_bar = false")
+    if functions is not None:
+        functions(con)
+    return con
+
+
+def _need_timestamp(cols: Sequence[Column]) -> None:
     if not any(c.name == "@timestamp" for c in cols):
         msg = "no event has a @timestamp: nothing to partition by day"
         raise UsageError(msg)
+
+
+def _source(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    cols: Sequence[Column],
+    inputs: Sequence[int],
+    duckdb_reader: bool,
+) -> None:
+    """`rw_source` on `con`: the events' columns and __src."""
     names = [c.name for c in cols]
-    group = max(1, min(rows_per_file, ROW_GROUP))
+    if duckdb_reader:
+        dataset.register_source(con, names, inputs, in_order=True)
+        return
     import pyarrow as pa
 
     schema = dataset.arrow_schema(cols, ())
-    counted = {"events": 0}
+    batches = dataset.batches(names, inputs)
+    con.register("rw_python", pa.RecordBatchReader.from_batches(schema, batches))
+    con.execute("CREATE OR REPLACE TEMP VIEW rw_source AS SELECT * FROM rw_python")
 
-    def batches() -> Iterator[pa.RecordBatch]:
-        for batch in dataset.batches(names, dataset.selected_inputs(("*",))):
-            counted["events"] += batch.num_rows
-            yield batch
 
-    con = duckdb.connect()
-    try:
-        # One thread keeps each day's rows in input order (first-seen group order reads it).
-        con.execute("SET threads = 1")
-        con.execute("SET enable_progress_bar = false")
-        con.register("rw_export", pa.RecordBatchReader.from_batches(schema, batches()))
-        day = f"coalesce(strftime(\"@timestamp\", '%Y-%m-%d'), '{NO_DAY}')"
-        out.mkdir(parents=True, exist_ok=True)
-        target = str(out).replace("'", "''")
-        # The catalog in every footer: a reader of the export knows the fields without reading
-        # an event (Dataset's field discovery).
-        declared = json.dumps([[c.name, c.type.value, c.multivalued] for c in cols])
-        declared = declared.replace("'", "''")
-        con.execute(
-            f"COPY (SELECT * EXCLUDE ({SOURCE_COLUMN}), {day} AS dt FROM rw_export) "
-            f"TO '{target}' (FORMAT parquet, PARTITION_BY (dt), "
-            f"ROW_GROUP_SIZE {group}, ROW_GROUPS_PER_FILE {max(1, rows_per_file // group)}, "
-            f"KV_METADATA {{'{WRITER_KEY}': '{WRITER}', '{FIELDS_KEY}': '{declared}'}})"
-        )
-    finally:
-        con.close()
-    days = sorted(p.name.split("=", 1)[1] for p in out.iterdir() if p.name.startswith("dt="))
-    return Exported(counted["events"], days, len(cols))
+def _copy(
+    con: duckdb.DuckDBPyConnection, cols: Sequence[Column], out: Path, rows_per_file: int
+) -> int:
+    """COPY rw_source to `out` by day; the number of events written."""
+    group = max(1, min(rows_per_file, ROW_GROUP))
+    day = f"coalesce(strftime(\"@timestamp\", '%Y-%m-%d'), '{NO_DAY}')"
+    target = str(out).replace("'", "''")
+    # The catalog in every footer: a reader of the export knows the fields without reading
+    # an event (Dataset's field discovery).
+    declared = json.dumps([[c.name, c.type.value, c.multivalued] for c in cols])
+    declared = declared.replace("'", "''")
+    listed = ", ".join('"' + c.name.replace('"', '""') + '"' for c in cols)
+    row = con.execute(
+        f"COPY (SELECT {listed}, {day} AS dt FROM rw_source) "
+        f"TO '{target}' (FORMAT parquet, PARTITION_BY (dt), "
+        f"ROW_GROUP_SIZE {group}, ROW_GROUPS_PER_FILE {max(1, rows_per_file // group)}, "
+        f"KV_METADATA {{'{WRITER_KEY}': '{WRITER}', '{FIELDS_KEY}': '{declared}'}})"
+    ).fetchall()
+    return int(row[0][0]) if row else 0
+
+
+def _empty(out: Path) -> None:
+    """Remove what a failed COPY left under `out` (it was empty before the export)."""
+    for child in out.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()

@@ -600,3 +600,45 @@ def no_deep_line(path: str, depth: int) -> bool:
     except (OSError, UnicodeDecodeError):
         return False
     return True
+
+
+def file_texts(path: str) -> str:
+    """SQL of an NDJSON file's lines as JSON texts, one column."""
+    return f"SELECT json FROM read_ndjson_objects({_quote(path)})"
+
+
+def leaf_names(con: duckdb.DuckDBPyConnection, texts: str) -> set[str] | None:
+    """Every field (dotted leaf path holding a value) some event has, listed by DuckDB from the
+    merged structure of all of them: `texts` is SQL of the events' JSON texts (file_texts, a
+    store's). None when DuckDB cannot read them or the structure hides leaves (a key holding
+    objects in some events and values in others, or values of several JSON kinds: DuckDB merges
+    those into one JSON type)."""
+    sql = f"SELECT json_group_structure(CAST(t AS JSON)) FROM ({texts}) AS r(t)"
+    try:
+        rows = con.execute(sql).fetchall()  # all: fetchone leaves the result open
+    except duckdb.Error:
+        return None
+    row = rows[0] if rows else None
+    if row is None or row[0] is None:
+        return set()  # no line at all
+    import json
+
+    out: set[str] = set()
+    return out if _structure_leaves(json.loads(str(row[0])), "", out) else None
+
+
+def _structure_leaves(node: object, prefix: str, out: set[str]) -> bool:
+    """Add the leaf paths of a json_structure to `out`; False where it cannot tell them."""
+    if isinstance(node, dict):
+        return all(
+            _structure_leaves(v, f"{prefix}.{k}" if prefix else str(k), out)
+            for k, v in node.items()
+        )
+    if isinstance(node, list):
+        return all(_structure_leaves(v, prefix, out) for v in node)
+    if node == "NULL":
+        return True  # only nulls (or empty arrays): no value, not a field
+    if node == "JSON" or not prefix:
+        return False  # mixed kinds, maybe objects among them; or a line that is not an object
+    out.add(prefix)
+    return True

@@ -94,6 +94,9 @@ class StoredWindow:
             cur.close()
         return bool(row and row[0])
 
+    def sources(self) -> str:
+        return f"SELECT source FROM events WHERE {self._where()}"
+
     def metadata(self, name: str) -> str | None:
         return _METADATA.get(name)
 
