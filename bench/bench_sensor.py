@@ -131,7 +131,12 @@ def loadgen_argv(
 
 
 def start_worker(
-    loadgen: Path | None, count: int, rate: int, subnet: int, netns: str | None = None
+    loadgen: Path | None,
+    count: int,
+    rate: int,
+    subnet: int,
+    netns: str | None = None,
+    own_session: bool = False,
 ) -> subprocess.Popen[str]:
     if loadgen is not None:
         argv = loadgen_argv(loadgen, count, rate, subnet, [], netns)
@@ -140,7 +145,9 @@ def start_worker(
             raise SystemExit("bench_sensor: --silent needs a C compiler for bench/loadgen.c")
         code = f"import bench_sensor as b; print(b.python_load({count}, {rate}, {subnet}), end='')"
         argv = [sys.executable, "-c", code]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=HERE)
+    return subprocess.Popen(
+        argv, stdout=subprocess.PIPE, text=True, cwd=HERE, start_new_session=own_session
+    )
 
 
 @dataclass
@@ -247,7 +254,7 @@ def run_level(
     (own_before, tracer_before), wall_before = tree_cpu(sensor.pid), time.monotonic()
     count = int(rate * seconds) // workers
     procs = [
-        start_worker(loadgen, count, rate // workers, FIRST_SUBNET + i, netns)
+        start_worker(loadgen, count, rate // workers, FIRST_SUBNET + i, netns, args.worker_sessions)
         for i in range(workers)
     ]
     reports = [p.communicate()[0] for p in procs]
@@ -274,7 +281,7 @@ def baseline(args: argparse.Namespace, loadgen: Path | None, netns: str | None) 
     """Connects/s the generator reaches flat out with no sensor running (same machine, same run)."""
     count = int(20000 * args.seconds) // args.workers
     procs = [
-        start_worker(loadgen, count, 10_000_000, FIRST_SUBNET + i, netns)
+        start_worker(loadgen, count, 10_000_000, FIRST_SUBNET + i, netns, args.worker_sessions)
         for i in range(args.workers)
     ]
     return sum(float(re.findall(r"[0-9.]+", p.communicate()[0])[3]) for p in procs)
@@ -393,6 +400,13 @@ def main() -> None:
         "--silent",
         action="store_true",
         help="connect to silent addresses in a namespace of the bench's own, not loopback",
+    )
+    parser.add_argument(
+        "--worker-sessions",
+        action="store_true",
+        help="start each generator in a session of its own: with autogroup scheduling each "
+        "then gets a CPU share of its own instead of all sharing the bench's, so a loaded "
+        "machine can still be offered the rate (a loss test, not an overhead one)",
     )
     args = parser.parse_args()
     if os.geteuid() != 0:

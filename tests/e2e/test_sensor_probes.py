@@ -51,11 +51,13 @@ SHORT_LIVED = f"exec 3<>/dev/tcp/{SHORT_LIVED_TARGET}/9"
 # SAFETY: loopback only. A client's retry loop: 50 connects to one closed port.
 RETRY_TARGET = "127.0.0.88"
 RETRY_LOOP = f"""
-import socket
+import socket, time
+start = time.monotonic()
 for _ in range(50):
     s = socket.socket()
     assert s.connect_ex(("{RETRY_TARGET}", 9)) == 111
     s.close()
+print(time.monotonic() - start)
 """
 AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 
@@ -137,8 +139,36 @@ def test_each_tcp_attempt_has_its_outcome_with_its_process(tmp_path: Path, names
     assert "attempt outcomes" in summary
 
 
-def run(*command: str, check: bool = True) -> None:
-    subprocess.run(command, check=check, capture_output=True, timeout=120)
+def run(*command: str, check: bool = True) -> str:
+    done = subprocess.run(command, check=check, capture_output=True, text=True, timeout=120)
+    return done.stdout
+
+
+def nmap_answered(grepable: str, scanned: set[int]) -> set[int]:
+    """The ports nmap itself got an answer from (open or closed, not filtered), from its `-oG`
+    output: the ground truth for which probes had answers to record. On a shared host ICMP
+    errors are rate-limited machine-wide (net.ipv4.icmp_msgs_per_sec), so a UDP probe to a
+    closed loopback port may get no answer while other tests scan."""
+    listed: dict[int, str] = {}
+    ignored = None
+    for line in grepable.splitlines():
+        if "\tPorts: " not in line:
+            continue
+        for field in line.split("\t"):
+            if field.startswith("Ports: "):
+                for item in field[len("Ports: ") :].split(","):
+                    parts = item.strip().split("/")
+                    if len(parts) > 1 and parts[0].isdigit():
+                        listed[int(parts[0])] = parts[1]
+            if field.startswith("Ignored State: "):
+                ignored = field.split()[2]
+    answered = {port for port, state in listed.items() if state in ("open", "closed")}
+    if ignored in ("open", "closed"):
+        answered |= scanned - set(listed)
+    return answered
+
+
+GREP = ["-oG", "-"]  # nmap's greppable report on stdout: what it saw of each port
 
 
 def test_raw_and_icmp_probes_are_attempts_of_their_process(tmp_path: Path, namespace: str) -> None:
@@ -153,11 +183,11 @@ def test_raw_and_icmp_probes_are_attempts_of_their_process(tmp_path: Path, names
     open_port = listener.getsockname()[1]
     sensor, out, _ = start_sensor(tmp_path, "ebpf")
     try:
-        run("nmap", "-sS", "-n", "-Pn", "-p", f"1-50,{open_port}", "127.0.0.1")
+        syn_scan = run("nmap", "-sS", "-n", "-Pn", "-p", f"1-50,{open_port}", "127.0.0.1", *GREP)
         # a short-lived process of another user: gone long before the sensor reads its exec
         run(*AS_NOBODY, "bash", "-c", SHORT_LIVED, check=False)
-        run(sys.executable, "-c", RETRY_LOOP)
-        run("nmap", "-sU", "-n", "-Pn", "-p", "53,161", "127.0.0.1")
+        retry_seconds = float(run(sys.executable, "-c", RETRY_LOOP))
+        udp_scan = run("nmap", "-sU", "-n", "-Pn", "-p", "53,161", "127.0.0.1", *GREP)
         run("ping", "-c", "1", "-W", "1", "127.0.0.1")
         run(*in_ns, "ping", "-c", "1", "-W", "1", "127.0.0.2")
         run(*in_ns, "ping", "-6", "-c", "1", "-W", "1", "::1")
@@ -215,15 +245,18 @@ def test_raw_and_icmp_probes_are_attempts_of_their_process(tmp_path: Path, names
     assert answers[("tcp", open_port)]["event"]["reason"] == "open", summary
     assert answers[("tcp", open_port)]["event"]["outcome"] == "success"
     syn_answers = {port: d for (t, port), d in answers.items() if t == "tcp" and port != open_port}
-    assert set(syn_answers) == set(range(1, 51)), sorted(syn_answers)
+    # every answer nmap got is recorded (loopback answers every SYN unless the host drops it)
+    answered = nmap_answered(syn_scan, {*range(1, 51), open_port})
+    assert open_port in answered and len(answered) >= 45, syn_scan
+    assert answered - {open_port} <= set(syn_answers) <= set(range(1, 51)), sorted(syn_answers)
     # nothing listens on 127.0.0.1 for most of 1-50; whatever does answers SYN-ACK
     assert {d["event"]["reason"] for d in syn_answers.values()} <= {"refused", "open"}
     assert sum(d["event"]["reason"] == "refused" for d in syn_answers.values()) >= 45
     for d in syn_answers.values():
         assert d["event"]["type"] == ["end"] and 0 < d["event"]["duration"] < 10**10
         assert d["process"]["entity_id"] in {s["process"]["entity_id"] for s in syn}
-    assert answers[("udp", 53)]["event"]["reason"] in ("refused", "answered")
-    assert answers[("udp", 161)]["event"]["reason"] in ("refused", "answered")
+    for port in nmap_answered(udp_scan, {53, 161}):  # closed: its ICMP port unreachable came
+        assert answers[("udp", port)]["event"]["reason"] in ("refused", "answered"), udp_scan
     # the short-lived process: its args from the tracer, its user by name
     brief = [d for d in every if d["destination"].get("ip") == SHORT_LIVED_TARGET]
     assert brief, summary
@@ -232,11 +265,12 @@ def test_raw_and_icmp_probes_are_attempts_of_their_process(tmp_path: Path, names
         assert d["process"]["executable"] == os.path.realpath(shutil.which("bash") or "bash")
         assert d["user"] == {"id": str(pwd.getpwnam("nobody").pw_uid), "name": "nobody"}
     assert {d["event"].get("reason") for d in brief} == {None, "refused"}
-    # 50 connects to one closed port in well under a second (or across one window boundary):
-    # the tracer prints the first of each second with its outcome and counts the rest
+    # 50 connects to one closed port, usually in well under a second: the tracer prints the first
+    # of each second with its outcome and counts the rest (a loop descheduled on a loaded host
+    # spans more of the tracer's 1 s windows: at most one more than the whole seconds it took)
     retries = [d for d in every if d["destination"].get("ip") == RETRY_TARGET]
     attempts = [d for d in retries if d["event"]["action"] == "connection_attempted"]
-    assert 1 <= len(attempts) <= 2, summary
+    assert 1 <= len(attempts) <= 2 + int(retry_seconds), (retry_seconds, summary)
     assert len(retries) == 2 * len(attempts)  # each written attempt has its refused outcome
     assert "repeated connects folded" in summary
 

@@ -591,12 +591,14 @@ def test_malformed_answer_lines_are_counted_not_raised(line: str) -> None:
 
 def test_folded_repeats_are_a_cumulative_count_not_events() -> None:
     c = collector()
-    assert c.handle_line(b"F\t0\t0\n") is None and "folded" not in c.summary()
-    assert c.handle_line(b"F\t41\t7\n") is None and c.handle_line(b"F\t40\t9\n") is None
+    assert c.handle_line(b"F\t0\t0\t0\n") is None and "folded" not in c.summary()
+    assert "registers" not in c.summary()
+    assert c.handle_line(b"F\t41\t7\t0\n") is None and c.handle_line(b"F\t40\t9\t2\n") is None
     assert c.stats.folded == 41 and "41 repeated connects folded" in c.summary()
     assert c.stats.udp_folded == 9 and "9 repeated UDP sends folded" in c.summary()
-    bad_lines = (b"F\t-1\t0\n", b"F\t1\n", b"F\t1\t2\t3\n", b"F\tx\t1\n", b"F\t1\t+2\n")
-    for bad in (*bad_lines, b"F\t" + b"9" * 21 + b"\t0\n"):
+    assert "2 connect() returns whose registers could not be read" in c.summary()
+    bad_lines = (b"F\t-1\t0\t0\n", b"F\t1\t2\n", b"F\t1\t2\t3\t4\n", b"F\tx\t1\t0\n")
+    for bad in (*bad_lines, b"F\t1\t+2\t0\n", b"F\t" + b"9" * 21 + b"\t0\t0\n"):
         assert c.handle_line(bad) is None
     assert c.stats.bad_lines == 6 and (c.stats.folded, c.stats.udp_folded) == (41, 9)
 

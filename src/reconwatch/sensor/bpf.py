@@ -6,6 +6,7 @@ import binascii
 import errno
 import io
 import os
+import platform
 import re
 import shutil
 import signal
@@ -128,6 +129,7 @@ class Stats:
     folded: int = 0  # repeated connects the tracer counted instead of printing
     udp_folded: int = 0  # repeated UDP sends (same process, destination, port, second) likewise
     fold_reports: int = 0
+    bad_registers: int = 0  # connect() returns whose saved registers did not name connect()
     answer_repeats: int = 0
     execs: int = 0
     lost: int = 0
@@ -192,6 +194,13 @@ def check_environment(*, mount_tracefs: bool = True) -> str:
         )
     if os.geteuid() != 0:
         raise SensorError("the sensor needs root to load eBPF programs: run it as root (sudo)")
+    machine = platform.machine()
+    if machine not in ("x86_64", "amd64"):
+        # the script reads connect()'s arguments from x86-64's saved registers (pt_regs)
+        raise SensorError(
+            f"the eBPF backend supports x86-64 only (this machine is {machine}): "
+            "use --backend auditd"
+        )
     ensure_tracefs(mount=mount_tracefs)
     return binary
 
@@ -368,6 +377,11 @@ class BpfCollector:
             )
         if s.udp_folded:
             text += f"; {s.udp_folded} repeated UDP sends folded in the tracer"
+        if s.bad_registers:
+            text += (
+                f"; {s.bad_registers} connect() returns whose registers could not be read "
+                "(their UDP destinations and held TCP attempts are missing)"
+            )
         if s.executable_unknown:
             text += f"; {s.executable_unknown} with unknown executable"
         if s.exec_path_cut:
@@ -434,13 +448,14 @@ class BpfCollector:
         return None
 
     def _folded(self, line: bytes) -> None:
-        """An `F` line: how many repeated connects and UDP sends the tracer has folded so far
-        (cumulative counts)."""
+        """An `F` line: how many repeated connects and UDP sends the tracer has folded so far,
+        and how many connect() returns it could not read the registers of (cumulative counts)."""
         parts = line.rstrip(b"\n").split(b"\t")
-        if len(parts) == 3 and all(p.isdigit() and len(p) <= 20 for p in parts[1:]):
+        if len(parts) == 4 and all(p.isdigit() and len(p) <= 20 for p in parts[1:]):
             self.stats.fold_reports += 1
             self.stats.folded = max(self.stats.folded, int(parts[1]))
             self.stats.udp_folded = max(self.stats.udp_folded, int(parts[2]))
+            self.stats.bad_registers = max(self.stats.bad_registers, int(parts[3]))
             return
         self.stats.lines += 1
         self.stats.bad_lines += 1
