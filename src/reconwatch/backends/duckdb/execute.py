@@ -74,10 +74,7 @@ def execute(
     finally:
         if own:
             con.close()
-    convert = [_converter(c.type) for c in compiled.columns]
-    out = [tuple(f(v) for f, v in zip(convert, row, strict=False)) for row in rows]
-    if not compiled.columns:
-        out = [() for _ in rows]
+    out = _converted(rows, [c.type for c in compiled.columns])
     return Result(compiled.columns, out, [*plan.warnings, *sink.finish()])
 
 
@@ -245,6 +242,33 @@ def filtered_fields(plan: p.Plan) -> set[str]:
             wanted = set().union(*(p.refs(e) for e in keys)) if keys else set()
     fields = plan.source.fields if isinstance(plan.source, p.Source) else ()
     return wanted & {f.name for f in fields}
+
+
+def _converted(rows: list[tuple[object, ...]], types: list[T]) -> list[tuple[object, ...]]:
+    """The rows with each cell as the result holds it (`_converter`), the first len(types)
+    cells of each. Column by column: a column whose Python types need no conversion (the
+    usual case: text, numbers of their own type, NULLs) is kept as DuckDB gave it, which spares
+    a call per cell (an evidence query's 10,000 rows x 15 columns: ~0.1 CPU s)."""
+    if not types or not rows:
+        return [() for _ in rows]
+    columns = list(zip(*rows, strict=False))[: len(types)]
+    out = [
+        col if not _needs_conversion(set(map(type, col)), t) else tuple(map(_converter(t), col))
+        for col, t in zip(columns, types, strict=False)
+    ]
+    return list(zip(*out, strict=False))
+
+
+def _needs_conversion(kinds: set[type], t: T) -> bool:
+    """Whether `_converter(t)` changes a value of one of these Python types."""
+    for kind in kinds:
+        if issubclass(kind, list | datetime):
+            return True
+        if issubclass(kind, float) and t in (T.INTEGER, T.LONG):
+            return True
+        if t is T.BOOLEAN and issubclass(kind, int) and not issubclass(kind, bool):
+            return True
+    return False
 
 
 def _converter(t: T):  # type: ignore[no-untyped-def]
