@@ -3,25 +3,34 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import pickle
+import signal
+import threading
+from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from reconwatch import __version__
 from reconwatch.backends import EXECUTORS, executor
-from reconwatch.backends.duckdb.execute import ExecutionError
 from reconwatch.errors import QuerySemanticError
 from reconwatch.esql import ast
 from reconwatch.esql.analyze import analyze
 from reconwatch.esql.parser import parse
 from reconwatch.ingest.dataset import Dataset
+from reconwatch.plan import limits
 from reconwatch.plan.catalog import Result
-from reconwatch.plan.nodes import NO_SPAN, Column, Limit, Plan
+from reconwatch.plan.nodes import NO_SPAN, Column, Limit, Plan, Source
+from reconwatch.plan.prune import pruned
 from reconwatch.plan.prune import unread_columns as _unread_catalog_columns
 from reconwatch.plan.prune import without_columns as _without_columns
 from reconwatch.plan.scan import RetryScan
 
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
+
+    from reconwatch.backends.stream.batch import StatsScan
 
 BACKENDS = tuple(EXECUTORS)
 MAX_RETRIES = 64
@@ -42,17 +51,181 @@ def run_query(
     text: str | ast.Query, dataset: Dataset, *, now: datetime, backend: str = "duckdb"
 ) -> Result:
     """Compile and run ES|QL text over a dataset on an executor by name, `now` being the query time."""
-    execute = executor(backend)
+    if backend not in EXECUTORS:
+        executor(backend)  # a UsageError naming the known ones, before anything is read
     # Each retry moves a file to the Python reader, marks a field multivalued or completes the
     # field scan: a bounded number of times.
-    for _attempt in range(MAX_RETRIES):
+    for attempt in range(MAX_RETRIES):
         plan = compile_on(text, dataset)
+        if attempt == 0 and backend == "duckdb":
+            scanned = scan_route(plan, dataset, now)
+            if scanned is not None:
+                return scanned
         try:
-            return execute(plan, dataset, now)
+            return executor(backend)(plan, dataset, now)
         except RetryScan:
             continue
-    msg = f"reading the events did not settle after {MAX_RETRIES} attempts"
-    raise ExecutionError(msg)
+    raise _unsettled()
+
+
+# Bytes read per block by the scan route; a line longer than this declines it (DuckDB's
+# reader takes lines up to 16 MB, and hands a longer one's file to the Python reader).
+SCAN_BLOCK = 8 << 20
+
+
+def scan_route(plan: Plan, dataset: Dataset, now: datetime) -> Result | None:
+    """A STATS query over plain NDJSON files answered by the stream's compiled line scan
+    (backends/stream/batch.py), all or nothing: None when any file or line needs DuckDB's
+    reader, which then runs the query from the start (same rows, warnings and bad-event
+    reports: the route only answers when nothing differs). RECONWATCH_SCAN=0 turns it off."""
+    if os.environ.get("RECONWATCH_SCAN", "1") == "0" or not isinstance(plan.source, Source):
+        return None
+    if limits.current() != limits.QueryLimits():
+        return None  # a memory limit or time budget: DuckDB's executor enforces them
+    plan = pruned(plan)
+    assert isinstance(plan.source, Source)
+    names = [f.name for f in plan.source.fields]
+    files = dataset.scan_files(plan.source.indices, names)
+    if not files:
+        return None
+    from reconwatch.backends.stream import batch
+
+    try:
+        scan = batch.StatsScan(plan, [c for _path, checks in files for c in checks])
+        scan.at(now)
+        _scan_pieces(scan, [(path, 0, path.stat().st_size) for path, _checks in files])
+        result = scan.result(now)
+    except batch.Declined:
+        return None
+    except (ArithmeticError, LookupError, TypeError, ValueError, OSError):
+        # Not expected (the tests compare the route with DuckDB), but the route is only a
+        # faster way to the same answer: DuckDB still gives it.
+        return None
+    dataset.counted_later(dataset.selected_inputs(plan.source.indices))
+    return result
+
+
+# Inputs of at least this many bytes are scanned by two processes (a fork reads the second
+# half), as DuckDB's reader uses two threads; below it the fork costs more than it saves.
+PARALLEL_BYTES = 64 << 20
+
+Piece = tuple[Path, int, int]  # a file's bytes [start, stop), whole lines
+
+
+def _scan_pieces(scan: StatsScan, pieces: list[Piece]) -> None:
+    """Feed every line of the pieces to `scan`, in order: the second half in a forked child
+    when there is enough to share (its partial result merged after the first half's)."""
+    from reconwatch.backends.stream.batch import Declined
+
+    # A fork copies only the calling thread: with others running (the service), one of them
+    # might hold a lock the child then waits for forever.
+    alone = hasattr(os, "fork") and threading.active_count() == 1
+    first, second = _halves(pieces) if alone else (pieces, [])
+    if not second:
+        for piece in first:
+            for block, end in _blocks(*piece):
+                scan.feed_block(block, end)
+        return
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its half, its partial result down the pipe, and out
+        os.close(read)
+        _child(scan, second, write)
+    os.close(write)
+    try:
+        for piece in first:
+            for block, end in _blocks(*piece):
+                scan.feed_block(block, end)
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)  # its half no longer matters
+        os.close(read)
+        os.waitpid(pid, 0)
+        raise
+    with os.fdopen(read, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    if not data:
+        raise Declined  # the child declined or died: the executor decides
+    scan.merge(pickle.loads(data))
+
+
+def _child(scan: StatsScan, pieces: list[Piece], fd: int) -> NoReturn:
+    """A forked child's whole life: nothing of the parent's (atexit, buffers) runs in it."""
+    code = 1
+    try:
+        for piece in pieces:
+            for block, end in _blocks(*piece):
+                scan.feed_block(block, end)
+        data = pickle.dumps(scan.partial(), protocol=pickle.HIGHEST_PROTOCOL)
+        with os.fdopen(fd, "wb") as pipe:
+            pipe.write(data)
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _halves(pieces: list[Piece]) -> tuple[list[Piece], list[Piece]]:
+    """The pieces cut at the line nearest after the middle byte; no second half when the total
+    is under PARALLEL_BYTES (or no line ends past the middle within a block)."""
+    total = sum(stop - start for _p, start, stop in pieces)
+    if total < PARALLEL_BYTES:
+        return pieces, []
+    middle = total // 2
+    for k, (path, start, stop) in enumerate(pieces):
+        if middle >= stop - start:
+            middle -= stop - start
+            continue
+        with path.open("rb") as fh:
+            fh.seek(start + middle)
+            cut = fh.read(SCAN_BLOCK).find(b"\n")
+        if cut < 0:
+            return pieces, []
+        at = start + middle + cut + 1
+        before = [*pieces[:k], (path, start, at)] if at > start else pieces[:k]
+        after = [(path, at, stop), *pieces[k + 1 :]] if at < stop else pieces[k + 1 :]
+        return before, after
+    return pieces, []
+
+
+def _blocks(path: Path, start: int, stop: int) -> Iterator[tuple[bytearray, int]]:
+    """The whole lines of a file's bytes [start, stop) in blocks, as (buffer, end):
+    buffer[:end] holds whole lines, each ending with a newline (one is added after a last line
+    without one, as readers take it). One buffer is read into again and again: valid until the
+    next block is asked for."""
+    from reconwatch.backends.stream.batch import Declined
+
+    buf = bytearray(SCAN_BLOCK)
+    view = memoryview(buf)
+    have = 0  # bytes of an unfinished line carried to the buffer's start
+    left = stop - start
+    with path.open("rb", buffering=0) as fh:
+        fh.seek(start)
+        while left > 0:
+            got = fh.readinto(view[have : have + min(left, len(buf) - have)])
+            if not got:
+                break
+            left -= got
+            total = have + got
+            end = buf.rfind(b"\n", 0, total) + 1
+            if end == 0:
+                if total == len(buf):
+                    raise Declined  # a line longer than a block
+                have = total
+                continue
+            yield buf, end
+            have = total - end
+            buf[:have] = bytes(view[end:total])
+    if have:
+        if have == len(buf):
+            raise Declined
+        buf[have] = 0x0A
+        yield buf, have + 1
+
+
+def _unsettled() -> Exception:
+    from reconwatch.backends.duckdb.execute import ExecutionError
+
+    return ExecutionError(f"reading the events did not settle after {MAX_RETRIES} attempts")
 
 
 def pin(
@@ -81,8 +254,7 @@ def pin(
             Column(c.name, c.type, is_list)
             for c, is_list in zip(compiled.columns, compiled.lists, strict=True)
         )
-    msg = f"reading the events did not settle after {MAX_RETRIES} attempts"
-    raise ExecutionError(msg)
+    raise _unsettled()
 
 
 def _pin_result(
@@ -113,8 +285,7 @@ def _pin_result(
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM rw_pin_arrow")
         con.unregister("rw_pin_arrow")
         return result.columns
-    msg = f"reading the events did not settle after {MAX_RETRIES} attempts"
-    raise ExecutionError(msg)
+    raise _unsettled()
 
 
 def _arrow_cell(value: object, multivalued: bool) -> object:

@@ -14,8 +14,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import duckdb
-
 from reconwatch.ecs.schema import ECS_FIELDS, MULTIVALUED_FIELDS, is_ecs_index
 from reconwatch.errors import IngestError, UsageError
 from reconwatch.ingest import fast, formats
@@ -36,6 +34,7 @@ from reconwatch.plan.nodes import Column
 from reconwatch.types import DataType as T
 
 if TYPE_CHECKING:
+    import duckdb
     import pyarrow as pa
 
 DOCUMENTS = "<documents>"
@@ -665,7 +664,7 @@ class Dataset:
             con.execute(
                 f"CREATE OR REPLACE TEMP VIEW rw_source AS {' UNION ALL BY NAME '.join(selects)}"
             )
-        except duckdb.Error as exc:
+        except fast._duckdb_error() as exc:
             # A store's SQL on a connection that cannot see its table: read its documents.
             if not self.scan_failed(str(exc), [i for i in inputs if i not in slow]):
                 raise
@@ -735,17 +734,38 @@ class Dataset:
             fast.Leaf(c.name, c.type, c.multivalued, self._misfit(scan, c.name), self._as_text(c))
             for c in cols
         ]
-        wanted = {c.name for c in cols}
-        checks = [
-            fast.Leaf(n, t, False)
-            for n in sorted(scan.per_input[index] - wanted)
-            if (t := ECS_FIELDS.get(n)) is not None and fast.check_type(t) is not None
-        ]
+        checks = [fast.Leaf(n, t, False) for n, t in self._checks(scan, index, cols)]
         if stored is not None:
             extra = [f'{stored.metadata(m)} AS "{m}"' for m in metadata]
             return fast.json_column_select(stored.relation, index, leaves, checks, filtered, extra)
         assert inp.path is not None
         return fast.source_select(str(inp.path), index, leaves, checks, filtered)
+
+    def _checks(self, scan: _Scan, index: int, cols: Sequence[Column]) -> list[tuple[str, T]]:
+        """The fields DuckDB's reader checks though the query does not read them: numeric and
+        boolean ECS fields the input's sample saw (an event Elasticsearch would reject for one
+        is dropped and reported)."""
+        wanted = {c.name for c in cols}
+        return [
+            (n, t)
+            for n in sorted(scan.per_input[index] - wanted)
+            if (t := ECS_FIELDS.get(n)) is not None and fast.check_type(t) is not None
+        ]
+
+    def scan_files(
+        self, indices: Sequence[str], names: Sequence[str]
+    ) -> list[tuple[Path, list[tuple[str, T]]]] | None:
+        """The files a FROM clause reads, each with the fields DuckDB's reader would check
+        beyond `names` (`_checks`), when every one is an uncompressed NDJSON file that reader
+        may take (`plain_files`); None otherwise. What a line scan must validate to answer
+        as DuckDB's reader does."""
+        scan = self._ensure_sample()  # it sends a file with a bad event to the Python reader
+        paths = self.plain_files(indices)
+        if paths is None:
+            return None
+        cols = [self.column(n) or Column(n, T.KEYWORD) for n in names]
+        chosen = self.selected_inputs(indices)
+        return [(path, self._checks(scan, i, cols)) for path, i in zip(paths, chosen, strict=True)]
 
     def _as_text(self, col: Column) -> bool:
         return (
@@ -1122,6 +1142,8 @@ def _misfit(value: object, type_: T) -> str | None:
 
 def _count_lines(path: str) -> int:
     """Events in an NDJSON file DuckDB read without complaint: its non-blank lines."""
+    import duckdb
+
     con = duckdb.connect()
     try:
         con.execute("SET enable_progress_bar = false")

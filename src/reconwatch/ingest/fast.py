@@ -6,11 +6,13 @@ import codecs
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations, pairwise
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from reconwatch.records import record
 from reconwatch.types import DataType as T
+
+if TYPE_CHECKING:
+    import duckdb
 
 # Error texts raised from SQL (DuckDB's error()) that make the dataset change course and re-run:
 # a file the fast path cannot read exactly goes through the validating Python reader, a field
@@ -518,7 +520,7 @@ def deep_line_candidates(con: duckdb.DuckDBPyConnection, path: str, depth: int) 
     )
     try:
         rows = con.execute(sql, [path, 2 * depth, depth]).fetchall()
-    except duckdb.Error:
+    except _duckdb_error():
         return None
     return [str(r[0]) for r in rows]
 
@@ -616,7 +618,7 @@ def leaf_names(con: duckdb.DuckDBPyConnection, texts: str) -> set[str] | None:
     sql = f"SELECT json_group_structure(CAST(t AS JSON)) FROM ({texts}) AS r(t)"
     try:
         rows = con.execute(sql).fetchall()  # all: fetchone leaves the result open
-    except duckdb.Error:
+    except _duckdb_error():
         return None
     row = rows[0] if rows else None
     if row is None or row[0] is None:
@@ -642,3 +644,10 @@ def _structure_leaves(node: object, prefix: str, out: set[str]) -> bool:
         return False  # mixed kinds, maybe objects among them; or a line that is not an object
     out.add(prefix)
     return True
+
+
+def _duckdb_error() -> type[Exception]:
+    """duckdb.Error, imported when a read through DuckDB fails (not by every command)."""
+    import duckdb
+
+    return duckdb.Error

@@ -367,6 +367,30 @@ class FastPath:
             return int(self._native.scan(lines, P, B, T, self._route))
         return int(self._python_scan(lines, P, B, T))
 
+    def scan(
+        self, lines: Sequence[bytes | str], pending: Any, memo: Any, times: list[object]
+    ) -> int:
+        """How many lines from the first the scan takes (see _compile): each taken line's time
+        text (or epoch millis) appended to `times`, the rows the WHERE keeps appended to
+        `pending[group key]` as (line index, cells...), the WHERE's answers kept in `memo`."""
+        return self._scan(lines, pending, memo, times)
+
+    def time_millis(self, text: object) -> int | None:
+        """Epoch millis of a time text as the fast path reads it, None for another spelling."""
+        got = self._times([text])
+        return None if got is None else got[0]
+
+    @staticmethod
+    def ip_value(raw: object) -> tuple[object, object]:
+        """An IP cell converted as the general path does, with its distinct-value key; (None,
+        None) for a value that is not one address."""
+        text = _scalar(raw)
+        key = ipv4_key(text)  # a canonical dotted quad is its own converted value
+        value = text if key is not None else cell_value(text, T.IP)
+        if value is None or type(value) is list:
+            return None, None
+        return value, key or ipv4_key(value) or v.order_key(value, T.IP)
+
     # -- memos the loop and the batch fill --------------------------------------------------------
 
     def _route(
