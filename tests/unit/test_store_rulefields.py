@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -310,3 +311,50 @@ def test_a_window_of_plain_rows_is_one_scan_in_arrival_order(
         store.close()
     assert got.rows == text.rows  # type: ignore[attr-defined]
     assert [r[0] for r in got.rows] == [f"e{i}" for i in range(len(texts))]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("with_dotted", [False, True])
+def test_a_rule_window_read_skips_row_groups_outside_its_range(
+    tmp_path: Path, with_dotted: bool
+) -> None:
+    # The relation a run reads (columns; with a dotted row in the window, the union of columns
+    # and text) scans only the row groups its time range meets, as the bare window query does
+    # (tests/unit/test_store.py): a run's cost does not grow with the history. Rows made in SQL.
+    store = Store(tmp_path / "data", Clock(NOW))
+    cur = store.cursor()
+    host = rulefields.COLUMNS["host.name"]
+    cur.execute(
+        f"INSERT INTO events (seq, idx, id, version, ts, ingested, source, arrived, plain, {host}) "
+        "SELECT i, ?, i::VARCHAR, 1, TIMESTAMP '2026-01-01' + to_seconds(i), "
+        'TIMESTAMP \'2026-01-01\' + to_seconds(i), \'{"host":{"name":"h"}}\', '
+        "TIMESTAMP '2026-01-01', true, '\"h\"' FROM range(500000) t(i)",
+        [NET],
+    )
+    if with_dotted:
+        cur.execute(
+            "UPDATE events SET plain = false, "
+            'source = \'{"host":{"name":"h"},"a.b":1}\' WHERE seq = 349200'
+        )
+    cur.execute("INSERT INTO indices VALUES (?, TIMESTAMP '2026-01-01')", [NET])
+    start, end = datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 5, 1, tzinfo=UTC)
+    structure = '\'{"host": {"name": "VARCHAR"}}\''
+    profiles = []
+    for column in ("ts", "ingested"):
+        relation = StoredWindow(store, NET, start, end, column).relation(structure)
+        assert ("UNION ALL" in relation) is with_dotted
+        cur.execute("PRAGMA enable_profiling = 'json'")
+        profiles.append(
+            json.loads(
+                cur.execute(f"EXPLAIN ANALYZE SELECT count(*) FROM {relation}").fetchall()[0][1]
+            )["query"]
+        )
+        cur.execute("PRAGMA disable_profiling")
+        count = cur.execute(f"SELECT count(*), count(host) FROM {relation}").fetchone()
+        assert count == (3601, 3601)
+    cur.close()
+    store.close()
+    scans = 2 if with_dotted else 1  # the union scans the table once per branch
+    for query in profiles:
+        assert query["total_row_groups_to_scan"] >= 4 * scans
+        assert query["total_row_groups_scanned"] <= 2 * scans
+        assert query["total_rows_scanned"] < 500000 * scans // 2
