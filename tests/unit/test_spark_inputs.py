@@ -171,3 +171,55 @@ def test_missing_java_is_one_line_naming_the_package(
     assert code == 2
     assert "openjdk-17-jre-headless" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_detect_over_many_runs_reads_each_exported_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four hourly runs across midnight over the export (a file a day, each needed by two runs
+    or more): every exported file read by Spark once; the alerts (ids, documents) are DuckDB's."""
+    from reconwatch.engine.detect import DatasetBackend, Schedule, detect
+    from reconwatch.ingest import sparkread
+    from reconwatch.rules.builtin import DEFAULT_RULE, builtin_text
+    from reconwatch.rules.load import load_rule_text
+    from reconwatch.simulate import Simulation
+
+    start = datetime(2025, 7, 15, 21, tzinfo=UTC)
+    sim = Simulation(hosts=6, hours=5, start=start, scans=("subnet",), seed=5)
+    ndjson = tmp_path / "fleet.ndjson"
+    ndjson.write_text("".join(json.dumps(e) + "\n" for e in sim.events()))
+    out = tmp_path / "export"
+    export_parquet(Dataset.from_files([ndjson]), out)
+    files = expand_inputs([str(out)], "spark")
+    assert len(files) == 2  # a file per day (DuckDB writes at least 2,048 rows a file)
+    text = builtin_text(DEFAULT_RULE).replace(
+        "destination_ip_count_distinct > 250", "destination_ip_count_distinct > 2"
+    )
+    rule = load_rule_text(text, "low.toml")
+    runs = Schedule(first=start + timedelta(hours=1), last=start + timedelta(hours=5))
+    read: list[str] = []
+    real = sparkread.read_part
+    real_chunks = sparkread.chunks
+
+    def counted(reader: object, picked: object, index: int, path: str) -> object:
+        read.append(path)
+        return real(reader, picked, index, path)  # type: ignore[arg-type]
+
+    def counted_chunks(spark: object, tasks: list[sparkread.FileTask], args: object) -> object:
+        read.extend(t.path for t in tasks)
+        return real_chunks(spark, tasks, args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sparkread, "read_part", counted)
+    # Rule runs read METADATA (_id, _index): the workers' readers decode the files.
+    monkeypatch.setattr(sparkread, "chunks", counted_chunks)
+    duck = detect([rule], DatasetBackend(Dataset.from_files(files)), runs)
+    on_spark = Dataset.from_files(files)
+    on_spark.keep_spark_reads()
+    spark = detect([rule], DatasetBackend(on_spark, engine="spark"), runs)
+    assert len(duck.runs) == len(spark.runs) == 4  # runs at 23:00, 00:00, 01:00, 02:00
+    assert duck.alerts, "the low threshold raises alerts"
+    for got, want in zip(spark.alerts, duck.alerts, strict=True):
+        assert {k: v for k, v in got.items() if got.get(k) != want.get(k)} == {}
+    assert spark.alerts == duck.alerts
+    assert sorted(read) == sorted(set(read)), "a file read twice"
+    assert len(set(read)) == len(files)

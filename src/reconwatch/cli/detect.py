@@ -348,6 +348,9 @@ def register(app: typer.Typer) -> None:
             for lst in lists:
                 check_fields(lst, fields)
         sink = open_sink(output, out_format, rules={r.label: r for r in rules}, inputs=paths)
+        if backend_name == "spark" and schedule.total(rules) > len(rules):
+            # Many runs of a rule: each exported file read once, its rows cached for the rest.
+            dataset.keep_spark_reads()
         backend = DatasetBackend(dataset, engine=backend_name)
         learned = _history(history or [], input_format, year)
         state = DetectorState(state_path, rules, err)

@@ -198,6 +198,8 @@ class Dataset:
         # Inputs handed to Spark's workers, and what the workers report of them (accumulators).
         self._spark_inputs: set[int] = set()
         self._spark_outcomes: list[Any] = []
+        # Exported files' Spark reads kept between queries (keep_spark_reads), or None.
+        self._kept_reads: Any = None
         # Inputs whose fields DuckDB listed for an export (export_fields), not the Python reader.
         self._listed: set[int] = set()
 
@@ -857,19 +859,41 @@ class Dataset:
         else:
             self._ensure_sample()
         cols = tuple(self.column(n) or Column(n, T.KEYWORD) for n in names)
-        rdd, outcomes = sparkread.chunks(
-            spark,
-            tasks,
-            {
-                "cols": cols,
-                "metadata": tuple(metadata),
-                "cell": _row_cell,
-                "meta": _meta,
-                "check": Dataset([])._check,
-            },
-        )
-        self._spark_outcomes.append(outcomes)
-        return rdd
+        decode_args = {
+            "cols": cols,
+            "metadata": tuple(metadata),
+            "cell": _row_cell,
+            "meta": _meta,
+            "check": Dataset([])._check,
+        }
+        kept = self._kept_reads
+        if kept is None:
+            rdd, outcomes = sparkread.chunks(spark, tasks, decode_args)
+            self._spark_outcomes.append(outcomes)
+            return rdd
+        # Each file's rows decoded once and cached; a task per file in input order, as above.
+        shape = (tuple((c.name, c.type, c.multivalued) for c in cols), tuple(metadata))
+        parts = []
+        for task in tasks:
+            key = (task.index, task.path, shape)
+            part = kept.get(key)
+            if part is None:
+                part, outcomes = sparkread.chunks(spark, [task], decode_args)
+                self._spark_outcomes.append(outcomes)
+                part = kept.keep(key, part)
+            parts.append(part)
+        if not parts:
+            return sparkread.chunks(spark, [], decode_args)[0]
+        return spark.sparkContext.union(parts)
+
+    def keep_spark_reads(self) -> None:
+        """Keep each file's Spark read cached for later queries reading it (a rule's runs over
+        many windows: each file is read once, not once per run that needs it): exported Parquet
+        read by Spark's reader, and the rows the workers' readers decode from any file."""
+        from reconwatch.ingest import sparkread
+
+        if self._kept_reads is None:
+            self._kept_reads = sparkread.KeptReads()
 
     def spark_frame(
         self,
@@ -895,7 +919,7 @@ class Dataset:
         if not files:
             return None
         types = self.arrow_schema(cols, ())
-        frame = sparkread.frame(spark, files, cols, types)
+        frame = sparkread.frame(spark, files, cols, types, self._kept_reads)
         if frame is None:
             return None
         import pyarrow.parquet as pq

@@ -151,11 +151,18 @@ def exported_fields(path: str | Path) -> tuple[list[tuple[str, str, bool]], int]
     return fields, meta.num_rows
 
 
-def frame(spark: Any, files: Sequence[tuple[int, str]], cols: Sequence[Column], types: Any) -> Any:
+def frame(
+    spark: Any,
+    files: Sequence[tuple[int, str]],
+    cols: Sequence[Column],
+    types: Any,
+    kept: KeptReads | None = None,
+) -> Any:
     """The `cols` of these (input number, path) Parquet files as Spark's own reader reads them:
     columns c0, c1, ... and `__ord` (the input's number above the row's number in its file).
     None unless every file is one `reconwatch export` wrote and holds each column, if at all,
-    typed exactly as `types` (the Arrow schema the executors read) says."""
+    typed exactly as `types` (the Arrow schema the executors read) says. With `kept`, each
+    file's read is cached there and taken again by a later call for the same columns."""
     import pyarrow.parquet as pq
     from pyspark.sql import functions as F
 
@@ -180,13 +187,58 @@ def frame(spark: Any, files: Sequence[tuple[int, str]], cols: Sequence[Column], 
         return None
     reader = spark.read.schema(S.StructType([S.StructField(n, t, True) for n, t in fields]))
     picked = [F.col(f"`{c.name}`").alias(f"c{i}") for i, c in enumerate(cols)]
+    shape = tuple((c.name, c.type, c.multivalued) for c in cols)
     parts = []
     for index, path in files:
-        # One scan per file, its number a constant: no mapping of Spark's spelling of paths.
-        order = F.lit(index << ORDER_SHIFT) + F.col("_metadata.row_index")
-        part = reader.option("mergeSchema", "false").parquet(path)
-        parts.append(part.select(*picked, order.cast("long").alias("__ord")))
+        part = kept.get((index, path, shape)) if kept is not None else None
+        if part is None:
+            part = read_part(reader, picked, index, path)
+            if kept is not None:
+                part = kept.keep((index, path, shape), part)
+        parts.append(part)
     return functools.reduce(lambda a, b: a.unionAll(b), parts)
+
+
+def read_part(reader: Any, picked: Sequence[Any], index: int, path: str) -> Any:
+    """One exported file's columns and `__ord`."""
+    from pyspark.sql import functions as F
+
+    # One scan per file, its number a constant: no mapping of Spark's spelling of paths.
+    order = F.lit(index << ORDER_SHIFT) + F.col("_metadata.row_index")
+    part = reader.option("mergeSchema", "false").parquet(path)
+    return part.select(*picked, order.cast("long").alias("__ord"))
+
+
+class KeptReads:
+    """Files' reads (DataFrames or RDDs) cached by Spark (memory, else local disk) for later
+    queries over the same files and columns: the runs of a rule over many windows (`detect --from/--to`) read each
+    file once, the first run that needs it, and the others take its cached rows. At most
+    `files` reads are kept; the least recently used is dropped first."""
+
+    def __init__(self, files: int = 256) -> None:
+        self.files = files
+        self._kept: dict[tuple[object, ...], Any] = {}
+
+    def get(self, key: tuple[object, ...]) -> Any:
+        part = self._kept.pop(key, None)
+        if part is not None:
+            self._kept[key] = part  # most recently used last
+        return part
+
+    def keep(self, key: tuple[object, ...], part: Any) -> Any:
+        from pyspark import StorageLevel
+
+        part = part.persist(StorageLevel.MEMORY_AND_DISK)
+        self._kept[key] = part
+        while len(self._kept) > self.files:
+            oldest = next(iter(self._kept))
+            self._kept.pop(oldest).unpersist()
+        return part
+
+    def clear(self) -> None:
+        for part in self._kept.values():
+            part.unpersist()
+        self._kept.clear()
 
 
 def _spark_type(t: Any) -> Any:
