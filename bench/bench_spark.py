@@ -1,8 +1,11 @@
 """The seed rule on Spark over day-partitioned Parquet: local[1] vs local[2] (scaling), DuckDB on the same data for reference.
 
+Events: gen_events.generate_repeated (one simulated hour repeated, the last with a subnet sweep),
+exported with `reconwatch export --parquet` (timed when not cached; DuckDB reads the NDJSON).
 Each Spark measurement runs in a fresh process that starts its session, analyses the queries
 (timed apart: the catalog, from the export's footers), runs the first once untimed (JVM start,
-Python workers), then times each: the ratio is of query work, not of start-up. DuckDB runs the same
+Python workers), then times each: the ratio is of query work, not of start-up; the load average is printed at
+the start and end of each measurement (the machine is shared). DuckDB runs the same
 events from the NDJSON file they were exported from (its fast reader; whole process timed). Two queries: the rule as written (its one-hour window: dt=
 pruning reads one day) and the rule without its time condition (every event read: the
 per-core throughput a sizing model needs).
@@ -19,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gen_events import generate, query_time
+from gen_events import generate_repeated, query_time
 from reconwatch.cli.plain import expand_inputs
 from reconwatch.rules.builtin import DEFAULT_RULE, load_builtin
 
@@ -48,7 +51,7 @@ def full_scan(query: str) -> str:
 
 
 _CHILD = """
-import json, sys, time
+import json, os, sys, time
 from reconwatch.backends import executor
 from reconwatch.backends.spark import session
 from reconwatch.ingest import Dataset
@@ -65,9 +68,11 @@ run = executor("spark")
 out = {"analysis": analysis, "runs": []}
 run(plans[0], dataset, when)  # untimed: the JVM's start, Python workers, first reads
 for plan in plans:
+    load = os.getloadavg()[0]
     start = time.perf_counter()
     result = run(plan, dataset, when)
-    out["runs"].append({"seconds": time.perf_counter() - start, "rows": len(result.rows)})
+    seconds = time.perf_counter() - start
+    out["runs"].append({"seconds": seconds, "rows": len(result.rows), "load": [load, os.getloadavg()[0]]})
 print(json.dumps(out))
 """
 
@@ -83,7 +88,9 @@ def spark_times(master: str, queries: list[str], now: str, files: list[str]) -> 
     return found
 
 
-def duckdb_time(query: str, now: str, files: list[str]) -> float:
+def duckdb_time(query: str, now: str, files: list[str]) -> tuple[float, list[float]]:
+    """Seconds of the whole `reconwatch query` process, and the load average before and after."""
+    load = os.getloadavg()[0]
     start = time.perf_counter()
     subprocess.run(
         [EXE, "query", query, *files, "--now", now, "--format", "ndjson"],
@@ -91,7 +98,11 @@ def duckdb_time(query: str, now: str, files: list[str]) -> float:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    return time.perf_counter() - start
+    return time.perf_counter() - start, [load, os.getloadavg()[0]]
+
+
+def _load(pair: list[float]) -> str:
+    return f"load {pair[0]:.1f}-{pair[1]:.1f}"
 
 
 def parquet_files(root: Path) -> list[str]:
@@ -105,13 +116,26 @@ def main() -> None:
     # measures the file layout, not Spark).
     ap.add_argument("--rows-per-file", type=int, default=40_000)
     args = ap.parse_args()
-    ndjson = generate(HERE / "out" / f"events-{args.events}-7.ndjson", args.events)
+    ndjson = generate_repeated(
+        HERE / "out" / f"events-{args.events}-7-repeated.ndjson", args.events
+    )
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    cached = ndjson.with_suffix(".export.d").exists()
     root = exported(ndjson, args.rows_per_file)
+    if not cached:
+        took = time.perf_counter() - start
+        print(
+            f"export: {took:.0f} s ({args.events / took:,.0f} ev/s), load {load:.1f}-{os.getloadavg()[0]:.1f}"
+        )
     files = parquet_files(root)
+    import pyarrow.parquet as pq
+
+    events = sum(pq.read_metadata(f).num_rows for f in files)  # about --events: whole hours
     now = query_time(args.events).isoformat()
     rule = load_builtin(DEFAULT_RULE).query
     print(
-        f"{args.events} events, {len(files)} Parquet file(s) in "
+        f"{events} events, {len(files)} Parquet file(s) in "
         f"{len(list(root.glob('dt=*')))} day(s); rule {DEFAULT_RULE} at {now}; "
         f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
@@ -124,13 +148,17 @@ def main() -> None:
     )
     for i, (label, query) in enumerate(queries.items()):
         a, b = one["runs"][i], two["runs"][i]
-        duck_ndjson = duckdb_time(query, now, [str(ndjson)])
+        duck, duck_load = duckdb_time(query, now, [str(ndjson)])
         print(f"-- {label}: {a['rows']} row(s)")
-        print(f"spark local[1]     {a['seconds']:8.2f} s  {args.events / a['seconds']:10.0f} ev/s")
-        print(f"spark local[2]     {b['seconds']:8.2f} s  {args.events / b['seconds']:10.0f} ev/s")
+        for name, r in (("local[1]", a), ("local[2]", b)):
+            rate = events / r["seconds"]
+            print(f"spark {name}  {r['seconds']:8.2f} s  {rate:10.0f} ev/s  {_load(r['load'])}")
         print(f"scaling local[2]/local[1]: {a['seconds'] / b['seconds']:.2f} (target >= 1.7)")
-        print(f"duckdb, the NDJSON file    {duck_ndjson:8.2f} s (whole process)")
-        print(f"spark local[2] / duckdb (NDJSON): {b['seconds'] / duck_ndjson:.1f}x the time")
+        print(f"duckdb, the NDJSON file  {duck:8.2f} s (whole process)  {_load(duck_load)}")
+        print(
+            f"spark / duckdb: local[1] {a['seconds'] / duck:.1f}x, "
+            f"local[2] {b['seconds'] / duck:.1f}x the time"
+        )
 
 
 if __name__ == "__main__":
