@@ -12,7 +12,7 @@ HERE = Path(__file__).resolve().parent
 # Benchmarks that take the event count of the generated file (bench/gen_events.py).
 TAKES_EVENTS = {"bench_detect", "bench_query", "bench_stream"}
 # Benchmarks that load the kernel sensor: root only, skipped with the reason otherwise.
-NEEDS_ROOT = {"bench_sensor", "bench_raw", "bench_overhead"}
+NEEDS_ROOT = {"bench_sensor", "bench_raw", "bench_overhead", "bench_bpf_time"}
 
 
 def benchmarks() -> list[Path]:

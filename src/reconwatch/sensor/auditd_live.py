@@ -30,6 +30,9 @@ _STATUS = struct.Struct("=8I")  # mask enabled failure pid rate_limit backlog_li
 _RECORD_NAMES = {1300: "SYSCALL", 1306: "SOCKADDR", 1327: "PROCTITLE", 1320: "EOE"}
 _BACKLOG_LIMIT = 65536
 _REASSEMBLY_WAIT = 2.0  # seconds a partial event may wait for records before it is completed
+AUDIT_USER = 1005  # a message user space logs through the kernel's audit queue
+_DRAIN_IDLE = 1.0  # without a marker: how long a stop keeps reading
+_DRAIN_DEADLINE = 15.0  # a stop waits at most this long for its marker to come back
 
 
 RAW_RULE_KEY = "reconwatch-raw"
@@ -260,6 +263,27 @@ class AuditCollector:
     def stop(self) -> None:
         self.stopping = True
 
+    def _send_marker(self) -> bytes | None:
+        """Log a message of our own through the kernel's audit queue, behind every record queued
+        before the stop; reading up to it drains them all however far behind kauditd, auditd or
+        we are (a fixed wait lost the last records on a loaded host). None if it cannot be sent
+        (no CAP_AUDIT_WRITE): the drain then waits _DRAIN_IDLE as before."""
+        marker = b"reconwatch-drain-%d-%d" % (os.getpid(), time.monotonic_ns())
+        body = marker + b"\0"
+        try:
+            with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_AUDIT) as sock:
+                sock.send(
+                    _NLMSG.pack(_NLMSG.size + len(body), AUDIT_USER, NLM_F_REQUEST, 1, 0) + body
+                )
+        except OSError:
+            return None
+        return marker
+
+    def _drain_deadline(self) -> tuple[bytes | None, float]:
+        """What a stop waits for: its marker (up to _DRAIN_DEADLINE), or _DRAIN_IDLE without."""
+        marker = self._send_marker()
+        return marker, time.monotonic() + (_DRAIN_DEADLINE if marker else _DRAIN_IDLE)
+
     def _cleanup(self) -> None:
         lost = self._kernel_lost()
         if lost is not None and self.lost_at_start is not None:
@@ -315,9 +339,10 @@ class AuditCollector:
     def _netlink_lines(self) -> Iterator[str]:
         assert self.sock is not None
         drain_until: float | None = None
+        marker: bytes | None = None
         while True:
             if self.stopping and drain_until is None:
-                drain_until = time.monotonic() + 1.0  # records already queued still count
+                marker, drain_until = self._drain_deadline()  # records already queued count
             if drain_until is not None and time.monotonic() > drain_until:
                 return
             try:
@@ -327,6 +352,8 @@ class AuditCollector:
                 continue
             except InterruptedError:
                 continue
+            if marker is not None and marker in data:
+                return  # everything queued before the stop has been read
             yield from _netlink_records(data)
 
     def _log_lines(self) -> Iterator[str]:
@@ -337,15 +364,19 @@ class AuditCollector:
         with handle:
             handle.seek(0, os.SEEK_END)
             drain_until: float | None = None
+            marker: str | None = None
             while True:
+                if self.stopping and drain_until is None:
+                    sent, drain_until = self._drain_deadline()
+                    marker = sent.decode() if sent else None
                 line = handle.readline()
                 if line:
+                    if marker is not None and marker in line:
+                        return  # auditd has written everything queued before the stop
                     yield line
                     continue
-                if self.stopping:
-                    drain_until = drain_until or time.monotonic() + 1.0
-                    if time.monotonic() > drain_until:
-                        return
+                if drain_until is not None and time.monotonic() > drain_until:
+                    return
                 time.sleep(0.1)
                 yield ""
 
