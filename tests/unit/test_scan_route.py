@@ -166,11 +166,17 @@ def _write(tmp: Path, contents: list[list[bytes]], gz: bool = False) -> list[Pat
     return paths
 
 
-def _outcome(query: str, paths: list[Path], scan: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
+def _outcome(
+    query: str,
+    paths: list[Path],
+    scan: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    now: datetime = NOW,
+) -> Any:
     monkeypatch.setenv("RECONWATCH_SCAN", "1" if scan else "0")
     dataset = Dataset.from_files(paths)
     try:
-        r = run_query(query, dataset, now=NOW)
+        r = run_query(query, dataset, now=now)
         answer: Any = (r.columns, r.rows, r.warnings)
     except ReconwatchError as exc:
         answer = (type(exc).__name__, str(exc))
@@ -335,3 +341,30 @@ def test_what_the_executor_reads_in_every_event(
     query = f"""from logs-endpoint.events.network-* | where {where}
     | stats n = count(), d = count_distinct(destination.ip) by host.name"""
     assert _outcome(query, paths, True, monkeypatch) == _outcome(query, paths, False, monkeypatch)
+
+
+@needs_scan
+def test_the_window_bounds_at_the_millisecond(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events at the window's start, a millisecond either side, and after `now` (no upper
+    bound): `>` and `>=` as DuckDB compares them, `now` cut to its millisecond."""
+    lines = []
+    for offset_ms in (-3_600_001, -3_600_000, -3_599_999, -1, 0, 1, 3_600_000):
+        for k, exe in enumerate(("/bin/a", "/bin/b")):
+            doc = json.loads(next(_clean(1)))
+            ts = NOW + timedelta(milliseconds=offset_ms)
+            doc["@timestamp"] = ts.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            doc["process"]["executable"] = exe
+            doc["destination"]["ip"] = f"10.1.{k}.{offset_ms % 250}"
+            lines.append(json.dumps(doc).encode())
+    paths = _write(tmp_path, [lines])
+    counting = Counting()
+    monkeypatch.setattr(query_module, "scan_route", counting)
+    for op in (">", ">="):
+        query = f"""from logs-endpoint.events.network-* | where @timestamp {op} now() - 1 hours
+        | stats n = count(), d = count_distinct(destination.ip) by process.executable"""
+        for now in (NOW, NOW + timedelta(microseconds=999)):
+            scanned = _outcome(query, paths, True, monkeypatch, now)
+            assert scanned == _outcome(query, paths, False, monkeypatch, now)
+    assert counting.answered == 4
