@@ -21,7 +21,7 @@ from reconwatch.esql.parser import parse
 from reconwatch.ingest.dataset import Dataset
 from reconwatch.plan import limits
 from reconwatch.plan.catalog import Result
-from reconwatch.plan.nodes import NO_SPAN, Column, Limit, Plan, Source
+from reconwatch.plan.nodes import NO_SPAN, Aggregate, Column, Limit, Plan, Source
 from reconwatch.plan.prune import pruned
 from reconwatch.plan.prune import unread_columns as _unread_catalog_columns
 from reconwatch.plan.prune import without_columns as _without_columns
@@ -80,6 +80,8 @@ def scan_route(plan: Plan, dataset: Dataset, now: datetime) -> Result | None:
     reports: the route only answers when nothing differs). RECONWATCH_SCAN=0 turns it off."""
     if os.environ.get("RECONWATCH_SCAN", "1") == "0" or not isinstance(plan.source, Source):
         return None
+    if not any(isinstance(step, Aggregate) for step in plan.steps):
+        return None  # no STATS (a rule's rows for detect): nothing of the scan is loaded
     if limits.current() != limits.QueryLimits():
         return None  # a memory limit or time budget: DuckDB's executor enforces them
     plan = pruned(plan)
