@@ -453,8 +453,10 @@ def test_an_attempt_just_before_an_exec_is_the_old_executables(tmp_path: Path) -
     assert set(attempts) == {BEFORE_EXEC, AFTER_EXEC}, summary
     before, after = attempts[BEFORE_EXEC]["process"], attempts[AFTER_EXEC]["process"]
     assert before["pid"] == after["pid"] and child.returncode != 0  # one process, two images
-    assert before["executable"] == os.path.realpath(sys.executable)
+    # /proc/PID/exe's real path, or the path exec'd when the sensor read the exec after the
+    # process had gone on (to bash) or ended
+    assert before["executable"] in (os.path.realpath(sys.executable), sys.executable)
     assert before["args"][-2] == "-c"
-    assert after["executable"] == os.path.realpath(bash)
+    assert after["executable"] in (os.path.realpath(bash), bash)
     assert after["args"] == ["bash", "-c", f"exec 3<>/dev/tcp/{AFTER_EXEC}/9"]
     assert before["entity_id"] != after["entity_id"]

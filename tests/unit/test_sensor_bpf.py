@@ -821,3 +821,17 @@ def test_an_attempt_made_just_before_an_exec_keeps_the_image_that_made_it() -> N
     feed(c, f"X\t8000\t{orphan}\t{GONE + 3}\t0\t{path(b'/usr/bin/nc')}\n")
     unknown = feed(c, refused_entry(7000, orphan, 0x0400007F, b"x"))
     assert unknown is not None and unknown.executable is None
+
+
+def test_an_exec_read_after_the_process_exec_d_again_keeps_its_own_path() -> None:
+    """The sensor reads an exec's line after the process has run on: when it has exec'd another
+    program since, /proc/PID/exe names that one, so the exec path is used (its comm, which an
+    exec sets to the file's name, tells). Here the "process" is this one: python, not `nc`."""
+    me = os.getpid()
+    cache = ProcessCache()
+    cache.on_exec(me, "/usr/bin/nc", 1, 1.0, 1000)
+    assert cache.lookup(me).executable == "/usr/bin/nc"  # not this interpreter
+    with open(f"/proc/{me}/comm") as handle:
+        comm = handle.read().strip()
+    cache.on_exec(me, f"/some/dir/{comm}", 1, 2.0, 2000)  # the exec this process did run
+    assert cache.lookup(me).executable == os.readlink(f"/proc/{me}/exe")

@@ -33,6 +33,19 @@ def fs_text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
+def _still_runs(pid: int, filename: str) -> bool:
+    """Whether `pid`'s comm is still the one an exec of `filename` gave it (the file's name, cut
+    to 15 bytes); a comm set since with prctl(PR_SET_NAME) also says no, and the caller then
+    falls back to the exec path, which names the same program."""
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as handle:
+            comm = handle.read().rstrip(b"\n")
+    except OSError:
+        return False
+    name = os.fsencode(filename).rsplit(b"/", 1)[-1][:15]
+    return comm == name
+
+
 def _cmdline(pid: int) -> list[str] | None:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
@@ -67,8 +80,12 @@ class ProcessCache:
         at_ns: int | None = None,
     ) -> None:
         # /proc names the real binary (the interpreter for a script); the exec path (None when
-        # the tracer had to cut it) is the fallback when the process is already gone.
+        # the tracer had to cut it) is the fallback when the process is already gone, or has
+        # exec'd again since (its comm, which exec sets to the file's name, is another's: the
+        # sensor reads this exec's line after the process ran on).
         exe = _readlink_exe(pid)
+        if exe is not None and filename is not None and not _still_runs(pid, filename):
+            exe = None
         if exe is None and filename is not None and filename.startswith("/"):
             exe = filename
         self.misses.pop(pid, None)
