@@ -460,3 +460,47 @@ def test_an_attempt_just_before_an_exec_is_the_old_executables(tmp_path: Path) -
     assert after["executable"] in (os.path.realpath(bash), bash)
     assert after["args"] == ["bash", "-c", f"exec 3<>/dev/tcp/{AFTER_EXEC}/9"]
     assert before["entity_id"] != after["entity_id"]
+
+
+# SAFETY: inside the test's namespace, which has no route to 10.99.0.0/16: connect() fails at once.
+UNROUTED = "10.99.0.1"
+NO_ROUTE_CLIENT = f"""
+import os, socket
+print(os.getpid(), flush=True)
+for blocking in (True, False):
+    s = socket.socket(); s.setblocking(blocking)
+    print(s.connect_ex(("{UNROUTED}", 80 + blocking)), flush=True)
+"""
+
+
+def test_a_connect_that_fails_before_syn_sent_is_an_attempt_and_its_failure(
+    tmp_path: Path, namespace: str
+) -> None:
+    """No route: connect() fails with ENETUNREACH before the socket enters SYN_SENT (no state
+    change to trace); the return of connect() records the attempt and its failure."""
+    sensor, out, _ = start_sensor(tmp_path, "ebpf")
+    try:
+        client = subprocess.run(
+            ["ip", "netns", "exec", namespace, sys.executable, "-c", NO_ROUTE_CLIENT],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    finally:
+        summary = stop_sensor(sensor)
+    pid_line, *codes = client.stdout.split()
+    assert codes == ["101", "101"], client.stdout  # ENETUNREACH, what the client saw
+    docs = [d for d in map(json.loads, out.open()) if d["process"]["pid"] == int(pid_line)]
+    seen = {(d["event"]["action"], d["destination"]["port"]) for d in docs}
+    assert seen == {
+        (action, port)
+        for action in ("connection_attempted", "connection_result")
+        for port in (80, 81)
+    }, summary
+    for d in docs:
+        assert d["destination"]["ip"] == UNROUTED and "ip" not in d.get("source", {})
+        assert d["process"]["executable"] in (os.path.realpath(sys.executable), sys.executable)
+    for d in (d for d in docs if d["event"]["action"] == "connection_result"):
+        assert d["event"]["reason"] == "unreachable" and d["event"]["outcome"] == "failure"
+        assert d["reconwatch"]["error"] == "ENETUNREACH"

@@ -519,7 +519,7 @@ class BpfCollector:
         if dst_port > 65535 or (src_port or 0) > 65535:
             raise ValueError("port out of range")
         dst_ip = _address(af, dst)
-        src_ip = None if src is None else _address(af, src)
+        src_ip = None if src is None else _source(_address(af, src))
         pid, uid, comm = int(pid_field), int(uid_field), self._comm(comm_field)
         if pid in self.own_pids:
             self.stats.own += 1  # our own output traffic is not something we observe
@@ -746,6 +746,7 @@ class BpfCollector:
             dst = socket.inet_ntop(socket.AF_INET6, struct.pack("<4I", *words[4:]))
         else:
             raise ValueError("unknown address family")
+        src_ip = _source(src)
         state, err = int(f[15]), int(f[16])
         if state == 0:  # an attempt whose outcome had not come when it was batched
             if err or took:
@@ -775,12 +776,12 @@ class BpfCollector:
             # per entry
             self.pending_result = Connection(
                 self._clock_offset + (start + took) / 1e9, RESULT, pid, dst, dport, family,
-                name, exe, args, ppid, parent, uid, user, "tcp", src, src_port, REASONS[reason],
+                name, exe, args, ppid, parent, uid, user, "tcp", src_ip, src_port, REASONS[reason],
                 began, PROBE_CONNECT, reason, took, error,
             )  # fmt: skip
         return Connection(
             self._clock_offset + start / 1e9, ATTEMPTED, pid, dst, dport, family, name, exe,
-            args, ppid, parent, uid, user, "tcp", src, src_port, "unknown", began, PROBE_CONNECT,
+            args, ppid, parent, uid, user, "tcp", src_ip, src_port, "unknown", began, PROBE_CONNECT,
         )  # fmt: skip
 
     def _batched_comm(self, field: bytes) -> str:
@@ -871,7 +872,7 @@ class BpfCollector:
         if dst_port > 65535 or src_port > 65535:
             raise ValueError("port out of range")
         reason, error = _reason(int(state), int(err))
-        dst_ip, src_ip = _address(af, dst), _address(af, src)
+        dst_ip, src_ip = _address(af, dst), _source(_address(af, src))
         pid, uid = int(pid_field), int(uid_field)
         if pid in self.own_pids:
             self.stats.own += 1
@@ -981,6 +982,12 @@ def _digits(*fields: bytes) -> None:
 
 def _bad(reason: str) -> NoReturn:
     raise ValueError(reason)
+
+
+def _source(address: str) -> str | None:
+    """A source address, None when the kernel had none (a connect() that failed before the
+    socket was given one: the unspecified address)."""
+    return None if address in ("0.0.0.0", "::") else address
 
 
 def _address(af: int, field: bytes) -> str:
