@@ -5,7 +5,9 @@ exported with `reconwatch export --parquet` (timed when not cached; DuckDB reads
 Each Spark measurement runs in a fresh process that starts its session, analyses the queries
 (timed apart: the catalog, from the export's footers), runs the first once untimed (JVM start,
 Python workers), then times each: the ratio is of query work, not of start-up; the load average is printed at
-the start and end of each measurement (the machine is shared). DuckDB runs the same
+the start and end of each measurement (the machine is shared), and the CPU seconds the Spark
+process and its JVM used (events per CPU second: the per-core figure, less bent by other work
+than the wall time). DuckDB runs the same
 events from the NDJSON file they were exported from (its fast reader; whole process timed). Two queries: the rule as written (its one-hour window: dt=
 pruning reads one day) and the rule without its time condition (every event read: the
 per-core throughput a sizing model needs).
@@ -67,12 +69,30 @@ analysis = time.perf_counter() - start
 run = executor("spark")
 out = {"analysis": analysis, "runs": []}
 run(plans[0], dataset, when)  # untimed: the JVM's start, Python workers, first reads
+def cpu():
+    # CPU seconds of this process and its descendants (the JVM, its Python workers) so far.
+    stats = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as fh:
+                    rest = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(d)] = (int(rest[1]), int(rest[11]) + int(rest[12]))
+    mine, grew = {os.getpid()}, True
+    while grew:
+        more = {p for p, (ppid, _) in stats.items() if ppid in mine} - mine
+        grew = bool(more)
+        mine |= more
+    return sum(stats[p][1] for p in mine if p in stats) / os.sysconf("SC_CLK_TCK")
 for plan in plans:
     load = os.getloadavg()[0]
+    used = cpu()
     start = time.perf_counter()
     result = run(plan, dataset, when)
     seconds = time.perf_counter() - start
-    out["runs"].append({"seconds": seconds, "rows": len(result.rows), "load": [load, os.getloadavg()[0]]})
+    out["runs"].append({"seconds": seconds, "cpu": cpu() - used, "rows": len(result.rows), "load": [load, os.getloadavg()[0]]})
 print(json.dumps(out))
 """
 
@@ -152,7 +172,11 @@ def main() -> None:
         print(f"-- {label}: {a['rows']} row(s)")
         for name, r in (("local[1]", a), ("local[2]", b)):
             rate = events / r["seconds"]
-            print(f"spark {name}  {r['seconds']:8.2f} s  {rate:10.0f} ev/s  {_load(r['load'])}")
+            per_cpu = events / max(r["cpu"], 1e-9)
+            print(
+                f"spark {name}  {r['seconds']:8.2f} s  {rate:10.0f} ev/s  {_load(r['load'])}  "
+                f"CPU {r['cpu']:.1f} s: {per_cpu:,.0f} ev per CPU second"
+            )
         print(f"scaling local[2]/local[1]: {a['seconds'] / b['seconds']:.2f} (target >= 1.7)")
         print(f"duckdb, the NDJSON file  {duck:8.2f} s (whole process)  {_load(duck_load)}")
         print(
