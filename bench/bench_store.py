@@ -336,14 +336,16 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def bench_retention(data: Path, now: datetime, fresh: Path, batches: int, size: int) -> None:
-    """Retention deleting the oldest day of a copy of the store while the writer appends, next
-    to the same appends with no retention running; then a run's window read again."""
+def _retained(
+    data: Path, now: datetime, work: list[list[object]], settings: tuple[str, ...]
+) -> dict[str, object]:
+    """On a copy of the store with DuckDB `settings` set after it opens: the batches appended
+    alone, then again while retention deletes the oldest day; each batch's seconds, what
+    retention deleted and how long it took, the load average at each phase."""
     import shutil
 
     from reconwatch.store import Store
 
-    work = _batches(fresh, batches, size)
     with tempfile.TemporaryDirectory(prefix="rw-bench-retention-", dir=data.parent) as tmp:
         copy = Path(tmp)
         shutil.copy(data / "reconwatch.duckdb", copy / "reconwatch.duckdb")
@@ -359,6 +361,11 @@ def bench_retention(data: Path, now: datetime, fresh: Path, batches: int, size: 
         retention = now - (oldest + min(timedelta(days=1), (now - oldest) / 2))
         store = Store(copy, lambda: now, retention=retention)
         try:
+            cur = store.cursor()
+            for setting in settings:
+                cur.execute(setting)
+            cur.close()
+            load_alone = _load()
             alone = _ingest(store, work, None)
             done = threading.Event()
             deleted: list[int] = []
@@ -370,7 +377,7 @@ def bench_retention(data: Path, now: datetime, fresh: Path, batches: int, size: 
                 seconds.append(time.perf_counter() - started)
                 done.set()
 
-            load = _load()
+            load_during = _load()
             worker = threading.Thread(target=retain)
             worker.start()
             during = _ingest(store, work, done)
@@ -378,24 +385,59 @@ def bench_retention(data: Path, now: datetime, fresh: Path, batches: int, size: 
             after = store.count()
         finally:
             store.close()
-    written = (len(alone) + len(during)) * size
+    written = (len(alone) + len(during)) * len(work[0])
     assert after == before - deleted[0] + written, (after, before, deleted, written)
-    print(f"load average (1/5/15 min) at the retention pass: {load}")
-    print(
-        f"retention: deleted {deleted[0]:,} events (what arrived in the oldest {(now - oldest - retention).total_seconds() / 3600:.0f} h, of {before:,}) "
-        f"in {seconds[0]:.2f} s while the writer appended {len(during) * size:,} in "
-        f"{len(during)} batches of {size:,}"
-    )
-    for label, took in (("no retention running", alone), ("retention running", during)):
+    return {
+        "alone": alone,
+        "during": during,
+        "deleted": deleted[0],
+        "seconds": seconds[0],
+        "hours": (now - oldest - retention).total_seconds() / 3600,
+        "before": before,
+        "loads": (load_alone, load_during),
+    }
+
+
+def bench_retention(data: Path, now: datetime, fresh: Path, batches: int, size: int) -> None:
+    """Retention deleting the oldest day of a copy of the store while the writer appends, next
+    to the same appends with no retention running; the store's DuckDB settings, then DuckDB's
+    default vacuum (each checkpoint merging the row groups earlier ones wrote: the baseline)."""
+    work = _batches(fresh, batches, size)
+    sides = {
+        "the store's settings (no vacuum)": _retained(data, now, work, ()),
+        "DuckDB's default vacuum (baseline)": _retained(
+            data, now, work, ("SET max_vacuum_tasks = 100",)
+        ),
+    }
+    for name, side in sides.items():
+        alone, during = side["alone"], side["during"]
+        assert isinstance(alone, list) and isinstance(during, list)
+        loads = side["loads"]
+        assert isinstance(loads, tuple)
         print(
-            f"ingest batches, {label}: median {statistics.median(took) * 1000:.0f} ms, "
-            f"p90 {_pct(took, 0.9) * 1000:.0f} ms, max {max(took) * 1000:.0f} ms "
-            f"({size * len(took) / sum(took):,.0f} events/s)"
+            f"{name}: retention deleted {side['deleted']:,} events (what arrived in the oldest "
+            f"{side['hours']:.0f} h, of {side['before']:,}) in {side['seconds']:.2f} s while "
+            f"the writer appended {len(during) * size:,} in {len(during)} batches of {size:,}"
         )
-    print(
-        f"ratio max batch with / without retention: {max(during) / max(alone):.2f}; "
-        f"median {statistics.median(during) / statistics.median(alone):.2f}"
-    )
+        for label, took, load in (
+            ("no retention running", alone, loads[0]),
+            ("retention running", during, loads[1]),
+        ):
+            print(
+                f"  ingest batches, {label} (load {load}): median "
+                f"{statistics.median(took) * 1000:.0f} ms, p99 {_pct(took, 0.99) * 1000:.0f} ms, "
+                f"max {max(took) * 1000:.0f} ms ({size * len(took) / sum(took):,.0f} events/s, "
+                f"{len(took)} batches)"
+            )
+    ours, base = sides.values()
+    for label, key in (("no retention", "alone"), ("retention running", "during")):
+        mine, theirs = ours[key], base[key]
+        assert isinstance(mine, list) and isinstance(theirs, list)
+        print(
+            f"ratio store's / baseline, {label}: max {max(mine) / max(theirs):.2f}, "
+            f"p99 {_pct(mine, 0.99) / _pct(theirs, 0.99):.2f}, "
+            f"median {statistics.median(mine) / statistics.median(theirs):.2f}"
+        )
 
 
 def main() -> None:
@@ -406,6 +448,9 @@ def main() -> None:
     ap.add_argument("--keep", help="a directory the store is kept in (and reused from)")
     ap.add_argument("--build-only", action="store_true")
     ap.add_argument("--no-retention", action="store_true", help="skip the retention pass")
+    ap.add_argument(
+        "--retention-only", action="store_true", help="only the ingest and retention pass"
+    )
     ap.add_argument("--batches", type=int, default=20, help="ingest batches with no retention")
     ap.add_argument("--batch", type=int, default=5000, help="events per ingest batch")
     args = ap.parse_args()
@@ -421,6 +466,9 @@ def main() -> None:
             n = build(data, fresh, args.events, now)
             print(f"built a store of {n:,} events in {time.perf_counter() - started:.0f} s")
         if args.build_only:
+            return
+        if args.retention_only:
+            bench_retention(data, now, fresh, args.batches, args.batch)
             return
         store, total, groups = _opened(data, now)
         print(
