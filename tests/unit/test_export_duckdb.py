@@ -215,3 +215,6 @@ def test_from_store_refuses_files_and_a_missing_store(
     )
     assert code == 2
     assert "give no FILES" in err
+    code, _, err = run_cli(["export", "--parquet", out], capsys)
+    assert code == 2
+    assert "give event files to export, or --from-store DATA_DIR" in err

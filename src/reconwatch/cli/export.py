@@ -70,10 +70,12 @@ def export(
             raise UsageError(msg)
         done, dataset = _from_store(from_store, parquet, rows_per_file)
     else:
+        if not files:
+            raise UsageError("give event files to export, or --from-store DATA_DIR")
         if input_format is not None:
             formats.get(input_format)
-        require_files(files or [])
-        dataset = Dataset.from_files(files or [], input_format=input_format)
+        require_files(files)
+        dataset = Dataset.from_files(files, input_format=input_format)
         done = export_parquet(dataset, parquet, rows_per_file, functions=udf.register)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     report = dataset.report
