@@ -126,9 +126,13 @@ class EvidenceFinder:
                 out[key] = {k: v for k, v in doc.items() if v is not None}
         return out
 
-    def pinned_query(self, conditions: list[ast.Expr]) -> ast.Query | None:
+    def pinned_query(
+        self, conditions: list[ast.Expr], groups: ast.Expr | None = None
+    ) -> ast.Query | None:
         """The pipeline before STATS with the run's filters, keeping what the rest of the rule
-        and the evidence read; None when the rule has no STATS or the query does not analyse."""
+        and the evidence read; None when the rule has no STATS or the query does not analyse.
+        `groups` (over that pipeline's rows, as the evidence's key filters are): only the rows
+        it keeps, in the same order."""
         if self.stats_at >= len(self.commands):
             return None
         wide = self._pre(conditions)
@@ -155,7 +159,8 @@ class EvidenceFinder:
         ]
         if not names:
             return None
-        return with_commands(wide, [*wide.commands, ast.Keep(tuple(names))])
+        picked = [ast.Where(groups)] if groups is not None else []
+        return with_commands(wide, [*wide.commands, *picked, ast.Keep(tuple(names))])
 
     def _source_files(self) -> list[Path] | None:
         finder = getattr(self.backend, "source_files", None)
@@ -185,7 +190,7 @@ class EvidenceFinder:
     ) -> dict[str, object]:
         if not aggregating:
             return summarize([dict(row)], method="the alert's own event")
-        filters = self._key_filters(row)
+        filters = self.key_filters(row)
         if filters is None:
             return {"available": False, "reason": "the query's output does not carry its BY keys"}
         backend = self.backend
@@ -231,7 +236,7 @@ class EvidenceFinder:
         `crossing`), reading no more than @timestamp and the counted columns of the group's
         events: a real-time alert waits for it before the sinks take it. None when the rule
         has no one-pass count (`collect` bisects) or the alert carries no BY keys."""
-        filters = self._key_filters(row)
+        filters = self.key_filters(row)
         if filters is None or not isinstance(self.threshold, crossing.Threshold):
             return None
         base = with_filters(self._pre([]), [*conditions, *filters])
@@ -328,7 +333,9 @@ class EvidenceFinder:
     def _types(self) -> dict[str, T]:
         return {name: column.type for name, column in self.fields.items()}
 
-    def _key_filters(self, row: Mapping[str, object]) -> list[ast.Expr] | None:
+    def key_filters(self, row: Mapping[str, object]) -> list[ast.Expr] | None:
+        """The conditions that keep an alert's group's rows of the pipeline before STATS; None
+        when the query's output does not carry its BY keys."""
         output = {c.name: c for c in self._columns(self.query)}
         filters: list[ast.Expr] = []
         for name, expr in self.groups:

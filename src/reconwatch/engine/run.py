@@ -16,10 +16,14 @@ from reconwatch.engine.schedule import RunWindow
 from reconwatch.esql import ast
 from reconwatch.esql.parser import parse
 from reconwatch.esql.render import render
+from reconwatch.plan.catalog import Result
 from reconwatch.plan.nodes import Column
 from reconwatch.rules.exceptions import ExceptionList
 from reconwatch.rules.model import Rule
 
+# A backend with this attribute true reads a run's window cheaply enough to read it twice: an
+# aggregating run queries it, then pins only the alerting groups' rows for their evidence.
+PIN_GROUPS = "pins_alerting_groups"
 # Kibana re-queries with a bigger page while deduplication leaves room, up to 3 x max_signals.
 PAGE_SIZE_CIRCUIT_BREAKER = 3
 MAX_SIGNALS_WARNING = "This rule reached the maximum alert limit for the rule execution. Some alerts were not created."
@@ -80,6 +84,8 @@ class RuleExecutor:
     def run(self, window: RunWindow) -> RunResult:
         conditions = self.source_conditions(window)
         filtered = with_filters(self.query, conditions)
+        if self.aggregating and self.evidence and getattr(self.backend, PIN_GROUPS, False):
+            return self._groups_pinned(window, conditions, filtered)
         pinned = self._pin(conditions, window) if self.aggregating and self.evidence else None
         try:
             return self._pages(window, conditions, filtered, pinned)
@@ -87,17 +93,43 @@ class RuleExecutor:
             if pinned is not None:
                 pinned.close()
 
-    def _pin(self, conditions: list[ast.Expr], window: RunWindow) -> PinnableResult | None:
+    def _pin(
+        self, conditions: list[ast.Expr], window: RunWindow, groups: ast.Expr | None = None
+    ) -> PinnableResult | None:
         """Read the events once per run: the pipeline before STATS, kept in memory with the
-        fields the rest of the query and the evidence need; both then query that."""
+        fields the rest of the query and the evidence need; both then query that. With
+        `groups`, only the rows it keeps (after that pipeline) are pinned."""
         pin = getattr(self.backend, "pin", None)
         if pin is None or self.evidence is None:
             return None
-        query = self.evidence.pinned_query(conditions)
+        query = self.evidence.pinned_query(conditions, groups)
         if query is None:
             return None
         result: PinnableResult = pin(query, now=window.run_at)
         return result
+
+    def _groups_pinned(
+        self, window: RunWindow, conditions: list[ast.Expr], filtered: ast.Query
+    ) -> RunResult:
+        """An aggregating run over a backend whose reads are cheap to repeat (the store's
+        columns, pruned to the window): the rule's query first, straight over the backend;
+        then, only when it alerts, the rows of the alerting groups pinned for their evidence
+        (one filtered read), not every row of the window up front. Each group's evidence
+        query keeps the same rows, in the same order, as over the whole window pinned."""
+        assert self.evidence is not None
+        result = self.backend.run(with_limit(filtered, self.rule.max_signals), now=window.run_at)
+        rows = [_drop_nulls(r) for r in result.as_dicts()]
+        fresh = [r for i, r in enumerate(rows) if self.alert_id(window, r, i) not in self.seen]
+        keyed = [f for r in fresh if (f := self.evidence.key_filters(r)) is not None]
+        if not keyed:
+            return self._pages(window, conditions, filtered, None, result)
+        groups = ast.Or(tuple(_all(f) for f in keyed)) if len(keyed) > 1 else _all(keyed[0])
+        pinned = self._pin(conditions, window, groups)
+        try:
+            return self._pages(window, conditions, filtered, pinned, result)
+        finally:
+            if pinned is not None:
+                pinned.close()
 
     def _pages(
         self,
@@ -105,7 +137,10 @@ class RuleExecutor:
         conditions: list[ast.Expr],
         filtered: ast.Query,
         pinned: PinnableResult | None,
+        first: Result | None = None,
     ) -> RunResult:
+        """The run's pages of results to alerts. `first`: the first page's result, when it was
+        queried already (over the backend itself); `pinned` then serves only the evidence."""
         max_signals = self.rule.max_signals
         size = max_signals
         alerts: list[dict[str, object]] = []
@@ -113,11 +148,15 @@ class RuleExecutor:
         warnings: list[str] = list(self.rule.warnings)
         query = filtered
         rows: list[dict[str, object]] = []
-        backend: QueryBackend = pinned if pinned is not None else self.backend
-        source = self.evidence.after_pin() if pinned is not None and self.evidence else filtered
+        over_pin = pinned is not None and first is None
+        backend: QueryBackend = pinned if over_pin and pinned is not None else self.backend
+        source = self.evidence.after_pin() if over_pin and self.evidence else filtered
         while True:
             query = with_limit(filtered, size)
-            result = backend.run(with_limit(source, size), now=window.run_at)
+            if first is None:
+                result = backend.run(with_limit(source, size), now=window.run_at)
+            else:
+                result, first = first, None
             warnings.extend(result.warnings)
             rows = [_drop_nulls(r) for r in result.as_dicts()]
             sources = self._sources(rows[processed:], window)
@@ -192,6 +231,10 @@ class RuleExecutor:
             fields.extend(_expanded_values(row, self.mv_expanded))
             return object_hash(fields)
         return object_hash([window.run_id, self.rule.query, rule_ref, index])
+
+
+def _all(filters: Sequence[ast.Expr]) -> ast.Expr:
+    return filters[0] if len(filters) == 1 else ast.And(tuple(filters))
 
 
 def _expanded_values(row: Mapping[str, object], names: Iterable[str]) -> list[object]:

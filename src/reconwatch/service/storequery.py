@@ -34,6 +34,11 @@ def run_on_store(store: Store, query: str | ast.Query, dataset: Dataset, now: da
 class StoreBackend(DatasetBackend):
     """The engine's query backend over a store window (store.window.window_dataset)."""
 
+    # A window read scans only the row groups the run's range meets, from the rule-field
+    # columns: an aggregating run reads it again for its alerting groups' evidence rather
+    # than pin every row of the window (engine.run).
+    pins_alerting_groups = True
+
     def __init__(self, store: Store, dataset: Dataset) -> None:
         super().__init__(dataset)
         self.store = store
