@@ -1,7 +1,8 @@
 """The service's store at scale: one scheduled run of the seed rule over the last 61 minutes of a
 10M-event store (evidence built, as the service runs it) vs the same query hand-written in DuckDB
 SQL over the same table; the rows each window read scans; retention deleting a day while ingest
-goes on, next to the same ingest with no retention running."""
+goes on, next to the same ingest with no retention running, with the store's DuckDB settings and
+with DuckDB's default vacuum (the baseline), the batches whose commit checkpointed apart."""
 
 from __future__ import annotations
 
@@ -322,19 +323,27 @@ def _batches(fresh: Path, count: int, size: int) -> list[list[object]]:
     return out
 
 
+def _wal_size(store: object) -> int:
+    wal = store.data_dir / "reconwatch.duckdb.wal"  # type: ignore[attr-defined]
+    return wal.stat().st_size if wal.exists() else 0
+
+
 def _ingest(
     store: object, batches: list[list[object]], until: threading.Event | None
-) -> list[float]:
+) -> tuple[list[float], list[bool]]:
     """Write the batches in turn (all of them, and on while `until` is not set); each one's
-    seconds from the call to its commit."""
+    seconds from the call to its commit, and whether its commit checkpointed (the WAL shrank)."""
     took: list[float] = []
+    checkpointed: list[bool] = []
     i = 0
     while i < len(batches) or (until is not None and not until.is_set()):
+        wal = _wal_size(store)
         started = time.perf_counter()
         store.write(batches[i % len(batches)])  # type: ignore[attr-defined]
         took.append(time.perf_counter() - started)
+        checkpointed.append(_wal_size(store) < wal)
         i += 1
-    return took
+    return took, checkpointed
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -372,7 +381,7 @@ def _retained(
                 cur.execute(setting)
             cur.close()
             load_alone = _load()
-            alone = _ingest(store, work, None)
+            alone, alone_ck = _ingest(store, work, None)
             done = threading.Event()
             deleted: list[int] = []
             seconds: list[float] = []
@@ -386,7 +395,7 @@ def _retained(
             load_during = _load()
             worker = threading.Thread(target=retain)
             worker.start()
-            during = _ingest(store, work, done)
+            during, during_ck = _ingest(store, work, done)
             worker.join()
             after = store.count()
         finally:
@@ -396,6 +405,8 @@ def _retained(
     return {
         "alone": alone,
         "during": during,
+        "alone_ck": alone_ck,
+        "during_ck": during_ck,
         "deleted": deleted[0],
         "seconds": seconds[0],
         "hours": (now - oldest - retention).total_seconds() / 3600,
@@ -404,17 +415,34 @@ def _retained(
     }
 
 
-def bench_retention(data: Path, now: datetime, fresh: Path, batches: int, size: int) -> None:
+def _split(took: list[float], checkpointed: list[bool]) -> str:
+    """The batches whose commit checkpointed next to the others."""
+    parts = []
+    for label, flag in (("checkpointed", True), ("did not", False)):
+        mine = [t for t, c in zip(took, checkpointed, strict=True) if c is flag]
+        if mine:
+            parts.append(
+                f"{len(mine)} {label}: median {statistics.median(mine) * 1000:.0f} ms, "
+                f"max {max(mine) * 1000:.0f} ms"
+            )
+    return "; ".join(parts)
+
+
+def bench_retention(
+    data: Path, now: datetime, fresh: Path, batches: int, size: int, baseline_first: bool = False
+) -> None:
     """Retention deleting the oldest day of a copy of the store while the writer appends, next
     to the same appends with no retention running; the store's DuckDB settings, then DuckDB's
     default vacuum (each checkpoint merging the row groups earlier ones wrote: the baseline)."""
     work = _batches(fresh, batches, size)
-    sides = {
-        "the store's settings (no vacuum)": _retained(data, now, work, ()),
-        "DuckDB's default vacuum (baseline)": _retained(
-            data, now, work, ("SET max_vacuum_tasks = 100",)
-        ),
+    runs = {
+        "the store's settings (no vacuum)": (),
+        "DuckDB's default vacuum (baseline)": ("SET max_vacuum_tasks = 100",),
     }
+    # Which side runs first is swapped by --baseline-first: the load of a shared machine drifts.
+    order = list(runs)[::-1] if baseline_first else list(runs)
+    done = {name: _retained(data, now, work, runs[name]) for name in order}
+    sides = {name: done[name] for name in runs}
     for name, side in sides.items():
         alone, during = side["alone"], side["during"]
         assert isinstance(alone, list) and isinstance(during, list)
@@ -425,15 +453,17 @@ def bench_retention(data: Path, now: datetime, fresh: Path, batches: int, size: 
             f"{side['hours']:.0f} h, of {side['before']:,}) in {side['seconds']:.2f} s while "
             f"the writer appended {len(during) * size:,} in {len(during)} batches of {size:,}"
         )
-        for label, took, load in (
-            ("no retention running", alone, loads[0]),
-            ("retention running", during, loads[1]),
+        for label, key, load in (
+            ("no retention running", "alone", loads[0]),
+            ("retention running", "during", loads[1]),
         ):
+            took, ck = side[key], side[f"{key}_ck"]
+            assert isinstance(took, list) and isinstance(ck, list)
             print(
                 f"  ingest batches, {label} (load {load}): median "
                 f"{statistics.median(took) * 1000:.0f} ms, p99 {_pct(took, 0.99) * 1000:.0f} ms, "
                 f"max {max(took) * 1000:.0f} ms ({size * len(took) / sum(took):,.0f} events/s, "
-                f"{len(took)} batches)"
+                f"{len(took)} batches); {_split(took, ck)}"
             )
     ours, base = sides.values()
     for label, key in (("no retention", "alone"), ("retention running", "during")):
@@ -457,6 +487,7 @@ def main() -> None:
     ap.add_argument(
         "--retention-only", action="store_true", help="only the ingest and retention pass"
     )
+    ap.add_argument("--baseline-first", action="store_true", help="the baseline's ingest first")
     ap.add_argument("--batches", type=int, default=20, help="ingest batches with no retention")
     ap.add_argument("--batch", type=int, default=5000, help="events per ingest batch")
     args = ap.parse_args()
@@ -474,7 +505,7 @@ def main() -> None:
         if args.build_only:
             return
         if args.retention_only:
-            bench_retention(data, now, fresh, args.batches, args.batch)
+            bench_retention(data, now, fresh, args.batches, args.batch, args.baseline_first)
             return
         store, total, groups = _opened(data, now)
         print(
