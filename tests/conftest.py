@@ -26,6 +26,17 @@ CLUSTER_BACKENDS = frozenset({"spark"})
 LOCAL_BACKENDS = [name for name in BATCH_BACKENDS if name not in CLUSTER_BACKENDS]
 
 
+# Tests that hold something machine-wide (the kernel's tracing and audit rules, network
+# namespaces, a sweep of 127.0.1.0/24 another sensor test would count, a Spark cluster's cores,
+# a machine quiet enough for the raw-socket sweeps' pacing): `make test` runs them in a second,
+# serial pass after the rest ran on pytest-xdist workers. Root tests are serial without saying so.
+@pytest.hookimpl(tryfirst=True)  # before -m selects by the marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("root") and not item.get_closest_marker("serial"):
+            item.add_marker(pytest.mark.serial)
+
+
 @pytest.fixture(params=LOCAL_BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """The name of one in-process batch executor (reconwatch.backends.executor runs it)."""

@@ -35,7 +35,8 @@ HOST = HostInfo(name="h", hostname="h", id="m", agent_id="a")
 
 FAKE_BPFTRACE = """\
 #!{python}
-# Stand-in for bpftrace: prints ready, the lines of $FAKE_BPFTRACE_LINES, then waits for SIGINT.
+# Stand-in for bpftrace: prints ready, the lines of $FAKE_BPFTRACE_LINES, then the real script's
+# flush tick every 0.1 s until SIGINT (the sensor stops once it has read two ticks after asking).
 import os, signal, sys, time
 signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
 print("R\\tready", flush=True)
@@ -43,7 +44,8 @@ with open(os.environ["FAKE_BPFTRACE_LINES"]) as lines:
     sys.stdout.write(lines.read())
 sys.stdout.flush()
 while True:
-    time.sleep(0.05)
+    time.sleep(0.1)
+    print("P\\t", flush=True)
 """
 
 

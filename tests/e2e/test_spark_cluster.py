@@ -20,7 +20,7 @@ from conftest import ROOT
 
 pyspark = pytest.importorskip("pyspark")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 SAMPLE = ROOT / "src" / "reconwatch" / "data" / "sample" / "defend-network-sample.ndjson.gz"
 RUN_AT = "2025-07-16T10:00:00Z"
