@@ -99,6 +99,38 @@ def test_a_restarted_watch_refills_its_window_from_the_store(parts, tmp_path: Pa
     assert len(store.alerts(rule.rule_id)) == 1
 
 
+def test_a_refill_does_not_alert_again_on_a_group_a_run_alerted_on(tmp_path: Path) -> None:
+    # `serve --demo` and a restart: the events are stored and a manual run alerts before the
+    # real-time rules start; their refill finds the same crossing and must add no alert.
+    clock = Clock(T0 + timedelta(minutes=5))
+    store = Store(tmp_path, clock)
+    rule = load_builtin("subnet-scanning")
+    store.write(_scan(T0, 0, 400))
+    scheduler = Scheduler(store, [rule], clock, evidence=False)
+    outcomes = scheduler.run_manual(rule.rule_id, T0, T0 + timedelta(hours=1))
+    assert sum(len(o.created) for o in outcomes) == 1
+    realtime = RealTime(store, {rule.rule_id: rule})
+    realtime.enable(rule.rule_id)  # the refill reads the crossing back from the store
+    scheduler.realtime_groups = realtime.groups
+    realtime.start()
+    realtime.close()
+    (alert,) = store.alerts(rule.rule_id)
+    assert alert.get("reconwatch.detection.path") != "stream"
+    # A later crossing of the same group, past the run's window, is a new real-time alert.
+    realtime = RealTime(store, {rule.rule_id: rule})
+    realtime.enable(rule.rule_id)
+    realtime.start()
+    store.on_commit = realtime.offer
+    later = T0 + timedelta(hours=3)
+    clock.now = later
+    store.write(_scan(later, 0, 300))
+    realtime.drain()
+    realtime.close()
+    paths = sorted(str(a.get("reconwatch.detection.path")) for a in store.alerts(rule.rule_id))
+    assert paths.count("stream") == 1 and len(paths) == 2
+    store.close()
+
+
 def test_only_aggregating_rules_run_in_real_time_and_the_default_is_the_builtins(
     tmp_path: Path,
 ) -> None:

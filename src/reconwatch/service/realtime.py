@@ -259,9 +259,20 @@ class RealTime:
             self.on_alerts(len(fresh))
 
     def _store_alerts(self, item: _Watched, alerts: Sequence[dict[str, object]]) -> None:
-        if not alerts:
-            return
+        # A group a scheduled or manual run already alerted on over the match's time is no new
+        # alert: a restart's refill finds crossings again that the runs stored (`serve --demo`
+        # runs every rule over the sample before the real-time rules start).
+        rule_id = item.watch.rule.rule_id
         groups = [(group_key(a, item.by), _detected(a)) for a in alerts]
+        kept = [
+            (alert, group)
+            for alert, group in zip(alerts, groups, strict=True)
+            if not self.store.run_alerted(rule_id, item.by, *group)
+        ]
+        if not kept:
+            return
+        alerts = [alert for alert, _ in kept]
+        groups = [group for _, group in kept]
         # Stored at once (the API and the UI show it) but held from the sinks until its
         # crossing point is in its evidence, so a sink gets the complete alert.
         fresh = self.store.add_group_alerts(alerts, groups, held=True)

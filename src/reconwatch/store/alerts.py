@@ -117,6 +117,21 @@ def find_group_alert(
     return None if row is None else (str(row[0]), msgspec.json.decode(row[1]))
 
 
+def run_alerted(
+    cur: duckdb.DuckDBPyConnection, rule_id: str, by: Sequence[str], key: str, detected: datetime
+) -> bool:
+    """Whether a scheduled or manual run of the rule alerted on the group `key` over a window
+    that holds `detected`."""
+    rows = cur.execute(
+        "SELECT document FROM alerts WHERE rule_id = ? AND group_key IS NULL"
+        " AND try_cast(json_extract_string(document, '$.\"reconwatch.run.from\"') AS TIMESTAMP)"
+        " <= ? AND try_cast(json_extract_string(document, '$.\"reconwatch.run.to\"')"
+        " AS TIMESTAMP) >= ?",
+        [rule_id, naive_utc(detected), naive_utc(detected)],
+    ).fetchall()
+    return any(group_key(msgspec.json.decode(row[0]), by) == key for row in rows)
+
+
 def update_documents(
     cur: duckdb.DuckDBPyConnection,
     updates: Sequence[tuple[str, Mapping[str, object]]],

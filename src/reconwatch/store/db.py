@@ -503,6 +503,15 @@ class Store:
         finally:
             cur.close()
 
+    def run_alerted(self, rule_id: str, by: Sequence[str], key: str, detected: datetime) -> bool:
+        """Whether a scheduled or manual run of the rule alerted on the group `key` (its BY
+        columns `by`) over a window holding `detected`."""
+        cur = self.cursor()
+        try:
+            return alert_table.run_alerted(cur, rule_id, by, key, detected)
+        finally:
+            cur.close()
+
     def last_run(self, rule_id: str) -> datetime | None:
         """When the rule's last scheduled run started (catch-up and manual runs do not count)."""
         cur = self.cursor()
