@@ -17,16 +17,15 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from bench_overhead import SUBNET, WORKLOADS
 from bench_sensor import (
-    compile_loadgen,
     descendants,
     loadgen_argv,
+    root_loadgen,
     silent_namespace,
     start_sensor,
 )
@@ -92,12 +91,8 @@ def main() -> int:
     parser.add_argument("--workload", default="distinct", choices=sorted(WORKLOADS))
     parser.add_argument("--count", type=int, default=40_000)
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        print("bench_bpf_time: needs root (eBPF)", file=sys.stderr)
-        return 2
-    loadgen = compile_loadgen()
+    loadgen = root_loadgen("bench_bpf_time")
     if loadgen is None:
-        print("bench_bpf_time: needs a C compiler for bench/loadgen.c", file=sys.stderr)
         return 2
     was = STATS.read_text().strip()
     STATS.write_text("1\n")

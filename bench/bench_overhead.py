@@ -25,16 +25,15 @@ import re
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from bench_sensor import (
     SAME_SESSION,
-    compile_loadgen,
     count_captured,
     loadgen_argv,
+    root_loadgen,
     silent_namespace,
     start_sensor,
     tree_cpu,
@@ -110,12 +109,8 @@ def main() -> int:
     parser.add_argument("--nice", type=int, help="the sensor's --nice (default: its own, -10)")
     parser.add_argument("--same-session", action="store_true", help=SAME_SESSION)
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        print("bench_overhead: needs root (eBPF)", file=sys.stderr)
-        return 2
-    loadgen = compile_loadgen()
+    loadgen = root_loadgen("bench_overhead")
     if loadgen is None:
-        print("bench_overhead: needs a C compiler for bench/loadgen.c", file=sys.stderr)
         return 2
     print(
         f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; "

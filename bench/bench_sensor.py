@@ -52,6 +52,17 @@ def compile_loadgen() -> Path | None:
     return binary
 
 
+def root_loadgen(name: str) -> Path | None:
+    """The compiled load generator for a root-only bench, or None after saying why not."""
+    if os.geteuid() != 0:
+        print(f"{name}: needs root (eBPF)", file=sys.stderr)
+        return None
+    loadgen = compile_loadgen()
+    if loadgen is None:
+        print(f"{name}: needs a C compiler for bench/loadgen.c", file=sys.stderr)
+    return loadgen
+
+
 def own_cpu(pid: int) -> float:
     """utime + stime (and reaped children's) of one process, in seconds."""
     with contextlib.suppress(OSError):

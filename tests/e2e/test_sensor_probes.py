@@ -89,18 +89,27 @@ def namespace() -> Iterator[str]:
         subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
 
 
-def test_each_tcp_attempt_has_its_outcome_with_its_process(tmp_path: Path, namespace: str) -> None:
+def _client_in(
+    namespace: str, code: str, tmp_path: Path, timeout: int
+) -> tuple[subprocess.CompletedProcess[str], Path, str]:
+    """Run a Python client in the namespace while the eBPF sensor records: (the client's
+    result, the sensor's output file, its summary)."""
     sensor, out, _ = start_sensor(tmp_path, "ebpf")
     try:
         client = subprocess.run(
-            ["ip", "netns", "exec", namespace, sys.executable, "-c", CLIENT],
+            ["ip", "netns", "exec", namespace, sys.executable, "-c", code],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=timeout,
             check=True,
         )
     finally:
         summary = stop_sensor(sensor)
+    return client, out, summary
+
+
+def test_each_tcp_attempt_has_its_outcome_with_its_process(tmp_path: Path, namespace: str) -> None:
+    client, out, summary = _client_in(namespace, CLIENT, tmp_path, timeout=120)
     pid_line, *errors = client.stdout.split()
     assert errors == ["110", "113"], client.stdout  # what the client itself saw: the ground truth
     docs = [d for d in map(json.loads, out.open()) if d["process"]["pid"] == int(pid_line)]
@@ -478,17 +487,7 @@ def test_a_connect_that_fails_before_syn_sent_is_an_attempt_and_its_failure(
 ) -> None:
     """No route: connect() fails with ENETUNREACH before the socket enters SYN_SENT (no state
     change to trace); the return of connect() records the attempt and its failure."""
-    sensor, out, _ = start_sensor(tmp_path, "ebpf")
-    try:
-        client = subprocess.run(
-            ["ip", "netns", "exec", namespace, sys.executable, "-c", NO_ROUTE_CLIENT],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-    finally:
-        summary = stop_sensor(sensor)
+    client, out, summary = _client_in(namespace, NO_ROUTE_CLIENT, tmp_path, timeout=60)
     pid_line, *codes = client.stdout.split()
     assert codes == ["101", "101"], client.stdout  # ENETUNREACH, what the client saw
     docs = [d for d in map(json.loads, out.open()) if d["process"]["pid"] == int(pid_line)]
