@@ -178,8 +178,8 @@ def test_cluster_gives_duckdbs_alerts_and_rows(cluster: Cluster, tmp_path: Path)
     assert _run([*QUERY, *on_spark], tmp_path) == _run(QUERY, tmp_path)
 
 
-def _python_workers_of(worker: subprocess.Popen[bytes]) -> bool:
-    """Whether an executor of this worker runs Python tasks (pyspark.daemon in its group)."""
+def _runs(worker: subprocess.Popen[bytes], *marks: bytes) -> bool:
+    """Whether a process of this worker's group has one of `marks` in its command line."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -189,9 +189,19 @@ def _python_workers_of(worker: subprocess.Popen[bytes]) -> bool:
             cmd = (entry / "cmdline").read_bytes()
         except (OSError, ProcessLookupError):
             continue
-        if b"pyspark.daemon" in cmd or b"pyspark.worker" in cmd:
+        if any(mark in cmd for mark in marks):
             return True
     return False
+
+
+def _python_workers_of(worker: subprocess.Popen[bytes]) -> bool:
+    """Whether an executor of this worker runs Python tasks (pyspark.daemon in its group)."""
+    return _runs(worker, b"pyspark.daemon", b"pyspark.worker")
+
+
+def _executor_of(worker: subprocess.Popen[bytes]) -> bool:
+    """Whether this worker runs an executor of the application."""
+    return _runs(worker, b"CoarseGrainedExecutorBackend")
 
 
 def test_worker_killed_mid_run_still_gives_the_same_alerts(
@@ -201,17 +211,21 @@ def test_worker_killed_mid_run_still_gives_the_same_alerts(
     args = ["detect", str(SAMPLE), *many_runs, "-f", "ndjson"]
     want = _alerts(_run(args, tmp_path))
     proc = _reconwatch([*args, "--engine", "spark", "--spark-master", cluster.url], tmp_path)
-    victim = cluster.workers[0]
+    victim, other = cluster.workers
     killed_mid_run = False
     deadline = time.monotonic() + READY_WITHIN
+    # The victim is killed once the query's tasks run: on it, or on the other worker while the
+    # victim holds an executor of the run. The runs read each file once and cache it (detect
+    # --from/--to), so every task of a short run can land on one worker; the victim's executor
+    # and the cached blocks it holds are lost all the same, and Spark must redo them.
     while proc.poll() is None and time.monotonic() < deadline:
-        if _python_workers_of(victim):
+        if _python_workers_of(victim) or (_python_workers_of(other) and _executor_of(victim)):
             os.killpg(victim.pid, signal.SIGKILL)
             killed_mid_run = proc.poll() is None
             break
         time.sleep(0.05)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err.decode()[-3000:]
-    assert killed_mid_run, "the run ended before a task reached the first worker"
+    assert killed_mid_run, "the run ended before its tasks ran with an executor on the first worker"
     assert victim.wait() is not None
     assert _alerts(out) == want
