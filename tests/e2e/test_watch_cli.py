@@ -225,6 +225,9 @@ def test_follow_waits_for_a_missing_file(tmp_path: Path) -> None:
     assert "1 alert(s) from 300 event(s)" in err
 
 
+# Serial: it failed once on an xdist worker beside other tests (no alert within 90 s), not
+# yet explained; it passed in every run of the suite when it ran alone.
+@pytest.mark.serial
 @pytest.mark.slow
 def test_a_sweep_across_the_sensors_rotations_alerts_as_detect_does(tmp_path: Path) -> None:
     """The issue's case: a 300-host sweep written by the sensor's file output while it rotates
