@@ -651,3 +651,109 @@ def _duckdb_error() -> type[Exception]:
     import duckdb
 
     return duckdb.Error
+
+
+# -- values a store vouches for ------------------------------------------------------------------
+#
+# A store that keeps a field's JSON value in a column of its own (as json_extract writes it:
+# minified, strings quoted) notes at ingest whether that value is "regular" for the field's
+# type: of a shape every check above lets through, read by the check's own branch for it. A
+# read of rows whose values are all regular (regular_select) converts them with no check and
+# gets the values the checked read gets.
+#
+#   keyword, text: absent, null, a string, or an array of strings only;
+#   ip: absent, null, or a string holding a canonical dotted-quad IPv4 address (_V4);
+#   date: absent, null, or a string _ISO matches that DuckDB casts to a timestamp;
+#   long (integer): absent, null, or an integer of at most 18 (9) digits.
+#
+# Anything else (a number or boolean where text is expected, IPv6, an epoch date, a float, a
+# nested array, an object) is irregular: such rows are read with the checks, as before.
+REGULAR_TYPES = frozenset({T.KEYWORD, T.TEXT, T.IP, T.DATETIME, T.DATE_NANOS, T.LONG, T.INTEGER})
+_STRING_ARRAY = _quote(r'\[("([^"\\]|\\.)*"(,"([^"\\]|\\.)*")*)?\]')
+_QUOTED_V4 = _quote(f'"{_V4}"')
+_QUOTED_ISO = _quote(f'"{_ISO}"')
+_DIGITS = {T.LONG: 18, T.INTEGER: 9}
+
+
+def regular_shape(j: str, type_: T) -> str:
+    """SQL, true when the JSON text `j` (a JSON value as json_extract writes it; NULL when the
+    field is absent) is regular for `type_`, false otherwise (also for a type not in
+    REGULAR_TYPES)."""
+    if type_ not in REGULAR_TYPES:
+        return "false"
+    text = f"CAST({j} AS VARCHAR)"
+    whens = [f"WHEN {j} IS NULL THEN true", f"WHEN {text} = 'null' THEN true"]
+    if type_ in (T.KEYWORD, T.TEXT):
+        whens.append(f"WHEN left({text}, 1) = '\"' THEN true")
+        whens.append(f"WHEN left({text}, 1) = '[' THEN regexp_full_match({text}, {_STRING_ARRAY})")
+    elif type_ is T.IP:
+        whens.append(f"WHEN regexp_full_match({text}, {_QUOTED_V4}) THEN true")
+    elif type_ in (T.DATETIME, T.DATE_NANOS):
+        cast = f"TRY_CAST(json_extract_string({j}, '$') AS TIMESTAMP)"
+        whens.append(f"WHEN regexp_full_match({text}, {_QUOTED_ISO}) THEN {cast} IS NOT NULL")
+    else:
+        whens.append(f"WHEN regexp_full_match({text}, '-?[0-9]{{1,{_DIGITS[type_]}}}') THEN true")
+    return f"(CASE {' '.join(whens)} ELSE false END)"
+
+
+def regular_select(
+    relation: str,
+    src: int,
+    leaves: Sequence[Leaf],
+    guarded: Collection[str] | None = None,
+    extra: Sequence[str] = (),
+) -> str:
+    """What json_column_select reads, over rows whose every value of `leaves` is regular for the
+    leaf's type: `relation` is SQL of those rows with each leaf's stored JSON value in a column
+    named by the field. No value is checked; the one thing a regular value can still ask for is
+    a single-valued leaf holding an array of several strings (MULTI), raised where the checked
+    read raises it: for every row when the query's filters read the leaf (`guarded`), else for
+    the rows they keep."""
+    items = [f"CAST({src} AS INTEGER) AS __src"]
+    conds = []
+    for leaf in leaves:
+        if leaf.type not in REGULAR_TYPES:
+            msg = f"no regular reading of {leaf.type.value}"
+            raise ValueError(msg)
+        guard = guarded is None or leaf.name in guarded or leaf.misfit == "retype"
+        c = _ident(leaf.name)
+        if guard and not leaf.multivalued and leaf.type in (T.KEYWORD, T.TEXT):
+            many = f"error({_quote(MULTI + leaf.name)})"
+            conds.append(f"CASE WHEN {_several(c)} THEN {many} ELSE true END")
+        value = _regular_value(leaf, c, raising=not guard)
+        items.append(f"CAST({value} AS {_sql_type(leaf)}) AS {c}")
+    items.extend(extra)
+    where = f" WHERE {' AND '.join(conds)}" if conds else ""
+    return f"SELECT {', '.join(items)} FROM {relation}{where}"
+
+
+def _several(c: str) -> str:
+    return f"(left(CAST({c} AS VARCHAR), 1) = '[' AND json_array_length({c}) > 1)"
+
+
+def _regular_value(leaf: Leaf, c: str, raising: bool) -> str:
+    """A regular JSON value `c` as the leaf's value, by the branch the checked read takes."""
+    text = f"CAST({c} AS VARCHAR)"
+    string = f"json_extract_string({c}, '$')"
+    t = leaf.type
+    if t in (T.KEYWORD, T.TEXT):
+        array = f"left({text}, 1) = '['"
+        if leaf.multivalued:
+            vals = f"CASE WHEN {array} THEN CAST({c} AS VARCHAR[]) ELSE [{string}] END"
+            absent = f"{c} IS NULL OR {text} = 'null'"
+            return f"CASE WHEN {absent} THEN NULL ELSE {leaf_column(leaf, vals)} END"
+        many = f"error({_quote(MULTI + leaf.name)})" if raising else "NULL"
+        one = (
+            f"CASE json_array_length({c}) WHEN 0 THEN NULL "
+            f"WHEN 1 THEN json_extract_string({c}, '$[0]') ELSE {many} END"
+        )
+        return f"CASE WHEN {array} THEN {one} ELSE {string} END"
+    if t is T.IP:
+        value = string
+    elif t in (T.DATETIME, T.DATE_NANOS):
+        value = f"TRY_CAST({string} AS TIMESTAMP)"
+    else:  # a regular integer's text is its digits ('null' is no number: NULL)
+        value = f"TRY_CAST({text} AS {_SQL_TYPES[t]})"
+    if not leaf.multivalued:
+        return value
+    return f"CASE WHEN {value} IS NULL THEN NULL ELSE {leaf_column(leaf, f'[{value}]')} END"

@@ -140,6 +140,9 @@ class Store:
         if version is not None and version < 2:
             for ddl in schema.UPGRADE_TO_2:
                 self._con.execute(ddl)
+        if version is not None and version < 3:
+            for ddl in schema.UPGRADE_TO_3:
+                self._con.execute(ddl)
         self._con.execute(
             "INSERT OR REPLACE INTO store_meta VALUES ('schema_version', ?)",
             [str(schema.SCHEMA_VERSION)],

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import msgspec
+
+from reconwatch.ecs.schema import ECS_FIELDS
+from reconwatch.ingest import fast
+from reconwatch.types import DataType as T
 
 # The fields rules read most (the shipped rules, Elastic's network and process rules, the
 # alerts' evidence) and the numeric ECS fields endpoint and network events carry: a run's reader
@@ -71,6 +75,12 @@ def column(name: str) -> str:
 COLUMNS: dict[str, str] = {name: column(name) for name in FIELDS}
 assert len(set(COLUMNS.values())) == len(COLUMNS), "two fields share a column name"
 
+# The type each field's value is noted regular for (its ECS type; ingest.fast.regular_shape),
+# and the field's bit in the events' `irregular` column: set when the value is not regular.
+TYPES: dict[str, T] = {name: ECS_FIELDS[name] for name in FIELDS}
+BITS: dict[str, int] = {name: 1 << i for i, name in enumerate(FIELDS)}
+assert len(BITS) <= 63, "irregular is a BIGINT"
+
 # A key spelled with a dot anywhere in the text (`"a.b":`, also escaped as \u002e): such a
 # document can hold a field under several spellings, which the columns (read by the nested
 # spelling) do not see, so it is read from its text. Any JSON string followed by a colon is
@@ -84,16 +94,39 @@ def _path(name: str) -> str:
 
 def insert_sql(table: str) -> str:
     """INSERT of `table`'s rows (the events' own columns) into `events` with the rule-field
-    columns taken out of each source by DuckDB (one parse per document) and `plain` set."""
+    columns taken out of each source by DuckDB (one parse per document), `plain` and
+    `irregular` set."""
     paths = "[" + ", ".join(_quote(_path(n)) for n in FIELDS) + "]"
     cols = ", ".join(f"rw_j[{i}] AS {c}" for i, c in enumerate(COLUMNS.values(), start=1))
     # try(): a text DuckDB's parser refuses (the store's own check passed it) is stored all
     # the same, not plain, and read from its text as before; it never fails the batch.
     return (
         f"INSERT INTO events BY NAME SELECT * EXCLUDE (rw_j), "
-        f"rw_j IS NOT NULL AND NOT regexp_matches(source, {_quote(DOTTED_KEY)}) AS plain, {cols} "
+        f"rw_j IS NOT NULL AND NOT regexp_matches(source, {_quote(DOTTED_KEY)}) AS plain, "
+        f"{cols}, {_irregular('rw_j')} AS irregular "
         f"FROM (SELECT *, try(json_extract(source, {paths})) AS rw_j FROM {table})"
     )
+
+
+def _irregular(values: str) -> str:
+    """SQL of the `irregular` bits of a row whose stored values are the list `values`."""
+    bits = " + ".join(
+        f"CASE WHEN {fast.regular_shape(f'{values}[{i}]', TYPES[name])} THEN 0 "
+        f"ELSE {BITS[name]} END"
+        for i, name in enumerate(FIELDS, start=1)
+    )
+    return f"CASE WHEN {values} IS NULL THEN NULL ELSE {bits} END"
+
+
+def regular_mask(fields: Iterable[tuple[str, T]]) -> int | None:
+    """The `irregular` bits of these (field, type) pairs; None when one is not a stored field
+    or is read as another type than the one its values are noted regular for."""
+    mask = 0
+    for name, type_ in fields:
+        if TYPES.get(name) is not type_ or type_ not in fast.REGULAR_TYPES:
+            return None
+        mask |= BITS[name]
+    return mask
 
 
 def _quote(text: str) -> str:
@@ -129,15 +162,14 @@ def columns_select(tree: dict[str, object]) -> str:
     json_transform gives it: the nested spelling from its column, every other spelling NULL
     (a plain document has no dotted key)."""
     return ", ".join(
-        f"{_value(child, key, '.' in key)} AS {_ident(key)}" for key, child in tree.items()
+        f"{_value(child, key, '.' in key)} AS {ident(key)}" for key, child in tree.items()
     )
 
 
 def _value(node: object, name: str, dotted: bool) -> str:
     if isinstance(node, dict):
         inner = ", ".join(
-            f"{_ident(k)} := {_value(c, f'{name}.{k}', dotted or '.' in k)}"
-            for k, c in node.items()
+            f"{ident(k)} := {_value(c, f'{name}.{k}', dotted or '.' in k)}" for k, c in node.items()
         )
         return f"struct_pack({inner})"
     if dotted:
@@ -151,5 +183,6 @@ def _value(node: object, name: str, dotted: bool) -> str:
 
 
 @functools.cache
-def _ident(name: str) -> str:
+def ident(name: str) -> str:
+    """`name` as an SQL identifier."""
     return '"' + name.replace('"', '""') + '"'

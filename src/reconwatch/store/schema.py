@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from reconwatch.store.rulefields import COLUMNS
 
-# Version 2 added the rule-field columns (`plain`, `f_*`) to events. A store written by a newer
-# reconwatch is refused; an older one is upgraded when opened (Store._upgrade).
-SCHEMA_VERSION = 2
+# Version 2 added the rule-field columns (`plain`, `f_*`) to events, version 3 `irregular`. A
+# store written by a newer reconwatch is refused; an older one is upgraded when opened
+# (Store._upgrade).
+SCHEMA_VERSION = 3
 
 META = """
 CREATE TABLE IF NOT EXISTS store_meta (
@@ -44,7 +45,11 @@ CREATE TABLE IF NOT EXISTS events (
     -- when the store took it: retention deletes by this, as Elastic's ILM deletes an index
     -- by its age and not by its events' @timestamp (a replayed old sample stays its 7 days)
     arrived TIMESTAMP NOT NULL,
-    {rule_columns}
+    {rule_columns},
+    -- bit i (store.rulefields.BITS) set: rule field i's value is not regular for its type
+    -- (ingest.fast.regular_shape), so a read of it must check it; 0: no field of the row
+    -- needs a check. NULL: rows stored before version 3 (always checked).
+    irregular BIGINT
 )
 """.format(rule_columns=",\n    ".join(f"{c} {t}" for c, t in _RULE_COLUMNS))
 
@@ -52,6 +57,8 @@ CREATE TABLE IF NOT EXISTS events (
 UPGRADE_TO_2 = tuple(
     f"ALTER TABLE events ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in _RULE_COLUMNS
 )
+# Likewise `irregular` for a version 2 store: its rows keep NULL and are read with the checks.
+UPGRADE_TO_3 = ("ALTER TABLE events ADD COLUMN IF NOT EXISTS irregular BIGINT",)
 
 # Ids a client chose (the `_id` of an action): `create` must find them to answer 409 and `index`
 # to replace the old version. Generated ids are random 120-bit values and are not listed.

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from reconwatch.ingest import Dataset
 from reconwatch.store import rulefields
 from reconwatch.store.db import Store, window_bounds
 from reconwatch.store.events import naive_utc
+from reconwatch.types import DataType as T
 
 # METADATA fields the events table holds as columns (the relation's names for them).
 _METADATA = {"_id": "__rw_id", "_index": "__rw_index", "_version": "__rw_version"}
@@ -51,6 +53,8 @@ class StoredWindow:
         self.start = start
         self.end = end
         self.column = column
+        # The window's one look at its rows (_look), taken when a read first needs it.
+        self._looked: tuple[bool, int | None] | None = None
 
     def _where(self) -> str:
         conds = [f"idx = {_literal(self.index)}"]
@@ -67,7 +71,7 @@ class StoredWindow:
             return f"(SELECT {meta}, {text} FROM events WHERE {self._where()})"
         where = self._where()
         plain = f"(SELECT {meta}, {rulefields.columns_select(tree)} FROM events WHERE {where} AND plain)"
-        if not self._has_other_rows(where):
+        if self._look()[0]:
             # Every row of the window is plain (the usual case): one scan of the columns, in
             # arrival order as a scan gives them, with no sort (a fifth of a run's SQL at 74k).
             # A row committed after this look is as if it had arrived after the run's read.
@@ -82,17 +86,41 @@ class StoredWindow:
             f"FROM events WHERE {where} AND plain IS NOT TRUE) ORDER BY __rw_seq)"
         )
 
-    def _has_other_rows(self, where: str) -> bool:
-        """Whether the window holds a row the columns cannot be read for (a dotted key, or
-        stored before the columns): a look at the `plain` column of the window's row groups."""
-        cur = self.store.cursor()
-        try:
-            row = cur.execute(
-                f"SELECT EXISTS (SELECT 1 FROM events WHERE {where} AND plain IS NOT TRUE)"
-            ).fetchone()
-        finally:
-            cur.close()
-        return bool(row and row[0])
+    def regular(self, fields: Sequence[tuple[str, T]]) -> str | None:
+        mask = rulefields.regular_mask(fields)
+        if mask is None:
+            return None
+        plain, irregular = self._look()
+        if not plain or irregular is None or irregular & mask:
+            return None
+        meta = ", ".join(f"{column} AS {alias}" for column, alias in _columns())
+        names = dict.fromkeys(name for name, _ in fields)
+        values = ", ".join(f"{rulefields.COLUMNS[n]} AS {rulefields.ident(n)}" for n in names)
+        # The look's verdict holds for the rows it saw; a row committed after it is read only
+        # if it holds too (else as if it had arrived after the run's read).
+        return (
+            f"(SELECT {meta}, {values} FROM events WHERE {self._where()} "
+            f"AND plain AND irregular & {mask} = 0)"
+        )
+
+    def _look(self) -> tuple[bool, int | None]:
+        """Whether every row of the window is plain (none has a dotted key or was stored before
+        the columns), and the `irregular` bits of its rows together (None when a row has none:
+        stored before version 3): one look at two narrow columns of the window's row groups,
+        kept for the window's later reads."""
+        if self._looked is None:
+            cur = self.store.cursor()
+            try:
+                row = cur.execute(
+                    "SELECT coalesce(bool_and(plain IS TRUE), true), "
+                    "CASE WHEN count(*) = count(irregular) THEN coalesce(bit_or(irregular), 0) END "
+                    f"FROM events WHERE {self._where()}"
+                ).fetchone()
+            finally:
+                cur.close()
+            assert row is not None
+            self._looked = (bool(row[0]), None if row[1] is None else int(row[1]))
+        return self._looked
 
     def sources(self) -> str:
         return f"SELECT source FROM events WHERE {self._where()}"
