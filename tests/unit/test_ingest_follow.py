@@ -311,3 +311,79 @@ def test_replay_lines_between_two_positions_across_a_rotation(tmp_path: Path) ->
     gone: list[str] = []
     assert list(follow_module.replay_lines(path, window, stop, notice=gone.append)) == []
     assert gone and "starts empty" in gone[0]
+
+
+class _RotatingOs:
+    """The follower's `os`, with the writer rotating in between its calls: at the chosen
+    call numbers (scandir, open, stat, and between two entries of a directory scan) the sink
+    writes enough to rotate once or more, as a fast writer on another core does."""
+
+    def __init__(self, at: dict[int, int], write: object) -> None:
+        self.at = at
+        self.write = write
+        self.calls = 0
+
+    def _tick(self) -> None:
+        self.calls += 1
+        for _ in range(self.at.get(self.calls, 0)):
+            self.write()  # type: ignore[operator]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(os, name)
+
+    def open(self, *args: object, **kw: object) -> int:
+        self._tick()
+        return os.open(*args, **kw)  # type: ignore[arg-type]
+
+    def stat(self, *args: object, **kw: object) -> os.stat_result:
+        self._tick()
+        return os.stat(*args, **kw)  # type: ignore[arg-type]
+
+    def scandir(self, path: object) -> object:
+        self._tick()
+        entries = list(os.scandir(path))  # type: ignore[call-overload]
+        out = []
+        for entry in entries:
+            self._tick()
+            out.append(entry)
+        return iter(out)
+
+
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None)
+@given(
+    at=st.dictionaries(st.integers(1, 60), st.integers(1, 3), max_size=8),
+    polls=st.lists(st.integers(min_value=0, max_value=4), min_size=1, max_size=6),
+)
+def test_rotations_while_the_follower_handles_one_lose_and_repeat_nothing(
+    tmp_path_factory: pytest.TempPathFactory,
+    at: dict[int, int],
+    polls: list[int],
+) -> None:
+    """The sensor's rotation racing the follower: the writer rotates again between the
+    follower's directory scan and its open of the new file, or in the middle of the scan
+    (CI once saw `watch --follow` miss a whole rotated file this way, and with it the alert)."""
+    path = tmp_path_factory.mktemp("race") / "events.ndjson"
+    sink = FileSink(path, max_bytes=300, keep=1000)
+    n = 0
+
+    def write_rotation() -> None:
+        nonlocal n
+        for _ in range(6):  # 6 events of about 60 bytes: at least one rotation
+            sink.write({"n": n, "pad": "x" * (n % 29)})
+            n += 1
+        sink.flush()
+
+    write_rotation()
+    f = Follower(path)
+    got = texts(drain(f))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(follow_module, "os", _RotatingOs(at, write_rotation))
+        for step in polls:
+            for _ in range(step):
+                write_rotation()
+            got += texts(drain(f))
+    sink.close()
+    got += texts(drain(f))
+    got += texts(drain(f))
+    assert [json.loads(x)["n"] for x in got] == list(range(n))

@@ -9,7 +9,7 @@ import os
 import re
 import select
 import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +22,8 @@ BATCH_LINES = 8192
 # The first bytes of a followed file identify it beside (device, inode): an inode number can be
 # reused for a new file, and a truncated file that grew again keeps its inode.
 FINGERPRINT_BYTES = 1024
+# Directory scans until two in a row agree (a writer rotating in a loop could keep them apart).
+_SCANS = 8
 CHECKPOINT_VERSION = 1
 # What rotation appends to a file's name: NAME.1 (logrotate, the sensor), NAME-20250716
 # (logrotate's dateext), NAME.2025-07-16. Compressed rotations are not read back.
@@ -264,7 +266,9 @@ class Follower:
     - A file that does not exist yet is waited for (one notice).
     - Rotation by rename (`mv` + a new file, the sensor's size rotation): the old file is read
       to its end through the open descriptor, then the files rotated after it (several
-      rotations between two polls), then the new one from its start.
+      rotations between two polls), then the new one from its start; rotations racing that
+      (between the directory scan and an open) are caught by checking identities and scanning
+      again.
     - Truncation in place (copytruncate, `: > file`, a shorter truncate), also when the file
       grew past the offset again (its first KiB changed): the lines written before the
       truncation are read from the rotated copy when one sits beside the file (same first
@@ -291,6 +295,9 @@ class Follower:
         self.file: _Open | None = None
         self._start = start
         self._waiting = False
+        # The last rotated file read when the current file could not be opened yet (renamed
+        # away, not created again): the next poll reads what was rotated after it first.
+        self._after: tuple[int, int] | None = None
         # Where a batch ends, for `position` between batches of one read.
         self._base = 0  # file offset of buffer byte 0
         self._taken = 0  # lines of the current read yielded
@@ -304,7 +311,11 @@ class Follower:
         """Every complete line that can be read now, in batches; returns when caught up."""
         if self.file is None:
             yield from self._resume()
-            if self.file is None and not self._open_current(0, 0):
+            if self.file is None and self._after is not None:
+                yield from self._catch_up(self._after)
+            elif self.file is None:
+                self._open_current(0, 0)
+            if self.file is None:
                 return
         # Looked at before reading too: a file truncated and grown past the offset since the
         # last poll must not be read from the middle of its new content.
@@ -422,19 +433,51 @@ class Follower:
         self.notice(f"{self.name}: rotated; read the old file to its end, now the new one")
         old = (f.dev, f.ino)
         self.close()
-        # Rotated more than once since the last poll: the files rotated after the old one.
-        yield from self._newer_than(old)
-        self._open_current(0, 0)
+        yield from self._catch_up(old)
 
-    def _newer_than(self, ident: tuple[int, int]) -> Iterator[Batch]:
-        siblings = self._siblings()
+    def _catch_up(self, last: tuple[int, int]) -> Iterator[Batch]:
+        """After the rotated file `last` was read: the files rotated after it (several
+        rotations since the last poll), then the current file is opened. The writer may rotate
+        again meanwhile, between the directory scan and the open: a file that was current at
+        the scan is then a rotated one the open did not get, so the scan is repeated after the
+        open and reading goes on from `last` until nothing lies between it and the open file."""
+        self._after = None
+        while True:
+            newer = self._newer_than(last)
+            if newer is None:
+                self._open_current(0, 0)  # `last` is gone: which ones came after it is unknown
+                return
+            moved = False
+            for path, st in newer:
+                if not (yield from self._read_rotated(path, (st.st_dev, st.st_ino), 0, 0)):
+                    moved = True  # renamed again since the scan: scan again from `last`
+                    break
+                last = (st.st_dev, st.st_ino)
+            if not moved and self._opened_after(last):
+                return
+
+    def _opened_after(self, last: tuple[int, int]) -> bool:
+        """Open the current file after the rotated file `last` was read; False (and closed
+        again) when a rotation between the scan and the open left a file between them."""
+        if not self._open_current(0, 0):
+            self._after = last  # renamed away, not created again yet: the next poll goes on
+            return True
+        f = self.file
+        assert f is not None
+        missed = self._newer_than(last) or []
+        if all((st.st_dev, st.st_ino) == (f.dev, f.ino) for _path, st in missed):
+            return True  # nothing between: the open file (maybe rotated already) is next
+        self.close()  # read the missed ones first, then this one
+        return False
+
+    def _newer_than(self, ident: tuple[int, int]) -> list[tuple[Path, os.stat_result]] | None:
+        """The rotated files after the one with identity `ident`, oldest first; None when that
+        one is gone (deleted past the rotation count, or never rotated beside this file)."""
+        siblings = self._stable_siblings()
         index = next(
             (i for i, (_p, st) in enumerate(siblings) if (st.st_dev, st.st_ino) == ident), None
         )
-        if index is None:
-            return  # the old file is gone: which ones came after it is not known
-        for newer, _st in siblings[index + 1 :]:
-            yield from self._read_other(newer, 0, 0)
+        return None if index is None else siblings[index + 1 :]
 
     def _truncated(self, size: int, now: bytes) -> Iterator[Batch]:
         f = self.file
@@ -460,10 +503,22 @@ class Follower:
 
     # -- rotated siblings ------------------------------------------------------------------------
 
+    def _stable_siblings(self) -> list[tuple[Path, os.stat_result]]:
+        """The siblings as two scans in a row agree on them: a scan during a rotation's renames
+        (NAME.2 -> NAME.3, NAME.1 -> NAME.2, ...) can see a file under two names or under none."""
+        seen = self._siblings()
+        for _ in range(_SCANS):
+            again = self._siblings()
+            if _names(again) == _names(seen):
+                return again
+            seen = again
+        return seen
+
     def _siblings(self) -> list[tuple[Path, os.stat_result]]:
         """Plain regular files beside the followed one named like its rotations (NAME.1,
         NAME-20250716, ...), oldest first."""
         found = []
+        idents: set[tuple[int, int]] = set()
         name = self.path.name
         with contextlib.suppress(OSError):
             for entry in os.scandir(self.path.parent):
@@ -473,7 +528,8 @@ class Follower:
                     continue
                 with contextlib.suppress(OSError):
                     st = entry.stat()
-                    if stat.S_ISREG(st.st_mode):
+                    if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in idents:
+                        idents.add((st.st_dev, st.st_ino))  # seen under two names mid-rename
                         found.append((Path(entry.path), st))
         found.sort(key=lambda item: (item[1].st_mtime_ns, -_rotation_number(item[0])))
         return found
@@ -492,6 +548,31 @@ class Follower:
         """The rest of a rotated copy after what was read of the original."""
         self.notice(f"{self.name}: truncated; reading the rest of its copy {path} first")
         yield from self._read_other(path, done, f.line)
+
+    def _read_rotated(
+        self, path: Path, ident: tuple[int, int], offset: int, line: int
+    ) -> Generator[Batch, None, bool]:
+        """A rotated file from `offset` to its end if `path` still names the file `ident`;
+        False when a rotation renamed it after the scan (the caller scans again)."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            self.notice(f"{path}: cannot read the rotated file: {exc.strerror or exc}")
+            return True  # unreadable, not moved: scanning again would find it again
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != ident:
+                return False
+            os.lseek(fd, offset, os.SEEK_SET)
+            number = line
+            for lines in read_batches(fd, self.buffer.split, len(self.buffer.buf)):
+                yield Batch(str(path), number + 1, lines, self.name)
+                number += len(lines)
+            return True
+        finally:
+            os.close(fd)
 
     def _read_other(self, path: Path, offset: int, line: int) -> Iterator[Batch]:
         """Another file (a rotated one) from `offset` to its end, as its own batches."""
@@ -548,12 +629,12 @@ class Follower:
                 return
             self.notice(f"{self.name}: changed since the checkpoint; reading it from the start")
             return
-        siblings = self._siblings()
+        siblings = self._stable_siblings()
         for path, sst in siblings:
             if (sst.st_dev, sst.st_ino) == (pos.dev, pos.ino) and self._matches(path, pos):
                 self.notice(f"{self.name}: rotated since the checkpoint; reading {path} on first")
                 yield from self._read_other(path, pos.offset, pos.line)
-                yield from self._newer_than((pos.dev, pos.ino))
+                yield from self._catch_up((pos.dev, pos.ino))
                 return
         self.notice(
             f"{self.name}: the checkpointed file is gone (rotated away or deleted); "
@@ -592,6 +673,10 @@ def _starts_with(path: Path, head: bytes) -> bool:
         return False
 
 
+def _names(siblings: list[tuple[Path, os.stat_result]]) -> list[tuple[str, int, int]]:
+    return [(p.name, st.st_dev, st.st_ino) for p, st in siblings]
+
+
 def _rotation_number(path: Path) -> int:
     """NAME.3 -> 3: among files of the same modification time the larger number is older."""
     tail = path.name.rsplit(".", 1)[-1]
@@ -605,7 +690,7 @@ def replay_lines(
     the later), wherever rotation has moved them since: the file holding `start` from its
     offset, the files rotated after it, and the one holding `stop` up to its offset."""
     follower = Follower(path, split=split, notice=notice)
-    chain = [p for p, _st in follower._siblings()]
+    chain = [p for p, _st in follower._stable_siblings()]
     if path.exists():
         chain.append(path)
     ids = []
