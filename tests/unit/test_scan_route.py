@@ -3,6 +3,7 @@ DuckDB executor does: rows, columns, warnings, errors and bad-event reports, or 
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconwatch import query as query_module
-from reconwatch.backends.stream import fastpath
+from reconwatch.backends.stream import batch, fastpath
 from reconwatch.errors import ReconwatchError
 from reconwatch.ingest import Dataset
 from reconwatch.plan import limits
@@ -368,3 +369,44 @@ def test_the_window_bounds_at_the_millisecond(
             scanned = _outcome(query, paths, True, monkeypatch, now)
             assert scanned == _outcome(query, paths, False, monkeypatch, now)
     assert counting.answered == 4
+
+
+@needs_scan
+@pytest.mark.parametrize("collecting", [True, False])
+def test_the_collector_is_paused_per_block_and_left_as_it_was(
+    collecting: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan pauses the cycle collector while it reads a block: afterwards it is on or off
+    as before, whether the route answered or declined inside a block (a wanted key spelled
+    with an escape, past the sample)."""
+    clean = _write(tmp_path, [list(_clean(50))])
+    lines = list(_clean(1200))
+    lines[1100] = lines[1100].replace(b'"host": {"name"', b'"host": {"n\\u0061me"')
+    assert b"n\\u0061me" in lines[1100]
+    (tmp_path / "odd").mkdir()
+    odd = _write(tmp_path / "odd", [lines])
+    seen: list[tuple[bool, bool]] = []  # (collector on during the block, the block declined)
+    feed = batch.StatsScan._feed
+
+    def spy(self: batch.StatsScan, block: Any) -> None:
+        try:
+            feed(self, block)
+        except batch.Declined:
+            seen.append((gc.isenabled(), True))
+            raise
+        seen.append((gc.isenabled(), False))
+
+    monkeypatch.setattr(batch.StatsScan, "_feed", spy)
+    counting = Counting()
+    monkeypatch.setattr(query_module, "scan_route", counting)
+    was = gc.isenabled()
+    try:
+        (gc.enable if collecting else gc.disable)()
+        for paths in (clean, odd):
+            run_query(SEED, Dataset.from_files(paths), now=NOW)
+            assert gc.isenabled() is collecting
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert (counting.asked, counting.answered) == (2, 1)
+    assert seen[0] == (False, False)
+    assert seen[-1] == (False, True)

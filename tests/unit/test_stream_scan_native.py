@@ -482,6 +482,34 @@ def test_sample_read_in_place() -> None:
     assert _typed(got[1]) == _typed(_take(fp, sample, native=True)[1])
 
 
+@pytest.mark.parametrize("value", [b'"h1', b'"h1\\', b'"h1\\"', b'"h\xc3', b'"' + b"x" * 40])
+@pytest.mark.parametrize("after", [b"", b'"}}', b'"}}' + b" " * 40, GOOD % b"1"])
+def test_a_string_open_at_its_line_end_is_declined_in_place(value: bytes, after: bytes) -> None:
+    """Strings are scanned 16 bytes at a time, and a line read in place has the rest of the
+    buffer after it: what follows the line (a quote on the next line, say) never closes one
+    of its strings."""
+    line = b'{"host":{"name":' + value
+    for rows in ([b"{}", line], [b"{}", line, after]):
+        assert _take_in_place(PLANS["seed"], rows)[0] == 0
+        assert _take(PLANS["seed"], rows[1:], native=True)[0] == 0
+
+
+def test_strings_ending_near_the_buffer_end_in_place() -> None:
+    """The last line of a buffer, its strings ending at every distance from the buffer's end
+    (where 16 bytes no longer fit): taken as the same line outside the buffer is."""
+    taken = 0
+    for pad in range(0, 48):
+        for closing in (b'"}', b'"', b'\\"}', b'\\u00e9"}'):
+            line = (GOOD % (b'"' + b"y" * pad + closing))[:-1]
+            want = _take(PLANS["seed"], [line], native=True)
+            got = _take_in_place(PLANS["seed"], [b"{}", line])
+            assert got[0] == want[0], line
+            assert got[2] == want[2]
+            assert _typed(got[1]) == _typed(want[1])
+            taken += got[0]
+    assert taken == 48 * 2  # the lines closing their string and object
+
+
 @pytest.mark.parametrize(
     ("port", "taken"),
     [

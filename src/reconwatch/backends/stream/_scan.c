@@ -15,6 +15,10 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__) && defined(__GNUC__)
+#define SCAN_SSE2 1
+#include <emmintrin.h>
+#endif
 
 #define MAX_DEPTH 64
 #define MAX_KEYS 64          /* keys per object level: the duplicate check is one bit each */
@@ -40,6 +44,7 @@ typedef struct {
 struct Node {
     int nkeys;
     Key *keys;
+    uint64_t sigs; /* key_sig of every key: most keys a line holds are not wanted, one test */
 };
 
 typedef struct {
@@ -75,6 +80,10 @@ typedef struct {
 typedef struct {
     const unsigned char *p;
     const unsigned char *end;
+    /* Reads up to here are in bounds (a line read in place has its buffer after it): the
+     * string scan looks 16 bytes at a time and may look past `end`, never taking what it sees
+     * there. */
+    const unsigned char *limit;
     Scanner *s;
 } Ctx;
 
@@ -106,6 +115,13 @@ free_node(Node *node)
     }
     PyMem_Free(node->keys);
     PyMem_Free(node);
+}
+
+/* One of 64 bits from a key's length and first byte (a filter: equal bits prove nothing). */
+static inline uint64_t
+key_sig(const unsigned char *name, Py_ssize_t len)
+{
+    return (uint64_t)1 << (((len ? name[0] : 0) * 7u + (unsigned)len) & 63u);
 }
 
 /* A level from ((key, kind, payload), ...): payload a field index, a nested level, or None. */
@@ -146,6 +162,7 @@ build_node(PyObject *spec, int nvars)
         }
         memcpy(key->name, utf8, len);
         key->len = len;
+        node->sigs |= key_sig((const unsigned char *)key->name, len);
         key->kind = kind;
         key->var = -1;
         if (kind == KIND_LEAF || kind == KIND_LONG) {
@@ -334,38 +351,62 @@ utf8_len(const unsigned char *p, const unsigned char *end)
 
 enum { STR_ESCAPED = 1, STR_NONASCII = 2 };
 
-/* A string whose opening quote is at c->p: on OK, [*start, *start + *len) is its raw body and
- * c->p is past the closing quote. Declines control bytes, invalid UTF-8, bad escapes and
- * escaped surrogates (msgspec rejects lone ones; pairs are left to it). */
-static int
-scan_string(Ctx *c, const unsigned char **start, Py_ssize_t *len, int *flags)
+/* The first byte from p on that is not plain ('"', '\\', a control byte or non-ASCII), or a
+ * pointer at or past `end` when every byte before `end` is plain. Reads stay below `limit`. */
+static inline const unsigned char *
+plain_run(const unsigned char *p, const unsigned char *end, const unsigned char *limit)
 {
-    const unsigned char *p = c->p + 1, *end = c->end;
-    *start = p;
-    *flags = 0;
-    for (;;) {
-        /* Eight plain bytes at a time: none is '"', '\\', below 0x20 or above 0x7F. */
-        while (end - p >= 8) {
-            uint64_t w;
-            memcpy(&w, p, 8);
-            uint64_t special = (w ^ (ONES * '"')) - ONES;
-            special &= ~(w ^ (ONES * '"'));
-            uint64_t slash = (w ^ (ONES * '\\')) - ONES;
-            special |= slash & ~(w ^ (ONES * '\\'));
-            special |= (w - ONES * 0x20) & ~w;
-            special = (special | w) & HIGHS;
-            if (special) {
+#ifdef SCAN_SSE2
+    /* Sixteen bytes at a time; the signed compare below 0x20 flags control and non-ASCII
+     * bytes alike. A flag found past `end` only says the string does not close before it. */
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    while (p < end && limit - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        __m128i hit = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+            _mm_cmplt_epi8(v, space));
+        int mask = _mm_movemask_epi8(hit);
+        if (mask) {
+            return p + __builtin_ctz((unsigned)mask);
+        }
+        p += 16;
+    }
+#else
+    (void)limit;
+    /* Eight plain bytes at a time: none is '"', '\\', below 0x20 or above 0x7F. */
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        uint64_t special = (w ^ (ONES * '"')) - ONES;
+        special &= ~(w ^ (ONES * '"'));
+        uint64_t slash = (w ^ (ONES * '\\')) - ONES;
+        special |= slash & ~(w ^ (ONES * '\\'));
+        special |= (w - ONES * 0x20) & ~w;
+        special = (special | w) & HIGHS;
+        if (special) {
 #if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-                /* The lowest flagged byte is exact (borrows only flag bytes above it). */
-                p += __builtin_ctzll(special) >> 3;
+            /* The lowest flagged byte is exact (borrows only flag bytes above it). */
+            p += __builtin_ctzll(special) >> 3;
 #endif
-                break;
-            }
-            p += 8;
+            break;
         }
-        while (p < end && PLAIN[*p]) {
-            p++;
-        }
+        p += 8;
+    }
+#endif
+    while (p < end && PLAIN[*p]) {
+        p++;
+    }
+    return p;
+}
+
+/* scan_string past its first byte that is not plain (at p): escapes and UTF-8 sequences. */
+static int
+scan_string_rest(Ctx *c, const unsigned char *p, const unsigned char *start, Py_ssize_t *len,
+                 int *flags)
+{
+    const unsigned char *end = c->end;
+    for (;; p = plain_run(p, end, c->limit)) {
         if (p >= end) {
             return DECLINE;
         }
@@ -405,9 +446,28 @@ scan_string(Ctx *c, const unsigned char **start, Py_ssize_t *len, int *flags)
         *flags |= STR_NONASCII;
         p += n;
     }
-    *len = p - *start;
+    *len = p - start;
     c->p = p + 1;
     return OK;
+}
+
+/* A string whose opening quote is at c->p: on OK, [*start, *start + *len) is its raw body and
+ * c->p is past the closing quote. Declines control bytes, invalid UTF-8, bad escapes and
+ * escaped surrogates (msgspec rejects lone ones; pairs are left to it). The common string, plain
+ * ASCII to its closing quote, takes the short way: a few registers, no call. */
+static inline int
+scan_string(Ctx *c, const unsigned char **start, Py_ssize_t *len, int *flags)
+{
+    const unsigned char *body = c->p + 1;
+    const unsigned char *p = plain_run(body, c->end, c->limit);
+    *start = body;
+    *flags = 0;
+    if (p < c->end && *p == '"') {
+        *len = p - body;
+        c->p = p + 1;
+        return OK;
+    }
+    return scan_string_rest(c, p, body, len, flags);
 }
 
 /* The UTF-8 of an escaped body (already validated by scan_string) in the scanner's buffer. */
@@ -746,6 +806,9 @@ leaf_value(Ctx *c, int var, int integer)
 static int
 find_key(const Node *node, const unsigned char *name, Py_ssize_t len)
 {
+    if (!(node->sigs & key_sig(name, len))) {
+        return -1;
+    }
     for (int i = 0; i < node->nkeys; i++) {
         const Key *key = &node->keys[i];
         if (key->len == len && (len == 0 || key->name[0] == (char)name[0]) &&
@@ -810,9 +873,9 @@ clear_vals(Scanner *s)
 }
 
 static int
-read_span(Scanner *s, const char *data, Py_ssize_t len)
+read_span(Scanner *s, const char *data, Py_ssize_t len, const unsigned char *limit)
 {
-    Ctx c = {(const unsigned char *)data, (const unsigned char *)data + len, s};
+    Ctx c = {(const unsigned char *)data, (const unsigned char *)data + len, limit, s};
     skip_ws(&c);
     if (c.p >= c.end || *c.p != '{') {
         return DECLINE;
@@ -1012,12 +1075,13 @@ place(Scanner *s, Py_ssize_t i, PyObject *P, PyObject *B, PyObject *T, PyObject 
     return status;
 }
 
-/* Line i of a batch: read and placed (OK), or not the fast path's (DECLINE), or FAIL. */
+/* Line i of a batch: read and placed (OK), or not the fast path's (DECLINE), or FAIL. Bytes
+ * from data up to `limit` (at least data + len) may be read. */
 static int
-take(Scanner *s, Py_ssize_t i, const char *data, Py_ssize_t len, PyObject *P, PyObject *B,
-     PyObject *T, PyObject *route)
+take(Scanner *s, Py_ssize_t i, const char *data, Py_ssize_t len, const char *limit, PyObject *P,
+     PyObject *B, PyObject *T, PyObject *route)
 {
-    int status = read_span(s, data, len);
+    int status = read_span(s, data, len, (const unsigned char *)limit);
     if (status == OK) {
         status = place(s, i, P, B, T, route);
     }
@@ -1045,7 +1109,7 @@ Scanner_scan(Scanner *s, PyObject *args)
         Py_ssize_t len;
         status = line_span(items[i], &data, &len);
         if (status == OK) {
-            status = take(s, i, data, len, P, B, T, route);
+            status = take(s, i, data, len, data + len, P, B, T, route);
         }
         if (status != OK) {
             break;
@@ -1084,7 +1148,8 @@ Scanner_scan_lines(Scanner *s, PyObject *args)
             PyErr_SetString(PyExc_ValueError, "line offsets outside the buffer");
             goto done;
         }
-        status = take(s, i, (const char *)buf.buf + lo, (Py_ssize_t)(hi - lo), P, B, T, route);
+        status = take(s, i, (const char *)buf.buf + lo, (Py_ssize_t)(hi - lo),
+                      (const char *)buf.buf + buf.len, P, B, T, route);
         if (status != OK) {
             break;
         }
