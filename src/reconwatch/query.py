@@ -7,13 +7,13 @@ import os
 import pickle
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from reconwatch import __version__
-from reconwatch.backends import EXECUTORS, executor
+from reconwatch.backends import EXECUTORS, executor, runs_executor
 from reconwatch.errors import QuerySemanticError
 from reconwatch.esql import ast
 from reconwatch.esql.analyze import analyze
@@ -63,6 +63,25 @@ def run_query(
                 return scanned
         try:
             return executor(backend)(plan, dataset, now)
+        except RetryScan:
+            continue
+    raise _unsettled()
+
+
+def run_queries(
+    queries: Sequence[tuple[ast.Query, datetime]], dataset: Dataset, *, backend: str
+) -> list[Result] | None:
+    """Queries that differ only in a run's constants (a rule's runs: window bounds, now), each
+    at its own time, in one pass over the events where the executor can (Spark: one grouped
+    job): each query's Result, as run_query gives it; None when the executor cannot run them
+    together (the caller then runs each)."""
+    together = runs_executor(backend)
+    if together is None or len(queries) < 2:
+        return None
+    for _attempt in range(MAX_RETRIES):
+        plans = [compile_on(text, dataset) for text, _now in queries]
+        try:
+            return together(plans, dataset, [now for _text, now in queries])
         except RetryScan:
             continue
     raise _unsettled()

@@ -177,7 +177,9 @@ def test_detect_over_many_runs_reads_each_exported_file_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Four hourly runs across midnight over the export (a file a day, each needed by two runs
-    or more): every exported file read by Spark once; the alerts (ids, documents) are DuckDB's."""
+    or more): every exported file read by Spark once (by the runs' grouped pass, with the
+    fields the evidence reads, which the alerting runs' evidence then takes from the kept
+    read); the alerts (ids, documents) are DuckDB's."""
     from reconwatch.engine.detect import DatasetBackend, Schedule, detect
     from reconwatch.ingest import sparkread
     from reconwatch.rules.builtin import DEFAULT_RULE, builtin_text

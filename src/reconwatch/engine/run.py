@@ -13,6 +13,7 @@ from reconwatch.engine.exceptions_esql import keep_condition
 from reconwatch.engine.objecthash import UNDEFINED, object_hash
 from reconwatch.engine.rewrite import is_stats, time_range, with_commands, with_filters, with_limit
 from reconwatch.engine.schedule import RunWindow
+from reconwatch.errors import ReconwatchError
 from reconwatch.esql import ast
 from reconwatch.esql.parser import parse
 from reconwatch.esql.render import render
@@ -24,6 +25,10 @@ from reconwatch.rules.model import Rule
 # A backend with this attribute true reads a run's window cheaply enough to read it twice: an
 # aggregating run queries it, then pins only the alerting groups' rows for their evidence.
 PIN_GROUPS = "pins_alerting_groups"
+# A backend with this method runs many runs' queries in one pass over the events where it can
+# (`run_many([(query, now), ...], also=fields)` -> each query's Result, or None: run each;
+# `also`: the fields the evidence reads later, read in the same pass where reads are kept).
+RUN_MANY = "run_many"
 # Kibana re-queries with a bigger page while deduplication leaves room, up to 3 x max_signals.
 PAGE_SIZE_CIRCUIT_BREAKER = 3
 MAX_SIGNALS_WARNING = "This rule reached the maximum alert limit for the rule execution. Some alerts were not created."
@@ -81,11 +86,53 @@ class RuleExecutor:
             conditions.append(self.exception_condition)
         return conditions
 
-    def run(self, window: RunWindow) -> RunResult:
+    def grouped(self, windows: Sequence[RunWindow]) -> list[Result] | None:
+        """Each window's first page (the rule's query with its filters, `LIMIT max_signals`) from
+        one pass over the events, where the backend can (an aggregating rule over many runs on
+        Spark); None otherwise, or when that pass fails: each run then queries on its own (and
+        meets any error where it would have)."""
+        run_many = getattr(self.backend, RUN_MANY, None)
+        if run_many is None or not self.aggregating or len(windows) < 2:
+            return None
+        queries = [
+            (
+                with_limit(
+                    with_filters(self.query, self.source_conditions(w)), self.rule.max_signals
+                ),
+                w.run_at,
+            )
+            for w in windows
+        ]
+        try:
+            found: list[Result] | None = run_many(queries, self._evidence_fields(windows[0]))
+        except ReconwatchError:
+            return None
+        return found
+
+    def _evidence_fields(self, window: RunWindow) -> list[str]:
+        """The fields an alerting run's evidence pin reads (read with the grouped pass's)."""
+        query = (
+            self.evidence.pinned_query(self.source_conditions(window)) if self.evidence else None
+        )
+        if query is None:
+            return []
+        try:
+            return [c.name for c in self.backend.columns(query)]
+        except ReconwatchError:
+            return []
+
+    def run(self, window: RunWindow, first: Result | None = None) -> RunResult:
+        """One run over `window`; `first`: its first page, when queried already (grouped)."""
         conditions = self.source_conditions(window)
         filtered = with_filters(self.query, conditions)
-        if self.aggregating and self.evidence and getattr(self.backend, PIN_GROUPS, False):
-            return self._groups_pinned(window, conditions, filtered)
+        if (
+            self.aggregating
+            and self.evidence
+            and (first is not None or getattr(self.backend, PIN_GROUPS, False))
+        ):
+            return self._groups_pinned(window, conditions, filtered, first)
+        if first is not None:
+            return self._pages(window, conditions, filtered, None, first)
         pinned = self._pin(conditions, window) if self.aggregating and self.evidence else None
         try:
             return self._pages(window, conditions, filtered, pinned)
@@ -109,7 +156,11 @@ class RuleExecutor:
         return result
 
     def _groups_pinned(
-        self, window: RunWindow, conditions: list[ast.Expr], filtered: ast.Query
+        self,
+        window: RunWindow,
+        conditions: list[ast.Expr],
+        filtered: ast.Query,
+        first: Result | None = None,
     ) -> RunResult:
         """An aggregating run over a backend whose reads are cheap to repeat (the store's
         columns, pruned to the window): the rule's query first, straight over the backend;
@@ -117,7 +168,11 @@ class RuleExecutor:
         (one filtered read), not every row of the window up front. Each group's evidence
         query keeps the same rows, in the same order, as over the whole window pinned."""
         assert self.evidence is not None
-        result = self.backend.run(with_limit(filtered, self.rule.max_signals), now=window.run_at)
+        result = (
+            first
+            if first is not None
+            else self.backend.run(with_limit(filtered, self.rule.max_signals), now=window.run_at)
+        )
         rows = [_drop_nulls(r) for r in result.as_dicts()]
         fresh = [r for i, r in enumerate(rows) if self.alert_id(window, r, i) not in self.seen]
         keyed = [f for r in fresh if (f := self.evidence.key_filters(r)) is not None]

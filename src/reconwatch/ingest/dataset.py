@@ -906,6 +906,12 @@ class Dataset:
         if self._kept_reads is None:
             self._kept_reads = sparkread.KeptReads()
 
+    def widen_spark_reads(self, names: Sequence[str]) -> None:
+        """With keep_spark_reads, every exported file Spark reads from now on is read (and
+        kept) with these fields too, so a later query reading some of them takes the kept rows
+        (a rule's evidence after the grouped pass of its runs) instead of a second read."""
+        self._wider = tuple(dict.fromkeys(names))
+
     def spark_frame(
         self,
         spark: Any,
@@ -929,8 +935,17 @@ class Dataset:
                 files.append((index, str(inp.path)))
         if not files:
             return None
-        types = self.arrow_schema(cols, ())
-        frame = sparkread.frame(spark, files, cols, types, self._kept_reads)
+        frame = None
+        wide = self._widened(cols)
+        if len(wide) > len(cols):
+            frame = sparkread.frame(
+                spark, files, wide, self.arrow_schema(wide, ()), self._kept_reads
+            )
+            if frame is not None:  # the asked columns are the first: c0 .. c(n-1)
+                frame = frame.select(*[f"c{i}" for i in range(len(cols))], sparkread.ORD)
+        if frame is None:
+            types = self.arrow_schema(cols, ())
+            frame = sparkread.frame(spark, files, cols, types, self._kept_reads)
         if frame is None:
             return None
         import pyarrow.parquet as pq
@@ -944,6 +959,14 @@ class Dataset:
                 self._good[index] = pq.read_metadata(path).num_rows
                 self.report.settle(index, self._good[index], [])
         return frame
+
+    def _widened(self, cols: Sequence[Column]) -> list[Column]:
+        """`cols`, then the widening fields (widen_spark_reads) the catalog knows, when kept."""
+        if self._kept_reads is None or not self._wider:
+            return list(cols)
+        asked = {c.name for c in cols}
+        extra = [self.column(n) for n in self._wider if n not in asked]
+        return [*cols, *(c for c in extra if c is not None)]
 
     def _settle_spark(self) -> None:
         for outcomes in self._spark_outcomes:

@@ -19,6 +19,8 @@ from reconwatch.plan.nodes import Column
 SPARK_FORMATS = ("ndjson", "parquet")
 # A row's input order: the input's number above its line (or record) number.
 ORDER_SHIFT = 40
+# The frame column holding a row's input order.
+ORD = "__ord"
 # Rows per chunk a task hands on (one pickled object each).
 CHUNK = 4096
 # The footer key `reconwatch export` writes: the file's rows are events the Dataset checked and
@@ -191,6 +193,8 @@ def frame(
     parts = []
     for index, path in files:
         part = kept.get((index, path, shape)) if kept is not None else None
+        if part is None and kept is not None:
+            part = kept.covering(index, path, shape)
         if part is None:
             part = read_part(reader, picked, index, path)
             if kept is not None:
@@ -206,7 +210,7 @@ def read_part(reader: Any, picked: Sequence[Any], index: int, path: str) -> Any:
     # One scan per file, its number a constant: no mapping of Spark's spelling of paths.
     order = F.lit(index << ORDER_SHIFT) + F.col("_metadata.row_index")
     part = reader.option("mergeSchema", "false").parquet(path)
-    return part.select(*picked, order.cast("long").alias("__ord"))
+    return part.select(*picked, order.cast("long").alias(ORD))
 
 
 class KeptReads:
@@ -224,6 +228,25 @@ class KeptReads:
         if part is not None:
             self._kept[key] = part  # most recently used last
         return part
+
+    def covering(self, index: int, path: str, shape: tuple[Any, ...]) -> Any:
+        """A kept Parquet read of this file holding every column of `shape` (name, type,
+        multivalued), as a frame of those columns (c0, c1, ... in `shape`'s order, `__ord`);
+        None when no kept read covers them."""
+        for key in reversed(self._kept):
+            have = key[2]
+            if key[:2] != (index, path) or not isinstance(have, tuple) or not have:
+                continue
+            if not isinstance(have[0], tuple) or not isinstance(have[0][0], str):
+                continue  # a decoded read's key holds (columns, metadata): not a frame
+            if not all(col in have for col in shape):
+                continue
+            part = self.get(key)
+            return part.select(
+                *[part[f"c{have.index(col)}"].alias(f"c{i}") for i, col in enumerate(shape)],
+                part[ORD],
+            )
+        return None
 
     def keep(self, key: tuple[object, ...], part: Any) -> Any:
         from pyspark import StorageLevel

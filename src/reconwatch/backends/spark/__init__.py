@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from reconwatch.backends import Executor
+from reconwatch.backends import Executor, RunsExecutor
 from reconwatch.backends.spark.execute import execute as _execute
+from reconwatch.backends.spark.runs import execute_runs as _execute_runs
 
 EXECUTOR: Executor = _execute
+RUNS_EXECUTOR: RunsExecutor = _execute_runs
 
-__all__ = ["EXECUTOR"]
+__all__ = ["EXECUTOR", "RUNS_EXECUTOR"]

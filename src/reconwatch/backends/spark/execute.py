@@ -173,10 +173,14 @@ def _source_chunks(plan: p.Plan, source: ScanSource | None, now: datetime) -> An
 def _source_reader(plan: p.Plan, source: ScanSource, now: datetime) -> Any:
     """The workers' RDD of chunks of (ord, row), or the chunks the driver read (a list) when
     the source has no reader on the workers."""
+    return source_reader(plan, source, pruned_days(plan, now))
+
+
+def source_reader(plan: p.Plan, source: ScanSource, days: Any) -> Any:
+    """_source_reader over the files of `days` (a range as pruned_days gives, None: all)."""
     assert isinstance(plan.source, p.Source)
     names = [f.name for f in plan.source.fields]
     inputs = source.selected_inputs(plan.source.indices)
-    days = pruned_days(plan, now)
     rdd = source.spark_chunks(session.session(), names, inputs, plan.source.metadata, days)
     if rdd is not None:
         return rdd

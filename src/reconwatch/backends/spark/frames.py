@@ -52,31 +52,13 @@ def run(
     if decision.count == 0:
         LOG.debug("spark: no step translates (%s): the interpreter runs the plan", decision.reason)
         return None
-    assert isinstance(plan.source, p.Source)
-    spark = session.session()
+    df, single = source_frame(plan, decision.source, source, days, chunks_of)
+    cols = decision.source
+    lists = [f"c{i}" for i, c in enumerate(cols) if c.multivalued]
     from pyspark.sql import functions as F
 
-    cols = decision.source
-    inputs = source.selected_inputs(plan.source.indices)
-    # METADATA (_id, _index, ...) is not in exported files: the Dataset's rows carry it.
-    metadata = any(c.name in plan.source.metadata for c in cols)
-    df = None if metadata else source.spark_frame(spark, cols, inputs, days)
-    lists = [f"c{i}" for i, c in enumerate(cols) if c.multivalued]
-    single: bool | None = None
-    if df is not None:
-        df = _micros(df, cols, F)
-        LOG.debug("spark: the source read by Spark's Parquet reader")
-    else:
-        found = chunks_of()
-        if isinstance(found, list):  # read on the driver: a local relation, checked here
-            records = list(_ToFrame(plan.source, tuple(cols), plan.query)(found))
-            widest = max((len(x) for r in records for x in r if isinstance(x, list)), default=0)
-            single = widest <= 1
-            df = spark.createDataFrame(records, _schema(cols))
-        else:
-            df = _from_chunks(spark, plan, cols, found)
     if single is None:
-        single = not lists or _lists_single(df, lists, F)
+        single = not lists or lists_single(df, lists, F)
     if not single:
         decision = tr.decide(plan, steps, now, lists_single=False)
         LOG.debug("spark: a row holds several values of a list column; %s", _said(decision))
@@ -96,6 +78,34 @@ def run(
     if frame.ended or not rest:
         return Rows(_rows(frame, last.columns), rest)
     return Chunks(_chunks(frame, last.columns), rest)
+
+
+def source_frame(
+    plan: p.Plan,
+    cols: Sequence[p.Column],
+    source: ScanSource,
+    days: Any,
+    chunks_of: Callable[[], Any],
+) -> tuple[Any, bool | None]:
+    """The source's `cols` as a DataFrame (c0, c1, ..., `__ord`), and whether its list columns
+    hold one value a row at most when reading found out (None: not checked yet)."""
+    assert isinstance(plan.source, p.Source)
+    spark = session.session()
+    from pyspark.sql import functions as F
+
+    inputs = source.selected_inputs(plan.source.indices)
+    # METADATA (_id, _index, ...) is not in exported files: the Dataset's rows carry it.
+    metadata = any(c.name in plan.source.metadata for c in cols)
+    df = None if metadata else source.spark_frame(spark, cols, inputs, days)
+    if df is not None:
+        LOG.debug("spark: the source read by Spark's Parquet reader")
+        return _micros(df, cols, F), None
+    found = chunks_of()
+    if isinstance(found, list):  # read on the driver: a local relation, checked here
+        records = list(_ToFrame(plan.source, tuple(cols), plan.query)(found))
+        widest = max((len(x) for r in records for x in r if isinstance(x, list)), default=0)
+        return spark.createDataFrame(records, _schema(cols)), widest <= 1
+    return _from_chunks(spark, plan, cols, found), None
 
 
 def _said(decision: tr.Decision) -> str:
@@ -180,7 +190,7 @@ class _ToFrame:
             yield (*cells, int(order))
 
 
-def _lists_single(df: Any, lists: Sequence[str], F: Any) -> bool:
+def lists_single(df: Any, lists: Sequence[str], F: Any) -> bool:
     """Whether no row holds more than one value in any of these list columns (one job)."""
     got = df.agg(*[F.max(F.size(F.col(c))).alias(c) for c in lists]).collect()[0]
     return all(got[c] is None or got[c] <= 1 for c in lists)
@@ -236,10 +246,14 @@ class _ToChunks:
 
 def _groups(step: p.Aggregate, frame: tr.Frame) -> list[tuple[float, dict[str, object]]]:
     """The translated STATS's groups on the driver, in the interpreter's output order."""
+    return group_rows(step, frame.df.collect())
+
+
+def group_rows(step: p.Aggregate, records: Sequence[Any]) -> list[tuple[float, dict[str, object]]]:
+    """A translated STATS's collected groups as the interpreter's rows, in its output order."""
     from reconwatch.backends.spark.stages import AFTER_ROWS, key_types
     from reconwatch.plan import values as v
 
-    records = frame.df.collect()
     groups: dict[tuple[object, ...], tuple[tuple[object, ...], list[object]]] = {}
     firsts = []
     for r in records:

@@ -95,6 +95,7 @@ class Frame:
     expands: int = 0
     sorted: bool = False
     ended: bool = False  # after a LIMIT (or SORT): the rest goes to the driver
+    by: tuple[str, ...] = ()  # frame columns a STATS groups by before its keys (a run's number)
     counter: list[int] = field(default_factory=lambda: [0])
 
     def fresh(self) -> str:
@@ -241,7 +242,7 @@ class Translator:
                 a.alias(f"a{i}_{j}") for j, a in enumerate(self.agg(name, agg, frame.scope))
             )
         first = F.min(F.struct(F.col(ORD), F.col(SUB))).alias("first")
-        df = frame.df.groupBy(*keys).agg(first, *aggs)
+        df = frame.df.groupBy(*[F.col(c) for c in frame.by], *keys).agg(first, *aggs)
         return replace(frame, df=df, ended=True)
 
     def agg(self, name: str, agg: p.AggCall, scope: dict[str, Col]) -> list[Any]:
@@ -449,6 +450,12 @@ def _case(t: Translator, call: p.Call, scope: dict[str, Col]) -> Any:
     return out.otherwise(t.expr(args[-1], scope)) if len(args) % 2 == 1 else out
 
 
+def _coalesce(t: Translator, call: p.Call, scope: dict[str, Col]) -> Any:
+    # Single values of the call's own type (the analyser makes every argument that type).
+    kinds = frozenset({call.type}) & FRAME_TYPES
+    return t.F.coalesce(*[t.single(a, scope, kinds) for a in call.args])
+
+
 _Handler = Callable[[Translator, p.Call, dict[str, Col]], Any]
 _CALLS: dict[str, _Handler] = {
     **dict.fromkeys(_COMPARE, _compare),
@@ -462,6 +469,7 @@ _CALLS: dict[str, _Handler] = {
     "rlike": _like,
     "cidr_match": _cidr_match,
     "case": _case,
+    "coalesce": _coalesce,
 }
 _STEPS: dict[type, Callable[[Translator, Any, Frame], Frame]] = {
     p.Filter: Translator._filter,
