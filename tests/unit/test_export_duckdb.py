@@ -166,12 +166,9 @@ def test_the_command_reports_bad_lines_and_counts_them(
     assert "200 event(s)" in err
 
 
-def test_the_store_exports_as_its_events_written_to_a_file_do(
-    events: list[dict[str, object]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _store(events: list[dict[str, object]], data: Path) -> dict[str, list[dict[str, object]]]:
     """Two indices in the service's store (nested and dotted documents, sent as dicts and as
-    JSON text) export the rows, order and footer an export of the same documents from a file
-    gives (index by index, in arrival order)."""
+    JSON text); the documents by index."""
     from reconwatch.store.db import Store
     from reconwatch.store.events import NewEvent
 
@@ -179,7 +176,6 @@ def test_the_store_exports_as_its_events_written_to_a_file_do(
     dns = "logs-endpoint.events.dns-default"
     net = "logs-endpoint.events.network-default"
     docs = {dns: events[:60], net: events[60:]}  # the store lists its indices by name
-    data = tmp_path / "data"
     store = Store(data, lambda: now)
     try:
         for index, group in docs.items():
@@ -190,17 +186,88 @@ def test_the_store_exports_as_its_events_written_to_a_file_do(
             assert all(w.status == 201 for w in store.write(batch))
     finally:
         store.close()
+    return docs
+
+
+def test_the_store_exports_as_its_events_written_to_a_file_do(
+    events: list[dict[str, object]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each index of the store exports, under its own directory in the store's order, the rows,
+    order and footer an export of the same documents from a file gives, plus the stored
+    `_index`, `_id` and `_version` of every row and the index named in every footer."""
+    from reconwatch.ingest.sparkread import INDEX_KEY, STORED_METADATA
+    from reconwatch.store.db import Store
+
+    data = tmp_path / "data"
+    docs = _store(events, data)
     out = tmp_path / "from-store"
     code, _, err = run_cli(["export", "--from-store", str(data), "--parquet", str(out)], capsys)
     assert code == 0, err
     assert "200 event(s)" in err
-    flat = _write(tmp_path / "all.ndjson", [json.dumps(e) for g in docs.values() for e in g])
-    _export([flat], tmp_path / "file", False)
-    a, b = _days(out), _days(tmp_path / "file")
-    assert list(a) == list(b) == ["dt=2025-07-15", "dt=2025-07-16"]
-    for name, (table, footers) in a.items():
-        assert table.equals(b[name][0]), name
-        assert footers[0] == b[name][1][0], name
+    store = Store(data, lambda: datetime(2025, 7, 17, tzinfo=UTC))
+    try:
+        ids = {i: [d[1] for d in store.documents([i], None, None, None)] for i in docs}
+    finally:
+        store.close()
+    assert sorted(p.name for p in out.iterdir()) == [f"{n:04d}-{i}" for n, i in enumerate(docs, 1)]
+    for n, (index, group) in enumerate(docs.items(), start=1):
+        flat = _write(tmp_path / f"{n}.ndjson", [json.dumps(e) for e in group])
+        _export([flat], tmp_path / f"file{n}", False)
+        a, b = _days(out / f"{n:04d}-{index}"), _days(tmp_path / f"file{n}")
+        assert list(a) == list(b)
+        stored_ids: list[object] = []
+        for name, (table, footers) in a.items():
+            assert table.drop_columns(list(STORED_METADATA)).equals(b[name][0]), name
+            assert table.column("_index").to_pylist() == [index] * table.num_rows
+            assert table.column("_version").to_pylist() == [1] * table.num_rows
+            stored_ids.extend(table.column("_id").to_pylist())
+            for footer in footers:
+                assert footer.pop(INDEX_KEY.encode()) == index.encode()
+            assert footers[0] == b[name][1][0], name
+        assert stored_ids == ids[index]  # each day's rows in arrival order, days in order
+
+
+def test_a_from_over_the_stores_export_reads_what_it_reads_in_the_store(
+    events: list[dict[str, object]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`FROM logs-endpoint.events.network-*` over the export selects that index's files, with the
+    stored _index, _id and _version, as over the store: on DuckDB and on Spark."""
+    from reconwatch.cli.plain import expand_inputs
+    from reconwatch.query import run_query
+    from reconwatch.store.db import Store
+    from reconwatch.store.window import window_dataset
+
+    data = tmp_path / "data"
+    _store(events, data)
+    out = tmp_path / "from-store"
+    code, _, err = run_cli(["export", "--from-store", str(data), "--parquet", str(out)], capsys)
+    assert code == 0, err
+    files = expand_inputs([str(out)], "spark")
+    now = datetime(2025, 7, 17, tzinfo=UTC)
+    queries = [
+        (
+            "from logs-endpoint.events.network-* metadata _id, _index, _version "
+            "| keep _id, _index, _version, @timestamp, destination.ip | limit 1000"
+        ),
+        (
+            "from logs-endpoint.events.dns-* metadata _index, _id "
+            "| keep _index, _id, host.name, event.action | limit 1000"
+        ),
+        "from logs-* metadata _index | stats c = count(*), t = max(@timestamp) by _index",
+        # No METADATA: Spark's own Parquet reader, over the selected index's files only.
+        "from logs-endpoint.events.network-* | stats c = count(*), d = count_distinct(destination.ip)",
+    ]
+    store = Store(data, lambda: now)
+    try:
+        for query in queries:
+            patterns = (query.split()[1],)
+            want = run_query(query, window_dataset(store, patterns, None, None), now=now)
+            assert want.rows, query
+            for backend in ("duckdb", "spark"):
+                got = run_query(query, Dataset.from_files(files), now=now, backend=backend)
+                assert got.rows == want.rows, (backend, query)
+    finally:
+        store.close()
 
 
 def test_from_store_refuses_files_and_a_missing_store(

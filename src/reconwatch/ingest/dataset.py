@@ -149,6 +149,8 @@ class _Input:
     duckdb: bool | None = None
     # Events a store holds (read by SQL where they are; `docs` and `ids` once loaded).
     stored: StoredEvents | None = None
+    # An exported file of a store's index (`index`): its rows hold their stored METADATA.
+    exported: bool = False
 
 
 @dataclass(slots=True)
@@ -207,8 +209,12 @@ class Dataset:
         self._spark_outcomes: list[Any] = []
         # Exported files' Spark reads kept between queries (keep_spark_reads), or None.
         self._kept_reads: Any = None
+        # Fields every kept Parquet read also reads, for later queries (widen_spark_reads).
+        self._wider: tuple[str, ...] = ()
         # Inputs whose fields DuckDB listed for an export (export_fields), not the Python reader.
         self._listed: set[int] = set()
+        # Whether exported files' footers were read for the index they hold (_read_footers).
+        self._footers_read = False
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -594,11 +600,29 @@ class Dataset:
 
     def selected_inputs(self, indices: Sequence[str]) -> list[int]:
         """Inputs a FROM clause reads: unmapped inputs always, mapped ones when a pattern matches."""
+        if not self._footers_read:
+            self._read_footers()
         chosen = []
         for i, inp in enumerate(self._inputs):
             if not inp.patterns or any(_overlaps(f, p) for f in indices for p in inp.patterns):
                 chosen.append(i)
         return chosen
+
+    def _read_footers(self) -> None:
+        """Exported files of a store's index (their footer names it) belong to that index, as
+        the store's events do: a FROM reads them when its patterns match it, their _index is
+        that index and their _id and _version the stored ones."""
+        self._footers_read = True
+        for inp in self._inputs:
+            if inp.path is None or inp.patterns or inp.format not in (None, "parquet"):
+                continue
+            if not inp.path.name.endswith(".parquet"):
+                continue
+            from reconwatch.ingest import sparkread
+
+            index = sparkread.exported_index(inp.path)
+            if index is not None:
+                inp.patterns, inp.index, inp.exported = (index,), index, True
 
     def plain_files(self, indices: Sequence[str]) -> list[Path] | None:
         """The files a FROM clause reads, when each is an uncompressed NDJSON file DuckDB reads
@@ -1260,11 +1284,14 @@ def _arrow_value(value: object, type_: T) -> object:
 
 def _meta(name: str, inp: _Input, line: int, flat: Flat) -> object:
     if name == "_version":
-        return 1
+        kept = flat.get("_version") if inp.exported else None
+        return int(kept[0]) if kept and isinstance(kept[0], int) else 1
     if name == "_index":
-        return inp.index if inp.ids or inp.stored is not None else index_name(inp, flat)
+        stored = inp.ids or inp.stored is not None or inp.exported
+        return inp.index if stored else index_name(inp, flat)
     if name == "_source":
-        return document_json({k: values.from_list(vs) for k, vs in flat.items()})
+        skip = _STORED_METADATA if inp.exported else ()
+        return document_json({k: values.from_list(vs) for k, vs in flat.items() if k not in skip})
     if name != "_id":
         return None  # _ignored: nothing is ignored at "index" time here
     if inp.ids:
@@ -1274,6 +1301,10 @@ def _meta(name: str, inp: _Input, line: int, flat: Flat) -> object:
         return str(given[0])
     digest = hashlib.sha1(f"{inp.name}:{line}".encode()).digest()
     return digest[:15].hex()
+
+
+# Columns an export of a store's index keeps its METADATA in (ingest.sparkread.STORED_METADATA).
+_STORED_METADATA = frozenset({"_index", "_id", "_version"})
 
 
 def index_name(inp: _Input, flat: Flat) -> str:

@@ -13,7 +13,7 @@ import duckdb
 from reconwatch.errors import UsageError
 from reconwatch.ingest import fast
 from reconwatch.ingest.dataset import Dataset
-from reconwatch.ingest.sparkread import FIELDS_KEY, WRITER, WRITER_KEY
+from reconwatch.ingest.sparkread import FIELDS_KEY, INDEX_KEY, STORED_METADATA, WRITER, WRITER_KEY
 from reconwatch.plan.nodes import Column
 
 # Events without a @timestamp (or an unparseable one) go to dt=none: never pruned.
@@ -38,6 +38,7 @@ def export_parquet(
     *,
     functions: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
     connect: Callable[[], duckdb.DuckDBPyConnection] = duckdb.connect,
+    index: str | None = None,
 ) -> Exported:
     """Write every good event of `dataset` under `out`/dt=YYYY-MM-DD/ (UTC day of @timestamp),
     one column per field present, typed as the executors read it (lists where multivalued), in
@@ -50,7 +51,10 @@ def export_parquet(
     query path) and writes the Parquet itself; other inputs, and a file with bad events, go
     through the validating Python reader, which reports each bad event (file:line). Without,
     every input goes through the Python reader (the same output, many times slower). `connect`:
-    a new connection (a store's cursor, whose SQL reads its events table: Dataset.from_store)."""
+    a new connection (a store's cursor, whose SQL reads its events table: Dataset.from_store).
+    `index`: the events are one stored index's (Dataset.from_store); each row then keeps the
+    `_index`, `_id` and `_version` the store gave it, and every footer names the index, so a
+    reader selects the files by a FROM's index patterns as the store selects its indices."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         msg = f"--parquet {out}: exists and is not an empty directory"
         raise UsageError(msg)
@@ -63,9 +67,10 @@ def export_parquet(
         try:
             cols = dataset.export_fields(con) if duckdb_reader else dataset.present_fields()
             _need_timestamp(cols)
-            _source(con, dataset, cols, inputs, duckdb_reader)
+            metadata = STORED_METADATA if index is not None else ()
+            _source(con, dataset, cols, inputs, duckdb_reader, metadata)
             out.mkdir(parents=True, exist_ok=True)
-            events = _copy(con, cols, out, rows_per_file)
+            events = _copy(con, cols, out, rows_per_file, index)
             break
         except duckdb.Error as exc:
             # A file DuckDB cannot read exactly (bad events, a field holding several values or
@@ -110,24 +115,30 @@ def _source(
     cols: Sequence[Column],
     inputs: Sequence[int],
     duckdb_reader: bool,
+    metadata: Sequence[str] = (),
 ) -> None:
-    """`rw_source` on `con`: the events' columns and __src."""
+    """`rw_source` on `con`: the events' columns, the METADATA ones asked for, and __src."""
     names = [c.name for c in cols]
     if duckdb_reader:
-        dataset.register_source(con, names, inputs, in_order=True)
+        dataset.register_source(con, names, inputs, metadata, in_order=True)
         return
     import pyarrow as pa
 
-    schema = dataset.arrow_schema(cols, ())
-    batches = dataset.batches(names, inputs)
+    schema = dataset.arrow_schema(cols, metadata)
+    batches = dataset.batches(names, inputs, metadata)
     con.register("rw_python", pa.RecordBatchReader.from_batches(schema, batches))
     con.execute("CREATE OR REPLACE TEMP VIEW rw_source AS SELECT * FROM rw_python")
 
 
 def _copy(
-    con: duckdb.DuckDBPyConnection, cols: Sequence[Column], out: Path, rows_per_file: int
+    con: duckdb.DuckDBPyConnection,
+    cols: Sequence[Column],
+    out: Path,
+    rows_per_file: int,
+    index: str | None = None,
 ) -> int:
-    """COPY rw_source to `out` by day; the number of events written."""
+    """COPY rw_source to `out` by day; the number of events written. With `index`, the stored
+    METADATA columns too (not declared as fields: a FROM reads them only as METADATA)."""
     group = max(1, min(rows_per_file, ROW_GROUP))
     day = f"coalesce(strftime(\"@timestamp\", '%Y-%m-%d'), '{NO_DAY}')"
     target = str(out).replace("'", "''")
@@ -135,12 +146,16 @@ def _copy(
     # an event (Dataset's field discovery).
     declared = json.dumps([[c.name, c.type.value, c.multivalued] for c in cols])
     declared = declared.replace("'", "''")
-    listed = ", ".join('"' + c.name.replace('"', '""') + '"' for c in cols)
+    names = [c.name for c in cols] + (list(STORED_METADATA) if index is not None else [])
+    listed = ", ".join('"' + n.replace('"', '""') + '"' for n in names)
+    kv = f"'{WRITER_KEY}': '{WRITER}', '{FIELDS_KEY}': '{declared}'"
+    if index is not None:
+        kv += f", '{INDEX_KEY}': '{index.replace(chr(39), chr(39) * 2)}'"
     row = con.execute(
         f"COPY (SELECT {listed}, {day} AS dt FROM rw_source) "
         f"TO '{target}' (FORMAT parquet, PARTITION_BY (dt), "
         f"ROW_GROUP_SIZE {group}, ROW_GROUPS_PER_FILE {max(1, rows_per_file // group)}, "
-        f"KV_METADATA {{'{WRITER_KEY}': '{WRITER}', '{FIELDS_KEY}': '{declared}'}})"
+        f"KV_METADATA {{{kv}}})"
     ).fetchall()
     return int(row[0][0]) if row else 0
 

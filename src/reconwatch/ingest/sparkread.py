@@ -28,6 +28,10 @@ CHUNK = 4096
 WRITER_KEY, WRITER = "reconwatch.export", "1"
 # And the fields of the export, [[name, type, multivalued], ...] as JSON: the catalog, unread.
 FIELDS_KEY = "reconwatch.fields"
+# And, for an export of a store's index, that index: the file's rows keep their stored METADATA
+# (`_index`, `_id`, `_version`) as columns, which are not among the declared fields.
+INDEX_KEY = "reconwatch.index"
+STORED_METADATA = ("_index", "_id", "_version")
 _DAY = re.compile(r"(?:^|/)dt=(\d{4})-(\d{2})-(\d{2})(?=/|$)")
 
 Flat = dict[str, list[object]]
@@ -151,6 +155,21 @@ def exported_fields(path: str | Path) -> tuple[list[tuple[str, str, bool]], int]
     except (ValueError, TypeError):
         return None
     return fields, meta.num_rows
+
+
+def exported_index(path: str | Path) -> str | None:
+    """The stored index an exported Parquet file's rows were shipped to (its footer's
+    INDEX_KEY); None for a file exported from event files, or not by `reconwatch export`."""
+    import pyarrow.parquet as pq
+
+    try:
+        kv = pq.read_metadata(str(path)).metadata or {}
+    except (OSError, ValueError):
+        return None
+    if kv.get(WRITER_KEY.encode()) != WRITER.encode():
+        return None
+    found = kv.get(INDEX_KEY.encode())
+    return found.decode("utf-8", "replace") if found else None
 
 
 def frame(
