@@ -72,6 +72,22 @@ def next_alert(proc: subprocess.Popen[str], limit_s: float = 90.0) -> dict[str, 
     return dict(json.loads(line))
 
 
+def next_alert_or_explain(proc: subprocess.Popen[str], folder: Path) -> dict[str, object]:
+    """next_alert, failing with what the watch said and the files it followed (their sizes
+    and identities): a missed alert must say why."""
+    try:
+        return next_alert(proc)
+    except AssertionError as exc:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=90)
+        files = [
+            f"{p.name} ino={p.stat().st_ino} size={p.stat().st_size} mtime={p.stat().st_mtime_ns}"
+            for p in sorted(folder.iterdir())
+        ]
+        msg = f"{exc}; the watch said:\n{err}\nfiles:\n" + "\n".join(files)
+        raise AssertionError(msg) from None
+
+
 def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[str, str]:
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=90)
@@ -225,9 +241,11 @@ def test_follow_waits_for_a_missing_file(tmp_path: Path) -> None:
     assert "1 alert(s) from 300 event(s)" in err
 
 
-# Serial: it failed once on an xdist worker beside other tests (no alert within 90 s), not
-# yet explained; it passed in every run of the suite when it ran alone.
-@pytest.mark.serial
+# It failed in two CI runs (no alert within 90 s, both passes). Found: the follower could
+# skip a whole rotated file, or read a later one in its place, when the sink rotated again
+# between its directory scan and its open (fixed in ingest/follow.py, with a property test).
+# One more miss was seen in ~100 loaded runs after the fix and is not explained, so a miss now
+# fails with the watch's own account and the files it followed.
 @pytest.mark.slow
 def test_a_sweep_across_the_sensors_rotations_alerts_as_detect_does(tmp_path: Path) -> None:
     """The issue's case: a 300-host sweep written by the sensor's file output while it rotates
@@ -248,7 +266,7 @@ def test_a_sweep_across_the_sensors_rotations_alerts_as_detect_does(tmp_path: Pa
             sink.write(doc)
         sink.close()
         assert sink.rotations >= 3
-        alert = next_alert(proc)
+        alert = next_alert_or_explain(proc, tmp_path)
         caught_up(checkpoint, path)
     finally:
         _, err = stop(proc)
