@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from reconwatch.backends.stream.cells import iso_millis
 from reconwatch.backends.stream.executor import StreamExecutor
 from reconwatch.backends.stream.fastpath import FastPath, Scanner, compiled_scan_enabled
-from reconwatch.backends.stream.lines import BufferLines, split_lines
+from reconwatch.backends.stream.lines import COMPILED, BufferLines, split_lines
 from reconwatch.engine.watch import EcsCatalog, RuleWatch
 from reconwatch.esql.analyze import compile_query
 from reconwatch.rules.builtin import DEFAULT_RULE, load_builtin
@@ -532,3 +532,39 @@ def test_strings_ending_near_the_buffer_end_in_place() -> None:
 def test_long_leaves(port: bytes, taken: bool) -> None:
     line = (GOOD % b"1").replace(b'"ip":"10.0.0.1"', b'"ip":"10.0.0.1","port":' + port)
     assert _check_line(PLANS["ports"], line) is taken
+
+
+def _block_bytes_in_python(data: bytes, end: int) -> int:
+    odd = b"\r" in data[:end] or b"\x1f" in data[:end]
+    return int(odd) | (0 if data[:end].isascii() else 2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.binary(max_size=300).map(bytearray),
+    cut=st.integers(min_value=0, max_value=300),
+    odd=st.sampled_from([b"", b"\r", b"\x1f", b"\x80", b"\xff", b"\xc3\xa9"]),
+    at=st.integers(min_value=0, max_value=300),
+)
+def test_block_bytes_as_find_and_isascii_say(
+    data: bytearray, cut: int, odd: bytes, at: int
+) -> None:
+    """The compiled block test (one pass) answers as bytes.find and isascii over buf[:end],
+    whatever lies past `end`, at every offset within and around its 64-byte steps."""
+    data[min(at, len(data)) : min(at, len(data))] = odd
+    end = min(cut, len(data))
+    assert COMPILED is not None
+    assert COMPILED.block_bytes(data, end) == _block_bytes_in_python(bytes(data), end)
+
+
+def test_block_bytes_sees_each_byte_at_every_position() -> None:
+    assert COMPILED is not None
+    for size in (1, 15, 16, 63, 64, 65, 130):
+        for pos in range(size):
+            for byte, want in ((b"\r", 1), (b"\x1f", 1), (b"\x80", 2), (b"\x7f", 0)):
+                data = bytearray(b"a" * size)
+                data[pos : pos + 1] = byte
+                assert COMPILED.block_bytes(data, size) == want, (size, pos, byte)
+                assert COMPILED.block_bytes(data, pos) == 0  # past `end`: not looked at
+    with pytest.raises(ValueError, match="end outside"):
+        COMPILED.block_bytes(b"abc", 4)

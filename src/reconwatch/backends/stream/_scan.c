@@ -277,7 +277,8 @@ ascii_value(Intern *in, const unsigned char *data, Py_ssize_t len)
 static inline void
 skip_ws(Ctx *c)
 {
-    while (c->p < c->end &&
+    /* One compare for the usual answer (no whitespace between tokens of compact NDJSON). */
+    while (c->p < c->end && *c->p <= ' ' &&
            (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r')) {
         c->p++;
     }
@@ -1198,6 +1199,48 @@ done:
     return out;
 }
 
+enum { BLOCK_CR_OR_US = 1, BLOCK_NONASCII = 2 };
+
+/* What the batch reader looks for in a block of lines before it reads them, in one pass:
+ * BLOCK_CR_OR_US for a carriage return or 0x1f byte in buf[0:end], BLOCK_NONASCII for a byte
+ * above 0x7f (then its UTF-8 is checked: bytes.find twice and bytes.isascii, in Python). */
+static PyObject *
+block_bytes(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_buffer buf;
+    Py_ssize_t end;
+    if (!PyArg_ParseTuple(args, "y*n:block_bytes", &buf, &end)) {
+        return NULL;
+    }
+    if (end < 0 || end > buf.len) {
+        PyBuffer_Release(&buf);
+        PyErr_SetString(PyExc_ValueError, "end outside the buffer");
+        return NULL;
+    }
+    const unsigned char *p = buf.buf, *stop = p + end;
+    int found = 0;
+#ifdef SCAN_SSE2
+    const __m128i cr = _mm_set1_epi8('\r'), us = _mm_set1_epi8(0x1f);
+    while (stop - p >= 64 && found != (BLOCK_CR_OR_US | BLOCK_NONASCII)) {
+        __m128i odd = _mm_setzero_si128(), high = _mm_setzero_si128();
+        for (int k = 0; k < 64; k += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(p + k));
+            odd = _mm_or_si128(odd, _mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, us)));
+            high = _mm_or_si128(high, v);
+        }
+        found |= (_mm_movemask_epi8(odd) ? BLOCK_CR_OR_US : 0) |
+                 (_mm_movemask_epi8(high) ? BLOCK_NONASCII : 0);
+        p += 64;
+    }
+#endif
+    for (; p < stop; p++) {
+        found |= (*p == '\r' || *p == 0x1f) ? BLOCK_CR_OR_US : 0;
+        found |= *p >= 0x80 ? BLOCK_NONASCII : 0;
+    }
+    PyBuffer_Release(&buf);
+    return PyLong_FromLong(found);
+}
+
 static PyObject *
 Scanner_clear(Scanner *s, PyObject *Py_UNUSED(ignored))
 {
@@ -1377,6 +1420,8 @@ static PyTypeObject ScannerType = {
 static PyMethodDef module_methods[] = {
     {"line_starts", line_starts, METH_VARARGS,
      "line_starts(buf, end) -> packed int64 start offsets of buf[:end]'s lines, then end"},
+    {"block_bytes", block_bytes, METH_VARARGS,
+     "block_bytes(buf, end) -> 1 if buf[:end] holds a CR or 0x1f byte, | 2 if a non-ASCII one"},
     {NULL, NULL, 0, NULL},
 };
 
