@@ -4,6 +4,7 @@ file that appears later, checkpoints, audit logs, and unrecognised inputs named.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import ipaddress
 import json
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -72,14 +74,19 @@ def next_alert(proc: subprocess.Popen[str], limit_s: float = 90.0) -> dict[str, 
     return dict(json.loads(line))
 
 
-def next_alert_or_explain(proc: subprocess.Popen[str], folder: Path) -> dict[str, object]:
-    """next_alert, failing with what the watch said and the files it followed (their sizes
-    and identities): a missed alert must say why."""
+@contextlib.contextmanager
+def explained(proc: subprocess.Popen[str], folder: Path) -> Iterator[None]:
+    """A failed check inside fails with what the watch said (it is stopped) and the files it
+    followed, with their sizes and identities: a missed alert or a stuck read must say why."""
     try:
-        return next_alert(proc)
+        yield
     except AssertionError as exc:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=90)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=90)
+        except (subprocess.TimeoutExpired, ValueError) as why:
+            err = f"(no account: {why})"
         files = [
             f"{p.name} ino={p.stat().st_ino} size={p.stat().st_size} mtime={p.stat().st_mtime_ns}"
             for p in sorted(folder.iterdir())
@@ -256,7 +263,7 @@ def test_a_sweep_across_the_sensors_rotations_alerts_as_detect_does(tmp_path: Pa
     checkpoint = tmp_path / "watch.checkpoint"
     docs = sweep() + sweep(40, T0 + timedelta(minutes=30))  # more events after the alert
     proc = start("watch", "--follow", str(path), "--checkpoint", str(checkpoint))
-    try:
+    with explained(proc, tmp_path):
         wait_for_stderr(proc, "waiting for it")
         sink = FileSink(path, max_bytes=25_000, keep=20)
         sink.write(docs[0])
@@ -266,9 +273,8 @@ def test_a_sweep_across_the_sensors_rotations_alerts_as_detect_does(tmp_path: Pa
             sink.write(doc)
         sink.close()
         assert sink.rotations >= 3
-        alert = next_alert_or_explain(proc, tmp_path)
+        alert = next_alert(proc)
         caught_up(checkpoint, path)
-    finally:
         _, err = stop(proc)
     assert f"1 alert(s) from {len(docs)} event(s)" in err
     rotated = sorted(tmp_path.glob("events.ndjson.*"), key=lambda p: -int(p.suffix[1:]))
@@ -284,8 +290,9 @@ def test_a_sweep_across_the_sensors_rotations_alerts_as_detect_does(tmp_path: Pa
     assert batch[0]["Esql.destination_ip_count_distinct"] == 300  # over the run's window
     # Restarted from the checkpoint: nothing read again, nothing alerted again.
     again = start("watch", "--follow", str(path), "--checkpoint", str(checkpoint))
-    said = wait_for_stderr(again, "window rebuilt from")
-    out, err = stop(again)
+    with explained(again, tmp_path):
+        said = wait_for_stderr(again, "window rebuilt from")
+        out, err = stop(again)
     err = said + err
     # The whole sweep is inside the rule's hour: read again across the rotated files.
     assert out == "" and f"0 alert(s) from 0 event(s) (and {len(docs)} read again" in err
