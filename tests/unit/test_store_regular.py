@@ -298,3 +298,26 @@ def test_every_stored_field_has_a_bit() -> None:
     assert len(set(rulefields.BITS.values())) == len(rulefields.FIELDS)
     # Each stored field's ECS type is one its values can be regular for: none always checked.
     assert all(t in fast.REGULAR_TYPES for t in rulefields.TYPES.values())
+
+
+def test_a_date_is_regular_only_when_its_typed_column_holds_its_cast() -> None:
+    # @timestamp and event.ingested are read from the store's ts and ingested columns when
+    # regular: a text whose cast is not that column's value (whatever made it so) is irregular.
+    con = duckdb.connect()
+    con.execute(schema.EVENTS)
+    text = '{"@timestamp":"2026-01-02T11:00:00.000Z","event":{"ingested":"2026-01-02T11:00:01Z"}}'
+    con.execute(
+        "CREATE TEMP TABLE batch AS SELECT * FROM (VALUES"
+        " (1, 'x', 'a', 1, TIMESTAMP '2026-01-02 11:00:00', TIMESTAMP '2026-01-02 11:00:01', ?,"
+        "  TIMESTAMP '2026-01-02'),"
+        " (2, 'x', 'b', 1, TIMESTAMP '2026-01-02 11:00:00.5', TIMESTAMP '2026-01-02 11:00:01', ?,"
+        "  TIMESTAMP '2026-01-02'),"
+        " (3, 'x', 'c', 1, TIMESTAMP '2026-01-02 11:00:00', TIMESTAMP '2026-01-02 11:00:02', ?,"
+        "  TIMESTAMP '2026-01-02'))"
+        " AS t(seq, idx, id, version, ts, ingested, source, arrived)",
+        [text, text, text],
+    )
+    con.execute(rulefields.insert_sql("batch"))
+    rows = con.execute("SELECT seq, irregular FROM events ORDER BY seq").fetchall()
+    stamp, ingested = rulefields.BITS["@timestamp"], rulefields.BITS["event.ingested"]
+    assert rows == [(1, 0), (2, stamp), (3, ingested)]

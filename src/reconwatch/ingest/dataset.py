@@ -113,11 +113,13 @@ class StoredEvents(Protocol):
         """The relation's column holding METADATA `name`; None when it has none."""
         ...
 
-    def regular(self, fields: Sequence[tuple[str, T]]) -> str | None:
+    def regular(self, fields: Sequence[tuple[str, T]]) -> tuple[str, frozenset[str]] | None:
         """A relation of the events with each of `fields` as its stored JSON value in a column
         of its name (and the METADATA columns), when the store vouches that every one of those
         values is regular for the type given (fast.regular_shape), so they are read with no
-        check (fast.regular_select); None otherwise (`relation` then)."""
+        check (fast.regular_select); with the fields whose column holds the value already
+        typed as the regular value reads (a date as its timestamp). None otherwise (`relation`
+        then)."""
         ...
 
     def head(self, limit: int) -> list[object]:
@@ -773,7 +775,8 @@ class Dataset:
             # The fields only checked are vouched for too: a regular value passes every check.
             regular = stored.regular([(f.name, f.type) for f in [*leaves, *checks]])
             if regular is not None:
-                return fast.regular_select(regular, index, leaves, filtered, extra)
+                relation, typed = regular
+                return fast.regular_select(relation, index, leaves, filtered, extra, typed)
             return fast.json_column_select(stored.relation, index, leaves, checks, filtered, extra)
         assert inp.path is not None
         return fast.source_select(str(inp.path), index, leaves, checks, filtered)

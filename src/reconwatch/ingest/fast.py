@@ -702,10 +702,12 @@ def regular_select(
     leaves: Sequence[Leaf],
     guarded: Collection[str] | None = None,
     extra: Sequence[str] = (),
+    typed: Collection[str] = (),
 ) -> str:
     """What json_column_select reads, over rows whose every value of `leaves` is regular for the
     leaf's type: `relation` is SQL of those rows with each leaf's stored JSON value in a column
-    named by the field. No value is checked; the one thing a regular value can still ask for is
+    named by the field (for a field in `typed`, the value already as the regular value reads,
+    a date's timestamp). No value is checked; the one thing a regular value can still ask for is
     a single-valued leaf holding an array of several strings (MULTI), raised where the checked
     read raises it: for every row when the query's filters read the leaf (`guarded`), else for
     the rows they keep."""
@@ -720,7 +722,7 @@ def regular_select(
         if guard and not leaf.multivalued and leaf.type in (T.KEYWORD, T.TEXT):
             many = f"error({_quote(MULTI + leaf.name)})"
             conds.append(f"CASE WHEN {_several(c)} THEN {many} ELSE true END")
-        value = _regular_value(leaf, c, raising=not guard)
+        value = _regular_value(leaf, c, raising=not guard, typed=leaf.name in typed)
         items.append(f"CAST({value} AS {_sql_type(leaf)}) AS {c}")
     items.extend(extra)
     where = f" WHERE {' AND '.join(conds)}" if conds else ""
@@ -731,12 +733,18 @@ def _several(c: str) -> str:
     return f"(left(CAST({c} AS VARCHAR), 1) = '[' AND json_array_length({c}) > 1)"
 
 
-def _regular_value(leaf: Leaf, c: str, raising: bool) -> str:
-    """A regular JSON value `c` as the leaf's value, by the branch the checked read takes."""
+def _regular_value(leaf: Leaf, c: str, raising: bool, typed: bool = False) -> str:
+    """A regular JSON value `c` as the leaf's value, by the branch the checked read takes
+    (`typed`: `c` is that value already, for a date)."""
     text = f"CAST({c} AS VARCHAR)"
     string = f"json_extract_string({c}, '$')"
     t = leaf.type
-    if t in (T.KEYWORD, T.TEXT):
+    if typed and t not in (T.DATETIME, T.DATE_NANOS):
+        msg = f"no typed reading of {t.value}"
+        raise ValueError(msg)
+    if typed:
+        value = c
+    elif t in (T.KEYWORD, T.TEXT):
         array = f"left({text}, 1) = '['"
         if leaf.multivalued:
             vals = f"CASE WHEN {array} THEN CAST({c} AS VARCHAR[]) ELSE [{string}] END"
@@ -748,7 +756,7 @@ def _regular_value(leaf: Leaf, c: str, raising: bool) -> str:
             f"WHEN 1 THEN json_extract_string({c}, '$[0]') ELSE {many} END"
         )
         return f"CASE WHEN {array} THEN {one} ELSE {string} END"
-    if t is T.IP:
+    elif t is T.IP:
         value = string
     elif t in (T.DATETIME, T.DATE_NANOS):
         value = f"TRY_CAST({string} AS TIMESTAMP)"

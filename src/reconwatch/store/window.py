@@ -86,7 +86,7 @@ class StoredWindow:
             f"FROM events WHERE {where} AND plain IS NOT TRUE) ORDER BY __rw_seq)"
         )
 
-    def regular(self, fields: Sequence[tuple[str, T]]) -> str | None:
+    def regular(self, fields: Sequence[tuple[str, T]]) -> tuple[str, frozenset[str]] | None:
         mask = rulefields.regular_mask(fields)
         if mask is None:
             return None
@@ -95,13 +95,18 @@ class StoredWindow:
             return None
         meta = ", ".join(f"{column} AS {alias}" for column, alias in _columns())
         names = dict.fromkeys(name for name, _ in fields)
-        values = ", ".join(f"{rulefields.COLUMNS[n]} AS {rulefields.ident(n)}" for n in names)
+        # A date with a typed twin is read from it: a regular value's cast is the twin's value.
+        values = ", ".join(
+            f"{rulefields.TWINS.get(n) or rulefields.COLUMNS[n]} AS {rulefields.ident(n)}"
+            for n in names
+        )
         # The look's verdict holds for the rows it saw; a row committed after it is read only
         # if it holds too (else as if it had arrived after the run's read).
-        return (
+        sql = (
             f"(SELECT {meta}, {values} FROM events WHERE {self._where()} "
             f"AND plain AND irregular & {mask} = 0)"
         )
+        return sql, frozenset(n for n in names if n in rulefields.TWINS)
 
     def _look(self) -> tuple[bool, int | None]:
         """Whether every row of the window is plain (none has a dotted key or was stored before
