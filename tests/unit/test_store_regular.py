@@ -3,7 +3,7 @@ query reads from them exactly what the checked read gives: rows, types, warnings
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -300,9 +300,9 @@ def test_every_stored_field_has_a_bit() -> None:
     assert all(t in fast.REGULAR_TYPES for t in rulefields.TYPES.values())
 
 
-def test_a_date_is_regular_only_when_its_typed_column_holds_its_cast() -> None:
-    # @timestamp and event.ingested are read from the store's ts and ingested columns when
-    # regular: a text whose cast is not that column's value (whatever made it so) is irregular.
+def test_a_timestamp_is_regular_only_when_ts_holds_its_cast() -> None:
+    # @timestamp is read from the store's ts column when regular: a text whose cast is not
+    # that column's value (whatever made it so) is irregular.
     con = duckdb.connect()
     con.execute(schema.EVENTS)
     text = '{"@timestamp":"2026-01-02T11:00:00.000Z","event":{"ingested":"2026-01-02T11:00:01Z"}}'
@@ -319,5 +319,26 @@ def test_a_date_is_regular_only_when_its_typed_column_holds_its_cast() -> None:
     )
     con.execute(rulefields.insert_sql("batch"))
     rows = con.execute("SELECT seq, irregular FROM events ORDER BY seq").fetchall()
-    stamp, ingested = rulefields.BITS["@timestamp"], rulefields.BITS["event.ingested"]
-    assert rows == [(1, 0), (2, stamp), (3, ingested)]
+    # event.ingested has no twin: a stamped event's column keeps microseconds its text lacks.
+    assert rows == [(1, 0), (2, rulefields.BITS["@timestamp"]), (3, 0)]
+
+
+def test_events_the_store_stamps_are_regular(tmp_path: Path) -> None:
+    # A client's events (no event.ingested: the store stamps it, at a clock with microseconds)
+    # are read without the checks by a rule over event.ingested, as the seed rule is.
+    store = Store(tmp_path / "data", Clock(NOW - timedelta(microseconds=123_457)))
+    doc = {
+        "@timestamp": "2026-01-02T11:30:00.125Z",
+        "event": {"type": ["start"], "action": "connection_attempted"},
+        "host": {"name": "h", "os": {"type": "linux"}},
+        "destination": {"ip": "10.0.0.1", "port": 22},
+        "process": {"executable": "/x", "pid": 7},
+    }
+    try:
+        store.write([NewEvent("create", NET, None, msgspec.json.encode(doc))])
+        store.write([NewEvent("create", NET, None, doc)])  # a decoded document, too
+        window = StoredWindow(store, NET, START, NOW, "ingested")
+        fields = [(n, FIELDS[n]) for n in ("@timestamp", "event.ingested", "host.name")]
+        assert window.regular(fields) is not None
+    finally:
+        store.close()
