@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reconwatch.backends.stream.executor import RealertPolicy, StreamExecutor
 from reconwatch.backends.stream.split import WindowSpec, split_plan
@@ -223,3 +225,69 @@ def test_time_counter_out_of_order_and_float_sums() -> None:
     assert counter.float_sum() == pytest.approx(0.6)
     counter.expire(8)
     assert counter.n == 3 and counter.float_sum() == pytest.approx(-1e16 + 0.4)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["touch", "many", "expire", "read"]), st.integers(0, 40)),
+        max_size=120,
+    ),
+    st.booleans(),
+)
+def test_last_seen_min_and_max_follow_the_keys_held(
+    steps: list[tuple[str, int]], keep_values: bool
+) -> None:
+    """min/max through the lazy heaps equal min/max of the keys held, whatever entered, left
+    and came back in between (keys and times both small, so they collide)."""
+    state = LastSeen(keep_values=keep_values)
+    clock = 0
+    for op, x in steps:
+        if op == "touch":
+            clock += x % 3
+            state.touch(x, f"v{x}", clock)
+        elif op == "many":
+            clock += 1
+            latest = {x: clock, (x * 7) % 41: clock, (x * 13) % 41: clock}
+            values = {k: f"v{k}" for k in latest} if keep_values else None
+            state.touch_many(dict(latest), values, newer=bool(x % 2))
+        elif op == "expire":
+            state.expire(clock - x % 5)
+        held = set(state.last)
+        assert state.extreme(False) == (min(held) if held else None)
+        assert state.extreme(True) == (max(held) if held else None)
+
+
+class _Counted:
+    """A key that counts the comparisons made on it."""
+
+    compared = 0
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __lt__(self, other: _Counted) -> bool:
+        _Counted.compared += 1
+        return self.n < other.n
+
+    def __hash__(self) -> int:
+        return self.n
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Counted) and self.n == other.n
+
+
+def test_last_seen_min_and_max_do_not_rescan_every_key() -> None:
+    """A group judged at every event reads min/max each time: a read after one more key must
+    not compare every key held (the slow-scan rule's 24-hour groups held tens of thousands)."""
+    state = LastSeen(keep_values=False)
+    for ms in range(10_000):
+        state.touch(_Counted(ms), None, ms)
+    state.expire(1_000)
+    assert state.extreme(False).n == 1_000 and state.extreme(True).n == 9_999
+    for ms in range(10_000, 10_100):
+        _Counted.compared = 0
+        state.touch(_Counted(ms), None, ms)
+        state.expire(ms - 8_999)
+        assert state.extreme(False).n == ms - 8_999
+        assert state.extreme(True).n == ms
+        assert _Counted.compared < 200  # a scan of the keys held: about 9,000 each

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import compress, islice, repeat, starmap
 from operator import eq, itemgetter
 from typing import Any
@@ -118,9 +119,15 @@ class LastSeen:
     A value leaves the window when its last sighting does; the expiry queue holds (ms, key)
     sorted by time, and entries made stale by a later sighting are skipped and compacted away.
     `values` (key -> value) is kept only when keys are not the values themselves (IP order keys).
+
+    min and max read the keys through two heaps (`low`, `high`), built at the first read and
+    kept from then on: a key is pushed when it enters and popped lazily once it has left. A
+    threshold that reads min/max (the slow-scan rule's `date_diff` of first and last seen) is
+    judged at every event of a group; scanning every key held each time made each event cost
+    as much as the group's distinct times (a 24-hour window: tens of thousands).
     """
 
-    __slots__ = ("keep_values", "last", "queue", "stale", "values")
+    __slots__ = ("high", "keep_values", "last", "low", "queue", "stale", "values")
 
     def __init__(self, keep_values: bool) -> None:
         self.last: dict[Any, int] = {}
@@ -128,6 +135,8 @@ class LastSeen:
         self.keep_values = keep_values
         self.queue: deque[tuple[int, Any]] = deque()
         self.stale = 0
+        self.low: list[Any] | None = None
+        self.high: list[_Descending] | None = None
 
     def touch(self, key: object, value: object, ms: int) -> None:
         seen = self.last.get(key)
@@ -138,6 +147,8 @@ class LastSeen:
             self.values[key] = value
         if seen is not None:
             self.stale += 1
+        elif self.low is not None:
+            self._entered((key,))
         queue = self.queue
         if not queue or queue[-1][0] <= ms:
             queue.append((ms, key))
@@ -155,6 +166,8 @@ class LastSeen:
         last = self.last
         if not latest:
             return
+        if self.low is not None:
+            self._entered([k for k in latest if k not in last])
         if newer:
             # Every key already held is re-sighted later: counted from the sizes, no set built.
             before = len(last)
@@ -188,6 +201,42 @@ class LastSeen:
         if self.stale > 64 and self.stale > 2 * len(last):
             self._compact()
 
+    def _entered(self, keys: Sequence[Any]) -> None:
+        """Keys new to the window, into the min/max heaps (once those exist)."""
+        low, high = self.low, self.high
+        assert low is not None and high is not None
+        for key in keys:
+            heapq.heappush(low, key)
+            heapq.heappush(high, _Descending(key))
+        if len(low) > 2 * len(self.last) + 64:
+            self._heaps()  # mostly keys that left: start again from those held
+
+    def _heaps(self) -> None:
+        self.low = list(self.last)
+        heapq.heapify(self.low)
+        self.high = [_Descending(k) for k in self.last]
+        heapq.heapify(self.high)
+
+    def extreme(self, largest: bool) -> Any:
+        """The least (or greatest) key held, None when empty; keys that left are dropped from
+        the heap's top as they surface."""
+        if not self.last:
+            return None
+        if self.low is None:
+            self._heaps()
+        last = self.last
+        if largest:
+            high = self.high
+            assert high is not None
+            while high[0].key not in last:
+                heapq.heappop(high)
+            return high[0].key
+        low = self.low
+        assert low is not None
+        while low[0] not in last:
+            heapq.heappop(low)
+        return low[0]
+
     def leaving(self, start_ms: int) -> int:
         """At most how many distinct values leave by window start `start_ms` (queue entries
         older than it, stale ones included)."""
@@ -218,6 +267,18 @@ class LastSeen:
 
     def entries(self) -> int:
         return len(self.last)
+
+
+class _Descending:
+    """A key in the max-heap: ordered the other way round."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+
+    def __lt__(self, other: _Descending) -> bool:
+        return bool(other.key < self.key)
 
 
 class WindowedAgg:
@@ -330,11 +391,9 @@ def _values(spec: StreamAggSpec, state: TimeCounter | LastSeen) -> object:
 
 def _extreme(spec: StreamAggSpec, state: TimeCounter | LastSeen) -> object:
     assert isinstance(state, LastSeen)
-    held = state.values if state.keep_values else state.last
-    if not held:
+    key = state.extreme(spec.fn == "max")
+    if key is None:
         return None
-    pick = max if spec.fn == "max" else min
-    key = pick(held)
     return state.values[key] if state.keep_values else key
 
 
