@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconwatch.backends.stream.executor import RealertPolicy, StreamExecutor
@@ -291,3 +291,57 @@ def test_last_seen_min_and_max_do_not_rescan_every_key() -> None:
         assert state.extreme(False).n == ms - 8_999
         assert state.extreme(True).n == ms
         assert _Counted.compared < 200  # a scan of the keys held: about 9,000 each
+
+
+RATIO_QUERY = """
+    from logs-endpoint.events.network-*
+    | where @timestamp > now() - 10 minutes
+    | eval slot = concat(to_string(destination.ip), " ", to_string(date_trunc(2 minutes, @timestamp)))
+    | stats n = count(), ips = count_distinct(destination.ip), slots = count_distinct(slot)
+      by host.name
+    | where ips >= 2 and slots * 4 < ips * 5 and n * 2 >= ips
+"""
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 30), st.sampled_from(["h1", "h2"]), st.integers(1, 6)),
+        min_size=1,
+        max_size=80,
+    )
+)
+def test_linear_count_terms_change_no_alert(events: list[tuple[int, str, int]]) -> None:
+    """The integer test of `slots * 4 < ips * 5` before the general threshold: the same
+    matches, at the same events, as the general threshold alone."""
+    from reconwatch.esql.analyze import compile_query
+    from reconwatch.ingest import Dataset
+    from reconwatch.plan.documents import flatten
+    from reconwatch.plan.values import format_datetime
+
+    docs = [
+        {
+            "@timestamp": format_datetime(T0 + timedelta(minutes=minute)),
+            "host": {"name": host},
+            "destination": {"ip": f"10.0.0.{ip}"},
+        }
+        for minute, host, ip in sorted(events)
+    ]
+    plan = compile_query(RATIO_QUERY, Dataset.from_documents(docs))
+    quick, plain = StreamExecutor(plan), StreamExecutor(plan)
+    assert len(quick.state.linear) == 2
+    plain.state.linear = []
+    for i, doc in enumerate(docs):
+        got = [(m.key, m.trigger_ms, m.row) for m in quick.push(flatten(doc))]
+        want = [(m.key, m.trigger_ms, m.row) for m in plain.push(flatten(doc))]
+        assert got == want, f"event {i}"
+        _LINEAR_MATCHES[bool(got)] += 1
+
+
+_LINEAR_MATCHES = {True: 0, False: 0}
+
+
+def test_linear_count_terms_check_saw_matches_and_misses() -> None:
+    """The example above is only worth something if its streams both fire and do not."""
+    test_linear_count_terms_change_no_alert()
+    assert _LINEAR_MATCHES[True] > 0 and _LINEAR_MATCHES[False] > 0

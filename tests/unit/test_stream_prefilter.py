@@ -90,3 +90,30 @@ def test_count_thresholds_take_leading_where_terms_on_count_columns() -> None:
     (_i, gt, _b), (_j, mirrored, _c) = tests
     assert gt(251, 250) and not gt(250, 250)
     assert mirrored(2, 1) and not mirrored(1, 1)
+
+
+def test_linear_count_terms_take_scaled_count_comparisons() -> None:
+    from reconwatch.backends.stream.prefilter import linear_count_terms
+
+    c, d, x = p.Ref("c", T.LONG), p.Ref("d", T.LONG), p.Ref("x", T.LONG)
+
+    def mul(a: p.Expr, b: p.Expr) -> p.Call:
+        return p.Call("mul", (a, b), T.LONG)
+
+    def k(n: object) -> p.Const:
+        return p.Const(n, T.INTEGER)
+
+    terms = [
+        p.Call("lt", (mul(c, k(4)), mul(d, k(5))), T.BOOLEAN),
+        p.Call("gte", (mul(k(9), d), c), T.BOOLEAN),  # constant first, plain count
+        p.Call("lt", (mul(x, k(4)), mul(d, k(5))), T.BOOLEAN),  # x is not a count
+        p.Call("lt", (mul(c, k(4.5)), d), T.BOOLEAN),  # not an integer factor
+        p.Call("lt", (mul(c, k(2**40)), d), T.BOOLEAN),  # a product past the long range
+        p.Call("gt", (c, k(3)), T.BOOLEAN),  # a plain threshold: count_thresholds' term
+    ]
+    cond: p.Expr = terms[0]
+    for term in terms[1:]:
+        cond = p.Call("and", (cond, term), T.BOOLEAN)
+    found = linear_count_terms((p.Filter(cond, ()),), {"c": 0, "d": 1})
+    assert [t[:4] for t in found] == [(0, 4, 1, 5), (1, 9, 0, 1)]
+    assert found[0][4](4 * 4, 4 * 5) and not found[0][4](5 * 4, 4 * 5)

@@ -117,6 +117,48 @@ def count_terms(post: tuple[p.Step, ...], counts: dict[str, int]) -> list[tuple[
     return found
 
 
+# |factor| bound for linear terms: a count held in memory stays below 2**32, so no product
+# reaches the long range (where ES|QL would answer null with a warning).
+_MAX_FACTOR = 2**31
+Linear = tuple[int, int, int, int, Callable[[int, int], bool]]
+
+
+def linear_count_terms(post: tuple[p.Step, ...], counts: dict[str, int]) -> list[Linear]:
+    """(index a, factor a, index b, factor b, comparison) for the leading post-STATS WHEREs'
+    terms comparing two count columns, each optionally times an integer constant
+    (`slots * 4 < ips * 5`). Counts are never null and the products stay in the long range,
+    so a false term means the group does not match, as for `count_thresholds`."""
+    found: list[Linear] = []
+    for step in post:
+        if not isinstance(step, p.Filter):
+            break
+        for term in _and_terms(step.condition):
+            if not (isinstance(term, p.Call) and term.fn in _COMPARE and len(term.args) == 2):
+                continue
+            left, right = (_scaled_count(a, counts) for a in term.args)
+            if left is not None and right is not None:
+                found.append((*left, *right, _COMPARE[term.fn]))
+    return found
+
+
+def _scaled_count(expr: p.Expr, counts: dict[str, int]) -> tuple[int, int] | None:
+    """(count index, factor) for `count`, `count * k` or `k * count` with an integer k."""
+    if isinstance(expr, p.Ref):
+        index = counts.get(expr.name)
+        return None if index is None else (index, 1)
+    if not (isinstance(expr, p.Call) and expr.fn == "mul" and len(expr.args) == 2):
+        return None
+    a, b = expr.args
+    if isinstance(a, p.Const):
+        a, b = b, a
+    if not (isinstance(a, p.Ref) and isinstance(b, p.Const) and type(b.value) is int):
+        return None
+    index = counts.get(a.name)
+    if index is None or abs(b.value) > _MAX_FACTOR:
+        return None
+    return index, b.value
+
+
 def only_count_terms(post: tuple[p.Step, ...], counts: dict[str, int]) -> bool:
     """Whether a group matches exactly when every count term holds: the post-STATS steps are
     WHEREs made only of such terms, then steps that keep every row (EVAL, KEEP, SORT, LIMIT;

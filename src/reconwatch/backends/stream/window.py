@@ -10,7 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from reconwatch.backends.stream.prefilter import count_thresholds, only_count_terms
+from reconwatch.backends.stream.prefilter import (
+    count_thresholds,
+    linear_count_terms,
+    only_count_terms,
+)
 from reconwatch.backends.stream.rows import GroupView, Row, row_pipeline
 from reconwatch.backends.stream.split import StreamPlan, WindowSpec
 from reconwatch.backends.stream.state import (
@@ -152,6 +156,10 @@ class WindowState:
             if spec.fn in ("count", "count_distinct") and n not in self.key_index
         }
         self.thresholds = count_thresholds(split.post, self.count_columns)
+        # Terms comparing two counts (`slots * 4 < ips * 5`): tested as integers before the
+        # general threshold, which a group past the count thresholds (a scraper polling
+        # hundreds of hosts) would otherwise run at each of its events.
+        self.linear = linear_count_terms(split.post, self.count_columns)
         # The count terms are the whole test when the post-STATS steps filter nothing else.
         self.terms_decide = only_count_terms(split.post, self.count_columns)
         self.aggregating = bool(self.specs or self.keys)
@@ -316,6 +324,9 @@ class WindowState:
             for index, compare, bound in self.thresholds:
                 if not compare(aggs[index].result(), bound):  # type: ignore[arg-type]
                     return None  # most events leave their group short of the threshold
+            for a, ka, b, kb, compare in self.linear:
+                if not compare(aggs[a].result() * ka, aggs[b].result() * kb):  # type: ignore[operator]
+                    return None
             view = GroupView(group, self.agg_index, self.key_index)
         rows = self.post_rows(view)  # type: ignore[arg-type]
         if not rows:
