@@ -278,6 +278,24 @@ def realtime_line(latencies: list[tuple[float, float]]) -> str:
     )
 
 
+def realtime_by_rule(alerts: list[dict[str, object]], latencies: list[tuple[float, float]]) -> str:
+    """The same per rule (`streamed` returns its alerts and their latencies in one order): a
+    rule's alerts wait for the rules before it in the batch, as in `watch`."""
+    by_rule: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for alert, took in zip(alerts, latencies, strict=True):
+        by_rule[str(alert["_rule"])].append(took)
+    lines = []
+    for rule, took in by_rule.items():
+        walls = sorted(w for w, _ in took)
+        cpus = sorted(c for _, c in took)
+        lines.append(
+            f"  {rule}: {len(took)} alerts, wall median {statistics.median(walls) * 1000:.0f} ms "
+            f"max {walls[-1] * 1000:.0f} ms; CPU median {statistics.median(cpus) * 1000:.0f} ms "
+            f"max {cpus[-1] * 1000:.0f} ms"
+        )
+    return "\n".join(lines)
+
+
 def _prime(watches: list[RuleWatch], history: Path) -> None:
     """As `watch --history` does: each ES|QL rule's window filled with the history's last
     window-length of lines (in micro-batches; what matches there is not alerted)."""
@@ -471,6 +489,7 @@ def main() -> None:
     print("\n".join(false_alert_table(results)))
     if latencies:
         print(realtime_line(latencies))
+        print(realtime_by_rule(live, latencies))
     print(f"wall time: {time.time() - wall:.0f} s")
 
 

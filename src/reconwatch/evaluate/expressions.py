@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from reconwatch.errors import Span
 from reconwatch.esql.functions import CAST_TARGETS, CONVERSIONS, REGISTRY, FunctionDef
@@ -89,7 +91,12 @@ def compile_expr(expr: p.Expr, ctx: EvalContext | None = None) -> Compiled:
         return lambda _row: value
     if isinstance(expr, p.Ref):
         name = expr.name
-        return lambda row: _normalize(row.get(name))
+
+        def ref(row: Row) -> object:
+            value = row.get(name)  # _normalize, inline: a column is read at every row
+            return v.from_list(value) if isinstance(value, list | tuple) else value
+
+        return ref
     special = _SPECIAL.get(expr.fn)
     compiled = special(expr, context) if special is not None else _generic(expr, context)
     if _constant(expr):
@@ -124,13 +131,7 @@ def _generic(call: p.Call, ctx: EvalContext) -> Compiled:
     if fdef.maps_values:
         return _map_values(call, impl, args, ctx)
 
-    def run(row: Row) -> object:
-        vals = [a(row) for a in args]
-        if check_mv and any(isinstance(x, list) for x in vals):
-            ctx.fail(span, MV_FAILURE)
-            return None
-        if propagate and any(x is None for x in vals):
-            return None
+    def apply(vals: list[object]) -> object:
         try:
             result = impl(vals, call, ctx)
             # Each argument is at most 1 MiB, so building this cost a few MiB at most.
@@ -146,7 +147,118 @@ def _generic(call: p.Call, ctx: EvalContext) -> Compiled:
             ctx.fail(span, _python_failure(exc))
             return None
 
+    direct = _direct_comparison(call)
+    if direct is not None and check_mv and propagate and len(args) == 2:
+        return _compare2(args[0], args[1], direct, apply, span, ctx)
+    if check_mv and propagate and len(args) in (1, 2, 3):
+        # The common shapes without building generators for the null and MV tests (the
+        # stream's general path evaluates every EVAL at every event).
+        return _ARITY[len(args)](args, apply, span, ctx)
+
+    def run(row: Row) -> object:
+        vals = [a(row) for a in args]
+        if check_mv and any(isinstance(x, list) for x in vals):
+            ctx.fail(span, MV_FAILURE)
+            return None
+        if propagate and any(x is None for x in vals):
+            return None
+        return apply(vals)
+
     return run
+
+
+_ORDERED_KEYS = (DataType.IP, DataType.VERSION)  # compared through v.order_key, not as is
+_OPERATORS: dict[str, Callable[[Any, Any], object]] = {
+    "eq": operator.eq,
+    "neq": operator.ne,
+    "lt": operator.lt,
+    "lte": operator.le,
+    "gt": operator.gt,
+    "gte": operator.ge,
+}
+
+
+def _direct_comparison(call: p.Call) -> Callable[[Any, Any], object] | None:
+    """The operator for a comparison whose operands compare as they are (scalars.compare_key
+    is the identity for every type but IP and version)."""
+    op = _OPERATORS.get(call.fn)
+    if op is None or len(call.args) != 2:
+        return None
+    if any(a.type in _ORDERED_KEYS for a in call.args):
+        return None
+    return op
+
+
+def _compare2(
+    left: Compiled,
+    right: Compiled,
+    op: Callable[[Any, Any], object],
+    apply: Callable[[list[object]], object],
+    span: Span,
+    ctx: EvalContext,
+) -> Compiled:
+    def run(row: Row) -> object:
+        x, y = left(row), right(row)
+        if isinstance(x, list) or isinstance(y, list):
+            ctx.fail(span, MV_FAILURE)
+            return None
+        if x is None or y is None:
+            return None
+        if type(x) is type(y):
+            return op(x, y)
+        return apply([x, y])  # mixed types: the implementation decides (and raises) as before
+
+    return run
+
+
+def _arity1(
+    args: list[Compiled], apply: Callable[[list[object]], object], span: Span, ctx: EvalContext
+) -> Compiled:
+    (a0,) = args
+
+    def run(row: Row) -> object:
+        x0 = a0(row)
+        if isinstance(x0, list):
+            ctx.fail(span, MV_FAILURE)
+            return None
+        return None if x0 is None else apply([x0])
+
+    return run
+
+
+def _arity2(
+    args: list[Compiled], apply: Callable[[list[object]], object], span: Span, ctx: EvalContext
+) -> Compiled:
+    a0, a1 = args
+
+    def run(row: Row) -> object:
+        x0, x1 = a0(row), a1(row)
+        if isinstance(x0, list) or isinstance(x1, list):
+            ctx.fail(span, MV_FAILURE)
+            return None
+        return None if x0 is None or x1 is None else apply([x0, x1])
+
+    return run
+
+
+def _arity3(
+    args: list[Compiled], apply: Callable[[list[object]], object], span: Span, ctx: EvalContext
+) -> Compiled:
+    a0, a1, a2 = args
+
+    def run(row: Row) -> object:
+        x0, x1, x2 = a0(row), a1(row), a2(row)
+        if isinstance(x0, list) or isinstance(x1, list) or isinstance(x2, list):
+            ctx.fail(span, MV_FAILURE)
+            return None
+        if x0 is None or x1 is None or x2 is None:
+            return None
+        return apply([x0, x1, x2])
+
+    return run
+
+
+_ARITY = {1: _arity1, 2: _arity2, 3: _arity3}
 
 
 def _too_long(text: str) -> bool:
@@ -344,7 +456,12 @@ def _convert(call: p.Call, ctx: EvalContext) -> Compiled:
             return None
 
     def run(row: Row) -> object:
-        return v.from_list(one(x) for x in v.as_list(inner(row)))
+        value = inner(row)
+        if value is None:
+            return None
+        if not isinstance(value, list | tuple):
+            return one(value)  # what from_list makes of the one converted value
+        return v.from_list(one(x) for x in v.as_list(value))
 
     return run
 

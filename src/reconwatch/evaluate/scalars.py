@@ -124,6 +124,8 @@ def _neg(args: Args, call: p.Call, ctx: EvalContext) -> object:
 
 
 def compare_key(x: object, type_: T) -> object:
+    # The identity for every type but IP and version: expressions._direct_comparison compares
+    # other operands of one Python type as they are, without this call.
     return v.order_key(x, type_)
 
 
