@@ -300,9 +300,9 @@ def test_every_stored_field_has_a_bit() -> None:
     assert all(t in fast.REGULAR_TYPES for t in rulefields.TYPES.values())
 
 
-def test_a_timestamp_is_regular_only_when_ts_holds_its_cast() -> None:
-    # @timestamp is read from the store's ts column when regular: a text whose cast is not
-    # that column's value (whatever made it so) is irregular.
+def test_a_date_is_regular_only_when_its_typed_column_holds_its_cast() -> None:
+    # @timestamp and event.ingested are read from the store's ts and ingested columns when
+    # regular: a text whose cast is not that column's value (whatever made it so) is irregular.
     con = duckdb.connect()
     con.execute(schema.EVENTS)
     text = '{"@timestamp":"2026-01-02T11:00:00.000Z","event":{"ingested":"2026-01-02T11:00:01Z"}}'
@@ -319,13 +319,14 @@ def test_a_timestamp_is_regular_only_when_ts_holds_its_cast() -> None:
     )
     con.execute(rulefields.insert_sql("batch"))
     rows = con.execute("SELECT seq, irregular FROM events ORDER BY seq").fetchall()
-    # event.ingested has no twin: a stamped event's column keeps microseconds its text lacks.
-    assert rows == [(1, 0), (2, rulefields.BITS["@timestamp"]), (3, 0)]
+    stamp, ingested = rulefields.BITS["@timestamp"], rulefields.BITS["event.ingested"]
+    assert rows == [(1, 0), (2, stamp), (3, ingested)]
 
 
 def test_events_the_store_stamps_are_regular(tmp_path: Path) -> None:
-    # A client's events (no event.ingested: the store stamps it, at a clock with microseconds)
-    # are read without the checks by a rule over event.ingested, as the seed rule is.
+    # A client's events (no event.ingested: the store stamps it, at a clock with microseconds,
+    # into the text and the ingested column alike) are read without the checks by a rule over
+    # event.ingested, as the seed rule is.
     store = Store(tmp_path / "data", Clock(NOW - timedelta(microseconds=123_457)))
     doc = {
         "@timestamp": "2026-01-02T11:30:00.125Z",
@@ -340,5 +341,10 @@ def test_events_the_store_stamps_are_regular(tmp_path: Path) -> None:
         window = StoredWindow(store, NET, START, NOW, "ingested")
         fields = [(n, FIELDS[n]) for n in ("@timestamp", "event.ingested", "host.name")]
         assert window.regular(fields) is not None
+        cur = store.cursor()
+        rows = cur.execute("SELECT ingested FROM events").fetchall()
+        cur.close()
     finally:
         store.close()
+    stamp = (NOW - timedelta(microseconds=123_457)).replace(tzinfo=None, microsecond=876_000)
+    assert rows == [(stamp,), (stamp,)]

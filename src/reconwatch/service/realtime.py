@@ -299,7 +299,7 @@ class RealTime:
         rule = item.watch.rule
         try:
             # Up to the store's now, not the alert's window end: that is the batch's ingest
-            # time in milliseconds, and the store keeps the stamps finer.
+            # time in milliseconds, and a client's own event.ingested may be finer.
             window = RunWindow(
                 values.parse_datetime(str(alert["reconwatch.run.at"])),
                 values.parse_datetime(str(alert["reconwatch.run.from"])),

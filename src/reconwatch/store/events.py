@@ -211,7 +211,10 @@ def _prepare_raw(
     ts = _time_value(head.timestamp, "@timestamp")
     has, value = _raw_ingested(head)
     if not has:
-        return ts, arrived, _stamped_raw(raw, head, now_text)
+        # The stamp's own time (milliseconds, as its text says and as a decoded document's
+        # stamp reads), so the column and the text agree.
+        stamped = arrived.replace(microsecond=arrived.microsecond // 1000 * 1000)
+        return ts, stamped, _stamped_raw(raw, head, now_text)
     ingested = arrived
     if isinstance(value, str):
         try:

@@ -82,10 +82,9 @@ BITS: dict[str, int] = {name: 1 << i for i, name in enumerate(FIELDS)}
 assert len(BITS) <= 63, "irregular is a BIGINT"
 # Fields the events table also holds typed (the store's own reading of them): a value of one is
 # regular only when DuckDB's cast of it is that column's value too, so a read of regular values
-# takes the column (no parse, no cast). Not event.ingested: the `ingested` column of an event
-# the store stamps keeps the arrival's microseconds, its text the milliseconds, so the two
-# differ for nearly every stamped event (which would make them all irregular).
-TWINS: dict[str, str] = {"@timestamp": "ts"}
+# takes the column (no parse, no cast). The store's stamp of event.ingested is written to the
+# text and the column alike, to the millisecond (store.events).
+TWINS: dict[str, str] = {"@timestamp": "ts", "event.ingested": "ingested"}
 
 # A key spelled with a dot anywhere in the text (`"a.b":`, also escaped as \u002e): such a
 # document can hold a field under several spellings, which the columns (read by the nested
