@@ -289,7 +289,7 @@ def test_a_version_2_store_is_upgraded_and_its_rows_read_with_the_checks(tmp_pat
         result = run_on_store(store, query, window_dataset(store, PATTERNS, START, NOW), NOW)
     finally:
         store.close()
-    assert version == [(str(schema.SCHEMA_VERSION),)] == [("3",)]
+    assert version == [(str(schema.SCHEMA_VERSION),)] == [("4",)]
     assert result.rows == [(1, "new"), (1, "old")]
 
 
@@ -348,3 +348,28 @@ def test_events_the_store_stamps_are_regular(tmp_path: Path) -> None:
         store.close()
     stamp = (NOW - timedelta(microseconds=123_457)).replace(tzinfo=None, microsecond=876_000)
     assert rows == [(stamp,), (stamp,)]
+
+
+def test_a_version_3_store_has_its_bits_dropped(tmp_path: Path) -> None:
+    # Version 3 noted dates regular without comparing them to ts and ingested: its bits are
+    # dropped on upgrade (its rows read with the checks), new rows get the new ones.
+    data = tmp_path / "data"
+    store = Store(data, Clock(NOW))
+    store.write([NewEvent("create", NET, "old", b'{"@timestamp":"2026-01-02T11:30:00Z"}')])
+    cur = store.cursor()
+    cur.execute("UPDATE store_meta SET value = '3' WHERE key = 'schema_version'")
+    cur.close()
+    store.close()
+    store = Store(data, Clock(NOW))
+    try:
+        fields = [("@timestamp", T.DATETIME)]
+        assert StoredWindow(store, NET, START, NOW, "ts").regular(fields) is None
+        store.write([NewEvent("create", NET, "new", b'{"@timestamp":"2026-01-02T11:40:00Z"}')])
+        later = datetime(2026, 1, 2, 11, 35, tzinfo=UTC)
+        assert StoredWindow(store, NET, later, NOW, "ts").regular(fields) is not None
+        cur = store.cursor()
+        rows = cur.execute("SELECT id, irregular FROM events ORDER BY seq").fetchall()
+        cur.close()
+    finally:
+        store.close()
+    assert rows == [("old", None), ("new", 0)]

@@ -143,6 +143,9 @@ class Store:
         if version is not None and version < 3:
             for ddl in schema.UPGRADE_TO_3:
                 self._con.execute(ddl)
+        elif version == 3:
+            for ddl in schema.UPGRADE_TO_4:
+                self._con.execute(ddl)
         self._con.execute(
             "INSERT OR REPLACE INTO store_meta VALUES ('schema_version', ?)",
             [str(schema.SCHEMA_VERSION)],

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from reconwatch.store.rulefields import COLUMNS
 
-# Version 2 added the rule-field columns (`plain`, `f_*`) to events, version 3 `irregular`. A
-# store written by a newer reconwatch is refused; an older one is upgraded when opened
-# (Store._upgrade).
-SCHEMA_VERSION = 3
+# Version 2 added the rule-field columns (`plain`, `f_*`) to events, version 3 `irregular`,
+# version 4 its dates' condition (a regular @timestamp or event.ingested equals the ts or
+# ingested column). A store written by a newer reconwatch is refused; an older one is upgraded
+# when opened (Store._upgrade).
+SCHEMA_VERSION = 4
 
 META = """
 CREATE TABLE IF NOT EXISTS store_meta (
@@ -59,6 +60,12 @@ UPGRADE_TO_2 = tuple(
 )
 # Likewise `irregular` for a version 2 store: its rows keep NULL and are read with the checks.
 UPGRADE_TO_3 = ("ALTER TABLE events ADD COLUMN IF NOT EXISTS irregular BIGINT",)
+# A version 3 store's bits were noted without the dates' condition: dropped (NULL, read with
+# the checks), which DuckDB does without rewriting the other columns.
+UPGRADE_TO_4 = (
+    "ALTER TABLE events DROP COLUMN IF EXISTS irregular",
+    "ALTER TABLE events ADD COLUMN irregular BIGINT",
+)
 
 # Ids a client chose (the `_id` of an action): `create` must find them to answer 409 and `index`
 # to replace the old version. Generated ids are random 120-bit values and are not listed.
