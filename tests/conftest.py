@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -74,3 +75,18 @@ class Clock:
 def iso_ms(t: datetime) -> str:
     """`t` as Elasticsearch's millisecond UTC timestamp text, 2026-03-01T00:00:00.000Z."""
     return t.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def query_outcome(run: Callable[[], Result], *, sort_rows: bool = False) -> tuple[object, ...]:
+    """A query's columns, rows (as reprs; sorted where two paths may order ties apart) and
+    warnings, or the refusal it raised: two ways of running it must give the same outcome."""
+    try:
+        result = run()
+    except Exception as exc:  # the same refusal either way
+        return ("error", type(exc).__name__, str(exc))
+    rows = [repr(r) for r in result.rows]
+    return (
+        [(c.name, c.type) for c in result.columns],
+        sorted(rows) if sort_rows else rows,
+        result.warnings,
+    )

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import Clock
+from conftest import Clock, query_outcome
 from reconwatch.ingest import fast
 from reconwatch.service.storequery import run_on_store
 from reconwatch.store import NewEvent, Store, rulefields, schema
@@ -115,18 +115,6 @@ def _documents(draw: st.DrawFn, irregular: bool) -> list[dict[str, object]]:
     return docs
 
 
-def _outcome(run: object) -> tuple[object, ...]:
-    try:
-        result = run()  # type: ignore[operator]
-    except Exception as exc:  # the same refusal either way
-        return ("error", type(exc).__name__, str(exc))
-    return (
-        [(c.name, c.type) for c in result.columns],
-        [repr(r) for r in result.rows],
-        result.warnings,
-    )
-
-
 def _compare(tmp_path: Path, docs: list[dict[str, object]]) -> list[bool]:
     """Each query's outcome read with the store's regular values and with the checks; whether
     each read took the regular path."""
@@ -150,10 +138,10 @@ def _compare(tmp_path: Path, docs: list[dict[str, object]]) -> list[bool]:
 
             with pytest.MonkeyPatch.context() as mp:
                 mp.setattr(StoredWindow, "regular", regular)
-                got = _outcome(run)
+                got = query_outcome(run)
             with pytest.MonkeyPatch.context() as mp:
                 mp.setattr(StoredWindow, "regular", lambda self, fields: None)
-                checked = _outcome(run)
+                checked = query_outcome(run)
             assert got == checked, query
     finally:
         store.close()

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import Clock
+from conftest import Clock, query_outcome
 from reconwatch.query import run_query
 from reconwatch.service.storequery import run_on_store
 from reconwatch.store import NewEvent, Store, StoreError, rulefields, schema
@@ -104,18 +104,6 @@ def _store(tmp_path: Path, texts: list[str]) -> Store:
     return store
 
 
-def _outcome(run: object) -> tuple[object, ...]:
-    try:
-        result = run()  # type: ignore[operator]
-    except Exception as exc:  # the same refusal either way
-        return ("error", type(exc).__name__, str(exc))
-    return (
-        [(c.name, c.type) for c in result.columns],
-        sorted(map(repr, result.rows)),
-        result.warnings,
-    )
-
-
 @pytest.mark.parametrize("query", QUERIES)
 def test_columns_read_what_the_text_reads(
     tmp_path: Path, query: str, monkeypatch: pytest.MonkeyPatch
@@ -126,12 +114,13 @@ def test_columns_read_what_the_text_reads(
         def run() -> object:
             return run_on_store(store, query, window_dataset(store, PATTERNS, START, NOW), NOW)
 
-        got = _outcome(run)
-        documents = _outcome(
-            lambda: run_query(query, window_dataset(store, PATTERNS, START, NOW), now=NOW)
+        got = query_outcome(run, sort_rows=True)
+        documents = query_outcome(
+            lambda: run_query(query, window_dataset(store, PATTERNS, START, NOW), now=NOW),
+            sort_rows=True,
         )
         monkeypatch.setattr(rulefields, "covered", lambda structure: None)
-        text = _outcome(run)
+        text = query_outcome(run, sort_rows=True)
     finally:
         store.close()
     assert got == text
