@@ -5,7 +5,8 @@ as `reconwatch export --parquet` writes them, made by exporting the template hou
 hour and moving the template's Parquet to every other hour (exported_repeated: the same files'
 rows as an export of the whole NDJSON, in minutes for 20M events where that export took hours;
 timed when not cached). DuckDB reads the NDJSON (`--no-duckdb`: not written, not run).
-Each Spark measurement runs in a fresh process that starts its session, analyses the queries
+Each Spark measurement runs in a fresh process (local[N] confined to N CPUs: `--no-pin` lets
+local[1]'s JVM threads use the other core) that starts its session, analyses the queries
 (timed apart: the catalog, from the export's footers), runs the first once untimed (JVM start,
 Python workers), then times each: the ratio is of query work, not of start-up; the load average is printed at
 the start and end of each measurement (the machine is shared), and the CPU seconds the Spark
@@ -167,12 +168,23 @@ print(json.dumps(out))
 """
 
 
-def spark_times(master: str, queries: list[str], now: str, files: list[str]) -> dict[str, Any]:
+def spark_times(
+    master: str, queries: list[str], now: str, files: list[str], cores: int | None = None
+) -> dict[str, Any]:
+    """One measurement in a fresh process; `cores`: confined to the first that many CPUs (with
+    its JVM, whose GC and JIT threads otherwise run on the other core, so that local[1] on a
+    2-core machine uses both and a scaling ratio cannot be read from it)."""
+
+    def pin() -> None:
+        if cores is not None:
+            os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:cores])
+
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, master, now, json.dumps(queries), *files],
         check=True,
         capture_output=True,
         text=True,
+        preexec_fn=pin,
     ).stdout
     found: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return found
@@ -207,6 +219,8 @@ def main() -> None:
     ap.add_argument("--rows-per-file", type=int, default=40_000)
     # DuckDB's reference reads the NDJSON (20M events: ~30 GB, ~25 minutes to write).
     ap.add_argument("--duckdb", action=argparse.BooleanOptionalAction, default=True)
+    # local[N] confined to N CPUs (the scaling from one core to two); --no-pin: as scheduled.
+    ap.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True)
     args = ap.parse_args()
     load = os.getloadavg()[0]
     start = time.perf_counter()
@@ -234,8 +248,11 @@ def main() -> None:
         f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     queries = {"rule (1h window)": rule, "rule, full scan": full_scan(rule)}
-    one = spark_times("local[1]", list(queries.values()), now, files)
-    two = spark_times("local[2]", list(queries.values()), now, files)
+    pinned = args.pin and len(os.sched_getaffinity(0)) >= 2
+    one = spark_times("local[1]", list(queries.values()), now, files, 1 if pinned else None)
+    two = spark_times("local[2]", list(queries.values()), now, files, 2 if pinned else None)
+    if pinned:
+        print("local[1] confined to 1 CPU, local[2] to 2 (with their JVMs and Python workers)")
     print(
         f"driver analysis (the catalog from the export's footers): "
         f"{one['analysis']:.1f} s / {two['analysis']:.1f} s (not in the times below)"
