@@ -4,7 +4,8 @@ Events: gen_events.generate_repeated (one simulated hour repeated, the last with
 as `reconwatch export --parquet` writes them, made by exporting the template hour and the scan
 hour and moving the template's Parquet to every other hour (exported_repeated: the same files'
 rows as an export of the whole NDJSON, in minutes for 20M events where that export took hours;
-timed when not cached). DuckDB reads the NDJSON (`--no-duckdb`: not written, not run).
+timed when not cached). DuckDB runs the rule written by hand in SQL over the same Parquet, and
+reconwatch's DuckDB executor over the NDJSON (`--no-duckdb`: the NDJSON not written, not run).
 Each Spark measurement runs in a fresh process (local[N] confined to N CPUs: `--no-pin` lets
 local[1]'s JVM threads use the other core) that starts its session, analyses the queries
 (timed apart: the catalog, from the export's footers), runs the first once untimed (JVM start,
@@ -203,6 +204,46 @@ def duckdb_time(query: str, now: str, files: list[str]) -> tuple[float, list[flo
     return time.perf_counter() - start, [load, os.getloadavg()[0]]
 
 
+# The seed rule by hand over the same Parquet files, as an expert writes it for DuckDB: the
+# export's flat dotted columns, its day directories pruned to the window's days (`dt`), the
+# window itself left out for the every-event query.
+PARQUET_SQL = """
+SELECT count(*) AS n, count(DISTINCT "destination.ip") AS d, count(DISTINCT "agent.id") AS a,
+       list(DISTINCT "host.name"), list(DISTINCT "agent.id"), "process.executable"
+FROM read_parquet({files}, hive_partitioning = true, union_by_name = true)
+WHERE {window} "host.os.type" = 'linux' AND "event.type" = 'start'
+  AND "event.action" = 'connection_attempted'
+GROUP BY "process.executable"
+HAVING count(DISTINCT "agent.id") = 1 AND count(DISTINCT "destination.ip") > 250
+ORDER BY n
+LIMIT 100
+"""
+
+_CHILD_SQL = """
+import sys, duckdb
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
+print(len(con.execute(sys.argv[1]).fetchall()))
+"""
+
+
+def duckdb_sql_time(files: list[str], now: str, window: bool) -> tuple[float, int, list[float]]:
+    """Seconds of a whole `python -c` process running PARQUET_SQL, its rows, and the load."""
+    from datetime import datetime, timedelta
+
+    end = datetime.fromisoformat(now)
+    start = end - timedelta(hours=1)
+    days = f"dt BETWEEN '{start.date()}' AND '{end.date()}' AND"
+    stamp = f"\"@timestamp\" > TIMESTAMP '{start.replace(tzinfo=None).isoformat()}' AND"
+    sql = PARQUET_SQL.format(files=json.dumps(files), window=f"{days} {stamp}" if window else "")
+    load = os.getloadavg()[0]
+    began = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD_SQL, sql], check=True, capture_output=True, text=True
+    ).stdout
+    return time.perf_counter() - began, int(out.split()[-1]), [load, os.getloadavg()[0]]
+
+
 def _load(pair: list[float]) -> str:
     return f"load {pair[0]:.1f}-{pair[1]:.1f}"
 
@@ -268,6 +309,12 @@ def main() -> None:
                 f"CPU {r['cpu']:.1f} s: {per_cpu:,.0f} ev per CPU second"
             )
         print(f"scaling local[2]/local[1]: {a['seconds'] / b['seconds']:.2f} (target >= 1.7)")
+        sql, rows, sql_load = duckdb_sql_time(files, now, window=i == 0)
+        print(
+            f"duckdb SQL by hand, the same Parquet  {sql:8.2f} s (whole process, {rows} row(s))"
+            f"  {_load(sql_load)}; spark / that: local[1] {a['seconds'] / sql:.1f}x, "
+            f"local[2] {b['seconds'] / sql:.1f}x the time"
+        )
         if not args.duckdb:
             continue
         duck, duck_load = duckdb_time(query, now, [str(ndjson)])
