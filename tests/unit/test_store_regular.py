@@ -3,6 +3,7 @@ query reads from them exactly what the checked read gives: rows, types, warnings
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -145,8 +146,6 @@ def _compare(tmp_path: Path, docs: list[dict[str, object]]) -> list[bool]:
             assert got == checked, query
     finally:
         store.close()
-        import shutil
-
         shutil.rmtree(tmp_path / "data")
     return taken
 

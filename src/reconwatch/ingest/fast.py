@@ -675,6 +675,12 @@ _QUOTED_ISO = _quote(f'"{_ISO}"')
 _DIGITS = {T.LONG: 18, T.INTEGER: 9}
 
 
+def json_timestamp(j: str) -> str:
+    """SQL: the JSON string `j` cast to a timestamp (NULL when it is none): how a regular date
+    is read, and what a stored typed twin of it must equal."""
+    return f"TRY_CAST(json_extract_string({j}, '$') AS TIMESTAMP)"
+
+
 def regular_shape(j: str, type_: T) -> str:
     """SQL, true when the JSON text `j` (a JSON value as json_extract writes it; NULL when the
     field is absent) is regular for `type_`, false otherwise (also for a type not in
@@ -689,7 +695,7 @@ def regular_shape(j: str, type_: T) -> str:
     elif type_ is T.IP:
         whens.append(f"WHEN regexp_full_match({text}, {_QUOTED_V4}) THEN true")
     elif type_ in (T.DATETIME, T.DATE_NANOS):
-        cast = f"TRY_CAST(json_extract_string({j}, '$') AS TIMESTAMP)"
+        cast = json_timestamp(j)
         whens.append(f"WHEN regexp_full_match({text}, {_QUOTED_ISO}) THEN {cast} IS NOT NULL")
     else:
         whens.append(f"WHEN regexp_full_match({text}, '-?[0-9]{{1,{_DIGITS[type_]}}}') THEN true")
@@ -759,7 +765,7 @@ def _regular_value(leaf: Leaf, c: str, raising: bool, typed: bool = False) -> st
     elif t is T.IP:
         value = string
     elif t in (T.DATETIME, T.DATE_NANOS):
-        value = f"TRY_CAST({string} AS TIMESTAMP)"
+        value = json_timestamp(c)
     else:  # a regular integer's text is its digits ('null' is no number: NULL)
         value = f"TRY_CAST({text} AS {_SQL_TYPES[t]})"
     if not leaf.multivalued:

@@ -547,46 +547,32 @@ class Follower:
     def _read_copy(self, path: Path, f: _Open, done: int) -> Iterator[Batch]:
         """The rest of a rotated copy after what was read of the original."""
         self.notice(f"{self.name}: truncated; reading the rest of its copy {path} first")
-        yield from self._read_other(path, done, f.line)
+        yield from self._read_rotated(path, None, done, f.line)
 
     def _read_rotated(
-        self, path: Path, ident: tuple[int, int], offset: int, line: int
+        self, path: Path, ident: tuple[int, int] | None, offset: int, line: int
     ) -> Generator[Batch, None, bool]:
-        """A rotated file from `offset` to its end if `path` still names the file `ident`;
-        False when a rotation renamed it after the scan (the caller scans again)."""
+        """Another file (a rotated one) from `offset` to its end, as its own batches. With
+        `ident`: only if `path` still names that file, else False (a rotation renamed it after
+        the scan; the caller scans again)."""
         try:
             fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            return False
         except OSError as exc:
+            if ident is not None and isinstance(exc, FileNotFoundError):
+                return False
             self.notice(f"{path}: cannot read the rotated file: {exc.strerror or exc}")
             return True  # unreadable, not moved: scanning again would find it again
         try:
-            st = os.fstat(fd)
-            if (st.st_dev, st.st_ino) != ident:
-                return False
+            if ident is not None:
+                st = os.fstat(fd)
+                if (st.st_dev, st.st_ino) != ident:
+                    return False
             os.lseek(fd, offset, os.SEEK_SET)
             number = line
             for lines in read_batches(fd, self.buffer.split, len(self.buffer.buf)):
                 yield Batch(str(path), number + 1, lines, self.name)
                 number += len(lines)
             return True
-        finally:
-            os.close(fd)
-
-    def _read_other(self, path: Path, offset: int, line: int) -> Iterator[Batch]:
-        """Another file (a rotated one) from `offset` to its end, as its own batches."""
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError as exc:
-            self.notice(f"{path}: cannot read the rotated file: {exc.strerror or exc}")
-            return
-        try:
-            os.lseek(fd, offset, os.SEEK_SET)
-            number = line
-            for lines in read_batches(fd, self.buffer.split, len(self.buffer.buf)):
-                yield Batch(str(path), number + 1, lines, self.name)
-                number += len(lines)
         finally:
             os.close(fd)
 
@@ -633,7 +619,7 @@ class Follower:
         for path, sst in siblings:
             if (sst.st_dev, sst.st_ino) == (pos.dev, pos.ino) and self._matches(path, pos):
                 self.notice(f"{self.name}: rotated since the checkpoint; reading {path} on first")
-                yield from self._read_other(path, pos.offset, pos.line)
+                yield from self._read_rotated(path, None, pos.offset, pos.line)
                 yield from self._catch_up((pos.dev, pos.ino))
                 return
         self.notice(

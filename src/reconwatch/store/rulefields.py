@@ -127,8 +127,7 @@ def _regular(value: str, name: str) -> str:
     twin = TWINS.get(name)
     if twin is None:
         return shape
-    cast = f"TRY_CAST(json_extract_string({value}, '$') AS TIMESTAMP)"
-    return f"({shape} AND {cast} IS NOT DISTINCT FROM {twin})"
+    return f"({shape} AND {fast.json_timestamp(value)} IS NOT DISTINCT FROM {twin})"
 
 
 def regular_mask(fields: Iterable[tuple[str, T]]) -> int | None:

@@ -111,8 +111,8 @@ class StoredWindow:
     def _look(self) -> tuple[bool, int | None]:
         """Whether every row of the window is plain (none has a dotted key or was stored before
         the columns), and the `irregular` bits of its rows together (None when a row has none:
-        stored before the bits were noted, or in a version 3 store): one look at two narrow columns of the window's row groups,
-        kept for the window's later reads."""
+        stored before the bits were noted, or in a version 3 store): one look at two narrow
+        columns of the window's row groups, kept for the window's later reads."""
         if self._looked is None:
             cur = self.store.cursor()
             try:
