@@ -101,3 +101,52 @@ def test_watch_history_fills_the_streaming_rules_windows(tmp_path: Path) -> None
         assert not done.value.code
         alerts = [json.loads(line) for line in out.read_text().splitlines()]
         assert {a["process.executable"] for a in alerts} == expected, extra
+
+
+APP = "/usr/local/bin/app-server"
+
+
+def _fan_out(refused: set[int], pending_last: bool) -> list[dict[str, object]]:
+    """An app server reaching 42 peers of its /24 once each in an hour (the benchmark's 24 h
+    false alerts): refused attempts as a 2 % benign refusal rate makes them, and the crossing
+    attempt's own result still in flight when the rule decides."""
+    events: list[dict[str, object]] = []
+    for i in range(42):
+        at = START + timedelta(seconds=80 * i)
+        ip = f"10.20.10.{10 + i}"
+        events.append(_event(at, APP, ip, "connection_attempted"))
+        if not (pending_last and i == 41):
+            outcome = "failure" if i in refused else "success"
+            events.append(_event(at, APP, ip, "connection_result", outcome))
+    return events
+
+
+def _targeted(answered: int) -> list[dict[str, object]]:
+    """nmap probing 40 addresses of one /24 in two minutes, `answered` of them up."""
+    begin = START + timedelta(minutes=5)
+    return [
+        e
+        for i in range(40)
+        for e in _probe(begin + timedelta(seconds=3 * i), NMAP, f"10.45.7.{10 + i}", i < answered)
+    ]
+
+
+def _targeted_alerts(events: list[dict[str, object]]) -> set[str]:
+    watch = RuleWatch.create(load_builtin("recon-targeted-subnet"), evidence=False)
+    return {str(a["process.executable"]) for e in events for a in watch.push(flatten(e))}
+
+
+@pytest.mark.parametrize("refused", [set(), {3, 17, 29, 35}, {3, 11, 17, 23, 29, 35, 40}])
+def test_an_app_servers_fan_out_with_a_few_refusals_is_no_targeted_scan(refused: set[int]) -> None:
+    """Four or seven of 42 peers refused and the crossing attempt's result pending: 83-90 %
+    answered at the crossing, under the 90 % that once marked a fan-out; under half answered
+    is a scan's mark (a planted targeted scan is 10 % answered)."""
+    assert _targeted_alerts(_fan_out(refused, pending_last=True)) == set()
+    assert _targeted_alerts(_fan_out(refused, pending_last=False)) == set()
+
+
+@pytest.mark.parametrize(("answered", "alerts"), [(0, True), (4, True), (19, True), (20, False)])
+def test_a_targeted_scan_alerts_while_under_half_its_addresses_answer(
+    answered: int, alerts: bool
+) -> None:
+    assert _targeted_alerts(_targeted(answered)) == ({NMAP} if alerts else set())

@@ -230,7 +230,7 @@ def test_scans_still_alert_with_outcomes(tmp_path: Path, kind: str) -> None:
     hits = _hits(pack, planted)
     assert hits
     if kind == "targeted":
-        # One address in ten answered (4 of 40): below the 90 % that marks a fan-out.
+        # One address in ten answered (4 of 40): under the half that marks a scan.
         targeted = [a for a in hits if a["reconwatch.rule.source"] == "recon-targeted-subnet"]
         assert {a["Esql.destination_answered_count_distinct"] for a in targeted} == {4}
 
