@@ -208,10 +208,11 @@ def test_query_refuses_a_missing_input_and_names_a_useless_one(
 ) -> None:
     code, _, err = run_cli(["query", "from * | limit 1", str(tmp_path / "nope.ndjson")], capsys)
     assert code == 2 and f"no such file: {tmp_path / 'nope.ndjson'}" in err
+    # A directory stands for the event files under it: none is no input, not an empty result.
     code, _, err = run_cli(["query", "from * | limit 1", str(tmp_path)], capsys)
-    assert code == 2 and f"a directory, not an event file: {tmp_path}" in err
+    assert code == 2 and f"no event file under {tmp_path}" in err
     code, _, err = run_cli(["detect", str(tmp_path), "--now", RUN_AT], capsys)
-    assert code == 2 and f"a directory, not an event file: {tmp_path}" in err
+    assert code == 2 and f"no event file under {tmp_path}" in err
     zeek = tmp_path / "conn.log"
     zeek.write_text("#separator \\x09\n#fields\tts\n1.0\n")
     code, _, err = run_cli(["query", "from * | stats c = count(*)", str(zeek)], capsys)

@@ -134,12 +134,10 @@ def choose_engine(engine: str, spark_master: str | None) -> str:
 
 
 def expand_inputs(paths: Iterable[str], engine: str) -> list[str]:
-    """With --engine spark a cluster's inputs: a directory stands for the files under it (a
+    """The event files of the inputs: a directory stands for the files under it (an export's
     dt=YYYY-MM-DD/ layout included; hidden and _-prefixed files such as _SUCCESS skipped) and a
-    glob pattern for its matches, in natural order (data_2 before data_10, as written). Other
-    engines take files as given."""
-    if engine != "spark":
-        return list(paths)
+    glob pattern the shell left for its matches, in natural order (data_2 before data_10, as
+    written); a file as given. Every engine reads them alike (`engine`: no longer consulted)."""
     import glob
 
     out: list[str] = []

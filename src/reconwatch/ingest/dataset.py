@@ -6,6 +6,7 @@ import fnmatch
 import functools
 import glob
 import hashlib
+import os
 import re
 import socket
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from reconwatch.ecs.schema import ECS_FIELDS, MULTIVALUED_FIELDS, is_ecs_index
 from reconwatch.errors import IngestError, UsageError
-from reconwatch.ingest import fast, formats
+from reconwatch.ingest import fast, formats, parquet
 from reconwatch.ingest.flatten import infer_type, kind_of, looks_like_date
 from reconwatch.ingest.formats import read_events
 from reconwatch.ingest.locate import is_plain
@@ -153,6 +154,8 @@ class _Input:
     stored: StoredEvents | None = None
     # An exported file of a store's index (`index`): its rows hold their stored METADATA.
     exported: bool = False
+    # Whether it is a Parquet file (DuckDB's Parquet reader may read it: ingest.parquet).
+    parquet: bool | None = None
 
 
 @dataclass(slots=True)
@@ -217,6 +220,16 @@ class Dataset:
         self._listed: set[int] = set()
         # Whether exported files' footers were read for the index they hold (_read_footers).
         self._footers_read = False
+        # DuckDB reads Parquet files itself where their columns map exactly (ingest.parquet);
+        # tests turn this off to compare with the validating reader, the oracle.
+        self.duckdb_parquet = os.environ.get("RECONWATCH_PARQUET", "1") != "0"
+        # Each Parquet file's leaf columns (None: one DuckDB's reading does not map), and
+        # whether all its values convert exactly, per the fields' types then.
+        self._parquet_columns: dict[int, list[parquet.LeafColumn] | None] = {}
+        self._canonical_ips: dict[str, str | None] = {}
+        self._parquet_exact: dict[
+            tuple[int, tuple[tuple[str, T], ...]], frozenset[parquet.LeafColumn] | None
+        ] = {}
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -685,6 +698,9 @@ class Dataset:
         # (input, its SELECT or None for the Python reader), in input order.
         parts: list[tuple[int, str | None]] = []
         for index in inputs:
+            if self._parquet_candidate(index):
+                parts.append((index, self._parquet_select(con, index, cols, metadata)))
+                continue
             deep = self._fast_candidate(index) and self._too_deep(con, index)
             parts.append(
                 (index, None if deep else self._fast_select(index, cols, metadata, filtered))
@@ -780,6 +796,77 @@ class Dataset:
             return fast.json_column_select(stored.relation, index, leaves, checks, filtered, extra)
         assert inp.path is not None
         return fast.source_select(str(inp.path), index, leaves, checks, filtered)
+
+    def _parquet_candidate(self, index: int) -> bool:
+        """Whether DuckDB's Parquet reader may read this input: a Parquet file not already sent
+        to the validating reader."""
+        inp = self._inputs[index]
+        if not self.duckdb_parquet or inp.path is None or inp.stored is not None:
+            return False
+        if index in self._slow:
+            return False
+        if inp.parquet is None:
+            try:
+                inp.parquet = formats.resolve(inp.path, inp.format).name == "parquet"
+            except Exception:  # unreadable or unrecognised: the Python reader reports it
+                inp.parquet = False
+        return inp.parquet
+
+    def _parquet_select(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        index: int,
+        cols: Sequence[Column],
+        metadata: Sequence[str],
+    ) -> str | None:
+        """DuckDB's SELECT of a Parquet file's `cols`, or None for the validating reader: a
+        METADATA field asked for, a column type ingest.parquet does not map, a value it does
+        not convert exactly (a field's misfit included: Elasticsearch would reject the event,
+        and the validating reader reports it), or a file DuckDB cannot read."""
+        if metadata:
+            return None
+        self._ensure_sample()  # the fields' types; a file with bad events read through is slow
+        inp = self._inputs[index]
+        if index in self._slow or inp.path is None:
+            return None
+        if index not in self._parquet_columns:
+            self._parquet_columns[index] = parquet.file_columns(inp.path)
+        columns = self._parquet_columns[index]
+        types = {}
+        for c in columns or ():
+            type_ = ECS_FIELDS.get(c.field) or self._types.get(c.field)
+            if type_ is not None:
+                types[c.field] = type_
+        if columns is None or not parquet.mapped(columns, types):
+            self._slow.add(index)
+            return None
+        key = (index, tuple(sorted(types.items())))
+        if key not in self._parquet_exact:
+            self._parquet_exact[key] = self._parquet_check(con, inp.path, columns, types)
+        found = self._parquet_exact[key]
+        if found is None:
+            self._slow.add(index)
+            return None
+        leaves = [fast.Leaf(c.name, c.type, c.multivalued) for c in cols]
+        return parquet.select_sql(str(inp.path), index, columns, leaves, found)
+
+    def _parquet_check(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: Path,
+        columns: Sequence[parquet.LeafColumn],
+        types: Mapping[str, T],
+    ) -> frozenset[parquet.LeafColumn] | None:
+        """None unless every value of the file converts exactly (ingest.parquet.check_sql);
+        else the columns whose values need no conversion."""
+        check = parquet.check_sql(str(path), columns, types)
+        if len(self._canonical_ips) > CHECK_MEMO:
+            self._canonical_ips.clear()
+        try:
+            rows = con.execute(check.sql).fetchall()
+        except fast._duckdb_error():
+            return None  # unreadable here: the validating reader reports what it finds
+        return check.verdict(rows[0] if rows else (), self._canonical_ips)
 
     def _checks(self, scan: _Scan, index: int, cols: Sequence[Column]) -> list[tuple[str, T]]:
         """The fields DuckDB's reader checks though the query does not read them: numeric and

@@ -450,7 +450,8 @@ def _to_int(value: object, type_: DataType) -> int:
     if isinstance(value, float):
         return _double_to_int(value, type_)
     if isinstance(value, datetime):
-        return _int_in_range(datetime_to_millis(value), type_)
+        # A naive datetime (a Parquet timestamp without a zone) is UTC, as everywhere else.
+        return _int_in_range(datetime_to_millis(to_utc_millis_precision(value)), type_)
     if isinstance(value, str):
         if type_ is DataType.UNSIGNED_LONG:
             return _string_to_unsigned_long(value)
@@ -477,7 +478,7 @@ def _to_double(value: object) -> float:
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, datetime):
-        return float(datetime_to_millis(value))
+        return float(datetime_to_millis(to_utc_millis_precision(value)))
     if isinstance(value, str):
         return parse_java_double(value)
     msg = f"Cannot convert [{value}] to [double]"
