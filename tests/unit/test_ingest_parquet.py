@@ -115,7 +115,7 @@ KEEP = (
 
 
 def test_clean_file_is_read_by_duckdb_with_the_row_readers_values(
-    tmp_path: Path, duck_reads: list[str]
+    tmp_path: Path, duck_reads: list[str], row_reads: list[str]
 ) -> None:
     stamps = [T0 + timedelta(microseconds=1500), None, T0 - timedelta(microseconds=1)]
     path = _write(
@@ -133,7 +133,7 @@ def test_clean_file_is_read_by_duckdb_with_the_row_readers_values(
             "process.args_count": (pa.uint64(), [2, None, 2**31 - 1]),
         },
     )
-    out = _same(KEEP, [path])
+    out = _same(KEEP, [path], row_reads)
     assert set(duck_reads) == {str(path)}
     rows = out[1]
     assert rows[0][:3] == (T0 + timedelta(milliseconds=1), "10.0.0.1", 22)
@@ -200,7 +200,7 @@ def test_an_unmapped_column_type_sends_the_file_to_the_row_reader(
 
 
 def test_dotted_and_nested_spellings_meet_in_one_field(
-    tmp_path: Path, duck_reads: list[str]
+    tmp_path: Path, duck_reads: list[str], row_reads: list[str]
 ) -> None:
     path = _write(
         tmp_path / "both.parquet",
@@ -216,12 +216,14 @@ def test_dotted_and_nested_spellings_meet_in_one_field(
             "host.name": (pa.string(), [None, "b"]),
         },
     )
-    out = _same("from logs-* | keep host.ip, host.name", [path])
+    out = _same("from logs-* | keep host.ip, host.name", [path], row_reads)
     assert set(duck_reads) == {str(path)}
     assert out[1] == [(["10.0.0.2", "10.0.0.3"], "a"), ("10.0.0.3", "b")]
 
 
-def test_warnings_and_fields_outside_the_schema(tmp_path: Path, duck_reads: list[str]) -> None:
+def test_warnings_and_fields_outside_the_schema(
+    tmp_path: Path, duck_reads: list[str], row_reads: list[str]
+) -> None:
     path = _write(
         tmp_path / "custom.parquet",
         {
@@ -236,6 +238,7 @@ def test_warnings_and_fields_outside_the_schema(tmp_path: Path, duck_reads: list
         "from logs-* | eval i = to_integer(custom.s), j = to_integer(custom.n) "
         "| keep custom.*, i, j",
         [path],
+        row_reads,
     )
     assert set(duck_reads) == {str(path)}
     assert out[2]  # the conversions' warnings, as the row reader's run gives them
@@ -295,6 +298,37 @@ def test_corrupt_and_truncated_files_are_reported_as_the_row_reader_does(tmp_pat
     _write(empty, {"k": (pa.string(), [])})
     for paths in ([good, truncated], [flipped], [empty, good]):
         _same("from logs-* | stats c = count(*), v = values(k)", paths)
+
+
+@pytest.mark.parametrize(
+    ("texts", "type_", "duckdb_rows"),
+    [
+        (["2024-01-01T00:00:00Z", None, "2024-01-02T10:00:00.5Z"], T.DATETIME, True),
+        # A date without a time: DuckDB's cast is not trusted with it, the row reader reads.
+        (["2024-01-01T00:00:00Z", "2024-01-02"], T.DATETIME, False),
+        (["2024-01-01T00:00:00Z", "2024-13-01"], T.KEYWORD, True),  # a 13th month
+        (["\uff12\uff10\uff12\uff14-01-01"], T.DATETIME, False),  # Python reads other digits
+        ([None, None], None, True),  # only nulls: no field
+    ],
+)
+def test_a_files_fields_are_learnt_without_reading_its_rows_in_python(
+    tmp_path: Path, row_reads: list[str], texts: list[object], type_: T | None, duckdb_rows: bool
+) -> None:
+    path = _write(
+        tmp_path / "f.parquet",
+        {
+            "custom.when": (pa.string(), texts),
+            "custom.n": (pa.list_(pa.int64()), [[1, 2], *([None] * (len(texts) - 1))]),
+            "host.name": (pa.string(), ["a", *([None] * (len(texts) - 1))]),
+        },
+    )
+    ds = Dataset.from_files([path])
+    columns = {c.name: (c.type, c.multivalued) for c in ds.present_fields()}
+    assert row_reads == []  # the fields, learnt by DuckDB
+    assert columns.get("custom.when", (None,))[0] == type_
+    assert columns["custom.n"] == (T.LONG, True)
+    out = _same("from logs-*", [path], row_reads if duckdb_rows else None)
+    assert out[4] == len(texts)
 
 
 # -- generated files: the fast reader against the row reader --------------------------------------
@@ -394,6 +428,7 @@ _QUERIES = [
     "from logs-* | keep custom.*",
     "from logs-* | eval p = to_integer(destination.port) | keep p",
     "from logs-* | stats t = count_distinct(@timestamp), n = count_distinct(custom.t)",
+    "from logs-* | limit 20",
 ]
 
 

@@ -227,6 +227,7 @@ class Dataset:
         # whether all its values convert exactly, per the fields' types then.
         self._parquet_columns: dict[int, list[parquet.LeafColumn] | None] = {}
         self._canonical_ips: dict[str, str | None] = {}
+        self._discovery: duckdb.DuckDBPyConnection | None = None
         self._parquet_exact: dict[
             tuple[int, tuple[tuple[str, T], ...]], frozenset[parquet.LeafColumn] | None
         ] = {}
@@ -439,7 +440,7 @@ class Dataset:
     def _read_fields(self, scan: _Scan, index: int, limit: int | None) -> None:
         names = scan.per_input[index]
         fields = scan.fields
-        if self._declared_fields(scan, index):
+        if self._declared_fields(scan, index) or self._parquet_fields(scan, index):
             return
         for _line, flat in self._events(index, limit):
             names.update(flat)
@@ -486,6 +487,110 @@ class Dataset:
             self.report.settle(index, rows, [])
         return True
 
+    def _parquet_fields(self, scan: _Scan, index: int) -> bool:
+        """The fields of a Parquet file DuckDB reads (ingest.parquet), learnt by DuckDB as the
+        validating reader learns them reading every row, when no value of a schema field
+        misfits (every event is good; else that reader reads the file, and reports them) and
+        the texts outside the schema that may be dates are few enough to tell in Python."""
+        inp = self._inputs[index]
+        if not self._parquet_candidate(index) or inp.path is None or index in self._reported:
+            return False
+        if index not in self._parquet_columns:
+            self._parquet_columns[index] = parquet.file_columns(inp.path)
+        columns = self._parquet_columns[index]
+        if columns is None:
+            return False
+        ecs = {c.field: t for c in columns if (t := ECS_FIELDS.get(c.field)) is not None}
+        if not parquet.mapped(columns, ecs):
+            return False
+        path = str(inp.path)
+        con = self._discovery_connection()
+        check = parquet.check_sql(path, columns, ecs)
+        wanted = parquet.fields_sql(path, columns, _ECS_NAMES)
+        try:
+            found = con.execute(check.sql).fetchall()
+            if not found or check.verdict(found[0], self._canonical_ips) is None:
+                return False
+            row = con.execute(wanted.sql).fetchall()[0]
+            dates = self._text_dates(con, path, wanted, row)
+        except fast._duckdb_error():
+            return False  # the validating reader reports what it finds
+        if dates is None:
+            return False
+        self._learn(scan, index, wanted, row, dates)
+        return True
+
+    def _discovery_connection(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection of the dataset's own for field discovery (closed after it)."""
+        if self._discovery is None:
+            import duckdb
+
+            self._discovery = duckdb.connect()
+            self._discovery.execute("SET enable_progress_bar = false")
+        return self._discovery
+
+    def _close_discovery(self) -> None:
+        if self._discovery is not None:
+            self._discovery.close()
+            self._discovery = None
+
+    @staticmethod
+    def _text_dates(
+        con: duckdb.DuckDBPyConnection,
+        path: str,
+        wanted: parquet.Fields,
+        row: Sequence[object],
+    ) -> dict[parquet.LeafColumn, bool] | None:
+        """Per text column outside the schema that holds texts, whether every one is a date
+        (Elasticsearch's date detection, flatten.looks_like_date, on its distinct texts); None
+        when a column has too many distinct texts that may be dates to tell here."""
+        out: dict[parquet.LeafColumn, bool] = {}
+        shaped = row[len(row) - len(wanted.texts) :]
+        for c, may_be in zip(wanted.texts, shaped, strict=True):
+            if may_be is None:
+                continue  # no text
+            if not may_be:
+                out[c] = False
+                continue
+            texts = con.execute(parquet.distinct_texts_sql(path, c)).fetchall()
+            if len(texts) > parquet.DATE_TEXTS:
+                return None
+            out[c] = all(looks_like_date(str(t[0])) for t in texts)
+        return out
+
+    def _learn(
+        self,
+        scan: _Scan,
+        index: int,
+        wanted: parquet.Fields,
+        row: Sequence[object],
+        dates: Mapping[parquet.LeafColumn, bool],
+    ) -> None:
+        """Note what fields_sql found of an input (every event of it good) in `scan`."""
+        names = len(wanted.fields)
+        most = row[1 : 1 + names]
+        held = row[1 + names : 1 + names + len(wanted.columns)]
+        for name, n in zip(wanted.fields, most, strict=True):
+            if not n:
+                continue  # only nulls: no field, as for the validating reader
+            scan.per_input[index].add(name)
+            info = scan.fields.setdefault(name, _FieldInfo())
+            if isinstance(n, int) and n > 1:
+                info.multivalued = True
+        for c, has in zip(wanted.columns, held, strict=True):
+            if not has:
+                continue
+            info = scan.fields[c.field]
+            kind = parquet.KIND_NAMES[c.kind]
+            info.kinds.add(kind)
+            if kind == "string" and not dates.get(c, True):
+                info.all_dates = False
+        scan.complete[index] = True
+        rows = row[0] if isinstance(row[0], int) else 0
+        self._reported.add(index)
+        self._good[index] = rows
+        self.report.settle(index, rows, [])
+
     def _retype(self, scan: _Scan) -> None:
         self._types = {
             n: ECS_FIELDS.get(n) or self._declared.get(n) or infer_type(i.kinds, i.all_dates)
@@ -497,11 +602,14 @@ class Dataset:
         if self._scan is not None:
             return self._scan
         scan = _Scan()
-        for index in range(len(self._inputs)):
-            scan.per_input.append(set())
-            scan.complete.append(False)
-            limit = self._sample_size(index) if self._fast_candidate(index) else None
-            self._read_fields(scan, index, limit)
+        try:
+            for index in range(len(self._inputs)):
+                scan.per_input.append(set())
+                scan.complete.append(False)
+                limit = self._sample_size(index) if self._fast_candidate(index) else None
+                self._read_fields(scan, index, limit)
+        finally:
+            self._close_discovery()
         self._scan = scan
         self._retype(scan)
         return scan

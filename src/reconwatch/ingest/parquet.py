@@ -336,3 +336,69 @@ def _column(leaf: fast.Leaf, found: Sequence[LeafColumn], as_is: Collection[Leaf
     vals = parts[0] if len(parts) == 1 else f"list_concat({', '.join(parts)})"
     typed = f"CAST({vals} AS {fast._SQL_TYPES[leaf.type]}[])"
     return fast.leaf_column(leaf, typed, raising=False)
+
+
+# -- a file's fields, learnt by DuckDB -------------------------------------------------------------
+
+# Physical kinds as flatten.kind_of names their Python values (type inference's input).
+KIND_NAMES = {STRING: "string", INT: "long", UINT64: "long", FLOAT: "double", BOOL: "boolean"}
+KIND_NAMES[TIMESTAMP] = "datetime"
+# Distinct texts of one column looked at in Python for date detection, at most.
+DATE_TEXTS = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Fields:
+    """What fields_sql asks of a file: its SQL (one row) and what each value of the row is
+    about: the rows, then per field its most values in one row, then per column of a field
+    outside the schema whether it holds a value, then per text column among those whether
+    every text could be a date (None: no text)."""
+
+    sql: str
+    fields: tuple[str, ...]
+    columns: tuple[LeafColumn, ...]
+    texts: tuple[LeafColumn, ...]
+
+
+def fields_sql(path: str, columns: Sequence[LeafColumn], known: Collection[str]) -> Fields:
+    """One scan for the dataset's field discovery (what reading every row in Python learns):
+    the fields with values and whether one row holds several, and for fields not in `known`
+    (the schema's) the kinds of their values and whether their texts may all be dates."""
+    by_field: dict[str, list[LeafColumn]] = {}
+    for c in columns:
+        by_field.setdefault(c.field, []).append(c)
+    items = ["count(*)"]
+    for cols in by_field.values():
+        counts = " + ".join(_count(c) for c in cols)
+        items.append(f"coalesce(max({counts}), 0)")
+    others = [c for c in columns if c.field not in known]
+    items += [f"coalesce(max({_count(c)}), 0) > 0" for c in others]
+    texts = [c for c in others if c.kind == STRING]
+    for c in texts:
+        # Elasticsearch's date detection needs at least YYYY-MM-DD: a quick no for most texts.
+        # Not ASCII: Python decides (its digits are not only ASCII ones).
+        shaped = (
+            "NOT regexp_full_match(rw_e, '[\\x00-\\x7f]*') "
+            "OR (strlen(rw_e) >= 10 AND substr(rw_e, 5, 1) = '-' AND substr(rw_e, 8, 1) = '-')"
+        )
+        if c.is_list:
+            every = f"list_bool_and(list_transform({c.access}, lambda rw_e: rw_e IS NULL OR ({shaped})))"
+        else:
+            every = f"{c.access} IS NULL OR ({shaped.replace('rw_e', c.access)})"
+        items.append(f"bool_and({every})")
+    sql = f"SELECT {', '.join(items)} FROM read_parquet({fast._quote(path)})"
+    return Fields(sql, tuple(by_field), tuple(others), tuple(texts))
+
+
+def _count(c: LeafColumn) -> str:
+    """SQL: how many values a row holds in the column."""
+    if c.is_list:
+        return f"coalesce(len(list_filter({c.access}, lambda rw_e: rw_e IS NOT NULL)), 0)"
+    return f"CASE WHEN {c.access} IS NULL THEN 0 ELSE 1 END"
+
+
+def distinct_texts_sql(path: str, c: LeafColumn) -> str:
+    """SQL: the distinct texts of a column (at most DATE_TEXTS + 1 of them)."""
+    value = f"unnest({c.access})" if c.is_list else c.access
+    inner = f"SELECT DISTINCT {value} AS rw_v FROM read_parquet({fast._quote(path)})"
+    return f"SELECT rw_v FROM ({inner}) WHERE rw_v IS NOT NULL LIMIT {DATE_TEXTS + 1}"
