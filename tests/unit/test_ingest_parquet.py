@@ -470,6 +470,23 @@ def test_an_exports_files_are_read_in_order(tmp_path: Path, duck_reads: list[str
     assert len(out[1]) == 35 and set(duck_reads) == {str(p) for p in paths}
 
 
+def test_alike_files_are_checked_together_and_each_judged_alone(
+    tmp_path: Path, duck_reads: list[str]
+) -> None:
+    # An export's files share their columns: one statement checks them all; the one holding
+    # an address Elasticsearch would reject is read by the row reader, the others by DuckDB.
+    declared = [["destination.ip", "ip", False], ["k", "keyword", False]]
+    paths = []
+    for part, bad in enumerate([None, "10.0.0.01", None, "fe80::1%eth0", "::1::"]):
+        ips = ["10.0.0.1", "::FFFF:10.0.0.2", bad or "2001:db8::1"]
+        cols = {"destination.ip": (pa.string(), ips), "k": (pa.string(), [f"p{part}"] * 3)}
+        paths.append(_write(tmp_path / f"data_{part}.parquet", cols, declared))
+    query = "from logs-* | stats c = count(*), d = count_distinct(destination.ip) by k | sort k"
+    out = _same(query, paths)
+    assert set(duck_reads) == {str(paths[0]), str(paths[2]), str(paths[3])}  # a zone is fine
+    assert out[1] == [(3, 3, "p0"), (2, 2, "p1"), (3, 3, "p2"), (3, 3, "p3"), (2, 2, "p4")]
+
+
 # -- end to end: detect over an export ------------------------------------------------------------
 
 RUN_AT = "2025-07-16T10:00:00Z"

@@ -509,8 +509,11 @@ class Dataset:
         wanted = parquet.fields_sql(path, columns, _ECS_NAMES)
         try:
             found = con.execute(check.sql).fetchall()
-            if not found or check.verdict(found[0], self._canonical_ips) is None:
+            verdict = check.verdict(found[0] if found else (), self._canonical_ips)
+            if verdict is None:
                 return False
+            # The same check a read makes when the file's fields are all the schema's.
+            self._parquet_exact[(index, tuple(sorted(ecs.items())))] = verdict
             row = con.execute(wanted.sql).fetchall()[0]
             dates = self._text_dates(con, path, wanted, row)
         except fast._duckdb_error():
@@ -805,6 +808,8 @@ class Dataset:
         cols = [self.column(n) or Column(n, T.KEYWORD) for n in names]
         # (input, its SELECT or None for the Python reader), in input order.
         parts: list[tuple[int, str | None]] = []
+        if not metadata:
+            self._check_parquet_files(con, inputs)
         for index in inputs:
             if self._parquet_candidate(index):
                 parts.append((index, self._parquet_select(con, index, cols, metadata)))
@@ -933,6 +938,27 @@ class Dataset:
         and the validating reader reports it), or a file DuckDB cannot read."""
         if metadata:
             return None
+        planned = self._parquet_plan(index)
+        if planned is None:
+            return None
+        columns, key = planned
+        inp = self._inputs[index]
+        assert inp.path is not None
+        if key not in self._parquet_exact:
+            self._parquet_exact[key] = self._parquet_check(con, inp.path, columns, dict(key[1]))
+        found = self._parquet_exact[key]
+        if found is None:
+            self._slow.add(index)
+            return None
+        leaves = [fast.Leaf(c.name, c.type, c.multivalued) for c in cols]
+        return parquet.select_sql(str(inp.path), index, columns, leaves, found)
+
+    def _parquet_plan(
+        self, index: int
+    ) -> tuple[list[parquet.LeafColumn], tuple[int, tuple[tuple[str, T], ...]]] | None:
+        """A Parquet input's leaf columns and its check's key (the input, its fields' types),
+        or None (sent to the validating reader: read through with bad events, or a column
+        type ingest.parquet does not map)."""
         self._ensure_sample()  # the fields' types; a file with bad events read through is slow
         inp = self._inputs[index]
         if index in self._slow or inp.path is None:
@@ -948,15 +974,35 @@ class Dataset:
         if columns is None or not parquet.mapped(columns, types):
             self._slow.add(index)
             return None
-        key = (index, tuple(sorted(types.items())))
-        if key not in self._parquet_exact:
-            self._parquet_exact[key] = self._parquet_check(con, inp.path, columns, types)
-        found = self._parquet_exact[key]
-        if found is None:
-            self._slow.add(index)
-            return None
-        leaves = [fast.Leaf(c.name, c.type, c.multivalued) for c in cols]
-        return parquet.select_sql(str(inp.path), index, columns, leaves, found)
+        return columns, (index, tuple(sorted(types.items())))
+
+    def _check_parquet_files(self, con: duckdb.DuckDBPyConnection, inputs: Sequence[int]) -> None:
+        """The checks of these Parquet inputs not made yet, alike files' (an export's: the same
+        columns and types) in one statement, which DuckDB runs on all its threads; a failure
+        leaves each to be checked alone (_parquet_select)."""
+        alike: dict[object, list[tuple[tuple[int, tuple[tuple[str, T], ...]], parquet.Check]]] = {}
+        for index in inputs:
+            planned = self._parquet_plan(index) if self._parquet_candidate(index) else None
+            if planned is None or planned[1] in self._parquet_exact:
+                continue
+            columns, key = planned
+            path = str(self._inputs[index].path)
+            check = parquet.check_sql(path, columns, dict(key[1]))
+            alike.setdefault((tuple(columns), key[1]), []).append((key, check))
+        for members in alike.values():
+            if len(members) < 2:
+                continue
+            sql = " UNION ALL ".join(
+                f"SELECT {n} AS rw_n, * FROM ({check.sql})" for n, (_, check) in enumerate(members)
+            )
+            try:
+                rows = con.execute(sql).fetchall()
+            except fast._duckdb_error():
+                continue
+            found = {int(r[0]): r[1:] for r in rows}
+            for n, (key, check) in enumerate(members):
+                if n in found:
+                    self._parquet_exact[key] = check.verdict(found[n], self._canonical_ips)
 
     def _parquet_check(
         self,
