@@ -41,6 +41,7 @@ import msgspec
 
 from reconwatch.backends.stream.cells import iso_millis
 from reconwatch.backends.stream.decode import PlanDecoder
+from reconwatch.engine.collector import settle
 from reconwatch.engine.detect import DatasetBackend, Schedule, detect
 from reconwatch.engine.native.contact import FIELDS, contact_of
 from reconwatch.engine.native.watch import NativeWatch
@@ -259,6 +260,7 @@ def streamed(
                         alert.get("reconwatch.stream.trigger_time"),
                     )
                     alerts.append(_scored(alert))
+        settle()  # as `watch` does after each batch
     return alerts, latencies, events, time.process_time() - began
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -32,6 +33,14 @@ LOCAL_BACKENDS = [name for name in BATCH_BACKENDS if name not in CLUSTER_BACKEND
 # a machine quiet enough for the raw-socket sweeps' pacing): `make test` runs them in a second,
 # serial pass after the rest ran on pytest-xdist workers. Root tests are serial without saying so.
 @pytest.hookimpl(tryfirst=True)  # before -m selects by the marker
+@pytest.fixture(autouse=True)
+def _unfrozen() -> Iterator[None]:
+    """`watch` freezes the objects alive after each batch (engine.collector.settle); in a test
+    process they are the other tests' too, so each test leaves the collector as it found it."""
+    yield
+    gc.unfreeze()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("root") and not item.get_closest_marker("serial"):

@@ -28,6 +28,7 @@ from reconwatch.cli.inputs import (
 )
 from reconwatch.cli.plain import query_limits
 from reconwatch.engine import feed
+from reconwatch.engine.collector import settle
 from reconwatch.engine.native.contact import Contact, contact_of
 from reconwatch.engine.native.watch import NativeWatch
 from reconwatch.engine.watch import RuleWatch
@@ -194,6 +195,7 @@ def _learn(
         watch.learn(contacts)
     if latest is not None:
         _prime(streaming, history, forced, latest, report.year)
+    settle()  # the learned and primed state is long-lived: out of the collector's full passes
 
 
 def _prime(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from reconwatch.backends.stream.lines import split_lines
+from reconwatch.engine.collector import settle
 from reconwatch.engine.native.watch import NativeWatch
 from reconwatch.engine.watch import RuleWatch
 from reconwatch.errors import IngestError, UsageError
@@ -87,6 +88,7 @@ class Feed:
                 errors.setdefault(index, reason)
         for index in sorted(errors):
             self.report.add(errors[index], name, first + index)
+        settle()
 
     def events(self, name: str, events: Iterable[tuple[int, object]]) -> None:
         for line, value in events:
@@ -96,6 +98,7 @@ class Feed:
             flat = flatten(value)
             for watch in self.watches:
                 self.emit(watch.push(flat))
+        settle()
 
     def batch(self, source: str, name: str, first: int, batch: Sequence[bytes]) -> None:
         """Lines of `name` (the followed `source` itself or a rotated file of it)."""
