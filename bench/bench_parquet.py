@@ -55,7 +55,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--rows-per-file", type=int, default=40_000)
-    ap.add_argument("--dir", type=Path, help="an export to read (default: made under bench/out)")
+    ap.add_argument(
+        "--dir",
+        type=Path,
+        help="an export (dt=YYYY-MM-DD/ days) to read; default: made in bench/out",
+    )
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--row-reader", action="store_true", help="also time the Python row reader")
     args = ap.parse_args()
