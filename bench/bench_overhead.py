@@ -1,14 +1,16 @@
 """Sensor overhead on a process doing connect() in a loop: its connect rate with the eBPF sensor
 running vs without, alternated in one run, medians reported.
 
-Run as root: `.venv/bin/python bench/bench_overhead.py [--repeats 3] [--count 60000]`.
+Run as root: `.venv/bin/python bench/bench_overhead.py [--repeats 3] [--count 60000]
+[--tracers core,bpftrace]`.
 Four workloads, one flat-out bench/loadgen process each: `same` connects again and again to one
 closed loopback port (a client's retry or health-check loop), `distinct` to a new loopback
 address each time (a connect() scan), `silent` to a new address each time that never answers
 (a connect() scan of a network, most of whose addresses are silent: inside a network namespace
 the bench creates, bench_sensor.silent_namespace()), `udp-same` sends a datagram to one closed
 loopback port again and again (a DNS client's loop). Each repeat runs the generator alone, then
-with a fresh sensor, and reports both ratios: the connect rate in wall-clock time (what the
+with a fresh sensor for each --tracers in turn (the eBPF tracers alternate in one run), and
+reports both ratios: the connect rate in wall-clock time (what the
 process achieved on this shared machine) and per CPU second of the process (what the sensor's
 in-kernel programs cost it), what the sensor wrote of the attempts, and its tracer loss.
 SAFETY: every connect and datagram goes to 127.30.0.0/16 (loopback), port 9 (closed), or for
@@ -75,10 +77,11 @@ def with_sensor(
     nice: int | None,
     own_session: bool,
     netns: str | None,
+    tracer: str | None = None,
 ) -> dict[str, float | int | str]:
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
         out = Path(tmp) / "events.ndjson"
-        sensor = start_sensor("ebpf", out, Path(tmp), nice, own_session=own_session)
+        sensor = start_sensor("ebpf", out, Path(tmp), nice, own_session=own_session, tracer=tracer)
         time.sleep(0.5)  # past start-up work
         cpu_before, wall_before = sum(tree_cpu(sensor.pid)), time.monotonic()
         attempted, rate, pid, gen_cpu = generate(loadgen, count, hosts, netns)
@@ -108,6 +111,9 @@ def main() -> int:
     parser.add_argument("--workloads", default="same,distinct,silent,udp-same")
     parser.add_argument("--nice", type=int, help="the sensor's --nice (default: its own, -10)")
     parser.add_argument("--same-session", action="store_true", help=SAME_SESSION)
+    parser.add_argument(
+        "--tracers", default="core,bpftrace", help="the sensor's --tracer values, alternated"
+    )
     args = parser.parse_args()
     loadgen = root_loadgen("bench_overhead")
     if loadgen is None:
@@ -130,31 +136,38 @@ def workload(
     """One workload's repeats, each the generator alone then with a fresh sensor; the medians."""
     results: dict[str, float] = {}
     hosts = WORKLOADS[name]
-    ratios, cpu_ratios = [], []
+    tracers = args.tracers.split(",")
+    ratios: dict[str, list[float]] = {t: [] for t in tracers}
+    cpu_ratios: dict[str, list[float]] = {t: [] for t in tracers}
     for repeat in range(args.repeats):
         attempted, alone, _, cpu = generate(loadgen, args.count, hosts, netns)
-        run = with_sensor(loadgen, args.count, hosts, args.nice, not args.same_session, netns)
-        ratio = float(run["rate"]) / alone
-        cpu_ratio = float(run["per_cpu"]) / (attempted / cpu)
-        ratios.append(ratio)
-        cpu_ratios.append(cpu_ratio)
+        for tracer in tracers:
+            run = with_sensor(
+                loadgen, args.count, hosts, args.nice, not args.same_session, netns, tracer
+            )
+            ratio = float(run["rate"]) / alone
+            cpu_ratio = float(run["per_cpu"]) / (attempted / cpu)
+            ratios[tracer].append(ratio)
+            cpu_ratios[tracer].append(cpu_ratio)
+            print(
+                f"{name} #{repeat + 1} [{tracer}]: alone {alone:.0f}/s, with the sensor "
+                f"{run['rate']:.0f}/s = {ratio:.2f}; per CPU second of the process "
+                f"{attempted / cpu:.0f} vs {float(run['per_cpu']):.0f} = {cpu_ratio:.2f}; "
+                f"attempts written {run['written']}/{run['attempted']} "
+                f"(folded {run['folded']}), tracer lost {run['lost']}; sensor+tracer "
+                f"{100 * float(run['cpu']):.0f}% of a core during the run; "
+                f"load average {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+    for tracer in tracers:
+        key = name if len(tracers) == 1 else f"{name}_{tracer}"
+        results[key] = statistics.median(ratios[tracer])
+        results[f"{key}_per_cpu"] = statistics.median(cpu_ratios[tracer])
         print(
-            f"{name} #{repeat + 1}: alone {alone:.0f}/s, with the sensor {run['rate']:.0f}/s "
-            f"= {ratio:.2f}; per CPU second of the process {attempted / cpu:.0f} vs "
-            f"{float(run['per_cpu']):.0f} = {cpu_ratio:.2f}; "
-            f"attempts written {run['written']}/{run['attempted']} "
-            f"(folded {run['folded']}), tracer lost {run['lost']}; sensor+bpftrace "
-            f"{100 * float(run['cpu']):.0f}% of a core during the run; "
-            f"load average {os.getloadavg()[0]:.1f}",
+            f"{name} [{tracer}]: median ratio {results[key]:.2f} (target >= 0.80); per CPU "
+            f"second of the connecting process {results[f'{key}_per_cpu']:.2f}",
             flush=True,
         )
-    results[name] = statistics.median(ratios)
-    results[f"{name}_per_cpu"] = statistics.median(cpu_ratios)
-    print(
-        f"{name}: median ratio {results[name]:.2f} (target >= 0.80); per CPU second of the "
-        f"connecting process {results[f'{name}_per_cpu']:.2f}",
-        flush=True,
-    )
     return results
 
 

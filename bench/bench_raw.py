@@ -2,7 +2,7 @@
 sensor vs without, and how many the sensor recorded.
 
 Run as root: `.venv/bin/python bench/bench_raw.py [--packets 200000] [--rates 0,5000,20000]
-[--repeats 1]`.
+[--repeats 1] [--tracers core,bpftrace]`.
 Each packet goes to its own (address, port), so each is one probe and the sensor must record them
 all: captured/sent is the loss. A rate of 0 is flat out, compared with the sender alone in the
 same run. SAFETY: every packet goes to 127.20.0.0/15 (loopback), with a TCP checksum of zero,
@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench_sensor import SAME_SESSION, start_sensor, wait_caught_up
 
@@ -93,6 +94,9 @@ def main() -> int:
         "--repeats", type=int, default=1, help="flat-out runs, each after its own baseline"
     )
     parser.add_argument("--same-session", action="store_true", help=SAME_SESSION)
+    parser.add_argument(
+        "--tracers", default="core,bpftrace", help="the sensor's --tracer values, alternated"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench_raw: needs root (raw sockets, eBPF)", file=sys.stderr)
@@ -101,48 +105,66 @@ def main() -> int:
     alone = sender(args.packets, 0)
     print(f"baseline: the sender alone reaches {alone['rate']:.0f} packets/s")
     results = []
+    tracers = args.tracers.split(",")
     rates = [int(r) for r in args.rates.split(",")]
     rates = [r for r in rates if r] + [0] * (args.repeats if 0 in rates else 0)
-    ratios, cpu_ratios = [], []
-    for rate in rates:
-        if rate == 0 and ratios:
-            alone = sender(args.packets, 0)  # each flat-out run against its own baseline
+    ratios: dict[str, list[float]] = {t: [] for t in tracers}
+    cpu_ratios: dict[str, list[float]] = {t: [] for t in tracers}
+    for index, rate in enumerate(rates):
+        if rate == 0 and index and rates[index - 1] == 0:
+            alone = sender(args.packets, 0)  # each flat-out repeat against its own baseline
             print(f"baseline: the sender alone reaches {alone['rate']:.0f} packets/s")
-        with tempfile.TemporaryDirectory(prefix="bench-raw-") as tmp:
-            out = Path(tmp) / "events.ndjson"
-            sensor = start_sensor("ebpf", out, Path(tmp), None, own_session=not args.same_session)
-            done = sender(args.packets, rate)
-            wait_caught_up(sensor.pid)
-            sensor.send_signal(signal.SIGINT)
-            summary = sensor.communicate(timeout=300)[1]
-            found = re.search(r"lost (\d+)", summary)
-            lost = found.group(1) if found else "?"
-            got = captured(out)
-        ratio = done["rate"] / alone["rate"]
-        cpu_ratio = alone["cpu"] / done["cpu"]  # packets per CPU second, with vs without
-        if rate == 0:
-            ratios.append(ratio)
-            cpu_ratios.append(cpu_ratio)
-        # only a flat-out run compares with the sender alone; a paced one shows whether the
-        # target rate was reached
-        label = (
-            f"flat out ({ratio:.2f} of the sender alone; per CPU second of the sender "
-            f"{cpu_ratio:.2f})"
-            if rate == 0
-            else f"target {rate}/s"
-        )
-        print(
-            f"{label}: sent {done['sent']} at {done['rate']:.0f}/s; captured {got}/"
-            f"{done['sent']} = {got / done['sent']:.4f}; tracer lost {lost}"
-        )
-        results.append({"target": rate, **done, "captured": got, "lost": lost, "ratio": ratio})
-    if ratios:
-        print(
-            f"flat out: median ratio {statistics.median(ratios):.2f} (target >= 0.80); per CPU "
-            f"second of the sender {statistics.median(cpu_ratios):.2f}"
-        )
+        for tracer in tracers:
+            result = with_sensor(args, rate, tracer)
+            done = result["done"]
+            ratio = done["rate"] / alone["rate"]
+            cpu_ratio = alone["cpu"] / done["cpu"]  # packets per CPU second, with vs without
+            if rate == 0:
+                ratios[tracer].append(ratio)
+                cpu_ratios[tracer].append(cpu_ratio)
+            # only a flat-out run compares with the sender alone; a paced one shows whether the
+            # target rate was reached
+            label = (
+                f"flat out ({ratio:.2f} of the sender alone; per CPU second of the sender "
+                f"{cpu_ratio:.2f})"
+                if rate == 0
+                else f"target {rate}/s"
+            )
+            got = int(result["captured"])
+            print(
+                f"[{tracer}] {label}: sent {done['sent']} at {done['rate']:.0f}/s; captured "
+                f"{got}/{done['sent']} = {got / done['sent']:.4f}; tracer lost "
+                f"{result['lost']}; load average {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+            results.append(
+                {"target": rate, "tracer": tracer, **done, "captured": got,
+                 "lost": result["lost"], "ratio": ratio}
+            )  # fmt: skip
+    for tracer in tracers:
+        if ratios[tracer]:
+            print(
+                f"flat out [{tracer}]: median ratio {statistics.median(ratios[tracer]):.2f} "
+                f"(target >= 0.80); per CPU second of the sender "
+                f"{statistics.median(cpu_ratios[tracer]):.2f}"
+            )
     print(json.dumps(results))
     return 0
+
+
+def with_sensor(args: argparse.Namespace, rate: int, tracer: str) -> dict[str, Any]:
+    """One sender run with a fresh sensor using `tracer`: what it sent, captured and lost."""
+    with tempfile.TemporaryDirectory(prefix="bench-raw-") as tmp:
+        out = Path(tmp) / "events.ndjson"
+        sensor = start_sensor(
+            "ebpf", out, Path(tmp), None, own_session=not args.same_session, tracer=tracer
+        )
+        done = sender(args.packets, rate)
+        wait_caught_up(sensor.pid)
+        sensor.send_signal(signal.SIGINT)
+        summary = sensor.communicate(timeout=300)[1]
+        found = re.search(r"lost (\d+)", summary)
+        return {"done": done, "captured": captured(out), "lost": found.group(1) if found else "?"}
 
 
 if __name__ == "__main__":

@@ -186,6 +186,7 @@ def start_sensor(
     env: dict[str, str] | None = None,
     *,
     own_session: bool = True,
+    tracer: str | None = None,
 ) -> subprocess.Popen[str]:
     """A sensor writing to `out`, once it says it runs.
 
@@ -209,6 +210,7 @@ def start_sensor(
             "--agent-id-file",
             str(workdir / "agent-id"),
             *(["--nice", str(nice)] if nice is not None else []),
+            *(["--tracer", tracer] if tracer is not None else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Debian packages the sensor and its tests use (bpftrace, auditd, and the scanners nmap, fping,
-# ping, masscan, zmap), the C compiler the stream's compiled line scan builds with (gcc,
+# Debian packages the sensor and its tests use (bpftrace, auditd, clang-14 + libbpf-dev + bpftool
+# for the eBPF sensor's own collector, a few MB next to the LLVM bpftrace already pulls in, and the
+# scanners nmap, fping, ping, masscan, zmap), the C compiler the stream's compiled line scan builds with (gcc,
 # Python headers), chromium, the browser the triage UI's Playwright tests drive, and the Java
 # runtime the Spark executor runs on (openjdk-17-jre-headless, skipped when a java is already
 # on the PATH). Needs root; a no-op otherwise.
@@ -10,7 +11,8 @@ if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
   exit 0
 fi
 missing=""
-for pkg in bpftrace nmap fping iputils-ping masscan zmap auditd gcc chromium; do
+for pkg in bpftrace clang-14 libbpf-dev bpftool nmap fping iputils-ping masscan zmap auditd gcc \
+  chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
 done
 command -v java >/dev/null 2>&1 || dpkg -s openjdk-17-jre-headless >/dev/null 2>&1 \

@@ -40,9 +40,16 @@ def require_root() -> None:
         pytest.skip("nmap is not installed (apt-get install -y nmap)")
 
 
-def start_sensor(tmp_path: Path, backend: str) -> tuple[subprocess.Popen[str], Path, Path]:
+def start_sensor(
+    tmp_path: Path,
+    backend: str,
+    *,
+    tracer: str | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[subprocess.Popen[str], Path, Path]:
     out = tmp_path / "events.ndjson"
     agent_file = tmp_path / "agent-id"
+    choice = [] if tracer is None else ["--tracer", tracer]
     code = "from reconwatch.cli.main import main; main()"
     proc = subprocess.Popen(
         [
@@ -56,10 +63,12 @@ def start_sensor(tmp_path: Path, backend: str) -> tuple[subprocess.Popen[str], P
             str(out),
             "--agent-id-file",
             str(agent_file),
+            *choice,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
     assert proc.stderr is not None
     lines: list[str] = []

@@ -66,7 +66,12 @@ def fake_bpftrace(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path]]:
     fake.chmod(0o755)
     lines = tmp_path / "lines.txt"
     lines.write_text("")
-    env = dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '')}")
+    # the stand-in is bpftrace: the sensor must not pick its own collector instead
+    env = dict(
+        os.environ,
+        PATH=f"{bindir}:{os.environ.get('PATH', '')}",
+        RECONWATCH_SENSOR_TRACER="bpftrace",
+    )
     env["FAKE_BPFTRACE_LINES"] = str(lines)
     yield env, lines
 
@@ -109,13 +114,16 @@ def test_missing_bpftrace_is_one_line_naming_the_fix(tmp_path: Path) -> None:
         [sys.executable, "-c", CLI, "sensor", "--output", str(tmp_path / "e.ndjson")],
         capture_output=True,
         text=True,
-        env=dict(os.environ, PATH=str(empty)),
+        # and no cached build of the own collector, whose toolchain is not on the PATH either
+        env=dict(os.environ, PATH=str(empty), RECONWATCH_BPFCORE_CACHE=str(tmp_path / "cache")),
         check=False,
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "bpftrace is not installed" in result.stderr
+    if os.geteuid() == 0:  # as root the own collector is tried first
+        assert "own eBPF collector unavailable too: clang-14" in result.stderr
     assert "apt-get install -y bpftrace" in result.stderr
     assert not (tmp_path / "e.ndjson").exists()
 

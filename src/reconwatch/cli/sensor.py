@@ -21,6 +21,12 @@ class Backend(StrEnum):
     auditd = "auditd"
 
 
+class Tracer(StrEnum):
+    auto = "auto"
+    core = "core"
+    bpftrace = "bpftrace"
+
+
 def _check_one_output(output: Path | None, stdout: bool, url: str | None) -> None:
     chosen = [
         flag for flag, on in (("--output", output), ("--stdout", stdout), ("--url", url)) if on
@@ -76,8 +82,17 @@ def register(app: typer.Typer) -> None:
             typer.Option("--url", help="POST batches to this Elasticsearch `_bulk` URL."),
         ] = None,
         backend: Annotated[
-            Backend, typer.Option("--backend", help="ebpf (bpftrace) or auditd.")
+            Backend, typer.Option("--backend", help="ebpf or auditd.")
         ] = Backend.ebpf,
+        tracer: Annotated[
+            Tracer,
+            typer.Option(
+                "--tracer",
+                envvar="RECONWATCH_SENSOR_TRACER",
+                help="ebpf backend: core (reconwatch's own eBPF collector, built for this kernel "
+                "with clang/libbpf/bpftool), bpftrace, or auto (core, else bpftrace, saying why).",
+            ),
+        ] = Tracer.auto,
         agent_id_file: Annotated[
             Path, typer.Option("--agent-id-file", help="Where the persisted agent.id lives.")
         ] = DEFAULT_AGENT_ID_FILE,
@@ -121,7 +136,7 @@ def register(app: typer.Typer) -> None:
         if not -20 <= nice <= 19:
             raise UsageError(f"--nice must be between -20 and 19, got {nice}")
         _check_one_output(output, stdout, url)
-        collector = build_collector(backend.value, audit_log=audit_log)
+        collector = build_collector(backend.value, audit_log=audit_log, tracer=tracer.value)
         host = this_host(load_agent_id(agent_id_file))
         sink = _sink(
             output,

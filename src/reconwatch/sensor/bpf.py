@@ -1,4 +1,4 @@
-"""The eBPF collector: runs bpftrace on the shipped script and turns its lines into Connections."""
+"""The eBPF collector: runs a tracer (its own, or bpftrace on the shipped script) and turns its lines into Connections."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -33,7 +34,7 @@ from reconwatch.ecs.network import (
     RESULT,
     Connection,
 )
-from reconwatch.errors import SensorError
+from reconwatch.errors import SensorError, UsageError
 from reconwatch.sensor.procs import ProcessCache, ProcessInfo, fs_text
 
 TRACEFS = Path("/sys/kernel/tracing")
@@ -111,6 +112,10 @@ _READ_SIZE = 1 << 16  # bytes per read of the tracer's output (the pipe holds 64
 _DRAIN_DEADLINE = 15.0  # a busy host never goes idle; stop anyway after this
 
 
+def _log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 def script_path() -> Path:
     return Path(str(resources.files("reconwatch.sensor") / "scripts" / "connections.bt"))
 
@@ -184,6 +189,18 @@ def decode_raw(field: bytes) -> bytes:
     return binascii.unhexlify(digits)
 
 
+TRACERS = ("auto", "core", "bpftrace")
+
+
+@dataclass(frozen=True, slots=True)
+class Tracer:
+    """A tracer program whose output is connections.bt's lines: its name, argv and environment."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
 def check_environment(*, mount_tracefs: bool = True) -> str:
     """The bpftrace binary to run, after checking root and tracefs; SensorError names the fix."""
     binary = shutil.which("bpftrace")
@@ -192,17 +209,73 @@ def check_environment(*, mount_tracefs: bool = True) -> str:
             "bpftrace is not installed: install it with `apt-get install -y bpftrace` "
             "(or use --backend auditd)"
         )
+    check_host()
+    ensure_tracefs(mount=mount_tracefs)
+    return binary
+
+
+def check_host() -> None:
+    """Root on x86-64, which both tracers need; SensorError names the fix."""
     if os.geteuid() != 0:
         raise SensorError("the sensor needs root to load eBPF programs: run it as root (sudo)")
     machine = platform.machine()
     if machine not in ("x86_64", "amd64"):
-        # the script reads connect()'s arguments from x86-64's saved registers (pt_regs)
+        # both tracers read syscall arguments from x86-64's saved registers (pt_regs)
         raise SensorError(
             f"the eBPF backend supports x86-64 only (this machine is {machine}): "
             "use --backend auditd"
         )
-    ensure_tracefs(mount=mount_tracefs)
-    return binary
+
+
+def bpftrace_tracer(*, mount_tracefs: bool = True) -> Tracer:
+    binary = check_environment(mount_tracefs=mount_tracefs)
+    env = {
+        "BPFTRACE_PERF_RB_PAGES": _PERF_PAGES,
+        "BPFTRACE_STRLEN": str(FILENAME_BYTES),
+        # @syn holds every socket still in SYN_SENT: a scanner keeps thousands in flight
+        "BPFTRACE_MAP_KEYS_MAX": _MAP_KEYS,
+    }
+    return Tracer("bpftrace", [binary, "-B", "full", str(script_path())], env)
+
+
+def core_tracer() -> Tracer:
+    """reconwatch's own collector (scripts/rwcore.*), built for this kernel or from the cache;
+    bpfcore.CoreUnavailable says why not."""
+    from reconwatch.sensor.bpfcore import prepare
+
+    check_host()
+    return Tracer("core", prepare())
+
+
+def fallback_notice(reason: str) -> str:
+    return f"sensor: own eBPF collector unavailable ({reason}); using bpftrace"
+
+
+def select_tracer(choice: str, log: Callable[[str], None] = _log) -> BpfCollector:
+    """A collector for --tracer `choice`: `core` or `bpftrace` exactly, or `auto`: core, and
+    bpftrace (one line on stderr saying why) when core cannot be built or loaded."""
+    from reconwatch.sensor.bpfcore import CoreUnavailable
+
+    if choice == "bpftrace" or (choice == "auto" and os.geteuid() != 0):
+        # not root: bpftrace's check names what is missing first, then root, as it always did
+        return BpfCollector(tracer=bpftrace_tracer())
+    if choice not in ("auto", "core"):
+        raise UsageError(f"unknown tracer {choice!r}: use {', '.join(TRACERS)}")
+    try:
+        tracer = core_tracer()
+    except CoreUnavailable as exc:
+        if choice == "core":
+            raise SensorError(f"--tracer core: {exc}") from None
+        try:
+            fallback = bpftrace_tracer()
+        except SensorError as missing:  # neither: one line naming both
+            raise SensorError(f"{missing}; own eBPF collector unavailable too: {exc}") from None
+        log(fallback_notice(str(exc)))
+        collector = BpfCollector(tracer=fallback)
+        collector.fell_back = str(exc)
+        return collector
+    later = bpftrace_tracer if choice == "auto" else None
+    return BpfCollector(tracer=tracer, fallback=later, log=log)
 
 
 def ensure_tracefs(*, mount: bool = True) -> None:
@@ -223,8 +296,8 @@ def ensure_tracefs(*, mount: bool = True) -> None:
         raise SensorError(f"tracefs is not mounted and `{fix}` failed: {detail}")
 
 
-def explain_failure(stderr: str) -> str:
-    """One line naming the fix for a bpftrace that would not start."""
+def explain_failure(stderr: str, tracer: str = "bpftrace") -> str:
+    """One line naming the fix for a tracer that would not start."""
     errors = [
         line
         for line in stderr.splitlines()
@@ -239,14 +312,30 @@ def explain_failure(stderr: str) -> str:
             "lockdown, not an unprivileged container): run as root on the host or use --backend auditd"
         )
     first = errors[0] if errors else (text.splitlines() or ["no output"])[0]
-    return f"bpftrace failed to start: {first.strip()}"
+    return f"{tracer} failed to start: {first.strip()}"
 
 
 class BpfCollector:
-    """Runs bpftrace and yields Connections until stop() is called and the tracer has drained."""
+    """Runs a tracer (bpftrace on connections.bt, or the core collector) and yields Connections
+    until stop() is called and the tracer has drained."""
 
-    def __init__(self, *, binary: str, cache: ProcessCache | None = None) -> None:
-        self.binary = binary
+    def __init__(
+        self,
+        *,
+        tracer: Tracer | None = None,
+        binary: str | None = None,
+        cache: ProcessCache | None = None,
+        fallback: Callable[[], Tracer] | None = None,
+        log: Callable[[str], None] = _log,
+    ) -> None:
+        if tracer is None:
+            if binary is None:
+                raise ValueError("a tracer or a bpftrace binary is needed")
+            tracer = Tracer("bpftrace", [binary, "-B", "full", str(script_path())])
+        self.tracer = tracer
+        self._fallback = fallback  # started instead when the tracer fails before it is ready
+        self._log = log
+        self.fell_back: str | None = None  # why the core tracer is not the one running
         self.cache = cache or ProcessCache()
         self.stats = Stats()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -268,6 +357,18 @@ class BpfCollector:
         self._ticks = 0  # the tracer's 0.1 s padding lines received
 
     def start(self) -> None:
+        try:
+            self._start()
+        except SensorError as exc:
+            if self._fallback is None or self._stop_requested:
+                raise
+            self._log(fallback_notice(str(exc)))
+            self.fell_back = str(exc)
+            self.tracer, self._fallback = self._fallback(), None
+            self._stderr = []
+            self._start()
+
+    def _start(self) -> None:
         env = dict(
             os.environ,
             BPFTRACE_PERF_RB_PAGES=_PERF_PAGES,
@@ -275,9 +376,10 @@ class BpfCollector:
             # @syn holds every socket still in SYN_SENT: a scanner keeps thousands in flight
             BPFTRACE_MAP_KEYS_MAX=_MAP_KEYS,
         )
+        env.update(self.tracer.env)
         # Binary pipes: the tracer's lines are bytes, and every field is decoded explicitly.
         self.proc = subprocess.Popen(
-            [self.binary, "-B", "full", str(script_path())],
+            self.tracer.argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -318,7 +420,7 @@ class BpfCollector:
             return  # stopped while bpftrace was still compiling: nothing to report
         if self._stderr_thread is not None:
             self._stderr_thread.join(timeout=5)
-        raise SensorError(explain_failure("".join(self._stderr)))
+        raise SensorError(explain_failure("".join(self._stderr), self.tracer.name))
 
     def stop(self) -> None:
         """Finish once the tracer's backlog is drained; events() then ends after the last one.
@@ -392,6 +494,9 @@ class BpfCollector:
             text += f"; {s.args_cut} argument lists longer than {FILENAME_BYTES} bytes"
         if s.bad_lines:
             text += f"; {s.bad_lines} unparsable tracer lines (first: {', '.join(s.bad_samples)})"
+        text += f"; tracer {self.tracer.name}"
+        if self.fell_back:
+            text += f" (own collector unavailable: {self.fell_back})"
         return text
 
     def handle_line(self, line: bytes) -> Connection | None:

@@ -8,11 +8,13 @@ from reconwatch.errors import UsageError
 from reconwatch.sensor.runner import Collector
 
 
-def build_collector(backend: str, *, audit_log: Path | None = None) -> Collector:
+def build_collector(
+    backend: str, *, audit_log: Path | None = None, tracer: str = "auto"
+) -> Collector:
     if backend == "ebpf":
-        from reconwatch.sensor.bpf import BpfCollector, check_environment
+        from reconwatch.sensor.bpf import select_tracer
 
-        return BpfCollector(binary=check_environment())
+        return select_tracer(tracer)
     if backend == "auditd":
         from reconwatch.sensor.auditd_live import AuditCollector, check_audit_environment
 
