@@ -23,6 +23,7 @@ from reconwatch.ecs.schema import ECS_FIELDS
 from reconwatch.errors import ReconwatchError
 from reconwatch.ingest import Dataset, parquet
 from reconwatch.ingest.sparkread import FIELDS_KEY, WRITER, WRITER_KEY
+from reconwatch.plan.nodes import Column
 from reconwatch.query import run_query
 from reconwatch.types import DataType as T
 
@@ -485,6 +486,30 @@ def test_alike_files_are_checked_together_and_each_judged_alone(
     out = _same(query, paths)
     assert set(duck_reads) == {str(paths[0]), str(paths[2]), str(paths[3])}  # a zone is fine
     assert out[1] == [(3, 3, "p0"), (2, 2, "p1"), (3, 3, "p2"), (3, 3, "p3"), (2, 2, "p4")]
+
+
+def test_alike_files_fields_are_learnt_together_and_a_bad_one_read_alone(
+    tmp_path: Path, row_reads: list[str]
+) -> None:
+    # No footer: DuckDB learns the fields of alike files in one statement; the file holding
+    # a port Elasticsearch would reject is read (and its bad event reported) by the row reader.
+    paths = []
+    for part, port in enumerate([22, 2**31, 80]):
+        cols = {
+            "destination.port": (pa.uint64(), [port, 443]),
+            "process.args_count": (pa.int64(), [port, 1]),
+            "custom.tag": (pa.list_(pa.string()), [[f"t{part}", "x"], None]),
+        }
+        paths.append(_write(tmp_path / f"data_{part}.parquet", cols))
+    query = "from logs-* | stats c = count(*), t = values(custom.tag) by destination.port"
+    ds = Dataset.from_files(paths)
+    assert ds.column("custom.tag") == Column("custom.tag", T.KEYWORD, True)
+    assert row_reads == [str(paths[1])]
+    out = _unordered(_outcome(query, paths, fast=True))
+    assert out == _unordered(_outcome(query, paths, fast=False))
+    assert out[3] == [
+        f"{paths[1]}:1: field [process.args_count] of type [integer]: [2147483648] out of [integer] range"
+    ]
 
 
 # -- end to end: detect over an export ------------------------------------------------------------

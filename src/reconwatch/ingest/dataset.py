@@ -228,6 +228,10 @@ class Dataset:
         self._parquet_columns: dict[int, list[parquet.LeafColumn] | None] = {}
         self._canonical_ips: dict[str, str | None] = {}
         self._discovery: duckdb.DuckDBPyConnection | None = None
+        # Discovery scans made for alike files together, until each file's turn.
+        self._discovered: dict[
+            int, tuple[frozenset[parquet.LeafColumn] | None, Sequence[object] | None]
+        ] = {}
         self._parquet_exact: dict[
             tuple[int, tuple[tuple[str, T], ...]], frozenset[parquet.LeafColumn] | None
         ] = {}
@@ -431,11 +435,8 @@ class Dataset:
         if inp.path is None or index in self._slow:
             return False
         if inp.duckdb is None:
-            try:
-                inp.duckdb = formats.resolve(inp.path, inp.format).duckdb
-            except Exception:  # unreadable or unrecognised: the Python reader reports it
-                inp.duckdb = False
-        return inp.duckdb
+            self._resolve(inp)
+        return bool(inp.duckdb)
 
     def _read_fields(self, scan: _Scan, index: int, limit: int | None) -> None:
         names = scan.per_input[index]
@@ -492,29 +493,22 @@ class Dataset:
         validating reader learns them reading every row, when no value of a schema field
         misfits (every event is good; else that reader reads the file, and reports them) and
         the texts outside the schema that may be dates are few enough to tell in Python."""
-        inp = self._inputs[index]
-        if not self._parquet_candidate(index) or inp.path is None or index in self._reported:
+        planned = self._discovery_plan(index)
+        if planned is None:
             return False
-        if index not in self._parquet_columns:
-            self._parquet_columns[index] = parquet.file_columns(inp.path)
-        columns = self._parquet_columns[index]
-        if columns is None:
-            return False
-        ecs = {c.field: t for c in columns if (t := ECS_FIELDS.get(c.field)) is not None}
-        if not parquet.mapped(columns, ecs):
-            return False
-        path = str(inp.path)
+        columns, ecs = planned
+        path = str(self._inputs[index].path)
         con = self._discovery_connection()
-        check = parquet.check_sql(path, columns, ecs)
         wanted = parquet.fields_sql(path, columns, _ECS_NAMES)
         try:
-            found = con.execute(check.sql).fetchall()
-            verdict = check.verdict(found[0] if found else (), self._canonical_ips)
-            if verdict is None:
+            found = self._discovered.pop(index, None)
+            if found is None:
+                found = self._discover(con, path, columns, ecs)
+            verdict, row = found
+            if verdict is None or row is None:
                 return False
             # The same check a read makes when the file's fields are all the schema's.
             self._parquet_exact[(index, tuple(sorted(ecs.items())))] = verdict
-            row = con.execute(wanted.sql).fetchall()[0]
             dates = self._text_dates(con, path, wanted, row)
         except fast._duckdb_error():
             return False  # the validating reader reports what it finds
@@ -522,6 +516,81 @@ class Dataset:
             return False
         self._learn(scan, index, wanted, row, dates)
         return True
+
+    def _discovery_plan(self, index: int) -> tuple[list[parquet.LeafColumn], dict[str, T]] | None:
+        """A Parquet input's leaf columns and its schema fields' types, when DuckDB may learn
+        its fields (ingest.parquet maps every column of a schema field); None otherwise."""
+        inp = self._inputs[index]
+        if not self._parquet_candidate(index) or inp.path is None or index in self._reported:
+            return None
+        if index not in self._parquet_columns:
+            self._parquet_columns[index] = parquet.file_columns(inp.path)
+        columns = self._parquet_columns[index]
+        if columns is None:
+            return None
+        ecs = {c.field: t for c in columns if (t := ECS_FIELDS.get(c.field)) is not None}
+        return (columns, ecs) if parquet.mapped(columns, ecs) else None
+
+    def _discover(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: str,
+        columns: Sequence[parquet.LeafColumn],
+        ecs: Mapping[str, T],
+    ) -> tuple[frozenset[parquet.LeafColumn] | None, Sequence[object] | None]:
+        """One file's discovery scans: the check's verdict, then (when it passed) the row of
+        its fields_sql."""
+        check = parquet.check_sql(path, columns, ecs)
+        found = con.execute(check.sql).fetchall()
+        verdict = check.verdict(found[0] if found else (), self._canonical_ips)
+        if verdict is None:
+            return None, None
+        wanted = parquet.fields_sql(path, columns, _ECS_NAMES)
+        return verdict, con.execute(wanted.sql).fetchall()[0]
+
+    def _prefetch_discovery(self) -> None:
+        """Alike Parquet files' discovery scans (the same columns: an export's files without its
+        footer) as one statement each, on all DuckDB's threads; each file is still judged
+        alone, and a failed statement leaves each to its own scans (_parquet_fields)."""
+        from reconwatch.ingest import sparkread
+
+        alike: dict[tuple[parquet.LeafColumn, ...], list[tuple[int, dict[str, T]]]] = {}
+        for index, inp in enumerate(self._inputs):
+            planned = self._discovery_plan(index)
+            if planned is None or inp.path is None:
+                continue
+            if sparkread.exported_fields(inp.path) is not None:
+                continue  # its footer declares its fields
+            alike.setdefault(tuple(planned[0]), []).append((index, planned[1]))
+        for columns, members in alike.items():
+            if len(members) > 1:
+                self._discover_alike(list(columns), members)
+
+    def _discover_alike(
+        self, columns: list[parquet.LeafColumn], members: list[tuple[int, dict[str, T]]]
+    ) -> None:
+        con = self._discovery_connection()
+        paths = {index: str(self._inputs[index].path) for index, _ in members}
+        checks = {index: parquet.check_sql(paths[index], columns, ecs) for index, ecs in members}
+        try:
+            rows = con.execute(_numbered(c.sql for c in checks.values())).fetchall()
+            found = {int(r[0]): r[1:] for r in rows}
+            verdicts = {
+                index: check.verdict(found.get(n, ()), self._canonical_ips)
+                for n, (index, check) in enumerate(checks.items())
+            }
+            good = [index for index, v in verdicts.items() if v is not None]
+            wanted = [parquet.fields_sql(paths[i], columns, _ECS_NAMES).sql for i in good]
+            rows = con.execute(_numbered(wanted)).fetchall() if good else []
+        except fast._duckdb_error():
+            return
+        fields = {int(r[0]): r[1:] for r in rows}
+        for index, verdict in verdicts.items():
+            if verdict is None:
+                self._discovered[index] = (None, None)
+        for n, index in enumerate(good):
+            if n in fields:
+                self._discovered[index] = (verdicts[index], fields[n])
 
     def _discovery_connection(self) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection of the dataset's own for field discovery (closed after it)."""
@@ -606,6 +675,8 @@ class Dataset:
             return self._scan
         scan = _Scan()
         try:
+            if self.duckdb_parquet and len(self._inputs) > 1:
+                self._prefetch_discovery()
             for index in range(len(self._inputs)):
                 scan.per_input.append(set())
                 scan.complete.append(False)
@@ -919,11 +990,19 @@ class Dataset:
         if index in self._slow:
             return False
         if inp.parquet is None:
-            try:
-                inp.parquet = formats.resolve(inp.path, inp.format).name == "parquet"
-            except Exception:  # unreadable or unrecognised: the Python reader reports it
-                inp.parquet = False
-        return inp.parquet
+            self._resolve(inp)
+        return bool(inp.parquet)
+
+    @staticmethod
+    def _resolve(inp: _Input) -> None:
+        """Which of DuckDB's readers may read a file, by its format (looked at once)."""
+        assert inp.path is not None
+        try:
+            fmt = formats.resolve(inp.path, inp.format)
+        except Exception:  # unreadable or unrecognised: the Python reader reports it
+            inp.duckdb = inp.parquet = False
+            return
+        inp.duckdb, inp.parquet = fmt.duckdb, fmt.name == "parquet"
 
     def _parquet_select(
         self,
@@ -992,11 +1071,8 @@ class Dataset:
         for members in alike.values():
             if len(members) < 2:
                 continue
-            sql = " UNION ALL ".join(
-                f"SELECT {n} AS rw_n, * FROM ({check.sql})" for n, (_, check) in enumerate(members)
-            )
             try:
-                rows = con.execute(sql).fetchall()
+                rows = con.execute(_numbered(check.sql for _, check in members)).fetchall()
             except fast._duckdb_error():
                 continue
             found = {int(r[0]): r[1:] for r in rows}
@@ -1337,6 +1413,13 @@ class Dataset:
         return pa.RecordBatch.from_arrays(
             [pa.array(a, type=f.type) for a, f in zip(arrays, schema, strict=True)], schema=schema
         )
+
+
+def _numbered(selects: Iterable[str]) -> str:
+    """One statement of these one-row SELECTs, each row led by its place (rw_n)."""
+    return " UNION ALL ".join(
+        f"SELECT {n} AS rw_n, * FROM ({sql})" for n, sql in enumerate(selects)
+    )
 
 
 def _counted_shallow(path: Path) -> bool:
