@@ -50,6 +50,28 @@ def test_a_cached_build_for_these_sources_and_this_kernel_needs_no_toolchain(
         prepare(tmp_path / "cache", btf=btf, which=nothing)
 
 
+def test_a_new_build_removes_the_builds_for_other_sources_or_kernels(
+    tmp_path: Path, btf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    old = cache / ("0" * 24)
+    old.mkdir(parents=True)
+    (old / bpfcore.LOADER).write_bytes(b"")
+    other = cache / "not-a-build"
+    other.mkdir()
+
+    def build(built: Path, tools: object, btf: Path) -> None:
+        built.mkdir(mode=0o700)
+        for name in (bpfcore.LOADER, bpfcore.OBJECT):
+            (built / name).write_bytes(b"")
+
+    monkeypatch.setattr(bpfcore, "_build", build)
+    monkeypatch.setattr(bpfcore, "find_toolchain", lambda which=None: None)
+    loader, _ = prepare(cache, btf=btf)
+    assert sorted(p.name for p in cache.iterdir()) == sorted([build_key(btf), "not-a-build"])
+    assert Path(loader).parent.name == build_key(btf)
+
+
 def test_a_cache_others_can_write_is_refused(tmp_path: Path, btf: Path) -> None:
     cache = tmp_path / "cache"
     cache.mkdir()

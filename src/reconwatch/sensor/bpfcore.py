@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -23,6 +24,7 @@ _BUILD_TIMEOUT = 300.0  # clang on a loaded 2-core machine
 # clang-14 first: the version the CI's Debian ships and the build was tested with
 _CLANGS = ("clang-14", "clang")
 _BPFTOOLS = ("bpftool",)
+_BUILD_NAME = re.compile(r"[0-9a-f]{24}")  # build_key()'s
 _SBIN = ("/usr/sbin", "/sbin")  # bpftool lives there, outside a non-login root's PATH
 
 
@@ -87,7 +89,16 @@ def prepare(
     built = root / key
     if not _cached(built):
         _build(built, find_toolchain(which), btf)
+        _prune(root, keep=key)
     return [str(built / LOADER), str(built / OBJECT)]
+
+
+def _prune(root: Path, *, keep: str) -> None:
+    """Remove the builds for other sources or kernels (one per release and kernel otherwise
+    piles up); a build of another version running meanwhile keeps its open files."""
+    for entry in root.iterdir():
+        if entry.name != keep and _BUILD_NAME.fullmatch(entry.name) and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _safe_directory(path: Path, *, create: bool) -> None:
