@@ -98,6 +98,7 @@ def host_without_toolchain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> l
     monkeypatch.setenv(bpfcore.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setattr(bpfcore, "_SBIN", ())
     monkeypatch.setattr(bpf, "check_host", lambda: None)
+    monkeypatch.setattr(bpf, "_root", lambda: True)
     monkeypatch.setattr(bpf, "ensure_tracefs", lambda mount=True: None)
     return []
 

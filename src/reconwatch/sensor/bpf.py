@@ -247,6 +247,10 @@ def core_tracer() -> Tracer:
     return Tracer("core", prepare())
 
 
+def _root() -> bool:
+    return os.geteuid() == 0
+
+
 def fallback_notice(reason: str) -> str:
     return f"sensor: own eBPF collector unavailable ({reason}); using bpftrace"
 
@@ -256,7 +260,7 @@ def select_tracer(choice: str, log: Callable[[str], None] = _log) -> BpfCollecto
     bpftrace (one line on stderr saying why) when core cannot be built or loaded."""
     from reconwatch.sensor.bpfcore import CoreUnavailable
 
-    if choice == "bpftrace" or (choice == "auto" and os.geteuid() != 0):
+    if choice == "bpftrace" or (choice == "auto" and not _root()):
         # not root: bpftrace's check names what is missing first, then root, as it always did
         return BpfCollector(tracer=bpftrace_tracer())
     if choice not in ("auto", "core"):
