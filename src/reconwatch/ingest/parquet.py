@@ -51,7 +51,7 @@ def file_columns(path: Path) -> list[LeafColumn] | None:
 
     try:
         schema = pq.read_schema(path)
-    except (OSError, ValueError):
+    except Exception:  # pyarrow's own errors too (a type it does not implement ...)
         return None
     out: list[LeafColumn] = []
     if not _leaves(list(schema), "", None, out):
