@@ -56,10 +56,10 @@ def duck_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     seen: list[str] = []
     real = parquet.select_sql
 
-    def spy(path: str, *args: Any, **kwargs: Any) -> str | None:
-        sql = real(path, *args, **kwargs)
+    def spy(files: list[tuple[str, int]], *args: Any, **kwargs: Any) -> str | None:
+        sql = real(files, *args, **kwargs)
         if sql is not None:
-            seen.append(path)
+            seen.extend(path for path, _ in files)
         return sql
 
     monkeypatch.setattr(parquet, "select_sql", spy)
@@ -510,6 +510,23 @@ def test_alike_files_fields_are_learnt_together_and_a_bad_one_read_alone(
     assert out[3] == [
         f"{paths[1]}:1: field [process.args_count] of type [integer]: [2147483648] out of [integer] range"
     ]
+
+
+@pytest.mark.parametrize("name", ["k", "RW_FILE"])
+def test_alike_files_read_as_one_keep_their_order(
+    tmp_path: Path, duck_reads: list[str], name: str
+) -> None:
+    # One read_parquet of several files names each row's file in a column of its own; a file
+    # holding a column of that name is read alone.
+    paths = [
+        _write(
+            tmp_path / f"data_{n}.parquet", {name: (pa.string(), [f"{n}-{i}" for i in range(3)])}
+        )
+        for n in (2, 0, 1)
+    ]
+    out = _same(f"from logs-* | keep {name.lower() if name == 'k' else name}", paths)
+    assert [r[0] for r in out[1]] == [f"{n}-{i}" for n in (2, 0, 1) for i in range(3)]
+    assert duck_reads == [str(p) for p in paths]
 
 
 # -- end to end: detect over an export ------------------------------------------------------------

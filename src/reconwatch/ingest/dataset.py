@@ -76,6 +76,8 @@ _ISO_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:
 _UNSEEN = "?"
 # Where DuckDB starts quoting the statement an error is about.
 _QUOTED_SQL = re.compile(r"\nLINE \d+:")
+# How DuckDB reads a Parquet input: its leaf columns, and those read as they are.
+_ParquetRead = tuple[tuple["parquet.LeafColumn", ...], frozenset["parquet.LeafColumn"]]
 # Hidden columns every scanned table carries besides the fields and METADATA.
 SOURCE_COLUMN = "__src"
 
@@ -881,14 +883,26 @@ class Dataset:
         parts: list[tuple[int, str | None]] = []
         if not metadata:
             self._check_parquet_files(con, inputs)
+        alike: list[tuple[int, _ParquetRead]] = []  # consecutive Parquet files read as one
         for index in inputs:
-            if self._parquet_candidate(index):
-                parts.append((index, self._parquet_select(con, index, cols, metadata)))
+            read = self._parquet_read(con, index, metadata)
+            if (
+                read is not None
+                and alike
+                and alike[-1][1] == read
+                and parquet.read_together(read[0])
+            ):
+                alike.append((index, read))
+                continue
+            parts += self._parquet_selects(alike, cols)
+            alike = [(index, read)] if read is not None else []
+            if read is not None:
                 continue
             deep = self._fast_candidate(index) and self._too_deep(con, index)
             parts.append(
                 (index, None if deep else self._fast_select(index, cols, metadata, filtered))
             )
+        parts += self._parquet_selects(alike, cols)
         slow = [index for index, sql in parts if sql is None]
         selects = [sql for _, sql in parts if sql is not None]
         if in_order:
@@ -1004,18 +1018,15 @@ class Dataset:
             return
         inp.duckdb, inp.parquet = fmt.duckdb, fmt.name == "parquet"
 
-    def _parquet_select(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        index: int,
-        cols: Sequence[Column],
-        metadata: Sequence[str],
-    ) -> str | None:
-        """DuckDB's SELECT of a Parquet file's `cols`, or None for the validating reader: a
-        METADATA field asked for, a column type ingest.parquet does not map, a value it does
-        not convert exactly (a field's misfit included: Elasticsearch would reject the event,
-        and the validating reader reports it), or a file DuckDB cannot read."""
-        if metadata:
+    def _parquet_read(
+        self, con: duckdb.DuckDBPyConnection, index: int, metadata: Sequence[str]
+    ) -> _ParquetRead | None:
+        """How DuckDB reads a Parquet input (its columns, those read as they are), or None for
+        the validating reader: not a Parquet file DuckDB reads, a METADATA field asked for, a
+        column type ingest.parquet does not map, a value it does not convert exactly (a field's
+        misfit included: Elasticsearch would reject the event, and the validating reader
+        reports it), or a file DuckDB cannot read."""
+        if metadata or not self._parquet_candidate(index):
             return None
         planned = self._parquet_plan(index)
         if planned is None:
@@ -1029,8 +1040,23 @@ class Dataset:
         if found is None:
             self._slow.add(index)
             return None
+        return tuple(columns), found
+
+    def _parquet_selects(
+        self, alike: Sequence[tuple[int, _ParquetRead]], cols: Sequence[Column]
+    ) -> list[tuple[int, str | None]]:
+        """(input, SELECT) parts for consecutive alike Parquet inputs: one SELECT reading them
+        all (the first input's part), or each to the validating reader (None) when a column
+        the query reads is of a type ingest.parquet does not convert."""
+        if not alike:
+            return []
+        columns, as_is = alike[0][1]
+        files = [(str(self._inputs[index].path), index) for index, _ in alike]
         leaves = [fast.Leaf(c.name, c.type, c.multivalued) for c in cols]
-        return parquet.select_sql(str(inp.path), index, columns, leaves, found)
+        sql = parquet.select_sql(files, columns, leaves, as_is)
+        if sql is None:
+            return [(index, None) for index, _ in alike]
+        return [(alike[0][0], sql)]
 
     def _parquet_plan(
         self, index: int

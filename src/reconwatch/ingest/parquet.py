@@ -41,6 +41,7 @@ class LeafColumn:
     access: str
     kind: str
     is_list: bool
+    arrow: str = ""  # its Arrow type: files alike in every column are read as one
 
 
 def file_columns(path: Path) -> list[LeafColumn] | None:
@@ -84,7 +85,7 @@ def _leaves(
         kind = _kind(t.value_type if is_list else t)
         if kind is None:
             return False
-        out.append(LeafColumn(name, access, kind, is_list))
+        out.append(LeafColumn(name, access, kind, is_list, str(t)))
     return True
 
 
@@ -284,17 +285,31 @@ def _plain_v4(x: str) -> str:
     return f"coalesce(regexp_full_match({x}, '{fast._V4}'), true)"
 
 
+# The column a read of several files names each row's file in (files holding a column of that
+# name are read one by one).
+_FILE = "rw_file"
+
+
 def select_sql(
-    path: str,
-    src: int,
+    files: Sequence[tuple[str, int]],
     columns: Sequence[LeafColumn],
     leaves: Sequence[fast.Leaf],
     as_is: Collection[LeafColumn] = (),
 ) -> str | None:
-    """SELECT __src and each leaf (typed, lists where multivalued) from one file whose values
-    check_sql found all convertible (`as_is`: the columns whose values need no conversion);
-    None when a leaf's type or a column's conversion to it is not one this reader maps."""
-    items = [f"CAST({src} AS INTEGER) AS __src"]
+    """SELECT __src and each leaf (typed, lists where multivalued) from (path, input number)
+    files alike in every column (one file, or several read by one read_parquet: one file's
+    footer bound, not each's), whose values check_sql found all convertible (`as_is`: the
+    columns whose values need no conversion); None when a leaf's type or a column's
+    conversion to it is not one this reader maps."""
+    if len(files) == 1:
+        (path, src), *_ = files
+        items = [f"CAST({src} AS INTEGER) AS __src"]
+        reader = f"read_parquet({fast._quote(path)})"
+    else:
+        which = " ".join(f"WHEN {fast._quote(path)} THEN {src}" for path, src in files)
+        items = [f"CAST(CASE {_FILE} {which} END AS INTEGER) AS __src"]
+        paths = ", ".join(fast._quote(path) for path, _ in files)
+        reader = f"read_parquet([{paths}], filename = '{_FILE}')"
     for leaf in leaves:
         if leaf.type not in fast.FAST_TYPES:
             return None
@@ -303,7 +318,13 @@ def select_sql(
             return None
         value = _column(leaf, found, as_is)
         items.append(f"CAST({value} AS {fast._sql_type(leaf)}) AS {fast._ident(leaf.name)}")
-    return f"SELECT {', '.join(items)} FROM read_parquet({fast._quote(path)})"
+    return f"SELECT {', '.join(items)} FROM {reader}"
+
+
+def read_together(columns: Sequence[LeafColumn]) -> bool:
+    """Whether files of these columns may be read with others (none is named like the column
+    naming each row's file)."""
+    return not any(f'"{_FILE}"' in c.access.lower() for c in columns)
 
 
 def _column(leaf: fast.Leaf, found: Sequence[LeafColumn], as_is: Collection[LeafColumn]) -> str:
