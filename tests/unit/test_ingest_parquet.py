@@ -529,6 +529,16 @@ def test_alike_files_read_as_one_keep_their_order(
     assert duck_reads == [str(p) for p in paths]
 
 
+def test_reconwatch_parquet_0_reads_every_row_in_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, row_reads: list[str], duck_reads: list[str]
+) -> None:
+    path = _write(tmp_path / "f.parquet", {"k": (pa.string(), ["a", "b"])})
+    monkeypatch.setenv("RECONWATCH_PARQUET", "0")
+    ds = Dataset.from_files([path])
+    assert run_query("from logs-* | stats c = count(*)", ds, now=NOW).rows == [(2,)]
+    assert row_reads == [str(path)] and duck_reads == []
+
+
 # -- end to end: detect over an export ------------------------------------------------------------
 
 RUN_AT = "2025-07-16T10:00:00Z"
