@@ -104,7 +104,15 @@ def test_both_tracers_give_the_same_documents_for_the_same_workload(
 ) -> None:
     core, core_summary = record(tmp_path, namespace, "core")
     old, old_summary = record(tmp_path, namespace, "bpftrace")
-    assert core == old, (core - old, old - core, core_summary, old_summary)
+    # The kernel's host unreachable for the SYN to the unresolved neighbour comes when ARP gives
+    # up (~3 s), as the sensor stops: one run may see it and the other not. Compared apart.
+    late = [d for d in set(core) | set(old) if _late_unreachable(d)]
+    assert _without(core, late) == _without(old, late), (
+        core - old,
+        old - core,
+        core_summary,
+        old_summary,
+    )
     kinds = Counter(
         (d["event.action"], d.get("network.transport"), d.get("reconwatch.probe"))
         for d in map(json.loads, core)
@@ -132,6 +140,20 @@ def test_both_tracers_give_the_same_documents_for_the_same_workload(
     assert kinds[("connection_result", "icmp", "raw")] == 1, kinds
     assert "lost 0 events" in core_summary and "tracer core" in core_summary
     assert "tracer bpftrace" in old_summary
+
+
+def _late_unreachable(doc: str) -> bool:
+    d = json.loads(doc)
+    return (
+        d["event.action"],
+        d.get("reconwatch.probe"),
+        d.get("destination.ip"),
+        d.get("event.reason"),
+    ) == ("connection_result", "raw", NO_NEIGHBOUR, "unreachable")
+
+
+def _without(docs: Counter[str], dropped: list[str]) -> Counter[str]:
+    return Counter({d: n for d, n in docs.items() if d not in dropped})
 
 
 def test_without_the_toolchain_the_sensor_falls_back_to_bpftrace(tmp_path: Path) -> None:
