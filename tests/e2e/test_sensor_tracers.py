@@ -142,6 +142,77 @@ def test_both_tracers_give_the_same_documents_for_the_same_workload(
     assert "tracer bpftrace" in old_summary
 
 
+# SAFETY: the test namespace's loopback only. Every packet carries a TCP checksum of zero, so the
+# stack drops it once the sensor's receive hook has seen it: nothing connects or replies. The
+# "answers" are forged by the workload itself, so when each one arrives is the test's to choose.
+ANSWERS = """
+import os, socket, struct, time
+print(os.getpid(), flush=True)
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+SYN, SYNACK, RST = 0x02, 0x12, 0x14
+
+def send(src, dst, sport, dport, flags):
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 0, 0, 64, 6, 0, socket.inet_aton(src),
+                     socket.inet_aton(dst))
+    raw.sendto(ip + struct.pack("!HHIIBBHHH", sport, dport, 0, 0, 5 << 4, flags, 1024, 0, 0),
+               (dst, 0))
+
+for n in (21, 22, 23, 25):
+    send("127.0.0.1", f"127.0.0.{n}", 40000, n, SYN)
+time.sleep(0.4)
+send("127.0.0.21", "127.0.0.1", 21, 40000, SYNACK)  # open
+send("127.0.0.1", "127.0.0.22", 40000, 22, SYN)  # a retransmission, then its answer
+send("127.0.0.22", "127.0.0.1", 22, 40000, RST)
+send("127.0.0.24", "127.0.0.1", 24, 40000, SYNACK)  # nothing probed it
+send("127.0.0.21", "127.0.0.1", 21, 40001, SYNACK)  # not the probe's source port
+time.sleep(3.5)  # past the wait (RECONWATCH_ANSWER_SECONDS=1: at most 2 s)
+send("127.0.0.23", "127.0.0.1", 23, 40000, SYNACK)
+send("127.0.0.1", "127.0.0.25", 40000, 25, SYN)  # sent again after its wait: a new probe
+send("127.0.0.25", "127.0.0.1", 25, 40000, RST)
+time.sleep(0.5)
+"""
+
+
+def test_the_core_tracer_matches_answers_to_the_probes_waiting_for_them(
+    tmp_path: Path,
+    namespace: str,  # noqa: F811 (the fixture)
+) -> None:
+    """Answers are matched in the loader (the kernel only filters them): an answer gets its
+    probe's process, its first send's time and one result; one to nothing probed, to another
+    source port, or after the wait is not a result, and a probe sent again after its wait is
+    timed from the new send."""
+    env = dict(os.environ, RECONWATCH_ANSWER_SECONDS="1")
+    sensor, out, _ = start_sensor(tmp_path, "ebpf", tracer="core", env=env)
+    try:
+        client = subprocess.run(
+            ["ip", "netns", "exec", namespace, sys.executable, "-c", ANSWERS],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    finally:
+        summary = stop_sensor(sensor)
+    pid = int(client.stdout.split()[0])
+    docs = [d for d in map(json.loads, out.open()) if d["process"]["pid"] == pid]
+    results = {
+        d["destination"]["ip"]: d for d in docs if d["event"]["action"] == "connection_result"
+    }
+    assert set(results) == {"127.0.0.21", "127.0.0.22", "127.0.0.25"}, (results, summary)
+    reasons = {ip: (d["event"]["reason"], d["destination"]["port"]) for ip, d in results.items()}
+    assert reasons == {
+        "127.0.0.21": ("open", 21),
+        "127.0.0.22": ("refused", 22),
+        "127.0.0.25": ("refused", 25),
+    }
+    assert all(d["reconwatch"]["probe"] == "raw" for d in results.values())
+    # from the first send, 0.4 s before (the retransmission did not restart it)
+    for ip in ("127.0.0.21", "127.0.0.22"):
+        assert 0.35e9 <= results[ip]["event"]["duration"] < 3e9, results[ip]
+    assert results["127.0.0.25"]["event"]["duration"] < 0.35e9, results["127.0.0.25"]
+    assert "tracer core" in summary and "lost 0 events" in summary
+
+
 def _late_unreachable(doc: str) -> bool:
     d = json.loads(doc)
     return (

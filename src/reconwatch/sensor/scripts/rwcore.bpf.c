@@ -77,14 +77,6 @@ struct recent_key { __u32 pid; __u16 dport, family; __u32 daddr[4]; };
 struct serr_val { __u64 ts; __u16 family, sport, dport, pad; __u32 err; };
 /* A probe waiting for its answer: the key its answer is looked up by (protocol, destination, port
  * or echo id, source port) and what the answer's record needs; ts 0: an empty slot. */
-struct raw_slot {
-	__u32 dst;
-	__u16 key, sport;
-	__u8 proto, pad;
-	__u16 kind;
-	__u32 pid, uid;
-	__u64 ts;
-};
 struct last_both { __u64 sk; __u32 tid; };
 
 /* 32 MiB: ~300,000 records queued while the sensor is busy (a raw sender flat out) */
@@ -117,20 +109,21 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1);
 	__type(key, __u32); __type(value, struct last_both);
 } both SEC(".maps");
-/* probes waiting for their answer (connections.bt's @rawsent), direct-mapped: slot = a hash of
- * the key, the stored key checked on an answer. A hash map's insert cost a large sweep ~0.4 us per
- * probe (memory-bound: its buckets, its LRU lists); a slot is one cache line written. A probe
- * whose slot another holds takes it: the older probe's answer is then not matched, the probe
- * itself was written (a sweep of 200,000 distinct probes keeps ~91 % of them matchable; the LRU
- * map kept the last 65,536). No lock: an answer racing a new probe for its slot on another CPU
- * may, rarely, be missed or matched to the wrong probe. 32 MiB. */
-#define RAW_SLOTS_LOG 20
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1 << RAW_SLOTS_LOG);
-	__type(key, __u32); __type(value, struct raw_slot);
-} rawsent SEC(".maps");
+/* Which probes wait for an answer (connections.bt's @rawsent), as a filter: a bit per hash of
+ * (protocol, destination, port or echo id, source port) in one of two 128 KiB bitmaps. The probe
+ * itself, with its process and time, goes to the loader in its record; the loader keeps the
+ * probes waiting and matches the answers this filter lets through (K_ANSWER records), so the
+ * sender's path writes one bit in a bitmap its cache holds instead of a slot in a table of every
+ * waiting probe: a 32 MiB table's cache miss was ~0.15 us of ~0.6 us per raw packet. A false
+ * positive only costs a record the loader drops. The loader empties the older bitmap every
+ * RECONWATCH_ANSWER_SECONDS (30 by default) and makes it the one written (counts.filter_gen), so
+ * a probe stays in the filter for one to two such periods. The bit is set without an atomic (no
+ * BPF v3 atomics are assumed): two CPUs setting bits of one byte at the same instant can lose
+ * one, and with it one answer. */
+#define FILTER_LOG 20
+__u8 answer_filter[2][1 << (FILTER_LOG - 3)] SEC(".bss.filter");
 
-static __always_inline __u32 raw_slot_of(__u32 proto, __u32 dst, __u32 key, __u32 sport)
+static __always_inline __u32 answer_hash(__u32 proto, __u32 dst, __u32 key, __u32 sport)
 {
 	__u32 h = dst * 0x9E3779B1u;
 	h ^= ((key << 16) | sport) * 0x85EBCA77u;
@@ -138,12 +131,12 @@ static __always_inline __u32 raw_slot_of(__u32 proto, __u32 dst, __u32 key, __u3
 	h ^= h >> 15;
 	h *= 0x2C1B3C6Du;
 	h ^= h >> 13;
-	return h >> (32 - RAW_SLOTS_LOG);
+	return h >> (32 - FILTER_LOG);
 }
 
 /* One global, so its layout is the loader's struct counters: repeats folded, ring buffer full,
- * probes waiting for an answer, the last probe's time. */
-struct counters { __u64 folded, ufolded, dropped, rawsent_n, rawlast; } counts;
+ * the last probe's time (0: none yet), the bitmap of answer_filter written now (the loader's). */
+struct counters { __u64 folded, ufolded, dropped, rawlast, filter_gen; } counts;
 
 static __always_inline struct ev *reserve(void)
 {
@@ -618,25 +611,13 @@ static __always_inline void probe(const struct parsed *o, __u16 sfam, __u16 styp
 	__u32 uid = (__u32)bpf_get_current_uid_gid();
 	int waits = (o->proto == IPPROTO_TCP && (o->detail & 0x17) == 2) ||
 		    o->proto == IPPROTO_UDP || (o->proto == IPPROTO_ICMP && o->detail == 8);
+	__u16 sport = o->proto == IPPROTO_ICMP ? 0 : o->sport;
 	if (o->ver == 4 && waits) {
-		__u16 sport = o->proto == IPPROTO_ICMP ? 0 : o->sport;
-		__u32 i = raw_slot_of(o->proto, o->dst[0], o->key, sport);
-		struct raw_slot *s = bpf_map_lookup_elem(&rawsent, &i);
-		/* the same probe again (a retransmission) keeps the first one's time, as the hash
-		 * map's BPF_NOEXIST did */
-		if (s && !(s->ts && s->dst == o->dst[0] && s->key == o->key && s->sport == sport &&
-			   s->proto == o->proto)) {
-			if (!s->ts)
-				__sync_fetch_and_add(&counts.rawsent_n, 1);
-			s->dst = o->dst[0];
-			s->key = o->key;
-			s->sport = sport;
-			s->proto = o->proto;
-			s->kind = (sfam << 8) | stype;
-			s->pid = pt >> 32;
-			s->uid = uid;
-			s->ts = now;
-		}
+		__u32 i = answer_hash(o->proto, o->dst[0], o->key, sport);
+		__u8 *bits = &answer_filter[counts.filter_gen & 1][(i >> 3) & ((1 << (FILTER_LOG - 3)) - 1)];
+		__u8 bit = 1 << (i & 7);
+		if (!(*bits & bit))
+			*bits |= bit;
 		counts.rawlast = now;
 	}
 	struct ev *r = reserve();
@@ -653,6 +634,7 @@ static __always_inline void probe(const struct parsed *o, __u16 sfam, __u16 styp
 	__builtin_memcpy(r->daddr, o->dst, sizeof(r->daddr));
 	r->proto = o->proto;
 	r->dport = o->port;
+	r->sport = sport;
 	r->detail = o->detail;
 	r->key = o->key;
 	bpf_get_current_comm(r->comm, sizeof(r->comm));
@@ -852,7 +834,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(on_receive, struct sk_buff *skb)
 {
-	if (!counts.rawsent_n || skb->protocol != bpf_htons(0x0800))
+	if (!counts.rawlast || skb->protocol != bpf_htons(0x0800))
 		return 0;
 	unsigned char *ip = skb->data;
 	/* the IP header and the transport header's first 14 bytes in one read when the header has
@@ -908,28 +890,21 @@ int BPF_PROG(on_receive, struct sk_buff *skb)
 	__u64 now = bpf_ktime_get_ns();
 	if (now - counts.rawlast > 60 * NSEC) /* unanswered probes are given up after a minute */
 		return 0;
-	__u32 i = raw_slot_of(proto, from, sp, dp);
-	struct raw_slot *found = bpf_map_lookup_elem(&rawsent, &i);
-	if (!found || !found->ts || found->dst != from || found->key != sp || found->sport != dp ||
-	    found->proto != proto)
+	__u32 i = answer_hash(proto, from, sp, dp), at = (i >> 3) & ((1 << (FILTER_LOG - 3)) - 1);
+	__u8 bit = 1 << (i & 7);
+	if (!((answer_filter[0][at] | answer_filter[1][at]) & bit))
 		return 0;
-	struct raw_slot v = *found;
-	found->ts = 0;
-	__sync_fetch_and_add(&counts.rawsent_n, -1);
 	struct ev *r = reserve();
 	if (!r)
 		return 0;
-	r->kind = K_ANSWER;
+	r->kind = K_ANSWER; /* a candidate: the loader matches it with its probe */
+	r->family = 4;
 	r->ts = now;
-	r->took = now - v.ts;
-	r->pid = v.pid;
-	r->uid = v.uid;
 	r->daddr[0] = from;
 	r->proto = proto;
 	r->key = sp;
+	r->sport = dp;
 	r->answer = answer;
-	r->sfam = v.kind >> 8;
-	r->stype = v.kind & 255;
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 	return 0;
 }

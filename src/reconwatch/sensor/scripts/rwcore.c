@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -46,8 +47,15 @@ struct exec_ev {
 };
 
 struct counters {
-	unsigned long long folded, ufolded, dropped, rawsent_n, rawlast;
+	unsigned long long folded, ufolded, dropped, rawlast, filter_gen;
 };
+
+#define NSEC 1000000000ULL
+/* rwcore.bpf.c's answer filter: 2^FILTER_LOG bits per bitmap; the older one is emptied and made
+ * the one written every filter_seconds (RECONWATCH_ANSWER_SECONDS, 1-3600, default 30), so a
+ * probe's answer is matched for one to two such periods */
+#define FILTER_LOG 20
+static unsigned long long filter_seconds = 30;
 
 static volatile sig_atomic_t stopping;
 
@@ -186,6 +194,66 @@ static int joined(const struct ev *r)
 	return 0;
 }
 
+/* The IPv4 probes waiting for an answer, direct-mapped (connections.bt's @rawsent): slot = a hash
+ * of the key the answer will carry, the stored key checked on an answer. A probe whose slot an
+ * older one holds takes it (the older probe's answer is then not matched; the probe itself was
+ * written), a slot older than the filter keeps a probe counts as free. 2^20 slots, 32 MiB of
+ * this process's memory, touched only as probes come. */
+#define WAIT_LOG 20
+struct waiting {
+	unsigned int dst;
+	unsigned short key, sport;
+	unsigned char proto, pad;
+	unsigned short kind;
+	unsigned int pid, uid;
+	unsigned long long ts;
+};
+static struct waiting waiting[1 << WAIT_LOG];
+
+static unsigned int wait_slot(unsigned int proto, unsigned int dst, unsigned int key,
+			      unsigned int sport)
+{
+	unsigned long long h = dst * 0x9E3779B97F4A7C15ULL;
+	h ^= ((unsigned long long)key << 16 | sport) * 0xC2B2AE3D27D4EB4FULL;
+	h ^= proto * 0x165667B19E3779F9ULL;
+	h ^= h >> 29;
+	return (unsigned int)(h * 0xBF58476D1CE4E5B9ULL >> (64 - WAIT_LOG));
+}
+
+static int live(const struct waiting *w, unsigned long long now)
+{
+	return w->ts && now - w->ts <= 2 * filter_seconds * NSEC;
+}
+
+/* A probe whose answer can be told (a TCP SYN, a UDP datagram, an ICMP echo request), as the
+ * kernel side sets its filter bit. */
+static void remember(const struct ev *r)
+{
+	int waits = (r->proto == IPPROTO_TCP && (r->detail & 0x17) == 2) || r->proto == IPPROTO_UDP ||
+		    (r->proto == IPPROTO_ICMP && r->detail == 8);
+	if (r->family != 4 || !waits)
+		return;
+	struct waiting *w = &waiting[wait_slot(r->proto, r->daddr[0], r->key, r->sport)];
+	/* the same probe again (a retransmission) keeps the first one's time */
+	if (live(w, r->ts) && w->dst == r->daddr[0] && w->key == r->key && w->sport == r->sport &&
+	    w->proto == r->proto)
+		return;
+	*w = (struct waiting){ r->daddr[0], (unsigned short)r->key, r->sport, r->proto, 0,
+			       (unsigned short)(r->sfam << 8 | r->stype), r->pid, r->uid, r->ts };
+}
+
+/* An answer the filter let through: printed with its probe's process and time, once. */
+static void answered(const struct ev *r)
+{
+	struct waiting *w = &waiting[wait_slot(r->proto, r->daddr[0], r->key, r->sport)];
+	if (!live(w, r->ts) || w->ts > r->ts || w->dst != r->daddr[0] || w->key != r->key ||
+	    w->sport != r->sport || w->proto != r->proto)
+		return;
+	printf("@q0[%llu, %u]: (%u, %u, %u, %u, %u, %llu, %u, %u)\n", r->ts, w->pid, w->uid,
+	       r->daddr[0], r->proto, r->key, r->answer, r->ts - w->ts, w->kind >> 8, w->kind & 255);
+	w->ts = 0;
+}
+
 static int handle(void *ctx, void *data, size_t len)
 {
 	(void)ctx;
@@ -221,6 +289,7 @@ static int handle(void *ctx, void *data, size_t len)
 		putchar('\n');
 		break;
 	case K_PROBE:
+		remember(r);
 		if (r->family == 4) {
 			printf("@w0[%llu, %u]: (%u, %u, %u, %u, %u, %u, %u, %u, %u, 0, 0, 0, ", r->ts,
 			       r->tid, r->pid, r->uid, r->sfam, r->stype, r->daddr[0], r->proto, r->dport,
@@ -235,8 +304,7 @@ static int handle(void *ctx, void *data, size_t len)
 		}
 		break;
 	case K_ANSWER:
-		printf("@q0[%llu, %u]: (%u, %u, %u, %u, %u, %llu, %u, %u)\n", r->ts, r->pid, r->uid,
-		       r->daddr[0], r->proto, r->key, r->answer, r->took, r->sfam, r->stype);
+		answered(r);
 		break;
 	}
 	return 0;
@@ -249,11 +317,35 @@ static double now_s(void)
 	return t.tv_sec + t.tv_nsec / 1e9;
 }
 
+/* A global-data map's value, shared with the programs; NULL if it is not `size` bytes or more. */
+static void *map_memory(struct bpf_map *map, size_t size)
+{
+	if (!map || bpf_map__value_size(map) < size) {
+		errno = EINVAL;
+		return NULL;
+	}
+	long page = sysconf(_SC_PAGESIZE);
+	size_t length = (bpf_map__value_size(map) + page - 1) / page * page;
+	void *at = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
+	return at == MAP_FAILED ? NULL : at;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
 		fprintf(stderr, "ERROR: usage: %s OBJECT\n", argv[0]);
 		return 2;
+	}
+	const char *seconds = getenv("RECONWATCH_ANSWER_SECONDS");
+	if (seconds) {
+		char *end;
+		unsigned long long n = strtoull(seconds, &end, 10);
+		if (*seconds < '0' || *seconds > '9' || *end || n < 1 || n > 3600) {
+			fprintf(stderr, "ERROR: RECONWATCH_ANSWER_SECONDS must be 1-3600, not %s\n",
+				seconds);
+			return 2;
+		}
+		filter_seconds = n;
 	}
 	libbpf_set_print(on_libbpf);
 	struct bpf_object *obj = bpf_object__open_file(argv[1], NULL);
@@ -276,6 +368,16 @@ int main(int argc, char **argv)
 	}
 	unsigned char *value = calloc(1, bpf_map__value_size(bss));
 	struct counters *counts = (struct counters *)value;
+	/* the answer filter is emptied, and the bitmap written chosen, through mappings of the
+	 * global-data maps (libbpf creates them mmap()able) */
+	struct bpf_map *filter_map = bpf_object__find_map_by_name(obj, ".bss.filter");
+	volatile struct counters *live_counts = map_memory(bss, sizeof(struct counters));
+	unsigned char *filter = map_memory(filter_map, 2 << (FILTER_LOG - 3));
+	if (!live_counts || !filter) {
+		fprintf(stderr, "ERROR: the collector's answer filter cannot be mapped: %s\n",
+			strerror(errno));
+		return 1;
+	}
 	struct ring_buffer *rb =
 		ring_buffer__new(bpf_map__fd(bpf_object__find_map_by_name(obj, "events")), handle, NULL, NULL);
 	if (!rb) {
@@ -290,7 +392,7 @@ int main(int argc, char **argv)
 	puts("R\tready");
 	fflush(stdout);
 	unsigned long long lost = 0;
-	double next_fold = now_s() + 1;
+	double next_fold = now_s() + 1, next_flip = now_s() + filter_seconds;
 	for (;;) {
 		int last = stopping;
 		usleep(100000);
@@ -301,6 +403,14 @@ int main(int argc, char **argv)
 		if (counts->dropped > lost) {
 			printf("Lost %llu events\n", counts->dropped - lost);
 			lost = counts->dropped;
+		}
+		if (now_s() >= next_flip) {
+			/* the older bitmap: emptied, then written (a program that read the old choice
+			 * just before writes the other one, which stays read for a period more) */
+			unsigned long long older = (live_counts->filter_gen + 1) & 1;
+			memset(filter + older * (1 << (FILTER_LOG - 3)), 0, 1 << (FILTER_LOG - 3));
+			__atomic_store_n(&live_counts->filter_gen, older, __ATOMIC_RELEASE);
+			next_flip += filter_seconds;
 		}
 		if (now_s() >= next_fold || last) {
 			printf("F\t%llu\t%llu\t0\n", counts->folded, counts->ufolded);
