@@ -104,6 +104,12 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1);
 	__type(key, __u32); __type(value, __u64);
 } queued SEC(".maps");
+/* the thread, fd and file sending_on() last proved (see there) */
+struct sender { __u64 pid_tgid; long fd; const struct file *file; };
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1);
+	__type(key, __u32); __type(value, struct sender);
+} senders SEC(".maps");
 /* the socket whose attempt and outcome were last written together inside connect() */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1);
@@ -137,6 +143,14 @@ static __always_inline __u32 answer_hash(__u32 proto, __u32 dst, __u32 key, __u3
 /* One global, so its layout is the loader's struct counters: repeats folded, ring buffer full,
  * the last probe's time (0: none yet), the bitmap of answer_filter written now (the loader's). */
 struct counters { __u64 folded, ufolded, dropped, rawlast, filter_gen; } counts;
+
+/* The current task's comm by two direct loads instead of a helper call: the kernel keeps it
+ * NUL-padded (set with strscpy_pad), so the bytes are bpf_get_current_comm()'s. */
+static __always_inline void current_comm(char *out)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	__builtin_memcpy(out, t->comm, 16);
+}
 
 static __always_inline struct ev *reserve(void)
 {
@@ -269,7 +283,7 @@ static __always_inline int attempt(const struct sock *sk, __u64 now)
 	bpf_map_update_elem(&recent, &rk, &second, BPF_ANY);
 	struct syn_val sv = { .ts = now, .pid = pt >> 32, .tid = (__u32)pt };
 	sv.uid = (__u32)bpf_get_current_uid_gid();
-	bpf_get_current_comm(sv.comm, sizeof(sv.comm));
+	current_comm(sv.comm);
 	__u64 key = (__u64)sk;
 	/* Inside connect(), held until the source port is known (the kernel picks it after this):
 	 * written with its outcome when that comes within the call (one record for both), or at
@@ -417,7 +431,7 @@ static __always_inline void udp_destination(const void *sa)
 	r->uid = (__u32)bpf_get_current_uid_gid();
 	r->dport = port;
 	__builtin_memcpy(r->daddr, rk.daddr, sizeof(r->daddr));
-	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	current_comm(r->comm);
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 }
 
@@ -480,7 +494,7 @@ static __always_inline void connect_returned(struct socket *sock, struct pt_regs
 	r->state = TCP_CLOSE;
 	r->err = (__u32)-ret;
 	__builtin_memcpy(r->daddr, addr, sizeof(addr));
-	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	current_comm(r->comm);
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 }
 
@@ -501,7 +515,7 @@ static __always_inline void accepted(struct task_struct *t, long fd)
 	r->uid = (__u32)bpf_get_current_uid_gid();
 	r->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	sock_addrs(r, sk);
-	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	current_comm(r->comm);
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 }
 
@@ -637,7 +651,7 @@ static __always_inline void probe(const struct parsed *o, __u16 sfam, __u16 styp
 	r->sport = sport;
 	r->detail = o->detail;
 	r->key = o->key;
-	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	current_comm(r->comm);
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 }
 
@@ -682,12 +696,30 @@ static __always_inline int sending_on(const struct sock *sk)
 	if (!sock)
 		return 0;
 	struct file *mine = sock->file;
+	if (!mine || fd < 0)
+		return 0;
+	/* a sender sends many packets: once its fd was found to hold this file, the same thread,
+	 * fd and file again are taken as proven (per CPU, one entry); only a send on that fd after
+	 * it was closed and the same file object reused for another process's socket could pass
+	 * wrongly, and only for a packet released in a softirq that interrupted that send */
+	__u64 me = bpf_get_current_pid_tgid();
+	__u32 z = 0;
+	struct sender *last = bpf_map_lookup_elem(&senders, &z);
+	if (last && last->pid_tgid == me && last->fd == fd && last->file == mine)
+		return 1;
 	struct fdtable *fdt = t->files->fdt;
-	if (!mine || fd < 0 || fd >= fdt->max_fds)
+	if (fd >= fdt->max_fds)
 		return 0;
 	struct file *f = 0;
 	bpf_probe_read_kernel(&f, sizeof(f), (void *)fdt->fd + fd * sizeof(f));
-	return f == mine;
+	if (f != mine)
+		return 0;
+	if (last) {
+		last->pid_tgid = me;
+		last->fd = fd;
+		last->file = mine;
+	}
+	return 1;
 }
 
 /* A raw IP, packet or ICMP datagram socket's packet as the device layer queues it, in the
