@@ -152,6 +152,14 @@ static __always_inline void current_comm(char *out)
 	__builtin_memcpy(out, t->comm, 16);
 }
 
+/* The current task's uid (the real one, as bpf_get_current_uid_gid() gives it) by direct loads:
+ * a kuid is the id as the initial user namespace sees it, which is what the helper maps it to. */
+static __always_inline __u32 current_uid(void)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	return t->cred->uid.val;
+}
+
 static __always_inline struct ev *reserve(void)
 {
 	struct ev *r = bpf_ringbuf_reserve(&events, sizeof(struct ev), 0);
@@ -216,7 +224,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	e->ts = bpf_ktime_get_ns();
 	e->pid = BPF_CORE_READ(p, tgid);
 	e->ppid = BPF_CORE_READ(p, real_parent, tgid);
-	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->uid = current_uid();
 	/* one byte more than is printed: a path that fills it was cut */
 	long n = bpf_probe_read_kernel_str(e->file, PATH_BYTES + 1, BPF_CORE_READ(bprm, filename));
 	e->cut = n > PATH_BYTES;
@@ -282,7 +290,7 @@ static __always_inline int attempt(const struct sock *sk, __u64 now)
 	}
 	bpf_map_update_elem(&recent, &rk, &second, BPF_ANY);
 	struct syn_val sv = { .ts = now, .pid = pt >> 32, .tid = (__u32)pt };
-	sv.uid = (__u32)bpf_get_current_uid_gid();
+	sv.uid = current_uid();
 	current_comm(sv.comm);
 	__u64 key = (__u64)sk;
 	/* Inside connect(), held until the source port is known (the kernel picks it after this):
@@ -428,7 +436,7 @@ static __always_inline void udp_destination(const void *sa)
 	r->family = family;
 	r->ts = now;
 	r->pid = pt >> 32;
-	r->uid = (__u32)bpf_get_current_uid_gid();
+	r->uid = current_uid();
 	r->dport = port;
 	__builtin_memcpy(r->daddr, rk.daddr, sizeof(r->daddr));
 	current_comm(r->comm);
@@ -489,7 +497,7 @@ static __always_inline void connect_returned(struct socket *sock, struct pt_regs
 	r->ts = bpf_ktime_get_ns();
 	r->pid = pt >> 32;
 	r->tid = (__u32)pt;
-	r->uid = (__u32)bpf_get_current_uid_gid();
+	r->uid = current_uid();
 	r->dport = port;
 	r->state = TCP_CLOSE;
 	r->err = (__u32)-ret;
@@ -512,7 +520,7 @@ static __always_inline void accepted(struct task_struct *t, long fd)
 	r->family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	r->ts = bpf_ktime_get_ns();
 	r->pid = pt >> 32;
-	r->uid = (__u32)bpf_get_current_uid_gid();
+	r->uid = current_uid();
 	r->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	sock_addrs(r, sk);
 	current_comm(r->comm);
@@ -622,7 +630,7 @@ static __always_inline void probe(const struct parsed *o, __u16 sfam, __u16 styp
 {
 	__u64 now = bpf_ktime_get_ns();
 	__u64 pt = bpf_get_current_pid_tgid();
-	__u32 uid = (__u32)bpf_get_current_uid_gid();
+	__u32 uid = current_uid();
 	int waits = (o->proto == IPPROTO_TCP && (o->detail & 0x17) == 2) ||
 		    o->proto == IPPROTO_UDP || (o->proto == IPPROTO_ICMP && o->detail == 8);
 	__u16 sport = o->proto == IPPROTO_ICMP ? 0 : o->sport;
