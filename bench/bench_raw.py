@@ -4,8 +4,8 @@ sensor vs without, and how many the sensor recorded.
 Run as root: `.venv/bin/python bench/bench_raw.py [--packets 200000] [--rates 0,5000,20000]
 [--repeats 1] [--tracers core,bpftrace]`.
 Each packet goes to its own (address, port), so each is one probe and the sensor must record them
-all: captured/sent is the loss. A rate of 0 is flat out, compared with the sender alone in the
-same run. SAFETY: every packet goes to 127.20.0.0/15 (loopback), with a TCP checksum of zero,
+all: captured/sent is the loss. A rate of 0 is flat out, compared with the mean of the sender
+alone just before and just after it, in the same run. SAFETY: every packet goes to 127.20.0.0/15 (loopback), with a TCP checksum of zero,
 which the receiving stack drops: nothing answers.
 """
 
@@ -102,21 +102,27 @@ def main() -> int:
         print("bench_raw: needs root (raw sockets, eBPF)", file=sys.stderr)
         return 2
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
-    alone = sender(args.packets, 0)
-    print(f"baseline: the sender alone reaches {alone['rate']:.0f} packets/s")
+    before = sender(args.packets, 0)
+    print(f"baseline: the sender alone reaches {before['rate']:.0f} packets/s")
     results = []
     tracers = args.tracers.split(",")
     rates = [int(r) for r in args.rates.split(",")]
     rates = [r for r in rates if r] + [0] * (args.repeats if 0 in rates else 0)
     ratios: dict[str, list[float]] = {t: [] for t in tracers}
     cpu_ratios: dict[str, list[float]] = {t: [] for t in tracers}
-    for index, rate in enumerate(rates):
-        if rate == 0 and index and rates[index - 1] == 0:
-            alone = sender(args.packets, 0)  # each flat-out repeat against its own baseline
-            print(f"baseline: the sender alone reaches {alone['rate']:.0f} packets/s")
+    for rate in rates:
         for tracer in tracers:
             result = with_sensor(args, rate, tracer)
             done = result["done"]
+            alone = before
+            if rate == 0:
+                # against the mean of the sender alone just before and just after: the
+                # machine's own drift (the alone rate moves by several % from run to run) then
+                # falls on both sides of the comparison
+                after = sender(args.packets, 0)
+                print(f"baseline: the sender alone reaches {after['rate']:.0f} packets/s")
+                alone = {k: (before[k] + after[k]) / 2 for k in ("rate", "cpu")}
+                before = after
             ratio = done["rate"] / alone["rate"]
             cpu_ratio = alone["cpu"] / done["cpu"]  # packets per CPU second, with vs without
             if rate == 0:
