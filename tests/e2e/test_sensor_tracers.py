@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_sensor_live import start_sensor, stop_sensor
@@ -79,13 +80,15 @@ def normalized(doc: dict[str, object]) -> str:
     return json.dumps(kept, sort_keys=True)
 
 
-def record(tmp_path: Path, netns: str, tracer: str) -> tuple[Counter[str], str]:
-    run_dir = tmp_path / tracer
-    run_dir.mkdir()
-    sensor, out, _ = start_sensor(run_dir, "ebpf", tracer=tracer)
+def workload_docs(
+    run_dir: Path, netns: str, code: str, tracer: str, env: dict[str, str] | None = None
+) -> tuple[list[dict[str, Any]], str]:
+    """Run `code` (which prints its pid first) in the namespace under a sensor using `tracer`:
+    the documents of that process, and the sensor's summary."""
+    sensor, out, _ = start_sensor(run_dir, "ebpf", tracer=tracer, env=env)
     try:
         client = subprocess.run(
-            ["ip", "netns", "exec", netns, sys.executable, "-c", WORKLOAD],
+            ["ip", "netns", "exec", netns, sys.executable, "-c", code],
             capture_output=True,
             text=True,
             timeout=60,
@@ -94,7 +97,13 @@ def record(tmp_path: Path, netns: str, tracer: str) -> tuple[Counter[str], str]:
     finally:
         summary = stop_sensor(sensor)
     pid = int(client.stdout.split()[0])
-    docs = [d for d in map(json.loads, out.open()) if d["process"]["pid"] == pid]
+    return [d for d in map(json.loads, out.open()) if d["process"]["pid"] == pid], summary
+
+
+def record(tmp_path: Path, netns: str, tracer: str) -> tuple[Counter[str], str]:
+    run_dir = tmp_path / tracer
+    run_dir.mkdir()
+    docs, summary = workload_docs(run_dir, netns, WORKLOAD, tracer)
     return Counter(map(normalized, docs)), summary
 
 
@@ -182,19 +191,7 @@ def test_the_core_tracer_matches_answers_to_the_probes_waiting_for_them(
     source port, or after the wait is not a result, and a probe sent again after its wait is
     timed from the new send."""
     env = dict(os.environ, RECONWATCH_ANSWER_SECONDS="1")
-    sensor, out, _ = start_sensor(tmp_path, "ebpf", tracer="core", env=env)
-    try:
-        client = subprocess.run(
-            ["ip", "netns", "exec", namespace, sys.executable, "-c", ANSWERS],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-    finally:
-        summary = stop_sensor(sensor)
-    pid = int(client.stdout.split()[0])
-    docs = [d for d in map(json.loads, out.open()) if d["process"]["pid"] == pid]
+    docs, summary = workload_docs(tmp_path, namespace, ANSWERS, "core", env)
     results = {
         d["destination"]["ip"]: d for d in docs if d["event"]["action"] == "connection_result"
     }
