@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_cli
 from reconwatch.errors import SensorError
 from reconwatch.sensor import bpf, bpfcore
 from reconwatch.sensor.bpf import BpfCollector, Tracer, select_tracer
@@ -149,3 +150,28 @@ def test_the_c_sources_ship_in_the_package_with_their_license() -> None:
         text = bpfcore.source_text(name).decode()
         assert "SPDX-License-Identifier: Apache-2.0" in text.splitlines()[0]
         assert os.sep + "work" + os.sep not in text  # no machine paths
+
+
+def test_the_core_tracer_is_given_how_long_probes_wait_for_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--answer-seconds reaches the loader's command line (its argv[2])."""
+    monkeypatch.setattr(bpf, "_root", lambda: True)
+    monkeypatch.setattr(bpf, "check_host", lambda: None)
+    monkeypatch.setattr(bpfcore, "prepare", lambda: ["/cache/rwcore", "/cache/rwcore.bpf.o"])
+    collector = select_tracer("core", answer_seconds=7)
+    assert collector.tracer.argv == ["/cache/rwcore", "/cache/rwcore.bpf.o", "7"]
+
+
+@pytest.mark.parametrize("value", ["0", "3601", "soon"])
+def test_an_answer_wait_outside_1_to_3600_seconds_is_a_usage_error(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From the option or the environment, before anything starts: exit 2, naming the option."""
+    out = str(tmp_path / "events.ndjson")
+    code, _, err = run_cli(["sensor", "--output", out, "--answer-seconds", value], capsys)
+    assert code == 2 and "--answer-seconds" in err, err
+    monkeypatch.setenv("RECONWATCH_ANSWER_SECONDS", value)
+    code, _, err = run_cli(["sensor", "--output", out], capsys)
+    assert code == 2 and "--answer-seconds" in err, err
+    assert not (tmp_path / "events.ndjson").exists()

@@ -11,6 +11,7 @@ import typer
 from reconwatch.errors import UsageError
 from reconwatch.sensor.host import DEFAULT_AGENT_ID_FILE, load_agent_id, this_host
 from reconwatch.sensor.outputs import FileSink, HttpSink, Sink, StreamSink
+from reconwatch.sensor.service import ANSWER_SECONDS
 
 DEFAULT_SPOOL = Path("/var/lib/reconwatch/spool")
 DEFAULT_NICE = -10
@@ -93,6 +94,17 @@ def register(app: typer.Typer) -> None:
                 "with clang/libbpf/bpftool), bpftrace, or auto (core, else bpftrace, saying why).",
             ),
         ] = Tracer.auto,
+        answer_seconds: Annotated[
+            int,
+            typer.Option(
+                "--answer-seconds",
+                envvar="RECONWATCH_ANSWER_SECONDS",
+                min=1,
+                max=3600,
+                help="core tracer: how long a raw or packet probe waits for its answer (SYN-ACK, "
+                "RST, ICMP error, reply); an answer is matched within one to two such periods.",
+            ),
+        ] = ANSWER_SECONDS,
         agent_id_file: Annotated[
             Path, typer.Option("--agent-id-file", help="Where the persisted agent.id lives.")
         ] = DEFAULT_AGENT_ID_FILE,
@@ -136,7 +148,9 @@ def register(app: typer.Typer) -> None:
         if not -20 <= nice <= 19:
             raise UsageError(f"--nice must be between -20 and 19, got {nice}")
         _check_one_output(output, stdout, url)
-        collector = build_collector(backend.value, audit_log=audit_log, tracer=tracer.value)
+        collector = build_collector(
+            backend.value, audit_log=audit_log, tracer=tracer.value, answer_seconds=answer_seconds
+        )
         host = this_host(load_agent_id(agent_id_file))
         sink = _sink(
             output,

@@ -238,13 +238,14 @@ def bpftrace_tracer(*, mount_tracefs: bool = True) -> Tracer:
     return Tracer("bpftrace", [binary, "-B", "full", str(script_path())], env)
 
 
-def core_tracer() -> Tracer:
-    """reconwatch's own collector (scripts/rwcore.*), built for this kernel or from the cache;
+def core_tracer(answer_seconds: int = 30) -> Tracer:
+    """reconwatch's own collector (scripts/rwcore.*), built for this kernel or from the cache,
+    keeping raw probes waiting for their answers one to two `answer_seconds` periods;
     bpfcore.CoreUnavailable says why not."""
     from reconwatch.sensor.bpfcore import prepare
 
     check_host()
-    return Tracer("core", prepare())
+    return Tracer("core", [*prepare(), str(answer_seconds)])
 
 
 def _root() -> bool:
@@ -255,9 +256,12 @@ def fallback_notice(reason: str) -> str:
     return f"sensor: own eBPF collector unavailable ({reason}); using bpftrace"
 
 
-def select_tracer(choice: str, log: Callable[[str], None] = _log) -> BpfCollector:
+def select_tracer(
+    choice: str, log: Callable[[str], None] = _log, *, answer_seconds: int = 30
+) -> BpfCollector:
     """A collector for --tracer `choice`: `core` or `bpftrace` exactly, or `auto`: core, and
-    bpftrace (one line on stderr saying why) when core cannot be built or loaded."""
+    bpftrace (one line on stderr saying why) when core cannot be built or loaded.
+    `answer_seconds` is the core tracer's (bpftrace's script keeps its own minute)."""
     from reconwatch.sensor.bpfcore import CoreUnavailable
 
     if choice == "bpftrace" or (choice == "auto" and not _root()):
@@ -266,7 +270,7 @@ def select_tracer(choice: str, log: Callable[[str], None] = _log) -> BpfCollecto
     if choice not in ("auto", "core"):
         raise UsageError(f"unknown tracer {choice!r}: use {', '.join(TRACERS)}")
     try:
-        tracer = core_tracer()
+        tracer = core_tracer(answer_seconds)
     except CoreUnavailable as exc:
         if choice == "core":
             raise SensorError(f"--tracer core: {exc}") from None

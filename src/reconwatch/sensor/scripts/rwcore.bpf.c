@@ -122,7 +122,7 @@ struct {
  * sender's path writes one bit in a bitmap its cache holds instead of a slot in a table of every
  * waiting probe: a 32 MiB table's cache miss was ~0.15 us of ~0.6 us per raw packet. A false
  * positive only costs a record the loader drops. The loader empties the older bitmap every
- * RECONWATCH_ANSWER_SECONDS (30 by default) and makes it the one written (counts.filter_gen), so
+ * --answer-seconds period (30 s by default) and makes it the one written (counts.filter_gen), so
  * a probe stays in the filter for one to two such periods. The bit is set without an atomic (no
  * BPF v3 atomics are assumed): two CPUs setting bits of one byte at the same instant can lose
  * one, and with it one answer. */

@@ -52,8 +52,8 @@ struct counters {
 
 #define NSEC 1000000000ULL
 /* rwcore.bpf.c's answer filter: 2^FILTER_LOG bits per bitmap; the older one is emptied and made
- * the one written every filter_seconds (RECONWATCH_ANSWER_SECONDS, 1-3600, default 30), so a
- * probe's answer is matched for one to two such periods */
+ * the one written every filter_seconds (argv[2], the sensor's --answer-seconds: 1-3600, default
+ * 30), so a probe's answer is matched for one to two such periods */
 #define FILTER_LOG 20
 static unsigned long long filter_seconds = 30;
 
@@ -332,17 +332,15 @@ static void *map_memory(struct bpf_map *map, size_t size)
 
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "ERROR: usage: %s OBJECT\n", argv[0]);
+	if (argc != 2 && argc != 3) {
+		fprintf(stderr, "ERROR: usage: %s OBJECT [ANSWER_SECONDS]\n", argv[0]);
 		return 2;
 	}
-	const char *seconds = getenv("RECONWATCH_ANSWER_SECONDS");
-	if (seconds) {
+	if (argc == 3) {
 		char *end;
-		unsigned long long n = strtoull(seconds, &end, 10);
-		if (*seconds < '0' || *seconds > '9' || *end || n < 1 || n > 3600) {
-			fprintf(stderr, "ERROR: RECONWATCH_ANSWER_SECONDS must be 1-3600, not %s\n",
-				seconds);
+		unsigned long long n = strtoull(argv[2], &end, 10);
+		if (*argv[2] < '0' || *argv[2] > '9' || *end || n < 1 || n > 3600) {
+			fprintf(stderr, "ERROR: ANSWER_SECONDS must be 1-3600, not %s\n", argv[2]);
 			return 2;
 		}
 		filter_seconds = n;
