@@ -357,6 +357,9 @@ def register(app: typer.Typer) -> None:
         if replay:
             with limited(limits):
                 schedule = _replay_schedule(rules, backend, max_range, err)
+        if backend_name != "spark" and schedule.total(rules) > len(rules):
+            # Many runs of a rule: the Parquet files DuckDB reads are read and converted once.
+            dataset.keep_parquet_reads()
         with _progress(schedule.total(rules), err) as on_run, limited(limits):
             report = detect(
                 rules,

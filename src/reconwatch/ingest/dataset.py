@@ -9,6 +9,7 @@ import hashlib
 import os
 import re
 import socket
+import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -237,6 +238,10 @@ class Dataset:
         self._parquet_exact: dict[
             tuple[int, tuple[tuple[str, T], ...]], frozenset[parquet.LeafColumn] | None
         ] = {}
+        # Converted rows of alike Parquet files kept between queries (keep_parquet_reads), or
+        # None; the files' rows (their footers), per input.
+        self._parquet_kept: parquet.KeptReads | None = None
+        self._parquet_rows: dict[int, int] = {}
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -894,7 +899,7 @@ class Dataset:
             ):
                 alike.append((index, read))
                 continue
-            parts += self._parquet_selects(alike, cols)
+            parts += self._parquet_selects(con, alike, cols)
             alike = [(index, read)] if read is not None else []
             if read is not None:
                 continue
@@ -902,7 +907,7 @@ class Dataset:
             parts.append(
                 (index, None if deep else self._fast_select(index, cols, metadata, filtered))
             )
-        parts += self._parquet_selects(alike, cols)
+        parts += self._parquet_selects(con, alike, cols)
         slow = [index for index, sql in parts if sql is None]
         selects = [sql for _, sql in parts if sql is not None]
         if in_order:
@@ -1043,11 +1048,15 @@ class Dataset:
         return tuple(columns), found
 
     def _parquet_selects(
-        self, alike: Sequence[tuple[int, _ParquetRead]], cols: Sequence[Column]
+        self,
+        con: duckdb.DuckDBPyConnection,
+        alike: Sequence[tuple[int, _ParquetRead]],
+        cols: Sequence[Column],
     ) -> list[tuple[int, str | None]]:
         """(input, SELECT) parts for consecutive alike Parquet inputs: one SELECT reading them
-        all (the first input's part), or each to the validating reader (None) when a column
-        the query reads is of a type ingest.parquet does not convert."""
+        all (the first input's part; over their kept rows with keep_parquet_reads), or each to
+        the validating reader (None) when a column the query reads is of a type
+        ingest.parquet does not convert."""
         if not alike:
             return []
         columns, as_is = alike[0][1]
@@ -1056,7 +1065,52 @@ class Dataset:
         sql = parquet.select_sql(files, columns, leaves, as_is)
         if sql is None:
             return [(index, None) for index, _ in alike]
+        if self._parquet_kept is not None:
+            sql = self._kept_select(con, files, alike[0][1], leaves) or sql
         return [(alike[0][0], sql)]
+
+    def _kept_select(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        files: Sequence[tuple[str, int]],
+        read: _ParquetRead,
+        leaves: Sequence[fast.Leaf],
+    ) -> str | None:
+        """The SELECT of alike Parquet inputs over their converted rows kept in memory (read
+        now if not kept yet: the leaves the files hold, every row), or None when they are not
+        kept (parquet.KeptReads: too many rows, or a failed read)."""
+        assert self._parquet_kept is not None
+        columns, as_is = read
+        held = parquet.present(leaves, columns)
+        inner = parquet.select_sql(files, columns, held, as_is)
+        if inner is None:
+            return None
+        name = self._parquet_kept.relation(
+            con, inner, lambda: sum(self._parquet_row_count(index) for _, index in files)
+        )
+        if name is None:
+            return None
+        return parquet.kept_select(name, leaves, {leaf.name for leaf in held})
+
+    def _parquet_row_count(self, index: int) -> int:
+        """How many rows a Parquet input holds (its footer, read once)."""
+        if index not in self._parquet_rows:
+            import pyarrow.parquet as pq
+
+            path = self._inputs[index].path
+            try:
+                self._parquet_rows[index] = pq.read_metadata(str(path)).num_rows
+            except Exception:  # pyarrow's own errors too: not kept, read as before
+                self._parquet_rows[index] = sys.maxsize
+        return self._parquet_rows[index]
+
+    def keep_parquet_reads(self) -> None:
+        """Keep the rows DuckDB reads and converts from Parquet files for later queries reading
+        the same columns (parquet.KeptReads: at most KEPT_ROWS rows a read, KEPT_BYTES in all),
+        each query filtering them itself: a rule's runs over many windows read and convert the
+        files once, not once per run."""
+        if self._parquet_kept is None:
+            self._parquet_kept = parquet.KeptReads()
 
     def _parquet_plan(
         self, index: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from reconwatch.plan import values
 from reconwatch.types import DataType as T
 
 if TYPE_CHECKING:
+    import duckdb
     import pyarrow as pa
 
 # The validating reader (ingest.read.read_parquet) turns each row into Python values
@@ -357,6 +359,81 @@ def _column(leaf: fast.Leaf, found: Sequence[LeafColumn], as_is: Collection[Leaf
     vals = parts[0] if len(parts) == 1 else f"list_concat({', '.join(parts)})"
     typed = f"CAST({vals} AS {fast._SQL_TYPES[leaf.type]}[])"
     return fast.leaf_column(leaf, typed, raising=False)
+
+
+# -- converted rows kept between queries ----------------------------------------------------------
+
+# A read of more rows than this (its files' footers) is read again by every query, as before.
+KEPT_ROWS = 200_000
+# The kept reads together hold at most this many bytes of Arrow; the least recently used go first.
+KEPT_BYTES = 256 * 2**20
+# Names the kept tables are registered under on a query's connection (unique in the process).
+_KEPT_NAMES = itertools.count()
+
+
+def present(leaves: Sequence[fast.Leaf], columns: Sequence[LeafColumn]) -> list[fast.Leaf]:
+    """The leaves some column of the files holds (the others are NULL in every row)."""
+    fields = {c.field for c in columns}
+    return [leaf for leaf in leaves if leaf.name in fields]
+
+
+def kept_select(name: str, leaves: Sequence[fast.Leaf], held: Collection[str]) -> str:
+    """SELECT __src and each leaf (typed as select_sql types it) from the kept rows registered
+    as `name`, which hold the leaves named in `held`; the others are NULL."""
+    items = ["__src"]
+    for leaf in leaves:
+        ident = fast._ident(leaf.name)
+        value = ident if leaf.name in held else "NULL"
+        items.append(f"CAST({value} AS {fast._sql_type(leaf)}) AS {ident}")
+    return f"SELECT {', '.join(items)} FROM {name}"
+
+
+class KeptReads:
+    """The rows of select_sql statements kept in memory as Arrow tables between queries, keyed
+    by the statement (its files, columns, conversions and types: the same text reads the same
+    rows), so a rule's many runs read and convert the files once, not once per run. A
+    statement whose files hold more than `rows` rows, or whose rows take more than `nbytes`,
+    or that fails, is not kept: each query reads the files itself, as without this."""
+
+    def __init__(self, rows: int | None = None, nbytes: int | None = None) -> None:
+        self.rows = KEPT_ROWS if rows is None else rows
+        self.nbytes = KEPT_BYTES if nbytes is None else nbytes
+        self._tables: dict[str, tuple[str, pa.Table]] = {}  # least recently used first
+        self._refused: set[str] = set()
+
+    def relation(
+        self, con: duckdb.DuckDBPyConnection, sql: str, rows: Callable[[], int]
+    ) -> str | None:
+        """The name under which `sql`'s rows are registered on `con` (read now if not kept
+        yet); None when they are not kept. `rows`: how many rows the files hold."""
+        kept = self._tables.pop(sql, None)
+        if kept is None:
+            table = None if sql in self._refused else self._read(con, sql, rows)
+            if table is None:
+                self._refused.add(sql)
+                return None
+            kept = (f"rw_parquet_kept_{next(_KEPT_NAMES)}", table)
+        self._tables[sql] = kept
+        while sum(t.nbytes for _, t in self._tables.values()) > self.nbytes:
+            del self._tables[next(iter(self._tables))]  # never the one just read: it fits alone
+        name, table = kept
+        con.register(name, table)
+        return name
+
+    def _read(
+        self, con: duckdb.DuckDBPyConnection, sql: str, rows: Callable[[], int]
+    ) -> pa.Table | None:
+        if rows() > self.rows:
+            return None
+        import duckdb
+
+        try:
+            table = con.sql(sql).to_arrow_table()
+        except (duckdb.CatalogException, duckdb.InterruptException):
+            raise  # a helper not registered yet (the caller registers it), or a spent budget
+        except duckdb.Error:
+            return None  # out of memory, say: the query reads the files itself
+        return table if table.nbytes <= self.nbytes else None
 
 
 # -- a file's fields, learnt by DuckDB -------------------------------------------------------------
