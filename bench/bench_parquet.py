@@ -51,8 +51,8 @@ def reconwatch_time(
     return time.perf_counter() - start, len(out.splitlines()), [load, os.getloadavg()[0]]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+def add_input_arguments(ap: argparse.ArgumentParser) -> None:
+    """--events, --rows-per-file and --dir: the export a Parquet bench reads."""
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--rows-per-file", type=int, default=40_000)
     ap.add_argument(
@@ -60,16 +60,27 @@ def main() -> None:
         type=Path,
         help="an export (dt=YYYY-MM-DD/ days) to read; default: made in bench/out",
     )
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--row-reader", action="store_true", help="also time the Python row reader")
-    args = ap.parse_args()
-    root = args.dir or HERE / "out" / f"events-{args.events}-7-repeated.parquet.d"
+
+
+def export_input(args: argparse.Namespace) -> tuple[Path, list[Path], int]:
+    """The export's directory (made and cached under bench/out unless --dir), its Parquet
+    files and how many events they hold (from their footers)."""
+    root: Path = args.dir or HERE / "out" / f"events-{args.events}-7-repeated.parquet.d"
     if args.dir is None:
         exported_repeated(root, args.events, args.rows_per_file)
     files = parquet_files(root)
     import pyarrow.parquet as pq
 
-    events = sum(pq.read_metadata(f).num_rows for f in files)
+    return root, files, sum(pq.read_metadata(f).num_rows for f in files)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    add_input_arguments(ap)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--row-reader", action="store_true", help="also time the Python row reader")
+    args = ap.parse_args()
+    root, files, events = export_input(args)
     now = query_time(events).isoformat()
     rule = load_builtin(DEFAULT_RULE).query
     print(

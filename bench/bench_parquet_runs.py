@@ -20,7 +20,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from bench_spark import EXE, HERE, _load, exported_repeated, parquet_files
+from bench_parquet import add_input_arguments, export_input
+from bench_spark import EXE, _load
 from gen_events import query_time
 
 
@@ -45,20 +46,12 @@ def detect_time(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--events", type=int, default=100_000)
-    ap.add_argument("--rows-per-file", type=int, default=40_000)
-    ap.add_argument("--dir", type=Path, help="an export to read; default: made in bench/out")
+    add_input_arguments(ap)
     ap.add_argument("--hours", type=float, default=1.0, help="the --from/--to range")
     ap.add_argument("--rule", default="recon", help="pack or rule (default: the recon pack)")
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
-    root = args.dir or HERE / "out" / f"events-{args.events}-7-repeated.parquet.d"
-    if args.dir is None:
-        exported_repeated(root, args.events, args.rows_per_file)
-    import pyarrow.parquet as pq
-
-    files = parquet_files(root)
-    events = sum(pq.read_metadata(f).num_rows for f in files)
+    root, files, events = export_input(args)
     begin = query_time(args.events) - timedelta(hours=1)
     first = begin.isoformat()
     last = (begin + timedelta(hours=args.hours)).isoformat()
